@@ -1,0 +1,110 @@
+"""The alert message: what the rules emit, the outbox stores and the forwarders deliver.
+
+One JSON object per alarm event, the same on disk, on MQTT (``edge/v1/{site}/alerts``) and
+at the hub. Its schema is ``edge-agent/alert@1``; fields are documented in
+``docs/alert-schema.md``. Keep this module free of I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, NotRequired, TypedDict
+
+ALERT_SCHEMA: Final = "edge-agent/alert@1"
+
+EventKind = Literal["activated", "escalated", "cleared", "chattering"]
+Priority = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
+
+PRIORITY_ORDER: Final[dict[str, int]] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
+
+# A fixed namespace so that the same (site, rule, episode start) gives the same id on every
+# machine, after every restart, forever.
+_ALERT_NAMESPACE: Final = uuid.UUID("6f1c2a6e-3b0e-5d7c-9a51-2d4e8f0b7c11")
+
+
+class AssetRef(TypedDict):
+    id: str
+    name: str
+    maintainx_id: int | None
+
+
+class WorkOrderRequest(TypedDict):
+    title: str
+    description: str
+    priority: Priority
+    categories: list[str]
+    assignees: list[dict[str, Any]]
+    due_date: str | None
+    location_id: NotRequired[int | None]
+
+
+class AlertMessage(TypedDict):
+    """One alarm event as it travels. ``event_id`` is unique per event and is the key that
+    every hop deduplicates on; ``alert_id`` is shared by all events of one episode and is the
+    key of the work order."""
+
+    schema: str
+    site: str
+    event_id: str
+    alert_id: str
+    event: EventKind
+    time: str
+    time_ns: int
+    rule: str
+    sensor: str
+    asset: AssetRef
+    value: float | int | bool | str | None
+    peak: float | int | bool | str | None
+    limit: float | int | bool | str | None
+    unit: str | None
+    priority: Priority
+    notify: bool
+    work_order: WorkOrderRequest
+
+
+def make_alert_id(site: str, rule_id: str, episode_start_ns: int) -> str:
+    """The stable id of one alarm episode: the same inputs give the same id everywhere."""
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{site}/{rule_id}/{episode_start_ns}"))
+
+
+def make_event_id(alert_id: str, event: str, qualifier: str = "") -> str:
+    """The id of one event of an episode (``qualifier`` tells escalation levels apart)."""
+    return f"{alert_id}:{event}:{qualifier}" if qualifier else f"{alert_id}:{event}"
+
+
+def format_time_ns(time_ns: int) -> str:
+    """RFC 3339 UTC with nanoseconds, e.g. ``2026-01-05T10:00:00.000000001Z``.
+
+    Whole seconds are printed without a fraction (``2026-01-05T10:00:00Z``).
+    """
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        return f"{stamp}.{nanos:09d}".rstrip("0") + "Z"
+    return stamp + "Z"
+
+
+def parse_time(text: str) -> int:
+    """Parse an RFC 3339 time (``Z`` or an offset, up to nanoseconds) to integer ns."""
+    body = text.strip()
+    if body.endswith(("Z", "z")):
+        body = body[:-1] + "+00:00"
+    nanos = 0
+    if "." in body:
+        head, rest = body.split(".", 1)
+        digits = ""
+        for ch in rest:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        tail = rest[len(digits) :]
+        if not digits or len(digits) > 9:
+            raise ValueError(f"bad fraction of a second in {text!r}")
+        nanos = int(digits.ljust(9, "0"))
+        body = head + tail
+    parsed = datetime.fromisoformat(body)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {text!r} has no time zone; add Z for UTC")
+    return int(parsed.timestamp()) * 1_000_000_000 + nanos

@@ -1,0 +1,69 @@
+"""The ``edge-agent`` command: one entry point, one module per subcommand.
+
+Each module in ``edge_agent.commands`` defines ``add_arguments(parser)`` and
+``run(args) -> int`` (the exit code). Command modules keep heavy imports (asyncua,
+pymodbus) inside ``run`` so that ``edge-agent validate`` starts fast on a small gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from edge_agent import __version__
+
+# name -> (module under edge_agent.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the agent on a site file"),
+    "validate": ("validate", "check site and hub files and report every problem"),
+    "print-config": ("print_config", "print the resolved configuration, secrets hidden"),
+    "read": ("read", "read every sensor once and print what came back (wiring check)"),
+    "replay": ("replay", "run a recorded trace of readings through the rules"),
+    "outbox": ("outbox", "inspect the disk outbox and its dead letters"),
+    "demo": ("demo", "simulated plant + MaintainX stand-in + agent, on this machine"),
+    "simulate": ("simulate", "run a simulator: modbus, opcua or maintainx"),
+    "hub": ("hub", "run the central hub: site alerts become MaintainX work orders"),
+}
+
+
+class CommandModule(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _load(name: str) -> CommandModule:
+    module_name, _ = COMMANDS[name]
+    return cast(CommandModule, importlib.import_module(f"edge_agent.commands.{module_name}"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="SCADA edge agent: sensors in, alarm rules, work orders out.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        _load(name).add_arguments(command_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _load(args.command).run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``edge-agent`` subcommand (see ``edge_agent.cli``)."""

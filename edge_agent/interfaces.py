@@ -1,0 +1,85 @@
+"""The small typed interfaces between the stages: sources → rules → outbox → forwarders.
+
+Each stage is built against these, never against another stage's concrete class, so that
+the service (``edge_agent.service``) can wire them and tests can drive one alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge_agent.readings import Reading
+
+ReadingSink = Callable[[Sequence[Reading]], Awaitable[None]]
+"""Where a source delivers each poll cycle's (or notification batch's) readings. Awaiting it
+is the backpressure: a source waits rather than dropping or piling up."""
+
+
+@dataclass
+class ConnectionStats:
+    """The counters every source keeps (the same names for every protocol)."""
+
+    connected: bool = False
+    connect_attempts: int = 0
+    reads: int = 0
+    read_errors: int = 0
+    requests: int = 0
+    overruns: int = 0
+    last_latency_s: float = 0.0
+    last_good_read_ns: int = 0
+    last_error: str | None = None
+
+
+class Source(Protocol):
+    """One connection (a Modbus TCP device, an RTU bus, an OPC UA server) and its sensors.
+
+    Lifecycle: constructed from config (no I/O), then ``run`` until cancelled. ``run``
+    connects, retries with backoff and jitter, and never raises for I/O failures: a failed
+    read becomes bad readings for the affected sensors. ``read_once`` is for
+    ``edge-agent read``: connect, read every sensor once, return.
+    """
+
+    name: str
+    stats: ConnectionStats
+
+    async def run(self, sink: ReadingSink) -> None: ...
+
+    async def read_once(self) -> list[Reading]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One leased item: ``id`` is the outbox's key, ``payload`` the JSON object stored."""
+
+    id: int
+    payload: Mapping[str, Any]
+    attempts: int = 0
+
+
+@dataclass
+class ForwarderStatus:
+    """What a forwarder reports to health and metrics."""
+
+    connected: bool = False
+    credentials_rejected: bool = False
+    sent: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    last_delivery_ns: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Forwarder(Protocol):
+    """Drains the outbox to one destination. ``run`` leases, sends, acks on confirmed
+    delivery, nacks otherwise, until cancelled."""
+
+    status: ForwarderStatus
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,44 @@
+"""What every source produces: one ``Reading`` per sensor per sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Quality(StrEnum):
+    """OPC UA's three-way quality, used for Modbus too."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+Value = float | int | bool | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sample of one sensor.
+
+    ``value`` is ``None`` when the quality is bad and there is no value at all. ``reason``
+    says why a reading is not good (``"illegal data address"``, ``"BadSensorFailure"``,
+    ``"timeout"``...). ``raw`` holds what came off the wire (registers, or the OPC UA
+    status text) so that ``edge-agent read`` can show it to an installer.
+    """
+
+    sensor_id: str
+    value: Value
+    quality: Quality
+    source_time_ns: int
+    reason: str | None = None
+    raw: tuple[int, ...] | str | None = None
+
+    @property
+    def is_good(self) -> bool:
+        return self.quality is Quality.GOOD
+
+
+def bad(sensor_id: str, reason: str, time_ns: int, raw: str | None = None) -> Reading:
+    """A bad reading: the sensor could not be read, and this says why."""
+    return Reading(sensor_id, None, Quality.BAD, time_ns, reason, raw)
