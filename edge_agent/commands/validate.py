@@ -1,15 +1,84 @@
-"""`edge-agent validate`: not built yet."""
+"""`edge-agent validate FILE...`: every problem of site (and hub) files, one line each.
+
+Exit 1 when any file has an error, 0 otherwise (warnings alone pass). The lines are
+``file:line:col: error: path: message``; ``--format json`` prints one JSON object for tools.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import sys
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config.diagnostics import (
+    Diagnostic,
+    format_diagnostic,
+    sort_diagnostics,
+    summarize,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="site or hub files")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per problem (default); json: one object for tools",
+    )
+
+
+def _hub_diagnostics(path: Path) -> list[Diagnostic]:
+    try:
+        module: Any = importlib.import_module("edge_agent.hub.config")
+    except ModuleNotFoundError as exc:
+        if exc.name != "edge_agent.hub.config":
+            raise
+        return [Diagnostic(str(path), 1, 1, "error", ("hub",), "hub files are not supported yet")]
+    from edge_agent.config.loader import load_model
+
+    checks = [module.check_hub] if hasattr(module, "check_hub") else []
+    _model, diagnostics = load_model(path, module.HubConfig, checks)
+    return diagnostics
+
+
+def check_file(path: Path) -> list[Diagnostic]:
+    """Every problem of one file, whichever kind it is (a top-level `hub:` makes a hub file)."""
+    from edge_agent.config.loader import check_site_files, load_document
+
+    doc, diagnostics = load_document(path)
+    if doc is None:
+        return sort_diagnostics(diagnostics)
+    if "hub" in doc.data:
+        return _hub_diagnostics(path)
+    _config, diagnostics = check_site_files(path)
+    return diagnostics
 
 
 def run(args: argparse.Namespace) -> int:
-    print("edge-agent validate: not built yet", file=sys.stderr)
-    return 2
+    files = [str(name) for name in args.files]
+    diagnostics: list[Diagnostic] = []
+    for name in files:
+        try:
+            diagnostics.extend(check_file(Path(name)))
+        except Exception as exc:  # never a traceback for an engineer on a gateway
+            diagnostics.append(
+                Diagnostic(name, 1, 1, "error", (), f"internal error while checking: {exc!r}")
+            )
+    errors = sum(1 for d in diagnostics if d.is_error)
+    if args.format == "json":
+        report = {
+            "files": files,
+            "errors": errors,
+            "warnings": len(diagnostics) - errors,
+            "diagnostics": [d.as_json() for d in diagnostics],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        for diagnostic in diagnostics:
+            print(format_diagnostic(diagnostic))
+    print(summarize(diagnostics, files), file=sys.stderr)
+    return 1 if errors else 0

@@ -31,7 +31,10 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 class Model(BaseModel):
     """Base for every section: unknown keys are errors, models are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # NaN and infinities are never meant in a site file (`limit: .nan` never trips).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Priority(StrEnum):
@@ -239,6 +242,21 @@ class Register(Model):
     # One bit of a holding/input register, 0 = least significant (bool sensors).
     bit: Annotated[int, Field(ge=0, le=15)] | None = None
 
+    @field_validator("address", mode="before")
+    @classmethod
+    def _not_modicon_numbering(cls, value: Any) -> Any:
+        # 400021 is the 6-digit Modicon way to write holding register 21 (address 20).
+        if isinstance(value, int) and not isinstance(value, bool) and value > 65535:
+            text = str(value)
+            tables = {"4": "holding", "3": "input", "1": "discrete", "0": "coil"}
+            if len(text) == 6 and text[0] in tables and int(text[1:]) >= 1:
+                raise ValueError(
+                    f"{value} looks like a 1-based register number ({tables[text[0]]} "
+                    f"register {int(text[1:])}); write the 0-based protocol address "
+                    f"{int(text[1:]) - 1}"
+                )
+        return value
+
     @property
     def value_type(self) -> RegisterType:
         if self.type is not None:
@@ -375,6 +393,27 @@ class OnStale(StrEnum):
 
 CONDITION_KEYS = ("high", "low", "rate", "flatline", "equals")
 
+# The fields a work-order template may use, e.g. "{asset.name}: bearing {value:.1f} {unit}".
+# Templates are rendered by name lookup in this set only; nothing is evaluated.
+TEMPLATE_FIELDS: frozenset[str] = frozenset(
+    {
+        "asset.name",
+        "asset.id",
+        "sensor.id",
+        "value",
+        "peak",
+        "limit",
+        "unit",
+        "started_at",
+        "rule.id",
+        "priority",
+        "site.id",
+        "site.name",
+        "alert_id",
+        "duration",
+    }
+)
+
 
 class Rule(Model):
     id: Name
@@ -399,18 +438,23 @@ class Rule(Model):
 
     @model_validator(mode="after")
     def _one_condition(self) -> Rule:
-        present = [key for key in CONDITION_KEYS if getattr(self, key) is not None]
-        band = {"high", "low"}
-        if not present:
-            raise ValueError(
-                "a rule needs a condition: high, low (or both for a band), rate, flatline or equals"
-            )
-        if len(present) > 1 and set(present) != band:
-            raise ValueError(
-                f"a rule has one condition, this one has {' and '.join(present)}; "
-                "split it into several rules"
-            )
+        problem = condition_problem([k for k in CONDITION_KEYS if getattr(self, k) is not None])
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def condition_problem(present: list[str]) -> str | None:
+    """Why a rule with these condition keys is wrong (``None`` when it is right). Shared
+    with ``checks.py``, which reports it even when another key of the rule is invalid."""
+    if not present:
+        return "a rule needs a condition: high, low (or both for a band), rate, flatline or equals"
+    if len(present) > 1 and set(present) != {"high", "low"}:
+        return (
+            f"a rule has one condition, this one has {' and '.join(present)}; "
+            "split it into several rules"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- forwarding
@@ -477,6 +521,14 @@ class Storage(Model):
 class Health(Model):
     listen: str = "127.0.0.1:9108"
 
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:9108")
+        return value
+
 
 class Logging(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -511,5 +563,33 @@ class SiteConfig(Model):
 
 
 def dump_for_print(config: SiteConfig) -> dict[str, Any]:
-    """The resolved configuration with defaults filled in and secrets shown as ``***``."""
-    return config.model_dump(mode="json", by_alias=True)
+    """The resolved configuration with defaults filled in and secrets shown as ``***``.
+
+    Options whose default comes from elsewhere are shown with the value in effect: a
+    connection's ``poll`` (from ``defaults.poll``) and a register's ``type``."""
+    data = config.model_dump(mode="json", by_alias=True)
+    default_poll = data["defaults"]["poll"]
+    for connection in data["connections"].values():
+        if connection.get("poll") is None:
+            connection["poll"] = default_poll
+    for sensor_id, sensor in config.sensors.items():
+        if sensor.register_ is not None:
+            data["sensors"][sensor_id]["register"]["type"] = sensor.register_.value_type.value
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def dump_site(config: SiteConfig) -> dict[str, Any]:
+    """The configuration as site-file data that loads back to an equal model (secret
+    references kept as written, durations and sizes with units, unset options left out)."""
+    data = config.model_dump(mode="python", by_alias=True, exclude_unset=True)
+    return dict(_plain(data))

@@ -1,0 +1,295 @@
+"""One YAML file into plain Python data plus the file, line and column of every value.
+
+ruamel.yaml (YAML 1.2) composes the node graph; we build dicts, lists and scalars from it
+ourselves so that every key and value keeps its mark, *every* duplicate key is reported (not
+only the first, as the constructor would), and nothing but :class:`ConfigError` escapes:
+a site file is typed by people over SSH, and any text at all must give a readable line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from edge_agent.config.diagnostics import ConfigError, ConfigPath, Diagnostic
+
+MAX_FILE_BYTES: Final = 10 * 1024 * 1024
+MAX_VALUES: Final = 200_000  # a bound on alias expansion ("billion laughs")
+MAX_DEPTH: Final = 64
+
+_CORE_TAGS: Final = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_TEXT_TAGS: Final = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:timestamp",  # dates stay text: no field of ours wants a date
+    "tag:yaml.org,2002:binary",
+    "tag:yaml.org,2002:value",
+}
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A place in a file; ``line`` and ``col`` count from 1."""
+
+    file: str
+    line: int
+    col: int
+
+
+@dataclass
+class SourceMap:
+    """Where each value of a document was written, by its path in the data.
+
+    ``values[path]`` is where the value starts, ``keys[path]`` where its key is written
+    (absent for list items and the root). ``plain_text`` holds the paths of unquoted
+    string scalars (where ``on`` may have been meant as a boolean); ``containers`` those
+    of mappings and lists.
+    """
+
+    values: dict[ConfigPath, Mark] = field(default_factory=dict)
+    keys: dict[ConfigPath, Mark] = field(default_factory=dict)
+    plain_text: set[ConfigPath] = field(default_factory=set)
+    containers: set[ConfigPath] = field(default_factory=set)
+
+    def update_shifted(self, other: SourceMap, prefix: ConfigPath, new_prefix: ConfigPath) -> None:
+        """Copy ``other``'s entries under ``prefix`` to the same places under ``new_prefix``
+        (how an included file's ``rules[0]`` becomes the merged ``rules[7]``)."""
+        size = len(prefix)
+        for mine, theirs in (
+            (self.values, other.values),
+            (self.keys, other.keys),
+        ):
+            for path, mark in theirs.items():
+                if path[:size] == prefix:
+                    mine[new_prefix + path[size:]] = mark
+        for own_set, their_set in (
+            (self.plain_text, other.plain_text),
+            (self.containers, other.containers),
+        ):
+            own_set.update(new_prefix + p[size:] for p in their_set if p[:size] == prefix)
+
+
+def _mark(file: str, node: Node) -> Mark:
+    return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _file_problem(file: str, message: str, line: int = 1, col: int = 1) -> ConfigError:
+    return ConfigError([Diagnostic(file, line, col, "error", (), message)])
+
+
+def read_text(path: Path, display: str) -> str:
+    """The file's text, or a :class:`ConfigError` that says in one line why not."""
+    try:
+        if path.is_dir():
+            raise _file_problem(display, "is a directory; give the site file inside it")
+        if not path.exists():
+            raise _file_problem(display, "no such file")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise _file_problem(display, "is not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _file_problem(display, f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise _file_problem(
+            display, f"is larger than {MAX_FILE_BYTES // 1024**2} MiB; not a site file"
+        )
+    if b"\x00" in raw:
+        raise _file_problem(display, "is a binary file, not YAML text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _file_problem(
+            display,
+            f"is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8",
+            line,
+            col,
+        ) from exc
+
+
+_HINTS: Final = (
+    ("found character '\\t'", "tabs cannot indent YAML: use spaces"),
+    (
+        "mapping values are not allowed here",
+        "a ': ' inside a value needs quotes, or the indentation is off",
+    ),
+    ("could not find expected ':'", "a key needs ':' after it, or the indentation is off"),
+    ("found undefined alias", "an alias (*name) needs its anchor (&name) earlier in the file"),
+)
+
+
+def _yaml_problem(display: str, exc: YAMLError, source: str) -> ConfigError:
+    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        line, col = mark.line + 1, mark.column + 1
+        text = exc.problem or "YAML syntax error"
+        if exc.context:
+            text = f"{text} ({exc.context})"
+    else:
+        line, col, text = 1, 1, str(exc).splitlines()[0] if str(exc) else "YAML error"
+    if "another document" in text:
+        text = "a second document starts here; a site file holds one: remove the '---' line"
+    lines = source.splitlines()
+    written = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "flow" in text and "${" in written:
+        text += ': inside { } or [ ], quote a secret reference: "${NAME}"'
+    else:
+        for needle, hint in _HINTS:
+            if needle in text:
+                text = f"{text}: {hint}"
+                break
+    return _file_problem(display, f"not valid YAML: {text}", line, col)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording marks and problems."""
+
+    def __init__(self, file: str, yaml: YAML) -> None:
+        self.file = file
+        self.yaml = yaml
+        self.source = SourceMap()
+        self.problems: list[Diagnostic] = []
+        self.count = 0
+        self._active: set[int] = set()
+
+    def problem(self, node: Node, path: ConfigPath, message: str) -> None:
+        mark = _mark(self.file, node)
+        self.problems.append(Diagnostic(self.file, mark.line, mark.col, "error", path, message))
+
+    def build(self, node: Node, path: ConfigPath) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _file_problem(self.file, f"holds more than {MAX_VALUES} values (alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            raise _file_problem(self.file, f"is nested more than {MAX_DEPTH} levels deep")
+        self.source.values.setdefault(path, _mark(self.file, node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self._active:
+            self.problem(node, path, "an alias refers to the mapping or list that contains it")
+            return None
+        self._active.add(id(node))
+        try:
+            self.source.containers.add(path)
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        finally:
+            self._active.discard(id(node))
+        return None  # pragma: no cover - the composer makes only these three node kinds
+
+    def _scalar(self, node: ScalarNode, path: ConfigPath) -> Any:
+        tag = str(node.tag)
+        if tag in _CORE_TAGS:
+            try:
+                return self.yaml.constructor.construct_object(node, deep=True)
+            except (YAMLError, ValueError, ArithmeticError):
+                self.problem(node, path, f"cannot read {node.value!r} as {tag.rsplit(':', 1)[-1]}")
+                return node.value
+        if tag not in _TEXT_TAGS:
+            self.problem(node, path, f"unknown YAML tag {tag}: remove it")
+        if node.style is None and tag == "tag:yaml.org,2002:str":
+            self.source.plain_text.add(path)
+        return str(node.value)
+
+    def _key_text(self, node: Node, path: ConfigPath) -> str | None:
+        if isinstance(node, ScalarNode):
+            # Keys are names: `101:` is the sensor "101", not the number 101.
+            return str(node.value) if str(node.tag) != "tag:yaml.org,2002:null" else "null"
+        self.problem(node, path, "a key must be a plain name, not a mapping or a list")
+        return None
+
+    def _mapping(self, node: MappingNode, path: ConfigPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if str(key_node.tag) == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            key = self._key_text(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            if key in result:
+                first = self.source.keys[child]
+                self.problem(
+                    key_node,
+                    child,
+                    f"duplicate key `{key}` (first at line {first.line}); "
+                    "YAML would silently keep only one of them",
+                )
+                continue
+            self.source.keys.setdefault(child, _mark(self.file, key_node))
+            result[key] = self.build(value_node, child)
+        for merge_node in merges:  # `<<: *defaults`: keys written here win
+            sources = merge_node.value if isinstance(merge_node, SequenceNode) else [merge_node]
+            for source in sources:
+                if not isinstance(source, MappingNode) or id(source) in self._active:
+                    self.problem(
+                        merge_node, path, "`<<:` merges another mapping (or a list of them)"
+                    )
+                    continue
+                self._active.add(id(source))
+                try:
+                    merged = self._mapping(source, path)
+                finally:
+                    self._active.discard(id(source))
+                for key, value in merged.items():
+                    result.setdefault(key, value)
+        return result
+
+
+_BAD_CONTROL: Final = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def parse_yaml(text: str, display: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
+    """Parse one document. Returns the data (``None`` for an empty file), its source map
+    and the non-fatal problems (duplicate keys, unknown tags); raises :class:`ConfigError`
+    when the text is not YAML."""
+    control = _BAD_CONTROL.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        col = control.start() - (text.rfind("\n", 0, control.start()) + 1) + 1
+        raise _file_problem(
+            display,
+            f"contains the control character U+{ord(control.group()):04X}; not a text file",
+            line,
+            col,
+        )
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        root = yaml.compose(text)
+    except YAMLError as exc:
+        raise _yaml_problem(display, exc, text) from exc
+    except RecursionError as exc:
+        raise _file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
+    except Exception as exc:
+        # ruamel has failed in other ways on hostile input; translate, never crash.
+        raise _file_problem(display, f"cannot be parsed as YAML ({type(exc).__name__})") from exc
+    if root is None:
+        return None, SourceMap(), []
+    builder = _Builder(display, yaml)
+    try:
+        data = builder.build(root, ())
+    except RecursionError as exc:
+        raise _file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
+    return data, builder.source, builder.problems
+
+
+def read_yaml(path: Path, display: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
+    """:func:`read_text` then :func:`parse_yaml`."""
+    return parse_yaml(read_text(path, display), display)

@@ -1,0 +1,139 @@
+"""`edge-agent validate` and `print-config` as an engineer runs them: exit codes, output
+lines, and never a Python traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from edge_agent.cli import main
+
+from .conftest import BROKEN, REPO_ROOT, VALID_SITE
+
+Write = Callable[..., Path]
+
+
+def edge_agent(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_valid_file_exits_0(write: Write) -> None:
+    done = edge_agent("validate", write("site.yaml", VALID_SITE))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert "no problems" in done.stderr
+
+
+def test_errors_exit_1_with_one_line_each(write: Write) -> None:
+    text = VALID_SITE.replace("on_delay: 5s", "on_delay: 5").replace("deadband: 3", "dedband: 3")
+    done = edge_agent("validate", "site.yaml", cwd=write("site.yaml", text).parent)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "site.yaml:18:23: error: rules[0].high.dedband: unknown key `dedband`; "
+        "did you mean `deadband`?",
+        "site.yaml:19:15: error: rules[0].on_delay: a duration needs a unit: write 5s, 5ms or "
+        "5m, not a bare number",
+    ]
+    assert done.stderr.strip() == "2 errors in site.yaml"
+
+
+def test_warnings_alone_exit_0(write: Write) -> None:
+    done = edge_agent(
+        "validate", write("site.yaml", VALID_SITE.replace("deadband: 3", "deadband: 90"))
+    )
+    assert done.returncode == 0
+    assert ": warning: rules[0].high.deadband: " in done.stdout
+    assert done.stderr.strip().startswith("1 warning in")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("missing.yaml", None, "no such file"),
+        ("folder", "dir", "is a directory"),
+        ("empty.yaml", "", "is empty"),
+        ("image.yaml", b"\x89PNG\r\n\x1a\n\x00\x00IHDR", "is a binary file"),
+        ("latin1.yaml", b"site: {name: M\xfcnchen}\n", "is not UTF-8 text"),
+        ("prose.yaml", "This is not a config: really.\n", "is not a site file"),
+        ("broken.yaml", "a: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_not_a_site_file_is_one_line_and_exit_1(
+    tmp_path: Path, name: str, content: str | bytes | None, fragment: str
+) -> None:
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    done = edge_agent("validate", path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:") and fragment in lines[0]
+
+
+def test_json_format_for_tools(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["validate", "--format", "json", str(BROKEN / "limit-typo.yaml")])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["errors"] == 1 and report["warnings"] == 0
+    assert report["diagnostics"][0]["path"] == "rules[0].high.limt"
+    assert report["diagnostics"][0]["path_elements"] == ["rules", 0, "high", "limt"]
+
+
+def test_many_files_and_the_worst_decides(capsys: pytest.CaptureFixture[str], write: Write) -> None:
+    good = write("good.yaml", VALID_SITE)
+    code = main(["validate", str(good), str(BROKEN / "duplicate-rule-id.yaml")])
+    assert code == 1
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_hub_file_is_recognised(capsys: pytest.CaptureFixture[str], write: Write) -> None:
+    path = write("hub.yaml", "hub: {}\n")
+    code = main(["validate", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"{path}:") and "Traceback" not in out
+    assert "version" not in out, "a hub file is not checked as a site file"
+
+
+def test_print_config_hides_secrets_and_fills_defaults(write: Write) -> None:
+    done = edge_agent("print-config", write("site.yaml", VALID_SITE))
+    assert done.returncode == 0, done.stderr
+    printed = YAML(typ="safe", pure=True).load(done.stdout)
+    assert printed["forwarding"]["maintainx"]["api_key"] == "***"
+    assert "MAINTAINX_API_KEY" not in done.stdout
+    assert printed["defaults"]["poll"] == "1s"
+    assert printed["connections"]["plc1"]["timeout"] == "1s"
+    assert printed["rules"][0]["on_delay"] == "5s"
+    assert printed["connections"]["ua1"]["poll"] == "1s", "the poll in effect, from defaults"
+    assert printed["sensors"]["p101_running"]["register"]["type"] == "bool"
+
+
+def test_print_config_of_an_invalid_file_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["print-config", str(BROKEN / "literal-secret.yaml")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert ": error: forwarding.mqtt.password: a secret must not be written" in captured.err
+    assert "hunter2" not in captured.err
+
+
+def test_demo_site_validates_from_the_command_line() -> None:
+    done = edge_agent("validate", "configs/demo/site.yaml", cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stdout

@@ -1,0 +1,82 @@
+"""Every file under configs/ is valid: the demo plant and the examples that document it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from edge_agent.config.diagnostics import format_diagnostic
+from edge_agent.config.loader import check_site_files, load_model
+
+from .conftest import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "configs"
+
+
+def _included_files() -> set[Path]:
+    """Files some other file includes: they are checked through that file."""
+    included: set[Path] = set()
+    yaml = YAML(typ="safe", pure=True)
+    for path in CONFIGS.rglob("*.yaml"):
+        data = yaml.load(path.read_text(encoding="utf-8"))
+        targets = data.get("include", []) if isinstance(data, dict) else []
+        for target in [targets] if isinstance(targets, str) else targets:
+            included.add((path.parent / target).resolve())
+    return included
+
+
+INCLUDED = _included_files()
+FILES = sorted(p for p in CONFIGS.rglob("*.yaml") if p.resolve() not in INCLUDED)
+
+
+def _is_hub_file(path: Path) -> bool:
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    return isinstance(data, dict) and "hub" in data
+
+
+def test_there_are_configs_to_check() -> None:
+    names = {str(p.relative_to(CONFIGS)) for p in FILES}
+    assert {"demo/site.yaml", "examples/modbus-tcp.yaml", "examples/include.yaml"} <= names
+    assert INCLUDED, "the include example's rule file is found through its includer"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_config_is_valid(path: Path) -> None:
+    if _is_hub_file(path):
+        if importlib.util.find_spec("edge_agent.hub.config") is None:
+            pytest.skip("hub files are not supported yet")
+        from edge_agent.hub import config as hub_config
+
+        checks = [hub_config.check_hub] if hasattr(hub_config, "check_hub") else []
+        _model, diagnostics = load_model(path, hub_config.HubConfig, checks)
+    else:
+        _config, diagnostics = check_site_files(path)
+    assert diagnostics == [], "\n".join(format_diagnostic(d) for d in diagnostics)
+
+
+def test_demo_site_matches_the_demo_plant() -> None:
+    config, _ = check_site_files(CONFIGS / "demo" / "site.yaml")
+    assert config is not None
+    assert config.site.id == "demo-plant"
+    assert set(config.sensors) == {
+        "p101_vibration",
+        "p101_pressure",
+        "p101_flow",
+        "p101_running",
+        "m201_current",
+        "m201_running",
+        "p101_bearing_temp",
+        "m201_winding_temp",
+        "m201_vibration",
+    }
+    rule_ids = {rule.id for rule in config.rules}
+    assert {
+        "p101-bearing-hot",
+        "p101-vibration-high",
+        "m201-winding-hot",
+        "p101-pressure-low",
+    } <= rule_ids
+    assert config.forwarding is not None and config.forwarding.mode == "maintainx"

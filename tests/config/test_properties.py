@@ -1,0 +1,264 @@
+"""Property tests: a valid configuration survives YAML and back; no text breaks the loader."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from edge_agent.config.diagnostics import ConfigError
+from edge_agent.config.loader import load_model, load_site
+from edge_agent.config.models import SiteConfig, dump_site
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=24)
+DURATIONS = st.builds(
+    lambda n, unit: f"{n}{unit}", st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])
+)
+NUMBERS = st.one_of(
+    st.integers(-1_000_000, 1_000_000),
+    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
+)
+SECRETS = st.one_of(
+    st.from_regex(r"\$\{[A-Z_][A-Z0-9_]{0,15}\}", fullmatch=True),
+    st.from_regex(r"file:[a-z/]{1,20}", fullmatch=True),
+)
+
+_counter = itertools.count()
+
+
+@st.composite
+def connections(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["modbus-tcp", "modbus-rtu", "opcua"]))
+    if kind == "modbus-tcp":
+        connection: dict[str, Any] = {
+            "protocol": kind,
+            "host": draw(st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True)),
+            "port": draw(st.integers(1, 65535)),
+            "unit_id": draw(st.integers(0, 255)),
+        }
+    elif kind == "modbus-rtu":
+        connection = {
+            "protocol": kind,
+            "device": "/dev/ttyUSB0",
+            "parity": draw(st.sampled_from(["N", "E", "O"])),
+            "stopbits": draw(st.sampled_from([1, 2])),
+        }
+    else:
+        connection = {
+            "protocol": kind,
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "mode": draw(st.sampled_from(["poll", "subscribe"])),
+        }
+        if draw(st.booleans()):
+            connection["username"] = draw(NAMES)
+            connection["password"] = draw(SECRETS)
+    if draw(st.booleans()):
+        connection["poll"] = draw(DURATIONS)
+    return connection
+
+
+@st.composite
+def sensors(draw: st.DrawFn, connection_name: str, protocol: str) -> dict[str, Any]:
+    sensor: dict[str, Any] = {"connection": connection_name}
+    if protocol == "opcua":
+        sensor["node"] = f"ns={draw(st.integers(0, 9))};s={draw(NAMES)}"
+    else:
+        table = draw(st.sampled_from(["coil", "discrete", "holding", "input"]))
+        register: dict[str, Any] = {"table": table, "address": draw(st.integers(0, 65000))}
+        if table in ("holding", "input"):
+            register["type"] = draw(st.sampled_from(["int16", "uint32", "float32", "float64"]))
+            register["word_order"] = draw(st.sampled_from(["big", "little"]))
+        sensor["register"] = register
+    if draw(st.booleans()):
+        sensor["unit"] = draw(TEXT)
+    if draw(st.booleans()):
+        sensor["scale"] = {"factor": draw(NUMBERS), "offset": draw(NUMBERS)}
+    return sensor
+
+
+@st.composite
+def site_documents(draw: st.DrawFn) -> dict[str, Any]:
+    connection_map = draw(st.dictionaries(NAMES, connections(), min_size=1, max_size=3))
+    sensor_map: dict[str, Any] = {}
+    for name in draw(st.lists(NAMES, unique=True, min_size=1, max_size=5)):
+        connection_name = draw(st.sampled_from(sorted(connection_map)))
+        protocol = connection_map[connection_name]["protocol"]
+        sensor_map[name] = draw(sensors(connection_name, protocol))
+    assets = draw(
+        st.dictionaries(
+            NAMES,
+            st.fixed_dictionaries({"name": TEXT}, optional={"maintainx_id": st.integers(1, 10**9)}),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    rules = []
+    for index in range(draw(st.integers(0, 3))):
+        rule: dict[str, Any] = {
+            "id": f"rule-{index}",
+            "asset": draw(st.sampled_from(sorted(assets))),
+            "sensor": draw(st.sampled_from(sorted(sensor_map))),
+            "priority": draw(st.sampled_from(["NONE", "LOW", "MEDIUM", "HIGH"])),
+            "on_delay": draw(DURATIONS),
+        }
+        condition = draw(st.sampled_from(["high", "low", "equals", "rate"]))
+        if condition in ("high", "low"):
+            rule[condition] = {"limit": draw(NUMBERS), "deadband": draw(st.integers(0, 5))}
+        elif condition == "equals":
+            rule["equals"] = draw(st.one_of(st.booleans(), NUMBERS, NAMES))
+        else:
+            rule["rate"] = {"above": draw(st.integers(1, 100)), "per": "1m"}
+        if draw(st.booleans()):
+            rule["work_order"] = {"title": "{asset.name}: {value:.1f}", "categories": ["X"]}
+        rules.append(rule)
+    document: dict[str, Any] = {
+        "version": 1,
+        "site": {"id": draw(st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True))},
+        "connections": connection_map,
+        "assets": assets,
+        "sensors": sensor_map,
+        "rules": rules,
+    }
+    if draw(st.booleans()):
+        document["forwarding"] = {"mode": "maintainx", "maintainx": {"api_key": draw(SECRETS)}}
+    if draw(st.booleans()):
+        document["defaults"] = {"poll": draw(DURATIONS), "stale_after": draw(DURATIONS)}
+    return document
+
+
+def to_yaml(data: Any) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("properties")
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=site_documents())
+def test_a_valid_model_written_to_yaml_loads_back_equal(
+    document: dict[str, Any], scratch: Path
+) -> None:
+    config = SiteConfig.model_validate(document)
+    path = scratch / f"site-{next(_counter)}.yaml"
+    path.write_text(to_yaml(dump_site(config)), encoding="utf-8")
+    loaded, diagnostics = load_model(path, SiteConfig)
+    assert [d for d in diagnostics if d.is_error] == []
+    assert loaded == config
+
+
+YAMLISH = st.lists(
+    st.sampled_from(
+        [
+            "version: 1\n",
+            "site: {id: a}\n",
+            "rules:\n",
+            "  - id: x\n",
+            "    high: ",
+            "{",
+            "}",
+            "[",
+            "]",
+            "&a ",
+            "*a",
+            "<<: ",
+            "include: ",
+            "x.yaml",
+            "---\n",
+            "!!python/object ",
+            "? ",
+            ": ",
+            "- ",
+            "  ",
+            "\t",
+            "on",
+            "1:30",
+            "${X}",
+            "'",
+            '"',
+            "#",
+            "\n",
+            "~",
+            "%YAML 1.1\n",
+            "\ufeff",
+            "é",
+            "\\",
+            ",",
+            "|\n",
+            ">-\n",
+            "!!binary ",
+            "0x1F",
+            ".nan",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=st.one_of(st.text(max_size=200), st.binary(max_size=200), YAMLISH))
+def test_the_loader_raises_only_its_own_error(content: str | bytes, scratch: Path) -> None:
+    path = scratch / f"any-{next(_counter)}.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_site(path)
+    except ConfigError as exc:
+        assert exc.diagnostics, "a refusal always says why"
+        assert all(d.line >= 1 and d.col >= 1 for d in exc.diagnostics)
+
+
+JUNK = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(),
+        TEXT,
+        st.sampled_from(["on", "1:30", "${X}", "{value:9999999999}", "ns=2;s=x", "holding"]),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(NAMES, inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=site_documents(), data=st.data())
+def test_checks_survive_any_wrong_value(document: dict[str, Any], data: Any, scratch: Path) -> None:
+    """Replace any one value with junk: a diagnostic, never a crash inside a check."""
+    path = data.draw(st.sampled_from(_paths(document)))
+    node: Any = document
+    for element in path[:-1]:
+        node = node[element]
+    node[path[-1]] = data.draw(JUNK)
+    file = scratch / f"junk-{next(_counter)}.yaml"
+    file.write_text(to_yaml(document), encoding="utf-8")
+    try:
+        load_site(file)
+    except ConfigError as exc:
+        assert not [d for d in exc.diagnostics if "internal error" in d.message]
