@@ -1,0 +1,51 @@
+"""Exponential backoff with full jitter, for reconnects and for skipping a silent device.
+
+Full jitter (a delay drawn uniformly from ``[0, min(max, initial × 2^n)]``) spreads the
+retries of a hundred agents that lost the same network at the same moment, where a fixed
+doubling would bring them all back in step (AWS Architecture Blog, "Exponential Backoff
+And Jitter").
+"""
+
+from __future__ import annotations
+
+import random
+
+from edge_agent.config.models import Backoff as BackoffConfig
+
+NS_PER_S = 1_000_000_000
+
+
+class Backoff:
+    """Delays that double from ``initial_s`` up to ``max_s``, each drawn with full jitter.
+
+    ``next_delay()`` returns the delay before the next attempt and moves one step up;
+    ``reset()`` goes back to the first step after a success.
+    """
+
+    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        if initial_s <= 0 or max_s < initial_s:
+            raise ValueError(f"backoff needs 0 < initial ({initial_s}) <= max ({max_s})")
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    @classmethod
+    def from_config(cls, config: BackoffConfig, rng: random.Random | None = None) -> Backoff:
+        """Build from a connection's ``backoff:`` section (durations in ns)."""
+        return cls(config.initial / NS_PER_S, config.max / NS_PER_S, rng)
+
+    def ceiling(self) -> float:
+        """The largest delay the next call may return."""
+        # Cap the exponent: 2**attempts overflows a float after ~1000 failures.
+        return min(self.max_s, self.initial_s * 2.0 ** min(self.attempts, 62))
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt, in seconds; each call moves one step up."""
+        delay = self._rng.uniform(0.0, self.ceiling())
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        """Back to the first step (call after a success)."""
+        self.attempts = 0

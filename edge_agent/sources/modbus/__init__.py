@@ -1,0 +1,1 @@
+"""Modbus TCP and RTU: the read plan, register decoding, and the polling source."""

@@ -1,0 +1,508 @@
+"""``ModbusSource``: one Modbus TCP device/gateway or one RTU bus, polled on a schedule.
+
+One pymodbus client serializes its requests behind one lock, so a unit id that never
+answers costs ``timeout × (retries + 1)`` on every request it is sent. This source keeps
+that cost to one timeout: a unit that times out is skipped (its sensors read bad, "device
+not responding") with exponential backoff and jitter, while the other units keep their
+schedule. Reconnects use the same backoff; the plan (see :mod:`.plan`) coalesces
+registers into few requests, and a block the device refuses ("illegal data address") is
+bisected so that only the refused sensors read bad, and those are left out of the plan
+until a rare re-probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_agent.config.models import (
+    Defaults,
+    ModbusRtu,
+    ModbusTcp,
+    RegisterTable,
+    Sensor,
+)
+from edge_agent.interfaces import ConnectionStats, ReadingSink
+from edge_agent.readings import Quality, Reading, bad
+from edge_agent.sources.backoff import Backoff
+from edge_agent.sources.modbus.decode import DecodeError, Decoder, compile_decoder
+from edge_agent.sources.modbus.plan import (
+    BlockRead,
+    Limits,
+    Plan,
+    SensorAddress,
+    build_plan,
+)
+
+logger = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+ILLEGAL_DATA_ADDRESS = "illegal data address"
+NOT_RESPONDING = "device not responding"
+# Modbus exception codes (Modbus Application Protocol v1.1b3 §7).
+EXCEPTION_NAMES: dict[int, str] = {
+    1: "illegal function",
+    2: ILLEGAL_DATA_ADDRESS,
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+# A gateway answering these means the unit behind it is silent: treat it as a timeout.
+GATEWAY_SILENT = (10, 11)
+# A device that refused an address is asked again this rarely.
+DEFAULT_REPROBE_S = 600.0
+# Cycles in a row with requests sent and not one answer before the link is rebuilt.
+SILENT_CYCLES_BEFORE_RECONNECT = 3
+OVERRUN_LOG_EVERY_S = 60.0
+
+
+class _UnitSilent(Exception):
+    """The unit did not answer within the timeout."""
+
+
+class _ConnectionLost(Exception):
+    """The transport is gone; every remaining sensor of the cycle reads bad."""
+
+
+@dataclass
+class _Answer:
+    """A response: data (registers or bits as ints) or a Modbus exception code."""
+
+    time_ns: int
+    data: tuple[int, ...] = ()
+    exception_code: int | None = None
+
+
+@dataclass
+class _UnitState:
+    backoff: Backoff
+    skip_until: float = 0.0
+    timeouts: int = 0
+    failing: bool = False  # its last request timed out
+
+
+@dataclass
+class _Cycle:
+    """What one cycle collected, keyed by sensor id."""
+
+    readings: dict[str, Reading] = field(default_factory=dict)
+    requests: int = 0
+    answers: int = 0
+
+
+class ModbusSource:
+    """Polls one Modbus connection (``ModbusTcp`` or ``ModbusRtu``) and its sensors.
+
+    Implements :class:`edge_agent.interfaces.Source`. Construction does no I/O.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: ModbusTcp | ModbusRtu,
+        sensors: Mapping[str, Sensor],
+        defaults: Defaults,
+        *,
+        reprobe_s: float = DEFAULT_REPROBE_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.connection = connection
+        self.stats = ConnectionStats()
+        self._addresses: dict[str, SensorAddress] = {}
+        self._decoders: dict[str, Decoder] = {}
+        for sensor_id, sensor in sensors.items():
+            if sensor.register_ is None:
+                raise ValueError(f"sensor {sensor_id} has no `register:`; it is not Modbus")
+            unit_id = sensor.unit_id if sensor.unit_id is not None else connection.unit_id
+            self._addresses[sensor_id] = SensorAddress(sensor_id, unit_id, sensor.register_)
+            self._decoders[sensor_id] = compile_decoder(sensor.register_, sensor.scale)
+        self._limits = Limits(connection.max_gap, connection.max_registers, connection.max_bits)
+        self.interval_s = (connection.poll or defaults.poll) / NS_PER_S
+        self._timeout_s = connection.timeout / NS_PER_S
+        self._request_delay_s = connection.request_delay / NS_PER_S
+        self._reprobe_s = reprobe_s
+        self._rng = rng or random.Random()
+        self._reconnect = Backoff.from_config(connection.backoff, self._rng)
+        self._units: dict[int, _UnitState] = {}
+        # sensor id -> monotonic time of its next re-probe
+        self._refused: dict[str, float] = {}
+        self._barriers: dict[tuple[int, RegisterTable], set[int]] = {}
+        self._plan: Plan | None = None
+        self._client: Any = None
+        self._next_connect_at = 0.0
+        self._down_reason = "not connected yet"
+        self._last_request_end = 0.0
+        self._silent_cycles = 0
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def plan(self) -> Plan:
+        """The plan the next cycle sends (sensors refused by the device left out)."""
+        if self._plan is None:
+            active = [a for sid, a in self._addresses.items() if sid not in self._refused]
+            walls = {key: set(found) for key, found in self._barriers.items()}
+            for sensor_id in self._refused:
+                # Never read through a refused sensor's address as part of a gap either.
+                refused = self._addresses[sensor_id]
+                key = (refused.unit_id, refused.register.table)
+                walls.setdefault(key, set()).add(refused.register.address)
+            barriers = {key: sorted(found) for key, found in walls.items()}
+            self._plan = build_plan(active, self._limits, barriers)
+        return self._plan
+
+    def set_plan(self, plan: Plan) -> None:
+        """Replace the plan (benchmarks measure against :func:`.plan.naive_plan`)."""
+        self._plan = plan
+
+    @property
+    def sensor_addresses(self) -> list[SensorAddress]:
+        """Every sensor's unit id and register, in configuration order."""
+        return list(self._addresses.values())
+
+    @property
+    def refused_sensors(self) -> set[str]:
+        """Sensors the device answered "illegal data address" for."""
+        return set(self._refused)
+
+    async def run(self, sink: ReadingSink) -> None:
+        """Poll every interval until cancelled; never raises for I/O failures."""
+        next_start = time.monotonic()
+        next_overrun_log = 0.0
+        try:
+            while True:
+                readings = await self.poll_once()
+                await sink(readings)
+                next_start += self.interval_s
+                now = time.monotonic()
+                if now > next_start:
+                    # Skip the boundaries already missed: no burst of catch-up cycles.
+                    missed = math.ceil((now - next_start) / self.interval_s)
+                    next_start += missed * self.interval_s
+                    self.stats.overruns += 1
+                    if now >= next_overrun_log:  # counted always, logged once a minute
+                        next_overrun_log = now + OVERRUN_LOG_EVERY_S
+                        logger.warning(
+                            "poll cycle overran its interval",
+                            extra={
+                                "connection": self.name,
+                                "interval_s": self.interval_s,
+                                "cycle_s": self.stats.last_latency_s,
+                                "overruns": self.stats.overruns,
+                            },
+                        )
+                await asyncio.sleep(max(0.0, next_start - now))
+        finally:
+            await self.close()
+
+    async def read_once(self) -> list[Reading]:
+        """Connect (one attempt), read every sensor once, return one reading each."""
+        self._next_connect_at = 0.0
+        return await self.poll_once()
+
+    async def poll_once(self) -> list[Reading]:
+        """One poll cycle: a reading for every sensor, in configuration order."""
+        async with self._lock:
+            started = time.monotonic()
+            cycle = _Cycle()
+            try:
+                if await self._ensure_connected():
+                    await self._read_all(cycle)
+            except Exception as exc:  # a bug here must cost readings, not the agent
+                logger.exception("modbus poll cycle failed", extra={"connection": self.name})
+                await self._drop_connection(f"internal error: {type(exc).__name__}: {exc}")
+            now_ns = time.time_ns()
+            out = [
+                cycle.readings.get(sid) or bad(sid, self._down_reason, now_ns)
+                for sid in self._addresses
+            ]
+            self.stats.last_latency_s = time.monotonic() - started
+            return out
+
+    async def close(self) -> None:
+        """Close the transport (idempotent)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self.stats.connected = False
+
+    # ------------------------------------------------------------------ connection
+
+    def _describe(self) -> str:
+        if isinstance(self.connection, ModbusTcp):
+            return f"{self.connection.host}:{self.connection.port}"
+        return self.connection.device
+
+    def _make_client(self) -> Any:
+        from pymodbus import FramerType
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+        conn = self.connection
+        # reconnect_delay=0: pymodbus must not reconnect on its own; this source does,
+        # with jitter, and counts the attempts.
+        if isinstance(conn, ModbusTcp):
+            client: Any = AsyncModbusTcpClient(
+                conn.host,
+                port=conn.port,
+                framer=FramerType.SOCKET if conn.framer == "socket" else FramerType.RTU,
+                name=self.name,
+                timeout=self._timeout_s,
+                retries=conn.retries,
+                reconnect_delay=0,
+            )
+        else:
+            client = AsyncModbusSerialClient(
+                conn.device,
+                framer=FramerType.RTU,
+                baudrate=conn.baudrate,
+                bytesize=conn.bytesize,
+                parity=conn.parity,
+                stopbits=conn.stopbits,
+                name=self.name,
+                timeout=self._timeout_s,
+                retries=conn.retries,
+                reconnect_delay=0,
+            )
+        # pymodbus drops the link after retries+3 unanswered requests in a row; a silent
+        # unit must not take the healthy ones down with it, so this source decides.
+        client.set_max_no_responses(1_000_000)
+        return client
+
+    async def _ensure_connected(self) -> bool:
+        if self._client is not None and self._client.connected:
+            return True
+        now = time.monotonic()
+        if now < self._next_connect_at:
+            return False
+        await self.close()
+        self.stats.connect_attempts += 1
+        client = self._make_client()
+        try:
+            ok = bool(await client.connect())
+        except Exception as exc:  # pyserial raises its own errors for bad device paths
+            logger.debug("connect raised", extra={"connection": self.name, "error": str(exc)})
+            ok = False
+        if ok:
+            self._client = client
+            self.stats.connected = True
+            logger.info("modbus connected", extra={"connection": self.name})
+            return True
+        client.close()
+        self._schedule_reconnect(f"cannot connect to {self._describe()}")
+        return False
+
+    def _schedule_reconnect(self, reason: str) -> None:
+        delay = self._reconnect.next_delay()
+        self._next_connect_at = time.monotonic() + delay
+        self._down_reason = reason
+        self.stats.connected = False
+        self.stats.last_error = reason
+        logger.warning(
+            "modbus connection down",
+            extra={"connection": self.name, "reason": reason, "retry_in_s": round(delay, 3)},
+        )
+
+    async def _drop_connection(self, reason: str) -> None:
+        await self.close()
+        self._schedule_reconnect(reason)
+
+    # ------------------------------------------------------------------ one cycle
+
+    async def _read_all(self, cycle: _Cycle) -> None:
+        now = time.monotonic()
+        for sensor_id, retry_at in self._refused.items():
+            if retry_at > now:
+                cycle.readings[sensor_id] = bad(sensor_id, ILLEGAL_DATA_ADDRESS, time.time_ns())
+        due = [sid for sid, retry_at in self._refused.items() if retry_at <= now]
+        blocks = list(self.plan.blocks)
+        for sensor_id in due:
+            address = self._addresses[sensor_id]
+            blocks.append(build_plan([address], self._limits).blocks[0])
+        # Units that answered last time go first: a probe of a silent one (one timeout)
+        # then delays nothing else in this cycle.
+        units = sorted({b.unit_id for b in blocks}, key=lambda u: (self._is_failing(u), u))
+        try:
+            for unit_id in units:
+                await self._read_unit(unit_id, [b for b in blocks if b.unit_id == unit_id], cycle)
+        except _ConnectionLost as exc:
+            await self._drop_connection(f"connection lost: {exc}")
+            return
+        if cycle.requests and not cycle.answers:
+            self._silent_cycles += 1
+            if self._silent_cycles >= SILENT_CYCLES_BEFORE_RECONNECT:
+                self._silent_cycles = 0
+                await self._drop_connection("no unit answered; rebuilding the connection")
+        elif cycle.answers:
+            self._silent_cycles = 0
+            self._reconnect.reset()
+
+    def _is_failing(self, unit_id: int) -> bool:
+        state = self._units.get(unit_id)
+        return state is not None and state.failing
+
+    async def _read_unit(self, unit_id: int, blocks: list[BlockRead], cycle: _Cycle) -> None:
+        state = self._units.get(unit_id)
+        if state is None:
+            state = self._units[unit_id] = _UnitState(
+                Backoff.from_config(self.connection.backoff, self._rng)
+            )
+        if time.monotonic() < state.skip_until:
+            self._mark(blocks, NOT_RESPONDING, cycle)
+            return
+        for i, block in enumerate(blocks):
+            try:
+                await self._read_resolving(block, cycle)
+            except _UnitSilent:
+                state.timeouts += 1
+                state.failing = True
+                delay = state.backoff.next_delay()
+                state.skip_until = time.monotonic() + delay
+                logger.warning(
+                    "modbus unit not responding; skipping it",
+                    extra={
+                        "connection": self.name,
+                        "unit_id": unit_id,
+                        "timeouts": state.timeouts,
+                        "retry_in_s": round(delay, 3),
+                    },
+                )
+                self._mark(blocks[i:], NOT_RESPONDING, cycle)
+                return
+        state.backoff.reset()
+        state.failing = False
+
+    def _mark(self, blocks: Sequence[BlockRead], reason: str, cycle: _Cycle) -> None:
+        now_ns = time.time_ns()
+        for block in blocks:
+            for planned in block.sensors:
+                cycle.readings.setdefault(planned.sensor_id, bad(planned.sensor_id, reason, now_ns))
+
+    async def _read_resolving(self, block: BlockRead, cycle: _Cycle) -> bool:
+        """Read a block; on "illegal data address" bisect it to find the refused sensors.
+
+        Returns True when the block was read in one request.
+        """
+        answer = await self._request(block, cycle)
+        if answer.exception_code is None:
+            for reading in self._decode(block, answer):
+                cycle.readings[reading.sensor_id] = reading
+                if self._refused and self._refused.pop(reading.sensor_id, None) is not None:
+                    self._replan()  # a re-probe succeeded: the sensor rejoins the plan
+            return True
+        code = answer.exception_code
+        if code in GATEWAY_SILENT:
+            raise _UnitSilent(EXCEPTION_NAMES[code])
+        if code != 2:
+            reason = f"exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
+            for planned in block.sensors:
+                cycle.readings[planned.sensor_id] = bad(planned.sensor_id, reason, answer.time_ns)
+            return False
+        if len(block.sensors) == 1:
+            sensor_id = block.sensors[0].sensor_id
+            if sensor_id not in self._refused:
+                logger.warning(
+                    "device refused a sensor's address; leaving it out of the plan",
+                    extra={
+                        "connection": self.name,
+                        "sensor": sensor_id,
+                        "unit_id": block.unit_id,
+                        "table": block.table.value,
+                        "address": block.address,
+                    },
+                )
+            self._refused[sensor_id] = time.monotonic() + self._reprobe_s
+            self._replan()
+            cycle.readings[sensor_id] = bad(sensor_id, ILLEGAL_DATA_ADDRESS, answer.time_ns)
+            return False
+        half = len(block.sensors) // 2
+        left = block.subset(block.sensors[:half])
+        right = block.subset(block.sensors[half:])
+        left_ok = await self._read_resolving(left, cycle)
+        right_ok = await self._read_resolving(right, cycle)
+        if left_ok and right_ok:
+            # Both halves read on their own: the refused address lies in the gap between.
+            self._barriers.setdefault((block.unit_id, block.table), set()).add(right.address)
+            self._replan()
+        return False
+
+    def _replan(self) -> None:
+        self._plan = None
+
+    async def _request(self, block: BlockRead, cycle: _Cycle) -> _Answer:
+        from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+        client = self._client
+        if client is None:
+            raise _ConnectionLost("not connected")
+        if self._request_delay_s:
+            wait = self._last_request_end + self._request_delay_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        method = {
+            RegisterTable.COIL: client.read_coils,
+            RegisterTable.DISCRETE: client.read_discrete_inputs,
+            RegisterTable.HOLDING: client.read_holding_registers,
+            RegisterTable.INPUT: client.read_input_registers,
+        }[block.table]
+        self.stats.requests += 1
+        cycle.requests += 1
+        try:
+            response = await method(block.address, count=block.count, device_id=block.unit_id)
+        except ConnectionException as exc:
+            self.stats.read_errors += 1
+            raise _ConnectionLost(str(exc)) from exc
+        except ModbusIOException as exc:
+            self.stats.read_errors += 1
+            if not client.connected:
+                raise _ConnectionLost("transport closed") from exc
+            raise _UnitSilent(str(exc)) from exc
+        finally:
+            self._last_request_end = time.monotonic()
+        now_ns = time.time_ns()
+        cycle.answers += 1
+        if response.isError():
+            self.stats.read_errors += 1
+            return _Answer(now_ns, exception_code=int(response.exception_code))
+        if block.table.is_bits:
+            data = tuple(int(bool(b)) for b in response.bits[: block.count])
+        else:
+            data = tuple(int(r) for r in response.registers)
+        if len(data) < block.count:
+            self.stats.read_errors += 1
+            raise _UnitSilent(f"short response: {len(data)} of {block.count}")
+        self.stats.reads += 1
+        self.stats.last_good_read_ns = now_ns
+        return _Answer(now_ns, data)
+
+    def _decode(self, block: BlockRead, answer: _Answer) -> list[Reading]:
+        data, time_ns = answer.data, answer.time_ns
+        out = []
+        if block.table.is_bits:
+            for planned in block.sensors:
+                bit = data[planned.offset : planned.offset + 1]
+                out.append(Reading(planned.sensor_id, bool(bit[0]), Quality.GOOD, time_ns, raw=bit))
+            return out
+        decoders = self._decoders
+        for planned in block.sensors:
+            words = data[planned.offset : planned.offset + planned.count]
+            try:
+                value = decoders[planned.sensor_id](words)
+            except DecodeError as exc:
+                out.append(
+                    Reading(planned.sensor_id, None, Quality.BAD, time_ns, exc.reason, words)
+                )
+                continue
+            out.append(Reading(planned.sensor_id, value, Quality.GOOD, time_ns, raw=words))
+        return out
