@@ -1,0 +1,809 @@
+"""The rule engine: readings and clock ticks in, alarm events out.
+
+Pure and deterministic: time comes only from the readings' source timestamps and from
+``tick(now_ns)``. The exact semantics are in ``docs/rules.md``; the short version:
+
+- NORMAL → PENDING at the first tripping sample (``pending_since``), PENDING → ACTIVE at
+  exactly ``pending_since + on_delay``; ACTIVE → CLEARING at the first clearing sample,
+  CLEARING → NORMAL at exactly ``clearing_since + off_delay``.
+- Deadlines live in one heap keyed ``(time, order, key, generation)``. A deadline at the
+  same instant as a sample fires first. Entries are never removed: a changed deadline bumps
+  the owner's generation and the stale entry is skipped when it surfaces.
+- Staleness is checked lazily: each (sensor, duration) watcher has at most one heap entry;
+  when it surfaces early (the sensor reported since), it is pushed again at the real due
+  time. So a good reading costs no heap operation.
+
+The hot path (a NORMAL high or low rule and a good number) is a dict lookup and a few
+attribute reads; everything else goes through ``_apply``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+from typing import Any, Final, cast
+
+from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
+from edge_agent.config.models import SiteConfig
+from edge_agent.readings import Quality, Reading, Value
+from edge_agent.rules.compiled import (
+    BAND,
+    CLEAR,
+    EQUALS,
+    FLATLINE,
+    HIGH,
+    HOLD,
+    LOW,
+    RATE,
+    TRIP,
+    CompiledRule,
+    SensorState,
+    SeriesRule,
+    StaleWatcher,
+    compile_rule,
+)
+from edge_agent.rules.events import (
+    ACTIVE,
+    CAUSE_CONDITION,
+    CAUSE_STALE,
+    CLEARING,
+    NORMAL,
+    PENDING,
+    STATE_NAMES,
+    AlarmEvent,
+)
+from edge_agent.rules.snapshot import (
+    SnapshotError,
+    encode_sensors,
+    restore_snapshot,
+    take_snapshot,
+)
+from edge_agent.rules.store import RuleStateStore
+
+log = logging.getLogger(__name__)
+
+GOOD: Final = Quality.GOOD
+
+# Order of deadlines that fall on the same instant: state deadlines (activation, clearing)
+# first, then flatline trips, then staleness. Within one order, config position decides.
+ORDER_STATE: Final = 0
+ORDER_FLAT: Final = 1
+ORDER_STALE: Final = 2
+
+# How stale (in engine time) the sensors' part of a transition save may be.
+SENSOR_REFRESH_NS: Final = 60 * 1_000_000_000
+
+ON_STALE_HOLD: Final = "hold"
+ON_STALE_CLEAR: Final = "clear"
+ON_STALE_ALARM: Final = "alarm"
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (bool and str are not numbers to a limit)."""
+    cls = value.__class__
+    if cls is int:
+        return True
+    if cls is float:
+        return bool(value - value == 0.0)  # type: ignore[operator]
+    return False
+
+
+def same_value(value: Value, target: Value) -> bool:
+    """``equals:`` comparison: strings match strings, numbers and bools match by value."""
+    if isinstance(value, str) or isinstance(target, str):
+        return isinstance(value, str) and isinstance(target, str) and value == target
+    return value == target
+
+
+class RuleEngine:
+    """Evaluates a site's rules. Not thread-safe: one caller feeds and ticks it.
+
+    ``state`` (optional) makes the engine durable: state is loaded at start and saved
+    atomically after every call that changed it (``durable=True``, the default). With
+    ``durable=False`` the caller flushes with :meth:`flush` (e.g. after writing the events
+    to the outbox); :attr:`dirty` says whether there is anything to flush.
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        state: RuleStateStore | None = None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        self._store = state
+        self._durable = durable
+        # ``dirty``: a transition not yet saved (durable mode saves it before returning).
+        # ``soft_dirty``: only peaks, rate and flatline bookkeeping moved; saved with the next
+        # transition or flush, never on their own.
+        self.dirty = False
+        self.soft_dirty = False
+        self.now: int | None = None
+        # The sensors' part of the saved state, encoded at most once per SENSOR_REFRESH_NS
+        # of engine time (see ``_save``).
+        self._sensor_base: tuple[int, str] | None = None
+        # counters (read them through ``counters``)
+        self.dropped_old = 0
+        self.bad_readings = 0
+        self.wrong_type = 0
+        self.unknown_sensor = 0
+        self.late_readings = 0
+        self.held_cooldown = 0
+        self.held_chattering = 0
+        self.held_flood = 0
+        self.state_saves = 0
+        self.state_save_errors = 0
+        self.flood_times: list[int] = []
+        self.flooding = False
+        self._build(config)
+        if state is not None:
+            snapshot = state.load()
+            if snapshot is not None:
+                try:
+                    restore_snapshot(self, snapshot)
+                except SnapshotError as exc:
+                    log.error(
+                        "Saved rule state not used; starting with fresh state.",
+                        extra={"path": str(state.path), "error": str(exc)},
+                    )
+                    self._build(config)
+                    self.now = None
+                    self.flood_times = []
+                    self.flooding = False
+                self._rebuild_heap()
+
+    # ------------------------------------------------------------------ configuration
+
+    def _build(self, config: SiteConfig) -> None:
+        self.config = config
+        self.site_id = config.site.id
+        self.flood_limit = config.defaults.flood.work_orders
+        self.flood_window = config.defaults.flood.window
+        self.rules: list[CompiledRule] = [
+            compile_rule(key, rule, config) for key, rule in enumerate(config.rules)
+        ]
+        self.sensors: dict[str, SensorState] = {}
+        for sensor_id in sorted(set(config.sensors) | {r.sensor for r in self.rules}):
+            sensor = config.sensors.get(sensor_id)
+            own = sensor.stale_after if sensor is not None else None
+            self.sensors[sensor_id] = SensorState(sensor_id, own or config.defaults.stale_after)
+        rules_of: dict[str, list[CompiledRule]] = {}
+        gated_by: dict[str, list[CompiledRule]] = {}
+        for rule in self.rules:
+            rules_of.setdefault(rule.sensor, []).append(rule)
+            if rule.gate_sensor is not None:
+                if rule.gate_sensor not in self.sensors:
+                    self.sensors[rule.gate_sensor] = SensorState(
+                        rule.gate_sensor, config.defaults.stale_after
+                    )
+                gated_by.setdefault(rule.gate_sensor, []).append(rule)
+        self.watchers: list[StaleWatcher] = []
+        for state in self.sensors.values():
+            state.rules = tuple(rules_of.get(state.id, ()))
+            state.gated = tuple(gated_by.get(state.id, ()))
+            watchers: dict[int, StaleWatcher] = {}
+            needs: list[tuple[int, CompiledRule | None]] = [(state.stale_after, None)]
+            needs += [(r.stale_after, r) for r in state.rules]
+            for duration, rule_or_none in needs:
+                watcher = watchers.get(duration)
+                if watcher is None:
+                    watcher = watchers[duration] = StaleWatcher(len(self.watchers), state, duration)
+                    self.watchers.append(watcher)
+                if rule_or_none is None:
+                    watcher.emits = True
+                else:
+                    watcher.rules = (*watcher.rules, rule_or_none)
+            state.watchers = tuple(watchers.values())
+        self._heap: list[tuple[int, int, int, int]] = []
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Swap in a new config. A rule whose definition is unchanged keeps all its state; a
+        changed rule keeps an open episode (ACTIVE or CLEARING, same alert id) and loses the
+        rest; removed rules are dropped. Sensors keep their last readings."""
+        snapshot = take_snapshot(self)
+        snapshot["site"] = config.site.id  # a renamed site keeps its rules' state
+        self._build(config)
+        self._sensor_base = None
+        restore_snapshot(self, snapshot)
+        self._rebuild_heap()
+        self._changed()
+        self._save_if_durable()
+
+    def _rebuild_heap(self) -> None:
+        heap: list[tuple[int, int, int, int]] = []
+        for rule in self.rules:
+            if rule.deadline is not None:
+                rule.gen += 1
+                heap.append((rule.deadline, ORDER_STATE, rule.key, rule.gen))
+            if rule.flat_due is not None:
+                series = cast(SeriesRule, rule)
+                series.flat_gen += 1
+                heap.append((rule.flat_due, ORDER_FLAT, rule.key, series.flat_gen))
+        for watcher in self.watchers:
+            sensor = watcher.sensor
+            watcher.queued = False
+            if sensor.last_good is not None and not watcher.fired:
+                watcher.queued = True
+                heap.append((sensor.last_good + watcher.duration, ORDER_STALE, watcher.key, 0))
+        for sensor in self.sensors.values():
+            sensor.refresh_slow()
+        heapq.heapify(heap)
+        self._heap = heap
+
+    # ------------------------------------------------------------------ public API
+
+    def feed(self, reading: Reading) -> list[AlarmEvent]:
+        """Apply one reading; deadlines due at or before its time fire first."""
+        t = reading.source_time_ns
+        heap = self._heap
+        events: list[AlarmEvent] = self._fire_due(t) if heap and heap[0][0] <= t else []
+        sensor = self.sensors.get(reading.sensor_id)
+        if sensor is None:
+            self.unknown_sensor += 1
+            return self._finish(events)
+        if t <= sensor.last_time:
+            self.dropped_old += 1
+            return self._finish(events)
+        sensor.last_time = t
+        now = self.now
+        if now is not None and t < now:
+            # Behind the engine clock (another sensor or a tick moved it): applied at the
+            # clock so that events stay in time order.
+            self.late_readings += 1
+            t = now
+        else:
+            self.now = t
+        value = reading.value
+        if reading.quality is not GOOD:
+            self.bad_readings += 1
+            return self._finish(events)
+        cls = value.__class__
+        if cls is float:
+            if value - value != 0.0:  # type: ignore[operator]  # NaN or infinity
+                self.bad_readings += 1
+                return self._finish(events)
+            number = True
+        elif cls is int:
+            number = True
+        elif value is None:
+            self.bad_readings += 1
+            return self._finish(events)
+        else:
+            number = False
+        sensor.last_good = t
+        sensor.value = value
+        sensor.has_value = True
+        if sensor.slow:
+            self._sensor_slow(sensor, t, value, events)
+        if number:
+            for rule in sensor.rules:
+                fast = rule.fast
+                if fast == HIGH:
+                    if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                        self._apply(rule, t, value, events)
+                elif fast == LOW:
+                    if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
+                        self._apply(rule, t, value, events)
+                else:
+                    self._apply(rule, t, value, events)
+        else:
+            for rule in sensor.rules:
+                self._apply(rule, t, value, events)
+        if self.dirty and self._durable:
+            self._save()
+        return events
+
+    def tick(self, now_ns: int) -> list[AlarmEvent]:
+        """Advance the clock to ``now_ns``: every deadline at or before it fires."""
+        heap = self._heap
+        events = self._fire_due(now_ns) if heap and heap[0][0] <= now_ns else []
+        if self.now is None or now_ns > self.now:
+            self.now = now_ns
+        return self._finish(events)
+
+    def flush(self) -> bool:
+        """Save the whole state (every sensor's latest times included) if anything changed
+        since the last save; False if saving failed."""
+        if (self.dirty or self.soft_dirty) and self._store is not None:
+            return self._save(full=True)
+        return True
+
+    def close(self) -> bool:
+        """Save the exact final state (clean shutdown); False if saving failed. A restart
+        from it continues everything, flatline runs in progress included."""
+        if self._store is None:
+            return True
+        return self._save(full=True, exact=True)
+
+    def rule_states(self) -> dict[str, str]:
+        """Rule id → NORMAL, PENDING, ACTIVE or CLEARING."""
+        return {rule.id: STATE_NAMES[rule.state] for rule in self.rules}
+
+    def chattering(self) -> dict[str, bool]:
+        """Rule id → whether its notifications are held as chattering right now."""
+        now = self.now
+        return {
+            rule.id: rule.chattering
+            and (
+                now is None
+                or rule.last_activation is None
+                or now - rule.last_activation < rule.chatter_window
+            )
+            for rule in self.rules
+        }
+
+    def stale_sensors(self) -> list[str]:
+        return sorted(w.sensor.id for w in self.watchers if w.emits and w.fired)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Readings rejected and notifications held, by reason; state saves."""
+        return {
+            "dropped_old_readings": self.dropped_old,
+            "bad_readings": self.bad_readings,
+            "wrong_type_readings": self.wrong_type,
+            "unknown_sensor_readings": self.unknown_sensor,
+            "late_readings": self.late_readings,
+            "held_cooldown": self.held_cooldown,
+            "held_chattering": self.held_chattering,
+            "held_flood": self.held_flood,
+            "state_saves": self.state_saves,
+            "state_save_errors": self.state_save_errors,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole engine state as JSON-ready data (what the store writes)."""
+        return take_snapshot(self)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _changed(self) -> None:
+        self.dirty = True
+
+    def _finish(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        if self.dirty and self._durable:
+            self._save()
+        return events
+
+    def _save_if_durable(self) -> None:
+        if self.dirty and self._durable:
+            self._save()
+
+    def _save(self, *, full: bool = False, exact: bool = False) -> bool:
+        """Write the state. Rules are always written whole; the sensors' last times, which
+        move with every reading, are re-encoded only on a full save or when the encoded copy
+        is older than SENSOR_REFRESH_NS of engine time. Sensors that an open episode,
+        a gate or a staleness depends on are always written fresh."""
+        if self._store is None:
+            self.dirty = self.soft_dirty = False
+            return True
+        now = self.now if self.now is not None else 0
+        base = self._sensor_base
+        if full or base is None or now - base[0] >= SENSOR_REFRESH_NS:
+            base = self._sensor_base = (now, json.dumps(encode_sensors(self, None)))
+            fresh: set[str] | None = set()
+        else:
+            fresh = self._fresh_sensors()
+        try:
+            self._store.save(take_snapshot(self, fresh, exact=exact), raw={"sensor_base": base[1]})
+        except OSError as exc:
+            # Kept dirty: the next call tries again. The events still go out.
+            self.state_save_errors += 1
+            log.error(
+                "Saving the rule state failed.",
+                extra={"path": str(self._store.path), "error": str(exc)},
+            )
+            return False
+        self.state_saves += 1
+        self.dirty = self.soft_dirty = False
+        return True
+
+    def _fresh_sensors(self) -> set[str]:
+        ids = {w.sensor.id for w in self.watchers if w.fired}
+        for rule in self.rules:
+            if rule.state or rule.gate_sensor is not None or rule.kind in (RATE, FLATLINE):
+                ids.add(rule.sensor)
+                if rule.gate_sensor is not None:
+                    ids.add(rule.gate_sensor)
+        return ids
+
+    # ------------------------------------------------------------------ deadlines
+
+    def _set_deadline(self, rule: CompiledRule, when: int) -> None:
+        rule.gen += 1
+        rule.deadline = when
+        heapq.heappush(self._heap, (when, ORDER_STATE, rule.key, rule.gen))
+
+    def _cancel_deadline(self, rule: CompiledRule) -> None:
+        if rule.deadline is not None:
+            rule.deadline = None
+            rule.gen += 1
+
+    def _set_flat_due(self, rule: SeriesRule, when: int) -> None:
+        rule.flat_gen += 1
+        rule.flat_due = when
+        heapq.heappush(self._heap, (when, ORDER_FLAT, rule.key, rule.flat_gen))
+
+    def _fire_due(self, until: int) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            when, order, key, gen = heapq.heappop(heap)
+            if order == ORDER_STATE:
+                rule = self.rules[key]
+                if rule.gen != gen or rule.deadline != when:
+                    continue
+                self._advance(when)
+                rule.deadline = None
+                if rule.state == PENDING:
+                    self._activate(rule, when, events)
+                elif rule.state == CLEARING:
+                    self._clear(rule, when, events)
+            elif order == ORDER_FLAT:
+                rule = cast(SeriesRule, self.rules[key])
+                if rule.flat_gen != gen or rule.flat_due != when:
+                    continue
+                self._advance(when)
+                rule.flat_due = None
+                sensor = self.sensors[rule.sensor]
+                if rule.stale or not sensor.has_value:
+                    continue
+                rule.held = sensor.value
+                self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+            else:
+                watcher = self.watchers[key]
+                sensor = watcher.sensor
+                if sensor.last_good is None:
+                    watcher.queued = False
+                    continue
+                due = sensor.last_good + watcher.duration
+                if due > when:
+                    heapq.heappush(heap, (due, ORDER_STALE, key, 0))
+                    continue
+                self._advance(when)
+                watcher.queued = False
+                sensor.slow = True
+                if watcher.fired:
+                    continue
+                watcher.fired = True
+                self._changed()
+                if watcher.emits:
+                    events.append(AlarmEvent(when, "stale", sensor_id=sensor.id))
+                for rule in watcher.rules:
+                    self._on_stale(rule, when, events)
+        return events
+
+    def _advance(self, when: int) -> None:
+        if self.now is None or when > self.now:
+            self.now = when
+
+    # ------------------------------------------------------------------ samples
+
+    def _sensor_slow(
+        self, sensor: SensorState, t: int, value: Value, events: list[AlarmEvent]
+    ) -> None:
+        """A good reading on a sensor that is stale, not yet watched, or gates rules."""
+        for watcher in sensor.watchers:
+            if watcher.fired:
+                watcher.fired = False
+                self._changed()
+                if watcher.emits:
+                    events.append(AlarmEvent(t, "fresh", sensor_id=sensor.id))
+                for rule in watcher.rules:
+                    rule.stale = False
+                    if rule.kind == FLATLINE:
+                        # A gap in the data breaks a flatline run: this sample starts anew.
+                        series = cast(SeriesRule, rule)
+                        series.anchor_value = series.anchor_time = series.flat_due = None
+            if not watcher.queued:
+                watcher.queued = True
+                heapq.heappush(self._heap, (t + watcher.duration, ORDER_STALE, watcher.key, 0))
+        for rule in sensor.gated:
+            is_open = same_value(value, rule.gate_value)
+            if is_open == rule.gate_open:
+                continue
+            rule.gate_open = is_open
+            self._changed()
+            if not is_open:
+                if rule.state != NORMAL:
+                    self._evaluate(rule, t, CLEAR, events)
+                continue
+            # Opened: the rule's own sensor's held value is judged now (sample and hold).
+            own = self.sensors[rule.sensor]
+            if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
+                self._apply(rule, t, own.value, events, from_gate=True)
+        sensor.refresh_slow()
+
+    def _apply(
+        self,
+        rule: CompiledRule,
+        t: int,
+        value: Value,
+        events: list[AlarmEvent],
+        *,
+        from_gate: bool = False,
+    ) -> None:
+        """Judge one good sample (or a held one, when a gate opens) against one rule."""
+        kind = rule.kind
+        measured: Value = value
+        if kind == EQUALS:
+            condition = TRIP if same_value(value, rule.target) else CLEAR
+        elif not is_number(value):
+            if not from_gate:
+                self.wrong_type += 1
+            return
+        elif kind == HIGH:
+            if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                condition = TRIP
+            elif value < rule.clear_below:  # type: ignore[operator]
+                condition = CLEAR
+            else:
+                condition = HOLD
+        elif kind == LOW:
+            if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
+                condition = TRIP
+            elif value > rule.clear_above:  # type: ignore[operator]
+                condition = CLEAR
+            else:
+                condition = HOLD
+        elif kind == BAND:
+            v: float = value  # type: ignore[assignment]
+            if rule.inclusive:
+                trips = v >= rule.high_limit or v <= rule.low_limit
+            else:
+                trips = v > rule.high_limit or v < rule.low_limit
+            if trips:
+                condition = TRIP
+            elif rule.clear_above < v < rule.clear_below:
+                condition = CLEAR
+            else:
+                condition = HOLD
+        elif kind == RATE:
+            v = value  # type: ignore[assignment]
+            series = cast(SeriesRule, rule)
+            previous, previous_time = series.prev_value, series.prev_time
+            if previous is None or previous_time is None or t <= previous_time:
+                series.prev_value, series.prev_time = v, t
+                self.soft_dirty = True
+                return
+            rate = (v - previous) * series.rate_per / (t - previous_time)
+            series.prev_value, series.prev_time = v, t
+            self.soft_dirty = True
+            measured = rate
+            size = abs(rate)
+            if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:
+                condition = TRIP
+            elif size < rule.high_limit:
+                condition = CLEAR
+            else:
+                condition = HOLD
+        else:  # FLATLINE
+            v = value  # type: ignore[assignment]
+            series = cast(SeriesRule, rule)
+            anchor = series.anchor_value
+            if anchor is None or series.anchor_time is None or abs(v - anchor) > series.tolerance:
+                series.anchor_value, series.anchor_time = v, t
+                self._set_flat_due(series, t + series.flat_for)
+                self.soft_dirty = True
+                condition = CLEAR
+            elif t - series.anchor_time >= series.flat_for:
+                condition = TRIP
+            else:
+                condition = CLEAR
+        rule.held = measured
+        if not rule.gate_open:
+            condition = CLEAR
+        if rule.stale_alarm:
+            # First good sample after an ``on_stale: alarm`` episode: it ends unless the
+            # condition itself holds now.
+            rule.stale_alarm = False
+            rule.cause = CAUSE_CONDITION
+            self._changed()
+            if condition != TRIP:
+                condition = CLEAR
+        self._evaluate(rule, t, condition, events)
+
+    def _evaluate(
+        self, rule: CompiledRule, t: int, condition: int, events: list[AlarmEvent]
+    ) -> None:
+        state = rule.state
+        if state == NORMAL:
+            if condition == TRIP:
+                rule.pending_since = t
+                rule.peak = rule.held
+                if rule.on_delay == 0:
+                    self._activate(rule, t, events)
+                else:
+                    rule.state = PENDING
+                    rule.refresh_fast()
+                    self._set_deadline(rule, t + rule.on_delay)
+                    self._changed()
+            return
+        if rule.more_extreme(rule.held, rule.peak):
+            rule.peak = rule.held
+            self.soft_dirty = True
+        if state != ACTIVE:
+            # PENDING and CLEARING end at a deadline with the held value: keep it saved.
+            self._changed()
+        if state == PENDING:
+            if condition != TRIP:
+                rule.state = NORMAL
+                rule.pending_since = None
+                rule.peak = None
+                self._cancel_deadline(rule)
+                rule.refresh_fast()
+                self._changed()
+        elif state == ACTIVE:
+            if condition == CLEAR:
+                if rule.off_delay == 0:
+                    self._clear(rule, t, events)
+                else:
+                    rule.state = CLEARING
+                    self._set_deadline(rule, t + rule.off_delay)
+                    self._changed()
+            else:
+                self._escalate(rule, t, events)
+        elif condition != CLEAR:  # CLEARING, and the sample is not clearing
+            rule.state = ACTIVE
+            self._cancel_deadline(rule)
+            self._changed()
+            self._escalate(rule, t, events)
+        elif rule.deadline is None:
+            # The off-delay was suspended while the sensor was stale: it restarts now.
+            self._set_deadline(rule, t + rule.off_delay)
+            self._changed()
+
+    # ------------------------------------------------------------------ transitions
+
+    def _activate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        self._cancel_deadline(rule)
+        rule.state = ACTIVE
+        rule.refresh_fast()
+        rule.started = t
+        rule.alert_id = make_alert_id(self.site_id, rule.id, t)
+        rule.priority = rule.base_priority
+        rule.active_levels = 0
+        if rule.peak is None or rule.more_extreme(rule.held, rule.peak):
+            rule.peak = rule.held
+        notify = True
+        starts_chattering = False
+        previous = rule.last_activation
+        if previous is not None and t - previous < rule.cooldown:
+            notify = False
+            self.held_cooldown += 1
+        # Chattering: quiet for a whole window ends it; N activations within one starts it.
+        times = rule.chatter_times
+        if times is None:
+            times = rule.chatter_times = []
+        if rule.chattering and previous is not None and t - previous >= rule.chatter_window:
+            rule.chattering = False
+            times.clear()
+        times.append(t)
+        if len(times) > rule.chatter_activations:
+            del times[: len(times) - rule.chatter_activations]
+        if (
+            not rule.chattering
+            and len(times) >= rule.chatter_activations
+            and t - times[0] < rule.chatter_window
+        ):
+            rule.chattering = True
+            starts_chattering = True
+        if rule.chattering and notify:
+            notify = False
+            self.held_chattering += 1
+        starts_flood = False
+        if notify:
+            recent = self.flood_times
+            cutoff = t - self.flood_window
+            while recent and recent[0] <= cutoff:
+                recent.pop(0)
+            if len(recent) >= self.flood_limit:
+                notify = False
+                self.held_flood += 1
+                starts_flood = not self.flooding
+                self.flooding = True
+            else:
+                self.flooding = False
+                recent.append(t)
+        rule.notify = notify
+        rule.last_activation = t
+        events.append(self._rule_event(rule, t, "activated"))
+        if starts_chattering:
+            events.append(self._rule_event(rule, t, "chattering"))
+        if starts_flood:
+            events.append(AlarmEvent(t, "flood"))
+        self._changed()
+        self._escalate(rule, t, events)
+
+    def _escalate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        levels = rule.levels
+        if not levels or rule.state != ACTIVE:
+            return
+        value = rule.held
+        if not is_number(value):
+            return
+        v: float = value  # type: ignore[assignment]
+        best = PRIORITY_ORDER[rule.priority]
+        raised: str | None = None
+        for index, level in enumerate(levels):
+            bit = 1 << index
+            if rule.active_levels & bit:
+                continue
+            if level.above is not None:
+                beyond = v >= level.above if rule.inclusive else v > level.above
+            else:
+                assert level.below is not None
+                beyond = v <= level.below if rule.inclusive else v < level.below
+            if not beyond:
+                continue
+            rule.active_levels |= bit
+            self._changed()
+            if level.rank > best:
+                best = level.rank
+                raised = level.priority
+        if raised is not None:
+            rule.priority = raised
+            events.append(self._rule_event(rule, t, "escalated"))
+
+    def _clear(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        events.append(self._rule_event(rule, t, "cleared"))
+        self._cancel_deadline(rule)
+        rule.state = NORMAL
+        rule.pending_since = None
+        rule.peak = None
+        rule.alert_id = None
+        rule.started = None
+        rule.priority = rule.base_priority
+        rule.active_levels = 0
+        rule.notify = True
+        rule.cause = CAUSE_CONDITION
+        rule.stale_alarm = False
+        rule.refresh_fast()
+        self._changed()
+
+    def _on_stale(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        rule.stale = True
+        state = rule.state
+        if state == PENDING:
+            rule.state = NORMAL
+            rule.pending_since = None
+            rule.peak = None
+            self._cancel_deadline(rule)
+            rule.refresh_fast()
+            state = NORMAL
+        mode = rule.on_stale
+        if mode == ON_STALE_CLEAR:
+            if state in (ACTIVE, CLEARING):
+                self._clear(rule, t, events)
+        elif mode == ON_STALE_ALARM and state == NORMAL:
+            sensor = self.sensors[rule.sensor]
+            rule.held = sensor.value if sensor.has_value else None
+            rule.cause = CAUSE_STALE
+            rule.stale_alarm = True
+            rule.pending_since = t
+            rule.peak = None
+            self._activate(rule, t, events)
+        elif state == CLEARING:
+            # hold: the clearing was not seen to its end; its off-delay waits for data.
+            self._cancel_deadline(rule)
+        self._changed()
+
+    def _rule_event(self, rule: CompiledRule, t: int, kind: Any) -> AlarmEvent:
+        return AlarmEvent(
+            time_ns=t,
+            kind=kind,
+            rule_id=rule.id,
+            sensor_id=rule.sensor,
+            value=rule.held,
+            priority=rule.priority,
+            alert_id=rule.alert_id,
+            notify=rule.notify,
+            peak=rule.peak,
+            limit=rule.limit,
+            started_ns=rule.started,
+            cause=rule.cause,
+        )
+
+
+__all__ = ["RuleEngine", "is_number", "same_value"]

@@ -1,0 +1,69 @@
+"""What the rule engine emits: one ``AlarmEvent`` per alarm or sensor transition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from edge_agent.alerts import format_time_ns
+from edge_agent.readings import Value
+
+AlarmEventKind = Literal[
+    "activated", "escalated", "cleared", "chattering", "stale", "fresh", "flood"
+]
+
+# Rule states (ISA-18.2 / OPC UA Part 9 words): the index is what the engine stores.
+NORMAL: Final = 0
+PENDING: Final = 1
+ACTIVE: Final = 2
+CLEARING: Final = 3
+STATE_NAMES: Final = ("NORMAL", "PENDING", "ACTIVE", "CLEARING")
+
+# Why an episode is open: its condition held, or its sensor went stale (``on_stale: alarm``).
+CAUSE_CONDITION: Final = "condition"
+CAUSE_STALE: Final = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One transition.
+
+    Rule events (``activated``, ``escalated``, ``cleared``, ``chattering``) carry the rule,
+    its episode's ``alert_id`` and whether it should make a notification (``notify``).
+    Sensor events (``stale``, ``fresh``) carry only the sensor. ``flood`` is the site's flood
+    guard starting to hold notifications; it has neither rule nor sensor.
+    """
+
+    time_ns: int
+    kind: AlarmEventKind
+    rule_id: str | None = None
+    sensor_id: str | None = None
+    value: Value = None
+    priority: str | None = None
+    alert_id: str | None = None
+    notify: bool = False
+    peak: Value = None
+    limit: Value = None
+    started_ns: int | None = None
+    cause: str = CAUSE_CONDITION
+
+    @property
+    def is_rule_event(self) -> bool:
+        return self.rule_id is not None
+
+    def to_replay_json(self) -> dict[str, Any]:
+        """The line ``edge-agent replay`` prints for this event."""
+        stamp = format_time_ns(self.time_ns)
+        if self.rule_id is None:
+            if self.sensor_id is None:
+                return {"time": stamp, "event": self.kind}
+            return {"time": stamp, "sensor": self.sensor_id, "event": self.kind}
+        return {
+            "time": stamp,
+            "rule": self.rule_id,
+            "event": self.kind,
+            "value": self.value,
+            "priority": self.priority,
+            "alert_id": self.alert_id,
+            "notify": self.notify,
+        }

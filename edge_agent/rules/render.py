@@ -1,0 +1,220 @@
+"""Rule events as alert messages, with their work orders rendered from templates.
+
+Templates use Python's format syntax over a fixed set of fields (``TEMPLATE_FIELDS``) and
+nothing else: a field name is looked up whole in a flat mapping, so ``{asset.name}`` is a
+key, not an attribute access, and ``{value.__class__}`` or ``{value[0]}`` are unknown fields.
+Nothing is evaluated. A format spec that does not suit the value (``{value:.2f}`` on a
+string), an unknown field or a malformed template never raises: the field falls back to its
+plain text (or the template to its literal text) and ``TEMPLATE_ERRORS`` counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
+
+from edge_agent.alerts import (
+    ALERT_SCHEMA,
+    AlertMessage,
+    AssetRef,
+    EventKind,
+    Priority,
+    WorkOrderRequest,
+    format_time_ns,
+    make_event_id,
+)
+from edge_agent.config.models import TEMPLATE_FIELDS, Rule, SiteConfig
+from edge_agent.config.units import format_duration
+from edge_agent.rules.events import CAUSE_STALE, AlarmEvent
+
+log = logging.getLogger(__name__)
+
+RULE_EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+
+
+class TemplateStats:
+    """How many template fields or templates fell back to plain text."""
+
+    errors = 0
+
+
+TEMPLATE_ERRORS = TemplateStats()
+
+
+class _UnknownField(KeyError):
+    pass
+
+
+class SafeFormatter(string.Formatter):
+    """``string.Formatter`` restricted to one flat mapping of fields."""
+
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if field_name not in kwargs:
+            raise _UnknownField(field_name)
+        return kwargs[field_name], field_name
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if isinstance(key, str) and key in kwargs:
+            return kwargs[key]
+        raise _UnknownField(str(key))
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion in (None, "s", "r", "a"):
+            return super().convert_field(value, conversion)
+        raise ValueError(f"unknown conversion !{conversion}")
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        try:
+            return format(value, format_spec)
+        except (ValueError, TypeError):
+            TEMPLATE_ERRORS.errors += 1
+            return "" if value is None else str(value)
+
+
+_FORMATTER: Final = SafeFormatter()
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names a template uses (for the config checks); raises ValueError if the
+    template is malformed."""
+    names: list[str] = []
+    for _, field_name, spec, _ in string.Formatter().parse(template):
+        if field_name is not None:
+            names.append(field_name)
+        if spec:
+            names.extend(template_fields(spec))
+    return names
+
+
+def render_template(template: str, fields: Mapping[str, Any]) -> str:
+    """``template`` with ``fields`` filled in; never raises."""
+    try:
+        return _FORMATTER.vformat(template, (), fields)
+    except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
+        TEMPLATE_ERRORS.errors += 1
+        log.warning(
+            "Work order template could not be rendered; using its text as written.",
+            extra={"template": template, "error": str(exc)},
+        )
+        return template
+
+
+def template_values(event: AlarmEvent, config: SiteConfig, rule: Rule | None) -> dict[str, Any]:
+    asset_id = rule.asset if rule is not None else ""
+    asset = config.assets.get(asset_id)
+    return {
+        "asset.name": asset.name if asset is not None else asset_id,
+        "asset.id": asset_id,
+        "sensor.id": event.sensor_id or "",
+        "value": event.value,
+        "peak": event.peak,
+        "limit": event.limit,
+        "unit": _unit(config, rule, event.sensor_id) or "",
+        "started_at": format_time_ns(event.started_ns) if event.started_ns is not None else "",
+        "rule.id": event.rule_id or "",
+        "priority": event.priority or "",
+        "site.id": config.site.id,
+        "site.name": config.site.name or config.site.id,
+        "alert_id": event.alert_id or "",
+        # How long the episode has lasted at this event, e.g. "12m30s" (0s at activation).
+        "duration": (
+            format_duration(event.time_ns - event.started_ns)
+            if event.started_ns is not None
+            else ""
+        ),
+    }
+
+
+def _unit(config: SiteConfig, rule: Rule | None, sensor_id: str | None) -> str | None:
+    sensor = config.sensors.get(sensor_id or "")
+    unit = sensor.unit if sensor is not None else None
+    if rule is not None and rule.rate is not None:
+        return f"{unit or ''}/{format_duration(rule.rate.per)}"
+    return unit
+
+
+def _find_rule(config: SiteConfig, rule_id: str) -> Rule | None:
+    for rule in config.rules:
+        if rule.id == rule_id:
+            return rule
+    return None
+
+
+def to_alert_message(event: AlarmEvent, config: SiteConfig) -> AlertMessage | None:
+    """The ``edge-agent/alert@1`` message of a rule event (None for stale, fresh, flood)."""
+    if event.kind not in RULE_EVENT_KINDS or event.rule_id is None or event.alert_id is None:
+        return None
+    rule = _find_rule(config, event.rule_id)
+    fields = template_values(event, config, rule)
+    asset_id = fields["asset.id"]
+    asset = config.assets.get(asset_id)
+    priority = cast(Priority, event.priority or "NONE")
+    template = rule.work_order if rule is not None else None
+    if event.cause == CAUSE_STALE:
+        title = render_template("{asset.name}: no data from {sensor.id}", fields)
+        description = render_template(
+            "Sensor {sensor.id} sent no good reading since before {started_at}; "
+            "rule {rule.id} cannot watch {asset.name}.",
+            fields,
+        )
+    elif template is not None:
+        title = render_template(template.title, fields)
+        description = render_template(template.description, fields)
+    else:
+        title = render_template("{asset.name}: {rule.id} ({sensor.id} {value} {unit})", fields)
+        description = render_template(
+            "Rule {rule.id} on {asset.name}: {sensor.id} = {value} {unit}, limit {limit}, "
+            "since {started_at}.",
+            fields,
+        )
+    due_date = None
+    if template is not None and template.due_in is not None and event.started_ns is not None:
+        due_date = format_time_ns(event.started_ns + template.due_in)
+    work_order: WorkOrderRequest = {
+        "title": title[:1000],
+        "description": description,
+        "priority": priority,
+        "categories": list(template.categories) if template is not None else [],
+        "assignees": [a.model_dump() for a in template.assignees] if template else [],
+        "due_date": due_date,
+    }
+    if asset is not None and asset.location_id is not None:
+        work_order["location_id"] = asset.location_id
+    qualifier = priority if event.kind == "escalated" else ""
+    asset_ref: AssetRef = {
+        "id": asset_id,
+        "name": fields["asset.name"],
+        "maintainx_id": asset.maintainx_id if asset is not None else None,
+    }
+    return {
+        "schema": ALERT_SCHEMA,
+        "site": config.site.id,
+        "event_id": make_event_id(event.alert_id, event.kind, qualifier),
+        "alert_id": event.alert_id,
+        "event": cast(EventKind, event.kind),
+        "time": format_time_ns(event.time_ns),
+        "time_ns": event.time_ns,
+        "rule": event.rule_id,
+        "sensor": event.sensor_id or "",
+        "asset": asset_ref,
+        "value": event.value,
+        "peak": event.peak,
+        "limit": event.limit,
+        "unit": _unit(config, rule, event.sensor_id),
+        "priority": priority,
+        "notify": event.notify,
+        "work_order": work_order,
+    }
+
+
+__all__ = [
+    "TEMPLATE_ERRORS",
+    "TEMPLATE_FIELDS",
+    "SafeFormatter",
+    "render_template",
+    "template_fields",
+    "template_values",
+    "to_alert_message",
+]

@@ -1,0 +1,188 @@
+"""The engine's state as plain JSON data, and back.
+
+What is saved is everything a restart needs to continue exactly where it stopped: per rule
+its state, deadlines, episode (alert id, start, peak, priority, escalation levels reached,
+notify) and history (last activation, chattering); per sensor its last reading time, last
+good time and held value, and which staleness watchers have fired; the site's flood guard.
+
+Restoring matches rules by id. A rule whose fingerprint (its whole definition) is unchanged
+gets everything back. A changed rule keeps only an open episode (ACTIVE or CLEARING: no
+second ``activated``, no lost ``cleared``) and its activation history.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from edge_agent.rules.compiled import FLATLINE, NEVER, RATE
+from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, STATE_NAMES
+
+if TYPE_CHECKING:
+    from edge_agent.rules.compiled import CompiledRule, SeriesRule
+    from edge_agent.rules.engine import RuleEngine
+
+SNAPSHOT_VERSION: Final = 1
+
+
+class SnapshotError(ValueError):
+    """A saved state that does not have the expected shape."""
+
+
+def _rule_data(rule: CompiledRule) -> dict[str, Any]:
+    return {
+        "fingerprint": rule.fingerprint,
+        "state": STATE_NAMES[rule.state],
+        "deadline": rule.deadline,
+        "flat_due": rule.flat_due,
+        "pending_since": rule.pending_since,
+        "held": rule.held,
+        "peak": rule.peak,
+        "priority": rule.priority,
+        "alert_id": rule.alert_id,
+        "started": rule.started,
+        "notify": rule.notify,
+        "levels": rule.active_levels,
+        "cause": rule.cause,
+        "stale": rule.stale,
+        "stale_alarm": rule.stale_alarm,
+        "gate_open": rule.gate_open,
+        "prev": None if rule.prev_time is None else [rule.prev_value, rule.prev_time],
+        "anchor": None if rule.anchor_time is None else [rule.anchor_value, rule.anchor_time],
+        "last_activation": rule.last_activation,
+        "chatter_times": list(rule.chatter_times or ()),
+        "chattering": rule.chattering,
+    }
+
+
+def encode_sensors(engine: RuleEngine, only: set[str] | None) -> dict[str, list[Any]]:
+    """Sensors that have seen a reading, as ``id: [last_time, last_good, value, has_value,
+    [durations of fired staleness watchers]]`` (all of them, or those in ``only``)."""
+    out: dict[str, list[Any]] = {}
+    for sensor in engine.sensors.values():
+        if sensor.last_time == NEVER or (only is not None and sensor.id not in only):
+            continue
+        out[sensor.id] = [
+            sensor.last_time,
+            sensor.last_good,
+            sensor.value if sensor.has_value else None,
+            sensor.has_value,
+            [w.duration for w in sensor.watchers if w.fired],
+        ]
+    return out
+
+
+def take_snapshot(
+    engine: RuleEngine, sensors: set[str] | None = None, *, exact: bool = True
+) -> dict[str, Any]:
+    """Rules that left their initial state, and the sensors (all, or those in
+    ``sensors``). ``exact`` says that nothing will change after it is taken (a snapshot
+    handed to a caller, or the save at a clean shutdown); the saves made while running are
+    not, since peaks and flatline runs move without a save."""
+    rules = {}
+    for rule in engine.rules:
+        if (
+            rule.state
+            or rule.last_activation is not None
+            or rule.prev_time is not None
+            or rule.anchor_time is not None
+            or rule.stale
+            or rule.gate_open != (rule.gate_sensor is None)
+        ):
+            rules[rule.id] = _rule_data(rule)
+    return {
+        "version": SNAPSHOT_VERSION,
+        "site": engine.site_id,
+        "now": engine.now,
+        "rules": rules,
+        "sensors": encode_sensors(engine, sensors),
+        "flood": {"times": list(engine.flood_times), "flooding": engine.flooding},
+        "exact": exact,
+    }
+
+
+def restore_snapshot(engine: RuleEngine, data: dict[str, Any]) -> None:
+    """Load ``data`` (from :func:`take_snapshot`) into a freshly built engine. The caller
+    rebuilds the deadline heap afterwards."""
+    try:
+        _restore(engine, data)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise SnapshotError(f"saved rule state has an unexpected shape: {exc}") from exc
+
+
+def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
+    if data.get("version") != SNAPSHOT_VERSION:
+        raise SnapshotError(f"unknown rule state version {data.get('version')!r}")
+    if data.get("site") != engine.site_id:
+        # Another site's state (a copied storage directory): not ours to continue.
+        raise SnapshotError(f"saved rule state is for site {data.get('site')!r}")
+    engine.now = data["now"]
+    flood = data["flood"]
+    engine.flood_times = [int(t) for t in flood["times"]]
+    engine.flooding = bool(flood["flooding"])
+    # A transition save carries an older copy of every sensor and a fresh one of some.
+    for section in ("sensor_base", "sensors"):
+        for sensor_id, saved in data.get(section, {}).items():
+            sensor = engine.sensors.get(sensor_id)
+            if sensor is None:
+                continue
+            last_time, last_good, value, has_value, fired = saved
+            sensor.last_time = int(last_time)
+            sensor.last_good = last_good
+            sensor.value = value
+            sensor.has_value = bool(has_value)
+            for watcher in sensor.watchers:
+                watcher.fired = watcher.duration in fired
+    rules_by_id = {rule.id: rule for rule in engine.rules}
+    exact = bool(data.get("exact", False))
+    if not exact:
+        # A gate that opens judges its rule's held value, which may be older than the last
+        # samples before a crash: wait for the next sample instead.
+        for gated in engine.rules:
+            if gated.gate_sensor is not None and gated.sensor in engine.sensors:
+                own = engine.sensors[gated.sensor]
+                own.has_value = False
+                own.value = None
+    for rule_id, saved in data["rules"].items():
+        rule = rules_by_id.get(rule_id)
+        if rule is None:
+            continue
+        same = saved["fingerprint"] == rule.fingerprint
+        state = STATE_NAMES.index(saved["state"])
+        rule.last_activation = saved["last_activation"]
+        rule.chatter_times = [int(t) for t in saved["chatter_times"]] or None
+        rule.chattering = bool(saved["chattering"])
+        rule.stale = bool(saved["stale"])
+        if same and rule.kind in (RATE, FLATLINE):
+            series = cast("SeriesRule", rule)
+            _restore_series(series, saved)
+            # A save made while running may be older than the last samples, which move a
+            # flatline run or a rate's previous sample without a save. Rather than judge
+            # from out-of-date values (a false "stuck" or a false rate), start afresh.
+            if not exact and rule.kind == RATE:
+                series.prev_value = series.prev_time = None
+            if not exact and rule.kind == FLATLINE and state == NORMAL:
+                series.anchor_value = series.anchor_time = series.flat_due = None
+        if same:
+            rule.gate_open = bool(saved["gate_open"])
+        if same or state in (ACTIVE, CLEARING):
+            rule.state = state
+            rule.deadline = saved["deadline"]
+            rule.pending_since = saved["pending_since"]
+            rule.held = saved["held"]
+            rule.peak = saved["peak"]
+            rule.priority = saved["priority"]
+            rule.alert_id = saved["alert_id"]
+            rule.started = saved["started"]
+            rule.notify = bool(saved["notify"])
+            rule.active_levels = int(saved["levels"]) if same else 0
+            rule.cause = saved["cause"]
+            rule.stale_alarm = bool(saved["stale_alarm"])
+        rule.refresh_fast()
+
+
+def _restore_series(rule: SeriesRule, saved: dict[str, Any]) -> None:
+    rule.flat_due = saved["flat_due"]
+    prev = saved["prev"]
+    rule.prev_value, rule.prev_time = (None, None) if prev is None else (prev[0], prev[1])
+    anchor = saved["anchor"]
+    rule.anchor_value, rule.anchor_time = (None, None) if anchor is None else (anchor[0], anchor[1])

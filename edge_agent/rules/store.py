@@ -1,0 +1,91 @@
+"""The rule state on disk: one JSON file, replaced atomically.
+
+A save writes a temporary file in the same directory, fsyncs it, renames it over the state
+file and fsyncs the directory, so after a crash or power loss the file holds either the
+previous state or the new one, never a torn mix. The only module of ``rules`` that does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+STATE_FILE_NAME: Final = "rule-state.json"
+
+
+class StateStoreError(OSError):
+    """The state file exists but cannot be read (permissions, I/O error). An OSError, so a
+    caller that handles storage errors handles this one too."""
+
+
+class RuleStateStore:
+    """Load and save the engine's state at ``path`` (a file; its directory must exist or
+    be creatable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.discarded: Path | None = None
+
+    @classmethod
+    def in_directory(cls, storage_dir: Path) -> RuleStateStore:
+        """The store at its usual place under the site's ``storage.path``."""
+        return cls(Path(storage_dir) / STATE_FILE_NAME)
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or None if there is none (StateStoreError if unreadable).
+
+        A file that is not valid JSON (which atomic saves never produce, but a damaged disk
+        can) is moved aside to ``<name>.corrupt`` and logged, and the engine starts fresh
+        rather than not at all."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateStoreError(f"cannot read the rule state {self.path}: {exc}") from exc
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            os.replace(self.path, aside)
+            self.discarded = aside
+            log.error(
+                "Rule state file is damaged; moved aside, starting with fresh state.",
+                extra={"path": str(self.path), "moved_to": str(aside), "error": str(exc)},
+            )
+            return None
+        return data
+
+    def save(self, data: dict[str, Any], raw: dict[str, str] | None = None) -> None:
+        """Replace the saved state with ``data`` atomically and durably (raises OSError).
+        ``raw`` adds keys whose values are already JSON text (a cached, unchanged part)."""
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        if raw:
+            extra = "".join(f",{json.dumps(key)}:{value}" for key, value in raw.items())
+            text = text[:-1] + extra + "}" if text != "{}" else "{" + extra[1:] + "}"
+        payload = text.encode()
+        temporary = directory / f".{self.path.name}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
