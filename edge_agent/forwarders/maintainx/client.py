@@ -1,0 +1,239 @@
+"""An asyncio client for the part of the MaintainX REST API that edge-agent uses.
+
+One long-lived ``httpx.AsyncClient`` per API key; requests are paced from the
+``X-Rate-Limit-*`` headers (see :mod:`.ratelimit`) and every failure leaves this module as one
+of the project's own exceptions (see :mod:`.errors`). The API key is sent in the
+``Authorization`` header only and never appears in a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
+
+import httpx
+
+from edge_agent import __version__
+from edge_agent.config.secrets import Secret
+from edge_agent.forwarders.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    TransientError,
+)
+from edge_agent.forwarders.maintainx.ratelimit import RatePacer
+
+log = logging.getLogger(__name__)
+
+MAX_429_WAITS: Final = 5
+"""How many 429s in a row one call waits out before it raises :class:`RateLimited`."""
+
+_ERROR_BODY_CHARS: Final = 2000
+
+# Filters whose API names hold brackets; Python keywords cannot, so `createdAt_gte` etc.
+_BRACKET_SUFFIXES: Final = ("_gte", "_lte")
+
+
+def _query_name(name: str) -> str:
+    for suffix in _BRACKET_SUFFIXES:
+        if name.endswith(suffix):
+            return f"{name[: -len(suffix)]}[{suffix[1:]}]"
+    return name
+
+
+def _decode_body(response: httpx.Response) -> Any:
+    """The JSON body, or the text (shortened) when it is not JSON, or None when empty."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:_ERROR_BODY_CHARS]
+
+
+class MaintainXClient:
+    """Work orders, comments, status and subscriptions on one MaintainX organization.
+
+    ``organization_id`` is sent as ``x-organization-id`` (needed by keys that belong to
+    several organizations). ``rate_limit_per_min`` paces requests until the first response
+    tells the real limit.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        organization_id: int | None,
+        timeout_s: float,
+        rate_limit_per_min: int = 100,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {
+            "Authorization": f"Bearer {api_key.reveal()}",
+            "Accept": "application/json",
+            "User-Agent": f"edge-agent/{__version__}",
+        }
+        if organization_id is not None:
+            headers["x-organization-id"] = str(organization_id)
+        self.base_url = base_url.rstrip("/")
+        self.pacer = RatePacer(rate_limit_per_min)
+        self.requests_sent = 0
+        self.rate_limited = 0
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> MaintainXClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ the calls
+
+    async def create_work_order(self, body: Mapping[str, Any]) -> int:
+        """``POST /workorders``; returns the new work order's id (MaintainX answers 200)."""
+        data = await self._request("POST", "workorders", json_body=body)
+        return int(data["id"])
+
+    async def get_work_order(self, work_order_id: int) -> dict[str, Any]:
+        """``GET /workorders/{id}``: the work order (with ``externalData`` and ``status``)."""
+        data = await self._request("GET", f"workorders/{int(work_order_id)}")
+        return dict(data["workOrder"])
+
+    async def list_work_orders(
+        self, *, limit: int = 100, max_pages: int | None = None, **filters: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``GET /workorders``, following ``nextCursor``. Filters are passed as the API names
+        them (``assets=[1, 2]``, ``title=...``, ``sort="-createdAt"``); ``createdAt_gte``
+        stands for ``createdAt[gte]``. Lists repeat the parameter (``assets=1&assets=2``)."""
+        params: list[tuple[str, str]] = [("limit", str(limit))]
+        for name, value in filters.items():
+            if value is None:
+                continue
+            values = value if isinstance(value, list | tuple | set) else [value]
+            params.extend((_query_name(name), str(item)) for item in values)
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            data = await self._request("GET", "workorders", params=page_params)
+            for work_order in data.get("workOrders", []):
+                yield dict(work_order)
+            pages += 1
+            cursor = data.get("nextCursor")
+            if not cursor or (max_pages is not None and pages >= max_pages):
+                return
+
+    async def update_priority(self, work_order_id: int, priority: str) -> dict[str, Any]:
+        """``PATCH /workorders/{id}`` with ``{"priority": ...}`` (NONE|LOW|MEDIUM|HIGH)."""
+        data = await self._request(
+            "PATCH", f"workorders/{int(work_order_id)}", json_body={"priority": priority}
+        )
+        return dict(data.get("workOrder") or {})
+
+    async def add_comment(self, work_order_id: int, content: str) -> int:
+        """``POST /workorders/{id}/comments``; returns the comment's id (201)."""
+        data = await self._request(
+            "POST", f"workorders/{int(work_order_id)}/comments", json_body={"content": content}
+        )
+        return int(data["id"])
+
+    async def set_status(self, work_order_id: int, status: str) -> dict[str, Any]:
+        """``PATCH /workorders/{id}/status`` (OPEN|IN_PROGRESS|ON_HOLD|DONE|CANCELED)."""
+        data = await self._request(
+            "PATCH", f"workorders/{int(work_order_id)}/status", json_body={"status": status}
+        )
+        return dict(data.get("workOrder") or {})
+
+    async def create_subscription(
+        self, type: str, url: str, filters: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``POST /subscriptions``: a webhook. Returns ``{"id", "status", "secret"}``."""
+        body: dict[str, Any] = {"type": type, "url": url}
+        if filters is not None:
+            body["filters"] = dict(filters)
+        return dict(await self._request("POST", "subscriptions", json_body=body))
+
+    # ------------------------------------------------------------------ the one request path
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: list[tuple[str, str]] | None = None,
+    ) -> Any:
+        wait_s = 0.0
+        for _ in range(MAX_429_WAITS + 1):
+            await self.pacer.acquire()
+            response = await self._send(method, path, json_body, params)
+            advised = self.pacer.observe(response.headers, response.status_code)
+            if advised is None:
+                return self._result(method, path, response)
+            wait_s = advised
+            self.rate_limited += 1
+            log.warning(
+                "MaintainX rate limit reached; waiting the advertised reset.",
+                extra={"method": method, "path": path, "wait_s": round(wait_s, 3)},
+            )
+        raise RateLimited(
+            f"{method} /{path}: still rate limited after {MAX_429_WAITS} waits",
+            reset_s=wait_s,
+            body=_decode_body(response),
+        )
+
+    async def _send(
+        self, method: str, path: str, json_body: Any, params: list[tuple[str, str]] | None
+    ) -> httpx.Response:
+        self.requests_sent += 1
+        try:
+            query = httpx.QueryParams(tuple(params)) if params else None
+            return await self._http.request(method, path, json=json_body, params=query)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing left this machine: the request was certainly not applied.
+            raise TransientError(
+                f"{method} /{path}: cannot connect ({type(exc).__name__})"
+            ) from exc
+        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise OutcomeUnknown(
+                f"{method} /{path}: no answer after sending ({type(exc).__name__})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise OutcomeUnknown(f"{method} /{path}: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _result(method: str, path: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        body = _decode_body(response)
+        if 200 <= status < 300:
+            if body is None or isinstance(body, dict | list):
+                return body if body is not None else {}
+            raise TransientError(f"{method} /{path}: {status} with a body that is not JSON")
+        where = f"{method} /{path}: HTTP {status}"
+        if status in (401, 403):
+            raise CredentialsRejected(f"{where}: credentials rejected", status=status, body=body)
+        if status == 404:
+            raise NotFound(where, status=status, body=body)
+        if status == 429:  # only reached when the pacer produced no wait (cannot happen)
+            raise RateLimited(where, reset_s=1.0, body=body)
+        if 400 <= status < 500:
+            raise BadRequest(f"{where}: {json.dumps(body)[:500]}", status=status, body=body)
+        if status >= 500:
+            raise TransientError(where, status=status, body=body)
+        raise MaintainXError(f"{where}: unexpected status", status=status, body=body)

@@ -1,0 +1,60 @@
+"""The MaintainX client's own exceptions: httpx errors and HTTP statuses are translated here
+so that callers (the forwarder, the hub) decide on *kinds* of failure, not on libraries.
+
+::
+
+    MaintainXError
+    ├── CredentialsRejected   401 / 403: stop sending until the credentials change
+    ├── BadRequest            400 and other final 4xx: this request will never succeed
+    │   └── NotFound          404: the work order (or asset…) does not exist
+    ├── RateLimited           429 that outlasted the client's own waiting
+    ├── TransientError        5xx, connection refused/reset before sending: retry later
+    └── OutcomeUnknown        timeout or drop *after* the request was sent: it may have
+                              been applied; look before repeating a create
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MaintainXError(Exception):
+    """Base of every error the MaintainX client raises."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class CredentialsRejected(MaintainXError):
+    """The API key was refused (401) or lacks access to the organization (403)."""
+
+
+class BadRequest(MaintainXError):
+    """MaintainX refused the request itself; ``body`` holds its error body verbatim."""
+
+
+class NotFound(BadRequest):
+    """404: the object addressed does not exist (or this key cannot see it)."""
+
+
+class RateLimited(MaintainXError):
+    """429 still returned after the client waited the advertised reset several times."""
+
+    def __init__(self, message: str, *, reset_s: float, body: Any = None) -> None:
+        super().__init__(message, status=429, body=body)
+        self.reset_s = reset_s
+
+
+class TransientError(MaintainXError):
+    """A failure that says nothing was applied (5xx, refused connection): retry later."""
+
+
+class OutcomeUnknown(MaintainXError):
+    """The request was sent but no answer came (timeout, dropped connection): it may or may
+    not have been applied."""
+
+
+RETRYABLE: tuple[type[MaintainXError], ...] = (RateLimited, TransientError, OutcomeUnknown)
+"""Failures worth retrying later with backoff, keeping order."""

@@ -1,0 +1,391 @@
+"""The site's direct-to-MaintainX forwarder: drains the outbox through :func:`apply_alert`.
+
+Items are leased oldest first and applied one after another, so events of one episode reach
+MaintainX in order. An item is acked only after MaintainX confirmed it (2xx) and the ledger
+recorded it. On a failure the item and everything leased after it go back (``nack``), keeping
+their place, and the forwarder waits:
+
+- 5xx, refused connections, timeouts, rate limits: exponential backoff with jitter;
+- 400 (and other final 4xx): the item goes to the dead letters with MaintainX's error body;
+- 401/403: sending stops, everything is kept, health shows ``credentials_rejected`` until
+  :meth:`MaintainXForwarder.reload_credentials` is called (the service does on reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, cast
+
+from edge_agent.alerts import AlertMessage
+from edge_agent.config.models import MaintainX, SiteConfig
+from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.forwarders.maintainx.errors import (
+    RETRYABLE,
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    OutcomeUnknown,
+    RateLimited,
+)
+from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
+from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
+from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.outbox.store import Outbox, OutboxError
+from edge_agent.sources.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE: Final = "workorders.sqlite"
+NS_PER_S: Final = 1_000_000_000
+EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+_REASON_CHARS: Final = 2000
+PROBE_INTERVAL_S: Final = 30.0
+"""While idle and not connected, MaintainX is probed at most this often."""
+MAX_INTERNAL_ERRORS: Final = 10
+"""An item that makes the forwarder itself fail (a bug, not MaintainX) this many times is
+dead-lettered so that it cannot hold back every item behind it. MaintainX and network
+failures are retried forever."""
+
+
+class InvalidMessage(ValueError):
+    """An outbox payload that is not an alert message this forwarder can apply."""
+
+
+def check_message(payload: Mapping[str, Any]) -> AlertMessage:
+    """The payload as an :class:`AlertMessage`, or :class:`InvalidMessage` saying what is
+    wrong (such an item can never be delivered: it is dead-lettered, not retried)."""
+    for key in ("event_id", "alert_id", "event", "time", "site", "rule", "priority"):
+        if not isinstance(payload.get(key), str) or not payload[key]:
+            raise InvalidMessage(f"alert message has no valid {key!r}")
+    if payload["event"] not in EVENT_KINDS:
+        raise InvalidMessage(f"unknown alert event {payload['event']!r}")
+    work_order = payload.get("work_order")
+    creates = payload["event"] in ("activated", "escalated")
+    if creates and not (
+        isinstance(work_order, Mapping) and isinstance(work_order.get("title"), str)
+    ):
+        raise InvalidMessage("alert message has no work_order.title")
+    return cast(AlertMessage, payload)
+
+
+def _reason(exc: MaintainXError) -> str:
+    body = exc.body if exc.body is not None else ""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return f"MaintainX HTTP {exc.status}: {text}"[:_REASON_CHARS]
+
+
+class MaintainXForwarder:
+    """:class:`edge_agent.interfaces.Forwarder` that creates and updates work orders directly.
+
+    Construction does no I/O. ``run`` opens the ledger (``state_dir/workorders.sqlite``),
+    resolves the API key and drains the outbox until cancelled.
+    """
+
+    def __init__(
+        self,
+        config: MaintainX,
+        site: SiteConfig,
+        outbox: Outbox,
+        state_dir: Path,
+        base_dir: Path,
+        *,
+        batch_size: int = 20,
+        idle_s: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.site = site
+        self.outbox = outbox
+        self.state_dir = Path(state_dir)
+        self.base_dir = Path(base_dir)
+        self.batch_size = batch_size
+        self.idle_s = idle_s
+        self.status = ForwarderStatus()
+        self.status.extra.update({"created": 0, "found": 0, "updates": 0, "skipped": 0})
+        self.client: MaintainXClient | None = None
+        self.ledger: SqliteLedger | None = None
+        self._backoff = Backoff.from_config(config.backoff)
+        self._reload = asyncio.Event()
+        self._pending_config: MaintainX | None = None
+        self._leased: list[OutboxItem] = []
+        self._last_probe = -PROBE_INTERVAL_S
+
+    # ------------------------------------------------------------------ Forwarder
+
+    async def run(self) -> None:
+        """Drain the outbox until cancelled. Never raises for MaintainX, network or disk
+        failures: they are logged, shown in ``status`` and retried."""
+        try:
+            while True:
+                if self.ledger is None and not await self._open_ledger():
+                    await self._sleep_or_reload(self._backoff.next_delay())
+                    continue
+                if self.status.credentials_rejected or self._reload.is_set():
+                    await self._wait_for_reload()
+                if self.client is None:
+                    if not await self._open_client():
+                        await self._wait_for_reload()
+                        continue
+                    await self._probe()
+                    continue
+                try:
+                    items = await asyncio.to_thread(self.outbox.lease, self.batch_size)
+                except OutboxError as exc:
+                    log.error("Cannot lease from the outbox.", extra={"error": str(exc)})
+                    self.status.last_error = str(exc)
+                    await self._sleep_or_reload(self._backoff.next_delay())
+                    continue
+                if not items:
+                    if not self.status.connected and self._probe_due():
+                        await self._probe()
+                    await self._sleep_or_reload(self.idle_s)
+                    continue
+                self._leased = list(items)
+                delay = await self._deliver(items)
+                if delay is not None:
+                    await self._sleep_or_reload(delay)
+        finally:
+            self._release_leases()
+
+    async def close(self) -> None:
+        """Close the HTTP client and the ledger (leased items are released)."""
+        self._release_leases()
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+        ledger, self.ledger = self.ledger, None
+        if ledger is not None:
+            await asyncio.to_thread(ledger.close)
+        self.status.connected = False
+
+    def reload_credentials(self, config: MaintainX | None = None) -> None:
+        """Re-read the API key (from ``config`` if given, else the current one) and resume
+        sending. Called by the service when the configuration is reloaded."""
+        if config is not None:
+            self._pending_config = config
+        self._reload.set()
+
+    # ------------------------------------------------------------------ delivering
+
+    async def _deliver(self, items: Sequence[OutboxItem]) -> float | None:
+        """Apply leased items in order. Returns how long to wait before leasing again, or
+        None to go on at once."""
+        for index, item in enumerate(items):
+            rest = [i.id for i in items[index:]]
+            # What is still unsettled if the task is cancelled now (released on the way out).
+            self._leased = list(items[index:])
+            try:
+                message = check_message(item.payload)
+                result = await self._apply(message)
+                # Acked only now: MaintainX confirmed and the ledger recorded it. If this
+                # ack is lost, the redelivered item is a recorded duplicate and does nothing.
+                await asyncio.to_thread(self.outbox.ack, [item.id])
+            except InvalidMessage as exc:
+                await self._dead_letter(item, f"invalid alert message: {exc}")
+                continue
+            except CredentialsRejected as exc:
+                await self._nack(rest, "credentials rejected")
+                await self._credentials_rejected(exc)
+                return None
+            except BadRequest as exc:
+                self.status.connected = True  # MaintainX answered, it refused the request
+                await self._dead_letter(item, _reason(exc))
+                continue
+            except RETRYABLE as exc:
+                await self._nack(rest, str(exc))
+                return self._retry_delay(exc)
+            except (LedgerError, OutboxError) as exc:
+                log.error("MaintainX forwarder storage error.", extra={"error": str(exc)})
+                await self._nack(rest, str(exc))
+                return self._retry_delay(exc)
+            except Exception as exc:  # a bug must not stop delivery of everything else
+                log.exception("MaintainX forwarder failed on an item.", extra={"item": item.id})
+                if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
+                    await self._dead_letter(item, f"internal error: {exc!r}")
+                    continue
+                await self._nack(rest, repr(exc))
+                return self._retry_delay(exc)
+            self._delivered(result)
+        self._leased = []
+        return None
+
+    async def _apply(self, message: AlertMessage) -> SyncResult:
+        assert self.client is not None and self.ledger is not None
+        asset_id, location_id = self._asset_ids(message)
+        return await apply_alert(
+            self.client, self.ledger, message, asset_id=asset_id, location_id=location_id
+        )
+
+    def _asset_ids(self, message: AlertMessage) -> tuple[int | None, int | None]:
+        """The MaintainX asset and location: from the message, else from the site file."""
+        payload = cast(Mapping[str, Any], message)
+        asset = payload.get("asset") or {}
+        configured = self.site.assets.get(str(asset.get("id", "")))
+        asset_id = asset.get("maintainx_id")
+        if asset_id is None and configured is not None:
+            asset_id = configured.maintainx_id
+        location_id = (payload.get("work_order") or {}).get("location_id")
+        if location_id is None and configured is not None:
+            location_id = configured.location_id
+        return asset_id, location_id
+
+    def _delivered(self, result: SyncResult) -> None:
+        self._backoff.reset()
+        self.status.sent += 1
+        self.status.connected = True
+        self.status.last_delivery_ns = time.time_ns()
+        self.status.last_error = None
+        key = {
+            "created": "created",
+            "found": "found",
+            "escalated": "updates",
+            "commented": "updates",
+        }.get(result.action, "skipped")
+        self.status.extra[key] += 1
+        if self.client is not None:
+            self.status.extra["requests"] = self.client.requests_sent
+            self.status.extra["rate_limited"] = self.client.rate_limited
+            self.status.extra["pacing_waits"] = self.client.pacer.waits
+        log.debug(
+            "Alert applied to MaintainX.",
+            extra={
+                "event_id": result.event_id,
+                "action": result.action,
+                "work_order_id": result.work_order_id,
+            },
+        )
+
+    async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
+        try:
+            await asyncio.to_thread(self.outbox.dead_letter, item.id, reason)
+        except OutboxError as exc:  # the lease runs out and the item comes back
+            log.error("Cannot dead-letter an outbox item.", extra={"error": str(exc)})
+            return
+        self._leased = [i for i in self._leased if i.id != item.id]
+        self.status.dead_lettered += 1
+        self.status.last_error = reason
+        log.error(
+            "Alert refused by MaintainX; moved to the dead letters.",
+            extra={"item_id": item.id, "reason": reason},
+        )
+
+    async def _nack(self, ids: list[int], reason: str) -> None:
+        try:
+            await asyncio.to_thread(self.outbox.nack, ids, reason)
+        except OutboxError as exc:  # the leases run out and the items come back in order
+            log.error("Cannot release outbox items.", extra={"error": str(exc)})
+        self._leased = []
+
+    def _retry_delay(self, exc: Exception) -> float:
+        self.status.failed += 1
+        self.status.last_error = str(exc)
+        if isinstance(exc, RateLimited):
+            self.status.connected = True
+            return exc.reset_s
+        if isinstance(exc, MaintainXError) and not isinstance(exc, OutcomeUnknown):
+            self.status.connected = exc.status is not None  # a 5xx still means reachable
+        else:
+            self.status.connected = False
+        delay = self._backoff.next_delay()
+        log.warning(
+            "MaintainX delivery failed; retrying.",
+            extra={"error": str(exc), "retry_in_s": round(delay, 3)},
+        )
+        return delay
+
+    # ------------------------------------------------------------------ connection
+
+    async def _open_ledger(self) -> bool:
+        try:
+            self.ledger = await asyncio.to_thread(SqliteLedger, self.state_dir / LEDGER_FILE)
+        except LedgerError as exc:
+            self.status.last_error = str(exc)
+            log.error("Cannot open the work order ledger.", extra={"error": str(exc)})
+            return False
+        return True
+
+    def _probe_due(self) -> bool:
+        return time.monotonic() - self._last_probe >= PROBE_INTERVAL_S
+
+    async def _probe(self) -> None:
+        """One cheap request (``GET /workorders?limit=1``) so that health shows whether
+        MaintainX is reachable and the key accepted before any alert needs sending."""
+        assert self.client is not None
+        self._last_probe = time.monotonic()
+        try:
+            async for _ in self.client.list_work_orders(limit=1, max_pages=1):
+                break
+        except CredentialsRejected as exc:
+            await self._credentials_rejected(exc)
+        except MaintainXError as exc:
+            self.status.connected = False
+            self.status.last_error = str(exc)
+            log.warning("MaintainX is not reachable.", extra={"error": str(exc)})
+        else:
+            self.status.connected = True
+            self.status.last_error = None
+
+    async def _open_client(self) -> bool:
+        if self._pending_config is not None:
+            self.config, self._pending_config = self._pending_config, None
+            self._backoff = Backoff.from_config(self.config.backoff)
+        try:
+            api_key = resolve(self.config.api_key, self.base_dir)
+        except SecretError as exc:
+            self.status.connected = False
+            self.status.last_error = f"MaintainX API key unavailable: {exc}"
+            log.error("MaintainX API key unavailable.", extra={"error": str(exc)})
+            return False
+        self.client = MaintainXClient(
+            self.config.base_url,
+            api_key,
+            self.config.organization_id,
+            self.config.timeout / NS_PER_S,
+            self.config.rate_limit,
+        )
+        return True
+
+    async def _credentials_rejected(self, exc: CredentialsRejected) -> None:
+        self.status.credentials_rejected = True
+        self.status.connected = False
+        self.status.failed += 1
+        self.status.last_error = f"credentials rejected (HTTP {exc.status})"
+        log.error(
+            "MaintainX credentials rejected; sending stopped until the configuration is "
+            "reloaded. Every alert is kept.",
+            extra={"status": exc.status},
+        )
+        # Drop the client: the next one is built from the reloaded credentials.
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _wait_for_reload(self) -> None:
+        await self._reload.wait()
+        self._reload.clear()
+        old, self.client = self.client, None
+        if old is not None:
+            await old.aclose()
+        if self.status.credentials_rejected:
+            log.info("MaintainX credentials reloaded; resuming.")
+        self.status.credentials_rejected = False
+
+    async def _sleep_or_reload(self, seconds: float) -> None:
+        """Wait, but wake early on a reload (new credentials are tried at once)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reload.wait(), timeout=max(0.0, seconds))
+        if self._reload.is_set():
+            await self._wait_for_reload()
+
+    def _release_leases(self) -> None:
+        leased, self._leased = self._leased, []
+        if leased:
+            # Synchronous on purpose: this runs while the task is being cancelled.
+            with contextlib.suppress(Exception):
+                self.outbox.nack([i.id for i in leased], "forwarder stopped")

@@ -1,0 +1,175 @@
+"""The durable map alert id → work order id, and the set of events already applied.
+
+MaintainX has no idempotency key, so this ledger is what makes "one alarm episode, one work
+order" true across retries, restarts and power loss. Every write is committed (and, for
+SQLite, fsynced) before the caller moves on. The hub keeps the same protocol in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class WorkOrderLedger(Protocol):
+    """What :func:`edge_agent.forwarders.maintainx.sync.apply_alert` needs to stay idempotent.
+
+    Calls are synchronous and may block on disk; async callers run them in a thread.
+    """
+
+    def work_order_for(self, alert_id: str) -> int | None:
+        """The work order made for this alarm episode, if one is known."""
+        ...
+
+    def begin_create(self, alert_id: str) -> bool:
+        """Record that a create is about to be sent. Returns True when an earlier attempt for
+        this alert was begun and never confirmed: it may have reached MaintainX."""
+        ...
+
+    def record_created(self, alert_id: str, work_order_id: int) -> None:
+        """Record the work order made (or found) for this alert."""
+        ...
+
+    def is_done(self, event_id: str) -> bool:
+        """True when this event was already applied (or deliberately skipped)."""
+        ...
+
+    def mark_done(self, event_id: str, result: str) -> None:
+        """Record that this event is finished, with a short result for people."""
+        ...
+
+
+@runtime_checkable
+class AbandonableLedger(WorkOrderLedger, Protocol):
+    """A ledger that can also forget a create that certainly failed (optional).
+
+    Without it every failed create (even a 500 or a refused connection) is followed by a
+    lookup before the next attempt: still correct, but it costs requests under load.
+    """
+
+    def abandon_create(self, alert_id: str) -> None:
+        """The create begun last certainly did not reach MaintainX (refused connection,
+        4xx, 429, 5xx): the next ``begin_create`` need not report it."""
+        ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS work_orders (
+    alert_id        TEXT PRIMARY KEY,
+    work_order_id   INTEGER,
+    create_attempts INTEGER NOT NULL DEFAULT 0,
+    updated_ns      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id  TEXT PRIMARY KEY,
+    result    TEXT NOT NULL,
+    done_ns   INTEGER NOT NULL
+);
+"""
+
+
+class LedgerError(Exception):
+    """The ledger's database cannot be opened or written."""
+
+
+class SqliteLedger:
+    """:class:`AbandonableLedger` in one SQLite file (WAL, ``synchronous=FULL``).
+
+    Safe to call from several threads (one connection behind a lock), so async code can use
+    ``asyncio.to_thread`` freely.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the work order ledger {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        with self._lock:
+            try:
+                row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger read failed: {exc}") from exc
+        return row
+
+    def work_order_for(self, alert_id: str) -> int | None:
+        row = self._one("SELECT work_order_id FROM work_orders WHERE alert_id = ?", (alert_id,))
+        if row is None or row[0] is None:
+            return None
+        return int(str(row[0]))
+
+    def begin_create(self, alert_id: str) -> bool:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute(
+                    "SELECT work_order_id, create_attempts FROM work_orders WHERE alert_id = ?",
+                    (alert_id,),
+                ).fetchone()
+                self._db.execute(
+                    "INSERT INTO work_orders (alert_id, create_attempts, updated_ns) "
+                    "VALUES (?, 1, ?) ON CONFLICT(alert_id) DO UPDATE SET "
+                    "create_attempts = create_attempts + 1, updated_ns = excluded.updated_ns",
+                    (alert_id, time.time_ns()),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LedgerError(f"ledger write failed: {exc}") from exc
+        return row is not None and row[0] is None and int(row[1]) > 0
+
+    def abandon_create(self, alert_id: str) -> None:
+        self._write(
+            "UPDATE work_orders SET create_attempts = 0, updated_ns = ? "
+            "WHERE alert_id = ? AND work_order_id IS NULL",
+            (time.time_ns(), alert_id),
+        )
+
+    def record_created(self, alert_id: str, work_order_id: int) -> None:
+        self._write(
+            "INSERT INTO work_orders (alert_id, work_order_id, updated_ns) VALUES (?, ?, ?) "
+            "ON CONFLICT(alert_id) DO UPDATE SET work_order_id = excluded.work_order_id, "
+            "updated_ns = excluded.updated_ns",
+            (alert_id, int(work_order_id), time.time_ns()),
+        )
+
+    def is_done(self, event_id: str) -> bool:
+        return self._one("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is not None
+
+    def mark_done(self, event_id: str, result: str) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO events (event_id, result, done_ns) VALUES (?, ?, ?)",
+            (event_id, result, time.time_ns()),
+        )
+
+    def result_of(self, event_id: str) -> str | None:
+        """The result recorded for an event (for ``edge-agent outbox`` and tests)."""
+        row = self._one("SELECT result FROM events WHERE event_id = ?", (event_id,))
+        return None if row is None else str(row[0])
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(sql, args)  # autocommit: one fsynced transaction
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger write failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")

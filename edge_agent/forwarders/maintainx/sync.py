@@ -1,0 +1,239 @@
+"""The one place where an alarm event becomes MaintainX calls.
+
+:func:`apply_alert` is idempotent: an event already applied is skipped (``is_done``), an
+episode that has a work order never gets a second one (``work_order_for``), and a create
+whose outcome was unknown is looked up before it is repeated (``begin_create``). Errors from
+the client propagate unchanged; the caller decides between retrying and dead-lettering.
+Used by the site's MaintainX forwarder and by the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from edge_agent.alerts import PRIORITY_ORDER, AlertMessage, parse_time
+from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.forwarders.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    RateLimited,
+    TransientError,
+)
+from edge_agent.forwarders.maintainx.ledger import AbandonableLedger, WorkOrderLedger
+
+log = logging.getLogger(__name__)
+
+GATEWAY_STATUSES: Final = frozenset({502, 504})
+"""Answers from a proxy in front of MaintainX: the create may have been applied behind it."""
+LOOKUP_SKEW: Final = timedelta(days=1)
+"""A lost create is searched for among work orders created after the event's time minus
+this (the site's clock may be off; the work order cannot predate its alarm by more)."""
+LOOKUP_MAX_PAGES: Final = 5
+"""Pages of 200 same-title work orders searched, newest first."""
+LOOKUP_MAX_OTHERS: Final = 5
+"""Same-title work orders whose description does not name the alert that are still checked."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What :func:`apply_alert` did. ``action`` is one of: created, found (an earlier create
+    that had reached MaintainX), exists, escalated, commented, suppressed, no_work_order,
+    duplicate (event already applied)."""
+
+    event_id: str
+    alert_id: str
+    action: str
+    work_order_id: int | None = None
+
+
+def work_order_body(
+    message: AlertMessage, *, asset_id: int | None, location_id: int | None
+) -> dict[str, Any]:
+    """The ``POST /workorders`` body for an alarm episode."""
+    request = message["work_order"]
+    description = request.get("description") or ""
+    footer = f"Alert id: {message['alert_id']} (site {message['site']}, rule {message['rule']})"
+    body: dict[str, Any] = {
+        "title": request["title"],
+        "description": f"{description}\n\n{footer}" if description else footer,
+        "priority": message["priority"],
+        "externalData": {"alert_id": message["alert_id"], "site": message["site"]},
+    }
+    if asset_id is not None:
+        body["assetId"] = asset_id
+    if location_id is not None:
+        body["locationId"] = location_id
+    if request.get("categories"):
+        body["categories"] = list(request["categories"])
+    if request.get("assignees"):
+        body["assignees"] = [dict(a) for a in request["assignees"]]
+    if request.get("due_date"):
+        body["dueDate"] = request["due_date"]
+    return body
+
+
+async def find_existing_work_order(
+    client: MaintainXClient, message: AlertMessage, *, asset_id: int | None
+) -> int | None:
+    """Look for a work order an earlier, unconfirmed create made for this alert: recent work
+    orders with the same title (on the same asset), newest first, then
+    ``externalData.alert_id`` on each. The list does not carry ``externalData``, so
+    candidates are fetched one by one: first those whose description names the alert (ours
+    always does), page by page; then, if none matched, the newest few others (a person may
+    have rewritten the description)."""
+    alert_id = message["alert_id"]
+    title = message["work_order"]["title"]
+    since = datetime.fromtimestamp(parse_time(message["time"]) / 1e9, tz=UTC) - LOOKUP_SKEW
+    filters: dict[str, Any] = {
+        "title": title,
+        "sort": "-createdAt",
+        "createdAt_gte": since.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    if asset_id is not None:
+        filters["assets"] = [asset_id]
+    others: list[int] = []
+    async for item in client.list_work_orders(limit=200, max_pages=LOOKUP_MAX_PAGES, **filters):
+        if item.get("title") != title:
+            continue
+        if alert_id in str(item.get("description") or ""):
+            if await _is_ours(client, int(item["id"]), alert_id):
+                return int(item["id"])
+        elif len(others) < LOOKUP_MAX_OTHERS:
+            others.append(int(item["id"]))
+    for work_order_id in others:
+        if await _is_ours(client, work_order_id, alert_id):
+            return work_order_id
+    return None
+
+
+async def _is_ours(client: MaintainXClient, work_order_id: int, alert_id: str) -> bool:
+    external = (await client.get_work_order(work_order_id)).get("externalData")
+    return isinstance(external, dict) and external.get("alert_id") == alert_id
+
+
+async def apply_alert(
+    client: MaintainXClient,
+    ledger: WorkOrderLedger,
+    message: AlertMessage,
+    *,
+    asset_id: int | None,
+    location_id: int | None = None,
+) -> SyncResult:
+    """Apply one alarm event to MaintainX, at most once per ``event_id``.
+
+    - ``activated`` with ``notify``: create the episode's work order (unless it exists).
+    - ``escalated``: raise the work order's priority (never lower it) and comment; with no
+      work order yet and ``notify``, create one at the escalated priority.
+    - ``cleared``: comment "Returned to normal at …".
+    - ``chattering``: comment if a work order exists.
+    - ``notify`` false never creates a work order (result ``suppressed``).
+    """
+    event_id = message["event_id"]
+    alert_id = message["alert_id"]
+    if await asyncio.to_thread(ledger.is_done, event_id):
+        return SyncResult(event_id, alert_id, "duplicate", await _known(ledger, alert_id))
+
+    kind: str = message["event"]  # str, not the Literal: a newer sender may add kinds
+    work_order_id = await _known(ledger, alert_id)
+    if kind == "activated" or (kind == "escalated" and work_order_id is None):
+        if work_order_id is not None:
+            action = "exists"
+        elif not message.get("notify", True):
+            action = "suppressed"
+        else:
+            work_order_id, action = await _create(
+                client, ledger, message, asset_id=asset_id, location_id=location_id
+            )
+    elif work_order_id is None:
+        action = "no_work_order"
+    elif kind == "escalated":
+        await _escalate(client, work_order_id, message)
+        action = "escalated"
+    elif kind == "cleared":
+        await client.add_comment(work_order_id, _cleared_text(message))
+        action = "commented"
+    elif kind == "chattering":
+        await client.add_comment(work_order_id, _chattering_text(message))
+        action = "commented"
+    else:
+        action = "ignored"
+        log.warning("Unknown alert event kind.", extra={"event_id": event_id, "kind": kind})
+    await asyncio.to_thread(ledger.mark_done, event_id, action)
+    return SyncResult(event_id, alert_id, action, work_order_id)
+
+
+async def _known(ledger: WorkOrderLedger, alert_id: str) -> int | None:
+    return await asyncio.to_thread(ledger.work_order_for, alert_id)
+
+
+async def _create(
+    client: MaintainXClient,
+    ledger: WorkOrderLedger,
+    message: AlertMessage,
+    *,
+    asset_id: int | None,
+    location_id: int | None,
+) -> tuple[int, str]:
+    alert_id = message["alert_id"]
+    maybe_sent = await asyncio.to_thread(ledger.begin_create, alert_id)
+    if maybe_sent:
+        found = await find_existing_work_order(client, message, asset_id=asset_id)
+        if found is not None:
+            log.info(
+                "Found the work order of an earlier unconfirmed create.",
+                extra={"alert_id": alert_id, "work_order_id": found},
+            )
+            await asyncio.to_thread(ledger.record_created, alert_id, found)
+            return found, "found"
+    body = work_order_body(message, asset_id=asset_id, location_id=location_id)
+    try:
+        work_order_id = await client.create_work_order(body)
+    except (BadRequest, CredentialsRejected, RateLimited, TransientError) as exc:
+        # MaintainX answered (or nobody was reached): nothing was created, so the next
+        # attempt need not search. OutcomeUnknown, and a gateway's 502/504 (the backend may
+        # have stored it), leave the attempt open.
+        if isinstance(ledger, AbandonableLedger) and exc.status not in GATEWAY_STATUSES:
+            await asyncio.to_thread(ledger.abandon_create, alert_id)
+        raise
+    await asyncio.to_thread(ledger.record_created, alert_id, work_order_id)
+    return work_order_id, "created"
+
+
+async def _escalate(client: MaintainXClient, work_order_id: int, message: AlertMessage) -> None:
+    new_priority = message["priority"]
+    current = await client.get_work_order(work_order_id)
+    current_rank = PRIORITY_ORDER.get(str(current.get("priority") or "NONE"), 0)
+    if PRIORITY_ORDER.get(new_priority, 0) > current_rank:
+        await client.update_priority(work_order_id, new_priority)
+    await client.add_comment(work_order_id, _escalated_text(message))
+
+
+def _reading(message: AlertMessage) -> str:
+    unit = f" {message['unit']}" if message.get("unit") else ""
+    return f"{message.get('sensor', '?')} = {message.get('value')}{unit}"
+
+
+def _escalated_text(message: AlertMessage) -> str:
+    return (
+        f"Escalated to {message['priority']} at {message['time']}: {_reading(message)} "
+        f"(limit {message.get('limit')}). Alert id: {message['alert_id']}"
+    )
+
+
+def _cleared_text(message: AlertMessage) -> str:
+    peak = f", peak {message['peak']}" if message.get("peak") is not None else ""
+    return (
+        f"Returned to normal at {message['time']}: {_reading(message)}{peak}. "
+        f"Alert id: {message['alert_id']}"
+    )
+
+
+def _chattering_text(message: AlertMessage) -> str:
+    return (
+        f"Alarm is chattering (repeatedly activating and clearing) as of {message['time']}: "
+        f"{_reading(message)}. Alert id: {message['alert_id']}"
+    )

@@ -1,0 +1,1 @@
+"""The pieces of the MaintainX API emulator (see :mod:`edge_agent.simulators.maintainx`)."""

@@ -1,0 +1,187 @@
+"""The MaintainX forwarder on the real outbox and the emulator over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
+from edge_agent.outbox.store import Outbox
+from edge_agent.simulators.maintainx import Emulator
+from tests.maintainx.conftest import SITE_KEY, alert, site_config, wait_until, write_key
+
+Start = Callable[..., MaintainXForwarder]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    box = Outbox.open(tmp_path / "outbox", max_bytes=50_000_000, lease_s=30.0)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+async def start(tmp_path: Path, outbox: Outbox) -> AsyncIterator[Start]:
+    """Start a forwarder task against ``base_url``; everything is stopped at the end."""
+    running: list[tuple[MaintainXForwarder, asyncio.Task[None]]] = []
+
+    def _start(
+        base_url: str, key: str = SITE_KEY, box: Outbox | None = None, **cfg: Any
+    ) -> MaintainXForwarder:
+        site, mx_config = site_config(write_key(tmp_path, key), base_url=base_url, **cfg)
+        forwarder = MaintainXForwarder(
+            mx_config, site, box or outbox, tmp_path / "state", tmp_path, idle_s=0.02
+        )
+        running.append((forwarder, asyncio.create_task(forwarder.run(), name="forwarder")))
+        return forwarder
+
+    yield _start
+    for forwarder, task in running:
+        await stop(forwarder, task)
+
+
+async def stop(forwarder: MaintainXForwarder, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await forwarder.close()
+
+
+async def test_events_reach_the_right_work_orders_in_order(
+    emulator: Emulator, asset_id: int, outbox: Outbox, start: Start
+) -> None:
+    outbox.put_many(
+        [
+            alert(1, asset_mx=asset_id),
+            alert(2, asset_mx=asset_id),
+            alert(1, "escalated", asset_mx=asset_id, priority="HIGH", qualifier="HIGH"),
+            alert(2, "cleared", asset_mx=asset_id),
+            alert(1, "cleared", asset_mx=asset_id),
+            alert(3, asset_mx=asset_id, notify=False),
+        ]
+    )
+    forwarder = start(emulator.url)
+    await wait_until(lambda: forwarder.status.sent == 6)
+    by_alert = {w["externalData"]["alert_id"]: w for w in emulator.work_orders}
+    assert set(by_alert) == {alert(1)["alert_id"], alert(2)["alert_id"]}
+    one, two = by_alert[alert(1)["alert_id"]], by_alert[alert(2)["alert_id"]]
+    assert (one["priority"], two["priority"]) == ("HIGH", "MEDIUM")
+    assert [c["content"].split(" at ")[0] for c in emulator.comments(one["id"])] == [
+        "Escalated to HIGH",
+        "Returned to normal",
+    ]
+    assert [c["content"].split(" at ")[0] for c in emulator.comments(two["id"])] == [
+        "Returned to normal"
+    ]
+    assert outbox.stats().depth == 0
+    assert forwarder.status.extra["created"] == 2
+    assert forwarder.status.connected and forwarder.status.last_delivery_ns > 0
+    assert outbox.stats().dead == 0
+
+
+async def test_400_goes_to_the_dead_letters_with_the_reason(
+    emulator: Emulator, asset_id: int, outbox: Outbox, start: Start
+) -> None:
+    broken = alert(9)
+    del broken["event_id"]
+    outbox.put_many([alert(1, asset_mx=987654), broken, alert(2, asset_mx=asset_id)])
+    forwarder = start(emulator.url)
+    await wait_until(lambda: forwarder.status.sent == 1 and forwarder.status.dead_lettered == 2)
+    letters = outbox.dead_letters()
+    assert len(letters) == 2
+    assert letters[0].payload["alert_id"] == alert(1)["alert_id"]
+    assert letters[0].reason.startswith("MaintainX HTTP 400: ")
+    assert '"fieldPath": "assetId"' in letters[0].reason and "Asset not found" in letters[0].reason
+    assert letters[1].reason.startswith("invalid alert message")
+    # What came after the refused items was delivered.
+    assert [w["externalData"]["alert_id"] for w in emulator.work_orders] == [alert(2)["alert_id"]]
+    assert outbox.stats().depth == 0
+
+
+async def test_401_stops_sending_keeps_everything_and_resumes_on_reload(
+    emulator: Emulator,
+    outbox: Outbox,
+    start: Start,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    emulator.revoke_key(SITE_KEY)
+    outbox.put_many([alert(n) for n in range(5)])
+    forwarder = start(emulator.url)
+    await wait_until(lambda: forwarder.status.credentials_rejected)
+    assert "credentials rejected" in caplog.text
+    assert SITE_KEY not in caplog.text
+    refused = len(emulator.requests)
+    await asyncio.sleep(0.3)  # many idle cycles: none of them may send
+    assert len(emulator.requests) == refused == 1
+    stats = outbox.stats()
+    assert (stats.depth, stats.dead) == (5, 0)
+
+    emulator.set_key("rotated-key", [1])
+    write_key(tmp_path, "rotated-key")
+    forwarder.reload_credentials()
+    await wait_until(lambda: forwarder.status.sent == 5)
+    assert not forwarder.status.credentials_rejected
+    assert len(emulator.work_orders) == 5 and outbox.stats().depth == 0
+    assert {r.api_key for r in emulator.requests[refused:]} == {"rotated-key"}
+
+
+async def test_restart_with_an_unknown_outcome_finds_the_work_order(
+    emulator: Emulator, asset_id: int, tmp_path: Path, start: Start
+) -> None:
+    box = Outbox.open(tmp_path / "outbox2", max_bytes=10_000_000, lease_s=30.0)
+    box.put(alert(1, asset_mx=asset_id))
+    emulator.faults.timeout_after_store_rate = 1.0
+    emulator.faults.stall_s = 1.0
+    # The first run: its create is stored, the answer never comes, and it backs off long.
+    first = MaintainXForwarder(
+        *reversed(
+            site_config(
+                write_key(tmp_path, SITE_KEY),
+                base_url=emulator.url,
+                timeout="200ms",
+                backoff="30s",
+                backoff_max="60s",
+            )
+        ),
+        box,
+        tmp_path / "state",
+        tmp_path,
+        idle_s=0.02,
+    )
+    task = asyncio.create_task(first.run())
+    await wait_until(lambda: first.status.failed >= 1)
+    await stop(first, task)
+    box.close()
+    assert len(emulator.work_orders) == 1
+    emulator.faults.reset()
+
+    box = Outbox.open(tmp_path / "outbox2", max_bytes=10_000_000, lease_s=30.0)
+    second = start(emulator.url, box=box)
+    await wait_until(lambda: second.status.sent == 1)
+    assert box.stats().depth == 0
+    box.close()
+    assert len(emulator.work_orders) == 1
+    assert second.status.extra["found"] == 1 and second.status.extra["created"] == 0
+    creates = [r for r in emulator.requests if r.method == "POST" and r.path == "/v1/workorders"]
+    assert len(creates) == 1
+    lookups = [r for r in emulator.requests if r.path == "/v1/workorders" and "title" in r.query]
+    assert len(lookups) == 1
+
+
+async def test_health_is_known_before_any_alert(emulator: Emulator, start: Start) -> None:
+    """An idle forwarder probes MaintainX once: reachable and key accepted, or not."""
+    ok = start(emulator.url)
+    await wait_until(lambda: ok.status.connected)
+    emulator.revoke_key("bad-key")
+    rejected = start(emulator.url, key="bad-key")
+    await wait_until(lambda: rejected.status.credentials_rejected)
+    assert not rejected.status.connected
+    assert [r.status for r in emulator.requests if r.api_key == "bad-key"] == [401]

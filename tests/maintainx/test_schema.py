@@ -1,0 +1,171 @@
+"""The emulator's answers and the client's requests, checked against MaintainX's own OpenAPI
+schemas (``data/openapi-extract.json``, cut from the published spec): the emulator stays
+true to the real API, and the client sends only what the real API accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_agent.forwarders.maintainx.errors import BadRequest, CredentialsRejected, NotFound
+from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+from edge_agent.forwarders.maintainx.sync import apply_alert, find_existing_work_order
+from edge_agent.simulators.maintainx import Emulator
+from tests.maintainx.conftest import SITE_KEY, alert, make_client
+from tests.maintainx.jsonschema_lite import resolve, validate
+
+SPEC: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "openapi-extract.json").read_text()
+)
+
+
+def _operations() -> list[tuple[str, re.Pattern[str], str]]:
+    ops = []
+    for template, methods in SPEC["paths"].items():
+        pattern = re.compile("^/v1" + re.sub(r"\{[^}]+\}", r"\\d+", template) + "$")
+        ops += [(method.upper(), pattern, template) for method in methods]
+    # Longer templates first so /workorders/{id}/status wins over /workorders/{id}.
+    return sorted(ops, key=lambda op: -len(op[2]))
+
+
+OPERATIONS = _operations()
+
+
+def _operation(method: str, path: str) -> tuple[str, dict[str, Any]]:
+    for op_method, pattern, template in OPERATIONS:
+        if op_method == method and pattern.match(path):
+            return template, SPEC["paths"][template][method.lower()]
+    raise AssertionError(f"{method} {path} is not an operation of the spec")
+
+
+def _json_schema(node: dict[str, Any]) -> dict[str, Any] | None:
+    node = resolve(SPEC, node)
+    content = node.get("content", {}).get("application/json")
+    return None if content is None else content["schema"]
+
+
+def check_records(mx: Emulator) -> set[tuple[str, str, int]]:
+    """Validate every logged exchange; return the (method, template, status) seen."""
+    seen: set[tuple[str, str, int]] = set()
+    problems: list[str] = []
+    for record in mx.requests:
+        template, operation = _operation(record.method, record.path)
+        where = f"{record.method} {template} -> {record.status}"
+        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        for name in record.query:
+            if name not in declared:
+                problems.append(f"{where}: query parameter {name!r} is not in the spec")
+        # Bodies answered 400 were refused on purpose (the test sends some wrong ones).
+        if record.body is not None and "requestBody" in operation and record.status != 400:
+            schema = _json_schema(operation["requestBody"])
+            assert schema is not None
+            problems += [f"{where} request: {p}" for p in validate(SPEC, schema, record.body)]
+        assert record.status is not None
+        response_spec = operation["responses"].get(str(record.status))
+        if response_spec is None:
+            problems.append(f"{where}: status {record.status} is not documented")
+            continue
+        schema = _json_schema(response_spec)
+        if schema is None:
+            if record.response is not None:
+                problems.append(f"{where}: the spec has no body but one was sent")
+        else:
+            problems += [f"{where} response: {p}" for p in validate(SPEC, schema, record.response)]
+        seen.add((record.method, template, record.status))
+    assert not problems, "\n".join(problems)
+    return seen
+
+
+async def test_client_requests_and_emulator_answers_match_the_spec(tmp_path: Path) -> None:
+    with Emulator(keys={SITE_KEY: [1], "multi-org-key": [1, 2]}, rate_limiting=False) as mx:
+        asset = mx.add_asset("Pump P-101")
+        ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+        async with make_client(mx) as client:
+            # Everything the sync logic sends, through the real code path.
+            for event in ("activated", "escalated", "chattering", "cleared"):
+                priority = "HIGH" if event == "escalated" else "MEDIUM"
+                await apply_alert(
+                    client, ledger, alert(1, event, priority=priority), asset_id=asset
+                )
+            assert await find_existing_work_order(client, alert(1), asset_id=asset) is not None
+            work_order_id = mx.work_orders[0]["id"]
+            await client.set_status(work_order_id, "IN_PROGRESS")
+            subscription = await client.create_subscription(
+                "WORK_ORDER_STATUS_CHANGE", "http://127.0.0.1:9/hook", {"oneOfStatuses": ["DONE"]}
+            )
+            pages = [w async for w in client.list_work_orders(limit=1, statuses=["IN_PROGRESS"])]
+            assert [w["id"] for w in pages] == [work_order_id]
+            # The documented error answers.
+            with pytest.raises(NotFound):
+                await client.get_work_order(999_999)
+            with pytest.raises(BadRequest):
+                await client.create_work_order({"title": "x", "priority": "URGENT"})
+            with pytest.raises(BadRequest):
+                await client.add_comment(work_order_id, "")
+        async with make_client(mx, key="wrong-key") as client:
+            with pytest.raises(CredentialsRejected):
+                await client.create_work_order({"title": "x"})
+        async with make_client(mx, key="multi-org-key") as client:
+            with pytest.raises(BadRequest) as missing_org:
+                await client.create_work_order({"title": "x"})
+            assert missing_org.value.body == {
+                "errors": [{"error": "Missing x-organization-id header."}]
+            }
+        ledger.close()
+
+        # Assets, meters, readings and subscriptions as the hub and demo use them.
+        headers = {"Authorization": f"Bearer {SITE_KEY}"}
+        async with httpx.AsyncClient(base_url=mx.url + "/", headers=headers) as raw:
+            created = (await raw.post("assets", json={"name": "Fan F-2"})).json()
+            await raw.get("assets", params={"limit": 1})
+            await raw.get(f"assets/{created['id']}")
+            meter = (
+                await raw.post(
+                    "meters",
+                    json={
+                        "name": "P-101 temp",
+                        "unit": "Celsius",
+                        "measurementType": "AUTOMATED_SENSOR",
+                        "assetId": created["id"],
+                    },
+                )
+            ).json()
+            await raw.get("meters", params=[("assets", created["id"])])
+            await raw.get(f"meters/{meter['id']}")
+            await raw.post("meterreadings", json=[{"meterId": meter["id"], "value": 72.4}])
+            await raw.get(f"workorders/{work_order_id}/comments")
+            await raw.get(f"subscriptions/{subscription['id']}")
+            await raw.get(f"subscriptions/{subscription['id']}/secret")
+            await raw.delete(f"subscriptions/{subscription['id']}")
+            await raw.get("workorders/12345678")
+        seen = check_records(mx)
+
+    expected = {
+        ("POST", "/workorders", 200), ("GET", "/workorders", 200),
+        ("GET", "/workorders/{id}", 200), ("PATCH", "/workorders/{id}", 200),
+        ("PATCH", "/workorders/{id}/status", 200), ("POST", "/workorders/{id}/comments", 201),
+        ("GET", "/workorders/{id}/comments", 200), ("POST", "/assets", 201),
+        ("GET", "/assets", 200), ("GET", "/assets/{id}", 200), ("POST", "/meters", 201),
+        ("GET", "/meters", 200), ("GET", "/meters/{id}", 200), ("POST", "/meterreadings", 201),
+        ("POST", "/subscriptions", 201), ("GET", "/subscriptions/{id}", 200),
+        ("GET", "/subscriptions/{id}/secret", 200), ("DELETE", "/subscriptions/{id}", 204),
+        ("GET", "/workorders/{id}", 404), ("POST", "/workorders", 400),
+        ("POST", "/workorders", 401), ("POST", "/workorders/{id}/comments", 400),
+    }  # fmt: skip
+    assert expected <= seen, sorted(expected - seen)
+
+
+def test_the_validator_catches_a_wrong_body() -> None:
+    """The check above can fail: a wrong body is reported."""
+    operation = SPEC["paths"]["/workorders"]["post"]
+    schema = _json_schema(operation["requestBody"])
+    assert schema is not None
+    assert validate(SPEC, schema, {"title": "x", "priority": "MEDIUM"}) == []
+    assert validate(SPEC, schema, {"priority": "MEDIUM"})  # title is required
+    assert validate(SPEC, schema, {"title": "x", "priority": "URGENT"})
+    assert validate(SPEC, schema, {"title": "x", "assetId": "12"})

@@ -1,0 +1,154 @@
+"""apply_alert: one alarm event → the right MaintainX calls, idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+from edge_agent.forwarders.maintainx.sync import apply_alert
+from edge_agent.simulators.maintainx import Emulator
+from tests.maintainx.conftest import alert, make_client
+
+
+async def test_episode_makes_one_work_order_and_updates_it(
+    emulator: Emulator, asset_id: int, tmp_path: Path
+) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    async with make_client(emulator) as client:
+        created = await apply_alert(client, ledger, alert(1), asset_id=asset_id, location_id=3)
+        again = await apply_alert(client, ledger, alert(1), asset_id=asset_id)
+        escalated = await apply_alert(
+            client,
+            ledger,
+            alert(1, "escalated", priority="HIGH", qualifier="HIGH"),
+            asset_id=asset_id,
+        )
+        cleared = await apply_alert(client, ledger, alert(1, "cleared"), asset_id=asset_id)
+        other = await apply_alert(client, ledger, alert(2), asset_id=asset_id)
+    assert created.action == "created"
+    assert again.action == "duplicate" and again.work_order_id == created.work_order_id
+    assert escalated.action == "escalated" and escalated.work_order_id == created.work_order_id
+    assert cleared.action == "commented" and cleared.work_order_id == created.work_order_id
+    assert other.action == "created" and other.work_order_id != created.work_order_id
+
+    work_orders = {w["id"]: w for w in emulator.work_orders}
+    first = work_orders[created.work_order_id]
+    message = alert(1)
+    assert first["title"] == "P-101 bearing temperature high"
+    assert message["alert_id"] in first["description"]
+    assert first["externalData"] == {"alert_id": message["alert_id"], "site": "plant-a"}
+    assert first["assetId"] == asset_id and first["locationId"] == 3
+    assert first["categories"] == ["Monitoring"] and first["teamIds"] == [7]
+    assert first["dueDate"] == "2026-06-01T12:00:00Z"
+    assert first["priority"] == "HIGH"  # raised by the escalation
+    assert work_orders[other.work_order_id]["priority"] == "MEDIUM"  # the other one untouched
+    comments = [c["content"] for c in emulator.comments(created.work_order_id)]
+    assert len(comments) == 2
+    assert comments[0].startswith("Escalated to HIGH")
+    assert comments[1].startswith("Returned to normal at " + alert(1, "cleared")["time"])
+    assert emulator.comments(other.work_order_id) == []
+    creates = [r for r in emulator.requests if r.method == "POST" and r.path == "/v1/workorders"]
+    assert len(creates) == 2
+
+
+async def test_escalation_never_lowers_a_priority(emulator: Emulator, tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    async with make_client(emulator) as client:
+        created = await apply_alert(client, ledger, alert(1, priority="HIGH"), asset_id=None)
+        await apply_alert(
+            client, ledger, alert(1, "escalated", priority="MEDIUM", qualifier="M"), asset_id=None
+        )
+    assert emulator.work_orders[0]["priority"] == "HIGH"
+    assert not [r for r in emulator.requests if r.method == "PATCH"]
+    assert len(emulator.comments(created.work_order_id or 0)) == 1
+
+
+async def test_notify_false_and_events_without_a_work_order(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    async with make_client(emulator) as client:
+        held = await apply_alert(client, ledger, alert(1, notify=False), asset_id=None)
+        chattering = await apply_alert(client, ledger, alert(1, "chattering"), asset_id=None)
+        cleared = await apply_alert(client, ledger, alert(1, "cleared"), asset_id=None)
+        # A later escalation that does notify opens the work order at its priority.
+        escalated = await apply_alert(
+            client, ledger, alert(1, "escalated", priority="HIGH", qualifier="H"), asset_id=None
+        )
+    assert held.action == "suppressed"
+    assert chattering.action == "no_work_order" and cleared.action == "no_work_order"
+    assert escalated.action == "created"
+    assert [w["priority"] for w in emulator.work_orders] == ["HIGH"]
+    assert ledger.result_of(alert(1)["event_id"]) == "suppressed"
+
+
+async def test_unknown_outcome_is_looked_up_not_repeated(
+    emulator: Emulator, asset_id: int, tmp_path: Path
+) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    async with make_client(emulator) as client:
+        # Decoys with the same title on the same asset, made by people or other episodes.
+        for n in range(3):
+            await client.create_work_order(
+                {
+                    "title": "P-101 bearing temperature high",
+                    "assetId": asset_id,
+                    "externalData": {"alert_id": f"other-{n}"},
+                }
+            )
+        # An earlier attempt that reached MaintainX, but whose answer was lost.
+        ledger.begin_create(alert(1)["alert_id"])
+        lost = await client.create_work_order(
+            {
+                "title": "P-101 bearing temperature high",
+                "assetId": asset_id,
+                "externalData": {"alert_id": alert(1)["alert_id"]},
+            }
+        )
+        result = await apply_alert(client, ledger, alert(1), asset_id=asset_id)
+        # An earlier attempt that never arrived: looked for, not found, created.
+        ledger.begin_create(alert(2)["alert_id"])
+        second = await apply_alert(client, ledger, alert(2), asset_id=asset_id)
+    assert result.action == "found" and result.work_order_id == lost
+    assert ledger.work_order_for(alert(1)["alert_id"]) == lost
+    assert second.action == "created"
+    assert len(emulator.work_orders) == 5
+    lookups = [r for r in emulator.requests if r.method == "GET" and r.path == "/v1/workorders"]
+    assert lookups and lookups[0].query["assets"] == [str(asset_id)]
+    assert lookups[0].query["title"] == ["P-101 bearing temperature high"]
+
+
+class FiveMethodLedger:
+    """A ledger with only the required protocol (as another store may implement it)."""
+
+    def __init__(self, inner: SqliteLedger) -> None:
+        self.work_order_for = inner.work_order_for
+        self.begin_create = inner.begin_create
+        self.record_created = inner.record_created
+        self.is_done = inner.is_done
+        self.mark_done = inner.mark_done
+
+
+async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_abandon(
+    emulator: Emulator, asset_id: int, tmp_path: Path
+) -> None:
+    import pytest
+
+    from edge_agent.forwarders.maintainx.errors import TransientError
+
+    for name, ledger in (
+        ("abandonable", SqliteLedger(tmp_path / "a.sqlite")),
+        ("five-method", FiveMethodLedger(SqliteLedger(tmp_path / "b.sqlite"))),
+    ):
+        emulator.clear_requests()
+        message = alert(1 if name == "abandonable" else 2)
+        async with make_client(emulator) as client:
+            emulator.faults.error_rate = 1.0
+            with pytest.raises(TransientError):
+                await apply_alert(client, ledger, message, asset_id=asset_id)
+            emulator.faults.reset()
+            result = await apply_alert(client, ledger, message, asset_id=asset_id)
+        assert result.action == "created"
+        lookups = [r for r in emulator.requests if r.method == "GET"]
+        assert (name, bool(lookups)) == (name, name == "five-method")
+    assert len(emulator.work_orders) == 2
