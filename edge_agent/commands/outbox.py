@@ -1,15 +1,184 @@
-"""`edge-agent outbox`: not built yet."""
+"""``edge-agent outbox SITE.yaml status|list|dead|retry|purge``: look into the disk outbox.
+
+The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
+prints depth, bytes, the cap and the age of the oldest event; ``list`` the queued events;
+``dead`` the dead letters with their reasons; ``retry`` moves dead letters back to the end of
+the queue; ``purge`` deletes the dead letters and asks for ``--yes``. ``--json`` prints
+machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
+own counts catch up at its next restart.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_agent.outbox import Outbox
+
+ACTIONS = ("status", "list", "dead", "retry", "purge")
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*")
+    parser.add_argument("site", type=Path, help="the site file (its storage section)")
+    parser.add_argument("action", choices=ACTIONS, help="what to do")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--yes", action="store_true", help="confirm purge")
+    parser.add_argument(
+        "--id", dest="ids", type=int, action="append", help="retry only this dead letter"
+    )
+    parser.add_argument("--limit", type=int, default=50, help="list at most this many events")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="override storage.path of the site file"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    print("edge-agent outbox: not built yet", file=sys.stderr)
-    return 2
+    from edge_agent.config.diagnostics import ConfigError
+    from edge_agent.config.loader import load_site
+    from edge_agent.outbox import Outbox, OutboxError
+
+    if args.action == "purge" and not args.yes:
+        print(
+            "edge-agent outbox: purge deletes every dead letter for good; "
+            "run again with --yes to confirm",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        config = load_site(args.site)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"edge-agent outbox: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
+    directory = state_dir / "outbox"
+    if not directory.is_dir():
+        print(f"edge-agent outbox: no outbox at {directory} (has the agent run?)", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        with Outbox.open(directory, config.storage.max_bytes) as outbox:
+            return _ACTIONS[args.action](outbox, args, directory)
+    except OutboxError as exc:
+        print(f"edge-agent outbox: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _emit(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(lines))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{seconds:.1f}s"
+
+
+def _summary(payload: Any) -> str:
+    """One line naming an alert event (falls back to the keys of an unknown payload)."""
+    if not isinstance(payload, dict):
+        return "-"
+    parts = [str(payload[key]) for key in ("event", "rule", "alert_id") if key in payload]
+    return " ".join(parts) if parts else ",".join(sorted(payload))[:60]
+
+
+def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    stats = outbox.stats()
+    share = 100.0 * stats.bytes / stats.cap_bytes if stats.cap_bytes else 0.0
+    document = {
+        "path": str(directory),
+        "depth": stats.depth,
+        "bytes": stats.bytes,
+        "cap_bytes": stats.cap_bytes,
+        "oldest_age_s": stats.oldest_age_s,
+        "dead": stats.dead,
+    }
+    lines = [
+        f"outbox:       {directory}",
+        f"queued:       {stats.depth} event(s)",
+        f"bytes:        {stats.bytes:,} of {stats.cap_bytes:,} ({share:.1f}%)",
+        f"oldest:       {_age(stats.oldest_age_s)}",
+        f"dead letters: {stats.dead}",
+    ]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
+def _list(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    items = outbox.peek(max(0, args.limit))
+    document = [
+        {"id": item.id, "attempts": item.attempts, "payload": dict(item.payload)} for item in items
+    ]
+    lines = [f"{'ID':>8}  {'ATTEMPTS':>8}  EVENT"]
+    lines += [f"{i.id:>8}  {i.attempts:>8}  {_summary(i.payload)}" for i in items]
+    if not items:
+        lines = ["the outbox is empty"]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
+def _dead(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    letters = outbox.dead_letters()
+    now = time.time()
+    document = [
+        {
+            "id": d.id,
+            "reason": d.reason,
+            "attempts": d.attempts,
+            "dead_at": d.dead_at,
+            "payload": dict(d.payload),
+        }
+        for d in letters
+    ]
+    lines = [f"{'ID':>8}  {'AGE':>8}  REASON"]
+    lines += [
+        f"{d.id:>8}  {_age(now - d.dead_at):>8}  {d.reason}  [{_summary(d.payload)}]"
+        for d in letters
+    ]
+    if not letters:
+        lines = ["no dead letters"]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
+def _retry(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    moved = outbox.retry_dead(args.ids)
+    _emit(args, {"retried": moved}, [f"moved {moved} dead letter(s) back to the queue"])
+    return EXIT_OK
+
+
+def _purge(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    deleted = outbox.purge()
+    _emit(args, {"purged": deleted}, [f"deleted {deleted} dead letter(s)"])
+    return EXIT_OK
+
+
+_ACTIONS = {
+    "status": _status,
+    "list": _list,
+    "dead": _dead,
+    "retry": _retry,
+    "purge": _purge,
+}

@@ -1,1 +1,21 @@
-"""outbox"""
+"""The durable outbox between the rules and the forwarders (see :mod:`.store`)."""
+
+from edge_agent.outbox.store import (
+    DeadLetter,
+    Outbox,
+    OutboxCorrupt,
+    OutboxError,
+    OutboxFull,
+    OutboxStats,
+    PayloadTooLarge,
+)
+
+__all__ = [
+    "DeadLetter",
+    "Outbox",
+    "OutboxCorrupt",
+    "OutboxError",
+    "OutboxFull",
+    "OutboxStats",
+    "PayloadTooLarge",
+]

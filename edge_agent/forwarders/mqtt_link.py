@@ -1,0 +1,559 @@
+"""One MQTT connection kept alive for asyncio code: paho's network thread bridged to a loop.
+
+paho-mqtt 2.x runs its network loop in a thread (``loop_start``). Its callbacks here do
+nothing but ``loop.call_soon_threadsafe``: every future and every piece of state is only
+touched on the event loop, so no lock of ours is ever held while paho holds its own (paho
+calls ``on_publish`` under its lock; a shared lock deadlocks).
+
+Reconnecting is ours, not paho's: each connection is a fresh paho ``Client`` (so paho never
+replays a stale in-memory queue behind our back), connected after an exponential backoff
+with full jitter capped by the config (60 s by default). Sessions are persistent
+(``clean_start=False`` / ``clean_session=False``; v5 with a session expiry), so the broker
+keeps our subscriptions and queued QoS 1 messages across reconnects.
+
+The hub reuses this class for its consumer: pass ``subscriptions`` and ``on_message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.config.models import Mqtt, Tls
+from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.sources.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final = 1_000_000_000
+DEFAULT_SESSION_EXPIRY_S: Final = 7 * 24 * 3600
+CONNECT_TIMEOUT_S: Final = 10.0
+
+ProtocolName = Literal["5", "3.1.1"]
+
+
+class MqttError(Exception):
+    """Base of the MQTT link's errors."""
+
+
+class MqttConfigError(MqttError):
+    """The TLS files or the credentials cannot be loaded: a configuration problem."""
+
+
+class MqttDisconnected(MqttError):
+    """The connection dropped before the broker acknowledged the message."""
+
+
+class MqttPublishRefused(MqttError):
+    """The broker answered with an MQTT v5 failure reason code (e.g. 0x87 not authorised)."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(f"broker refused the publish: {reason} (0x{code:02x})")
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Will:
+    """A message the broker publishes for us when we vanish (and our birth's counterpart)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received message, delivered on the event loop."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+
+
+def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
+    """A client TLS context from the ``tls:`` section: CA (else the system's), optional
+    client certificate and key. Relative paths are taken from ``base_dir``. Hostname
+    verification stays on."""
+
+    def path(name: str) -> str:
+        candidate = Path(name)
+        if not candidate.is_absolute() and base_dir is not None:
+            candidate = base_dir / candidate
+        return str(candidate)
+
+    try:
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=path(tls.ca) if tls.ca else None
+        )
+        if tls.certificate and tls.private_key:
+            context.load_cert_chain(path(tls.certificate), path(tls.private_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttConfigError(f"cannot load the MQTT TLS files: {exc}") from exc
+    return context
+
+
+class MqttLink:
+    """An MQTT connection that reconnects by itself; publish and receive from asyncio.
+
+    Lifecycle: construct (no I/O), ``await start()`` (starts the background connection
+    task and returns at once), ``await wait_connected()``, ``publish(...)`` and await the
+    returned future, ``await close()``.
+
+    ``birth`` is published (QoS 1) after every successful connect, before ``connected`` is
+    set; ``will`` is registered with the broker on connect. ``on_message`` is called on the
+    event loop for each message of ``subscriptions`` (re-subscribed after every connect);
+    with ``manual_ack=True`` a QoS 1 message is acknowledged only when the handler calls
+    :meth:`ack_message` (at-least-once processing).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        protocol: ProtocolName = "5",
+        keepalive_s: int = 30,
+        will: Will | None = None,
+        birth: Callable[[], Will] | None = None,
+        backoff: Backoff | None = None,
+        session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: Callable[[Message], None] | None = None,
+        max_inflight: int = 20,
+        manual_ack: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self._tls = tls
+        self._username = username
+        self._password = password
+        self.protocol = protocol
+        self._keepalive_s = max(1, keepalive_s)
+        self._will = will
+        self._birth = birth
+        self._backoff = backoff or Backoff(0.5, 60.0)
+        self._session_expiry_s = session_expiry_s
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._max_inflight = max_inflight
+        self._manual_ack = manual_ack
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: paho.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._suback_pending: set[int] = set()
+        self._closing = False
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._lost: asyncio.Future[str] | None = None
+        self.connects = 0
+        self.connect_attempts = 0
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mqtt,
+        client_id: str,
+        base_dir: Path | None,
+        **kwargs: Any,
+    ) -> MqttLink:
+        """Build from a ``forwarding.mqtt`` section: resolves the password secret and loads
+        the TLS files (raises :class:`MqttConfigError`; no network I/O)."""
+        password: str | None = None
+        if config.password is not None:
+            try:
+                password = resolve(config.password, base_dir).reveal()
+            except SecretError as exc:
+                raise MqttConfigError(f"MQTT password: {exc}") from exc
+        context = tls_context(config.tls, base_dir) if config.tls is not None else None
+        port = config.port or (8883 if context is not None else 1883)
+        return cls(
+            config.host,
+            port,
+            client_id,
+            tls=context,
+            username=config.username,
+            password=password,
+            protocol=config.protocol,
+            keepalive_s=max(1, round(config.keepalive / NS_PER_S)),
+            backoff=Backoff.from_config(config.backoff),
+            max_inflight=config.inflight,
+            **kwargs,
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    async def wait_subscribed(self) -> None:
+        """Until the broker acknowledged every subscription of the current connection."""
+        await self._subscribed.wait()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background connection task (returns at once; it retries forever)."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        self._task = asyncio.create_task(self._maintain(), name=f"mqtt-link-{self.client_id}")
+
+    async def close(self, farewell: Will | None = None, timeout_s: float = 2.0) -> None:
+        """Publish ``farewell`` (e.g. the retained ``offline``) if connected, disconnect,
+        and stop the background task. Pending publishes fail with MqttDisconnected."""
+        self._closing = True
+        if farewell is not None and self.connected:
+            with contextlib.suppress(MqttError, TimeoutError):
+                await asyncio.wait_for(
+                    self.publish(farewell.topic, farewell.payload, farewell.qos, farewell.retain),
+                    timeout_s,
+                )
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._drop_client("closed")
+
+    # -- publish / receive -----------------------------------------------------------------
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> asyncio.Future[None]:
+        """Send one message; the future resolves when the broker acknowledged it (QoS 1:
+        PUBACK) or fails with MqttDisconnected / MqttPublishRefused. Call on the loop."""
+        loop = self._require_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        client = self._client
+        if client is None or not self.connected:
+            future.set_exception(MqttDisconnected("not connected"))
+            return future
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            future.set_exception(MqttDisconnected(f"publish failed: {paho.error_string(info.rc)}"))
+            return future
+        if qos == 0:
+            future.set_result(None)
+            return future
+        # Registered before any PUBACK can be handled: the callback only schedules
+        # _on_publish_loop on this loop, which runs after we return.
+        self._pending[info.mid] = future
+        return future
+
+    def ack_message(self, message: Message) -> None:
+        """Acknowledge a received QoS 1 message (only when built with manual acks)."""
+        client = self._client
+        if client is not None:
+            client.ack(message.mid, message.qos)
+
+    # -- connection management (event loop) -----------------------------------------------
+
+    async def _maintain(self) -> None:
+        while not self._closing:
+            self.connect_attempts += 1
+            try:
+                await self._connect_once()
+            except MqttConfigError:
+                raise
+            except (OSError, MqttError, TimeoutError) as exc:
+                self.last_error = str(exc) or type(exc).__name__
+                await self._drop_client(self.last_error)
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "MQTT connect failed; retrying.",
+                    extra={
+                        "host": self.host,
+                        "port": self.port,
+                        "client_id": self.client_id,
+                        "error": self.last_error,
+                        "retry_in_s": round(delay, 3),
+                    },
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._backoff.reset()
+            self.connects += 1
+            log.info(
+                "MQTT connected.",
+                extra={"host": self.host, "port": self.port, "client_id": self.client_id},
+            )
+            assert self._lost is not None
+            reason = await self._lost
+            self.last_error = reason
+            await self._drop_client(reason)
+            if self._is_closing():
+                return
+            delay = self._backoff.next_delay()
+            log.warning(
+                "MQTT connection lost; reconnecting.",
+                extra={
+                    "host": self.host,
+                    "port": self.port,
+                    "reason": reason,
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        loop = self._require_loop()
+        client = self._new_client()
+        self._client = client
+        self._connack = loop.create_future()
+        self._lost = loop.create_future()
+        properties: Properties | None = None
+        if self.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry_s
+            clean_start: Any = False
+        else:
+            clean_start = paho.MQTT_CLEAN_START_FIRST_ONLY  # ignored by 3.1.1
+        # connect() resolves the name, opens TCP and does the TLS handshake: blocking.
+        await asyncio.to_thread(
+            client.connect,
+            self.host,
+            self.port,
+            self._keepalive_s,
+            clean_start=clean_start,
+            properties=properties,
+        )
+        self._set_nodelay(client)
+        client.loop_start()
+        waiting: set[asyncio.Future[Any]] = {self._connack, self._lost}
+        done, _ = await asyncio.wait(
+            waiting, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._connack not in done:
+            reason = self._lost.result() if self._lost in done else "no CONNACK in time"
+            raise MqttDisconnected(f"connect failed: {reason}")
+        code = self._connack.result()
+        if code.is_failure:
+            raise MqttDisconnected(f"broker refused the connection: {code}")
+        if self._birth is not None:
+            birth = self._birth()
+            client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+        self._subscribed.clear()
+        for topic, qos in self._subscriptions:
+            _, mid = client.subscribe(topic, qos=qos)
+            if mid is not None:
+                self._suback_pending.add(mid)
+        if not self._suback_pending:
+            self._subscribed.set()
+        self._connected.set()
+
+    @staticmethod
+    def _set_nodelay(client: paho.Client) -> None:
+        # Small QoS 1 packets in a window: without TCP_NODELAY, Nagle's algorithm holds
+        # each one back until the previous segment is acknowledged (tens of ms each).
+        sock = client.socket()
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _new_client(self) -> paho.Client:
+        if self.protocol == "5":
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=paho.MQTTv5,
+                reconnect_on_failure=False,
+                manual_ack=self._manual_ack,
+            )
+        else:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=False,
+                protocol=paho.MQTTv311,
+                reconnect_on_failure=False,
+                manual_ack=self._manual_ack,
+            )
+        client.max_inflight_messages_set(max(1, self._max_inflight))
+        client.max_queued_messages_set(0)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
+        if self._will is not None:
+            client.will_set(
+                self._will.topic, self._will.payload, qos=self._will.qos, retain=self._will.retain
+            )
+        client.on_connect = self._cb_connect
+        client.on_disconnect = self._cb_disconnect
+        client.on_publish = self._cb_publish
+        client.on_message = self._cb_message
+        client.on_subscribe = self._cb_subscribe
+        return client
+
+    async def _drop_client(self, reason: str) -> None:
+        """Forget the current client: fail its pending publishes, stop its thread."""
+        self._connected.clear()
+        self._subscribed.clear()
+        self._suback_pending.clear()
+        client, self._client = self._client, None
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(MqttDisconnected(reason))
+        if client is not None:
+            client.on_connect = None
+            client.on_disconnect = None
+            client.on_publish = None
+            client.on_message = None
+            client.on_subscribe = None
+            with contextlib.suppress(Exception):
+                client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            with contextlib.suppress(Exception):
+                client._reset_sockets()  # close paho's wake-up socket pair (no public API)
+
+    def _is_closing(self) -> bool:
+        return self._closing
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise MqttError("the link is not started")
+        return self._loop
+
+    # -- paho callbacks (network thread): only hand over to the loop ----------------------
+
+    def _cb_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._call(self._on_connect_loop, client, reason_code)
+
+    def _cb_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._call(self._on_disconnect_loop, client, str(reason_code))
+
+    def _cb_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        self._call(
+            self._on_publish_loop,
+            client,
+            mid,
+            reason_code.is_failure,
+            str(reason_code),
+            reason_code.value,
+        )
+
+    def _cb_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        received = Message(
+            topic=message.topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            retain=bool(message.retain),
+            mid=message.mid,
+        )
+        self._call(self._on_message_loop, client, received)
+
+    def _cb_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        failures = [str(code) for code in reason_codes if code.is_failure]
+        self._call(self._on_subscribe_loop, client, mid, failures)
+
+    def _call(self, func: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closing: nothing left to tell
+                loop.call_soon_threadsafe(func, *args)
+
+    # -- the same, on the loop --------------------------------------------------------------
+
+    def _on_connect_loop(self, client: paho.Client, reason_code: ReasonCode) -> None:
+        if client is self._client and self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason_code)
+
+    def _on_disconnect_loop(self, client: paho.Client, reason: str) -> None:
+        if client is self._client and self._lost is not None and not self._lost.done():
+            self._lost.set_result(reason)
+
+    def _on_publish_loop(
+        self, client: paho.Client, mid: int, failed: bool, reason: str, code: int
+    ) -> None:
+        if client is not self._client:
+            return
+        future = self._pending.pop(mid, None)
+        if future is None or future.done():
+            return
+        if failed:
+            future.set_exception(MqttPublishRefused(reason, code))
+        else:
+            future.set_result(None)
+
+    def _on_subscribe_loop(self, client: paho.Client, mid: int, failures: list[str]) -> None:
+        if client is not self._client:
+            return
+        if failures:
+            log.error(
+                "MQTT subscription refused.",
+                extra={"client_id": self.client_id, "reasons": failures},
+            )
+        self._suback_pending.discard(mid)
+        if not self._suback_pending:
+            self._subscribed.set()
+
+    def _on_message_loop(self, client: paho.Client, message: Message) -> None:
+        if client is self._client and self._on_message is not None:
+            try:
+                self._on_message(message)
+            except Exception:
+                log.exception("MQTT message handler failed.", extra={"topic": message.topic})

@@ -1,0 +1,80 @@
+"""A diskcache ``Disk`` that stores JSON bytes and integers only, and never unpickles.
+
+diskcache's own ``Disk`` and ``JSONDisk`` unpickle any row whose mode column says "pickle"
+(CVE-2025-69872, unpatched): whoever can write the SQLite file can run code in the agent.
+This disk writes every value as compact UTF-8 JSON (``MODE_RAW``, inside SQLite, never in a
+side file, so SQLite's ``synchronous=FULL`` covers it) and refuses, on read, every row
+that is not a raw value: pickle, side files, text. Keys are ``int`` or ``str`` only.
+
+The ``size`` it reports is the JSON byte count of each row, so diskcache's ``size``
+metadata (kept by SQL triggers) is the total payload bytes: the outbox's cap uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Final
+
+from diskcache import Disk
+from diskcache.core import MODE_PICKLE, MODE_RAW, UNKNOWN
+
+
+class UnsafeRowError(Exception):
+    """A stored row is not plain JSON (a pickle or a side file): refused, never decoded.
+
+    Deliberately not an ``OSError``: diskcache turns ``OSError`` from ``fetch`` into "key
+    missing", which would hide the refusal.
+    """
+
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact, strict JSON (no NaN/Infinity: other parsers refuse them)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+class JsonOnlyDisk(Disk):  # type: ignore[misc]  # diskcache ships no type hints
+    """Serialise values as JSON bytes inside SQLite; refuse pickle and files on read."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if type(key) is str or (type(key) is int and _INT64_MIN <= key <= _INT64_MAX):
+            return key, True
+        raise TypeError(f"outbox keys are int or str, not {type(key).__name__}")
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw or type(key) not in (int, str):
+            raise UnsafeRowError("refused a stored key that is not a plain int or str")
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, None, Any]:
+        if read:
+            raise TypeError("the outbox stores JSON values, not files")
+        # Integers stay SQLite integers: Cache.incr adds to the column directly.
+        if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            return 0, MODE_RAW, None, value
+        data = encode_json(value)
+        return len(data), MODE_RAW, None, sqlite3.Binary(data)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode != MODE_RAW or filename is not None:
+            kind = "pickle" if mode == MODE_PICKLE else f"mode {mode}"
+            raise UnsafeRowError(f"refused a stored row in {kind}: only JSON rows are read")
+        if type(value) is int:
+            return value
+        if type(value) is not bytes:
+            raise UnsafeRowError("refused a stored row that is not JSON bytes")
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise UnsafeRowError("refused a stored row that is not valid JSON") from exc
+
+    def remove(self, file_path: str) -> None:
+        # We never write side files, so there is nothing of ours to delete; a filename in
+        # a tampered row must not make us delete an arbitrary path either.
+        return None

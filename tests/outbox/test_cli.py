@@ -1,0 +1,100 @@
+"""`edge-agent outbox SITE.yaml status|list|dead|retry|purge`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_agent.cli import main
+from edge_agent.outbox import Outbox
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    path = tmp_path / "site.yaml"
+    path.write_text(f"version: 1\nsite:\n  id: plant-a\nstorage:\n  path: {state}\n")
+    with Outbox.open(state / "outbox", 256_000_000) as outbox:
+        ids = outbox.put_many(
+            [
+                {"event": "activated", "rule": "pump-high", "alert_id": "al-1"},
+                {"event": "cleared", "rule": "pump-high", "alert_id": "al-1"},
+                {"event": "activated", "rule": "tank-low", "alert_id": "al-2"},
+            ]
+        )
+        outbox.lease(1)
+        outbox.dead_letter(ids[0], "MaintainX 400: title must not be empty")
+    return path
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    assert main(["outbox", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_status(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = run_json(capsys, str(site), "status")
+    assert status["depth"] == 2
+    assert status["dead"] == 1
+    assert status["cap_bytes"] == 256_000_000
+    assert status["bytes"] > 0
+    assert status["oldest_age_s"] >= 0
+    assert main(["outbox", str(site), "status"]) == 0
+    text = capsys.readouterr().out
+    assert "queued:       2 event(s)" in text
+    assert "dead letters: 1" in text
+
+
+def test_list_does_not_lease(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = run_json(capsys, str(site), "list")
+    assert [item["payload"]["event"] for item in listed] == ["cleared", "activated"]
+    assert main(["outbox", str(site), "list", "--limit", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "cleared pump-high al-1" in text
+    assert "tank-low" not in text
+    with Outbox.open(site.parent / "state" / "outbox", 256_000_000) as outbox:
+        assert len(outbox.lease(10)) == 2
+
+
+def test_dead_retry_purge(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = run_json(capsys, str(site), "dead")
+    assert [(d["reason"], d["payload"]["alert_id"]) for d in dead] == [
+        ("MaintainX 400: title must not be empty", "al-1")
+    ]
+    assert main(["outbox", str(site), "dead"]) == 0
+    assert "title must not be empty" in capsys.readouterr().out
+
+    assert run_json(capsys, str(site), "retry") == {"retried": 1}
+    status = run_json(capsys, str(site), "status")
+    assert (status["depth"], status["dead"]) == (3, 0)
+    # The retried event goes to the end of the queue.
+    listed = run_json(capsys, str(site), "list")
+    assert listed[-1]["payload"] == {"event": "activated", "rule": "pump-high", "alert_id": "al-1"}
+
+    with Outbox.open(site.parent / "state" / "outbox", 256_000_000) as outbox:
+        outbox.dead_letter(outbox.lease(1)[0].id, "bad")
+    # Purge refuses without --yes and keeps everything.
+    assert main(["outbox", str(site), "purge"]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert run_json(capsys, str(site), "status")["dead"] == 1
+    assert run_json(capsys, str(site), "purge", "--yes") == {"purged": 1}
+    assert run_json(capsys, str(site), "status")["dead"] == 0
+
+
+def test_retry_one_id(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dead_id = run_json(capsys, str(site), "dead")[0]["id"]
+    assert run_json(capsys, str(site), "retry", "--id", str(dead_id + 100)) == {"retried": 0}
+    assert run_json(capsys, str(site), "retry", "--id", str(dead_id)) == {"retried": 1}
+
+
+def test_missing_outbox_and_bad_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(f"version: 1\nsite:\n  id: plant-b\nstorage:\n  path: {tmp_path / 'none'}\n")
+    assert main(["outbox", str(site), "status"]) == 1
+    assert "no outbox" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsite:\n  id: Not Valid!\n")
+    assert main(["outbox", str(bad), "status"]) == 1
+    assert "bad.yaml" in capsys.readouterr().err
