@@ -1,0 +1,14 @@
+"""OPC UA source: batched polling or subscriptions against one server, with security.
+
+Importing this package does not import asyncua; :class:`OpcUaSource` lives in
+``edge_agent.sources.opcua.source``, which the source factory imports only when an OPC UA
+connection is configured (asyncua costs ≈ 0.4 s and ≈ 45 MiB to import).
+
+Modules:
+
+- ``source``: :class:`~edge_agent.sources.opcua.source.OpcUaSource` (the ``Source``).
+- ``status``: status code → quality, timestamps → nanoseconds (pure, no asyncua).
+- ``security``: client security settings and the trusted-server-certificate check.
+- ``certs``: self-signed application certificates with ``cryptography``.
+- ``errors``: the exceptions this package raises.
+"""

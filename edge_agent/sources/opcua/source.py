@@ -1,0 +1,642 @@
+"""The OPC UA source: one server, its sensors, batched polls or a watched subscription.
+
+Lifecycle (the ``Source`` protocol): constructed from config without I/O, then ``run``
+until cancelled. ``run`` owns reconnection: asyncua's ``auto_reconnect`` is off and every
+loss (transport gone, a silent or spinning subscription, too many timeouts) tears the
+client down and builds a fresh session after a jittered backoff. A fresh session never takes
+asyncua's transfer/republish path, which spins at 100% CPU against servers that answer a
+Republish of an unknown message with an empty one (LIBRARIES.md); the watchdog still counts
+Republish requests in case a server finds another way to trigger it.
+
+While there is no session, every sensor yields a bad ``not connected`` reading each poll
+interval, so the rules see bad quality rather than silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import DataChangeNotif, Subscription
+from asyncua.observer import Observer
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+
+from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
+from edge_agent.interfaces import ConnectionStats, ReadingSink
+from edge_agent.readings import Quality, Reading, Value, bad
+from edge_agent.sources.backoff import Backoff
+from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
+from edge_agent.sources.opcua.security import TrustedServerCertificate, apply_security
+from edge_agent.sources.opcua.security import check_server_endpoint as _check_endpoint
+from edge_agent.sources.opcua.status import pick_time_ns, quality_of
+
+log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+NOT_CONNECTED = "not connected"
+HARD_MAX_NODES_PER_READ = 1000
+# Consecutive read timeouts before the session is considered dead and rebuilt.
+MAX_CONSECUTIVE_TIMEOUTS = 3
+# More Republish requests than this within one watchdog window is asyncua's busy loop.
+MAX_REPUBLISH_PER_WINDOW = 50
+# The client's own health probe: 1 s (the default) drops busy servers for good.
+MIN_CLIENT_WATCHDOG_S = 5.0
+SESSION_TIMEOUT_MS = 120_000
+OVERRUN_LOG_INTERVAL_S = 60.0
+MAX_NODES_PER_READ_NODE = ua.NodeId(
+    ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+)
+# Transport-level failures: the session is gone, reconnect.
+TRANSPORT_ERRORS = (ConnectionError, OSError, EOFError)
+
+
+class SessionLost(OpcUaError):
+    """Internal: the session must be torn down and rebuilt (the message says why)."""
+
+
+class _ActivityObserver(Observer):
+    """asyncua's observer hook: when the last publish response (data or keep-alive) arrived,
+    and when each Republish request went out (to spot the busy loop)."""
+
+    def __init__(self) -> None:
+        self.last_publish_at = time.monotonic()
+        self.republish_times: deque[float] = deque(maxlen=MAX_REPUBLISH_PER_WINDOW * 4)
+
+    def on_notification(self, subscription_id: int | None, event_count: int) -> None:
+        self.last_publish_at = time.monotonic()
+
+    def on_request(self, request_type: str, duration: float, error: BaseException | None) -> None:
+        if request_type == "RepublishRequest":
+            self.republish_times.append(time.monotonic())
+
+    def republishes_since(self, since: float) -> int:
+        return sum(1 for moment in self.republish_times if moment >= since)
+
+
+class _DataChangeHandler:
+    """Subscription handler: turns each notification into a ``Reading`` and puts it in a
+    bounded queue without waiting (asyncua calls it from a task per notification, so it
+    must never block); when the queue is full the oldest reading is dropped and counted."""
+
+    def __init__(self, source: OpcUaSource, handles: Mapping[int, str], maxsize: int) -> None:
+        self._source = source
+        self._handles = handles
+        self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=maxsize)
+        self.status_problem: str | None = None
+
+    def datachange_notification(self, node: Any, val: Any, data: DataChangeNotif) -> None:
+        item = data.monitored_item
+        sensor_id = self._handles.get(int(item.ClientHandle))
+        if sensor_id is None:
+            return
+        reading = self._source.reading_from(sensor_id, item.Value, time.time_ns())
+        try:
+            self.queue.put_nowait(reading)
+        except asyncio.QueueFull:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self._source.notifications_dropped += 1
+            self.queue.put_nowait(reading)
+
+    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+        code = status.Status
+        if code is not None and not code.is_good():
+            self.status_problem = f"subscription status {code.name}"
+
+
+class OpcUaSource:
+    """Reads one OPC UA server's sensors by batched polling or by a subscription.
+
+    ``mode: poll`` reads every node once per poll interval with the Read service, in
+    chunks of at most min(the server's MaxNodesPerRead, ``max_nodes_per_read``).
+    ``mode: subscribe`` monitors every node (sampling interval, optional absolute
+    deadband) and rebuilds the session when the subscription goes silent or spins.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: OpcUa,
+        sensors: Mapping[str, Sensor],
+        defaults: Defaults,
+        base_dir: Path,
+    ) -> None:
+        self.name = name
+        self.stats = ConnectionStats()
+        #: Sessions rebuilt by the watchdog (silence, spinning, subscription status).
+        self.subscription_rebuilds = 0
+        #: Notifications dropped because the reading queue was full.
+        self.notifications_dropped = 0
+        self._config = connection
+        self._base_dir = base_dir
+        self._sensors = dict(sensors)
+        self._node_strings: dict[str, str] = {}
+        for sensor_id, sensor in self._sensors.items():
+            if sensor.node is None:
+                raise OpcUaError(f"sensor {sensor_id} on OPC UA connection {name} has no `node:`")
+            self._node_strings[sensor_id] = sensor.node
+        self._poll_s = (connection.poll or defaults.poll) / NS_PER_S
+        self._timeout_s = connection.timeout / NS_PER_S
+        self._watchdog_s = max(connection.watchdog / NS_PER_S, 0.1)
+        self._sampling_ms = (connection.sampling_interval or connection.poll or defaults.poll) / 1e6
+        self._client: Client | None = None
+        self._connected = asyncio.Event()
+        self._disconnect_reason = NOT_CONNECTED
+        self._backoff = Backoff.from_config(connection.backoff)
+        self._overrun_logged_at = -math.inf
+
+    # ------------------------------------------------------------------ public API
+
+    async def run(self, sink: ReadingSink) -> None:
+        """Connect, read or subscribe, reconnect on loss; until cancelled."""
+        ticker = asyncio.create_task(
+            self._bad_while_disconnected(sink), name=f"opcua-{self.name}-down"
+        )
+        try:
+            while True:
+                try:
+                    client, nodes, unresolved = await self._open_session()
+                except OpcUaError as exc:
+                    self._note_down(str(exc))
+                    await asyncio.sleep(self._backoff.next_delay())
+                    continue
+                self._backoff.reset()
+                try:
+                    if self._config.mode == "poll":
+                        await self._poll_loop(client, nodes, unresolved, sink)
+                    else:
+                        await self._subscribe_loop(client, nodes, unresolved, sink)
+                except SessionLost as exc:
+                    self._note_down(str(exc))
+                except Exception as exc:  # a bug must not end the source: log it, rebuild
+                    log.exception("OPC UA session failed.", extra={"connection": self.name})
+                    self._note_down(_describe(exc))
+                finally:
+                    await self._close_client(client)
+                # A lost session is retried after a jittered delay: a hundred agents that
+                # lost the same server do not come back in step.
+                await asyncio.sleep(self._backoff.next_delay())
+        finally:
+            await _stop_task(ticker)
+            await self.close()
+
+    async def read_once(self) -> list[Reading]:
+        """Connect, read every sensor once, disconnect (for ``edge-agent read``).
+
+        Never raises for I/O failures: a server that cannot be reached gives bad readings
+        whose reason says why.
+        """
+        try:
+            client, nodes, unresolved = await self._open_session()
+        except OpcUaError as exc:
+            now = time.time_ns()
+            return [bad(sensor_id, str(exc), now) for sensor_id in self._sensors]
+        try:
+            limit = await self._read_limit(client)
+            return await self._read_all(client, nodes, unresolved, limit)
+        except SessionLost as exc:
+            return self._bad_all(str(exc))
+        except TimeoutError:
+            return self._bad_all("timeout")
+        finally:
+            await self._close_client(client)
+
+    async def close(self) -> None:
+        """Close the session if one is open."""
+        client, self._client = self._client, None
+        if client is not None:
+            await self._close_client(client)
+
+    # ------------------------------------------------------------------ readings
+
+    def reading_from(self, sensor_id: str, dv: ua.DataValue | None, now_ns: int) -> Reading:
+        """A DataValue as a ``Reading``: status → quality, SourceTimestamp kept."""
+        if dv is None:
+            return bad(sensor_id, "no value", now_ns)
+        status = dv.StatusCode if dv.StatusCode is not None else ua.StatusCode()
+        time_ns = pick_time_ns(dv.SourceTimestamp, dv.ServerTimestamp, now_ns)
+        quality = quality_of(status.value)
+        status_name = status.name
+        if quality is Quality.BAD:
+            return Reading(sensor_id, None, Quality.BAD, time_ns, status_name, status_name)
+        raw = dv.Value.Value if dv.Value is not None else None
+        value = self._plain_value(sensor_id, raw)
+        if value is None:
+            why = "no value" if raw is None else f"unsupported value type {type(raw).__name__}"
+            return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
+        reason = status_name if quality is Quality.UNCERTAIN else None
+        return Reading(sensor_id, value, quality, time_ns, reason, status_name)
+
+    def _plain_value(self, sensor_id: str, raw: Any) -> Value:
+        if isinstance(raw, bool | str):
+            return raw
+        if isinstance(raw, int | float):
+            scale = self._sensors[sensor_id].scale
+            if scale is None:
+                return raw
+            return raw * scale.factor + scale.offset
+        return None
+
+    def _bad_all(self, reason: str) -> list[Reading]:
+        now = time.time_ns()
+        return [bad(sensor_id, reason, now) for sensor_id in self._sensors]
+
+    def _note_down(self, reason: str) -> None:
+        self._connected.clear()
+        self.stats.connected = False
+        self.stats.last_error = reason
+        self._disconnect_reason = f"{NOT_CONNECTED}: {reason}"
+        log.warning("OPC UA connection down.", extra={"connection": self.name, "reason": reason})
+
+    async def _bad_while_disconnected(self, sink: ReadingSink) -> None:
+        """Every poll interval without a session: a bad reading for every sensor."""
+        while True:
+            await asyncio.sleep(self._poll_s)
+            if not self._connected.is_set():
+                await sink(self._bad_all(self._disconnect_reason))
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _open_session(self) -> tuple[Client, dict[str, ua.NodeId], dict[str, str]]:
+        """One connection attempt: a connected client, the sensors' node ids, and the
+        sensors whose node id cannot be resolved on this server (with the reason)."""
+        self.stats.connect_attempts += 1
+        config = self._config
+        client = Client(
+            config.endpoint,
+            timeout=self._timeout_s,
+            watchdog_intervall=max(MIN_CLIENT_WATCHDOG_S, 2 * self._timeout_s),
+            auto_reconnect=False,
+        )
+        client.name = client.description = f"edge-agent {self.name}"
+        client.session_timeout = SESSION_TIMEOUT_MS
+        observer = _ActivityObserver()
+        client.uaclient.observer = observer
+        trusted: TrustedServerCertificate | None = None
+        session_open = False
+        try:
+            trusted = await apply_security(client, config, self._base_dir)
+            if trusted is not None:
+                await _check_endpoint(
+                    config.endpoint,
+                    config.security.policy,
+                    config.security.mode,
+                    trusted,
+                    self._timeout_s,
+                )
+            await asyncio.wait_for(client.connect(), timeout=self._timeout_s * 2)
+            session_open = True
+            nodes, unresolved = await self._resolve_nodes(client)
+        except Exception as exc:
+            # connect() cleans up after itself when it fails; a session that opened is closed.
+            if session_open:
+                await self._close_client(client)
+            raise self._connect_error(exc, trusted) from exc
+        self._client = client
+        self.stats.connected = True
+        self._connected.set()
+        log.info(
+            "OPC UA session open.",
+            extra={
+                "connection": self.name,
+                "endpoint": config.endpoint,
+                "security": config.security.policy.value
+                if config.security.policy is not SecurityPolicy.NONE
+                else "None",
+                "mode": config.mode,
+            },
+        )
+        return client, nodes, unresolved
+
+    def _connect_error(
+        self, exc: Exception, trusted: TrustedServerCertificate | None
+    ) -> OpcUaError:
+        """asyncua's and the network's errors in the project's terms."""
+        if isinstance(exc, OpcUaError):
+            return exc
+        if trusted is not None and trusted.rejected is not None:
+            return OpcUaSecurityError(trusted.rejected)
+        endpoint = self._config.endpoint
+        if isinstance(exc, TimeoutError):
+            return OpcUaConnectError(f"timeout connecting to {endpoint}")
+        if isinstance(exc, UaStatusCodeError):
+            return OpcUaConnectError(f"server refused the session: {_status_name(exc)}")
+        return OpcUaConnectError(f"cannot connect to {endpoint}: {_describe(exc)}")
+
+    async def _resolve_nodes(self, client: Client) -> tuple[dict[str, ua.NodeId], dict[str, str]]:
+        nodes: dict[str, ua.NodeId] = {}
+        unresolved: dict[str, str] = {}
+        namespaces: list[str] | None = None
+        for sensor_id, text in self._node_strings.items():
+            if text.startswith("nsu="):
+                uri, _, rest = text[len("nsu=") :].partition(";")
+                if namespaces is None:
+                    namespaces = list(await client.get_namespace_array())
+                if uri not in namespaces:
+                    unresolved[sensor_id] = f"namespace {uri} is not on the server"
+                    continue
+                text = f"ns={namespaces.index(uri)};{rest}"
+            try:
+                nodes[sensor_id] = ua.NodeId.from_string(text)
+            except (ValueError, UaError) as exc:
+                unresolved[sensor_id] = f"bad node id {text!r}: {exc}"
+        return nodes, unresolved
+
+    async def _close_client(self, client: Client) -> None:
+        if self._client is client:
+            self._client = None
+        try:
+            await asyncio.wait_for(client.disconnect(), timeout=self._timeout_s)
+        except Exception as exc:  # closing a dead session fails in many ways; none matter
+            log.debug(
+                "OPC UA disconnect failed.", extra={"connection": self.name, "error": repr(exc)}
+            )
+            with contextlib.suppress(Exception):
+                client.disconnect_socket()
+
+    # ------------------------------------------------------------------ poll mode
+
+    async def _read_limit(self, client: Client) -> int:
+        """min(server MaxNodesPerRead (0 = no limit), max_nodes_per_read, 1000)."""
+        limit = min(self._config.max_nodes_per_read, HARD_MAX_NODES_PER_READ)
+        try:
+            [dv] = await client.uaclient.read_attributes(
+                [MAX_NODES_PER_READ_NODE], AttributeIds.Value
+            )
+        except (TimeoutError, UaError):
+            return limit
+        except TRANSPORT_ERRORS as exc:
+            raise SessionLost(_describe(exc)) from exc
+        server_limit = dv.Value.Value if dv.Value is not None else None
+        good = dv.StatusCode is None or dv.StatusCode.is_good()
+        if good and isinstance(server_limit, int) and server_limit > 0:
+            limit = min(limit, server_limit)
+        return limit
+
+    async def _read_all(
+        self,
+        client: Client,
+        nodes: Mapping[str, ua.NodeId],
+        unresolved: Mapping[str, str],
+        limit: int,
+    ) -> list[Reading]:
+        """One poll cycle: every node, in chunks of ``limit``, one Read request each.
+
+        A chunk the server refuses (a service fault) gives bad readings for its sensors
+        only; a transport failure raises :class:`SessionLost`.
+        """
+        sensor_ids = list(nodes)
+        node_ids = list(nodes.values())
+        readings: list[Reading] = []
+        for start in range(0, len(node_ids), limit):
+            chunk_ids = sensor_ids[start : start + limit]
+            self.stats.requests += 1
+            try:
+                values = await client.uaclient.read_attributes(
+                    node_ids[start : start + limit], AttributeIds.Value
+                )
+            except UaStatusCodeError as exc:
+                self.stats.read_errors += 1
+                reason = _status_name(exc)
+                now = time.time_ns()
+                readings += [bad(sensor_id, reason, now, reason) for sensor_id in chunk_ids]
+                continue
+            except TRANSPORT_ERRORS as exc:
+                raise SessionLost(_describe(exc)) from exc
+            now = time.time_ns()
+            readings += [
+                self.reading_from(sensor_id, dv, now)
+                for sensor_id, dv in zip(chunk_ids, values, strict=False)
+            ]
+            if len(values) < len(chunk_ids):  # a server that answers short: never lose a sensor
+                readings += [bad(s, "no result from server", now) for s in chunk_ids[len(values) :]]
+        now = time.time_ns()
+        readings += [bad(sensor_id, reason, now) for sensor_id, reason in unresolved.items()]
+        return readings
+
+    async def _poll_loop(
+        self,
+        client: Client,
+        nodes: Mapping[str, ua.NodeId],
+        unresolved: Mapping[str, str],
+        sink: ReadingSink,
+    ) -> None:
+        limit = await self._read_limit(client)
+        timeouts = 0
+        next_cycle = time.monotonic()
+        while True:
+            if client.uaclient.state is not UaClientState.CONNECTED:
+                raise SessionLost(f"client state {client.uaclient.state.value}")
+            started = time.monotonic()
+            try:
+                readings = await self._read_all(client, nodes, unresolved, limit)
+            except TimeoutError:
+                timeouts += 1
+                self.stats.read_errors += 1
+                if timeouts >= MAX_CONSECUTIVE_TIMEOUTS:
+                    raise SessionLost(f"{timeouts} read timeouts in a row") from None
+                readings = self._bad_all("timeout")
+            else:
+                timeouts = 0
+                self.stats.reads += 1
+                self.stats.last_good_read_ns = time.time_ns()
+            self.stats.last_latency_s = time.monotonic() - started
+            await sink(readings)
+            next_cycle = self._next_cycle(next_cycle)
+            await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
+
+    def _next_cycle(self, previous: float) -> float:
+        """The next cycle's start; an overrun is counted and the schedule restarts from
+        now instead of firing the missed cycles back to back."""
+        upcoming = previous + self._poll_s
+        now = time.monotonic()
+        if now > upcoming:
+            self.stats.overruns += 1
+            # Logged at most once a minute: a poll that always overruns must not flood logs.
+            if now - self._overrun_logged_at >= OVERRUN_LOG_INTERVAL_S:
+                self._overrun_logged_at = now
+                log.warning(
+                    "OPC UA poll cycle overran its interval.",
+                    extra={
+                        "connection": self.name,
+                        "interval_s": self._poll_s,
+                        "cycle_s": self.stats.last_latency_s,
+                        "overruns": self.stats.overruns,
+                    },
+                )
+            return now
+        return upcoming
+
+    # ------------------------------------------------------------------ subscribe mode
+
+    def _subscription_parameters(self) -> ua.CreateSubscriptionParameters:
+        """Publishing interval = sampling interval; a keep-alive at least three times per
+        watchdog window, so a healthy but quiet subscription is never taken for silent."""
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = self._sampling_ms
+        keepalive_s = self._watchdog_s / 3
+        params.RequestedMaxKeepAliveCount = max(
+            1, int(keepalive_s * 1000 / max(self._sampling_ms, 1.0))
+        )
+        params.RequestedLifetimeCount = max(10_000, 3 * params.RequestedMaxKeepAliveCount)
+        params.MaxNotificationsPerPublish = 0  # no limit
+        params.PublishingEnabled = True
+        params.Priority = 0
+        return params
+
+    def _monitored_item(self, handle: int, node_id: ua.NodeId) -> ua.MonitoredItemCreateRequest:
+        item = ua.MonitoredItemCreateRequest()
+        item.ItemToMonitor = ua.ReadValueId()
+        item.ItemToMonitor.NodeId = node_id
+        item.ItemToMonitor.AttributeId = AttributeIds.Value
+        item.MonitoringMode = ua.MonitoringMode.Reporting
+        params = ua.MonitoringParameters()
+        params.ClientHandle = handle
+        params.SamplingInterval = self._sampling_ms
+        params.QueueSize = 1
+        params.DiscardOldest = True
+        if self._config.deadband > 0:
+            params.Filter = ua.DataChangeFilter(
+                Trigger=ua.DataChangeTrigger.StatusValue,
+                DeadbandType=ua.DeadbandType.Absolute,
+                DeadbandValue=self._config.deadband,
+            )
+        item.RequestedParameters = params
+        return item
+
+    async def _subscribe_loop(
+        self,
+        client: Client,
+        nodes: Mapping[str, ua.NodeId],
+        unresolved: Mapping[str, str],
+        sink: ReadingSink,
+    ) -> None:
+        observer = client.uaclient.observer
+        assert isinstance(observer, _ActivityObserver)
+        handles = {handle: sensor_id for handle, sensor_id in enumerate(nodes, start=1)}
+        handler = _DataChangeHandler(self, handles, maxsize=max(1000, 4 * len(nodes)))
+        failed: dict[str, str] = dict(unresolved)
+        try:
+            subscription = await client.create_subscription(
+                self._subscription_parameters(), handler
+            )
+            limit = await self._read_limit(client)
+            items = [self._monitored_item(h, nodes[s]) for h, s in handles.items()]
+            for start in range(0, len(items), limit):
+                results = await subscription.create_monitored_items(items[start : start + limit])
+                for item, result in zip(items[start : start + limit], results, strict=True):
+                    if isinstance(result, ua.StatusCode):
+                        sensor_id = handles[item.RequestedParameters.ClientHandle]
+                        failed[sensor_id] = result.name
+        except UaStatusCodeError as exc:
+            raise SessionLost(f"cannot subscribe: {_status_name(exc)}") from exc
+        except (TimeoutError, *TRANSPORT_ERRORS, UaError) as exc:
+            raise SessionLost(f"cannot subscribe: {_describe(exc)}") from exc
+        if failed:
+            log.warning(
+                "OPC UA monitored items failed.",
+                extra={"connection": self.name, "failed": dict(list(failed.items())[:20])},
+            )
+        consumer = asyncio.create_task(self._drain(handler, sink), name=f"opcua-{self.name}-drain")
+        try:
+            await self._watch(client, subscription, observer, handler, failed, sink)
+        finally:
+            await _stop_task(consumer)
+
+    async def _drain(self, handler: _DataChangeHandler, sink: ReadingSink) -> None:
+        """Hand queued readings to the sink in batches; awaiting the sink is the
+        backpressure (the queue bounds what waits meanwhile)."""
+        while True:
+            batch = [await handler.queue.get()]
+            while len(batch) < 10_000:
+                try:
+                    batch.append(handler.queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            self.stats.reads += 1
+            self.stats.last_good_read_ns = time.time_ns()
+            await sink(batch)
+
+    async def _watch(
+        self,
+        client: Client,
+        subscription: Subscription,
+        observer: _ActivityObserver,
+        handler: _DataChangeHandler,
+        failed: Mapping[str, str],
+        sink: ReadingSink,
+    ) -> None:
+        """The subscription watchdog. Rebuild the session when the transport is gone,
+        when nothing (no data change, no keep-alive) arrived for ``watchdog``, when the
+        client spins on Republish, or when the server reports the subscription bad."""
+        tick_s = min(self._poll_s, self._watchdog_s / 4, 1.0)
+        observer.last_publish_at = time.monotonic()
+        last_failed_emit = 0.0
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            if client.uaclient.state is not UaClientState.CONNECTED:
+                raise SessionLost(f"client state {client.uaclient.state.value}")
+            silent_for = now - observer.last_publish_at
+            reason: str | None = None
+            if silent_for > self._watchdog_s:
+                reason = f"subscription silent for {silent_for:.1f}s (no data, no keep-alive)"
+            elif observer.republishes_since(now - self._watchdog_s) > MAX_REPUBLISH_PER_WINDOW:
+                reason = "client spinning on Republish"
+            elif handler.status_problem is not None:
+                reason = handler.status_problem
+            if reason is not None:
+                self.subscription_rebuilds += 1
+                log.warning(
+                    "OPC UA subscription rebuilt.",
+                    extra={
+                        "connection": self.name,
+                        "reason": reason,
+                        "subscription_id": subscription.subscription_id,
+                    },
+                )
+                raise SessionLost(reason)
+            if failed and now - last_failed_emit >= self._poll_s:
+                # Failed monitored items never notify; keep saying so, like a poll would.
+                last_failed_emit = now
+                stamp = time.time_ns()
+                await sink([bad(sensor_id, why, stamp, why) for sensor_id, why in failed.items()])
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task and wait for it, without swallowing a cancellation aimed at
+    the task that is waiting (``suppress(CancelledError)`` would: ``run`` would never end)."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
+def _status_name(exc: UaStatusCodeError) -> str:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return ua.StatusCode(ua.UInt32(code)).name
+    return str(exc) or type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = ["NOT_CONNECTED", "OpcUaSource"]
