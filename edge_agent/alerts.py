@@ -61,6 +61,9 @@ class AlertMessage(TypedDict):
     priority: Priority
     notify: bool
     work_order: WorkOrderRequest
+    # The rule's work order that is still open (known from the hub's work-order messages):
+    # a re-activation comments on it instead of creating another.
+    related_work_order: NotRequired[int]
 
 
 def make_alert_id(site: str, rule_id: str, episode_start_ns: int) -> str:

@@ -1,15 +1,99 @@
-"""`edge-agent hub`: not built yet."""
+"""``edge-agent hub HUB.yaml``: run the central hub (site alerts become MaintainX work
+orders). ``--register-webhooks`` first creates the MaintainX subscriptions;
+``edge-agent hub HUB.yaml kpis [--json]`` prints the maintenance KPIs and exits."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*")
+    parser.add_argument("file", metavar="HUB.yaml", help="the hub file")
+    parser.add_argument(
+        "action", nargs="?", choices=["run", "kpis"], default="run", help="run (default) or kpis"
+    )
+    parser.add_argument(
+        "--register-webhooks",
+        action="store_true",
+        help="create the WORK_ORDER_STATUS_CHANGE subscriptions in MaintainX, then run",
+    )
+    parser.add_argument("--json", action="store_true", help="kpis: print JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("edge-agent hub: not built yet", file=sys.stderr)
-    return 2
+    from edge_agent.config.diagnostics import format_diagnostic
+    from edge_agent.hub.config import load_hub
+
+    path = Path(args.file)
+    config, diagnostics = load_hub(path)
+    for diagnostic in diagnostics:
+        print(format_diagnostic(diagnostic), file=sys.stderr)
+    if config is None:
+        return 2
+    base_dir = path.absolute().parent
+    if args.action == "kpis":
+        return _kpis(config, base_dir, as_json=args.json)
+    from edge_agent.service.logs import configure_logging
+
+    configure_logging(config.logging.level)
+    return asyncio.run(_run(config, base_dir, register=args.register_webhooks))
+
+
+def _kpis(config: object, base_dir: Path, *, as_json: bool) -> int:
+    from edge_agent.hub.app import open_store
+    from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.kpis import kpis_json, kpis_table
+    from edge_agent.hub.store import StoreError
+
+    assert isinstance(config, HubConfig)
+    try:
+        store = open_store(config, base_dir)
+    except StoreError as exc:
+        print(f"edge-agent hub: cannot open the dedup store: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rows = store.kpis()
+    finally:
+        store.close()
+    print(kpis_json(rows) if as_json else kpis_table(rows))
+    return 0
+
+
+async def _run(config: object, base_dir: Path, *, register: bool) -> int:
+    from edge_agent.forwarders.maintainx.errors import MaintainXError
+    from edge_agent.hub.app import Hub, HubError, register_webhooks
+    from edge_agent.hub.config import HubConfig
+
+    assert isinstance(config, HubConfig)
+    if register:
+        try:
+            for site, subscription in await register_webhooks(config, base_dir):
+                print(f"site {site}: webhook subscription {subscription} registered", flush=True)
+        except (HubError, MaintainXError) as exc:
+            print(f"edge-agent hub: cannot register webhooks: {exc}", file=sys.stderr)
+            return 1
+    hub = Hub(config, base_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await hub.start()
+    except HubError as exc:
+        print(f"edge-agent hub: {exc}", file=sys.stderr)
+        await hub.close()
+        return 1
+    print(
+        f"hub {config.hub.id} running: health on port {hub.health_port}"
+        + (f", webhooks on port {hub.webhook_port}" if hub.webhook_server else ""),
+        flush=True,
+    )
+    await stop.wait()
+    await hub.close()
+    return 0

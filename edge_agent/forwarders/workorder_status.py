@@ -1,0 +1,187 @@
+"""The agent's side of the hub's loop: which work order each rule has, and whether it is open.
+
+The hub answers every alert on ``{prefix}/{site}/results`` (the work order it made or found)
+and publishes work-order status changes from MaintainX's webhooks, retained, on
+``{prefix}/{site}/workorders/{id}``. :class:`WorkOrderTracker` keeps rule → (alert id,
+work order id, status) in a small JSON file under the state directory, so that after a
+restart the agent still knows. While a rule's work order is open, a re-activation carries
+``"related_work_order": id`` (see :meth:`WorkOrderTracker.annotate`) and the hub comments on
+that work order instead of creating another; once it is DONE or CANCELED, the next activation
+makes a new one.
+
+Wiring (the service): subscribe to :func:`status_topics` at QoS 1 on the MQTT connection,
+pass each message to :meth:`WorkOrderTracker.on_message`, and run each alert message through
+:meth:`WorkOrderTracker.annotate` before it enters the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from edge_agent.alerts import AlertMessage
+
+log = logging.getLogger(__name__)
+
+CLOSED: Final = frozenset({"DONE", "CANCELED"})
+FILE_NAME: Final = "work-orders.json"
+
+
+@dataclass
+class RuleWorkOrder:
+    """The last work order the hub reported for one rule."""
+
+    alert_id: str
+    work_order_id: int
+    status: str = "OPEN"
+
+
+def status_topics(prefix: str, site: str) -> list[str]:
+    """The topics the agent subscribes to for its own site's answers."""
+    return [f"{prefix}/{site}/results", f"{prefix}/{site}/workorders/+"]
+
+
+class WorkOrderTracker:
+    """rule → :class:`RuleWorkOrder`, kept durably in ``state_dir/work-orders.json``.
+
+    Thread-safe; every change is written (temporary file, fsync, rename) before
+    :meth:`on_message` returns, so a crash never leaves a half-written map.
+    """
+
+    def __init__(self, state_dir: Path, site: str, prefix: str = "edge/v1") -> None:
+        self.path = state_dir / FILE_NAME
+        self.site = site
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._rules: dict[str, RuleWorkOrder] = self._load()
+        self.ignored = 0
+
+    def _load(self) -> dict[str, RuleWorkOrder]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("Work order map unreadable; starting empty.", extra={"error": str(exc)})
+            return {}
+        rules: dict[str, RuleWorkOrder] = {}
+        if isinstance(data, dict):
+            for rule, entry in data.items():
+                try:
+                    rules[str(rule)] = RuleWorkOrder(
+                        str(entry["alert_id"]), int(entry["work_order_id"]), str(entry["status"])
+                    )
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return rules
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        body = json.dumps({rule: asdict(entry) for rule, entry in self._rules.items()})
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    # ------------------------------------------------------------------ queries
+
+    def open_work_order_for(self, rule_id: str) -> int | None:
+        """The rule's work order while it is open (not DONE/CANCELED), else None."""
+        with self._lock:
+            entry = self._rules.get(rule_id)
+        if entry is None or entry.status in CLOSED:
+            return None
+        return entry.work_order_id
+
+    def annotate(self, message: AlertMessage) -> AlertMessage:
+        """An ``activated`` message with ``related_work_order`` set while the rule's work
+        order is open (other messages are returned unchanged)."""
+        if message["event"] != "activated":
+            return message
+        related = self.open_work_order_for(message["rule"])
+        if related is None:
+            return message
+        annotated: AlertMessage = {**message, "related_work_order": related}
+        return annotated
+
+    def snapshot(self) -> dict[str, RuleWorkOrder]:
+        with self._lock:
+            return dict(self._rules)
+
+    # ------------------------------------------------------------------ updates
+
+    def on_message(self, topic: str, payload: bytes) -> bool:
+        """Learn from one message of :func:`status_topics`; True when the map changed."""
+        try:
+            data: Any = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self.ignored += 1
+            return False
+        if not isinstance(data, dict) or data.get("site") not in (None, self.site):
+            self.ignored += 1
+            return False
+        if topic == f"{self.prefix}/{self.site}/results":
+            return self._result(data)
+        if topic.startswith(f"{self.prefix}/{self.site}/workorders/"):
+            return self._status(data)
+        self.ignored += 1
+        return False
+
+    def _result(self, data: dict[str, Any]) -> bool:
+        rule, alert_id, work_order_id = (
+            data.get("rule"),
+            data.get("alert_id"),
+            data.get("work_order_id"),
+        )
+        if data.get("status") != "ok" or not isinstance(rule, str) or not isinstance(alert_id, str):
+            return False
+        if not isinstance(work_order_id, int):
+            return False
+        with self._lock:
+            current = self._rules.get(rule)
+            if current is not None and current.work_order_id == work_order_id:
+                if current.alert_id == alert_id:
+                    return False
+                current.alert_id = alert_id  # a re-activation commented on the same one
+            else:
+                self._rules[rule] = RuleWorkOrder(alert_id, work_order_id)
+            self._save()
+        return True
+
+    def _status(self, data: dict[str, Any]) -> bool:
+        rule, work_order_id, status = (
+            data.get("rule"),
+            data.get("work_order_id"),
+            data.get("status"),
+        )
+        if not isinstance(rule, str) or not isinstance(work_order_id, int):
+            return False
+        if not isinstance(status, str):
+            return False
+        with self._lock:
+            current = self._rules.get(rule)
+            if current is None:
+                alert_id = data.get("alert_id")
+                self._rules[rule] = RuleWorkOrder(str(alert_id or ""), work_order_id, status)
+            elif current.work_order_id != work_order_id:
+                # A status of an older work order of this rule: only matters if it reopened
+                # while the current one is closed.
+                if current.status in CLOSED and status not in CLOSED:
+                    self._rules[rule] = RuleWorkOrder(
+                        str(data.get("alert_id") or ""), work_order_id, status
+                    )
+                else:
+                    return False
+            elif current.status == status:
+                return False
+            else:
+                current.status = status
+            self._save()
+        return True

@@ -1,0 +1,434 @@
+"""The running hub: MQTT consumer, per-site MaintainX clients, store, webhooks, health.
+
+Lifecycle: ``Hub(config, base_dir)`` does no I/O; ``await hub.start()`` opens the store,
+connects (in the background, retrying) and starts the listeners; ``await hub.close()``.
+
+Alerts come from ``$share/<group>/{prefix}/+/alerts`` (QoS 1, MQTT v5 shared subscription:
+replicas split the load) on a persistent session with manual acknowledgements: a message is
+acknowledged only once :class:`~edge_agent.hub.consumer.AlertConsumer` says its outcome is
+durable, so a hub killed mid-way gets it again from the broker. Presence comes from the
+retained ``{prefix}/+/status`` (every replica reads all of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import paho.mqtt.client as paho
+from prometheus_client import CollectorRegistry
+
+from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, tls_context
+from edge_agent.hub.config import HubConfig, parse_listen
+from edge_agent.hub.consumer import AlertConsumer, PublishFailed
+from edge_agent.hub.messages import parse_topic
+from edge_agent.hub.metrics import HubCollector
+from edge_agent.hub.sites import SiteRuntime
+from edge_agent.hub.store import HubStore, KpiRow, StoreError
+from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
+from edge_agent.sources.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final = 1_000_000_000
+REFRESH_S: Final = 5.0
+"""How often the KPIs and parked counts shown in /metrics are re-read from the store."""
+SECRETS_FILE: Final = "webhook-secrets.json"
+
+
+class HubError(Exception):
+    """The hub cannot start (store unreachable, listener port taken, bad secret)."""
+
+
+class _HubLink(MqttLink):
+    """The project's MQTT link with manual acknowledgements: paho does not PUBACK a
+    received QoS 1 message; :meth:`ack` does, and only on the connection that delivered it
+    (a message from a dropped connection is redelivered by the broker instead)."""
+
+    def _new_client(self) -> paho.Client:
+        client = super()._new_client()
+        client.manual_ack_set(True)
+        return client
+
+    def _on_message_loop(self, client: paho.Client, message: Message) -> None:
+        if client is self._client and self._on_message is not None:
+            self._on_message(_Received(message, client))  # type: ignore[arg-type]
+
+    def is_current(self, received: _Received) -> bool:
+        """True while the connection that delivered ``received`` is still the live one."""
+        return received.client is self._client
+
+    def ack(self, received: _Received) -> None:
+        if received.client is self._client and received.message.qos > 0:
+            received.client.ack(received.message.mid, received.message.qos)
+
+
+class _Received:
+    __slots__ = ("client", "message")
+
+    def __init__(self, message: Message, client: paho.Client) -> None:
+        self.message = message
+        self.client = client
+
+
+def open_store(config: HubConfig, base_dir: Path) -> HubStore:
+    """The configured store (blocking: call in a thread). Raises :class:`StoreError`."""
+    if config.dedup.backend == "postgres":
+        from edge_agent.hub.store_postgres import PostgresHubStore
+
+        assert config.dedup.dsn is not None
+        try:
+            dsn = resolve(config.dedup.dsn, base_dir).reveal()
+        except SecretError as exc:
+            raise StoreError(f"dedup.dsn: {exc}") from exc
+        return PostgresHubStore(
+            dsn, pool_size=config.dedup.pool, table_prefix=config.dedup.table_prefix
+        )
+    from edge_agent.hub.store_sqlite import SqliteHubStore
+
+    return SqliteHubStore(config.sqlite_path(base_dir))
+
+
+def load_webhook_secrets(state_dir: Path) -> dict[str, list[str]]:
+    """Secrets ``--register-webhooks`` received, per site (empty if none yet)."""
+    try:
+        data = json.loads((state_dir / SECRETS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(site): [str(s) for s in secrets if isinstance(s, str)]
+        for site, secrets in data.items()
+        if isinstance(secrets, list)
+    }
+
+
+def save_webhook_secret(state_dir: Path, site: str, secret: str) -> None:
+    """Add a subscription secret for ``site`` (file mode 0600, replaced atomically)."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = load_webhook_secrets(state_dir)
+    data.setdefault(site, [])
+    if secret not in data[site]:
+        data[site].append(secret)
+    tmp = state_dir / (SECRETS_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, state_dir / SECRETS_FILE)
+
+
+class Hub:
+    """One hub replica (see the module docstring)."""
+
+    def __init__(self, config: HubConfig, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.state_dir = config.state_path(base_dir)
+        self.prefix = config.broker.topic_prefix
+        # Claims are held in this replica's name: after a crash, the restarted replica takes
+        # back its own claims at once instead of waiting for their leases to run out.
+        self.owner = config.hub.id
+        self.sites = {
+            site_id: SiteRuntime(site_id, site, config, base_dir)
+            for site_id, site in config.sites.items()
+        }
+        self.store: HubStore | None = None
+        self.consumer: AlertConsumer | None = None
+        self.webhook_handler: WebhookHandler | None = None
+        self.webhook_server: WebhookServer | None = None
+        self.link: _HubLink | None = None
+        self.pending_counts: dict[str, int] = {}
+        self.kpi_rows: list[KpiRow] = []
+        self.started_ns = time.time_ns()
+        self._queue: asyncio.Queue[_Received] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._health: Any = None
+        self._webhook_secret: str | None = None
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(HubCollector(self))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg = self.config
+        if cfg.webhooks is not None and cfg.webhooks.secret is not None:
+            try:
+                self._webhook_secret = resolve(cfg.webhooks.secret, self.base_dir).reveal()
+            except SecretError as exc:
+                raise HubError(f"webhooks.secret: {exc}") from exc
+        try:
+            self.store = await asyncio.to_thread(open_store, cfg, self.base_dir)
+        except StoreError as exc:
+            raise HubError(f"cannot open the dedup store: {exc}") from exc
+        for site in self.sites.values():
+            site.open()
+        self.consumer = AlertConsumer(
+            prefix=self.prefix,
+            sites=self.sites,
+            store=self.store,
+            publish=self._publish,
+            owner=self.owner,
+            max_message=cfg.hub.max_message,
+            claim_lease_ns=cfg.hub.claim_lease,
+            retry_interval_s=cfg.hub.retry_interval / NS_PER_S,
+        )
+        await self._start_listeners()
+        self.link = self._make_link()
+        await self.link.start()
+        for index in range(cfg.hub.concurrency):
+            self._spawn(self._worker(), f"hub-worker-{index}")
+        self._spawn(self.consumer.retry_loop(), "hub-retry")
+        self._spawn(self._refresh_loop(), "hub-refresh")
+        log.info(
+            "Hub started.",
+            extra={"hub": cfg.hub.id, "group": cfg.hub.group, "sites": sorted(self.sites)},
+        )
+
+    async def _start_listeners(self) -> None:
+        from edge_agent.service.health import HealthError, HealthServer
+
+        cfg = self.config
+        assert self.store is not None
+        if cfg.webhooks is not None:
+            self.webhook_handler = WebhookHandler(
+                prefix=self.prefix,
+                store=self.store,
+                publish=self._publish,
+                secrets=self._secrets_for,
+                org_sites=self._org_sites(),
+                known_sites=frozenset(self.sites),
+                max_body=cfg.webhooks.max_body,
+                max_age_s=cfg.webhooks.max_age / NS_PER_S,
+            )
+            host, port = parse_listen(cfg.webhooks.listen)
+            self.webhook_server = WebhookServer(host, port, self.webhook_handler)
+            try:
+                await self.webhook_server.start()
+            except OSError as exc:
+                raise HubError(
+                    f"cannot listen for webhooks on {cfg.webhooks.listen}: {exc}"
+                ) from exc
+        self._health = HealthServer(cfg.health.listen, self, self.registry)
+        try:
+            await self._health.start()
+        except HealthError as exc:
+            raise HubError(str(exc)) from exc
+
+    def _make_link(self) -> _HubLink:
+        broker = self.config.broker
+        password: str | None = None
+        if broker.password is not None:
+            try:
+                password = resolve(broker.password, self.base_dir).reveal()
+            except SecretError as exc:
+                raise HubError(f"broker.password: {exc}") from exc
+        context = tls_context(broker.tls, self.base_dir) if broker.tls is not None else None
+        group = self.config.hub.group
+        return _HubLink(
+            broker.host,
+            broker.effective_port,
+            f"edge-agent-hub-{self.config.hub.id}",
+            tls=context,
+            username=broker.username,
+            password=password,
+            protocol="5",
+            keepalive_s=max(1, round(broker.keepalive / NS_PER_S)),
+            backoff=Backoff.from_config(broker.backoff),
+            session_expiry_s=max(1, round(broker.session_expiry / NS_PER_S)),
+            subscriptions=[
+                (f"$share/{group}/{self.prefix}/+/alerts", 1),
+                (f"{self.prefix}/+/status", 1),
+            ],
+            on_message=self._on_message,  # type: ignore[arg-type]
+            max_inflight=100,
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.link is not None:
+            await self.link.close()
+        if self.webhook_server is not None:
+            await self.webhook_server.close()
+        if self._health is not None:
+            await self._health.close()
+        for site in self.sites.values():
+            await site.close()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+
+    # ------------------------------------------------------------------ messages
+
+    @property
+    def mqtt_connected(self) -> bool:
+        return self.link is not None and self.link.connected
+
+    def _on_message(self, received: _Received) -> None:
+        """On the loop, for every message: status now, alerts to the workers."""
+        message = received.message
+        parts = parse_topic(self.prefix, message.topic)
+        if parts is not None and parts.kind == "status":
+            self._presence(parts.site, message.payload)
+            assert self.link is not None
+            self.link.ack(received)
+            return
+        self._queue.put_nowait(received)
+
+    def _presence(self, site_id: str, payload: bytes) -> None:
+        site = self.sites.get(site_id)
+        if site is None:
+            return
+        text = payload.decode("utf-8", "replace").strip()
+        state = text
+        if text.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                data = json.loads(text)
+                if isinstance(data, dict):
+                    state = str(data.get("status") or data.get("state") or "")
+        state = state.lower() if state.lower() in ("online", "offline") else "unknown"
+        if state != site.presence.state:
+            site.presence.changes += 1
+            log.info("Site presence changed.", extra={"site": site_id, "presence": state})
+        site.presence.state = state
+        site.presence.last_seen_ns = time.time_ns()
+
+    async def _worker(self) -> None:
+        assert self.consumer is not None and self.link is not None
+        backoff = Backoff(0.2, 10.0)
+        while True:
+            received = await self._queue.get()
+            try:
+                while True:
+                    ok = await self.consumer.handle(
+                        received.message.topic, received.message.payload
+                    )
+                    if ok:
+                        self.link.ack(received)
+                        backoff.reset()
+                        break
+                    if not self.link.is_current(received):
+                        break  # the connection dropped: the broker redelivers it
+                    await asyncio.sleep(backoff.next_delay())
+            except Exception:
+                # Never lose a worker; the message stays unacknowledged and comes back.
+                log.exception("Alert handling failed.", extra={"topic": received.message.topic})
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.link is None:
+            raise PublishFailed("no MQTT link")
+        try:
+            await self.link.publish(topic, payload, qos, retain)
+        except MqttError as exc:
+            raise PublishFailed(str(exc)) from exc
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(REFRESH_S)
+
+    async def refresh(self) -> None:
+        """Re-read the parked counts and KPIs shown in ``/metrics``."""
+        if self.store is None:
+            return
+        try:
+            self.pending_counts = await asyncio.to_thread(self.store.pending_counts)
+            self.kpi_rows = await asyncio.to_thread(self.store.kpis)
+        except StoreError as exc:
+            log.warning("Store not readable for metrics.", extra={"error": str(exc)})
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _secrets_for(self, site: str | None) -> list[str]:
+        registered = load_webhook_secrets(self.state_dir)
+        secrets = [self._webhook_secret] if self._webhook_secret else []
+        if site is None:
+            for values in registered.values():
+                secrets.extend(values)
+        else:
+            secrets.extend(registered.get(site, []))
+        return secrets
+
+    def _org_sites(self) -> dict[int, str]:
+        by_org: dict[int, list[str]] = {}
+        for site_id, site in self.config.sites.items():
+            if site.organization_id is not None:
+                by_org.setdefault(site.organization_id, []).append(site_id)
+        return {org: sites[0] for org, sites in by_org.items() if len(sites) == 1}
+
+    # ------------------------------------------------------------------ health
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when the broker is connected and the store open; per-site detail."""
+        reasons = []
+        if not self.mqtt_connected:
+            reasons.append("not connected to the MQTT broker")
+        if self.store is None:
+            reasons.append("dedup store not open")
+        sites = {site_id: site.status() for site_id, site in self.sites.items()}
+        for site_id, site in sites.items():
+            site["pending"] = self.pending_counts.get(site_id, 0)
+        return not reasons, {
+            "ready": not reasons,
+            "reasons": reasons,
+            "hub": self.config.hub.id,
+            "sites": sites,
+        }
+
+    def liveness(self) -> dict[str, Any]:
+        return {
+            "alive": True,
+            "hub": self.config.hub.id,
+            "started_ns": self.started_ns,
+            "queued": self._queue.qsize(),
+        }
+
+    @property
+    def health_port(self) -> int:
+        return int(self._health.port) if self._health is not None else 0
+
+    @property
+    def webhook_port(self) -> int:
+        return self.webhook_server.port if self.webhook_server is not None else 0
+
+
+async def register_webhooks(config: HubConfig, base_dir: Path) -> list[tuple[str, int]]:
+    """``POST /subscriptions`` (WORK_ORDER_STATUS_CHANGE) for every site with its own key,
+    pointing at ``{public_url}/{site}``; the secrets are kept in the state directory."""
+    if config.webhooks is None or config.webhooks.public_url is None:
+        raise HubError("--register-webhooks needs webhooks.public_url in the hub file")
+    base_url = config.webhooks.public_url.rstrip("/")
+    state_dir = config.state_path(base_dir)
+    made: list[tuple[str, int]] = []
+    for site_id, site_config in config.sites.items():
+        site = SiteRuntime(site_id, site_config, config, base_dir)
+        site.open()
+        if site.client is None:
+            raise HubError(f"site {site_id}: {site.config_error}")
+        try:
+            answer = await site.client.create_subscription(
+                "WORK_ORDER_STATUS_CHANGE", f"{base_url}/{site_id}"
+            )
+        finally:
+            await site.close()
+        save_webhook_secret(state_dir, site_id, str(answer["secret"]))
+        made.append((site_id, int(answer["id"])))
+    return made

@@ -1,0 +1,217 @@
+"""The hub file (a YAML file whose top level has ``hub:``) as pydantic models.
+
+Same conventions as the site file (:mod:`edge_agent.config.models`): unknown keys are errors,
+durations and sizes carry units, secrets are ``${ENV}`` or ``file:`` references that stay
+references until the hub starts. :func:`check_hub` holds the checks that need more than one
+value; ``edge-agent validate`` runs both and reports every problem with file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from edge_agent.config.diagnostics import Diagnostic
+from edge_agent.config.loader import Document, load_model
+from edge_agent.config.models import SITE_ID_PATTERN, Backoff, Model, Tls
+from edge_agent.config.secrets import SecretRef
+from edge_agent.config.units import Duration, Size, parse_duration, parse_size
+
+GROUP_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``127.0.0.1:9109`` or ``[::1]:9109`` → (host, port); ValueError otherwise."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not host:
+        raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9109 or [::1]:9109)")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"{listen!r}: port {port} is out of range")
+    return host.strip("[]"), port
+
+
+def _check_listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+Listen = Annotated[str, Field(min_length=3)]
+
+
+class HubIdentity(Model):
+    """This replica. ``id`` is unique per replica (it is the MQTT client id and keeps the
+    broker session); replicas that split the load share ``group``."""
+
+    id: SiteId
+    group: Annotated[str, Field(pattern=GROUP_PATTERN)] = "edge-agent-hub"
+    # Alerts processed at the same time by this replica (MaintainX calls in flight).
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
+    # An alert message larger than this is rejected unread.
+    max_message: Size = parse_size("64KB")
+    # How long a replica may hold an alert before another replica may take it over.
+    claim_lease: Duration = parse_duration("60s")
+    # Parked alerts (site blocked or MaintainX down) are retried this often.
+    retry_interval: Duration = parse_duration("5s")
+
+
+class Broker(Model):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # 1883, or 8883 with tls
+    tls: Tls | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    # Shared subscriptions ($share/<group>/...) exist in MQTT 5 only.
+    protocol: Literal["5"] = "5"
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "edge/v1"
+    keepalive: Duration = parse_duration("30s")
+    # How long the broker keeps this replica's session (and queues its alerts) while it is
+    # away. Unacknowledged alerts are redelivered when it comes back.
+    session_expiry: Duration = parse_duration("1d")
+    backoff: Backoff = Backoff()
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> Broker:
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls is not None else 1883)
+
+
+class HubSite(Model):
+    """One site: its own MaintainX key and organization. Nothing else may use them."""
+
+    api_key: SecretRef
+    organization_id: Annotated[int, Field(ge=1)] | None = None
+    location_id: Annotated[int, Field(ge=1)] | None = None
+    # Requests a minute for this key before MaintainX says otherwise (default: maintainx's).
+    rate_limit: Annotated[int, Field(ge=1)] | None = None
+
+
+class HubMaintainX(Model):
+    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "https://api.getmaintainx.com/v1"
+    timeout: Duration = parse_duration("10s")
+    rate_limit: Annotated[int, Field(ge=1)] = 100
+
+
+class Dedup(Model):
+    """Where alert id → work order id lives. SQLite for one replica; PostgreSQL when
+    several replicas share the load."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    path: str | None = None  # sqlite: default <state_dir>/hub.sqlite3
+    dsn: SecretRef | None = None  # postgres: e.g. ${HUB_PG_DSN}
+    pool: Annotated[int, Field(ge=1, le=100)] = 8
+    # Table name prefix (a schema-qualified prefix such as ``hub.`` is allowed).
+    table_prefix: Annotated[
+        str, Field(pattern=r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
+    ] = "hub_"
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> Dedup:
+        if self.backend == "postgres" and self.dsn is None:
+            raise ValueError("backend postgres needs `dsn:` (a ${ENV_VAR} or file: reference)")
+        if self.backend == "postgres" and self.path is not None:
+            raise ValueError("`path:` is for backend sqlite; postgres uses `dsn:`")
+        if self.backend == "sqlite" and self.dsn is not None:
+            raise ValueError("`dsn:` is for backend postgres; sqlite uses `path:`")
+        return self
+
+
+class Webhooks(Model):
+    """The HTTP endpoint MaintainX calls. ``secret`` is the subscription secret; secrets
+    returned by ``--register-webhooks`` are kept in the state directory and accepted too."""
+
+    listen: Listen = "127.0.0.1:9110"
+    public_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    secret: SecretRef | None = None
+    max_body: Size = parse_size("64KB")
+    max_age: Duration = parse_duration("5m")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_ok(cls, value: str) -> str:
+        return _check_listen(value)
+
+
+class HubHealth(Model):
+    listen: Listen = "127.0.0.1:9109"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_ok(cls, value: str) -> str:
+        return _check_listen(value)
+
+
+class HubLogging(Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HubConfig(Model):
+    """A whole hub file."""
+
+    version: Literal[1] = 1
+    hub: HubIdentity
+    broker: Broker
+    sites: Annotated[dict[SiteId, HubSite], Field(min_length=1)]
+    maintainx: HubMaintainX = HubMaintainX()
+    dedup: Dedup = Dedup()
+    webhooks: Webhooks | None = None
+    state_dir: str = "/var/lib/edge-agent-hub"
+    health: HubHealth = HubHealth()
+    logging: HubLogging = HubLogging()
+
+    def state_path(self, base_dir: Path) -> Path:
+        """The state directory, relative paths taken from the hub file's folder."""
+        path = Path(self.state_dir)
+        return path if path.is_absolute() else base_dir / path
+
+    def sqlite_path(self, base_dir: Path) -> Path:
+        if self.dedup.path is None:
+            return self.state_path(base_dir) / "hub.sqlite3"
+        path = Path(self.dedup.path)
+        return path if path.is_absolute() else base_dir / path
+
+
+def check_hub(doc: Document) -> Iterator[Diagnostic]:
+    """Checks across sections: the health and webhook listeners must differ."""
+    health = doc.get("health", "listen")
+    hooks = doc.get("webhooks", "listen")
+    if isinstance(hooks, str) and hooks == (
+        health if isinstance(health, str) else "127.0.0.1:9109"
+    ):
+        yield doc.at(
+            ("webhooks", "listen"),
+            f"the webhook listener {hooks} is the health listener too; give each its own port",
+        )
+    sites = doc.get("sites")
+    if isinstance(sites, dict):
+        seen: dict[str, str] = {}
+        for site_id, site in sites.items():
+            if not isinstance(site, dict) or not isinstance(site.get("api_key"), str):
+                continue
+            key = site["api_key"]
+            if key in seen:
+                yield doc.at(
+                    ("sites", site_id, "api_key"),
+                    f"site {site_id} uses the same API key reference as site {seen[key]}; "
+                    "every site has its own key",
+                    severity="warning",
+                )
+            else:
+                seen[key] = str(site_id)
+
+
+HUB_CHECKS = (check_hub,)
+
+
+def load_hub(path: Path) -> tuple[HubConfig | None, list[Diagnostic]]:
+    """The hub file as a :class:`HubConfig` (None when it has an error) and every problem."""
+    return load_model(path, HubConfig, HUB_CHECKS)

@@ -1,0 +1,403 @@
+"""Alert messages in, MaintainX work orders out, results back: the hub's core.
+
+:meth:`AlertConsumer.handle` takes one message from ``{prefix}/{site}/alerts`` and returns
+True when it may be acknowledged: the event is applied (or was before), parked durably for
+later, or rejected for good. It returns False only when nothing durable could be written
+(the store is down, the result could not be published): the message then stays
+unacknowledged and the broker redelivers it.
+
+The order of the durable steps is what makes redelivery harmless: the store records the
+work order before the event is marked done, the event is marked done before its result is
+published, and the result is published before the message is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from edge_agent.alerts import AlertMessage, parse_time
+from edge_agent.forwarders.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    RateLimited,
+)
+from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
+from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
+from edge_agent.hub.messages import Rejection, parse_topic, result_payload, validate_alert
+from edge_agent.hub.sites import SiteRuntime
+from edge_agent.hub.store import (
+    CLOSED_STATUSES,
+    AlertRecord,
+    EventStart,
+    HubStore,
+    StoredResult,
+    StoreError,
+)
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
+"""Publish (topic, payload, qos, retain) and wait for the broker's acknowledgement."""
+
+CLAIM_WAIT_S: Final = 0.05
+CLAIM_TRIES: Final = 40
+PENDING_BATCH: Final = 50
+
+
+class PublishFailed(Exception):
+    """A result could not be published (the message must not be acknowledged)."""
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0  # valid alerts taken in
+    finished: int = 0  # valid alerts whose handling ended (acknowledged or not)
+    unknown_site_rejections: int = 0
+    store_errors: int = 0
+
+
+class AlertConsumer:
+    """Applies alert messages for the configured sites (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        sites: dict[str, SiteRuntime],
+        store: HubStore,
+        publish: Publish,
+        owner: str,
+        max_message: int,
+        claim_lease_ns: int,
+        retry_interval_s: float,
+    ) -> None:
+        self.prefix = prefix
+        self.sites = sites
+        self.store = store
+        self._publish = publish
+        self.owner = owner
+        self.max_message = max_message
+        self.claim_lease_ns = claim_lease_ns
+        self.retry_interval_s = retry_interval_s
+        self._known = frozenset(sites)
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.stats = ConsumerStats()
+
+    # ------------------------------------------------------------------ entry point
+
+    async def handle(self, topic: str, payload: bytes) -> bool:
+        """One message from ``{prefix}/{site}/alerts``; True when it may be acknowledged."""
+        parts = parse_topic(self.prefix, topic)
+        if parts is None or parts.kind != "alerts":
+            await self._reject(Rejection("bad_topic", f"not an alert topic: {topic[:200]!r}"))
+            return True
+        checked = validate_alert(
+            parts.site, payload, known_sites=self._known, max_bytes=self.max_message
+        )
+        if isinstance(checked, Rejection):
+            return await self._reject(checked)
+        site = self.sites[parts.site]
+        site.counters.alerts_received += 1
+        self.stats.handled += 1
+        try:
+            async with self._alert_lock(checked["alert_id"]):
+                await self._process(site, checked, payload.decode(), from_pending=False)
+        except (StoreError, PublishFailed) as exc:
+            self.stats.store_errors += 1
+            log.warning(
+                "Alert not acknowledged; the broker will redeliver it.",
+                extra={"site": site.site_id, "event_id": checked["event_id"], "error": str(exc)},
+            )
+            return False
+        finally:
+            self.stats.finished += 1
+        return True
+
+    # ------------------------------------------------------------------ rejections
+
+    async def _reject(self, rejection: Rejection) -> bool:
+        site = self.sites.get(rejection.site or "")
+        if site is not None:
+            site.counters.rejected[rejection.reason] += 1
+        else:
+            self.stats.unknown_site_rejections += 1
+        log.warning(
+            "Alert message rejected.",
+            extra={
+                "site": rejection.site,
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "event_id": rejection.event_id,
+            },
+        )
+        if site is not None:
+            payload = result_payload(
+                site.site_id,
+                status="rejected",
+                time_ns=time.time_ns(),
+                event_id=rejection.event_id,
+                reason=rejection.reason,
+                detail=rejection.detail,
+            )
+            try:
+                await self._publish(self._results_topic(site.site_id), payload, 1, False)
+            except PublishFailed:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ processing
+
+    async def _process(
+        self, site: SiteRuntime, message: AlertMessage, raw: str, *, from_pending: bool
+    ) -> str:
+        """Apply one valid event; returns ``done``, ``parked`` or ``busy``."""
+        event_id = message["event_id"]
+        if not from_pending and not site.usable():
+            stored = await asyncio.to_thread(self.store.result_of, event_id)
+            if stored is not None:
+                await self._duplicate(site, message, stored)
+                return "done"
+            await self._park(site, message, raw, site.block_reason or "site blocked")
+            return "parked"
+        record = AlertRecord(
+            site=site.site_id,
+            alert_id=message["alert_id"],
+            asset=str(message["asset"].get("id") or ""),
+            rule=message["rule"],
+            raised_ns=parse_time(message["time"]),
+        )
+        for attempt in range(CLAIM_TRIES):
+            start = await asyncio.to_thread(
+                self.store.begin_event,
+                record,
+                event_id,
+                self.owner,
+                self.claim_lease_ns,
+                check_pending=not from_pending,
+            )
+            if start.result is not None:
+                await self._duplicate(site, message, start.result)
+                return "done"
+            if start.pending:
+                await self._park(site, message, raw, "earlier events of this alert are parked")
+                return "parked"
+            if start.claimed:
+                break
+            if attempt + 1 < CLAIM_TRIES:
+                await asyncio.sleep(CLAIM_WAIT_S)  # another replica holds this alert
+        else:
+            if not from_pending:
+                await self._park(site, message, raw, "another replica holds this alert")
+            return "busy"
+        ledger = self.store.ledger(record, start, self.owner)
+        try:
+            return await self._apply(site, message, raw, record, start, ledger, from_pending)
+        finally:
+            if not getattr(ledger, "released", False):
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(self.store.release, record.alert_id, self.owner)
+
+    async def _duplicate(
+        self, site: SiteRuntime, message: AlertMessage, stored: StoredResult
+    ) -> None:
+        site.counters.duplicates += 1
+        await self._publish_result(
+            site, message, "ok", stored.action, stored.work_order_id, duplicate=True
+        )
+
+    async def _apply(
+        self,
+        site: SiteRuntime,
+        message: AlertMessage,
+        raw: str,
+        record: AlertRecord,
+        start: EventStart,
+        ledger: WorkOrderLedger,
+        from_pending: bool,
+    ) -> str:
+        client = site.client
+        if client is None:
+            if not from_pending:
+                await self._park(site, message, raw, "site has no usable API key")
+            return "parked"
+        location = message["work_order"].get("location_id") or site.location_id
+        try:
+            result = await self._related(site, message, record, start, ledger)
+            if result is None:
+                result = await apply_alert(
+                    client,
+                    ledger,
+                    message,
+                    asset_id=message["asset"].get("maintainx_id"),
+                    location_id=location,
+                )
+        except CredentialsRejected as exc:
+            site.reject_credentials(str(exc))
+            return await self._park_after_failure(site, message, raw, from_pending, "credentials")
+        except RateLimited as exc:
+            site.back_off("rate limited", str(exc), exc.reset_s)
+            return await self._park_after_failure(site, message, raw, from_pending, "rate limited")
+        except BadRequest as exc:
+            # MaintainX will never accept this event: record it as finished with the reason.
+            site.counters.failed += 1
+            log.error(
+                "MaintainX refused an alert for good.",
+                extra={"site": site.site_id, "event_id": message["event_id"], "error": str(exc)},
+            )
+            await asyncio.to_thread(ledger.mark_done, message["event_id"], "failed")
+            await self._publish_result(site, message, "failed", "failed", None, detail=str(exc))
+            return "done"
+        except MaintainXError as exc:
+            site.back_off("MaintainX unavailable", str(exc))
+            return await self._park_after_failure(site, message, raw, from_pending, "unavailable")
+        site.succeeded()
+        site.counters.actions[result.action] += 1
+        if result.action in ("created", "found"):
+            site.counters.work_orders_created += 1
+        await self._publish_result(site, message, "ok", result.action, result.work_order_id)
+        return "done"
+
+    async def _related(
+        self,
+        site: SiteRuntime,
+        message: AlertMessage,
+        record: AlertRecord,
+        start: EventStart,
+        ledger: WorkOrderLedger,
+    ) -> SyncResult | None:
+        """A re-activation naming the rule's still-open work order comments on it instead of
+        creating another. Only a work order this hub created for this site counts."""
+        related = message.get("related_work_order")
+        if message["event"] != "activated" or not isinstance(related, int) or related < 1:
+            return None
+        if start.work_order_id is not None:
+            return None  # this episode already has its work order: the normal path says so
+        known = await asyncio.to_thread(self.store.work_order, site.site_id, related)
+        if known is None or known.status in CLOSED_STATUSES or known.rule != record.rule:
+            return None
+        assert site.client is not None
+        unit = f" {message['unit']}" if message.get("unit") else ""
+        await site.client.add_comment(
+            related,
+            f"Re-activated at {message['time']}: {message['sensor']} = {message['value']}{unit} "
+            f"(limit {message['limit']}). Alert id: {message['alert_id']}",
+        )
+        await asyncio.to_thread(ledger.record_created, record.alert_id, related)
+        await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")
+        return SyncResult(message["event_id"], record.alert_id, "commented", related)
+
+    async def _park_after_failure(
+        self, site: SiteRuntime, message: AlertMessage, raw: str, from_pending: bool, why: str
+    ) -> str:
+        if not from_pending:
+            await self._park(site, message, raw, why)
+        return "parked"
+
+    async def _park(self, site: SiteRuntime, message: AlertMessage, raw: str, reason: str) -> None:
+        await asyncio.to_thread(
+            self.store.park, site.site_id, message["event_id"], message["alert_id"], raw, reason
+        )
+        site.counters.parked += 1
+        log.info(
+            "Alert parked until its site can be served.",
+            extra={"site": site.site_id, "event_id": message["event_id"], "reason": reason},
+        )
+        await self._publish_result(site, message, "parked", None, None, detail=reason)
+
+    # ------------------------------------------------------------------ parked events
+
+    async def drain_site(self, site: SiteRuntime) -> int:
+        """Apply this site's parked events, oldest first, while the site is usable."""
+        applied = 0
+        while site.usable():
+            lease_ns = int(max(self.retry_interval_s, 1.0) * 1e9)
+            batch = await asyncio.to_thread(
+                self.store.take_pending, site.site_id, self.owner, lease_ns, PENDING_BATCH
+            )
+            if not batch:
+                return applied
+            for item in batch:
+                if not site.usable():
+                    return applied
+                try:
+                    message = json.loads(item.payload)
+                except json.JSONDecodeError:
+                    await asyncio.to_thread(self.store.unpark, item.event_id)
+                    continue
+                async with self._alert_lock(item.alert_id):
+                    outcome = await self._process(site, message, item.payload, from_pending=True)
+                if outcome == "done":
+                    await asyncio.to_thread(self.store.unpark, item.event_id)
+                    applied += 1
+        return applied
+
+    async def retry_loop(self) -> None:
+        """Forever: drain every usable site's parked events; re-read refused keys."""
+        while True:
+            for site in self.sites.values():
+                try:
+                    if site.credentials_rejected or site.config_error:
+                        await site.refresh_key()
+                    await self.drain_site(site)
+                except (StoreError, PublishFailed) as exc:
+                    log.warning(
+                        "Retrying parked alerts failed.",
+                        extra={"site": site.site_id, "error": str(exc)},
+                    )
+            await asyncio.sleep(self.retry_interval_s)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _results_topic(self, site: str) -> str:
+        return f"{self.prefix}/{site}/results"
+
+    async def _publish_result(
+        self,
+        site: SiteRuntime,
+        message: AlertMessage,
+        status: str,
+        action: str | None,
+        work_order_id: int | None,
+        *,
+        duplicate: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        payload = result_payload(
+            site.site_id,
+            status=status,
+            time_ns=time.time_ns(),
+            event_id=message["event_id"],
+            alert_id=message["alert_id"],
+            rule=message["rule"],
+            action=action,
+            work_order_id=work_order_id,
+            detail=detail,
+        )
+        await self._publish(self._results_topic(site.site_id), payload, 1, False)
+        if duplicate:
+            log.debug(
+                "Alert seen before; result re-published.",
+                extra={"site": site.site_id, "event_id": message["event_id"]},
+            )
+
+    @contextlib.asynccontextmanager
+    async def _alert_lock(self, alert_id: str):  # type: ignore[no-untyped-def]
+        lock, users = self._locks.get(alert_id, (asyncio.Lock(), 0))
+        self._locks[alert_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[alert_id]
+            if users <= 1:
+                del self._locks[alert_id]
+            else:
+                self._locks[alert_id] = (lock, users - 1)

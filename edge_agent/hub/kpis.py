@@ -1,0 +1,54 @@
+"""Maintenance KPIs from what the hub recorded: per site and asset, alerts raised, work
+orders created, open backlog and mean time to repair (created → DONE, from the webhooks).
+
+Computed by the store (:meth:`HubStore.kpis`); this module only presents them, as a table
+for people or JSON for scripts (``edge-agent hub HUB.yaml kpis [--json]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from edge_agent.hub.store import KpiRow
+
+
+def kpis_json(rows: Sequence[KpiRow]) -> str:
+    """``{"kpis": [{"site", "asset", "alerts_raised", ..., "mttr_s"}]}``."""
+    return json.dumps({"kpis": [asdict(row) for row in rows]}, indent=2)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def kpis_table(rows: Sequence[KpiRow]) -> str:
+    """A plain text table, one line per (site, asset)."""
+    header = ("SITE", "ASSET", "ALERTS", "WORK ORDERS", "OPEN", "DONE", "MTTR")
+    lines = [
+        (
+            row.site,
+            row.asset or "-",
+            str(row.alerts_raised),
+            str(row.work_orders_created),
+            str(row.open_backlog),
+            str(row.work_orders_done),
+            _duration(row.mttr_s),
+        )
+        for row in rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    out += [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
+    if not lines:
+        out.append("(no alerts recorded yet)")
+    return "\n".join(out)

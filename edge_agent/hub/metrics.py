@@ -1,0 +1,150 @@
+"""Prometheus metrics of one hub, read from its live state at scrape time.
+
+A collector on the hub's own ``CollectorRegistry`` (never the global one: tests run two
+replicas in one process). Everything per site carries a ``site`` label, so one site's refused
+key or exhausted rate limit is visible as that site's, and the KPIs carry ``site`` and
+``asset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from edge_agent.hub.app import Hub
+
+NS_PER_S = 1_000_000_000
+
+
+class HubCollector(Collector):
+    """Collects every ``edge_agent_hub_*`` metric from one running :class:`Hub`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        hub = self._hub
+        up = GaugeMetricFamily("edge_agent_hub_mqtt_connected", "1 when connected to the broker")
+        up.add_metric([], 1.0 if hub.mqtt_connected else 0.0)
+        yield up
+
+        received = CounterMetricFamily(
+            "edge_agent_hub_alerts_received", "valid alert messages received", labels=["site"]
+        )
+        rejected = CounterMetricFamily(
+            "edge_agent_hub_alerts_rejected", "alert messages rejected", labels=["site", "reason"]
+        )
+        created = CounterMetricFamily(
+            "edge_agent_hub_work_orders_created", "work orders created", labels=["site"]
+        )
+        duplicates = CounterMetricFamily(
+            "edge_agent_hub_alerts_duplicate", "events seen again (result re-sent)", labels=["site"]
+        )
+        parked = CounterMetricFamily(
+            "edge_agent_hub_alerts_parked", "events parked for later", labels=["site"]
+        )
+        failed = CounterMetricFamily(
+            "edge_agent_hub_alerts_failed", "events MaintainX refused for good", labels=["site"]
+        )
+        actions = CounterMetricFamily(
+            "edge_agent_hub_events_applied", "events applied, by action", labels=["site", "action"]
+        )
+        pending = GaugeMetricFamily(
+            "edge_agent_hub_pending", "events parked now (all replicas)", labels=["site"]
+        )
+        creds = GaugeMetricFamily(
+            "edge_agent_hub_site_credentials_rejected",
+            "1 when MaintainX refused the site's API key",
+            labels=["site"],
+        )
+        blocked = GaugeMetricFamily(
+            "edge_agent_hub_site_blocked",
+            "1 while the site's MaintainX calls wait",
+            labels=["site"],
+        )
+        limit = GaugeMetricFamily(
+            "edge_agent_hub_site_rate_limit", "the key's X-Rate-Limit-Limit", labels=["site"]
+        )
+        remaining = GaugeMetricFamily(
+            "edge_agent_hub_site_rate_limit_remaining",
+            "the key's X-Rate-Limit-Remaining",
+            labels=["site"],
+        )
+        limited = CounterMetricFamily(
+            "edge_agent_hub_site_rate_limited", "429 answers for the site's key", labels=["site"]
+        )
+        online = GaugeMetricFamily(
+            "edge_agent_hub_site_online", "1 online, 0 offline or unknown", labels=["site"]
+        )
+        seen = GaugeMetricFamily(
+            "edge_agent_hub_site_last_seen_seconds",
+            "unix time of the site's last status message",
+            labels=["site"],
+        )
+        counts = hub.pending_counts
+        for site_id, site in hub.sites.items():
+            c = site.counters
+            received.add_metric([site_id], c.alerts_received)
+            created.add_metric([site_id], c.work_orders_created)
+            duplicates.add_metric([site_id], c.duplicates)
+            parked.add_metric([site_id], c.parked)
+            failed.add_metric([site_id], c.failed)
+            for reason, n in sorted(c.rejected.items()):
+                rejected.add_metric([site_id, reason], n)
+            for action, n in sorted(c.actions.items()):
+                actions.add_metric([site_id, action], n)
+            pending.add_metric([site_id], counts.get(site_id, 0))
+            status = site.status()
+            creds.add_metric([site_id], 1.0 if site.credentials_rejected else 0.0)
+            blocked.add_metric([site_id], 1.0 if status["blocked"] else 0.0)
+            rate = status["rate_limit"]
+            if rate["limit"] is not None:
+                limit.add_metric([site_id], rate["limit"])
+            if rate["remaining"] is not None:
+                remaining.add_metric([site_id], rate["remaining"])
+            limited.add_metric([site_id], rate["rate_limited"])
+            online.add_metric([site_id], 1.0 if site.presence.state == "online" else 0.0)
+            seen.add_metric([site_id], site.presence.last_seen_ns / NS_PER_S)
+        if hub.consumer is not None and hub.consumer.stats.unknown_site_rejections:
+            rejected.add_metric(["", "unknown_site"], hub.consumer.stats.unknown_site_rejections)
+        yield from (received, rejected, created, duplicates, parked, failed, actions, pending)
+        yield from (creds, blocked, limit, remaining, limited, online, seen)
+
+        hooks = CounterMetricFamily(
+            "edge_agent_hub_webhooks", "webhook deliveries by outcome", labels=["outcome"]
+        )
+        if hub.webhook_handler is not None:
+            for outcome, n in sorted(hub.webhook_handler.outcomes.items()):
+                hooks.add_metric([outcome], n)
+        yield hooks
+
+        kpi_alerts = GaugeMetricFamily(
+            "edge_agent_hub_kpi_alerts_raised", "alarm episodes raised", labels=["site", "asset"]
+        )
+        kpi_created = GaugeMetricFamily(
+            "edge_agent_hub_kpi_work_orders_created",
+            "work orders created",
+            labels=["site", "asset"],
+        )
+        kpi_open = GaugeMetricFamily(
+            "edge_agent_hub_kpi_open_backlog",
+            "work orders not DONE/CANCELED",
+            labels=["site", "asset"],
+        )
+        kpi_mttr = GaugeMetricFamily(
+            "edge_agent_hub_kpi_mttr_seconds",
+            "mean time from work order created to DONE",
+            labels=["site", "asset"],
+        )
+        for row in hub.kpi_rows:
+            labels = [row.site, row.asset]
+            kpi_alerts.add_metric(labels, row.alerts_raised)
+            kpi_created.add_metric(labels, row.work_orders_created)
+            kpi_open.add_metric(labels, row.open_backlog)
+            if row.mttr_s is not None:
+                kpi_mttr.add_metric(labels, row.mttr_s)
+        yield from (kpi_alerts, kpi_created, kpi_open, kpi_mttr)

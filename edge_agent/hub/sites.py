@@ -1,0 +1,187 @@
+"""One site as the hub serves it: its own MaintainX client (its key, its organization), its
+health (credentials, rate limit, backoff), its presence and its counters.
+
+A site's failures stay with the site: a 401 or an exhausted rate limit blocks this site's
+MaintainX calls only, its alerts are parked, and every other site carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from edge_agent.config.secrets import Secret, SecretError, resolve
+from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.hub.config import HubConfig, HubSite
+from edge_agent.sources.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final = 1_000_000_000
+POOL_CONNECTIONS: Final = 4
+"""HTTP connections per site to MaintainX (its rate limit makes more pointless)."""
+CREDENTIALS_RETRY_S: Final = 60.0
+"""How often a site whose key was refused is tried again (its key file may have changed)."""
+
+
+@dataclass
+class Presence:
+    """The site's retained status message: ``online``/``offline`` and when it was seen."""
+
+    state: str = "unknown"
+    last_seen_ns: int = 0
+    changes: int = 0
+
+
+@dataclass
+class SiteCounters:
+    alerts_received: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    work_orders_created: int = 0
+    failed: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+
+
+class SiteRuntime:
+    """The live state of one configured site."""
+
+    def __init__(
+        self,
+        site_id: str,
+        config: HubSite,
+        hub: HubConfig,
+        base_dir: Path | None,
+        *,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.site_id = site_id
+        self.config = config
+        self._hub = hub
+        self._base_dir = base_dir
+        self._clock = clock
+        self.location_id = config.location_id
+        self._key: Secret | None = None
+        self.client: MaintainXClient | None = None
+        self.credentials_rejected = False
+        self.config_error: str | None = None
+        self.blocked_until = 0.0
+        self.block_reason: str | None = None
+        self.last_error: str | None = None
+        self._backoff = Backoff(0.5, 60.0)
+        self.presence = Presence()
+        self.counters = SiteCounters()
+
+    # ------------------------------------------------------------------ the client
+
+    def open(self) -> None:
+        """Resolve the key and build the client (no network I/O). A key that cannot be
+        resolved blocks this site only."""
+        try:
+            key = resolve(self.config.api_key, self._base_dir)
+        except SecretError as exc:
+            self.config_error = str(exc)
+            self.block("api key unavailable", CREDENTIALS_RETRY_S)
+            log.error("Site API key unavailable.", extra={"site": self.site_id, "error": str(exc)})
+            return
+        self.config_error = None
+        self._key = key
+        mx = self._hub.maintainx
+        # A small pool: httpcore checks every pooled connection on each request, so a pool
+        # as large as the hub's concurrency costs more CPU than it saves.
+        pool = max(1, min(POOL_CONNECTIONS, self._hub.hub.concurrency))
+        self.client = MaintainXClient(
+            mx.base_url,
+            key,
+            self.config.organization_id,
+            mx.timeout / NS_PER_S,
+            self.config.rate_limit or mx.rate_limit,
+            transport=httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+            ),
+        )
+
+    async def refresh_key(self) -> None:
+        """Re-read the key reference; rebuild the client when the key changed (a rotated key
+        file lifts a credentials block)."""
+        try:
+            key = resolve(self.config.api_key, self._base_dir)
+        except SecretError as exc:
+            self.config_error = str(exc)
+            return
+        if self._key is not None and key.reveal() == self._key.reveal() and self.client:
+            return
+        if self.client is not None:
+            await self.client.aclose()
+        self.open()
+        self.credentials_rejected = False
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    # ------------------------------------------------------------------ health
+
+    def usable(self) -> bool:
+        """May this site's alerts be sent to MaintainX right now?"""
+        return self.client is not None and self._clock() >= self.blocked_until
+
+    def block(self, reason: str, seconds: float) -> None:
+        self.blocked_until = max(self.blocked_until, self._clock() + seconds)
+        self.block_reason = reason
+
+    def reject_credentials(self, error: str) -> None:
+        if not self.credentials_rejected:
+            log.error(
+                "MaintainX refused this site's API key; its alerts are parked.",
+                extra={"site": self.site_id, "error": error},
+            )
+        self.credentials_rejected = True
+        self.last_error = error
+        self.block("credentials rejected", CREDENTIALS_RETRY_S)
+
+    def back_off(self, reason: str, error: str, at_least_s: float = 0.0) -> None:
+        self.last_error = error
+        self.block(reason, max(at_least_s, self._backoff.next_delay()))
+
+    def succeeded(self) -> None:
+        if self.credentials_rejected or self.block_reason is not None:
+            log.info("Site served again.", extra={"site": self.site_id})
+        self.credentials_rejected = False
+        self.block_reason = None
+        self.blocked_until = 0.0
+        self._backoff.reset()
+
+    def rate_limit(self) -> dict[str, Any]:
+        """What the last MaintainX response said about this key's limit."""
+        if self.client is None:
+            return {"limit": None, "remaining": None, "rate_limited": 0}
+        pacer = self.client.pacer
+        return {
+            "limit": pacer.limit,
+            "remaining": pacer.remaining,
+            "rate_limited": self.client.rate_limited,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """The site's line in ``/readyz``."""
+        blocked_for = max(0.0, self.blocked_until - self._clock())
+        return {
+            "presence": self.presence.state,
+            "last_seen_ns": self.presence.last_seen_ns,
+            "credentials": "rejected"
+            if self.credentials_rejected
+            else ("unavailable" if self.config_error else "ok"),
+            "blocked": blocked_for > 0,
+            "blocked_for_s": round(blocked_for, 3),
+            "block_reason": self.block_reason if blocked_for > 0 else None,
+            "last_error": self.last_error,
+            "rate_limit": self.rate_limit(),
+        }

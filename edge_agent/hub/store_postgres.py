@@ -1,0 +1,384 @@
+"""The hub's store in PostgreSQL (psycopg 3): for several replicas sharing the load.
+
+Every statement that decides something is one atomic statement on a unique key: the alert id
+is the primary key of ``alerts`` (one work order per alert, however many replicas race), a
+claim is taken with ``INSERT ... ON CONFLICT ... WHERE the lease expired``, parked events are
+leased with ``FOR UPDATE SKIP LOCKED``. Connections are autocommit, from a small pool.
+"""
+
+# Table names are built from `table_prefix`, which must match _PREFIX_RE (lower-case
+# identifiers only) before any SQL is built; every value travels as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
+from edge_agent.hub.store import (
+    AlertRecord,
+    EventStart,
+    KpiRow,
+    PendingEvent,
+    StoredResult,
+    StoreError,
+    WorkOrderRef,
+)
+from edge_agent.hub.store_sqlite import merge_kpis
+
+_PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {p}alerts (
+    alert_id TEXT PRIMARY KEY, site TEXT NOT NULL, asset TEXT NOT NULL, rule TEXT NOT NULL,
+    raised_ns BIGINT NOT NULL, work_order_id BIGINT, create_attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS {p}events (
+    event_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, action TEXT NOT NULL,
+    done_ns BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {p}work_orders (
+    site TEXT NOT NULL, work_order_id BIGINT NOT NULL, alert_id TEXT NOT NULL,
+    asset TEXT NOT NULL, rule TEXT NOT NULL, status TEXT NOT NULL, created_ns BIGINT NOT NULL,
+    status_ns BIGINT NOT NULL, done_ns BIGINT, PRIMARY KEY (site, work_order_id)
+);
+CREATE TABLE IF NOT EXISTS {p}claims (
+    alert_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ns BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {p}pending (
+    event_id TEXT PRIMARY KEY, site TEXT NOT NULL, alert_id TEXT NOT NULL,
+    payload TEXT NOT NULL, reason TEXT NOT NULL, received_ns BIGINT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, owner TEXT, until_ns BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS {n}pending_alert ON {p}pending (alert_id);
+CREATE INDEX IF NOT EXISTS {n}pending_site ON {p}pending (site, received_ns);
+CREATE TABLE IF NOT EXISTS {p}webhook_deliveries (
+    delivery_key TEXT PRIMARY KEY, received_ns BIGINT NOT NULL
+);
+"""
+
+
+class _Pool:
+    """A fixed set of autocommit connections, lent one at a time (psycopg_pool is not a
+    dependency; the hub needs no more than this)."""
+
+    def __init__(self, dsn: str, size: int, connect_timeout_s: float) -> None:
+        self._free: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._dsn = dsn
+        self._timeout = connect_timeout_s
+        for _ in range(size):
+            self._free.put(self._connect())
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(
+                self._dsn, autocommit=True, connect_timeout=max(1, round(self._timeout))
+            )
+        except psycopg.Error as exc:
+            # The DSN may hold a password: name the failure, never the DSN.
+            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._free.get()
+        try:
+            if conn.closed or conn.broken:
+                conn = self._connect()
+            yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
+        finally:
+            self._free.put(conn)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._free.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class _Ledger:
+    """The :class:`WorkOrderLedger` of one alert on PostgreSQL."""
+
+    def __init__(
+        self,
+        store: PostgresHubStore,
+        alert: AlertRecord,
+        start: EventStart | None,
+        owner: str | None,
+    ) -> None:
+        self._s = store
+        self._alert = alert
+        self._start = start
+        self._owner = owner
+        self.released = False
+
+    def work_order_for(self, alert_id: str) -> int | None:
+        if self._start is not None and alert_id == self._alert.alert_id:
+            start, self._start = self._start, None
+            return start.work_order_id
+        row = self._s._one(
+            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s", (alert_id,)
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    def begin_create(self, alert_id: str) -> bool:
+        a = self._alert
+        row = self._s._one(
+            f"INSERT INTO {self._s.p}alerts AS t (alert_id, site, asset, rule, raised_ns, "
+            "create_attempts) VALUES (%s, %s, %s, %s, %s, 1) ON CONFLICT (alert_id) DO UPDATE "
+            "SET create_attempts = t.create_attempts + 1 RETURNING work_order_id, create_attempts",
+            (alert_id, a.site, a.asset, a.rule, a.raised_ns),
+        )
+        return row is not None and row[0] is None and int(row[1]) > 1
+
+    def record_created(self, alert_id: str, work_order_id: int) -> None:
+        a = self._alert
+        p = self._s.p
+        with self._s._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                f"INSERT INTO {p}alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO UPDATE SET "
+                "work_order_id = excluded.work_order_id",
+                (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
+            )
+            conn.execute(
+                f"INSERT INTO {p}work_orders (site, work_order_id, alert_id, asset, rule, status, "
+                "created_ns, status_ns) VALUES (%s, %s, %s, %s, %s, 'OPEN', %s, 0) "
+                "ON CONFLICT (site, work_order_id) DO NOTHING",
+                (a.site, int(work_order_id), alert_id, a.asset, a.rule, time.time_ns()),
+            )
+
+    def is_done(self, event_id: str) -> bool:
+        if self._start is not None and self._start.claimed:
+            return False  # begin_event just found no result, and we hold the claim
+        return (
+            self._s._one(f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,))
+            is not None
+        )
+
+    def mark_done(self, event_id: str, result: str) -> None:
+        p = self._s.p
+        with self._s._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                f"INSERT INTO {p}events (event_id, alert_id, action, done_ns) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                (event_id, self._alert.alert_id, result, time.time_ns()),
+            )
+            if self._owner is not None:
+                conn.execute(
+                    f"DELETE FROM {p}claims WHERE alert_id = %s AND owner = %s",
+                    (self._alert.alert_id, self._owner),
+                )
+        self.released = self._owner is not None
+
+
+class PostgresHubStore:
+    """:class:`~edge_agent.hub.store.HubStore` in PostgreSQL. ``table_prefix`` may name a
+    schema (``hub.``) and must exist beforehand if it does."""
+
+    def __init__(
+        self, dsn: str, *, pool_size: int = 8, table_prefix: str = "hub_", timeout_s: float = 10.0
+    ) -> None:
+        if not _PREFIX_RE.match(table_prefix):
+            raise StoreError(f"bad table prefix {table_prefix!r}")
+        self.p = table_prefix
+        self._pool = _Pool(dsn, pool_size, timeout_s)
+        index_prefix = table_prefix.split(".")[-1]
+        with self._pool.connection() as conn, conn.transaction():
+            # Two replicas starting together must not race on CREATE TABLE.
+            conn.execute("SELECT pg_advisory_xact_lock(7242001)")
+            conn.execute(_SCHEMA.format(p=table_prefix, n=index_prefix))
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self._pool.connection() as conn:
+            row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()
+            return row
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return list(conn.execute(sql, args).fetchall())
+
+    def _exec(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(sql, args)
+
+    def ledger(
+        self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
+    ) -> WorkOrderLedger:
+        return _Ledger(self, alert, start, owner)
+
+    def begin_event(
+        self, alert: AlertRecord, event_id: str, owner: str, lease_ns: int, *, check_pending: bool
+    ) -> EventStart:
+        p = self.p
+        now = time.time_ns()
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT e.action, a.work_order_id FROM {p}events e LEFT JOIN {p}alerts a "
+                "ON a.alert_id = e.alert_id WHERE e.event_id = %s",
+                (event_id,),
+            ).fetchone()
+            if row is not None:
+                wo = None if row[1] is None else int(row[1])
+                result = StoredResult(event_id, alert.alert_id, str(row[0]), wo)
+                return EventStart(result, False, False, wo)
+            if (
+                check_pending
+                and conn.execute(
+                    f"SELECT 1 FROM {p}pending WHERE alert_id = %s LIMIT 1", (alert.alert_id,)
+                ).fetchone()
+            ):
+                return EventStart(None, True, False)
+            claimed = conn.execute(
+                f"INSERT INTO {p}claims AS c (alert_id, owner, until_ns) VALUES (%s, %s, %s) "
+                "ON CONFLICT (alert_id) DO UPDATE SET owner = excluded.owner, "
+                "until_ns = excluded.until_ns WHERE c.until_ns < %s OR c.owner = excluded.owner "
+                "RETURNING owner",
+                (alert.alert_id, owner, now + lease_ns, now),
+            ).fetchone()
+            if claimed is None:
+                return EventStart(None, False, False)
+            created = conn.execute(
+                f"INSERT INTO {p}alerts AS t (alert_id, site, asset, rule, raised_ns) VALUES "
+                "(%s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO UPDATE SET site = t.site "
+                "RETURNING work_order_id",
+                (alert.alert_id, alert.site, alert.asset, alert.rule, alert.raised_ns),
+            ).fetchone()
+        wo_id = None if created is None or created[0] is None else int(created[0])
+        return EventStart(None, False, True, wo_id)
+
+    def record_alert(self, alert: AlertRecord) -> None:
+        self._exec(
+            f"INSERT INTO {self.p}alerts (alert_id, site, asset, rule, raised_ns) VALUES "
+            "(%s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO NOTHING",
+            (alert.alert_id, alert.site, alert.asset, alert.rule, alert.raised_ns),
+        )
+
+    def claim(self, alert_id: str, owner: str, lease_ns: int) -> bool:
+        now = time.time_ns()
+        row = self._one(
+            f"INSERT INTO {self.p}claims AS c (alert_id, owner, until_ns) VALUES (%s, %s, %s) "
+            "ON CONFLICT (alert_id) DO UPDATE SET owner = excluded.owner, "
+            "until_ns = excluded.until_ns WHERE c.until_ns < %s OR c.owner = excluded.owner "
+            "RETURNING owner",
+            (alert_id, owner, now + lease_ns, now),
+        )
+        return row is not None
+
+    def release(self, alert_id: str, owner: str) -> None:
+        self._exec(
+            f"DELETE FROM {self.p}claims WHERE alert_id = %s AND owner = %s", (alert_id, owner)
+        )
+
+    def result_of(self, event_id: str) -> StoredResult | None:
+        row = self._one(
+            f"SELECT e.alert_id, e.action, a.work_order_id FROM {self.p}events e "
+            f"LEFT JOIN {self.p}alerts a ON a.alert_id = e.alert_id WHERE e.event_id = %s",
+            (event_id,),
+        )
+        if row is None:
+            return None
+        return StoredResult(
+            event_id, str(row[0]), str(row[1]), None if row[2] is None else int(row[2])
+        )
+
+    def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
+        self._exec(
+            f"INSERT INTO {self.p}pending (event_id, site, alert_id, payload, reason, "
+            "received_ns) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, site, alert_id, payload, reason, time.time_ns()),
+        )
+
+    def has_pending(self, alert_id: str) -> bool:
+        row = self._one(f"SELECT 1 FROM {self.p}pending WHERE alert_id = %s LIMIT 1", (alert_id,))
+        return row is not None
+
+    def take_pending(self, site: str, owner: str, lease_ns: int, limit: int) -> list[PendingEvent]:
+        now = time.time_ns()
+        rows = self._all(
+            f"UPDATE {self.p}pending SET owner = %s, until_ns = %s, attempts = attempts + 1 "
+            f"WHERE event_id IN (SELECT event_id FROM {self.p}pending WHERE site = %s "
+            "AND until_ns < %s ORDER BY received_ns, event_id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "RETURNING event_id, site, alert_id, payload, attempts, received_ns",
+            (owner, now + lease_ns, site, now, limit),
+        )
+        rows.sort(key=lambda r: (r[5], r[0]))
+        return [PendingEvent(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    def unpark(self, event_id: str) -> None:
+        self._exec(f"DELETE FROM {self.p}pending WHERE event_id = %s", (event_id,))
+
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._all(f"SELECT site, count(*) FROM {self.p}pending GROUP BY site")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def work_order(self, site: str, work_order_id: int) -> WorkOrderRef | None:
+        row = self._one(
+            f"SELECT alert_id, asset, rule, status FROM {self.p}work_orders "
+            "WHERE site = %s AND work_order_id = %s",
+            (site, work_order_id),
+        )
+        if row is None:
+            return None
+        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+    def apply_status(
+        self, delivery_key: str, site: str, work_order_id: int, status: str, occurred_ns: int
+    ) -> WorkOrderRef | None:
+        p = self.p
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                f"SELECT alert_id, asset, rule FROM {p}work_orders WHERE site = %s AND "
+                "work_order_id = %s FOR UPDATE",
+                (site, work_order_id),
+            ).fetchone()
+            if row is None:
+                return None
+            fresh = conn.execute(
+                f"INSERT INTO {p}webhook_deliveries (delivery_key, received_ns) VALUES (%s, %s) "
+                "ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key",
+                (delivery_key, time.time_ns()),
+            ).fetchone()
+            if fresh is None:
+                return None
+            current = conn.execute(
+                f"UPDATE {p}work_orders SET status = CASE WHEN status_ns <= %s THEN %s "
+                "ELSE status END, done_ns = CASE WHEN status_ns > %s THEN done_ns "
+                "WHEN %s = 'DONE' THEN %s ELSE NULL END, status_ns = GREATEST(status_ns, %s) "
+                "WHERE site = %s AND work_order_id = %s RETURNING status",
+                (
+                    occurred_ns,
+                    status,
+                    occurred_ns,
+                    status,
+                    occurred_ns,
+                    occurred_ns,
+                    site,
+                    work_order_id,
+                ),
+            ).fetchone()
+        status_now = status if current is None else str(current[0])
+        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), status_now)
+
+    def kpis(self) -> list[KpiRow]:
+        alerts = self._all(f"SELECT site, asset, count(*) FROM {self.p}alerts GROUP BY site, asset")
+        orders = self._all(
+            "SELECT site, asset, count(*), "
+            "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
+            "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
+            f"FROM {self.p}work_orders GROUP BY site, asset"
+        )
+        return merge_kpis(alerts, orders)
+
+    def close(self) -> None:
+        self._pool.close()

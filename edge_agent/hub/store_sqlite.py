@@ -1,0 +1,444 @@
+"""The hub's store in one SQLite file: the default for a single replica.
+
+WAL with ``synchronous=FULL`` (a committed write survives power loss). One writer thread
+runs every operation and commits the operations that arrived together in one transaction
+(group commit): concurrent alerts share an fsync instead of queueing for one each.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
+from edge_agent.hub.store import (
+    AlertRecord,
+    EventStart,
+    KpiRow,
+    PendingEvent,
+    StoredResult,
+    StoreError,
+    WorkOrderRef,
+)
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY, site TEXT NOT NULL, asset TEXT NOT NULL, rule TEXT NOT NULL,
+    raised_ns INTEGER NOT NULL, work_order_id INTEGER, create_attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, action TEXT NOT NULL,
+    done_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS work_orders (
+    site TEXT NOT NULL, work_order_id INTEGER NOT NULL, alert_id TEXT NOT NULL,
+    asset TEXT NOT NULL, rule TEXT NOT NULL, status TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    status_ns INTEGER NOT NULL, done_ns INTEGER, PRIMARY KEY (site, work_order_id)
+);
+CREATE TABLE IF NOT EXISTS pending (
+    event_id TEXT PRIMARY KEY, site TEXT NOT NULL, alert_id TEXT NOT NULL,
+    payload TEXT NOT NULL, reason TEXT NOT NULL, received_ns INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, owner TEXT, until_ns INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS pending_alert ON pending (alert_id);
+CREATE INDEX IF NOT EXISTS pending_site ON pending (site, received_ns);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery_key TEXT PRIMARY KEY, received_ns INTEGER NOT NULL
+);
+"""
+
+
+class _Writer:
+    """One connection, one thread; operations queued together commit together."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="hub-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def run(self, op: Op) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            if self._closed:
+                raise StoreError("the hub store is closed")
+            self._queue.append((op, future))
+            self._cond.notify()
+        return future.result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        self._db.close()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                batch, self._queue = self._queue, []
+                if not batch and self._closed:
+                    return
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Op, concurrent.futures.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for op, _ in batch:
+                self._db.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, op(self._db)))
+                    self._db.execute("RELEASE op")
+                except sqlite3.Error as exc:
+                    self._db.execute("ROLLBACK TO op")
+                    self._db.execute("RELEASE op")
+                    outcomes.append((False, StoreError(f"hub store: {exc}")))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            error = StoreError(f"hub store commit failed: {exc}")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+class _Claims:
+    """Claims, in memory: a SQLite store serves one hub process, so a claim only has to keep
+    that process's own workers apart, and it must not outlive the process (a restarted hub
+    takes its alerts back at once). Not written to disk: no fsync per alert for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[str, int]] = {}
+
+    def take(self, alert_id: str, owner: str, lease_ns: int) -> bool:
+        now = time.time_ns()
+        with self._lock:
+            holder = self._held.get(alert_id)
+            if holder is not None and holder[0] != owner and holder[1] >= now:
+                return False
+            self._held[alert_id] = (owner, now + lease_ns)
+            return True
+
+    def drop(self, alert_id: str, owner: str) -> None:
+        with self._lock:
+            holder = self._held.get(alert_id)
+            if holder is not None and holder[0] == owner:
+                del self._held[alert_id]
+
+
+class _Ledger:
+    """The :class:`WorkOrderLedger` of one alert on the hub's SQLite store."""
+
+    def __init__(
+        self,
+        writer: _Writer,
+        claims: _Claims,
+        alert: AlertRecord,
+        start: EventStart | None,
+        owner: str | None,
+    ) -> None:
+        self._w = writer
+        self._claims = claims
+        self._alert = alert
+        self._start = start
+        self._owner = owner
+        self.released = False
+
+    def work_order_for(self, alert_id: str) -> int | None:
+        if self._start is not None and alert_id == self._alert.alert_id:
+            start, self._start = self._start, None
+            return start.work_order_id
+        row = self._w.run(
+            lambda db: db.execute(
+                "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    def begin_create(self, alert_id: str) -> bool:
+        a = self._alert
+
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, create_attempts) "
+                "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(alert_id) DO UPDATE SET "
+                "create_attempts = create_attempts + 1 RETURNING work_order_id, create_attempts",
+                (alert_id, a.site, a.asset, a.rule, a.raised_ns),
+            ).fetchone()
+            return bool(row[0] is None and int(row[1]) > 1)
+
+        return bool(self._w.run(op))
+
+    def record_created(self, alert_id: str, work_order_id: int) -> None:
+        a = self._alert
+        now = time.time_ns()
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO UPDATE SET "
+                "work_order_id = excluded.work_order_id",
+                (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
+            )
+            db.execute(
+                "INSERT INTO work_orders (site, work_order_id, alert_id, asset, rule, status, "
+                "created_ns, status_ns) VALUES (?, ?, ?, ?, ?, 'OPEN', ?, 0) "
+                "ON CONFLICT(site, work_order_id) DO NOTHING",
+                (a.site, int(work_order_id), alert_id, a.asset, a.rule, now),
+            )
+
+        self._w.run(op)
+
+    def is_done(self, event_id: str) -> bool:
+        if self._start is not None and self._start.claimed:
+            return False  # begin_event just found no result, and we hold the claim
+        row = self._w.run(
+            lambda db: db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        )
+        return row is not None
+
+    def mark_done(self, event_id: str, result: str) -> None:
+        a = self._alert
+
+        def op(db: sqlite3.Connection) -> None:
+            # The episode is recorded here (for the KPIs) when no create wrote it before.
+            db.execute(
+                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
+                (a.alert_id, a.site, a.asset, a.rule, a.raised_ns),
+            )
+            db.execute(
+                "INSERT INTO events (event_id, alert_id, action, done_ns) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(event_id) DO NOTHING",
+                (event_id, a.alert_id, result, time.time_ns()),
+            )
+
+        self._w.run(op)
+        if self._owner is not None:
+            self._claims.drop(a.alert_id, self._owner)
+            self.released = True
+
+
+class SqliteHubStore:
+    """:class:`~edge_agent.hub.store.HubStore` in one SQLite file (one replica)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._claims = _Claims()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._w = _Writer(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the hub store {path}: {exc}") from exc
+
+    def ledger(
+        self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
+    ) -> WorkOrderLedger:
+        return _Ledger(self._w, self._claims, alert, start, owner)
+
+    def begin_event(
+        self, alert: AlertRecord, event_id: str, owner: str, lease_ns: int, *, check_pending: bool
+    ) -> EventStart:
+        def op(db: sqlite3.Connection) -> EventStart:
+            row = db.execute(
+                "SELECT e.action, a.work_order_id FROM events e LEFT JOIN alerts a "
+                "ON a.alert_id = e.alert_id WHERE e.event_id = ?",
+                (event_id,),
+            ).fetchone()
+            if row is not None:
+                result = StoredResult(event_id, alert.alert_id, str(row[0]), _opt_int(row[1]))
+                return EventStart(result, False, False, result.work_order_id)
+            if (
+                check_pending
+                and db.execute(
+                    "SELECT 1 FROM pending WHERE alert_id = ? LIMIT 1", (alert.alert_id,)
+                ).fetchone()
+            ):
+                return EventStart(None, True, False)
+            if not self._claims.take(alert.alert_id, owner, lease_ns):
+                return EventStart(None, False, False)
+            wo = db.execute(
+                "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert.alert_id,)
+            ).fetchone()
+            return EventStart(None, False, True, _opt_int(wo[0]) if wo else None)
+
+        start: EventStart = self._w.run(op)
+        return start
+
+    def record_alert(self, alert: AlertRecord) -> None:
+        self._w.run(
+            lambda db: db.execute(
+                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
+                (alert.alert_id, alert.site, alert.asset, alert.rule, alert.raised_ns),
+            )
+        )
+
+    def claim(self, alert_id: str, owner: str, lease_ns: int) -> bool:
+        return self._claims.take(alert_id, owner, lease_ns)
+
+    def release(self, alert_id: str, owner: str) -> None:
+        self._claims.drop(alert_id, owner)
+
+    def result_of(self, event_id: str) -> StoredResult | None:
+        row = self._w.run(
+            lambda db: db.execute(
+                "SELECT e.alert_id, e.action, a.work_order_id FROM events e "
+                "LEFT JOIN alerts a ON a.alert_id = e.alert_id WHERE e.event_id = ?",
+                (event_id,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return StoredResult(event_id, str(row[0]), str(row[1]), _opt_int(row[2]))
+
+    def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
+        self._w.run(
+            lambda db: db.execute(
+                "INSERT INTO pending (event_id, site, alert_id, payload, reason, received_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                (event_id, site, alert_id, payload, reason, time.time_ns()),
+            )
+        )
+
+    def has_pending(self, alert_id: str) -> bool:
+        row = self._w.run(
+            lambda db: db.execute(
+                "SELECT 1 FROM pending WHERE alert_id = ? LIMIT 1", (alert_id,)
+            ).fetchone()
+        )
+        return row is not None
+
+    def take_pending(self, site: str, owner: str, lease_ns: int, limit: int) -> list[PendingEvent]:
+        now = time.time_ns()
+        rows = self._w.run(
+            lambda db: db.execute(
+                "UPDATE pending SET owner = ?, until_ns = ?, attempts = attempts + 1 "
+                "WHERE event_id IN (SELECT event_id FROM pending WHERE site = ? AND until_ns < ? "
+                "ORDER BY received_ns, event_id LIMIT ?) "
+                "RETURNING event_id, site, alert_id, payload, attempts, received_ns",
+                (owner, now + lease_ns, site, now, limit),
+            ).fetchall()
+        )
+        rows.sort(key=lambda r: (r[5], r[0]))
+        return [PendingEvent(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    def unpark(self, event_id: str) -> None:
+        self._w.run(lambda db: db.execute("DELETE FROM pending WHERE event_id = ?", (event_id,)))
+
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._w.run(
+            lambda db: db.execute("SELECT site, count(*) FROM pending GROUP BY site").fetchall()
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def work_order(self, site: str, work_order_id: int) -> WorkOrderRef | None:
+        row = self._w.run(
+            lambda db: db.execute(
+                "SELECT alert_id, asset, rule, status FROM work_orders "
+                "WHERE site = ? AND work_order_id = ?",
+                (site, work_order_id),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+    def apply_status(
+        self, delivery_key: str, site: str, work_order_id: int, status: str, occurred_ns: int
+    ) -> WorkOrderRef | None:
+        def op(db: sqlite3.Connection) -> WorkOrderRef | None:
+            row = db.execute(
+                "SELECT alert_id, asset, rule FROM work_orders WHERE site = ? AND "
+                "work_order_id = ?",
+                (site, work_order_id),
+            ).fetchone()
+            if row is None:
+                return None
+            fresh = db.execute(
+                "INSERT INTO webhook_deliveries (delivery_key, received_ns) VALUES (?, ?) "
+                "ON CONFLICT(delivery_key) DO NOTHING RETURNING delivery_key",
+                (delivery_key, time.time_ns()),
+            ).fetchone()
+            if fresh is None:
+                return None
+            db.execute(
+                "UPDATE work_orders SET status = ?, status_ns = ?, done_ns = CASE WHEN ? = 'DONE' "
+                "THEN ? ELSE NULL END WHERE site = ? AND work_order_id = ? AND status_ns <= ?",
+                (status, occurred_ns, status, occurred_ns, site, work_order_id, occurred_ns),
+            )
+            current = db.execute(
+                "SELECT status FROM work_orders WHERE site = ? AND work_order_id = ?",
+                (site, work_order_id),
+            ).fetchone()
+            return WorkOrderRef(
+                site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(current[0])
+            )
+
+        result: WorkOrderRef | None = self._w.run(op)
+        return result
+
+    def kpis(self) -> list[KpiRow]:
+        def op(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            alerts = db.execute(
+                "SELECT site, asset, count(*) FROM alerts GROUP BY site, asset"
+            ).fetchall()
+            orders = db.execute(
+                "SELECT site, asset, count(*), "
+                "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
+                "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
+                "FROM work_orders GROUP BY site, asset"
+            ).fetchall()
+            return alerts, orders
+
+        alerts, orders = self._w.run(op)
+        return merge_kpis(alerts, orders)
+
+    def close(self) -> None:
+        self._w.close()
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:
+    """Join ``(site, asset, alerts)`` and ``(site, asset, created, open, done, mttr_ns)``."""
+    by_key: dict[tuple[str, str], list[Any]] = {}
+    for site, asset, count in alerts:
+        by_key[(str(site), str(asset))] = [int(count), 0, 0, 0, None]
+    for site, asset, created, open_, done, mttr_ns in orders:
+        entry = by_key.setdefault((str(site), str(asset)), [0, 0, 0, 0, None])
+        entry[1:] = [
+            int(created),
+            int(open_ or 0),
+            int(done or 0),
+            None if mttr_ns is None else float(mttr_ns) / 1e9,
+        ]
+    return [KpiRow(site, asset, *values) for (site, asset), values in sorted(by_key.items())]

@@ -1,0 +1,285 @@
+"""MaintainX webhooks in: signature checked, status changes turned into retained
+``{prefix}/{site}/workorders/{id}`` messages for the site that raised the alert.
+
+MaintainX signs each delivery with ``x-maintainx-webhook-body-signature: t=<unix>,v1=<hex>``
+where hex = HMAC-SHA256(secret, f"{t}.{raw body}"). A missing or wrong signature, or a
+timestamp more than ``max_age`` away from now, gets 401; the comparison is constant-time;
+a body over ``max_body`` gets 413 unread. The store remembers every delivery (by the hash
+of its signed body), so a replay changes nothing a second time.
+
+The endpoint is ``POST /maintainx/webhooks/{site}`` (what ``--register-webhooks``
+registers); ``POST /maintainx/webhooks`` finds the site from the payload's ``orgId``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+from edge_agent.alerts import parse_time
+from edge_agent.hub.messages import work_order_payload
+from edge_agent.hub.store import HubStore, StoreError, WorkOrderRef
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER: Final = "x-maintainx-webhook-body-signature"
+PATH_PREFIX: Final = "/maintainx/webhooks"
+_MAX_HEADER_BYTES: Final = 16 * 1024
+_READ_TIMEOUT_S: Final = 10.0
+
+Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The header value MaintainX would send (used by tests and the emulator's peers)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_signature(
+    header: str | None,
+    body: bytes,
+    secrets: Sequence[str],
+    *,
+    now_s: float,
+    max_age_s: float,
+) -> str | None:
+    """None when the signature is good and fresh, else why not (for the log, not the
+    caller). Every secret is compared in constant time."""
+    if not header:
+        return "no signature header"
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            fields.setdefault(name, []).append(value)
+    stamp = fields.get("t", [""])[0]
+    if not stamp.isdigit():
+        return "no timestamp in the signature"
+    if abs(now_s - int(stamp)) > max_age_s:
+        return "timestamp outside the allowed window"
+    signed = stamp.encode() + b"." + body
+    good = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        for given in fields.get("v1", []):
+            # Accumulate instead of returning early: timing says nothing about which matched.
+            good |= hmac.compare_digest(expected, given.strip().lower())
+    return None if good else "signature does not match"
+
+
+class WebhookHandler:
+    """Applies verified deliveries: store, then the retained work-order message."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        store: HubStore,
+        publish: Publish,
+        secrets: Callable[[str | None], Sequence[str]],
+        org_sites: dict[int, str],
+        known_sites: frozenset[str],
+        max_body: int,
+        max_age_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.prefix = prefix
+        self.store = store
+        self._publish = publish
+        self._secrets = secrets
+        self._org_sites = org_sites
+        self._known = known_sites
+        self.max_body = max_body
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self.outcomes: Counter[str] = Counter()
+
+    async def handle(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """One POST: (HTTP status, JSON answer)."""
+        site = self._site_from_path(path)
+        if site is False:
+            return self._out(404, "not_found")
+        secrets = self._secrets(site if isinstance(site, str) else None)
+        if not secrets:
+            return self._out(503, "no_secret")
+        why = verify_signature(
+            headers.get(SIGNATURE_HEADER),
+            body,
+            secrets,
+            now_s=self._clock(),
+            max_age_s=self.max_age_s,
+        )
+        if why is not None:
+            log.warning("Webhook refused.", extra={"reason": why, "path": path})
+            return self._out(401, "unauthorized")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return self._out(400, "not_json")
+        if not isinstance(data, dict):
+            return self._out(400, "not_json")
+        work_order_id = data.get("workOrderId")
+        new_status = data.get("newStatus")
+        if not isinstance(work_order_id, int) or not isinstance(new_status, str):
+            # Other subscription types are accepted and ignored (MaintainX would retry a 4xx).
+            return self._out(200, "ignored")
+        if not isinstance(site, str):
+            org = data.get("orgId")
+            site = self._org_sites.get(org) if isinstance(org, int) else None
+            if site is None:
+                return self._out(200, "not_ours")
+        occurred = data.get("occurredAt")
+        try:
+            occurred_ns = parse_time(occurred) if isinstance(occurred, str) else time.time_ns()
+        except ValueError:
+            occurred_ns = time.time_ns()
+        if data.get("newSubStatus") == "CANCELED":
+            new_status = "CANCELED"  # MaintainX reports a cancel as DONE with a sub status
+        key = hashlib.sha256(body).hexdigest()
+        try:
+            ref = await asyncio.to_thread(
+                self.store.apply_status, key, site, work_order_id, new_status.upper(), occurred_ns
+            )
+        except StoreError as exc:
+            log.warning("Webhook not stored; MaintainX will retry.", extra={"error": str(exc)})
+            return self._out(503, "store_unavailable")
+        if ref is None:
+            known = await asyncio.to_thread(self.store.work_order, site, work_order_id)
+            return self._out(200, "replay" if known is not None else "not_ours")
+        try:
+            await self._announce(ref, data, occurred if isinstance(occurred, str) else None)
+        except Exception as exc:  # the store has it; the next status change re-announces
+            log.warning("Work order status not published.", extra={"error": str(exc)})
+        return self._out(200, "applied")
+
+    async def _announce(
+        self, ref: WorkOrderRef, data: dict[str, Any], occurred: str | None
+    ) -> None:
+        old = data.get("oldStatus")
+        payload = work_order_payload(
+            ref.site,
+            work_order_id=ref.work_order_id,
+            status=ref.status,
+            old_status=old if isinstance(old, str) else None,
+            alert_id=ref.alert_id,
+            rule=ref.rule,
+            asset=ref.asset,
+            occurred_at=occurred,
+        )
+        topic = f"{self.prefix}/{ref.site}/workorders/{ref.work_order_id}"
+        await self._publish(topic, payload, 1, True)
+        log.info(
+            "Work order status sent to its site.",
+            extra={"site": ref.site, "work_order_id": ref.work_order_id, "status": ref.status},
+        )
+
+    def _site_from_path(self, path: str) -> str | bool | None:
+        """The site named in the path; None for the bare path; False for any other path."""
+        path = path.split("?", 1)[0].rstrip("/")
+        if path == PATH_PREFIX:
+            return None
+        if path.startswith(PATH_PREFIX + "/"):
+            site = path[len(PATH_PREFIX) + 1 :]
+            return site if site in self._known else False
+        return False
+
+    def _out(self, status: int, outcome: str) -> tuple[int, dict[str, Any]]:
+        self.outcomes[outcome] += 1
+        return status, {"result": outcome}
+
+
+_REASONS: Final = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+class WebhookServer:
+    """A minimal HTTP/1.1 server for the webhook endpoint (one request per connection)."""
+
+    def __init__(self, host: str, port: int, handler: WebhookHandler) -> None:
+        self._host = host
+        self._port = port
+        self._handler = handler
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self._host, self._port, limit=_MAX_HEADER_BYTES
+        )
+        log.info("Webhook endpoint listening.", extra={"host": self._host, "port": self.port})
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, answer = await asyncio.wait_for(self._request(reader), _READ_TIMEOUT_S)
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
+            status, answer = 400, {"result": "bad_request"}
+        body = json.dumps(answer).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            writer.write(head.encode() + body)
+            await writer.drain()
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+        request_line = (await reader.readline()).decode("latin-1").strip()
+        parts = request_line.split(" ")
+        if len(parts) != 3:
+            return 400, {"result": "bad_request"}
+        method, path, _ = parts
+        headers: dict[str, str] = {}
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+            if len(headers) > 100:
+                return 431, {"result": "too_many_headers"}
+        if method != "POST":
+            return 405, {"result": "method_not_allowed"}
+        length_text = headers.get("content-length", "")
+        if not length_text.isdigit():
+            return 411, {"result": "length_required"}
+        length = int(length_text)
+        if length > self._handler.max_body:
+            self._handler.outcomes["too_large"] += 1
+            return 413, {"result": "too_large"}
+        body = await reader.readexactly(length)
+        return await self._handler.handle(path, headers, body)

@@ -1,0 +1,97 @@
+"""Two sites, two keys: every work order is made with its own site's key and organization;
+a payload on one site's topic naming another site is refused and borrows nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from edge_agent.simulators.maintainx import Emulator
+from tests.conftest import Broker
+from tests.hub.conftest import (
+    KEY_A,
+    KEY_B,
+    Site,
+    async_wait_until,
+    hub_dict,
+    make_alert,
+    start_hub,
+)
+
+
+def _ours(mx: Emulator, alert_ids: set[str]) -> list[dict]:
+    return [
+        wo for wo in mx.work_orders if (wo.get("externalData") or {}).get("alert_id") in alert_ids
+    ]
+
+
+async def test_each_site_uses_its_own_key_and_forgery_is_rejected(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "state"), tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/+/results")
+    base = random.randrange(1 << 40)
+    alerts_a = [make_alert("site-a", base + i) for i in range(5)]
+    alerts_b = [make_alert("site-b", base + 100 + i) for i in range(5)]
+    # Forged: published on site-a's topic, claims to be site-b.
+    forged = make_alert("site-b", base + 999)
+    for message in alerts_a:
+        site.publish("edge/v1/site-a/alerts", message)
+    for message in alerts_b:
+        site.publish("edge/v1/site-b/alerts", message)
+    site.publish("edge/v1/site-a/alerts", forged)
+
+    ids = {m["alert_id"] for m in alerts_a + alerts_b}
+    await async_wait_until(lambda: len(_ours(emulator, ids)) == 10, 20, "10 work orders")
+    await async_wait_until(lambda: len(site.results()) >= 11, 10, "11 results")
+
+    by_alert = {wo["externalData"]["alert_id"]: wo for wo in _ours(emulator, ids)}
+    creates = {
+        r.response["id"]: r
+        for r in emulator.requests
+        if r.method == "POST" and r.path.endswith("/workorders") and r.status == 200
+    }
+    for message, key, org in [(m, KEY_A, 101) for m in alerts_a] + [
+        (m, KEY_B, 202) for m in alerts_b
+    ]:
+        work_order = by_alert[message["alert_id"]]
+        request = creates[work_order["id"]]
+        assert request.api_key == key
+        assert request.organization_id == org
+    # The forgery made nothing, under either key, and was answered on site-a's topic.
+    assert not _ours(emulator, {forged["alert_id"]})
+    rejected = [r for r in site.on("site-a/results") if r["status"] == "rejected"]
+    assert [r["reason"] for r in rejected] == ["site_mismatch"]
+    assert rejected[0]["event_id"] == forged["event_id"]
+    assert hub.sites["site-a"].counters.rejected["site_mismatch"] == 1
+    ok = [r for r in site.results() if r["status"] == "ok"]
+    assert {r["action"] for r in ok} == {"created"}
+    assert {r["alert_id"] for r in ok} == ids
+    site.close()
+    assert json.dumps(hub.readiness()[1])  # serialisable
+
+
+async def test_escalated_and_cleared_update_and_comment_the_work_order(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "state"), tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-b/results")
+    n = random.randrange(1 << 40)
+    activated = make_alert("site-b", n, priority="LOW")
+    activated["work_order"]["priority"] = "LOW"
+    escalated = make_alert("site-b", n, "escalated", alert_id=activated["alert_id"])
+    cleared = make_alert("site-b", n, "cleared", alert_id=activated["alert_id"])
+    for message in (activated, escalated, cleared, escalated):  # the last one is a re-send
+        site.publish("edge/v1/site-b/alerts", message)
+    await async_wait_until(lambda: len(site.results()) >= 4, 20, "4 results")
+    actions = [r["action"] for r in site.results()]
+    assert actions == ["created", "escalated", "commented", "escalated"]
+    (work_order,) = _ours(emulator, {activated["alert_id"]})
+    assert work_order["priority"] == "HIGH"
+    assert len(emulator.comments(work_order["id"])) == 2  # the re-send commented nothing
+    site.close()

@@ -1,0 +1,96 @@
+"""The store's contract on both backends, and hub files through ``edge-agent validate``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_agent.hub.store import AlertRecord, HubStore
+from edge_agent.hub.store_sqlite import SqliteHubStore
+from tests.conftest import REPO_ROOT
+from tests.hub.conftest import PG_DSN
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> HubStore:
+    if request.param == "sqlite":
+        made: HubStore = SqliteHubStore(tmp_path / "hub.sqlite3")
+    else:
+        schema = request.getfixturevalue("pg_schema")
+        from edge_agent.hub.store_postgres import PostgresHubStore
+
+        made = PostgresHubStore(PG_DSN, pool_size=2, table_prefix=f"{schema}.hub_")
+    request.addfinalizer(made.close)
+    return made
+
+
+def test_claims_ledger_parking_statuses_and_kpis(store: HubStore) -> None:
+    alert = AlertRecord("site-a", "alert-1", "pump-1", "rule-1", 1)
+    assert store.claim("alert-1", "hub-1", 60 * 10**9)
+    assert not store.claim("alert-1", "hub-2", 60 * 10**9)  # held by another replica
+    assert store.claim("alert-1", "hub-1", 60 * 10**9)  # its own holder may renew
+    ledger = store.ledger(alert)
+    assert ledger.begin_create("alert-1") is False
+    assert ledger.begin_create("alert-1") is True  # an unconfirmed earlier attempt
+    ledger.record_created("alert-1", 42)
+    ledger.mark_done("alert-1:activated", "created")
+    store.release("alert-1", "hub-1")
+    assert store.claim("alert-1", "hub-2", 60 * 10**9)
+    assert store.result_of("alert-1:activated").work_order_id == 42
+    store.park("site-a", "e2", "alert-2", "{}", "credentials")
+    store.park("site-a", "e2", "alert-2", "{}", "again")  # first park wins
+    assert store.has_pending("alert-2") and store.pending_counts() == {"site-a": 1}
+    assert [p.event_id for p in store.take_pending("site-a", "hub-1", 10**9, 10)] == ["e2"]
+    assert store.take_pending("site-a", "hub-2", 10**9, 10) == []  # leased
+    store.unpark("e2")
+    assert store.pending_counts() == {}
+    assert store.apply_status("d1", "site-a", 42, "DONE", 5 * 10**18).status == "DONE"
+    assert store.apply_status("d1", "site-a", 42, "DONE", 5 * 10**18) is None  # replay
+    assert store.apply_status("d2", "site-b", 42, "DONE", 5 * 10**18) is None  # not ours
+    assert store.apply_status("d3", "site-a", 42, "OPEN", 4 * 10**18).status == "DONE"  # older
+    (row,) = store.kpis()
+    assert (row.site, row.asset, row.alerts_raised, row.work_orders_created) == (
+        "site-a",
+        "pump-1",
+        1,
+        1,
+    )
+    assert row.open_backlog == 0 and row.work_orders_done == 1 and row.mttr_s is not None
+
+
+def test_validate_reports_hub_file_problems_with_lines(tmp_path: Path) -> None:
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(
+        "hub:\n  id: hub-1\nbroker:\n  host: 127.0.0.1\n  protocol: '3.1.1'\n"
+        "sites:\n  site-a:\n    api_key: plain-text-key\n"
+        "dedup:\n  backend: postgres\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "validate", str(hub_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert f"{hub_file}:5:" in out and "broker.protocol" in out
+    assert f"{hub_file}:8:" in out and "sites.site-a.api_key" in out
+    assert "dedup" in out and "dsn" in out
+    good = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent",
+            "validate",
+            str(REPO_ROOT / "configs/examples/hub.yaml"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
