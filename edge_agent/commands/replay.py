@@ -18,7 +18,7 @@ from edge_agent.alerts import parse_time
 from edge_agent.config.models import SiteConfig
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
-from edge_agent.rules.trace import TraceError, parse_trace
+from edge_agent.rules.trace import TraceError, decode_lines, parse_trace
 
 
 class ReplayError(Exception):
@@ -76,13 +76,10 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     try:
-        with args.trace.open(encoding="utf-8") as trace:
-            events, engine = replay_readings(config, trace, until_ns)
+        with args.trace.open("rb") as trace:
+            events, engine = replay_readings(config, decode_lines(trace), until_ns)
     except OSError as exc:
         print(f"{args.trace}: error: cannot read the trace: {exc.strerror}", file=sys.stderr)
-        return 1
-    except UnicodeDecodeError as exc:
-        print(f"{args.trace}: error: not UTF-8 text ({exc.reason})", file=sys.stderr)
         return 1
     except TraceError as exc:
         print(f"{args.trace}:{exc.line}: error: {exc.message}", file=sys.stderr)

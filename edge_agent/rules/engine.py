@@ -694,10 +694,14 @@ class RuleEngine:
             self.held_chattering += 1
         starts_flood = False
         if notify:
+            # Flood (ISA-18.2: an alarm rate above what people can handle): an activation
+            # that would make a work order is held while ``flood_limit`` such activations,
+            # held ones included, fell within the last window. So a flood lasts until the
+            # site is back under the rate, not just until the first ones age out.
             recent = self.flood_times
             cutoff = t - self.flood_window
             while recent and recent[0] <= cutoff:
-                recent.pop(0)
+                del recent[0]
             if len(recent) >= self.flood_limit:
                 notify = False
                 self.held_flood += 1
@@ -705,7 +709,9 @@ class RuleEngine:
                 self.flooding = True
             else:
                 self.flooding = False
-                recent.append(t)
+            recent.append(t)
+            if len(recent) > self.flood_limit:  # only the latest ``flood_limit`` matter
+                del recent[: len(recent) - self.flood_limit]
         rule.notify = notify
         rule.last_activation = t
         events.append(self._rule_event(rule, t, "activated"))

@@ -11,6 +11,7 @@ plain text (or the template to its literal text) and ``TEMPLATE_ERRORS`` counts 
 from __future__ import annotations
 
 import logging
+import re
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
@@ -43,6 +44,9 @@ class TemplateStats:
 TEMPLATE_ERRORS = TemplateStats()
 
 
+_HUGE_NUMBER: Final = re.compile(r"[0-9]{4,}")
+
+
 class _UnknownField(KeyError):
     pass
 
@@ -66,6 +70,11 @@ class SafeFormatter(string.Formatter):
         raise ValueError(f"unknown conversion !{conversion}")
 
     def format_field(self, value: Any, format_spec: str) -> Any:
+        if _HUGE_NUMBER.search(format_spec):
+            # A width or precision of 1000 or more (a typo such as {value:>99999999}) would
+            # build a huge string before the title is cut: the value prints plainly.
+            TEMPLATE_ERRORS.errors += 1
+            return "" if value is None else str(value)
         try:
             return format(value, format_spec)
         except (ValueError, TypeError):

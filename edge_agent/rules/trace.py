@@ -65,6 +65,17 @@ def parse_trace_line(text: str, line: int) -> Reading:
     return Reading(sensor, value, quality, time_ns)
 
 
+def decode_lines(lines: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a trace opened in binary mode as text; a line that is not UTF-8 is a
+    :class:`TraceError` with its number (decoding the whole file would lose it)."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            # A byte-order mark some editors write is not part of the first reading.
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise TraceError(number, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
 def parse_trace(lines: Iterable[str]) -> Iterator[Reading]:
     """Readings in file order; raises :class:`TraceError` at the first bad line."""
     for number, text in enumerate(lines, start=1):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.readings import Quality, Reading
@@ -25,12 +26,16 @@ delays = st.sampled_from([0, 1, 2, 5]).map(lambda s: f"{s}s")
 
 @st.composite
 def traces(
-    draw: Any, values: Any = None, sensors: tuple[str, ...] = ("temp",), max_size: int = 40
+    draw: Any,
+    values: Any = None,
+    sensors: tuple[str, ...] = ("temp",),
+    max_size: int = 40,
+    min_size: int = 1,
 ) -> list[Reading]:
     """Readings with strictly increasing times (some steps 0: dropped as duplicates)."""
     if values is None:
         values = st.integers(40, 60).map(lambda k: k + 0.5)
-    steps = draw(st.lists(st.integers(0, 4 * SECOND), min_size=1, max_size=max_size))
+    steps = draw(st.lists(st.integers(0, 4 * SECOND), min_size=min_size, max_size=max_size))
     out = []
     t = BASE_NS
     for step in steps:
@@ -99,7 +104,13 @@ many_rules = [
         on_stale="alarm",
         stale_after="5s",
     ),
-    high_rule(id="hot-clear", on_stale="clear", stale_after="3s", cooldown="4s"),
+    high_rule(
+        id="hot-clear",
+        on_stale="clear",
+        stale_after="3s",
+        cooldown="4s",
+        chattering={"activations": 3, "window": "30s"},
+    ),
     {"id": "low", "asset": "p101", "sensor": "temp", "low": {"limit": 45}, "off_delay": "2s"},
     {
         "id": "band",
@@ -107,7 +118,7 @@ many_rules = [
         "sensor": "level",
         "high": {"limit": 55},
         "low": {"limit": 44, "deadband": 1},
-        "chattering": {"activations": 2, "window": "10s"},
+        "chattering": {"activations": 2, "window": "60s"},
     },
     {"id": "rate", "asset": "p101", "sensor": "flow", "rate": {"above": 60, "per": "1s"}},
     {"id": "flat", "asset": "p101", "sensor": "flow", "flatline": {"for": "6s", "tolerance": 2}},
@@ -118,7 +129,8 @@ many_rules = [
 
 @st.composite
 def mixed_traces(draw: Any) -> list[Reading]:
-    numbers = draw(traces(sensors=("temp", "level", "flow"), max_size=60))
+    # At least 15 readings: a rule has to activate, clear and activate again to chatter.
+    numbers = draw(traces(sensors=("temp", "level", "flow"), max_size=60, min_size=15))
     switches = draw(traces(values=st.booleans(), sensors=("running",), max_size=10))
     merged = sorted(numbers + switches, key=lambda r: r.source_time_ns)
     return merged
@@ -353,3 +365,46 @@ def test_crash_with_durable_saves_continues_every_episode(
         second = RuleEngine(config, RuleStateStore(path))
         events += run(second, trace[cut:], until=end)
     assert without_peak(events) == without_peak(expected)
+
+
+# --------------------------------------------------------------------------- not vacuous
+
+
+def test_generated_traces_reach_the_states_the_properties_are_about() -> None:
+    """The properties above hold trivially on traces that never alarm. With the same
+    strategies (derandomized: the counts are fixed), a fair share of examples activate,
+    clear, escalate, go stale, chatter and flood, and restart cuts fall inside episodes."""
+    seen: Counter[str] = Counter()
+    sample = settings(
+        max_examples=100, deadline=None, derandomize=True, database=None, phases=[Phase.generate]
+    )
+
+    @sample
+    @given(trace=traces(), on_delay=st.sampled_from(["1s", "2s", "5s"]))
+    def delayed(trace: list[Reading], on_delay: str) -> None:
+        config = site([high_rule(on_delay=on_delay)])
+        events = run(RuleEngine(config), trace, until=trace[-1].source_time_ns + 10 * SECOND)
+        seen["delayed"] += 1
+        seen["delayed activates"] += any(e.kind == "activated" for e in events)
+
+    @sample
+    @given(case=cut_traces())
+    def mixed(case: tuple[list[Reading], int, list[int]]) -> None:
+        trace, cut, _ = case
+        config = site(many_rules, flood={"work_orders": 3, "window": "20s"})
+        engine = RuleEngine(config)
+        events = run(engine, trace[:cut])
+        seen["cut inside an episode"] += any(s != "NORMAL" for s in engine.rule_states().values())
+        events += run(engine, trace[cut:], until=trace[-1].source_time_ns + 60 * SECOND)
+        for kind in {e.kind for e in events}:
+            seen[kind] += 1
+
+    delayed()
+    mixed()
+    assert seen["delayed"] == 100
+    assert seen["delayed activates"] >= 30, seen
+    assert seen["activated"] >= 80, seen
+    assert seen["cleared"] >= 50, seen
+    assert seen["cut inside an episode"] >= 40, seen
+    for kind in ("escalated", "stale", "chattering", "flood"):
+        assert seen[kind] >= 20, seen

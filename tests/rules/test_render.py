@@ -57,6 +57,15 @@ def test_spec_that_does_not_suit_the_value_falls_back_to_str() -> None:
     assert TEMPLATE_ERRORS.errors == before + 2
 
 
+def test_huge_width_or_precision_prints_the_value_plainly() -> None:
+    before = TEMPLATE_ERRORS.errors
+    fields = FIELDS | {"value": 7.5}
+    assert render_template("{value:>999999999} {value:.5000f} {value:>999}", fields) == (
+        "7.5 7.5 " + "7.5".rjust(999)
+    )
+    assert TEMPLATE_ERRORS.errors == before + 2
+
+
 def test_template_fields_lists_names_for_config_checks() -> None:
     assert template_fields("{asset.name} {value:{limit}}") == ["asset.name", "value", "limit"]
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edge_agent.alerts import make_alert_id, parse_time
+
 CASE = Path(__file__).parent.parent / "testcases" / "rules" / "on_delay_interrupted"
 
 
@@ -52,3 +54,36 @@ def test_replay_bad_time_and_missing_file(tmp_path: Path) -> None:
     assert done.stderr.startswith(f"{trace}:1: error: 'time' '10:00' is not an RFC 3339 time")
     done = replay(CASE / "site.yaml", tmp_path / "missing.jsonl")
     assert done.returncode == 1 and "cannot read the trace" in done.stderr
+
+
+def test_replay_output_lines_are_exactly_the_documented_objects(tmp_path: Path) -> None:
+    """Key order and spelling as in the issue; ``value: null`` is a bad reading (it does not
+    clear); ``--until`` fires the staleness that falls before it."""
+    site = CASE.parent / "high_basic" / "site.yaml"
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        '{"time": "2026-01-05T10:00:00Z", "sensor": "temp", "value": 81}\n'
+        '{"time": "2026-01-05T10:00:01Z", "sensor": "temp", "value": null}\n'
+        '{"time": "2026-01-05T10:00:02Z", "sensor": "temp", "value": 70, "quality": "bad"}\n'
+    )
+    done = replay(site, trace, "--until", "2026-01-05T10:10:00Z")
+    assert done.returncode == 0, done.stderr
+    alert_id = make_alert_id("plant-a", "temp-high", parse_time("2026-01-05T10:00:00Z"))
+    assert done.stdout.splitlines() == [
+        '{"time": "2026-01-05T10:00:00Z", "rule": "temp-high", "event": "activated", '
+        f'"value": 81, "priority": "MEDIUM", "alert_id": "{alert_id}", "notify": true}}',
+        '{"time": "2026-01-05T10:10:00Z", "sensor": "temp", "event": "stale"}',
+    ]
+    assert done.stderr.strip() == "edge-agent replay: 2 bad readings"
+
+
+def test_replay_line_that_is_not_utf8_names_its_number(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(
+        b'{"time": "2026-01-05T10:00:00Z", "sensor": "temp", "value": 81}\n'
+        b'{"time": "2026-01-05T10:00:01Z", "sensor": "temp", "value": "\xff"}\n'
+    )
+    done = replay(CASE / "site.yaml", trace)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"{trace}:2: error: not UTF-8 text")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,46 @@ def test_kill_mid_episode_continues_it(tmp_path: Path) -> None:
     assert cleared.alert_id == activated.alert_id
     assert cleared.priority == "HIGH"
     assert cleared.peak == 96
+
+
+CHILD = """
+import json, sys
+from pathlib import Path
+from edge_agent.rules import RuleEngine, RuleStateStore
+from tests.rules.conftest import reading, site
+
+engine = RuleEngine(site([json.loads(sys.argv[2])]), RuleStateStore(Path(sys.argv[1])))
+events = engine.feed(reading(0, 85)) + engine.tick(reading(10, 0).source_time_ns)
+events += engine.feed(reading(11, 95)) + engine.feed(reading(12, 70))
+print(json.dumps([[e.kind, e.alert_id] for e in events]), flush=True)
+sys.stdin.read()  # mid-episode (CLEARING) until killed
+"""
+
+
+def test_sigkill_mid_episode_continues_it(tmp_path: Path) -> None:
+    """A real process killed with SIGKILL in CLEARING: the next one neither activates
+    again nor loses the ``cleared``."""
+    path = tmp_path / "rules.json"
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), json.dumps(RULE)],
+        cwd=Path(__file__).resolve().parent.parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # EOF (""), if the child failed
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    [[kind, alert_id], [kind2, _]] = json.loads(line)
+    assert (kind, kind2) == ("activated", "escalated")
+
+    second = RuleEngine(site([RULE]), RuleStateStore(path))
+    assert second.rule_states() == {"hot": "CLEARING"}
+    events = second.feed(reading(13, 71)) + second.tick(reading(30, 0).source_time_ns)
+    assert [(e.kind, e.alert_id, e.priority, e.time_ns) for e in events] == [
+        ("cleared", alert_id, "HIGH", reading(17, 0).source_time_ns)
+    ]
 
 
 def test_pending_survives_restart_and_activates_on_time(tmp_path: Path) -> None:

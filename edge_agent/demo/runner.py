@@ -1,0 +1,138 @@
+"""Runs the demo: the plant and MaintainX stand-ins, the agent (in this process, exactly as
+``edge-agent run`` builds it), the scripted faults, the live view and the summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from edge_agent.demo.plant import DemoPlant, write_demo_site
+from edge_agent.demo.script import SCRIPT
+from edge_agent.demo.view import CLEAR_SCREEN, render, snapshot, summary
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 0.5
+DRAIN_S = 8.0
+"""At the end, how long to wait for buffered work orders to reach MaintainX."""
+
+
+@dataclass
+class DemoOptions:
+    duration_s: float
+    ui: bool
+    workdir: Path | None = None
+    mqtt: bool = False
+
+
+@dataclass
+class DemoResult:
+    work_orders: list[dict[str, Any]]
+    outbox_depth: int
+    text: str
+
+
+async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResult:
+    """Run the whole demo; returns what happened (also printed to ``out``)."""
+    from edge_agent.config.loader import load_site
+    from edge_agent.service.app import Service
+    from edge_agent.service.sdnotify import SystemdNotifier
+
+    stream = out if out is not None else sys.stdout
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
+    plant = DemoPlant()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    steps: list[str] = []
+    service: Service | None = None
+    relay: Any = None
+    started = time.monotonic()
+    try:
+        print("Starting the simulated plant and the MaintainX stand-in...", file=stream)
+        await plant.start()
+        os.environ["MAINTAINX_API_KEY"] = plant.api_key
+        mqtt_section = None
+        if options.mqtt:
+            from edge_agent.demo.mqtt import DemoMqtt
+
+            print("Starting mosquitto and the hub (MQTT mode)...", file=stream)
+            relay = DemoMqtt(workdir, plant.api_key, plant.maintainx.url)
+            await relay.start()
+            mqtt_section = relay.forwarding()
+        site = write_demo_site(
+            workdir / "site.yaml", plant.ports(), workdir / "state", mqtt=mqtt_section
+        )
+        config = await asyncio.to_thread(load_site, site)
+        service = Service(site, config, workdir / "state", notifier=SystemdNotifier({}))
+        await service.start()
+        print(f"Agent running on {site} (health: {config.health.listen}).", file=stream)
+        started = time.monotonic()
+        script = asyncio.create_task(_play(plant, steps, stop), name="demo-script")
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            if elapsed >= options.duration_s:
+                break
+            if options.ui:
+                view = snapshot(service, plant.maintainx, elapsed, steps)
+                stream.write(CLEAR_SCREEN + render(view) + "\n")
+                stream.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REFRESH_S)
+        script.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await script
+        await _drain(service, plant)
+        view = snapshot(service, plant.maintainx, time.monotonic() - started, steps)
+        if options.ui:
+            stream.write(CLEAR_SCREEN + render(view) + "\n")
+        log_path = str(workdir / "agent.log") if options.ui else None
+        text = summary(view, time.monotonic() - started, log_path)
+        print(text, file=stream)
+        return DemoResult(view["work_orders"], int(view["outbox_depth"] or 0), text)
+    finally:
+        if service is not None:
+            await service.stop()
+        if relay is not None:
+            await relay.close()
+        await plant.close()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _play(plant: DemoPlant, steps: list[str], stop: asyncio.Event) -> None:
+    started = time.monotonic()
+    for step in SCRIPT:
+        delay = step.at_s - (time.monotonic() - started)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        steps.append(f"{step.at_s:5.1f} s  {step.says}")
+        log.info("Demo step.", extra={"at_s": step.at_s, "step": step.says})
+        try:
+            await step.action(plant)
+        except Exception:
+            log.exception("Demo step failed.", extra={"step": step.says})
+
+
+async def _drain(service: Any, plant: DemoPlant) -> None:
+    """Bring MaintainX back if the run ended during the outage, and give the outbox a few
+    seconds to empty, so the summary shows where every alert went."""
+    plant.maintainx.faults.drop_rate = 0.0
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline:
+        stats = service.agent.outbox_stats()
+        if stats is None or stats.depth == 0:
+            return
+        await asyncio.sleep(0.2)

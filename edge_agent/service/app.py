@@ -1,0 +1,209 @@
+"""The service around the agent: signals, hot reload, health, metrics and systemd.
+
+``Service.run()`` is what ``edge-agent run`` awaits:
+
+1. start the health server (``/healthz`` answers from the first second),
+2. start the agent's stages, tell systemd ``READY=1``, ping its watchdog,
+3. on SIGHUP or a changed site file: ``RELOADING=1``, validate, swap or keep, ``READY=1``,
+4. on SIGTERM/SIGINT: ``STOPPING=1``, stop polling, drain, save, exit within 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config.models import SiteConfig
+from edge_agent.interfaces import ForwarderStatus
+from edge_agent.service.health import HealthServer
+from edge_agent.service.metrics import as_mapping, build_registry
+from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent
+from edge_agent.service.reload import Reloader, Validate, default_validate
+from edge_agent.service.sdnotify import SystemdNotifier
+from edge_agent.service.secret_scan import register_config_secrets
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """One agent plus everything that makes it a well-behaved daemon."""
+
+    def __init__(
+        self,
+        site_path: Path,
+        config: SiteConfig,
+        state_dir: Path,
+        watched_files: Sequence[Path] = (),
+        notifier: SystemdNotifier | None = None,
+        validate: Validate = default_validate,
+    ) -> None:
+        self.site_path = site_path
+        self.base_dir = site_path.parent
+        self.notifier = notifier or SystemdNotifier()
+        self.agent = Agent(config, self.base_dir, state_dir)
+        self.reloader = Reloader(
+            site_path,
+            self._apply,
+            validate=validate,
+            on_reloading=self.notifier.reloading,
+            on_done=lambda: self.notifier.ready("running"),
+        )
+        self.reloader.watch_files(list(watched_files))
+        self.registry = build_registry(self.agent, self.reloader.report)
+        self.health = HealthServer(config.health.listen, self, self.registry)
+        self.stop_event = asyncio.Event()
+        self.ready_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ------------------------------------------------------------------ run
+
+    async def start(self) -> None:
+        """Start health, the agent and the background tasks; systemd hears READY=1."""
+        register_config_secrets(self.agent.config, self.base_dir)
+        await self.health.start()
+        try:
+            await self.agent.start()
+        except BaseException:
+            await self.health.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self.reloader.watch(), name="reload-watch"),
+            asyncio.create_task(self.notifier.watchdog_loop(), name="watchdog"),
+        ]
+        self.notifier.ready("running")
+        self.ready_event.set()
+
+    async def stop(self) -> None:
+        """STOPPING=1, then the agent's orderly stop, bounded so the process exits in time."""
+        self.notifier.stopping()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        try:
+            await asyncio.wait_for(self.agent.stop(), SHUTDOWN_BUDGET_S)
+        except TimeoutError:
+            log.error("Stopping took too long; exiting with work still in the outbox.")
+        await self.health.close()
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for signum, handler in (
+            (signal.SIGTERM, self.request_stop),
+            (signal.SIGINT, self.request_stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, handler)
+                installed.append(signum)
+        try:
+            await self.start()
+            log.info("Agent ready.", extra={"health": f"{self.health.host}:{self.health.port}"})
+            await self.stop_event.wait()
+            log.info("Stop requested.")
+            await self.stop()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+        return 0
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the site file and the secrets."""
+        task = asyncio.get_running_loop().create_task(
+            self.reloader.reload("SIGHUP", reload_credentials=True), name="reload"
+        )
+        self._tasks.append(task)
+
+    async def _apply(self, config: SiteConfig, reload_credentials: bool) -> list[str]:
+        register_config_secrets(config, self.base_dir)
+        return await self.agent.apply_config(config, reload_credentials)
+
+    # ------------------------------------------------------------------ health
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when every source is connected, the forwarder is connected, the outbox
+        is below its cap and no stage task has died. The details say why not."""
+        reasons: list[str] = []
+        agent = self.agent
+        if not self.ready_event.is_set():
+            reasons.append("starting")
+        if agent.stopping:
+            reasons.append("stopping")
+        sources: dict[str, Any] = {}
+        for name, source in sorted(agent.sources.items()):
+            stats = source.stats
+            sources[name] = {"connected": stats.connected, "last_error": stats.last_error}
+            if not stats.connected:
+                reasons.append(f"source {name} is not connected: {stats.last_error or 'no reply'}")
+        forwarder: dict[str, Any] = {}
+        if agent.forwarder is not None:
+            status = agent.forwarder.status
+            forwarder = {
+                "connected": status.connected,
+                "credentials_rejected": status.credentials_rejected,
+                "last_error": status.last_error,
+            }
+            if status.credentials_rejected:
+                reasons.append("forwarder credentials were rejected")
+            elif not status.connected and not _untried(agent, status):
+                reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
+        outbox = dict(as_mapping(agent.outbox_stats()))
+        cap = outbox.get("cap_bytes") or agent.config.storage.max_bytes
+        full = isinstance(outbox.get("bytes"), int) and outbox["bytes"] >= cap
+        if full or agent.holding_alerts:
+            reasons.append(
+                f"outbox is full ({outbox.get('bytes')} of {cap} bytes); "
+                f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
+            )
+        reasons.extend(f"task {name} has stopped" for name in agent.task_failures())
+        details: dict[str, Any] = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "sources": sources,
+            "forwarder": forwarder,
+            "outbox": {key: outbox.get(key) for key in ("depth", "bytes", "dead", "cap_bytes")},
+            "config": self._config_status(),
+        }
+        return not reasons, details
+
+    def liveness(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "site": self.agent.config.site.id,
+            "uptime_s": round((time.time_ns() - self.agent.started_ns) / 1e9, 3),
+            "config": self._config_status(),
+        }
+
+    def _config_status(self) -> dict[str, Any]:
+        report = self.reloader.report
+        return {
+            "last_reload": report.last_outcome,
+            "reloads": dict(report.outcomes),
+            "errors": report.errors if report.last_outcome == "rejected" else [],
+        }
+
+
+def _untried(agent: Agent, status: ForwarderStatus) -> bool:
+    """A MaintainX forwarder talks to MaintainX only when it has something to send: until
+    its first attempt, "not connected" means "not known yet", which is not a reason to be
+    unready (a health check should rather say ready wrongly than unready wrongly). An MQTT
+    forwarder connects at start, so its flag means what it says."""
+    forwarding = agent.config.forwarding
+    return (
+        forwarding is not None
+        and forwarding.mode == "maintainx"
+        and status.sent == status.failed == status.dead_lettered == 0
+        and status.last_error is None
+    )

@@ -1,0 +1,239 @@
+"""Prometheus metrics for one agent, read from the live stages at scrape time.
+
+A custom collector on a per-agent ``CollectorRegistry`` (never the global one: two agents
+in one process, as in tests and the demo, must not share counters). The stages keep their
+own counters (``ConnectionStats``, ``ForwarderStatus``, the outbox's stats, the rule
+engine's states); this module only names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from edge_agent.service.pipeline import Agent
+    from edge_agent.service.reload import ReloadReport
+
+NS = 1_000_000_000
+RULE_STATES = ("NORMAL", "PENDING", "ACTIVE", "CLEARING")
+
+
+def as_mapping(obj: Any) -> Mapping[str, Any]:
+    """A stage's stats as a mapping, whether it is a dataclass, a dict or an object."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return obj
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return {key: getattr(obj, key) for key in dir(obj) if not key.startswith("_")}
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return default
+
+
+class AgentCollector(Collector):
+    """Collects every ``edge_agent_*`` metric from one running :class:`Agent`."""
+
+    def __init__(self, agent: Agent, reloads: ReloadReport) -> None:
+        self._agent = agent
+        self._reloads = reloads
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield from self._sources()
+        yield from self._pipeline()
+        yield from self._rules()
+        yield from self._outbox()
+        yield from self._forwarder()
+        yield from self._reload()
+
+    def _sources(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        labels = ["connection"]
+        connected = GaugeMetricFamily(
+            "edge_agent_source_connected", "1 when the connection is up", labels=labels
+        )
+        reads = CounterMetricFamily(
+            "edge_agent_source_reads", "Poll cycles or notification batches read", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "edge_agent_source_read_errors", "Failed reads (bad readings produced)", labels=labels
+        )
+        requests = CounterMetricFamily(
+            "edge_agent_source_requests", "Protocol requests sent", labels=labels
+        )
+        overruns = CounterMetricFamily(
+            "edge_agent_source_overruns", "Polls that took longer than the interval", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            "edge_agent_source_read_latency_seconds", "Latency of the last read", labels=labels
+        )
+        last_good = GaugeMetricFamily(
+            "edge_agent_source_last_good_read_timestamp_seconds",
+            "Unix time of the last good read (0: never)",
+            labels=labels,
+        )
+        for name, source in sorted(self._agent.sources.items()):
+            stats = source.stats
+            connected.add_metric([name], float(stats.connected))
+            reads.add_metric([name], stats.reads)
+            errors.add_metric([name], stats.read_errors)
+            requests.add_metric([name], stats.requests)
+            overruns.add_metric([name], stats.overruns)
+            latency.add_metric([name], stats.last_latency_s)
+            last_good.add_metric([name], stats.last_good_read_ns / NS)
+        yield from (connected, reads, errors, requests, overruns, latency, last_good)
+
+    def _pipeline(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counters = self._agent.counters
+        readings = CounterMetricFamily(
+            "edge_agent_readings", "Readings received by the rules, by quality", labels=["quality"]
+        )
+        for quality, count in sorted(counters.readings.items()):
+            readings.add_metric([quality], count)
+        yield readings
+        yield CounterMetricFamily(
+            "edge_agent_alarm_events", "Alarm events emitted by the rules", counters.alarm_events
+        )
+        yield CounterMetricFamily(
+            "edge_agent_alerts_queued",
+            "Alert messages written to the outbox",
+            counters.alerts_queued,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_rule_errors", "Rule evaluations that raised", counters.rule_errors
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_start_time_seconds",
+            "Unix time the agent started",
+            self._agent.started_ns / NS,
+        )
+
+    def _rules(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        state = GaugeMetricFamily(
+            "edge_agent_rule_state", "1 for the state each rule is in", labels=["rule", "state"]
+        )
+        activations = CounterMetricFamily(
+            "edge_agent_rule_activations", "Episodes started per rule", labels=["rule"]
+        )
+        engine = self._agent.engine
+        if engine is not None:
+            counted = self._agent.counters.activations
+            for rule_id, current in sorted(engine.rule_states().items()):
+                for name in dict.fromkeys([*RULE_STATES, current]):
+                    state.add_metric([rule_id, name], float(name == current))
+                activations.add_metric([rule_id], counted.get(rule_id, 0))
+        yield state
+        yield activations
+        engine_counters = CounterMetricFamily(
+            "edge_agent_rule_engine",
+            "Readings the rules rejected, notifications held, state saves, by counter",
+            labels=["counter"],
+        )
+        if engine is not None:
+            for name, count in sorted(engine.counters.items()):
+                engine_counters.add_metric([name], count)
+        yield engine_counters
+
+    def _outbox(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = as_mapping(self._agent.outbox_stats())
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_depth", "Alerts waiting for delivery", _number(stats.get("depth"))
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_bytes", "Bytes the outbox holds", _number(stats.get("bytes"))
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_max_bytes", "The outbox's cap", _number(stats.get("cap_bytes"))
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered alert (0: empty)",
+            _number(stats.get("oldest_age_s")),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_leased", "Alerts out for delivery now", _number(stats.get("leased"))
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_dead_letters",
+            "Alerts that can never be delivered",
+            _number(stats.get("dead")),
+        )
+        refused = max(_number(stats.get("refused")), float(self._agent.counters.outbox_refused))
+        yield CounterMetricFamily(
+            "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_alerts_held",
+            "Alerts waiting to enter a full outbox (the rules wait with them)",
+            self._agent.holding_alerts,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_alerts_rejected",
+            "Alerts too large to ever store (logged)",
+            self._agent.counters.alerts_rejected,
+        )
+
+    def _forwarder(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        forwarder = self._agent.forwarder
+        if forwarder is None:
+            return
+        status = forwarder.status
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_connected", "1 when the forwarder can deliver", status.connected
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_credentials_rejected",
+            "1 when the destination refused our credentials",
+            status.credentials_rejected,
+        )
+        yield CounterMetricFamily("edge_agent_forwarder_sent", "Alerts delivered", status.sent)
+        yield CounterMetricFamily(
+            "edge_agent_forwarder_failed", "Delivery attempts that failed", status.failed
+        )
+        yield CounterMetricFamily(
+            "edge_agent_forwarder_dead_lettered",
+            "Alerts moved to dead letters",
+            status.dead_lettered,
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_last_delivery_timestamp_seconds",
+            "Unix time of the last confirmed delivery (0: never)",
+            status.last_delivery_ns / NS,
+        )
+
+    def _reload(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        report = self._reloads
+        reloads = CounterMetricFamily(
+            "edge_agent_config_reloads", "Configuration reloads by outcome", labels=["outcome"]
+        )
+        for outcome, count in sorted(report.outcomes.items()):
+            reloads.add_metric([outcome], count)
+        yield reloads
+        yield GaugeMetricFamily(
+            "edge_agent_config_last_reload_success",
+            "1 if the last reload was applied (or none happened), 0 if it was rejected",
+            float(report.last_outcome != "rejected"),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_config_errors",
+            "Errors in the site file on disk that keep it from being applied",
+            len(report.errors) if report.last_outcome == "rejected" else 0,
+        )
+
+
+def build_registry(agent: Agent, reloads: ReloadReport) -> CollectorRegistry:
+    """A registry of this agent's metrics only."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(agent, reloads))
+    return registry

@@ -1,0 +1,470 @@
+"""The running agent: sources → rule engine → outbox → forwarder as named asyncio tasks.
+
+::
+
+    source:plc1 ─┐                      (bounded queue: a full queue makes the sources wait)
+    source:ua1  ─┼─► readings ─► rules ─► outbox (disk) ◄─ forwarder ─► hub / MaintainX
+    clock tick  ─┘      (ticks drive on/off delays and staleness inside the "rules" task)
+
+The outbox is the only buffer that grows: a slow or absent forwarder never makes the agent
+drop readings or hold more than ``READINGS_QUEUE_BATCHES`` poll batches in memory.
+An alarm event is "accepted" once the outbox has it on disk; the rule state is saved right
+after, so that a restart neither loses nor repeats an episode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config.models import SiteConfig
+from edge_agent.interfaces import Forwarder, Source
+from edge_agent.readings import Reading
+
+log = logging.getLogger(__name__)
+
+READINGS_QUEUE_BATCHES = 256
+"""Poll batches held between the sources and the rules task before sources wait."""
+TICK_INTERVAL_S = 0.2
+"""How often the rules see the clock when no reading arrives (deadlines, staleness)."""
+SHUTDOWN_BUDGET_S = 8.0
+"""SIGTERM to exit: systemd's default stop timeout is longer, the contract is 10 s."""
+OUTBOX_RETRY_S = 1.0
+STATE_FLUSH_S = 5.0
+"""Rule state that changed without an event (pending timers, last values) is saved this often."""
+
+
+class AgentError(Exception):
+    """The agent could not start (state directory, outbox, health port)."""
+
+
+@dataclass
+class PipelineCounters:
+    """What the pipeline itself counts (the stages count their own)."""
+
+    readings: dict[str, int] = field(default_factory=lambda: {"good": 0, "uncertain": 0, "bad": 0})
+    unknown_sensor_readings: int = 0
+    alarm_events: int = 0
+    activations: dict[str, int] = field(default_factory=dict)
+    alerts_queued: int = 0
+    outbox_refused: int = 0
+    alerts_rejected: int = 0
+    rule_errors: int = 0
+    state_save_errors: int = 0
+
+
+def source_signature(config: SiteConfig, connection: str) -> Any:
+    """Everything that defines one source: its connection and its sensors. Two configs
+    with the same signature for a connection can keep the running source."""
+    sensors = sorted(
+        (sensor_id, sensor.model_dump(mode="json", by_alias=True))
+        for sensor_id, sensor in config.sensors.items()
+        if sensor.connection == connection
+    )
+    return (
+        config.connections[connection].model_dump(mode="json", by_alias=True),
+        config.defaults.poll,
+        sensors,
+    )
+
+
+class Agent:
+    """One site's agent. ``await start()``, then ``await run_until(stop_event)``.
+
+    ``base_dir`` is the site file's folder (relative secret files); ``state_dir`` holds the
+    outbox, dead letters, the alert → work order map and the rule state.
+    """
+
+    def __init__(self, config: SiteConfig, base_dir: Path, state_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.state_dir = state_dir
+        self.counters = PipelineCounters()
+        self.latest: dict[str, Reading] = {}
+        # The last alarm events, newest last (for the demo's view and debugging).
+        self.recent_events: deque[Any] = deque(maxlen=50)
+        self.started_ns = time.time_ns()
+        self.stopping = False
+        # Alerts waiting because the outbox is full (the rules wait with them).
+        self.holding_alerts = 0
+        self._hold_rule_state = False
+        self._queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
+            maxsize=READINGS_QUEUE_BATCHES
+        )
+        self._sources: dict[str, Source] = {}
+        self._source_tasks: dict[str, asyncio.Task[None]] = {}
+        self._rules_task: asyncio.Task[None] | None = None
+        self._forwarder_task: asyncio.Task[None] | None = None
+        self._forwarder: Forwarder | None = None
+        self._apply_lock = asyncio.Lock()
+        # Imported here, not at module level: each pulls in its stage's libraries.
+        from edge_agent.outbox.store import Outbox
+        from edge_agent.rules import RuleEngine, RuleStateStore
+
+        self._outbox_cls = Outbox
+        self._rule_engine_cls = RuleEngine
+        self._rule_store_cls = RuleStateStore
+        self.outbox: Any = None
+        self.engine: Any = None
+        self.rule_store: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the state, build every stage and start their tasks. No network I/O is
+        awaited here: sources and forwarder connect (and retry) in their own tasks."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise AgentError(f"cannot create state directory {self.state_dir}: {exc}") from exc
+        try:
+            self.outbox = await asyncio.to_thread(
+                self._outbox_cls.open, self.state_dir / "outbox", self.config.storage.max_bytes
+            )
+            self.rule_store = self._rule_store_cls.in_directory(self.state_dir)
+            # Not durable on its own: the state is saved after the events are in the
+            # outbox, so a crash in between repeats an event rather than losing it.
+            self.engine = self._rule_engine_cls(self.config, self.rule_store, durable=False)
+        except OSError as exc:
+            raise AgentError(f"cannot open the state in {self.state_dir}: {exc}") from exc
+        self._rules_task = asyncio.create_task(self._rules_loop(), name="rules")
+        self._start_forwarder()
+        from edge_agent.sources import build_sources
+
+        for source in build_sources(self.config, self.base_dir):
+            self._start_source(source)
+        log.info(
+            "Agent started.",
+            extra={
+                "site": self.config.site.id,
+                "connections": sorted(self._sources),
+                "rules": len(self.config.rules),
+                "state_dir": str(self.state_dir),
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop polling, let the rules finish what is queued, save rule state, stop the
+        forwarder (leased items go back to the outbox) and close the outbox."""
+        self.stopping = True
+        for name in list(self._source_tasks):
+            await self._stop_source(name)
+        if self._rules_task is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._rules_task), 3.0)
+            except TimeoutError:
+                log.warning("Rules did not drain in time; cancelling.")
+                self._rules_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._rules_task
+            except Exception:
+                log.exception("Rules task failed while stopping.")
+        self._save_rule_state()
+        await self._stop_forwarder()
+        if self.outbox is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.outbox.close)
+        log.info("Agent stopped.", extra={"site": self.config.site.id})
+
+    def task_failures(self) -> list[str]:
+        """Names of stage tasks that ended on their own (they should run until cancelled)."""
+        tasks: list[asyncio.Task[None]] = list(self._source_tasks.values())
+        tasks += [t for t in (self._rules_task, self._forwarder_task) if t is not None]
+        return [t.get_name() for t in tasks if t.done() and not t.cancelled()]
+
+    # ------------------------------------------------------------------ stages
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        return dict(self._sources)
+
+    @property
+    def forwarder(self) -> Forwarder | None:
+        return self._forwarder
+
+    def _start_source(self, source: Source) -> None:
+        self._sources[source.name] = source
+        self._source_tasks[source.name] = asyncio.create_task(
+            self._run_source(source), name=f"source:{source.name}"
+        )
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            await source.run(self._sink)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A source must not raise for I/O; if it does anyway, it is a bug: keep the
+            # rest of the agent running and say so (readiness turns false).
+            log.exception("Source stopped with an error.", extra={"connection": source.name})
+
+    async def _stop_source(self, name: str) -> None:
+        task = self._source_tasks.pop(name, None)
+        source = self._sources.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 3.0)
+        if source is not None:
+            try:
+                await asyncio.wait_for(source.close(), 3.0)
+            except Exception as exc:
+                log.warning(
+                    "Source did not close cleanly.",
+                    extra={"connection": name, "error": repr(exc)},
+                )
+
+    def _start_forwarder(self) -> None:
+        if self.config.forwarding is None:
+            log.warning("No forwarding configured: alerts stay in the outbox.")
+            return
+        from edge_agent.forwarders import build_forwarder
+
+        self._forwarder = build_forwarder(self.config, self.outbox, self.state_dir, self.base_dir)
+        self._forwarder_task = asyncio.create_task(self._run_forwarder(), name="forwarder")
+
+    async def _run_forwarder(self) -> None:
+        assert self._forwarder is not None
+        try:
+            await self._forwarder.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Forwarder stopped with an error.")
+
+    async def _stop_forwarder(self) -> None:
+        task, self._forwarder_task = self._forwarder_task, None
+        forwarder, self._forwarder = self._forwarder, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 3.0)
+        if forwarder is not None:
+            try:
+                await asyncio.wait_for(forwarder.close(), 3.0)
+            except Exception as exc:
+                log.warning("Forwarder did not close cleanly.", extra={"error": repr(exc)})
+
+    async def _sink(self, readings: Sequence[Reading]) -> None:
+        # Awaiting a full queue is the backpressure: the source polls again only when the
+        # rules have caught up, instead of readings piling up in memory.
+        if readings:
+            await self._queue.put(readings)
+
+    # ------------------------------------------------------------------ rules
+
+    async def _rules_loop(self) -> None:
+        next_tick = time.monotonic()
+        next_flush = next_tick + STATE_FLUSH_S
+        while True:
+            timeout = max(0.0, next_tick - time.monotonic())
+            try:
+                batch = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                batch = ()
+            if batch is None:
+                return
+            events: list[Any] = []
+            for reading in batch:
+                events.extend(self._feed(reading))
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_INTERVAL_S
+                events.extend(self._tick(time.time_ns()))
+            if events:
+                await self._accept(events)
+            elif time.monotonic() >= next_flush:
+                next_flush = time.monotonic() + STATE_FLUSH_S
+                self._save_rule_state()
+
+    def _feed(self, reading: Reading) -> list[Any]:
+        self.counters.readings[reading.quality.value] = (
+            self.counters.readings.get(reading.quality.value, 0) + 1
+        )
+        self.latest[reading.sensor_id] = reading
+        try:
+            return list(self.engine.feed(reading))
+        except Exception:
+            self.counters.rule_errors += 1
+            log.exception("Rule evaluation failed.", extra={"sensor": reading.sensor_id})
+            return []
+
+    def _tick(self, now_ns: int) -> list[Any]:
+        try:
+            return list(self.engine.tick(now_ns) or [])
+        except Exception:
+            self.counters.rule_errors += 1
+            log.exception("Rule clock tick failed.")
+            return []
+
+    async def _accept(self, events: list[Any]) -> None:
+        """Put the alert messages of ``events`` in the outbox (durably), then save the rule
+        state. If the outbox refuses (full), wait and retry: the queue fills up and the
+        sources slow down rather than an alert being dropped."""
+        from edge_agent.outbox.store import OutboxError, OutboxFull, PayloadTooLarge
+        from edge_agent.rules import to_alert_message
+
+        self.counters.alarm_events += len(events)
+        self.recent_events.extend(events)
+        messages = []
+        for event in events:
+            if event.kind == "activated" and event.rule_id is not None:
+                activations = self.counters.activations
+                activations[event.rule_id] = activations.get(event.rule_id, 0) + 1
+            message = to_alert_message(event, self.config)
+            log.info(
+                "Alarm event.",
+                extra={
+                    "rule": event.rule_id,
+                    "sensor": event.sensor_id,
+                    "event": event.kind,
+                    "value": event.value,
+                    "priority": event.priority,
+                    "alert_id": event.alert_id,
+                    "notify": message is not None,
+                },
+            )
+            if message is not None:
+                messages.append(message)
+        refused_logged = False
+        while messages:
+            try:
+                await asyncio.to_thread(self.outbox.put_many, messages)
+            except OutboxFull:
+                self.holding_alerts = len(messages)
+                # The outbox logs and counts every refusal itself.
+                if not refused_logged:
+                    self.counters.outbox_refused += len(messages)
+                    log.error(
+                        "Outbox is full; holding alerts until the forwarder drains it.",
+                        extra={"alerts": len(messages)},
+                    )
+                    refused_logged = True
+            except PayloadTooLarge:
+                messages = await self._put_one_by_one(messages)
+                if not messages:
+                    break
+            except OutboxError as exc:
+                log.error(
+                    "Outbox write failed; retrying.",
+                    extra={"error": str(exc), "alerts": len(messages)},
+                )
+            else:
+                self.holding_alerts = 0
+                self._queued(len(messages))
+                break
+            if self.stopping:
+                # Not saving the rule state from here on means the restarted agent
+                # re-detects these episodes and tries again, instead of forgetting them.
+                self._hold_rule_state = True
+                log.error(
+                    "Stopping with alerts the outbox did not take; they will be raised again "
+                    "after the restart.",
+                    extra={"alerts": len(messages)},
+                )
+                break
+            await asyncio.sleep(OUTBOX_RETRY_S)
+        self._save_rule_state()
+
+    def _queued(self, count: int) -> None:
+        self.counters.alerts_queued += count
+        # A forwarder that idles between outbox polls may offer ``wake()`` so that a new
+        # alert goes out now rather than at its next poll.
+        wake = getattr(self._forwarder, "wake", None)
+        if callable(wake):
+            wake()
+
+    async def _put_one_by_one(self, messages: list[Any]) -> list[Any]:
+        """One alert is too large to ever store: store the others one at a time, reject that
+        one (logged, counted), and return what still has to be retried."""
+        from edge_agent.outbox.store import OutboxError, PayloadTooLarge
+
+        retry: list[Any] = []
+        for message in messages:
+            if retry:
+                retry.append(message)  # keep the order behind a message that must wait
+                continue
+            try:
+                await asyncio.to_thread(self.outbox.put_many, [message])
+            except PayloadTooLarge as exc:
+                self.counters.alerts_rejected += 1
+                log.error(
+                    "Alert too large for the outbox; rejected.",
+                    extra={"alert_id": message.get("alert_id"), "error": str(exc)},
+                )
+            except OutboxError:
+                retry.append(message)
+            else:
+                self._queued(1)
+        return retry
+
+    def _save_rule_state(self) -> None:
+        if self.rule_store is None or self.engine is None or self._hold_rule_state:
+            return
+        # The engine logs and counts a failed save and stays dirty: the next flush retries.
+        if not self.engine.flush():
+            self.counters.state_save_errors += 1
+
+    # ------------------------------------------------------------------ reload
+
+    async def apply_config(self, new: SiteConfig, reload_credentials: bool = False) -> list[str]:
+        """Swap in a validated configuration without restarting; returns what changed.
+
+        Rules: the engine keeps the state of every unchanged rule and every open episode.
+        Sources: only connections whose settings or sensors changed are restarted.
+        Forwarder: rebuilt if ``forwarding`` changed; otherwise its credentials are re-read
+        when ``reload_credentials`` (SIGHUP) asks for it.
+        """
+        async with self._apply_lock:
+            old = self.config
+            changes: list[str] = []
+            self.engine.reconfigure(new)
+            if old.rules != new.rules or old.assets != new.assets:
+                changes.append("rules")
+            self.config = new
+            stale = [
+                name
+                for name in self._sources
+                if name not in new.connections
+                or source_signature(old, name) != source_signature(new, name)
+            ]
+            for name in stale:
+                await self._stop_source(name)
+                changes.append(f"source:{name}")
+            missing = [name for name in new.connections if name not in self._sources]
+            if missing:
+                from edge_agent.sources import build_sources
+
+                for source in build_sources(new, self.base_dir):
+                    if source.name in missing:
+                        self._start_source(source)
+                        changes.append(f"source:{source.name}")
+            if old.forwarding != new.forwarding:
+                await self._stop_forwarder()
+                self._start_forwarder()
+                changes.append("forwarder")
+            elif reload_credentials and self._forwarder is not None:
+                reload = getattr(self._forwarder, "reload_credentials", None)
+                if reload is not None:
+                    result = reload()
+                    if asyncio.iscoroutine(result):
+                        await result
+                    changes.append("credentials")
+            for section in ("storage", "health", "logging"):
+                if getattr(old, section) != getattr(new, section):
+                    log.warning("This section changes only on restart.", extra={"section": section})
+            self._save_rule_state()
+            return sorted(set(changes))
+
+    # ------------------------------------------------------------------ health
+
+    def outbox_stats(self) -> Any:
+        return self.outbox.stats() if self.outbox is not None else None

@@ -1,0 +1,46 @@
+"""Find the secrets a site file references and register their values for redaction.
+
+Components resolve their own secrets when they connect; the service resolves every
+reference once at start (and after a reload) only to tell the log redactor what to hide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config.models import SiteConfig
+from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.service.logs import register_secret
+
+_REFERENCE_RE = re.compile(r"^(\$\{[A-Za-z_][A-Za-z0-9_]*\}|file:.+)$")
+# Fields that hold secret references (``SecretRef``) anywhere in the site file.
+_SECRET_KEYS = frozenset({"api_key", "password", "token", "secret"})
+
+
+def _references(node: Any, key: str = "") -> Iterator[str]:
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            yield from _references(child, str(child_key))
+    elif isinstance(node, list):
+        for child in node:
+            yield from _references(child, key)
+    elif isinstance(node, str) and key in _SECRET_KEYS and _REFERENCE_RE.match(node):
+        yield node
+
+
+def register_config_secrets(config: SiteConfig, base_dir: Path | None) -> int:
+    """Resolve every secret reference in ``config`` and register its value; returns how
+    many were registered. An unresolvable reference is skipped here: the component that
+    needs it reports the error (naming the reference, never a value)."""
+    count = 0
+    for reference in set(_references(config.model_dump(mode="python", by_alias=True))):
+        try:
+            secret = resolve(reference, base_dir)
+        except SecretError:
+            continue
+        register_secret(secret.reveal())
+        count += 1
+    return count

@@ -1,0 +1,58 @@
+"""`edge-agent demo --no-ui --duration N`: the scripted demo ends with work orders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, mosquitto_binary
+
+
+def test_packaged_demo_site_is_the_configs_copy() -> None:
+    shipped = REPO_ROOT / "edge_agent" / "demo" / "site.yaml"
+    assert shipped.read_text() == (REPO_ROOT / "configs" / "demo" / "site.yaml").read_text()
+
+
+def _run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent",
+            "demo",
+            "--no-ui",
+            "--duration",
+            "30",
+            "--workdir",
+            str(tmp_path),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={"PATH": "/usr/sbin:/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["direct", "mqtt"])
+def test_demo_runs_and_its_summary_shows_work_orders(tmp_path: Path, mode: str) -> None:
+    if mode == "mqtt":
+        mosquitto_binary()  # fails with the install hint when mosquitto is missing
+    done = _run_demo(tmp_path, *(["--mqtt"] if mode == "mqtt" else []))
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    summary = done.stdout[done.stdout.index("Demo finished") :]
+    count = int(summary.split("work orders created at MaintainX:")[1].split()[0])
+    assert count >= 2, summary
+    # The bearing overheated, and the winding's order waited out the MaintainX outage.
+    assert "Cooling-water pump P-101: bearing" in summary
+    assert "Conveyor motor M-201: winding" in summary
+    assert "alerts still in the outbox: 0" in summary
+    assert "Network to MaintainX drops" in done.stderr
+    assert "Traceback" not in done.stderr
+    for line in done.stderr.splitlines():
+        json.loads(line)  # the agent's log: JSON lines (stderr is not a terminal)
