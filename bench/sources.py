@@ -204,7 +204,8 @@ def run_load_test(duration_s: float) -> dict[str, float]:
     )
     if summary:
         print(
-            f"  cycles: Modbus {summary['modbus_batches']} "
+            f"  cycles over the poller's whole run ({WARMUP_S + duration_s + 1:.0f} s with "
+            f"warm-up): Modbus {summary['modbus_batches']} "
             f"({summary['modbus_good']} good readings, {summary['modbus_overruns']} overruns), "
             f"OPC UA {summary['opcua_batches']} "
             f"({summary['opcua_good']} good readings, {summary['opcua_overruns']} overruns)"

@@ -105,14 +105,13 @@ def _load(path: Path) -> SiteConfig | None:
     from edge_agent.config.diagnostics import ConfigError
     from edge_agent.config.loader import load_site
 
-    if not path.is_file():
-        print(f"edge-agent read: {path}: no such file", file=sys.stderr)
-        return None
     try:
         return load_site(path)
     except ConfigError as exc:
+        # A missing file, a directory, bad YAML or a bad value: the loader's own line says
+        # which, with file, line and column.
         print(str(exc), file=sys.stderr)
-        print(f"edge-agent read: {path} has errors; fix them first", file=sys.stderr)
+        print(f"edge-agent read: {path} cannot be used; fix it first", file=sys.stderr)
         return None
 
 
@@ -167,9 +166,16 @@ def format_value(value: Value) -> str:
 
 def format_raw(reading: Reading, sensor: Sensor | None = None) -> str:
     """Registers as 4-digit hex words (what a Modbus tool shows), coils and discrete
-    inputs as 0/1, an OPC UA status as its text; the reason when the reading is bad."""
+    inputs as 0/1, an OPC UA status as its text. A bad reading shows its reason first and
+    then the registers it came from, when there were any (a NaN float, a string that is
+    not text): those are what an installer compares with the device's manual."""
+    shown = _format_raw_data(reading, sensor)
     if not reading.is_good and reading.reason:
-        return reading.reason
+        return f"{reading.reason} {shown}" if shown and shown != reading.reason else reading.reason
+    return shown
+
+
+def _format_raw_data(reading: Reading, sensor: Sensor | None) -> str:
     raw = reading.raw
     if raw is None:
         return ""

@@ -8,6 +8,7 @@ file is reported in one pass.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Iterable, Iterator
@@ -17,8 +18,8 @@ from pydantic import ValidationError
 
 from edge_agent.alerts import PRIORITY_ORDER
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Check, Document
-from edge_agent.config.messages import did_you_mean, suggest
+from edge_agent.config.loader import YAML11_FALSE, YAML11_TRUE, Check, Document
+from edge_agent.config.messages import describe_value, did_you_mean, suggest
 from edge_agent.config.models import (
     CONDITION_KEYS,
     TEMPLATE_FIELDS,
@@ -30,6 +31,7 @@ from edge_agent.config.units import format_duration, parse_duration
 
 MODBUS: Final = ("modbus-tcp", "modbus-rtu")
 TEMPLATE_KEYS: Final = ("title", "description")
+YAML11_WORDS: Final = YAML11_TRUE | YAML11_FALSE
 
 
 def _items(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -352,10 +354,54 @@ _SAMPLE_FOR_FIELD: Final[dict[str, Any]] = {
     "limit": 85.0,
     "priority": "HIGH",
 }
+# What a sample of each kind of value looks like (``kinds`` of :func:`template_problems`).
+_SAMPLE_OF_KIND: Final[dict[str, Any]] = {
+    "number": 97.25,
+    "integer": 97,
+    "bool": True,
+    "text": "text",
+}
+_KIND_WORDS: Final[dict[str, str]] = {
+    "number": "a number",
+    "integer": "a whole number",
+    "bool": "a bool",
+    "text": "text",
+}
+_INTEGER_TYPES: Final = frozenset(
+    {
+        RegisterType.INT16,
+        RegisterType.UINT16,
+        RegisterType.INT32,
+        RegisterType.UINT32,
+        RegisterType.INT64,
+        RegisterType.UINT64,
+    }
+)
 
 
-def template_problems(template: str) -> Iterable[str]:
-    """What is wrong with one work-order template (empty when it renders)."""
+def _unknown_field(name: str, fields: list[str]) -> str:
+    """ "did you mean" for a typo; for a field we do not have (``{asset.location}``), the
+    fields of that kind there are, rather than a near spelling that means something else."""
+    nearest = suggest(name, fields)
+    close = nearest is not None and (
+        nearest.lower() == name.lower()
+        or difflib.SequenceMatcher(None, name.lower(), nearest.lower()).ratio() >= 0.7
+    )
+    if nearest is not None and close:
+        return f"unknown template field {{{name}}}; did you mean {{{nearest}}}?"
+    prefix = name.split(".", 1)[0]
+    kin = [f"{{{field}}}" for field in fields if field.startswith(f"{prefix}.")]
+    if "." in name and kin:
+        return f"unknown template field {{{name}}}; the {prefix} fields are {', '.join(kin)}"
+    return f"unknown template field {{{name}}}; fields: {', '.join(fields)}"
+
+
+def template_problems(template: str, kinds: dict[str, str] | None = None) -> Iterable[str]:
+    """What is wrong with one work-order template (empty when it renders).
+
+    ``kinds`` says what the rule's ``value``, ``peak`` and ``limit`` hold (``"number"``,
+    ``"integer"``, ``"bool"`` or ``"text"``, with the reason after a ``:`` for the
+    message, e.g. ``"bool:sensor `p101_running` is a coil"``); a number by default."""
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -366,11 +412,7 @@ def template_problems(template: str) -> Iterable[str]:
         if name is None:
             continue
         if name not in TEMPLATE_FIELDS:
-            nearest = suggest(name, fields)
-            if nearest:
-                yield f"unknown template field {{{name}}}; did you mean {{{nearest}}}?"
-            else:
-                yield f"unknown template field {{{name}}}; fields: {', '.join(fields)}"
+            yield _unknown_field(name, fields)
             continue
         if conversion:
             yield f"{{{name}!{conversion}}}: conversions are not supported, use a format spec"
@@ -381,24 +423,117 @@ def template_problems(template: str) -> Iterable[str]:
         if re.search(r"\d{4,}", spec or ""):
             yield f"{{{name}:{spec}}}: a width or precision above 999 is not supported"
             continue
+        kind, _, why = (kinds or {}).get(name, "").partition(":")
+        if kind == "bool" and spec:
+            # format(True, ".1f") is "1.0" and format(True, ">5") is "    1": any spec
+            # turns True/False into a number the reader of the work order cannot place.
+            yield (
+                f"{{{name}:{spec}}}: {name} is a bool here ({why}); with a format spec "
+                f"True prints as {format(True, spec).strip()!r}: write {{{name}}} "
+                "(True or False)"
+            )
+            continue
+        sample = _SAMPLE_OF_KIND[kind] if kind else _SAMPLE_FOR_FIELD.get(name, "text")
         try:
-            format(_SAMPLE_FOR_FIELD.get(name, "text"), spec or "")
+            format(sample, spec or "")
         except ValueError:
-            kind = "a number" if name in _SAMPLE_FOR_FIELD else "text"
-            yield f"{{{name}:{spec}}}: format spec `{spec}` does not fit {name}, which is {kind}"
+            if kind:
+                what = f"{_KIND_WORDS[kind]} here ({why})"
+            else:
+                what = "a number" if name in _SAMPLE_FOR_FIELD else "text"
+            yield f"{{{name}:{spec}}}: format spec `{spec}` does not fit {name}, which is {what}"
+
+
+def _sensor_kind(doc: Document, sensor_id: Any) -> str | None:
+    """``"bool:<why>"``, ``"text:<why>"`` or ``"number:<why>"`` for a Modbus sensor whose
+    register is valid; ``None`` when unknown (OPC UA types are only known at run time)."""
+    if not isinstance(sensor_id, str):
+        return None
+    register = _register(doc.get("sensors", sensor_id, "register"))
+    if register is None:
+        return None
+    kind = register.value_type
+    if kind is RegisterType.BOOL:
+        what = register.table.value if register.table.is_bits else "type bool"
+        return f"bool:sensor `{sensor_id}` is a {what}"
+    if kind is RegisterType.STRING:
+        return f"text:sensor `{sensor_id}` is a string register"
+    if kind in _INTEGER_TYPES and doc.get("sensors", sensor_id, "scale") is None:
+        # Unscaled integers stay integers: `{value:x}` (hex of a status word) is fine.
+        return f"integer:sensor `{sensor_id}` is {kind.value}"
+    return f"number:sensor `{sensor_id}` is {kind.value}"
+
+
+def _value_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return None
 
 
 def check_templates(doc: Document) -> Iterator[Diagnostic]:
-    """Work-order templates use only the known fields, with format specs that fit."""
+    """Work-order templates use only the known fields, with format specs that fit what the
+    rule's sensor holds (a bool coil or a string register is not a number)."""
     for index, rule in _rules(doc):
         work_order = rule.get("work_order")
         if not isinstance(work_order, dict):
             continue
+        kinds: dict[str, str] = {}
+        sensor_kind = _sensor_kind(doc, rule.get("sensor"))
+        if sensor_kind is not None:
+            kinds["value"] = kinds["peak"] = sensor_kind
+        if rule.get("equals") is not None:
+            # An `equals:` rule reports its target as the limit.
+            target_kind = _value_kind(rule.get("equals"))
+            if target_kind is not None:
+                kinds["limit"] = f"{target_kind}:the rule's `equals:` target"
         for key in TEMPLATE_KEYS:
             template = work_order.get(key)
             if isinstance(template, str):
-                for problem in template_problems(template):
+                for problem in template_problems(template, kinds):
                     yield doc.at(("rules", index, "work_order", key), problem)
+
+
+def _equals_problem(sensor_kind: str, target: Any) -> str | None:
+    """Why ``equals: target`` can never match a sensor of ``sensor_kind`` (or ``None``)."""
+    kind, _, why = sensor_kind.partition(":")
+    kind = "number" if kind == "integer" else kind
+    target_kind = _value_kind(target)
+    if target_kind is None:
+        return None  # the model reports a value of the wrong type
+    shown = describe_value(target)
+    if kind == "bool":
+        if target_kind == "bool" or (target_kind == "number" and target in (0, 1)):
+            return None  # 0 and 1 compare equal to false and true
+        return f"{why}: it is never equal to {shown}; write true or false"
+    if kind == "text" and target_kind != "text":
+        return f"{why}: it reads text, never {shown}; write the text in quotes"
+    if kind == "number" and target_kind == "text":
+        return f"{why}: it reads numbers, never the text {shown}; write a number"
+    return None
+
+
+def check_equals_fit_sensor(doc: Document) -> Iterator[Diagnostic]:
+    """`equals:` (of a rule or its `only_when:`) compares with a value the sensor can read:
+    a coil is never equal to "on", a float register never to "running"."""
+    for index, rule in _rules(doc):
+        places: list[tuple[Any, tuple[str | int, ...]]] = []
+        if "equals" in rule:
+            places.append((rule.get("sensor"), ("rules", index, "equals")))
+        gate = rule.get("only_when")
+        if isinstance(gate, dict) and "equals" in gate:
+            places.append((gate.get("sensor"), ("rules", index, "only_when", "equals")))
+        for sensor_id, path in places:
+            kind = _sensor_kind(doc, sensor_id)
+            target = doc.get(*path)
+            if path in doc.source.plain_text and str(target).lower() in YAML11_WORDS:
+                continue  # `equals: off` is reported once, as the YAML 1.1 trap it is
+            problem = _equals_problem(kind, target) if kind is not None else None
+            if problem is not None:
+                yield doc.at(path, problem)
 
 
 def check_stale_vs_poll(doc: Document) -> Iterator[Diagnostic]:
@@ -413,13 +548,146 @@ def check_stale_vs_poll(doc: Document) -> Iterator[Diagnostic]:
             poll_ns = parse_duration(poll if poll is not None else default_poll)
         except ValueError:
             continue  # the model reports a malformed duration
-        if stale_ns is not None and stale_ns <= poll_ns:
+        # 0s is an error of its own (check_positive_durations): say it once.
+        if stale_ns is not None and 0 < stale_ns <= poll_ns:
             yield doc.at(
                 ("sensors", sensor_id, "stale_after"),
                 f"stale_after {format_duration(stale_ns)} is not longer than the poll "
                 f"interval {format_duration(poll_ns)}: the sensor would go stale between polls",
                 "warning",
             )
+
+
+_HOST_WITH_PORT: Final = re.compile(r"^([^:\s]+):(\d+)$")
+
+
+def _host_problem(host: str, port_key: str) -> str | None:
+    """Why ``host`` is not a bare host name or address (``None`` when it is one)."""
+    if "://" in host:
+        scheme, _, rest = host.partition("://")
+        bare = rest.split("/")[0].rsplit(":", 1)[0] if rest else "10.0.7.21"
+        return (
+            f"`host` is a name or an address, not a URL: write {bare or '10.0.7.21'} "
+            f"(without {scheme}://; the port goes in `{port_key}:`)"
+        )
+    with_port = _HOST_WITH_PORT.match(host)
+    if with_port:
+        return (
+            f"`host` holds no port: write host: {with_port.group(1)} and "
+            f"{port_key}: {with_port.group(2)}"
+        )
+    if any(char.isspace() for char in host) or not host.strip():
+        return f"`host` {describe_value(host)} is not a host name or address"
+    return None
+
+
+def check_hosts(doc: Document) -> Iterator[Diagnostic]:
+    """`host: 10.0.7.21:502` or `host: tcp://plc`: the port and the scheme have keys of
+    their own, and a host with them never resolves."""
+    places: list[tuple[str | int, ...]] = [
+        ("connections", name, "host")
+        for name, connection in _items(doc.get("connections"))
+        if connection.get("protocol") == "modbus-tcp"
+    ]
+    places.append(("forwarding", "mqtt", "host"))
+    for path in places:
+        host = doc.get(*path)
+        if isinstance(host, str):
+            problem = _host_problem(host, "port")
+            if problem is not None:
+                yield doc.at(path, problem)
+
+
+def _positive_duration_paths(doc: Document) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every duration that must be longer than zero, with what a zero would do."""
+    spin = "it would poll without pause"
+    yield ("defaults", "poll"), spin
+    yield ("defaults", "stale_after"), "every reading would be stale at once"
+    for name, connection in _items(doc.get("connections")):
+        here = ("connections", name)
+        yield (*here, "poll"), spin
+        yield (*here, "timeout"), "no request could ever be answered in time"
+        if connection.get("protocol") == "opcua":
+            yield (*here, "watchdog"), "every subscription would be rebuilt at once"
+    for sensor_id, _sensor in _items(doc.get("sensors")):
+        yield ("sensors", sensor_id, "stale_after"), "every reading would be stale at once"
+    for index, _rule in _rules(doc):
+        yield ("rules", index, "stale_after"), "every reading would be stale at once"
+    yield ("forwarding", "maintainx", "timeout"), "no request could ever be answered in time"
+
+
+def _backoff_paths(doc: Document) -> Iterator[tuple[str | int, ...]]:
+    for name, _connection in _items(doc.get("connections")):
+        yield ("connections", name, "backoff")
+    yield ("forwarding", "mqtt", "backoff")
+    yield ("forwarding", "maintainx", "backoff")
+
+
+def _duration_at(doc: Document, path: tuple[str | int, ...]) -> int | None:
+    raw = doc.get(*path)
+    if raw is None:
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        return None  # the model reports a malformed duration
+
+
+def check_positive_durations(doc: Document) -> Iterator[Diagnostic]:
+    """`poll: 0s`, `timeout: 0s`, `backoff: {initial: 0s}`: valid durations that would make
+    the agent spin, time out at once or reconnect without pause."""
+    for path, consequence in _positive_duration_paths(doc):
+        if _duration_at(doc, path) == 0:
+            yield doc.at(path, f"`{path[-1]}` must be longer than 0s: {consequence}")
+    for path in _backoff_paths(doc):
+        initial = _duration_at(doc, (*path, "initial"))
+        largest = _duration_at(doc, (*path, "max"))
+        if initial == 0:
+            yield doc.at(
+                (*path, "initial"),
+                "`initial` must be longer than 0s: reconnects would follow each other "
+                "without pause (write e.g. 500ms)",
+            )
+        elif initial is not None and largest is not None and largest < initial:
+            yield doc.at(
+                (*path, "max"),
+                f"backoff max {format_duration(largest)} is shorter than initial "
+                f"{format_duration(initial)}",
+            )
+
+
+def check_rtu_broadcast(doc: Document) -> Iterator[Diagnostic]:
+    """Unit id 0 on a serial bus is the broadcast address: devices act on a broadcast
+    write but never answer, so every read of it would time out. (Modbus TCP devices often
+    answer unit 0 for themselves, so it stays allowed there.)"""
+    serial: set[str] = set()
+    for name, connection in _items(doc.get("connections")):
+        protocol = connection.get("protocol")
+        if protocol == "modbus-rtu" or (
+            protocol == "modbus-tcp" and connection.get("framer") == "rtu"
+        ):
+            serial.add(name)
+            unit = connection.get("unit_id")
+            if isinstance(unit, int) and not isinstance(unit, bool) and unit == 0:
+                yield doc.at(("connections", name, "unit_id"), _BROADCAST)
+    for sensor_id, sensor in _items(doc.get("sensors")):
+        unit = sensor.get("unit_id")
+        via = sensor.get("connection")
+        if not isinstance(via, str) or via not in serial or isinstance(unit, bool):
+            continue
+        if unit == 0:
+            yield doc.at(("sensors", sensor_id, "unit_id"), _BROADCAST)
+        elif isinstance(unit, int) and 247 < unit <= 255:
+            yield doc.at(
+                ("sensors", sensor_id, "unit_id"),
+                f"unit_id {unit} is reserved on a serial bus; device addresses are 1–247",
+            )
+
+
+_BROADCAST: Final = (
+    "unit_id 0 is the broadcast address on a serial bus: no device answers a read sent "
+    "to it; use the device's address (1–247)"
+)
 
 
 SITE_CHECKS: Final[tuple[Check, ...]] = (
@@ -433,6 +701,10 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_bands,
     check_escalation,
     check_templates,
+    check_equals_fit_sensor,
     check_stale_vs_poll,
+    check_hosts,
+    check_positive_durations,
+    check_rtu_broadcast,
 )
 """Every check of a site file, in the order they run."""

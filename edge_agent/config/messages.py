@@ -87,6 +87,68 @@ def suggest_key(key: str, allowed: Sequence[str]) -> str | None:
     return suggest(key, allowed)
 
 
+# Words other tools and device manuals use for our values: `parity: none` is N, and a
+# manual's "float" or "REAL" is the 32-bit IEEE float (not float64, the nearest spelling).
+VALUE_SYNONYMS: Final[dict[str, str]] = {
+    "none": "N",
+    "no": "N",
+    "even": "E",
+    "odd": "O",
+    "float": "float32",
+    "real": "float32",
+    "single": "float32",
+    "double": "float64",
+    "lreal": "float64",
+    "int": "int16",
+    "short": "int16",
+    "word": "uint16",
+    "uint": "uint16",
+    "ushort": "uint16",
+    "dint": "int32",
+    "long": "int32",
+    "dword": "uint32",
+    "udint": "uint32",
+    "ulong": "uint32",
+    "lint": "int64",
+    "lword": "uint64",
+    "ulint": "uint64",
+    "boolean": "bool",
+    "bit": "bool",
+    "coils": "coil",
+    "holding_register": "holding",
+    "holding_registers": "holding",
+    "input_register": "input",
+    "input_registers": "input",
+    "discrete_input": "discrete",
+    "discrete_inputs": "discrete",
+    "critical": "HIGH",
+    "urgent": "HIGH",
+}
+# Register layouts as device manuals name them, in our two keys.
+ORDER_NAMES: Final[dict[str, str]] = {
+    "abcd": "word_order: big, byte_order: big",
+    "cdab": "word_order: little, byte_order: big",
+    "badc": "word_order: big, byte_order: little",
+    "dcba": "word_order: little, byte_order: little",
+    "swap": "word_order: little (swapped words, CDAB)",
+    "swapped": "word_order: little (swapped words, CDAB)",
+    "word": "word_order: little (swapped words, CDAB)",
+    "byte": "byte_order: little (swapped bytes, BADC)",
+    "word_byte": "word_order: little, byte_order: little (DCBA)",
+}
+
+
+def value_hint(word: str, options: Sequence[str]) -> str:
+    """``"; did you mean `N`?"`` for a value another tool's word names, else the nearest
+    spelling (``""`` when nothing is near)."""
+    meant = VALUE_SYNONYMS.get(word.lower())
+    if meant is not None and meant in options:
+        return f"; did you mean `{meant}`?"
+    if set(options) == {"big", "little"} and word.lower() in ORDER_NAMES:
+        return f"; {word} is {ORDER_NAMES[word.lower()]}"
+    return did_you_mean(word, options)
+
+
 def did_you_mean(word: str, options: Sequence[str]) -> str:
     """``"; did you mean `poll`?"`` or ``""``."""
     nearest = suggest(word, options)
@@ -119,7 +181,7 @@ def _one_of(value: Any, options: list[str]) -> str:
     if len(options) == 1:
         return f"must be {options[0]}, got {describe_value(value)}"
     shown = ", ".join(options)
-    hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
+    hint = value_hint(str(value), options) if isinstance(value, str) else ""
     return f"{describe_value(value)} is not one of: {shown}{hint}"
 
 
@@ -136,6 +198,7 @@ def _message(error: ErrorDetails, known_keys: list[str]) -> str:
     value = error.get("input")
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     key = str(error["loc"][-1]) if error["loc"] else ""
+    named = bool(error["loc"]) and isinstance(error["loc"][-1], str)  # a key, not `[3]`
     if kind == "missing":
         return f"`{key}` is required"
     if kind == "extra_forbidden":
@@ -168,8 +231,18 @@ def _message(error: ErrorDetails, known_keys: list[str]) -> str:
     if kind == "string_type":
         return f"expected text, got {describe_value(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
+        if value is None and named:
+            # `assets:` with every entry commented out below it.
+            return (
+                f"`{key}:` is empty: indent its entries under it, write `{key}: {{}}`, "
+                "or remove the line"
+            )
         return f"expected a mapping (`key: value` lines), got {describe_value(value)}"
     if kind == "list_type":
+        if value is None and named:
+            return (
+                f"`{key}:` is empty: put `- ` items under it, write `{key}: []`, or remove the line"
+            )
         return f"expected a list (`- item` lines or [a, b]), got {describe_value(value)}"
     bounds = {
         "greater_than_equal": ("at least", "ge"),
@@ -258,5 +331,30 @@ def translate(exc: ValidationError, doc: Document, model_cls: type[BaseModel]) -
                 field = str(dict(error.get("ctx") or {}).get("discriminator", "")).strip("'")
                 diagnostics.append(doc.at((*path, field), message))
             else:
-                diagnostics.append(doc.at(path, message, key=is_key or kind == "extra_forbidden"))
+                at = _field_at_fault(doc, path, message) if kind == "value_error" else path
+                diagnostics.append(doc.at(at, message, key=is_key or kind == "extra_forbidden"))
     return diagnostics
+
+
+# A model-level check names the model (`register`); the engineer has to change one key of
+# it. Point at that key, so line, column and path name the value to fix.
+_FIELD_AT_FAULT: Final = (
+    (re.compile(r"^an? (coil|discrete) holds single bits"), "type"),
+    (re.compile(r"^an? (holding|input) register holds 16 bits"), "type"),
+    (re.compile(r"^a string register needs `length:`"), "type"),
+    (re.compile(r"^`bit:` picks one bit"), "bit"),
+    (re.compile(r"^`length:` is for string registers"), "length"),
+    (re.compile(r"^address \d+ \+ \d+ registers runs past"), "address"),
+    (re.compile(r"^password is set but username"), "password"),
+    (re.compile(r"^security policy \S+ needs"), "policy"),
+    (re.compile(r"^mode is \S+ but there is no"), "mode"),
+)
+
+
+def _field_at_fault(doc: Document, path: ConfigPath, message: str) -> ConfigPath:
+    node = doc.get(*path)
+    if isinstance(node, dict):
+        for pattern, key in _FIELD_AT_FAULT:
+            if pattern.match(message) and key in node:
+                return (*path, key)
+    return path

@@ -42,6 +42,15 @@ def check_reference(value: str) -> str:
     """Accept ``${NAME}`` or ``file:PATH``; refuse anything that looks like the secret itself."""
     if _ENV_RE.match(value) or (value.startswith("file:") and len(value) > len("file:")):
         return value
+    # Near misses of a reference get their own words; the value is never echoed (it
+    # could be the secret itself).
+    if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("an environment variable reference needs braces: write ${NAME}")
+    if value.startswith("${") or value.endswith("}"):
+        raise ValueError(
+            "not a valid reference: write ${NAME} with letters, digits and '_' only "
+            "(e.g. ${MQTT_PASSWORD})"
+        )
     raise ValueError(
         "a secret must not be written in the site file; reference it as ${ENV_VAR} "
         "(set in the service's EnvironmentFile) or file:/path/to/secret"

@@ -9,6 +9,7 @@ a site file is typed by people over SSH, and any text at all must give a readabl
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -84,6 +85,16 @@ def _mark(file: str, node: Node) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _is_empty(node: Node) -> bool:
+    """An empty plain value (``key:`` and nothing after it), as opposed to ``~``/``null``."""
+    return (
+        isinstance(node, ScalarNode)
+        and node.value == ""
+        and node.style is None
+        and str(node.tag) == "tag:yaml.org,2002:null"
+    )
+
+
 def _file_problem(file: str, message: str, line: int = 1, col: int = 1) -> ConfigError:
     return ConfigError([Diagnostic(file, line, col, "error", (), message)])
 
@@ -128,7 +139,45 @@ _HINTS: Final = (
     ),
     ("could not find expected ':'", "a key needs ':' after it, or the indentation is off"),
     ("found undefined alias", "an alias (*name) needs its anchor (&name) earlier in the file"),
+    (
+        "expected <block end>, but found '?'",
+        "a list item (`- `) and a key (`name:`) cannot share one indentation; "
+        "indent the list under its key, or remove the `- `",
+    ),
+    (
+        "expected <block end>",
+        "this line is indented differently from the lines before it; keys of one "
+        "mapping start in the same column",
+    ),
 )
+
+
+def _plain_words(exc: YAMLError, text: str) -> tuple[str, int, int] | None:
+    """The commonest syntax slips said plainly, placed where the fix goes: an unclosed
+    quote or bracket at its opening, a missing comma at the next entry."""
+    if not isinstance(exc, MarkedYAMLError) or exc.problem_mark is None:
+        return None
+    here = exc.problem_mark.line + 1, exc.problem_mark.column + 1
+    opened = exc.context_mark
+    start = (opened.line + 1, opened.column + 1) if opened is not None else here
+    if "end of stream" in text and "quoted scalar" in text:
+        return "this quoted text is never closed: add the closing quote", *start
+    if "<stream end>" in text and "flow mapping" in text:
+        return "this `{` is never closed: add `}`", *start
+    if "<stream end>" in text and "flow sequence" in text:
+        return "this `[` is never closed: add `]`", *start
+    if "while parsing a flow" in text and "expected ','" in text:
+        opener, closer = ("{", "}") if "flow mapping" in text else ("[", "]")
+        return (
+            f"a ',' or '{closer}' is missing before this (the `{opener}` opened at line "
+            f"{start[0]}): entries are separated by ', ' (and a ' inside '...' is written '')",
+            *here,
+        )
+    if "cannot start any token" in text:
+        char = re.search(r"found character '(.+?)'", text)
+        if char and char.group(1) in ("@", "`", "%"):
+            return f"a value cannot start with {char.group(1)}: put it in quotes", *here
+    return None
 
 
 def _yaml_problem(display: str, exc: YAMLError, source: str) -> ConfigError:
@@ -144,12 +193,17 @@ def _yaml_problem(display: str, exc: YAMLError, source: str) -> ConfigError:
         text = "a second document starts here; a site file holds one: remove the '---' line"
     lines = source.splitlines()
     written = lines[line - 1] if 0 < line <= len(lines) else ""
+    plain = _plain_words(exc, text)
     if "flow" in text and "${" in written:
         text += ': inside { } or [ ], quote a secret reference: "${NAME}"'
+    elif plain is not None:
+        text, line, col = plain
     else:
         for needle, hint in _HINTS:
             if needle in text:
-                text = f"{text}: {hint}"
+                # The parser's words for a misindented line ("expected <block end>, but
+                # found '<block mapping start>'") explain nothing: say it plainly instead.
+                text = hint if "<block end>" in needle else f"{text}: {hint}"
                 break
     return _file_problem(display, f"not valid YAML: {text}", line, col)
 
@@ -234,6 +288,10 @@ class _Builder:
                 )
                 continue
             self.source.keys.setdefault(child, _mark(self.file, key_node))
+            if _is_empty(value_node):
+                # `id:` with nothing after it: the parser marks the empty value at the next
+                # token, often on the next line; the key is where the engineer looks.
+                self.source.values.setdefault(child, _mark(self.file, key_node))
             result[key] = self.build(value_node, child)
         for merge_node in merges:  # `<<: *defaults`: keys written here win
             sources = merge_node.value if isinstance(merge_node, SequenceNode) else [merge_node]
@@ -272,7 +330,10 @@ def parse_yaml(text: str, display: str) -> tuple[Any, SourceMap, list[Diagnostic
         )
     yaml = YAML(typ="safe", pure=True)
     try:
-        root = yaml.compose(text)
+        with warnings.catch_warnings(record=True) as caught:
+            # ruamel warns (on stderr) about a reused anchor; say it our way instead.
+            warnings.simplefilter("always")
+            root = yaml.compose(text)
     except YAMLError as exc:
         raise _yaml_problem(display, exc, text) from exc
     except RecursionError as exc:
@@ -280,14 +341,40 @@ def parse_yaml(text: str, display: str) -> tuple[Any, SourceMap, list[Diagnostic
     except Exception as exc:
         # ruamel has failed in other ways on hostile input; translate, never crash.
         raise _file_problem(display, f"cannot be parsed as YAML ({type(exc).__name__})") from exc
+    notes = [_warning_diagnostic(display, warning.message) for warning in caught]
     if root is None:
-        return None, SourceMap(), []
+        return None, SourceMap(), notes
     builder = _Builder(display, yaml)
     try:
         data = builder.build(root, ())
     except RecursionError as exc:
         raise _file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
-    return data, builder.source, builder.problems
+    return data, builder.source, [*notes, *builder.problems]
+
+
+_SECOND_ANCHOR: Final = re.compile(
+    r"duplicate anchor '(?P<name>[^']*)'.*?line (?P<l1>\d+), column \d+.*?"
+    r"second occurrence.*?line (?P<l2>\d+), column (?P<c2>\d+)",
+    re.DOTALL,
+)
+
+
+def _warning_diagnostic(display: str, message: Warning | str) -> Diagnostic:
+    """A warning of the YAML library as one of our warnings, at its place when known."""
+    text = str(message)
+    anchor = _SECOND_ANCHOR.search(text)
+    if anchor:
+        return Diagnostic(
+            display,
+            int(anchor["l2"]),
+            int(anchor["c2"]),
+            "warning",
+            (),
+            f"anchor &{anchor['name']} is defined again (first at line {anchor['l1']}); "
+            "aliases after this line refer to this one",
+        )
+    first = next((line for line in text.splitlines() if line.strip()), "a YAML warning")
+    return Diagnostic(display, 1, 1, "warning", (), f"YAML: {first.strip()}")
 
 
 def read_yaml(path: Path, display: str) -> tuple[Any, SourceMap, list[Diagnostic]]:

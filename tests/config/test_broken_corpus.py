@@ -7,6 +7,8 @@ at the right place, and nothing else (no cascade of follow-on errors)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from edge_agent.config.loader import check_site_files
 
 from .conftest import BROKEN
 
-EXPECTED: dict[str, dict[str, Any]] = json.loads((BROKEN / "expected.json").read_text())
+EXPECTED: dict[str, dict[str, Any]] = json.loads(
+    (BROKEN / "expected.json").read_text(encoding="utf-8")
+)
 
 
 def test_corpus_is_complete() -> None:
@@ -52,3 +56,27 @@ def test_broken_file(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         assert config is None
     else:
         assert config is not None, "warnings alone do not refuse a file"
+
+
+def test_the_command_prints_every_case_as_file_line_col_severity_path_message() -> None:
+    """The whole corpus through `edge-agent validate` in one process: one line per expected
+    diagnostic, in the documented format, exit 1, never a traceback."""
+    names = sorted(EXPECTED)
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "validate", *(f"{n}.yaml" for n in names)],
+        capture_output=True,
+        text=True,
+        cwd=BROKEN,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    wanted = [
+        (f"{name}.yaml:{e['line']}:{e['col']}: {e['severity']}: {e['path']}: ", e["message"])
+        for name in names
+        for e in EXPECTED[name]["expect"]
+    ]
+    assert len(lines) == len(wanted), done.stdout
+    for prefix, fragment in wanted:
+        assert any(line.startswith(prefix) and fragment in line for line in lines), prefix

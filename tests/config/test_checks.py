@@ -43,6 +43,8 @@ def test_good_templates(template: str) -> None:
         ("{0}", "unknown template field {0}"),
         ("{}", "unknown template field {}"),
         ("{unit:d}", "does not fit unit, which is text"),
+        ("{asset.location}", "; the asset fields are {asset.id}, {asset.name}"),
+        ("{vaule:.1f}", "unknown template field {vaule}; did you mean {value}?"),
         ("oops }", "write {{ and }} for literal braces"),
     ],
 )
@@ -131,3 +133,204 @@ def test_equals_on_a_numeric_sensor_is_fine(write: Write) -> None:
 def test_nan_limit_is_refused(write: Write) -> None:
     text = VALID_SITE.replace("limit: 85", "limit: .nan")
     assert [d.path for d in problems(write, text)] == [("rules", 0, "high", "limit")]
+
+
+# --------------------------------------------------------------------------- value kinds
+
+STATUS_SENSORS = (
+    "  p101_running:",
+    "  p101_name: {connection: plc1, register: {table: input, address: 40, type: string,"
+    " length: 8}}\n"
+    "  p101_state: {connection: plc1, register: {table: holding, address: 50, type: uint16}}\n"
+    "  p101_running:",
+)
+
+
+def rule_on(sensor: str, condition: str, title: str | None = None) -> str:
+    rule = f"  - id: r2\n    asset: P-101\n    sensor: {sensor}\n    {condition}\n"
+    if title is not None:
+        rule += f'    work_order: {{title: "{title}"}}\n'
+    return VALID_SITE.replace(*STATUS_SENSORS).replace("forwarding:", rule + "forwarding:")
+
+
+@pytest.mark.parametrize(
+    ("sensor", "condition", "fragment"),
+    [
+        ("p101_running", 'equals: "off"', 'is a coil: it is never equal to "off"'),
+        ("p101_running", "equals: 2", "never equal to the number 2; write true or false"),
+        ("p101_name", "equals: 3", "reads text, never the number 3"),
+        ("p101_state", "equals: running", 'reads numbers, never the text "running"'),
+    ],
+)
+def test_equals_that_can_never_match_the_sensor(
+    write: Write, sensor: str, condition: str, fragment: str
+) -> None:
+    found = problems(write, rule_on(sensor, condition))
+    assert [(d.path, d.severity) for d in found] == [(("rules", 1, "equals"), "error")]
+    assert fragment in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("sensor", "condition"),
+    [
+        ("p101_running", "equals: false"),
+        ("p101_running", "equals: 1"),  # 1 == true when the engine compares
+        ("p101_name", 'equals: "PUMP-01"'),
+        ("p101_state", "equals: 3"),
+        ("p101_temp", "equals: running"),  # OPC UA: the type is known only at run time
+    ],
+)
+def test_equals_that_fits_the_sensor(write: Write, sensor: str, condition: str) -> None:
+    assert problems(write, rule_on(sensor, condition)) == []
+
+
+def test_only_when_equals_text_on_a_coil(write: Write) -> None:
+    text = VALID_SITE.replace(
+        "    on_delay: 5s\n",
+        "    on_delay: 5s\n    only_when: {sensor: p101_running, equals: 'true'}\n",
+    )
+    found = problems(write, text)
+    assert [d.path for d in found] == [("rules", 0, "only_when", "equals")]
+    assert 'never equal to "true"' in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("sensor", "condition", "title", "fragment"),
+    [
+        ("p101_running", "equals: true", "{value:.1f}", "True prints as '1.0'"),
+        ("p101_running", "equals: true", "{peak:>5}", "True prints as '1'"),
+        ("p101_running", "equals: true", "{limit:d}", "limit is a bool here"),
+        ("p101_name", 'equals: "X"', "{value:.1f}", "does not fit value, which is text here"),
+        ("p101_state", "equals: 3", "{limit:.2f} {value:x}", None),
+        ("p101_temp", "equals: 3", "{value:.1f}", None),
+        ("p101_running", "equals: true", "{value} since {started_at}", None),
+    ],
+)
+def test_template_format_specs_fit_what_the_rule_reads(
+    write: Write, sensor: str, condition: str, title: str, fragment: str | None
+) -> None:
+    found = problems(write, rule_on(sensor, condition, title))
+    if fragment is None:
+        assert found == []
+    else:
+        assert [d.path for d in found] == [("rules", 1, "work_order", "title")]
+        assert fragment in found[0].message
+
+
+# --------------------------------------------------------------------------- connections
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("10.0.7.21:502", "write host: 10.0.7.21 and port: 502"),
+        ("tcp://10.0.7.21", "not a URL: write 10.0.7.21 (without tcp://"),
+        ("'plc 1'", "is not a host name or address"),
+    ],
+)
+def test_host_with_a_port_or_a_scheme(write: Write, host: str, fragment: str) -> None:
+    text = VALID_SITE.replace("host: 127.0.0.1", f"host: {host}")
+    found = problems(write, text)
+    assert [d.path for d in found] == [("connections", "plc1", "host")]
+    assert fragment in found[0].message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "'::1'", "plc-1.plant.local", "'fe80::1'"])
+def test_plain_hosts_are_fine(write: Write, host: str) -> None:
+    assert problems(write, VALID_SITE.replace("host: 127.0.0.1", f"host: {host}")) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("poll: 0s", ("connections", "plc1", "poll")),
+        ("timeout: 0ms", ("connections", "plc1", "timeout")),
+        ("backoff: {initial: 0s}", ("connections", "plc1", "backoff", "initial")),
+        ("backoff: {initial: 5s, max: 1s}", ("connections", "plc1", "backoff", "max")),
+    ],
+)
+def test_durations_that_must_not_be_zero(write: Write, setting: str, path: tuple[str, ...]) -> None:
+    text = VALID_SITE.replace("port: 15020}", f"port: 15020, {setting}}}")
+    found = problems(write, text)
+    assert [(d.path, d.severity) for d in found] == [(path, "error")]
+
+
+def test_zero_delays_are_fine(write: Write) -> None:
+    text = VALID_SITE.replace("on_delay: 5s", "on_delay: 0s\n    off_delay: 0s")
+    assert problems(write, text) == []
+
+
+def test_unit_zero_is_broadcast_on_a_serial_bus_only(write: Write) -> None:
+    text = VALID_SITE.replace(
+        "  ua1:",
+        "  bus: {protocol: modbus-rtu, device: /dev/ttyUSB0, unit_id: 0}\n"
+        "  gw: {protocol: modbus-tcp, host: 127.0.0.1, framer: rtu, unit_id: 3}\n"
+        "  ua1:",
+    ).replace(
+        "  p101_running:",
+        "  on_bus: {connection: bus, unit_id: 5, register: {table: holding, address: 0}}\n"
+        "  on_gw: {connection: gw, unit_id: 0, register: {table: holding, address: 0}}\n"
+        "  on_gw2: {connection: gw, unit_id: 250, register: {table: holding, address: 0}}\n"
+        "  on_tcp: {connection: plc1, unit_id: 0, register: {table: holding, address: 9}}\n"
+        "  p101_running:",
+    )
+    found = [(d.path, d.message.split(":")[0]) for d in problems(write, text)]
+    assert found == [
+        (("connections", "bus", "unit_id"), "unit_id 0 is the broadcast address on a serial bus"),
+        (("sensors", "on_gw", "unit_id"), "unit_id 0 is the broadcast address on a serial bus"),
+        (
+            ("sensors", "on_gw2", "unit_id"),
+            "unit_id 250 is reserved on a serial bus; device addresses are 1–247",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [
+        ("parity: none", "did you mean `N`?"),
+        ("parity: even", "did you mean `E`?"),
+        ("parity: NO", "did you mean `N`?"),  # "no parity", not O(dd)
+    ],
+)
+def test_other_tools_words_for_values(write: Write, written: str, hint: str) -> None:
+    text = VALID_SITE.replace(
+        "  ua1:", f"  bus: {{protocol: modbus-rtu, device: /dev/ttyUSB0, {written}}}\n  ua1:"
+    )
+    found = problems(write, text)
+    assert [d.path for d in found] == [("connections", "bus", "parity")]
+    assert found[0].message.endswith(hint)
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [("real", "did you mean `float32`?"), ("DWORD", "did you mean `uint32`?")],
+)
+def test_device_manual_type_names(write: Write, written: str, hint: str) -> None:
+    text = VALID_SITE.replace("address: 0, type: int16", f"address: 0, type: {written}")
+    found = problems(write, text)
+    assert [d.path for d in found] == [("sensors", "p101_vibration", "register", "type")]
+    assert found[0].message.endswith(hint)
+
+
+@pytest.mark.parametrize(
+    ("written", "fragment"),
+    [
+        ("$MAINTAINX_API_KEY", "needs braces: write ${NAME}"),
+        ("${maintainx-api-key}", "not a valid reference"),
+        ("s3cr3t-k3y", "a secret must not be written in the site file"),
+    ],
+)
+def test_secret_near_misses_never_echo_the_value(write: Write, written: str, fragment: str) -> None:
+    text = VALID_SITE.replace('"${MAINTAINX_API_KEY}"', f'"{written}"')
+    found = problems(write, text)
+    assert [d.path for d in found] == [("forwarding", "maintainx", "api_key")]
+    assert fragment in found[0].message and written not in found[0].message
+
+
+def test_a_zero_stale_after_is_one_error_not_also_a_warning(write: Write) -> None:
+    text = VALID_SITE.replace("unit: degC}", "unit: degC, stale_after: 0s}")
+    found = problems(write, text)
+    assert [(d.path, d.severity) for d in found] == [
+        (("sensors", "p101_temp", "stale_after"), "error")
+    ]

@@ -137,3 +137,86 @@ def test_print_config_of_an_invalid_file_exits_1(capsys: pytest.CaptureFixture[s
 def test_demo_site_validates_from_the_command_line() -> None:
     done = edge_agent("validate", "configs/demo/site.yaml", cwd=REPO_ROOT)
     assert done.returncode == 0, done.stdout
+
+
+# The site file of the issue that specified it, as written there.
+ISSUE_EXAMPLE = """\
+version: 1
+site: {id: plant-07, name: "Plant 7 (Austin)"}   # id: [a-z0-9][a-z0-9-]{0,62}
+defaults: {poll: 1s, stale_after: 2m}
+connections:
+  plc1: {protocol: modbus-tcp, host: 10.0.7.21, port: 502, unit_id: 1, poll: 1s, timeout: 1s}
+  rs485: {protocol: modbus-rtu, device: /dev/ttyUSB0, baudrate: 19200, parity: N, stopbits: 1}
+  ua1:
+    protocol: opcua
+    endpoint: "opc.tcp://10.0.7.30:4840"
+    mode: subscribe                  # poll | subscribe
+    security: {policy: Basic256Sha256, mode: SignAndEncrypt, certificate: pki/cert.der,
+               private_key: pki/key.pem, server_certificate: pki/server.der}
+    username: edge
+    password: ${OPCUA_PASSWORD}
+assets:
+  P-101: {maintainx_id: 48213, name: "Cooling-water pump P-101"}
+sensors:
+  p101_bearing_temp: {connection: ua1, node: "ns=2;s=Line1.P101.BearingTemp", unit: degC}
+  p101_vibration:
+    connection: plc1
+    register: {table: holding, address: 20, type: int16}   # 0-based protocol address
+    scale: {factor: 0.01, offset: 0}
+    unit: mm/s
+  p101_flow:
+    connection: plc1
+    register: {table: input, address: 100, type: float32, word_order: little, byte_order: big}
+  p101_running: {connection: plc1, register: {table: coil, address: 16}}
+rules:
+  - id: p101-bearing-hot
+    asset: P-101
+    sensor: p101_bearing_temp
+    high: {limit: 85, deadband: 3}
+    on_delay: 60s
+    off_delay: 2m
+    priority: MEDIUM
+    escalate: [{above: 95, priority: HIGH}]
+    work_order:
+      title: "{asset.name}: bearing {value:.1f} {unit}"
+      categories: [CORRECTIVE]
+forwarding:
+  mode: mqtt                          # mqtt | maintainx
+  mqtt: {host: hub.example.com, port: 8883, tls: {ca: pki/ca.pem}, username: plant-07,
+         password: ${MQTT_PASSWORD}}
+  maintainx: {base_url: "https://api.getmaintainx.com/v1", api_key: ${MAINTAINX_API_KEY}}
+storage: {path: /var/lib/edge-agent, max_bytes: 256MB}
+health: {listen: "127.0.0.1:9108"}
+"""
+
+
+def test_the_issue_example_as_written_gets_one_clear_error(write: Write) -> None:
+    # `${X}` unquoted inside `{ }` is a YAML syntax error (the `{` opens a mapping).
+    done = edge_agent("validate", "site.yaml", cwd=write("site.yaml", ISSUE_EXAMPLE).parent)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "site.yaml:43:21: error: (file): not valid YAML: expected ',' or '}', but got '{' "
+        "(while parsing a flow mapping): inside { } or [ ], quote a secret reference: "
+        '"${NAME}"'
+    ]
+
+
+def test_the_issue_example_with_quoted_secrets_is_valid_and_prints_no_secret(
+    write: Write,
+) -> None:
+    text = ISSUE_EXAMPLE.replace("password: ${MQTT_PASSWORD}}", 'password: "${MQTT_PASSWORD}"}')
+    text = text.replace("api_key: ${MAINTAINX_API_KEY}}", 'api_key: "${MAINTAINX_API_KEY}"}')
+    path = write("site.yaml", text)
+    done = edge_agent("validate", path)
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout
+    printed_text = edge_agent("print-config", path).stdout
+    printed = YAML(typ="safe", pure=True).load(printed_text)
+    assert "${" not in printed_text and "PASSWORD" not in printed_text
+    assert printed["connections"]["ua1"]["password"] == "***"
+    assert printed["forwarding"]["mqtt"]["password"] == "***"
+    assert printed["forwarding"]["maintainx"]["api_key"] == "***"
+    # Defaults filled in, with the values in effect.
+    assert printed["connections"]["rs485"]["poll"] == "1s"
+    assert printed["connections"]["rs485"]["timeout"] == "500ms"
+    assert printed["sensors"]["p101_vibration"]["register"]["word_order"] == "big"
+    assert printed["rules"][0]["on_delay"] == "1m"

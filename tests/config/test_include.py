@@ -53,7 +53,9 @@ def test_a_yaml_error_in_an_included_file_names_that_file(write: Write) -> None:
     assert diagnostics[0].file.endswith("rules.yaml") and not diagnostics[0].file.endswith(
         "site.yaml"
     )
-    assert diagnostics[0].line == 4
+    # At the `[` that is never closed (line 3), not at the end of the file.
+    assert (diagnostics[0].line, diagnostics[0].col) == (3, 12)
+    assert "this `[` is never closed" in diagnostics[0].message
 
 
 def test_an_id_defined_twice_across_files(write: Write) -> None:

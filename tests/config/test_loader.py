@@ -224,3 +224,53 @@ def test_document_exposes_marks_for_checks(write: Write) -> None:
     assert doc.get("rules", 0, "sensor") == "p101_temp"
     assert doc.get("rules", 5, "sensor") is None
     assert SiteConfig.model_validate(doc.data).site.id == "plant-07"
+
+
+def test_an_empty_value_points_at_its_key_not_the_next_line(write: Write) -> None:
+    text = "version: 1\nsite: {id: plant-07}\nassets:\nrules:\n  - id:\n    asset: P-101\n"
+    _config, diagnostics = check_site_files(write("site.yaml", text))
+    found = {(d.line, d.col, format_path(d.path), d.message) for d in diagnostics}
+    assert (
+        3,
+        1,
+        "assets",
+        "`assets:` is empty: indent its entries under it, write `assets: {}`, or remove the line",
+    ) in found
+    assert (5, 5, "rules[0].id", "expected text, got nothing (null)") in found
+
+
+def test_a_reused_anchor_is_our_warning_not_library_noise(
+    write: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VALID_SITE.replace("assets:\n", "defaults: &x {poll: 2s}\nassets:\n").replace(
+        "site: {", "site: &x {"
+    )
+    _config, diagnostics = check_site_files(write("site.yaml", text))
+    assert [(d.line, d.col, d.severity) for d in diagnostics] == [(6, 11, "warning")]
+    assert diagnostics[0].message.startswith("anchor &x is defined again (first at line 2)")
+    captured = capsys.readouterr()
+    assert captured.out == captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "fragment"),
+    [
+        ('site: {id: a, name: "Plant 7}\nb: 1\n', 1, 21, "quoted text is never closed"),
+        ("site: {id: a\n", 1, 7, "this `{` is never closed: add `}`"),
+        ("rules: [a, b\n", 1, 8, "this `[` is never closed: add `]`"),
+        ("s: {connection: c register: 1}\n", 1, 27, "a ',' or '}' is missing before this"),
+        ("site: {name: 'it's'}\n", 1, 18, "a ' inside '...' is written ''"),
+        ("site: {name: @home}\n", 1, 14, "a value cannot start with @: put it in quotes"),
+        ("site:\n  id: a\n   name: b\n", 3, 8, "or the indentation is off"),
+        ("site:\n  id: a\n name: b\n", 3, 2, "indented differently from the lines before"),
+    ],
+)
+def test_syntax_slips_in_plain_words_where_the_fix_goes(
+    text: str, line: int, col: int, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, "site.yaml")
+    (problem,) = caught.value.diagnostics
+    assert (problem.line, problem.col) == (line, col), problem.message
+    assert fragment in problem.message
+    assert "<" not in problem.message, "no parser token names such as <stream end>"

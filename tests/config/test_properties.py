@@ -30,6 +30,19 @@ SECRETS = st.one_of(
     st.from_regex(r"file:[a-z/]{1,20}", fullmatch=True),
 )
 
+REGISTER_TYPES = [
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+    "string",
+    "bool",
+]
+
 _counter = itertools.count()
 
 
@@ -50,6 +63,9 @@ def connections(draw: st.DrawFn) -> dict[str, Any]:
             "parity": draw(st.sampled_from(["N", "E", "O"])),
             "stopbits": draw(st.sampled_from([1, 2])),
         }
+        if draw(st.booleans()):
+            connection["baudrate"] = draw(st.sampled_from([9600, 19200, 115200]))
+            connection["request_delay"] = draw(DURATIONS)
     else:
         connection = {
             "protocol": kind,
@@ -59,8 +75,21 @@ def connections(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             connection["username"] = draw(NAMES)
             connection["password"] = draw(SECRETS)
+        if draw(st.booleans()):
+            connection["security"] = {
+                "policy": "Basic256Sha256",
+                "mode": draw(st.sampled_from(["Sign", "SignAndEncrypt"])),
+                "certificate": "pki/cert.der",
+                "private_key": "pki/key.pem",
+                "server_certificate": "pki/server.der",
+            }
+        if draw(st.booleans()):
+            connection["deadband"] = draw(st.floats(0, 100, allow_nan=False))
     if draw(st.booleans()):
         connection["poll"] = draw(DURATIONS)
+    if kind != "opcua" and draw(st.booleans()):
+        connection["max_gap"] = draw(st.integers(0, 124))
+        connection["backoff"] = {"initial": "250ms", "max": draw(DURATIONS)}
     return connection
 
 
@@ -73,9 +102,22 @@ def sensors(draw: st.DrawFn, connection_name: str, protocol: str) -> dict[str, A
         table = draw(st.sampled_from(["coil", "discrete", "holding", "input"]))
         register: dict[str, Any] = {"table": table, "address": draw(st.integers(0, 65000))}
         if table in ("holding", "input"):
-            register["type"] = draw(st.sampled_from(["int16", "uint32", "float32", "float64"]))
-            register["word_order"] = draw(st.sampled_from(["big", "little"]))
+            kind = draw(st.sampled_from(REGISTER_TYPES))
+            register["type"] = kind
+            if kind == "string":
+                register["length"] = draw(st.integers(1, 250))
+            elif kind == "bool":
+                register["bit"] = draw(st.integers(0, 15))
+            else:
+                register["word_order"] = draw(st.sampled_from(["big", "little"]))
+                register["byte_order"] = draw(st.sampled_from(["big", "little"]))
         sensor["register"] = register
+        if draw(st.booleans()):
+            sensor["unit_id"] = draw(st.integers(1, 247))
+    if draw(st.booleans()):
+        sensor["stale_after"] = draw(DURATIONS)
+    if draw(st.booleans()):
+        sensor["description"] = draw(TEXT)
     if draw(st.booleans()):
         sensor["unit"] = draw(TEXT)
     if draw(st.booleans()):
@@ -108,15 +150,40 @@ def site_documents(draw: st.DrawFn) -> dict[str, Any]:
             "priority": draw(st.sampled_from(["NONE", "LOW", "MEDIUM", "HIGH"])),
             "on_delay": draw(DURATIONS),
         }
-        condition = draw(st.sampled_from(["high", "low", "equals", "rate"]))
+        condition = draw(st.sampled_from(["high", "low", "band", "equals", "rate", "flatline"]))
         if condition in ("high", "low"):
             rule[condition] = {"limit": draw(NUMBERS), "deadband": draw(st.integers(0, 5))}
+            if condition == "high" and draw(st.booleans()):
+                rule["escalate"] = [{"above": draw(NUMBERS), "priority": "HIGH"}]
+        elif condition == "band":
+            rule["high"] = {"limit": 100.5, "deadband": draw(st.floats(0, 10))}
+            rule["low"] = {"limit": -3}
         elif condition == "equals":
             rule["equals"] = draw(st.one_of(st.booleans(), NUMBERS, NAMES))
-        else:
+        elif condition == "rate":
             rule["rate"] = {"above": draw(st.integers(1, 100)), "per": "1m"}
+        else:
+            rule["flatline"] = {"for": draw(DURATIONS), "tolerance": draw(st.floats(0, 5))}
         if draw(st.booleans()):
-            rule["work_order"] = {"title": "{asset.name}: {value:.1f}", "categories": ["X"]}
+            rule["off_delay"] = draw(DURATIONS)
+            rule["cooldown"] = draw(DURATIONS)
+            rule["inclusive"] = draw(st.booleans())
+            rule["on_stale"] = draw(st.sampled_from(["hold", "clear", "alarm"]))
+        if draw(st.booleans()):
+            rule["only_when"] = {
+                "sensor": draw(st.sampled_from(sorted(sensor_map))),
+                "equals": draw(st.one_of(st.booleans(), NUMBERS, NAMES)),
+            }
+        if draw(st.booleans()):
+            rule["chattering"] = {"activations": draw(st.integers(2, 9)), "window": "30s"}
+        if draw(st.booleans()):
+            rule["work_order"] = {
+                "title": "{asset.name}: {value:.1f}",
+                "description": draw(TEXT),
+                "categories": ["X"],
+                "assignees": [{"type": "TEAM", "id": draw(st.integers(1, 10**6))}],
+                "due_in": draw(DURATIONS),
+            }
         rules.append(rule)
     document: dict[str, Any] = {
         "version": 1,
@@ -126,8 +193,28 @@ def site_documents(draw: st.DrawFn) -> dict[str, Any]:
         "sensors": sensor_map,
         "rules": rules,
     }
-    if draw(st.booleans()):
+    forwarding = draw(st.sampled_from([None, "maintainx", "mqtt"]))
+    if forwarding == "maintainx":
         document["forwarding"] = {"mode": "maintainx", "maintainx": {"api_key": draw(SECRETS)}}
+    elif forwarding == "mqtt":
+        document["forwarding"] = {
+            "mode": "mqtt",
+            "mqtt": {
+                "host": "hub.example.com",
+                "port": draw(st.integers(1, 65535)),
+                "tls": {"ca": "pki/ca.pem"},
+                "username": draw(NAMES),
+                "password": draw(SECRETS),
+                "keepalive": draw(DURATIONS),
+            },
+        }
+    if draw(st.booleans()):
+        document["storage"] = {
+            "path": "/var/lib/edge-agent",
+            "max_bytes": draw(st.sampled_from(["256MB", "1GiB", "512KB", "4096B"])),
+        }
+        document["health"] = {"listen": f"127.0.0.1:{draw(st.integers(1, 65535))}"}
+        document["logging"] = {"level": draw(st.sampled_from(["debug", "info", "error"]))}
     if draw(st.booleans()):
         document["defaults"] = {"poll": draw(DURATIONS), "stale_after": draw(DURATIONS)}
     return document
@@ -164,8 +251,22 @@ YAMLISH = st.lists(
         [
             "version: 1\n",
             "site: {id: a}\n",
+            "connections:\n",
+            "  plc: {protocol: modbus-rtu, device: /dev/x, unit_id: 0}\n",
+            "  tcp: {protocol: modbus-tcp, host: 'h:502', poll: 0s}\n",
+            "sensors:\n",
+            "  s: {connection: plc, register: {table: coil, address: 1}}\n",
+            "  t: {connection: tcp, register: {table: holding, address: 1, type: string}}\n",
+            "assets:\n",
+            "  a: {name: A}\n",
             "rules:\n",
             "  - id: x\n",
+            "    sensor: s\n",
+            "    asset: a\n",
+            "    equals: ",
+            "    only_when: {sensor: t, equals: ",
+            "    work_order: {title: '{value:.1f} {limit:x}'}\n",
+            "    escalate: [{above: 3, priority: HIGH}]\n",
             "    high: ",
             "{",
             "}",
@@ -207,8 +308,74 @@ YAMLISH = st.lists(
 ).map("".join)
 
 
+# Site files built from plausible lines, section by section, with odd values and the odd
+# broken line: most parse as YAML, so the models and every check see them.
+SECTION_LINES: dict[str, list[str]] = {
+    "connections:": [
+        "  plc: {protocol: modbus-tcp, host: 127.0.0.1}",
+        "  plc: {protocol: modbus-tcp, host: 'h:502', poll: 0s, backoff: {initial: 0s}}",
+        "  bus: {protocol: modbus-rtu, device: /dev/ttyUSB0, unit_id: 0, parity: none}",
+        "  ua: {protocol: opcua, endpoint: 'opc.tcp://127.0.0.1:4840'}",
+    ],
+    "sensors:": [
+        "  s: {connection: plc, register: {table: coil, address: 1}}",
+        "  s: {connection: plc, register: {table: coil, address: 1, type: int16}}",
+        "  t: {connection: bus, unit_id: 250, register: {table: holding, address: 1}}",
+        "  t: {connection: bus, register: {table: holding, address: 1, type: string}}",
+        "  u: {connection: ua, node: 'ns=2,s=X'}",
+        "  v: {connection: plc, register: {table: input, address: 65535, type: float32}}",
+        "  w: {connection: nope, register: {table: holding, address: 1, type: REAL}}",
+    ],
+    "assets:": ["  a: {name: A}", "  b: {name: B, maintainx_id: 0}"],
+    "rules:": [
+        "    sensor: s",
+        "    sensor: t",
+        "    sensor: u",
+        "    asset: a",
+        "    equals: on",
+        "    equals: 'off'",
+        "    equals: 2",
+        "    high: {limit: 5, deadband: 9}",
+        "    low: {limit: 1, deadband: 9}",
+        "    high: 5",
+        "    escalate: [{above: 9, priority: HIGH}, {above: 7, priority: LOW}]",
+        "    only_when: {sensor: t, equals: running}",
+        "    work_order: {title: '{value:.1f} {limit:x} {peak:>5} {asset.location}'}",
+        "    on_delay: 1:30",
+        "    priority: CRITICAL",
+    ],
+}
+ODD_LINES = [
+    "forwarding: {mode: mqtt, mqtt: {host: 'mqtts://h:8883', password: secret}}",
+    "forwarding: {mode: maintainx, maintainx: {api_key: $KEY}}",
+    "defaults: {poll: 0s, stale_after: 1}",
+    "include: [other.yaml]",
+    "\tpoll: 1s",
+    "  indented: wrongly",
+    "storage:",
+]
+
+
+@st.composite
+def site_lines(draw: st.DrawFn) -> str:
+    lines = ["version: 1", "site: {id: plant-07}"]
+    for header, children in SECTION_LINES.items():
+        if not draw(st.booleans()):
+            continue
+        lines.append(header)
+        if header == "rules:":
+            for index in range(draw(st.integers(0, 3))):
+                lines.append(f"  - id: r{index}")
+                lines.extend(draw(st.lists(st.sampled_from(children), max_size=6)))
+        else:
+            lines.extend(draw(st.lists(st.sampled_from(children), max_size=4)))
+    for _ in range(draw(st.integers(0, 2))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(ODD_LINES)))
+    return "\n".join(lines) + "\n"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(content=st.one_of(st.text(max_size=200), st.binary(max_size=200), YAMLISH))
+@given(content=st.one_of(st.text(max_size=200), st.binary(max_size=200), YAMLISH, site_lines()))
 def test_the_loader_raises_only_its_own_error(content: str | bytes, scratch: Path) -> None:
     path = scratch / f"any-{next(_counter)}.yaml"
     if isinstance(content, bytes):
@@ -220,6 +387,8 @@ def test_the_loader_raises_only_its_own_error(content: str | bytes, scratch: Pat
     except ConfigError as exc:
         assert exc.diagnostics, "a refusal always says why"
         assert all(d.line >= 1 and d.col >= 1 for d in exc.diagnostics)
+        # A check that crashed is turned into a diagnostic too; it must never happen.
+        assert not [d for d in exc.diagnostics if "internal error" in d.message]
 
 
 JUNK = st.recursive(

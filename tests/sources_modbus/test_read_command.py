@@ -163,3 +163,51 @@ def test_read_unknown_sensor_is_a_usage_error(
     site = demo_copy(tmp_path, free_port(), None)
     assert main(["read", str(site), "--sensor", "nope"]) == 2
     assert "no sensor nope" in capsys.readouterr().err
+
+
+def test_a_bad_reading_shows_its_reason_and_the_raw_registers(
+    tmp_path: Path, demo_modbus: PlantThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = demo_copy(tmp_path, demo_modbus.port, None)
+    demo_modbus.run_sync(lambda: demo_modbus.plant.set_value("p101_flow", float("nan")))
+    try:
+        code = main(["read", str(site), "--sensor", "p101_flow", "--sensor", "p101_running"])
+        table = capsys.readouterr().out
+        assert main(["read", str(site), "--sensor", "p101_flow", "--json"]) == 1
+        (row,) = json.loads(capsys.readouterr().out)
+    finally:
+        demo_modbus.run_sync(lambda: demo_modbus.plant.release("p101_flow"))
+    assert code == 1
+    flow = next(line for line in table.splitlines() if line.startswith("p101_flow"))
+    # float32 NaN 0x7FC00000 with word_order little: the low word comes first.
+    assert flow.split()[1:] == ["-", "m3/h", "bad", "not", "a", "number", "[0000", "7FC0]"]
+    assert (row["quality"], row["reason"], row["raw"]) == ("bad", "not a number", [0, 0x7FC0])
+    assert row["value"] is None
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("version: 1\nsite: {id: Plant_7}\n"), "site.id:"),
+        (lambda p: p.write_bytes(b"\x00\x01binary"), "is a binary file"),
+    ],
+)
+def test_read_on_an_unusable_site_file_exits_2_with_the_validators_line(
+    tmp_path: Path, make: Any, fragment: str
+) -> None:
+    site = tmp_path / "site.yaml"
+    make(site)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "read", "site.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("site.yaml:") and ": error: " in first and fragment in first
+    assert result.stdout == ""

@@ -131,3 +131,44 @@ async def test_a_serial_device_that_does_not_exist_is_a_bad_reading(tmp_path) ->
     await source.close()
     assert not reading.is_good
     assert reading.reason == f"cannot connect to {missing}"
+
+
+async def test_a_dead_unit_on_a_serial_bus_does_not_stall_the_healthy_one() -> None:
+    # RTU frames over a serial line (pyserial socket://): a silent device costs one timeout
+    # now and then, never a timeout on every cycle.
+    plant = PlantThread(transport="serial", units=(1, 2), registers=64, bits=64, profiles=False)
+    try:
+        plant.run_sync(lambda: plant.plant.set_registers("holding", 3, [111]))
+        plant.run_sync(lambda: plant.plant.silence_unit(2))
+        register = Register(table=RegisterTable.HOLDING, address=3)
+        source = ModbusSource(
+            "bus",
+            rtu(
+                plant.plant.url,
+                poll="50ms",
+                timeout="150ms",
+                backoff={"initial": "300ms", "max": "2s"},
+            ),
+            {"healthy": sensor(register, unit_id=1), "dead": sensor(register, unit_id=2)},
+            DEFAULTS,
+            rng=random.Random(11),
+        )
+        batches: list[dict[str, Reading]] = []
+
+        async def sink(readings: Sequence[Reading]) -> None:
+            batches.append({r.sensor_id: r for r in readings})
+
+        task = asyncio.create_task(source.run(sink))
+        try:
+            await wait_for(lambda: len(batches) >= 12)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        cycles = len(batches)
+        assert all(b["healthy"].value == 111 and b["healthy"].is_good for b in batches)
+        assert all(b["dead"].reason == "device not responding" for b in batches)
+        units = [unit for _, unit, _, _, _ in plant.plant.store.log]
+        assert 1 <= units.count(2) <= cycles // 2
+        assert all(units[i : i + 2] != [2, 2] for i in range(len(units) - 1)), units
+    finally:
+        plant.close()

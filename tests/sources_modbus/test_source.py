@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import struct
 import time
 from collections.abc import Sequence
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.config.models import Register, RegisterTable, RegisterType, Scale
@@ -297,7 +299,10 @@ async def test_a_dead_unit_is_skipped_while_the_healthy_unit_keeps_its_schedule(
         plant.run_sync(lambda: plant.plant.revive_unit(2))
 
 
-async def test_an_overrun_is_counted_and_cycles_do_not_pile_up(plant: PlantThread) -> None:
+async def test_an_overrun_is_counted_and_cycles_do_not_pile_up(
+    plant: PlantThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edge_agent.sources.modbus.source")
     register = Register(table=RegisterTable.HOLDING, address=0)
     source = ModbusSource("plc", tcp(plant.port, poll="50ms"), {"x": sensor(register)}, DEFAULTS)
     starts: list[float] = []
@@ -318,7 +323,96 @@ async def test_an_overrun_is_counted_and_cycles_do_not_pile_up(plant: PlantThrea
         await asyncio.gather(task, return_exceptions=True)
     assert len(starts) >= 6
     assert source.stats.overruns == 1
+    # Logged once, with the fields an operator needs.
+    (logged,) = [r for r in caplog.records if r.getMessage() == "poll cycle overran its interval"]
+    assert (logged.connection, logged.overruns, logged.interval_s) == ("plc", 1, 0.05)  # type: ignore[attr-defined]
     # No burst of catch-up cycles after the stall: they would arrive back to back (a cycle
     # takes about a millisecond here); on schedule they are an interval (50 ms) apart.
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 0.025
+
+
+RANDOM_ILLEGAL_BASE = 2000  # 2000-2999 holding registers and coils, for the property below
+WIDTHS = {"uint16": 1, "int32": 2, "float32": 2, "uint64": 4}
+
+
+@st.composite
+def layouts_with_refused_addresses(
+    draw: st.DrawFn,
+) -> tuple[str, list[tuple[int, str]], set[int]]:
+    """A table, sensors (address, type) with random gaps, and refused addresses anywhere:
+    inside a sensor, in a gap, at a block edge."""
+    table = draw(st.sampled_from(["holding", "coil"]))
+    sensors: list[tuple[int, str]] = []
+    address = RANDOM_ILLEGAL_BASE
+    for _ in range(draw(st.integers(2, 24))):
+        address += draw(st.integers(0, 14))
+        kind = "bool" if table == "coil" else draw(st.sampled_from(sorted(WIDTHS)))
+        sensors.append((address, kind))
+        address += 1 if kind == "bool" else WIDTHS[kind]
+    refused = set(draw(st.lists(st.integers(RANDOM_ILLEGAL_BASE, address), max_size=4)))
+    return table, sensors, refused
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(layouts_with_refused_addresses())
+# Found by this test: a refused sensor in the left half hid a refused gap before the right
+# half, and the next cycle probed again.
+@example(("coil", [(2000, "bool"), (2001, "bool"), (2003, "bool"), (2004, "bool")], {2000, 2002}))
+@example(("holding", [(2000, "float32"), (2010, "uint16"), (2011, "uint64")], {2005, 2012}))
+def test_refused_addresses_anywhere_mark_only_their_sensors_and_shift_nothing(
+    plant: PlantThread, layout: tuple[str, list[tuple[int, str]], set[int]]
+) -> None:
+    table, placed, refused = layout
+    registers: dict[str, Register] = {}
+    values: dict[str, bool | int | float] = {}
+    for i, (address, kind) in enumerate(placed):
+        sid = f"s{i}"
+        registers[sid] = Register(table=RegisterTable(table), address=address, type=kind)
+        values[sid] = (i % 2 == 0) if kind == "bool" else (i * 7 + 1) * (1 if i % 3 else -1)
+        if kind.startswith("uint"):
+            values[sid] = abs(int(values[sid]))
+
+    def arrange() -> None:
+        plant.plant.clear_illegal()
+        for sid, register in registers.items():
+            plant.plant.write(register, values[sid])
+        for address in refused:
+            plant.plant.add_illegal(table, address, 1)
+
+    def spans(register: Register) -> range:
+        return range(register.address, register.address + register.count)
+
+    hit = {sid for sid, r in registers.items() if any(a in refused for a in spans(r))}
+    plant.run_sync(arrange)
+
+    async def two_cycles() -> tuple[dict[str, Reading], dict[str, Reading], int, int]:
+        source = ModbusSource(
+            "plc",
+            tcp(plant.port),
+            {sid: sensor(r) for sid, r in registers.items()},
+            DEFAULTS,
+        )
+        try:
+            first = by_id(await source.read_once())
+            planned = len(source.plan.blocks)
+            before = plant.plant.requests_for(1)
+            second = by_id(await source.poll_once())
+            return first, second, planned, plant.plant.requests_for(1) - before
+        finally:
+            await source.close()
+
+    try:
+        first, second, planned, sent = asyncio.run(two_cycles())
+    finally:
+        plant.run_sync(plant.plant.clear_illegal)
+    for readings in (first, second):
+        assert {sid for sid, r in readings.items() if not r.is_good} == hit
+        assert all(readings[sid].reason == ILLEGAL_DATA_ADDRESS for sid in hit)
+        assert {sid: r.value for sid, r in readings.items() if sid not in hit} == {
+            sid: v for sid, v in values.items() if sid not in hit
+        }
+    # What was learnt in the first cycle is not probed again in the second.
+    assert sent == planned

@@ -7,7 +7,8 @@ not responding") with exponential backoff and jitter, while the other units keep
 schedule. Reconnects use the same backoff; the plan (see :mod:`.plan`) coalesces
 registers into few requests, and a block the device refuses ("illegal data address") is
 bisected so that only the refused sensors read bad, and those are left out of the plan
-until a rare re-probe.
+until a rare re-probe. The plan learnt that way is tried within the same cycle, so the
+cycles after a probe send only their plan.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ EXCEPTION_NAMES: dict[int, str] = {
 GATEWAY_SILENT = (10, 11)
 # A device that refused an address is asked again this rarely.
 DEFAULT_REPROBE_S = 600.0
+# After a cycle that learnt refused addresses, the new plan's unread blocks are read in
+# the same cycle (at most this many rounds), so the next cycle repeats no probe.
+VERIFY_ROUNDS = 3
 # Cycles in a row with requests sent and not one answer before the link is rebuilt.
 SILENT_CYCLES_BEFORE_RECONNECT = 3
 OVERRUN_LOG_EVERY_S = 60.0
@@ -98,6 +102,8 @@ class _Cycle:
     readings: dict[str, Reading] = field(default_factory=dict)
     requests: int = 0
     answers: int = 0
+    # (unit, table, address, count) of every request answered with data this cycle
+    read_ok: set[tuple[int, RegisterTable, int, int]] = field(default_factory=set)
 
 
 class ModbusSource:
@@ -139,6 +145,7 @@ class ModbusSource:
         self._refused: dict[str, float] = {}
         self._barriers: dict[tuple[int, RegisterTable], set[int]] = {}
         self._plan: Plan | None = None
+        self._learnt = False  # the plan changed during the current cycle
         self._client: Any = None
         self._next_connect_at = 0.0
         self._down_reason = "not connected yet"
@@ -330,12 +337,10 @@ class ModbusSource:
         for sensor_id in due:
             address = self._addresses[sensor_id]
             blocks.append(build_plan([address], self._limits).blocks[0])
-        # Units that answered last time go first: a probe of a silent one (one timeout)
-        # then delays nothing else in this cycle.
-        units = sorted({b.unit_id for b in blocks}, key=lambda u: (self._is_failing(u), u))
+        self._learnt = False
         try:
-            for unit_id in units:
-                await self._read_unit(unit_id, [b for b in blocks if b.unit_id == unit_id], cycle)
+            await self._read_blocks(blocks, cycle)
+            await self._verify_new_plan(cycle)
         except _ConnectionLost as exc:
             await self._drop_connection(f"connection lost: {exc}")
             return
@@ -347,6 +352,34 @@ class ModbusSource:
         elif cycle.answers:
             self._silent_cycles = 0
             self._reconnect.reset()
+
+    async def _read_blocks(self, blocks: Sequence[BlockRead], cycle: _Cycle) -> None:
+        # Units that answered last time go first: a probe of a silent one (one timeout)
+        # then delays nothing else in this cycle.
+        units = sorted({b.unit_id for b in blocks}, key=lambda u: (self._is_failing(u), u))
+        for unit_id in units:
+            await self._read_unit(unit_id, [b for b in blocks if b.unit_id == unit_id], cycle)
+
+    async def _verify_new_plan(self, cycle: _Cycle) -> None:
+        """Read, in this cycle, the blocks of a plan that changed during it and that no
+        request of this cycle covered exactly.
+
+        Bisection proves a gap refused only when both halves read; when a half held a
+        refused sensor too, the next plan may read across a gap nobody tried yet. Trying
+        it now keeps the promise that a cycle after a probe sends only its plan."""
+        for _ in range(VERIFY_ROUNDS):
+            if not self._learnt:
+                return
+            self._learnt = False
+            pending = [
+                b
+                for b in self.plan.blocks
+                if (b.unit_id, b.table, b.address, b.count) not in cycle.read_ok
+                and not self._is_failing(b.unit_id)
+            ]
+            if not pending:
+                return
+            await self._read_blocks(pending, cycle)
 
     def _is_failing(self, unit_id: int) -> bool:
         state = self._units.get(unit_id)
@@ -439,6 +472,7 @@ class ModbusSource:
 
     def _replan(self) -> None:
         self._plan = None
+        self._learnt = True
 
     async def _request(self, block: BlockRead, cycle: _Cycle) -> _Answer:
         from pymodbus.exceptions import ConnectionException, ModbusIOException
@@ -484,6 +518,7 @@ class ModbusSource:
             raise _UnitSilent(f"short response: {len(data)} of {block.count}")
         self.stats.reads += 1
         self.stats.last_good_read_ns = now_ns
+        cycle.read_ok.add((block.unit_id, block.table, block.address, block.count))
         return _Answer(now_ns, data)
 
     def _decode(self, block: BlockRead, answer: _Answer) -> list[Reading]:
