@@ -111,7 +111,7 @@ def pg_ok() -> bool:
         return False
 
 
-def run(replicas: int, alerts: int, workdir: Path, args_concurrency: int = 8) -> dict[str, float]:
+def run(replicas: int, alerts: int, workdir: Path, args_concurrency: int = 16) -> dict[str, float]:
     mqtt_port, mx_port = free_port(), free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(
@@ -281,10 +281,13 @@ def run(replicas: int, alerts: int, workdir: Path, args_concurrency: int = 8) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=8, help="per replica")
+    parser.add_argument("--concurrency", type=int, default=16, help="per replica (hub default)")
+    parser.add_argument("--replicas", type=int, choices=(1, 2), help="only this run")
     args = parser.parse_args()
     runs = [1, 2] if pg_ok() else [1]
-    if 2 not in runs:
+    if args.replicas is not None:
+        runs = [r for r in runs if r == args.replicas]
+    if 2 not in runs and args.replicas != 1:
         print(f"PostgreSQL not reachable at {PG_DSN}: two-replica run skipped")
     for replicas in runs:
         with tempfile.TemporaryDirectory() as tmp:

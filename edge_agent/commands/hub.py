@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -41,7 +42,19 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.service.logs import configure_logging
 
     configure_logging(config.logging.level)
-    return asyncio.run(_run(config, base_dir, register=args.register_webhooks))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_run(config, base_dir, register=args.register_webhooks))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (the hub spends much of its CPU in the event
+    loop's hand-offs; uvloop does them in C), else asyncio's own."""
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _kpis(config: object, base_dir: Path, *, as_json: bool) -> int:

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry
 
 from edge_agent.config.secrets import SecretError, resolve
@@ -45,37 +44,6 @@ SECRETS_FILE: Final = "webhook-secrets.json"
 
 class HubError(Exception):
     """The hub cannot start (store unreachable, listener port taken, bad secret)."""
-
-
-class _HubLink(MqttLink):
-    """The project's MQTT link with manual acknowledgements: paho does not PUBACK a
-    received QoS 1 message; :meth:`ack` does, and only on the connection that delivered it
-    (a message from a dropped connection is redelivered by the broker instead)."""
-
-    def _new_client(self) -> paho.Client:
-        client = super()._new_client()
-        client.manual_ack_set(True)
-        return client
-
-    def _on_message_loop(self, client: paho.Client, message: Message) -> None:
-        if client is self._client and self._on_message is not None:
-            self._on_message(_Received(message, client))  # type: ignore[arg-type]
-
-    def is_current(self, received: _Received) -> bool:
-        """True while the connection that delivered ``received`` is still the live one."""
-        return received.client is self._client
-
-    def ack(self, received: _Received) -> None:
-        if received.client is self._client and received.message.qos > 0:
-            received.client.ack(received.message.mid, received.message.qos)
-
-
-class _Received:
-    __slots__ = ("client", "message")
-
-    def __init__(self, message: Message, client: paho.Client) -> None:
-        self.message = message
-        self.client = client
 
 
 def open_store(config: HubConfig, base_dir: Path) -> HubStore:
@@ -146,11 +114,11 @@ class Hub:
         self.consumer: AlertConsumer | None = None
         self.webhook_handler: WebhookHandler | None = None
         self.webhook_server: WebhookServer | None = None
-        self.link: _HubLink | None = None
+        self.link: MqttLink | None = None
         self.pending_counts: dict[str, int] = {}
         self.kpi_rows: list[KpiRow] = []
         self.started_ns = time.time_ns()
-        self._queue: asyncio.Queue[_Received] = asyncio.Queue()
+        self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._health: Any = None
         self._webhook_secret: str | None = None
@@ -225,7 +193,7 @@ class Hub:
         except HealthError as exc:
             raise HubError(str(exc)) from exc
 
-    def _make_link(self) -> _HubLink:
+    def _make_link(self) -> MqttLink:
         broker = self.config.broker
         password: str | None = None
         if broker.password is not None:
@@ -235,7 +203,7 @@ class Hub:
                 raise HubError(f"broker.password: {exc}") from exc
         context = tls_context(broker.tls, self.base_dir) if broker.tls is not None else None
         group = self.config.hub.group
-        return _HubLink(
+        return MqttLink(
             broker.host,
             broker.effective_port,
             f"edge-agent-hub-{self.config.hub.id}",
@@ -250,8 +218,11 @@ class Hub:
                 (f"$share/{group}/{self.prefix}/+/alerts", 1),
                 (f"{self.prefix}/+/status", 1),
             ],
-            on_message=self._on_message,  # type: ignore[arg-type]
+            on_message=self._on_message,
             max_inflight=100,
+            # A message is acknowledged once its outcome is durable, on the connection that
+            # delivered it; a hub killed before that gets it again from the broker.
+            manual_ack=True,
         )
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -282,16 +253,15 @@ class Hub:
     def mqtt_connected(self) -> bool:
         return self.link is not None and self.link.connected
 
-    def _on_message(self, received: _Received) -> None:
+    def _on_message(self, message: Message) -> None:
         """On the loop, for every message: status now, alerts to the workers."""
-        message = received.message
         parts = parse_topic(self.prefix, message.topic)
         if parts is not None and parts.kind == "status":
             self._presence(parts.site, message.payload)
             assert self.link is not None
-            self.link.ack(received)
+            self.link.ack_message(message)
             return
-        self._queue.put_nowait(received)
+        self._queue.put_nowait(message)
 
     def _presence(self, site_id: str, payload: bytes) -> None:
         site = self.sites.get(site_id)
@@ -315,22 +285,20 @@ class Hub:
         assert self.consumer is not None and self.link is not None
         backoff = Backoff(0.2, 10.0)
         while True:
-            received = await self._queue.get()
+            message = await self._queue.get()
             try:
                 while True:
-                    ok = await self.consumer.handle(
-                        received.message.topic, received.message.payload
-                    )
+                    ok = await self.consumer.handle(message.topic, message.payload)
                     if ok:
-                        self.link.ack(received)
+                        self.link.ack_message(message)
                         backoff.reset()
                         break
-                    if not self.link.is_current(received):
+                    if not self.link.is_current(message):
                         break  # the connection dropped: the broker redelivers it
                     await asyncio.sleep(backoff.next_delay())
             except Exception:
                 # Never lose a worker; the message stays unacknowledged and comes back.
-                log.exception("Alert handling failed.", extra={"topic": received.message.topic})
+                log.exception("Alert handling failed.", extra={"topic": message.topic})
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.link is None:

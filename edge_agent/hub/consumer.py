@@ -138,9 +138,9 @@ class AlertConsumer:
                 "event_id": rejection.event_id,
             },
         )
-        if site is not None:
+        if rejection.site is not None:  # a valid site id, from the topic
             payload = result_payload(
-                site.site_id,
+                rejection.site,
                 status="rejected",
                 time_ns=time.time_ns(),
                 event_id=rejection.event_id,
@@ -148,7 +148,7 @@ class AlertConsumer:
                 detail=rejection.detail,
             )
             try:
-                await self._publish(self._results_topic(site.site_id), payload, 1, False)
+                await self._publish(self._results_topic(rejection.site), payload, 1, False)
             except PublishFailed:
                 return False
         return True
@@ -174,14 +174,16 @@ class AlertConsumer:
             rule=message["rule"],
             raised_ns=parse_time(message["time"]),
         )
+        # An activation creates the work order unless the alert has one (or notify is off).
+        creates = message["event"] == "activated" and message.get("notify", True) is True
         for attempt in range(CLAIM_TRIES):
-            start = await asyncio.to_thread(
-                self.store.begin_event,
+            start = await self.store.begin_event_async(
                 record,
                 event_id,
                 self.owner,
                 self.claim_lease_ns,
                 check_pending=not from_pending,
+                begin_create=creates,
             )
             if start.result is not None:
                 await self._duplicate(site, message, start.result)
@@ -201,6 +203,9 @@ class AlertConsumer:
         try:
             return await self._apply(site, message, raw, record, start, ledger, from_pending)
         finally:
+            if getattr(ledger, "unflushed", False):  # a work order recorded, not committed
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(ledger.flush)  # type: ignore[attr-defined]
             if not getattr(ledger, "released", False):
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(self.store.release, record.alert_id, self.owner)

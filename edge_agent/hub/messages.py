@@ -104,7 +104,10 @@ def validate_alert(
             event_id,
         )
     if topic_site not in known_sites:
-        return Rejection("unknown_site", f"site {topic_site!r} is not configured", None, event_id)
+        # Answered on the topic's site all the same: its sender learns it is not served.
+        return Rejection(
+            "unknown_site", f"site {topic_site!r} is not configured", topic_site, event_id
+        )
     problem = _field_problem(data)
     if problem is not None:
         return Rejection("invalid_fields", problem, topic_site, event_id)

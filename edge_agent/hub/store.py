@@ -6,8 +6,8 @@ re-publishes its result and creates nothing), claims that keep two replicas off 
 alert, alerts parked while their site cannot be served, the work orders' statuses from the
 webhooks, and the figures the KPIs are computed from.
 
-Every method is synchronous and may block on disk or network; the hub calls them through
-``asyncio.to_thread``. Every write is committed before the method returns.
+Every method but ``begin_event_async`` is synchronous and may block on disk or network; the
+hub calls them through ``asyncio.to_thread``. Every write is committed before the method returns.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class EventStart:
     pending: bool
     claimed: bool
     work_order_id: int | None = None
+    create_begun: bool | None = None
+    """Set when ``begin_event(..., begin_create=True)`` also began the create (committed):
+    what :meth:`WorkOrderLedger.begin_create` would have answered."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,33 @@ class HubStore(Protocol):
         ...
 
     def begin_event(
-        self, alert: AlertRecord, event_id: str, owner: str, lease_ns: int, *, check_pending: bool
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,
     ) -> EventStart:
         """``result_of``, then (``check_pending``) ``has_pending``, then ``claim`` and
-        ``record_alert``, stopping at the first that decides: one call instead of four."""
+        ``record_alert``, stopping at the first that decides: one call instead of four. With
+        ``begin_create`` (an event that will create the work order if the alert has none), a
+        store may also begin the create in the same transaction (``create_begun``)."""
+        ...
+
+    async def begin_event_async(
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,
+    ) -> EventStart:
+        """:meth:`begin_event` for the event loop (SQLite hands it straight to its writer
+        thread; PostgreSQL runs it in a worker thread)."""
         ...
 
     def record_alert(self, alert: AlertRecord) -> None:

@@ -12,6 +12,7 @@ leased with ``FOR UPDATE SKIP LOCKED``. Connections are autocommit, from a small
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import re
@@ -120,8 +121,36 @@ class _Ledger:
         self._start = start
         self._owner = owner
         self.released = False
+        # As in the SQLite store: a recorded work order is committed with mark_done, in one
+        # transaction; lost in a crash, it costs a lookup (begin_create was committed first).
+        self._created: tuple[str, int] | None = None
+
+    def answers_now(self, method: str, *args: Any) -> bool:
+        """True when ``method(*args)`` is answered from memory (no round trip, no thread)."""
+        mine = bool(args) and args[0] == self._alert.alert_id
+        if method == "is_done":
+            return self._start is not None and self._start.claimed
+        if method == "work_order_for":
+            return mine and (self._created is not None or self._start is not None)
+        if method == "record_created":
+            return self._created is None
+        return False
+
+    @property
+    def unflushed(self) -> bool:
+        """A work order was recorded that no transaction has committed yet."""
+        return self._created is not None
+
+    def flush(self) -> None:
+        """Commit a recorded work order that no ``mark_done`` has committed yet."""
+        if self._created is not None:
+            with self._s._pool.connection() as conn, conn.transaction():
+                self._write_created(conn, *self._created)
+            self._created = None
 
     def work_order_for(self, alert_id: str) -> int | None:
+        if self._created is not None and self._created[0] == alert_id:
+            return self._created[1]
         if self._start is not None and alert_id == self._alert.alert_id:
             start, self._start = self._start, None
             return start.work_order_id
@@ -141,21 +170,28 @@ class _Ledger:
         return row is not None and row[0] is None and int(row[1]) > 1
 
     def record_created(self, alert_id: str, work_order_id: int) -> None:
+        self.flush()
+        self._created = (alert_id, int(work_order_id))
+
+    def _write_created(
+        self, conn: psycopg.Connection[Any], alert_id: str, work_order_id: int
+    ) -> None:
+        """The work order's id on its alert, and its row for the statuses (caller's
+        transaction)."""
         a = self._alert
         p = self._s.p
-        with self._s._pool.connection() as conn, conn.transaction():
-            conn.execute(
-                f"INSERT INTO {p}alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO UPDATE SET "
-                "work_order_id = excluded.work_order_id",
-                (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
-            )
-            conn.execute(
-                f"INSERT INTO {p}work_orders (site, work_order_id, alert_id, asset, rule, status, "
-                "created_ns, status_ns) VALUES (%s, %s, %s, %s, %s, 'OPEN', %s, 0) "
-                "ON CONFLICT (site, work_order_id) DO NOTHING",
-                (a.site, int(work_order_id), alert_id, a.asset, a.rule, time.time_ns()),
-            )
+        conn.execute(
+            f"INSERT INTO {p}alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO UPDATE SET "
+            "work_order_id = excluded.work_order_id",
+            (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
+        )
+        conn.execute(
+            f"INSERT INTO {p}work_orders (site, work_order_id, alert_id, asset, rule, status, "
+            "created_ns, status_ns) VALUES (%s, %s, %s, %s, %s, 'OPEN', %s, 0) "
+            "ON CONFLICT (site, work_order_id) DO NOTHING",
+            (a.site, int(work_order_id), alert_id, a.asset, a.rule, time.time_ns()),
+        )
 
     def is_done(self, event_id: str) -> bool:
         if self._start is not None and self._start.claimed:
@@ -168,6 +204,8 @@ class _Ledger:
     def mark_done(self, event_id: str, result: str) -> None:
         p = self._s.p
         with self._s._pool.connection() as conn, conn.transaction():
+            if self._created is not None:
+                self._write_created(conn, *self._created)
             conn.execute(
                 f"INSERT INTO {p}events (event_id, alert_id, action, done_ns) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
@@ -178,6 +216,7 @@ class _Ledger:
                     f"DELETE FROM {p}claims WHERE alert_id = %s AND owner = %s",
                     (self._alert.alert_id, self._owner),
                 )
+        self._created = None
         self.released = self._owner is not None
 
 
@@ -216,8 +255,29 @@ class PostgresHubStore:
     ) -> WorkOrderLedger:
         return _Ledger(self, alert, start, owner)
 
+    async def begin_event_async(
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,
+    ) -> EventStart:
+        return await asyncio.to_thread(
+            self.begin_event, alert, event_id, owner, lease_ns, check_pending=check_pending
+        )
+
     def begin_event(
-        self, alert: AlertRecord, event_id: str, owner: str, lease_ns: int, *, check_pending: bool
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,  # not folded in here: the ledger begins the create itself
     ) -> EventStart:
         p = self.p
         now = time.time_ns()

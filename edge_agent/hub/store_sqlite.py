@@ -7,6 +7,7 @@ runs every operation and commits the operations that arrived together in one tra
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
@@ -73,13 +74,19 @@ class _Writer:
         self._thread.start()
 
     def run(self, op: Op) -> Any:
+        """Run ``op`` in the next transaction and wait until it is committed."""
+        return self.submit(op).result()
+
+    def submit(self, op: Op) -> concurrent.futures.Future[Any]:
+        """Queue ``op`` for the next transaction; the future resolves once it is committed
+        (an event loop awaits it with ``asyncio.wrap_future``: no helper thread between)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._cond:
             if self._closed:
                 raise StoreError("the hub store is closed")
             self._queue.append((op, future))
             self._cond.notify()
-        return future.result()
+        return future
 
     def close(self) -> None:
         with self._cond:
@@ -168,8 +175,16 @@ class _Ledger:
         self._start = start
         self._owner = owner
         self.released = False
+        # A recorded work order waits here for mark_done, which commits both in one
+        # transaction: one fsync instead of two. Lost in a crash, it costs nothing but a
+        # lookup: begin_create was committed before the create was sent, so the next attempt
+        # searches MaintainX for the work order before creating one.
+        self._created: tuple[str, int, int] | None = None
+        self._begun = None if start is None else start.create_begun
 
     def work_order_for(self, alert_id: str) -> int | None:
+        if self._created is not None and self._created[0] == alert_id:
+            return self._created[1]
         if self._start is not None and alert_id == self._alert.alert_id:
             start, self._start = self._start, None
             return start.work_order_id
@@ -180,39 +195,57 @@ class _Ledger:
         )
         return None if row is None or row[0] is None else int(row[0])
 
+    def answers_now(self, method: str, *args: Any) -> bool:
+        """True when ``method(*args)`` is answered from memory (``apply_alert`` then calls it
+        on the event loop, not in a worker thread)."""
+        if method == "is_done":
+            return self._start is not None and self._start.claimed
+        if method == "work_order_for":
+            mine = bool(args) and args[0] == self._alert.alert_id
+            return mine and (self._created is not None or self._start is not None)
+        if method == "begin_create":
+            return self._begun is not None and bool(args) and args[0] == self._alert.alert_id
+        if method == "record_created":
+            return self._created is None
+        return False
+
     def begin_create(self, alert_id: str) -> bool:
-        a = self._alert
-
-        def op(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, create_attempts) "
-                "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(alert_id) DO UPDATE SET "
-                "create_attempts = create_attempts + 1 RETURNING work_order_id, create_attempts",
-                (alert_id, a.site, a.asset, a.rule, a.raised_ns),
-            ).fetchone()
-            return bool(row[0] is None and int(row[1]) > 1)
-
-        return bool(self._w.run(op))
+        if self._begun is not None and alert_id == self._alert.alert_id:
+            begun, self._begun = self._begun, None
+            return begun
+        return bool(self._w.run(lambda db: _begin_create(db, self._alert, alert_id)))
 
     def record_created(self, alert_id: str, work_order_id: int) -> None:
+        self.flush()
+        self._created = (alert_id, int(work_order_id), time.time_ns())
+
+    @property
+    def unflushed(self) -> bool:
+        """A work order was recorded that no transaction has committed yet."""
+        return self._created is not None
+
+    def flush(self) -> None:
+        """Commit a recorded work order that no ``mark_done`` has committed yet."""
+        if self._created is not None:
+            created = self._created
+            self._w.run(lambda db: self._write_created(db, created))
+            self._created = None
+
+    def _write_created(self, db: sqlite3.Connection, created: tuple[str, int, int]) -> None:
         a = self._alert
-        now = time.time_ns()
-
-        def op(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO UPDATE SET "
-                "work_order_id = excluded.work_order_id",
-                (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
-            )
-            db.execute(
-                "INSERT INTO work_orders (site, work_order_id, alert_id, asset, rule, status, "
-                "created_ns, status_ns) VALUES (?, ?, ?, ?, ?, 'OPEN', ?, 0) "
-                "ON CONFLICT(site, work_order_id) DO NOTHING",
-                (a.site, int(work_order_id), alert_id, a.asset, a.rule, now),
-            )
-
-        self._w.run(op)
+        alert_id, work_order_id, now = created
+        db.execute(
+            "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO UPDATE SET "
+            "work_order_id = excluded.work_order_id",
+            (alert_id, a.site, a.asset, a.rule, a.raised_ns, work_order_id),
+        )
+        db.execute(
+            "INSERT INTO work_orders (site, work_order_id, alert_id, asset, rule, status, "
+            "created_ns, status_ns) VALUES (?, ?, ?, ?, ?, 'OPEN', ?, 0) "
+            "ON CONFLICT(site, work_order_id) DO NOTHING",
+            (a.site, work_order_id, alert_id, a.asset, a.rule, now),
+        )
 
     def is_done(self, event_id: str) -> bool:
         if self._start is not None and self._start.claimed:
@@ -224,8 +257,11 @@ class _Ledger:
 
     def mark_done(self, event_id: str, result: str) -> None:
         a = self._alert
+        created = self._created
 
         def op(db: sqlite3.Connection) -> None:
+            if created is not None:
+                self._write_created(db, created)
             # The episode is recorded here (for the KPIs) when no create wrote it before.
             db.execute(
                 "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
@@ -239,6 +275,7 @@ class _Ledger:
             )
 
         self._w.run(op)
+        self._created = None
         if self._owner is not None:
             self._claims.drop(a.alert_id, self._owner)
             self.released = True
@@ -262,8 +299,42 @@ class SqliteHubStore:
         return _Ledger(self._w, self._claims, alert, start, owner)
 
     def begin_event(
-        self, alert: AlertRecord, event_id: str, owner: str, lease_ns: int, *, check_pending: bool
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,
     ) -> EventStart:
+        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
+        start: EventStart = self._w.run(op)
+        return start
+
+    async def begin_event_async(
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        *,
+        check_pending: bool,
+        begin_create: bool = False,
+    ) -> EventStart:
+        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
+        start: EventStart = await asyncio.wrap_future(self._w.submit(op))
+        return start
+
+    def _begin_op(
+        self,
+        alert: AlertRecord,
+        event_id: str,
+        owner: str,
+        lease_ns: int,
+        check_pending: bool,
+        begin_create: bool,
+    ) -> Callable[[sqlite3.Connection], EventStart]:
         def op(db: sqlite3.Connection) -> EventStart:
             row = db.execute(
                 "SELECT e.action, a.work_order_id FROM events e LEFT JOIN alerts a "
@@ -285,10 +356,15 @@ class SqliteHubStore:
             wo = db.execute(
                 "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert.alert_id,)
             ).fetchone()
-            return EventStart(None, False, True, _opt_int(wo[0]) if wo else None)
+            work_order_id = _opt_int(wo[0]) if wo else None
+            if begin_create and work_order_id is None:
+                # The create will follow: begin it in this transaction (one fsync, one
+                # hand-off to this thread fewer); the ledger answers begin_create from it.
+                begun = _begin_create(db, alert, alert.alert_id)
+                return EventStart(None, False, True, None, create_begun=begun)
+            return EventStart(None, False, True, work_order_id)
 
-        start: EventStart = self._w.run(op)
-        return start
+        return op
 
     def record_alert(self, alert: AlertRecord) -> None:
         self._w.run(
@@ -422,6 +498,17 @@ class SqliteHubStore:
 
     def close(self) -> None:
         self._w.close()
+
+
+def _begin_create(db: sqlite3.Connection, a: AlertRecord, alert_id: str) -> bool:
+    """Count a create attempt; True when an earlier one was never confirmed."""
+    row = db.execute(
+        "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns, create_attempts) "
+        "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(alert_id) DO UPDATE SET "
+        "create_attempts = create_attempts + 1 RETURNING work_order_id, create_attempts",
+        (alert_id, a.site, a.asset, a.rule, a.raised_ns),
+    ).fetchone()
+    return bool(row[0] is None and int(row[1]) > 1)
 
 
 def _opt_int(value: Any) -> int | None:

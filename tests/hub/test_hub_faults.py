@@ -63,7 +63,10 @@ async def test_bad_messages_are_rejected_counted_and_answered(
     assert hub.consumer.stats.unknown_site_rejections == 1
     rejected = [r for r in site.on("site-a/results") if r["status"] == "rejected"]
     assert sorted(r["reason"] for r in rejected) == sorted(counts)
-    assert not site.on("plant-z/results")  # an unconfigured site gets no answer
+    # An unconfigured site is answered on its own topic too, and nothing is created for it.
+    await async_wait_until(lambda: site.on("plant-z/results"), 10, "unknown site's answer")
+    (answer,) = site.on("plant-z/results")
+    assert answer["status"] == "rejected" and answer["reason"] == "unknown_site"
     assert not _ours(emulator, {m["alert_id"] for m in (wrong_schema, oversized, missing)})
     status, text = await asyncio.to_thread(_get, hub.health_port, "/metrics")
     assert status == 200
@@ -116,6 +119,9 @@ async def test_a_refused_key_stops_only_its_site(
         assert 'edge_agent_hub_site_credentials_rejected{site="site-a"} 1.0' in metrics
         assert 'edge_agent_hub_site_credentials_rejected{site="site-b"} 0.0' in metrics
         assert 'edge_agent_hub_site_online{site="site-a"} 1.0' in metrics
+        assert ready["sites"]["site-a"]["last_seen_ns"] > 0
+        seen = [m for m in metrics.splitlines() if m.startswith("edge_agent_hub_site_last_seen")]
+        assert any('site="site-a"' in line and float(line.split()[-1]) > 0 for line in seen)
         # The key works again: the parked alerts are applied, once each.
         mx.set_key(KEY_A, [101])
         hub.sites["site-a"].blocked_until = 0.0  # do not wait the 60 s credential retry
@@ -157,6 +163,9 @@ async def test_an_exhausted_rate_limit_slows_only_its_site(
         _, body = await asyncio.to_thread(_get, hub.health_port, "/readyz")
         rate = json.loads(body)["sites"]["site-a"]["rate_limit"]
         assert rate["limit"] == 5
+        _, metrics = await asyncio.to_thread(_get, hub.health_port, "/metrics")
+        assert 'edge_agent_hub_site_rate_limit{site="site-a"} 5.0' in metrics
+        assert 'edge_agent_hub_site_rate_limit_remaining{site="site-a"}' in metrics
         await async_wait_until(lambda: len(_ours(mx, a_ids)) == 16, 30, "site-a served")
         await hub.refresh()
         await async_wait_until(lambda: not hub.pending_counts, 10, "nothing parked")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import AlertRecord, HubStore
 from edge_agent.hub.store_sqlite import SqliteHubStore
 from tests.conftest import REPO_ROOT
@@ -94,3 +95,39 @@ def test_validate_reports_hub_file_problems_with_lines(tmp_path: Path) -> None:
         timeout=60,
     )
     assert good.returncode == 0, good.stdout + good.stderr
+
+
+def test_an_unconfirmed_create_is_never_forgotten(store: HubStore) -> None:
+    """begin_event may begin the create itself; a work order recorded but not yet committed
+    with its event (the hub killed in between) is either known afterwards or the create is
+    reported as possibly sent, so it is looked up instead of made twice."""
+    alert = AlertRecord("site-a", "alert-9", "pump-1", "rule-1", 1)
+    event = "alert-9:activated"
+
+    def begin() -> WorkOrderLedger:
+        start = store.begin_event(
+            alert, event, "hub-1", 60 * 10**9, check_pending=True, begin_create=True
+        )
+        assert start.claimed and start.result is None
+        return store.ledger(alert, start, "hub-1")
+
+    ledger = begin()
+    # Calls answered from memory run on the event loop in apply_alert, not in a thread.
+    answers_now = ledger.answers_now  # type: ignore[attr-defined]
+    assert answers_now("is_done", event) and answers_now("work_order_for", "alert-9")
+    assert answers_now("begin_create", "alert-9") is isinstance(store, SqliteHubStore)
+    assert not answers_now("mark_done", event, "created")
+    assert ledger.is_done(event) is False and ledger.work_order_for("alert-9") is None
+    assert ledger.begin_create("alert-9") is False  # the first attempt
+    ledger.record_created("alert-9", 77)
+    assert ledger.work_order_for("alert-9") == 77
+    del ledger  # killed before mark_done
+    store.release("alert-9", "hub-1")
+
+    ledger = begin()
+    assert ledger.is_done(event) is False
+    assert ledger.work_order_for("alert-9") == 77 or ledger.begin_create("alert-9") is True
+    ledger.record_created("alert-9", 77)
+    ledger.mark_done(event, "found")
+    result = store.result_of(event)
+    assert result is not None and (result.action, result.work_order_id) == ("found", 77)

@@ -33,6 +33,11 @@ def _post(port: int, path: str, body: bytes, signature: str | None) -> int:
         return exc.code
 
 
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 async def test_status_changes_reach_the_site_and_bad_signatures_do_not(
     mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
 ) -> None:
@@ -61,6 +66,11 @@ async def test_status_changes_reach_the_site_and_bad_signatures_do_not(
     await hub.refresh()
     row = next(r for r in hub.kpi_rows if r.site == "site-a" and r.asset == alert["asset"]["id"])
     assert row.work_orders_done >= 1 and row.mttr_s is not None
+    # The same KPIs in /metrics, per site and asset.
+    metrics = await asyncio.to_thread(_get_text, f"http://127.0.0.1:{hub.health_port}/metrics")
+    labels = f'{{asset="{alert["asset"]["id"]}",site="site-a"}}'
+    for name in ("alerts_raised", "work_orders_created", "open_backlog", "mttr_seconds"):
+        assert f"edge_agent_hub_kpi_{name}{labels}" in metrics, name
 
     # Our own deliveries, signed with the configured secret.
     body = json.dumps(
