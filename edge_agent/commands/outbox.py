@@ -1,9 +1,10 @@
 """``edge-agent outbox SITE.yaml status|list|dead|retry|purge``: look into the disk outbox.
 
 The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
-prints depth, bytes, the cap and the age of the oldest event; ``list`` the queued events;
-``dead`` the dead letters with their reasons; ``retry`` moves dead letters back to the end of
-the queue; ``purge`` deletes the dead letters and asks for ``--yes``. ``--json`` prints
+prints depth, bytes, the cap, the age of the oldest event and the dead letters per reason;
+``list`` the queued events; ``dead`` the dead letters with their reasons; ``retry`` moves
+dead letters back to the end of the queue; ``purge`` deletes the dead letters and asks for
+``--yes``. ``--json`` prints
 machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
 own counts catch up at its next restart.
 """
@@ -104,8 +105,22 @@ def _summary(payload: Any) -> str:
     return " ".join(parts) if parts else ",".join(sorted(payload))[:60]
 
 
+REASON_CHARS = 100
+"""Dead-letter reasons are grouped (and shown) by their first characters in ``status``."""
+
+
+def _reason_counts(outbox: Outbox) -> list[tuple[str, int]]:
+    """Dead letters per reason, most frequent first."""
+    counts: dict[str, int] = {}
+    for letter in outbox.dead_letters():
+        reason = letter.reason[:REASON_CHARS]
+        counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
 def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
     stats = outbox.stats()
+    reasons = _reason_counts(outbox) if stats.dead else []
     share = 100.0 * stats.bytes / stats.cap_bytes if stats.cap_bytes else 0.0
     document = {
         "path": str(directory),
@@ -114,6 +129,7 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
         "cap_bytes": stats.cap_bytes,
         "oldest_age_s": stats.oldest_age_s,
         "dead": stats.dead,
+        "dead_reasons": [{"reason": reason, "count": count} for reason, count in reasons],
     }
     lines = [
         f"outbox:       {directory}",
@@ -122,6 +138,7 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
         f"oldest:       {_age(stats.oldest_age_s)}",
         f"dead letters: {stats.dead}",
     ]
+    lines += [f"  {count:>6} × {reason}" for reason, count in reasons]
     _emit(args, document, lines)
     return EXIT_OK
 

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ from typing import Any, Final
 from edge_agent.alerts import format_time_ns
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.mqtt_link import (
+    Message,
     MqttDisconnected,
     MqttLink,
     MqttPublishRefused,
@@ -59,6 +61,9 @@ class MqttForwarder:
     Construction does no I/O; ``run`` resolves the password, loads the TLS files (a problem
     there raises :class:`~edge_agent.forwarders.mqtt_link.MqttConfigError`), connects
     with backoff and drains the outbox until cancelled.
+
+    ``subscriptions`` (topic, QoS) and ``on_message`` (called on the event loop) let the
+    agent listen on the same connection, e.g. to the hub's answers and work-order statuses.
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class MqttForwarder:
         base_dir: Path,
         *,
         idle_poll_s: float = IDLE_POLL_S,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: Callable[[Message], None] | None = None,
     ) -> None:
         self.config = config
         self.site_id = site_id
@@ -88,6 +95,8 @@ class MqttForwarder:
         self._wake = asyncio.Event()
         self._refusal_backoff = Backoff.from_config(config.backoff)
         self._refused_since_flush = False
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
 
     def _will(self, state: str) -> Will:
         return Will(self.status_topic, status_payload(state, self.site_id), qos=1, retain=True)
@@ -100,6 +109,8 @@ class MqttForwarder:
             self.base_dir,
             will=self._will("offline"),
             birth=partial(self._will, "online"),
+            subscriptions=self._subscriptions,
+            on_message=self._on_message,
         )
         self._link = link
         await link.start()
@@ -109,8 +120,12 @@ class MqttForwarder:
                     # Keep health informed while the broker is unreachable.
                     self.status.last_error = link.last_error
                     self.status.extra["connect_attempts"] = link.connect_attempts
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancel that arrives as the awaited event fires, and run() would never
+                    # stop (reproduced).
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(link.wait_connected(), 0.5)
+                        async with asyncio.timeout(0.5):
+                            await link.wait_connected()
                 self.status.connected = True
                 self.status.extra["reconnects"] = max(0, link.connects - 1)
                 try:
@@ -134,8 +149,16 @@ class MqttForwarder:
 
     # -- the drain loop --------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """New items are in the outbox: look now rather than at the next idle poll (the
+        service calls this after a put; call on the event loop)."""
+        self._wake.set()
+
     async def _drain_while_connected(self, link: MqttLink) -> None:
         while link.connected:
+            # Cleared before looking at the outbox: a wake() or PUBACK from now on ends
+            # the idle wait below at once instead of being lost.
+            self._wake.clear()
             await self._flush()
             if self._refused_since_flush:
                 # The broker refused a publish: give it (and the operator) a pause rather
@@ -158,11 +181,11 @@ class MqttForwarder:
                     sent += 1
                 self.status.extra["inflight"] = len(self._inflight)
             if sent == 0:
-                self._wake.clear()
                 if self._acks or self._nacks:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+                    async with asyncio.timeout(self._idle_poll_s):  # not wait_for: see run()
+                        await self._wake.wait()
 
     async def _lease(self, count: int) -> list[OutboxItem]:
         try:

@@ -85,6 +85,9 @@ class Message:
     qos: int
     retain: bool
     mid: int
+    connection: int = 0
+    """Which connection of the link delivered it: :meth:`MqttLink.ack_message` acknowledges
+    only on that one (after a reconnect the broker redelivers it, maybe under another id)."""
 
 
 def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
@@ -172,6 +175,7 @@ class MqttLink:
         self._lost: asyncio.Future[str] | None = None
         self.connects = 0
         self.connect_attempts = 0
+        self._connection = 0  # numbers each paho client: see Message.connection
         self.last_error: str | None = None
 
     @classmethod
@@ -238,11 +242,13 @@ class MqttLink:
         and stop the background task. Pending publishes fail with MqttDisconnected."""
         self._closing = True
         if farewell is not None and self.connected:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+            # that arrives as the awaited future completes.
             with contextlib.suppress(MqttError, TimeoutError):
-                await asyncio.wait_for(
-                    self.publish(farewell.topic, farewell.payload, farewell.qos, farewell.retain),
-                    timeout_s,
-                )
+                async with asyncio.timeout(timeout_s):
+                    await self.publish(
+                        farewell.topic, farewell.payload, farewell.qos, farewell.retain
+                    )
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -276,10 +282,16 @@ class MqttLink:
         return future
 
     def ack_message(self, message: Message) -> None:
-        """Acknowledge a received QoS 1 message (only when built with manual acks)."""
+        """Acknowledge a received QoS 1 message (only when built with manual acks). A message
+        delivered on an earlier connection is not acknowledged: its packet id may name
+        another message now, and the broker redelivers it anyway."""
         client = self._client
-        if client is not None:
+        if client is not None and self.is_current(message) and message.qos > 0:
             client.ack(message.mid, message.qos)
+
+    def is_current(self, message: Message) -> bool:
+        """True while the connection that delivered ``message`` is still the live one."""
+        return self._client is not None and message.connection == self._connection
 
     # -- connection management (event loop) -----------------------------------------------
 
@@ -290,7 +302,12 @@ class MqttLink:
                 await self._connect_once()
             except MqttConfigError:
                 raise
-            except (OSError, MqttError, TimeoutError) as exc:
+            except Exception as exc:
+                # OSError, TimeoutError and MqttError are the expected ones; anything else
+                # (a paho surprise) is logged with its traceback but must not end this task:
+                # a dead task would leave the link silently disconnected for good.
+                if not isinstance(exc, OSError | MqttError | TimeoutError):
+                    log.exception("Unexpected error while connecting to MQTT; retrying.")
                 self.last_error = str(exc) or type(exc).__name__
                 await self._drop_client(self.last_error)
                 delay = self._backoff.next_delay()
@@ -386,10 +403,12 @@ class MqttLink:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _new_client(self) -> paho.Client:
+        self._connection += 1
         if self.protocol == "5":
             client = paho.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=self.client_id,
+                userdata=self._connection,
                 protocol=paho.MQTTv5,
                 reconnect_on_failure=False,
                 manual_ack=self._manual_ack,
@@ -398,6 +417,7 @@ class MqttLink:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=self.client_id,
+                userdata=self._connection,
                 clean_session=False,
                 protocol=paho.MQTTv311,
                 reconnect_on_failure=False,
@@ -496,6 +516,7 @@ class MqttLink:
             qos=message.qos,
             retain=bool(message.retain),
             mid=message.mid,
+            connection=userdata if isinstance(userdata, int) else 0,
         )
         self._call(self._on_message_loop, client, received)
 

@@ -104,6 +104,9 @@ class OutboxStats:
 
     ``bytes`` counts the JSON of queued items and dead letters (both occupy the disk and
     both count against ``cap_bytes``). ``refused`` counts puts refused since open.
+    ``refusing`` is the health signal: True from a refused put (cap reached or disk full)
+    until the next put that succeeds — a disk-full refusal can happen well below the cap,
+    so ``bytes >= cap_bytes`` alone does not show it.
     """
 
     depth: int
@@ -113,6 +116,7 @@ class OutboxStats:
     dead: int
     refused: int
     cap_bytes: int
+    refusing: bool = False
 
 
 @dataclass
@@ -162,6 +166,7 @@ class Outbox:
         self._lock = threading.RLock()
         self._leases: dict[int, _Lease] = {}
         self._refused = 0
+        self._refusing = False
         self._closed = False
         self._depth, self._dead = self._count_rows()
         self._bytes = self._stored_bytes()
@@ -254,10 +259,12 @@ class Outbox:
                 raise OutboxError("put failed: the outbox is locked by another process") from exc
             self._depth += len(ids)
             self._bytes += size
+            self._refusing = False
             return ids
 
     def _refuse(self, count: int, why: str, size: int, cause: BaseException | None = None) -> None:
         self._refused += count
+        self._refusing = True
         log.error(
             "Outbox refused new events: %s; stored events are kept.",
             why,
@@ -546,6 +553,7 @@ class Outbox:
                 dead=self._dead,
                 refused=self._refused,
                 cap_bytes=self.max_bytes,
+                refusing=self._refusing,
             )
 
     # -- internals -------------------------------------------------------------------------

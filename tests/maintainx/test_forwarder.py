@@ -185,3 +185,87 @@ async def test_health_is_known_before_any_alert(emulator: Emulator, start: Start
     await wait_until(lambda: rejected.status.credentials_rejected)
     assert not rejected.status.connected
     assert [r.status for r in emulator.requests if r.api_key == "bad-key"] == [401]
+
+
+async def test_403_for_the_organization_stops_and_keeps_everything(
+    emulator: Emulator, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key without access to the configured organization (403) is handled like a 401."""
+    caplog.set_level(logging.WARNING)
+    outbox.put_many([alert(n) for n in range(3)])
+    site, config = site_config(write_key(tmp_path, SITE_KEY), base_url=emulator.url)
+    config = config.model_copy(update={"organization_id": 2})  # the key has only org 1
+    forwarder = MaintainXForwarder(config, site, outbox, tmp_path / "state", tmp_path, idle_s=0.02)
+    task = asyncio.create_task(forwarder.run())
+    try:
+        await wait_until(lambda: forwarder.status.credentials_rejected)
+        assert forwarder.status.last_error == "credentials rejected (HTTP 403)"
+        assert "credentials rejected" in caplog.text
+        sent = len(emulator.requests)
+        await asyncio.sleep(0.3)
+        assert len(emulator.requests) == sent  # stopped
+        assert (outbox.stats().depth, outbox.stats().dead) == (3, 0)
+        # The configuration is fixed and reloaded: sending resumes.
+        forwarder.reload_credentials(config.model_copy(update={"organization_id": 1}))
+        await wait_until(lambda: forwarder.status.sent == 3)
+    finally:
+        await stop(forwarder, task)
+    assert len(emulator.work_orders) == 3 and outbox.stats().depth == 0
+
+
+async def test_5xx_are_retried_with_backoff_not_in_a_storm(
+    emulator: Emulator, outbox: Outbox, start: Start
+) -> None:
+    outbox.put(alert(1))
+    emulator.faults.error_rate = 1.0  # MaintainX answers 500 to everything
+    forwarder = start(emulator.url, backoff="50ms", backoff_max="200ms")
+    await wait_until(lambda: forwarder.status.failed >= 3)
+    await asyncio.sleep(1.5)
+    requests = len(emulator.requests)
+    # An answer takes about a millisecond here: without the backoff this window would hold
+    # a thousand requests; with it (full jitter up to 0.2 s) about one per 0.1 s.
+    assert 3 <= requests <= 80
+    assert (outbox.stats().depth, outbox.stats().dead) == (1, 0)  # kept, in place
+    assert forwarder.status.sent == 0 and emulator.work_orders == []
+    emulator.faults.reset()
+    await wait_until(lambda: forwarder.status.sent == 1)
+    assert len(emulator.work_orders) == 1
+
+
+async def test_wake_ends_the_idle_wait(emulator: Emulator, outbox: Outbox, tmp_path: Path) -> None:
+    site, config = site_config(write_key(tmp_path, SITE_KEY), base_url=emulator.url)
+    forwarder = MaintainXForwarder(config, site, outbox, tmp_path / "state", tmp_path, idle_s=3600)
+    task = asyncio.create_task(forwarder.run())
+    try:
+        await wait_until(lambda: forwarder.status.connected)  # probed, now idling for an hour
+        await asyncio.sleep(0.2)
+        outbox.put(alert(1))
+        forwarder.wake()
+        await wait_until(lambda: forwarder.status.sent == 1, timeout_s=20)
+    finally:
+        await stop(forwarder, task)
+    assert len(emulator.work_orders) == 1
+
+
+async def test_cancel_is_not_lost_when_a_reload_comes_at_the_same_moment(
+    emulator: Emulator, outbox: Outbox, tmp_path: Path
+) -> None:
+    """A reload (or wake) arriving in the same loop turn as the cancel must not swallow it
+    (``asyncio.wait_for`` on Python 3.11 does): run() has to stop."""
+    outbox.put(alert(1))
+    emulator.faults.error_rate = 1.0  # every delivery fails: the forwarder sleeps its backoff
+    site, config = site_config(
+        write_key(tmp_path, SITE_KEY), base_url=emulator.url, backoff="30s", backoff_max="60s"
+    )
+    forwarder = MaintainXForwarder(config, site, outbox, tmp_path / "state", tmp_path, idle_s=3600)
+    for signal_it in (forwarder.reload_credentials, forwarder.wake):
+        task = asyncio.create_task(forwarder.run())
+        await wait_until(lambda: forwarder.status.failed >= 1)
+        await asyncio.sleep(0.1)  # in the backoff sleep
+        signal_it()
+        task.cancel()  # in the same turn of the loop
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert done == {task}, "the cancel was swallowed: run() goes on"
+        forwarder.status.failed = 0
+    await forwarder.close()
+    assert (outbox.stats().depth, outbox.stats().dead) == (1, 0)

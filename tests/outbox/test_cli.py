@@ -41,10 +41,14 @@ def test_status(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert status["cap_bytes"] == 256_000_000
     assert status["bytes"] > 0
     assert status["oldest_age_s"] >= 0
+    assert status["dead_reasons"] == [
+        {"reason": "MaintainX 400: title must not be empty", "count": 1}
+    ]
     assert main(["outbox", str(site), "status"]) == 0
     text = capsys.readouterr().out
     assert "queued:       2 event(s)" in text
     assert "dead letters: 1" in text
+    assert "1 × MaintainX 400: title must not be empty" in text
 
 
 def test_list_does_not_lease(site: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
 """SIGKILL at random moments while a process puts and acks in a loop: nothing returned by
-``put`` is lost, nothing acked comes back, and the store always opens."""
+``put`` is lost, nothing acked comes back, SQLite's integrity check passes and the store
+always opens."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import multiprocessing.context
 import os
 import random
 import signal
+import sqlite3
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from edge_agent.outbox import Outbox
 
-KILLS = 150
+KILLS = 200
 CAP = 100_000_000
 
 
@@ -115,6 +117,9 @@ def test_sigkill_loses_nothing_that_put_returned(
             elif kind == "n":
                 maybe_acked.difference_update(map(int, fields))
 
+        with sqlite3.connect(directory / "cache.db") as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        db.close()
         with Outbox.open(directory, CAP) as outbox:
             present = {item.id: dict(item.payload) for item in outbox.lease(1_000_000)}
             stats = outbox.stats()

@@ -35,7 +35,8 @@ for n in range(100_000):
 leased = [item.id for item in outbox.lease(1_000_000)]
 stats = outbox.stats()
 print(json.dumps({"stored": stored, "refusals": refusals, "leased": leased,
-                  "refused": stats.refused, "depth": stats.depth}))
+                  "refused": stats.refused, "depth": stats.depth,
+                  "refusing": stats.refusing}))
 """
 
 
@@ -56,6 +57,7 @@ def test_disk_full_refuses_and_keeps_everything(tmp_path: Path) -> None:
     assert len(report["refusals"]) == 3
     assert all("disk full" in r for r in report["refusals"])
     assert report["refused"] >= 3
+    assert report["refusing"] is True  # health degraded, though far below the cap
     assert "refused new events" in result.stderr  # logged at ERROR, loudly
     stored = report["stored"]
     assert len(stored) > 20

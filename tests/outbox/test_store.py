@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -79,7 +80,11 @@ def test_restart_forgets_leases_and_keeps_items(tmp_path: Path) -> None:
         outbox.lease(4)
         outbox.ack([ids[1]])
     with Outbox.open(tmp_path / "ob", 1_000_000) as outbox:
-        assert [i.payload["n"] for i in outbox.lease(10)] == [0, 2, 3]
+        # Events put after the restart queue behind everything from before it.
+        outbox.put({"n": "new"})
+        assert [i.payload["n"] for i in outbox.lease(3)] == [0, 2, 3]
+        assert [i.payload["n"] for i in outbox.lease(10)] == ["new"]
+        outbox.ack([i.id for i in outbox.peek(10) if i.payload["n"] == "new"])
         # Ids are never reused, even after everything was acked.
         outbox.ack([ids[0], ids[2], ids[3]])
     with Outbox.open(tmp_path / "ob", 1_000_000) as outbox:
@@ -127,6 +132,7 @@ def test_cap_refuses_loudly_and_keeps_everything(
         assert any("refused" in r.getMessage() for r in caplog.records)
         stats = outbox.stats()
         assert stats.refused == 1
+        assert stats.refusing  # the health-degraded signal the service reads
         assert stats.depth == len(stored)
         assert stats.bytes <= stats.cap_bytes
         # Batches are all or nothing.
@@ -138,6 +144,7 @@ def test_cap_refuses_loudly_and_keeps_everything(
         # Room again once something is delivered.
         outbox.ack([items[0].id, items[1].id])
         outbox.put({"n": "after"})
+        assert not outbox.stats().refusing
 
 
 def test_payload_checks(outbox: Outbox) -> None:
@@ -169,3 +176,30 @@ def test_closed_outbox_refuses(tmp_path: Path) -> None:
     outbox.close()
     with pytest.raises(OutboxError):
         outbox.put({"n": 1})
+
+
+def test_sqlite_settings_on_every_connection(tmp_path: Path) -> None:
+    """synchronous=FULL, WAL and no eviction, read back from SQLite itself — on the
+    opening thread and on a worker thread (async callers use ``asyncio.to_thread``, and
+    diskcache opens one connection per thread)."""
+    with Outbox.open(tmp_path / "ob", 1_000_000) as outbox:
+        outbox.put({"n": 1})
+        cache = outbox._cache
+
+        def pragmas() -> tuple[int, str]:
+            con = cache._con  # the connection diskcache itself uses on this thread
+            (sync,) = con.execute("PRAGMA synchronous").fetchone()
+            (journal,) = con.execute("PRAGMA journal_mode").fetchone()
+            return int(sync), str(journal)
+
+        assert pragmas() == (2, "wal")  # 2 = FULL
+        seen: list[tuple[int, str]] = []
+        worker = threading.Thread(target=lambda: seen.append(pragmas()))
+        worker.start()
+        worker.join(10)
+        assert seen == [(2, "wal")]
+        assert cache.eviction_policy == "none"
+    # A second open (the next start) keeps them.
+    with Outbox.open(tmp_path / "ob", 1_000_000) as outbox:
+        (sync,) = outbox._cache._con.execute("PRAGMA synchronous").fetchone()
+        assert sync == 2

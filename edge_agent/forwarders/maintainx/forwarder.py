@@ -112,6 +112,8 @@ class MaintainXForwarder:
         self.ledger: SqliteLedger | None = None
         self._backoff = Backoff.from_config(config.backoff)
         self._reload = asyncio.Event()
+        # Set by wake(): new items are in the outbox, end the idle wait now.
+        self._wake = asyncio.Event()
         self._pending_config: MaintainX | None = None
         self._leased: list[OutboxItem] = []
         self._last_probe = -PROBE_INTERVAL_S
@@ -134,6 +136,8 @@ class MaintainXForwarder:
                         continue
                     await self._probe()
                     continue
+                # Cleared before looking: a wake() from now on ends the idle wait at once.
+                self._wake.clear()
                 try:
                     items = await asyncio.to_thread(self.outbox.lease, self.batch_size)
                 except OutboxError as exc:
@@ -144,7 +148,7 @@ class MaintainXForwarder:
                 if not items:
                     if not self.status.connected and self._probe_due():
                         await self._probe()
-                    await self._sleep_or_reload(self.idle_s)
+                    await self._idle()
                     continue
                 self._leased = list(items)
                 delay = await self._deliver(items)
@@ -163,6 +167,11 @@ class MaintainXForwarder:
         if ledger is not None:
             await asyncio.to_thread(ledger.close)
         self.status.connected = False
+
+    def wake(self) -> None:
+        """New items are in the outbox: look now rather than after the idle wait (the
+        service calls this after a put; call on the event loop)."""
+        self._wake.set()
 
     def reload_credentials(self, config: MaintainX | None = None) -> None:
         """Re-read the API key (from ``config`` if given, else the current one) and resume
@@ -378,8 +387,25 @@ class MaintainXForwarder:
 
     async def _sleep_or_reload(self, seconds: float) -> None:
         """Wait, but wake early on a reload (new credentials are tried at once)."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+        # arrives as the reload event fires, and run() would not stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._reload.wait(), timeout=max(0.0, seconds))
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._reload.wait()
+        if self._reload.is_set():
+            await self._wait_for_reload()
+
+    async def _idle(self) -> None:
+        """Wait ``idle_s`` for new items, ending early on :meth:`wake` or a reload."""
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._reload.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         if self._reload.is_set():
             await self._wait_for_reload()
 
