@@ -100,6 +100,16 @@ class DemoMqtt:
             return
         raise DemoUnavailable(f"mosquitto did not listen on 127.0.0.1:{self.port}")
 
+    async def parked(self) -> int:
+        """Alerts the hub holds because MaintainX did not take them yet (it retries)."""
+        store = None if self._hub is None else self._hub.store
+        if store is None:
+            return 0
+        try:
+            return sum((await asyncio.to_thread(store.pending_counts)).values())
+        except Exception:  # a store error only means the demo stops waiting early
+            return 0
+
     async def close(self) -> None:
         if self._hub is not None:
             await self._hub.close()

@@ -86,6 +86,8 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
                 break
             if options.ui:
                 view = snapshot(service, plant.maintainx, elapsed, steps)
+                if relay is not None:
+                    view["hub_parked"] = await relay.parked()
                 stream.write(CLEAR_SCREEN + render(view) + "\n")
                 stream.flush()
             with contextlib.suppress(TimeoutError):
@@ -93,8 +95,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
         script.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await script
-        await _drain(service, plant)
+        await _drain(service, plant, relay)
         view = snapshot(service, plant.maintainx, time.monotonic() - started, steps)
+        if relay is not None:
+            view["hub_parked"] = await relay.parked()
         if options.ui:
             stream.write(CLEAR_SCREEN + render(view) + "\n")
         log_path = str(workdir / "agent.log") if options.ui else None
@@ -126,13 +130,20 @@ async def _play(plant: DemoPlant, steps: list[str], stop: asyncio.Event) -> None
             log.exception("Demo step failed.", extra={"step": step.says})
 
 
-async def _drain(service: Any, plant: DemoPlant) -> None:
-    """Bring MaintainX back if the run ended during the outage, and give the outbox a few
-    seconds to empty, so the summary shows where every alert went."""
-    plant.maintainx.faults.drop_rate = 0.0
+async def _drain(service: Any, plant: DemoPlant, relay: Any) -> None:
+    """Bring MaintainX back if the run ended during the outage, and give the outbox (and in
+    MQTT mode the hub) a few seconds to hand on what they hold, so the summary shows where
+    every alert went."""
+    try:
+        await asyncio.to_thread(plant.maintainx.start)  # does nothing if it is running
+    except OSError as exc:  # its port was taken while it was down
+        log.error("MaintainX stand-in could not listen again.", extra={"error": str(exc)})
     deadline = time.monotonic() + DRAIN_S
     while time.monotonic() < deadline:
         stats = service.agent.outbox_stats()
-        if stats is None or stats.depth == 0:
+        waiting = 0 if stats is None else stats.depth
+        if relay is not None:
+            waiting += await relay.parked()
+        if waiting == 0:
             return
         await asyncio.sleep(0.2)

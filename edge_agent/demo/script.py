@@ -8,6 +8,7 @@ network comes back and the buffered work order arrives.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,9 @@ async def _sensor_goes_bad(plant: DemoPlant) -> None:
 
 
 async def _network_drops(plant: DemoPlant) -> None:
-    # Every connection to MaintainX is cut before a byte is answered, as when the site's
-    # uplink goes down.
-    plant.maintainx.faults.drop_rate = 1.0
+    # MaintainX goes away for real: the emulator's listener closes, so every connection
+    # is refused, as when the site's uplink is down. Work orders already made stay.
+    await asyncio.to_thread(plant.maintainx.stop)
 
 
 async def _modbus_drops(plant: DemoPlant) -> None:
@@ -47,11 +48,12 @@ async def _modbus_back(plant: DemoPlant) -> None:
 
 
 async def _winding_heats_up(plant: DemoPlant) -> None:
-    await plant.opcua.ramp("Line1.M201.WindingTemp", 118.0, 3.0)
+    await plant.opcua.ramp("Line1.M201.WindingTemp", 118.0, 2.0)
 
 
 async def _network_back(plant: DemoPlant) -> None:
-    plant.maintainx.faults.drop_rate = 0.0
+    # Listening again on the same port: the agent's retries get through.
+    await asyncio.to_thread(plant.maintainx.start)
 
 
 async def _things_calm_down(plant: DemoPlant) -> None:
@@ -66,16 +68,21 @@ SCRIPT: tuple[Step, ...] = (
         "P-101 bearing starts heating up (62 → 97 °C); limit 85 °C, on_delay 5 s",
         _bearing_heats_up,
     ),
-    Step(6.0, "M-201 vibration sensor fails (OPC UA BadSensorFailure)", _sensor_goes_bad),
-    Step(14.0, "Network to MaintainX drops", _network_drops),
     Step(
-        15.0,
-        "M-201 winding heats up (70 → 118 °C) while MaintainX is unreachable",
+        6.0,
+        "M-201 vibration sensor fails (OPC UA BadSensorFailure); stale 10 s later",
+        _sensor_goes_bad,
+    ),
+    Step(13.0, "Network to MaintainX drops (its listener stops)", _network_drops),
+    Step(
+        14.0,
+        "M-201 winding overheats (→ 118 °C, limit 110 °C) during the outage: "
+        "its alert waits until MaintainX is back",
         _winding_heats_up,
     ),
     Step(17.0, "PLC connection drops (Modbus server gone)", _modbus_drops),
     Step(20.0, "PLC is back", _modbus_back),
-    Step(26.0, "Network to MaintainX is back: the buffered work order goes out", _network_back),
+    Step(27.0, "Network to MaintainX is back: the buffered work order goes out", _network_back),
     Step(31.0, "Temperatures fall back, the sensor recovers", _things_calm_down),
 )
 

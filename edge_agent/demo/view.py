@@ -6,6 +6,7 @@ that into the screen (pure, so it is easy to test and to print without a termina
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from edge_agent.alerts import format_time_ns
@@ -21,12 +22,20 @@ BOLD, DIM, RED, GREEN, YELLOW, RESET = (
     "\x1b[0m",
 )
 STATE_COLOURS = {"NORMAL": GREEN, "PENDING": YELLOW, "ACTIVE": RED, "CLEARING": YELLOW}
+STATE_MEANING = {
+    "NORMAL": "",
+    "PENDING": "over the limit, waiting out on_delay",
+    "ACTIVE": "alarm raised: its alert goes to a work order",
+    "CLEARING": "back within limits, waiting out off_delay",
+}
 
 
 def snapshot(service: Any, emulator: Any, elapsed_s: float, steps: list[str]) -> dict[str, Any]:
     """What the view shows, read from the live agent (``Service``) and the emulator."""
     agent = service.agent
     config = agent.config
+    stale = set(agent.engine.stale_sensors()) if agent.engine is not None else set()
+    started_ns = time.time_ns() - int(elapsed_s * 1e9)
     readings = []
     for sensor_id, sensor in config.sensors.items():
         reading = agent.latest.get(sensor_id)
@@ -37,6 +46,7 @@ def snapshot(service: Any, emulator: Any, elapsed_s: float, steps: list[str]) ->
                 "quality": None if reading is None else reading.quality.value,
                 "reason": None if reading is None else reading.reason,
                 "unit": sensor.unit or "",
+                "stale": sensor_id in stale,
             }
         )
     forwarder = agent.forwarder
@@ -47,12 +57,14 @@ def snapshot(service: Any, emulator: Any, elapsed_s: float, steps: list[str]) ->
         "readings": readings,
         "rules": dict(agent.engine.rule_states()) if agent.engine is not None else {},
         "connections": {name: s.stats.connected for name, s in agent.sources.items()},
-        "forwarder": None if forwarder is None else _forwarder_state(forwarder.status),
+        "forwarder": None if forwarder is None else _forwarder_view(forwarder.status),
+        "forwarding_to": _destination(config),
         "outbox_depth": stats.get("depth", 0),
         "dead_letters": stats.get("dead", 0),
         "events": [
             {
                 "time": format_time_ns(e.time_ns),
+                "at_s": (e.time_ns - started_ns) / 1e9,
                 "kind": e.kind,
                 "rule": e.rule_id,
                 "sensor": e.sensor_id,
@@ -73,13 +85,42 @@ def snapshot(service: Any, emulator: Any, elapsed_s: float, steps: list[str]) ->
     }
 
 
-def _forwarder_state(status: Any) -> str:
-    """up (it delivered), down (its last attempt failed) or idle (nothing sent yet)."""
+def _destination(config: Any) -> str:
+    forwarding = config.forwarding
+    if forwarding is None:
+        return "nowhere"
+    return "the MQTT broker" if forwarding.mode == "mqtt" else "MaintainX"
+
+
+def _forwarder_view(status: Any) -> dict[str, Any]:
+    """``state``: up (its last attempt worked), down (its last attempt failed) or idle
+    (nothing sent yet); with the last error and how long ago the last delivery was."""
     if status.connected:
-        return "up"
-    if status.last_error is None and status.sent == status.failed == 0:
-        return "idle"
-    return "down"
+        state = "up"
+    elif status.last_error is None and status.sent == status.failed == 0:
+        state = "idle"
+    else:
+        state = "down"
+    last = status.last_delivery_ns
+    return {
+        "state": state,
+        "error": status.last_error,
+        "last_delivery_s": None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
+    }
+
+
+def _forwarder_line(view: dict[str, Any]) -> str:
+    forwarder, target = view["forwarder"], view.get("forwarding_to", "MaintainX")
+    if forwarder is None:
+        return f"{DIM}not configured: alerts stay in the outbox{RESET}"
+    if forwarder["state"] == "down":
+        why = f": {forwarder['error']}" if forwarder.get("error") else ""
+        return f"to {target} {RED}DOWN{RESET}{why} {DIM}(retrying){RESET}"
+    if forwarder["state"] == "idle":
+        return f"to {target} {DIM}idle (nothing sent yet){RESET}"
+    ago = forwarder.get("last_delivery_s")
+    when = "" if ago is None else f" {DIM}(last delivery {ago:.0f} s ago){RESET}"
+    return f"to {target} up{when}"
 
 
 def _value(row: dict[str, Any]) -> str:
@@ -87,12 +128,28 @@ def _value(row: dict[str, Any]) -> str:
     if row["quality"] is None:
         return "-"
     if row["quality"] != "good":
-        return f"{RED}{row['quality'].upper()}{RESET} {DIM}{row['reason'] or ''}{RESET}"
+        stale = f" {YELLOW}STALE{RESET} {DIM}(no good reading for stale_after){RESET}"
+        return f"{RED}{row['quality'].upper()}{RESET} {DIM}{row['reason'] or ''}{RESET}" + (
+            stale if row.get("stale") else ""
+        )
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:.2f} {row['unit']}"
     return f"{value} {row['unit']}"
+
+
+def _hub_lines(view: dict[str, Any]) -> list[str]:
+    """MQTT mode: what the hub holds because MaintainX did not take it yet."""
+    if "hub_parked" not in view:
+        return []
+    parked = view["hub_parked"]
+    held = (
+        f"{parked} alert(s) held for MaintainX {DIM}(retried until it answers){RESET}"
+        if parked
+        else "nothing held for MaintainX"
+    )
+    return [f"{BOLD}hub{RESET}        {held}"]
 
 
 def render(view: dict[str, Any], colour: bool = True) -> str:
@@ -105,18 +162,23 @@ def render(view: dict[str, Any], colour: bool = True) -> str:
     lines += [f"  {row['sensor']:<20} {_value(row)}" for row in view["readings"]]
     lines += ["", f"{BOLD}rules{RESET}"]
     for rule_id, state in sorted(view["rules"].items()):
-        lines.append(f"  {rule_id:<22} {STATE_COLOURS.get(state, '')}{state}{RESET}")
+        meaning = STATE_MEANING.get(state, "")
+        shown = f"{state:<10}{DIM}{meaning}{RESET}" if meaning else state
+        lines.append(f"  {rule_id:<22} {STATE_COLOURS.get(state, '')}{shown}{RESET}")
     links = [
         f"{name} {'up' if up else RED + 'DOWN' + RESET}"
         for name, up in sorted(view["connections"].items())
     ]
-    forwarder = view["forwarder"]
-    shown = {"up": "up", "idle": DIM + "idle" + RESET, "down": RED + "DOWN" + RESET}
-    links.append("forwarder " + ("-" if forwarder is None else shown[forwarder]))
+    depth = view["outbox_depth"] or 0
+    waiting = f"{depth} alert(s) waiting" if depth else "empty"
+    if depth and (view["forwarder"] or {}).get("state") != "up":
+        waiting += f" {DIM}(kept on disk until they can be sent){RESET}"
     lines += [
         "",
-        f"{BOLD}links{RESET}   " + "   ".join(links),
-        f"{BOLD}outbox{RESET}  {view['outbox_depth']} waiting, {view['dead_letters']} dead letters",
+        f"{BOLD}sources{RESET}    " + "   ".join(links),
+        f"{BOLD}forwarder{RESET}  " + _forwarder_line(view),
+        f"{BOLD}outbox{RESET}     {waiting}, {view['dead_letters']} dead letters",
+        *_hub_lines(view),
         "",
         f"{BOLD}work orders at MaintainX{RESET}",
     ]
@@ -127,9 +189,9 @@ def render(view: dict[str, Any], colour: bool = True) -> str:
     lines += ["", f"{BOLD}alarm events{RESET}"]
     for event in view["events"]:
         who = event["rule"] or event["sensor"] or "site"
-        lines.append(
-            f"  {event['time'][11:19]} {event['kind']:<10} {who} {event['priority'] or ''}"
-        )
+        # Seconds since the start, like the scenario below, when known.
+        when = f"{event['at_s']:5.1f} s" if "at_s" in event else event["time"][11:19]
+        lines.append(f"  {when}  {event['kind']:<10} {who} {event['priority'] or ''}".rstrip())
     lines += ["", f"{BOLD}scenario{RESET}"]
     lines += [f"  {step}" for step in view["steps"]]
     text = "\n".join(lines)
@@ -151,9 +213,16 @@ def summary(view: dict[str, Any], duration_s: float, log_path: str | None) -> st
     lines += [
         f"  alerts still in the outbox: {view['outbox_depth']}"
         f" (dead letters: {view['dead_letters']})",
+        *(
+            [f"  alerts the hub still holds for MaintainX: {view['hub_parked']}"]
+            if "hub_parked" in view
+            else []
+        ),
         "  final rule states: "
         + ", ".join(f"{rule}={state}" for rule, state in sorted(view["rules"].items())),
     ]
+    if "CLEARING" in view["rules"].values():
+        lines.append("    (CLEARING: back within limits, waiting out off_delay before NORMAL)")
     if log_path:
         lines.append(f"  the agent's log: {log_path}")
     lines.append(

@@ -3,6 +3,11 @@
 A save writes a temporary file in the same directory, fsyncs it, renames it over the state
 file and fsyncs the directory, so after a crash or power loss the file holds either the
 previous state or the new one, never a torn mix. The only module of ``rules`` that does I/O.
+
+The file may also carry ``pending_messages``: alert messages produced by the transitions in
+this state but not yet handed on (to the outbox). Writing them in the same atomic save means
+a crash between "state saved" and "messages queued" loses neither: the restarted caller finds
+them in :attr:`RuleStateStore.pending_messages` and queues them again (same event ids).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Final
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME: Final = "rule-state.json"
+PENDING_KEY: Final = "pending_messages"
 
 
 class StateStoreError(OSError):
@@ -25,11 +31,16 @@ class StateStoreError(OSError):
 
 class RuleStateStore:
     """Load and save the engine's state at ``path`` (a file; its directory must exist or
-    be creatable)."""
+    be creatable).
+
+    :attr:`pending_messages` is written with every save and read back by :meth:`load`; it
+    stays as it is until the caller changes it (e.g. empties it once the outbox has them).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.discarded: Path | None = None
+        self.pending_messages: list[dict[str, Any]] = []
 
     @classmethod
     def in_directory(cls, storage_dir: Path) -> RuleStateStore:
@@ -61,6 +72,9 @@ class RuleStateStore:
                 extra={"path": str(self.path), "moved_to": str(aside), "error": str(exc)},
             )
             return None
+        pending = data.pop(PENDING_KEY, None)
+        if isinstance(pending, list):
+            self.pending_messages = [m for m in pending if isinstance(m, dict)]
         return data
 
     def save(self, data: dict[str, Any], raw: dict[str, str] | None = None) -> None:
@@ -68,6 +82,8 @@ class RuleStateStore:
         ``raw`` adds keys whose values are already JSON text (a cached, unchanged part)."""
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
+        if self.pending_messages:
+            data = {**data, PENDING_KEY: self.pending_messages}
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)
         if raw:
             extra = "".join(f",{json.dumps(key)}:{value}" for key, value in raw.items())

@@ -111,6 +111,11 @@ class AgentCollector(Collector):
             counters.alerts_queued,
         )
         yield CounterMetricFamily(
+            "edge_agent_alerts_recovered",
+            "Alert messages found in the saved rule state at start-up and queued again",
+            counters.alerts_recovered,
+        )
+        yield CounterMetricFamily(
             "edge_agent_rule_errors", "Rule evaluations that raised", counters.rule_errors
         )
         yield GaugeMetricFamily(

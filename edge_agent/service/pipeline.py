@@ -8,8 +8,13 @@
 
 The outbox is the only buffer that grows: a slow or absent forwarder never makes the agent
 drop readings or hold more than ``READINGS_QUEUE_BATCHES`` poll batches in memory.
-An alarm event is "accepted" once the outbox has it on disk; the rule state is saved right
-after, so that a restart neither loses nor repeats an episode.
+
+Alarm events are made durable *with* the rule state that produced them: one atomic write of
+the state file carries the new state and the alert messages not yet in the outbox
+(``pending_messages``); then the messages go into the outbox. A crash between the two finds
+them in the state file at start-up and queues them again with the same event and alert ids
+(downstream deduplicates those). Saving the state after the outbox instead would reopen the
+episode under a new alert id after such a crash: a second work order.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class PipelineCounters:
     alerts_queued: int = 0
     outbox_refused: int = 0
     alerts_rejected: int = 0
+    alerts_recovered: int = 0
+    """Alerts found in the rule state at start-up (a crash before the outbox had them)."""
     rule_errors: int = 0
     state_save_errors: int = 0
 
@@ -94,7 +101,8 @@ class Agent:
         self.stopping = False
         # Alerts waiting because the outbox is full (the rules wait with them).
         self.holding_alerts = 0
-        self._hold_rule_state = False
+        # MQTT mode: which work order each rule has open (fed by the hub's answers).
+        self.work_orders: Any = None
         self._queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
@@ -129,8 +137,8 @@ class Agent:
                 self._outbox_cls.open, self.state_dir / "outbox", self.config.storage.max_bytes
             )
             self.rule_store = self._rule_store_cls.in_directory(self.state_dir)
-            # Not durable on its own: the state is saved after the events are in the
-            # outbox, so a crash in between repeats an event rather than losing it.
+            # Not durable on its own: ``_accept`` saves the state together with the alert
+            # messages it produced, then puts them in the outbox.
             self.engine = self._rule_engine_cls(self.config, self.rule_store, durable=False)
         except OSError as exc:
             raise AgentError(f"cannot open the state in {self.state_dir}: {exc}") from exc
@@ -224,13 +232,45 @@ class Agent:
                 )
 
     def _start_forwarder(self) -> None:
-        if self.config.forwarding is None:
+        forwarding = self.config.forwarding
+        if forwarding is None:
             log.warning("No forwarding configured: alerts stay in the outbox.")
             return
-        from edge_agent.forwarders import build_forwarder
+        if forwarding.mode == "mqtt" and forwarding.mqtt is not None:
+            self._forwarder = self._mqtt_forwarder(forwarding.mqtt)
+        else:
+            from edge_agent.forwarders import build_forwarder
 
-        self._forwarder = build_forwarder(self.config, self.outbox, self.state_dir, self.base_dir)
+            self._forwarder = build_forwarder(
+                self.config, self.outbox, self.state_dir, self.base_dir
+            )
         self._forwarder_task = asyncio.create_task(self._run_forwarder(), name="forwarder")
+
+    def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:
+        """The MQTT forwarder, also listening to the hub's answers and work-order statuses
+        for this site: while a rule's work order is open, a re-activation names it
+        (``related_work_order``) and the hub comments on it instead of creating another."""
+        from edge_agent.forwarders.mqtt import MqttForwarder
+        from edge_agent.forwarders.workorder_status import WorkOrderTracker, status_topics
+
+        site = self.config.site.id
+        tracker = WorkOrderTracker(self.state_dir, site, mqtt.topic_prefix)
+        self.work_orders = tracker
+
+        def on_message(message: Any) -> None:
+            try:
+                tracker.on_message(message.topic, message.payload)
+            except OSError as exc:  # the map could not be saved; the next message retries
+                log.error("Work order map not saved.", extra={"error": str(exc)})
+
+        return MqttForwarder(
+            mqtt,
+            site,
+            self.outbox,
+            self.base_dir,
+            subscriptions=[(topic, 1) for topic in status_topics(mqtt.topic_prefix, site)],
+            on_message=on_message,
+        )
 
     async def _run_forwarder(self) -> None:
         assert self._forwarder is not None
@@ -263,6 +303,7 @@ class Agent:
     # ------------------------------------------------------------------ rules
 
     async def _rules_loop(self) -> None:
+        await self._recover_pending()
         next_tick = time.monotonic()
         next_flush = next_tick + STATE_FLUSH_S
         while True:
@@ -306,15 +347,13 @@ class Agent:
             return []
 
     async def _accept(self, events: list[Any]) -> None:
-        """Put the alert messages of ``events`` in the outbox (durably), then save the rule
-        state. If the outbox refuses (full), wait and retry: the queue fills up and the
-        sources slow down rather than an alert being dropped."""
-        from edge_agent.outbox.store import OutboxError, OutboxFull, PayloadTooLarge
+        """Make the events' alert messages durable together with the rule state, then put
+        them in the outbox (see the module docstring)."""
         from edge_agent.rules import to_alert_message
 
         self.counters.alarm_events += len(events)
         self.recent_events.extend(events)
-        messages = []
+        messages: list[Any] = []
         for event in events:
             if event.kind == "activated" and event.rule_id is not None:
                 activations = self.counters.activations
@@ -333,9 +372,41 @@ class Agent:
                 },
             )
             if message is not None:
+                if self.work_orders is not None:
+                    message = self.work_orders.annotate(message)
                 messages.append(message)
+        if not messages:
+            self._save_rule_state()
+            return
+        # One atomic write: the new rule state and the messages it produced.
+        self.rule_store.pending_messages = [*self.rule_store.pending_messages, *messages]
+        self._save_rule_state(force=True)
+        await self._hand_over()
+
+    async def _recover_pending(self) -> None:
+        """Queue the alerts a crash left in the rule state (saved, not yet in the outbox)."""
+        pending = list(self.rule_store.pending_messages) if self.rule_store is not None else []
+        if not pending:
+            return
+        self.counters.alerts_recovered += len(pending)
+        log.warning(
+            "Queuing alerts saved with the rule state before the agent stopped.",
+            extra={
+                "alerts": len(pending),
+                "alert_ids": sorted({m.get("alert_id") for m in pending}),
+            },
+        )
+        await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """Put ``rule_store.pending_messages`` in the outbox; on success they leave the state
+        file with its next save. If the outbox refuses (full), wait and retry: the queue fills
+        up and the sources slow down rather than an alert being dropped. A stop while
+        waiting leaves them in the saved state for the next start."""
+        from edge_agent.outbox.store import OutboxError, OutboxFull, PayloadTooLarge
+
         refused_logged = False
-        while messages:
+        while messages := list(self.rule_store.pending_messages):
             try:
                 await asyncio.to_thread(self.outbox.put_many, messages)
             except OutboxFull:
@@ -349,9 +420,11 @@ class Agent:
                     )
                     refused_logged = True
             except PayloadTooLarge:
-                messages = await self._put_one_by_one(messages)
-                if not messages:
-                    break
+                remaining = await self._put_one_by_one(messages)
+                self.rule_store.pending_messages = remaining
+                self._settle_pending()
+                if len(remaining) < len(messages):
+                    continue  # progress: try the rest at once
             except OutboxError as exc:
                 log.error(
                     "Outbox write failed; retrying.",
@@ -359,20 +432,25 @@ class Agent:
                 )
             else:
                 self.holding_alerts = 0
+                self.rule_store.pending_messages = []
+                self._settle_pending()
                 self._queued(len(messages))
                 break
             if self.stopping:
-                # Not saving the rule state from here on means the restarted agent
-                # re-detects these episodes and tries again, instead of forgetting them.
-                self._hold_rule_state = True
                 log.error(
-                    "Stopping with alerts the outbox did not take; they will be raised again "
-                    "after the restart.",
+                    "Stopping with alerts the outbox did not take; they are kept with the rule "
+                    "state and queued after the restart.",
                     extra={"alerts": len(messages)},
                 )
                 break
             await asyncio.sleep(OUTBOX_RETRY_S)
-        self._save_rule_state()
+
+    def _settle_pending(self) -> None:
+        # The state file still lists the messages now in the outbox; the next periodic
+        # flush rewrites it. A crash before then queues them again: duplicates with the
+        # same event ids, which every forwarder and the hub drop.
+        if self.engine is not None:
+            self.engine.soft_dirty = True
 
     def _queued(self, count: int) -> None:
         self.counters.alerts_queued += count
@@ -406,9 +484,13 @@ class Agent:
                 self._queued(1)
         return retry
 
-    def _save_rule_state(self) -> None:
-        if self.rule_store is None or self.engine is None or self._hold_rule_state:
+    def _save_rule_state(self, *, force: bool = False) -> None:
+        """Save the rule state (and the pending messages) if anything changed, or always
+        with ``force``."""
+        if self.rule_store is None or self.engine is None:
             return
+        if force:
+            self.engine.dirty = True
         # The engine logs and counts a failed save and stays dirty: the next flush retries.
         if not self.engine.flush():
             self.counters.state_save_errors += 1

@@ -131,6 +131,9 @@ class Emulator:
             return
         self._stopping.set()
         self._server.shutdown()
+        close_connections = getattr(self._server, "close_connections", None)
+        if close_connections is not None:
+            close_connections()  # keep-alive clients must see the outage too
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)

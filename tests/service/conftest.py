@@ -4,6 +4,7 @@ background event loop, and the agent as a real subprocess (`edge-agent run`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, Broker, free_port
 
 T = TypeVar("T")
 API_KEY = "mx-test-key-3c9d1f0a7b2e"
@@ -205,6 +206,8 @@ class AgentProcess:
         self.health_port = health_port
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        # What runs the `edge-agent` command line (a test may wrap it, see crash_agent.py).
+        self.launcher: list[str] = [sys.executable, "-m", "edge_agent"]
         self.env = {
             **os.environ,
             "MAINTAINX_API_KEY": API_KEY,
@@ -216,9 +219,7 @@ class AgentProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "edge_agent",
+                    *self.launcher,
                     "run",
                     str(self.site),
                     "--state-dir",
@@ -319,3 +320,68 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], AgentProce
 @pytest.fixture
 def health_port() -> int:
     return free_port()
+
+
+def hub_document(
+    tmp_path: Path, broker: Broker, emulator: Any, *, webhooks: bool
+) -> dict[str, Any]:
+    """A hub for the site ``test-plant`` on ``broker``, creating work orders at ``emulator``;
+    with ``webhooks`` it also listens for MaintainX's status webhooks."""
+    document: dict[str, Any] = {
+        "version": 1,
+        "hub": {"id": "hub-test", "retry_interval": "500ms"},
+        "broker": {
+            "host": "127.0.0.1",
+            "port": broker.port,
+            "backoff": {"initial": "100ms", "max": "1s"},
+        },
+        "sites": {"test-plant": {"api_key": "${HUB_TEST_PLANT_KEY}"}},
+        "maintainx": {"base_url": emulator.url, "timeout": "2s"},
+        "state_dir": str(tmp_path / "hub-state"),
+        "health": {"listen": f"127.0.0.1:{free_port()}"},
+    }
+    if webhooks:
+        url = f"http://127.0.0.1:{free_port()}/maintainx/webhooks"
+        document["webhooks"] = {"listen": url.split("/")[2], "public_url": url}
+    return document
+
+
+@contextlib.contextmanager
+def hub_process(tmp_path: Path, document: dict[str, Any]) -> Iterator[subprocess.Popen[bytes]]:
+    """`edge-agent hub` as a subprocess (registering its webhooks first if it has any),
+    running once it says so."""
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(document))
+    log_path = tmp_path / "hub.log"
+    command = [sys.executable, "-m", "edge_agent", "hub", str(hub_file)]
+    if "webhooks" in document:
+        command.append("--register-webhooks")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "HUB_TEST_PLANT_KEY": API_KEY, "PYTHONPATH": str(REPO_ROOT)},
+        )
+    try:
+
+        def running() -> bool:
+            assert process.poll() is None, log_path.read_text()[-4000:]
+            return " running" in log_path.read_text()
+
+        wait_until(running, 30, "the hub to run")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, mosquitto: Broker, emulator: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """The hub between mosquitto and the emulator (no webhooks)."""
+    with hub_process(tmp_path, hub_document(tmp_path, mosquitto, emulator, webhooks=False)) as hub:
+        yield hub

@@ -8,6 +8,13 @@ from edge_agent.demo.view import render, summary
 
 
 def _view(forwarder: str | None) -> dict[str, Any]:
+    state = None
+    if forwarder is not None:
+        state = {
+            "state": forwarder,
+            "error": "POST /workorders: cannot connect (ConnectError)",
+            "last_delivery_s": 4.2,
+        }
     return {
         "elapsed_s": 12.5,
         "site": "Demo plant",
@@ -19,12 +26,14 @@ def _view(forwarder: str | None) -> dict[str, Any]:
                 "quality": "bad",
                 "reason": "BadSensorFailure",
                 "unit": "",
+                "stale": True,
             },
             {"sensor": "r1", "value": True, "quality": "good", "reason": None, "unit": ""},
         ],
         "rules": {"p101-bearing-hot": "ACTIVE"},
         "connections": {"plc1": True, "ua1": False},
-        "forwarder": forwarder,
+        "forwarder": state,
+        "forwarding_to": "MaintainX",
         "outbox_depth": 1,
         "dead_letters": 0,
         "events": [
@@ -47,14 +56,30 @@ def test_render_shows_every_part_plainly() -> None:
     text = render(_view("down"), colour=False)
     assert "\x1b" not in text
     assert "t1                   97.04 degC" in text
-    assert "BAD BadSensorFailure" in text and "r1                   on" in text
-    assert "p101-bearing-hot       ACTIVE" in text
-    assert "plc1 up   ua1 DOWN   forwarder DOWN" in text
-    assert "outbox  1 waiting, 0 dead letters" in text
+    assert "BAD BadSensorFailure STALE" in text and "r1                   on" in text
+    # Each rule's state, with what it means.
+    assert "p101-bearing-hot       ACTIVE    alarm raised: its alert goes to a work order" in text
+    assert "sources    plc1 up   ua1 DOWN" in text
+    assert (
+        "forwarder  to MaintainX DOWN: POST /workorders: cannot connect (ConnectError) (retrying)"
+        in text
+    )
+    assert "outbox     1 alert(s) waiting (kept on disk until they can be sent)" in text
     assert "#1003  HIGH    Pump: bearing 97.0 degC" in text
-    assert "10:00:00 activated  p101-bearing-hot MEDIUM" in text
-    assert "forwarder idle" in render(_view("idle"), colour=False)
-    assert "forwarder up" in render(_view("up"), colour=False)
+    assert " 10:00:00  activated  p101-bearing-hot MEDIUM" in text
+    timed = _view("up")
+    timed["events"][0]["at_s"] = 7.25
+    assert "    7.2 s  activated  p101-bearing-hot MEDIUM" in render(timed, colour=False)
+    assert "to MaintainX idle (nothing sent yet)" in render(_view("idle"), colour=False)
+    up = render(_view("up"), colour=False)
+    assert "to MaintainX up (last delivery 4 s ago)" in up
+    assert "outbox     1 alert(s) waiting, 0 dead letters" in up
+    assert "not configured" in render(_view(None), colour=False)
+    assert "hub" not in up  # direct mode: no hub line
+    mqtt = _view("up")
+    mqtt["hub_parked"] = 1
+    assert "hub        1 alert(s) held for MaintainX" in render(mqtt, colour=False)
+    assert "p101-bearing-hot       ACTIVE    alarm raised" in up
 
 
 def test_summary_lists_work_orders() -> None:

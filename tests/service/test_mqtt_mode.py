@@ -4,66 +4,19 @@ asset, priority and title. Every peer is real; the agent and the hub are process
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import REPO_ROOT, Broker, free_port
+from tests.conftest import Broker
 from tests.service.conftest import (
-    API_KEY,
     AgentProcess,
     BackgroundLoop,
     site_document,
     wait_until,
     work_orders,
 )
-
-
-@pytest.fixture
-def hub(tmp_path: Path, mosquitto: Broker, emulator: Any) -> Iterator[subprocess.Popen[bytes]]:
-    health_port = free_port()
-    hub_file = tmp_path / "hub.yaml"
-    hub_file.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "hub": {"id": "hub-test", "retry_interval": "500ms"},
-                "broker": {
-                    "host": "127.0.0.1",
-                    "port": mosquitto.port,
-                    "backoff": {"initial": "100ms", "max": "1s"},
-                },
-                "sites": {"test-plant": {"api_key": "${HUB_TEST_PLANT_KEY}"}},
-                "maintainx": {"base_url": emulator.url, "timeout": "2s"},
-                "state_dir": str(tmp_path / "hub-state"),
-                "health": {"listen": f"127.0.0.1:{health_port}"},
-            }
-        )
-    )
-    log = (tmp_path / "hub.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "hub", str(hub_file)],
-        stdout=log,
-        stderr=log,
-        env={**os.environ, "HUB_TEST_PLANT_KEY": API_KEY, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
 
 
 def test_mqtt_mode_end_to_end(

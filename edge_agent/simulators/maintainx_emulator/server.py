@@ -3,9 +3,11 @@ routing to the store, and a log of every request (with the API key that made it)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -344,7 +346,28 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
         self.state = state
+        # Open client connections, so that stopping can cut keep-alive ones too.
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut every open client connection (a stopped MaintainX answers nothing more)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def make_server(host: str, port: int, state: EmulatorState) -> ThreadingHTTPServer:

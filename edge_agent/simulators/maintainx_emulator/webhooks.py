@@ -69,7 +69,30 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="mx-emulator-webhooks", daemon=True)
 
     def start(self) -> None:
+        """Start delivering; after :meth:`stop` a new thread takes over the queue (a thread
+        starts only once), so an emulator can be stopped and started again."""
+        if self._thread.is_alive():
+            return
+        if self._thread.ident is not None:
+            self._drop_stop_markers()
+            self._thread = threading.Thread(
+                target=self._run, name="mx-emulator-webhooks", daemon=True
+            )
         self._thread.start()
+
+    def _drop_stop_markers(self) -> None:
+        # A thread that ended on ``stopping`` left stop()'s marker in the queue; the new
+        # thread would end on it at once. Events queued meanwhile are kept, in order.
+        kept: list[WebhookEvent] = []
+        while True:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event is not None:
+                kept.append(event)
+        for event in kept:
+            self._queue.put(event)
 
     def stop(self) -> None:
         self._queue.put(None)
