@@ -118,7 +118,8 @@ class DemoMqtt:
         if broker is not None and broker.returncode is None:
             broker.terminate()
             try:
-                await asyncio.wait_for(broker.wait(), 10)
+                async with asyncio.timeout(10):
+                    await broker.wait()
             except TimeoutError:
                 broker.kill()
                 await broker.wait()

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from edge_agent.demo.plant import DemoPlant, write_demo_site
 from edge_agent.demo.script import SCRIPT
 from edge_agent.demo.view import CLEAR_SCREEN, render, snapshot, summary
+from edge_agent.service.tasks import cancel_and_wait, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
                     view["hub_parked"] = await relay.parked()
                 stream.write(CLEAR_SCREEN + render(view) + "\n")
                 stream.flush()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), REFRESH_S)
-        script.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await script
+            await wait_event(stop, REFRESH_S)
+        # Not ``suppress(CancelledError)`` around ``await script``: that would also swallow
+        # a cancellation of the demo itself.
+        await cancel_and_wait(script, 5.0)
         await _drain(service, plant, relay)
         view = snapshot(service, plant.maintainx, time.monotonic() - started, steps)
         if relay is not None:

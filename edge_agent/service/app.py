@@ -27,8 +27,13 @@ from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent
 from edge_agent.service.reload import Reloader, Validate, default_validate
 from edge_agent.service.sdnotify import SystemdNotifier
 from edge_agent.service.secret_scan import register_config_secrets
+from edge_agent.service.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+OUTBOX_REFUSING = "outbox refusing new events (disk full or cap reached)"
+"""The readiness reason while the outbox refuses puts: a full disk refuses them well below
+the byte cap, so the outbox's own ``refusing`` flag says it, not ``bytes >= cap``."""
 
 
 class Service:
@@ -83,12 +88,10 @@ class Service:
         """STOPPING=1, then the agent's orderly stop, bounded so the process exits in time."""
         self.notifier.stopping()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task, 3.0)
         try:
-            await asyncio.wait_for(self.agent.stop(), SHUTDOWN_BUDGET_S)
+            async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+                await self.agent.stop()
         except TimeoutError:
             log.error("Stopping took too long; exiting with work still in the outbox.")
         await self.health.close()
@@ -134,7 +137,8 @@ class Service:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every source is connected, the forwarder is connected, the outbox
-        is below its cap and no stage task has died. The details say why not."""
+        takes new events (below its cap, disk not full, writes succeed) and no stage task
+        has died. The details say why not."""
         reasons: list[str] = []
         agent = self.agent
         if not self.ready_event.is_set():
@@ -159,10 +163,19 @@ class Service:
                 reasons.append("forwarder credentials were rejected")
             elif not status.connected and not _untried(agent, status):
                 reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
-        outbox = dict(as_mapping(agent.outbox_stats()))
+        outbox, outbox_error = _outbox_status(agent)
         cap = outbox.get("cap_bytes") or agent.config.storage.max_bytes
         full = isinstance(outbox.get("bytes"), int) and outbox["bytes"] >= cap
-        if full or agent.holding_alerts:
+        if outbox_error is not None:
+            reasons.append(f"outbox status unavailable: {outbox_error}")
+        if outbox.get("refusing"):
+            reasons.append(OUTBOX_REFUSING)
+        if agent.outbox_write_error is not None:
+            reasons.append(
+                f"outbox writes fail ({agent.outbox_write_error}); "
+                f"{agent.holding_alerts} alerts wait to be retried"
+            )
+        elif full or agent.holding_alerts:
             reasons.append(
                 f"outbox is full ({outbox.get('bytes')} of {cap} bytes); "
                 f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
@@ -173,14 +186,20 @@ class Service:
             "reasons": reasons,
             "sources": sources,
             "forwarder": forwarder,
-            "outbox": {key: outbox.get(key) for key in ("depth", "bytes", "dead", "cap_bytes")},
+            "outbox": {
+                key: outbox.get(key) for key in ("depth", "bytes", "dead", "cap_bytes", "refusing")
+            },
             "config": self._config_status(),
         }
         return not reasons, details
 
     def liveness(self) -> dict[str, Any]:
+        """The process runs (always HTTP 200); ``status`` is ``degraded`` while the outbox
+        refuses new events, so a look at ``/healthz`` shows it too."""
+        outbox, _ = _outbox_status(self.agent)
         return {
-            "status": "ok",
+            "status": "degraded" if outbox.get("refusing") else "ok",
+            "outbox_refusing": bool(outbox.get("refusing")),
             "site": self.agent.config.site.id,
             "uptime_s": round((time.time_ns() - self.agent.started_ns) / 1e9, 3),
             "config": self._config_status(),
@@ -193,6 +212,15 @@ class Service:
             "reloads": dict(report.outcomes),
             "errors": report.errors if report.last_outcome == "rejected" else [],
         }
+
+
+def _outbox_status(agent: Agent) -> tuple[dict[str, Any], str | None]:
+    """The outbox's stats as a dict, and why they could not be read (a health request must
+    answer even when the store cannot)."""
+    try:
+        return dict(as_mapping(agent.outbox_stats())), None
+    except Exception as exc:
+        return {}, str(exc) or type(exc).__name__
 
 
 def _untried(agent: Agent, status: ForwarderStatus) -> bool:

@@ -82,7 +82,8 @@ class HealthServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -118,7 +119,8 @@ class HealthServer:
             await writer.wait_closed()
 
     async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        line = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
+        async with asyncio.timeout(_READ_TIMEOUT_S):
+            line = await reader.readline()
         if len(line) > _MAX_REQUEST_LINE:
             return 400, "text/plain", b"request line too long\n"
         parts = line.decode("latin-1").split()
@@ -126,7 +128,8 @@ class HealthServer:
             return 400, "text/plain", b"bad request\n"
         # Skip the headers: nothing here depends on them.
         for _ in range(100):
-            header = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
+            async with asyncio.timeout(_READ_TIMEOUT_S):
+                header = await reader.readline()
             if header in (b"\r\n", b"\n", b""):
                 break
         method, target = parts[0], parts[1].split("?", 1)[0]

@@ -127,10 +127,12 @@ async def check_isolated_async(site_path: Path) -> Checked:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+            async with asyncio.timeout(CHILD_TIMEOUT_S):
+                out, err = await process.communicate()
+        except BaseException:  # timed out, or this reload was cancelled: no orphan child
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
             raise
         if process.returncode == 0:
             return await asyncio.to_thread(_decode, out.decode())

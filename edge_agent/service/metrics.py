@@ -179,9 +179,19 @@ class AgentCollector(Collector):
             "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused
         )
         yield GaugeMetricFamily(
+            "edge_agent_outbox_refusing",
+            "1 while the outbox refuses new events (cap reached or disk full)",
+            _number(stats.get("refusing")),
+        )
+        yield GaugeMetricFamily(
             "edge_agent_alerts_held",
-            "Alerts waiting to enter a full outbox (the rules wait with them)",
+            "Alerts waiting to enter the outbox, full or failing (the rules wait with them)",
             self._agent.holding_alerts,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_write_errors",
+            "Outbox writes that failed for another reason than a full outbox (retried)",
+            self._agent.counters.outbox_write_errors,
         )
         yield CounterMetricFamily(
             "edge_agent_alerts_rejected",

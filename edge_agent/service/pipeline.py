@@ -32,6 +32,7 @@ from typing import Any
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
+from edge_agent.service.tasks import cancel_and_wait, wait_done, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ TICK_INTERVAL_S = 0.2
 SHUTDOWN_BUDGET_S = 8.0
 """SIGTERM to exit: systemd's default stop timeout is longer, the contract is 10 s."""
 OUTBOX_RETRY_S = 1.0
+"""How often alerts held by a full outbox try again (the forwarder may have drained it)."""
+OUTBOX_RETRY_MAX_S = 30.0
+"""The longest wait between retries after an outbox write error (doubling from 1 s)."""
 STATE_FLUSH_S = 5.0
 """Rule state that changed without an event (pending timers, last values) is saved this often."""
 
@@ -61,6 +65,8 @@ class PipelineCounters:
     alerts_queued: int = 0
     outbox_refused: int = 0
     alerts_rejected: int = 0
+    outbox_write_errors: int = 0
+    """Outbox writes that failed for another reason than a full outbox (locked, I/O)."""
     alerts_recovered: int = 0
     """Alerts found in the rule state at start-up (a crash before the outbox had them)."""
     rule_errors: int = 0
@@ -99,8 +105,12 @@ class Agent:
         self.recent_events: deque[Any] = deque(maxlen=50)
         self.started_ns = time.time_ns()
         self.stopping = False
-        # Alerts waiting because the outbox is full (the rules wait with them).
+        # Alerts waiting to enter the outbox, full or failing (the rules wait with them).
         self.holding_alerts = 0
+        # Why the last outbox write failed, if it did and no write succeeded since
+        # (not set for a full outbox: that is ``holding_alerts`` and the outbox's own flag).
+        self.outbox_write_error: str | None = None
+        self._stop_requested = asyncio.Event()
         # MQTT mode: which work order each rule has open (fed by the hub's answers).
         self.work_orders: Any = None
         self._queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
@@ -162,20 +172,15 @@ class Agent:
         """Stop polling, let the rules finish what is queued, save rule state, stop the
         forwarder (leased items go back to the outbox) and close the outbox."""
         self.stopping = True
+        self._stop_requested.set()
         for name in list(self._source_tasks):
             await self._stop_source(name)
         if self._rules_task is not None:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)
-            try:
-                await asyncio.wait_for(asyncio.shield(self._rules_task), 3.0)
-            except TimeoutError:
+            if not await wait_done(self._rules_task, 3.0):
                 log.warning("Rules did not drain in time; cancelling.")
-                self._rules_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._rules_task
-            except Exception:
-                log.exception("Rules task failed while stopping.")
+                await cancel_and_wait(self._rules_task, 3.0)
         self._save_rule_state()
         await self._stop_forwarder()
         if self.outbox is not None:
@@ -219,12 +224,11 @@ class Agent:
         task = self._source_tasks.pop(name, None)
         source = self._sources.pop(name, None)
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 3.0)
+            await cancel_and_wait(task, 3.0)
         if source is not None:
             try:
-                await asyncio.wait_for(source.close(), 3.0)
+                async with asyncio.timeout(3.0):
+                    await source.close()
             except Exception as exc:
                 log.warning(
                     "Source did not close cleanly.",
@@ -285,12 +289,11 @@ class Agent:
         task, self._forwarder_task = self._forwarder_task, None
         forwarder, self._forwarder = self._forwarder, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 3.0)
+            await cancel_and_wait(task, 3.0)
         if forwarder is not None:
             try:
-                await asyncio.wait_for(forwarder.close(), 3.0)
+                async with asyncio.timeout(3.0):
+                    await forwarder.close()
             except Exception as exc:
                 log.warning("Forwarder did not close cleanly.", extra={"error": repr(exc)})
 
@@ -307,11 +310,12 @@ class Agent:
         next_tick = time.monotonic()
         next_flush = next_tick + STATE_FLUSH_S
         while True:
-            timeout = max(0.0, next_tick - time.monotonic())
-            try:
-                batch = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                batch = ()
+            # ``asyncio.timeout``, not ``wait_for``: on 3.11 the latter can return a batch
+            # and drop a cancellation that arrives with it, and the stop never happens.
+            batch: Sequence[Reading] | None = ()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
+                    batch = await self._queue.get()
             if batch is None:
                 return
             events: list[Any] = []
@@ -400,50 +404,84 @@ class Agent:
 
     async def _hand_over(self) -> None:
         """Put ``rule_store.pending_messages`` in the outbox; on success they leave the state
-        file with its next save. If the outbox refuses (full), wait and retry: the queue fills
-        up and the sources slow down rather than an alert being dropped. A stop while
-        waiting leaves them in the saved state for the next start."""
-        from edge_agent.outbox.store import OutboxError, OutboxFull, PayloadTooLarge
+        file with its next save. Nothing the outbox raises ends the rules task:
 
-        refused_logged = False
+        - full (cap or disk): wait and retry; the queue fills up and the sources slow down
+          rather than an alert being dropped;
+        - an alert too large to ever store: counted, logged and dropped (see
+          :meth:`_put_pending`);
+        - any other error (a locked store, I/O): counted, logged with the reason and retried
+          with a doubling pause; the messages stay pending (and saved with the rule state).
+
+        A stop while waiting leaves them in the saved state for the next start."""
+        from edge_agent.outbox.store import OutboxError, OutboxFull
+
+        full_logged = False
+        error_pause = OUTBOX_RETRY_S
         while messages := list(self.rule_store.pending_messages):
             try:
-                await asyncio.to_thread(self.outbox.put_many, messages)
+                await self._put_pending(messages)
             except OutboxFull:
-                self.holding_alerts = len(messages)
+                pause = OUTBOX_RETRY_S
+                self.holding_alerts = len(self.rule_store.pending_messages)
+                self.outbox_write_error = None
                 # The outbox logs and counts every refusal itself.
-                if not refused_logged:
-                    self.counters.outbox_refused += len(messages)
+                if not full_logged:
+                    self.counters.outbox_refused += self.holding_alerts
                     log.error(
                         "Outbox is full; holding alerts until the forwarder drains it.",
-                        extra={"alerts": len(messages)},
+                        extra={"alerts": self.holding_alerts},
                     )
-                    refused_logged = True
-            except PayloadTooLarge:
-                remaining = await self._put_one_by_one(messages)
-                self.rule_store.pending_messages = remaining
-                self._settle_pending()
-                if len(remaining) < len(messages):
-                    continue  # progress: try the rest at once
-            except OutboxError as exc:
+                    full_logged = True
+            except Exception as exc:
+                # OutboxError is the expected kind; anything else is a bug below us, but
+                # must not cost the alerts or stop the rules either.
+                pause, error_pause = error_pause, min(error_pause * 2, OUTBOX_RETRY_MAX_S)
+                self.counters.outbox_write_errors += 1
+                self.holding_alerts = len(self.rule_store.pending_messages)
+                self.outbox_write_error = str(exc) or type(exc).__name__
                 log.error(
-                    "Outbox write failed; retrying.",
-                    extra={"error": str(exc), "alerts": len(messages)},
+                    "Outbox write failed; the alerts stay with the rule state and are retried.",
+                    extra={
+                        "error": self.outbox_write_error,
+                        "error_type": type(exc).__name__,
+                        "alerts": self.holding_alerts,
+                        "retry_in_s": pause,
+                    },
+                    exc_info=not isinstance(exc, OutboxError),
                 )
             else:
                 self.holding_alerts = 0
-                self.rule_store.pending_messages = []
-                self._settle_pending()
-                self._queued(len(messages))
+                self.outbox_write_error = None
                 break
             if self.stopping:
                 log.error(
                     "Stopping with alerts the outbox did not take; they are kept with the rule "
                     "state and queued after the restart.",
-                    extra={"alerts": len(messages)},
+                    extra={"alerts": len(self.rule_store.pending_messages)},
                 )
                 break
-            await asyncio.sleep(OUTBOX_RETRY_S)
+            # A stop ends the pause early: the alerts are saved already.
+            await wait_event(self._stop_requested, pause)
+        if not self.rule_store.pending_messages:
+            # Also when the last of them left through ``_put_one_by_one`` before an error.
+            self.holding_alerts = 0
+            self.outbox_write_error = None
+
+    async def _put_pending(self, messages: list[Any]) -> None:
+        """Put ``messages`` (all of ``pending_messages``) in the outbox in one transaction;
+        if one of them is too large to ever store, one at a time instead. What was stored or
+        rejected leaves ``pending_messages``; raises what else the outbox raised."""
+        from edge_agent.outbox.store import PayloadTooLarge
+
+        try:
+            await asyncio.to_thread(self.outbox.put_many, messages)
+        except PayloadTooLarge:
+            await self._put_one_by_one(messages)
+            return
+        self.rule_store.pending_messages = []
+        self._settle_pending()
+        self._queued(len(messages))
 
     def _settle_pending(self) -> None:
         # The state file still lists the messages now in the outbox; the next periodic
@@ -460,16 +498,13 @@ class Agent:
         if callable(wake):
             wake()
 
-    async def _put_one_by_one(self, messages: list[Any]) -> list[Any]:
-        """One alert is too large to ever store: store the others one at a time, reject that
-        one (logged, counted), and return what still has to be retried."""
-        from edge_agent.outbox.store import OutboxError, PayloadTooLarge
+    async def _put_one_by_one(self, messages: list[Any]) -> None:
+        """One alert is too large to ever store: store the others one at a time and reject
+        that one (logged, counted). Each message leaves ``pending_messages`` once stored or
+        rejected, so an error from the outbox (raised) leaves exactly the rest pending."""
+        from edge_agent.outbox.store import PayloadTooLarge
 
-        retry: list[Any] = []
-        for message in messages:
-            if retry:
-                retry.append(message)  # keep the order behind a message that must wait
-                continue
+        for index, message in enumerate(messages):
             try:
                 await asyncio.to_thread(self.outbox.put_many, [message])
             except PayloadTooLarge as exc:
@@ -478,11 +513,10 @@ class Agent:
                     "Alert too large for the outbox; rejected.",
                     extra={"alert_id": message.get("alert_id"), "error": str(exc)},
                 )
-            except OutboxError:
-                retry.append(message)
             else:
                 self._queued(1)
-        return retry
+            self.rule_store.pending_messages = messages[index + 1 :]
+            self._settle_pending()
 
     def _save_rule_state(self, *, force: bool = False) -> None:
         """Save the rule state (and the pending messages) if anything changed, or always

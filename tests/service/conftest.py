@@ -93,6 +93,35 @@ def work_orders(emulator: Any) -> list[dict[str, Any]]:
     return list(emulator.work_orders)
 
 
+def orders_for(emulator: Any, asset_id: int, before: set[int]) -> list[dict[str, Any]]:
+    """The emulator's work orders for ``asset_id`` not among the ids in ``before``."""
+    return [
+        wo
+        for wo in work_orders(emulator)
+        if wo.get("assetId") == asset_id and wo["id"] not in before
+    ]
+
+
+NORMAL_VALUES = {"p101_vibration": 2.5, "m201_current": 35.0}
+"""Plant values that keep every rule of :func:`site_document` normal."""
+
+
+@contextlib.contextmanager
+def steady_plant(background: BackgroundLoop, plant: Any) -> Iterator[None]:
+    """Every sensor at its normal value for the block, and again after it (the plant is
+    shared by the module's tests)."""
+
+    def settle() -> None:
+        for name, value in NORMAL_VALUES.items():
+            background.run(lambda n=name, v=value: plant.set_value(n, v))
+
+    settle()
+    try:
+        yield
+    finally:
+        settle()
+
+
 def site_document(
     *,
     modbus_port: int,
@@ -180,9 +209,35 @@ def maintainx_forwarding(emulator: Any) -> dict[str, Any]:
     }
 
 
+def mqtt_forwarding(broker: Broker, **settings: Any) -> dict[str, Any]:
+    """Forwarding to ``broker`` with a quick backoff; ``settings`` add to or override it."""
+    mqtt = {"host": "127.0.0.1", "port": broker.port, "backoff": {"initial": "100ms", "max": "1s"}}
+    return {"mode": "mqtt", "mqtt": {**mqtt, **settings}}
+
+
+def direct_site(plant: Any, emulator: Any, health_port: int, tmp_path: Path) -> dict[str, Any]:
+    """:func:`site_document` on ``plant``, forwarding straight to ``emulator``, state in
+    ``tmp_path / "state"``."""
+    return site_document(
+        modbus_port=plant.port,
+        health_port=health_port,
+        storage=tmp_path / "state",
+        forwarding=maintainx_forwarding(emulator),
+    )
+
+
 def write_site(path: Path, document: dict[str, Any]) -> Path:
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def holds(condition: Callable[[], Any], seconds: float, what: str = "condition") -> None:
+    """Assert ``condition()`` at every check for ``seconds`` (proving an absence, such as
+    no second work order)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert condition(), f"{what} stopped holding"
+        time.sleep(0.1)
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,15 @@ import pytest
 from tests.service.conftest import (
     AgentProcess,
     BackgroundLoop,
-    maintainx_forwarding,
-    site_document,
+    direct_site,
+    holds,
+    orders_for,
+    steady_plant,
     wait_until,
     work_orders,
 )
 
 CRASH_LAUNCHER = [sys.executable, str(Path(__file__).with_name("crash_agent.py"))]
-
-
-def _orders(emulator: Any, asset_id: int, before: set[int]) -> list[dict[str, Any]]:
-    return [
-        wo
-        for wo in work_orders(emulator)
-        if wo.get("assetId") == asset_id and wo["id"] not in before
-    ]
 
 
 def _pending(state_dir: Path) -> list[dict[str, Any]]:
@@ -56,13 +49,6 @@ def _died(agent: AgentProcess) -> int:
     code = agent.process.wait(30)
     agent.process = None
     return code
-
-
-def _hold_one(emulator: Any, asset_id: int, before: set[int], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert len(_orders(emulator, asset_id, before)) == 1
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -86,19 +72,10 @@ def test_sigkill_between_state_save_and_outbox_makes_one_work_order(
     rule: str,
 ) -> None:
     state_dir = tmp_path / "state"
-    document = site_document(
-        modbus_port=plant.port,
-        health_port=health_port,
-        storage=state_dir,
-        forwarding=maintainx_forwarding(emulator),
-    )
-    agent: AgentProcess = make_agent(document)
+    agent: AgentProcess = make_agent(direct_site(plant, emulator, health_port, tmp_path))
     marker = tmp_path / "crashed"
-    normal = {"p101_vibration": 2.5, "m201_current": 35.0}
-    for name, value in normal.items():
-        background.run(lambda n=name, v=value: plant.set_value(n, v))
     before = {wo["id"] for wo in work_orders(emulator)}
-    try:
+    with steady_plant(background, plant):
         _crash_at(agent, point, marker)
         agent.wait_ready()
         background.run(lambda: plant.set_value(sensor, high))
@@ -110,20 +87,17 @@ def test_sigkill_between_state_save_and_outbox_makes_one_work_order(
         assert [(m["rule"], m["event"]) for m in pending] == [(rule, "activated")]
         alert_id = pending[0]["alert_id"]
         if point == "before-put":
-            assert _orders(emulator, asset_id, before) == []
+            assert orders_for(emulator, asset_id, before) == []
 
         agent.start()
         agent.wait_ready()
-        orders = wait_until(lambda: _orders(emulator, asset_id, before), 20, "the work order")
+        orders = wait_until(lambda: orders_for(emulator, asset_id, before), 20, "the work order")
         assert orders[0]["externalData"]["alert_id"] == alert_id
         assert agent.metric("edge_agent_rule_state", rule=rule, state="ACTIVE") == 1.0
         wait_until(lambda: agent.metric("edge_agent_outbox_depth") == 0, 10, "an empty outbox")
-        _hold_one(emulator, asset_id, before, 2.0)
+        holds(lambda: len(orders_for(emulator, asset_id, before)) == 1, 2.0, "one order")
         assert agent.metric("edge_agent_alerts_recovered_total") == 1.0
         assert agent.stop() == 0
         # Queued and delivered: the clean stop's save no longer carries them.
         assert _pending(state_dir) == []
         assert "Queuing alerts saved with the rule state" in agent.logs()
-    finally:
-        for name, value in normal.items():
-            background.run(lambda n=name, v=value: plant.set_value(n, v))

@@ -4,12 +4,12 @@ JSON logs without secrets, SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,14 @@ from tests.service.conftest import (
     API_KEY,
     AgentProcess,
     BackgroundLoop,
-    maintainx_forwarding,
+    direct_site,
+    holds,
+    orders_for,
     site_document,
+    steady_plant,
     wait_until,
     work_orders,
 )
-
-
-def _orders_for(emulator: Any, asset_id: int, since: set[int]) -> list[dict[str, Any]]:
-    return [
-        wo
-        for wo in work_orders(emulator)
-        if wo.get("assetId") == asset_id and wo["id"] not in since
-    ]
 
 
 class _Notifications:
@@ -58,16 +53,6 @@ class _Notifications:
         return self._states.get(timeout=10)
 
 
-def _stays(condition: Any, seconds: float) -> bool:
-    """True if ``condition()`` holds at every check for ``seconds`` (proving an absence)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not condition():
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_threshold_crossing_makes_exactly_one_work_order(
     make_agent: Any,
     plant: Any,
@@ -80,18 +65,11 @@ def test_threshold_crossing_makes_exactly_one_work_order(
     notify_path = tmp_path / "notify.sock"
     notify.bind(str(notify_path))
     notify.settimeout(30)
-    document = site_document(
-        modbus_port=plant.port,
-        health_port=health_port,
-        storage=tmp_path / "state",
-        forwarding=maintainx_forwarding(emulator),
-    )
-    agent: AgentProcess = make_agent(document)
+    agent: AgentProcess = make_agent(direct_site(plant, emulator, health_port, tmp_path))
     before = {wo["id"] for wo in work_orders(emulator)}
-    background.run(lambda: plant.set_value("p101_vibration", 2.5))
-    agent.start({"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "300000"})
-    notes = _Notifications(notify)
-    try:
+    with steady_plant(background, plant), contextlib.closing(notify):
+        agent.start({"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "300000"})
+        notes = _Notifications(notify)
         ready = agent.wait_ready()
         assert ready["sources"]["plc1"]["connected"] is True
         assert notes.next()[0] == "READY=1"
@@ -103,7 +81,7 @@ def test_threshold_crossing_makes_exactly_one_work_order(
 
         background.run(lambda: plant.set_value("p101_vibration", 9.5))
         created = wait_until(
-            lambda: _orders_for(emulator, 1001, before), 20, "a work order for P-101"
+            lambda: orders_for(emulator, 1001, before), 20, "a work order for P-101"
         )
         assert len(created) == 1
         order = created[0]
@@ -111,7 +89,7 @@ def test_threshold_crossing_makes_exactly_one_work_order(
         assert order["priority"] == "MEDIUM"
         assert order["assetId"] == 1001
         # The episode stays open while the value stays high: still exactly one work order.
-        assert _stays(lambda: len(_orders_for(emulator, 1001, before)) == 1, 2.0)
+        holds(lambda: len(orders_for(emulator, 1001, before)) == 1, 2.0, "one P-101 order")
         assert agent.metric("edge_agent_rule_state", rule="p101-vibration-high", state="ACTIVE")
         assert agent.metric("edge_agent_rule_activations_total", rule="p101-vibration-high") == 1
         assert agent.metric("edge_agent_forwarder_sent_total") >= 1
@@ -133,9 +111,6 @@ def test_threshold_crossing_makes_exactly_one_work_order(
         assert agent.stop() == 0
         assert notes.next()[0] == "STOPPING=1"
         assert notes.watchdog_pings >= 2  # every 150 ms (half of WATCHDOG_USEC)
-    finally:
-        notify.close()
-        background.run(lambda: plant.set_value("p101_vibration", 2.5))
 
     logs = agent.logs()
     lines = [line for line in logs.splitlines() if line.strip()]

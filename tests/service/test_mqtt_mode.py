@@ -13,6 +13,7 @@ from tests.conftest import Broker
 from tests.service.conftest import (
     AgentProcess,
     BackgroundLoop,
+    mqtt_forwarding,
     site_document,
     wait_until,
     work_orders,
@@ -33,14 +34,7 @@ def test_mqtt_mode_end_to_end(
         modbus_port=plant.port,
         health_port=health_port,
         storage=tmp_path / "state",
-        forwarding={
-            "mode": "mqtt",
-            "mqtt": {
-                "host": "127.0.0.1",
-                "port": mosquitto.port,
-                "backoff": {"initial": "100ms", "max": "1s"},
-            },
-        },
+        forwarding=mqtt_forwarding(mosquitto),
     )
     agent: AgentProcess = make_agent(document)
     before = {wo["id"] for wo in work_orders(emulator)}

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edge_agent.service.app import OUTBOX_REFUSING
 from tests.service.conftest import (
     AgentProcess,
     BackgroundLoop,
-    maintainx_forwarding,
-    site_document,
+    direct_site,
+    steady_plant,
     wait_until,
     work_orders,
 )
@@ -24,42 +25,35 @@ def test_full_outbox_holds_alerts_and_turns_unready(
     health_port: int,
     tmp_path: Path,
 ) -> None:
-    document = site_document(
-        modbus_port=plant.port,
-        health_port=health_port,
-        storage=tmp_path / "state",
-        forwarding=maintainx_forwarding(emulator),
-    )
+    document = direct_site(plant, emulator, health_port, tmp_path)
     document["storage"]["max_bytes"] = "1000B"  # room for one alert (≈ 700 bytes)
     agent: AgentProcess = make_agent(document)
     before = {wo["id"] for wo in work_orders(emulator)}
-    background.run(lambda: plant.set_value("p101_vibration", 2.5))
-    background.run(lambda: plant.set_value("m201_current", 35.0))
-    agent.start()
-    try:
-        agent.wait_ready()
-        emulator.faults.drop_rate = 1.0  # MaintainX unreachable: the outbox fills
-        background.run(lambda: plant.set_value("m201_current", 70.0))
-        wait_until(lambda: agent.metric("edge_agent_outbox_depth") == 1, 20, "one alert queued")
-        background.run(lambda: plant.set_value("p101_vibration", 9.5))
-        wait_until(lambda: agent.metric("edge_agent_alerts_held") == 1, 20, "the second held")
+    with steady_plant(background, plant):
+        agent.start()
+        try:
+            agent.wait_ready()
+            emulator.faults.drop_rate = 1.0  # MaintainX unreachable: the outbox fills
+            background.run(lambda: plant.set_value("m201_current", 70.0))
+            wait_until(lambda: agent.metric("edge_agent_outbox_depth") == 1, 20, "one alert queued")
+            background.run(lambda: plant.set_value("p101_vibration", 9.5))
+            wait_until(lambda: agent.metric("edge_agent_alerts_held") == 1, 20, "the second held")
 
-        status, body = agent.json("/readyz")
-        assert status == 503
-        assert any(reason.startswith("outbox is full") for reason in body["reasons"])
-        assert (agent.metric("edge_agent_outbox_refused_total") or 0) >= 1
+            status, body = agent.json("/readyz")
+            assert status == 503
+            assert any(reason.startswith("outbox is full") for reason in body["reasons"])
+            assert OUTBOX_REFUSING in body["reasons"]  # the outbox's own flag says it too
+            assert (agent.metric("edge_agent_outbox_refused_total") or 0) >= 1
 
-        emulator.faults.drop_rate = 0.0
-        wait_until(lambda: agent.json("/readyz")[0] == 200, 30, "ready again")
+            emulator.faults.drop_rate = 0.0
+            wait_until(lambda: agent.json("/readyz")[0] == 200, 30, "ready again")
 
-        def delivered() -> bool:
-            new = [wo for wo in work_orders(emulator) if wo["id"] not in before]
-            return sorted(wo.get("assetId") for wo in new) == [1001, 1002]
+            def delivered() -> bool:
+                new = [wo for wo in work_orders(emulator) if wo["id"] not in before]
+                return sorted(wo.get("assetId") for wo in new) == [1001, 1002]
 
-        wait_until(delivered, 30, "both work orders, once each")
-        assert agent.metric("edge_agent_alerts_held") == 0
-        assert agent.stop() == 0
-    finally:
-        emulator.faults.drop_rate = 0.0
-        background.run(lambda: plant.set_value("p101_vibration", 2.5))
-        background.run(lambda: plant.set_value("m201_current", 35.0))
+            wait_until(delivered, 30, "both work orders, once each")
+            assert agent.metric("edge_agent_alerts_held") == 0
+            assert agent.stop() == 0
+        finally:
+            emulator.faults.drop_rate = 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Broker
-from tests.service.conftest import AgentProcess, site_document, wait_until
+from tests.service.conftest import AgentProcess, mqtt_forwarding, site_document, wait_until
 
 
 def test_readyz_turns_unready_when_the_broker_is_down(
@@ -17,15 +17,9 @@ def test_readyz_turns_unready_when_the_broker_is_down(
         modbus_port=plant.port,
         health_port=health_port,
         storage=tmp_path / "state",
-        forwarding={
-            "mode": "mqtt",
-            "mqtt": {
-                "host": "127.0.0.1",
-                "port": mosquitto.port,
-                "keepalive": "2s",
-                "backoff": {"initial": "100ms", "max": "500ms"},
-            },
-        },
+        forwarding=mqtt_forwarding(
+            mosquitto, keepalive="2s", backoff={"initial": "100ms", "max": "500ms"}
+        ),
     )
     agent: AgentProcess = make_agent(document)
     agent.start()

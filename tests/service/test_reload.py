@@ -7,27 +7,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.service.conftest import (
     AgentProcess,
     BackgroundLoop,
-    maintainx_forwarding,
-    site_document,
+    direct_site,
+    holds,
+    orders_for,
+    steady_plant,
     wait_until,
     work_orders,
     write_site,
 )
-
-
-def _new_orders(emulator: Any, asset_id: int, before: set[int]) -> list[dict[str, Any]]:
-    return [
-        wo
-        for wo in work_orders(emulator)
-        if wo.get("assetId") == asset_id and wo["id"] not in before
-    ]
 
 
 def _reloads(agent: AgentProcess) -> dict[str, int]:
@@ -48,23 +41,16 @@ def test_reload_keeps_episodes_rejects_bad_edits_and_drops_removed_rules(
     health_port: int,
     tmp_path: Path,
 ) -> None:
-    document = site_document(
-        modbus_port=plant.port,
-        health_port=health_port,
-        storage=tmp_path / "state",
-        forwarding=maintainx_forwarding(emulator),
-    )
+    document = direct_site(plant, emulator, health_port, tmp_path)
     agent: AgentProcess = make_agent(document)
     site = agent.site
     before = {wo["id"] for wo in work_orders(emulator)}
-    background.run(lambda: plant.set_value("p101_vibration", 2.5))
-    background.run(lambda: plant.set_value("m201_current", 35.0))
-    agent.start()
-    try:
+    with steady_plant(background, plant):
+        agent.start()
         agent.wait_ready()
         # Open an episode on P-101 vibration.
         background.run(lambda: plant.set_value("p101_vibration", 9.5))
-        wait_until(lambda: _new_orders(emulator, 1001, before), 20, "the P-101 work order")
+        wait_until(lambda: orders_for(emulator, 1001, before), 20, "the P-101 work order")
         state = {"rule": "p101-vibration-high", "state": "ACTIVE"}
 
         # 1. Change the limit while the episode is open (still exceeded): same episode.
@@ -72,10 +58,7 @@ def test_reload_keeps_episodes_rejects_bad_edits_and_drops_removed_rules(
         _save(site, document)
         wait_until(lambda: _reloads(agent).get("applied") == 1, 15, "the reload to apply")
         assert agent.metric("edge_agent_rule_state", **state) == 1.0
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            assert len(_new_orders(emulator, 1001, before)) == 1
-            time.sleep(0.1)
+        holds(lambda: len(orders_for(emulator, 1001, before)) == 1, 2.0, "one P-101 order")
 
         # 2. An invalid edit: the old rules keep running, the error is reported (health,
         #    metric, log) exactly as `edge-agent validate` prints it.
@@ -103,7 +86,7 @@ def test_reload_keeps_episodes_rejects_bad_edits_and_drops_removed_rules(
         assert all(line in logged for line in expected)
         # The old m201 rule (limit 60) still runs: 70 A makes a work order.
         background.run(lambda: plant.set_value("m201_current", 70.0))
-        m201 = wait_until(lambda: _new_orders(emulator, 1002, before), 20, "the M-201 order")
+        m201 = wait_until(lambda: orders_for(emulator, 1002, before), 20, "the M-201 order")
         assert m201[0]["priority"] == "HIGH"
         assert agent.metric("edge_agent_rule_state", **state) == 1.0
 
@@ -120,8 +103,5 @@ def test_reload_keeps_episodes_rejects_bad_edits_and_drops_removed_rules(
         assert state_files
         saved = "".join(p.read_text() for p in state_files)
         assert "p101-vibration-high" in saved and "m201-current-high" not in saved
-        assert len(_new_orders(emulator, 1001, before)) == 1
+        assert len(orders_for(emulator, 1001, before)) == 1
         assert agent.stop() == 0
-    finally:
-        background.run(lambda: plant.set_value("p101_vibration", 2.5))
-        background.run(lambda: plant.set_value("m201_current", 35.0))

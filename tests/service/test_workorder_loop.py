@@ -16,6 +16,7 @@ from tests.service.conftest import (
     BackgroundLoop,
     hub_document,
     hub_process,
+    mqtt_forwarding,
     site_document,
     wait_until,
     work_orders,
@@ -48,14 +49,7 @@ def test_reactivation_comments_while_open_and_creates_once_done(
         modbus_port=plant.port,
         health_port=health_port,
         storage=state_dir,
-        forwarding={
-            "mode": "mqtt",
-            "mqtt": {
-                "host": "127.0.0.1",
-                "port": mosquitto.port,
-                "backoff": {"initial": "100ms", "max": "1s"},
-            },
-        },
+        forwarding=mqtt_forwarding(mosquitto),
     )
     # Three activations in a minute would count as chattering and be held.
     document["rules"][1]["chattering"] = {"activations": 10, "window": "60s"}
