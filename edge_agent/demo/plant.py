@@ -53,8 +53,8 @@ def write_demo_site(
     """
     from ruamel.yaml import YAML
 
-    yaml = YAML()  # round-trip: the copy keeps the original's comments
-    document = yaml.load(demo_site_source().read_text(encoding="utf-8"))
+    round_trip = YAML()  # keeps the original's comments in the copy; safe: no tags run
+    document = round_trip.load(demo_site_source().read_text(encoding="utf-8"))
     document["connections"]["plc1"]["port"] = ports.modbus
     document["connections"]["ua1"]["endpoint"] = ports.opcua_endpoint
     if mqtt is not None:
@@ -68,7 +68,7 @@ def write_demo_site(
     document["storage"]["path"] = str(state_dir)
     document["health"]["listen"] = f"127.0.0.1:{ports.health}"
     with target.open("w", encoding="utf-8") as out:
-        yaml.dump(document, out)
+        round_trip.dump(document, out)
     return target
 
 

@@ -7,6 +7,7 @@ from edge_agent.outbox.store import (
     OutboxError,
     OutboxFull,
     OutboxStats,
+    PayloadRejected,
     PayloadTooLarge,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "OutboxError",
     "OutboxFull",
     "OutboxStats",
+    "PayloadRejected",
     "PayloadTooLarge",
 ]

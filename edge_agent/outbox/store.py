@@ -78,7 +78,12 @@ class OutboxFull(OutboxError):
     dropped; the caller keeps the event or counts it as refused."""
 
 
-class PayloadTooLarge(OutboxError):
+class PayloadRejected(OutboxError):
+    """One payload can never be stored (not a JSON object, or too large): retrying it is
+    pointless, so the caller rejects that one and keeps the rest."""
+
+
+class PayloadTooLarge(PayloadRejected):
     """One payload is larger than :data:`MAX_PAYLOAD_BYTES`."""
 
 
@@ -227,12 +232,12 @@ class Outbox:
         size = 0
         for payload in payloads:
             if not isinstance(payload, Mapping):
-                raise OutboxError(f"an outbox payload is a JSON object, not {type(payload)}")
+                raise PayloadRejected(f"an outbox payload is a JSON object, not {type(payload)}")
             record = {"p": dict(payload), "t": now, "a": 0, "e": None}
             try:
                 encoded = len(encode_json(record))
             except (TypeError, ValueError) as exc:
-                raise OutboxError(f"payload is not JSON-serialisable: {exc}") from exc
+                raise PayloadRejected(f"payload is not JSON-serialisable: {exc}") from exc
             if encoded > MAX_PAYLOAD_BYTES:
                 raise PayloadTooLarge(f"payload of {encoded} bytes > {MAX_PAYLOAD_BYTES}")
             size += encoded

@@ -408,7 +408,7 @@ class Agent:
 
         - full (cap or disk): wait and retry; the queue fills up and the sources slow down
           rather than an alert being dropped;
-        - an alert too large to ever store: counted, logged and dropped (see
+        - an alert that can never be stored (too large, not JSON): counted, logged and dropped (see
           :meth:`_put_pending`);
         - any other error (a locked store, I/O): counted, logged with the reason and retried
           with a doubling pause; the messages stay pending (and saved with the rule state).
@@ -470,13 +470,13 @@ class Agent:
 
     async def _put_pending(self, messages: list[Any]) -> None:
         """Put ``messages`` (all of ``pending_messages``) in the outbox in one transaction;
-        if one of them is too large to ever store, one at a time instead. What was stored or
+        if one of them can never be stored, one at a time instead. What was stored or
         rejected leaves ``pending_messages``; raises what else the outbox raised."""
-        from edge_agent.outbox.store import PayloadTooLarge
+        from edge_agent.outbox.store import PayloadRejected
 
         try:
             await asyncio.to_thread(self.outbox.put_many, messages)
-        except PayloadTooLarge:
+        except PayloadRejected:
             await self._put_one_by_one(messages)
             return
         self.rule_store.pending_messages = []
@@ -499,18 +499,18 @@ class Agent:
             wake()
 
     async def _put_one_by_one(self, messages: list[Any]) -> None:
-        """One alert is too large to ever store: store the others one at a time and reject
+        """One alert can never be stored: store the others one at a time and reject
         that one (logged, counted). Each message leaves ``pending_messages`` once stored or
         rejected, so an error from the outbox (raised) leaves exactly the rest pending."""
-        from edge_agent.outbox.store import PayloadTooLarge
+        from edge_agent.outbox.store import PayloadRejected
 
         for index, message in enumerate(messages):
             try:
                 await asyncio.to_thread(self.outbox.put_many, [message])
-            except PayloadTooLarge as exc:
+            except PayloadRejected as exc:
                 self.counters.alerts_rejected += 1
                 log.error(
-                    "Alert too large for the outbox; rejected.",
+                    "Alert can never be stored in the outbox (too large or not JSON); rejected.",
                     extra={"alert_id": message.get("alert_id"), "error": str(exc)},
                 )
             else:

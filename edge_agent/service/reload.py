@@ -61,7 +61,7 @@ def site_files(site_path: Path) -> list[Path]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    yaml = YAML(typ="safe", pure=True)
+    safe_loader = YAML(typ="safe", pure=True)
     found: list[Path] = []
     pending = [site_path]
     while pending and len(found) < 1000:
@@ -74,7 +74,7 @@ def site_files(site_path: Path) -> list[Path]:
             # Parsing a big site file only to find it has no includes costs seconds.
             if not _INCLUDE_RE.search(text):
                 continue
-            document = yaml.load(text)
+            document = safe_loader.load(text)
         except (OSError, YAMLError, UnicodeDecodeError):
             continue
         includes = document.get("include") if isinstance(document, dict) else None

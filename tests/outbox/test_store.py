@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, OutboxError, OutboxFull, PayloadTooLarge
+from edge_agent.outbox import Outbox, OutboxError, OutboxFull, PayloadRejected, PayloadTooLarge
 
 
 def wait_until(predicate, timeout_s: float = 5.0, step_s: float = 0.02) -> None:
@@ -148,9 +148,11 @@ def test_cap_refuses_loudly_and_keeps_everything(
 
 
 def test_payload_checks(outbox: Outbox) -> None:
-    with pytest.raises(OutboxError):
+    # Payloads that can never be stored are PayloadRejected, so that a caller rejects that
+    # one alert instead of retrying it forever.
+    with pytest.raises(PayloadRejected):
         outbox.put({"value": float("nan")})
-    with pytest.raises(OutboxError):
+    with pytest.raises(PayloadRejected):
         outbox.put(["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(PayloadTooLarge):
         outbox.put({"blob": "x" * 1_100_000})
