@@ -6,10 +6,10 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from edge_agent.config.diagnostics import format_diagnostic
 from edge_agent.config.loader import check_site_files, load_model
+from edge_agent.config.yaml_reader import read_yaml
 
 from .conftest import REPO_ROOT
 
@@ -19,9 +19,8 @@ CONFIGS = REPO_ROOT / "configs"
 def _included_files() -> set[Path]:
     """Files some other file includes: they are checked through that file."""
     included: set[Path] = set()
-    yaml = YAML(typ="safe", pure=True)
     for path in CONFIGS.rglob("*.yaml"):
-        data = yaml.load(path.read_text(encoding="utf-8"))
+        data, _source, _problems = read_yaml(path, str(path))
         targets = data.get("include", []) if isinstance(data, dict) else []
         for target in [targets] if isinstance(targets, str) else targets:
             included.add((path.parent / target).resolve())
@@ -33,7 +32,7 @@ FILES = sorted(p for p in CONFIGS.rglob("*.yaml") if p.resolve() not in INCLUDED
 
 
 def _is_hub_file(path: Path) -> bool:
-    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    data, _source, _problems = read_yaml(path, str(path))
     return isinstance(data, dict) and "hub" in data
 
 
