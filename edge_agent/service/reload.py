@@ -58,10 +58,9 @@ def site_files(site_path: Path) -> list[Path]:
 
     Only the ``include:`` key is read here; a file that does not parse is still watched
     (its next save is the next reload attempt) and the loader reports its errors."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from edge_agent.config.diagnostics import ConfigError
+    from edge_agent.config.yaml_reader import parse_yaml
 
-    safe_loader = YAML(typ="safe", pure=True)
     found: list[Path] = []
     pending = [site_path]
     while pending and len(found) < 1000:
@@ -74,8 +73,9 @@ def site_files(site_path: Path) -> list[Path]:
             # Parsing a big site file only to find it has no includes costs seconds.
             if not _INCLUDE_RE.search(text):
                 continue
-            document = safe_loader.load(text)
-        except (OSError, YAMLError, UnicodeDecodeError):
+            # The loader's own reader: the C parser when it reads the text exactly.
+            document, _marks, _problems = parse_yaml(text, str(path))
+        except (OSError, ConfigError, UnicodeDecodeError):
             continue
         includes = document.get("include") if isinstance(document, dict) else None
         if isinstance(includes, str):
