@@ -138,8 +138,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root.setLevel(level.upper())
     # Third-party chatter at INFO (every HTTP request, every OPC UA session step) drowns
     # the agent's own events.
-    for noisy in ("httpx", "httpcore", "asyncua", "pymodbus"):
+    for noisy in ("httpx", "httpcore", "asyncua"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # pymodbus warns on every reconnect attempt ("Repeating...."); the Modbus source logs
+    # the connection state itself, with the connection's name and the next retry.
+    logging.getLogger("pymodbus").setLevel(max(logging.ERROR, root.level))
 
 
 def _is_tty(stream: TextIO) -> bool:
