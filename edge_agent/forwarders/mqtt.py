@@ -35,6 +35,7 @@ from edge_agent.forwarders.mqtt_link import (
     Will,
 )
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.sources.backoff import Backoff
 
@@ -189,7 +190,7 @@ class MqttForwarder:
 
     async def _lease(self, count: int) -> list[OutboxItem]:
         try:
-            return await asyncio.to_thread(self.outbox.lease, count)
+            return await lease_items(self.outbox, count)
         except OutboxError as exc:
             self.status.last_error = str(exc)
             log.error("Outbox lease failed.", extra={"error": str(exc)})
@@ -231,7 +232,7 @@ class MqttForwarder:
         if self._acks:
             acks, self._acks = self._acks, []
             try:
-                await asyncio.to_thread(self.outbox.ack, acks)
+                await outbox_call(self.outbox.ack, acks)
             except OutboxError as exc:
                 # Not acked on disk: they will be sent again (same event ids): a duplicate,
                 # never a loss.
@@ -247,7 +248,7 @@ class MqttForwarder:
                 by_reason.setdefault(reason, []).append(item_id)
             for reason, ids in by_reason.items():
                 try:
-                    await asyncio.to_thread(self.outbox.nack, ids, reason)
+                    await outbox_call(self.outbox.nack, ids, reason)
                 except OutboxError as exc:
                     # The leases expire on their own: the items are redelivered then.
                     log.error("Outbox nack failed.", extra={"error": str(exc)})

@@ -392,6 +392,13 @@ class Outbox:
             self._depth -= removed
             self._refresh_bytes()
 
+    def release(self, ids: Iterable[int]) -> None:
+        """Give leases back untouched: no attempt counted, nothing written (for a lease
+        its taker never used)."""
+        with self._lock:
+            for item_id in ids:
+                self._leases.pop(item_id, None)
+
     def nack(self, ids: Iterable[int], reason: str | None = None) -> None:
         """Not delivered: release the leases and count an attempt; items keep their place."""
         wanted = list(ids)

@@ -472,16 +472,21 @@ class Agent:
         """Put ``messages`` (all of ``pending_messages``) in the outbox in one transaction;
         if one of them can never be stored, one at a time instead. What was stored or
         rejected leaves ``pending_messages``; raises what else the outbox raised."""
+        from edge_agent.outbox.calls import outbox_call
         from edge_agent.outbox.store import PayloadRejected
 
+        def stored(_ids: object = None) -> None:
+            self.rule_store.pending_messages = []
+            self._settle_pending()
+            self._queued(len(messages))
+
         try:
-            await asyncio.to_thread(self.outbox.put_many, messages)
+            # Cancelled mid-put: the put still ends and is accounted for (``undo``).
+            await outbox_call(self.outbox.put_many, messages, undo=stored)
         except PayloadRejected:
             await self._put_one_by_one(messages)
             return
-        self.rule_store.pending_messages = []
-        self._settle_pending()
-        self._queued(len(messages))
+        stored()
 
     def _settle_pending(self) -> None:
         # The state file still lists the messages now in the outbox; the next periodic
@@ -502,11 +507,17 @@ class Agent:
         """One alert can never be stored: store the others one at a time and reject
         that one (logged, counted). Each message leaves ``pending_messages`` once stored or
         rejected, so an error from the outbox (raised) leaves exactly the rest pending."""
+        from edge_agent.outbox.calls import outbox_call
         from edge_agent.outbox.store import PayloadRejected
 
         for index, message in enumerate(messages):
+            rest = messages[index + 1 :]
+
+            def stored(_ids: object, rest: list[Any] = rest) -> None:
+                self.rule_store.pending_messages = rest
+
             try:
-                await asyncio.to_thread(self.outbox.put_many, [message])
+                await outbox_call(self.outbox.put_many, [message], undo=stored)
             except PayloadRejected as exc:
                 self.counters.alerts_rejected += 1
                 log.error(
@@ -515,7 +526,7 @@ class Agent:
                 )
             else:
                 self._queued(1)
-            self.rule_store.pending_messages = messages[index + 1 :]
+            self.rule_store.pending_messages = rest
             self._settle_pending()
 
     def _save_rule_state(self, *, force: bool = False) -> None:

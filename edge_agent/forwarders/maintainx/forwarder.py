@@ -37,6 +37,7 @@ from edge_agent.forwarders.maintainx.errors import (
 from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.sources.backoff import Backoff
 
@@ -139,7 +140,7 @@ class MaintainXForwarder:
                 # Cleared before looking: a wake() from now on ends the idle wait at once.
                 self._wake.clear()
                 try:
-                    items = await asyncio.to_thread(self.outbox.lease, self.batch_size)
+                    items = await lease_items(self.outbox, self.batch_size)
                 except OutboxError as exc:
                     log.error("Cannot lease from the outbox.", extra={"error": str(exc)})
                     self.status.last_error = str(exc)
@@ -194,7 +195,7 @@ class MaintainXForwarder:
                 result = await self._apply(message)
                 # Acked only now: MaintainX confirmed and the ledger recorded it. If this
                 # ack is lost, the redelivered item is a recorded duplicate and does nothing.
-                await asyncio.to_thread(self.outbox.ack, [item.id])
+                await outbox_call(self.outbox.ack, [item.id])
             except InvalidMessage as exc:
                 await self._dead_letter(item, f"invalid alert message: {exc}")
                 continue
@@ -272,7 +273,7 @@ class MaintainXForwarder:
 
     async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
         try:
-            await asyncio.to_thread(self.outbox.dead_letter, item.id, reason)
+            await outbox_call(self.outbox.dead_letter, item.id, reason)
         except OutboxError as exc:  # the lease runs out and the item comes back
             log.error("Cannot dead-letter an outbox item.", extra={"error": str(exc)})
             return
@@ -286,7 +287,7 @@ class MaintainXForwarder:
 
     async def _nack(self, ids: list[int], reason: str) -> None:
         try:
-            await asyncio.to_thread(self.outbox.nack, ids, reason)
+            await outbox_call(self.outbox.nack, ids, reason)
         except OutboxError as exc:  # the leases run out and the items come back in order
             log.error("Cannot release outbox items.", extra={"error": str(exc)})
         self._leased = []
