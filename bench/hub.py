@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,26 +30,16 @@ from ruamel.yaml import YAML
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from ports import free_port, wait_for_port  # noqa: E402
+
 from edge_agent.alerts import ALERT_SCHEMA, format_time_ns, make_alert_id, make_event_id  # noqa: E402
 
 PG_DSN = os.environ.get("EDGE_AGENT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
+def wait_port(port: int) -> None:
+    if not wait_for_port(port, timeout_s=15):
+        raise SystemExit(f"nothing listens on port {port}")
 
 
 def alert(site: str, n: int, base: int) -> bytes:

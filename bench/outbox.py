@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from ports import free_port, wait_for_port  # noqa: E402
 
 from edge_agent.config.models import Mqtt  # noqa: E402
 from edge_agent.forwarders.mqtt import MqttForwarder  # noqa: E402
@@ -107,12 +108,6 @@ def bench_puts(work: Path) -> dict[str, Any]:
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
@@ -122,13 +117,8 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
         "max_inflight_messages 100\nset_tcp_nodelay true\n"
     )
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, port
-        except OSError:
-            time.sleep(0.02)
+    if wait_for_port(port, timeout_s=10):
+        return process, port
     process.kill()
     raise RuntimeError("mosquitto did not start")
 

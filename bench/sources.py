@@ -26,12 +26,11 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from ports import free_port, wait_for_port  # noqa: E402
 from sources_modbus import (  # noqa: E402
     bench_sensors,
-    free_port,
     modbus_simulator,
     run_modbus_bench,
-    wait_for_port,
 )
 
 OPCUA_NODES = 1000
@@ -152,7 +151,8 @@ def run_load_test(duration_s: float) -> dict[str, float]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(opcua_port, timeout_s=90)
+        if not wait_for_port(opcua_port, timeout_s=90):
+            raise RuntimeError("the OPC UA simulator did not listen")
         with modbus_simulator() as modbus_port:
             poller = subprocess.Popen(
                 [

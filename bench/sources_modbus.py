@@ -11,7 +11,6 @@ Run: .venv/bin/python bench/sources_modbus.py
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from ports import free_port, wait_for_port
 
 REGISTERS = 10_000
 # 10 sensors over 40 registers, repeated 250 times: 2,500 sensors on 10,000 registers.
@@ -28,23 +29,6 @@ PATTERN: list[dict[str, Any]] = (
     + [{"type": "float32", "byte_order": "little"}] * 2
     + [{"type": "string", "length": 12}] * 2
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the simulator did not listen on {port}")
 
 
 @contextmanager
@@ -67,7 +51,8 @@ def modbus_simulator(registers: int = REGISTERS) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port)
+        if not wait_for_port(port):
+            raise RuntimeError(f"the simulator did not listen on {port}")
         yield port
     finally:
         process.terminate()

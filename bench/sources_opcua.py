@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from ports import free_port
 
 from edge_agent.config.models import Defaults, OpcUa, Sensor
 from edge_agent.readings import Quality, Reading
@@ -32,18 +33,12 @@ SINGLE_READ_SAMPLE = 500
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def simulator_process(nodes: int = NODES) -> Iterator[tuple[str, float]]:
     """``edge-agent simulate opcua`` with ``nodes`` bench nodes in a child process.
 
     Yields (endpoint, seconds it took to build and listen)."""
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     process = subprocess.Popen(
         [
