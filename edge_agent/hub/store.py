@@ -8,12 +8,18 @@ webhooks, and the figures the KPIs are computed from.
 
 Every method but ``begin_event_async`` is synchronous and may block on disk or network; the
 hub calls them through ``asyncio.to_thread``. Every write is committed before the method returns.
+
+Also here, what both backends share: :class:`HubLedger` (the ledger's bookkeeping in memory),
+the conversion of their rows into the records above, and the KPI queries with their merge.
 """
 
 from __future__ import annotations
 
+import abc
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 
@@ -184,3 +190,133 @@ class HubStore(Protocol):
     def kpis(self) -> list[KpiRow]: ...
 
     def close(self) -> None: ...
+
+
+class HubLedger(abc.ABC):
+    """What the :class:`WorkOrderLedger` of one alert does the same on either backend: answer
+    from the :class:`EventStart` that ``begin_event`` found and from a work order recorded but
+    not yet committed. A backend adds the reads and writes (the ``_stored_*`` and
+    ``_commit_created`` hooks), ``begin_create`` (SQLite's may answer it from ``begin_event``'s
+    transaction) and ``mark_done``, which commits a recorded work order with its event and sets
+    ``released`` when it released the claim."""
+
+    def __init__(self, alert: AlertRecord, start: EventStart | None, owner: str | None) -> None:
+        self._alert = alert
+        self._start = start
+        self._owner = owner
+        self.released = False
+        # A recorded work order waits here for mark_done, which commits both in one
+        # transaction: one commit (fsync) instead of two. Lost in a crash, it costs nothing but a
+        # lookup: begin_create was committed before the create was sent, so the next attempt
+        # searches MaintainX for the work order before creating one.
+        self._created: tuple[str, int, int] | None = None  # (alert, work order, recorded ns)
+
+    def answers_now(self, method: str, *args: Any) -> bool:
+        """True when ``method(*args)`` is answered from memory (``apply_alert`` then calls it
+        on the event loop, not in a worker thread)."""
+        if method == "is_done":
+            return self._start is not None and self._start.claimed
+        if method == "work_order_for":
+            mine = bool(args) and args[0] == self._alert.alert_id
+            return mine and (self._created is not None or self._start is not None)
+        if method == "record_created":
+            return self._created is None
+        return False
+
+    def work_order_for(self, alert_id: str) -> int | None:
+        if self._created is not None and self._created[0] == alert_id:
+            return self._created[1]
+        if self._start is not None and alert_id == self._alert.alert_id:
+            start, self._start = self._start, None
+            return start.work_order_id
+        return self._stored_work_order(alert_id)
+
+    def is_done(self, event_id: str) -> bool:
+        if self._start is not None and self._start.claimed:
+            return False  # begin_event just found no result, and we hold the claim
+        return self._stored_event(event_id)
+
+    def record_created(self, alert_id: str, work_order_id: int) -> None:
+        self.flush()
+        self._created = (alert_id, int(work_order_id), time.time_ns())
+
+    @property
+    def unflushed(self) -> bool:
+        """A work order was recorded that no transaction has committed yet."""
+        return self._created is not None
+
+    def flush(self) -> None:
+        """Commit a recorded work order that no ``mark_done`` has committed yet."""
+        if self._created is not None:
+            self._commit_created(self._created)
+            self._created = None
+
+    @abc.abstractmethod
+    def _stored_work_order(self, alert_id: str) -> int | None:
+        """The work order id stored for the alert."""
+
+    @abc.abstractmethod
+    def _stored_event(self, event_id: str) -> bool:
+        """True when the event's result is stored."""
+
+    @abc.abstractmethod
+    def _commit_created(self, created: tuple[str, int, int]) -> None:
+        """Write a recorded work order (its alert's id and its status row), committed."""
+
+
+def earlier_create_unconfirmed(row: Sequence[Any] | None) -> bool:
+    """From the ``(work_order_id, create_attempts)`` a create attempt was just counted into:
+    True when an earlier attempt was begun and no work order was recorded since."""
+    return row is not None and row[0] is None and int(row[1]) > 1
+
+
+# Rows into records, the drivers' values converted to the records' types.
+
+
+def opt_int(value: Any) -> int | None:
+    """A nullable integer column."""
+    return None if value is None else int(value)
+
+
+def stored_result(event_id: str, alert_id: Any, action: Any, work_order_id: Any) -> StoredResult:
+    return StoredResult(event_id, str(alert_id), str(action), opt_int(work_order_id))
+
+
+def work_order_ref(
+    site: str, work_order_id: int, alert_id: Any, asset: Any, rule: Any, status: Any
+) -> WorkOrderRef:
+    return WorkOrderRef(site, work_order_id, str(alert_id), str(asset), str(rule), str(status))
+
+
+def pending_events(rows: list[Any]) -> list[PendingEvent]:
+    """Rows ``(event_id, site, alert_id, payload, attempts, received_ns)``, oldest first."""
+    rows.sort(key=lambda r: (r[5], r[0]))
+    return [PendingEvent(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+
+# The KPIs' two queries; ``{p}`` is the backend's table prefix ("" on SQLite).
+KPI_ALERTS_SQL = "SELECT site, asset, count(*) FROM {p}alerts GROUP BY site, asset"
+KPI_ORDERS_SQL = (
+    "SELECT site, asset, count(*), "
+    "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
+    "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
+    "FROM {p}work_orders GROUP BY site, asset"
+)
+
+
+def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:
+    """Join the rows of :data:`KPI_ALERTS_SQL` ``(site, asset, alerts)`` and of
+    :data:`KPI_ORDERS_SQL` ``(site, asset, created, open, done, mttr_ns)``."""
+    by_key: dict[tuple[str, str], list[Any]] = {}
+    for site, asset, count in alerts:
+        by_key[(str(site), str(asset))] = [int(count), 0, 0, 0, None]
+    for site, asset, created, open_, done, mttr_ns in orders:
+        entry = by_key.setdefault((str(site), str(asset)), [0, 0, 0, 0, None])
+        entry[1:] = [
+            int(created),
+            int(open_ or 0),
+            int(done or 0),
+            None if mttr_ns is None else float(mttr_ns) / 1e9,
+        ]
+    return [KpiRow(site, asset, *values) for (site, asset), values in sorted(by_key.items())]

@@ -24,15 +24,23 @@ import psycopg
 
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
+    KPI_ALERTS_SQL,
+    KPI_ORDERS_SQL,
     AlertRecord,
     EventStart,
+    HubLedger,
     KpiRow,
     PendingEvent,
     StoredResult,
     StoreError,
     WorkOrderRef,
+    earlier_create_unconfirmed,
+    merge_kpis,
+    opt_int,
+    pending_events,
+    stored_result,
+    work_order_ref,
 )
-from edge_agent.hub.store_sqlite import merge_kpis
 
 _PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
 
@@ -106,7 +114,7 @@ class _Pool:
                 return
 
 
-class _Ledger:
+class _Ledger(HubLedger):
     """The :class:`WorkOrderLedger` of one alert on PostgreSQL."""
 
     def __init__(
@@ -116,48 +124,8 @@ class _Ledger:
         start: EventStart | None,
         owner: str | None,
     ) -> None:
+        super().__init__(alert, start, owner)
         self._s = store
-        self._alert = alert
-        self._start = start
-        self._owner = owner
-        self.released = False
-        # As in the SQLite store: a recorded work order is committed with mark_done, in one
-        # transaction; lost in a crash, it costs a lookup (begin_create was committed first).
-        self._created: tuple[str, int] | None = None
-
-    def answers_now(self, method: str, *args: Any) -> bool:
-        """True when ``method(*args)`` is answered from memory (no round trip, no thread)."""
-        mine = bool(args) and args[0] == self._alert.alert_id
-        if method == "is_done":
-            return self._start is not None and self._start.claimed
-        if method == "work_order_for":
-            return mine and (self._created is not None or self._start is not None)
-        if method == "record_created":
-            return self._created is None
-        return False
-
-    @property
-    def unflushed(self) -> bool:
-        """A work order was recorded that no transaction has committed yet."""
-        return self._created is not None
-
-    def flush(self) -> None:
-        """Commit a recorded work order that no ``mark_done`` has committed yet."""
-        if self._created is not None:
-            with self._s._pool.connection() as conn, conn.transaction():
-                self._write_created(conn, *self._created)
-            self._created = None
-
-    def work_order_for(self, alert_id: str) -> int | None:
-        if self._created is not None and self._created[0] == alert_id:
-            return self._created[1]
-        if self._start is not None and alert_id == self._alert.alert_id:
-            start, self._start = self._start, None
-            return start.work_order_id
-        row = self._s._one(
-            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s", (alert_id,)
-        )
-        return None if row is None or row[0] is None else int(row[0])
 
     def begin_create(self, alert_id: str) -> bool:
         a = self._alert
@@ -167,45 +135,46 @@ class _Ledger:
             "SET create_attempts = t.create_attempts + 1 RETURNING work_order_id, create_attempts",
             (alert_id, a.site, a.asset, a.rule, a.raised_ns),
         )
-        return row is not None and row[0] is None and int(row[1]) > 1
+        return earlier_create_unconfirmed(row)
 
-    def record_created(self, alert_id: str, work_order_id: int) -> None:
-        self.flush()
-        self._created = (alert_id, int(work_order_id))
+    def _stored_work_order(self, alert_id: str) -> int | None:
+        row = self._s._one(
+            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s", (alert_id,)
+        )
+        return None if row is None else opt_int(row[0])
 
-    def _write_created(
-        self, conn: psycopg.Connection[Any], alert_id: str, work_order_id: int
-    ) -> None:
+    def _stored_event(self, event_id: str) -> bool:
+        row = self._s._one(f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,))
+        return row is not None
+
+    def _commit_created(self, created: tuple[str, int, int]) -> None:
+        with self._s._pool.connection() as conn, conn.transaction():
+            self._write_created(conn, created)
+
+    def _write_created(self, conn: psycopg.Connection[Any], created: tuple[str, int, int]) -> None:
         """The work order's id on its alert, and its row for the statuses (caller's
         transaction)."""
         a = self._alert
         p = self._s.p
+        alert_id, work_order_id, now = created
         conn.execute(
             f"INSERT INTO {p}alerts (alert_id, site, asset, rule, raised_ns, work_order_id) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (alert_id) DO UPDATE SET "
             "work_order_id = excluded.work_order_id",
-            (alert_id, a.site, a.asset, a.rule, a.raised_ns, int(work_order_id)),
+            (alert_id, a.site, a.asset, a.rule, a.raised_ns, work_order_id),
         )
         conn.execute(
             f"INSERT INTO {p}work_orders (site, work_order_id, alert_id, asset, rule, status, "
             "created_ns, status_ns) VALUES (%s, %s, %s, %s, %s, 'OPEN', %s, 0) "
             "ON CONFLICT (site, work_order_id) DO NOTHING",
-            (a.site, int(work_order_id), alert_id, a.asset, a.rule, time.time_ns()),
-        )
-
-    def is_done(self, event_id: str) -> bool:
-        if self._start is not None and self._start.claimed:
-            return False  # begin_event just found no result, and we hold the claim
-        return (
-            self._s._one(f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,))
-            is not None
+            (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
     def mark_done(self, event_id: str, result: str) -> None:
         p = self._s.p
         with self._s._pool.connection() as conn, conn.transaction():
             if self._created is not None:
-                self._write_created(conn, *self._created)
+                self._write_created(conn, self._created)
             conn.execute(
                 f"INSERT INTO {p}events (event_id, alert_id, action, done_ns) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
@@ -280,7 +249,6 @@ class PostgresHubStore:
         begin_create: bool = False,  # not folded in here: the ledger begins the create itself
     ) -> EventStart:
         p = self.p
-        now = time.time_ns()
         with self._pool.connection() as conn:
             row = conn.execute(
                 f"SELECT e.action, a.work_order_id FROM {p}events e LEFT JOIN {p}alerts a "
@@ -288,9 +256,8 @@ class PostgresHubStore:
                 (event_id,),
             ).fetchone()
             if row is not None:
-                wo = None if row[1] is None else int(row[1])
-                result = StoredResult(event_id, alert.alert_id, str(row[0]), wo)
-                return EventStart(result, False, False, wo)
+                result = stored_result(event_id, alert.alert_id, *row)
+                return EventStart(result, False, False, result.work_order_id)
             if (
                 check_pending
                 and conn.execute(
@@ -298,14 +265,7 @@ class PostgresHubStore:
                 ).fetchone()
             ):
                 return EventStart(None, True, False)
-            claimed = conn.execute(
-                f"INSERT INTO {p}claims AS c (alert_id, owner, until_ns) VALUES (%s, %s, %s) "
-                "ON CONFLICT (alert_id) DO UPDATE SET owner = excluded.owner, "
-                "until_ns = excluded.until_ns WHERE c.until_ns < %s OR c.owner = excluded.owner "
-                "RETURNING owner",
-                (alert.alert_id, owner, now + lease_ns, now),
-            ).fetchone()
-            if claimed is None:
+            if not self._claim(conn, alert.alert_id, owner, lease_ns):
                 return EventStart(None, False, False)
             created = conn.execute(
                 f"INSERT INTO {p}alerts AS t (alert_id, site, asset, rule, raised_ns) VALUES "
@@ -313,8 +273,7 @@ class PostgresHubStore:
                 "RETURNING work_order_id",
                 (alert.alert_id, alert.site, alert.asset, alert.rule, alert.raised_ns),
             ).fetchone()
-        wo_id = None if created is None or created[0] is None else int(created[0])
-        return EventStart(None, False, True, wo_id)
+        return EventStart(None, False, True, None if created is None else opt_int(created[0]))
 
     def record_alert(self, alert: AlertRecord) -> None:
         self._exec(
@@ -324,14 +283,20 @@ class PostgresHubStore:
         )
 
     def claim(self, alert_id: str, owner: str, lease_ns: int) -> bool:
+        with self._pool.connection() as conn:
+            return self._claim(conn, alert_id, owner, lease_ns)
+
+    def _claim(
+        self, conn: psycopg.Connection[Any], alert_id: str, owner: str, lease_ns: int
+    ) -> bool:
         now = time.time_ns()
-        row = self._one(
+        row = conn.execute(
             f"INSERT INTO {self.p}claims AS c (alert_id, owner, until_ns) VALUES (%s, %s, %s) "
             "ON CONFLICT (alert_id) DO UPDATE SET owner = excluded.owner, "
             "until_ns = excluded.until_ns WHERE c.until_ns < %s OR c.owner = excluded.owner "
             "RETURNING owner",
             (alert_id, owner, now + lease_ns, now),
-        )
+        ).fetchone()
         return row is not None
 
     def release(self, alert_id: str, owner: str) -> None:
@@ -345,11 +310,7 @@ class PostgresHubStore:
             f"LEFT JOIN {self.p}alerts a ON a.alert_id = e.alert_id WHERE e.event_id = %s",
             (event_id,),
         )
-        if row is None:
-            return None
-        return StoredResult(
-            event_id, str(row[0]), str(row[1]), None if row[2] is None else int(row[2])
-        )
+        return None if row is None else stored_result(event_id, *row)
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
         self._exec(
@@ -371,8 +332,7 @@ class PostgresHubStore:
             "RETURNING event_id, site, alert_id, payload, attempts, received_ns",
             (owner, now + lease_ns, site, now, limit),
         )
-        rows.sort(key=lambda r: (r[5], r[0]))
-        return [PendingEvent(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+        return pending_events(rows)
 
     def unpark(self, event_id: str) -> None:
         self._exec(f"DELETE FROM {self.p}pending WHERE event_id = %s", (event_id,))
@@ -387,9 +347,7 @@ class PostgresHubStore:
             "WHERE site = %s AND work_order_id = %s",
             (site, work_order_id),
         )
-        if row is None:
-            return None
-        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+        return None if row is None else work_order_ref(site, work_order_id, *row)
 
     def apply_status(
         self, delivery_key: str, site: str, work_order_id: int, status: str, occurred_ns: int
@@ -426,18 +384,12 @@ class PostgresHubStore:
                     work_order_id,
                 ),
             ).fetchone()
-        status_now = status if current is None else str(current[0])
-        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), status_now)
+        status_now = status if current is None else current[0]
+        return work_order_ref(site, work_order_id, row[0], row[1], row[2], status_now)
 
     def kpis(self) -> list[KpiRow]:
-        alerts = self._all(f"SELECT site, asset, count(*) FROM {self.p}alerts GROUP BY site, asset")
-        orders = self._all(
-            "SELECT site, asset, count(*), "
-            "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
-            "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
-            f"FROM {self.p}work_orders GROUP BY site, asset"
-        )
+        alerts = self._all(KPI_ALERTS_SQL.format(p=self.p))
+        orders = self._all(KPI_ORDERS_SQL.format(p=self.p))
         return merge_kpis(alerts, orders)
 
     def close(self) -> None:

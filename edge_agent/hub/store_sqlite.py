@@ -19,13 +19,22 @@ from typing import Any, TypeVar
 
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
+    KPI_ALERTS_SQL,
+    KPI_ORDERS_SQL,
     AlertRecord,
     EventStart,
+    HubLedger,
     KpiRow,
     PendingEvent,
     StoredResult,
     StoreError,
     WorkOrderRef,
+    earlier_create_unconfirmed,
+    merge_kpis,
+    opt_int,
+    pending_events,
+    stored_result,
+    work_order_ref,
 )
 
 T = TypeVar("T")
@@ -56,6 +65,9 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     delivery_key TEXT PRIMARY KEY, received_ns INTEGER NOT NULL
 );
 """
+
+_KPI_ALERTS_SQL = KPI_ALERTS_SQL.format(p="")
+_KPI_ORDERS_SQL = KPI_ORDERS_SQL.format(p="")
 
 
 class _Writer:
@@ -158,7 +170,7 @@ class _Claims:
                 del self._held[alert_id]
 
 
-class _Ledger:
+class _Ledger(HubLedger):
     """The :class:`WorkOrderLedger` of one alert on the hub's SQLite store."""
 
     def __init__(
@@ -169,45 +181,15 @@ class _Ledger:
         start: EventStart | None,
         owner: str | None,
     ) -> None:
+        super().__init__(alert, start, owner)
         self._w = writer
         self._claims = claims
-        self._alert = alert
-        self._start = start
-        self._owner = owner
-        self.released = False
-        # A recorded work order waits here for mark_done, which commits both in one
-        # transaction: one fsync instead of two. Lost in a crash, it costs nothing but a
-        # lookup: begin_create was committed before the create was sent, so the next attempt
-        # searches MaintainX for the work order before creating one.
-        self._created: tuple[str, int, int] | None = None
         self._begun = None if start is None else start.create_begun
 
-    def work_order_for(self, alert_id: str) -> int | None:
-        if self._created is not None and self._created[0] == alert_id:
-            return self._created[1]
-        if self._start is not None and alert_id == self._alert.alert_id:
-            start, self._start = self._start, None
-            return start.work_order_id
-        row = self._w.run(
-            lambda db: db.execute(
-                "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert_id,)
-            ).fetchone()
-        )
-        return None if row is None or row[0] is None else int(row[0])
-
     def answers_now(self, method: str, *args: Any) -> bool:
-        """True when ``method(*args)`` is answered from memory (``apply_alert`` then calls it
-        on the event loop, not in a worker thread)."""
-        if method == "is_done":
-            return self._start is not None and self._start.claimed
-        if method == "work_order_for":
-            mine = bool(args) and args[0] == self._alert.alert_id
-            return mine and (self._created is not None or self._start is not None)
-        if method == "begin_create":
+        if method == "begin_create":  # begin_event began the create in its transaction
             return self._begun is not None and bool(args) and args[0] == self._alert.alert_id
-        if method == "record_created":
-            return self._created is None
-        return False
+        return super().answers_now(method, *args)
 
     def begin_create(self, alert_id: str) -> bool:
         if self._begun is not None and alert_id == self._alert.alert_id:
@@ -215,21 +197,22 @@ class _Ledger:
             return begun
         return bool(self._w.run(lambda db: _begin_create(db, self._alert, alert_id)))
 
-    def record_created(self, alert_id: str, work_order_id: int) -> None:
-        self.flush()
-        self._created = (alert_id, int(work_order_id), time.time_ns())
+    def _stored_work_order(self, alert_id: str) -> int | None:
+        row = self._w.run(
+            lambda db: db.execute(
+                "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        )
+        return None if row is None else opt_int(row[0])
 
-    @property
-    def unflushed(self) -> bool:
-        """A work order was recorded that no transaction has committed yet."""
-        return self._created is not None
+    def _stored_event(self, event_id: str) -> bool:
+        row = self._w.run(
+            lambda db: db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        )
+        return row is not None
 
-    def flush(self) -> None:
-        """Commit a recorded work order that no ``mark_done`` has committed yet."""
-        if self._created is not None:
-            created = self._created
-            self._w.run(lambda db: self._write_created(db, created))
-            self._created = None
+    def _commit_created(self, created: tuple[str, int, int]) -> None:
+        self._w.run(lambda db: self._write_created(db, created))
 
     def _write_created(self, db: sqlite3.Connection, created: tuple[str, int, int]) -> None:
         a = self._alert
@@ -247,14 +230,6 @@ class _Ledger:
             (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
-    def is_done(self, event_id: str) -> bool:
-        if self._start is not None and self._start.claimed:
-            return False  # begin_event just found no result, and we hold the claim
-        row = self._w.run(
-            lambda db: db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
-        )
-        return row is not None
-
     def mark_done(self, event_id: str, result: str) -> None:
         a = self._alert
         created = self._created
@@ -263,11 +238,7 @@ class _Ledger:
             if created is not None:
                 self._write_created(db, created)
             # The episode is recorded here (for the KPIs) when no create wrote it before.
-            db.execute(
-                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
-                "(?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
-                (a.alert_id, a.site, a.asset, a.rule, a.raised_ns),
-            )
+            _record_alert(db, a)
             db.execute(
                 "INSERT INTO events (event_id, alert_id, action, done_ns) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(event_id) DO NOTHING",
@@ -342,7 +313,7 @@ class SqliteHubStore:
                 (event_id,),
             ).fetchone()
             if row is not None:
-                result = StoredResult(event_id, alert.alert_id, str(row[0]), _opt_int(row[1]))
+                result = stored_result(event_id, alert.alert_id, *row)
                 return EventStart(result, False, False, result.work_order_id)
             if (
                 check_pending
@@ -356,7 +327,7 @@ class SqliteHubStore:
             wo = db.execute(
                 "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert.alert_id,)
             ).fetchone()
-            work_order_id = _opt_int(wo[0]) if wo else None
+            work_order_id = opt_int(wo[0]) if wo else None
             if begin_create and work_order_id is None:
                 # The create will follow: begin it in this transaction (one fsync, one
                 # hand-off to this thread fewer); the ledger answers begin_create from it.
@@ -367,13 +338,7 @@ class SqliteHubStore:
         return op
 
     def record_alert(self, alert: AlertRecord) -> None:
-        self._w.run(
-            lambda db: db.execute(
-                "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
-                "(?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
-                (alert.alert_id, alert.site, alert.asset, alert.rule, alert.raised_ns),
-            )
-        )
+        self._w.run(lambda db: _record_alert(db, alert))
 
     def claim(self, alert_id: str, owner: str, lease_ns: int) -> bool:
         return self._claims.take(alert_id, owner, lease_ns)
@@ -389,9 +354,7 @@ class SqliteHubStore:
                 (event_id,),
             ).fetchone()
         )
-        if row is None:
-            return None
-        return StoredResult(event_id, str(row[0]), str(row[1]), _opt_int(row[2]))
+        return None if row is None else stored_result(event_id, *row)
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
         self._w.run(
@@ -421,8 +384,7 @@ class SqliteHubStore:
                 (owner, now + lease_ns, site, now, limit),
             ).fetchall()
         )
-        rows.sort(key=lambda r: (r[5], r[0]))
-        return [PendingEvent(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+        return pending_events(rows)
 
     def unpark(self, event_id: str) -> None:
         self._w.run(lambda db: db.execute("DELETE FROM pending WHERE event_id = ?", (event_id,)))
@@ -441,9 +403,7 @@ class SqliteHubStore:
                 (site, work_order_id),
             ).fetchone()
         )
-        if row is None:
-            return None
-        return WorkOrderRef(site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+        return None if row is None else work_order_ref(site, work_order_id, *row)
 
     def apply_status(
         self, delivery_key: str, site: str, work_order_id: int, status: str, occurred_ns: int
@@ -472,25 +432,15 @@ class SqliteHubStore:
                 "SELECT status FROM work_orders WHERE site = ? AND work_order_id = ?",
                 (site, work_order_id),
             ).fetchone()
-            return WorkOrderRef(
-                site, work_order_id, str(row[0]), str(row[1]), str(row[2]), str(current[0])
-            )
+            return work_order_ref(site, work_order_id, row[0], row[1], row[2], current[0])
 
         result: WorkOrderRef | None = self._w.run(op)
         return result
 
     def kpis(self) -> list[KpiRow]:
         def op(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            alerts = db.execute(
-                "SELECT site, asset, count(*) FROM alerts GROUP BY site, asset"
-            ).fetchall()
-            orders = db.execute(
-                "SELECT site, asset, count(*), "
-                "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
-                "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
-                "FROM work_orders GROUP BY site, asset"
-            ).fetchall()
+            alerts = db.execute(_KPI_ALERTS_SQL).fetchall()
+            orders = db.execute(_KPI_ORDERS_SQL).fetchall()
             return alerts, orders
 
         alerts, orders = self._w.run(op)
@@ -508,24 +458,13 @@ def _begin_create(db: sqlite3.Connection, a: AlertRecord, alert_id: str) -> bool
         "create_attempts = create_attempts + 1 RETURNING work_order_id, create_attempts",
         (alert_id, a.site, a.asset, a.rule, a.raised_ns),
     ).fetchone()
-    return bool(row[0] is None and int(row[1]) > 1)
+    return earlier_create_unconfirmed(row)
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:
-    """Join ``(site, asset, alerts)`` and ``(site, asset, created, open, done, mttr_ns)``."""
-    by_key: dict[tuple[str, str], list[Any]] = {}
-    for site, asset, count in alerts:
-        by_key[(str(site), str(asset))] = [int(count), 0, 0, 0, None]
-    for site, asset, created, open_, done, mttr_ns in orders:
-        entry = by_key.setdefault((str(site), str(asset)), [0, 0, 0, 0, None])
-        entry[1:] = [
-            int(created),
-            int(open_ or 0),
-            int(done or 0),
-            None if mttr_ns is None else float(mttr_ns) / 1e9,
-        ]
-    return [KpiRow(site, asset, *values) for (site, asset), values in sorted(by_key.items())]
+def _record_alert(db: sqlite3.Connection, a: AlertRecord) -> None:
+    """Remember the episode (first sighting wins)."""
+    db.execute(
+        "INSERT INTO alerts (alert_id, site, asset, rule, raised_ns) VALUES "
+        "(?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
+        (a.alert_id, a.site, a.asset, a.rule, a.raised_ns),
+    )
