@@ -1,4 +1,5 @@
-"""Fixtures shared by every test area: free loopback ports and a real mosquitto broker.
+"""Fixtures shared by every test area: free loopback ports and a real mosquitto broker
+(and the hypothesis settings every area runs with).
 
 Area-specific fixtures live in ``tests/<area>/conftest.py``.
 """
@@ -16,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# No per-example deadline: on a loaded 2-core CI machine a pure-CPU example can stall past
+# hypothesis' 200 ms default, which fails the run as "flaky" without any bug.
+settings.register_profile("edge-agent", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edge-agent")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

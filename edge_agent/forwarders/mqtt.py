@@ -228,30 +228,44 @@ class MqttForwarder:
             self._nacks.append((item_id, f"{type(exc).__name__}: {exc}"))
 
     async def _flush(self) -> None:
-        """Write the acks and nacks collected by the PUBACK callbacks (one transaction each)."""
-        if self._acks:
-            acks, self._acks = self._acks, []
+        """Write the acks and nacks collected by the PUBACK callbacks. One worker-thread
+        call for all of them, which a cancel lets finish: none is dropped half-way."""
+        if not (self._acks or self._nacks):
+            return
+        acks, self._acks = self._acks, []
+        nacks, self._nacks = self._nacks, []
+        acked = await outbox_call(self._write_settled, acks, nacks, undo=self._count_sent)
+        self._count_sent(acked)
+
+    def _count_sent(self, acked: int) -> None:
+        if acked:
+            self.status.sent += acked
+            self.status.last_delivery_ns = time.time_ns()
+            self._refusal_backoff.reset()
+
+    def _write_settled(self, acks: list[int], nacks: list[tuple[int, str]]) -> int:
+        """Ack (one transaction), then nack by reason; returns how many were acked. Runs in
+        a worker thread."""
+        acked = 0
+        if acks:
             try:
-                await outbox_call(self.outbox.ack, acks)
+                self.outbox.ack(acks)
             except OutboxError as exc:
                 # Not acked on disk: they will be sent again (same event ids): a duplicate,
                 # never a loss.
                 log.error("Outbox ack failed.", extra={"error": str(exc), "count": len(acks)})
             else:
-                self.status.sent += len(acks)
-                self.status.last_delivery_ns = time.time_ns()
-                self._refusal_backoff.reset()
-        if self._nacks:
-            nacks, self._nacks = self._nacks, []
-            by_reason: dict[str, list[int]] = {}
-            for item_id, reason in nacks:
-                by_reason.setdefault(reason, []).append(item_id)
-            for reason, ids in by_reason.items():
-                try:
-                    await outbox_call(self.outbox.nack, ids, reason)
-                except OutboxError as exc:
-                    # The leases expire on their own: the items are redelivered then.
-                    log.error("Outbox nack failed.", extra={"error": str(exc)})
+                acked = len(acks)
+        by_reason: dict[str, list[int]] = {}
+        for item_id, reason in nacks:
+            by_reason.setdefault(reason, []).append(item_id)
+        for reason, ids in by_reason.items():
+            try:
+                self.outbox.nack(ids, reason)
+            except OutboxError as exc:
+                # The leases expire on their own: the items are redelivered then.
+                log.error("Outbox nack failed.", extra={"error": str(exc)})
+        return acked
 
     async def _settle(self) -> None:
         """After a disconnect: let the failed futures report, then nack what was in flight."""

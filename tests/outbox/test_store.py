@@ -58,7 +58,8 @@ def test_nack_keeps_place_and_counts_attempts(outbox: Outbox) -> None:
 
 
 def test_lease_expires_and_redelivers_oldest_first(tmp_path: Path) -> None:
-    with Outbox.open(tmp_path / "ob", 1_000_000, lease_s=0.2) as outbox:
+    # Long enough that the two leases below fall inside it even on a loaded machine.
+    with Outbox.open(tmp_path / "ob", 1_000_000, lease_s=1.0) as outbox:
         outbox.put_many([{"n": n} for n in range(3)])
         held = outbox.lease(2)
         assert [i.payload["n"] for i in outbox.lease(5)] == [2]
@@ -68,7 +69,7 @@ def test_lease_expires_and_redelivers_oldest_first(tmp_path: Path) -> None:
             leased_again.extend(i.payload["n"] for i in outbox.lease(5))
             return bool(leased_again)
 
-        wait_until(expired)
+        wait_until(expired, timeout_s=20.0)
         assert leased_again[:2] == [0, 1]
         outbox.ack([i.id for i in held])
         assert outbox.stats().depth == 1

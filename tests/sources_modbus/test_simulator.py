@@ -38,7 +38,7 @@ def test_simulate_modbus_command_serves_the_demo_plant() -> None:
         text=True,
     )
     try:
-        wait_for_port("127.0.0.1", port)
+        wait_for_port("127.0.0.1", port, timeout_s=30)  # a Python process start
         readings = asyncio.run(read(port))
         assert all(r.is_good for r in readings.values())
         values: dict[str, Any] = {sid: r.value for sid, r in readings.items()}

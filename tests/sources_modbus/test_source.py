@@ -306,9 +306,11 @@ async def test_an_overrun_is_counted_and_cycles_do_not_pile_up(
     register = Register(table=RegisterTable.HOLDING, address=0)
     source = ModbusSource("plc", tcp(plant.port, poll="50ms"), {"x": sensor(register)}, DEFAULTS)
     starts: list[float] = []
+    overruns_seen: list[int] = []  # source.stats.overruns at each sink call
 
     async def slow_sink(readings: Sequence[Reading]) -> None:
         starts.append(time.monotonic())
+        overruns_seen.append(source.stats.overruns)
         if len(starts) == 2:
             await asyncio.sleep(0.18)  # the consumer stalls for more than three intervals
 
@@ -322,14 +324,16 @@ async def test_an_overrun_is_counted_and_cycles_do_not_pile_up(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert len(starts) >= 6
-    assert source.stats.overruns == 1
-    # Logged once, with the fields an operator needs.
+    # The stalled cycle counts one overrun, not one per missed interval (on a loaded
+    # machine other cycles may overrun too).
+    assert overruns_seen[2] - overruns_seen[1] == 1
+    # Logged once (the first overrun), with the fields an operator needs.
     (logged,) = [r for r in caplog.records if r.getMessage() == "poll cycle overran its interval"]
     assert (logged.connection, logged.overruns, logged.interval_s) == ("plc", 1, 0.05)  # type: ignore[attr-defined]
-    # No burst of catch-up cycles after the stall: they would arrive back to back (a cycle
-    # takes about a millisecond here); on schedule they are an interval (50 ms) apart.
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 0.025
+    # No burst of catch-up cycles after the stall: they would come back to back (a cycle
+    # takes about a millisecond here). Load may make one cycle follow a late one closely,
+    # but a cycle never starts less than an interval after the one two before it ended.
+    assert all(b - a >= 0.05 * 0.99 for a, b in zip(starts, starts[2:], strict=False))
 
 
 RANDOM_ILLEGAL_BASE = 2000  # 2000-2999 holding registers and coils, for the property below

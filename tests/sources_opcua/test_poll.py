@@ -171,6 +171,10 @@ async def test_scripted_ramp_and_stale_node(sim: OpcUaSimulator) -> None:
         assert hot.quality is Quality.GOOD
 
         sim.make_stale(PLANT["m201_winding_temp"])
+        # A read the server answered just before may still be on its way (with a value the
+        # profile has changed since): take the frozen value from a read sent after it.
+        cycles = source.stats.reads
+        await wait_until(lambda: source.stats.reads >= cycles + 1)
         frozen = await sink.wait_for(lambda r: r.sensor_id == "m201_winding_temp", sink.mark())
         # Wait past two profile updates (0.2 s each) by counting poll cycles (100 ms each).
         cycles = source.stats.reads
