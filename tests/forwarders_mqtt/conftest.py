@@ -5,12 +5,14 @@ Every test uses its own topic prefix and site id, so tests never see each other'
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.config.models import Mqtt
+from edge_agent.forwarders.mqtt import MqttForwarder
 from tests.conftest import Broker, free_port, mosquitto_binary, wait_for_port
 
 
@@ -201,3 +205,31 @@ async def async_wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s}s")
         await asyncio.sleep(0.02)
+
+
+def mqtt_config(
+    port: int, prefix: str, *, initial: str = "100ms", most: str = "1s", **extra: Any
+) -> Mqtt:
+    """The forwarder's settings for a test broker, reconnecting fast."""
+    return Mqtt.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "topic_prefix": prefix,
+            "backoff": {"initial": initial, "max": most},
+            **extra,
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(forwarder: MqttForwarder) -> AsyncIterator[asyncio.Task[None]]:
+    """The forwarder running as a task; cancelled and closed on the way out."""
+    task = asyncio.create_task(forwarder.run(), name="forwarder-under-test")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await forwarder.close()

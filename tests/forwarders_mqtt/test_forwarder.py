@@ -4,15 +4,12 @@ credentials, v5 failure reason codes, reconnects."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.mqtt import MqttForwarder
 from edge_agent.outbox import Outbox
 from tests.conftest import free_port
@@ -23,31 +20,9 @@ from .conftest import (
     events,
     first_occurrences,
     make_broker,
+    mqtt_config,
+    running,
 )
-
-
-def mqtt_config(port: int, prefix: str, **extra: Any) -> Mqtt:
-    return Mqtt.model_validate(
-        {
-            "host": "127.0.0.1",
-            "port": port,
-            "topic_prefix": prefix,
-            "backoff": {"initial": "100ms", "max": "1s"},
-            **extra,
-        }
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(forwarder: MqttForwarder) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(forwarder.run(), name="forwarder-under-test")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await forwarder.close()
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ the bounded in-flight window, and reconnect attempts paced by a capped, jittered
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +20,11 @@ from edge_agent.outbox import Outbox
 from edge_agent.sources.backoff import Backoff
 from tests.conftest import free_port
 
-from .conftest import TunedBroker, async_wait_until, events, make_broker
+from .conftest import TunedBroker, async_wait_until, events, make_broker, mqtt_config, running
 
 
 def config(port: int, prefix: str, **extra: Any) -> Mqtt:
-    return Mqtt.model_validate(
-        {
-            "host": "127.0.0.1",
-            "port": port,
-            "topic_prefix": prefix,
-            "backoff": {"initial": "50ms", "max": "200ms"},
-            **extra,
-        }
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(forwarder: MqttForwarder) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(forwarder.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await forwarder.close()
+    return mqtt_config(port, prefix, initial="50ms", most="200ms", **extra)
 
 
 def connect_lines(broker: TunedBroker, client_id: str) -> list[str]:
