@@ -10,52 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-REDACTED: Final = "***"
-# Secrets shorter than this are not redacted: replacing every "1" in every line would make
-# logs unreadable and reveal the secret's length by the pattern of stars anyway.
-_MIN_SECRET_LENGTH: Final = 4
+from edge_agent.redaction import redact
+from edge_agent.redaction import redact_value as _redact_value
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
 ) | {"message", "asctime", "taskName"}
-
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str) -> None:
-    """Remember a resolved secret so that no log line ever shows it."""
-    if len(value) >= _MIN_SECRET_LENGTH:
-        with _secrets_lock:
-            _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    with _secrets_lock:
-        # Longest first, so a secret that contains another is replaced whole.
-        known = sorted(_secrets, key=len, reverse=True)
-    for secret in known:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _redact_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_value(item) for item in value]
-    if isinstance(value, int | float | bool) or value is None:
-        return value
-    return redact(str(value))
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:

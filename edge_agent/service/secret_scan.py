@@ -13,7 +13,7 @@ from typing import Any
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.service.logs import register_secret
+from edge_agent.redaction import register_secret
 
 _REFERENCE_RE = re.compile(r"^(\$\{[A-Za-z_][A-Za-z0-9_]*\}|file:.+)$")
 # Fields that hold secret references (``SecretRef``) anywhere in the site file.

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from edge_agent.service.logs import configure_logging, register_secret
+from edge_agent.redaction import register_secret
+from edge_agent.service.logs import configure_logging
 
 SECRET = "mx-live-9f8e7d6c5b4a"
 
