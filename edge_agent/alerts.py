@@ -1,8 +1,9 @@
 """The alert message: what the rules emit, the outbox stores and the forwarders deliver.
 
 One JSON object per alarm event, the same on disk, on MQTT (``edge/v1/{site}/alerts``) and
-at the hub. Its schema is ``edge-agent/alert@1``; fields are documented in
-``docs/alert-schema.md``. Keep this module free of I/O.
+at the hub. Its schema is ``edge-agent/alert@1``; fields and their bounds are documented in
+``docs/alert-schema.md`` and checked by :func:`alert_problem` (the same check the hub runs,
+from :mod:`edge_agent.wire.alert`). Keep this module free of I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
-ALERT_SCHEMA: Final = "edge-agent/alert@1"
+# Re-exported: the schema and its check live in edge_agent.wire.alert, shared with the hub.
+from edge_agent.wire.alert import ALERT_SCHEMA as ALERT_SCHEMA
+from edge_agent.wire.alert import alert_problem as alert_problem
 
 EventKind = Literal["activated", "escalated", "cleared", "chattering"]
 Priority = Literal["NONE", "LOW", "MEDIUM", "HIGH"]

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+CLOSE_LIMIT_S = 9.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="HUB.yaml", help="the hub file")
@@ -90,7 +92,10 @@ async def _run(config: object, base_dir: Path, *, register: bool) -> int:
         except (HubError, MaintainXError) as exc:
             print(f"edge-agent hub: cannot register webhooks: {exc}", file=sys.stderr)
             return 1
+    from edge_agent.service.sdnotify import SystemdNotifier
+
     hub = Hub(config, base_dir)
+    notifier = SystemdNotifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -100,13 +105,35 @@ async def _run(config: object, base_dir: Path, *, register: bool) -> int:
         await hub.start()
     except HubError as exc:
         print(f"edge-agent hub: {exc}", file=sys.stderr)
-        await hub.close()
+        await _close(hub)
         return 1
     print(
-        f"hub {config.hub.id} running: health on port {hub.health_port}"
+        f"hub {hub.replica_id} running: health on port {hub.health_port}"
         + (f", webhooks on port {hub.webhook_port}" if hub.webhook_server else ""),
         flush=True,
     )
-    await stop.wait()
-    await hub.close()
+    notifier.ready(f"hub {hub.replica_id} running")
+    watchdog = asyncio.create_task(notifier.watchdog_loop(), name="hub-watchdog")
+    waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(hub.failed.wait())}
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
+    notifier.stopping()
+    watchdog.cancel()
+    await _close(hub)
+    if hub.failure is not None:
+        print(f"edge-agent hub: stopped after a failure: {hub.failure}", file=sys.stderr)
+        return 1
     return 0
+
+
+async def _close(hub: object) -> None:
+    """Close the hub within :data:`CLOSE_LIMIT_S` whatever hangs (SIGTERM → exit ≤ 10 s)."""
+    from edge_agent.hub.app import Hub
+
+    assert isinstance(hub, Hub)
+    try:
+        async with asyncio.timeout(CLOSE_LIMIT_S):
+            await hub.close()
+    except TimeoutError:
+        print("edge-agent hub: stop took too long; exiting anyway", file=sys.stderr)

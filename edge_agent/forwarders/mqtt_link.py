@@ -145,6 +145,7 @@ class MqttLink:
         on_message: Callable[[Message], None] | None = None,
         max_inflight: int = 20,
         manual_ack: bool = False,
+        clean_start: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -162,6 +163,9 @@ class MqttLink:
         self._on_message = on_message
         self._max_inflight = max_inflight
         self._manual_ack = manual_ack
+        # MQTT v5 clean start: drop any session the broker kept for this client id (a hub
+        # replica whose shared subscription must live only while it is connected).
+        self._clean_start = clean_start
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
@@ -357,7 +361,7 @@ class MqttLink:
         if self.protocol == "5":
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = self._session_expiry_s
-            clean_start: Any = False
+            clean_start: Any = self._clean_start
         else:
             clean_start = paho.MQTT_CLEAN_START_FIRST_ONLY  # ignored by 3.1.1
         # connect() resolves the name, opens TCP and does the TLS handshake: blocking.

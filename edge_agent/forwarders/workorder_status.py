@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.alerts import AlertMessage
+from edge_agent.wire.alert import is_wire_id
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ class WorkOrderTracker:
         if isinstance(data, dict):
             for rule, entry in data.items():
                 try:
+                    work_order_id = entry["work_order_id"]
+                    if not is_wire_id(work_order_id):
+                        continue  # an id no work order can have: never sent back to the hub
                     rules[str(rule)] = RuleWorkOrder(
-                        str(entry["alert_id"]), int(entry["work_order_id"]), str(entry["status"])
+                        str(entry["alert_id"]), work_order_id, str(entry["status"])
                     )
                 except (KeyError, TypeError, ValueError):
                     continue
@@ -142,8 +146,11 @@ class WorkOrderTracker:
         )
         if data.get("status") != "ok" or not isinstance(rule, str) or not isinstance(alert_id, str):
             return False
-        if not isinstance(work_order_id, int):
+        if not is_wire_id(work_order_id):
+            # Only a plausible id (1..2**63-1): it goes back to the hub as related_work_order.
+            self.ignored += 1
             return False
+        assert isinstance(work_order_id, int)
         with self._lock:
             current = self._rules.get(rule)
             if current is not None and current.work_order_id == work_order_id:
@@ -161,9 +168,11 @@ class WorkOrderTracker:
             data.get("work_order_id"),
             data.get("status"),
         )
-        if not isinstance(rule, str) or not isinstance(work_order_id, int):
+        if not isinstance(rule, str) or not is_wire_id(work_order_id):
+            self.ignored += 1
             return False
-        if not isinstance(status, str):
+        assert isinstance(work_order_id, int)
+        if not isinstance(status, str) or not status or len(status) > 64:
             return False
         with self._lock:
             current = self._rules.get(rule)

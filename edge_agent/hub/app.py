@@ -4,10 +4,21 @@ Lifecycle: ``Hub(config, base_dir)`` does no I/O; ``await hub.start()`` opens th
 connects (in the background, retrying) and starts the listeners; ``await hub.close()``.
 
 Alerts come from ``$share/<group>/{prefix}/+/alerts`` (QoS 1, MQTT v5 shared subscription:
-replicas split the load) on a persistent session with manual acknowledgements: a message is
-acknowledged only once :class:`~edge_agent.hub.consumer.AlertConsumer` says its outcome is
-durable, so a hub killed mid-way gets it again from the broker. Presence comes from the
-retained ``{prefix}/+/status`` (every replica reads all of it).
+replicas split the load) with manual acknowledgements: a message is acknowledged only once
+:class:`~edge_agent.hub.consumer.AlertConsumer` says its outcome is durable (answered on
+``{prefix}/{site}/results``). The replica's session lives only while it is connected (clean
+start, session expiry 0 by default): the broker routes the group's alerts to live replicas
+only, and what a dead replica held is resent by the agents, which resend every event the hub
+has not answered. Site presence comes from the retained ``{prefix}/+/status``.
+
+Hub presence: each replica publishes, retained, ``{prefix}/hub/status/{replica}``
+``{"state": "online", ...}`` after every connect and ``offline`` as its last will and on a
+clean stop; agents hold their events while every replica they know says ``offline``.
+
+Supervision: the hub's tasks and its store's writer thread are watched. One that ends
+unexpectedly makes ``/readyz`` fail and sets :attr:`Hub.failed`: the command then stops the hub
+and exits non-zero, for systemd or the container runtime to restart it. On a stop, messages
+being handled are finished (bounded by :data:`STOP_GRACE_S`); the rest stay unacknowledged.
 """
 
 from __future__ import annotations
@@ -17,14 +28,17 @@ import contextlib
 import json
 import logging
 import os
+import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
+from edge_agent.alerts import format_time_ns
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, tls_context
+from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.messages import parse_topic
@@ -32,6 +46,7 @@ from edge_agent.hub.metrics import HubCollector
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
+from edge_agent.redaction import register_secret
 from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -40,6 +55,27 @@ NS_PER_S: Final = 1_000_000_000
 REFRESH_S: Final = 5.0
 """How often the KPIs and parked counts shown in /metrics are re-read from the store."""
 SECRETS_FILE: Final = "webhook-secrets.json"
+STOP_GRACE_S: Final = 5.0
+"""On a stop, how long messages being handled may take to finish (SIGTERM → exit ≤ 10 s)."""
+WATCH_S: Final = 0.5
+"""How often the store's writer is checked."""
+
+
+def default_replica_id() -> str:
+    """``{hostname}-{pid}`` reduced to a replica id (``[a-z0-9][a-z0-9-]{0,62}``)."""
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-") or "hub"
+    return f"{host[:50]}-{os.getpid()}"[:63].strip("-")
+
+
+def presence_payload(state: str, group: str, replica: str) -> bytes:
+    """The retained JSON on ``{prefix}/hub/status/{replica}``."""
+    body = {
+        "state": state,
+        "group": group,
+        "replica": replica,
+        "time": format_time_ns(time.time_ns()),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class HubError(Exception):
@@ -56,6 +92,7 @@ def open_store(config: HubConfig, base_dir: Path) -> HubStore:
             dsn = resolve(config.dedup.dsn, base_dir).reveal()
         except SecretError as exc:
             raise StoreError(f"dedup.dsn: {exc}") from exc
+        register_secret(dsn)
         return PostgresHubStore(
             dsn, pool_size=config.dedup.pool, table_prefix=config.dedup.table_prefix
         )
@@ -103,9 +140,10 @@ class Hub:
         self.base_dir = base_dir
         self.state_dir = config.state_path(base_dir)
         self.prefix = config.broker.topic_prefix
+        self.replica_id = config.hub.id or default_replica_id()
         # Claims are held in this replica's name: after a crash, the restarted replica takes
         # back its own claims at once instead of waiting for their leases to run out.
-        self.owner = config.hub.id
+        self.owner = self.replica_id
         self.sites = {
             site_id: SiteRuntime(site_id, site, config, base_dir)
             for site_id, site in config.sites.items()
@@ -118,10 +156,15 @@ class Hub:
         self.pending_counts: dict[str, int] = {}
         self.kpi_rows: list[KpiRow] = []
         self.started_ns = time.time_ns()
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._health: Any = None
         self._webhook_secret: str | None = None
+        self._workers: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self.failure: str | None = None
+        self.failed = asyncio.Event()
+        """Set when a task or the store's writer died: stop and exit non-zero."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(HubCollector(self))
 
@@ -135,6 +178,10 @@ class Hub:
                 self._webhook_secret = resolve(cfg.webhooks.secret, self.base_dir).reveal()
             except SecretError as exc:
                 raise HubError(f"webhooks.secret: {exc}") from exc
+            register_secret(self._webhook_secret)
+        for secrets in load_webhook_secrets(self.state_dir).values():
+            for secret in secrets:
+                register_secret(secret)
         try:
             self.store = await asyncio.to_thread(open_store, cfg, self.base_dir)
         except StoreError as exc:
@@ -155,12 +202,13 @@ class Hub:
         self.link = self._make_link()
         await self.link.start()
         for index in range(cfg.hub.concurrency):
-            self._spawn(self._worker(), f"hub-worker-{index}")
+            self._workers.append(self._spawn(self._worker(), f"hub-worker-{index}"))
         self._spawn(self.consumer.retry_loop(), "hub-retry")
         self._spawn(self._refresh_loop(), "hub-refresh")
+        self._spawn(self._watch_store(), "hub-store-watch")
         log.info(
             "Hub started.",
-            extra={"hub": cfg.hub.id, "group": cfg.hub.group, "sites": sorted(self.sites)},
+            extra={"hub": self.replica_id, "group": cfg.hub.group, "sites": sorted(self.sites)},
         )
 
     async def _start_listeners(self) -> None:
@@ -201,19 +249,26 @@ class Hub:
                 password = resolve(broker.password, self.base_dir).reveal()
             except SecretError as exc:
                 raise HubError(f"broker.password: {exc}") from exc
+            register_secret(password)
         context = tls_context(broker.tls, self.base_dir) if broker.tls is not None else None
         group = self.config.hub.group
+        presence = f"{self.prefix}/hub/status/{self.replica_id}"
         return MqttLink(
             broker.host,
             broker.effective_port,
-            f"edge-agent-hub-{self.config.hub.id}",
+            f"edge-agent-hub-{self.replica_id}",
             tls=context,
             username=broker.username,
             password=password,
             protocol="5",
             keepalive_s=max(1, round(broker.keepalive / NS_PER_S)),
             backoff=Backoff.from_config(broker.backoff),
-            session_expiry_s=max(1, round(broker.session_expiry / NS_PER_S)),
+            # The session, and the replica's place in the shared subscription, end with the
+            # connection (see the module docstring); clean start drops one an older hub kept.
+            session_expiry_s=round(broker.session_expiry / NS_PER_S),
+            clean_start=True,
+            will=Will(presence, presence_payload("offline", group, self.replica_id)),
+            birth=lambda: Will(presence, presence_payload("online", group, self.replica_id)),
             subscriptions=[
                 (f"$share/{group}/{self.prefix}/+/alerts", 1),
                 (f"{self.prefix}/+/status", 1),
@@ -225,18 +280,67 @@ class Hub:
             manual_ack=True,
         )
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+        return task
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        """Every hub task runs until the hub stops: one that ends before is a failure."""
+        if self._stopping or task.cancelled():
+            return
+        error = task.exception()
+        self.fail(
+            f"task {task.get_name()} ended: {error!r}" if error else f"task {task.get_name()} ended"
+        )
+
+    def fail(self, reason: str) -> None:
+        """The hub cannot go on: ``/readyz`` fails and :attr:`failed` is set (once)."""
+        if self.failure is None:
+            self.failure = reason
+            log.critical("Hub failed; stopping for its supervisor.", extra={"reason": reason})
+        self.failed.set()
+
+    async def _watch_store(self) -> None:
+        while True:
+            store = self.store
+            failure = store.failure() if store is not None else None
+            if failure is not None:
+                self.fail(f"dedup store failed: {failure}")
+                return
+            await asyncio.sleep(WATCH_S)
 
     async def close(self) -> None:
+        """Stop: finish the messages being handled (at most :data:`STOP_GRACE_S`), leave the
+        rest unacknowledged for the agents to resend, say ``offline``, disconnect."""
+        self._stopping = True
+        dropped = self._queue.qsize()
+        while not self._queue.empty():
+            self._queue.get_nowait()  # left unacknowledged: the agents resend them
+        for _ in self._workers:
+            self._queue.put_nowait(None)  # one stop mark per worker, after its message
+        if self._workers:
+            _, late = await asyncio.wait(self._workers, timeout=STOP_GRACE_S)
+            if late or dropped:
+                log.info(
+                    "Hub stopping; unfinished alerts left to the agents' resend.",
+                    extra={"queued": dropped, "unfinished": len(late)},
+                )
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self._workers.clear()
         if self.link is not None:
-            await self.link.close()
+            group = self.config.hub.group
+            farewell = Will(
+                f"{self.prefix}/hub/status/{self.replica_id}",
+                presence_payload("offline", group, self.replica_id),
+            )
+            await self.link.close(farewell=farewell, timeout_s=1.0)
         if self.webhook_server is not None:
             await self.webhook_server.close()
         if self._health is not None:
@@ -261,7 +365,8 @@ class Hub:
             assert self.link is not None
             self.link.ack_message(message)
             return
-        self._queue.put_nowait(message)
+        if not self._stopping:  # a stopping replica takes nothing new
+            self._queue.put_nowait(message)
 
     def _presence(self, site_id: str, payload: bytes) -> None:
         site = self.sites.get(site_id)
@@ -286,6 +391,8 @@ class Hub:
         backoff = Backoff(0.2, 10.0)
         while True:
             message = await self._queue.get()
+            if message is None:
+                return  # the hub is stopping
             try:
                 while True:
                     ok = await self.consumer.handle(message.topic, message.payload)
@@ -293,12 +400,18 @@ class Hub:
                         self.link.ack_message(message)
                         backoff.reset()
                         break
-                    if not self.link.is_current(message):
-                        break  # the connection dropped: the broker redelivers it
+                    if self._stopping or not self.link.is_current(message):
+                        break  # left unacknowledged: the agent resends it
                     await asyncio.sleep(backoff.next_delay())
             except Exception:
-                # Never lose a worker; the message stays unacknowledged and comes back.
-                log.exception("Alert handling failed.", extra={"topic": message.topic})
+                # The consumer answers every failure itself; this is a bug in it. Acknowledge
+                # all the same: an unacknowledged message would hold a slot of the broker's
+                # in-flight window for good, and enough of them starve every site.
+                self.consumer.stats.poison += 1
+                log.exception(
+                    "Alert handling raised; acknowledged.", extra={"topic": message.topic}
+                )
+                self.link.ack_message(message)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.link is None:
@@ -347,6 +460,8 @@ class Hub:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the broker is connected and the store open; per-site detail."""
         reasons = []
+        if self.failure is not None:
+            reasons.append(f"hub failed: {self.failure}")
         if not self.mqtt_connected:
             reasons.append("not connected to the MQTT broker")
         if self.store is None:
@@ -357,14 +472,15 @@ class Hub:
         return not reasons, {
             "ready": not reasons,
             "reasons": reasons,
-            "hub": self.config.hub.id,
+            "hub": self.replica_id,
+            "group": self.config.hub.group,
             "sites": sites,
         }
 
     def liveness(self) -> dict[str, Any]:
         return {
-            "alive": True,
-            "hub": self.config.hub.id,
+            "alive": self.failure is None,
+            "hub": self.replica_id,
             "started_ns": self.started_ns,
             "queued": self._queue.qsize(),
         }

@@ -44,10 +44,11 @@ Listen = Annotated[str, Field(min_length=3)]
 
 
 class HubIdentity(Model):
-    """This replica. ``id`` is unique per replica (it is the MQTT client id and keeps the
-    broker session); replicas that split the load share ``group``."""
+    """This replica. ``id`` is unique per replica (its MQTT client id and the name of its
+    presence topic ``{prefix}/hub/status/{id}``); by default it is derived from the host name
+    and the process id. Replicas that split the load share ``group``."""
 
-    id: SiteId
+    id: SiteId | None = None
     group: Annotated[str, Field(pattern=GROUP_PATTERN)] = "edge-agent-hub"
     # Alerts processed at the same time by this replica (MaintainX calls in flight).
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
@@ -69,9 +70,12 @@ class Broker(Model):
     protocol: Literal["5"] = "5"
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "edge/v1"
     keepalive: Duration = parse_duration("30s")
-    # How long the broker keeps this replica's session (and queues its alerts) while it is
-    # away. Unacknowledged alerts are redelivered when it comes back.
-    session_expiry: Duration = parse_duration("1d")
+    # How long the broker keeps this replica's session after it disconnected. 0 (the
+    # default): the session, and with it the replica's place in the shared subscription, ends
+    # with the connection, so the broker routes the group's alerts to live replicas only.
+    # Nothing is lost: agents resend every event the hub has not answered. A longer expiry
+    # makes a dead replica's session keep receiving (and holding) its share of the alerts.
+    session_expiry: Duration = parse_duration("0s")
     backoff: Backoff = Backoff()
 
     @model_validator(mode="after")

@@ -9,6 +9,11 @@ unacknowledged and the broker redelivers it.
 The order of the durable steps is what makes redelivery harmless: the store records the
 work order before the event is marked done, the event is marked done before its result is
 published, and the result is published before the message is acknowledged.
+
+A valid message whose handling raises anything else (a bug, a value the store refuses) is a
+*poison message*: counted, logged with its event id, recorded as ``rejected`` (a redelivery
+is answered from that record), answered ``rejected`` with the reason, and acknowledged. One
+message never holds a worker, the broker's in-flight window or the hub.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from edge_agent.hub.store import (
     HubStore,
     StoredResult,
     StoreError,
+    StoreRejected,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ class ConsumerStats:
     finished: int = 0  # valid alerts whose handling ended (acknowledged or not)
     unknown_site_rejections: int = 0
     store_errors: int = 0
+    poison: int = 0  # valid messages whose handling raised: answered rejected, acknowledged
 
 
 class AlertConsumer:
@@ -110,6 +117,8 @@ class AlertConsumer:
         try:
             async with self._alert_lock(checked["alert_id"]):
                 await self._process(site, checked, payload.decode(), from_pending=False)
+        except StoreRejected as exc:
+            return await self._poison(site, checked, exc)
         except (StoreError, PublishFailed) as exc:
             self.stats.store_errors += 1
             log.warning(
@@ -117,8 +126,45 @@ class AlertConsumer:
                 extra={"site": site.site_id, "event_id": checked["event_id"], "error": str(exc)},
             )
             return False
+        except Exception as exc:
+            return await self._poison(site, checked, exc)
         finally:
             self.stats.finished += 1
+        return True
+
+    async def _poison(self, site: SiteRuntime, message: AlertMessage, exc: Exception) -> bool:
+        """Answer a message whose handling raised: record, answer ``rejected``, acknowledge.
+        False only when the answer could not be published (the worker tries again, and the
+        retry is answered from the record)."""
+        self.stats.poison += 1
+        site.counters.rejected["poison"] += 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "Poison message: its handling failed; answered rejected and acknowledged.",
+            extra={
+                "site": site.site_id,
+                "event_id": message["event_id"],
+                "alert_id": message["alert_id"],
+                "error": error,
+            },
+            exc_info=exc,
+        )
+        try:
+            await asyncio.to_thread(
+                self.store.record_rejection, message["event_id"], message["alert_id"], "poison"
+            )
+        except StoreError as store_exc:
+            # Not recorded: a redelivery is handled again and, most likely, rejected again.
+            log.warning(
+                "Poison message not recorded.",
+                extra={"event_id": message["event_id"], "error": str(store_exc)},
+            )
+        try:
+            await self._publish_result(
+                site, message, "rejected", None, None, reason="poison", detail=error
+            )
+        except PublishFailed:
+            return False
         return True
 
     # ------------------------------------------------------------------ rejections
@@ -213,9 +259,17 @@ class AlertConsumer:
     async def _duplicate(
         self, site: SiteRuntime, message: AlertMessage, stored: StoredResult
     ) -> None:
+        """Answer a redelivered event from the record: the same status, nothing applied."""
         site.counters.duplicates += 1
+        rejected = stored.status == "rejected"
         await self._publish_result(
-            site, message, "ok", stored.action, stored.work_order_id, duplicate=True
+            site,
+            message,
+            stored.status,
+            None if rejected else stored.action,
+            stored.work_order_id,
+            duplicate=True,
+            reason=stored.reason,
         )
 
     async def _apply(
@@ -258,7 +312,9 @@ class AlertConsumer:
                 extra={"site": site.site_id, "event_id": message["event_id"], "error": str(exc)},
             )
             await asyncio.to_thread(ledger.mark_done, message["event_id"], "failed")
-            await self._publish_result(site, message, "failed", "failed", None, detail=str(exc))
+            await self._publish_result(
+                site, message, "rejected", None, None, reason="maintainx_refused", detail=str(exc)
+            )
             return "done"
         except MaintainXError as exc:
             site.back_off("MaintainX unavailable", str(exc))
@@ -337,8 +393,18 @@ class AlertConsumer:
                 except json.JSONDecodeError:
                     await asyncio.to_thread(self.store.unpark, item.event_id)
                     continue
-                async with self._alert_lock(item.alert_id):
-                    outcome = await self._process(site, message, item.payload, from_pending=True)
+                try:
+                    async with self._alert_lock(item.alert_id):
+                        outcome = await self._process(
+                            site, message, item.payload, from_pending=True
+                        )
+                except (StoreError, PublishFailed) as exc:
+                    if not isinstance(exc, StoreRejected):
+                        raise
+                    outcome = "done" if await self._poison(site, message, exc) else "busy"
+                except Exception as exc:
+                    # A parked poison message must not stop the drain of its site for good.
+                    outcome = "done" if await self._poison(site, message, exc) else "busy"
                 if outcome == "done":
                     await asyncio.to_thread(self.store.unpark, item.event_id)
                     applied += 1
@@ -357,6 +423,9 @@ class AlertConsumer:
                         "Retrying parked alerts failed.",
                         extra={"site": site.site_id, "error": str(exc)},
                     )
+                except Exception:
+                    # One site's surprise must not end the retries of every site.
+                    log.exception("Retrying parked alerts raised.", extra={"site": site.site_id})
             await asyncio.sleep(self.retry_interval_s)
 
     # ------------------------------------------------------------------ helpers
@@ -373,6 +442,7 @@ class AlertConsumer:
         work_order_id: int | None,
         *,
         duplicate: bool = False,
+        reason: str | None = None,
         detail: str | None = None,
     ) -> None:
         payload = result_payload(
@@ -384,6 +454,7 @@ class AlertConsumer:
             rule=message["rule"],
             action=action,
             work_order_id=work_order_id,
+            reason=reason,
             detail=detail,
         )
         await self._publish(self._results_topic(site.site_id), payload, 1, False)

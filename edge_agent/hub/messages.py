@@ -2,8 +2,9 @@
 ``{prefix}/{site}/results`` and ``{prefix}/{site}/workorders/{id}``. Pure: no I/O.
 
 An alert is accepted only when it is JSON, carries ``"schema": "edge-agent/alert@1"``,
-names the same site as its topic, the site is configured, and its fields have the right
-types. Anything else is a :class:`Rejection` with a short machine-readable reason.
+names the same site as its topic, the site is configured, and every field is within the
+bounds of :mod:`edge_agent.wire.alert` (the schema the agent writes with). Anything else is a
+:class:`Rejection` with a short machine-readable reason.
 """
 
 from __future__ import annotations
@@ -13,21 +14,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from edge_agent.alerts import (
-    ALERT_SCHEMA,
-    PRIORITY_ORDER,
-    AlertMessage,
-    format_time_ns,
-    parse_time,
-)
+from edge_agent.alerts import AlertMessage, format_time_ns
 from edge_agent.config.models import SITE_ID_PATTERN
+from edge_agent.redaction import redact
+from edge_agent.wire.alert import ALERT_SCHEMA, MAX_ID_CHARS, alert_problem
 
 RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
 _SITE_RE: Final = re.compile(SITE_ID_PATTERN)
-_EVENTS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
-_SCALAR: Final = (int, float, bool, str, type(None))
-MAX_ID_CHARS: Final = 256
+MAX_DETAIL_CHARS: Final = 500
+RESULT_STATUSES: Final = ("ok", "parked", "rejected")
 
 REJECT_REASONS: Final = (
     "bad_topic",
@@ -38,6 +34,8 @@ REJECT_REASONS: Final = (
     "site_mismatch",
     "unknown_site",
     "invalid_fields",
+    "poison",
+    "maintainx_refused",
 )
 """Every reason an alert message can be rejected for (a label of the rejection counter)."""
 
@@ -108,61 +106,10 @@ def validate_alert(
         return Rejection(
             "unknown_site", f"site {topic_site!r} is not configured", topic_site, event_id
         )
-    problem = _field_problem(data)
+    problem = alert_problem(data)
     if problem is not None:
         return Rejection("invalid_fields", problem, topic_site, event_id)
     return cast(AlertMessage, data)
-
-
-def _text(data: dict[str, Any], key: str, *, limit: int = MAX_ID_CHARS) -> str | None:
-    value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        return f"{key}: a text of 1..{limit} characters is required"
-    return None
-
-
-def _field_problem(data: dict[str, Any]) -> str | None:
-    """The first field of an alert that is missing or of the wrong type, or None."""
-    for key in ("event_id", "alert_id", "rule", "sensor", "time"):
-        problem = _text(data, key)
-        if problem:
-            return problem
-    if data.get("event") not in _EVENTS:
-        return f"event: one of {', '.join(sorted(_EVENTS))} is required"
-    if data.get("priority") not in PRIORITY_ORDER:
-        return "priority: one of NONE, LOW, MEDIUM, HIGH is required"
-    try:
-        parse_time(data["time"])
-    except ValueError as exc:
-        return f"time: {exc}"
-    if not isinstance(data.get("time_ns"), int) or isinstance(data.get("time_ns"), bool):
-        return "time_ns: an integer is required"
-    for key in ("value", "peak", "limit", "unit"):
-        if not isinstance(data.get(key), _SCALAR):
-            return f"{key}: a number, text, true/false or null is required"
-    if not isinstance(data.get("notify", True), bool):
-        return "notify: true or false is required"
-    asset = data.get("asset")
-    if not isinstance(asset, dict) or not isinstance(asset.get("id"), str):
-        return "asset: an object with an id is required"
-    mx_id = asset.get("maintainx_id")
-    if mx_id is not None and (not isinstance(mx_id, int) or isinstance(mx_id, bool)):
-        return "asset.maintainx_id: an integer or null is required"
-    request = data.get("work_order")
-    if not isinstance(request, dict) or _text(request, "title", limit=1000):
-        return "work_order: an object with a title is required"
-    if not isinstance(request.get("description", ""), str):
-        return "work_order.description: a text is required"
-    for key in ("categories", "assignees"):
-        if not isinstance(request.get(key, []), list):
-            return f"work_order.{key}: a list is required"
-    location = request.get("location_id")
-    if location is not None and (not isinstance(location, int) or isinstance(location, bool)):
-        return "work_order.location_id: an integer or null is required"
-    related = data.get("related_work_order")
-    if related is not None and (not isinstance(related, int) or isinstance(related, bool)):
-        return "related_work_order: an integer is required"
-    return None
 
 
 def result_payload(
@@ -179,7 +126,9 @@ def result_payload(
     detail: str | None = None,
 ) -> bytes:
     """The JSON published on ``{prefix}/{site}/results``. ``status`` is ``ok`` (applied,
-    ``action`` says how), ``parked`` (kept, will be applied later) or ``rejected``."""
+    ``action`` says how), ``parked`` (kept, will be applied later) or ``rejected`` (never
+    applied; ``reason`` says why). Every text passes :func:`redact`: a detail may quote an
+    error that quoted a key."""
     body: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
         "site": site,
@@ -192,9 +141,9 @@ def result_payload(
         "time": format_time_ns(time_ns),
     }
     if reason is not None:
-        body["reason"] = reason
+        body["reason"] = redact(reason)[:MAX_DETAIL_CHARS]
     if detail is not None:
-        body["detail"] = detail
+        body["detail"] = redact(detail)[:MAX_DETAIL_CHARS]
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -19,6 +19,7 @@ import httpx
 from edge_agent.config.secrets import Secret, SecretError, resolve
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.hub.config import HubConfig, HubSite
+from edge_agent.redaction import register_secret
 from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class SiteRuntime:
             log.error("Site API key unavailable.", extra={"site": self.site_id, "error": str(exc)})
             return
         self.config_error = None
+        # Registered before any client exists: no log line, result or /readyz body shows it.
+        register_secret(key.reveal())
         self._key = key
         mx = self._hub.maintainx
         # A small pool: httpcore checks every pooled connection on each request, so a pool

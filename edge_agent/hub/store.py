@@ -31,6 +31,15 @@ class StoreError(Exception):
     """The store cannot be reached or written (the hub retries; nothing is acknowledged)."""
 
 
+class StoreRejected(StoreError):
+    """The store refused these values for good (a constraint, a value out of range): retrying
+    cannot help, so the message that carried them is a poison message, not a store outage."""
+
+
+REJECTED_ACTION = "rejected"
+"""The action stored for an event the hub answered ``rejected`` (``rejected:<reason>``)."""
+
+
 @dataclass(frozen=True)
 class AlertRecord:
     """One alarm episode as the hub first saw it."""
@@ -50,6 +59,20 @@ class StoredResult:
     alert_id: str
     action: str
     work_order_id: int | None
+
+    @property
+    def status(self) -> str:
+        """The status the event was answered with: ``rejected`` or ``ok``."""
+        rejected = self.action == "failed" or self.action.startswith(REJECTED_ACTION)
+        return "rejected" if rejected else "ok"
+
+    @property
+    def reason(self) -> str | None:
+        """Why a rejected event was rejected (None for an applied one)."""
+        if self.action == "failed":
+            return "maintainx_refused"
+        head, _, reason = self.action.partition(":")
+        return (reason or "rejected") if head == REJECTED_ACTION else None
 
 
 @dataclass(frozen=True)
@@ -157,6 +180,15 @@ class HubStore(Protocol):
 
     def result_of(self, event_id: str) -> StoredResult | None:
         """The stored result of an event already applied."""
+        ...
+
+    def record_rejection(self, event_id: str, alert_id: str, reason: str) -> None:
+        """Remember that an event was answered ``rejected`` (a poison message), so that a
+        redelivery is answered from this record and not processed again."""
+        ...
+
+    def failure(self) -> str | None:
+        """Why the store can no longer work at all (its writer died), else None."""
         ...
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:

@@ -26,6 +26,7 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
+    REJECTED_ACTION,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -33,6 +34,7 @@ from edge_agent.hub.store import (
     PendingEvent,
     StoredResult,
     StoreError,
+    StoreRejected,
     WorkOrderRef,
     earlier_create_unconfirmed,
     merge_kpis,
@@ -101,8 +103,13 @@ class _Pool:
             if conn.closed or conn.broken:
                 conn = self._connect()
             yield conn
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            # These values can never be written (out of range, a constraint): not an outage.
+            raise StoreRejected(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise StoreRejected(f"PostgreSQL refused the values: {type(exc).__name__}") from exc
         finally:
             self._free.put(conn)
 
@@ -311,6 +318,16 @@ class PostgresHubStore:
             (event_id,),
         )
         return None if row is None else stored_result(event_id, *row)
+
+    def record_rejection(self, event_id: str, alert_id: str, reason: str) -> None:
+        self._exec(
+            f"INSERT INTO {self.p}events (event_id, alert_id, action, done_ns) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, alert_id, f"{REJECTED_ACTION}:{reason}", time.time_ns()),
+        )
+
+    def failure(self) -> str | None:
+        return None  # no thread of its own: every call reports its own failure
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
         self._exec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
+    REJECTED_ACTION,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -28,6 +30,7 @@ from edge_agent.hub.store import (
     PendingEvent,
     StoredResult,
     StoreError,
+    StoreRejected,
     WorkOrderRef,
     earlier_create_unconfirmed,
     merge_kpis,
@@ -36,6 +39,8 @@ from edge_agent.hub.store import (
     stored_result,
     work_order_ref,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -82,6 +87,7 @@ class _Writer:
         self._cond = threading.Condition()
         self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
         self._closed = False
+        self.failure: str | None = None
         self._thread = threading.Thread(target=self._loop, name="hub-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -94,6 +100,8 @@ class _Writer:
         (an event loop awaits it with ``asyncio.wrap_future``: no helper thread between)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._cond:
+            if self.failure is not None:
+                raise StoreError(f"the hub store's writer died: {self.failure}")
             if self._closed:
                 raise StoreError("the hub store is closed")
             self._queue.append((op, future))
@@ -104,18 +112,35 @@ class _Writer:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        self._thread.join(timeout=10)
-        self._db.close()
+        # Bounded: the hub must stop within 10 s of SIGTERM even with a stuck disk.
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._db.close()
 
     def _loop(self) -> None:
-        while True:
+        batch: list[tuple[Op, concurrent.futures.Future[Any]]] = []
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    batch, self._queue = self._queue, []
+                    if not batch and self._closed:
+                        return
+                self._run_batch(batch)
+                batch = []
+        except BaseException as exc:
+            # Whatever ends this thread ends the store: every waiting caller is told now
+            # (none may wait forever) and the hub sees failure and stops for its supervisor.
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                batch, self._queue = self._queue, []
-                if not batch and self._closed:
-                    return
-            self._run_batch(batch)
+                self.failure = f"{type(exc).__name__}: {exc}"
+                batch, self._queue = batch + self._queue, []
+            log.critical("Hub store writer died.", extra={"error": self.failure})
+            error = StoreError(f"the hub store's writer died: {self.failure}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            raise
 
     def _run_batch(self, batch: list[tuple[Op, concurrent.futures.Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -126,10 +151,11 @@ class _Writer:
                 try:
                     outcomes.append((True, op(self._db)))
                     self._db.execute("RELEASE op")
-                except sqlite3.Error as exc:
+                except Exception as exc:
+                    # One operation's failure stays with its caller; the batch commits.
                     self._db.execute("ROLLBACK TO op")
                     self._db.execute("RELEASE op")
-                    outcomes.append((False, StoreError(f"hub store: {exc}")))
+                    outcomes.append((False, _translate(exc)))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -143,6 +169,17 @@ class _Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+def _translate(exc: Exception) -> StoreError:
+    """An operation's error as the hub reads it: a busy or broken database may recover (retry),
+    anything else (a value out of range, a constraint) never will for these values."""
+    if isinstance(exc, sqlite3.OperationalError):
+        error = StoreError(f"hub store: {exc}")
+    else:
+        error = StoreRejected(f"hub store refused the values: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 class _Claims:
@@ -355,6 +392,18 @@ class SqliteHubStore:
             ).fetchone()
         )
         return None if row is None else stored_result(event_id, *row)
+
+    def record_rejection(self, event_id: str, alert_id: str, reason: str) -> None:
+        self._w.run(
+            lambda db: db.execute(
+                "INSERT INTO events (event_id, alert_id, action, done_ns) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(event_id) DO NOTHING",
+                (event_id, alert_id, f"{REJECTED_ACTION}:{reason}", time.time_ns()),
+            )
+        )
+
+    def failure(self) -> str | None:
+        return self._w.failure
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
         self._w.run(

@@ -246,3 +246,60 @@ def pg_schema() -> Iterator[str]:
 
 def subscribe_props() -> Properties:
     return Properties(PacketTypes.SUBSCRIBE)
+
+
+class ResendingSite(Site):
+    """A site as the contract between agent and hub has it: every alert event is published
+    again, with the same ids, while no result for it has arrived after ``resend_after_s``
+    (the agent's resend, built elsewhere; this is its behaviour in a few lines)."""
+
+    def __init__(self, broker: Broker, site: str, resend_after_s: float = 2.0) -> None:
+        super().__init__(broker)
+        self.site = site
+        self.resend_after_s = resend_after_s
+        self.publishes = 0
+        self._sent: dict[str, tuple[bytes, float]] = {}  # event id → (payload, last sent)
+        self.subscribe(f"edge/v1/{site}/results")
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        items = []
+        now = time.monotonic()
+        for message in messages:
+            payload = json.dumps(message).encode()
+            self._sent[message["event_id"]] = (payload, now)
+            items.append((f"edge/v1/{self.site}/alerts", payload))
+        self.publishes += len(items)
+        self.publish_many(items)
+
+    def answered(self) -> dict[str, str]:
+        """event id → the status of its (last) result."""
+        return {r["event_id"]: r["status"] for r in self.results() if r.get("event_id")}
+
+    def awaiting(self) -> list[str]:
+        answered = self.answered()
+        return [event_id for event_id in self._sent if event_id not in answered]
+
+    def resend_due(self) -> int:
+        """Publish again what waited longer than ``resend_after_s``; how many were resent."""
+        now = time.monotonic()
+        due = [
+            (event_id, payload)
+            for event_id in self.awaiting()
+            for payload, sent in [self._sent[event_id]]
+            if now - sent >= self.resend_after_s
+        ]
+        for event_id, payload in due:
+            self._sent[event_id] = (payload, now)
+        self.publishes += len(due)
+        self.publish_many([(f"edge/v1/{self.site}/alerts", payload) for _, payload in due])
+        return len(due)
+
+    def run_until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Resend as an agent does until ``predicate`` holds; fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            self.resend_due()
+            time.sleep(0.05)
+        assert predicate(), f"timed out waiting for {what}"

@@ -1,5 +1,5 @@
 """The hub SIGKILLed while it works, then restarted: every alert still gets its one work
-order (the broker redelivers what was not acknowledged), and none gets two."""
+order (the site resends what the hub did not answer), and none gets two."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import REPO_ROOT, Broker
-from tests.hub.conftest import Site, hub_dict, make_alert, wait_until
+from tests.hub.conftest import ResendingSite, hub_dict, make_alert, wait_until
 
 N = 300
 
@@ -56,9 +56,8 @@ def test_sigkill_while_processing_loses_nothing_and_doubles_nothing(
         base = random.randrange(1 << 40)
         alerts = [make_alert("site-a", base + i) for i in range(N)]
         ids = {m["alert_id"] for m in alerts}
-        site = Site(mosquitto)
-        site.subscribe("edge/v1/site-a/results")
-        site.publish_many([("edge/v1/site-a/alerts", json.dumps(m).encode()) for m in alerts])
+        site = ResendingSite(mosquitto, "site-a", resend_after_s=3.0)
+        site.send(alerts)
         wait_until(lambda: len(_created(emulator, ids)) >= 30, 30, "work has started")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -66,10 +65,10 @@ def test_sigkill_while_processing_loses_nothing_and_doubles_nothing(
         assert done_at_kill < N, "the hub finished before it was killed; the test proves nothing"
 
         process = _start(hub_file, log)
-        wait_until(lambda: len(_created(emulator, ids)) == N, 60, "every alert's work order")
-        wait_until(
+        site.run_until(lambda: len(_created(emulator, ids)) == N, 60, "every alert's work order")
+        site.run_until(
             lambda: (
-                {r["event_id"] for r in site.results() if r["status"] == "ok"}
+                {e for e, status in site.answered().items() if status == "ok"}
                 >= {m["event_id"] for m in alerts}
             ),
             30,

@@ -72,8 +72,15 @@ def work_order_body(
         body["locationId"] = location_id
     if request.get("categories"):
         body["categories"] = list(request["categories"])
-    if request.get("assignees"):
-        body["assignees"] = [dict(a) for a in request["assignees"]]
+    # Only well-formed assignees are sent (edge_agent.wire.alert refuses the others first;
+    # this keeps a message that skipped that check from raising here).
+    assignees = [
+        {"type": a["type"], "id": a["id"]}
+        for a in request.get("assignees") or []
+        if isinstance(a, dict) and "type" in a and "id" in a
+    ]
+    if assignees:
+        body["assignees"] = assignees
     if request.get("due_date"):
         body["dueDate"] = request["due_date"]
     return body

@@ -1,0 +1,202 @@
+"""The alert message's schema (``edge-agent/alert@1``) with its bounds, in one place: the
+agent checks what it writes against it and the hub checks what it reads. Documented field by
+field in ``docs/alert-schema.md``. Pure: no I/O, no clock.
+
+Why bounds and not only types: every value here reaches a database column (SQLite and
+PostgreSQL integers are 64-bit), a JSON body for MaintainX and a log line. A time in the
+year 2300 or an id of 10**30 is well-formed JSON and still cannot be stored; checking it here,
+before anything is written, turns it into a rejection instead of a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+ALERT_SCHEMA: Final = "edge-agent/alert@1"
+EVENTS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+PRIORITIES: Final = ("NONE", "LOW", "MEDIUM", "HIGH")
+ASSIGNEE_TYPES: Final = frozenset({"USER", "TEAM"})
+SITE_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+INT64_MAX: Final = 2**63 - 1
+MAX_ID_CHARS: Final = 256
+"""event_id, alert_id, rule, sensor, asset id and name."""
+MAX_TITLE_CHARS: Final = 1000
+MAX_DESCRIPTION_CHARS: Final = 20_000
+MAX_VALUE_CHARS: Final = 256
+"""A text value, peak, limit or unit."""
+MAX_TIME_CHARS: Final = 64
+MAX_LIST_ITEMS: Final = 50
+MAX_CATEGORY_CHARS: Final = 200
+EARLIEST_NS: Final = 946_684_800 * 1_000_000_000
+"""2000-01-01T00:00:00Z: no alarm of this system is older."""
+LATEST_NS: Final = 4_102_444_800 * 1_000_000_000
+"""2100-01-01T00:00:00Z. A fixed window, not one around the reader's clock: a site whose
+clock is off by a day must still get its alarm through; the window only keeps out values
+no store can hold (nanoseconds after 2262 overflow 64 bits) and obvious garbage."""
+
+_SITE_RE: Final = re.compile(SITE_PATTERN)
+_TIME_RE: Final = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+class WireError(ValueError):
+    """A value that is not what the schema allows (the message says which and why)."""
+
+
+def wire_time_ns(text: object, field: str = "time") -> int:
+    """An RFC 3339 time with a zone (``Z`` or an offset, up to nanoseconds) within
+    [2000, 2100) as integer nanoseconds; :class:`WireError` otherwise."""
+    if not isinstance(text, str) or len(text) > MAX_TIME_CHARS:
+        raise WireError(f"{field}: an RFC 3339 time of at most {MAX_TIME_CHARS} characters")
+    match = _TIME_RE.match(text)
+    if match is None:
+        raise WireError(f"{field}: not an RFC 3339 time with a zone, e.g. 2026-01-05T10:00:00Z")
+    stamp, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        parsed = datetime.fromisoformat(stamp + zone)
+    except ValueError as exc:
+        raise WireError(f"{field}: {exc}") from exc
+    seconds = int((parsed - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+    value = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+    if not EARLIEST_NS <= value < LATEST_NS:
+        raise WireError(f"{field}: outside 2000-01-01..2100-01-01")
+    return value
+
+
+def is_wire_id(value: object) -> bool:
+    """A positive 64-bit integer (a MaintainX id), not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT64_MAX
+
+
+def alert_problem(data: dict[str, Any]) -> str | None:
+    """The first field of an alert message that breaks the schema, or None when it is
+    valid. Never raises (a check that raised would itself be a poison message)."""
+    try:
+        return _problem(data)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        return f"unreadable message: {type(exc).__name__}"
+
+
+def _text(data: dict[str, Any], key: str, limit: int, *, prefix: str = "") -> str | None:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        return f"{prefix}{key}: a text of 1..{limit} characters is required"
+    return None
+
+
+def _scalar(value: object) -> bool:
+    """A reading's value as JSON carries it: bounded number, short text, bool or null."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -INT64_MAX - 1 <= value <= INT64_MAX
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_VALUE_CHARS
+
+
+def _problem(data: dict[str, Any]) -> str | None:
+    if data.get("schema") != ALERT_SCHEMA:
+        return f"schema: {ALERT_SCHEMA} is required"
+    site = data.get("site")
+    if not isinstance(site, str) or not _SITE_RE.match(site):
+        return "site: a site id ([a-z0-9][a-z0-9-]{0,62}) is required"
+    for key in ("event_id", "alert_id", "rule", "sensor"):
+        problem = _text(data, key, MAX_ID_CHARS)
+        if problem:
+            return problem
+    if data.get("event") not in EVENTS:
+        return f"event: one of {', '.join(sorted(EVENTS))} is required"
+    if data.get("priority") not in PRIORITIES:
+        return f"priority: one of {', '.join(PRIORITIES)} is required"
+    try:
+        wire_time_ns(data.get("time"))
+    except WireError as exc:
+        return str(exc)
+    time_ns = data.get("time_ns")
+    if not isinstance(time_ns, int) or isinstance(time_ns, bool) or not 0 <= time_ns <= INT64_MAX:
+        return "time_ns: an integer in 0..2**63-1 is required"
+    for key in ("value", "peak", "limit"):
+        if not _scalar(data.get(key)):
+            return (
+                f"{key}: a finite 64-bit number, a text of <= {MAX_VALUE_CHARS}, true/false or null"
+            )
+    unit = data.get("unit")
+    if unit is not None and (not isinstance(unit, str) or len(unit) > MAX_VALUE_CHARS):
+        return f"unit: a text of <= {MAX_VALUE_CHARS} characters or null is required"
+    if not isinstance(data.get("notify", True), bool):
+        return "notify: true or false is required"
+    problem = _asset_problem(data.get("asset"))
+    if problem:
+        return problem
+    problem = _work_order_problem(data.get("work_order"))
+    if problem:
+        return problem
+    related = data.get("related_work_order")
+    if related is not None and not is_wire_id(related):
+        return "related_work_order: an id in 1..2**63-1 is required"
+    return None
+
+
+def _asset_problem(asset: object) -> str | None:
+    if not isinstance(asset, dict):
+        return "asset: an object with an id is required"
+    problem = _text(asset, "id", MAX_ID_CHARS, prefix="asset.")
+    if problem:
+        return problem
+    name = asset.get("name", "")
+    if not isinstance(name, str) or len(name) > MAX_ID_CHARS:
+        return f"asset.name: a text of <= {MAX_ID_CHARS} characters is required"
+    mx_id = asset.get("maintainx_id")
+    if mx_id is not None and not is_wire_id(mx_id):
+        return "asset.maintainx_id: an id in 1..2**63-1 or null is required"
+    return None
+
+
+def _work_order_problem(request: object) -> str | None:
+    if not isinstance(request, dict):
+        return "work_order: an object with a title is required"
+    problem = _text(request, "title", MAX_TITLE_CHARS, prefix="work_order.")
+    if problem:
+        return problem
+    description = request.get("description", "")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+        return f"work_order.description: a text of <= {MAX_DESCRIPTION_CHARS} characters"
+    if request.get("priority", "NONE") not in PRIORITIES:
+        return f"work_order.priority: one of {', '.join(PRIORITIES)} is required"
+    categories = request.get("categories", [])
+    if not isinstance(categories, list) or len(categories) > MAX_LIST_ITEMS:
+        return f"work_order.categories: a list of <= {MAX_LIST_ITEMS} texts is required"
+    for index, category in enumerate(categories):
+        if not isinstance(category, str) or not category or len(category) > MAX_CATEGORY_CHARS:
+            return f"work_order.categories[{index}]: a text of 1..{MAX_CATEGORY_CHARS} characters"
+    assignees = request.get("assignees", [])
+    if not isinstance(assignees, list) or len(assignees) > MAX_LIST_ITEMS:
+        return f"work_order.assignees: a list of <= {MAX_LIST_ITEMS} objects is required"
+    for index, assignee in enumerate(assignees):
+        if (
+            not isinstance(assignee, dict)
+            or assignee.get("type") not in ASSIGNEE_TYPES
+            or not is_wire_id(assignee.get("id"))
+            or len(assignee) != 2
+        ):
+            return (
+                f"work_order.assignees[{index}]: an object "
+                '{"type": "USER" or "TEAM", "id": 1..2**63-1} is required'
+            )
+    due = request.get("due_date")
+    if due is not None:
+        try:
+            wire_time_ns(due, "work_order.due_date")
+        except WireError as exc:
+            return str(exc)
+    location = request.get("location_id")
+    if location is not None and not is_wire_id(location):
+        return "work_order.location_id: an id in 1..2**63-1 or null is required"
+    return None
