@@ -135,12 +135,11 @@ class _Writer:
             with self._cond:
                 self.failure = f"{type(exc).__name__}: {exc}"
                 batch, self._queue = batch + self._queue, []
-            log.critical("Hub store writer died.", extra={"error": self.failure})
+            log.critical("Hub store writer died.", extra={"error": self.failure}, exc_info=exc)
             error = StoreError(f"the hub store's writer died: {self.failure}")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
-            raise
 
     def _run_batch(self, batch: list[tuple[Op, concurrent.futures.Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []

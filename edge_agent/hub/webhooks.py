@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from edge_agent.alerts import parse_time
 from edge_agent.hub.messages import work_order_payload
-from edge_agent.hub.store import HubStore, StoreError, WorkOrderRef
+from edge_agent.hub.store import HubStore, StoreError, StoreRejected, WorkOrderRef
+from edge_agent.wire.alert import WireError, is_wire_id, wire_time_ns
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ SIGNATURE_HEADER: Final = "x-maintainx-webhook-body-signature"
 PATH_PREFIX: Final = "/maintainx/webhooks"
 _MAX_HEADER_BYTES: Final = 16 * 1024
 _READ_TIMEOUT_S: Final = 10.0
+MAX_STATUS_CHARS: Final = 64
 
 Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 
@@ -106,7 +107,25 @@ class WebhookHandler:
     async def handle(
         self, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        """One POST: (HTTP status, JSON answer)."""
+        """One POST: (HTTP status, JSON answer). Never raises: a delivery whose handling
+        raises is a poison delivery, logged, counted and answered 200 ``rejected`` (a 5xx
+        would make MaintainX send it again and again)."""
+        try:
+            return await self._handle(path, headers, body)
+        except StoreRejected as exc:
+            log.error("Webhook refused by the store.", extra={"path": path, "error": str(exc)})
+            return self._out(200, "rejected")
+        except Exception as exc:
+            log.error(
+                "Poison webhook: its handling failed; answered rejected.",
+                extra={"path": path, "error": f"{type(exc).__name__}: {exc}"},
+                exc_info=exc,
+            )
+            return self._out(200, "rejected")
+
+    async def _handle(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
         site = self._site_from_path(path)
         if site is False:
             return self._out(404, "not_found")
@@ -134,6 +153,13 @@ class WebhookHandler:
         if not isinstance(work_order_id, int) or not isinstance(new_status, str):
             # Other subscription types are accepted and ignored (MaintainX would retry a 4xx).
             return self._out(200, "ignored")
+        if not is_wire_id(work_order_id) or not 0 < len(new_status) <= MAX_STATUS_CHARS:
+            # Signed, so MaintainX sent it, but no work order has such an id or status.
+            log.warning(
+                "Webhook with an implausible work order id or status ignored.",
+                extra={"path": path, "status_chars": len(new_status)},
+            )
+            return self._out(200, "invalid")
         if not isinstance(site, str):
             org = data.get("orgId")
             site = self._org_sites.get(org) if isinstance(org, int) else None
@@ -141,8 +167,9 @@ class WebhookHandler:
                 return self._out(200, "not_ours")
         occurred = data.get("occurredAt")
         try:
-            occurred_ns = parse_time(occurred) if isinstance(occurred, str) else time.time_ns()
-        except ValueError:
+            occurred_ns = wire_time_ns(occurred, "occurredAt")
+        except WireError:
+            occurred = None  # not passed on either
             occurred_ns = time.time_ns()
         if data.get("newSubStatus") == "CANCELED":
             new_status = "CANCELED"  # MaintainX reports a cancel as DONE with a sub status
