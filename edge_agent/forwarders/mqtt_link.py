@@ -223,6 +223,11 @@ class MqttLink:
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
+    @property
+    def subscribed(self) -> bool:
+        """True once the broker acknowledged every subscription of the current connection."""
+        return self._subscribed.is_set()
+
     async def wait_subscribed(self) -> None:
         """Until the broker acknowledged every subscription of the current connection."""
         await self._subscribed.wait()

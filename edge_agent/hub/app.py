@@ -464,6 +464,8 @@ class Hub:
             reasons.append(f"hub failed: {self.failure}")
         if not self.mqtt_connected:
             reasons.append("not connected to the MQTT broker")
+        elif self.link is not None and not self.link.subscribed:
+            reasons.append("not yet subscribed to the alerts")
         if self.store is None:
             reasons.append("dedup store not open")
         sites = {site_id: site.status() for site_id, site in self.sites.items()}

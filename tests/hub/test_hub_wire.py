@@ -1,0 +1,104 @@
+"""The alert schema shared by the agent and the hub (edge_agent.wire.alert), its bounds, and
+the agent's work-order tracker accepting only plausible work-order ids."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from edge_agent.alerts import alert_problem as agent_check
+from edge_agent.forwarders.workorder_status import WorkOrderTracker
+from edge_agent.hub.app import default_replica_id
+from edge_agent.hub.messages import validate_alert
+from edge_agent.wire.alert import INT64_MAX, alert_problem
+from tests.hub.conftest import make_alert
+
+REPLICA_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def test_the_agent_and_the_hub_use_one_check() -> None:
+    assert agent_check is alert_problem
+
+
+@given(n=st.integers(0, 1 << 40))
+def test_messages_the_agent_writes_pass(n: int) -> None:
+    message = make_alert("site-a", n)
+    message["work_order"]["assignees"] = [{"type": "USER", "id": 7}]
+    message["work_order"]["categories"] = ["Electrical"]
+    message["related_work_order"] = INT64_MAX
+    assert alert_problem(message) is None
+    checked = validate_alert(
+        "site-a", json.dumps(message).encode(), known_sites={"site-a"}, max_bytes=65536
+    )
+    assert checked == message
+
+
+@given(
+    key=st.sampled_from(["time", "time_ns", "related_work_order", "value", "event_id", "unit"]),
+    value=st.one_of(
+        st.integers(min_value=INT64_MAX + 1),
+        st.integers(max_value=-(INT64_MAX + 2)),
+        st.just("2300-01-01T00:00:00Z"),
+        st.just("1969-12-31T23:59:59Z"),
+        st.floats(allow_nan=True).filter(lambda f: f != f or f in (float("inf"), -float("inf"))),
+        st.text(min_size=300, max_size=400),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
+def test_out_of_bounds_values_are_refused(key: str, value: Any) -> None:
+    # A short text is a fine event id, value or unit; it is out of bounds only as a time.
+    assume(not (isinstance(value, str) and len(value) < 300 and key != "time"))
+    message = make_alert("site-a", 1)
+    message[key] = value
+    problem = alert_problem(message)
+    assert problem is not None and problem.startswith(key)
+
+
+@given(
+    assignee=st.one_of(
+        st.integers(),
+        st.text(max_size=5),
+        st.none(),
+        st.fixed_dictionaries({"type": st.sampled_from(["USER", "TEAM"]), "id": st.just(10**30)}),
+        st.fixed_dictionaries({"type": st.text(max_size=4), "id": st.integers(1, 5)}),
+    )
+)
+def test_assignees_must_be_typed_ids(assignee: Any) -> None:
+    message = make_alert("site-a", 1)
+    message["work_order"]["assignees"] = [assignee]
+    problem = alert_problem(message)
+    assert problem is not None and problem.startswith("work_order.assignees[0]")
+
+
+@given(work_order_id=st.one_of(st.integers(max_value=0), st.integers(min_value=INT64_MAX + 1)))
+def test_the_tracker_accepts_only_plausible_work_order_ids(
+    tmp_path_factory: Any, work_order_id: int
+) -> None:
+    state: Path = tmp_path_factory.mktemp("agent")
+    tracker = WorkOrderTracker(state, "site-a")
+    result = {
+        "site": "site-a",
+        "status": "ok",
+        "rule": "r1",
+        "alert_id": "a1",
+        "work_order_id": work_order_id,
+    }
+    assert not tracker.on_message("edge/v1/site-a/results", json.dumps(result).encode())
+    status = {"site": "site-a", "rule": "r1", "work_order_id": work_order_id, "status": "OPEN"}
+    assert not tracker.on_message("edge/v1/site-a/workorders/1", json.dumps(status).encode())
+    assert tracker.open_work_order_for("r1") is None
+    # A map written by an older version with such an id is read without it.
+    (state / "work-orders.json").write_text(
+        json.dumps({"r1": {"alert_id": "a", "work_order_id": work_order_id, "status": "OPEN"}})
+    )
+    assert WorkOrderTracker(state, "site-a").open_work_order_for("r1") is None
+
+
+def test_a_replica_id_is_derived_when_none_is_given() -> None:
+    assert REPLICA_RE.match(default_replica_id())
