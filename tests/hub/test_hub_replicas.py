@@ -8,7 +8,6 @@ replica has its own SQLite file, which is enough here: the first replica is gone
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
