@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 
 from edge_agent.alerts import AlertMessage, format_time_ns
 from edge_agent.config.models import SITE_ID_PATTERN
-from edge_agent.redaction import redact
+from edge_agent.redaction import redact_value
 from edge_agent.wire.alert import ALERT_SCHEMA, MAX_ID_CHARS, alert_problem
 
 RESULT_SCHEMA: Final = "edge-agent/result@1"
@@ -127,7 +127,7 @@ def result_payload(
 ) -> bytes:
     """The JSON published on ``{prefix}/{site}/results``. ``status`` is ``ok`` (applied,
     ``action`` says how), ``parked`` (kept, will be applied later) or ``rejected`` (never
-    applied; ``reason`` says why). Every text passes :func:`redact`: a detail may quote an
+    applied; ``reason`` says why). Every text passes the redactor: a detail may quote an
     error that quoted a key."""
     body: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
@@ -141,10 +141,11 @@ def result_payload(
         "time": format_time_ns(time_ns),
     }
     if reason is not None:
-        body["reason"] = redact(reason)[:MAX_DETAIL_CHARS]
+        body["reason"] = reason[:MAX_DETAIL_CHARS]
     if detail is not None:
-        body["detail"] = redact(detail)[:MAX_DETAIL_CHARS]
-    return json.dumps(body, separators=(",", ":")).encode()
+        body["detail"] = detail[:MAX_DETAIL_CHARS]
+    # Every text, the echoed ids too: a site that put a key into an id must not get it back.
+    return json.dumps(redact_value(body), separators=(",", ":")).encode()
 
 
 def work_order_payload(
