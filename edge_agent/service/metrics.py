@@ -245,6 +245,11 @@ class AgentCollector(Collector):
             "Errors in the site file on disk that keep it from being applied",
             len(report.errors) if report.last_outcome == "rejected" else 0,
         )
+        yield GaugeMetricFamily(
+            "edge_agent_config_fallback",
+            "1 while the agent runs its last good configuration because the site file is invalid",
+            float(report.fallback is not None),
+        )
 
 
 def build_registry(agent: Agent, reloads: ReloadReport) -> CollectorRegistry:
