@@ -197,10 +197,13 @@ class Service:
             forwarder = {
                 "connected": status.connected,
                 "credentials_rejected": status.credentials_rejected,
+                "holding": status.holding,
                 "last_error": status.last_error,
             }
             if status.credentials_rejected:
                 reasons.append("forwarder credentials were rejected")
+            elif status.holding is not None:
+                reasons.append(f"forwarder holds every alert: {status.holding}")
             elif not status.connected and not _untried(agent, status):
                 reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
         outbox, outbox_error = _outbox_status(agent)

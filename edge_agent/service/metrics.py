@@ -212,6 +212,11 @@ class AgentCollector(Collector):
             "1 when the destination refused our credentials",
             status.credentials_rejected,
         )
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_holding",
+            "1 while the destination refuses every request alike (a configuration error)",
+            status.holding is not None,
+        )
         yield CounterMetricFamily("edge_agent_forwarder_sent", "Alerts delivered", status.sent)
         yield CounterMetricFamily(
             "edge_agent_forwarder_failed", "Delivery attempts that failed", status.failed
