@@ -661,7 +661,8 @@ class RuleEngine:
         rule.state = ACTIVE
         rule.refresh_fast()
         rule.started = t
-        rule.alert_id = make_alert_id(self.site_id, rule.id, t)
+        rule.episodes += 1
+        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes)
         rule.priority = rule.base_priority
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):

@@ -49,6 +49,7 @@ def _rule_data(rule: CompiledRule) -> dict[str, Any]:
         "prev": None if rule.prev_time is None else [rule.prev_value, rule.prev_time],
         "anchor": None if rule.anchor_time is None else [rule.anchor_value, rule.anchor_time],
         "last_activation": rule.last_activation,
+        "episodes": rule.episodes,
         "chatter_times": list(rule.chatter_times or ()),
         "chattering": rule.chattering,
     }
@@ -83,6 +84,7 @@ def take_snapshot(
         if (
             rule.state
             or rule.last_activation is not None
+            or rule.episodes
             or rule.prev_time is not None
             or rule.anchor_time is not None
             or rule.stale
@@ -149,6 +151,8 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         same = saved["fingerprint"] == rule.fingerprint
         state = STATE_NAMES.index(saved["state"])
         rule.last_activation = saved["last_activation"]
+        # Kept whatever changed in the rule: a new episode must never reuse an id.
+        rule.episodes = int(saved.get("episodes", 0))
         rule.chatter_times = [int(t) for t in saved["chatter_times"]] or None
         rule.chattering = bool(saved["chattering"])
         rule.stale = bool(saved["stale"])
