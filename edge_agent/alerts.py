@@ -64,6 +64,9 @@ class AlertMessage(TypedDict):
     # The rule's work order that is still open (known from the hub's work-order messages):
     # a re-activation comments on it instead of creating another.
     related_work_order: NotRequired[int]
+    # The sensor's own timestamp of its last reading (OPC UA SourceTimestamp), as reported:
+    # ``time`` is the agent's clock, which the rules run on.
+    source_time: NotRequired[str]
 
 
 def make_alert_id(site: str, rule_id: str, episode: int) -> str:

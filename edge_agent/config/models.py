@@ -71,6 +71,11 @@ class Defaults(Model):
     stale_after: Duration = parse_duration("2m")
     chattering: Chattering = Chattering()
     flood: FloodGuard = FloodGuard()
+    # How far a source's own timestamp may be from the agent's clock before it is reported
+    # as implausible (the reading is used either way, on the agent's time).
+    source_time_skew: Annotated[
+        Duration, Field(ge=parse_duration("1s"), le=parse_duration("7d"))
+    ] = parse_duration("10m")
 
 
 # --------------------------------------------------------------------------- connections

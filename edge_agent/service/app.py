@@ -181,6 +181,7 @@ class Service:
                 f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
             )
         reasons.extend(f"task {name} has stopped" for name in agent.task_failures())
+        reasons.extend(agent.clock_problems())
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,
