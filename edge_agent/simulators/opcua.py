@@ -287,6 +287,24 @@ class OpcUaSimulator:
             ),
         )
 
+    async def set_value_at(self, name: str, value: float, source_time: datetime) -> None:
+        """Hold ``name`` at ``value`` with the SourceTimestamp ``source_time`` (a server whose
+        clock is wrong, or one that says 9999-12-31): updates stop until cleared."""
+        from asyncua import ua
+
+        state = self._plant[name]
+        state.mode = "manual"
+        state.value = value
+        state.source_time_ns = _epoch_ns(source_time)
+        await self._server.write_attribute_value(
+            state.node_id,
+            ua.DataValue(
+                Value=ua.Variant(value, ua.VariantType.Double),
+                SourceTimestamp=source_time,
+                ServerTimestamp=ua.DateTime.now(UTC),
+            ),
+        )
+
     def make_stale(self, name: str) -> None:
         """``name`` stops updating: same value, same timestamp, good status."""
         self._plant[name].mode = "stale"
