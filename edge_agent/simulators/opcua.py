@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class OpcUaSimulator:
             state.node_id,
             ua.DataValue(
                 Value=ua.Variant(value, ua.VariantType.Double),
-                SourceTimestamp=source_time,
+                SourceTimestamp=cast(Any, source_time),  # asyncua types it as its DateTime
                 ServerTimestamp=ua.DateTime.now(UTC),
             ),
         )
