@@ -73,9 +73,14 @@ class Defaults(Model):
     flood: FloodGuard = FloodGuard()
     # How far a source's own timestamp may be from the agent's clock before it is reported
     # as implausible (the reading is used either way, on the agent's time).
-    source_time_skew: Annotated[
-        Duration, Field(ge=parse_duration("1s"), le=parse_duration("7d"))
-    ] = parse_duration("10m")
+    source_time_skew: Duration = parse_duration("10m")
+
+    @field_validator("source_time_skew")
+    @classmethod
+    def _skew_bounds(cls, value: int) -> int:
+        if not parse_duration("1s") <= value <= parse_duration("7d"):
+            raise ValueError("must be between 1s and 7d")
+        return value
 
 
 # --------------------------------------------------------------------------- connections

@@ -198,3 +198,26 @@ def test_any_stalls_ticks_and_restarts_give_one_id_per_activation(
                 engine = RuleEngine(config, RuleStateStore(path), resume_at=clock)
         assert None not in activations
         assert len(set(activations)) == len(activations)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_source_time_skew_is_bounded_and_named(tmp_path: Path) -> None:
+    from edge_agent.config.diagnostics import ConfigError
+    from edge_agent.config.loader import load_site
+
+    case = Path(__file__).parent.parent / "testcases" / "rules" / "alert_id_is_pinned"
+    text = (case / "site.yaml").read_text()
+    assert load_site(case / "site.yaml").defaults.source_time_skew == 600 * SECOND
+    for bad in ("0s", "8d"):
+        path = tmp_path / "site.yaml"
+        path.write_text(
+            text.replace("  stale_after: 10m", f"  stale_after: 10m\n  source_time_skew: {bad}")
+        )
+        try:
+            load_site(path)
+        except ConfigError as exc:
+            assert "defaults.source_time_skew: must be between 1s and 7d" in str(exc)
+        else:
+            raise AssertionError(f"source_time_skew: {bad} was accepted")
