@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from edge_agent.alerts import parse_time
+from edge_agent.alerts import format_time_ns, parse_time
 from edge_agent.readings import Reading
 from edge_agent.rules.events import AlarmEvent
 
@@ -55,6 +55,15 @@ def on_wall_clock(event: AlarmEvent, offset_ns: int) -> AlarmEvent:
         time_ns=event.time_ns + offset_ns,
         started_ns=None if started is None else started + offset_ns,
     )
+
+
+def source_time_text(source_time_ns: int) -> str | None:
+    """A source timestamp as RFC 3339 for an alert message, or None if no date can say it
+    (a source may send anything in int64 range)."""
+    try:
+        return format_time_ns(source_time_ns)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class SourceTimeCheck:

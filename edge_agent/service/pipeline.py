@@ -414,15 +414,9 @@ class Agent:
     def _with_source_time(self, message: Any) -> Any:
         """The message with its sensor's last source timestamp (what the device said), when
         the agent has one that can be written as a date."""
-        from edge_agent.alerts import format_time_ns
-
         latest = self.latest.get(message["sensor"])
-        if latest is None:
-            return message
-        try:
-            return {**message, "source_time": format_time_ns(latest.source_time_ns)}
-        except (ValueError, OverflowError, OSError):
-            return message
+        text = None if latest is None else agent_clock.source_time_text(latest.source_time_ns)
+        return message if text is None else {**message, "source_time": text}
 
     def clock_problems(self) -> list[str]:
         """``/readyz`` reasons about the wall clock (alarm timing never depends on it)."""
