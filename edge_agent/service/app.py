@@ -226,6 +226,7 @@ class Service:
         reasons.extend(f"task {name} has stopped" for name in agent.task_failures())
         if self.reloader.report.fallback is not None:
             reasons.append(self.reloader.report.fallback)
+        reasons.extend(agent.clock_problems())
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,
