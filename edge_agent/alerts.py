@@ -69,11 +69,21 @@ class AlertMessage(TypedDict):
     source_time: NotRequired[str]
 
 
-def make_alert_id(site: str, rule_id: str, episode: int) -> str:
+def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> str:
     """The stable id of one alarm episode: ``episode`` is the rule's episode number (1 for
     its first), counted and persisted with the rule state. The same inputs give the same id
-    everywhere; two episodes of one rule never share one, whatever the clocks say."""
-    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{site}/{rule_id}/episode/{episode}"))
+    everywhere; two episodes of one rule never share one, whatever the clocks say.
+
+    ``lineage`` names one life of the rule state: a random token made when a state folder's
+    rule state starts from nothing (first start, or a lost or damaged state file) and saved
+    with it. Episode numbers start again at 1 in a new life; the lineage keeps those ids from
+    meeting the old life's ids that the ledger or the hub already know. ``replay`` has none."""
+    path = (
+        f"{site}/{rule_id}/{lineage}/episode/{episode}"
+        if lineage
+        else (f"{site}/{rule_id}/episode/{episode}")
+    )
+    return str(uuid.uuid5(_ALERT_NAMESPACE, path))
 
 
 def make_event_id(alert_id: str, event: str, qualifier: str = "") -> str:

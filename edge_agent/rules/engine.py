@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import secrets
 from typing import Any, Final, cast
 
 from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
@@ -147,8 +148,12 @@ class RuleEngine:
         self.state_save_errors = 0
         self.flood_times: list[int] = []
         self.flooding = False
+        # One life of the saved state (see ``make_alert_id``): none without a store, so a
+        # replay gives the same ids every time; a new one when a store has nothing usable.
+        self.lineage = ""
         self._build(config)
         if state is not None:
+            self.lineage = secrets.token_hex(8)
             snapshot = state.load()
             if snapshot is not None:
                 try:
@@ -164,6 +169,7 @@ class RuleEngine:
                     self.now = None
                     self.flood_times = []
                     self.flooding = False
+                    self.lineage = secrets.token_hex(8)
                 self._rebuild_heap()
 
     # ------------------------------------------------------------------ configuration
@@ -679,7 +685,7 @@ class RuleEngine:
         rule.refresh_fast()
         rule.started = t
         rule.episodes += 1
-        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes)
+        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes, self.lineage)
         rule.priority = rule.base_priority
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):

@@ -94,6 +94,7 @@ def take_snapshot(
     return {
         "version": SNAPSHOT_VERSION,
         "site": engine.site_id,
+        "lineage": engine.lineage,
         "now": engine.now,
         "rules": rules,
         "sensors": encode_sensors(engine, sensors),
@@ -166,6 +167,11 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         # Another site's state (a copied storage directory): not ours to continue.
         raise SnapshotError(f"saved rule state is for site {data.get('site')!r}")
     engine.now = data["now"]
+    # A state saved before lineages existed continues with none (its ids stay as they were).
+    lineage = data.get("lineage", "")
+    if not isinstance(lineage, str) or len(lineage) > 64:
+        raise SnapshotError("saved rule state has an unusable lineage")
+    engine.lineage = lineage
     flood = data["flood"]
     engine.flood_times = [int(t) for t in flood["times"]]
     engine.flooding = bool(flood["flooding"])

@@ -112,7 +112,9 @@ def test_restart_on_a_clock_that_started_again_keeps_each_remaining_time(
     assert second.tick(reboot + 3 * SECOND - 1) == []
     [activated] = second.tick(reboot + 3 * SECOND)
     assert activated.kind == "activated"
-    assert activated.alert_id == make_alert_id("plant-a", "hot", 1)
+    # The same life of the state: its lineage came back with it.
+    assert second.lineage == first.lineage != ""
+    assert activated.alert_id == make_alert_id("plant-a", "hot", 1, first.lineage)
     # flow's last good reading was 1 s before the save: stale 7 s after the restart.
     assert second.tick(reboot + 7 * SECOND - 1) == []
     [stale, flow_activated] = second.tick(reboot + 7 * SECOND)
@@ -221,3 +223,29 @@ def test_source_time_skew_is_bounded_and_named(tmp_path: Path) -> None:
             assert "defaults.source_time_skew: must be between 1s and 7d" in str(exc)
         else:
             raise AssertionError(f"source_time_skew: {bad} was accepted")
+
+
+def test_a_lost_or_damaged_state_starts_a_new_life_whose_ids_never_meet_the_old(
+    tmp_path: Path,
+) -> None:
+    """Episode numbers start again at 1 when the rule state is gone (deleted, or damaged and
+    moved aside): the new lineage keeps those ids apart from the ones the ledger and the hub
+    already hold, so no new episode is dropped as a duplicate of an old one."""
+    path = tmp_path / "rule-state.json"
+    config = site([HOT])
+    ids: list[str] = []
+    for life in ("first", "deleted", "damaged"):
+        if life == "deleted":
+            path.unlink()
+        if life == "damaged":
+            path.write_text('{"version": ')
+        engine = RuleEngine(config, RuleStateStore(path))
+        base = 100 * len(ids)
+        engine.feed(received(base, 90))
+        [activated] = engine.tick(at(base + 3))
+        assert activated.kind == "activated"
+        ids.append(activated.alert_id)
+        engine.close()
+    assert len(set(ids)) == 3
+    # Without a store (replay) there is no lineage: the same trace gives the same ids.
+    assert RuleEngine(config).lineage == ""
