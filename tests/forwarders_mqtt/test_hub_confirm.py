@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,52 @@ async def test_confirm_broker_requeues_what_a_hub_never_confirmed(
     async with running(forwarder):
         await async_wait_until(lambda: forwarder.status.sent == 3, what="3 acked by PUBACK")
     assert outbox.awaiting_count() == 0 and outbox.stats().depth == 0
+
+
+def test_outbox_status_shows_queued_awaiting_and_the_hub(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_agent.cli import main
+
+    state = tmp_path / "state"
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"version: 1\nsite:\n  id: plant-a\nstorage:\n  path: {state}\n")
+    with Outbox.open(state / "outbox", 256_000_000) as outbox:
+        ids = outbox.put_many(alarms("plant-a", 4))
+        outbox.lease(3)
+        outbox.mark_awaiting(ids[:3], sent_at=time.time() - 90)
+        outbox.set_note("hub", {"state": "offline", "replicas": {}, "time": time.time() - 30})
+    assert main(["outbox", str(site_file), "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["depth"] == 1 and status["dead"] == 0
+    assert status["awaiting_hub"] == 3
+    assert 89 <= status["awaiting_hub_oldest_age_s"] < 200
+    assert status["hub"]["state"] == "offline"
+    assert main(["outbox", str(site_file), "status"]) == 0
+    text = capsys.readouterr().out
+    assert "sent, awaiting the hub: 3 event(s), oldest sent 1m" in text
+    assert "offline for 3" in text and "holds its events" in text
+
+
+async def test_metrics_and_readiness_name_the_hub_state(
+    broker: TunedBroker, names: tuple[str, str], outbox: Outbox, hub: ScriptedHub, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from edge_agent.service.metrics import AgentCollector
+
+    prefix, site = names
+    outbox.put_many(alarms(site, 2))
+    forwarder = hub_forwarder(broker.port, prefix, site, outbox, tmp_path)
+    agent: Any = SimpleNamespace(forwarder=forwarder)
+    collector = AgentCollector(agent, SimpleNamespace())
+    async with running(forwarder):
+        await async_wait_until(lambda: outbox.awaiting_count() == 2, what="2 awaiting")
+        hub.announce("offline")
+        await async_wait_until(lambda: forwarder.status.extra["held_for_hub"], what="held")
+        families = {f.name: f for f in collector._hub()}
+    assert families["edge_agent_outbox_awaiting_hub"].samples[0].value == 2
+    assert families["edge_agent_outbox_held_for_hub"].samples[0].value == 1
+    presence = {s.labels["state"]: s.value for s in families["edge_agent_hub_presence"].samples}
+    assert presence == {"unknown": 0, "online": 0, "offline": 1}
+    hub.raw(f"{prefix}/hub/status/hub-a", b"", retain=True)
