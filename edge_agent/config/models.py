@@ -492,7 +492,7 @@ class Mqtt(Model):
     result_timeout: Duration = parse_duration("60s")
     result_timeout_max: Duration = parse_duration("10m")
     # Events sent and not yet confirmed by the hub at once; past it, new events wait.
-    max_awaiting: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_awaiting: Annotated[int, Field(ge=1, le=100_000)] = 100
 
     @model_validator(mode="after")
     def _result_timeouts(self) -> Mqtt:
