@@ -337,3 +337,25 @@ async def test_metrics_and_readiness_name_the_hub_state(
     presence = {s.labels["state"]: s.value for s in families["edge_agent_hub_presence"].samples}
     assert presence == {"unknown": 0, "online": 0, "offline": 1}
     hub.raw(f"{prefix}/hub/status/hub-a", b"", retain=True)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"result_timeout": "2m", "result_timeout_max": "1m"}, "must not be shorter"),
+        ({"result_timeout": "500ms"}, "between 1s and 24h"),
+        ({"result_timeout_max": "2d"}, "at most 24h"),
+        ({"confirm": "puback"}, "'hub' or 'broker'"),
+        ({"max_awaiting": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_confirmation_settings_are_validated(settings: dict[str, Any], message: str) -> None:
+    from pydantic import ValidationError
+
+    from edge_agent.config.models import Mqtt
+
+    with pytest.raises(ValidationError, match=message):
+        Mqtt.model_validate({"host": "broker", **settings})
+    defaults = Mqtt.model_validate({"host": "broker"})
+    assert defaults.confirm == "hub" and defaults.max_awaiting == 100
+    assert (defaults.result_timeout, defaults.result_timeout_max) == (60 * 10**9, 600 * 10**9)
