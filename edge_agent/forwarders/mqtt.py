@@ -697,25 +697,24 @@ class MqttForwarder:
         return len(waiting), max(0.0, self._clock() - min(t.first_sent for t in waiting))
 
     def _report(self) -> None:
+        """Publish the confirmation state in ``status.extra`` (health, metrics)."""
         count, oldest = self.awaiting_hub()
         presence = self.presence.state
-        held = presence == "offline" and bool(self._tracked or self._held)
         extra = self.status.extra
         extra["awaiting_hub"] = count
         extra["awaiting_hub_oldest_age_s"] = oldest
         extra["hub_presence"] = presence
         extra["held_for_hub"] = presence == "offline"
         extra["held_for_order"] = len(self._held)
-        reasons: list[str] = []
-        if presence == "offline":
-            reasons.append(
-                f"no hub is online: {count} events sent and held, new events wait in the outbox"
-            )
-        extra["readiness_reasons"] = reasons
-        extra["hub"] = (
-            "hub presence unknown"
-            if presence == "unknown"
-            else ("hub offline: holding" if held or presence == "offline" else "hub online")
+        extra["hub"] = {
+            "unknown": "hub presence unknown",
+            "online": "hub online",
+            "offline": "hub offline: holding",
+        }[presence]
+        extra["readiness_reasons"] = (
+            [f"no hub is online: {count} events sent and held, new events wait in the outbox"]
+            if presence == "offline"
+            else []
         )
 
     async def _save_presence(self) -> None:

@@ -359,3 +359,59 @@ def test_confirmation_settings_are_validated(settings: dict[str, Any], message: 
     defaults = Mqtt.model_validate({"host": "broker"})
     assert defaults.confirm == "hub" and defaults.max_awaiting == 100
     assert (defaults.result_timeout, defaults.result_timeout_max) == (60 * 10**9, 600 * 10**9)
+
+
+def test_awaiting_state_survives_sigkill_and_is_resent_after_restart(
+    broker: TunedBroker, names: tuple[str, str], hub: ScriptedHub, tmp_path: Path
+) -> None:
+    import signal
+
+    from .conftest import wait_until
+    from .test_faults import close_pipes, start_agent
+
+    prefix, site = names
+    sent = alarms(site, 20)
+    directory = tmp_path / "state" / "outbox"
+    with Outbox.open(directory, 50_000_000) as outbox:
+        ids = outbox.put_many(sent)
+    config = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "topic_prefix": prefix,
+        "confirm": "hub",
+        "result_timeout": "1s",
+        "result_timeout_max": "2s",
+        "backoff": {"initial": "100ms", "max": "1s"},
+    }
+
+    def on_disk() -> list[int]:
+        with Outbox.open(directory, 50_000_000) as store:
+            return [a.id for a in store.awaiting()]
+
+    agent = start_agent(directory, site, config)
+    try:
+        wait_until(lambda: on_disk() == ids, what="20 awaiting on disk")
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=10)
+        close_pipes(agent)
+        assert on_disk() == ids  # nothing confirmed by the broker's PUBACK alone
+        # Half are answered while the agent is down: its session keeps the results.
+        for payload in sent[:10]:
+            hub.answer(payload)
+        copies = len(hub.copies())
+        agent = start_agent(directory, site, config)
+        # The other half is published again on its schedule, then answered.
+        wait_until(lambda: len(hub.copies()) >= copies + 10, what="resent after the restart")
+        for payload in sent[10:]:
+            hub.answer(payload)
+        wait_until(lambda: on_disk() == [], what="all confirmed")
+        with Outbox.open(directory, 50_000_000) as store:
+            assert store.stats().depth == 0 and store.dead_letters() == []
+        assert hub.distinct() == {p["event_id"] for p in sent}
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        close_pipes(agent)
