@@ -7,7 +7,8 @@ The contract with the hub (docs/outbox.md, "Confirmation by the hub"):
 
 - a result is JSON with at least ``event_id``, ``alert_id`` and ``status`` in ``ok``,
   ``parked``, ``rejected`` — all final for the agent; ``rejected`` becomes a dead letter with
-  the hub's ``reason``/``detail``;
+  the hub's ``reason``/``detail`` (a rejection with ``alert_id: null`` is accepted: the hub
+  may not have been able to read it);
 - each hub replica keeps a retained ``{"state": "online"|"offline", ...}`` on
   ``{prefix}/hub/status/{replica}``; the hub is online when at least one replica's latest
   state is ``online``, offline when every known replica says ``offline``, and *unknown* when
@@ -40,7 +41,8 @@ class HubResult:
     """What the hub did with one event."""
 
     event_id: str
-    alert_id: str
+    alert_id: str | None
+    """None only in a ``rejected`` result (the hub could not read the alert id)."""
     status: str
     reason: str
 
@@ -68,10 +70,16 @@ def parse_result(payload: bytes) -> HubResult:
     """One message of ``{prefix}/{site}/results``; raises :class:`BadMessage`."""
     data = _loads(payload)
     event_id = _text(data, "event_id", MAX_ID_CHARS)
-    alert_id = _text(data, "alert_id", MAX_ID_CHARS)
     status = data.get("status")
     if not isinstance(status, str) or status not in FINAL_STATUSES:
         raise BadMessage("status is not one of ok, parked, rejected")
+    # A message the hub refused may carry no usable alert id (that may be why it was
+    # refused): a rejection naming the event is enough. ok/parked must name both.
+    alert_id = (
+        None
+        if status == "rejected" and data.get("alert_id") is None
+        else _text(data, "alert_id", MAX_ID_CHARS)
+    )
     reason = ""
     if status == "rejected":
         parts = [data.get("reason"), data.get("detail")]

@@ -494,7 +494,7 @@ class MqttForwarder:
             )
             return
         tracked = self._tracked.get(result.event_id)
-        if tracked is None or tracked.alert_id != result.alert_id:
+        if tracked is None or result.alert_id not in (None, tracked.alert_id):
             # Usual after a resend (the hub answers each copy) or a restart.
             self.status.extra["results_unknown"] += 1
             log.debug(

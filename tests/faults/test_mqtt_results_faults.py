@@ -71,7 +71,12 @@ def mischief(target: dict[str, Any]) -> st.SearchStrategy[bytes]:
         st.text(max_size=30)
         .filter(lambda a: a != target["alert_id"])
         .map(lambda a: {**base, "alert_id": a, "status": "ok"}),
-        st.just({"event_id": target["event_id"], "status": "ok"}),  # no alert id
+        st.sampled_from(["ok", "parked"]).map(
+            lambda s: {"event_id": target["event_id"], "status": s}  # no alert id
+        ),
+        st.text(min_size=1, max_size=30)
+        .filter(lambda a: a != target["alert_id"])
+        .map(lambda a: {**base, "alert_id": a, "status": "rejected"}),
         st.integers(65_536, 200_000).map(lambda n: {**base, "status": "ok", "detail": "x" * n}),
         json_values.map(lambda v: {**base, "status": "ok", "event_id": [v]}),
     ).map(lambda d: json.dumps(d).encode())
