@@ -1,7 +1,9 @@
 """``edge-agent outbox SITE.yaml status|list|dead|retry|purge``: look into the disk outbox.
 
 The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
-prints depth, bytes, the cap, the age of the oldest event and the dead letters per reason;
+prints depth, bytes, the cap, the age of the oldest event, the events sent and awaiting the
+hub's confirmation (with the age of the oldest), the hub presence the agent last saw and the
+dead letters per reason;
 ``list`` the queued events; ``dead`` the dead letters with their reasons; ``retry`` moves
 dead letters back to the end of the queue, with the site file's current asset mapping
 (so a letter refused for a wrong asset is fixed in the site file, then retried);
@@ -126,12 +128,17 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
     stats = outbox.stats()
     reasons = _reason_counts(outbox) if stats.dead else []
     share = 100.0 * stats.bytes / stats.cap_bytes if stats.cap_bytes else 0.0
+    awaiting = outbox.awaiting_stats()
+    hub = _hub_presence(outbox)
     document = {
         "path": str(directory),
         "depth": stats.depth,
         "bytes": stats.bytes,
         "cap_bytes": stats.cap_bytes,
         "oldest_age_s": stats.oldest_age_s,
+        "awaiting_hub": awaiting.count,
+        "awaiting_hub_oldest_age_s": awaiting.oldest_age_s,
+        "hub": hub,
         "dead": stats.dead,
         "dead_reasons": [{"reason": reason, "count": count} for reason, count in reasons],
     }
@@ -140,11 +147,30 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
         f"queued:       {stats.depth} event(s)",
         f"bytes:        {stats.bytes:,} of {stats.cap_bytes:,} ({share:.1f}%)",
         f"oldest:       {_age(stats.oldest_age_s)}",
+        f"sent, awaiting the hub: {awaiting.count} event(s), oldest sent "
+        f"{_age(awaiting.oldest_age_s)} ago",
+        f"hub:          {hub['summary']}",
         f"dead letters: {stats.dead}",
     ]
     lines += [f"  {count:>6} × {reason}" for reason, count in reasons]
     _emit(args, document, lines)
     return EXIT_OK
+
+
+def _hub_presence(outbox: Outbox) -> dict[str, Any]:
+    """The hub presence the agent last saw (kept in the outbox by the MQTT forwarder)."""
+    note = outbox.note("hub")
+    if note is None:
+        return {"state": None, "since": None, "summary": "no hub presence recorded"}
+    state = str(note.get("state"))
+    since = note.get("time") if isinstance(note.get("time"), int | float) else None
+    age = _age(time.time() - since) if since is not None else "-"
+    summary = {
+        "online": f"online for {age}",
+        "offline": f"offline for {age}: the agent holds its events until a hub is online",
+        "unknown": "hub presence unknown (no hub status seen): resending on timeout",
+    }.get(state, state)
+    return {"state": state, "since": since, "summary": summary}
 
 
 def _list(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:

@@ -11,7 +11,10 @@ A ``put`` that returned is on disk. One SQLite file holds three kinds of rows:
 - queue items: integer keys from a persistent counter (never reused), value
   ``{"p": payload, "t": put unix time, "a": attempts, "e": last error}``;
 - dead letters: keys ``"dead:<20-digit id>"``, value ``{"p", "t", "a", "reason", "dead_t"}``;
-- the id counter ``"meta:next-id"``.
+- the id counter ``"meta:next-id"``;
+- items sent and awaiting the hub's confirmation: keys ``"await:<20-digit id>"``, value
+  the queue record plus ``"s0"``/``"s"`` (first/last sent, unix time) and ``"n"`` (sends);
+- small notes ``"meta:note:<name>"`` (the hub presence the forwarder last saw).
 
 All calls block (an fsync per transaction); async code calls them via ``asyncio.to_thread``.
 One ``Outbox`` per directory per process; it is thread-safe within that process.
@@ -38,6 +41,8 @@ from edge_agent.outbox.jsondisk import JsonOnlyDisk, UnsafeRowError, encode_json
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "AwaitingItem",
+    "AwaitingStats",
     "DeadLetter",
     "Outbox",
     "OutboxCorrupt",
@@ -52,6 +57,8 @@ MAX_PAYLOAD_BYTES: Final = 1_000_000
 
 _COUNTER_KEY: Final = "meta:next-id"
 _DEAD_PREFIX: Final = "dead:"
+_AWAIT_PREFIX: Final = "await:"
+_NOTE_PREFIX: Final = "meta:note:"
 _FIRST_ID: Final = 1
 
 # diskcache settings: no eviction (it silently deletes), no expiry culling (we set no
@@ -124,10 +131,34 @@ class OutboxStats:
     refusing: bool = False
 
 
+@dataclass(frozen=True)
+class AwaitingItem:
+    """An item the broker acknowledged, kept until the hub confirms it (unix times)."""
+
+    id: int
+    payload: Mapping[str, Any]
+    put_at: float
+    first_sent_at: float
+    last_sent_at: float
+    sends: int
+
+
+@dataclass(frozen=True)
+class AwaitingStats:
+    """Items sent and awaiting the hub, and the age of the oldest since it was first sent."""
+
+    count: int
+    oldest_age_s: float | None
+
+
 @dataclass
 class _Lease:
     deadline: float
     record: dict[str, Any]
+
+
+def _await_key(item_id: int) -> str:
+    return f"{_AWAIT_PREFIX}{item_id:020d}"
 
 
 def _dead_key(item_id: int) -> str:
@@ -571,6 +602,229 @@ class Outbox:
                 cap_bytes=self.max_bytes,
                 refusing=self._refusing,
             )
+
+    # -- sent, awaiting the hub -------------------------------------------------------------
+    # An item the broker acknowledged is not delivered yet when the hub must confirm it: it
+    # moves from its queue key to ``"await:<20-digit id>"`` (a text key, so ``lease`` never
+    # hands it out again) with the times it was sent, until the hub's result confirms it
+    # (``confirm_awaiting``), rejects it (``dead_letter_awaiting``) or a forwarder in broker
+    # mode puts it back in the queue (``requeue_awaiting``). The original id is kept: resends
+    # and requeues keep the original order.
+
+    def mark_awaiting(self, ids: Iterable[int], sent_at: float | None = None) -> int:
+        """The broker has these queued items: keep them as *sent, awaiting the hub* (one
+        transaction). Items no longer queued are skipped. Returns how many moved."""
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        when = time.time() if sent_at is None else sent_at
+        with self._lock:
+            self._check_open()
+            moved = 0
+            try:
+                with self._cache.transact():
+                    for item_id in wanted:
+                        held = self._leases.pop(item_id, None)
+                        record = held.record if held is not None else None
+                        if record is None:
+                            record = self._read_queue_record(item_id)
+                        if record is None or not self._cache.delete(item_id):
+                            continue
+                        self._cache.set(
+                            _await_key(item_id), {**record, "s0": when, "s": when, "n": 1}
+                        )
+                        moved += 1
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"marking sent items failed: {exc}") from exc
+            self._depth -= moved
+            self._awaiting_adjust(moved)
+            return moved
+
+    def note_resent(self, ids: Iterable[int], sent_at: float | None = None) -> None:
+        """Awaiting items were published again: remember when (their resend schedule
+        survives a restart). Unknown ids are ignored."""
+        wanted = list(ids)
+        if not wanted:
+            return
+        when = time.time() if sent_at is None else sent_at
+        with self._lock:
+            self._check_open()
+            try:
+                with self._cache.transact():
+                    for item_id in wanted:
+                        key = _await_key(item_id)
+                        record = self._cache.get(key)
+                        if isinstance(record, dict):
+                            sends = int(record.get("n", 1)) + 1
+                            self._cache.set(key, {**record, "s": when, "n": sends})
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"noting a resend failed: {exc}") from exc
+
+    def confirm_awaiting(self, ids: Iterable[int]) -> int:
+        """The hub confirmed these: remove them (one transaction). Returns how many."""
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        with self._lock:
+            self._check_open()
+            try:
+                with self._cache.transact():
+                    removed = sum(1 for i in wanted if self._cache.delete(_await_key(i)))
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"confirming sent items failed: {exc}") from exc
+            self._awaiting_adjust(-removed)
+            self._refresh_bytes()
+            return removed
+
+    def dead_letter_awaiting(self, item_id: int, reason: str) -> bool:
+        """The hub rejected this awaiting item: move it to the dead letters with the hub's
+        reason. False when it is not awaiting (already handled)."""
+        with self._lock:
+            self._check_open()
+            key = _await_key(item_id)
+            try:
+                with self._cache.transact():
+                    record = self._cache.get(key)
+                    if not isinstance(record, dict):
+                        return False
+                    self._cache.delete(key)
+                    self._cache.set(
+                        _dead_key(item_id),
+                        {
+                            "p": record.get("p") or {},
+                            "t": record.get("t", 0.0),
+                            "a": record.get("n", 1),
+                            "reason": reason,
+                            "dead_t": time.time(),
+                        },
+                    )
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"dead-letter failed: {exc}") from exc
+            self._awaiting_adjust(-1)
+            self._dead += 1
+            self._refresh_bytes()
+            log.warning(
+                "Outbox item rejected by the hub, moved to the dead letters.",
+                extra={"item_id": item_id, "reason": reason},
+            )
+            return True
+
+    def requeue_awaiting(self) -> int:
+        """Every awaiting item back into the queue, at its original place (for a forwarder
+        that confirms by broker acknowledgement). Returns how many moved."""
+        with self._lock:
+            self._check_open()
+            moved = 0
+            try:
+                with self._cache.transact():
+                    for key in self._await_keys():
+                        record = self._cache.get(key)
+                        self._cache.delete(key)
+                        if not (isinstance(record, dict) and isinstance(record.get("p"), dict)):
+                            continue
+                        item_id = int(key[len(_AWAIT_PREFIX) :])
+                        self._cache.set(
+                            item_id,
+                            {
+                                "p": record["p"],
+                                "t": record["t"],
+                                "a": record.get("a", 0),
+                                "e": None,
+                            },
+                        )
+                        moved += 1
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"requeue failed: {exc}") from exc
+            self._depth += moved
+            self._awaiting_count = 0
+            return moved
+
+    def awaiting(self) -> list[AwaitingItem]:
+        """Every item sent and awaiting the hub, oldest id first (read at a forwarder's
+        start to rebuild its resend schedule)."""
+        with self._lock:
+            self._check_open()
+            items: list[AwaitingItem] = []
+            try:
+                for key in self._await_keys():
+                    record = self._cache.get(key)
+                    if not (isinstance(record, dict) and isinstance(record.get("p"), dict)):
+                        continue
+                    items.append(
+                        AwaitingItem(
+                            id=int(key[len(_AWAIT_PREFIX) :]),
+                            payload=record["p"],
+                            put_at=float(record.get("t", 0.0)),
+                            first_sent_at=float(record.get("s0", 0.0)),
+                            last_sent_at=float(record.get("s", 0.0)),
+                            sends=int(record.get("n", 1)),
+                        )
+                    )
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"reading awaiting items failed: {exc}") from exc
+            self._awaiting_count = len(items)
+            return items
+
+    def awaiting_stats(self) -> AwaitingStats:
+        """How many items await the hub and the age of the oldest (since first sent)."""
+        items = self.awaiting()
+        oldest = min((item.first_sent_at for item in items), default=None)
+        age = None if oldest is None else max(0.0, time.time() - oldest)
+        return AwaitingStats(count=len(items), oldest_age_s=age)
+
+    def awaiting_count(self) -> int:
+        """How many items await the hub (kept in memory after the first count)."""
+        with self._lock:
+            self._check_open()
+            if self._awaiting_count is None:
+                try:
+                    self._awaiting_count = len(self._await_keys())
+                except (OSError, sqlite3.Error, Timeout) as exc:
+                    raise OutboxError(f"counting awaiting items failed: {exc}") from exc
+            return self._awaiting_count
+
+    def set_note(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep a small JSON document under ``meta:note:<name>`` (e.g. the hub presence the
+        forwarder last saw, for ``edge-agent outbox status`` in another process)."""
+        with self._lock:
+            self._check_open()
+            try:
+                self._cache.set(f"{_NOTE_PREFIX}{name}", dict(value))
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"saving a note failed: {exc}") from exc
+
+    def note(self, name: str) -> dict[str, Any] | None:
+        """The document :meth:`set_note` kept, or None."""
+        with self._lock:
+            self._check_open()
+            try:
+                value = self._cache.get(f"{_NOTE_PREFIX}{name}")
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"a note was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"reading a note failed: {exc}") from exc
+            return value if isinstance(value, dict) else None
+
+    _awaiting_count: int | None = None  # None: not counted yet since open
+
+    def _await_keys(self) -> list[str]:
+        return [
+            key
+            for key in self._cache.iterkeys()
+            if type(key) is str and key.startswith(_AWAIT_PREFIX)
+        ]
+
+    def _awaiting_adjust(self, delta: int) -> None:
+        if self._awaiting_count is not None:
+            self._awaiting_count = max(0, self._awaiting_count + delta)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -206,6 +206,12 @@ class Service:
                 reasons.append(f"forwarder holds every alert: {status.holding}")
             elif not status.connected and not _untried(agent, status):
                 reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
+            # Confirmation by the hub (MQTT): presence and what awaits it; the forwarder
+            # names its own reasons (no hub online: holding).
+            for key in ("hub", "hub_presence", "awaiting_hub", "awaiting_hub_oldest_age_s"):
+                if key in status.extra:
+                    forwarder[key] = status.extra[key]
+            reasons.extend(str(r) for r in status.extra.get("readiness_reasons", ()))
         outbox, outbox_error = _outbox_status(agent)
         cap = outbox.get("cap_bytes") or agent.config.storage.max_bytes
         full = isinstance(outbox.get("bytes"), int) and outbox["bytes"] >= cap

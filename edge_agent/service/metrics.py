@@ -55,6 +55,7 @@ class AgentCollector(Collector):
         yield from self._pipeline()
         yield from self._rules()
         yield from self._outbox()
+        yield from self._hub()
         yield from self._forwarder()
         yield from self._reload()
 
@@ -212,6 +213,56 @@ class AgentCollector(Collector):
             "edge_agent_alerts_rejected",
             "Alerts too large to ever store (logged)",
             self._agent.counters.alerts_rejected,
+        )
+
+    def _hub(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Confirmation by the hub (``forwarding.mqtt.confirm: hub``): kept by the MQTT
+        forwarder, which holds in memory the same awaiting items as the outbox on disk."""
+        forwarder = self._agent.forwarder
+        hub = forwarder.status.extra if forwarder is not None else {}
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_awaiting_hub",
+            "Alerts the broker acknowledged and the hub has not confirmed yet",
+            _number(hub.get("awaiting_hub")),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_awaiting_hub_oldest_age_seconds",
+            "Time since the oldest alert awaiting the hub was first sent (0: none)",
+            _number(hub.get("awaiting_hub_oldest_age_s")),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_held_for_hub",
+            "1 while every known hub replica is offline: nothing is sent or resent",
+            _number(hub.get("held_for_hub")),
+        )
+        presence = GaugeMetricFamily(
+            "edge_agent_hub_presence",
+            "1 for the hub presence the agent sees (unknown: no hub status ever seen)",
+            labels=["state"],
+        )
+        if "hub_presence" in hub:
+            for state in ("unknown", "online", "offline"):
+                presence.add_metric([state], float(hub["hub_presence"] == state))
+        yield presence
+        results = CounterMetricFamily(
+            "edge_agent_hub_results",
+            "Messages on the results and hub-status topics, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, key in (
+            ("confirmed", "results"),
+            ("rejected", "rejected_by_hub"),
+            ("unknown_event", "results_unknown"),
+            ("invalid", "results_invalid"),
+            ("invalid_hub_status", "hub_status_invalid"),
+        ):
+            if key in hub:
+                results.add_metric([outcome], _number(hub[key]))
+        yield results
+        yield CounterMetricFamily(
+            "edge_agent_hub_resends",
+            "Alerts published again because no hub result came in time",
+            _number(hub.get("resends")),
         )
 
     def _forwarder(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
