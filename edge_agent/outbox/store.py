@@ -835,6 +835,59 @@ class Outbox:
             log.warning("Outbox dead letters purged.", extra={"purged": deleted})
             return deleted
 
+    # -- recovery --------------------------------------------------------------------------
+
+    def salvage_progress(self, source: str) -> dict[str, Any]:
+        """How far ``recover`` got with the set-aside outbox ``source`` (empty: not begun)."""
+        with self._lock:
+            self._check_open()
+            try:
+                progress = self._cache.get(_SALVAGE_PREFIX + source)
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"salvage progress refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"reading salvage progress failed: {exc}") from exc
+            return progress if isinstance(progress, dict) else {}
+
+    @_survives_damage(retry=True)
+    def import_salvaged(
+        self,
+        source: str,
+        queued: Sequence[Mapping[str, Any]],
+        dead: Sequence[Mapping[str, Any]],
+        progress: Mapping[str, Any],
+    ) -> int:
+        """Append rows salvaged from the set-aside outbox ``source``: queue records (at the
+        end of the queue, in the order given, new ids) and dead letters, together with the
+        salvage ``progress`` in one transaction, so a ``recover`` that is interrupted and run
+        again imports nothing twice. Raises :class:`OutboxFull` past the cap."""
+        size = sum(len(encode_json(record)) for record in (*queued, *dead))
+        with self._lock:
+            self._check_open()
+            if self._bytes + size > self.max_bytes:
+                raise OutboxFull(f"salvage of {size} bytes would exceed the outbox cap")
+            try:
+                with self._cache.transact():
+                    for record in queued:
+                        new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
+                        self._cache.add(new_id, dict(record))
+                    for record in dead:
+                        new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
+                        self._cache.set(_dead_key(new_id), dict(record))
+                    self._cache.set(_SALVAGE_PREFIX + source, dict(progress))
+            except (OSError, sqlite3.Error) as exc:
+                if _is_disk_full(exc):
+                    raise OutboxFull(f"salvage refused: disk full ({exc})") from exc
+                raise OutboxError(f"salvage failed: {exc}") from exc
+            except Timeout as exc:
+                raise OutboxError(
+                    "salvage failed: the outbox is locked by another process"
+                ) from exc
+            self._depth += len(queued)
+            self._dead += len(dead)
+            self._refresh_bytes()
+            return len(queued) + len(dead)
+
     # -- status ----------------------------------------------------------------------------
 
     @_survives_damage(retry=True)
