@@ -16,6 +16,7 @@ A locked or unreadable file (permissions, I/O) is not damage: :class:`StoreUnava
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from typing import Any, Final
 from diskcache.core import DEFAULT_SETTINGS, EVICTION_POLICY, METADATA, MODE_RAW
 
 DB_NAME: Final = "cache.db"
+
+log = logging.getLogger(__name__)
 
 _CORRUPTION_CODES: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
@@ -64,11 +67,17 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def decode_text(data: bytes) -> str:
+    """SQLite TEXT as str; damaged bytes become U+FFFD instead of an exception."""
+    return data.decode("utf-8", "replace")
+
+
 @contextlib.contextmanager
 def _reader(db_path: Path, timeout_s: float) -> Iterator[sqlite3.Connection]:
     # A normal connection, not ``mode=ro``: after a crash the WAL may need recovery, and a
     # read-only connection would take a healthy file for a broken one. Only reads follow.
     connection = sqlite3.connect(str(db_path), timeout=timeout_s, isolation_level=None)
+    connection.text_factory = decode_text
     try:
         yield connection
     finally:
@@ -94,6 +103,9 @@ def find_damage(db_path: Path, timeout_s: float = 10.0) -> str | None:
         if is_corruption(exc):
             return f"SQLite reports damage: {exc}"
         raise StoreUnavailable(f"cannot check {db_path.name}: {exc}") from exc
+    except UnicodeDecodeError:
+        # sqlite3 decodes SQLite's error message, which quotes the damaged schema.
+        return "SQLite reports damage (in a message that is not even text)"
 
 
 def _schema_damage(db: sqlite3.Connection) -> str | None:
@@ -167,15 +179,21 @@ def highest_id(db_path: Path) -> int:
         "SELECT max(key) FROM Cache WHERE typeof(key) = 'integer'",
         "SELECT value FROM Cache WHERE key = 'meta:next-id' AND typeof(value) = 'integer'",
     )
-    with contextlib.suppress(sqlite3.Error, OSError):
+    try:
         uri = db_path.resolve().as_uri() + "?mode=ro"
         connection = sqlite3.connect(uri, uri=True, timeout=1.0)
-        try:
-            for query in queries:
-                with contextlib.suppress(sqlite3.Error):
-                    row = connection.execute(query).fetchone()
-                    if row is not None and type(row[0]) is int:
-                        highest = max(highest, row[0])
-        finally:
-            connection.close()
+    except (sqlite3.Error, OSError) as exc:
+        log.info("Damaged outbox: its highest id cannot be read.", extra={"error": str(exc)})
+        return 0
+    try:
+        for query in queries:
+            try:
+                row = connection.execute(query).fetchone()
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: an undecodable message
+                log.info("Damaged outbox: an id query failed.", extra={"error": repr(exc)})
+                continue
+            if row is not None and type(row[0]) is int:
+                highest = max(highest, row[0])
+    finally:
+        connection.close()
     return highest

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.outbox.aside import DAMAGE_NOTE, RECOVERED_NOTE, awaiting_recovery, write_note
-from edge_agent.outbox.integrity import DB_NAME
+from edge_agent.outbox.integrity import DB_NAME, decode_text
 from edge_agent.outbox.jsondisk import UnsafeRowError, decode_row
 from edge_agent.outbox.store import Outbox, OutboxError, _is_queue_record
 
@@ -141,7 +141,8 @@ def read_rows(db_path: Path) -> _Rows:
     try:
         uri = db_path.resolve().as_uri() + "?mode=ro"
         connection = sqlite3.connect(uri, uri=True, timeout=5.0)
-    except (sqlite3.Error, OSError) as exc:
+        connection.text_factory = decode_text
+    except (sqlite3.Error, OSError, ValueError) as exc:
         rows.unreadable.append(f"the file cannot be opened: {exc}")
         return rows
     try:
@@ -192,7 +193,7 @@ def _scan(connection: sqlite3.Connection, unreadable: list[str]) -> Iterator[tup
     damage costs only the rows it touched."""
     try:
         (highest,) = connection.execute("SELECT max(rowid) FROM Cache").fetchone()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError) as exc:
         unreadable.append(f"the Cache table cannot be read: {exc}")
         return
     if highest is None:
@@ -201,7 +202,7 @@ def _scan(connection: sqlite3.Connection, unreadable: list[str]) -> Iterator[tup
     while after < highest:
         try:
             chunk = connection.execute(_CHUNK_QUERY, (after, BATCH_ROWS)).fetchall()
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):
             chunk = None
         if chunk is not None:
             if not chunk:
@@ -212,7 +213,7 @@ def _scan(connection: sqlite3.Connection, unreadable: list[str]) -> Iterator[tup
         for rowid in range(after + 1, min(after + BATCH_ROWS, highest) + 1):
             try:
                 row = connection.execute(_ROW_QUERY, (rowid,)).fetchone()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError) as exc:
                 unreadable.append(f"row {rowid}: {exc}")
                 continue
             if row is not None:
