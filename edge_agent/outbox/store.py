@@ -132,7 +132,14 @@ class OutboxDamaged(OutboxCorrupt):
     schema, settings, key or counter): it must be set aside, not opened."""
 
 
-_DAMAGE_SIGNS: Final = (UnsafeRowError, TypeError, ValueError, KeyError, RecursionError)
+_DAMAGE_SIGNS: Final = (
+    UnsafeRowError,
+    TypeError,
+    ValueError,
+    KeyError,
+    RecursionError,
+    ArithmeticError,
+)
 """What a call raises when the store hands back data no healthy outbox holds (a tampered
 counter, size or key): diskcache fails with these deep inside."""
 
@@ -365,7 +372,7 @@ class Outbox:
             if isinstance(exc, sqlite3.Error) and is_corruption(exc):
                 raise OutboxDamaged(f"the outbox in {directory} is damaged: {exc}") from exc
             raise OutboxError(f"cannot read the outbox in {directory}: {exc}") from exc
-        except (TypeError, ValueError, KeyError, RecursionError) as exc:
+        except (TypeError, ValueError, KeyError, RecursionError, ArithmeticError) as exc:
             cache.close()
             raise OutboxDamaged(f"the outbox in {directory} is damaged: {exc}") from exc
 
@@ -385,7 +392,7 @@ class Outbox:
             if isinstance(exc, sqlite3.Error) and is_corruption(exc):
                 raise OutboxDamaged(f"the outbox in {directory} is damaged: {exc}") from exc
             raise OutboxError(f"cannot open the outbox in {directory}: {exc}") from exc
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
             raise OutboxDamaged(f"the outbox in {directory} is damaged: {exc}") from exc
         for child in directory.iterdir():
             if child.is_file():
