@@ -81,6 +81,8 @@ _COUNTER_KEY: Final = "meta:next-id"
 _DEAD_PREFIX: Final = "dead:"
 _FIRST_ID: Final = 1
 _SALVAGE_PREFIX: Final = "meta:salvaged:"
+_MISSING: Final = object()
+"""What a read returns for a key that is gone (a stored row may decode to None)."""
 
 RAW_KEEP_BYTES: Final = 64 * 1024
 """How many raw bytes of an undecodable row its dead letter keeps (base64) for an operator;
@@ -622,13 +624,13 @@ class Outbox:
     def _read_queue_record(self, item_id: int) -> dict[str, Any] | None:
         """The stored record, or None if it vanished. A refused row is quarantined."""
         try:
-            record = self._cache.get(item_id)
+            record = self._cache.get(item_id, default=_MISSING)
         except UnsafeRowError as exc:
             self._quarantine(item_id, exc)
             return None
-        if record is None:
+        if record is _MISSING:
             return None
-        if not _is_queue_record(record):
+        if not _is_queue_record(record):  # a stored JSON null too
             self._quarantine(item_id, UnsafeRowError("row is not an outbox record"))
             return None
         return cast(dict[str, Any], record)

@@ -127,6 +127,7 @@ BAD_ROWS: dict[str, tuple[object, int]] = {
     "wrong-shape-attempts": (b'{"p":{},"t":1.0,"a":"many","e":null}', 1),
     "wrong-shape-list": (b"[1,2,3]", 1),
     "not-json": (b"\xff\xfe{{", 1),
+    "json-null": (b"null", 1),
     "text-not-bytes": ("{}", 1),
     "pickle": (None, MODE_PICKLE),
 }
