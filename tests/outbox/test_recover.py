@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,40 @@ def test_recover_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "no damaged outbox awaits recovery" in capsys.readouterr().out
     assert main(["outbox", str(site), "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["depth"] == 6
+
+
+def test_recover_beside_an_agent_writing_the_same_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent's puts and recover's batches interleave: every event once, each stream in
+    # its own order, no id handed out twice.
+    damaged_state(tmp_path, count=400)
+    directory = tmp_path / "outbox"
+    monkeypatch.setattr(salvage, "BATCH_ROWS", 25)
+    with Outbox.open_or_replace(directory, CAP) as agent_outbox:
+        stop = threading.Event()
+        put_ids: list[int] = []
+
+        def agent_puts() -> None:
+            for n in range(300):
+                put_ids.append(agent_outbox.put({"event_id": f"new-{n}"}))
+                if stop.is_set() and n >= 20:
+                    return
+
+        writer = threading.Thread(target=agent_puts)
+        writer.start()
+        with Outbox.open(directory, CAP) as cli_outbox:
+            (report,) = salvage.recover(cli_outbox)
+        stop.set()
+        writer.join(60)
+        assert not writer.is_alive()
+        items = agent_outbox.peek(10_000)
+    ids = [item.id for item in items]
+    events = [str(item.payload["event_id"]) for item in items]
+    assert len(ids) == len(set(ids))
+    assert set(put_ids) <= set(ids)
+    old = [e for e in events if e.startswith("old-")]
+    new = [e for e in events if e.startswith("new-")]
+    assert old == [f"old-{n}" for n in range(1, 400) if n != 3]
+    assert new == [f"new-{n}" for n in range(len(put_ids))]
+    assert report.queued == len(old)
