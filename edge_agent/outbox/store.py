@@ -441,15 +441,15 @@ class Outbox:
                     },
                 )
                 return False
-            self._cache.close()
+            self._replaced_at = now  # also when it fails: at most one attempt a minute
+            self._cache.close()  # diskcache reconnects on the next call if we stay on it
             try:
                 aside = _set_aside_logged(self.directory, exc, during)
                 floor = max(self._highest_id, highest_id(aside / DB_NAME))
                 self._cache = self._open_cache(self.directory)
             except (OSError, OutboxError) as error:
-                self._closed = True
                 log.error(
-                    "Outbox could not be replaced after damage; it stays closed.",
+                    "Outbox could not be replaced after damage; calls go on failing.",
                     extra={"path": str(self.directory), "error": str(error)},
                 )
                 raise OutboxError(f"the damaged outbox could not be replaced: {error}") from exc
@@ -458,7 +458,6 @@ class Outbox:
             self._depth, self._dead = self._count_rows()
             self._bytes = self._stored_bytes()
             self._replaced += 1
-            self._replaced_at = now
             return True
 
     def _raise_counter(self, floor: int) -> None:
