@@ -94,7 +94,11 @@ def find_damage(db_path: Path, timeout_s: float = 10.0) -> str | None:
         return None
     except OSError as exc:
         raise StoreUnavailable(f"cannot read {db_path.name}: {exc.strerror}") from exc
-    if header and header != _SQLITE_HEADER[: len(header)]:
+    if not header:
+        # diskcache writes its tables in the same call that creates the file: an empty file
+        # found later was truncated (its events are gone, or only in the WAL beside it).
+        return "the file was truncated to 0 bytes"
+    if header != _SQLITE_HEADER[: len(header)]:
         return "the file is not an SQLite database"
     try:
         with _reader(db_path, timeout_s) as db:

@@ -72,7 +72,12 @@ def pickled_key(directory: Path) -> None:
     )
 
 
+def emptied(directory: Path) -> None:
+    (directory / "cache.db").write_bytes(b"")
+
+
 DAMAGES: dict[str, Callable[[Path], None]] = {
+    "emptied": emptied,
     "garbage": garbage,
     "truncated": truncated,
     "settings-disk-kwarg": settings_disk_kwarg,
