@@ -791,9 +791,14 @@ class Outbox:
         ]
 
     @_survives_damage(retry=True)
-    def retry_dead(self, ids: Iterable[int] | None = None) -> int:
+    def retry_dead(
+        self,
+        ids: Iterable[int] | None = None,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> int:
         """Move dead letters (all, or those ``ids``) back to the end of the queue with new
-        ids and zero attempts. Returns how many moved."""
+        ids and zero attempts, each payload passed through ``rewrite`` first if given (e.g.
+        the site file's corrected asset mapping). Returns how many moved."""
         wanted = None if ids is None else {int(i) for i in ids}
         with self._lock:
             self._check_open()
@@ -815,8 +820,12 @@ class Outbox:
                         put_at = record.get("t")
                         if type(put_at) not in (int, float):
                             put_at = time.time()
+                        try:
+                            payload = record["p"] if rewrite is None else rewrite(dict(record["p"]))
+                        except Exception as exc:  # the caller's callback, not store damage
+                            raise OutboxError(f"retry of dead letter {dead_id}: {exc}") from exc
                         new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
-                        self._cache.add(new_id, {"p": record["p"], "t": put_at, "a": 0, "e": None})
+                        self._cache.add(new_id, {"p": payload, "t": put_at, "a": 0, "e": None})
                         self._cache.delete(key)
                         moved += 1
             except UnsafeRowError as exc:
