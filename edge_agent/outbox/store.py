@@ -142,16 +142,39 @@ _DAMAGE_SIGNS: Final = (
     RecursionError,
     ArithmeticError,
 )
-"""What a call raises when the store hands back data no healthy outbox holds (a tampered
-counter, size or key): diskcache fails with these deep inside."""
+"""What diskcache raises deep inside when the store hands back data no healthy outbox holds
+(a tampered counter, size or key); damage only when raised there (:func:`_raised_in_store`)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _stored_int(value: Any) -> int:
+    """A counter or size read back from the store, which a healthy store keeps integral."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise OutboxCorrupt(f"the store holds {type(value).__name__} where a count belongs")
+
+
+def _raised_in_store(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of diskcache or our disk (a tampered row), not out of our
+    own code or a caller's arguments: those are bugs, and must not move the store aside."""
+    trace = exc.__traceback__
+    while trace is not None:
+        module = str(trace.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith("diskcache") or module == JsonOnlyDisk.__module__:
+            return True
+        trace = trace.tb_next
+    return False
+
+
 def _damage_in(exc: BaseException) -> bool:
-    if isinstance(exc, (OutboxCorrupt, *_DAMAGE_SIGNS)):
-        return not isinstance(exc, OutboxFull | PayloadRejected)
+    if isinstance(exc, OutboxCorrupt | UnsafeRowError):
+        return True
+    if isinstance(exc, _DAMAGE_SIGNS):
+        return _raised_in_store(exc)
     return (
         isinstance(exc, OutboxError) and exc.__cause__ is not None and is_corruption(exc.__cause__)
     )
@@ -518,7 +541,7 @@ class Outbox:
                 self._refuse(len(records), "cap reached", size)
             try:
                 with self._cache.transact():
-                    last = int(
+                    last = _stored_int(
                         self._cache.incr(_COUNTER_KEY, delta=len(records), default=_FIRST_ID - 1)
                     )
                     first = last - len(records) + 1
@@ -824,7 +847,7 @@ class Outbox:
                             payload = record["p"] if rewrite is None else rewrite(dict(record["p"]))
                         except Exception as exc:  # the caller's callback, not store damage
                             raise OutboxError(f"retry of dead letter {dead_id}: {exc}") from exc
-                        new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
+                        new_id = _stored_int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
                         self._cache.add(new_id, {"p": payload, "t": put_at, "a": 0, "e": None})
                         self._cache.delete(key)
                         moved += 1
@@ -886,10 +909,10 @@ class Outbox:
             try:
                 with self._cache.transact():
                     for record in queued:
-                        new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
+                        new_id = _stored_int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
                         self._cache.add(new_id, dict(record))
                     for record in dead:
-                        new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
+                        new_id = _stored_int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
                         self._cache.set(_dead_key(new_id), dict(record))
                     self._cache.set(_SALVAGE_PREFIX + source, dict(progress))
             except (OSError, sqlite3.Error) as exc:
@@ -968,7 +991,7 @@ class Outbox:
         return depth, dead
 
     def _stored_bytes(self) -> int:
-        return int(self._cache.reset("size"))
+        return _stored_int(self._cache.reset("size"))
 
     def _refresh_bytes(self) -> None:
         try:

@@ -231,3 +231,13 @@ def test_a_plain_open_never_replaces_while_running(tmp_path: Path) -> None:
         with pytest.raises(OutboxCorrupt):
             outbox.put({"n": 2})
     assert list(tmp_path.glob("outbox.damaged-*")) == []
+
+
+def test_a_callers_bug_is_not_taken_for_damage(tmp_path: Path) -> None:
+    directory = tmp_path / "outbox"
+    with Outbox.open_or_replace(directory, CAP) as outbox:
+        item_id = outbox.put({"n": 1})
+        with pytest.raises(TypeError):
+            outbox.ack(None)  # type: ignore[arg-type]
+        assert [i.id for i in outbox.lease(5)] == [item_id]
+    assert list(tmp_path.glob("outbox.damaged-*")) == []
