@@ -1,4 +1,4 @@
-"""``edge-agent outbox SITE.yaml status|list|dead|retry|purge``: look into the disk outbox.
+"""``edge-agent outbox SITE.yaml status|list|dead|retry|purge|recover``: the disk outbox.
 
 The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
 prints depth, bytes, the cap, the age of the oldest event, the events sent and awaiting the
@@ -7,7 +7,9 @@ dead letters per reason;
 ``list`` the queued events; ``dead`` the dead letters with their reasons; ``retry`` moves
 dead letters back to the end of the queue, with the site file's current asset mapping
 (so a letter refused for a wrong asset is fixed in the site file, then retried);
-``purge`` deletes the dead letters and asks for ``--yes``. ``--json`` prints
+``purge`` deletes the dead letters and asks for ``--yes``; ``recover`` salvages the events
+of damaged outboxes the agent set aside (``outbox.damaged-<time>``) into the live one and
+clears the readiness reason. ``--json`` prints
 machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
 own counts catch up at its next restart.
 """
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from edge_agent.config.models import SiteConfig
     from edge_agent.outbox import Outbox
 
-ACTIONS = ("status", "list", "dead", "retry", "purge")
+ACTIONS = ("status", "list", "dead", "retry", "purge", "recover")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -196,6 +198,7 @@ def _dead(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
             "attempts": d.attempts,
             "dead_at": d.dead_at,
             "payload": dict(d.payload),
+            "raw": dict(d.raw) if d.raw is not None else None,
         }
         for d in letters
     ]
@@ -253,10 +256,38 @@ def _purge(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
     return EXIT_OK
 
 
+def _recover(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    from edge_agent.outbox.salvage import recover
+
+    reports = recover(outbox)
+    document = [
+        {
+            "source": r.source,
+            "queued": r.queued,
+            "dead": r.dead,
+            "already_imported": r.already_imported,
+            "unreadable": r.unreadable,
+        }
+        for r in reports
+    ]
+    lines = []
+    for r in reports:
+        lines.append(
+            f"{r.source}: {r.queued} event(s) back in the queue, {r.dead} dead letter(s), "
+            f"{r.already_imported} imported by an earlier run, {len(r.unreadable)} unreadable"
+        )
+        lines += [f"  unreadable: {what}" for what in r.unreadable]
+    if not reports:
+        lines = ["no damaged outbox awaits recovery"]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
 _ACTIONS = {
     "status": _status,
     "list": _list,
     "dead": _dead,
     "retry": _retry,
     "purge": _purge,
+    "recover": _recover,
 }

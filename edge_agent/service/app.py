@@ -219,6 +219,11 @@ class Service:
             reasons.append(f"outbox status unavailable: {outbox_error}")
         if outbox.get("refusing"):
             reasons.append(OUTBOX_REFUSING)
+        if outbox.get("damaged"):
+            reasons.append(
+                f"outbox was damaged and set aside ({', '.join(outbox['damaged'])}); "
+                "run 'edge-agent outbox SITE recover'"
+            )
         if agent.outbox_write_error is not None:
             reasons.append(
                 f"outbox writes fail ({agent.outbox_write_error}); "

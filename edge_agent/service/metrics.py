@@ -190,6 +190,21 @@ class AgentCollector(Collector):
             "Alerts that can never be delivered",
             _number(stats.get("dead")),
         )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_damaged",
+            "Damaged outboxes set aside and awaiting 'edge-agent outbox SITE recover'",
+            len(stats.get("damaged") or ()),
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_replaced",
+            "Times a damaged outbox store was set aside and replaced by a fresh one",
+            _number(stats.get("replaced")),
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_rows_refused",
+            "Outbox rows that could not be decoded and became dead letters",
+            _number(stats.get("quarantined")),
+        )
         refused = max(_number(stats.get("refused")), float(self._agent.counters.outbox_refused))
         yield CounterMetricFamily(
             "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused

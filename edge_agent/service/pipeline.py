@@ -152,9 +152,14 @@ class Agent:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AgentError(f"cannot create state directory {self.state_dir}: {exc}") from exc
+        from edge_agent.outbox.store import OutboxError
+
         try:
+            # A damaged outbox is set aside, not fatal (docs/outbox.md, "A damaged outbox").
             self.outbox = await asyncio.to_thread(
-                self._outbox_cls.open, self.state_dir / "outbox", self.config.storage.max_bytes
+                self._outbox_cls.open_or_replace,
+                self.state_dir / "outbox",
+                self.config.storage.max_bytes,
             )
             self.rule_store = self._rule_store_cls.in_directory(self.state_dir)
             # Not durable on its own: ``_accept`` saves the state together with the alert
@@ -163,7 +168,7 @@ class Agent:
             self.engine = self._rule_engine_cls(
                 self.config, self.rule_store, durable=False, resume_at=agent_clock.now_ns()
             )
-        except OSError as exc:
+        except (OSError, OutboxError) as exc:
             raise AgentError(f"cannot open the state in {self.state_dir}: {exc}") from exc
         self.wall_clock = WallClockCheck(self.rule_store.saved_wall_ns)
         self.wall_clock.poll()
