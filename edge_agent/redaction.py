@@ -12,9 +12,10 @@ A secret is also recognised in the forms the outputs themselves write it in: JSO
 
 from __future__ import annotations
 
+import io
 import json
 import threading
-from typing import Any, Final
+from typing import Any, Final, TextIO
 from urllib.parse import quote
 
 REDACTED: Final = "***"
@@ -80,3 +81,33 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, int | float | bool) or value is None:
         return value
     return redact(str(value))
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts every write before passing it to ``target``: the command
+    line's stdout and stderr, so no command can print a secret whatever it prints."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(redact(text))
+        # What the caller gave: print() and friends check it against their own text.
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.target.encoding

@@ -34,6 +34,7 @@ from diskcache import Cache, Timeout
 
 from edge_agent.interfaces import OutboxItem
 from edge_agent.outbox.jsondisk import JsonOnlyDisk, UnsafeRowError, encode_json
+from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +361,7 @@ class Outbox:
     def _quarantine(self, item_id: int, exc: Exception) -> None:
         """Move an unreadable row out of the queue, without decoding it, to the dead
         letters, so it neither runs nor blocks everything behind it."""
-        reason = f"refused stored row: {exc}"
+        reason = redact(f"refused stored row: {exc}")
         log.error(
             "Outbox row refused and moved to the dead letters.",
             extra={"item_id": item_id, "reason": reason, "path": str(self.directory)},
@@ -402,6 +403,7 @@ class Outbox:
     def nack(self, ids: Iterable[int], reason: str | None = None) -> None:
         """Not delivered: release the leases and count an attempt; items keep their place."""
         wanted = list(ids)
+        reason = redact(reason) if reason is not None else None  # it is written to disk
         if not wanted:
             return
         with self._lock:
@@ -425,7 +427,9 @@ class Outbox:
             self._refresh_bytes()
 
     def dead_letter(self, item_id: int, reason: str) -> None:
-        """Move an item that can never be delivered to the dead letters, with ``reason``."""
+        """Move an item that can never be delivered to the dead letters, with ``reason``
+        (secrets redacted: it is written to disk and shown by ``edge-agent outbox``)."""
+        reason = redact(reason)
         with self._lock:
             self._check_open()
             try:
