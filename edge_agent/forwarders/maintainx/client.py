@@ -27,6 +27,7 @@ from edge_agent.forwarders.maintainx.errors import (
     TransientError,
 )
 from edge_agent.forwarders.maintainx.ratelimit import RatePacer
+from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,9 @@ class MaintainXClient:
         if status == 429:  # only reached when the pacer produced no wait (cannot happen)
             raise RateLimited(where, reset_s=1.0, body=body)
         if 400 <= status < 500:
-            raise BadRequest(f"{where}: {json.dumps(body)[:500]}", status=status, body=body)
+            # Redacted before the cut, which could leave a secret's prefix no one recognises.
+            text = redact(json.dumps(body))[:500]
+            raise BadRequest(f"{where}: {text}", status=status, body=body)
         if status >= 500:
             raise TransientError(where, status=status, body=body)
         raise MaintainXError(f"{where}: unexpected status", status=status, body=body)
