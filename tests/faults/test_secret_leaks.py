@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from edge_agent.forwarders.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox
-from edge_agent.redaction import redact, redact_bytes, register_secret
+from edge_agent.redaction import redact, register_secret
 from tests.conftest import REPO_ROOT, Broker, free_port
 from tests.service.conftest import (
     API_KEY,
@@ -243,6 +243,8 @@ async def test_mqtt_payloads_are_redacted(mosquitto: Broker) -> None:
 def test_redaction_finds_every_spelling(tail: str, before: str, after: str) -> None:
     # A marker first: the registry is the process's own, and other tests' outputs must
     # not lose ordinary text to a random "secret".
+    from edge_agent.redaction import redact_bytes
+
     secret = "\u00a7leak\u00a7" + tail
     register_secret(secret)
     for spelling in spellings(secret):
