@@ -36,6 +36,10 @@ from edge_agent.redaction import redact_bytes
 log = logging.getLogger(__name__)
 
 _READ_CHUNK: Final = 16 * 1024
+# The kernel's queue of connections not yet accepted (and how many asyncio accepts in one
+# go). Too short and a burst of clients is dropped at SYN (a 1 s retransmit for a prober);
+# what it costs is at most this many file descriptors more for an instant.
+ACCEPT_BACKLOG: Final = 128
 
 
 class ListenError(OSError):
@@ -142,7 +146,7 @@ class HttpServer:
     async def start(self) -> None:
         try:
             self._server = await asyncio.start_server(
-                self._accept, self._host, self._port, backlog=self.limits.max_connections
+                self._accept, self._host, self._port, backlog=ACCEPT_BACKLOG
             )
         except OSError as exc:
             raise ListenError(exc.errno, exc.strerror or str(exc)) from exc
