@@ -3,8 +3,9 @@
 The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
 prints depth, bytes, the cap, the age of the oldest event and the dead letters per reason;
 ``list`` the queued events; ``dead`` the dead letters with their reasons; ``retry`` moves
-dead letters back to the end of the queue; ``purge`` deletes the dead letters and asks for
-``--yes``. ``--json`` prints
+dead letters back to the end of the queue, with the site file's current asset mapping
+(so a letter refused for a wrong asset is fixed in the site file, then retried);
+``purge`` deletes the dead letters and asks for ``--yes``. ``--json`` prints
 machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
 own counts catch up at its next restart.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edge_agent.config.models import SiteConfig
     from edge_agent.outbox import Outbox
 
 ACTIONS = ("status", "list", "dead", "retry", "purge")
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"edge-agent outbox: no outbox at {directory} (has the agent run?)", file=sys.stderr)
         return EXIT_ERROR
+    # ``retry`` re-applies the site file's current asset mapping (see :func:`_retry`).
+    args.site_config = config
     try:
         with Outbox.open(directory, config.storage.max_bytes) as outbox:
             return _ACTIONS[args.action](outbox, args, directory)
@@ -184,9 +188,40 @@ def _dead(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
 
 
 def _retry(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
-    moved = outbox.retry_dead(args.ids)
-    _emit(args, {"retried": moved}, [f"moved {moved} dead letter(s) back to the queue"])
+    """Move dead letters back, with the asset mapping of the site file as it is *now*: a
+    letter refused for a deleted or wrong MaintainX asset id is fixed by correcting the site
+    file and retrying, not by editing stored messages."""
+    remapped: list[str] = []
+
+    def current_mapping(payload: dict[str, Any]) -> dict[str, Any]:
+        change = _remap_asset(payload, args.site_config)
+        if change is not None:
+            remapped.append(change)
+        return payload
+
+    moved = outbox.retry_dead(args.ids, rewrite=current_mapping)
+    lines = [f"moved {moved} dead letter(s) back to the queue"]
+    if remapped:
+        lines.append(f"re-applied the site file's asset mapping to {len(remapped)} of them:")
+        lines += [f"  {change}" for change in sorted(set(remapped))]
+    _emit(args, {"retried": moved, "remapped": len(remapped)}, lines)
     return EXIT_OK
+
+
+def _remap_asset(payload: dict[str, Any], config: SiteConfig) -> str | None:
+    """Set ``payload["asset"]`` to the site file's mapping for its asset id; what changed
+    (``P-101: maintainx_id 987654 → 1001``), or None."""
+    asset = payload.get("asset")
+    if not isinstance(asset, dict):
+        return None
+    configured = config.assets.get(str(asset.get("id")))
+    if configured is None:
+        return None
+    old = asset.get("maintainx_id")
+    if old == configured.maintainx_id:
+        return None
+    payload["asset"] = {**asset, "maintainx_id": configured.maintainx_id}
+    return f"{asset.get('id')}: maintainx_id {old} → {configured.maintainx_id}"
 
 
 def _purge(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:

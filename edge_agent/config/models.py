@@ -71,6 +71,16 @@ class Defaults(Model):
     stale_after: Duration = parse_duration("2m")
     chattering: Chattering = Chattering()
     flood: FloodGuard = FloodGuard()
+    # How far a source's own timestamp may be from the agent's clock before it is reported
+    # as implausible (the reading is used either way, on the agent's time).
+    source_time_skew: Duration = parse_duration("10m")
+
+    @field_validator("source_time_skew")
+    @classmethod
+    def _skew_bounds(cls, value: int) -> int:
+        if not parse_duration("1s") <= value <= parse_duration("7d"):
+            raise ValueError("must be between 1s and 7d")
+        return value
 
 
 # --------------------------------------------------------------------------- connections

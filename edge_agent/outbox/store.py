@@ -25,7 +25,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -498,9 +498,14 @@ class Outbox:
             if type(key) is str and key.startswith(_DEAD_PREFIX)
         ]
 
-    def retry_dead(self, ids: Iterable[int] | None = None) -> int:
+    def retry_dead(
+        self,
+        ids: Iterable[int] | None = None,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> int:
         """Move dead letters (all, or those ``ids``) back to the end of the queue with new
-        ids and zero attempts. Returns how many moved."""
+        ids and zero attempts, each payload passed through ``rewrite`` first if given (e.g.
+        the site file's corrected asset mapping). Returns how many moved."""
         wanted = None if ids is None else {int(i) for i in ids}
         with self._lock:
             self._check_open()
@@ -515,9 +520,8 @@ class Outbox:
                         if not isinstance(record, dict) or not record.get("p"):
                             continue  # a quarantined row has no payload to retry
                         new_id = int(self._cache.incr(_COUNTER_KEY, default=_FIRST_ID - 1))
-                        self._cache.add(
-                            new_id, {"p": record["p"], "t": record["t"], "a": 0, "e": None}
-                        )
+                        payload = record["p"] if rewrite is None else rewrite(dict(record["p"]))
+                        self._cache.add(new_id, {"p": payload, "t": record["t"], "a": 0, "e": None})
                         self._cache.delete(key)
                         moved += 1
             except UnsafeRowError as exc:

@@ -1,7 +1,10 @@
 """The rule engine: readings and clock ticks in, alarm events out.
 
-Pure and deterministic: time comes only from the readings' source timestamps and from
-``tick(now_ns)``. The exact semantics are in ``docs/rules.md``; the short version:
+Pure and deterministic: time comes only from the readings (``Reading.time_ns``: when the
+agent received it, or a trace's own time) and from ``tick(now_ns)``. The running agent
+feeds its monotonic clock, so no source timestamp and no wall-clock step moves a deadline;
+see ``resume_at`` for how saved times are carried over a restart. The exact semantics
+are in ``docs/rules.md``; the short version:
 
 - NORMAL → PENDING at the first tripping sample (``pending_since``), PENDING → ACTIVE at
   exactly ``pending_since + on_delay``; ACTIVE → CLEARING at the first clearing sample,
@@ -57,6 +60,7 @@ from edge_agent.rules.snapshot import (
     SnapshotError,
     encode_sensors,
     restore_snapshot,
+    shift_snapshot,
     take_snapshot,
 )
 from edge_agent.rules.store import RuleStateStore
@@ -103,6 +107,12 @@ class RuleEngine:
     atomically after every call that changed it (``durable=True``, the default). With
     ``durable=False`` the caller flushes with :meth:`flush` (e.g. after writing the events
     to the outbox); :attr:`dirty` says whether there is anything to flush.
+
+    ``resume_at`` (the running agent's clock now) carries the saved state over to a clock
+    that restarted (a monotonic clock starts again at boot): every saved time is shifted so
+    that the saved ``now`` becomes ``resume_at``. Each pending deadline keeps the time it
+    had left, cooldown and chattering windows keep theirs: nothing fires early and nothing
+    is lost. Without it (tests, tools), saved times are used as they are.
     """
 
     def __init__(
@@ -111,6 +121,7 @@ class RuleEngine:
         state: RuleStateStore | None = None,
         *,
         durable: bool = True,
+        resume_at: int | None = None,
     ) -> None:
         self._store = state
         self._durable = durable
@@ -141,6 +152,8 @@ class RuleEngine:
             snapshot = state.load()
             if snapshot is not None:
                 try:
+                    if resume_at is not None:
+                        snapshot = shift_snapshot(snapshot, resume_at)
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
                     log.error(
@@ -235,14 +248,18 @@ class RuleEngine:
 
     def feed(self, reading: Reading) -> list[AlarmEvent]:
         """Apply one reading; deadlines due at or before its time fire first."""
-        t = reading.source_time_ns
+        received = reading.received_ns
+        t = reading.source_time_ns if received is None else received
         heap = self._heap
         events: list[AlarmEvent] = self._fire_due(t) if heap and heap[0][0] <= t else []
         sensor = self.sensors.get(reading.sensor_id)
         if sensor is None:
             self.unknown_sensor += 1
             return self._finish(events)
-        if t <= sensor.last_time:
+        # A trace sample at or before the sensor's last one is a duplicate or out of order.
+        # A received time is never a duplicate: two samples of one sensor arriving together
+        # share it and apply in arrival order (an unchanged value polled again is fresh).
+        if t < sensor.last_time or (t == sensor.last_time and received is None):
             self.dropped_old += 1
             return self._finish(events)
         sensor.last_time = t
@@ -661,7 +678,8 @@ class RuleEngine:
         rule.state = ACTIVE
         rule.refresh_fast()
         rule.started = t
-        rule.alert_id = make_alert_id(self.site_id, rule.id, t)
+        rule.episodes += 1
+        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes)
         rule.priority = rule.base_priority
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):

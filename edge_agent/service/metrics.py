@@ -118,6 +118,21 @@ class AgentCollector(Collector):
         yield CounterMetricFamily(
             "edge_agent_rule_errors", "Rule evaluations that raised", counters.rule_errors
         )
+        skewed = CounterMetricFamily(
+            "edge_agent_source_time_implausible",
+            "Readings whose source timestamp was farther than defaults.source_time_skew from "
+            "the agent's clock (used on the agent's time), by sensor",
+            labels=["sensor"],
+        )
+        for sensor, count in sorted(self._agent.source_times.implausible.items()):
+            skewed.add_metric([sensor], count)
+        yield skewed
+        wall_clock = self._agent.wall_clock
+        yield GaugeMetricFamily(
+            "edge_agent_clock_implausible",
+            "1 while the system clock is before this release or behind the saved rule state",
+            float(wall_clock is not None and wall_clock.reason is not None),
+        )
         yield GaugeMetricFamily(
             "edge_agent_start_time_seconds",
             "Unix time the agent started",
@@ -212,6 +227,11 @@ class AgentCollector(Collector):
             "1 when the destination refused our credentials",
             status.credentials_rejected,
         )
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_holding",
+            "1 while the destination refuses every request alike (a configuration error)",
+            status.holding is not None,
+        )
         yield CounterMetricFamily("edge_agent_forwarder_sent", "Alerts delivered", status.sent)
         yield CounterMetricFamily(
             "edge_agent_forwarder_failed", "Delivery attempts that failed", status.failed
@@ -244,6 +264,11 @@ class AgentCollector(Collector):
             "edge_agent_config_errors",
             "Errors in the site file on disk that keep it from being applied",
             len(report.errors) if report.last_outcome == "rejected" else 0,
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_config_fallback",
+            "1 while the agent runs its last good configuration because the site file is invalid",
+            float(report.fallback is not None),
         )
 
 

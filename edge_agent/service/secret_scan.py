@@ -31,6 +31,16 @@ def _references(node: Any, key: str = "") -> Iterator[str]:
         yield node
 
 
+def environment_secrets(config: SiteConfig) -> list[str]:
+    """The ``${NAME}`` secret references in ``config``: a running process cannot see a new
+    value for these (systemd reads ``EnvironmentFile=`` at start), only a restart can."""
+    return sorted(
+        reference
+        for reference in set(_references(config.model_dump(mode="python", by_alias=True)))
+        if reference.startswith("${")
+    )
+
+
 def register_config_secrets(config: SiteConfig, base_dir: Path | None) -> int:
     """Resolve every secret reference in ``config`` and register its value; returns how
     many were registered. An unresolvable reference is skipped here: the component that

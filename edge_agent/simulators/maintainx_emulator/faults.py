@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -23,6 +24,7 @@ class FaultPlan:
     drop_before: bool = False
     stall_after_store_s: float | None = None  # store, then answer nothing for this long
     drop_after_store: bool = False
+    forced: tuple[int, Any] | None = None  # answer this (status, body), store nothing
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Faults:
     - ``echo_headers``: every error answer (4xx, 5xx) carries the request's headers in
       ``requestHeaders``, first in the body, as some proxies and debug builds do: the API
       key comes back in an error body (the agent must never show it).
+    - :meth:`force_status`: the next N requests answered with a given status and body
+      (a proxy's 408 or 413, a 400 naming no field...) before anything is stored.
     """
 
     latency_s: float = 0.0
@@ -59,6 +63,7 @@ class Faults:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
         self._burst_until = 0.0
+        self._forced: list[tuple[int, Any]] = []
 
     def reset(self) -> None:
         """Turn every fault off (the counters stay)."""
@@ -67,6 +72,13 @@ class Faults:
             self.timeout_after_store_rate = self.drop_rate = self.drop_after_store_rate = 0.0
             self.echo_headers = False
             self._burst_until = 0.0
+            self._forced.clear()
+
+    def force_status(self, status: int, body: Any = None, count: int = 1) -> None:
+        """Answer the next ``count`` requests (that carry a known key) with ``status`` and
+        ``body``, storing nothing."""
+        with self._lock:
+            self._forced.extend([(status, body)] * count)
 
     def force_429(self, seconds: float) -> None:
         """Refuse every request with 429 for the next ``seconds``."""
@@ -77,6 +89,10 @@ class Faults:
         """Draw the faults for one request."""
         with self._lock:
             plan = FaultPlan(latency_s=self.latency_s)
+            if self._forced:
+                plan.forced = self._forced.pop(0)
+                self.injected[f"forced_{plan.forced[0]}"] += 1
+                return plan
             now = time.monotonic()
             if now >= self._burst_until and self._chance(self.burst_429_rate):
                 self._burst_until = now + self.burst_429_s

@@ -238,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
         plan = state.faults.plan(self.command)
         if plan.latency_s and state.stopping.wait(plan.latency_s):
             return -1, None, {}
+        if plan.forced is not None:
+            record.fault = f"forced_{plan.forced[0]}"
+            return plan.forced[0], plan.forced[1], state.limiter.peek(key or "").headers()
         if plan.rate_limit_reset_s is not None:
             record.fault = "429"
             forced = RateDecision(
