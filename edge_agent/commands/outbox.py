@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.config.diagnostics import ConfigError
     from edge_agent.config.loader import load_site
     from edge_agent.outbox import Outbox, OutboxError
+    from edge_agent.service.secret_scan import register_config_secrets
 
     if args.action == "purge" and not args.yes:
         print(
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"edge-agent outbox: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
+    # Dead-letter reasons quote remote error bodies: hide this site's secrets in them.
+    register_config_secrets(config, args.site.absolute().parent)
     state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
     directory = state_dir / "outbox"
     if not directory.is_dir():

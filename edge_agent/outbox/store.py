@@ -63,6 +63,7 @@ from edge_agent.outbox.jsondisk import (
     encode_json,
     nesting_depth,
 )
+from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -692,7 +693,7 @@ class Outbox:
     def _quarantine(self, item_id: int, exc: Exception) -> None:
         """Move an unreadable row out of the queue, without decoding it, to the dead
         letters, so it neither runs nor blocks everything behind it."""
-        reason = f"refused stored row: {exc}"
+        reason = redact(f"refused stored row: {exc}")
         log.error(
             "Outbox row refused and moved to the dead letters.",
             extra={"item_id": item_id, "reason": reason, "path": str(self.directory)},
@@ -738,6 +739,7 @@ class Outbox:
     def nack(self, ids: Iterable[int], reason: str | None = None) -> None:
         """Not delivered: release the leases and count an attempt; items keep their place."""
         wanted = list(ids)
+        reason = redact(reason) if reason is not None else None  # it is written to disk
         if not wanted:
             return
         with self._lock:
@@ -762,7 +764,9 @@ class Outbox:
 
     @_survives_damage(retry=False)
     def dead_letter(self, item_id: int, reason: str) -> None:
-        """Move an item that can never be delivered to the dead letters, with ``reason``."""
+        """Move an item that can never be delivered to the dead letters, with ``reason``
+        (secrets redacted: it is written to disk and shown by ``edge-agent outbox``)."""
+        reason = redact(reason)
         with self._lock:
             self._check_open()
             try:
@@ -1076,6 +1080,7 @@ class Outbox:
     def dead_letter_awaiting(self, item_id: int, reason: str) -> bool:
         """The hub rejected this awaiting item: move it to the dead letters with the hub's
         reason. False when it is not awaiting (already handled)."""
+        reason = redact(reason)  # it is written to disk
         with self._lock:
             self._check_open()
             key = _await_key(item_id)

@@ -28,6 +28,7 @@ from edge_agent.forwarders.maintainx.errors import (
     TransientError,
 )
 from edge_agent.forwarders.maintainx.ratelimit import RatePacer
+from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,8 @@ class MaintainXClient:
             raise RateLimited(where, reset_s=1.0, body=body)
         if status >= 500 or status in RETRY_LATER_STATUSES:
             raise TransientError(where, status=status, body=body)
-        detail = f"{where}: {json.dumps(body)[:500]}"
+        # Redacted before the cut, which could leave a secret's prefix no one recognises.
+        detail = f"{where}: {redact(json.dumps(body))[:500]}"
         if status == 404:
             if _names_an_object(path):
                 raise NotFound(where, status=status, body=body)

@@ -40,6 +40,7 @@ from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
+from edge_agent.redaction import redact
 from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def check_message(payload: Mapping[str, Any]) -> AlertMessage:
 def _reason(exc: MaintainXError) -> str:
     body = exc.body if exc.body is not None else ""
     text = body if isinstance(body, str) else json.dumps(body)
-    return f"MaintainX HTTP {exc.status}: {text}"[:_REASON_CHARS]
+    # Redacted before it is cut: a cut through a secret would leave a prefix no redaction
+    # recognises.
+    return redact(f"MaintainX HTTP {exc.status}: {text}")[:_REASON_CHARS]
 
 
 class MaintainXForwarder:

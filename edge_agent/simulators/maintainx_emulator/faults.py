@@ -40,6 +40,9 @@ class Faults:
       client's timeout).
     - ``drop_rate``: share of requests whose connection is closed before anything happens.
     - ``drop_after_store_rate``: share of writes applied, then the connection closed.
+    - ``echo_headers``: every error answer (4xx, 5xx) carries the request's headers in
+      ``requestHeaders``, first in the body, as some proxies and debug builds do: the API
+      key comes back in an error body (the agent must never show it).
     - :meth:`force_status`: the next N requests answered with a given status and body
       (a proxy's 408 or 413, a 400 naming no field...) before anything is stored.
     """
@@ -52,6 +55,7 @@ class Faults:
     stall_s: float = 2.0
     drop_rate: float = 0.0
     drop_after_store_rate: float = 0.0
+    echo_headers: bool = False
     seed: int | None = None
     injected: Counter[str] = field(default_factory=Counter)
 
@@ -66,6 +70,7 @@ class Faults:
         with self._lock:
             self.latency_s = self.error_rate = self.burst_429_rate = 0.0
             self.timeout_after_store_rate = self.drop_rate = self.drop_after_store_rate = 0.0
+            self.echo_headers = False
             self._burst_until = 0.0
             self._forced.clear()
 

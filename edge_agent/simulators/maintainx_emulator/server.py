@@ -210,6 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append(record)
         status, body, headers = self._answer(state, record, split.path, query, raw_body)
+        if status >= 400 and state.faults.echo_headers:
+            state.faults.injected["echo_headers"] += 1
+            echoed = {"requestHeaders": dict(self.headers.items())}
+            body = {**echoed, **body} if isinstance(body, dict) else {**echoed, "body": body}
         record.status, record.response, record.finished = status, body, time.monotonic()
         record.response_headers = dict(headers)
         if status < 0:  # a dropped connection: answer nothing
