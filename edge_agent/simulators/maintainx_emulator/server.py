@@ -329,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
         if payload:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:  # say so: a client must not send the next request here
+            self.send_header("Connection", "close")
         self.end_headers()
         if payload:
             self.wfile.write(payload)
