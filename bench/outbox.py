@@ -1,9 +1,15 @@
-"""Outbox and MQTT drain benchmark: `.venv/bin/python bench/outbox.py`.
+"""Outbox and MQTT drain benchmark: `.venv/bin/python bench/outbox.py [--hub-only]`.
 
-Prints durable puts/s (single and batched, SQLite synchronous=FULL), put+ack/s, and the
-time to drain a 10,000-event backlog to a local mosquitto at QoS 1 (every PUBACK awaited
-before the outbox ack). Calls ``bench/outbox_maintainx.py:run_maintainx_drain()`` if it
-exists. Goals (issue 5): >= 3,000 puts/s single, >= 30,000/s batched, 10,000 drained < 5 s.
+Prints durable puts/s (single and batched, SQLite synchronous=FULL), put+ack/s, the
+time to drain a 10,000-event backlog to a local mosquitto at QoS 1 (``confirm: broker``:
+every PUBACK awaited before the outbox ack), and the same backlog confirmed by the hub
+(``confirm: hub``: mosquitto, ``edge-agent hub`` and the MaintainX emulator as processes;
+the events are first delivered once so that the hub knows them, then the same 10,000 are
+drained again and each leaves the outbox on the hub's result, which the hub answers from
+its record: nothing new is created). Calls
+``bench/outbox_maintainx.py:run_maintainx_drain()`` if it exists. Goals (issue 5): >= 3,000
+puts/s single, >= 30,000/s batched, 10,000 drained < 5 s; (issue 11) 10,000 confirmed by the
+hub < 20 s.
 """
 
 from __future__ import annotations
@@ -125,7 +131,13 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 async def drain_to_mqtt(outbox: Outbox, port: int, backlog: int, inflight: int) -> float:
     config = Mqtt.model_validate(
-        {"host": "127.0.0.1", "port": port, "inflight": inflight, "client_id": "bench-drain"}
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "inflight": inflight,
+            "client_id": "bench-drain",
+            "confirm": "broker",
+        }
     )
     forwarder = MqttForwarder(config, "bench", outbox, ROOT, idle_poll_s=0.01)
     started = time.perf_counter()
@@ -163,6 +175,177 @@ def bench_mqtt(work: Path) -> dict[str, Any]:
     return results
 
 
+def hub_event(i: int, base: int) -> dict[str, Any]:
+    """A valid alert message (the hub validates what it reads), one alert per event."""
+    from edge_agent.alerts import ALERT_SCHEMA, format_time_ns, make_alert_id, make_event_id
+
+    alert_id = make_alert_id("site-a", f"rule-{i % 100}", base + i)
+    return {
+        "schema": ALERT_SCHEMA,
+        "site": "site-a",
+        "event_id": make_event_id(alert_id, "activated"),
+        "alert_id": alert_id,
+        "event": "activated",
+        "time": format_time_ns(base + i),
+        "time_ns": base + i,
+        "rule": f"rule-{i % 100}",
+        "sensor": "pressure",
+        "asset": {"id": f"pump-{i % 7}", "name": "Pump", "maintainx_id": None},
+        "value": 9.5,
+        "peak": 9.9,
+        "limit": 8.0,
+        "unit": "bar",
+        "priority": "HIGH",
+        "notify": True,
+        "work_order": {
+            "title": f"High pressure {i}",
+            "description": "bench",
+            "priority": "HIGH",
+            "categories": [],
+            "assignees": [],
+            "due_date": None,
+        },
+    }
+
+
+async def drain_confirmed(
+    outbox: Outbox, port: int, backlog: int, max_awaiting: int, limit_s: float
+) -> tuple[float, dict[str, Any]]:
+    """Drain the outbox with ``confirm: hub`` until nothing is queued or awaiting."""
+    config = Mqtt.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "inflight": 100,
+            "client_id": "bench-confirmed",
+            "confirm": "hub",
+            "result_timeout": "5s",
+            "result_timeout_max": "20s",
+            "max_awaiting": max_awaiting,
+        }
+    )
+    forwarder = MqttForwarder(config, "site-a", outbox, ROOT, idle_poll_s=0.01)
+    started = time.perf_counter()
+    task = asyncio.create_task(forwarder.run())
+    while forwarder.status.sent < backlog and time.perf_counter() - started < limit_s:
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await forwarder.close()
+    left = outbox.stats().depth + outbox.awaiting_count()
+    extra = forwarder.status.extra
+    return elapsed, {"left": left, "resends": extra["resends"], "sent": forwarder.status.sent}
+
+
+def bench_hub_confirmed(work: Path, backlog: int = 10_000) -> dict[str, Any]:
+    """The 10,000-event backlog confirmed by the hub's results (see the module doc)."""
+    import os
+    import random
+
+    from ruamel.yaml import YAML
+
+    results: dict[str, Any] = {}
+    mqtt_port, mx_port, health_port = free_port(), free_port(), free_port()
+    conf = work / "hub-mosquitto.conf"
+    conf.write_text(
+        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_KEY_A": "bench-a"}
+    hub_file = work / "hub.yaml"
+    with hub_file.open("w") as handle:
+        YAML().dump(
+            {
+                "hub": {"id": "bench-hub", "group": "bench"},
+                "broker": {"host": "127.0.0.1", "port": mqtt_port},
+                "sites": {"site-a": {"api_key": "${BENCH_KEY_A}", "organization_id": 101}},
+                "maintainx": {
+                    "base_url": f"http://127.0.0.1:{mx_port}/v1",
+                    "rate_limit": 100_000_000,
+                },
+                "dedup": {"backend": "sqlite"},
+                "state_dir": str(work / "hub-state"),
+                "health": {"listen": f"127.0.0.1:{health_port}"},
+                "logging": {"level": "warning"},
+            },
+            handle,
+        )
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    procs = [subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "edge_agent",
+                    "simulate",
+                    "maintainx",
+                    "--port",
+                    str(mx_port),
+                    "--api-key",
+                    "bench-a",
+                    "--org",
+                    "101",
+                    "--no-rate-limit",
+                    "--rate-limit",
+                    "100000000",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        for port in (mqtt_port, mx_port):
+            if not wait_for_port(port, timeout_s=15):
+                raise RuntimeError(f"nothing listens on port {port}")
+        with (work / "hub.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "edge_agent", "hub", str(hub_file)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        if not wait_for_port(health_port, timeout_s=30):
+            raise RuntimeError("the hub did not start")
+        base = random.randrange(1 << 40) * 1_000_000
+        events = [hub_event(i, base) for i in range(backlog)]
+        # First delivery: the hub creates the work orders and records every event.
+        with Outbox.open(work / "hub-prime", CAP) as outbox:
+            outbox.put_many(events)
+            elapsed, info = asyncio.run(drain_confirmed(outbox, mqtt_port, backlog, 100, 600))
+        results["hub_first_delivery_10000_s"] = elapsed
+        print(f"first delivery of {backlog:,} through the hub (creates):", f"{elapsed:.2f} s", info)
+        # The measured drains: the same events again, known to the hub.
+        for max_awaiting in (20, 100, 1000):
+            with Outbox.open(work / f"hub-known-{max_awaiting}", CAP) as outbox:
+                outbox.put_many(events)
+                elapsed, info = asyncio.run(
+                    drain_confirmed(outbox, mqtt_port, backlog, max_awaiting, 120)
+                )
+            results[f"hub_confirmed_drain_10000_max_awaiting_{max_awaiting}_s"] = elapsed
+            print(
+                f"drain {backlog:,} confirmed by the hub (known), max_awaiting {max_awaiting}:",
+                f"{elapsed:.2f} s ({backlog / elapsed:,.0f}/s)",
+                info,
+            )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return results
+
+
 def bench_maintainx() -> dict[str, Any]:
     path = ROOT / "bench" / "outbox_maintainx.py"
     if not path.exists():
@@ -178,11 +361,15 @@ def bench_maintainx() -> dict[str, Any]:
 
 
 def main() -> None:
+    hub_only = "--hub-only" in sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         work = Path(tmp)
-        results = bench_puts(work)
-        results.update(bench_mqtt(work))
-    results.update(bench_maintainx())
+        results = {} if hub_only else bench_puts(work)
+        if not hub_only:
+            results.update(bench_mqtt(work))
+        results.update(bench_hub_confirmed(work))
+    if not hub_only:
+        results.update(bench_maintainx())
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}))
 
 

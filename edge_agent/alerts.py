@@ -21,7 +21,7 @@ Priority = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 
 PRIORITY_ORDER: Final[dict[str, int]] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 
-# A fixed namespace so that the same (site, rule, episode start) gives the same id on every
+# A fixed namespace so that the same (site, rule, episode number) gives the same id on every
 # machine, after every restart, forever.
 _ALERT_NAMESPACE: Final = uuid.UUID("6f1c2a6e-3b0e-5d7c-9a51-2d4e8f0b7c11")
 
@@ -67,11 +67,26 @@ class AlertMessage(TypedDict):
     # The rule's work order that is still open (known from the hub's work-order messages):
     # a re-activation comments on it instead of creating another.
     related_work_order: NotRequired[int]
+    # The sensor's own timestamp of its last reading (OPC UA SourceTimestamp), as reported:
+    # ``time`` is the agent's clock, which the rules run on.
+    source_time: NotRequired[str]
 
 
-def make_alert_id(site: str, rule_id: str, episode_start_ns: int) -> str:
-    """The stable id of one alarm episode: the same inputs give the same id everywhere."""
-    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{site}/{rule_id}/{episode_start_ns}"))
+def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> str:
+    """The stable id of one alarm episode: ``episode`` is the rule's episode number (1 for
+    its first), counted and persisted with the rule state. The same inputs give the same id
+    everywhere; two episodes of one rule never share one, whatever the clocks say.
+
+    ``lineage`` names one life of the rule state: a random token made when a state folder's
+    rule state starts from nothing (first start, or a lost or damaged state file) and saved
+    with it. Episode numbers start again at 1 in a new life; the lineage keeps those ids from
+    meeting the old life's ids that the ledger or the hub already know. ``replay`` has none."""
+    path = (
+        f"{site}/{rule_id}/{lineage}/episode/{episode}"
+        if lineage
+        else (f"{site}/{rule_id}/episode/{episode}")
+    )
+    return str(uuid.uuid5(_ALERT_NAMESPACE, path))
 
 
 def make_event_id(alert_id: str, event: str, qualifier: str = "") -> str:

@@ -11,9 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Protocol, TextIO, cast
 
 from edge_agent import __version__
+from edge_agent.redaction import RedactingStream
 
 # name -> (module under edge_agent.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,10 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # Every line any command prints passes the redaction point (secrets are registered as
+    # they are resolved, see edge_agent.redaction).
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _redacting(stdout), _redacting(stderr)
     try:
         return _load(args.command).run(args)
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _redacting(stream: TextIO) -> TextIO:
+    return cast(TextIO, RedactingStream(stream))
 
 
 if __name__ == "__main__":

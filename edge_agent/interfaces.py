@@ -71,6 +71,9 @@ class ForwarderStatus:
     dead_lettered: int = 0
     last_delivery_ns: int = 0
     last_error: str | None = None
+    holding: str | None = None
+    """Why the forwarder holds every item (its destination refuses every request alike: a
+    configuration error), or None."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,10 +1,15 @@
-"""``edge-agent outbox SITE.yaml status|list|dead|retry|purge``: look into the disk outbox.
+"""``edge-agent outbox SITE.yaml status|list|dead|retry|purge|recover``: the disk outbox.
 
 The outbox lives in ``<storage.path>/outbox`` (or ``<--state-dir>/outbox``). ``status``
-prints depth, bytes, the cap, the age of the oldest event and the dead letters per reason;
+prints depth, bytes, the cap, the age of the oldest event, the events sent and awaiting the
+hub's confirmation (with the age of the oldest), the hub presence the agent last saw and the
+dead letters per reason;
 ``list`` the queued events; ``dead`` the dead letters with their reasons; ``retry`` moves
-dead letters back to the end of the queue; ``purge`` deletes the dead letters and asks for
-``--yes``. ``--json`` prints
+dead letters back to the end of the queue, with the site file's current asset mapping
+(so a letter refused for a wrong asset is fixed in the site file, then retried);
+``purge`` deletes the dead letters and asks for ``--yes``; ``recover`` salvages the events
+of damaged outboxes the agent set aside (``outbox.damaged-<time>``) into the live one and
+clears the readiness reason. ``--json`` prints
 machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
 own counts catch up at its next restart.
 """
@@ -19,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edge_agent.config.models import SiteConfig
     from edge_agent.outbox import Outbox
 
-ACTIONS = ("status", "list", "dead", "retry", "purge")
+ACTIONS = ("status", "list", "dead", "retry", "purge", "recover")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.config.diagnostics import ConfigError
     from edge_agent.config.loader import load_site
     from edge_agent.outbox import Outbox, OutboxError
+    from edge_agent.service.secret_scan import register_config_secrets
 
     if args.action == "purge" and not args.yes:
         print(
@@ -61,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"edge-agent outbox: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
+    # Dead-letter reasons quote remote error bodies: hide this site's secrets in them.
+    register_config_secrets(config, args.site.absolute().parent)
     state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
     directory = state_dir / "outbox"
     if not directory.is_dir():
         print(f"edge-agent outbox: no outbox at {directory} (has the agent run?)", file=sys.stderr)
         return EXIT_ERROR
+    # ``retry`` re-applies the site file's current asset mapping (see :func:`_retry`).
+    args.site_config = config
     try:
         with Outbox.open(directory, config.storage.max_bytes) as outbox:
             return _ACTIONS[args.action](outbox, args, directory)
@@ -122,12 +133,17 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
     stats = outbox.stats()
     reasons = _reason_counts(outbox) if stats.dead else []
     share = 100.0 * stats.bytes / stats.cap_bytes if stats.cap_bytes else 0.0
+    awaiting = outbox.awaiting_stats()
+    hub = _hub_presence(outbox)
     document = {
         "path": str(directory),
         "depth": stats.depth,
         "bytes": stats.bytes,
         "cap_bytes": stats.cap_bytes,
         "oldest_age_s": stats.oldest_age_s,
+        "awaiting_hub": awaiting.count,
+        "awaiting_hub_oldest_age_s": awaiting.oldest_age_s,
+        "hub": hub,
         "dead": stats.dead,
         "dead_reasons": [{"reason": reason, "count": count} for reason, count in reasons],
     }
@@ -136,11 +152,30 @@ def _status(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
         f"queued:       {stats.depth} event(s)",
         f"bytes:        {stats.bytes:,} of {stats.cap_bytes:,} ({share:.1f}%)",
         f"oldest:       {_age(stats.oldest_age_s)}",
+        f"sent, awaiting the hub: {awaiting.count} event(s), oldest sent "
+        f"{_age(awaiting.oldest_age_s)} ago",
+        f"hub:          {hub['summary']}",
         f"dead letters: {stats.dead}",
     ]
     lines += [f"  {count:>6} × {reason}" for reason, count in reasons]
     _emit(args, document, lines)
     return EXIT_OK
+
+
+def _hub_presence(outbox: Outbox) -> dict[str, Any]:
+    """The hub presence the agent last saw (kept in the outbox by the MQTT forwarder)."""
+    note = outbox.note("hub")
+    if note is None:
+        return {"state": None, "since": None, "summary": "no hub presence recorded"}
+    state = str(note.get("state"))
+    since = note.get("time") if isinstance(note.get("time"), int | float) else None
+    age = _age(time.time() - since) if since is not None else "-"
+    summary = {
+        "online": f"online for {age}",
+        "offline": f"offline for {age}: the agent holds its events until a hub is online",
+        "unknown": "hub presence unknown (no hub status seen): resending on timeout",
+    }.get(state, state)
+    return {"state": state, "since": since, "summary": summary}
 
 
 def _list(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
@@ -166,6 +201,7 @@ def _dead(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
             "attempts": d.attempts,
             "dead_at": d.dead_at,
             "payload": dict(d.payload),
+            "raw": dict(d.raw) if d.raw is not None else None,
         }
         for d in letters
     ]
@@ -181,14 +217,72 @@ def _dead(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
 
 
 def _retry(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
-    moved = outbox.retry_dead(args.ids)
-    _emit(args, {"retried": moved}, [f"moved {moved} dead letter(s) back to the queue"])
+    """Move dead letters back, with the asset mapping of the site file as it is *now*: a
+    letter refused for a deleted or wrong MaintainX asset id is fixed by correcting the site
+    file and retrying, not by editing stored messages."""
+    remapped: list[str] = []
+
+    def current_mapping(payload: dict[str, Any]) -> dict[str, Any]:
+        change = _remap_asset(payload, args.site_config)
+        if change is not None:
+            remapped.append(change)
+        return payload
+
+    moved = outbox.retry_dead(args.ids, rewrite=current_mapping)
+    lines = [f"moved {moved} dead letter(s) back to the queue"]
+    if remapped:
+        lines.append(f"re-applied the site file's asset mapping to {len(remapped)} of them:")
+        lines += [f"  {change}" for change in sorted(set(remapped))]
+    _emit(args, {"retried": moved, "remapped": len(remapped)}, lines)
     return EXIT_OK
+
+
+def _remap_asset(payload: dict[str, Any], config: SiteConfig) -> str | None:
+    """Set ``payload["asset"]`` to the site file's mapping for its asset id; what changed
+    (``P-101: maintainx_id 987654 → 1001``), or None."""
+    asset = payload.get("asset")
+    if not isinstance(asset, dict):
+        return None
+    configured = config.assets.get(str(asset.get("id")))
+    if configured is None:
+        return None
+    old = asset.get("maintainx_id")
+    if old == configured.maintainx_id:
+        return None
+    payload["asset"] = {**asset, "maintainx_id": configured.maintainx_id}
+    return f"{asset.get('id')}: maintainx_id {old} → {configured.maintainx_id}"
 
 
 def _purge(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
     deleted = outbox.purge()
     _emit(args, {"purged": deleted}, [f"deleted {deleted} dead letter(s)"])
+    return EXIT_OK
+
+
+def _recover(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
+    from edge_agent.outbox.salvage import recover
+
+    reports = recover(outbox)
+    document = [
+        {
+            "source": r.source,
+            "queued": r.queued,
+            "dead": r.dead,
+            "already_imported": r.already_imported,
+            "unreadable": r.unreadable,
+        }
+        for r in reports
+    ]
+    lines = []
+    for r in reports:
+        lines.append(
+            f"{r.source}: {r.queued} event(s) back in the queue, {r.dead} dead letter(s), "
+            f"{r.already_imported} imported by an earlier run, {len(r.unreadable)} unreadable"
+        )
+        lines += [f"  unreadable: {what}" for what in r.unreadable]
+    if not reports:
+        lines = ["no damaged outbox awaits recovery"]
+    _emit(args, document, lines)
     return EXIT_OK
 
 
@@ -198,4 +292,5 @@ _ACTIONS = {
     "dead": _dead,
     "retry": _retry,
     "purge": _purge,
+    "recover": _recover,
 }

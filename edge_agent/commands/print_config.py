@@ -33,6 +33,7 @@ def render(data: object) -> str:
 def run(args: argparse.Namespace) -> int:
     from edge_agent.config.loader import check_site_files
     from edge_agent.config.models import dump_for_print
+    from edge_agent.service.secret_scan import register_config_secrets
 
     try:
         config, diagnostics = check_site_files(Path(args.file))
@@ -43,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_diagnostic(diagnostic), file=sys.stderr)
     if config is None:
         return 1
+    register_config_secrets(config, Path(args.file).absolute().parent)
     sys.stdout.write(render(dump_for_print(config)))
     return 0

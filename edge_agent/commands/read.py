@@ -23,6 +23,7 @@ from typing import Any
 from edge_agent.config.models import Sensor, SiteConfig
 from edge_agent.interfaces import Source
 from edge_agent.readings import Reading, Value, bad
+from edge_agent.service.secret_scan import register_config_secrets
 from edge_agent.sources import sensors_of
 
 # Longest wait for all connections together: a gateway that accepts and never answers
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     config = _load(args.site)
     if config is None:
         return 2
+    register_config_secrets(config, args.site.absolute().parent)
     if args.sensor:
         unknown = [s for s in args.sensor if s not in config.sensors]
         if unknown:

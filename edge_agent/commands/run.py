@@ -1,7 +1,9 @@
 """`edge-agent run SITE.yaml`: the agent as a service (see docs/operations.md).
 
 Exit codes: 0 after SIGTERM/SIGINT, 2 for a site file with errors (printed like
-``edge-agent validate``), 1 when the agent cannot start (state directory, health port).
+``edge-agent validate``) when there is no last good configuration to run instead (see
+:mod:`edge_agent.service.last_good`), 1 when the agent cannot start (state directory, health
+port). The systemd unit does not restart on 2: a broken file stays broken until edited.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_agent.config.diagnostics import Diagnostic
+    from edge_agent.config.models import SiteConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_agent.config.diagnostics import format_diagnostic
+    from edge_agent.config.models import Storage
     from edge_agent.service.isolated_load import check_isolated
     from edge_agent.service.logs import configure_logging
     from edge_agent.service.pipeline import AgentError
@@ -42,14 +51,29 @@ def run(args: argparse.Namespace) -> int:
     site_path = site_path.resolve()
     # Checked in a child process: the loader's peak memory never stays in the agent.
     config, diagnostics, watched = check_isolated(site_path)
+    fallback: str | None = None
     if config is None:
         for diagnostic in diagnostics:
             print(format_diagnostic(diagnostic), file=sys.stderr)
-        return 2
+        # The state folder of a file that does not load: the one systemd names, else the
+        # default (a broken file's own ``storage.path`` cannot be trusted).
+        state_dir = (args.state_dir or Path(Storage().path)).resolve()
+        config, fallback = _last_good(state_dir, site_path, diagnostics)
+        if config is None:
+            return 2
     configure_logging(config.logging.level, args.log_format or config.logging.format)
     log = logging.getLogger("edge_agent.run")
-    for diagnostic in diagnostics:
-        log.warning(format_diagnostic(diagnostic))
+    if fallback is not None:
+        for diagnostic in diagnostics:
+            if diagnostic.is_error:
+                log.error(format_diagnostic(diagnostic), extra={"event": "site_file_invalid"})
+        log.error(
+            "The site file is invalid; running the last good configuration until it is fixed.",
+            extra={"site_file": str(site_path), "why": fallback},
+        )
+    else:
+        for diagnostic in diagnostics:
+            log.warning(format_diagnostic(diagnostic))
     state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
     state_dir = state_dir.resolve()
 
@@ -57,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.service.health import HealthError
 
     async def main() -> int:
-        service = Service(site_path, config, state_dir, watched_files=watched)
+        service = Service(site_path, config, state_dir, watched_files=watched, fallback=fallback)
         return await service.run()
 
     try:
@@ -65,3 +89,25 @@ def run(args: argparse.Namespace) -> int:
     except (AgentError, HealthError) as exc:
         log.error("The agent could not start.", extra={"error": str(exc)})
         return 1
+
+
+def _last_good(
+    state_dir: Path, site_path: Path, diagnostics: Sequence[Diagnostic]
+) -> tuple[SiteConfig | None, str | None]:
+    """The last good configuration and the readiness reason for running it, or (None, None)
+    with the reason printed."""
+    from edge_agent.service.last_good import last_good_path, load_last_good, saved_at
+
+    config, problems = load_last_good(state_dir)
+    if config is None:
+        if problems:
+            print(
+                f"{last_good_path(state_dir)}: the last good configuration is unusable too",
+                file=sys.stderr,
+            )
+        return None, None
+    errors = sum(1 for d in diagnostics if d.is_error)
+    return config, (
+        f"running the last good configuration (saved {saved_at(state_dir)}): "
+        f"{site_path.name} has {errors} error(s); fix it and it is applied at once"
+    )

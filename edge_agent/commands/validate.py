@@ -48,10 +48,13 @@ def _hub_diagnostics(path: Path) -> list[Diagnostic]:
 def check_file(path: Path) -> list[Diagnostic]:
     """Every problem of one file, whichever kind it is (a top-level `hub:` makes a hub file)."""
     from edge_agent.config.loader import check_site_files, load_document
+    from edge_agent.service.secret_scan import register_document_secrets
 
     doc, diagnostics = load_document(path)
     if doc is None:
         return sort_diagnostics(diagnostics)
+    # What this file's secrets resolve to is hidden from every line printed about it.
+    register_document_secrets(doc.data, path.absolute().parent)
     if "hub" in doc.data:
         return _hub_diagnostics(path)
     _config, diagnostics = check_site_files(path)

@@ -71,6 +71,16 @@ class Defaults(Model):
     stale_after: Duration = parse_duration("2m")
     chattering: Chattering = Chattering()
     flood: FloodGuard = FloodGuard()
+    # How far a source's own timestamp may be from the agent's clock before it is reported
+    # as implausible (the reading is used either way, on the agent's time).
+    source_time_skew: Duration = parse_duration("10m")
+
+    @field_validator("source_time_skew")
+    @classmethod
+    def _skew_bounds(cls, value: int) -> int:
+        if not parse_duration("1s") <= value <= parse_duration("7d"):
+            raise ValueError("must be between 1s and 7d")
+        return value
 
 
 # --------------------------------------------------------------------------- connections
@@ -484,6 +494,26 @@ class Mqtt(Model):
     keepalive: Duration = parse_duration("30s")
     inflight: Annotated[int, Field(ge=1, le=1000)] = 20
     backoff: Backoff = Backoff()
+    # Who confirms delivery: "hub" (the hub's result on {prefix}/{site}/results; the broker's
+    # PUBACK only moves the event to "sent, awaiting the hub") or "broker" (the PUBACK, for
+    # a plain MQTT consumer without a hub).
+    confirm: Literal["hub", "broker"] = "hub"
+    # No result within result_timeout: publish again (same ids), doubling up to the max.
+    result_timeout: Duration = parse_duration("60s")
+    result_timeout_max: Duration = parse_duration("10m")
+    # Events sent and not yet confirmed by the hub at once; past it, new events wait.
+    max_awaiting: Annotated[int, Field(ge=1, le=100_000)] = 100
+
+    @model_validator(mode="after")
+    def _result_timeouts(self) -> Mqtt:
+        second = 1_000_000_000
+        if not second <= self.result_timeout <= 24 * 3600 * second:
+            raise ValueError("result_timeout must be between 1s and 24h")
+        if self.result_timeout_max < self.result_timeout:
+            raise ValueError("result_timeout_max must not be shorter than result_timeout")
+        if self.result_timeout_max > 24 * 3600 * second:
+            raise ValueError("result_timeout_max must be at most 24h")
+        return self
 
 
 class MaintainX(Model):

@@ -13,6 +13,8 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, PlainSerializer
 
+from edge_agent.redaction import register_secret
+
 _ENV_RE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -26,6 +28,9 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
+        # Registered where it is resolved: from here on no output of this process shows it,
+        # whichever component (agent, hub, a command) resolved it.
+        register_secret(value)
         self._value = value
 
     def reveal(self) -> str:

@@ -23,8 +23,9 @@ from edge_agent.service.tasks import cancel_and_wait, wait_event
 log = logging.getLogger(__name__)
 
 REFRESH_S = 0.5
-DRAIN_S = 8.0
-"""At the end, how long to wait for buffered work orders to reach MaintainX."""
+DRAIN_S = 30.0
+"""At the end, the longest wait for buffered work orders to reach MaintainX (it ends as soon
+as nothing is held; a loaded gateway can need far more than the usual second or two)."""
 
 
 @dataclass

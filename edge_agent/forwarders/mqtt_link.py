@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.config.models import Mqtt, Tls
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.redaction import redact_bytes
 from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,8 @@ class MqttLink:
         if client is None or not self.connected:
             future.set_exception(MqttDisconnected("not connected"))
             return future
-        info = client.publish(topic, payload, qos=qos, retain=retain)
+        # The one door to the broker for the agent and the hub: no secret goes through it.
+        info = client.publish(topic, redact_bytes(payload), qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             future.set_exception(MqttDisconnected(f"publish failed: {paho.error_string(info.rc)}"))
             return future

@@ -14,7 +14,6 @@ registers); ``POST /maintainx/webhooks`` finds the site from the payload's ``org
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
+from edge_agent.common.http import HttpServer, Limits, Request, Response
 from edge_agent.hub.messages import work_order_payload
 from edge_agent.hub.store import HubStore, StoreError, StoreRejected, WorkOrderRef
 from edge_agent.wire.alert import WireError, is_wire_id, wire_time_ns
@@ -35,6 +35,8 @@ PATH_PREFIX: Final = "/maintainx/webhooks"
 _MAX_HEADER_BYTES: Final = 16 * 1024
 _READ_TIMEOUT_S: Final = 10.0
 MAX_STATUS_CHARS: Final = 64
+# MaintainX delivers one webhook at a time per subscription: room for bursts and retries.
+_MAX_CONNECTIONS: Final = 64
 
 Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 
@@ -226,87 +228,43 @@ class WebhookHandler:
         return status, {"result": outcome}
 
 
-_REASONS: Final = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    411: "Length Required",
-    413: "Payload Too Large",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
-
-
 class WebhookServer:
-    """A minimal HTTP/1.1 server for the webhook endpoint (one request per connection)."""
+    """The webhook endpoint on the project's one bounded HTTP server
+    (:mod:`edge_agent.common.http`): POST only, bodies up to the handler's ``max_body``."""
 
     def __init__(self, host: str, port: int, handler: WebhookHandler) -> None:
-        self._host = host
-        self._port = port
         self._handler = handler
-        self._server: asyncio.Server | None = None
+        limits = Limits(
+            max_connections=_MAX_CONNECTIONS,
+            request_timeout_s=_READ_TIMEOUT_S,
+            max_head_bytes=_MAX_HEADER_BYTES,
+            max_body_bytes=handler.max_body,
+        )
+        self.server = HttpServer(
+            host, port, self._respond, name="webhooks", limits=limits, on_drop=self._dropped
+        )
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        return self.server.port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self._port, limit=_MAX_HEADER_BYTES
-        )
-        log.info("Webhook endpoint listening.", extra={"host": self._host, "port": self.port})
+        await self.server.start()  # ListenError is an OSError, as callers expect
+        log.info("Webhook endpoint listening.", extra={"port": self.port})
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        await self.server.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            status, answer = await asyncio.wait_for(self._request(reader), _READ_TIMEOUT_S)
-        except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
-            status, answer = 400, {"result": "bad_request"}
-        body = json.dumps(answer).encode()
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        with contextlib.suppress(ConnectionError):
-            writer.write(head.encode() + body)
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+    def _dropped(self, reason: str) -> None:
+        # Refused before the handler (too_large, timeout, bad_request, busy...): counted
+        # with the handler's outcomes, which the hub's metrics show.
+        self._handler.outcomes[reason] += 1
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
-        request_line = (await reader.readline()).decode("latin-1").strip()
-        parts = request_line.split(" ")
-        if len(parts) != 3:
-            return 400, {"result": "bad_request"}
-        method, path, _ = parts
-        headers: dict[str, str] = {}
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-            if len(headers) > 100:
-                return 431, {"result": "too_many_headers"}
-        if method != "POST":
-            return 405, {"result": "method_not_allowed"}
-        length_text = headers.get("content-length", "")
-        if not length_text.isdigit():
-            return 411, {"result": "length_required"}
-        length = int(length_text)
-        if length > self._handler.max_body:
-            self._handler.outcomes["too_large"] += 1
-            return 413, {"result": "too_large"}
-        body = await reader.readexactly(length)
-        return await self._handler.handle(path, headers, body)
+    async def _respond(self, request: Request) -> Response:
+        if request.method != "POST":
+            status, answer = 405, {"result": "method_not_allowed"}
+        else:
+            status, answer = await self._handler.handle(
+                request.target, request.headers, request.body
+            )
+        return Response(status, json.dumps(answer).encode(), "application/json")

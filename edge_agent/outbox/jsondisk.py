@@ -28,6 +28,11 @@ class UnsafeRowError(Exception):
     """
 
 
+MAX_NESTING: Final = 64
+"""Deepest nesting of lists and objects a stored value may have. An alarm event is a few
+levels deep; a row nested thousands deep is damage (it would exhaust the stack of whoever
+encodes it next: ``json`` raises ``RecursionError`` near 1,000 levels)."""
+
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -37,6 +42,27 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (0 for a scalar). Iterative, so a
+    deep value cannot exhaust the stack here; stops counting past :data:`MAX_NESTING`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 class JsonOnlyDisk(Disk):  # type: ignore[misc]  # diskcache ships no type hints
@@ -62,19 +88,30 @@ class JsonOnlyDisk(Disk):  # type: ignore[misc]  # diskcache ships no type hints
         return len(data), MODE_RAW, None, sqlite3.Binary(data)
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if mode != MODE_RAW or filename is not None:
-            kind = "pickle" if mode == MODE_PICKLE else f"mode {mode}"
-            raise UnsafeRowError(f"refused a stored row in {kind}: only JSON rows are read")
-        if type(value) is int:
-            return value
-        if type(value) is not bytes:
-            raise UnsafeRowError("refused a stored row that is not JSON bytes")
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise UnsafeRowError("refused a stored row that is not valid JSON") from exc
+        return decode_row(mode, filename, value)
 
     def remove(self, file_path: str) -> None:
         # We never write side files, so there is nothing of ours to delete; a filename in
         # a tampered row must not make us delete an arbitrary path either.
         return None
+
+
+def decode_row(mode: Any, filename: Any, value: Any) -> Any:
+    """A stored value, decoded only if it is a plain JSON row; else :class:`UnsafeRowError`.
+    Also used by ``recover`` on the rows of a set-aside outbox."""
+    if mode != MODE_RAW or filename is not None:
+        kind = "pickle" if mode == MODE_PICKLE else f"mode {mode}"
+        raise UnsafeRowError(f"refused a stored row in {kind}: only JSON rows are read")
+    if type(value) is int:
+        return value
+    if type(value) is not bytes:
+        raise UnsafeRowError("refused a stored row that is not JSON bytes")
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting too deep for the decoder; UnicodeDecodeError is a
+        # ValueError.
+        raise UnsafeRowError("refused a stored row that is not valid JSON") from exc
+    if nesting_depth(decoded) > MAX_NESTING:
+        raise UnsafeRowError(f"refused a stored row nested deeper than {MAX_NESTING} levels")
+    return decoded

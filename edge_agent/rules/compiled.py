@@ -65,6 +65,7 @@ class CompiledRule:
         "clear_below",
         "cooldown",
         "deadline",
+        "episodes",
         "fast",
         "gate_open",
         "gate_sensor",
@@ -162,6 +163,9 @@ class CompiledRule:
             self.gate_open = True
         self.reset()
         self.last_activation: int | None = None
+        # Episodes this rule has opened, ever (persisted): the next one's number names its
+        # alert id, so no clock value can make two episodes share an id.
+        self.episodes = 0
         self.chatter_times: list[int] | None = None
         self.chattering = False
 

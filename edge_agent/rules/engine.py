@@ -1,7 +1,10 @@
 """The rule engine: readings and clock ticks in, alarm events out.
 
-Pure and deterministic: time comes only from the readings' source timestamps and from
-``tick(now_ns)``. The exact semantics are in ``docs/rules.md``; the short version:
+Pure and deterministic: time comes only from the readings (``Reading.time_ns``: when the
+agent received it, or a trace's own time) and from ``tick(now_ns)``. The running agent
+feeds its monotonic clock, so no source timestamp and no wall-clock step moves a deadline;
+see ``resume_at`` for how saved times are carried over a restart. The exact semantics
+are in ``docs/rules.md``; the short version:
 
 - NORMAL → PENDING at the first tripping sample (``pending_since``), PENDING → ACTIVE at
   exactly ``pending_since + on_delay``; ACTIVE → CLEARING at the first clearing sample,
@@ -22,6 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import secrets
 from typing import Any, Final, cast
 
 from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
@@ -57,6 +61,7 @@ from edge_agent.rules.snapshot import (
     SnapshotError,
     encode_sensors,
     restore_snapshot,
+    shift_snapshot,
     take_snapshot,
 )
 from edge_agent.rules.store import RuleStateStore
@@ -103,6 +108,12 @@ class RuleEngine:
     atomically after every call that changed it (``durable=True``, the default). With
     ``durable=False`` the caller flushes with :meth:`flush` (e.g. after writing the events
     to the outbox); :attr:`dirty` says whether there is anything to flush.
+
+    ``resume_at`` (the running agent's clock now) carries the saved state over to a clock
+    that restarted (a monotonic clock starts again at boot): every saved time is shifted so
+    that the saved ``now`` becomes ``resume_at``. Each pending deadline keeps the time it
+    had left, cooldown and chattering windows keep theirs: nothing fires early and nothing
+    is lost. Without it (tests, tools), saved times are used as they are.
     """
 
     def __init__(
@@ -111,6 +122,7 @@ class RuleEngine:
         state: RuleStateStore | None = None,
         *,
         durable: bool = True,
+        resume_at: int | None = None,
     ) -> None:
         self._store = state
         self._durable = durable
@@ -136,11 +148,17 @@ class RuleEngine:
         self.state_save_errors = 0
         self.flood_times: list[int] = []
         self.flooding = False
+        # One life of the saved state (see ``make_alert_id``): none without a store, so a
+        # replay gives the same ids every time; a new one when a store has nothing usable.
+        self.lineage = ""
         self._build(config)
         if state is not None:
+            self.lineage = secrets.token_hex(8)
             snapshot = state.load()
             if snapshot is not None:
                 try:
+                    if resume_at is not None:
+                        snapshot = shift_snapshot(snapshot, resume_at)
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
                     log.error(
@@ -151,6 +169,7 @@ class RuleEngine:
                     self.now = None
                     self.flood_times = []
                     self.flooding = False
+                    self.lineage = secrets.token_hex(8)
                 self._rebuild_heap()
 
     # ------------------------------------------------------------------ configuration
@@ -235,14 +254,18 @@ class RuleEngine:
 
     def feed(self, reading: Reading) -> list[AlarmEvent]:
         """Apply one reading; deadlines due at or before its time fire first."""
-        t = reading.source_time_ns
+        received = reading.received_ns
+        t = reading.source_time_ns if received is None else received
         heap = self._heap
         events: list[AlarmEvent] = self._fire_due(t) if heap and heap[0][0] <= t else []
         sensor = self.sensors.get(reading.sensor_id)
         if sensor is None:
             self.unknown_sensor += 1
             return self._finish(events)
-        if t <= sensor.last_time:
+        # A trace sample at or before the sensor's last one is a duplicate or out of order.
+        # A received time is never a duplicate: two samples of one sensor arriving together
+        # share it and apply in arrival order (an unchanged value polled again is fresh).
+        if t < sensor.last_time or (t == sensor.last_time and received is None):
             self.dropped_old += 1
             return self._finish(events)
         sensor.last_time = t
@@ -661,7 +684,8 @@ class RuleEngine:
         rule.state = ACTIVE
         rule.refresh_fast()
         rule.started = t
-        rule.alert_id = make_alert_id(self.site_id, rule.id, t)
+        rule.episodes += 1
+        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes, self.lineage)
         rule.priority = rule.base_priority
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):

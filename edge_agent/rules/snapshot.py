@@ -49,6 +49,7 @@ def _rule_data(rule: CompiledRule) -> dict[str, Any]:
         "prev": None if rule.prev_time is None else [rule.prev_value, rule.prev_time],
         "anchor": None if rule.anchor_time is None else [rule.anchor_value, rule.anchor_time],
         "last_activation": rule.last_activation,
+        "episodes": rule.episodes,
         "chatter_times": list(rule.chatter_times or ()),
         "chattering": rule.chattering,
     }
@@ -83,6 +84,7 @@ def take_snapshot(
         if (
             rule.state
             or rule.last_activation is not None
+            or rule.episodes
             or rule.prev_time is not None
             or rule.anchor_time is not None
             or rule.stale
@@ -92,12 +94,61 @@ def take_snapshot(
     return {
         "version": SNAPSHOT_VERSION,
         "site": engine.site_id,
+        "lineage": engine.lineage,
         "now": engine.now,
         "rules": rules,
         "sensors": encode_sensors(engine, sensors),
         "flood": {"times": list(engine.flood_times), "flooding": engine.flooding},
         "exact": exact,
     }
+
+
+# The times a rule's saved data holds (each an int or None); ``prev`` and ``anchor`` are
+# ``[value, time]`` pairs, ``chatter_times`` a list.
+_RULE_TIMES: Final = ("deadline", "flat_due", "pending_since", "started", "last_activation")
+
+
+def shift_snapshot(data: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """``data`` with every time moved by the same amount, so that its ``now`` becomes
+    ``now_ns``: the state continues on another clock (the agent's monotonic clock after a
+    restart or a reboot). Durations between saved times are kept: a deadline due in 3 s
+    when saved is due 3 s after ``now_ns``. A state with no ``now`` is returned as is."""
+    try:
+        return _shifted(data, now_ns)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise SnapshotError(f"saved rule state has an unexpected shape: {exc}") from exc
+
+
+def _shifted(data: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    saved_now = data.get("now")
+    if saved_now is None:
+        return data
+    delta = now_ns - int(saved_now)
+
+    def move(t: Any) -> int | None:
+        return None if t is None else int(t) + delta
+
+    out = dict(data)
+    out["now"] = now_ns
+    out["flood"] = {**data["flood"], "times": [move(t) for t in data["flood"]["times"]]}
+    rules: dict[str, Any] = {}
+    for rule_id, saved in data["rules"].items():
+        rule = dict(saved)
+        for key in _RULE_TIMES:
+            rule[key] = move(saved.get(key))
+        for pair in ("prev", "anchor"):
+            if saved.get(pair) is not None:
+                rule[pair] = [saved[pair][0], move(saved[pair][1])]
+        rule["chatter_times"] = [move(t) for t in saved.get("chatter_times") or ()]
+        rules[rule_id] = rule
+    out["rules"] = rules
+    for section in ("sensor_base", "sensors"):
+        if section in data:
+            out[section] = {
+                sensor_id: [move(saved[0]), move(saved[1]), *saved[2:]]
+                for sensor_id, saved in data[section].items()
+            }
+    return out
 
 
 def restore_snapshot(engine: RuleEngine, data: dict[str, Any]) -> None:
@@ -116,6 +167,11 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         # Another site's state (a copied storage directory): not ours to continue.
         raise SnapshotError(f"saved rule state is for site {data.get('site')!r}")
     engine.now = data["now"]
+    # A state saved before lineages existed continues with none (its ids stay as they were).
+    lineage = data.get("lineage", "")
+    if not isinstance(lineage, str) or len(lineage) > 64:
+        raise SnapshotError("saved rule state has an unusable lineage")
+    engine.lineage = lineage
     flood = data["flood"]
     engine.flood_times = [int(t) for t in flood["times"]]
     engine.flooding = bool(flood["flooding"])
@@ -149,6 +205,8 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         same = saved["fingerprint"] == rule.fingerprint
         state = STATE_NAMES.index(saved["state"])
         rule.last_activation = saved["last_activation"]
+        # Kept whatever changed in the rule: a new episode must never reuse an id.
+        rule.episodes = int(saved.get("episodes", 0))
         rule.chatter_times = [int(t) for t in saved["chatter_times"]] or None
         rule.chattering = bool(saved["chattering"])
         rule.stale = bool(saved["stale"])

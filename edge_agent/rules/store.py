@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 STATE_FILE_NAME: Final = "rule-state.json"
 PENDING_KEY: Final = "pending_messages"
+SAVED_WALL_KEY: Final = "saved_wall_ns"
+"""The wall-clock time of the save: only to tell an implausible clock at the next start
+(the rules' own times are on the agent's monotonic clock)."""
 
 
 class StateStoreError(OSError):
@@ -41,6 +45,8 @@ class RuleStateStore:
         self.path = Path(path)
         self.discarded: Path | None = None
         self.pending_messages: list[dict[str, Any]] = []
+        # The wall-clock time of the state that :meth:`load` read, if it said.
+        self.saved_wall_ns: int | None = None
 
     @classmethod
     def in_directory(cls, storage_dir: Path) -> RuleStateStore:
@@ -72,6 +78,9 @@ class RuleStateStore:
                 extra={"path": str(self.path), "moved_to": str(aside), "error": str(exc)},
             )
             return None
+        saved_wall = data.pop(SAVED_WALL_KEY, None)
+        if isinstance(saved_wall, int) and not isinstance(saved_wall, bool):
+            self.saved_wall_ns = saved_wall
         pending = data.pop(PENDING_KEY, None)
         if isinstance(pending, list):
             self.pending_messages = [m for m in pending if isinstance(m, dict)]
@@ -82,8 +91,9 @@ class RuleStateStore:
         ``raw`` adds keys whose values are already JSON text (a cached, unchanged part)."""
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
+        data = {**data, SAVED_WALL_KEY: time.time_ns()}
         if self.pending_messages:
-            data = {**data, PENDING_KEY: self.pending_messages}
+            data[PENDING_KEY] = self.pending_messages
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)
         if raw:
             extra = "".join(f",{json.dumps(key)}:{value}" for key, value in raw.items())

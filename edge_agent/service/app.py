@@ -22,11 +22,12 @@ from typing import Any
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
 from edge_agent.service.health import HealthServer
+from edge_agent.service.last_good import NAG_INTERVAL_S, save_last_good
 from edge_agent.service.metrics import as_mapping, build_registry
 from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent
 from edge_agent.service.reload import Reloader, Validate, default_validate
 from edge_agent.service.sdnotify import SystemdNotifier
-from edge_agent.service.secret_scan import register_config_secrets
+from edge_agent.service.secret_scan import environment_secrets, register_config_secrets
 from edge_agent.service.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ class Service:
         watched_files: Sequence[Path] = (),
         notifier: SystemdNotifier | None = None,
         validate: Validate = default_validate,
+        fallback: str | None = None,
     ) -> None:
+        """``fallback``: why ``config`` is the last good configuration instead of the site
+        file's (None when it is the site file's own)."""
         self.site_path = site_path
         self.base_dir = site_path.parent
         self.notifier = notifier or SystemdNotifier()
@@ -60,6 +64,7 @@ class Service:
             on_done=lambda: self.notifier.ready("running"),
         )
         self.reloader.watch_files(list(watched_files))
+        self.reloader.report.fallback = fallback
         self.registry = build_registry(self.agent, self.reloader.report)
         self.health = HealthServer(config.health.listen, self, self.registry)
         self.stop_event = asyncio.Event()
@@ -80,7 +85,10 @@ class Service:
         self._tasks = [
             asyncio.create_task(self.reloader.watch(), name="reload-watch"),
             asyncio.create_task(self.notifier.watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self._fallback_reminder(), name="fallback-reminder"),
         ]
+        if self.reloader.report.fallback is None:
+            await self._save_last_good(self.agent.config)
         self.notifier.ready("running")
         self.ready_event.set()
 
@@ -131,7 +139,39 @@ class Service:
 
     async def _apply(self, config: SiteConfig, reload_credentials: bool) -> list[str]:
         register_config_secrets(config, self.base_dir)
-        return await self.agent.apply_config(config, reload_credentials)
+        from_environment = environment_secrets(config) if reload_credentials else []
+        if from_environment:
+            log.info(
+                "Secrets from the environment keep their start-up value; restart to change them "
+                "(file: secrets are re-read now).",
+                extra={"references": from_environment},
+            )
+        changes = await self.agent.apply_config(config, reload_credentials)
+        await self._save_last_good(config)
+        return changes
+
+    async def _save_last_good(self, config: SiteConfig) -> None:
+        """Keep ``config`` as the one to run if a later edit breaks the site file. A failure
+        costs only that safety net: logged, never fatal."""
+        try:
+            await asyncio.to_thread(save_last_good, self.agent.state_dir, config)
+        except OSError as exc:
+            log.error(
+                "Last good configuration not saved.",
+                extra={"state_dir": str(self.agent.state_dir), "error": str(exc)},
+            )
+
+    async def _fallback_reminder(self) -> None:
+        """While the last good configuration runs, say so every minute: a broken site file
+        must not be forgotten because the plant still runs."""
+        while True:
+            await asyncio.sleep(NAG_INTERVAL_S)
+            report = self.reloader.report
+            if report.fallback is not None:
+                log.error(
+                    "Running the last good configuration; fix the site file.",
+                    extra={"site_file": str(self.site_path), "why": report.fallback},
+                )
 
     # ------------------------------------------------------------------ health
 
@@ -157,12 +197,21 @@ class Service:
             forwarder = {
                 "connected": status.connected,
                 "credentials_rejected": status.credentials_rejected,
+                "holding": status.holding,
                 "last_error": status.last_error,
             }
             if status.credentials_rejected:
                 reasons.append("forwarder credentials were rejected")
+            elif status.holding is not None:
+                reasons.append(f"forwarder holds every alert: {status.holding}")
             elif not status.connected and not _untried(agent, status):
                 reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
+            # Confirmation by the hub (MQTT): presence and what awaits it; the forwarder
+            # names its own reasons (no hub online: holding).
+            for key in ("hub", "hub_presence", "awaiting_hub", "awaiting_hub_oldest_age_s"):
+                if key in status.extra:
+                    forwarder[key] = status.extra[key]
+            reasons.extend(str(r) for r in status.extra.get("readiness_reasons", ()))
         outbox, outbox_error = _outbox_status(agent)
         cap = outbox.get("cap_bytes") or agent.config.storage.max_bytes
         full = isinstance(outbox.get("bytes"), int) and outbox["bytes"] >= cap
@@ -170,6 +219,11 @@ class Service:
             reasons.append(f"outbox status unavailable: {outbox_error}")
         if outbox.get("refusing"):
             reasons.append(OUTBOX_REFUSING)
+        if outbox.get("damaged"):
+            reasons.append(
+                f"outbox was damaged and set aside ({', '.join(outbox['damaged'])}); "
+                "run 'edge-agent outbox SITE recover'"
+            )
         if agent.outbox_write_error is not None:
             reasons.append(
                 f"outbox writes fail ({agent.outbox_write_error}); "
@@ -181,6 +235,9 @@ class Service:
                 f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
             )
         reasons.extend(f"task {name} has stopped" for name in agent.task_failures())
+        if self.reloader.report.fallback is not None:
+            reasons.append(self.reloader.report.fallback)
+        reasons.extend(agent.clock_problems())
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,
@@ -211,6 +268,7 @@ class Service:
             "last_reload": report.last_outcome,
             "reloads": dict(report.outcomes),
             "errors": report.errors if report.last_outcome == "rejected" else [],
+            "fallback": report.fallback,
         }
 
 

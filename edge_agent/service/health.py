@@ -1,24 +1,36 @@
 """``/healthz``, ``/readyz`` and ``/metrics`` over plain HTTP/1.1 on ``health.listen``.
 
-A deliberately small server on asyncio streams: three GET endpoints, one request per
-connection, no dependency beyond prometheus-client for the text format. It listens on
-loopback by default; the site file may choose another address.
+Three GET endpoints on the project's one bounded HTTP server
+(:mod:`edge_agent.common.http`): a bounded number of connections, one timeout for a whole
+request, no request body. It listens on loopback by default; the site file may choose
+another address. What the server refused is counted in
+``edge_agent_http_connections_dropped_total{server="health",reason}``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any, Final, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edge_agent.common.http import HttpServer, Limits, ListenError, Request, Response
 
 log = logging.getLogger(__name__)
 
-_MAX_REQUEST_LINE = 4096
-_READ_TIMEOUT_S = 5.0
+HEALTH_LIMITS: Final = Limits(
+    # A prober or two and a Prometheus scrape at a time; room to spare, far below any
+    # file-descriptor limit.
+    max_connections=32,
+    request_timeout_s=5.0,
+    max_head_bytes=4 * 1024,
+    max_body_bytes=0,
+    handler_timeout_s=10.0,
+)
 
 
 class HealthError(Exception):
@@ -49,21 +61,47 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, port
 
 
+class HttpServerCollector(Collector):
+    """The HTTP servers' own counters, read at scrape time."""
+
+    def __init__(self, servers: list[HttpServer]) -> None:
+        self._servers = servers
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        dropped = CounterMetricFamily(
+            "edge_agent_http_connections_dropped",
+            "HTTP connections closed or refused by the server's bounds, by reason.",
+            labels=["server", "reason"],
+        )
+        open_now = GaugeMetricFamily(
+            "edge_agent_http_connections_open",
+            "HTTP connections open now.",
+            labels=["server"],
+        )
+        for server in self._servers:
+            for reason, count in sorted(server.stats.dropped.items()):
+                dropped.add_metric([server.name, reason], count)
+            open_now.add_metric([server.name], server.open_connections)
+        yield dropped
+        yield open_now
+
+
 class HealthServer:
     """Serves the three endpoints for one agent until :meth:`close`."""
 
     def __init__(self, listen: str, source: HealthSource, registry: CollectorRegistry) -> None:
-        self._host, self._port = parse_listen(listen)
+        self._host, port = parse_listen(listen)
         self._source = source
         self._registry = registry
-        self._server: asyncio.Server | None = None
+        self.server = HttpServer(
+            self._host, port, self._respond, name="health", limits=HEALTH_LIMITS
+        )
+        registry.register(HttpServerCollector([self.server]))
 
     @property
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        return self.server.port
 
     @property
     def host(self) -> str:
@@ -71,79 +109,29 @@ class HealthServer:
 
     async def start(self) -> None:
         try:
-            self._server = await asyncio.start_server(self._handle, self._host, self._port)
-        except OSError as exc:
+            await self.server.start()
+        except ListenError as exc:
             raise HealthError(
-                f"cannot listen on {self._host}:{self._port} for health: {exc.strerror}"
+                f"cannot listen on {self._host}:{self.server.port} for health: {exc.strerror}"
             ) from exc
         log.info("Health endpoint listening.", extra={"host": self._host, "port": self.port})
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self._server.wait_closed()
-            self._server = None
+        await self.server.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            status, content_type, body = await self._respond(reader)
-        except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            status, content_type, body = 400, "text/plain", b"bad request\n"
-        except ConnectionError:
-            writer.close()
-            return
-        except Exception:
-            log.exception("Health request failed.")
-            status, content_type, body = 500, "text/plain", b"internal error\n"
-        reason = {
-            200: "OK",
-            400: "Bad Request",
-            404: "Not Found",
-            405: "Method Not Allowed",
-            500: "Internal Server Error",
-        }
-        head = (
-            f"HTTP/1.1 {status} {reason.get(status, 'Service Unavailable')}\r\n"
-            f"Content-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Cache-Control: no-store\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        with contextlib.suppress(ConnectionError):
-            writer.write(head.encode("ascii") + body)
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        async with asyncio.timeout(_READ_TIMEOUT_S):
-            line = await reader.readline()
-        if len(line) > _MAX_REQUEST_LINE:
-            return 400, "text/plain", b"request line too long\n"
-        parts = line.decode("latin-1").split()
-        if len(parts) < 2:
-            return 400, "text/plain", b"bad request\n"
-        # Skip the headers: nothing here depends on them.
-        for _ in range(100):
-            async with asyncio.timeout(_READ_TIMEOUT_S):
-                header = await reader.readline()
-            if header in (b"\r\n", b"\n", b""):
-                break
-        method, target = parts[0], parts[1].split("?", 1)[0]
-        if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"only GET\n"
+    async def _respond(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, b"only GET\n")
+        target = request.path
         if target == "/healthz":
-            return 200, "application/json", _json(self._source.liveness())
+            return Response(200, _json(self._source.liveness()), "application/json")
         if target == "/readyz":
             ready, details = self._source.readiness()
-            return (200 if ready else 503), "application/json", _json(details)
+            return Response(200 if ready else 503, _json(details), "application/json")
         if target == "/metrics":
             # Collectors read live state and are quick: no need to leave the loop.
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
-        return 404, "text/plain", b"not found: try /healthz, /readyz or /metrics\n"
+            return Response(200, generate_latest(self._registry), CONTENT_TYPE_LATEST)
+        return Response(404, b"not found: try /healthz, /readyz or /metrics\n")
 
 
 def _json(document: dict[str, Any]) -> bytes:

@@ -3,6 +3,12 @@
 Every handler installed here carries a :class:`SecretRedactor`: any secret value registered
 with :func:`register_secret` is replaced by ``***`` in the message, its arguments, the
 ``extra={...}`` fields and tracebacks, whatever logger emitted the record.
+
+It also carries a :class:`RepeatLimiter`: the same message from the same logger is written
+at most ``burst`` times per ``interval``; what is held back is announced by one
+``Repeated log lines suppressed.`` line (fields ``suppressed``, ``suppressed_logger``,
+``suppressed_message``), so a failure that repeats thousands of times a second cannot fill
+the disk.
 """
 
 from __future__ import annotations
@@ -10,6 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -42,6 +53,94 @@ class SecretRedactor(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+@dataclass
+class _Window:
+    started: float
+    passed: int = 0
+    suppressed: int = 0
+    level: int = logging.INFO
+
+
+class RepeatLimiter(logging.Filter):
+    """At most ``burst`` records with the same (logger, message template) per ``interval``
+    seconds; then one summary line per window saying how many were held back.
+
+    The summary of a window is written when the window has ended and any record reaches
+    the handler (the same message again, or any other), at most once a second a sweep.
+    ``max_keys`` bounds the memory (the least recently seen message is forgotten).
+    """
+
+    SUMMARY: Final = "Repeated log lines suppressed."
+
+    def __init__(
+        self,
+        handler: logging.Handler,
+        *,
+        burst: int = 20,
+        interval_s: float = 10.0,
+        max_keys: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._handler = handler
+        self.burst = burst
+        self.interval_s = interval_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last_sweep = clock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self._clock()
+        key = (record.name, str(record.msg))
+        with self._lock:
+            due = self._sweep(now)
+            window = self._windows.get(key)
+            if window is not None and now - window.started >= self.interval_s:
+                if window.suppressed:
+                    due.append((key, window))
+                window = None
+            if window is None:
+                window = _Window(started=now)
+                self._windows[key] = window
+                while len(self._windows) > self._max_keys:
+                    self._windows.popitem(last=False)
+            self._windows.move_to_end(key)
+            window.level = max(window.level, record.levelno)
+            allowed = window.passed < self.burst
+            if allowed:
+                window.passed += 1
+            else:
+                window.suppressed += 1
+        for (logger_name, message), ended in due:
+            self._summarise(logger_name, message, ended)
+        return allowed
+
+    def _sweep(self, now: float) -> list[tuple[tuple[str, str], _Window]]:
+        """Windows that ended with lines held back (removed); at most once a second."""
+        if now - self._last_sweep < 1.0:
+            return []
+        self._last_sweep = now
+        ended = [
+            (key, window)
+            for key, window in self._windows.items()
+            if now - window.started >= self.interval_s
+        ]
+        for key, _ in ended:
+            del self._windows[key]
+        return [(key, window) for key, window in ended if window.suppressed]
+
+    def _summarise(self, logger_name: str, message: str, window: _Window) -> None:
+        record = logging.LogRecord(__name__, window.level, __file__, 0, self.SUMMARY, None, None)
+        record.suppressed = window.suppressed
+        record.suppressed_logger = logger_name
+        record.suppressed_message = message
+        record.interval_s = self.interval_s
+        # Through the handler's filters too: redacted, and limited like any other line.
+        self._handler.handle(record)
 
 
 def _json_default(value: Any) -> str:
@@ -85,15 +184,26 @@ class TextFormatter(logging.Formatter):
         return redact(" ".join(parts))
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    *,
+    repeat_burst: int = 20,
+    repeat_interval_s: float = 10.0,
+) -> None:
     """Send every log record to ``stream`` (stderr) as one line, replacing earlier handlers.
 
-    ``fmt`` is ``json``, ``text`` or ``auto`` (text on a terminal, JSON otherwise).
+    ``fmt`` is ``json``, ``text`` or ``auto`` (text on a terminal, JSON otherwise). The same
+    message from the same logger is written at most ``repeat_burst`` times per
+    ``repeat_interval_s`` (see :class:`RepeatLimiter`).
     """
     target = stream if stream is not None else sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not _is_tty(target))
     handler = logging.StreamHandler(target)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    # The limiter first: a held-back line costs no formatting and no redaction.
+    handler.addFilter(RepeatLimiter(handler, burst=repeat_burst, interval_s=repeat_interval_s))
     handler.addFilter(SecretRedactor())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -55,6 +55,7 @@ class AgentCollector(Collector):
         yield from self._pipeline()
         yield from self._rules()
         yield from self._outbox()
+        yield from self._hub()
         yield from self._forwarder()
         yield from self._reload()
 
@@ -118,6 +119,21 @@ class AgentCollector(Collector):
         yield CounterMetricFamily(
             "edge_agent_rule_errors", "Rule evaluations that raised", counters.rule_errors
         )
+        skewed = CounterMetricFamily(
+            "edge_agent_source_time_implausible",
+            "Readings whose source timestamp was farther than defaults.source_time_skew from "
+            "the agent's clock (used on the agent's time), by sensor",
+            labels=["sensor"],
+        )
+        for sensor, count in sorted(self._agent.source_times.implausible.items()):
+            skewed.add_metric([sensor], count)
+        yield skewed
+        wall_clock = self._agent.wall_clock
+        yield GaugeMetricFamily(
+            "edge_agent_clock_implausible",
+            "1 while the system clock is before this release or behind the saved rule state",
+            float(wall_clock is not None and wall_clock.reason is not None),
+        )
         yield GaugeMetricFamily(
             "edge_agent_start_time_seconds",
             "Unix time the agent started",
@@ -174,6 +190,21 @@ class AgentCollector(Collector):
             "Alerts that can never be delivered",
             _number(stats.get("dead")),
         )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_damaged",
+            "Damaged outboxes set aside and awaiting 'edge-agent outbox SITE recover'",
+            len(stats.get("damaged") or ()),
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_replaced",
+            "Times a damaged outbox store was set aside and replaced by a fresh one",
+            _number(stats.get("replaced")),
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_rows_refused",
+            "Outbox rows that could not be decoded and became dead letters",
+            _number(stats.get("quarantined")),
+        )
         refused = max(_number(stats.get("refused")), float(self._agent.counters.outbox_refused))
         yield CounterMetricFamily(
             "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused
@@ -199,6 +230,56 @@ class AgentCollector(Collector):
             self._agent.counters.alerts_rejected,
         )
 
+    def _hub(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Confirmation by the hub (``forwarding.mqtt.confirm: hub``): kept by the MQTT
+        forwarder, which holds in memory the same awaiting items as the outbox on disk."""
+        forwarder = self._agent.forwarder
+        hub = forwarder.status.extra if forwarder is not None else {}
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_awaiting_hub",
+            "Alerts the broker acknowledged and the hub has not confirmed yet",
+            _number(hub.get("awaiting_hub")),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_awaiting_hub_oldest_age_seconds",
+            "Time since the oldest alert awaiting the hub was first sent (0: none)",
+            _number(hub.get("awaiting_hub_oldest_age_s")),
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_outbox_held_for_hub",
+            "1 while every known hub replica is offline: nothing is sent or resent",
+            _number(hub.get("held_for_hub")),
+        )
+        presence = GaugeMetricFamily(
+            "edge_agent_hub_presence",
+            "1 for the hub presence the agent sees (unknown: no hub status ever seen)",
+            labels=["state"],
+        )
+        if "hub_presence" in hub:
+            for state in ("unknown", "online", "offline"):
+                presence.add_metric([state], float(hub["hub_presence"] == state))
+        yield presence
+        results = CounterMetricFamily(
+            "edge_agent_hub_results",
+            "Messages on the results and hub-status topics, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, key in (
+            ("confirmed", "results"),
+            ("rejected", "rejected_by_hub"),
+            ("unknown_event", "results_unknown"),
+            ("invalid", "results_invalid"),
+            ("invalid_hub_status", "hub_status_invalid"),
+        ):
+            if key in hub:
+                results.add_metric([outcome], _number(hub[key]))
+        yield results
+        yield CounterMetricFamily(
+            "edge_agent_hub_resends",
+            "Alerts published again because no hub result came in time",
+            _number(hub.get("resends")),
+        )
+
     def _forwarder(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         forwarder = self._agent.forwarder
         if forwarder is None:
@@ -211,6 +292,11 @@ class AgentCollector(Collector):
             "edge_agent_forwarder_credentials_rejected",
             "1 when the destination refused our credentials",
             status.credentials_rejected,
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_forwarder_holding",
+            "1 while the destination refuses every request alike (a configuration error)",
+            status.holding is not None,
         )
         yield CounterMetricFamily("edge_agent_forwarder_sent", "Alerts delivered", status.sent)
         yield CounterMetricFamily(
@@ -244,6 +330,11 @@ class AgentCollector(Collector):
             "edge_agent_config_errors",
             "Errors in the site file on disk that keep it from being applied",
             len(report.errors) if report.last_outcome == "rejected" else 0,
+        )
+        yield GaugeMetricFamily(
+            "edge_agent_config_fallback",
+            "1 while the agent runs its last good configuration because the site file is invalid",
+            float(report.fallback is not None),
         )
 
 

@@ -6,6 +6,11 @@
     source:ua1  ─┼─► readings ─► rules ─► outbox (disk) ◄─ forwarder ─► hub / MaintainX
     clock tick  ─┘      (ticks drive on/off delays and staleness inside the "rules" task)
 
+The rules run on the agent's monotonic clock (``agent_clock``): a batch is stamped when it
+reaches the agent and the engine is ticked with the same clock; a source's timestamp is
+checked for plausibility and reported, never used for a deadline. Alert messages get
+wall-clock times when they are made.
+
 The outbox is the only buffer that grows: a slow or absent forwarder never makes the agent
 drop readings or hold more than ``READINGS_QUEUE_BATCHES`` poll batches in memory.
 
@@ -32,6 +37,8 @@ from typing import Any
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
+from edge_agent.service import agent_clock
+from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
 from edge_agent.service.tasks import cancel_and_wait, wait_done, wait_event
 
 log = logging.getLogger(__name__)
@@ -104,6 +111,9 @@ class Agent:
         # The last alarm events, newest last (for the demo's view and debugging).
         self.recent_events: deque[Any] = deque(maxlen=50)
         self.started_ns = time.time_ns()
+        self.source_times = SourceTimeCheck(config.defaults.source_time_skew)
+        # Set at start, from the saved rule state's wall time.
+        self.wall_clock: WallClockCheck | None = None
         self.stopping = False
         # Alerts waiting to enter the outbox, full or failing (the rules wait with them).
         self.holding_alerts = 0
@@ -142,16 +152,26 @@ class Agent:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AgentError(f"cannot create state directory {self.state_dir}: {exc}") from exc
+        from edge_agent.outbox.store import OutboxError
+
         try:
+            # A damaged outbox is set aside, not fatal (docs/outbox.md, "A damaged outbox").
             self.outbox = await asyncio.to_thread(
-                self._outbox_cls.open, self.state_dir / "outbox", self.config.storage.max_bytes
+                self._outbox_cls.open_or_replace,
+                self.state_dir / "outbox",
+                self.config.storage.max_bytes,
             )
             self.rule_store = self._rule_store_cls.in_directory(self.state_dir)
             # Not durable on its own: ``_accept`` saves the state together with the alert
             # messages it produced, then puts them in the outbox.
-            self.engine = self._rule_engine_cls(self.config, self.rule_store, durable=False)
-        except OSError as exc:
+            # The saved state continues on this run's monotonic clock (see RuleEngine).
+            self.engine = self._rule_engine_cls(
+                self.config, self.rule_store, durable=False, resume_at=agent_clock.now_ns()
+            )
+        except (OSError, OutboxError) as exc:
             raise AgentError(f"cannot open the state in {self.state_dir}: {exc}") from exc
+        self.wall_clock = WallClockCheck(self.rule_store.saved_wall_ns)
+        self.wall_clock.poll()
         self._rules_task = asyncio.create_task(self._rules_loop(), name="rules")
         self._start_forwarder()
         from edge_agent.sources import build_sources
@@ -301,7 +321,11 @@ class Agent:
         # Awaiting a full queue is the backpressure: the source polls again only when the
         # rules have caught up, instead of readings piling up in memory.
         if readings:
-            await self._queue.put(readings)
+            # Stamped on arrival: readings that wait in the queue (behind a stall) keep the
+            # time they arrived, and an unchanged value polled again is a fresh reading.
+            received = agent_clock.now_ns()
+            self.source_times.check(readings, time.time_ns())
+            await self._queue.put([reading.received(received) for reading in readings])
 
     # ------------------------------------------------------------------ rules
 
@@ -323,7 +347,9 @@ class Agent:
                 events.extend(self._feed(reading))
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_INTERVAL_S
-                events.extend(self._tick(time.time_ns()))
+                events.extend(self._tick(agent_clock.now_ns()))
+                if self.wall_clock is not None:
+                    self.wall_clock.poll()
             if events:
                 await self._accept(events)
             elif time.monotonic() >= next_flush:
@@ -356,6 +382,8 @@ class Agent:
         from edge_agent.rules import to_alert_message
 
         self.counters.alarm_events += len(events)
+        offset = agent_clock.wall_offset_ns()
+        events = [agent_clock.on_wall_clock(event, offset) for event in events]
         self.recent_events.extend(events)
         messages: list[Any] = []
         for event in events:
@@ -376,6 +404,7 @@ class Agent:
                 },
             )
             if message is not None:
+                message = self._with_source_time(message)
                 if self.work_orders is not None:
                     message = self.work_orders.annotate(message)
                 messages.append(message)
@@ -386,6 +415,18 @@ class Agent:
         self.rule_store.pending_messages = [*self.rule_store.pending_messages, *messages]
         self._save_rule_state(force=True)
         await self._hand_over()
+
+    def _with_source_time(self, message: Any) -> Any:
+        """The message with its sensor's last source timestamp (what the device said), when
+        the agent has one that can be written as a date."""
+        latest = self.latest.get(message["sensor"])
+        text = None if latest is None else agent_clock.source_time_text(latest.source_time_ns)
+        return message if text is None else {**message, "source_time": text}
+
+    def clock_problems(self) -> list[str]:
+        """``/readyz`` reasons about the wall clock (alarm timing never depends on it)."""
+        reason = self.wall_clock.reason if self.wall_clock is not None else None
+        return [] if reason is None else [reason]
 
     async def _recover_pending(self) -> None:
         """Queue the alerts a crash left in the rule state (saved, not yet in the outbox)."""
@@ -554,6 +595,7 @@ class Agent:
             old = self.config
             changes: list[str] = []
             self.engine.reconfigure(new)
+            self.source_times.skew_ns = new.defaults.source_time_skew
             if old.rules != new.rules or old.assets != new.assets:
                 changes.append("rules")
             self.config = new

@@ -40,6 +40,10 @@ class ReloadReport:
     last_changes: list[str] = field(default_factory=list)
     # The errors of the last rejected reload, formatted exactly as `edge-agent validate`.
     errors: list[str] = field(default_factory=list)
+    # Set while the agent runs its last good configuration because the site file is
+    # invalid (see :mod:`edge_agent.service.last_good`): the readiness reason. The first
+    # reload that applies the site file clears it.
+    fallback: str | None = None
 
 
 def fingerprint(paths: Sequence[Path]) -> dict[Path, str | None]:
@@ -179,6 +183,9 @@ class Reloader:
         report.last_outcome = "applied"
         report.last_changes = changes
         log.info("Configuration reloaded.", extra={"reason": reason, "changes": changes})
+        if report.fallback is not None:
+            report.fallback = None
+            log.warning("The site file is valid again; the last good configuration is retired.")
         return True
 
     async def watch(self) -> None:

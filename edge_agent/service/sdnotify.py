@@ -14,6 +14,8 @@ import socket
 import time
 from collections.abc import Mapping
 
+from edge_agent.redaction import redact
+
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 0.5
@@ -48,7 +50,7 @@ class SystemdNotifier:
         """Send one datagram; False (logged, never raised) if it could not be sent."""
         if self._address is None:
             return False
-        payload = "\n".join(lines).encode()
+        payload = redact("\n".join(lines)).encode()  # STATUS= shows in systemctl status
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 # A full receive queue (systemd busy) would drop a non-blocking send; wait a

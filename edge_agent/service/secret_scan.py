@@ -31,12 +31,28 @@ def _references(node: Any, key: str = "") -> Iterator[str]:
         yield node
 
 
+def environment_secrets(config: SiteConfig) -> list[str]:
+    """The ``${NAME}`` secret references in ``config``: a running process cannot see a new
+    value for these (systemd reads ``EnvironmentFile=`` at start), only a restart can."""
+    return sorted(
+        reference
+        for reference in set(_references(config.model_dump(mode="python", by_alias=True)))
+        if reference.startswith("${")
+    )
+
+
 def register_config_secrets(config: SiteConfig, base_dir: Path | None) -> int:
     """Resolve every secret reference in ``config`` and register its value; returns how
     many were registered. An unresolvable reference is skipped here: the component that
     needs it reports the error (naming the reference, never a value)."""
+    return register_document_secrets(config.model_dump(mode="python", by_alias=True), base_dir)
+
+
+def register_document_secrets(data: Any, base_dir: Path | None) -> int:
+    """:func:`register_config_secrets` for a file as read (a site or hub file that may not
+    validate): what a command that prints about a file needs before it prints."""
     count = 0
-    for reference in set(_references(config.model_dump(mode="python", by_alias=True))):
+    for reference in set(_references(data)):
         try:
             secret = resolve(reference, base_dir)
         except SecretError:

@@ -256,6 +256,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--asset", action="append", default=[], help="create an asset by name")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share answered 500")
+    parser.add_argument(
+        "--echo-headers",
+        action="store_true",
+        help="put the request's headers (API key included) in every error body",
+    )
 
 
 def _loopback(host: str) -> bool:
@@ -275,7 +280,9 @@ def run(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_window_s=args.rate_window,
         rate_limiting=not args.no_rate_limit,
-        faults=Faults(latency_s=args.latency, error_rate=args.error_rate),
+        faults=Faults(
+            latency_s=args.latency, error_rate=args.error_rate, echo_headers=args.echo_headers
+        ),
     ).start()
     for name in args.asset:
         print(f"asset {emulator.add_asset(name)}: {name}", flush=True)

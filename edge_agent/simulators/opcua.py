@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,24 @@ class OpcUaSimulator:
                 StatusCode=ua.StatusCode(code),
                 SourceTimestamp=now,
                 ServerTimestamp=now,
+            ),
+        )
+
+    async def set_value_at(self, name: str, value: float, source_time: datetime) -> None:
+        """Hold ``name`` at ``value`` with the SourceTimestamp ``source_time`` (a server whose
+        clock is wrong, or one that says 9999-12-31): updates stop until cleared."""
+        from asyncua import ua
+
+        state = self._plant[name]
+        state.mode = "manual"
+        state.value = value
+        state.source_time_ns = _epoch_ns(source_time)
+        await self._server.write_attribute_value(
+            state.node_id,
+            ua.DataValue(
+                Value=ua.Variant(value, ua.VariantType.Double),
+                SourceTimestamp=cast(Any, source_time),  # asyncua types it as its DateTime
+                ServerTimestamp=ua.DateTime.now(UTC),
             ),
         )
 

@@ -138,7 +138,12 @@ def _problem(data: dict[str, Any]) -> str | None:
     problem = _work_order_problem(data.get("work_order"))
     if problem:
         return problem
+    source_time = data.get("source_time")
+    if source_time is not None and (not isinstance(source_time, str) or len(source_time) > 64):
+        # Reported, never trusted (a device's clock may be anything): a short text, unparsed.
+        return f"source_time: a text of <= {MAX_TIME_CHARS} characters is required"
     related = data.get("related_work_order")
+
     if related is not None and not is_wire_id(related):
         return "related_work_order: an id in 1..2**63-1 is required"
     return None

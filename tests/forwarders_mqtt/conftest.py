@@ -210,13 +210,15 @@ async def async_wait_until(
 def mqtt_config(
     port: int, prefix: str, *, initial: str = "100ms", most: str = "1s", **extra: Any
 ) -> Mqtt:
-    """The forwarder's settings for a test broker, reconnecting fast."""
+    """The forwarder's settings for a test broker, reconnecting fast. Confirmation by the
+    broker's PUBACK unless ``confirm="hub"`` is given: most of these tests have no hub."""
     return Mqtt.model_validate(
         {
             "host": "127.0.0.1",
             "port": port,
             "topic_prefix": prefix,
             "backoff": {"initial": initial, "max": most},
+            "confirm": "broker",
             **extra,
         }
     )

@@ -67,6 +67,7 @@ def test_broker_kill_and_agent_sigkill_lose_nothing(
         "topic_prefix": prefix,
         "inflight": 10,
         "keepalive": "5s",
+        "confirm": "broker",  # no hub here: the PUBACK is the delivery
         "backoff": {"initial": "100ms", "max": "1s"},
     }
 

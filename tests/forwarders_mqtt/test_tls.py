@@ -43,6 +43,7 @@ async def test_tls_with_client_certificate(
                     "port": tls_port,
                     "topic_prefix": prefix,
                     "tls": tls,
+                    "confirm": "broker",
                     "backoff": {"initial": "100ms", "max": "500ms"},
                 }
             )

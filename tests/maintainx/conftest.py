@@ -4,8 +4,9 @@ messages as the rules emit them, and site/forwarder configuration."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from edge_agent.alerts import ALERT_SCHEMA, format_time_ns, make_alert_id, make_
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import Secret
 from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
+from edge_agent.outbox.store import Outbox
 from edge_agent.simulators.maintainx import Emulator
 
 SITE_KEY = "site-key-0123456789abcdef"
@@ -130,3 +133,40 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(0.01)
+
+
+async def stop(forwarder: MaintainXForwarder, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await forwarder.close()
+
+
+Start = Callable[..., MaintainXForwarder]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = Outbox.open(tmp_path / "outbox", max_bytes=50_000_000, lease_s=30.0)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+async def start(tmp_path: Path, outbox: Outbox) -> AsyncIterator[Start]:
+    """Start a forwarder task against ``base_url``; everything is stopped at the end."""
+    running: list[tuple[MaintainXForwarder, asyncio.Task[None]]] = []
+
+    def _start(
+        base_url: str, key: str = SITE_KEY, box: Outbox | None = None, **cfg: Any
+    ) -> MaintainXForwarder:
+        site, mx_config = site_config(write_key(tmp_path, key), base_url=base_url, **cfg)
+        forwarder = MaintainXForwarder(
+            mx_config, site, box or outbox, tmp_path / "state", tmp_path, idle_s=0.02
+        )
+        running.append((forwarder, asyncio.create_task(forwarder.run(), name="forwarder")))
+        return forwarder
+
+    yield _start
+    for forwarder, task in running:
+        await stop(forwarder, task)

@@ -3,54 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
 from edge_agent.outbox.store import Outbox
 from edge_agent.simulators.maintainx import Emulator
-from tests.maintainx.conftest import SITE_KEY, alert, site_config, wait_until, write_key
-
-Start = Callable[..., MaintainXForwarder]
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    box = Outbox.open(tmp_path / "outbox", max_bytes=50_000_000, lease_s=30.0)
-    yield box
-    box.close()
-
-
-@pytest.fixture
-async def start(tmp_path: Path, outbox: Outbox) -> AsyncIterator[Start]:
-    """Start a forwarder task against ``base_url``; everything is stopped at the end."""
-    running: list[tuple[MaintainXForwarder, asyncio.Task[None]]] = []
-
-    def _start(
-        base_url: str, key: str = SITE_KEY, box: Outbox | None = None, **cfg: Any
-    ) -> MaintainXForwarder:
-        site, mx_config = site_config(write_key(tmp_path, key), base_url=base_url, **cfg)
-        forwarder = MaintainXForwarder(
-            mx_config, site, box or outbox, tmp_path / "state", tmp_path, idle_s=0.02
-        )
-        running.append((forwarder, asyncio.create_task(forwarder.run(), name="forwarder")))
-        return forwarder
-
-    yield _start
-    for forwarder, task in running:
-        await stop(forwarder, task)
-
-
-async def stop(forwarder: MaintainXForwarder, task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await forwarder.close()
+from tests.maintainx.conftest import (
+    SITE_KEY,
+    Start,
+    alert,
+    site_config,
+    stop,
+    wait_until,
+    write_key,
+)
 
 
 async def test_events_reach_the_right_work_orders_in_order(

@@ -70,7 +70,7 @@ def test_dead_retry_purge(site: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["outbox", str(site), "dead"]) == 0
     assert "title must not be empty" in capsys.readouterr().out
 
-    assert run_json(capsys, str(site), "retry") == {"retried": 1}
+    assert run_json(capsys, str(site), "retry") == {"retried": 1, "remapped": 0}
     status = run_json(capsys, str(site), "status")
     assert (status["depth"], status["dead"]) == (3, 0)
     # The retried event goes to the end of the queue.
@@ -89,8 +89,14 @@ def test_dead_retry_purge(site: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_retry_one_id(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dead_id = run_json(capsys, str(site), "dead")[0]["id"]
-    assert run_json(capsys, str(site), "retry", "--id", str(dead_id + 100)) == {"retried": 0}
-    assert run_json(capsys, str(site), "retry", "--id", str(dead_id)) == {"retried": 1}
+    assert run_json(capsys, str(site), "retry", "--id", str(dead_id + 100)) == {
+        "retried": 0,
+        "remapped": 0,
+    }
+    assert run_json(capsys, str(site), "retry", "--id", str(dead_id)) == {
+        "retried": 1,
+        "remapped": 0,
+    }
 
 
 def test_missing_outbox_and_bad_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,3 +108,36 @@ def test_missing_outbox_and_bad_site(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text("version: 1\nsite:\n  id: Not Valid!\n")
     assert main(["outbox", str(bad), "status"]) == 1
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_retry_applies_the_site_files_current_asset_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dead letter for a deleted asset (MaintainX: 400 "Asset not found") is recovered by
+    fixing the site file and retrying: the stored id does not win over the corrected file."""
+    state = tmp_path / "state"
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-c}\n"
+        "assets:\n  P-101: {name: Pump, maintainx_id: 1001}\n  M-9: {name: Mixer}\n"
+        f"storage: {{path: '{state}'}}\n"
+    )
+    stored = {"event": "activated", "alert_id": "al-7", "asset": {"id": "P-101", "name": "Pump"}}
+    with Outbox.open(state / "outbox", 256_000_000) as outbox:
+        outbox.put_many(
+            [
+                {**stored, "asset": {**stored["asset"], "maintainx_id": 987654}},
+                {"event": "activated", "alert_id": "al-8", "asset": {"id": "M-9"}},
+            ]
+        )
+        for item in outbox.lease(2):
+            outbox.dead_letter(item.id, 'MaintainX HTTP 400: {"error": "Asset not found"}')
+    assert main(["outbox", str(site), "retry"]) == 0
+    out = capsys.readouterr().out
+    assert "re-applied the site file's asset mapping to 1 of them" in out
+    assert "P-101: maintainx_id 987654 → 1001" in out
+    listed = run_json(capsys, str(site), "list")
+    assert [item["payload"]["asset"] for item in listed] == [
+        {"id": "P-101", "name": "Pump", "maintainx_id": 1001},
+        {"id": "M-9"},
+    ]

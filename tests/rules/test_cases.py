@@ -41,14 +41,17 @@ def test_rule_case(case: str) -> None:
     ] + actual[len(expected) :]
     assert compared == expected
 
-    # One alert id per episode, derived from the activation time.
+    # One alert id per episode, derived from the rule's episode number.
     open_ids: dict[str, str] = {}
+    episodes: dict[str, int] = {}
     for event in events:
         if event.rule_id is None:
             continue
         if event.kind == "activated":
             assert event.rule_id not in open_ids, "second activation in one episode"
-            assert event.alert_id == make_alert_id(config.site.id, event.rule_id, event.time_ns)
+            episodes[event.rule_id] = episodes.get(event.rule_id, 0) + 1
+            number = episodes[event.rule_id]
+            assert event.alert_id == make_alert_id(config.site.id, event.rule_id, number)
             open_ids[event.rule_id] = event.alert_id
         else:
             assert event.alert_id == open_ids[event.rule_id]

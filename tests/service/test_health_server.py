@@ -39,22 +39,24 @@ async def test_endpoints_methods_and_bad_requests() -> None:
     await server.start()
     try:
         port = server.port
-        assert await _request(port, b"GET /healthz HTTP/1.1\r\n\r\n") == (
+        # HTTP/1.0 needs no Host (the shortest probe there is); HTTP/1.1 must send one.
+        assert await _request(port, b"GET /healthz HTTP/1.0\r\n\r\n") == (
             200,
             b'{"status": "ok"}\n',
         )
         status, body = await _request(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 200
         source.ready = False
-        status, body = await _request(port, b"GET /readyz?verbose=1 HTTP/1.1\r\n\r\n")
+        status, body = await _request(port, b"GET /readyz?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 503 and b'"down"' in body
-        status, body = await _request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        status, body = await _request(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 200 and b"edge_agent_test_things_total 1.0" in body
-        assert (await _request(port, b"GET /nope HTTP/1.1\r\n\r\n"))[0] == 404
-        assert (await _request(port, b"POST /healthz HTTP/1.1\r\n\r\n"))[0] == 405
+        assert (await _request(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 404
+        assert (await _request(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 405
         assert (await _request(port, b"\r\n"))[0] == 400
+        assert (await _request(port, b"GET /healthz HTTP/1.1\r\n\r\n"))[0] == 400  # no Host
         assert (await _request(port, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n"))[0] == 400
-        assert (await _request(port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"))[0] == 400
+        assert (await _request(port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"))[0] == 431
     finally:
         await server.close()
 

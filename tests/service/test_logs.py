@@ -72,3 +72,37 @@ def test_registered_secrets_never_appear(fmt: str) -> None:
     assert SECRET not in text
     assert text.count("***") >= 5
     assert len(text.splitlines()) == 4
+
+
+def test_repeated_lines_are_limited_then_summarised() -> None:
+    """A failure repeating thousands of times a second writes ``burst`` lines per interval
+    and one summary, in the same JSON format; other messages are not held back."""
+    from edge_agent.service.logs import JsonFormatter, RepeatLimiter
+
+    stream = io.StringIO()
+    now = [0.0]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatLimiter(handler, burst=5, interval_s=10.0, clock=lambda: now[0]))
+    log = logging.getLogger("edge_agent.test.flood")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        for attempt in range(10_000):
+            log.error("Accept failed.", extra={"attempt": attempt})
+        log.warning("Something else.")
+        now[0] = 11.0
+        log.error("Accept failed.", extra={"attempt": -1})
+    finally:
+        log.removeHandler(handler)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["message"] for e in events] == [
+        *["Accept failed."] * 5,
+        "Something else.",
+        "Repeated log lines suppressed.",
+        "Accept failed.",
+    ]
+    summary = events[6]
+    assert summary["suppressed"] == 9_995 and summary["level"] == "error"
+    assert summary["suppressed_logger"] == "edge_agent.test.flood"
+    assert summary["suppressed_message"] == "Accept failed."

@@ -21,12 +21,14 @@ from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
+    Misconfigured,
     NotFound,
     OutcomeUnknown,
     RateLimited,
     TransientError,
 )
 from edge_agent.forwarders.maintainx.ratelimit import RatePacer
+from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,27 @@ def _decode_body(response: httpx.Response) -> Any:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return response.text[:_ERROR_BODY_CHARS]
+
+
+RETRY_LATER_STATUSES: Final = frozenset({408, 413, 425})
+"""4xx answers that say "not now" (a timeout, a proxy's size or early-data limit), not "never"."""
+REQUEST_REFUSED_STATUSES: Final = frozenset({409, 422})
+"""4xx answers about this request's content: final for it, no other request is affected."""
+
+
+def _names_an_object(path: str) -> bool:
+    """``workorders/159`` or ``workorders/159/comments`` address one object (a 404 says it is
+    gone); ``workorders`` is a collection (a 404 says the base URL is wrong)."""
+    return any(segment.isdigit() for segment in path.split("?")[0].split("/"))
+
+
+def _names_a_field(body: Any) -> bool:
+    """MaintainX's validation errors name the field they refuse
+    (``{"errors": [{"error", "fieldPath"}]}``): only those are the request's own fault."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return isinstance(errors, list) and any(
+        isinstance(entry, dict) and entry.get("fieldPath") for entry in errors
+    )
 
 
 class MaintainXClient:
@@ -228,12 +251,22 @@ class MaintainXClient:
         where = f"{method} /{path}: HTTP {status}"
         if status in (401, 403):
             raise CredentialsRejected(f"{where}: credentials rejected", status=status, body=body)
-        if status == 404:
-            raise NotFound(where, status=status, body=body)
         if status == 429:  # only reached when the pacer produced no wait (cannot happen)
             raise RateLimited(where, reset_s=1.0, body=body)
-        if 400 <= status < 500:
-            raise BadRequest(f"{where}: {json.dumps(body)[:500]}", status=status, body=body)
-        if status >= 500:
+        if status >= 500 or status in RETRY_LATER_STATUSES:
             raise TransientError(where, status=status, body=body)
+        # Redacted before the cut, which could leave a secret's prefix no one recognises.
+        detail = f"{where}: {redact(json.dumps(body))[:500]}"
+        if status == 404:
+            if _names_an_object(path):
+                raise NotFound(where, status=status, body=body)
+            raise Misconfigured(
+                f"{where}: no such endpoint (check forwarding.maintainx.base_url)",
+                status=status,
+                body=body,
+            )
+        if status in REQUEST_REFUSED_STATUSES or (status == 400 and _names_a_field(body)):
+            raise BadRequest(detail, status=status, body=body)
+        if 400 <= status < 500:
+            raise Misconfigured(detail, status=status, body=body)
         raise MaintainXError(f"{where}: unexpected status", status=status, body=body)

@@ -5,8 +5,10 @@ so that callers (the forwarder, the hub) decide on *kinds* of failure, not on li
 
     MaintainXError
     ├── CredentialsRejected   401 / 403: stop sending until the credentials change
-    ├── BadRequest            400 and other final 4xx: this request will never succeed
-    │   └── NotFound          404: the work order (or asset…) does not exist
+    ├── BadRequest            400 naming a field, 409, 422: this request will never succeed
+    │   └── NotFound          404 on one object: the work order (or asset…) does not exist
+    ├── Misconfigured         404 on a collection, 400 naming no field, 405/406/415: the
+    │                         settings (base_url, organization) are wrong, not the request
     ├── RateLimited           429 that outlasted the client's own waiting
     ├── TransientError        5xx, connection refused/reset before sending: retry later
     └── OutcomeUnknown        timeout or drop *after* the request was sent: it may have
@@ -39,6 +41,13 @@ class NotFound(BadRequest):
     """404: the object addressed does not exist (or this key cannot see it)."""
 
 
+class Misconfigured(MaintainXError):
+    """MaintainX (or whatever answers at ``base_url``) refuses every request alike: a wrong
+    ``base_url`` path (404 on ``/workorders``), a key that needs ``x-organization-id``
+    (400 naming no field), a method or media type it does not take. No request can succeed
+    until the configuration changes: hold everything, never dead-letter."""
+
+
 class RateLimited(MaintainXError):
     """429 still returned after the client waited the advertised reset several times."""
 
@@ -48,7 +57,8 @@ class RateLimited(MaintainXError):
 
 
 class TransientError(MaintainXError):
-    """A failure that says nothing was applied (5xx, refused connection): retry later."""
+    """A failure that says nothing was applied (5xx, 408, 413, refused connection): retry
+    later."""
 
 
 class OutcomeUnknown(MaintainXError):

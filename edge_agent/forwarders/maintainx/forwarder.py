@@ -31,6 +31,7 @@ from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
+    Misconfigured,
     OutcomeUnknown,
     RateLimited,
 )
@@ -39,6 +40,7 @@ from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
+from edge_agent.redaction import redact
 from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ NS_PER_S: Final = 1_000_000_000
 EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
 _REASON_CHARS: Final = 2000
 PROBE_INTERVAL_S: Final = 30.0
+MISCONFIGURED_RETRY_S: Final = 60.0
+"""While MaintainX refuses every request alike (a wrong base_url), how often one request
+tries again; a reload tries at once."""
 """While idle and not connected, MaintainX is probed at most this often."""
 MAX_INTERNAL_ERRORS: Final = 10
 """An item that makes the forwarder itself fail (a bug, not MaintainX) this many times is
@@ -79,7 +84,9 @@ def check_message(payload: Mapping[str, Any]) -> AlertMessage:
 def _reason(exc: MaintainXError) -> str:
     body = exc.body if exc.body is not None else ""
     text = body if isinstance(body, str) else json.dumps(body)
-    return f"MaintainX HTTP {exc.status}: {text}"[:_REASON_CHARS]
+    # Redacted before it is cut: a cut through a secret would leave a prefix no redaction
+    # recognises.
+    return redact(f"MaintainX HTTP {exc.status}: {text}")[:_REASON_CHARS]
 
 
 class MaintainXForwarder:
@@ -203,6 +210,10 @@ class MaintainXForwarder:
                 await self._nack(rest, "credentials rejected")
                 await self._credentials_rejected(exc)
                 return None
+            except Misconfigured as exc:
+                await self._nack(rest, "MaintainX settings refused")
+                self._misconfigured(exc)
+                return MISCONFIGURED_RETRY_S
             except BadRequest as exc:
                 self.status.connected = True  # MaintainX answered, it refused the request
                 await self._dead_letter(item, _reason(exc))
@@ -245,7 +256,24 @@ class MaintainXForwarder:
             location_id = configured.location_id
         return asset_id, location_id
 
+    def _misconfigured(self, exc: Misconfigured) -> None:
+        """Every request is refused alike: hold every alert (none is the request's fault),
+        say so in health, and log it once per episode, not once per item."""
+        self.status.failed += 1
+        self.status.connected = False
+        self.status.last_error = _reason(exc)
+        if self.status.holding is None:
+            log.error(
+                "MaintainX refuses every request: the forwarding settings are wrong. Every "
+                "alert is held until the site file is fixed and reloaded.",
+                extra={"error": str(exc), "status": exc.status},
+            )
+        self.status.holding = f"MaintainX settings refused: {exc}"
+
     def _delivered(self, result: SyncResult) -> None:
+        if self.status.holding is not None:
+            log.info("MaintainX accepts requests again; delivering what was held.")
+        self.status.holding = None
         self._backoff.reset()
         self.status.sent += 1
         self.status.connected = True
@@ -333,6 +361,8 @@ class MaintainXForwarder:
                 break
         except CredentialsRejected as exc:
             await self._credentials_rejected(exc)
+        except Misconfigured as exc:
+            self._misconfigured(exc)
         except MaintainXError as exc:
             self.status.connected = False
             self.status.last_error = str(exc)
@@ -340,6 +370,7 @@ class MaintainXForwarder:
         else:
             self.status.connected = True
             self.status.last_error = None
+            self.status.holding = None
 
     async def _open_client(self) -> bool:
         if self._pending_config is not None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -23,6 +24,7 @@ class FaultPlan:
     drop_before: bool = False
     stall_after_store_s: float | None = None  # store, then answer nothing for this long
     drop_after_store: bool = False
+    forced: tuple[int, Any] | None = None  # answer this (status, body), store nothing
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Faults:
       client's timeout).
     - ``drop_rate``: share of requests whose connection is closed before anything happens.
     - ``drop_after_store_rate``: share of writes applied, then the connection closed.
+    - ``echo_headers``: every error answer (4xx, 5xx) carries the request's headers in
+      ``requestHeaders``, first in the body, as some proxies and debug builds do: the API
+      key comes back in an error body (the agent must never show it).
+    - :meth:`force_status`: the next N requests answered with a given status and body
+      (a proxy's 408 or 413, a 400 naming no field...) before anything is stored.
     """
 
     latency_s: float = 0.0
@@ -48,6 +55,7 @@ class Faults:
     stall_s: float = 2.0
     drop_rate: float = 0.0
     drop_after_store_rate: float = 0.0
+    echo_headers: bool = False
     seed: int | None = None
     injected: Counter[str] = field(default_factory=Counter)
 
@@ -55,13 +63,22 @@ class Faults:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
         self._burst_until = 0.0
+        self._forced: list[tuple[int, Any]] = []
 
     def reset(self) -> None:
         """Turn every fault off (the counters stay)."""
         with self._lock:
             self.latency_s = self.error_rate = self.burst_429_rate = 0.0
             self.timeout_after_store_rate = self.drop_rate = self.drop_after_store_rate = 0.0
+            self.echo_headers = False
             self._burst_until = 0.0
+            self._forced.clear()
+
+    def force_status(self, status: int, body: Any = None, count: int = 1) -> None:
+        """Answer the next ``count`` requests (that carry a known key) with ``status`` and
+        ``body``, storing nothing."""
+        with self._lock:
+            self._forced.extend([(status, body)] * count)
 
     def force_429(self, seconds: float) -> None:
         """Refuse every request with 429 for the next ``seconds``."""
@@ -72,6 +89,10 @@ class Faults:
         """Draw the faults for one request."""
         with self._lock:
             plan = FaultPlan(latency_s=self.latency_s)
+            if self._forced:
+                plan.forced = self._forced.pop(0)
+                self.injected[f"forced_{plan.forced[0]}"] += 1
+                return plan
             now = time.monotonic()
             if now >= self._burst_until and self._chance(self.burst_429_rate):
                 self._burst_until = now + self.burst_429_s

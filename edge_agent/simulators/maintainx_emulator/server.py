@@ -210,6 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append(record)
         status, body, headers = self._answer(state, record, split.path, query, raw_body)
+        if status >= 400 and state.faults.echo_headers:
+            state.faults.injected["echo_headers"] += 1
+            echoed = {"requestHeaders": dict(self.headers.items())}
+            body = {**echoed, **body} if isinstance(body, dict) else {**echoed, "body": body}
         record.status, record.response, record.finished = status, body, time.monotonic()
         record.response_headers = dict(headers)
         if status < 0:  # a dropped connection: answer nothing
@@ -234,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
         plan = state.faults.plan(self.command)
         if plan.latency_s and state.stopping.wait(plan.latency_s):
             return -1, None, {}
+        if plan.forced is not None:
+            record.fault = f"forced_{plan.forced[0]}"
+            return plan.forced[0], plan.forced[1], state.limiter.peek(key or "").headers()
         if plan.rate_limit_reset_s is not None:
             record.fault = "429"
             forced = RateDecision(
@@ -322,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
         if payload:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:  # say so: a client must not send the next request here
+            self.send_header("Connection", "close")
         self.end_headers()
         if payload:
             self.wfile.write(payload)

@@ -1,0 +1,1 @@
+"""Pieces both the agent and the hub stand on (neither owns them)."""

@@ -1,0 +1,92 @@
+"""The last good configuration: what the agent runs when its site file is broken.
+
+A bad edit must never take the plant down. Every configuration the agent starts with or
+applies on reload is saved in the state folder (``last-good-site.json``: the site file and
+its includes merged into one document, with defaults left out and secret *references* kept
+as written; a secret value is never in the site file, so none is here). When ``run`` finds the
+site file invalid, it starts on this copy, loudly (a ``/readyz`` reason, an error line each
+minute, ``edge_agent_config_fallback`` = 1), and the reload watcher keeps watching the real
+site file: the first valid save is applied and ends the fallback. Without a saved copy,
+``run`` exits with the config-error status, which the systemd unit does not restart.
+
+The copy is read with the same checks as any site file (JSON is YAML), so a tampered or
+truncated copy is refused like a broken site file, never half-used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from edge_agent.config.diagnostics import Diagnostic
+from edge_agent.config.models import SiteConfig, dump_site
+
+log = logging.getLogger(__name__)
+
+LAST_GOOD_NAME: Final = "last-good-site.json"
+MAX_LAST_GOOD_BYTES: Final = 64 * 1024 * 1024
+"""A copy larger than this was not written by the agent: refused unread."""
+NAG_INTERVAL_S: Final = 60.0
+"""How often the running fallback says so in the log."""
+
+
+def last_good_path(state_dir: Path) -> Path:
+    return state_dir / LAST_GOOD_NAME
+
+
+def save_last_good(state_dir: Path, config: SiteConfig) -> None:
+    """Write ``config`` as the last good configuration: atomically (a crash leaves the old
+    copy or the new one, never half of one), mode 0600, no temporary file left behind."""
+    path = last_good_path(state_dir)
+    text = json.dumps(dump_site(config), indent=1, ensure_ascii=False) + "\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def saved_at(state_dir: Path) -> str | None:
+    """When the last good configuration was saved (ISO 8601, UTC), or None if there is none."""
+    try:
+        mtime = last_good_path(state_dir).stat().st_mtime
+    except OSError:
+        return None
+    return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
+
+
+def load_last_good(state_dir: Path) -> tuple[SiteConfig | None, list[Diagnostic]]:
+    """The saved configuration, checked like a site file: (config or None, diagnostics).
+    (None, []) when there is no copy at all."""
+    from edge_agent.service.isolated_load import check_isolated
+
+    path = last_good_path(state_dir)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None, []
+    except OSError as exc:
+        log.error(
+            "Last good configuration unreadable.", extra={"path": str(path), "error": str(exc)}
+        )
+        return None, []
+    if not path.is_file() or info.st_size > MAX_LAST_GOOD_BYTES:
+        log.error(
+            "Last good configuration refused: not a regular file of a plausible size.",
+            extra={"path": str(path), "bytes": info.st_size},
+        )
+        return None, []
+    config, diagnostics, _files = check_isolated(path)
+    return config, diagnostics
