@@ -53,6 +53,7 @@ from edge_agent.rules.events import (
     STATE_NAMES,
     AlarmEvent,
 )
+from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.snapshot import (
     SnapshotError,
     encode_sensors,
@@ -136,6 +137,8 @@ class RuleEngine:
         self.state_save_errors = 0
         self.flood_times: list[int] = []
         self.flooding = False
+        # Rules whose evaluation raised: each is that rule's problem (see ``_rule_failed``).
+        self.faults = RuleFaults()
         self._build(config)
         if state is not None:
             snapshot = state.load()
@@ -276,20 +279,28 @@ class RuleEngine:
         sensor.has_value = True
         if sensor.slow:
             self._sensor_slow(sensor, t, value, events)
+        # One rule's exception must not cost the other rules their events: each rule is
+        # guarded on its own (a ``try`` costs nothing until it raises on Python 3.11+).
         if number:
             for rule in sensor.rules:
-                fast = rule.fast
-                if fast == HIGH:
-                    if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                try:
+                    fast = rule.fast
+                    if fast == HIGH:
+                        if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    elif fast == LOW:
+                        if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    else:
                         self._apply(rule, t, value, events)
-                elif fast == LOW:
-                    if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
-                        self._apply(rule, t, value, events)
-                else:
-                    self._apply(rule, t, value, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         else:
             for rule in sensor.rules:
-                self._apply(rule, t, value, events)
+                try:
+                    self._apply(rule, t, value, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         if self.dirty and self._durable:
             self._save()
         return events
@@ -436,10 +447,13 @@ class RuleEngine:
                     continue
                 self._advance(when)
                 rule.deadline = None
-                if rule.state == PENDING:
-                    self._activate(rule, when, events)
-                elif rule.state == CLEARING:
-                    self._clear(rule, when, events)
+                try:
+                    if rule.state == PENDING:
+                        self._activate(rule, when, events)
+                    elif rule.state == CLEARING:
+                        self._clear(rule, when, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
             elif order == ORDER_FLAT:
                 rule = cast(SeriesRule, self.rules[key])
                 if rule.flat_gen != gen or rule.flat_due != when:
@@ -450,7 +464,10 @@ class RuleEngine:
                 if rule.stale or not sensor.has_value:
                     continue
                 rule.held = sensor.value
-                self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+                try:
+                    self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
             else:
                 watcher = self.watchers[key]
                 sensor = watcher.sensor
@@ -471,8 +488,18 @@ class RuleEngine:
                 if watcher.emits:
                     events.append(AlarmEvent(when, "stale", sensor_id=sensor.id))
                 for rule in watcher.rules:
-                    self._on_stale(rule, when, events)
+                    try:
+                        self._on_stale(rule, when, events)
+                    except Exception as exc:
+                        self._rule_failed(rule, exc)
         return events
+
+    def _rule_failed(self, rule: CompiledRule, exc: Exception) -> None:
+        """One rule raised: count it and mark it faulted; the other rules and the events
+        already made (this rule's included) go on. Its state stays as the error left it and
+        is saved, so an open episode keeps its alert id."""
+        self.faults.record(rule.id, EVALUATE, exc)
+        self._changed()
 
     def _advance(self, when: int) -> None:
         if self.now is None or when > self.now:
@@ -507,12 +534,18 @@ class RuleEngine:
             self._changed()
             if not is_open:
                 if rule.state != NORMAL:
-                    self._evaluate(rule, t, CLEAR, events)
+                    try:
+                        self._evaluate(rule, t, CLEAR, events)
+                    except Exception as exc:
+                        self._rule_failed(rule, exc)
                 continue
             # Opened: the rule's own sensor's held value is judged now (sample and hold).
             own = self.sensors[rule.sensor]
             if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
-                self._apply(rule, t, own.value, events, from_gate=True)
+                try:
+                    self._apply(rule, t, own.value, events, from_gate=True)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         sensor.refresh_slow()
 
     def _apply(

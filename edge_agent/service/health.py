@@ -33,7 +33,8 @@ class HealthSource(Protocol):
         ...
 
     def liveness(self) -> dict[str, Any]:
-        """What ``/healthz`` shows (the process runs; last reload and its errors)."""
+        """What ``/healthz`` shows (the process runs; last reload and its errors);
+        ``"alive": False`` makes it HTTP 503."""
         ...
 
 
@@ -136,7 +137,10 @@ class HealthServer:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET\n"
         if target == "/healthz":
-            return 200, "application/json", _json(self._source.liveness())
+            liveness = self._source.liveness()
+            # A task of the agent has ended: the process is about to exit; say so.
+            status = 503 if liveness.get("alive") is False else 200
+            return status, "application/json", _json(liveness)
         if target == "/readyz":
             ready, details = self._source.readiness()
             return (200 if ready else 503), "application/json", _json(details)
