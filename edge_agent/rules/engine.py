@@ -603,6 +603,10 @@ class RuleEngine:
             rate = (v - previous) * series.rate_per / (t - previous_time)
             series.prev_value, series.prev_time = v, t
             self.soft_dirty = True
+            if rate - rate != 0.0:
+                # Not finite (a jump near the float limit in a tiny interval): this rule's
+                # fault (see ``_rule_failed``), not a value no state file could hold.
+                raise OverflowError("rate of change is not a finite number")
             measured = rate
             size = abs(rate)
             if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:
