@@ -1,7 +1,8 @@
 """`edge-agent run SITE.yaml`: the agent as a service (see docs/operations.md).
 
 Exit codes: 0 after SIGTERM/SIGINT, 2 for a site file with errors (printed like
-``edge-agent validate``), 1 when the agent cannot start (state directory, health port).
+``edge-agent validate``), 1 when the agent cannot start (state directory, health port),
+70 when a task ended unexpectedly (state saved; for systemd or Docker to restart it).
 """
 
 from __future__ import annotations

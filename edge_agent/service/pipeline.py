@@ -193,9 +193,16 @@ class Agent:
                 log.warning("Rules did not drain in time; cancelling.")
                 await self.supervisor.stop(self._rules_task, 3.0)
         # Always written at a stop: after a task failure the restart continues from here.
-        self._save_rule_state(force=True)
-        if self.rule_store is not None and self.engine is not None and not self.engine.dirty:
-            log.info("Rule state saved.", extra={"path": str(self.rule_store.path)})
+        try:
+            self._save_rule_state(force=True)
+        except Exception:
+            # The error that ended the rules task may be the one that fails the save (a
+            # bug): the stop goes on, so the outbox still closes and the exit status says it.
+            self.counters.state_save_errors += 1
+            log.exception("Saving the rule state at stop failed.")
+        else:
+            if self.rule_store is not None and self.engine is not None and not self.engine.dirty:
+                log.info("Rule state saved.", extra={"path": str(self.rule_store.path)})
         await self._stop_forwarder()
         if self.outbox is not None:
             with contextlib.suppress(Exception):
