@@ -59,7 +59,9 @@ def _samples(body: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     }
 
 
-async def test_a_rule_that_cannot_render_costs_no_other_alarm(tmp_path: Path) -> None:
+async def test_a_rule_that_cannot_render_costs_no_other_alarm(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     state = tmp_path / "state"
     document = fault_site_document(state, [OVERFLOWING_RULE, HEALTHY_RULE])
     site_path = write_document(tmp_path / "site.yaml", document)
@@ -80,6 +82,9 @@ async def test_a_rule_that_cannot_render_costs_no_other_alarm(tmp_path: Path) ->
         assert odd["work_order"]["due_date"] is None
         assert "year 275817 is out of range" in odd["work_order"]["description"]
         assert agent.task_failures() == []
+        [logged] = [r for r in caplog.records if r.getMessage().startswith("Rule failed")]
+        assert logged.__dict__["rule"] == "odd-high" and logged.__dict__["stage"] == "render"
+        assert logged.levelno == logging.ERROR
 
         port = service.health.port
         status, body = await asyncio.to_thread(_get, port, "/readyz")
