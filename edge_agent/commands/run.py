@@ -3,7 +3,8 @@
 Exit codes: 0 after SIGTERM/SIGINT, 2 for a site file with errors (printed like
 ``edge-agent validate``) when there is no last good configuration to run instead (see
 :mod:`edge_agent.service.last_good`), 1 when the agent cannot start (state directory, health
-port). The systemd unit does not restart on 2: a broken file stays broken until edited.
+port), 70 when a task ended unexpectedly (state saved; for systemd or Docker to restart it).
+The systemd unit does not restart on 2: a broken file stays broken until edited.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from edge_agent.rules.events import (
     STATE_NAMES,
     AlarmEvent,
 )
+from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.snapshot import (
     SnapshotError,
     encode_sensors,
@@ -151,6 +152,8 @@ class RuleEngine:
         # One life of the saved state (see ``make_alert_id``): none without a store, so a
         # replay gives the same ids every time; a new one when a store has nothing usable.
         self.lineage = ""
+        # Rules whose evaluation raised: each is that rule's problem (see ``_rule_failed``).
+        self.faults = RuleFaults()
         self._build(config)
         if state is not None:
             self.lineage = secrets.token_hex(8)
@@ -299,20 +302,28 @@ class RuleEngine:
         sensor.has_value = True
         if sensor.slow:
             self._sensor_slow(sensor, t, value, events)
+        # One rule's exception must not cost the other rules their events: each rule is
+        # guarded on its own (a ``try`` costs nothing until it raises on Python 3.11+).
         if number:
             for rule in sensor.rules:
-                fast = rule.fast
-                if fast == HIGH:
-                    if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                try:
+                    fast = rule.fast
+                    if fast == HIGH:
+                        if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    elif fast == LOW:
+                        if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    else:
                         self._apply(rule, t, value, events)
-                elif fast == LOW:
-                    if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
-                        self._apply(rule, t, value, events)
-                else:
-                    self._apply(rule, t, value, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         else:
             for rule in sensor.rules:
-                self._apply(rule, t, value, events)
+                try:
+                    self._apply(rule, t, value, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         if self.dirty and self._durable:
             self._save()
         return events
@@ -410,12 +421,15 @@ class RuleEngine:
             fresh = self._fresh_sensors()
         try:
             self._store.save(take_snapshot(self, fresh, exact=exact), raw={"sensor_base": base[1]})
-        except OSError as exc:
-            # Kept dirty: the next call tries again. The events still go out.
+        except (OSError, ValueError) as exc:
+            # Kept dirty: the next call tries again. The events still go out. A ValueError is
+            # a value JSON cannot hold (a bug upstream): counted and logged like a full disk,
+            # never the end of the rules task.
             self.state_save_errors += 1
             log.error(
                 "Saving the rule state failed.",
                 extra={"path": str(self._store.path), "error": str(exc)},
+                exc_info=isinstance(exc, ValueError),
             )
             return False
         self.state_saves += 1
@@ -459,10 +473,13 @@ class RuleEngine:
                     continue
                 self._advance(when)
                 rule.deadline = None
-                if rule.state == PENDING:
-                    self._activate(rule, when, events)
-                elif rule.state == CLEARING:
-                    self._clear(rule, when, events)
+                try:
+                    if rule.state == PENDING:
+                        self._activate(rule, when, events)
+                    elif rule.state == CLEARING:
+                        self._clear(rule, when, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
             elif order == ORDER_FLAT:
                 rule = cast(SeriesRule, self.rules[key])
                 if rule.flat_gen != gen or rule.flat_due != when:
@@ -473,7 +490,10 @@ class RuleEngine:
                 if rule.stale or not sensor.has_value:
                     continue
                 rule.held = sensor.value
-                self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+                try:
+                    self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
             else:
                 watcher = self.watchers[key]
                 sensor = watcher.sensor
@@ -494,8 +514,18 @@ class RuleEngine:
                 if watcher.emits:
                     events.append(AlarmEvent(when, "stale", sensor_id=sensor.id))
                 for rule in watcher.rules:
-                    self._on_stale(rule, when, events)
+                    try:
+                        self._on_stale(rule, when, events)
+                    except Exception as exc:
+                        self._rule_failed(rule, exc)
         return events
+
+    def _rule_failed(self, rule: CompiledRule, exc: Exception) -> None:
+        """One rule raised: count it and mark it faulted; the other rules and the events
+        already made (this rule's included) go on. Its state stays as the error left it and
+        is saved, so an open episode keeps its alert id."""
+        self.faults.record(rule.id, EVALUATE, exc)
+        self._changed()
 
     def _advance(self, when: int) -> None:
         if self.now is None or when > self.now:
@@ -530,12 +560,18 @@ class RuleEngine:
             self._changed()
             if not is_open:
                 if rule.state != NORMAL:
-                    self._evaluate(rule, t, CLEAR, events)
+                    try:
+                        self._evaluate(rule, t, CLEAR, events)
+                    except Exception as exc:
+                        self._rule_failed(rule, exc)
                 continue
             # Opened: the rule's own sensor's held value is judged now (sample and hold).
             own = self.sensors[rule.sensor]
             if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
-                self._apply(rule, t, own.value, events, from_gate=True)
+                try:
+                    self._apply(rule, t, own.value, events, from_gate=True)
+                except Exception as exc:
+                    self._rule_failed(rule, exc)
         sensor.refresh_slow()
 
     def _apply(
@@ -593,6 +629,10 @@ class RuleEngine:
             rate = (v - previous) * series.rate_per / (t - previous_time)
             series.prev_value, series.prev_time = v, t
             self.soft_dirty = True
+            if rate - rate != 0.0:
+                # Not finite (a jump near the float limit in a tiny interval): this rule's
+                # fault (see ``_rule_failed``), not a value no state file could hold.
+                raise OverflowError("rate of change is not a finite number")
             measured = rate
             size = abs(rate)
             if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:

@@ -218,10 +218,75 @@ def to_alert_message(event: AlarmEvent, config: SiteConfig) -> AlertMessage | No
     }
 
 
+def _time_or_ns(time_ns: int | None) -> str:
+    """RFC 3339 if the time can be written as a date, else the raw nanoseconds."""
+    if time_ns is None:
+        return ""
+    try:
+        return format_time_ns(time_ns)
+    except (ValueError, OverflowError, OSError):
+        return f"{time_ns} ns"
+
+
+def plain_alert_message(event: AlarmEvent, config: SiteConfig, error: str) -> AlertMessage | None:
+    """The alert message of a rule event whose :func:`to_alert_message` raised: the same
+    ids and fields, with a title and description in plain words that say why (no template,
+    no due date), so that a rule that cannot be rendered still makes its work order."""
+    if event.kind not in RULE_EVENT_KINDS or event.rule_id is None or event.alert_id is None:
+        return None
+    rule = _find_rule(config, event.rule_id)
+    asset_id = rule.asset if rule is not None else ""
+    asset = config.assets.get(asset_id)
+    asset_name = asset.name if asset is not None and asset.name else asset_id
+    priority = cast(Priority, event.priority or "NONE")
+    template = rule.work_order if rule is not None else None
+    sensor = event.sensor_id or ""
+    work_order: WorkOrderRequest = {
+        "title": f"{asset_name}: {event.rule_id} ({sensor} {event.value})"[:1000],
+        "description": (
+            f"Rule {event.rule_id} on {asset_name}: {sensor} = {event.value}, "
+            f"limit {event.limit}, since {_time_or_ns(event.started_ns)}. "
+            f"The rule's work order could not be rendered ({error}): "
+            "fix the rule and reload the agent."
+        ),
+        "priority": priority,
+        "categories": list(template.categories) if template is not None else [],
+        "assignees": [a.model_dump() for a in template.assignees] if template else [],
+        "due_date": None,
+    }
+    if asset is not None and asset.location_id is not None:
+        work_order["location_id"] = asset.location_id
+    qualifier = priority if event.kind == "escalated" else ""
+    return {
+        "schema": ALERT_SCHEMA,
+        "site": config.site.id,
+        "event_id": make_event_id(event.alert_id, event.kind, qualifier),
+        "alert_id": event.alert_id,
+        "event": cast(EventKind, event.kind),
+        "time": _time_or_ns(event.time_ns),
+        "time_ns": event.time_ns,
+        "rule": event.rule_id,
+        "sensor": sensor,
+        "asset": {
+            "id": asset_id,
+            "name": asset_name,
+            "maintainx_id": asset.maintainx_id if asset is not None else None,
+        },
+        "value": event.value,
+        "peak": event.peak,
+        "limit": event.limit,
+        "unit": None,
+        "priority": priority,
+        "notify": event.notify,
+        "work_order": work_order,
+    }
+
+
 __all__ = [
     "TEMPLATE_ERRORS",
     "TEMPLATE_FIELDS",
     "SafeFormatter",
+    "plain_alert_message",
     "render_template",
     "template_fields",
     "template_values",

@@ -5,7 +5,10 @@
 1. start the health server (``/healthz`` answers from the first second),
 2. start the agent's stages, tell systemd ``READY=1``, ping its watchdog,
 3. on SIGHUP or a changed site file: ``RELOADING=1``, validate, swap or keep, ``READY=1``,
-4. on SIGTERM/SIGINT: ``STOPPING=1``, stop polling, drain, save, exit within 10 s.
+4. on SIGTERM/SIGINT: ``STOPPING=1``, stop polling, drain, save, exit within 10 s;
+5. when any task ends on its own (see :mod:`edge_agent.service.supervisor`): ``/healthz``
+   fails and the watchdog pings stop at once, then the same orderly stop (the rule state
+   is saved) and exit status :data:`EXIT_TASK_FAILED`, for systemd or Docker to restart us.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent
 from edge_agent.service.reload import Reloader, Validate, default_validate
 from edge_agent.service.sdnotify import SystemdNotifier
 from edge_agent.service.secret_scan import environment_secrets, register_config_secrets
-from edge_agent.service.tasks import cancel_and_wait
+from edge_agent.service.supervisor import EXIT_TASK_FAILED, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ class Service:
         self.site_path = site_path
         self.base_dir = site_path.parent
         self.notifier = notifier or SystemdNotifier()
-        self.agent = Agent(config, self.base_dir, state_dir)
+        self.supervisor = Supervisor()
+        self.agent = Agent(config, self.base_dir, state_dir, self.supervisor)
         self.reloader = Reloader(
             site_path,
             self._apply,
@@ -83,10 +87,15 @@ class Service:
             await self.health.close()
             raise
         self._tasks = [
-            asyncio.create_task(self.reloader.watch(), name="reload-watch"),
-            asyncio.create_task(self.notifier.watchdog_loop(), name="watchdog"),
-            asyncio.create_task(self._fallback_reminder(), name="fallback-reminder"),
+            self.supervisor.start(self.reloader.watch(), "reload-watch"),
+            self.supervisor.start(self._fallback_reminder(), "fallback-reminder"),
         ]
+        if self.notifier.watchdog_interval_s is not None and self.notifier.enabled:
+            self._tasks.append(
+                self.supervisor.start(
+                    self.notifier.watchdog_loop(lambda: self.supervisor.alive), "watchdog"
+                )
+            )
         if self.reloader.report.fallback is None:
             await self._save_last_good(self.agent.config)
         self.notifier.ready("running")
@@ -95,8 +104,9 @@ class Service:
     async def stop(self) -> None:
         """STOPPING=1, then the agent's orderly stop, bounded so the process exits in time."""
         self.notifier.stopping()
+        self.supervisor.shutdown()
         for task in self._tasks:
-            await cancel_and_wait(task, 3.0)
+            await self.supervisor.stop(task, 3.0)
         try:
             async with asyncio.timeout(SHUTDOWN_BUDGET_S):
                 await self.agent.stop()
@@ -105,7 +115,8 @@ class Service:
         await self.health.close()
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code."""
+        """Run until SIGTERM/SIGINT (exit code 0) or until a task ends unexpectedly
+        (:data:`EXIT_TASK_FAILED`)."""
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         for signum, handler in (
@@ -119,22 +130,49 @@ class Service:
         try:
             await self.start()
             log.info("Agent ready.", extra={"health": f"{self.health.host}:{self.health.port}"})
-            await self.stop_event.wait()
-            log.info("Stop requested.")
+            await self._stop_or_failure()
             await self.stop()
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
+        if self.supervisor.failures:
+            log.critical(
+                "Agent exits after a task ended unexpectedly.",
+                extra={
+                    "tasks": [failure.task for failure in self.supervisor.failures],
+                    "exit_code": EXIT_TASK_FAILED,
+                },
+            )
+            return EXIT_TASK_FAILED
         return 0
+
+    async def _stop_or_failure(self) -> None:
+        """Wait for a stop request or for the first task to end on its own."""
+        failed = self.supervisor.failed
+        waiters = {
+            asyncio.create_task(self.stop_event.wait(), name="wait-stop"),
+            asyncio.create_task(failed.wait(), name="wait-failure"),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.wait(waiters)
+        if failed.is_set():
+            self.notifier.status("a task ended unexpectedly; exiting to be restarted")
+        else:
+            log.info("Stop requested.")
 
     def request_stop(self) -> None:
         self.stop_event.set()
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the site file and the secrets."""
-        task = asyncio.get_running_loop().create_task(
-            self.reloader.reload("SIGHUP", reload_credentials=True), name="reload"
+        task = self.supervisor.start(
+            self.reloader.reload("SIGHUP", reload_credentials=True), "reload", one_shot=True
         )
+        self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(task)
 
     async def _apply(self, config: SiteConfig, reload_credentials: bool) -> list[str]:
@@ -234,7 +272,10 @@ class Service:
                 f"outbox is full ({outbox.get('bytes')} of {cap} bytes); "
                 f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
             )
-        reasons.extend(f"task {name} has stopped" for name in agent.task_failures())
+        reasons.extend(self.supervisor.reasons())
+        faults = agent.engine.faults if agent.engine is not None else None
+        if faults is not None:
+            reasons.extend(faults.reasons())
         if self.reloader.report.fallback is not None:
             reasons.append(self.reloader.report.fallback)
         reasons.extend(agent.clock_problems())
@@ -247,15 +288,25 @@ class Service:
                 key: outbox.get(key) for key in ("depth", "bytes", "dead", "cap_bytes", "refusing")
             },
             "config": self._config_status(),
+            "faulted_rules": {
+                rule_id: {"stage": fault.stage, "error": fault.error, "count": fault.count}
+                for rule_id, fault in sorted((faults.faulted if faults else {}).items())
+            },
         }
         return not reasons, details
 
     def liveness(self) -> dict[str, Any]:
-        """The process runs (always HTTP 200); ``status`` is ``degraded`` while the outbox
-        refuses new events, so a look at ``/healthz`` shows it too."""
+        """The process runs: HTTP 200, ``status`` ``ok`` or ``degraded`` (the outbox
+        refuses new events). ``failed`` (HTTP 503) from the moment a task has ended
+        unexpectedly, until the process exits."""
         outbox, _ = _outbox_status(self.agent)
+        status = "degraded" if outbox.get("refusing") else "ok"
+        if not self.supervisor.alive:
+            status = "failed"
         return {
-            "status": "degraded" if outbox.get("refusing") else "ok",
+            "status": status,
+            "alive": self.supervisor.alive,
+            "failures": self.supervisor.reasons(),
             "outbox_refusing": bool(outbox.get("refusing")),
             "site": self.agent.config.site.id,
             "uptime_s": round((time.time_ns() - self.agent.started_ns) / 1e9, 3),

@@ -45,7 +45,8 @@ class HealthSource(Protocol):
         ...
 
     def liveness(self) -> dict[str, Any]:
-        """What ``/healthz`` shows (the process runs; last reload and its errors)."""
+        """What ``/healthz`` shows (the process runs; last reload and its errors);
+        ``"alive": False`` makes it HTTP 503."""
         ...
 
 
@@ -124,7 +125,10 @@ class HealthServer:
             return Response(405, b"only GET\n")
         target = request.path
         if target == "/healthz":
-            return Response(200, _json(self._source.liveness()), "application/json")
+            liveness = self._source.liveness()
+            # A task of the agent has ended: the process is about to exit; say so.
+            status = 503 if liveness.get("alive") is False else 200
+            return Response(status, _json(liveness), "application/json")
         if target == "/readyz":
             ready, details = self._source.readiness()
             return Response(200 if ready else 503, _json(details), "application/json")

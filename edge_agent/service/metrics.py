@@ -116,8 +116,11 @@ class AgentCollector(Collector):
             "Alert messages found in the saved rule state at start-up and queued again",
             counters.alerts_recovered,
         )
-        yield CounterMetricFamily(
-            "edge_agent_rule_errors", "Rule evaluations that raised", counters.rule_errors
+        errors = CounterMetricFamily(
+            "edge_agent_rule_errors",
+            "Rule evaluations or alert renderings that raised, by rule "
+            '(rule="" for an engine call that raised outside any one rule)',
+            labels=["rule"],
         )
         skewed = CounterMetricFamily(
             "edge_agent_source_time_implausible",
@@ -134,6 +137,18 @@ class AgentCollector(Collector):
             "1 while the system clock is before this release or behind the saved rule state",
             float(wall_clock is not None and wall_clock.reason is not None),
         )
+        engine = self._agent.engine
+        per_rule = engine.faults.errors if engine is not None else {}
+        for rule_id, count in sorted(per_rule.items()):
+            errors.add_metric([rule_id], count)
+        if counters.rule_errors:
+            errors.add_metric([""], counters.rule_errors)
+        yield errors
+        faulted = GaugeMetricFamily(
+            "edge_agent_rules_faulted", "Rules marked faulted (until a reload changes them)"
+        )
+        faulted.add_metric([], len(engine.faults.faulted) if engine is not None else 0)
+        yield faulted
         yield GaugeMetricFamily(
             "edge_agent_start_time_seconds",
             "Unix time the agent started",

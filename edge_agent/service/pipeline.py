@@ -39,7 +39,8 @@ from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
-from edge_agent.service.tasks import cancel_and_wait, wait_done, wait_event
+from edge_agent.service.supervisor import Supervisor
+from edge_agent.service.tasks import wait_done, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class PipelineCounters:
     alerts_recovered: int = 0
     """Alerts found in the rule state at start-up (a crash before the outbox had them)."""
     rule_errors: int = 0
+    """Engine calls that raised outside any one rule (per-rule errors: ``engine.faults``)."""
     state_save_errors: int = 0
 
 
@@ -99,11 +101,19 @@ class Agent:
     """One site's agent. ``await start()``, then ``await run_until(stop_event)``.
 
     ``base_dir`` is the site file's folder (relative secret files); ``state_dir`` holds the
-    outbox, dead letters, the alert → work order map and the rule state.
+    outbox, dead letters, the alert → work order map and the rule state. Every stage task
+    is started through ``supervisor`` (see :mod:`edge_agent.service.supervisor`).
     """
 
-    def __init__(self, config: SiteConfig, base_dir: Path, state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: SiteConfig,
+        base_dir: Path,
+        state_dir: Path,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.config = config
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self.base_dir = base_dir
         self.state_dir = state_dir
         self.counters = PipelineCounters()
@@ -172,7 +182,7 @@ class Agent:
             raise AgentError(f"cannot open the state in {self.state_dir}: {exc}") from exc
         self.wall_clock = WallClockCheck(self.rule_store.saved_wall_ns)
         self.wall_clock.poll()
-        self._rules_task = asyncio.create_task(self._rules_loop(), name="rules")
+        self._rules_task = self.supervisor.start(self._rules_loop(), "rules")
         self._start_forwarder()
         from edge_agent.sources import build_sources
 
@@ -192,6 +202,7 @@ class Agent:
         """Stop polling, let the rules finish what is queued, save rule state, stop the
         forwarder (leased items go back to the outbox) and close the outbox."""
         self.stopping = True
+        self.supervisor.shutdown()  # every task ends from here on, as asked
         self._stop_requested.set()
         for name in list(self._source_tasks):
             await self._stop_source(name)
@@ -200,8 +211,18 @@ class Agent:
                 self._queue.put_nowait(None)
             if not await wait_done(self._rules_task, 3.0):
                 log.warning("Rules did not drain in time; cancelling.")
-                await cancel_and_wait(self._rules_task, 3.0)
-        self._save_rule_state()
+                await self.supervisor.stop(self._rules_task, 3.0)
+        # Always written at a stop: after a task failure the restart continues from here.
+        try:
+            self._save_rule_state(force=True)
+        except Exception:
+            # The error that ended the rules task may be the one that fails the save (a
+            # bug): the stop goes on, so the outbox still closes and the exit status says it.
+            self.counters.state_save_errors += 1
+            log.exception("Saving the rule state at stop failed.")
+        else:
+            if self.rule_store is not None and self.engine is not None and not self.engine.dirty:
+                log.info("Rule state saved.", extra={"path": str(self.rule_store.path)})
         await self._stop_forwarder()
         if self.outbox is not None:
             with contextlib.suppress(Exception):
@@ -209,10 +230,8 @@ class Agent:
         log.info("Agent stopped.", extra={"site": self.config.site.id})
 
     def task_failures(self) -> list[str]:
-        """Names of stage tasks that ended on their own (they should run until cancelled)."""
-        tasks: list[asyncio.Task[None]] = list(self._source_tasks.values())
-        tasks += [t for t in (self._rules_task, self._forwarder_task) if t is not None]
-        return [t.get_name() for t in tasks if t.done() and not t.cancelled()]
+        """Names of tasks that ended on their own (they should run until stopped)."""
+        return [failure.task for failure in self.supervisor.failures]
 
     # ------------------------------------------------------------------ stages
 
@@ -226,25 +245,17 @@ class Agent:
 
     def _start_source(self, source: Source) -> None:
         self._sources[source.name] = source
-        self._source_tasks[source.name] = asyncio.create_task(
-            self._run_source(source), name=f"source:{source.name}"
+        # A source must not end or raise for I/O; if it does anyway, it is a bug and the
+        # supervisor ends the process so that a fresh one starts polling again.
+        self._source_tasks[source.name] = self.supervisor.start(
+            source.run(self._sink), f"source:{source.name}"
         )
-
-    async def _run_source(self, source: Source) -> None:
-        try:
-            await source.run(self._sink)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # A source must not raise for I/O; if it does anyway, it is a bug: keep the
-            # rest of the agent running and say so (readiness turns false).
-            log.exception("Source stopped with an error.", extra={"connection": source.name})
 
     async def _stop_source(self, name: str) -> None:
         task = self._source_tasks.pop(name, None)
         source = self._sources.pop(name, None)
         if task is not None:
-            await cancel_and_wait(task, 3.0)
+            await self.supervisor.stop(task, 3.0)
         if source is not None:
             try:
                 async with asyncio.timeout(3.0):
@@ -268,7 +279,7 @@ class Agent:
             self._forwarder = build_forwarder(
                 self.config, self.outbox, self.state_dir, self.base_dir
             )
-        self._forwarder_task = asyncio.create_task(self._run_forwarder(), name="forwarder")
+        self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
     def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:
         """The MQTT forwarder, also listening to the hub's answers and work-order statuses
@@ -296,20 +307,11 @@ class Agent:
             on_message=on_message,
         )
 
-    async def _run_forwarder(self) -> None:
-        assert self._forwarder is not None
-        try:
-            await self._forwarder.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Forwarder stopped with an error.")
-
     async def _stop_forwarder(self) -> None:
         task, self._forwarder_task = self._forwarder_task, None
         forwarder, self._forwarder = self._forwarder, None
         if task is not None:
-            await cancel_and_wait(task, 3.0)
+            await self.supervisor.stop(task, 3.0)
         if forwarder is not None:
             try:
                 async with asyncio.timeout(3.0):
@@ -379,8 +381,6 @@ class Agent:
     async def _accept(self, events: list[Any]) -> None:
         """Make the events' alert messages durable together with the rule state, then put
         them in the outbox (see the module docstring)."""
-        from edge_agent.rules import to_alert_message
-
         self.counters.alarm_events += len(events)
         offset = agent_clock.wall_offset_ns()
         events = [agent_clock.on_wall_clock(event, offset) for event in events]
@@ -390,7 +390,7 @@ class Agent:
             if event.kind == "activated" and event.rule_id is not None:
                 activations = self.counters.activations
                 activations[event.rule_id] = activations.get(event.rule_id, 0) + 1
-            message = to_alert_message(event, self.config)
+            message = self._render(event)
             log.info(
                 "Alarm event.",
                 extra={
@@ -400,7 +400,8 @@ class Agent:
                     "value": event.value,
                     "priority": event.priority,
                     "alert_id": event.alert_id,
-                    "notify": message is not None,
+                    # What the engine decided (cooldown, chattering and flood hold it).
+                    "notify": event.notify,
                 },
             )
             if message is not None:
@@ -427,6 +428,20 @@ class Agent:
         """``/readyz`` reasons about the wall clock (alarm timing never depends on it)."""
         reason = self.wall_clock.reason if self.wall_clock is not None else None
         return [] if reason is None else [reason]
+
+    def _render(self, event: Any) -> Any:
+        """The event's alert message. A rule whose own rendering fails (a template or a
+        ``due_in`` that cannot be rendered) is faulted, and its event still goes out, in
+        plain words and without a due date, so that its episode gets its work order."""
+        from edge_agent.rules import to_alert_message
+        from edge_agent.rules.faults import RENDER, describe
+        from edge_agent.rules.render import plain_alert_message
+
+        try:
+            return to_alert_message(event, self.config)
+        except Exception as exc:
+            self.engine.faults.record(event.rule_id or "", RENDER, exc)
+            return plain_alert_message(event, self.config, describe(exc))
 
     async def _recover_pending(self) -> None:
         """Queue the alerts a crash left in the rule state (saved, not yet in the outbox)."""
@@ -596,6 +611,9 @@ class Agent:
             changes: list[str] = []
             self.engine.reconfigure(new)
             self.source_times.skew_ns = new.defaults.source_time_skew
+            # A faulted rule stays faulted until a reload changes (or removes) it.
+            kept = {rule.id: rule for rule in new.rules}
+            self.engine.faults.forget({r.id for r in old.rules if kept.get(r.id) != r})
             if old.rules != new.rules or old.assets != new.assets:
                 changes.append("rules")
             self.config = new

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from edge_agent.redaction import redact
 
@@ -79,14 +79,18 @@ class SystemdNotifier:
     def status(self, text: str) -> bool:
         return self.notify(f"STATUS={text}")
 
-    async def watchdog_loop(self) -> None:
-        """Ping the watchdog at half its interval until cancelled. It runs on the event loop
-        on purpose: a loop that stops turning stops the pings, and systemd restarts us."""
+    async def watchdog_loop(self, alive: Callable[[], bool] = lambda: True) -> None:
+        """Ping the watchdog at half its interval until cancelled, while ``alive()``. It
+        runs on the event loop on purpose: a loop that stops turning stops the pings, and
+        systemd restarts us; so does a task that ended (``alive`` turns false for good).
+        Without a watchdog it waits until cancelled, like any supervised task."""
         interval = self.watchdog_interval_s
         if not self.enabled or interval is None:
+            await asyncio.Event().wait()
             return
         while True:
-            self.watchdog()
+            if alive():
+                self.watchdog()
             await asyncio.sleep(interval)
 
 
