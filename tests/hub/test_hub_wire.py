@@ -102,3 +102,20 @@ def test_the_tracker_accepts_only_plausible_work_order_ids(
 
 def test_a_replica_id_is_derived_when_none_is_given() -> None:
     assert REPLICA_RE.match(default_replica_id())
+
+
+def test_what_the_agent_renders_passes_the_hubs_check() -> None:
+    """The agent writes against the same schema: every event of a rule with a full work-order
+    template (categories, assignees, due date, location) renders to a valid message."""
+    from edge_agent.rules import RuleEngine, to_alert_message
+    from tests.rules.conftest import reading, site
+    from tests.rules.test_render import RULE
+
+    config = site([RULE])
+    engine = RuleEngine(config)
+    events = [*engine.feed(reading(0, 9.5)), *engine.feed(reading(60, 5))]
+    assert [e.kind for e in events] == ["activated", "escalated", "cleared"]
+    for event in events:
+        message = to_alert_message(event, config)
+        assert message is not None
+        assert alert_problem(dict(message)) is None
