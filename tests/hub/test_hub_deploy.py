@@ -135,9 +135,8 @@ def acl_broker(tmp_path: Path) -> tuple[int, subprocess.Popen[bytes]]:
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
-        f"acl_file {DEPLOY / 'mosquitto' / 'acl'}\n"
+        f"acl_file {DEPLOY / 'mosquitto' / 'acl'}\n" + ("user root\n" if os.geteuid() == 0 else "")
         # Started as root, mosquitto would become user mosquitto, who cannot read tmp_path.
-        + ("user root\n" if os.geteuid() == 0 else "")
     )
     process = subprocess.Popen(
         [mosquitto_binary(), "-c", str(conf)],
