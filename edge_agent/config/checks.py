@@ -731,14 +731,14 @@ def _duration_limits(doc: Document) -> Iterator[tuple[tuple[str | int, ...], int
     for sensor_id, _sensor in _items(doc.get("sensors")):
         yield ("sensors", sensor_id, "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed"
     for index, _rule in _rules(doc):
-        here = ("rules", index)
-        yield (*here, "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed"
-        yield (*here, "on_delay"), _DAY, "an alarm would be held that long before it is raised"
-        yield (*here, "off_delay"), _DAY, "an alarm would be held that long after it cleared"
-        yield (*here, "cooldown"), 30 * _DAY, "a recurring fault would go unreported for a month"
-        yield (*here, "chattering", "window"), _DAY, "it counts activations, not a history"
-        yield (*here, "rate", "per"), _DAY, "a rate is a change over minutes or hours"
-        yield (*here, "flatline", "for"), 30 * _DAY, "a frozen sensor would go unnoticed"
+        rule_at: tuple[str | int, ...] = ("rules", index)
+        yield (*rule_at, "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed"
+        yield (*rule_at, "on_delay"), _DAY, "an alarm would be held that long before it is raised"
+        yield (*rule_at, "off_delay"), _DAY, "an alarm would be held that long after it cleared"
+        yield (*rule_at, "cooldown"), 30 * _DAY, "a recurring fault would go unreported for a month"
+        yield (*rule_at, "chattering", "window"), _DAY, "it counts activations, not a history"
+        yield (*rule_at, "rate", "per"), _DAY, "a rate is a change over minutes or hours"
+        yield (*rule_at, "flatline", "for"), 30 * _DAY, "a frozen sensor would go unnoticed"
     yield ("forwarding", "mqtt", "keepalive"), _MQTT_KEEPALIVE_MAX, "MQTT counts it in 16 bits"
     yield ("forwarding", "maintainx", "timeout"), 5 * parse_duration("1m"), late
 
