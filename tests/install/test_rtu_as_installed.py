@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.install.installed_package import installed_agent  # noqa: F401  (fixture)
-
 HERE = Path(__file__).parent
 
 
@@ -94,7 +92,7 @@ def site_file(tmp_path: Path, device: Path) -> Path:
 
 
 def test_an_rtu_device_reads_with_the_package_as_installed(
-    installed_agent: Path,  # noqa: F811
+    installed_agent: Path,
     rtu_device: SerialLine,
     tmp_path: Path,
 ) -> None:
@@ -116,7 +114,7 @@ def test_an_rtu_device_reads_with_the_package_as_installed(
 
 
 def test_validate_names_a_serial_device_that_is_missing(
-    installed_agent: Path,  # noqa: F811
+    installed_agent: Path,
     tmp_path: Path,
 ) -> None:
     site = site_file(tmp_path, tmp_path / "ttyUSB7")
