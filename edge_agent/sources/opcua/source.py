@@ -236,6 +236,11 @@ class OpcUaSource:
         if value is None:
             why = "no value" if raw is None else f"unsupported value type {type(raw).__name__}"
             return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN never crosses a limit and inf always does: neither is a measurement.
+            # Bad here, so `read` and `run` say the same.
+            why = f"not a finite number ({value})"
+            return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
         reason = status_name if quality is Quality.UNCERTAIN else None
         return Reading(sensor_id, value, quality, time_ns, reason, status_name)
 
