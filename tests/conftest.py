@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The package installed as a user installs it (one venv per session), for any area's test.
+from tests.install.installed_package import installed_agent  # noqa: F401
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # No per-example deadline: on a loaded 2-core CI machine a pure-CPU example can stall past

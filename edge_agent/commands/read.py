@@ -117,9 +117,27 @@ def _load(path: Path) -> SiteConfig | None:
         return None
 
 
+logger = logging.getLogger("edge_agent.sources.read")
+
+
+def _protocol_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One line, no traceback, for what a library's protocol callback raised (pymodbus on
+    a malformed frame: asyncio's default printed "Fatal error ... Traceback"). The
+    connection is dropped and the reading already says so."""
+    exc = context.get("exception")
+    logger.warning(
+        "Protocol error on a connection.",
+        extra={
+            "error": context.get("message", ""),
+            "exception": f"{type(exc).__name__}: {exc}"[:300] if exc is not None else None,
+        },
+    )
+
+
 async def _read_all(config: SiteConfig, base_dir: Path) -> list[Reading]:
     from edge_agent.sources import build_sources
 
+    asyncio.get_running_loop().set_exception_handler(_protocol_error)
     sources = build_sources(config, base_dir)
     try:
         async with asyncio.timeout(OVERALL_TIMEOUT_S):

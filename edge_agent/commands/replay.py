@@ -15,10 +15,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.alerts import parse_time
+from edge_agent.commands.trace_input import (
+    TraceInputError,
+    bounded_lines,
+    checked_readings,
+    open_trace,
+)
 from edge_agent.config.models import SiteConfig
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
-from edge_agent.rules.trace import TraceError, decode_lines, parse_trace
+from edge_agent.rules.trace import TraceError, decode_lines
 
 
 class ReplayError(Exception):
@@ -52,7 +58,7 @@ def replay_readings(
 ) -> tuple[list[AlarmEvent], RuleEngine]:
     """Run ``lines`` (trace text) through a fresh engine; raises TraceError on a bad line
     before any reading is applied."""
-    readings = list(parse_trace(lines))
+    readings = list(checked_readings(lines))
     engine = RuleEngine(config)
     events: list[AlarmEvent] = []
     for reading in readings:
@@ -76,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     try:
-        with args.trace.open("rb") as trace:
-            events, engine = replay_readings(config, decode_lines(trace), until_ns)
+        with open_trace(args.trace) as trace:
+            events, engine = replay_readings(config, decode_lines(bounded_lines(trace)), until_ns)
+    except TraceInputError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"{args.trace}: error: cannot read the trace: {exc.strerror}", file=sys.stderr)
         return 1

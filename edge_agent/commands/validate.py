@@ -57,8 +57,11 @@ def check_file(path: Path) -> list[Diagnostic]:
     register_document_secrets(doc.data, path.absolute().parent)
     if "hub" in doc.data:
         return _hub_diagnostics(path)
+    from edge_agent.config.serial_devices import check_serial_devices
+
     _config, diagnostics = check_site_files(path)
-    return diagnostics
+    # The serial lines are checked against this machine: validate runs on the gateway.
+    return sort_diagnostics([*diagnostics, *check_serial_devices(doc)])
 
 
 def run(args: argparse.Namespace) -> int:

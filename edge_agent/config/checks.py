@@ -27,7 +27,7 @@ from edge_agent.config.models import (
     RegisterType,
     condition_problem,
 )
-from edge_agent.config.units import format_duration, parse_duration
+from edge_agent.config.units import format_duration, format_size, parse_duration, parse_size
 
 MODBUS: Final = ("modbus-tcp", "modbus-rtu")
 TEMPLATE_KEYS: Final = ("title", "description")
@@ -654,6 +654,8 @@ def _positive_duration_paths(doc: Document) -> Iterator[tuple[tuple[str | int, .
         yield ("sensors", sensor_id, "stale_after"), "every reading would be stale at once"
     for index, _rule in _rules(doc):
         yield ("rules", index, "stale_after"), "every reading would be stale at once"
+        yield ("rules", index, "rate", "per"), "a change per no time at all cannot be computed"
+        yield ("rules", index, "flatline", "for"), "every second reading would be a flatline"
     yield ("forwarding", "maintainx", "timeout"), "no request could ever be answered in time"
 
 
@@ -695,6 +697,85 @@ def check_positive_durations(doc: Document) -> Iterator[Diagnostic]:
                 f"backoff max {format_duration(largest)} is shorter than initial "
                 f"{format_duration(initial)}",
             )
+
+
+_HOUR: Final = parse_duration("1h")
+_DAY: Final = parse_duration("1d")
+# MQTT carries the keep-alive in a 16-bit count of seconds.
+_MQTT_KEEPALIVE_MAX: Final = parse_duration("65535s")
+
+
+def _duration_limits(doc: Document) -> Iterator[tuple[tuple[str | int, ...], int, str]]:
+    """Every duration with a ceiling of its own: ``(path, longest, why)``. Each ceiling is
+    far above what a plant uses; a value past it is a typo (`600m` for `600s`, an extra
+    zero) that would leave a sensor unwatched or an alarm unsent for days. The table is in
+    docs/configuration.md; every duration is also at most a year (units.MAX_DURATION_NS)."""
+    unread = "a sensor read less often than that is not monitored"
+    late = "a peer that slow is down; say so sooner"
+    backoff = "an outage would be noticed as over that much later"
+    yield ("defaults", "poll"), _HOUR, unread
+    yield ("defaults", "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed for a week"
+    yield ("defaults", "chattering", "window"), _DAY, "it counts activations, not a history"
+    yield ("defaults", "flood", "window"), _DAY, "it counts work orders, not a history"
+    for name, connection in _items(doc.get("connections")):
+        here = ("connections", name)
+        yield (*here, "poll"), _HOUR, unread
+        yield (*here, "timeout"), 5 * parse_duration("1m"), late
+        yield (*here, "request_delay"), parse_duration("10s"), "it is paid before every request"
+        if connection.get("protocol") == "opcua":
+            yield (*here, "sampling_interval"), _HOUR, unread
+            yield (*here, "watchdog"), _HOUR, "a silent subscription would go unnoticed"
+    for path in _backoff_paths(doc):
+        yield (*path, "initial"), _HOUR, backoff
+        yield (*path, "max"), _HOUR, backoff
+    for sensor_id, _sensor in _items(doc.get("sensors")):
+        yield ("sensors", sensor_id, "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed"
+    for index, _rule in _rules(doc):
+        rule_at: tuple[str | int, ...] = ("rules", index)
+        yield (*rule_at, "stale_after"), 7 * _DAY, "a dead sensor would go unnoticed"
+        yield (*rule_at, "on_delay"), _DAY, "an alarm would be held that long before it is raised"
+        yield (*rule_at, "off_delay"), _DAY, "an alarm would be held that long after it cleared"
+        yield (*rule_at, "cooldown"), 30 * _DAY, "a recurring fault would go unreported for a month"
+        yield (*rule_at, "chattering", "window"), _DAY, "it counts activations, not a history"
+        yield (*rule_at, "rate", "per"), _DAY, "a rate is a change over minutes or hours"
+        yield (*rule_at, "flatline", "for"), 30 * _DAY, "a frozen sensor would go unnoticed"
+    yield ("forwarding", "mqtt", "keepalive"), _MQTT_KEEPALIVE_MAX, "MQTT counts it in 16 bits"
+    yield ("forwarding", "maintainx", "timeout"), 5 * parse_duration("1m"), late
+
+
+def check_duration_limits(doc: Document) -> Iterator[Diagnostic]:
+    """`poll: 600m`, `on_delay: 30d`, `cooldown: 365d`: valid durations that would leave a
+    plant unwatched. Each has a ceiling far above what is ever meant."""
+    for path, longest, why in _duration_limits(doc):
+        value = _duration_at(doc, path)
+        if value is not None and value > longest:
+            yield doc.at(
+                path,
+                f"`{path[-1]}` {format_duration(value)} is longer than "
+                f"{format_duration(longest)}, the most it may be: {why}",
+            )
+
+
+# The outbox keeps alarms while the hub or MaintainX is unreachable; below this it could
+# not hold even a short outage's worth (an alert is ~1 KB on disk).
+MIN_STORAGE_BYTES: Final = 1000**2
+
+
+def check_storage_size(doc: Document) -> Iterator[Diagnostic]:
+    """`storage.max_bytes: 0B` leaves the outbox no room: every alarm would be refused."""
+    raw = doc.get("storage", "max_bytes")
+    if raw is None:
+        return
+    try:
+        size = parse_size(raw)
+    except ValueError:
+        return  # the model reports a malformed size
+    if size < MIN_STORAGE_BYTES:
+        yield doc.at(
+            ("storage", "max_bytes"),
+            f"`max_bytes` {format_size(size)} is less than {format_size(MIN_STORAGE_BYTES)}: "
+            "the outbox could not hold the alarms of even a short outage (write e.g. 256MB)",
+        )
 
 
 def check_rtu_broadcast(doc: Document) -> Iterator[Diagnostic]:
@@ -746,6 +827,8 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_stale_vs_poll,
     check_hosts,
     check_positive_durations,
+    check_duration_limits,
+    check_storage_size,
     check_rtu_broadcast,
 )
 """Every check of a site file, in the order they run."""

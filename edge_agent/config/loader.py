@@ -12,6 +12,11 @@ top-level sections are merged into the including file: lists (``rules``) are app
 mappings (``sensors``, ``assets``, ``connections``) are joined, and an id defined twice is
 an error. Every value keeps the file, line and column it came from, so a problem in an
 included file is reported in that file.
+
+An included file lies in the site file's folder or below it (its real path: a symbolic
+link out of the tree counts as out), or under the folder the site file names with
+``include_root:``. Anything else (``/etc/shadow``, ``../../*``) is refused before it is
+read, so no line of a foreign file ever reaches a message.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from edge_agent.config.yaml_reader import Mark, SourceMap, collector_paused, rea
 M = TypeVar("M", bound=BaseModel)
 
 INCLUDE_KEY: Final = "include"
+INCLUDE_ROOT_KEY: Final = "include_root"
 MAX_INCLUDE_DEPTH: Final = 8
 # YAML 1.1 read these as booleans; YAML 1.2 (and this loader) reads them as text.
 YAML11_TRUE: Final = frozenset({"y", "yes", "on"})
@@ -115,17 +121,32 @@ def _error(file: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
     return Diagnostic(file, line, col, "error", (), message)
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _fixed_part(pattern: str) -> str:
+    """The folder part of a glob pattern before its first wildcard: ``/etc/*`` → ``/etc``."""
+    cut = min((pattern.index(char) for char in "*?[" if char in pattern), default=len(pattern))
+    return pattern[:cut].rpartition("/")[0] or "."
+
+
 class _Includer:
     """Reads a file and, depth first, the files it includes, merging them into one."""
 
-    def __init__(self) -> None:
+    def __init__(self, main: Path) -> None:
         self.problems: list[Diagnostic] = []
         self.files: list[str] = []
+        # The folders included files may come from (real paths): the site file's, and the
+        # one `include_root:` names.
+        self.roots: list[Path] = [main.absolute().parent.resolve()]
 
     def read(self, path: Path, display: str, stack: tuple[Path, ...]) -> tuple[Any, SourceMap]:
         data, source, problems = read_yaml(path, display)
         self.files.append(display)
         self.problems.extend(problems)
+        if isinstance(data, dict) and INCLUDE_ROOT_KEY in data:
+            self._include_root(data, source, display, path, main=len(stack) == 1)
         if isinstance(data, dict) and INCLUDE_KEY in data:
             entries = data.pop(INCLUDE_KEY)
             here = (INCLUDE_KEY,)
@@ -140,11 +161,59 @@ class _Includer:
                     self._include(doc, where, path, display, name, stack)
         return data, source
 
+    def _include_root(
+        self, data: dict[str, Any], source: SourceMap, display: str, path: Path, *, main: bool
+    ) -> None:
+        """Take ``include_root:`` out of the data: the site file's own, or an error."""
+        value = data.pop(INCLUDE_ROOT_KEY)
+        doc = Document(data, source, display, path.parent)
+        here = (INCLUDE_ROOT_KEY,)
+        if not main:
+            self.problems.append(
+                doc.at(
+                    here,
+                    "`include_root:` is set in the site file only: an included file may not "
+                    "widen where includes come from",
+                    key=True,
+                )
+            )
+            return
+        if not isinstance(value, str) or not value.strip():
+            self.problems.append(doc.at(here, "`include_root:` takes a folder name (text)"))
+            return
+        root = (path.parent / value).resolve()
+        if not root.is_dir():
+            self.problems.append(doc.at(here, f"include_root {value} is not a folder"))
+            return
+        self.roots.append(root)
+
+    def _outside(
+        self, doc: Document, where: ConfigPath, path: Path, target: str, shown: str = ""
+    ) -> bool:
+        """True (and an error at the include) when ``target`` lies outside every allowed
+        folder. The file is not opened: its content must never reach a message."""
+        real = (path.parent / target).resolve()
+        if any(_inside(real, root) for root in self.roots):
+            return False
+        if len(self.roots) == 1:
+            allowed = f"the site file's folder ({self.roots[0]})"
+            fix = "to include files from another folder, name it with `include_root:`"
+        else:
+            allowed = f"the site file's folder ({self.roots[0]}) and include_root ({self.roots[1]})"
+            fix = "a file elsewhere is not included"
+        self.problems.append(
+            doc.at(where, f"cannot include {shown or target}: it is outside {allowed}; {fix}")
+        )
+        return True
+
     def _expand(self, doc: Document, where: ConfigPath, path: Path, target: str) -> list[str]:
         """``rules/*.yaml`` → the matching names in sorted order (relative like the pattern);
-        a plain name is itself."""
+        a plain name is itself. A pattern whose folder is outside the allowed ones (``/etc/*``)
+        is refused as a whole, before it is expanded."""
         if not any(char in target for char in "*?["):
             return [target]
+        if self._outside(doc, where, path, _fixed_part(target), target):
+            return []
         matches = sorted(glob.glob(str(path.parent / target)))
         if not matches:
             self.problems.append(
@@ -161,9 +230,13 @@ class _Includer:
         display: str,
         target: str,
         stack: tuple[Path, ...],
+        *,
+        named_by_user: bool = False,
     ) -> None:
         child_path = path.parent / target
         child_display = str(Path(display).parent / target)
+        if not named_by_user and self._outside(doc, where, path, target):
+            return
         identity = child_path.absolute()
         if identity in stack or len(stack) >= MAX_INCLUDE_DEPTH:
             reason = "includes itself" if identity in stack else "nests includes too deeply"
@@ -240,7 +313,7 @@ def load_document(paths: Path | Sequence[Path]) -> tuple[Document | None, list[D
         raise ValueError("load_document needs at least one path")
     main = path_list[0]
     display = str(main)
-    includer = _Includer()
+    includer = _Includer(main)
     try:
         data, source = includer.read(main, display, (main.absolute(),))
     except ConfigError as exc:
@@ -257,7 +330,9 @@ def load_document(paths: Path | Sequence[Path]) -> tuple[Document | None, list[D
         ]
     doc = Document(data, source, display, site_base_dir(main), includer.files)
     for extra in path_list[1:]:
-        includer._include(doc, (), main, display, str(extra.absolute()), (main.absolute(),))
+        includer._include(
+            doc, (), main, display, str(extra.absolute()), (main.absolute(),), named_by_user=True
+        )
     doc.files = includer.files
     return doc, includer.problems
 

@@ -34,6 +34,16 @@ BYTES_PER: Final[dict[str, int]] = {
 }
 _SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)\s*$", re.IGNORECASE)
 
+# The longest duration any option may hold. Nothing at a plant waits longer than a year
+# (an annual inspection's `due_in` is the longest meant), and a bound here keeps every
+# time computed from a duration (a due date, a deadline) inside what a date can hold.
+MAX_DURATION_NS: Final = 366 * NS_PER["d"]
+# The largest size any option may hold: more than any gateway's disk.
+MAX_SIZE_BYTES: Final = 1000**4
+# Digits beyond this make no sense in a duration or a size, and float() would turn them
+# into infinity.
+_MAX_DIGITS: Final = 30
+
 
 def parse_duration(value: object) -> int:
     """``"1m30s"`` → 90_000_000_000 (integer nanoseconds)."""
@@ -48,17 +58,37 @@ def parse_duration(value: object) -> int:
     text = value.strip()
     if re.fullmatch(r"\d+:\d+(:\d+)?", text):
         raise ValueError(
-            f"{text!r} looks like a clock time; write a duration with a unit such as 90s or 1m30s"
+            f"{_shown(text)} looks like a clock time; write a duration with a unit such as "
+            "90s or 1m30s"
         )
     match = _DURATION_RE.match(text)
     if match:
-        return round(float(match.group(1)) * NS_PER[match.group(2)])
+        return _bounded_duration(text, [(match.group(1), match.group(2))])
     parts = _DURATION_PART_RE.findall(text)
     if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
-        return sum(round(float(n) * NS_PER[u]) for n, u in parts)
+        return _bounded_duration(text, parts)
     raise ValueError(
-        f"{text!r} is not a duration; write a number with a unit: ms, s, m, h or d (e.g. 30s)"
+        f"{_shown(text)} is not a duration; write a number with a unit: ms, s, m, h or d (e.g. 30s)"
     )
+
+
+def _bounded_duration(text: str, parts: list[tuple[str, str]]) -> int:
+    """The sum of ``(number, unit)`` parts in nanoseconds, refused above a year."""
+    if any(len(number) > _MAX_DIGITS for number, _unit in parts):
+        total = MAX_DURATION_NS + 1
+    else:
+        total = sum(round(float(number) * NS_PER[unit]) for number, unit in parts)
+    if total > MAX_DURATION_NS:
+        raise ValueError(
+            f"{_shown(text)} is longer than {format_duration(MAX_DURATION_NS)}, the longest "
+            "duration an option may hold"
+        )
+    return total
+
+
+def _shown(text: str) -> str:
+    """The value as quoted in a message, cut short: an error line stays one line."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def format_duration(ns: int) -> str:
@@ -81,11 +111,25 @@ def parse_size(value: object) -> int:
         raise ValueError("expected a size such as 256MB or 1GiB")
     match = _SIZE_RE.match(value)
     if not match:
-        raise ValueError(f"{value!r} is not a size; write a number with B, KB, MB, GB or MiB")
-    return round(float(match.group(1)) * BYTES_PER[match.group(2).upper()])
+        raise ValueError(f"{_shown(value)} is not a size; write a number with B, KB, MB, GB or MiB")
+    number = match.group(1)
+    size = (
+        round(float(number) * BYTES_PER[match.group(2).upper()])
+        if len(number) <= _MAX_DIGITS
+        else MAX_SIZE_BYTES + 1
+    )
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(
+            f"{_shown(value.strip())} is larger than {format_size(MAX_SIZE_BYTES)}, the largest "
+            "size an option may hold"
+        )
+    return size
 
 
 def format_size(n: int) -> str:
+    """The shortest exact text for a size: ``"256MB"``, ``"1GiB"``, ``"0B"``."""
+    if n == 0:
+        return "0B"
     for unit in ("GB", "MB", "KB"):
         if n % BYTES_PER[unit] == 0:
             return f"{n // BYTES_PER[unit]}{unit}"

@@ -50,6 +50,7 @@ from edge_agent.forwarders.hub_confirm import (
 )
 from edge_agent.forwarders.mqtt_link import (
     Message,
+    MqttConfigError,
     MqttDisconnected,
     MqttLink,
     MqttPublishRefused,
@@ -62,6 +63,8 @@ from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
+SETTINGS_RETRY_S: Final = 60.0
+"""How often MQTT settings that could not be loaded (TLS files, password) are tried again."""
 IDLE_POLL_S: Final = 0.05
 """How often an empty outbox is looked at again (the outbox has no wake-up signal)."""
 NS_PER_S: Final = 1_000_000_000
@@ -84,8 +87,8 @@ class MqttForwarder:
     """:class:`edge_agent.interfaces.Forwarder` to an MQTT broker (the hub's).
 
     Construction does no I/O; ``run`` resolves the password, loads the TLS files (a problem
-    there raises :class:`~edge_agent.forwarders.mqtt_link.MqttConfigError`), connects
-    with backoff and drains the outbox until cancelled.
+    there holds every event, with the reason in ``status.holding``), connects with backoff
+    and drains the outbox until cancelled.
 
     ``subscriptions`` (topic, QoS) and ``on_message`` (called on the event loop) let the
     agent listen on the same connection, e.g. to the hub's answers and work-order statuses.
@@ -119,6 +122,7 @@ class MqttForwarder:
         self._acks: list[int] = []
         self._nacks: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
+        self._reload = asyncio.Event()
         self._refusal_backoff = Backoff.from_config(config.backoff)
         self._refused_since_flush = False
         self._subscriptions = list(subscriptions)
@@ -165,44 +169,97 @@ class MqttForwarder:
         return Will(self.status_topic, status_payload(state, self.site_id), qos=1, retain=True)
 
     async def run(self) -> None:
-        """Connect (and reconnect) and drain the outbox until cancelled."""
-        link = MqttLink.from_config(
-            self.config,
-            self.client_id,
-            self.base_dir,
-            will=self._will("offline"),
-            birth=partial(self._will, "online"),
-            subscriptions=self._subscriptions,
-            on_message=self._received if self.confirm_by_hub else self._on_message,
-        )
-        self._link = link
-        await self._prepare_outbox()
-        await link.start()
-        try:
-            while True:
-                while not link.connected:
-                    # Keep health informed while the broker is unreachable.
-                    self.status.last_error = link.last_error
-                    self.status.extra["connect_attempts"] = link.connect_attempts
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
-                    # cancel that arrives as the awaited event fires, and run() would never
-                    # stop (reproduced).
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.5):
-                            await link.wait_connected()
-                self.status.connected = True
-                self.status.extra["reconnects"] = max(0, link.connects - 1)
-                try:
-                    if self.confirm_by_hub:
-                        await self._drain_for_hub(link)
-                    else:
-                        await self._drain_while_connected(link)
-                finally:
-                    self.status.connected = False
-                    await self._settle()
+        """Connect (and reconnect) and drain the outbox until cancelled. Settings that
+        cannot work (an unreadable TLS file, an unset password) hold every event and say so
+        in ``status.holding``; they are tried again every ``SETTINGS_RETRY_S`` and at once
+        on :meth:`reload_credentials`, which also rebuilds a working link (rotated
+        certificates, keys and password take effect)."""
+        while True:
+            link = await self._open_link()
+            self._link = link
+            await self._prepare_outbox()
+            await link.start()
+            try:
+                await self._serve(link)
+            finally:
+                await self._close_link()
+            self._reload.clear()
+            log.info("MQTT link rebuilt with the reloaded settings.")
+
+    def reload_credentials(self) -> None:
+        """SIGHUP: read the password and TLS files again and reconnect with them (call on
+        the event loop)."""
+        self._reload.set()
+
+    async def _open_link(self) -> MqttLink:
+        """The link, once its settings load; until then hold, say why, and retry."""
+        while True:
+            try:
+                link = MqttLink.from_config(
+                    self.config,
+                    self.client_id,
+                    self.base_dir,
+                    will=self._will("offline"),
+                    birth=partial(self._will, "online"),
+                    subscriptions=self._subscriptions,
+                    on_message=self._received if self.confirm_by_hub else self._on_message,
+                )
+            except MqttConfigError as exc:
+                if self.status.holding is None:
+                    log.error(
+                        "MQTT settings cannot be used; every alert is held until they are "
+                        "fixed (tried again each minute and on reload).",
+                        extra={"error": str(exc)},
+                    )
+                self.status.holding = f"MQTT settings: {exc}"
+                self.status.last_error = str(exc)
+                self.status.connected = False
+                self._reload.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SETTINGS_RETRY_S):
+                        await self._reload.wait()
+                continue
+            if self.status.holding is not None:
+                log.info("MQTT settings load again; connecting.")
+            self.status.holding = None
+            return link
+
+    async def _serve(self, link: MqttLink) -> None:
+        """Drain through ``link`` until cancelled or a reload asks for a new link."""
+        while not self._reload.is_set():
+            while not link.connected and not self._reload.is_set():
+                # Keep health informed while the broker is unreachable.
                 self.status.last_error = link.last_error
-        finally:
-            await self._close_link()
+                self.status.extra["connect_attempts"] = link.connect_attempts
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancel that arrives as the awaited event fires, and run() would never
+                # stop (reproduced).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await link.wait_connected()
+            if self._reload.is_set():
+                return
+            self.status.connected = True
+            self.status.extra["reconnects"] = max(0, link.connects - 1)
+            drain = asyncio.ensure_future(
+                self._drain_for_hub(link)
+                if self.confirm_by_hub
+                else self._drain_while_connected(link)
+            )
+            reload = asyncio.ensure_future(self._reload.wait())
+            try:
+                await asyncio.wait({drain, reload}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                reload.cancel()
+                drain.cancel()  # nothing if it ended: the link dropped
+                # Its own cancel handling settles what it had in flight. A cancel of run()
+                # itself still propagates from here.
+                [outcome] = await asyncio.gather(drain, return_exceptions=True)
+                self.status.connected = False
+                await self._settle()
+            if isinstance(outcome, Exception):
+                raise outcome  # a bug in the drain: the supervisor's to see
+            self.status.last_error = link.last_error
 
     async def close(self) -> None:
         """Publish ``offline``, disconnect; items in flight go back to the outbox."""

@@ -102,15 +102,25 @@ def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
             candidate = base_dir / candidate
         return str(candidate)
 
+    # Each file on its own: the error names the file to fix (ssl's own messages do not).
+    ca = path(tls.ca) if tls.ca else None
     try:
-        context = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cafile=path(tls.ca) if tls.ca else None
-        )
-        if tls.certificate and tls.private_key:
-            context.load_cert_chain(path(tls.certificate), path(tls.private_key))
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     except (OSError, ssl.SSLError) as exc:
-        raise MqttConfigError(f"cannot load the MQTT TLS files: {exc}") from exc
+        raise MqttConfigError(f"cannot load the MQTT TLS CA file {ca}: {_why(exc)}") from exc
+    if tls.certificate and tls.private_key:
+        certificate, key = path(tls.certificate), path(tls.private_key)
+        try:
+            context.load_cert_chain(certificate, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise MqttConfigError(
+                f"cannot load the MQTT client certificate {certificate} with key {key}: {_why(exc)}"
+            ) from exc
     return context
+
+
+def _why(exc: OSError | ssl.SSLError) -> str:
+    return exc.strerror or str(exc)
 
 
 class MqttLink:

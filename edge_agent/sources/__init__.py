@@ -36,5 +36,12 @@ def build_sources(config: SiteConfig, base_dir: Path) -> list[Source]:
         elif isinstance(connection, OpcUa):
             from edge_agent.sources.opcua.source import OpcUaSource
 
-            sources.append(OpcUaSource(name, connection, sensors, config.defaults, base_dir))
+            numeric = frozenset(
+                rule.sensor
+                for rule in config.rules
+                if rule.high or rule.low or rule.rate or rule.flatline
+            )
+            sources.append(
+                OpcUaSource(name, connection, sensors, config.defaults, base_dir, numeric)
+            )
     return sources

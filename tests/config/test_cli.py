@@ -146,7 +146,7 @@ site: {id: plant-07, name: "Plant 7 (Austin)"}   # id: [a-z0-9][a-z0-9-]{0,62}
 defaults: {poll: 1s, stale_after: 2m}
 connections:
   plc1: {protocol: modbus-tcp, host: 10.0.7.21, port: 502, unit_id: 1, poll: 1s, timeout: 1s}
-  rs485: {protocol: modbus-rtu, device: /dev/ttyUSB0, baudrate: 19200, parity: N, stopbits: 1}
+  rs485: {protocol: modbus-rtu, device: rfc2217://gw:4001, baudrate: 19200, parity: N, stopbits: 1}
   ua1:
     protocol: opcua
     endpoint: "opc.tcp://10.0.7.30:4840"

@@ -131,3 +131,68 @@ def test_further_files_merge_as_if_included(write: Write) -> None:
     config, diagnostics = check_site_files([write("site.yaml", VALID_SITE), extra])
     assert diagnostics == [] and config is not None
     assert [rule.id for rule in config.rules] == ["p101-hot", "p101-flow-low"]
+
+
+# A file that is not the plant's: its lines parse as YAML keys and used to be printed back
+# as "unknown key `root`" with the hash after it.
+FOREIGN = "root:$6$Zx9SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
+
+
+def test_an_absolute_include_outside_the_site_folder_is_refused_unread(
+    write: Write, tmp_path: Path
+) -> None:
+    foreign = write("etc/shadow", FOREIGN)
+    site = write("site/site.yaml", site_with(f"[{foreign}]"))
+    _config, diagnostics = check_site_files(site)
+    shown = "\n".join(format_diagnostic(d) for d in diagnostics)
+    assert [(d.file, d.line, d.col, d.message) for d in diagnostics] == [
+        (
+            str(site),
+            2,
+            11,
+            f"cannot include {foreign}: it is outside the site file's folder "
+            f"({tmp_path / 'site'}); to include files from another folder, name it with "
+            "`include_root:`",
+        )
+    ]
+    assert "SECRETHASH" not in shown and "daemon" not in shown
+
+
+def test_a_glob_of_a_foreign_folder_is_refused_as_a_whole(write: Write, tmp_path: Path) -> None:
+    write("etc/shadow", FOREIGN)
+    write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+    site = write("site/site.yaml", site_with(f'["{tmp_path}/etc/*"]'))
+    _config, diagnostics = check_site_files(site)
+    assert len(diagnostics) == 1
+    assert diagnostics[0].message.startswith(f"cannot include {tmp_path}/etc/*: it is outside")
+    assert "/bin/bash" not in diagnostics[0].message and "SECRETHASH" not in diagnostics[0].message
+
+
+def test_a_relative_path_out_of_the_tree_needs_include_root(write: Write) -> None:
+    write("shared/pumps.yaml", PUMP_RULES)
+    site = write("site/site.yaml", site_with("[../shared/pumps.yaml]"))
+    _config, diagnostics = check_site_files(site)
+    assert [d.message.split(":")[0] for d in diagnostics] == ["cannot include ../shared/pumps.yaml"]
+    site.write_text(site.read_text().replace("version: 1\n", "version: 1\ninclude_root: ..\n"))
+    config = load_site(site)
+    assert [rule.id for rule in config.rules] == ["p101-hot", "p101-flow-low"]
+
+
+def test_a_symbolic_link_out_of_the_tree_is_refused(write: Write) -> None:
+    foreign = write("etc/shadow", FOREIGN)
+    site = write("site/site.yaml", site_with("[rules/*.yaml]"))
+    (site.parent / "rules").mkdir()
+    (site.parent / "rules" / "pumps.yaml").symlink_to(foreign)
+    _config, diagnostics = check_site_files(site)
+    assert [d.message.split(":")[0] for d in diagnostics] == ["cannot include rules/pumps.yaml"]
+    assert "SECRETHASH" not in diagnostics[0].message
+
+
+def test_include_root_belongs_to_the_site_file_only(write: Write) -> None:
+    write("site/rules/pumps.yaml", "include_root: /\n" + PUMP_RULES)
+    _config, diagnostics = check_site_files(
+        write("site/site.yaml", site_with("[rules/pumps.yaml]"))
+    )
+    assert [(Path(d.file).name, d.line, d.message.split(":")[0]) for d in diagnostics] == [
+        ("pumps.yaml", 1, "`include_root")
+    ]

@@ -18,8 +18,9 @@ from edge_agent.config.models import SiteConfig, dump_site
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=24)
+# Up to 8,000 h: every duration is at most a year (units.MAX_DURATION_NS).
 DURATIONS = st.builds(
-    lambda n, unit: f"{n}{unit}", st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])
+    lambda n, unit: f"{n}{unit}", st.integers(0, 8_000), st.sampled_from(["ms", "s", "m", "h"])
 )
 NUMBERS = st.one_of(
     st.integers(-1_000_000, 1_000_000),

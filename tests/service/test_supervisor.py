@@ -3,8 +3,9 @@
 
 Reproduced on main: the rules task died, ``/readyz`` said "task rules has stopped", but
 ``/healthz`` said ok and the systemd watchdog kept being pinged, so nothing restarted the
-agent. Here a real fault kills a real task: the MQTT forwarder of a reloaded site whose TLS
-CA file is not a certificate raises ``MqttConfigError`` when it starts.
+agent. Here a real task dies of an injected bug: the MQTT forwarder of a reloaded site
+raises as it starts (see ``faulty_forwarder_agent.py``; no real fault is left that ends a
+task: an unusable TLS file now holds alerts instead, see tests/forwarders_mqtt/test_tls.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,9 +27,11 @@ from typing import Any
 import pytest
 
 from edge_agent.config.models import SiteConfig
+from edge_agent.forwarders.mqtt import MqttForwarder
 from edge_agent.service.app import Service
 from edge_agent.service.sdnotify import SystemdNotifier
 from edge_agent.service.supervisor import EXIT_TASK_FAILED, Supervisor
+from tests.service import faulty_forwarder_agent
 from tests.service.conftest import (
     AgentProcess,
     BackgroundLoop,
@@ -96,11 +100,9 @@ async def test_a_foreign_cancellation_is_a_failure() -> None:
 # ---------------------------------------------------------------------------- in the service
 
 
-def broken_tls_forwarding(tmp_path: Path) -> dict[str, Any]:
-    """MQTT forwarding whose CA file holds no certificate: the forwarder raises at start."""
-    ca = tmp_path / "not-a-ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
-    return {"mode": "mqtt", "mqtt": {"host": "127.0.0.1", "port": 1, "tls": {"ca": str(ca)}}}
+def faulty_forwarding() -> dict[str, Any]:
+    """MQTT forwarding: with :func:`faulty_forwarder_agent.inject`, its forwarder raises."""
+    return {"mode": "mqtt", "mqtt": {"host": "127.0.0.1", "port": 1}}
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def _drain(sock: socket.socket) -> None:
 
 
 async def test_healthz_fails_and_watchdog_stops_as_soon_as_a_task_is_gone(
-    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+    tmp_path: Path, notify_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sock, path = notify_socket
     notifier = SystemdNotifier(
@@ -162,8 +164,9 @@ async def test_healthz_fails_and_watchdog_stops_as_soon_as_a_task_is_gone(
         assert "WATCHDOG=1" in pings
         assert (await asyncio.to_thread(_get, port, "/healthz"))[0] == 200
 
-        # A real fault: the reloaded forwarder cannot load its TLS CA file and raises.
-        document["forwarding"] = broken_tls_forwarding(tmp_path)
+        # The reloaded forwarder has a bug and raises as it starts.
+        monkeypatch.setattr(MqttForwarder, "_prepare_outbox", faulty_forwarder_agent._raises)
+        document["forwarding"] = faulty_forwarding()
         await service.agent.apply_config(SiteConfig.model_validate(document))
         async with asyncio.timeout(10):
             await service.supervisor.failed.wait()
@@ -171,7 +174,7 @@ async def test_healthz_fails_and_watchdog_stops_as_soon_as_a_task_is_gone(
         assert status == 503
         assert body["status"] == "failed" and body["alive"] is False
         [failure] = body["failures"]
-        assert failure.startswith("task forwarder ended unexpectedly (MqttConfigError:")
+        assert failure.startswith("task forwarder ended unexpectedly (RuntimeError:")
         status, ready = await asyncio.to_thread(_get, port, "/readyz")
         assert status == 503 and failure in ready["reasons"]
         # Pings sent before the failure wait in the socket: read them first (a send is
@@ -199,13 +202,14 @@ def test_a_dead_task_ends_the_process_with_its_status_after_saving_state(
     saved rule state still holds the open episode, so the restart continues it."""
     document = direct_site(plant, emulator, health_port, tmp_path)
     agent = make_agent(document)
+    agent.launcher = [sys.executable, str(Path(faulty_forwarder_agent.__file__))]
     before = {wo["id"] for wo in emulator.work_orders}
     with steady_plant(background, plant):
         agent.start()
         agent.wait_ready()
         background.run(lambda: plant.set_value("m201_current", 75.0))
         wait_until(lambda: orders_for(emulator, 1002, before), what="the current work order")
-        document["forwarding"] = broken_tls_forwarding(tmp_path)
+        document["forwarding"] = faulty_forwarding()
         write_document(agent.site, document)
         agent.signal(signal.SIGHUP)
         assert agent.process is not None
@@ -218,7 +222,8 @@ def test_a_dead_task_ends_the_process_with_its_status_after_saving_state(
         for raw in logs.splitlines()
         if raw.startswith("{") and "Task ended unexpectedly" in raw
     ]
-    assert line["task"] == "forwarder" and line["error"].startswith("MqttConfigError")
+    assert line["task"] == "forwarder" and line["error"].startswith("RuntimeError")
+    assert faulty_forwarder_agent.INJECTED in line["error"]
     assert line["exit_code"] == EXIT_TASK_FAILED
     assert "Rule state saved." in logs
     assert "Agent exits after a task ended unexpectedly." in logs

@@ -132,9 +132,15 @@ class OpcUaSource:
         sensors: Mapping[str, Sensor],
         defaults: Defaults,
         base_dir: Path,
+        numeric_sensors: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.stats = ConnectionStats()
+        #: Sensors a rule compares as numbers (high, low, rate, flatline).
+        self._numeric_sensors = numeric_sensors
+        #: Readings refused because a node held text where a rule needs a number.
+        self.text_where_number = 0
+        self._text_reported: set[str] = set()
         #: Sessions rebuilt by the watchdog (silence, spinning, subscription status).
         self.subscription_rebuilds = 0
         #: Notifications dropped because the reading queue was full.
@@ -236,8 +242,36 @@ class OpcUaSource:
         if value is None:
             why = "no value" if raw is None else f"unsupported value type {type(raw).__name__}"
             return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
+        if isinstance(value, str) and sensor_id in self._numeric_sensors:
+            return self._text_for_a_number(sensor_id, value, time_ns, status_name)
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN never crosses a limit and inf always does: neither is a measurement.
+            # Bad here, so `read` and `run` say the same.
+            why = f"not a finite number ({value})"
+            return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
         reason = status_name if quality is Quality.UNCERTAIN else None
         return Reading(sensor_id, value, quality, time_ns, reason, status_name)
+
+    def _text_for_a_number(
+        self, sensor_id: str, text: str, time_ns: int, status_name: str
+    ) -> Reading:
+        """A String node (``"99.5"``) under a rule that compares numbers: a limit never
+        trips on text, so the reading is bad, counted, and logged once per sensor."""
+        self.text_where_number += 1
+        self.stats.read_errors += 1
+        why = f"text {text[:40]!r} where a rule needs a number (the node is a String)"
+        if sensor_id not in self._text_reported:
+            self._text_reported.add(sensor_id)
+            log.error(
+                "OPC UA node holds text where a rule needs a number.",
+                extra={
+                    "connection": self.name,
+                    "sensor": sensor_id,
+                    "node": self._node_strings.get(sensor_id),
+                    "value": text[:40],
+                },
+            )
+        return Reading(sensor_id, None, Quality.BAD, time_ns, why, status_name)
 
     def _plain_value(self, sensor_id: str, raw: Any) -> Value:
         if isinstance(raw, bool | str):
