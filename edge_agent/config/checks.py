@@ -758,7 +758,11 @@ def check_duration_limits(doc: Document) -> Iterator[Diagnostic]:
 
 # The outbox keeps alarms while the hub or MaintainX is unreachable; below this it could
 # not hold even a short outage's worth (an alert is ~1 KB on disk).
-MIN_STORAGE_BYTES: Final = 1000**2
+MIN_STORAGE_BYTES: Final = 1000
+"""Below this the outbox cannot hold one alert: every alarm would be refused (an error)."""
+SMALL_STORAGE_BYTES: Final = 1000**2
+"""Below this it holds only minutes of a busy site's alarms (a warning: tests and very small
+gateways may mean it)."""
 
 
 def check_storage_size(doc: Document) -> Iterator[Diagnostic]:
@@ -774,7 +778,14 @@ def check_storage_size(doc: Document) -> Iterator[Diagnostic]:
         yield doc.at(
             ("storage", "max_bytes"),
             f"`max_bytes` {format_size(size)} is less than {format_size(MIN_STORAGE_BYTES)}: "
-            "the outbox could not hold the alarms of even a short outage (write e.g. 256MB)",
+            "the outbox could not hold a single alarm (write e.g. 256MB)",
+        )
+    elif size < SMALL_STORAGE_BYTES:
+        yield doc.at(
+            ("storage", "max_bytes"),
+            f"`max_bytes` {format_size(size)} is less than {format_size(SMALL_STORAGE_BYTES)}: "
+            "the outbox holds only a short outage's alarms (write e.g. 256MB)",
+            "warning",
         )
 
 

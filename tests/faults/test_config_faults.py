@@ -106,4 +106,4 @@ def test_run_refuses_storage_of_zero_bytes(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    assert "storage.max_bytes: `max_bytes` 0B is less than 1MB" in done.stderr
+    assert "storage.max_bytes: `max_bytes` 0B is less than 1KB" in done.stderr

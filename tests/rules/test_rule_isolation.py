@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from edge_agent.config.models import SiteConfig
 from edge_agent.rules import RuleEngine
 from edge_agent.rules.engine import RuleEngine as Engine
 from edge_agent.rules.render import plain_alert_message, to_alert_message
@@ -75,9 +76,19 @@ def test_a_deadline_that_raises_does_not_stop_other_deadlines() -> None:
     assert engine.faults.faulted["temp-rate"].error.startswith("AttributeError")
 
 
+def overflowing_due_in(config: SiteConfig, index: int = 0) -> SiteConfig:
+    """``config`` whose rule ``index`` has ``due_in: 99999999d``, the reproduced overflow.
+    The validator refuses it now; set past it, as a value that slipped through would be,
+    to show that rendering still defends itself."""
+    work_order = config.rules[index].work_order
+    assert work_order is not None
+    object.__setattr__(work_order, "due_in", 99_999_999 * 86_400 * 10**9)
+    return config
+
+
 def test_plain_alert_message_keeps_the_ids_when_the_template_cannot_render() -> None:
-    rule = {**HIGH_RULE, "work_order": {"title": "x", "due_in": f"{99_999_999}d"}}
-    config = site([rule])
+    rule = {**HIGH_RULE, "work_order": {"title": "x", "due_in": "1d"}}
+    config = overflowing_due_in(site([rule]))
     engine = Engine(config)
     events = engine.feed(reading(0, 99))
     [event] = [e for e in events if e.kind == "activated"]
