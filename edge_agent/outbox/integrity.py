@@ -67,6 +67,21 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+_PASSING_CODES: Final = frozenset({3, 5, 6, 7, 8, 10, 13, 14, 23})
+"""SQLITE_PERM, BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, AUTH: the file could
+not be read now, which says nothing about its content."""
+
+
+def _is_passing(exc: sqlite3.Error) -> bool:
+    """True when SQLite could not look at the file (locked, I/O, permissions), False when
+    it looked and refused what it found (e.g. "unsupported file format": a header byte)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _PASSING_CODES
+    text = str(exc).lower()
+    return any(word in text for word in ("locked", "busy", "unable to open", "i/o", "readonly"))
+
+
 def decode_text(data: bytes) -> str:
     """SQLite TEXT as str; damaged bytes become U+FFFD instead of an exception."""
     return data.decode("utf-8", "replace")
@@ -104,7 +119,7 @@ def find_damage(db_path: Path, timeout_s: float = 10.0) -> str | None:
         with _reader(db_path, timeout_s) as db:
             return _schema_damage(db)
     except sqlite3.Error as exc:
-        if is_corruption(exc):
+        if is_corruption(exc) or not _is_passing(exc):
             return f"SQLite reports damage: {exc}"
         raise StoreUnavailable(f"cannot check {db_path.name}: {exc}") from exc
     except UnicodeDecodeError:

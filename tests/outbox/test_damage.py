@@ -241,3 +241,23 @@ def test_a_callers_bug_is_not_taken_for_damage(tmp_path: Path) -> None:
             outbox.ack(None)  # type: ignore[arg-type]
         assert [i.id for i in outbox.lease(5)] == [item_id]
     assert list(tmp_path.glob("outbox.damaged-*")) == []
+
+
+def test_a_header_byte_sqlite_refuses_is_damage_not_a_failed_start(tmp_path: Path) -> None:
+    """Found by the fault suite: 0x05 at offset 47 (the schema format number) makes SQLite
+    answer "unsupported file format", a plain SQLITE_ERROR that was taken for "cannot check
+    now", so the outbox could not open at all (a crash loop at start)."""
+    directory = tmp_path / "outbox"
+    with Outbox.open(directory, 1_000_000) as outbox:
+        outbox.put_many([{"n": 1}])
+    database = directory / "cache.db"
+    data = bytearray(database.read_bytes())
+    data[47] = 0x05
+    database.write_bytes(bytes(data))
+    outbox = Outbox.open_or_replace(directory, 1_000_000)
+    try:
+        outbox.put_many([{"n": 2}])
+        assert [item.payload for item in outbox.peek(10)] == [{"n": 2}]
+        assert outbox.stats().damaged
+    finally:
+        outbox.close()
