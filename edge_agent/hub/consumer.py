@@ -23,8 +23,9 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
@@ -66,7 +67,8 @@ class PublishFailed(Exception):
 class ConsumerStats:
     handled: int = 0  # valid alerts taken in
     finished: int = 0  # valid alerts whose handling ended (acknowledged or not)
-    unknown_site_rejections: int = 0
+    # Rejections that name no configured site, by reason (bad_topic, unknown_site...).
+    siteless_rejections: Counter[str] = field(default_factory=Counter)
     store_errors: int = 0
     poison: int = 0  # valid messages whose handling raised: answered rejected, acknowledged
 
@@ -116,6 +118,15 @@ class AlertConsumer:
         self.stats.handled += 1
         try:
             async with self._alert_lock(checked["alert_id"]):
+                if await self._foreign_ids(site, checked):
+                    return await self._reject(
+                        Rejection(
+                            "foreign_id",
+                            "this alert or event id was first used by another site",
+                            site.site_id,
+                            checked["event_id"],
+                        )
+                    )
                 await self._process(site, checked, payload.decode(), from_pending=False)
         except StoreRejected as exc:
             return await self._poison(site, checked, exc)
@@ -131,6 +142,16 @@ class AlertConsumer:
         finally:
             self.stats.finished += 1
         return True
+
+    async def _foreign_ids(self, site: SiteRuntime, message: AlertMessage) -> bool:
+        """True when another site used this alert or event id first. A site's ids are its
+        own (the agent derives them from its site id); one naming another site's ids
+        would otherwise reach that site's work order, comment on it with its own key and
+        read that site's answers."""
+        owners = await asyncio.to_thread(
+            self.store.sites_of, message["alert_id"], message["event_id"]
+        )
+        return bool(owners - {site.site_id})
 
     async def _poison(self, site: SiteRuntime, message: AlertMessage, exc: Exception) -> bool:
         """Answer a message whose handling raised: record, answer ``rejected``, acknowledge.
@@ -174,7 +195,7 @@ class AlertConsumer:
         if site is not None:
             site.counters.rejected[rejection.reason] += 1
         else:
-            self.stats.unknown_site_rejections += 1
+            self.stats.siteless_rejections[rejection.reason] += 1
         log.warning(
             "Alert message rejected.",
             extra={

@@ -76,7 +76,9 @@ def validate_alert(
     try:
         # UTF-8 only (json.loads would also take UTF-16/32 bytes): the hub stores the text.
         data: Any = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: also JSON the parser takes but Python refuses (a number of more than
+        # 4,300 digits), not only JSONDecodeError.
         return Rejection("not_json", f"not JSON: {type(exc).__name__}", topic_site)
     if not isinstance(data, dict):
         return Rejection("not_an_object", "a JSON object is expected", topic_site)

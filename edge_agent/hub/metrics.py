@@ -109,8 +109,9 @@ class HubCollector(Collector):
             limited.add_metric([site_id], rate["rate_limited"])
             online.add_metric([site_id], 1.0 if site.presence.state == "online" else 0.0)
             seen.add_metric([site_id], site.presence.last_seen_ns / NS_PER_S)
-        if hub.consumer is not None and hub.consumer.stats.unknown_site_rejections:
-            rejected.add_metric(["", "unknown_site"], hub.consumer.stats.unknown_site_rejections)
+        if hub.consumer is not None:
+            for reason, count in sorted(hub.consumer.stats.siteless_rejections.items()):
+                rejected.add_metric(["", reason], count)
         yield from (received, rejected, created, duplicates, parked, failed, actions, pending)
         yield from (creds, blocked, limit, remaining, limited, online, seen)
 

@@ -178,6 +178,11 @@ class HubStore(Protocol):
 
     def release(self, alert_id: str, owner: str) -> None: ...
 
+    def sites_of(self, alert_id: str, event_id: str) -> set[str]:
+        """The sites that used ``alert_id`` or ``event_id`` before (ids are a site's own:
+        another site naming them must not reach that site's work order or answers)."""
+        ...
+
     def result_of(self, event_id: str) -> StoredResult | None:
         """The stored result of an event already applied."""
         ...

@@ -311,6 +311,17 @@ class PostgresHubStore:
             f"DELETE FROM {self.p}claims WHERE alert_id = %s AND owner = %s", (alert_id, owner)
         )
 
+    def sites_of(self, alert_id: str, event_id: str) -> set[str]:
+        p = self.p
+        rows = self._all(
+            f"SELECT site FROM {p}alerts WHERE alert_id = %s "
+            f"UNION SELECT a.site FROM {p}events e JOIN {p}alerts a ON a.alert_id = e.alert_id "
+            "WHERE e.event_id = %s "
+            f"UNION SELECT site FROM {p}pending WHERE event_id = %s OR alert_id = %s",
+            (alert_id, event_id, event_id, alert_id),
+        )
+        return {str(row[0]) for row in rows}
+
     def result_of(self, event_id: str) -> StoredResult | None:
         row = self._one(
             f"SELECT e.alert_id, e.action, a.work_order_id FROM {self.p}events e "

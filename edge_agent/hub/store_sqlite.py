@@ -382,6 +382,18 @@ class SqliteHubStore:
     def release(self, alert_id: str, owner: str) -> None:
         self._claims.drop(alert_id, owner)
 
+    def sites_of(self, alert_id: str, event_id: str) -> set[str]:
+        rows = self._w.run(
+            lambda db: db.execute(
+                "SELECT site FROM alerts WHERE alert_id = ? "
+                "UNION SELECT a.site FROM events e JOIN alerts a ON a.alert_id = e.alert_id "
+                "WHERE e.event_id = ? "
+                "UNION SELECT site FROM pending WHERE event_id = ? OR alert_id = ?",
+                (alert_id, event_id, event_id, alert_id),
+            ).fetchall()
+        )
+        return {str(row[0]) for row in rows}
+
     def result_of(self, event_id: str) -> StoredResult | None:
         row = self._w.run(
             lambda db: db.execute(

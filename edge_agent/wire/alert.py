@@ -78,9 +78,35 @@ def alert_problem(data: dict[str, Any]) -> str | None:
     """The first field of an alert message that breaks the schema, or None when it is
     valid. Never raises (a check that raised would itself be a poison message)."""
     try:
-        return _problem(data)
+        return _unstorable_text(data) or _problem(data)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         return f"unreadable message: {type(exc).__name__}"
+
+
+def _unstorable_text(value: Any, where: str = "") -> str | None:
+    """A text anywhere in the message that no store can hold: a NUL character (PostgreSQL
+    refuses it) or a lone surrogate (not UTF-8 at all)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'a key'}: NUL characters are not allowed"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'a key'}: text that is not valid Unicode"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = ascii(str(key))[1:-1][:64]  # the reason must itself be storable
+            path = f"{where}.{name}" if where else name
+            problem = _unstorable_text(key, path) or _unstorable_text(item, path)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _unstorable_text(item, f"{where}[{index}]")
+            if problem:
+                return problem
+    return None
 
 
 def _text(data: dict[str, Any], key: str, limit: int, *, prefix: str = "") -> str | None:

@@ -218,3 +218,61 @@ async def test_a_dying_store_writer_fails_its_callers_and_the_hub(
     status, body = await asyncio.to_thread(_get, hub.health_port, "/readyz")
     assert status == 503
     assert "dedup store failed" in json.loads(body)["reasons"][0]
+
+
+async def test_one_site_never_reaches_another_sites_work_order_or_answers(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """Found in review: dedup was keyed by alert and event id alone, so site-b naming
+    site-a's alert id got site-a's work order (and commented on it with site-b's key), and
+    naming site-a's event id read site-a's answer. Ids are a site's own now."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    running_hubs.append(hub)
+    site_a, site_b = Site(mosquitto), Site(mosquitto)
+    site_a.subscribe("edge/v1/site-a/results")
+    site_b.subscribe("edge/v1/site-b/results")
+    try:
+        first = make_alert("site-a", random.randrange(1 << 40))
+        site_a.publish("edge/v1/site-a/alerts", first)
+        await async_wait_until(lambda: len(site_a.results()) == 1, 15, "site-a's answer")
+        [created] = site_a.results()
+        assert created["status"] == "ok" and created["work_order_id"] is not None
+
+        same_alert = make_alert("site-b", 1, alert_id=first["alert_id"])
+        same_alert["event_id"] = f"{first['alert_id']}:cleared"
+        same_alert["event"] = "cleared"
+        same_event = make_alert("site-b", 2)
+        same_event["event_id"] = first["event_id"]
+        for message in (same_alert, same_event):
+            site_b.publish("edge/v1/site-b/alerts", message)
+        await async_wait_until(lambda: len(site_b.results()) == 2, 15, "site-b's answers")
+        for answer in site_b.results():
+            assert answer["status"] == "rejected" and answer["reason"] == "foreign_id"
+            assert answer.get("work_order_id") is None
+        # site-a's work order has no comment from site-b, and nothing new was made.
+        assert len(_ours(emulator, {first["alert_id"]})) == 1
+        assert emulator.comments(created["work_order_id"]) == []
+    finally:
+        site_a.close()
+        site_b.close()
+    await _healthy_alarm_still_served(hub, mosquitto, emulator)
+
+
+async def test_a_number_python_refuses_is_not_json_answered_and_counted(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """Found in review: a 5,000-digit integer in an ignored key raised ValueError before the
+    poison handling, so the message got no answer and no count."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-a/results")
+    try:
+        message = json.dumps(make_alert("site-a", random.randrange(1 << 40)))
+        site.publish("edge/v1/site-a/alerts", message[:-1] + ', "extra": ' + "9" * 5000 + "}")
+        await async_wait_until(lambda: len(site.results()) == 1, 15, "the answer")
+        [answer] = site.results()
+        assert answer["status"] == "rejected" and answer["reason"] == "not_json"
+    finally:
+        site.close()
+    await _healthy_alarm_still_served(hub, mosquitto, emulator)

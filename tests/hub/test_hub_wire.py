@@ -119,3 +119,16 @@ def test_what_the_agent_renders_passes_the_hubs_check() -> None:
         message = to_alert_message(event, config)
         assert message is not None
         assert alert_problem(dict(message)) is None
+
+
+def test_text_no_store_can_hold_is_refused_by_the_shared_check() -> None:
+    """Found in review: a NUL passed the schema, SQLite stored it and PostgreSQL refused it
+    (the two backends answered differently); a lone surrogate became a poison message that
+    could not even be recorded."""
+    from edge_agent.wire.alert import alert_problem
+
+    assert alert_problem({"rule": "a\x00b"}) == "rule: NUL characters are not allowed"
+    problem = alert_problem({"alert_id": "\udc80"})
+    assert problem == "alert_id: text that is not valid Unicode"
+    problem = alert_problem({"asset": {"\ud800": 1}})
+    assert problem is not None and problem.encode("utf-8")
