@@ -526,10 +526,11 @@ class Agent:
 
     async def _put_pending(self, messages: list[Any]) -> None:
         """Put ``messages`` (all of ``pending_messages``) in the outbox in one transaction;
-        if one of them can never be stored, one at a time instead. What was stored or
+        if one of them can never be stored, or they do not all fit under the cap, one at a
+        time instead: what fits is stored, the rest waits in order. What was stored or
         rejected leaves ``pending_messages``; raises what else the outbox raised."""
         from edge_agent.outbox.calls import outbox_call
-        from edge_agent.outbox.store import PayloadRejected
+        from edge_agent.outbox.store import OutboxFull, PayloadRejected
 
         def stored(_ids: object = None) -> None:
             self.rule_store.pending_messages = []
@@ -540,6 +541,13 @@ class Agent:
             # Cancelled mid-put: the put still ends and is accounted for (``undo``).
             await outbox_call(self.outbox.put_many, messages, undo=stored)
         except PayloadRejected:
+            await self._put_one_by_one(messages)
+            return
+        except OutboxFull:
+            if len(messages) == 1:
+                raise
+            # A burst larger than the room left (even in an empty outbox, under a small
+            # cap) must not wait for room it can never get: store what fits.
             await self._put_one_by_one(messages)
             return
         stored()
@@ -560,9 +568,9 @@ class Agent:
             wake()
 
     async def _put_one_by_one(self, messages: list[Any]) -> None:
-        """One alert can never be stored: store the others one at a time and reject
-        that one (logged, counted). Each message leaves ``pending_messages`` once stored or
-        rejected, so an error from the outbox (raised) leaves exactly the rest pending."""
+        """Store the messages one at a time; one that can never be stored is rejected
+        (logged, counted). Each message leaves ``pending_messages`` once stored or rejected,
+        so an error from the outbox (raised: full, I/O) leaves exactly the rest pending."""
         from edge_agent.outbox.calls import outbox_call
         from edge_agent.outbox.store import PayloadRejected
 
