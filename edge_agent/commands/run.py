@@ -13,12 +13,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge_agent.config.diagnostics import Diagnostic
     from edge_agent.config.models import SiteConfig
 
 
@@ -45,21 +43,25 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.service.logs import configure_logging
     from edge_agent.service.pipeline import AgentError
 
-    site_path: Path = args.site
-    if not site_path.is_file():
-        print(f"{site_path}: error: (top): no such site file", file=sys.stderr)
-        return 2
-    site_path = site_path.resolve()
-    # Checked in a child process: the loader's peak memory never stays in the agent.
-    config, diagnostics, watched = check_isolated(site_path)
+    site_path: Path = args.site.resolve()
     fallback: str | None = None
+    if site_path.is_file():
+        # Checked in a child process: the loader's peak memory never stays in the agent.
+        config, diagnostics, watched = check_isolated(site_path)
+        problem = f"{site_path.name} has {sum(1 for d in diagnostics if d.is_error)} error(s)"
+    else:
+        # A missing file (a failed mount, a config-management hiccup) is a broken file too:
+        # the last good configuration runs until it is back.
+        print(f"{site_path}: error: (top): no such site file", file=sys.stderr)
+        config, diagnostics, watched = None, [], [site_path]
+        problem = f"{site_path.name} is missing"
     if config is None:
         for diagnostic in diagnostics:
             print(format_diagnostic(diagnostic), file=sys.stderr)
         # The state folder of a file that does not load: the one systemd names, else the
         # default (a broken file's own ``storage.path`` cannot be trusted).
         state_dir = (args.state_dir or Path(Storage().path)).resolve()
-        config, fallback = _last_good(state_dir, site_path, diagnostics)
+        config, fallback = _last_good(state_dir, problem)
         if config is None:
             return 2
     configure_logging(config.logging.level, args.log_format or config.logging.format)
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             if diagnostic.is_error:
                 log.error(format_diagnostic(diagnostic), extra={"event": "site_file_invalid"})
         log.error(
-            "The site file is invalid; running the last good configuration until it is fixed.",
+            "The site file is invalid or missing; running the last good configuration until "
+            "it is fixed.",
             extra={"site_file": str(site_path), "why": fallback},
         )
     else:
@@ -92,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _last_good(
-    state_dir: Path, site_path: Path, diagnostics: Sequence[Diagnostic]
-) -> tuple[SiteConfig | None, str | None]:
+def _last_good(state_dir: Path, problem: str) -> tuple[SiteConfig | None, str | None]:
     """The last good configuration and the readiness reason for running it, or (None, None)
     with the reason printed."""
     from edge_agent.service.last_good import last_good_path, load_last_good, saved_at
@@ -107,8 +108,7 @@ def _last_good(
                 file=sys.stderr,
             )
         return None, None
-    errors = sum(1 for d in diagnostics if d.is_error)
     return config, (
         f"running the last good configuration (saved {saved_at(state_dir)}): "
-        f"{site_path.name} has {errors} error(s); fix it and it is applied at once"
+        f"{problem}; fix it and it is applied at once"
     )

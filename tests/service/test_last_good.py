@@ -115,3 +115,29 @@ def test_a_tampered_copy_is_refused_not_half_used(tmp_path: Path) -> None:
 def test_the_unit_does_not_restart_a_config_error() -> None:
     unit = (REPO_ROOT / "systemd" / "edge-agent.service").read_text()
     assert "RestartPreventExitStatus=2" in unit
+
+
+def test_a_missing_site_file_runs_the_last_good_configuration_too(
+    make_agent: Any,
+    plant: Any,
+    emulator: Any,
+    health_port: int,
+    tmp_path: Path,
+) -> None:
+    """Found in review: a missing site file (a failed mount) exited 2, which the unit does
+    not restart, although a last good configuration was saved."""
+    document = direct_site(plant, emulator, health_port, tmp_path)
+    agent: AgentProcess = make_agent(document)
+    agent.start()
+    agent.wait_ready()
+    assert agent.stop() == 0
+    aside = agent.site.with_name("site.moved")
+    agent.site.rename(aside)
+    agent.start()
+    agent.wait_serving()
+    status, body = agent.json("/readyz")
+    assert status == 503
+    assert any("site.yaml is missing" in reason for reason in body["reasons"]), body
+    aside.rename(agent.site)  # the mount is back
+    wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the file back")
+    assert agent.stop() == 0
