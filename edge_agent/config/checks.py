@@ -756,6 +756,26 @@ def check_duration_limits(doc: Document) -> Iterator[Diagnostic]:
             )
 
 
+_SHORTEST_POLL: Final = parse_duration("10ms")
+
+
+def check_poll_floor(doc: Document) -> Iterator[Diagnostic]:
+    """`poll: 0.000001s` is valid as a duration but polls a PLC thousands of times a second
+    (found in review: 2,000 Modbus requests a second and half a core, on one sensor)."""
+    paths: list[tuple[str | int, ...]] = [("defaults", "poll")]
+    paths += [("connections", name, "poll") for name, _ in _items(doc.get("connections"))]
+    for path in paths:
+        value = _duration_at(doc, path)
+        # 0s has its own message (a loop without pause).
+        if value is not None and 0 < value < _SHORTEST_POLL:
+            yield doc.at(
+                path,
+                f"`poll` {format_duration(value)} is shorter than "
+                f"{format_duration(_SHORTEST_POLL)}: the device would be asked thousands of "
+                "times a second",
+            )
+
+
 # The outbox keeps alarms while the hub or MaintainX is unreachable; below this it could
 # not hold even a short outage's worth (an alert is ~1 KB on disk).
 MIN_STORAGE_BYTES: Final = 1000
@@ -839,6 +859,7 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_hosts,
     check_positive_durations,
     check_duration_limits,
+    check_poll_floor,
     check_storage_size,
     check_rtu_broadcast,
 )
