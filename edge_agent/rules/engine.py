@@ -164,10 +164,7 @@ class RuleEngine:
                         snapshot = shift_snapshot(snapshot, resume_at)
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
-                    log.error(
-                        "Saved rule state not used; starting with fresh state.",
-                        extra={"path": str(state.path), "error": str(exc)},
-                    )
+                    state.set_aside(str(exc))
                     self._build(config)
                     self.now = None
                     self.flood_times = []

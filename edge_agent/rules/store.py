@@ -70,13 +70,7 @@ class RuleStateStore:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            aside = self.path.with_name(self.path.name + ".corrupt")
-            os.replace(self.path, aside)
-            self.discarded = aside
-            log.error(
-                "Rule state file is damaged; moved aside, starting with fresh state.",
-                extra={"path": str(self.path), "moved_to": str(aside), "error": str(exc)},
-            )
+            self.set_aside(str(exc))
             return None
         saved_wall = data.pop(SAVED_WALL_KEY, None)
         if isinstance(saved_wall, int) and not isinstance(saved_wall, bool):
@@ -85,6 +79,24 @@ class RuleStateStore:
         if isinstance(pending, list):
             self.pending_messages = [m for m in pending if isinstance(m, dict)]
         return data
+
+    def set_aside(self, why: str) -> None:
+        """Keep a state file that cannot be used as ``<name>.corrupt`` (for whoever looks
+        into it) and start fresh: logged, and remembered in :attr:`discarded`."""
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            log.error(
+                "Rule state file could not be moved aside.",
+                extra={"path": str(self.path), "error": str(exc)},
+            )
+        self.discarded = aside
+        log.error(
+            "Rule state file is damaged; moved aside, starting with fresh state. Open "
+            "episodes may be raised again (a second work order rather than a lost alarm).",
+            extra={"path": str(self.path), "moved_to": str(aside), "error": why},
+        )
 
     def save(self, data: dict[str, Any], raw: dict[str, str] | None = None) -> None:
         """Replace the saved state with ``data`` atomically and durably (raises OSError).

@@ -279,6 +279,13 @@ class Service:
         if self.reloader.report.fallback is not None:
             reasons.append(self.reloader.report.fallback)
         reasons.extend(agent.clock_problems())
+        discarded = agent.rule_store.discarded if agent.rule_store is not None else None
+        if discarded is not None:
+            # Until the next start: the operator should look, the agent runs on.
+            reasons.append(
+                f"rule state was damaged and set aside as {discarded.name}; open episodes may "
+                "be raised again"
+            )
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,

@@ -132,6 +132,12 @@ class AgentCollector(Collector):
             skewed.add_metric([sensor], count)
         yield skewed
         wall_clock = self._agent.wall_clock
+        store = self._agent.rule_store
+        yield GaugeMetricFamily(
+            "edge_agent_rule_state_discarded",
+            "1 when the saved rule state could not be used at start and was set aside",
+            float(store is not None and store.discarded is not None),
+        )
         yield GaugeMetricFamily(
             "edge_agent_clock_implausible",
             "1 while the system clock is before this release or behind the saved rule state",

@@ -141,3 +141,26 @@ def test_a_missing_site_file_runs_the_last_good_configuration_too(
     aside.rename(agent.site)  # the mount is back
     wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the file back")
     assert agent.stop() == 0
+
+
+async def test_a_rule_state_of_the_wrong_shape_is_kept_aside_and_said(tmp_path: Path) -> None:
+    """Found in review: valid JSON of the wrong shape was dropped without a trace in
+    ``/readyz`` and without keeping the file."""
+    from edge_agent.config.models import SiteConfig
+    from edge_agent.service.app import Service
+    from tests.service.rule_agent import HEALTHY_RULE, fault_site_document, write_document
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "rule-state.json").write_text('{"version": 1, "site": "fault-plant", "now": "soon"}')
+    document = fault_site_document(state, [HEALTHY_RULE])
+    site_path = write_document(tmp_path / "site.yaml", document)
+    service = Service(site_path, SiteConfig.model_validate(document), state)
+    await service.start()
+    try:
+        ready, details = service.readiness()
+        assert not ready
+        assert any("rule state was damaged" in reason for reason in details["reasons"])
+        assert (state / "rule-state.json.corrupt").read_text().endswith('"soon"}')
+    finally:
+        await service.stop()
