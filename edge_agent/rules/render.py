@@ -189,29 +189,53 @@ def to_alert_message(event: AlarmEvent, config: SiteConfig) -> AlertMessage | No
         "assignees": [a.model_dump() for a in template.assignees] if template else [],
         "due_date": due_date,
     }
-    if asset is not None and asset.location_id is not None:
-        work_order["location_id"] = asset.location_id
-    qualifier = priority if event.kind == "escalated" else ""
     asset_ref: AssetRef = {
         "id": asset_id,
         "name": fields["asset.name"],
         "maintainx_id": asset.maintainx_id if asset is not None else None,
     }
+    return _message(
+        event,
+        config,
+        time_text=format_time_ns(event.time_ns),
+        asset=asset_ref,
+        location_id=asset.location_id if asset is not None else None,
+        unit=_unit(config, rule, event.sensor_id),
+        work_order=work_order,
+    )
+
+
+def _message(
+    event: AlarmEvent,
+    config: SiteConfig,
+    *,
+    time_text: str,
+    asset: AssetRef,
+    location_id: int | None,
+    unit: str | None,
+    work_order: WorkOrderRequest,
+) -> AlertMessage:
+    """The message around a rendered (or plain) work order: ids, event and reading."""
+    assert event.rule_id is not None and event.alert_id is not None
+    priority = cast(Priority, event.priority or "NONE")
+    if location_id is not None:
+        work_order["location_id"] = location_id
+    qualifier = priority if event.kind == "escalated" else ""
     return {
         "schema": ALERT_SCHEMA,
         "site": config.site.id,
         "event_id": make_event_id(event.alert_id, event.kind, qualifier),
         "alert_id": event.alert_id,
         "event": cast(EventKind, event.kind),
-        "time": format_time_ns(event.time_ns),
+        "time": time_text,
         "time_ns": event.time_ns,
         "rule": event.rule_id,
         "sensor": event.sensor_id or "",
-        "asset": asset_ref,
+        "asset": asset,
         "value": event.value,
         "peak": event.peak,
         "limit": event.limit,
-        "unit": _unit(config, rule, event.sensor_id),
+        "unit": unit,
         "priority": priority,
         "notify": event.notify,
         "work_order": work_order,
@@ -254,32 +278,19 @@ def plain_alert_message(event: AlarmEvent, config: SiteConfig, error: str) -> Al
         "assignees": [a.model_dump() for a in template.assignees] if template else [],
         "due_date": None,
     }
-    if asset is not None and asset.location_id is not None:
-        work_order["location_id"] = asset.location_id
-    qualifier = priority if event.kind == "escalated" else ""
-    return {
-        "schema": ALERT_SCHEMA,
-        "site": config.site.id,
-        "event_id": make_event_id(event.alert_id, event.kind, qualifier),
-        "alert_id": event.alert_id,
-        "event": cast(EventKind, event.kind),
-        "time": _time_or_ns(event.time_ns),
-        "time_ns": event.time_ns,
-        "rule": event.rule_id,
-        "sensor": sensor,
-        "asset": {
+    return _message(
+        event,
+        config,
+        time_text=_time_or_ns(event.time_ns),
+        asset={
             "id": asset_id,
             "name": asset_name,
             "maintainx_id": asset.maintainx_id if asset is not None else None,
         },
-        "value": event.value,
-        "peak": event.peak,
-        "limit": event.limit,
-        "unit": None,
-        "priority": priority,
-        "notify": event.notify,
-        "work_order": work_order,
-    }
+        location_id=asset.location_id if asset is not None else None,
+        unit=None,
+        work_order=work_order,
+    )
 
 
 __all__ = [

@@ -41,27 +41,6 @@ SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: 1\r\n"  # never 
 
 
 @pytest.fixture(scope="module")
-def background() -> Iterator[BackgroundLoop]:
-    loop = BackgroundLoop()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
-@pytest.fixture(scope="module")
-def plant(background: BackgroundLoop) -> Iterator[Any]:
-    from edge_agent.simulators.modbus import ModbusPlant
-
-    plant = ModbusPlant(port=0, profiles=False)
-    background.call(plant.start())
-    try:
-        yield plant
-    finally:
-        background.call(plant.close())
-
-
-@pytest.fixture(scope="module")
 def emulator() -> Iterator[Any]:
     from edge_agent.demo.plant import seed_demo_assets
     from edge_agent.simulators.maintainx import Emulator

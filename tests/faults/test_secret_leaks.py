@@ -64,27 +64,6 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture(scope="module")
-def background() -> Iterator[BackgroundLoop]:
-    loop = BackgroundLoop()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
-@pytest.fixture(scope="module")
-def plant(background: BackgroundLoop) -> Iterator[Any]:
-    from edge_agent.simulators.modbus import ModbusPlant
-
-    plant = ModbusPlant(port=0, profiles=False)
-    background.call(plant.start())
-    try:
-        yield plant
-    finally:
-        background.call(plant.close())
-
-
 @pytest.fixture
 def echoing_maintainx() -> Iterator[Any]:
     """A MaintainX that knows our key, has no assets (every work order is refused with
