@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(config.logging.level)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_run(config, base_dir, register=args.register_webhooks))
+        return runner.run(_run(config, path.absolute(), register=args.register_webhooks))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -79,12 +79,14 @@ def _kpis(config: object, base_dir: Path, *, as_json: bool) -> int:
     return 0
 
 
-async def _run(config: object, base_dir: Path, *, register: bool) -> int:
+async def _run(config: object, path: Path, *, register: bool) -> int:
     from edge_agent.forwarders.maintainx.errors import MaintainXError
     from edge_agent.hub.app import Hub, HubError, register_webhooks
     from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.reload import HubReloader
 
     assert isinstance(config, HubConfig)
+    base_dir = path.parent  # absolute
     if register:
         try:
             for site, subscription in await register_webhooks(config, base_dir):
@@ -95,12 +97,33 @@ async def _run(config: object, base_dir: Path, *, register: bool) -> int:
     from edge_agent.service.sdnotify import SystemdNotifier
 
     hub = Hub(config, base_dir)
+    hub.reloader = HubReloader(hub, path)
     notifier = SystemdNotifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def request_reload() -> None:
+        """SIGHUP (``systemctl reload``): RELOADING=1, re-read, READY=1 (see hub/reload.py)."""
+        assert hub.reloader is not None
+        notifier.reloading()
+
+        async def reload() -> bool:
+            try:
+                assert hub.reloader is not None
+                return await hub.reloader.reload("SIGHUP")
+            finally:
+                notifier.ready(f"hub {hub.replica_id} running")
+
+        task = asyncio.create_task(reload(), name="hub-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, request_reload)
     try:
         await hub.start()
     except HubError as exc:

@@ -32,7 +32,7 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +41,7 @@ from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
+from edge_agent.hub.key_check import KeyChecks
 from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
 from edge_agent.hub.sites import SiteRuntime
@@ -48,6 +49,9 @@ from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
 from edge_agent.sources.backoff import Backoff
+
+if TYPE_CHECKING:
+    from edge_agent.hub.reload import HubReloader
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +152,9 @@ class Hub:
             site_id: SiteRuntime(site_id, site, config, base_dir)
             for site_id, site in config.sites.items()
         }
+        self.key_checks = KeyChecks()
+        self.reloader: HubReloader | None = None
+        """Set by the command that knows the hub file's path (SIGHUP)."""
         self.store: HubStore | None = None
         self.consumer: AlertConsumer | None = None
         self.webhook_handler: WebhookHandler | None = None
@@ -188,6 +195,7 @@ class Hub:
             raise HubError(f"cannot open the dedup store: {exc}") from exc
         for site in self.sites.values():
             site.open()
+        self.key_checks.check(self.sites.values())
         self.consumer = AlertConsumer(
             prefix=self.prefix,
             sites=self.sites,
@@ -334,6 +342,9 @@ class Hub:
                 await task
         self._tasks.clear()
         self._workers.clear()
+        await self.key_checks.close()
+        if self.reloader is not None:
+            await self.reloader.close()
         if self.link is not None:
             group = self.config.hub.group
             farewell = Will(
@@ -436,6 +447,13 @@ class Hub:
         except StoreError as exc:
             log.warning("Store not readable for metrics.", extra={"error": str(exc)})
 
+    def sites_changed(self) -> None:
+        """A reload added or removed sites in :attr:`sites`: tell who keeps a copy."""
+        if self.consumer is not None:
+            self.consumer.sites_changed()
+        if self.webhook_handler is not None:
+            self.webhook_handler.sites_changed(self._org_sites(), frozenset(self.sites))
+
     # ------------------------------------------------------------------ webhooks
 
     def _secrets_for(self, site: str | None) -> list[str]:
@@ -471,12 +489,14 @@ class Hub:
         sites = {site_id: site.status() for site_id, site in self.sites.items()}
         for site_id, site in sites.items():
             site["pending"] = self.pending_counts.get(site_id, 0)
+            site["key_check"] = self.key_checks.state(site_id)
         return not reasons, {
             "ready": not reasons,
             "reasons": reasons,
             "hub": self.replica_id,
             "group": self.config.hub.group,
             "sites": sites,
+            "reload": self.reloader.report.as_dict() if self.reloader is not None else None,
         }
 
     def liveness(self) -> dict[str, Any]:

@@ -100,6 +100,10 @@ class AlertConsumer:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.stats = ConsumerStats()
 
+    def sites_changed(self) -> None:
+        """A reload added or removed sites: alerts of a removed site are unknown now."""
+        self._known = frozenset(self.sites)
+
     # ------------------------------------------------------------------ entry point
 
     async def handle(self, topic: str, payload: bytes) -> bool:
@@ -434,7 +438,7 @@ class AlertConsumer:
     async def retry_loop(self) -> None:
         """Forever: drain every usable site's parked events; re-read refused keys."""
         while True:
-            for site in self.sites.values():
+            for site in list(self.sites.values()):  # a reload may change the dict
                 try:
                     if site.credentials_rejected or site.config_error:
                         await site.refresh_key()

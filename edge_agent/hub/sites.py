@@ -111,20 +111,39 @@ class SiteRuntime:
             ),
         )
 
-    async def refresh_key(self) -> None:
+    async def refresh_key(self) -> bool:
         """Re-read the key reference; rebuild the client when the key changed (a rotated key
-        file lifts a credentials block)."""
+        file lifts a credentials block). True when the key changed."""
         try:
             key = resolve(self.config.api_key, self._base_dir)
         except SecretError as exc:
             self.config_error = str(exc)
-            return
+            return False
         if self._key is not None and key.reveal() == self._key.reveal() and self.client:
-            return
+            return False
         if self.client is not None:
             await self.client.aclose()
         self.open()
+        self._lift_key_block()
+        return True
+
+    def reconfigure(self, config: HubSite, hub: HubConfig) -> MaintainXClient | None:
+        """A reload changed this site's settings: a new client from them (counters and
+        presence stay). Returns the old client for the caller to close once the requests
+        it carries are done."""
+        old = self.client
+        self.config, self._hub = config, hub
+        self.location_id = config.location_id
+        self.client, self._key = None, None
+        self._lift_key_block()
+        self.open()
+        return old
+
+    def _lift_key_block(self) -> None:
+        """A new key: whatever the old one earned (refused, unreadable) no longer holds."""
         self.credentials_rejected = False
+        if self.block_reason in ("credentials rejected", "api key unavailable"):
+            self.blocked_until, self.block_reason = 0.0, None
 
     async def close(self) -> None:
         if self.client is not None:

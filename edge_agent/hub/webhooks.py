@@ -106,6 +106,10 @@ class WebhookHandler:
         self._clock = clock
         self.outcomes: Counter[str] = Counter()
 
+    def sites_changed(self, org_sites: dict[int, str], known_sites: frozenset[str]) -> None:
+        """A reload added or removed sites."""
+        self._org_sites, self._known = org_sites, known_sites
+
     async def handle(
         self, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:

@@ -209,6 +209,13 @@ def configure_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    set_log_level(level)
+
+
+def set_log_level(level: str) -> None:
+    """The root level (``debug``..``error``), third-party loggers kept quieter (a reload may
+    call this alone)."""
+    root = logging.getLogger()
     root.setLevel(level.upper())
     # Third-party chatter at INFO (every HTTP request, every OPC UA session step) drowns
     # the agent's own events.
