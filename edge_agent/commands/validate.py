@@ -40,13 +40,14 @@ def _hub_diagnostics(path: Path) -> list[Diagnostic]:
         return [Diagnostic(str(path), 1, 1, "error", ("hub",), "hub files are not supported yet")]
     from edge_agent.config.loader import load_model
 
-    checks = [module.check_hub] if hasattr(module, "check_hub") else []
+    checks = list(getattr(module, "HUB_CHECKS", ()))
     _model, diagnostics = load_model(path, module.HubConfig, checks)
     return diagnostics
 
 
 def check_file(path: Path) -> list[Diagnostic]:
     """Every problem of one file, whichever kind it is (a top-level `hub:` makes a hub file)."""
+    from edge_agent.config.env_refs import check_env_references
     from edge_agent.config.loader import check_site_files, load_document
     from edge_agent.service.secret_scan import register_document_secrets
 
@@ -55,13 +56,16 @@ def check_file(path: Path) -> list[Diagnostic]:
         return sort_diagnostics(diagnostics)
     # What this file's secrets resolve to is hidden from every line printed about it.
     register_document_secrets(doc.data, path.absolute().parent)
+    # Unset ${VAR}s are checked here, where validate runs, not by the loader: the service
+    # reads its own environment and reports a missing variable itself.
+    unset = list(check_env_references(doc))
     if "hub" in doc.data:
-        return _hub_diagnostics(path)
+        return sort_diagnostics([*_hub_diagnostics(path), *unset])
     from edge_agent.config.serial_devices import check_serial_devices
 
     _config, diagnostics = check_site_files(path)
     # The serial lines are checked against this machine: validate runs on the gateway.
-    return sort_diagnostics([*diagnostics, *check_serial_devices(doc)])
+    return sort_diagnostics([*diagnostics, *check_serial_devices(doc), *unset])
 
 
 def run(args: argparse.Namespace) -> int:

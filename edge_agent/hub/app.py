@@ -41,6 +41,7 @@ from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
+from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.key_check import KeyChecks
 from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
@@ -89,7 +90,10 @@ class HubError(Exception):
 def open_store(config: HubConfig, base_dir: Path) -> HubStore:
     """The configured store (blocking: call in a thread). Raises :class:`StoreError`."""
     if config.dedup.backend == "postgres":
-        from edge_agent.hub.store_postgres import PostgresHubStore
+        try:
+            from edge_agent.hub.store_postgres import PostgresHubStore
+        except ImportError as exc:
+            raise StoreError(MISSING_POSTGRES) from exc
 
         assert config.dedup.dsn is not None
         try:

@@ -19,6 +19,7 @@ from edge_agent.config.loader import Document, load_model
 from edge_agent.config.models import SITE_ID_PATTERN, Backoff, Model, Tls
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration, parse_size
+from edge_agent.hub.drivers import check_store_driver
 
 GROUP_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
@@ -213,7 +214,7 @@ def check_hub(doc: Document) -> Iterator[Diagnostic]:
                 seen[key] = str(site_id)
 
 
-HUB_CHECKS = (check_hub,)
+HUB_CHECKS = (check_hub, check_store_driver)
 
 
 def load_hub(path: Path) -> tuple[HubConfig | None, list[Diagnostic]]:
