@@ -11,7 +11,8 @@ API key that made it. Tests, the benchmark, the demo and the hub use it in-proce
         ... MaintainXClient(mx.url, Secret("key-a"), None, 5.0) ...
         assert len(mx.work_orders) == 1
 
-and ``edge-agent simulate maintainx --port P --api-key KEY --org ID`` runs it on its own.
+and ``edge-agent simulate maintainx --port P --key KEY=ORG ...`` runs it on its own (with the
+admin endpoints of :mod:`.maintainx_emulator.admin` to revoke a key or move a work order).
 """
 
 from __future__ import annotations
@@ -158,6 +159,11 @@ class Emulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
 
+    @property
+    def admin_url(self) -> str:
+        """The admin endpoints (see :mod:`.maintainx_emulator.admin`)."""
+        return self.url.removesuffix("/v1") + "/_emulator"
+
     # ------------------------------------------------------------------ keys
 
     def set_key(self, key: str, organizations: KeyConfig, user_id: int | None = None) -> None:
@@ -250,6 +256,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="organization id(s) of the keys (repeat for a multi-organization key; default 1)",
     )
+    parser.add_argument(
+        "--key",
+        action="append",
+        dest="key_orgs",
+        default=[],
+        metavar="KEY=ORG",
+        type=_key_org,
+        help="an accepted key and its organization id (repeatable: one per site; the same "
+        "key twice for a multi-organization key)",
+    )
     parser.add_argument("--rate-limit", type=int, default=100, help="requests per window")
     parser.add_argument("--rate-window", type=float, default=60.0, help="window in seconds")
     parser.add_argument("--no-rate-limit", action="store_true", help="never answer 429")
@@ -263,6 +279,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_org(text: str) -> tuple[str, int]:
+    """``KEY=ORG`` → (key, organization id)."""
+    key, sep, org = text.rpartition("=")
+    if not sep or not key or not org.isdigit() or int(org) < 1:
+        raise argparse.ArgumentTypeError("write KEY=ORG, e.g. --key key-plant-north=101")
+    return key, int(org)
+
+
+def _keys(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    """The accepted keys: ``--key KEY=ORG`` and ``--api-key`` (with ``--org``)."""
+    keys: dict[str, tuple[int, ...]] = {}
+    for key, org in args.key_orgs:
+        keys[key] = (*keys.get(key, ()), org)
+    if args.api_keys or not keys:
+        orgs: Iterable[int] = args.orgs or [1]
+        for key in args.api_keys or [DEFAULT_KEY]:
+            keys[key] = tuple(orgs)
+    return keys
+
+
 def _loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost")
 
@@ -271,8 +307,7 @@ def run(args: argparse.Namespace) -> int:
     if not _loopback(args.host):
         print("edge-agent simulate maintainx: listens on loopback only", file=sys.stderr)
         return 2
-    orgs: Iterable[int] = args.orgs or [1]
-    keys = {key: tuple(orgs) for key in (args.api_keys or [DEFAULT_KEY])}
+    keys = _keys(args)
     emulator = Emulator(
         args.host,
         args.port,
@@ -286,7 +321,11 @@ def run(args: argparse.Namespace) -> int:
     ).start()
     for name in args.asset:
         print(f"asset {emulator.add_asset(name)}: {name}", flush=True)
+    # Keys are secrets even here (the same command may hold a real one): never printed.
+    for number, orgs in enumerate(keys.values(), start=1):
+        print(f"key {number}: organization {', '.join(map(str, orgs))}", flush=True)
     print(f"MaintainX emulator listening on {emulator.url}", flush=True)
+    print(f"admin (revoke a key, move a work order): {emulator.admin_url}", flush=True)
     done = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

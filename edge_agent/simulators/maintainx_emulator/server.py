@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from edge_agent.simulators.maintainx_emulator.admin import ADMIN_PREFIX, admin
 from edge_agent.simulators.maintainx_emulator.errors import ApiError, validation_error
 from edge_agent.simulators.maintainx_emulator.faults import Faults
 from edge_agent.simulators.maintainx_emulator.limits import RateDecision, WindowLimiter
@@ -231,6 +232,14 @@ class _Handler(BaseHTTPRequestHandler):
         query: Query,
         raw_body: bytes | None,
     ) -> tuple[int, Any, dict[str, str]]:
+        if path.startswith(ADMIN_PREFIX):
+            try:
+                if raw_body is not None and record.body is _INVALID:
+                    raise validation_error("Body is not valid JSON")
+                status, body = admin(state, self.command, path, record.body)
+            except ApiError as exc:
+                return exc.status, exc.body, {}
+            return status, body, {}
         key = record.api_key
         spec = state.keys.get(key) if key is not None else None
         if spec is None:
