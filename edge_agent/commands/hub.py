@@ -1,6 +1,8 @@
 """``edge-agent hub HUB.yaml``: run the central hub (site alerts become MaintainX work
 orders). ``--register-webhooks`` first creates the MaintainX subscriptions;
-``edge-agent hub HUB.yaml kpis [--json]`` prints the maintenance KPIs and exits."""
+``edge-agent hub HUB.yaml kpis [--json]`` prints the maintenance KPIs and exits;
+``edge-agent hub HUB.yaml migrate-store --from OLD.sqlite3`` moves a SQLite store into the
+configured PostgreSQL (see :mod:`edge_agent.hub.migrate`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,17 @@ CLOSE_LIMIT_S = 9.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="HUB.yaml", help="the hub file")
     parser.add_argument(
-        "action", nargs="?", choices=["run", "kpis"], default="run", help="run (default) or kpis"
+        "action",
+        nargs="?",
+        choices=["run", "kpis", "migrate-store"],
+        default="run",
+        help="run (default), kpis, or migrate-store --from OLD.sqlite3 (into PostgreSQL)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="OLD.sqlite3",
+        help="migrate-store: the SQLite store to move into the configured PostgreSQL",
     )
     parser.add_argument(
         "--register-webhooks",
@@ -41,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     base_dir = path.absolute().parent
     if args.action == "kpis":
         return _kpis(config, base_dir, as_json=args.json)
+    if args.action == "migrate-store":
+        return _migrate(config, base_dir, args.source)
     from edge_agent.service.logs import configure_logging
 
     configure_logging(config.logging.level)
@@ -76,6 +90,24 @@ def _kpis(config: object, base_dir: Path, *, as_json: bool) -> int:
     finally:
         store.close()
     print(kpis_json(rows) if as_json else kpis_table(rows))
+    return 0
+
+
+def _migrate(config: object, base_dir: Path, source: str | None) -> int:
+    from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.migrate import MigrationError, migrate_store
+
+    assert isinstance(config, HubConfig)
+    if source is None:
+        print("edge-agent hub: migrate-store needs --from OLD.sqlite3", file=sys.stderr)
+        return 2
+    try:
+        results = migrate_store(config, base_dir, Path(source))
+    except MigrationError as exc:
+        print(f"edge-agent hub: migrate-store: {exc}", file=sys.stderr)
+        return 1
+    for table in results:
+        print(f"{table.name}: {table.read} rows read, {table.added} new", flush=True)
     return 0
 
 

@@ -1,0 +1,138 @@
+"""``hub HUB.yaml migrate-store --from OLD.sqlite3``: a SQLite store moved into PostgreSQL,
+idempotently (twice changes nothing; an interrupted run is completed by the next)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from edge_agent.hub.store import AlertRecord
+from edge_agent.hub.store_sqlite import SqliteHubStore
+from tests.conftest import REPO_ROOT
+from tests.hub.conftest import PG_DSN
+
+N = 30
+
+
+def _old_store(path: Path) -> None:
+    """A single hub's store after some work: alerts with work orders, some done, one parked."""
+    store = SqliteHubStore(path)
+    try:
+        for n in range(N):
+            site = "site-a" if n % 2 else "site-b"
+            alert_id = f"alert-{n}"
+            ledger = store.ledger(AlertRecord(site, alert_id, f"pump-{n % 3}", "rule-1", n))
+            assert ledger.begin_create(alert_id) is False
+            ledger.record_created(alert_id, 1000 + n)
+            ledger.mark_done(f"{alert_id}:activated", "created")
+            if n % 3 == 0:
+                store.apply_status(f"d{n}", site, 1000 + n, "DONE", 10**18 + n)
+        store.park("site-a", "e-parked", "alert-parked", "{}", "credentials")
+    finally:
+        store.close()
+
+
+def _migrate(hub_file: Path, source: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent",
+            "hub",
+            str(hub_file),
+            "migrate-store",
+            "--from",
+            str(source),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HUB_MIGRATE_PG_DSN": PG_DSN},
+    )
+
+
+def test_migrate_store_is_complete_and_idempotent(tmp_path: Path, pg_schema: str) -> None:
+    import psycopg
+
+    from edge_agent.hub.store_postgres import PostgresHubStore
+
+    source = tmp_path / "hub.sqlite3"
+    _old_store(source)
+    prefix = f"{pg_schema}.hub_"
+    hub_file = tmp_path / "hub.yaml"
+    data = {
+        "hub": {"id": "hub-1"},
+        "broker": {"host": "127.0.0.1"},
+        "sites": {"site-a": {"api_key": "${A}"}, "site-b": {"api_key": "${B}"}},
+        "dedup": {"backend": "postgres", "dsn": "${HUB_MIGRATE_PG_DSN}", "table_prefix": prefix},
+        "state_dir": str(tmp_path / "state"),
+    }
+    with hub_file.open("w") as handle:
+        YAML().dump(data, handle)
+
+    first = _migrate(hub_file, source)
+    assert first.returncode == 0, first.stderr
+    assert f"alerts: {N} rows read, {N} new" in first.stdout
+    assert f"work_orders: {N} rows read, {N} new" in first.stdout
+    assert "pending: 1 rows read, 1 new" in first.stdout
+    old = SqliteHubStore(source)
+    new = PostgresHubStore(PG_DSN, pool_size=1, table_prefix=prefix)
+    try:
+        assert new.kpis() == old.kpis()
+        assert new.result_of("alert-7:activated").work_order_id == 1007
+        assert new.pending_counts() == {"site-a": 1}
+
+        second = _migrate(hub_file, source)
+        assert second.returncode == 0, second.stderr
+        assert f"alerts: {N} rows read, 0 new" in second.stdout
+        assert " new" in second.stdout and ", 1 new" not in second.stdout
+        assert new.kpis() == old.kpis()
+
+        # Interrupted: PostgreSQL holds part of it (a hub ran on it meanwhile, too).
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DELETE FROM {prefix}work_orders WHERE work_order_id >= 1015")
+            conn.execute(
+                f"UPDATE {prefix}alerts SET work_order_id = NULL WHERE alert_id = 'alert-3'"
+            )
+            conn.execute(f"DELETE FROM {prefix}events WHERE alert_id >= 'alert-2'")
+        third = _migrate(hub_file, source)
+        assert third.returncode == 0, third.stderr
+        assert new.kpis() == old.kpis()
+        assert new.result_of("alert-3:activated").work_order_id == 1003
+    finally:
+        old.close()
+        new.close()
+
+
+def test_migrate_store_refuses_what_it_cannot_move(tmp_path: Path) -> None:
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(
+        "hub: {id: hub-1}\nbroker: {host: 127.0.0.1}\nsites: {site-a: {api_key: '${A}'}}\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+    )
+    not_pg = _migrate(hub_file, tmp_path / "x.sqlite3")
+    assert not_pg.returncode == 1 and "dedup.backend: postgres" in not_pg.stderr
+    hub_file.write_text(
+        hub_file.read_text() + "dedup: {backend: postgres, dsn: '${HUB_MIGRATE_PG_DSN}'}\n"
+    )
+    missing = _migrate(hub_file, tmp_path / "x.sqlite3")
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    wrong = _migrate(hub_file, other)
+    assert wrong.returncode == 1 and "not a hub store" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+@pytest.fixture(autouse=True)
+def _sites_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A", "key-a")
+    monkeypatch.setenv("B", "key-b")
