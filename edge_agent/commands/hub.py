@@ -175,6 +175,8 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         waiting.cancel()
     notifier.stopping()
     watchdog.cancel()
+    for reload_task in reloads:
+        reload_task.cancel()
     await _close(hub)
     if hub.failure is not None:
         print(f"edge-agent hub: stopped after a failure: {hub.failure}", file=sys.stderr)
