@@ -4,11 +4,15 @@ its secrets hidden, and ``validate`` warns at each unset ``${VAR}``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from edge_agent.cli import main
 from tests.conftest import REPO_ROOT
 
 HUB_PG = """\
@@ -38,15 +42,36 @@ ENV = {
 
 
 def _run(*args: str, without_psycopg: bool = False) -> subprocess.CompletedProcess[str]:
-    head = ["-c", WITHOUT_PSYCOPG] if without_psycopg else ["-m", "edge_agent"]
-    return subprocess.run(
-        [sys.executable, *head, *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-    )
+    """The command in a child process (where psycopg can be made unimportable), or in this
+    one (faster) with the same environment."""
+    if without_psycopg:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_PSYCOPG, *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ENV,
+        )
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        mock_env(ENV),
+    ):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def mock_env(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_postgres_without_psycopg_is_refused_with_the_install_command(tmp_path: Path) -> None:

@@ -3,11 +3,10 @@ idempotently (twice changes nothing; an interrupted run is completed by the next
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
+import io
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from edge_agent.cli import main
 from edge_agent.hub.store import AlertRecord
 from edge_agent.hub.store_sqlite import SqliteHubStore
-from tests.conftest import REPO_ROOT
 from tests.hub.conftest import PG_DSN
 
 N = 30
@@ -51,24 +50,19 @@ def _kpis(store: Any) -> list[tuple[Any, ...]]:
     ]
 
 
-def _migrate(hub_file: Path, source: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_agent",
-            "hub",
-            str(hub_file),
-            "migrate-store",
-            "--from",
-            str(source),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HUB_MIGRATE_PG_DSN": PG_DSN},
-    )
+@dataclasses.dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _migrate(hub_file: Path, source: Path) -> Done:
+    """``edge-agent hub HUB.yaml migrate-store --from SOURCE``, in this process."""
+    capture = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(capture[0]), contextlib.redirect_stderr(capture[1]):
+        code = main(["hub", str(hub_file), "migrate-store", "--from", str(source)])
+    return Done(code, capture[0].getvalue(), capture[1].getvalue())
 
 
 def test_migrate_store_is_complete_and_idempotent(tmp_path: Path, pg_schema: str) -> None:
@@ -148,4 +142,5 @@ def test_migrate_store_refuses_what_it_cannot_move(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _sites_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A", "key-a")
+    monkeypatch.setenv("HUB_MIGRATE_PG_DSN", PG_DSN)
     monkeypatch.setenv("B", "key-b")
