@@ -209,16 +209,17 @@ class CompiledRule:
 
     @property
     def limit(self) -> Value:
-        """The limit reported with events (for a band: the side the held value is on)."""
+        """The limit reported with events (for a band: the side of the episode's peak, so
+        that a clear after a jump across the band names the limit the peak passed)."""
         if self.kind in (HIGH, RATE):
             return self.high_limit
         if self.kind == LOW:
             return self.low_limit
         if self.kind == BAND:
-            held = self.held
-            if isinstance(held, int | float) and not isinstance(held, bool):
+            side = self.held if self.peak is None else self.peak
+            if isinstance(side, int | float) and not isinstance(side, bool):
                 midpoint = (self.high_limit + self.low_limit) / 2
-                return self.high_limit if held >= midpoint else self.low_limit
+                return self.high_limit if side >= midpoint else self.low_limit
             return self.high_limit
         if self.kind == FLATLINE:
             return self.tolerance

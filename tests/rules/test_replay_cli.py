@@ -71,7 +71,8 @@ def test_replay_output_lines_are_exactly_the_documented_objects(tmp_path: Path) 
     alert_id = make_alert_id("plant-a", "temp-high", 1)  # the rule's first episode
     assert done.stdout.splitlines() == [
         '{"time": "2026-01-05T10:00:00Z", "rule": "temp-high", "event": "activated", '
-        f'"value": 81, "priority": "MEDIUM", "alert_id": "{alert_id}", "notify": true}}',
+        f'"value": 81, "priority": "MEDIUM", "alert_id": "{alert_id}", "notify": true, '
+        '"peak": 81, "limit": 80.0}',
         '{"time": "2026-01-05T10:10:00Z", "sensor": "temp", "event": "stale"}',
     ]
     assert done.stderr.strip() == "edge-agent replay: 2 bad readings"
