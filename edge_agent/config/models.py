@@ -43,6 +43,13 @@ class Priority(StrEnum):
     MEDIUM = "MEDIUM"
     HIGH = "HIGH"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Priority | None:
+        # `priority: high` means HIGH: the words are MaintainX's, the case is not.
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
+
 
 # --------------------------------------------------------------------------- site, defaults
 

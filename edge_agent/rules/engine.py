@@ -316,6 +316,9 @@ class RuleEngine:
                 except Exception as exc:
                     self._rule_failed(rule, exc)
         else:
+            # Text or true/false: counted once per reading when a rule wants a number.
+            if any(rule.kind != EQUALS for rule in sensor.rules):
+                self.wrong_type += 1
             for rule in sensor.rules:
                 try:
                     self._apply(rule, t, value, events)
@@ -566,7 +569,7 @@ class RuleEngine:
             own = self.sensors[rule.sensor]
             if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
                 try:
-                    self._apply(rule, t, own.value, events, from_gate=True)
+                    self._apply(rule, t, own.value, events)
                 except Exception as exc:
                     self._rule_failed(rule, exc)
         sensor.refresh_slow()
@@ -577,8 +580,6 @@ class RuleEngine:
         t: int,
         value: Value,
         events: list[AlarmEvent],
-        *,
-        from_gate: bool = False,
     ) -> None:
         """Judge one good sample (or a held one, when a gate opens) against one rule."""
         kind = rule.kind
@@ -586,9 +587,7 @@ class RuleEngine:
         if kind == EQUALS:
             condition = TRIP if same_value(value, rule.target) else CLEAR
         elif not is_number(value):
-            if not from_gate:
-                self.wrong_type += 1
-            return
+            return  # counted where the reading arrived
         elif kind == HIGH:
             if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
                 condition = TRIP
