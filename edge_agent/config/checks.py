@@ -837,6 +837,33 @@ def check_rtu_broadcast(doc: Document) -> Iterator[Diagnostic]:
             )
 
 
+def check_direct_asset_links(doc: Document) -> Iterator[Diagnostic]:
+    """In direct mode the agent itself files the work order: a rule whose asset has no
+    ``maintainx_id`` makes work orders that MaintainX links to no asset (no history, no
+    downtime on the asset). Allowed, since some sites file by location, but said."""
+    forwarding = doc.get("forwarding")
+    if not isinstance(forwarding, dict) or forwarding.get("mode") != "maintainx":
+        return
+    assets = doc.get("assets")
+    if not isinstance(assets, dict):
+        return
+    warned: set[str] = set()
+    for index, rule in _rules(doc):
+        asset_id = rule.get("asset")
+        asset = assets.get(asset_id) if isinstance(asset_id, str) else None
+        if not isinstance(asset, dict) or asset.get("maintainx_id") is not None:
+            continue
+        if asset_id in warned:
+            continue
+        warned.add(str(asset_id))
+        yield doc.at(
+            ("rules", index, "asset"),
+            f"asset `{asset_id}` has no `maintainx_id`: its work orders are linked to no asset "
+            "in MaintainX (add `maintainx_id:` to the asset)",
+            "warning",
+        )
+
+
 _BROADCAST: Final = (
     "unit_id 0 is the broadcast address on a serial bus: no device answers a read sent "
     "to it; use the device's address (1–247)"
@@ -862,5 +889,6 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_poll_floor,
     check_storage_size,
     check_rtu_broadcast,
+    check_direct_asset_links,
 )
 """Every check of a site file, in the order they run."""

@@ -189,7 +189,7 @@ def test_load_site_raises_with_every_error(write: Write) -> None:
 
 
 def test_missing_key_points_at_its_parent(write: Write) -> None:
-    text = VALID_SITE.replace('  P-101: {name: "Pump P-101", maintainx_id: 1001}', "  P-101: {}")
+    text = VALID_SITE.replace('name: "Pump P-101", maintainx_id: 1001', "maintainx_id: 1001")
     _config, diagnostics = check_site_files(write("site.yaml", text))
     assert [(d.line, d.col, d.path, d.message) for d in diagnostics] == [
         (7, 3, ("assets", "P-101", "name"), "`name` is required")
