@@ -362,9 +362,17 @@ class LowLimit(Model):
     deadband: Annotated[float, Field(ge=0)] = 0.0
 
 
+class RateDirection(StrEnum):
+    RISING = "rising"
+    FALLING = "falling"
+    BOTH = "both"
+
+
 class RateOfChange(Model):
     above: Annotated[float, Field(gt=0)]
     per: Duration = parse_duration("1m")
+    # Which way counts: a "rising temperature" rule must not trip on a fall.
+    direction: RateDirection = RateDirection.BOTH
 
 
 class Flatline(Model):

@@ -280,17 +280,20 @@ class RuleEngine:
         value = reading.value
         if reading.quality is not GOOD:
             self.bad_readings += 1
+            self._break_rates(sensor)
             return self._finish(events)
         cls = value.__class__
         if cls is float:
             if value - value != 0.0:  # type: ignore[operator]  # NaN or infinity
                 self.bad_readings += 1
+                self._break_rates(sensor)
                 return self._finish(events)
             number = True
         elif cls is int:
             number = True
         elif value is None:
             self.bad_readings += 1
+            self._break_rates(sensor)
             return self._finish(events)
         else:
             number = False
@@ -527,6 +530,17 @@ class RuleEngine:
         self.faults.record(rule.id, EVALUATE, exc)
         self._changed()
 
+    def _break_rates(self, sensor: SensorState) -> None:
+        """A bad reading or a stale spell is a gap in the data: a rate is never taken
+        across it (65 °C before a PLC outage and 55 °C after it is no rate of change), so
+        the next good sample only starts the rate again, as flatline does."""
+        for rule in sensor.rules:
+            if rule.kind == RATE:
+                series = cast(SeriesRule, rule)
+                if series.prev_value is not None:
+                    series.prev_value = series.prev_time = None
+                    self.soft_dirty = True
+
     def _advance(self, when: int) -> None:
         if self.now is None or when > self.now:
             self.now = when
@@ -541,6 +555,7 @@ class RuleEngine:
             if watcher.fired:
                 watcher.fired = False
                 self._changed()
+                self._break_rates(sensor)
                 if watcher.emits:
                     events.append(AlarmEvent(t, "fresh", sensor_id=sensor.id))
                 for rule in watcher.rules:
@@ -630,7 +645,7 @@ class RuleEngine:
                 # fault (see ``_rule_failed``), not a value no state file could hold.
                 raise OverflowError("rate of change is not a finite number")
             measured = rate
-            size = abs(rate)
+            size = rate * series.rate_sign if series.rate_sign else abs(rate)
             if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:
                 condition = TRIP
             elif size < rule.high_limit:

@@ -364,3 +364,19 @@ def test_validate_strict_fails_on_warnings(write: Write) -> None:
     )
     assert (lenient.returncode, strict.returncode) == (0, 1)
     assert "warning: rules[0].asset" in strict.stdout
+
+
+def test_a_rate_limit_below_one_register_step_per_poll_is_a_warning(write: Write) -> None:
+    """0.1 degC at a 1 s poll is already 6 degC/1m: every change would trip `above: 5`."""
+    sensor = "    register: {table: holding, address: 0, type: int16}\n"
+    text = VALID_SITE.replace(sensor, sensor + "    scale: {factor: 0.1}\n").replace(
+        "forwarding:",
+        "  - {id: vib-rate, asset: P-101, sensor: p101_vibration, rate: {above: 5, per: 1m}}\n"
+        "  - {id: vib-rate-ok, asset: P-101, sensor: p101_vibration, rate: {above: 7}}\n"
+        "  - {id: vib-rate-slow, asset: P-101, sensor: p101_vibration, "
+        "rate: {above: 5, per: 10s}}\n"
+        "forwarding:",
+    )
+    found = problems(write, text)
+    assert [(d.severity, d.path) for d in found] == [("warning", ("rules", 1, "rate", "above"))]
+    assert "(0.1 in one poll of 1s) is already a rate of 6 per 1m, above 5" in found[0].message
