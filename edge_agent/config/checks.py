@@ -599,9 +599,6 @@ def check_stale_vs_poll(doc: Document) -> Iterator[Diagnostic]:
             )
 
 
-_INTEGER_TYPES: Final = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
-
-
 def check_rate_resolution(doc: Document) -> Iterator[Diagnostic]:
     """A rate between consecutive polls of an integer register moves in steps of the
     scale factor: when one step in one poll is already above the limit, any change at all
