@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench venv dev-venv system-deps clean
+.PHONY: demo test lint typecheck pytest bench mutation venv dev-venv system-deps clean
 
 $(BIN)/edge-agent: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,10 @@ pytest:
 ## bench: every benchmark in bench/, figures printed.
 bench: dev-venv
 	$(BIN)/python bench/run_all.py
+
+## mutation: how much of the pure core its tests pin (slow; SAMPLE=40 for a seeded sample).
+mutation: dev-venv
+	$(BIN)/python scripts/mutation.py $(if $(SAMPLE),--sample $(SAMPLE) --seed $(or $(SEED),1))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_agent.config.diagnostics import ConfigError
     from edge_agent.config.loader import load_site
+    from edge_agent.config.state_dir import state_dir_of, state_left_behind
     from edge_agent.outbox import Outbox, OutboxError
     from edge_agent.service.secret_scan import register_config_secrets
 
@@ -70,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     # Dead-letter reasons quote remote error bodies: hide this site's secrets in them.
     register_config_secrets(config, args.site.absolute().parent)
-    state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
+    state_dir = args.state_dir if args.state_dir is not None else state_dir_of(config, args.site)
+    left_behind = None if args.state_dir is not None else state_left_behind(config, args.site)
+    if left_behind is not None:
+        print(
+            f"edge-agent outbox: note: storage.path is relative to the site file's folder "
+            f"({state_dir}); {left_behind.absolute()} is not used",
+            file=sys.stderr,
+        )
     directory = state_dir / "outbox"
     if not directory.is_dir():
         print(f"edge-agent outbox: no outbox at {directory} (has the agent run?)", file=sys.stderr)

@@ -54,14 +54,20 @@ def load_site_config(path: Path) -> SiteConfig:
 
 
 def replay_readings(
-    config: SiteConfig, lines: Iterable[str], until_ns: int | None = None
+    config: SiteConfig,
+    lines: Iterable[str],
+    until_ns: int | None = None,
+    unknown: dict[str, list[int]] | None = None,
 ) -> tuple[list[AlarmEvent], RuleEngine]:
     """Run ``lines`` (trace text) through a fresh engine; raises TraceError on a bad line
-    before any reading is applied."""
+    before any reading is applied. ``unknown`` collects the line numbers of readings of
+    sensors the site does not have, by sensor id."""
     readings = list(checked_readings(lines))
     engine = RuleEngine(config)
     events: list[AlarmEvent] = []
-    for reading in readings:
+    for line, reading in readings:
+        if unknown is not None and reading.sensor_id not in config.sensors:
+            unknown.setdefault(reading.sensor_id, []).append(line)
         events.extend(engine.feed(reading))
     if until_ns is not None:
         events.extend(engine.tick(until_ns))
@@ -81,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         print(exc, file=sys.stderr)
         return 1
+    unknown: dict[str, list[int]] = {}
     try:
         with open_trace(args.trace) as trace:
-            events, engine = replay_readings(config, decode_lines(bounded_lines(trace)), until_ns)
+            lines = decode_lines(bounded_lines(trace))
+            events, engine = replay_readings(config, lines, until_ns, unknown)
     except TraceInputError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -97,8 +105,27 @@ def run(args: argparse.Namespace) -> int:
     for event in events:
         out.write(json.dumps(event.to_replay_json()) + "\n")
     out.flush()
+    _report_unknown_sensors(args.trace, unknown, list(config.sensors))
     rejected = {name: n for name, n in engine.counters.items() if n and "readings" in name}
     if rejected:
         summary = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in rejected.items())
         print(f"edge-agent replay: {summary}", file=sys.stderr)
     return 0
+
+
+def _report_unknown_sensors(trace: Path, unknown: dict[str, list[int]], known: list[str]) -> None:
+    """One warning per sensor id the site lacks, at its first line: a typo in a trace (or
+    a sensor renamed in the site file) would otherwise only be a count."""
+    from edge_agent.config.messages import suggest
+
+    for sensor_id, lines in sorted(unknown.items(), key=lambda item: item[1][0]):
+        meant = suggest(sensor_id, known)
+        hint = f" (did you mean `{meant}`?)" if meant else ""
+        # Escaped and cut: the id comes from the trace and may hold control characters.
+        shown = sensor_id.encode("unicode_escape").decode("ascii")
+        shown = shown if len(shown) <= 64 else shown[:61] + "..."
+        print(
+            f"{trace}:{lines[0]}: warning: unknown sensor `{shown}`{hint}; "
+            f"{len(lines)} reading(s) skipped",
+            file=sys.stderr,
+        )

@@ -78,8 +78,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         for diagnostic in diagnostics:
             log.warning(format_diagnostic(diagnostic))
-    state_dir = args.state_dir if args.state_dir is not None else Path(config.storage.path)
-    state_dir = state_dir.resolve()
+    from edge_agent.config.state_dir import state_dir_of, state_left_behind
+
+    if args.state_dir is not None:
+        state_dir = args.state_dir.resolve()
+    else:
+        state_dir = state_dir_of(config, site_path).resolve()
+        left_behind = state_left_behind(config, site_path)
+        if left_behind is not None:
+            log.error(
+                "storage.path is relative to the site file's folder; the state folder at the "
+                "same path under the working directory is not used. Move it if it holds the "
+                "outbox you want (stop the agent first).",
+                extra={"used": str(state_dir), "not_used": str(left_behind.absolute())},
+            )
 
     from edge_agent.service.app import Service
     from edge_agent.service.health import HealthError

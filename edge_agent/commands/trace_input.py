@@ -76,14 +76,15 @@ def bounded_lines(trace: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[
         yield line
 
 
-def checked_readings(lines: Iterable[str]) -> Iterator[Reading]:
-    """The readings of a trace's text lines; any line that is not one, however it fails
-    (nesting too deep for the JSON parser, a 5,000-digit number), is a TraceError."""
+def checked_readings(lines: Iterable[str]) -> Iterator[tuple[int, Reading]]:
+    """The readings of a trace's text lines with their 1-based line numbers; any line that
+    is not one, however it fails (nesting too deep for the JSON parser, a 5,000-digit
+    number), is a TraceError."""
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
-            yield parse_trace_line(text, number)
+            yield number, parse_trace_line(text, number)
         except TraceError:
             raise
         except (ValueError, RecursionError, OverflowError) as exc:

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text: one line per problem (default); json: one object for tools",
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (for CI and deploy scripts)"
+    )
 
 
 def _hub_diagnostics(path: Path) -> list[Diagnostic]:
@@ -79,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
                 Diagnostic(name, 1, 1, "error", (), f"internal error while checking: {exc!r}")
             )
     errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = len(diagnostics) - errors
     if args.format == "json":
         report = {
             "files": files,
             "errors": errors,
-            "warnings": len(diagnostics) - errors,
+            "warnings": warnings,
             "diagnostics": [d.as_json() for d in diagnostics],
         }
         print(json.dumps(report, indent=2))
@@ -91,4 +95,5 @@ def run(args: argparse.Namespace) -> int:
         for diagnostic in diagnostics:
             print(format_diagnostic(diagnostic))
     print(summarize(diagnostics, files), file=sys.stderr)
-    return 1 if errors else 0
+    # --strict: a release pipeline that wants every warning answered before deploying.
+    return 1 if errors or (args.strict and warnings) else 0

@@ -599,6 +599,46 @@ def check_stale_vs_poll(doc: Document) -> Iterator[Diagnostic]:
             )
 
 
+def check_rate_resolution(doc: Document) -> Iterator[Diagnostic]:
+    """A rate between consecutive polls of an integer register moves in steps of the
+    scale factor: when one step in one poll is already above the limit, any change at all
+    trips the rule (0.1 degC at a 1 s poll is 6 degC/1m)."""
+    default_poll = doc.get("defaults", "poll") or "1s"
+    for index, rule in _rules(doc):
+        rate = rule.get("rate")
+        sensor_id = rule.get("sensor")
+        if not isinstance(rate, dict) or not isinstance(sensor_id, str):
+            continue
+        sensor = doc.get("sensors", sensor_id)
+        register = sensor.get("register") if isinstance(sensor, dict) else None
+        if not isinstance(register, dict) or register.get("table") not in ("holding", "input"):
+            continue  # coils and discrete inputs are true/false: another check's error
+        if register.get("type", "uint16") not in _INTEGER_TYPES:
+            continue
+        scale = sensor.get("scale") if isinstance(sensor, dict) else None
+        factor = _number(scale.get("factor", 1.0)) if isinstance(scale, dict) else 1.0
+        above = _number(rate.get("above"))
+        connection = sensor.get("connection") if isinstance(sensor, dict) else None
+        poll = doc.get("connections", connection, "poll") if isinstance(connection, str) else None
+        try:
+            poll_ns = parse_duration(poll if poll is not None else default_poll)
+            per_ns = parse_duration(rate.get("per", "1m"))
+        except ValueError:
+            continue  # the model reports a malformed duration
+        if factor is None or above is None or poll_ns <= 0 or factor == 0:
+            continue
+        step_rate = abs(factor) * per_ns / poll_ns
+        if step_rate > above:
+            yield doc.at(
+                ("rules", index, "rate", "above"),
+                f"the smallest change {sensor_id} can make ({_fmt(abs(factor))} in one poll of "
+                f"{format_duration(poll_ns)}) is already a rate of {_fmt(step_rate)} per "
+                f"{format_duration(per_ns)}, above {_fmt(above)}: every change would trip "
+                "this rule (poll less often, or raise `above:`)",
+                "warning",
+            )
+
+
 _HOST_WITH_PORT: Final = re.compile(r"^([^:\s]+):(\d+)$")
 
 
@@ -837,6 +877,33 @@ def check_rtu_broadcast(doc: Document) -> Iterator[Diagnostic]:
             )
 
 
+def check_direct_asset_links(doc: Document) -> Iterator[Diagnostic]:
+    """In direct mode the agent itself files the work order: a rule whose asset has no
+    ``maintainx_id`` makes work orders that MaintainX links to no asset (no history, no
+    downtime on the asset). Allowed, since some sites file by location, but said."""
+    forwarding = doc.get("forwarding")
+    if not isinstance(forwarding, dict) or forwarding.get("mode") != "maintainx":
+        return
+    assets = doc.get("assets")
+    if not isinstance(assets, dict):
+        return
+    warned: set[str] = set()
+    for index, rule in _rules(doc):
+        asset_id = rule.get("asset")
+        asset = assets.get(asset_id) if isinstance(asset_id, str) else None
+        if not isinstance(asset, dict) or asset.get("maintainx_id") is not None:
+            continue
+        if asset_id in warned:
+            continue
+        warned.add(str(asset_id))
+        yield doc.at(
+            ("rules", index, "asset"),
+            f"asset `{asset_id}` has no `maintainx_id`: its work orders are linked to no asset "
+            "in MaintainX (add `maintainx_id:` to the asset)",
+            "warning",
+        )
+
+
 _BROADCAST: Final = (
     "unit_id 0 is the broadcast address on a serial bus: no device answers a read sent "
     "to it; use the device's address (1–247)"
@@ -862,5 +929,7 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_poll_floor,
     check_storage_size,
     check_rtu_broadcast,
+    check_direct_asset_links,
+    check_rate_resolution,
 )
 """Every check of a site file, in the order they run."""

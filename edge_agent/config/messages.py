@@ -185,6 +185,26 @@ def _one_of(value: Any, options: list[str]) -> str:
     return f"{describe_value(value)} is not one of: {shown}{hint}"
 
 
+_DECIMAL_COMMA: Final = re.compile(r"\s*[+-]?\d+,\d+\s*")
+_NUMBER_WITH_UNIT: Final = re.compile(r"\s*([+-]?\d+(?:[.,]\d+)?)\s*([^\d\s,.].*)")
+
+
+def number_hint(value: Any) -> str:
+    """What to write instead of text that is nearly a number: ``48,5`` or ``80 C``."""
+    if not isinstance(value, str):
+        return ""
+    if _DECIMAL_COMMA.fullmatch(value):
+        return f"; use a dot for decimals: {value.strip().replace(',', '.')}"
+    match = _NUMBER_WITH_UNIT.fullmatch(value)
+    if match:
+        number = match.group(1).replace(",", ".")
+        return (
+            f"; write the number alone ({number}): the unit goes in the sensor's `unit:`, "
+            "and limits are in that unit"
+        )
+    return ""
+
+
 _KIND_OF_TYPE: Final[dict[str, str]] = {
     "int": "a whole number",
     "float": "a number",
@@ -202,6 +222,12 @@ def _message(error: ErrorDetails, known_keys: list[str]) -> str:
     if kind == "missing":
         return f"`{key}` is required"
     if kind == "extra_forbidden":
+        if key.isdigit():
+            # `{limit: 48,5}`: inside braces YAML reads the decimal comma as a separator.
+            return (
+                f"unknown key `{key}`; a decimal comma? write the number with a dot "
+                "(e.g. `48.5`, not `48,5`)"
+            )
         meant = suggest_key(key, known_keys)
         if meant:
             return f"unknown key `{key}`; did you mean `{meant}`?"
@@ -223,9 +249,9 @@ def _message(error: ErrorDetails, known_keys: list[str]) -> str:
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {describe_value(value)}"
+        return f"expected a whole number, got {describe_value(value)}{number_hint(value)}"
     if kind in ("float_parsing", "float_type", "finite_number"):
-        return f"expected a (finite) number, got {describe_value(value)}"
+        return f"expected a (finite) number, got {describe_value(value)}{number_hint(value)}"
     if kind in ("bool_parsing", "bool_type"):
         return f"expected true or false, got {describe_value(value)}"
     if kind == "string_type":

@@ -43,6 +43,13 @@ class Priority(StrEnum):
     MEDIUM = "MEDIUM"
     HIGH = "HIGH"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Priority | None:
+        # `priority: high` means HIGH: the words are MaintainX's, the case is not.
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
+
 
 # --------------------------------------------------------------------------- site, defaults
 
@@ -355,9 +362,17 @@ class LowLimit(Model):
     deadband: Annotated[float, Field(ge=0)] = 0.0
 
 
+class RateDirection(StrEnum):
+    RISING = "rising"
+    FALLING = "falling"
+    BOTH = "both"
+
+
 class RateOfChange(Model):
     above: Annotated[float, Field(gt=0)]
     per: Duration = parse_duration("1m")
+    # Which way counts: a "rising temperature" rule must not trip on a fall.
+    direction: RateDirection = RateDirection.BOTH
 
 
 class Flatline(Model):

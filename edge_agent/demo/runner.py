@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -50,6 +51,8 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
     from edge_agent.service.sdnotify import SystemdNotifier
 
     stream = out if out is not None else sys.stdout
+    # A folder the demo made is the demo's to remove; one the user named is theirs.
+    owned = options.workdir is None
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     plant = DemoPlant()
     stop = asyncio.Event()
@@ -112,6 +115,8 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
         if relay is not None:
             await relay.close()
         await plant.close()
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)

@@ -6,7 +6,11 @@ that into the screen (pure, so it is easy to test and to print without a termina
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from edge_agent.alerts import format_time_ns
@@ -201,6 +205,20 @@ def render(view: dict[str, Any], colour: bool = True) -> str:
     return text
 
 
+def command_name() -> str:
+    """How the person who ran the demo runs the CLI: ``edge-agent`` when that is on PATH,
+    else the path they used (``make demo`` runs ``.venv/bin/edge-agent``)."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("edge-agent")
+    if invoked.name != "edge-agent" or (
+        on_path is not None and Path(on_path).resolve() == invoked.resolve()
+    ):
+        return "edge-agent"
+    with contextlib.suppress(ValueError):
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    return str(invoked)
+
+
 def summary(view: dict[str, Any], duration_s: float, log_path: str | None) -> str:
     """The closing summary (plain text)."""
     work_orders = view["work_orders"]
@@ -224,9 +242,9 @@ def summary(view: dict[str, Any], duration_s: float, log_path: str | None) -> st
     if "CLEARING" in view["rules"].values():
         lines.append("    (CLEARING: back within limits, waiting out off_delay before NORMAL)")
     if log_path:
-        lines.append(f"  the agent's log: {log_path}")
+        lines.append(f"  the agent's log: {log_path} (delete its folder when you are done)")
     lines.append(
-        "Next: `edge-agent validate configs/demo/site.yaml`, then write your own site file "
-        "(configs/examples/)."
+        f"Next: `{command_name()} validate configs/demo/site.yaml`, then write your own site "
+        "file (configs/examples/)."
     )
     return "\n".join(lines)

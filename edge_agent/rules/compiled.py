@@ -99,6 +99,7 @@ class CompiledRule:
 
     # Defaults for the fields only SeriesRule stores.
     rate_per: int = 0
+    rate_sign: int = 0
     flat_for: int = 0
     tolerance: float = 0.0
     flat_due: int | None = None
@@ -209,16 +210,17 @@ class CompiledRule:
 
     @property
     def limit(self) -> Value:
-        """The limit reported with events (for a band: the side the held value is on)."""
+        """The limit reported with events (for a band: the side of the episode's peak, so
+        that a clear after a jump across the band names the limit the peak passed)."""
         if self.kind in (HIGH, RATE):
             return self.high_limit
         if self.kind == LOW:
             return self.low_limit
         if self.kind == BAND:
-            held = self.held
-            if isinstance(held, int | float) and not isinstance(held, bool):
+            side = self.held if self.peak is None else self.peak
+            if isinstance(side, int | float) and not isinstance(side, bool):
                 midpoint = (self.high_limit + self.low_limit) / 2
-                return self.high_limit if held >= midpoint else self.low_limit
+                return self.high_limit if side >= midpoint else self.low_limit
             return self.high_limit
         if self.kind == FLATLINE:
             return self.tolerance
@@ -237,6 +239,8 @@ class CompiledRule:
         if self.kind == BAND:
             return _excursion(self, value) > _excursion(self, than)
         if self.kind == RATE:
+            if self.rate_sign:
+                return value * self.rate_sign > than * self.rate_sign
             return abs(value) > abs(than)
         return False
 
@@ -253,11 +257,15 @@ class SeriesRule(CompiledRule):
         "prev_time",
         "prev_value",
         "rate_per",
+        "rate_sign",
         "tolerance",
     )
 
     def __init__(self, key: int, rule: Rule, config: SiteConfig) -> None:
         self.rate_per = rule.rate.per if rule.rate is not None else 0
+        # +1 rising, -1 falling, 0 both: the rate is multiplied by it (0: its magnitude).
+        direction = rule.rate.direction if rule.rate is not None else "both"
+        self.rate_sign = {"rising": 1, "falling": -1}.get(direction, 0)
         self.flat_for = rule.flatline.for_ if rule.flatline is not None else 0
         self.tolerance = rule.flatline.tolerance if rule.flatline is not None else 0.0
         super().__init__(key, rule, config)

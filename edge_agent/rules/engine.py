@@ -280,17 +280,20 @@ class RuleEngine:
         value = reading.value
         if reading.quality is not GOOD:
             self.bad_readings += 1
+            self._break_rates(sensor)
             return self._finish(events)
         cls = value.__class__
         if cls is float:
             if value - value != 0.0:  # type: ignore[operator]  # NaN or infinity
                 self.bad_readings += 1
+                self._break_rates(sensor)
                 return self._finish(events)
             number = True
         elif cls is int:
             number = True
         elif value is None:
             self.bad_readings += 1
+            self._break_rates(sensor)
             return self._finish(events)
         else:
             number = False
@@ -316,6 +319,9 @@ class RuleEngine:
                 except Exception as exc:
                     self._rule_failed(rule, exc)
         else:
+            # Text or true/false: counted once per reading when a rule wants a number.
+            if any(rule.kind != EQUALS for rule in sensor.rules):
+                self.wrong_type += 1
             for rule in sensor.rules:
                 try:
                     self._apply(rule, t, value, events)
@@ -524,6 +530,17 @@ class RuleEngine:
         self.faults.record(rule.id, EVALUATE, exc)
         self._changed()
 
+    def _break_rates(self, sensor: SensorState) -> None:
+        """A bad reading or a stale spell is a gap in the data: a rate is never taken
+        across it (65 °C before a PLC outage and 55 °C after it is no rate of change), so
+        the next good sample only starts the rate again, as flatline does."""
+        for rule in sensor.rules:
+            if rule.kind == RATE:
+                series = cast(SeriesRule, rule)
+                if series.prev_value is not None:
+                    series.prev_value = series.prev_time = None
+                    self.soft_dirty = True
+
     def _advance(self, when: int) -> None:
         if self.now is None or when > self.now:
             self.now = when
@@ -538,6 +555,7 @@ class RuleEngine:
             if watcher.fired:
                 watcher.fired = False
                 self._changed()
+                self._break_rates(sensor)
                 if watcher.emits:
                     events.append(AlarmEvent(t, "fresh", sensor_id=sensor.id))
                 for rule in watcher.rules:
@@ -566,7 +584,7 @@ class RuleEngine:
             own = self.sensors[rule.sensor]
             if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
                 try:
-                    self._apply(rule, t, own.value, events, from_gate=True)
+                    self._apply(rule, t, own.value, events)
                 except Exception as exc:
                     self._rule_failed(rule, exc)
         sensor.refresh_slow()
@@ -577,8 +595,6 @@ class RuleEngine:
         t: int,
         value: Value,
         events: list[AlarmEvent],
-        *,
-        from_gate: bool = False,
     ) -> None:
         """Judge one good sample (or a held one, when a gate opens) against one rule."""
         kind = rule.kind
@@ -586,9 +602,7 @@ class RuleEngine:
         if kind == EQUALS:
             condition = TRIP if same_value(value, rule.target) else CLEAR
         elif not is_number(value):
-            if not from_gate:
-                self.wrong_type += 1
-            return
+            return  # counted where the reading arrived
         elif kind == HIGH:
             if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
                 condition = TRIP
@@ -631,7 +645,7 @@ class RuleEngine:
                 # fault (see ``_rule_failed``), not a value no state file could hold.
                 raise OverflowError("rate of change is not a finite number")
             measured = rate
-            size = abs(rate)
+            size = rate * series.rate_sign if series.rate_sign else abs(rate)
             if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:
                 condition = TRIP
             elif size < rule.high_limit:

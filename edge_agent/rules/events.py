@@ -66,4 +66,7 @@ class AlarmEvent:
             "priority": self.priority,
             "alert_id": self.alert_id,
             "notify": self.notify,
+            # Peak and limit reach the work-order text, so replay shows them too.
+            "peak": self.peak,
+            "limit": self.limit,
         }

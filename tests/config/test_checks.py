@@ -334,3 +334,49 @@ def test_a_zero_stale_after_is_one_error_not_also_a_warning(write: Write) -> Non
     assert [(d.path, d.severity) for d in found] == [
         (("sensors", "p101_temp", "stale_after"), "error")
     ]
+
+
+def test_direct_mode_warns_once_per_asset_without_a_maintainx_id(write: Write) -> None:
+    text = VALID_SITE.replace(", maintainx_id: 1001}", "}").replace(
+        "forwarding:",
+        "  - {id: p101-cold, asset: P-101, sensor: p101_temp, low: {limit: 5}}\nforwarding:",
+    )
+    found = problems(write, text)
+    assert [(d.severity, d.path, d.line) for d in found] == [("warning", ("rules", 0, "asset"), 16)]
+    assert "asset `P-101` has no `maintainx_id`" in found[0].message
+    # Over MQTT the hub maps assets: nothing to say.
+    hub_mode = text.replace(
+        'mode: maintainx\n  maintainx: {api_key: "${MAINTAINX_API_KEY}"}',
+        "mode: mqtt\n  mqtt: {host: 127.0.0.1}",
+    )
+    assert problems(write, hub_mode) == []
+
+
+def test_validate_strict_fails_on_warnings(write: Write) -> None:
+    import subprocess
+    import sys
+
+    site = write("site.yaml", VALID_SITE.replace(", maintainx_id: 1001}", "}"))
+    command = [sys.executable, "-m", "edge_agent", "validate", str(site)]
+    lenient = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    strict = subprocess.run(
+        [*command, "--strict"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (lenient.returncode, strict.returncode) == (0, 1)
+    assert "warning: rules[0].asset" in strict.stdout
+
+
+def test_a_rate_limit_below_one_register_step_per_poll_is_a_warning(write: Write) -> None:
+    """0.1 degC at a 1 s poll is already 6 degC/1m: every change would trip `above: 5`."""
+    sensor = "    register: {table: holding, address: 0, type: int16}\n"
+    text = VALID_SITE.replace(sensor, sensor + "    scale: {factor: 0.1}\n").replace(
+        "forwarding:",
+        "  - {id: vib-rate, asset: P-101, sensor: p101_vibration, rate: {above: 5, per: 1m}}\n"
+        "  - {id: vib-rate-ok, asset: P-101, sensor: p101_vibration, rate: {above: 7}}\n"
+        "  - {id: vib-rate-slow, asset: P-101, sensor: p101_vibration, "
+        "rate: {above: 5, per: 10s}}\n"
+        "forwarding:",
+    )
+    found = problems(write, text)
+    assert [(d.severity, d.path) for d in found] == [("warning", ("rules", 1, "rate", "above"))]
+    assert "(0.1 in one poll of 1s) is already a rate of 6 per 1m, above 5" in found[0].message

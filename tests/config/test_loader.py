@@ -36,6 +36,17 @@ def test_valid_site_loads(write: Write) -> None:
     assert config.sensors["p101_vibration"].register_ is not None
 
 
+@pytest.mark.parametrize("written", ["high", "High", " HIGH "])
+def test_priority_is_read_whatever_its_case(write: Write, written: str) -> None:
+    text = VALID_SITE.replace(
+        "    on_delay: 5s\n",
+        f"    on_delay: 5s\n    priority: '{written}'\n"
+        "    escalate: [{above: 95, priority: high}]\n",
+    )
+    rule = load_site(write("site.yaml", text)).rules[0]
+    assert rule.priority == "HIGH" and rule.escalate[0].priority == "HIGH"
+
+
 def test_format_is_file_line_col_severity_path_message() -> None:
     diagnostic = Diagnostic("site.yaml", 12, 5, "error", ("rules", 0, "high", "limit"), "bad")
     assert format_diagnostic(diagnostic) == "site.yaml:12:5: error: rules[0].high.limit: bad"
@@ -178,7 +189,7 @@ def test_load_site_raises_with_every_error(write: Write) -> None:
 
 
 def test_missing_key_points_at_its_parent(write: Write) -> None:
-    text = VALID_SITE.replace('  P-101: {name: "Pump P-101", maintainx_id: 1001}', "  P-101: {}")
+    text = VALID_SITE.replace('name: "Pump P-101", maintainx_id: 1001', "maintainx_id: 1001")
     _config, diagnostics = check_site_files(write("site.yaml", text))
     assert [(d.line, d.col, d.path, d.message) for d in diagnostics] == [
         (7, 3, ("assets", "P-101", "name"), "`name` is required")

@@ -141,3 +141,25 @@ def test_retry_applies_the_site_files_current_asset_mapping(
         {"id": "P-101", "name": "Pump", "maintainx_id": 1001},
         {"id": "M-9"},
     ]
+
+
+def test_a_relative_storage_path_is_taken_from_the_site_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like includes and secret files; a folder at the old, working-directory-relative
+    place is named, never used or moved."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    site = folder / "site.yaml"
+    site.write_text("version: 1\nsite:\n  id: plant-a\nstorage:\n  path: state\n")
+    with Outbox.open(folder / "state" / "outbox", 256_000_000) as outbox:
+        outbox.put_many([{"event": "activated", "rule": "r", "alert_id": "al-1"}])
+    elsewhere = tmp_path / "cwd"
+    (elsewhere / "state" / "outbox").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    status = run_json(capsys, str(site), "status")
+    assert status["depth"] == 1
+    assert main(["outbox", str(site), "status"]) == 0
+    err = capsys.readouterr().err
+    assert f"relative to the site file's folder ({folder / 'state'})" in err
+    assert f"{elsewhere / 'state'} is not used" in err

@@ -71,7 +71,8 @@ def test_replay_output_lines_are_exactly_the_documented_objects(tmp_path: Path) 
     alert_id = make_alert_id("plant-a", "temp-high", 1)  # the rule's first episode
     assert done.stdout.splitlines() == [
         '{"time": "2026-01-05T10:00:00Z", "rule": "temp-high", "event": "activated", '
-        f'"value": 81, "priority": "MEDIUM", "alert_id": "{alert_id}", "notify": true}}',
+        f'"value": 81, "priority": "MEDIUM", "alert_id": "{alert_id}", "notify": true, '
+        '"peak": 81, "limit": 80.0}',
         '{"time": "2026-01-05T10:10:00Z", "sensor": "temp", "event": "stale"}',
     ]
     assert done.stderr.strip() == "edge-agent replay: 2 bad readings"
@@ -87,3 +88,34 @@ def test_replay_line_that_is_not_utf8_names_its_number(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.startswith(f"{trace}:2: error: not UTF-8 text")
+
+
+def test_unknown_sensors_are_named_at_their_first_line_and_wrong_types_counted_once(
+    tmp_path: Path,
+) -> None:
+    """Three rules on one sensor: a text reading is one wrong-type reading, not three; a
+    sensor the site lacks is named with its line and the nearest id."""
+    base = (CASE.parent / "high_basic" / "site.yaml").read_text()
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        base
+        + "  - {id: t2, asset: p101, sensor: temp, high: {limit: 90}}\n"
+        + "  - {id: t3, asset: p101, sensor: temp, low: {limit: 9}}\n"
+    )
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        '{"time": "2026-01-05T10:00:00Z", "sensor": "temp", "value": 50}\n'
+        "\n"
+        '{"time": "2026-01-05T10:00:01Z", "sensor": "tmep", "value": 81}\n'
+        '{"time": "2026-01-05T10:00:02Z", "sensor": "temp", "value": "hot"}\n'
+        '{"time": "2026-01-05T10:00:03Z", "sensor": "tmep", "value": 82}\n'
+        '{"time": "2026-01-05T10:00:04Z", "sensor": "\\u001b[2J", "value": 1}\n'
+    )
+    done = replay(site, trace)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"{trace}:3: warning: unknown sensor `tmep` (did you mean `temp`?); 2 reading(s) skipped",
+        f"{trace}:6: warning: unknown sensor `\\x1b[2J`; 1 reading(s) skipped",
+        "edge-agent replay: 1 wrong type readings, 3 unknown sensor readings",
+    ]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-from edge_agent.demo.view import render, summary
+import pytest
+
+from edge_agent.demo.view import command_name, render, summary
 
 
 def _view(forwarder: str | None) -> dict[str, Any]:
@@ -88,3 +92,22 @@ def test_summary_lists_work_orders() -> None:
     assert "#1003 [HIGH] Pump: bearing 97.0 degC" in text
     assert "alerts still in the outbox: 1" in text
     assert "agent's log" not in text
+
+
+def test_the_next_hint_names_the_command_as_it_was_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` runs `.venv/bin/edge-agent`, which is not on PATH: the hint says that."""
+    script = tmp_path / ".venv" / "bin" / "edge-agent"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    assert command_name() == ".venv/bin/edge-agent"
+    assert "Next: `.venv/bin/edge-agent validate" in summary(_view("up"), 30.2, None)
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert command_name() == "edge-agent"
+    monkeypatch.setattr(sys, "argv", ["-m", "demo"])  # python -m edge_agent
+    assert command_name() == "edge-agent"

@@ -164,3 +164,17 @@ def test_wrong_register_count_is_an_error_not_a_shifted_value() -> None:
         decode_registers(register, [0x4120], None)
     with pytest.raises(DecodeError):
         compile_decoder(register, None)([0x4120])
+
+
+@pytest.mark.parametrize("factor", [1e300, -1e300])
+def test_a_finite_raw_value_scaled_past_the_float_range_is_not_a_number(factor: float) -> None:
+    """A finite float64 times a large factor overflows to ±inf: a bad reading, never a value."""
+    register = Register(table=RegisterTable.HOLDING, address=0, type="float64")
+    words = wire_registers(RegisterType.FLOAT64, 1e300, "big", "big")
+    scale = Scale(factor=factor)
+    with pytest.raises(DecodeError, match=NOT_A_NUMBER):
+        decode_registers(register, words, scale)
+    with pytest.raises(DecodeError, match=NOT_A_NUMBER):
+        compile_decoder(register, scale)(words)
+    # The same value with a factor that stays in range is a good reading.
+    assert decode_registers(register, words, Scale(factor=1.0)) == 1e300
