@@ -63,7 +63,7 @@ def seen_at(at_ns: int | None, now_ns: int, *, retained: bool) -> int | None:
 def is_quiet(last_seen_ns: int, since_ns: int, now_ns: int, quiet_after_ns: int) -> bool:
     """Silent for longer than ``quiet_after``; a site never heard of counts from
     ``since_ns`` (the hub's start)."""
-    return now_ns - max(last_seen_ns, since_ns) > quiet_after_ns
+    return now_ns - (last_seen_ns or since_ns) > quiet_after_ns
 
 
 class UnknownSites:
