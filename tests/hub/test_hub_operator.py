@@ -177,3 +177,33 @@ async def test_sites_parked_and_kpis_read_the_store_while_the_hub_runs(
     assert every["alerts_raised"] >= 1 and recent["alerts_raised"] == 0
     assert recent["work_orders_created"] >= 1
     site.close()
+
+
+async def test_work_orders_created_counts_a_create_found_after_its_answer_was_lost(
+    mosquitto: Broker, tmp_path: Path, running_hubs: list
+) -> None:
+    from edge_agent.simulators.maintainx_emulator.faults import Faults
+    from tests.hub.conftest import KEY_A, KEY_B
+
+    faults = Faults(drop_after_store_rate=1.0)
+    with Emulator(keys={KEY_A: [101], KEY_B: [202]}, rate_limiting=False, faults=faults) as mx:
+        data = hub_dict(mosquitto, mx.url, tmp_path / "s", retry_interval="200ms")
+        hub = await start_hub(data, tmp_path)
+        running_hubs.append(hub)
+        site = Site(mosquitto)
+        site.subscribe("edge/v1/site-a/results")
+        alert = make_alert("site-a", random.randrange(1 << 40))
+        site.publish("edge/v1/site-a/alerts", alert)
+        # The create is stored and its answer lost; from then on MaintainX answers.
+        await async_wait_until(lambda: faults.injected["drop_after_store"] >= 1, 20, "dropped")
+        faults.reset()
+        counters = hub.sites["site-a"].counters
+        await async_wait_until(lambda: counters.actions["found"] == 1, 30, "found")
+        assert counters.work_orders_created == 1
+        mine = [
+            w
+            for w in mx.work_orders
+            if (w.get("externalData") or {}).get("alert_id") == alert["alert_id"]
+        ]
+        assert len(mine) == 1
+        site.close()
