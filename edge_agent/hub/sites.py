@@ -142,7 +142,7 @@ class SiteRuntime:
         return self.client is not None and self._clock() >= self.blocked_until
 
     def block(self, reason: str, seconds: float) -> None:
-        if self.block_reason is None or self._clock() >= self.blocked_until:
+        if self.block_reason != reason:  # newly blocked, or for another reason: not every retry
             log.info(
                 "Site blocked; its alerts are parked until it can be served.",
                 extra={"site": self.site_id, "reason": reason, "retry_in_s": round(seconds, 3)},

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +19,16 @@ from edge_agent.hub.webhooks import SIGNATURE_HEADER, sign
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
 from tests.hub.conftest import KEY_A, KEY_B, Site, async_wait_until, hub_dict, make_alert, start_hub
+
+
+def _cli(hub_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _post(port: int, path: str, body: bytes, signature: str) -> dict[str, Any]:
@@ -65,6 +77,17 @@ async def test_register_twice_reuses_the_subscription_and_prune_removes_stale_on
     assert {r.subscription_id for r in first} & ids == set()
     assert {r.subscription_id for r in made} <= ids
     assert [r.state for r in await list_webhooks(moved, tmp_path)] == ["current", "current"]
+
+    # The same from the command line.
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))  # JSON is YAML
+    listed_cli = await asyncio.to_thread(_cli, hub_file, "webhooks", "list")
+    assert listed_cli.returncode == 0, listed_cli.stderr
+    lines = listed_cli.stdout.splitlines()
+    assert lines[0].split() == ["SITE", "ID", "STATE", "URL"]
+    assert sorted(line.split()[2] for line in lines[1:]) == ["current", "current"]
+    bad = await asyncio.to_thread(_cli, hub_file, "kpis", "--since", "a-fortnight")
+    assert bad.returncode == 2 and "--since 'a-fortnight'" in bad.stderr
 
 
 async def test_a_webhook_without_site_finds_the_site_sharing_an_organization(

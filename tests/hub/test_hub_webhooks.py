@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from edge_agent.hub.subscriptions import register_webhooks
 from edge_agent.hub.config import HubConfig
+from edge_agent.hub.subscriptions import register_webhooks
 from edge_agent.hub.webhooks import SIGNATURE_HEADER, sign
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
