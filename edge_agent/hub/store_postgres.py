@@ -110,10 +110,24 @@ class _Pool:
             # These values can never be written (out of range, a constraint): not an outage.
             raise StoreRejected(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except psycopg.Error as exc:
+            if conn.broken:
+                # The server went away: the idle connections are dead too. Closed, they are
+                # reconnected on their next use instead of each failing one call first.
+                self._close_idle()
             raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except (OverflowError, TypeError, ValueError) as exc:
             raise StoreRejected(f"PostgreSQL refused the values: {type(exc).__name__}") from exc
         finally:
+            self._free.put(conn)
+
+    def _close_idle(self) -> None:
+        idle = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(self._free.get_nowait())
+        for conn in idle:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
             self._free.put(conn)
 
     def close(self) -> None:

@@ -127,3 +127,33 @@ async def test_readyz_follows_postgresql(
     finally:
         await hub.close()
         await proxy.cut()
+
+
+async def test_after_an_outage_every_pooled_connection_is_renewed(pg_schema: str) -> None:
+    """One call that finds PostgreSQL gone closes the idle connections too: after the
+    outage, calls reconnect instead of each stale connection failing one call first."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from edge_agent.hub.store import StoreError
+    from edge_agent.hub.store_postgres import PostgresHubStore
+
+    target = conninfo_to_dict(PG_DSN)
+    proxy = CuttableProxy(str(target.get("host") or "127.0.0.1"), int(target.get("port") or 5432))
+    await proxy.start()
+    dsn = make_conninfo(PG_DSN, host="127.0.0.1", port=str(proxy.port))
+    store = await asyncio.to_thread(
+        PostgresHubStore, dsn, pool_size=4, table_prefix=f"{pg_schema}.hub_"
+    )
+    try:
+        await proxy.cut()
+        await proxy.restore()
+        with pytest.raises(StoreError):
+            await asyncio.to_thread(store.pending_counts)  # the connection it took was cut
+        # Every other pooled connection was cut too: closed now, each reconnects on its
+        # next use (unclosed, each would fail one more call first).
+        idle = list(store._pool._free.queue)
+        assert len(idle) == 4 and all(conn.closed for conn in idle)
+        assert await asyncio.to_thread(store.pending_counts) == {}
+    finally:
+        await asyncio.to_thread(store.close)
+        await proxy.cut()
