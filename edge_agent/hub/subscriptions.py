@@ -128,13 +128,17 @@ async def register_webhooks(config: HubConfig, base_dir: Path) -> list[Subscript
                     reused = int(entry["id"])
             if reused is not None:
                 # The secret may predate this state directory: fetch it, it is kept once.
-                save_webhook_secret(state_dir, site_id, await client.subscription_secret(reused))
+                # Never an empty one: anyone could sign with it.
+                secret = await client.subscription_secret(reused)
+                if secret:
+                    save_webhook_secret(state_dir, site_id, secret)
                 rows.append(SubscriptionRow(site_id, reused, url, "reused"))
             else:
                 answer = await client.create_subscription(WEBHOOK_TYPE, url)
                 created = int(answer["id"])
                 kept.append({"id": created, "url": url})
-                save_webhook_secret(state_dir, site_id, str(answer["secret"]))
+                if answer.get("secret"):
+                    save_webhook_secret(state_dir, site_id, str(answer["secret"]))
                 rows.append(SubscriptionRow(site_id, created, url, "created"))
         record[site_id] = kept
         save_subscriptions(state_dir, record)  # after each site: a crash loses no id
