@@ -1,7 +1,8 @@
 """``edge-agent hub HUB.yaml``: run the central hub (site alerts become MaintainX work
-orders). ``--register-webhooks`` first creates the MaintainX subscriptions;
-``edge-agent hub HUB.yaml kpis [--json]`` prints the maintenance KPIs and exits;
-``edge-agent hub HUB.yaml migrate-store --from OLD.sqlite3`` moves a SQLite store into the
+orders). ``--register-webhooks`` first makes sure of the MaintainX subscriptions (reusing
+those it made before). Commands that print and exit, usable while the hub runs:
+``kpis [--since 30d] [--json]``, ``sites [--json]``, ``parked [--site S] [--json]``,
+``webhooks list|prune``; ``migrate-store --from OLD.sqlite3`` moves a SQLite store into the
 configured PostgreSQL (see :mod:`edge_agent.hub.migrate`)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 CLOSE_LIMIT_S = 9.0
 
@@ -22,9 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         nargs="?",
-        choices=["run", "kpis", "migrate-store"],
+        choices=["run", "kpis", "sites", "parked", "webhooks", "migrate-store"],
         default="run",
-        help="run (default), kpis, or migrate-store --from OLD.sqlite3 (into PostgreSQL)",
+        help="run (default), kpis, sites, parked, webhooks, or migrate-store --from OLD.sqlite3",
+    )
+    parser.add_argument(
+        "what", nargs="?", choices=["list", "prune"], help="webhooks: list (default) or prune"
     )
     parser.add_argument(
         "--from",
@@ -37,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="create the WORK_ORDER_STATUS_CHANGE subscriptions in MaintainX, then run",
     )
-    parser.add_argument("--json", action="store_true", help="kpis: print JSON")
+    parser.add_argument("--json", action="store_true", help="kpis, sites, parked: print JSON")
+    parser.add_argument("--site", help="parked: only this site")
+    parser.add_argument(
+        "--since", metavar="DURATION", help="kpis: only alerts and work orders of the last 30d"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     base_dir = path.absolute().parent
     if args.action == "kpis":
-        return _kpis(config, base_dir, as_json=args.json)
+        return _kpis(config, base_dir, as_json=args.json, since=args.since)
     if args.action == "migrate-store":
         return _migrate(config, base_dir, args.source)
+    if args.action in ("sites", "parked"):
+        return _inspect(config, base_dir, args)
+    if args.action == "webhooks":
+        return _webhooks(config, base_dir, prune=args.what == "prune")
     from edge_agent.service.logs import configure_logging
 
     configure_logging(config.logging.level)
@@ -73,20 +86,28 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def _kpis(config: object, base_dir: Path, *, as_json: bool) -> int:
-    from edge_agent.hub.app import open_store
-    from edge_agent.hub.config import HubConfig
+def _kpis(config: object, base_dir: Path, *, as_json: bool, since: str | None) -> int:
+    import time
+
+    from edge_agent.config.units import parse_duration
     from edge_agent.hub.kpis import kpis_json, kpis_table
     from edge_agent.hub.store import StoreError
 
-    assert isinstance(config, HubConfig)
-    try:
-        store = open_store(config, base_dir)
-    except StoreError as exc:
-        print(f"edge-agent hub: cannot open the dedup store: {exc}", file=sys.stderr)
+    since_ns = 0
+    if since is not None:
+        try:
+            since_ns = max(0, time.time_ns() - parse_duration(since))
+        except ValueError as exc:
+            print(f"edge-agent hub: --since {since!r}: {exc}", file=sys.stderr)
+            return 2
+    store = _open(config, base_dir)
+    if store is None:
         return 1
     try:
-        rows = store.kpis()
+        rows = store.kpis(since_ns)
+    except StoreError as exc:
+        print(f"edge-agent hub: cannot read the dedup store: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(kpis_json(rows) if as_json else kpis_table(rows))
@@ -111,19 +132,81 @@ def _migrate(config: object, base_dir: Path, source: str | None) -> int:
     return 0
 
 
+def _open(config: object, base_dir: Path) -> Any:
+    """The configured store, or None after saying why on stderr."""
+    from edge_agent.hub.app import open_store
+    from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.store import StoreError
+
+    assert isinstance(config, HubConfig)
+    try:
+        return open_store(config, base_dir)
+    except StoreError as exc:
+        print(f"edge-agent hub: cannot open the dedup store: {exc}", file=sys.stderr)
+        return None
+
+
+def _inspect(config: object, base_dir: Path, args: argparse.Namespace) -> int:
+    import json
+
+    from edge_agent.hub import inspect
+    from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.store import StoreError
+
+    assert isinstance(config, HubConfig)
+    if args.site is not None and args.site not in config.sites:
+        print(f"edge-agent hub: no site {args.site!r} in the hub file", file=sys.stderr)
+        return 2
+    store = _open(config, base_dir)
+    if store is None:
+        return 1
+    try:
+        if args.action == "sites":
+            report = inspect.sites_report(config, store)
+            print(json.dumps(report, indent=2) if args.json else inspect.sites_table(report))
+        else:
+            rows = inspect.parked_rows(store, args.site)
+            print(inspect.parked_json(rows) if args.json else inspect.parked_table(rows))
+    except StoreError as exc:
+        print(f"edge-agent hub: cannot read the dedup store: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def _webhooks(config: object, base_dir: Path, *, prune: bool) -> int:
+    from edge_agent.forwarders.maintainx.errors import MaintainXError
+    from edge_agent.hub.config import HubConfig
+    from edge_agent.hub.subscriptions import SubscriptionError, list_webhooks, rows_table
+
+    assert isinstance(config, HubConfig)
+    try:
+        rows = asyncio.run(list_webhooks(config, base_dir, prune=prune))
+    except (SubscriptionError, MaintainXError) as exc:
+        print(f"edge-agent hub: webhooks: {exc}", file=sys.stderr)
+        return 1
+    print(rows_table(rows))
+    return 0
+
+
 async def _run(config: object, path: Path, *, register: bool) -> int:
     from edge_agent.forwarders.maintainx.errors import MaintainXError
-    from edge_agent.hub.app import Hub, HubError, register_webhooks
+    from edge_agent.hub.app import Hub, HubError
     from edge_agent.hub.config import HubConfig
     from edge_agent.hub.reload import HubReloader
+    from edge_agent.hub.subscriptions import SubscriptionError, register_webhooks
 
     assert isinstance(config, HubConfig)
     base_dir = path.parent  # absolute
     if register:
         try:
-            for site, subscription in await register_webhooks(config, base_dir):
-                print(f"site {site}: webhook subscription {subscription} registered", flush=True)
-        except (HubError, MaintainXError) as exc:
+            for row in await register_webhooks(config, base_dir):
+                print(
+                    f"site {row.site}: webhook subscription {row.subscription_id} {row.state}",
+                    flush=True,
+                )
+        except (SubscriptionError, MaintainXError) as exc:
             print(f"edge-agent hub: cannot register webhooks: {exc}", file=sys.stderr)
             return 1
     from edge_agent.service.sdnotify import SystemdNotifier

@@ -42,9 +42,11 @@ from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, 
 from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
+from edge_agent.hub.health import STORE_PROBE_S, StoreHealth, readiness
 from edge_agent.hub.key_check import KeyChecks
 from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
+from edge_agent.hub.presence import seen_at, status_state
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
@@ -166,6 +168,8 @@ class Hub:
         self.link: MqttLink | None = None
         self.pending_counts: dict[str, int] = {}
         self.kpi_rows: list[KpiRow] = []
+        self.store_health = StoreHealth()
+        self.refresh_s = REFRESH_S
         self.started_ns = time.time_ns()
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -236,6 +240,7 @@ class Hub:
                 secrets=self._secrets_for,
                 org_sites=self._org_sites(),
                 known_sites=frozenset(self.sites),
+                site_orgs={k: v.organization_id for k, v in cfg.sites.items()},
                 max_body=cfg.webhooks.max_body,
                 max_age_s=cfg.webhooks.max_age / NS_PER_S,
             )
@@ -365,6 +370,17 @@ class Hub:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+        log.info("Hub stopped.", extra={"hub": self.replica_id, **self._totals()})
+
+    def _totals(self) -> dict[str, int]:
+        """What this replica did since it started (for the stop line)."""
+        counters = [site.counters for site in self.sites.values()]
+        return {
+            "alerts_received": sum(c.alerts_received for c in counters),
+            "work_orders_created": sum(c.work_orders_created for c in counters),
+            "parked": sum(c.parked for c in counters),
+            "rejected": sum(sum(c.rejected.values()) for c in counters),
+        }
 
     # ------------------------------------------------------------------ messages
 
@@ -376,30 +392,25 @@ class Hub:
         """On the loop, for every message: status now, alerts to the workers."""
         parts = parse_topic(self.prefix, message.topic)
         if parts is not None and parts.kind == "status":
-            self._presence(parts.site, message.payload)
+            self._presence(parts.site, message.payload, message.retain)
             assert self.link is not None
             self.link.ack_message(message)
             return
         if not self._stopping:  # a stopping replica takes nothing new
             self._queue.put_nowait(message)
 
-    def _presence(self, site_id: str, payload: bytes) -> None:
+    def _presence(self, site_id: str, payload: bytes, retained: bool) -> None:
         site = self.sites.get(site_id)
         if site is None:
+            if self.consumer is not None:
+                self.consumer.unknown.seen(site_id, "status")
             return
-        text = payload.decode("utf-8", "replace").strip()
-        state = text
-        if text.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                data = json.loads(text)
-                if isinstance(data, dict):
-                    state = str(data.get("status") or data.get("state") or "")
-        state = state.lower() if state.lower() in ("online", "offline") else "unknown"
+        state, at_ns = status_state(payload)
         if state != site.presence.state:
             site.presence.changes += 1
             log.info("Site presence changed.", extra={"site": site_id, "presence": state})
         site.presence.state = state
-        site.presence.last_seen_ns = time.time_ns()
+        site.presence.seen(seen_at(at_ns, time.time_ns(), retained=retained))
 
     async def _worker(self) -> None:
         assert self.consumer is not None and self.link is not None
@@ -439,17 +450,26 @@ class Hub:
     async def _refresh_loop(self) -> None:
         while True:
             await self.refresh()
-            await asyncio.sleep(REFRESH_S)
+            await asyncio.sleep(self.refresh_s)
 
     async def refresh(self) -> None:
-        """Re-read the parked counts and KPIs shown in ``/metrics``."""
+        """Re-read the parked counts and KPIs shown in ``/metrics``; this is also the
+        store's probe for ``/readyz`` (bounded by :data:`STORE_PROBE_S`)."""
         if self.store is None:
             return
         try:
-            self.pending_counts = await asyncio.to_thread(self.store.pending_counts)
-            self.kpi_rows = await asyncio.to_thread(self.store.kpis)
-        except StoreError as exc:
-            log.warning("Store not readable for metrics.", extra={"error": str(exc)})
+            async with asyncio.timeout(STORE_PROBE_S):
+                self.pending_counts = await asyncio.to_thread(self.store.pending_counts)
+                self.kpi_rows = await asyncio.to_thread(self.store.kpis)
+        except (StoreError, TimeoutError) as exc:
+            error = str(exc) or f"no answer within {STORE_PROBE_S:g} s"
+            if self.store_health.error is None:
+                log.warning("Dedup store unavailable; not ready.", extra={"error": error})
+            self.store_health.failed(error)
+            return
+        if self.store_health.error is not None:
+            log.info("Dedup store available again; ready.")
+        self.store_health.ok()
 
     def sites_changed(self) -> None:
         """A reload added or removed sites in :attr:`sites`: tell who keeps a copy."""
@@ -480,28 +500,8 @@ class Hub:
     # ------------------------------------------------------------------ health
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready when the broker is connected and the store open; per-site detail."""
-        reasons = []
-        if self.failure is not None:
-            reasons.append(f"hub failed: {self.failure}")
-        if not self.mqtt_connected:
-            reasons.append("not connected to the MQTT broker")
-        elif self.link is not None and not self.link.subscribed:
-            reasons.append("not yet subscribed to the alerts")
-        if self.store is None:
-            reasons.append("dedup store not open")
-        sites = {site_id: site.status() for site_id, site in self.sites.items()}
-        for site_id, site in sites.items():
-            site["pending"] = self.pending_counts.get(site_id, 0)
-            site["key_check"] = self.key_checks.state(site_id)
-        return not reasons, {
-            "ready": not reasons,
-            "reasons": reasons,
-            "hub": self.replica_id,
-            "group": self.config.hub.group,
-            "sites": sites,
-            "reload": self.reloader.report.as_dict() if self.reloader is not None else None,
-        }
+        """Ready when the broker is connected and the store reachable; per-site detail."""
+        return readiness(self)
 
     def liveness(self) -> dict[str, Any]:
         return {
@@ -518,27 +518,3 @@ class Hub:
     @property
     def webhook_port(self) -> int:
         return self.webhook_server.port if self.webhook_server is not None else 0
-
-
-async def register_webhooks(config: HubConfig, base_dir: Path) -> list[tuple[str, int]]:
-    """``POST /subscriptions`` (WORK_ORDER_STATUS_CHANGE) for every site with its own key,
-    pointing at ``{public_url}/{site}``; the secrets are kept in the state directory."""
-    if config.webhooks is None or config.webhooks.public_url is None:
-        raise HubError("--register-webhooks needs webhooks.public_url in the hub file")
-    base_url = config.webhooks.public_url.rstrip("/")
-    state_dir = config.state_path(base_dir)
-    made: list[tuple[str, int]] = []
-    for site_id, site_config in config.sites.items():
-        site = SiteRuntime(site_id, site_config, config, base_dir)
-        site.open()
-        if site.client is None:
-            raise HubError(f"site {site_id}: {site.config_error}")
-        try:
-            answer = await site.client.create_subscription(
-                "WORK_ORDER_STATUS_CHANGE", f"{base_url}/{site_id}"
-            )
-        finally:
-            await site.close()
-        save_webhook_secret(state_dir, site_id, str(answer["secret"]))
-        made.append((site_id, int(answer["id"])))
-    return made

@@ -98,6 +98,9 @@ class HubSite(Model):
     location_id: Annotated[int, Field(ge=1)] | None = None
     # Requests a minute for this key before MaintainX says otherwise (default: maintainx's).
     rate_limit: Annotated[int, Field(ge=1)] | None = None
+    # No message from the site (status or alert) for this long: "quiet" in /readyz and
+    # edge_agent_hub_site_quiet. Agents send nothing while nothing alarms: size it to that.
+    quiet_after: Duration = parse_duration("10m")
 
 
 class HubMaintainX(Model):

@@ -38,6 +38,7 @@ from edge_agent.forwarders.maintainx.errors import (
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
 from edge_agent.hub.messages import Rejection, parse_topic, result_payload, validate_alert
+from edge_agent.hub.presence import UnknownSites, seen_at
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import (
     CLOSED_STATUSES,
@@ -99,6 +100,7 @@ class AlertConsumer:
         self._known = frozenset(sites)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.stats = ConsumerStats()
+        self.unknown = UnknownSites()
 
     def sites_changed(self) -> None:
         """A reload added or removed sites: alerts of a removed site are unknown now."""
@@ -119,6 +121,8 @@ class AlertConsumer:
             return await self._reject(checked)
         site = self.sites[parts.site]
         site.counters.alerts_received += 1
+        now_ns = time.time_ns()
+        site.presence.seen(seen_at(parse_time(checked["time"]), now_ns, retained=False))
         self.stats.handled += 1
         try:
             async with self._alert_lock(checked["alert_id"]):
@@ -200,15 +204,18 @@ class AlertConsumer:
             site.counters.rejected[rejection.reason] += 1
         else:
             self.stats.siteless_rejections[rejection.reason] += 1
-        log.warning(
-            "Alert message rejected.",
-            extra={
-                "site": rejection.site,
-                "reason": rejection.reason,
-                "detail": rejection.detail,
-                "event_id": rejection.event_id,
-            },
-        )
+        if rejection.reason == "unknown_site" and rejection.site is not None:
+            self.unknown.seen(rejection.site, "alert")  # logged once per site, not per alert
+        else:
+            log.warning(
+                "Alert message rejected.",
+                extra={
+                    "site": rejection.site,
+                    "reason": rejection.reason,
+                    "detail": rejection.detail,
+                    "event_id": rejection.event_id,
+                },
+            )
         if rejection.site is not None:  # a valid site id, from the topic
             payload = result_payload(
                 rejection.site,
@@ -347,7 +354,18 @@ class AlertConsumer:
         site.succeeded()
         site.counters.actions[result.action] += 1
         if result.action in ("created", "found"):
+            # "found": an earlier create whose answer was lost did make the work order.
             site.counters.work_orders_created += 1
+        log.info(
+            "Alert event applied.",
+            extra={
+                "site": site.site_id,
+                "alert_id": record.alert_id,
+                "event": message["event"],
+                "action": result.action,
+                "work_order_id": result.work_order_id,
+            },
+        )
         await self._publish_result(site, message, "ok", result.action, result.work_order_id)
         return "done"
 

@@ -8,11 +8,14 @@ key or exhausted rate limit is visible as that site's, and the KPIs carry ``site
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from edge_agent.hub.presence import is_quiet
 
 if TYPE_CHECKING:
     from edge_agent.hub.app import Hub
@@ -31,6 +34,31 @@ class HubCollector(Collector):
         up = GaugeMetricFamily("edge_agent_hub_mqtt_connected", "1 when connected to the broker")
         up.add_metric([], 1.0 if hub.mqtt_connected else 0.0)
         yield up
+        ready = GaugeMetricFamily(
+            "edge_agent_hub_ready", "1 when this replica's /readyz answers 200"
+        )
+        ready.add_metric([], 1.0 if hub.readiness()[0] else 0.0)
+        yield ready
+        store_up = GaugeMetricFamily(
+            "edge_agent_hub_store_available", "1 when the last probe of the dedup store answered"
+        )
+        store_up.add_metric([], 1.0 if hub.store_health.error is None else 0.0)
+        yield store_up
+        store_errors = CounterMetricFamily(
+            "edge_agent_hub_store_errors", "store calls that failed (outage, not a refusal)"
+        )
+        consumer_errors = hub.consumer.stats.store_errors if hub.consumer is not None else 0
+        store_errors.add_metric([], hub.store_health.errors + consumer_errors)
+        yield store_errors
+        unknown = CounterMetricFamily(
+            "edge_agent_hub_unknown_site_messages",
+            "messages from site ids the hub file does not configure",
+            labels=["site"],
+        )
+        if hub.consumer is not None:
+            for site_id, n in sorted(hub.consumer.unknown.counts.items()):
+                unknown.add_metric([site_id], n)
+        yield unknown
 
         received = CounterMetricFamily(
             "edge_agent_hub_alerts_received", "valid alert messages received", labels=["site"]
@@ -82,9 +110,15 @@ class HubCollector(Collector):
         )
         seen = GaugeMetricFamily(
             "edge_agent_hub_site_last_seen_seconds",
-            "unix time of the site's last status message",
+            "unix time of the site's last message (status or alert), in its own time",
             labels=["site"],
         )
+        quiet = GaugeMetricFamily(
+            "edge_agent_hub_site_quiet",
+            "1 when the site sent nothing for longer than its quiet_after",
+            labels=["site"],
+        )
+        now_ns = time.time_ns()
         counts = hub.pending_counts
         for site_id, site in hub.sites.items():
             c = site.counters
@@ -109,11 +143,15 @@ class HubCollector(Collector):
             limited.add_metric([site_id], rate["rate_limited"])
             online.add_metric([site_id], 1.0 if site.presence.state == "online" else 0.0)
             seen.add_metric([site_id], site.presence.last_seen_ns / NS_PER_S)
+            silent = is_quiet(
+                site.presence.last_seen_ns, hub.started_ns, now_ns, site.config.quiet_after
+            )
+            quiet.add_metric([site_id], 1.0 if silent else 0.0)
         if hub.consumer is not None:
             for reason, count in sorted(hub.consumer.stats.siteless_rejections.items()):
                 rejected.add_metric(["", reason], count)
         yield from (received, rejected, created, duplicates, parked, failed, actions, pending)
-        yield from (creds, blocked, limit, remaining, limited, online, seen)
+        yield from (creds, blocked, limit, remaining, limited, online, seen, quiet)
 
         hooks = CounterMetricFamily(
             "edge_agent_hub_webhooks", "webhook deliveries by outcome", labels=["outcome"]

@@ -33,11 +33,16 @@ CREDENTIALS_RETRY_S: Final = 60.0
 
 @dataclass
 class Presence:
-    """The site's retained status message: ``online``/``offline`` and when it was seen."""
+    """The site's status (``online``/``offline`` from its retained status message) and when
+    it was last heard of (any message, in its own time: :mod:`edge_agent.hub.presence`)."""
 
     state: str = "unknown"
     last_seen_ns: int = 0
     changes: int = 0
+
+    def seen(self, at_ns: int | None) -> None:
+        if at_ns is not None:
+            self.last_seen_ns = max(self.last_seen_ns, at_ns)
 
 
 @dataclass
@@ -156,6 +161,11 @@ class SiteRuntime:
         return self.client is not None and self._clock() >= self.blocked_until
 
     def block(self, reason: str, seconds: float) -> None:
+        if self.block_reason != reason:  # newly blocked, or for another reason: not every retry
+            log.info(
+                "Site blocked; its alerts are parked until it can be served.",
+                extra={"site": self.site_id, "reason": reason, "retry_in_s": round(seconds, 3)},
+            )
         self.blocked_until = max(self.blocked_until, self._clock() + seconds)
         self.block_reason = reason
 
@@ -175,7 +185,7 @@ class SiteRuntime:
 
     def succeeded(self) -> None:
         if self.credentials_rejected or self.block_reason is not None:
-            log.info("Site served again.", extra={"site": self.site_id})
+            log.info("Site unblocked: served again.", extra={"site": self.site_id})
         self.credentials_rejected = False
         self.block_reason = None
         self.blocked_until = 0.0

@@ -114,6 +114,18 @@ class PendingEvent:
 
 
 @dataclass(frozen=True)
+class ParkedEvent:
+    """A parked event as ``hub HUB.yaml parked`` shows it (no payload)."""
+
+    site: str
+    event_id: str
+    alert_id: str
+    reason: str
+    received_ns: int
+    attempts: int
+
+
+@dataclass(frozen=True)
 class KpiRow:
     """Maintenance figures for one (site, asset)."""
 
@@ -216,6 +228,15 @@ class HubStore(Protocol):
 
     def work_order(self, site: str, work_order_id: int) -> WorkOrderRef | None: ...
 
+    def sites_of_work_order(self, work_order_id: int) -> list[str]:
+        """The sites whose alerts made a work order with this id (one, unless several
+        MaintainX organizations numbered theirs alike)."""
+        ...
+
+    def parked(self, site: str | None, limit: int) -> list[ParkedEvent]:
+        """Up to ``limit`` parked events (of ``site``, or all), oldest first."""
+        ...
+
     def apply_status(
         self, delivery_key: str, site: str, work_order_id: int, status: str, occurred_ns: int
     ) -> WorkOrderRef | None:
@@ -224,7 +245,10 @@ class HubStore(Protocol):
         kept as a delivery but does not move the status back."""
         ...
 
-    def kpis(self) -> list[KpiRow]: ...
+    def kpis(self, since_ns: int = 0) -> list[KpiRow]:
+        """Per site and asset, over the alerts raised and work orders created since
+        ``since_ns`` (0: all)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -332,14 +356,24 @@ def pending_events(rows: list[Any]) -> list[PendingEvent]:
 
 
 # The KPIs' two queries; ``{p}`` is the backend's table prefix ("" on SQLite).
-KPI_ALERTS_SQL = "SELECT site, asset, count(*) FROM {p}alerts GROUP BY site, asset"
+# ``{since}`` is an int (nanoseconds), formatted in: no text from outside reaches the SQL.
+KPI_ALERTS_SQL = (
+    "SELECT site, asset, count(*) FROM {p}alerts WHERE raised_ns >= {since:d} GROUP BY site, asset"
+)
 KPI_ORDERS_SQL = (
     "SELECT site, asset, count(*), "
     "sum(CASE WHEN status NOT IN ('DONE', 'CANCELED') THEN 1 ELSE 0 END), "
     "sum(CASE WHEN status = 'DONE' THEN 1 ELSE 0 END), "
     "avg(CASE WHEN status = 'DONE' THEN done_ns - created_ns END) "
-    "FROM {p}work_orders GROUP BY site, asset"
+    "FROM {p}work_orders WHERE created_ns >= {since:d} GROUP BY site, asset"
 )
+PARKED_COLUMNS = "site, event_id, alert_id, reason, received_ns, attempts"
+
+
+def parked_events(rows: list[Any]) -> list[ParkedEvent]:
+    return [
+        ParkedEvent(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows
+    ]
 
 
 def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:

@@ -26,11 +26,13 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
+    PARKED_COLUMNS,
     REJECTED_ACTION,
     AlertRecord,
     EventStart,
     HubLedger,
     KpiRow,
+    ParkedEvent,
     PendingEvent,
     StoredResult,
     StoreError,
@@ -39,6 +41,7 @@ from edge_agent.hub.store import (
     earlier_create_unconfirmed,
     merge_kpis,
     opt_int,
+    parked_events,
     pending_events,
     stored_result,
     work_order_ref,
@@ -107,10 +110,24 @@ class _Pool:
             # These values can never be written (out of range, a constraint): not an outage.
             raise StoreRejected(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except psycopg.Error as exc:
+            if conn.broken:
+                # The server went away: the idle connections are dead too. Closed, they are
+                # reconnected on their next use instead of each failing one call first.
+                self._close_idle()
             raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except (OverflowError, TypeError, ValueError) as exc:
             raise StoreRejected(f"PostgreSQL refused the values: {type(exc).__name__}") from exc
         finally:
+            self._free.put(conn)
+
+    def _close_idle(self) -> None:
+        idle = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(self._free.get_nowait())
+        for conn in idle:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
             self._free.put(conn)
 
     def close(self) -> None:
@@ -415,9 +432,26 @@ class PostgresHubStore:
         status_now = status if current is None else current[0]
         return work_order_ref(site, work_order_id, row[0], row[1], row[2], status_now)
 
-    def kpis(self) -> list[KpiRow]:
-        alerts = self._all(KPI_ALERTS_SQL.format(p=self.p))
-        orders = self._all(KPI_ORDERS_SQL.format(p=self.p))
+    def sites_of_work_order(self, work_order_id: int) -> list[str]:
+        rows = self._all(
+            f"SELECT site FROM {self.p}work_orders WHERE work_order_id = %s ORDER BY site",
+            (work_order_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def parked(self, site: str | None, limit: int) -> list[ParkedEvent]:
+        where = " WHERE site = %s" if site is not None else ""
+        args: tuple[Any, ...] = ((site,) if site is not None else ()) + (limit,)
+        rows = self._all(
+            f"SELECT {PARKED_COLUMNS} FROM {self.p}pending{where} "
+            "ORDER BY received_ns, event_id LIMIT %s",
+            args,
+        )
+        return parked_events(rows)
+
+    def kpis(self, since_ns: int = 0) -> list[KpiRow]:
+        alerts = self._all(KPI_ALERTS_SQL.format(p=self.p, since=since_ns))
+        orders = self._all(KPI_ORDERS_SQL.format(p=self.p, since=since_ns))
         return merge_kpis(alerts, orders)
 
     def close(self) -> None:

@@ -22,11 +22,13 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
+    PARKED_COLUMNS,
     REJECTED_ACTION,
     AlertRecord,
     EventStart,
     HubLedger,
     KpiRow,
+    ParkedEvent,
     PendingEvent,
     StoredResult,
     StoreError,
@@ -35,6 +37,7 @@ from edge_agent.hub.store import (
     earlier_create_unconfirmed,
     merge_kpis,
     opt_int,
+    parked_events,
     pending_events,
     stored_result,
     work_order_ref,
@@ -70,9 +73,6 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     delivery_key TEXT PRIMARY KEY, received_ns INTEGER NOT NULL
 );
 """
-
-_KPI_ALERTS_SQL = KPI_ALERTS_SQL.format(p="")
-_KPI_ORDERS_SQL = KPI_ORDERS_SQL.format(p="")
 
 
 class _Writer:
@@ -497,10 +497,26 @@ class SqliteHubStore:
         result: WorkOrderRef | None = self._w.run(op)
         return result
 
-    def kpis(self) -> list[KpiRow]:
+    def sites_of_work_order(self, work_order_id: int) -> list[str]:
+        rows = self._w.run(
+            lambda db: db.execute(
+                "SELECT site FROM work_orders WHERE work_order_id = ? ORDER BY site",
+                (work_order_id,),
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def parked(self, site: str | None, limit: int) -> list[ParkedEvent]:
+        where = " WHERE site = ?" if site is not None else ""
+        sql = f"SELECT {PARKED_COLUMNS} FROM pending{where} ORDER BY received_ns, event_id LIMIT ?"  # noqa: S608 (constants only)
+        args: tuple[Any, ...] = ((site,) if site is not None else ()) + (limit,)
+        rows = self._w.run(lambda db: db.execute(sql, args).fetchall())
+        return parked_events(rows)
+
+    def kpis(self, since_ns: int = 0) -> list[KpiRow]:
         def op(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            alerts = db.execute(_KPI_ALERTS_SQL).fetchall()
-            orders = db.execute(_KPI_ORDERS_SQL).fetchall()
+            alerts = db.execute(KPI_ALERTS_SQL.format(p="", since=since_ns)).fetchall()
+            orders = db.execute(KPI_ORDERS_SQL.format(p="", since=since_ns)).fetchall()
             return alerts, orders
 
         alerts, orders = self._w.run(op)

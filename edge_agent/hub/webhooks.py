@@ -8,7 +8,9 @@ a body over ``max_body`` gets 413 unread. The store remembers every delivery (by
 of its signed body), so a replay changes nothing a second time.
 
 The endpoint is ``POST /maintainx/webhooks/{site}`` (what ``--register-webhooks``
-registers); ``POST /maintainx/webhooks`` finds the site from the payload's ``orgId``.
+registers); ``POST /maintainx/webhooks`` finds the site from the payload's ``orgId`` when
+one site has that organization, else from the work order: the site whose alert made it, as
+the store says (several sites may share one MaintainX organization).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class WebhookHandler:
         secrets: Callable[[str | None], Sequence[str]],
         org_sites: dict[int, str],
         known_sites: frozenset[str],
+        site_orgs: dict[str, int | None] | None = None,
         max_body: int,
         max_age_s: float,
         clock: Callable[[], float] = time.time,
@@ -101,6 +104,7 @@ class WebhookHandler:
         self._secrets = secrets
         self._org_sites = org_sites
         self._known = known_sites
+        self._site_orgs = site_orgs or {}
         self.max_body = max_body
         self.max_age_s = max_age_s
         self._clock = clock
@@ -167,9 +171,12 @@ class WebhookHandler:
             )
             return self._out(200, "invalid")
         if not isinstance(site, str):
-            org = data.get("orgId")
-            site = self._org_sites.get(org) if isinstance(org, int) else None
+            site = await self._site_of(data, work_order_id)
             if site is None:
+                log.info(
+                    "Webhook for a work order no site of this hub made; ignored.",
+                    extra={"work_order_id": work_order_id, "org_id": data.get("orgId")},
+                )
                 return self._out(200, "not_ours")
         occurred = data.get("occurredAt")
         try:
@@ -189,7 +196,21 @@ class WebhookHandler:
             return self._out(503, "store_unavailable")
         if ref is None:
             known = await asyncio.to_thread(self.store.work_order, site, work_order_id)
+            if known is None:
+                log.info(
+                    "Webhook for a work order this site's alerts did not make; ignored.",
+                    extra={"site": site, "work_order_id": work_order_id},
+                )
             return self._out(200, "replay" if known is not None else "not_ours")
+        log.info(
+            "Webhook applied.",
+            extra={
+                "site": site,
+                "work_order_id": work_order_id,
+                "status": ref.status,
+                "alert_id": ref.alert_id,
+            },
+        )
         try:
             await self._announce(ref, data, occurred if isinstance(occurred, str) else None)
         except Exception as exc:  # the store has it; the next status change re-announces
@@ -212,10 +233,23 @@ class WebhookHandler:
         )
         topic = f"{self.prefix}/{ref.site}/workorders/{ref.work_order_id}"
         await self._publish(topic, payload, 1, True)
-        log.info(
+        log.debug(
             "Work order status sent to its site.",
             extra={"site": ref.site, "work_order_id": ref.work_order_id, "status": ref.status},
         )
+
+    async def _site_of(self, data: dict[str, Any], work_order_id: int) -> str | None:
+        """The site of a delivery to the bare path: the only site of its organization, or
+        the one site whose alert made this work order (within that organization)."""
+        org = data.get("orgId")
+        org = org if isinstance(org, int) and not isinstance(org, bool) else None
+        if org is not None and org in self._org_sites:
+            return self._org_sites[org]
+        candidates = await asyncio.to_thread(self.store.sites_of_work_order, work_order_id)
+        if org is not None:
+            candidates = [s for s in candidates if self._site_orgs.get(s) in (org, None)]
+        candidates = [s for s in candidates if s in self._known]
+        return candidates[0] if len(candidates) == 1 else None
 
     def _site_from_path(self, path: str) -> str | bool | None:
         """The site named in the path; None for the bare path; False for any other path."""

@@ -207,6 +207,10 @@ class Emulator:
 
     # ------------------------------------------------------------------ what people do in the UI
 
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every webhook subscription, of every organization."""
+        return self.store.all_subscriptions()
+
     def add_asset(self, name: str, organization_id: int | None = None) -> int:
         """Create an asset directly (as if made in MaintainX's app); returns its id."""
         org = organization_id if organization_id is not None else self._default_org()

@@ -112,7 +112,7 @@ async def test_a_refused_key_stops_only_its_site(
         assert status == 200
         ready = json.loads(body)
         assert ready["sites"]["site-a"]["credentials"] == "rejected"
-        assert ready["sites"]["site-a"]["pending"] == 3
+        assert ready["sites"]["site-a"]["parked"] == 3
         assert ready["sites"]["site-a"]["presence"] == "online"
         assert ready["sites"]["site-b"]["credentials"] == "ok"
         _, metrics = await asyncio.to_thread(_get, hub.health_port, "/metrics")

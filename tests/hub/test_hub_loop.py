@@ -8,8 +8,8 @@ import random
 from pathlib import Path
 
 from edge_agent.forwarders.workorder_status import WorkOrderTracker, status_topics
-from edge_agent.hub.app import register_webhooks
 from edge_agent.hub.config import HubConfig
+from edge_agent.hub.subscriptions import register_webhooks
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
 from tests.hub.conftest import Site, async_wait_until, hub_dict, make_alert, start_hub

@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from edge_agent.hub.app import register_webhooks
 from edge_agent.hub.config import HubConfig
+from edge_agent.hub.subscriptions import register_webhooks
 from edge_agent.hub.webhooks import SIGNATURE_HEADER, sign
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
@@ -45,7 +45,7 @@ async def test_status_changes_reach_the_site_and_bad_signatures_do_not(
     port = int(data["webhooks"]["listen"].rsplit(":", 1)[1])
     data["webhooks"]["public_url"] = f"http://127.0.0.1:{port}/maintainx/webhooks"
     made = await register_webhooks(HubConfig.model_validate(data), tmp_path)
-    assert [site for site, _ in made] == ["site-a", "site-b"]
+    assert [(row.site, row.state) for row in made] == [("site-a", "created"), ("site-b", "created")]
     hub = await start_hub(data, tmp_path)
     running_hubs.append(hub)
     site = Site(mosquitto)

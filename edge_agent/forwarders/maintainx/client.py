@@ -192,6 +192,27 @@ class MaintainXClient:
             body["filters"] = dict(filters)
         return dict(await self._request("POST", "subscriptions", json_body=body))
 
+    async def get_subscription(self, subscription_id: int) -> dict[str, Any] | None:
+        """``GET /subscriptions/{id}``: ``{"id", "type", "url", "status"}``, None when gone."""
+        try:
+            data = await self._request("GET", f"subscriptions/{int(subscription_id)}")
+        except NotFound:
+            return None
+        return dict(data.get("subscription") or {})
+
+    async def subscription_secret(self, subscription_id: int) -> str:
+        """``GET /subscriptions/{id}/secret``."""
+        data = await self._request("GET", f"subscriptions/{int(subscription_id)}/secret")
+        return str(data.get("secret") or "")
+
+    async def delete_subscription(self, subscription_id: int) -> bool:
+        """``DELETE /subscriptions/{id}``; False when it was already gone."""
+        try:
+            await self._request("DELETE", f"subscriptions/{int(subscription_id)}")
+        except NotFound:
+            return False
+        return True
+
     # ------------------------------------------------------------------ the one request path
 
     async def _request(

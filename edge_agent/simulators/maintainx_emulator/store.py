@@ -772,6 +772,15 @@ class MaintainXStore:
 
     # ------------------------------------------------------------------ for tests
 
+    def all_subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription of every organization, with ``organizationId``."""
+        with self._lock:
+            return [
+                {**copy.deepcopy(sub), "organizationId": org_id}
+                for org_id, org in self._orgs.items()
+                for sub in org.subscriptions.values()
+            ]
+
     def all_work_orders(self) -> list[dict[str, Any]]:
         with self._lock:
             return [

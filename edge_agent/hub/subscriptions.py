@@ -1,0 +1,211 @@
+"""The hub's MaintainX webhook subscriptions: registered once, listed, pruned.
+
+MaintainX's API has no way to list subscriptions (``POST /subscriptions``,
+``GET|PATCH|DELETE /subscriptions/{id}``, ``GET /subscriptions/{id}/secret`` only), so the
+hub records the id of every subscription it creates in ``<state_dir>/webhook-subscriptions.json``
+(``{site: [{"id", "url"}]}``, mode 0600, no secret in it). ``--register-webhooks`` asks
+MaintainX about each recorded id and reuses the one that still points at the site's URL; it
+creates a subscription only when none does. ``hub HUB.yaml webhooks list`` shows what each
+recorded id is at MaintainX; ``webhooks prune`` deletes the recorded ones that are not the
+site's current subscription (duplicates, old URLs) and forgets those MaintainX no longer has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.hub.config import HubConfig
+from edge_agent.hub.sites import SiteRuntime
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS_FILE: Final = "webhook-subscriptions.json"
+WEBHOOK_TYPE: Final = "WORK_ORDER_STATUS_CHANGE"
+MAX_RECORDED: Final = 100
+"""Ids kept per site: more means something keeps creating them; the oldest are dropped."""
+
+
+class SubscriptionError(Exception):
+    """No public URL configured, or a site has no usable key."""
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """One recorded subscription as ``webhooks list|prune`` and ``--register-webhooks``
+    report it. ``state``: created, reused, current, stale (another URL or a duplicate),
+    gone (MaintainX no longer has it), deleted, forgotten."""
+
+    site: str
+    subscription_id: int
+    url: str
+    state: str
+
+
+def load_subscriptions(state_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The recorded ids per site (empty when none yet; malformed entries are skipped)."""
+    try:
+        data = json.loads((state_dir / SUBSCRIPTIONS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for site, entries in data.items():
+        if not isinstance(entries, list):
+            continue
+        out[str(site)] = [
+            {"id": e["id"], "url": str(e.get("url", ""))}
+            for e in entries
+            if isinstance(e, dict)
+            and isinstance(e.get("id"), int)
+            and not isinstance(e["id"], bool)
+            and 0 < e["id"] < 2**63
+        ][-MAX_RECORDED:]
+    return out
+
+
+def save_subscriptions(state_dir: Path, data: dict[str, list[dict[str, Any]]]) -> None:
+    """Replace the record atomically (mode 0600)."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = state_dir / (SUBSCRIPTIONS_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, state_dir / SUBSCRIPTIONS_FILE)
+
+
+def _base_url(config: HubConfig) -> str:
+    if config.webhooks is None or config.webhooks.public_url is None:
+        raise SubscriptionError("webhooks need webhooks.public_url in the hub file")
+    return config.webhooks.public_url.rstrip("/")
+
+
+@asynccontextmanager
+async def _client(
+    config: HubConfig, base_dir: Path, site_id: str
+) -> AsyncIterator[MaintainXClient]:
+    site = SiteRuntime(site_id, config.sites[site_id], config, base_dir)
+    site.open()
+    if site.client is None:
+        raise SubscriptionError(f"site {site_id}: {site.config_error}")
+    try:
+        yield site.client
+    finally:
+        await site.close()
+
+
+async def register_webhooks(config: HubConfig, base_dir: Path) -> list[SubscriptionRow]:
+    """One ``WORK_ORDER_STATUS_CHANGE`` subscription per site at ``{public_url}/{site}``,
+    with the site's own key: a recorded one MaintainX still has for that URL is reused,
+    otherwise one is created. The secrets are kept in the state directory."""
+    from edge_agent.hub.app import save_webhook_secret
+
+    base_url = _base_url(config)
+    state_dir = config.state_path(base_dir)
+    record = load_subscriptions(state_dir)
+    rows: list[SubscriptionRow] = []
+    for site_id in config.sites:
+        url = f"{base_url}/{site_id}"
+        async with _client(config, base_dir, site_id) as client:
+            kept: list[dict[str, Any]] = []
+            reused: int | None = None
+            for entry in record.get(site_id, []):
+                found = await client.get_subscription(entry["id"])
+                if found is None:
+                    continue  # deleted at MaintainX: forgotten
+                kept.append(entry)
+                if reused is None and found.get("url") == url and found.get("type") == WEBHOOK_TYPE:
+                    reused = int(entry["id"])
+            if reused is not None:
+                # The secret may predate this state directory: fetch it, it is kept once.
+                # Never an empty one: anyone could sign with it.
+                secret = await client.subscription_secret(reused)
+                if secret:
+                    save_webhook_secret(state_dir, site_id, secret)
+                rows.append(SubscriptionRow(site_id, reused, url, "reused"))
+            else:
+                answer = await client.create_subscription(WEBHOOK_TYPE, url)
+                created = int(answer["id"])
+                kept.append({"id": created, "url": url})
+                if answer.get("secret"):
+                    save_webhook_secret(state_dir, site_id, str(answer["secret"]))
+                rows.append(SubscriptionRow(site_id, created, url, "created"))
+        record[site_id] = kept
+        save_subscriptions(state_dir, record)  # after each site: a crash loses no id
+        log.info(
+            "Webhook subscription ready.",
+            extra={
+                "site": site_id,
+                "subscription_id": rows[-1].subscription_id,
+                "state": rows[-1].state,
+            },
+        )
+    return rows
+
+
+async def list_webhooks(
+    config: HubConfig, base_dir: Path, *, prune: bool = False
+) -> list[SubscriptionRow]:
+    """Every recorded subscription and what MaintainX says of it; with ``prune``, delete the
+    stale ones and forget the gone ones."""
+    base_url = _base_url(config)
+    state_dir = config.state_path(base_dir)
+    record = load_subscriptions(state_dir)
+    rows: list[SubscriptionRow] = []
+    for site_id in config.sites:
+        entries = record.get(site_id, [])
+        if not entries:
+            continue
+        url = f"{base_url}/{site_id}"
+        kept: list[dict[str, Any]] = []
+        current_seen = False
+        async with _client(config, base_dir, site_id) as client:
+            for entry in entries:
+                found = await client.get_subscription(entry["id"])
+                sid = int(entry["id"])
+                if found is None:
+                    rows.append(
+                        SubscriptionRow(
+                            site_id, sid, entry["url"], "forgotten" if prune else "gone"
+                        )
+                    )
+                    continue
+                seen_url = str(found.get("url") or "")
+                current = not current_seen and seen_url == url and found.get("type") == WEBHOOK_TYPE
+                current_seen |= current
+                if current or not prune:
+                    kept.append(entry)
+                    rows.append(
+                        SubscriptionRow(site_id, sid, seen_url, "current" if current else "stale")
+                    )
+                    continue
+                await client.delete_subscription(sid)
+                rows.append(SubscriptionRow(site_id, sid, seen_url, "deleted"))
+        if prune:
+            record[site_id] = kept
+            save_subscriptions(state_dir, record)
+    return rows
+
+
+def rows_table(rows: list[SubscriptionRow]) -> str:
+    """``SITE  ID  STATE  URL``, one line per subscription."""
+    if not rows:
+        return "(no webhook subscriptions recorded; run the hub with --register-webhooks)"
+    lines = [("SITE", "ID", "STATE", "URL")] + [
+        (r.site, str(r.subscription_id), r.state, r.url) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
+        for line in lines
+    )
