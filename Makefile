@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench venv dev-venv system-deps clean
+.PHONY: demo test lint typecheck pytest bench venv dev-venv system-deps clean \
+        lock sbom vulncheck wheelhouse
 
 $(BIN)/edge-agent: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +44,35 @@ pytest:
 ## bench: every benchmark in bench/, figures printed.
 bench: dev-venv
 	$(BIN)/python bench/run_all.py
+
+## lock: requirements/agent.txt (the runtime set) and requirements/hub.txt (+ postgres), every
+## file of every pinned release hashed (amd64 and arm64 wheels alike). Keeps the pins it can;
+## `make lock LOCK_FLAGS=--upgrade` moves them to the newest versions pyproject.toml allows.
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --no-config --universal --python-version 3.11 \
+  --generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: dev-venv
+	$(UV_COMPILE) -o requirements/agent.txt
+	$(UV_COMPILE) --extra postgres -o requirements/hub.txt
+
+## sbom: CycloneDX SBOMs of the locked sets, in dist/ (built with each release).
+sbom: dev-venv
+	mkdir -p dist
+	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible \
+	  -o dist/edge-agent-sbom.cdx.json requirements/agent.txt
+	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible \
+	  -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
+
+## vulncheck: known vulnerabilities of the locked set (OSV); accepted ones, with their
+## reason, in requirements/vulncheck-ignore.toml. An unreachable advisory source is said,
+## not failed.
+vulncheck: dev-venv
+	$(BIN)/python scripts/vulncheck.py requirements/hub.txt
+
+## wheelhouse: dist/edge-agent-wheelhouse-VERSION.tar.gz, every wheel for linux amd64 and
+## arm64 (CPython 3.11-3.13) and the lock files: the air-gapped install (docs/operations.md).
+wheelhouse: venv
+	PYTHON=$(BIN)/python scripts/wheelhouse.sh dist
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
