@@ -25,14 +25,15 @@ dev-venv: venv
 demo: venv
 	$(BIN)/edge-agent demo
 
-## test: installs what the tests need (mosquitto, systemd-analyze), then ruff, mypy, pytest.
-test: system-deps dev-venv lint typecheck pytest
+## test: installs what the tests need (mosquitto, systemd-analyze), then ruff, mypy, the
+## vulnerability check of the lock (~2 s; says so when the advisory source is unreachable), pytest.
+test: system-deps dev-venv lint typecheck vulncheck pytest
 
 system-deps:
 	./scripts/install-system-deps.sh
 
 lint:
-	$(BIN)/ruff check edge_agent tests bench
+	$(BIN)/ruff check edge_agent tests bench scripts
 	$(BIN)/ruff format --check edge_agent
 
 typecheck:
@@ -56,12 +57,11 @@ lock: dev-venv
 	$(UV_COMPILE) --extra postgres -o requirements/hub.txt
 
 ## sbom: CycloneDX SBOMs of the locked sets, in dist/ (built with each release).
+SBOM = $(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible
 sbom: dev-venv
 	mkdir -p dist
-	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible \
-	  -o dist/edge-agent-sbom.cdx.json requirements/agent.txt
-	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible \
-	  -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
+	$(SBOM) -o dist/edge-agent-sbom.cdx.json requirements/agent.txt
+	$(SBOM) -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
 
 ## vulncheck: known vulnerabilities of the locked set (OSV); accepted ones, with their
 ## reason, in requirements/vulncheck-ignore.toml. An unreachable advisory source is said,
