@@ -2,7 +2,8 @@
 # One archive with every wheel an air-gapped gateway needs: the locked set
 # (requirements/hub.txt, a superset of agent.txt) for each platform and Python version, our
 # own wheel, and the lock files, so that the gateway installs with
-# `pip install --no-index --find-links` (docs/operations.md, "Offline install").
+# `pip install --no-index --find-links`: its install.sh (scripts/install-offline.sh) does that
+# (docs/operations.md, "Offline install").
 #   usage: wheelhouse.sh OUT_DIR
 #   WHEELHOUSE_ARCHS    CPU architectures (default: "x86_64 aarch64")
 #   WHEELHOUSE_PYTHONS  CPython versions (default: "3.11 3.12 3.13")
@@ -31,6 +32,7 @@ for arch in $archs; do
   done
 done
 cp "$root/requirements/agent.txt" "$root/requirements/hub.txt" "$stage/requirements/"
+cp "$root/scripts/install-offline.sh" "$stage/install.sh"
 
 own="$(cd "$stage/wheels" && ls edge_agent-*.whl)"
 version="$(echo "$own" | cut -d- -f2)"
