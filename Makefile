@@ -69,8 +69,9 @@ sbom: dev-venv
 vulncheck: dev-venv
 	$(BIN)/python scripts/vulncheck.py requirements/hub.txt
 
-## wheelhouse: dist/edge-agent-wheelhouse-VERSION.tar.gz, every wheel for linux amd64 and
-## arm64 (CPython 3.11-3.13) and the lock files: the air-gapped install (docs/operations.md).
+## wheelhouse: dist/edge-agent-wheelhouse-VERSION.tar.gz, every wheel of the agent for linux
+## amd64 and arm64 (CPython 3.11-3.13), the lock files and install.sh: the air-gapped install
+## (docs/operations.md). WHEELHOUSE_ARCHS, WHEELHOUSE_PYTHONS, WHEELHOUSE_SET=hub: see the script.
 wheelhouse: venv
 	PYTHON=$(BIN)/python scripts/wheelhouse.sh dist
 

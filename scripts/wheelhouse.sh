@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One archive with every wheel an air-gapped gateway needs: the locked set
-# (requirements/hub.txt, a superset of agent.txt) for each platform and Python version, our
-# own wheel, and the lock files, so that the gateway installs with
+# (requirements/agent.txt) for each platform and Python version, our own wheel, and the lock
+# files, so that the gateway installs with
 # `pip install --no-index --find-links`: its install.sh (scripts/install-offline.sh) does that
 # (docs/operations.md, "Offline install").
 #   usage: wheelhouse.sh OUT_DIR
 #   WHEELHOUSE_ARCHS    CPU architectures (default: "x86_64 aarch64")
 #   WHEELHOUSE_PYTHONS  CPython versions (default: "3.11 3.12 3.13")
+#   WHEELHOUSE_SET      agent, or hub (agent + the PostgreSQL driver) (default: agent)
 #   PYTHON              the interpreter that runs pip (default: python3)
 # Every download is checked against the lock's hashes (--require-hashes).
 set -euo pipefail
@@ -14,6 +15,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:?usage: wheelhouse.sh OUT_DIR}"
 archs="${WHEELHOUSE_ARCHS:-x86_64 aarch64}"
 pythons="${WHEELHOUSE_PYTHONS:-3.11 3.12 3.13}"
+set_="${WHEELHOUSE_SET:-agent}"
+case "$set_" in agent|hub) ;; *) echo "WHEELHOUSE_SET is agent or hub, not $set_" >&2; exit 2 ;; esac
 python="${PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -28,7 +31,7 @@ for arch in $archs; do
       --only-binary=:all: --implementation cp --python-version "$version" \
       --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
       --platform "manylinux2014_$arch" \
-      --dest "$stage/wheels" -r "$root/requirements/hub.txt"
+      --dest "$stage/wheels" -r "$root/requirements/$set_.txt"
   done
 done
 cp "$root/requirements/agent.txt" "$root/requirements/hub.txt" "$stage/requirements/"
@@ -36,7 +39,9 @@ cp "$root/scripts/install-offline.sh" "$stage/install.sh"
 
 own="$(cd "$stage/wheels" && ls edge_agent-*.whl)"
 version="$(echo "$own" | cut -d- -f2)"
-archive="$out/edge-agent-wheelhouse-$version.tar.gz"
+name="edge-agent-wheelhouse"
+[ "$set_" = agent ] || name="edge-agent-$set_-wheelhouse"
+archive="$out/$name-$version.tar.gz"
 tar -C "$work" -czf "$archive" edge-agent-wheelhouse
 echo "$archive: $(find "$stage/wheels" -name '*.whl' | wc -l) wheels," \
-  "$(du -h "$archive" | cut -f1), for $archs and CPython $pythons"
+  "$(du -h "$archive" | cut -f1), $set_ set for $archs and CPython $pythons"
