@@ -64,7 +64,7 @@ sbom: dev-venv
 	$(SBOM) -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
 
 ## vulncheck: known vulnerabilities of the locked set (OSV); accepted ones, with their
-## reason, in requirements/vulncheck-ignore.toml. An unreachable advisory source is said,
+## reason, in requirements/vulncheck-accept.toml. An unreachable advisory source is said,
 ## not failed.
 vulncheck: dev-venv
 	$(BIN)/python scripts/vulncheck.py requirements/hub.txt
