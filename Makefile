@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench mutation venv dev-venv system-deps clean
+.PHONY: demo test lint typecheck pytest bench mutation venv dev-venv system-deps clean \
+        lock sbom vulncheck wheelhouse
 
 $(BIN)/edge-agent: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,14 +25,15 @@ dev-venv: venv
 demo: venv
 	$(BIN)/edge-agent demo
 
-## test: installs what the tests need (mosquitto, systemd-analyze), then ruff, mypy, pytest.
-test: system-deps dev-venv lint typecheck pytest
+## test: installs what the tests need (mosquitto, systemd-analyze), then ruff, mypy, the
+## vulnerability check of the lock (~2 s; says so when the advisory source is unreachable), pytest.
+test: system-deps dev-venv lint typecheck vulncheck pytest
 
 system-deps:
 	./scripts/install-system-deps.sh
 
 lint:
-	$(BIN)/ruff check edge_agent tests bench
+	$(BIN)/ruff check edge_agent tests bench scripts
 	$(BIN)/ruff format --check edge_agent
 
 typecheck:
@@ -47,6 +49,35 @@ bench: dev-venv
 ## mutation: how much of the pure core its tests pin (slow; SAMPLE=40 for a seeded sample).
 mutation: dev-venv
 	$(BIN)/python scripts/mutation.py $(if $(SAMPLE),--sample $(SAMPLE) --seed $(or $(SEED),1))
+
+## lock: requirements/agent.txt (the runtime set) and requirements/hub.txt (+ postgres), every
+## file of every pinned release hashed (amd64 and arm64 wheels alike). Keeps the pins it can;
+## `make lock LOCK_FLAGS=--upgrade` moves them to the newest versions pyproject.toml allows.
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --no-config --universal --python-version 3.11 \
+  --generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: dev-venv
+	$(UV_COMPILE) -o requirements/agent.txt
+	$(UV_COMPILE) --extra postgres -o requirements/hub.txt
+
+## sbom: CycloneDX SBOMs of the locked sets, in dist/ (built with each release).
+SBOM = $(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible
+sbom: dev-venv
+	mkdir -p dist
+	$(SBOM) -o dist/edge-agent-sbom.cdx.json requirements/agent.txt
+	$(SBOM) -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
+
+## vulncheck: known vulnerabilities of the locked set (OSV); accepted ones, with their
+## reason, in requirements/vulncheck-accept.toml. An unreachable advisory source is said,
+## not failed.
+vulncheck: dev-venv
+	$(BIN)/python scripts/vulncheck.py requirements/hub.txt
+
+## wheelhouse: dist/edge-agent-wheelhouse-VERSION.tar.gz, every wheel of the agent for linux
+## amd64 and arm64 (CPython 3.11-3.13), the lock files and install.sh: the air-gapped install
+## (docs/operations.md). WHEELHOUSE_ARCHS, WHEELHOUSE_PYTHONS, WHEELHOUSE_SET=hub: see the script.
+wheelhouse: venv
+	PYTHON=$(BIN)/python scripts/wheelhouse.sh dist
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

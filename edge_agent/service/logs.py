@@ -26,6 +26,7 @@ from typing import Any, Final, TextIO
 
 from edge_agent.redaction import redact
 from edge_agent.redaction import redact_value as _redact_value
+from edge_agent.service.journald import SyslogPrefixFormatter, writes_to_journal
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(
@@ -194,14 +195,19 @@ def configure_logging(
 ) -> None:
     """Send every log record to ``stream`` (stderr) as one line, replacing earlier handlers.
 
-    ``fmt`` is ``json``, ``text`` or ``auto`` (text on a terminal, JSON otherwise). The same
+    ``fmt`` is ``json``, ``text`` or ``auto`` (text on a terminal, JSON otherwise); lines to
+    journald start with their syslog priority (:mod:`.journald`). The same
     message from the same logger is written at most ``repeat_burst`` times per
     ``repeat_interval_s`` (see :class:`RepeatLimiter`).
     """
     target = stream if stream is not None else sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not _is_tty(target))
     handler = logging.StreamHandler(target)
-    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    formatter: logging.Formatter = JsonFormatter() if use_json else TextFormatter()
+    if writes_to_journal(target):
+        # journald takes the level from a "<N>" prefix (journalctl -p warning).
+        formatter = SyslogPrefixFormatter(formatter)
+    handler.setFormatter(formatter)
     # The limiter first: a held-back line costs no formatting and no redaction.
     handler.addFilter(RepeatLimiter(handler, burst=repeat_burst, interval_s=repeat_interval_s))
     handler.addFilter(SecretRedactor())

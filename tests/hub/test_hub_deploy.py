@@ -61,7 +61,9 @@ def test_one_dockerfile_builds_the_hub_for_both_architectures() -> None:
     assert "--platform" not in re.sub(r"#.*", "", text), "the platform comes from buildx"
     assert re.search(r"^ARG PYTHON_IMAGE=", text, re.M)
     assert text.count("FROM ${PYTHON_IMAGE}") == 2
-    assert "psycopg[binary]" in text
+    # The PostgreSQL driver comes from the hub's lock (binary wheels for both architectures).
+    assert "install-venv.sh /src /opt/edge-agent /src/requirements/hub.txt" in text
+    assert "\npsycopg-binary==" in (REPO_ROOT / "requirements" / "hub.txt").read_text()
     assert '"hub", "/etc/edge-agent-hub/hub.yaml"' in text
     assert "USER edge-agent-hub" in text and "/readyz" in text
 

@@ -1,8 +1,9 @@
 """What can be proven about Dockerfile.arm64 without a Docker engine.
 
-1. Every runtime dependency resolves to an aarch64 wheel or pure Python for CPython 3.11
-   (``pip download --only-binary=:all: --platform manylinux2014_aarch64``): the image builds
-   without a compiler on an arm64 gateway.
+1. Every locked runtime dependency (requirements/agent.txt) has an aarch64 wheel or pure
+   Python for CPython 3.11, with its hash in the lock (``pip download --require-hashes
+   --only-binary=:all: --platform manylinux2014_aarch64``): the image builds without a
+   compiler on an arm64 gateway.
 2. The Dockerfile's build command (``docker/install-venv.sh``) and its ENTRYPOINT/CMD run
    here in a clean virtualenv; the HEALTHCHECK command is valid Python that fails when
    nothing is ready.
@@ -16,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -66,8 +66,6 @@ def test_dockerfile_shape() -> None:
 def test_runtime_dependencies_have_aarch64_wheels(tmp_path: Path) -> None:
     if not _pypi_reachable():
         pytest.skip("PyPI is not reachable from this machine: cannot resolve aarch64 wheels")
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"]
     done = subprocess.run(
         [
             sys.executable,
@@ -89,7 +87,11 @@ def test_runtime_dependencies_have_aarch64_wheels(tmp_path: Path) -> None:
             "cp",
             "--dest",
             str(tmp_path),
-            *requirements,
+            # The lock the image installs: every pin, checked against its aarch64 hashes.
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+            str(REPO_ROOT / "requirements" / "agent.txt"),
         ],
         capture_output=True,
         text=True,
@@ -101,12 +103,12 @@ def test_runtime_dependencies_have_aarch64_wheels(tmp_path: Path) -> None:
     for name in wheels:
         platform_tag = name[:-4].split("-")[-1]
         assert platform_tag == "any" or "aarch64" in platform_tag, name
-    downloaded = {name.split("-")[0].lower().replace("_", "-") for name in wheels}
-    for requirement in requirements:
-        base = requirement.split(">")[0].split("<")[0].split("=")[0].split("[")[0]
-        assert base.lower().replace("_", "-").replace(".", "-") in {
-            d.replace(".", "-") for d in downloaded
-        }, base
+    locked = {
+        line.split("==")[0].lower().replace("-", "_")
+        for line in (REPO_ROOT / "requirements" / "agent.txt").read_text().splitlines()
+        if "==" in line and not line.startswith(" ")
+    }
+    assert {name.split("-")[0].lower() for name in wheels} == locked
 
 
 @pytest.mark.slow
@@ -123,6 +125,7 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
     shutil.copytree(
         REPO_ROOT / "edge_agent", src / "edge_agent", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(REPO_ROOT / "requirements", src / "requirements")
     venv = tmp_path / "opt-edge-agent"
     command = shlex.split(runs[0])
     assert command[-2:] == ["/src", "/opt/edge-agent"]
