@@ -7,9 +7,10 @@ Each count is one ``COUNT(*)`` over a key range of diskcache's ``(key, raw)`` in
 (a covering index scan: a few milliseconds for 100,000 rows), so it can be read at every
 health request or scrape.
 
-SQLite orders integers before text: the queue's integer keys are the keys below ``''``;
-the text prefixes (``dead:``, ``await:``) are ranges up to the prefix with its last
-character's successor (``dead;``, ``await;``).
+SQLite orders numbers before text: the queue's integer keys are the keys below ``''``
+(the start-up check refuses a store with any other number as a key); the text prefixes
+(``dead:``, ``await:``) are ranges up to the prefix with its last character's successor
+(``dead;``, ``await;``).
 """
 
 from __future__ import annotations
