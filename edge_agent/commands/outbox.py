@@ -10,8 +10,8 @@ dead letters back to the end of the queue, with the site file's current asset ma
 ``purge`` deletes the dead letters and asks for ``--yes``; ``recover`` salvages the events
 of damaged outboxes the agent set aside (``outbox.damaged-<time>``) into the live one and
 clears the readiness reason. ``--json`` prints
-machine-readable output. Safe while the agent runs (SQLite locking); the running agent's
-own counts catch up at its next restart.
+machine-readable output. Safe while the agent runs: each change is one SQLite transaction,
+and the running agent counts the store itself at every ``/metrics`` and ``/readyz`` call.
 """
 
 from __future__ import annotations

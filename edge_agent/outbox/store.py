@@ -17,7 +17,10 @@ A ``put`` that returned is on disk. One SQLite file holds three kinds of rows:
 - small notes ``"meta:note:<name>"`` (the hub presence the forwarder last saw).
 
 All calls block (an fsync per transaction); async code calls them via ``asyncio.to_thread``.
-One ``Outbox`` per directory per process; it is thread-safe within that process.
+One ``Outbox`` per directory per process; it is thread-safe within that process. The
+command line (``edge-agent outbox SITE retry|purge|recover``) may write the store while the
+agent runs: every change is one SQLite transaction, ids come from the counter in the store,
+and :meth:`Outbox.stats` counts depth, dead letters and bytes in the store (:mod:`.counts`).
 
 Damage (see docs/outbox.md, "A damaged outbox"): :meth:`Outbox.open` checks the file first
 (:mod:`.integrity`) and raises :class:`OutboxDamaged` rather than hand diskcache a broken
@@ -49,6 +52,7 @@ from diskcache import Cache, Timeout
 
 from edge_agent.interfaces import OutboxItem
 from edge_agent.outbox.aside import awaiting_recovery, set_aside
+from edge_agent.outbox.counts import prefixed_rows, queued_rows
 from edge_agent.outbox.integrity import (
     DB_NAME,
     StoreUnavailable,
@@ -399,7 +403,6 @@ class Outbox:
         self._quarantined = 0
         self._highest_id = 0
         self._damaged_copies: tuple[str, ...] = ()
-        self._depth, self._dead = self._count_rows()
         self._bytes = self._stored_bytes()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -510,9 +513,7 @@ class Outbox:
                 raise OutboxError(f"the damaged outbox could not be replaced: {error}") from exc
             self._leases.clear()
             self._raise_counter(floor)
-            self._depth, self._dead = self._count_rows()
             self._bytes = self._stored_bytes()
-            self._awaiting_count = None  # the items awaiting the hub stayed in the copy
             self._replaced += 1
             return True
 
@@ -571,6 +572,9 @@ class Outbox:
         with self._lock:
             self._check_open()
             if self._bytes + size > self.max_bytes:
+                # Another process (``outbox purge``) may have made room since we looked.
+                self._refresh_bytes()
+            if self._bytes + size > self.max_bytes:
                 self._refuse(len(records), "cap reached", size)
             try:
                 with self._cache.transact():
@@ -588,7 +592,6 @@ class Outbox:
                 raise OutboxError(f"put failed: {exc}") from exc
             except Timeout as exc:
                 raise OutboxError("put failed: the outbox is locked by another process") from exc
-            self._depth += len(ids)
             self._bytes += size
             self._refusing = False
             self._highest_id = max(self._highest_id, ids[-1])
@@ -702,12 +705,10 @@ class Outbox:
         with self._cache.transact():
             raw = _raw_row(self._cache, item_id)
             if self._cache.delete(item_id):
-                self._depth -= 1
                 self._cache.set(
                     _dead_key(item_id),
                     {"p": {}, "t": now, "a": 0, "reason": reason, "dead_t": now, "raw": raw},
                 )
-                self._dead += 1
                 self._quarantined += 1
 
     @_survives_damage(retry=False)
@@ -720,12 +721,12 @@ class Outbox:
             self._check_open()
             try:
                 with self._cache.transact():
-                    removed = sum(1 for item_id in wanted if self._cache.delete(item_id))
+                    for item_id in wanted:
+                        self._cache.delete(item_id)
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"ack failed: {exc}") from exc
             for item_id in wanted:
                 self._leases.pop(item_id, None)
-            self._depth -= removed
             self._refresh_bytes()
 
     def release(self, ids: Iterable[int]) -> None:
@@ -792,8 +793,6 @@ class Outbox:
                     )
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"dead-letter failed: {exc}") from exc
-            self._depth -= 1
-            self._dead += 1
             self._refresh_bytes()
             log.warning(
                 "Outbox item moved to the dead letters.",
@@ -891,8 +890,6 @@ class Outbox:
                 raise OutboxCorrupt(f"a dead letter was refused: {exc}") from exc
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"retry failed: {exc}") from exc
-            self._depth += moved
-            self._dead -= moved
             self._refresh_bytes()
             return moved
 
@@ -906,7 +903,6 @@ class Outbox:
                     deleted = sum(1 for key in self._dead_keys() if self._cache.delete(key))
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"purge failed: {exc}") from exc
-            self._dead -= deleted
             self._refresh_bytes()
             log.warning("Outbox dead letters purged.", extra={"purged": deleted})
             return deleted
@@ -959,8 +955,6 @@ class Outbox:
                 raise OutboxError(
                     "salvage failed: the outbox is locked by another process"
                 ) from exc
-            self._depth += len(queued)
-            self._dead += len(dead)
             self._refresh_bytes()
             return len(queued) + len(dead)
 
@@ -974,22 +968,27 @@ class Outbox:
             now = time.monotonic()
             oldest_age: float | None = None
             try:
+                # Counted in the store at every call, never summed: another process may
+                # have changed it (see :mod:`.counts`).
+                depth = queued_rows(self._cache)
+                dead = prefixed_rows(self._cache, _DEAD_PREFIX)
+                self._bytes = self._stored_bytes()
                 for item_id in self._queue_ids():
                     record = self._read_queue_record(item_id)
                     if record is not None:
                         oldest_age = max(0.0, time.time() - float(record["t"]))
                         break
-            except UnsafeRowError as exc:
+            except (UnsafeRowError, ValueError) as exc:
                 raise OutboxCorrupt(f"the outbox holds a refused key: {exc}") from exc
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"stats failed: {exc}") from exc
             self._note_recoveries()
             return OutboxStats(
-                depth=self._depth,
+                depth=depth,
                 bytes=self._bytes,
                 oldest_age_s=oldest_age,
                 leased=sum(1 for held in self._leases.values() if held.deadline > now),
-                dead=self._dead,
+                dead=dead,
                 refused=self._refused,
                 cap_bytes=self.max_bytes,
                 refusing=self._refusing,
@@ -1032,8 +1031,6 @@ class Outbox:
                         moved += 1
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"marking sent items failed: {exc}") from exc
-            self._depth -= moved
-            self._awaiting_adjust(moved)
             return moved
 
     @_survives_damage(retry=False)
@@ -1072,7 +1069,6 @@ class Outbox:
                     removed = sum(1 for i in wanted if self._cache.delete(_await_key(i)))
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"confirming sent items failed: {exc}") from exc
-            self._awaiting_adjust(-removed)
             self._refresh_bytes()
             return removed
 
@@ -1104,8 +1100,6 @@ class Outbox:
                 raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"dead-letter failed: {exc}") from exc
-            self._awaiting_adjust(-1)
-            self._dead += 1
             self._refresh_bytes()
             log.warning(
                 "Outbox item rejected by the hub, moved to the dead letters.",
@@ -1142,8 +1136,6 @@ class Outbox:
                 raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"requeue failed: {exc}") from exc
-            self._depth += moved
-            self._awaiting_count = 0
             return moved
 
     @_survives_damage(retry=True)
@@ -1172,7 +1164,6 @@ class Outbox:
                 raise OutboxCorrupt(f"an awaiting item was refused: {exc}") from exc
             except (OSError, sqlite3.Error, Timeout) as exc:
                 raise OutboxError(f"reading awaiting items failed: {exc}") from exc
-            self._awaiting_count = len(items)
             return items
 
     @_survives_damage(retry=True)
@@ -1185,15 +1176,15 @@ class Outbox:
 
     @_survives_damage(retry=True)
     def awaiting_count(self) -> int:
-        """How many items await the hub (kept in memory after the first count)."""
+        """How many items await the hub (counted in the store, see :mod:`.counts`)."""
         with self._lock:
             self._check_open()
-            if self._awaiting_count is None:
-                try:
-                    self._awaiting_count = len(self._await_keys())
-                except (OSError, sqlite3.Error, Timeout) as exc:
-                    raise OutboxError(f"counting awaiting items failed: {exc}") from exc
-            return self._awaiting_count
+            try:
+                return prefixed_rows(self._cache, _AWAIT_PREFIX)
+            except ValueError as exc:
+                raise OutboxCorrupt(f"counting awaiting items failed: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"counting awaiting items failed: {exc}") from exc
 
     @_survives_damage(retry=True)
     def set_note(self, name: str, value: Mapping[str, Any]) -> None:
@@ -1219,8 +1210,6 @@ class Outbox:
                 raise OutboxError(f"reading a note failed: {exc}") from exc
             return value if isinstance(value, dict) else None
 
-    _awaiting_count: int | None = None  # None: not counted yet since open
-
     def _await_keys(self) -> list[str]:
         return [
             key
@@ -1228,21 +1217,14 @@ class Outbox:
             if type(key) is str and key.startswith(_AWAIT_PREFIX)
         ]
 
-    def _awaiting_adjust(self, delta: int) -> None:
-        if self._awaiting_count is not None:
-            self._awaiting_count = max(0, self._awaiting_count + delta)
-
     def _note_recoveries(self) -> None:
         """Follow ``recover`` (another process) from here: which set-aside outboxes still
-        wait for it, and, when one is done, the rows it added to this store."""
+        wait for it."""
         try:
             awaiting = tuple(path.name for path in awaiting_recovery(self.directory))
         except OSError as exc:
             log.warning("Could not list set-aside outboxes.", extra={"error": str(exc)})
             return
-        if set(awaiting) < set(self._damaged_copies):
-            self._depth, self._dead = self._count_rows()
-            self._refresh_bytes()
         self._damaged_copies = awaiting
 
     # -- internals -------------------------------------------------------------------------
@@ -1250,15 +1232,6 @@ class Outbox:
     def _check_open(self) -> None:
         if self._closed:
             raise OutboxError("the outbox is closed")
-
-    def _count_rows(self) -> tuple[int, int]:
-        depth = dead = 0
-        for key in self._cache.iterkeys():
-            if type(key) is int:
-                depth += 1
-            elif key.startswith(_DEAD_PREFIX):
-                dead += 1
-        return depth, dead
 
     def _stored_bytes(self) -> int:
         return _stored_int(self._cache.reset("size"))

@@ -3,7 +3,9 @@
 A custom collector on a per-agent ``CollectorRegistry`` (never the global one: two agents
 in one process, as in tests and the demo, must not share counters). The stages keep their
 own counters (``ConnectionStats``, ``ForwarderStatus``, the outbox's stats, the rule
-engine's states); this module only names them.
+engine's states); this module only names them. Counters of sources and forwarders that a
+reload replaced continue from the old object's count (``Agent.retired``), and the outbox's
+gauges are counted in the store at each scrape (:mod:`edge_agent.outbox.counts`).
 """
 
 from __future__ import annotations
@@ -84,13 +86,14 @@ class AgentCollector(Collector):
             "Unix time of the last good read (0: never)",
             labels=labels,
         )
+        retired = self._agent.retired
         for name, source in sorted(self._agent.sources.items()):
             stats = source.stats
             connected.add_metric([name], float(stats.connected))
-            reads.add_metric([name], stats.reads)
-            errors.add_metric([name], stats.read_errors)
-            requests.add_metric([name], stats.requests)
-            overruns.add_metric([name], stats.overruns)
+            reads.add_metric([name], retired.source(name, "reads", stats.reads))
+            errors.add_metric([name], retired.source(name, "read_errors", stats.read_errors))
+            requests.add_metric([name], retired.source(name, "requests", stats.requests))
+            overruns.add_metric([name], retired.source(name, "overruns", stats.overruns))
             latency.add_metric([name], stats.last_latency_s)
             last_good.add_metric([name], stats.last_good_read_ns / NS)
         yield from (connected, reads, errors, requests, overruns, latency, last_good)
@@ -226,9 +229,15 @@ class AgentCollector(Collector):
             "Outbox rows that could not be decoded and became dead letters",
             _number(stats.get("quarantined")),
         )
-        refused = max(_number(stats.get("refused")), float(self._agent.counters.outbox_refused))
         yield CounterMetricFamily(
-            "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused
+            "edge_agent_outbox_refused",
+            "Alert events the outbox refused (cap reached or disk full), each counted once",
+            self._agent.counters.outbox_refused,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_outbox_retries",
+            "Attempts to store alerts the outbox had refused before (held alerts retried)",
+            self._agent.counters.outbox_retries,
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_refusing",
@@ -285,6 +294,7 @@ class AgentCollector(Collector):
             "Messages on the results and hub-status topics, by outcome",
             labels=["outcome"],
         )
+        retired = self._agent.retired
         for outcome, key in (
             ("confirmed", "results"),
             ("rejected", "rejected_by_hub"),
@@ -292,13 +302,13 @@ class AgentCollector(Collector):
             ("invalid", "results_invalid"),
             ("invalid_hub_status", "hub_status_invalid"),
         ):
-            if key in hub:
-                results.add_metric([outcome], _number(hub[key]))
+            if key in hub or retired.has_forwarder(key):
+                results.add_metric([outcome], retired.forwarder(key, hub.get(key)))
         yield results
         yield CounterMetricFamily(
             "edge_agent_hub_resends",
             "Alerts published again because no hub result came in time",
-            _number(hub.get("resends")),
+            retired.forwarder("resends", hub.get("resends")),
         )
 
     def _forwarder(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -319,14 +329,20 @@ class AgentCollector(Collector):
             "1 while the destination refuses every request alike (a configuration error)",
             status.holding is not None,
         )
-        yield CounterMetricFamily("edge_agent_forwarder_sent", "Alerts delivered", status.sent)
+        # Counted since the process started, across the forwarders a reload replaced.
+        retired = self._agent.retired
         yield CounterMetricFamily(
-            "edge_agent_forwarder_failed", "Delivery attempts that failed", status.failed
+            "edge_agent_forwarder_sent", "Alerts delivered", retired.forwarder("sent", status.sent)
+        )
+        yield CounterMetricFamily(
+            "edge_agent_forwarder_failed",
+            "Delivery attempts that failed",
+            retired.forwarder("failed", status.failed),
         )
         yield CounterMetricFamily(
             "edge_agent_forwarder_dead_lettered",
             "Alerts moved to dead letters",
-            status.dead_lettered,
+            retired.forwarder("dead_lettered", status.dead_lettered),
         )
         yield GaugeMetricFamily(
             "edge_agent_forwarder_last_delivery_timestamp_seconds",

@@ -39,6 +39,8 @@ from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
+from edge_agent.service.refusals import RefusedAlerts
+from edge_agent.service.retired_counters import RetiredCounters
 from edge_agent.service.supervisor import Supervisor
 from edge_agent.service.tasks import wait_done, wait_event
 
@@ -72,6 +74,9 @@ class PipelineCounters:
     activations: dict[str, int] = field(default_factory=dict)
     alerts_queued: int = 0
     outbox_refused: int = 0
+    """Alert events the outbox refused, each counted once however often it is retried."""
+    outbox_retries: int = 0
+    """Attempts to store alerts the outbox had refused before."""
     alerts_rejected: int = 0
     outbox_write_errors: int = 0
     """Outbox writes that failed for another reason than a full outbox (locked, I/O)."""
@@ -117,6 +122,8 @@ class Agent:
         self.base_dir = base_dir
         self.state_dir = state_dir
         self.counters = PipelineCounters()
+        # The counts of sources and forwarders a reload replaced (counters never go down).
+        self.retired = RetiredCounters()
         self.latest: dict[str, Reading] = {}
         # The last alarm events, newest last (for the demo's view and debugging).
         self.recent_events: deque[Any] = deque(maxlen=50)
@@ -127,6 +134,7 @@ class Agent:
         self.stopping = False
         # Alerts waiting to enter the outbox, full or failing (the rules wait with them).
         self.holding_alerts = 0
+        self._refused = RefusedAlerts()
         # Why the last outbox write failed, if it did and no write succeeded since
         # (not set for a full outbox: that is ``holding_alerts`` and the outbox's own flag).
         self.outbox_write_error: str | None = None
@@ -265,6 +273,7 @@ class Agent:
                     "Source did not close cleanly.",
                     extra={"connection": name, "error": repr(exc)},
                 )
+            self.retired.retire_source(name, source.stats)
 
     def _start_forwarder(self) -> None:
         forwarding = self.config.forwarding
@@ -318,6 +327,7 @@ class Agent:
                     await forwarder.close()
             except Exception as exc:
                 log.warning("Forwarder did not close cleanly.", extra={"error": repr(exc)})
+            self.retired.retire_forwarder(forwarder.status)
 
     async def _sink(self, readings: Sequence[Reading]) -> None:
         # Awaiting a full queue is the backpressure: the source polls again only when the
@@ -475,15 +485,17 @@ class Agent:
         full_logged = False
         error_pause = OUTBOX_RETRY_S
         while messages := list(self.rule_store.pending_messages):
+            self.counters.outbox_retries += self._refused.is_retry(messages)
             try:
                 await self._put_pending(messages)
             except OutboxFull:
                 pause = OUTBOX_RETRY_S
-                self.holding_alerts = len(self.rule_store.pending_messages)
+                held = self.rule_store.pending_messages
+                self.holding_alerts = len(held)
                 self.outbox_write_error = None
-                # The outbox logs and counts every refusal itself.
+                self.counters.outbox_refused += self._refused.newly_refused(held)
+                # The outbox logs every refusal itself.
                 if not full_logged:
-                    self.counters.outbox_refused += self.holding_alerts
                     log.error(
                         "Outbox is full; holding alerts until the forwarder drains it.",
                         extra={"alerts": self.holding_alerts},

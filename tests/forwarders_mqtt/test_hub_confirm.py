@@ -327,11 +327,12 @@ async def test_metrics_and_readiness_name_the_hub_state(
     from types import SimpleNamespace
 
     from edge_agent.service.metrics import AgentCollector
+    from edge_agent.service.retired_counters import RetiredCounters
 
     prefix, site = names
     outbox.put_many(alarms(site, 2))
     forwarder = hub_forwarder(broker.port, prefix, site, outbox, tmp_path)
-    agent: Any = SimpleNamespace(forwarder=forwarder)
+    agent: Any = SimpleNamespace(forwarder=forwarder, retired=RetiredCounters())
     collector = AgentCollector(agent, SimpleNamespace())
     async with running(forwarder):
         await async_wait_until(lambda: outbox.awaiting_count() == 2, what="2 awaiting")
