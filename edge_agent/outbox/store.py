@@ -403,7 +403,7 @@ class Outbox:
         self._quarantined = 0
         self._highest_id = 0
         self._damaged_copies: tuple[str, ...] = ()
-        self._bytes = self._stored_bytes()
+        self._bytes = self._recounted_bytes()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -1235,6 +1235,24 @@ class Outbox:
 
     def _stored_bytes(self) -> int:
         return _stored_int(self._cache.reset("size"))
+
+    def _recounted_bytes(self) -> int:
+        """The bytes the rows really hold, written back when diskcache's running total says
+        otherwise: a total that drifted (a crash mid-update, a hand-edited file) would
+        otherwise refuse every new alert as over the cap, or let the cap be overrun, for
+        good. One scan at open."""
+        stored = self._stored_bytes()
+        row = self._cache._sql("SELECT COALESCE(SUM(size), 0) FROM Cache").fetchone()
+        actual = row[0] if row is not None else 0
+        if type(actual) is not int or actual < 0:
+            raise OutboxError(f"the outbox rows add up to {actual!r} bytes")
+        if actual != stored:
+            log.warning(
+                "Outbox size total was wrong; corrected from the rows.",
+                extra={"stored_bytes": stored, "actual_bytes": actual, "path": str(self.directory)},
+            )
+            self._cache.reset("size", actual)
+        return actual
 
     def _refresh_bytes(self) -> None:
         try:
