@@ -95,6 +95,20 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_agent.service.app import Service
     from edge_agent.service.health import HealthError
+    from edge_agent.service.state_lock import StateFolderInUse, lock_state_folder
+
+    try:
+        # Held until the process exits: released by the kernel however it ends.
+        lock = lock_state_folder(state_dir)
+    except StateFolderInUse as exc:
+        log.error("The agent could not start.", extra={"error": str(exc)})
+        return 1
+    except OSError as exc:
+        log.error(
+            "The agent could not start: the state folder is not usable.",
+            extra={"path": str(state_dir), "error": exc.strerror or str(exc)},
+        )
+        return 1
 
     async def main() -> int:
         service = Service(site_path, config, state_dir, watched_files=watched, fallback=fallback)
@@ -105,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     except (AgentError, HealthError) as exc:
         log.error("The agent could not start.", extra={"error": str(exc)})
         return 1
+    finally:
+        lock.release()
 
 
 def _last_good(state_dir: Path, problem: str) -> tuple[SiteConfig | None, str | None]:
