@@ -546,6 +546,9 @@ class Forwarding(Model):
 class Storage(Model):
     path: str = "/var/lib/edge-agent"
     max_bytes: Size = 256 * 1000**2
+    # Alerts held in memory (and in the rule state) while the outbox refuses them; beyond
+    # this the newest are dropped, counted (service/held_alerts.py).
+    max_held_alerts: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
 
 class Health(Model):

@@ -120,8 +120,12 @@ class OutboxError(Exception):
 
 
 class OutboxFull(OutboxError):
-    """A put was refused: the byte cap is reached or the disk is full. Nothing stored was
-    dropped; the caller keeps the event or counts it as refused."""
+    """A put was refused: the byte cap is reached or the disk is full (``disk_full``).
+    Nothing stored was dropped; the caller keeps the event or counts it as refused."""
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
 
 
 class PayloadRejected(OutboxError):
@@ -610,7 +614,9 @@ class Outbox:
                 "error": str(cause) if cause is not None else None,
             },
         )
-        raise OutboxFull(f"outbox refused {count} event(s): {why}") from cause
+        raise OutboxFull(
+            f"outbox refused {count} event(s): {why}", disk_full=cause is not None
+        ) from cause
 
     # -- leasing ---------------------------------------------------------------------------
 

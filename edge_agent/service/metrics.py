@@ -237,8 +237,13 @@ class AgentCollector(Collector):
         )
         yield GaugeMetricFamily(
             "edge_agent_alerts_held",
-            "Alerts waiting to enter the outbox, full or failing (the rules wait with them)",
+            "Alerts held while the outbox refuses them (cap, disk, errors); polling goes on",
             self._agent.holding_alerts,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_alerts_dropped",
+            "Alerts dropped because more than storage.max_held_alerts were held (logged)",
+            self._agent.hold.dropped,
         )
         yield CounterMetricFamily(
             "edge_agent_outbox_write_errors",
