@@ -37,6 +37,7 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig, parse_listen
@@ -123,13 +124,7 @@ def save_webhook_secret(state_dir: Path, site: str, secret: str) -> None:
     data.setdefault(site, [])
     if secret not in data[site]:
         data[site].append(secret)
-    tmp = state_dir / (SECRETS_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, state_dir / SECRETS_FILE)
+    write_atomic(state_dir / SECRETS_FILE, json.dumps(data).encode())
 
 
 class Hub:
@@ -179,6 +174,7 @@ class Hub:
             except SecretError as exc:
                 raise HubError(f"webhooks.secret: {exc}") from exc
             register_secret(self._webhook_secret)
+        remove_stale_temporaries(self.state_dir)
         for secrets in load_webhook_secrets(self.state_dir).values():
             for secret in secrets:
                 register_secret(secret)

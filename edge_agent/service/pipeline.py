@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
@@ -167,6 +168,8 @@ class Agent:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AgentError(f"cannot create state directory {self.state_dir}: {exc}") from exc
+        # A crash in the middle of an atomic write leaves its temporary file: not ours to keep.
+        remove_stale_temporaries(self.state_dir)
         from edge_agent.outbox.store import OutboxError
 
         try:
