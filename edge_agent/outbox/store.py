@@ -47,6 +47,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from diskcache import Cache, Timeout
 
+from edge_agent.common.sqlite_wal import WAL_TRUNCATE_BYTES, truncate_wal, wal_bytes
 from edge_agent.interfaces import OutboxItem
 from edge_agent.outbox.aside import awaiting_recovery, set_aside
 from edge_agent.outbox.integrity import (
@@ -272,6 +273,8 @@ class OutboxStats:
     refused: int
     cap_bytes: int
     refusing: bool = False
+    wal_bytes: int = 0
+    """The SQLite write-ahead log's size on disk (counted against ``cap_bytes`` too)."""
     damaged: tuple[str, ...] = ()
     """Names of set-aside damaged outboxes awaiting ``edge-agent outbox SITE recover``."""
     quarantined: int = 0
@@ -574,7 +577,7 @@ class Outbox:
             records.append(record)
         with self._lock:
             self._check_open()
-            if self._bytes + size > self.max_bytes:
+            if not self._has_room(size):
                 self._refuse(len(records), "cap reached", size)
             try:
                 with self._cache.transact():
@@ -596,7 +599,22 @@ class Outbox:
             self._bytes += size
             self._refusing = False
             self._highest_id = max(self._highest_id, ids[-1])
+            self._keep_wal_small()
             return ids
+
+    def _has_room(self, size: int) -> bool:
+        """Room under the cap for ``size`` more bytes, counting the WAL file (truncated
+        first when it is what takes the room)."""
+        if self._bytes + size + wal_bytes(self.directory / DB_NAME) <= self.max_bytes:
+            return True
+        if self._bytes + size > self.max_bytes or not truncate_wal(self._cache._con):
+            return False
+        return self._bytes + size + wal_bytes(self.directory / DB_NAME) <= self.max_bytes
+
+    def _keep_wal_small(self, drained: bool = False) -> None:
+        # After a drain, or once it outgrew its bound: the WAL keeps its largest size else.
+        if drained or wal_bytes(self.directory / DB_NAME) > WAL_TRUNCATE_BYTES:
+            truncate_wal(self._cache._con)
 
     def _refuse(self, count: int, why: str, size: int, cause: BaseException | None = None) -> None:
         self._refused += count
@@ -733,6 +751,7 @@ class Outbox:
                 self._leases.pop(item_id, None)
             self._depth -= removed
             self._refresh_bytes()
+            self._keep_wal_small(drained=self._depth == 0)
 
     def release(self, ids: Iterable[int]) -> None:
         """Give leases back untouched: no attempt counted, nothing written (for a lease
@@ -999,6 +1018,7 @@ class Outbox:
                 refused=self._refused,
                 cap_bytes=self.max_bytes,
                 refusing=self._refusing,
+                wal_bytes=wal_bytes(self.directory / DB_NAME),
                 damaged=self._damaged_copies,
                 quarantined=self._quarantined,
                 replaced=self._replaced,

@@ -231,6 +231,11 @@ class AgentCollector(Collector):
             "edge_agent_outbox_refused", "Alerts refused because the outbox was full", refused
         )
         yield GaugeMetricFamily(
+            "edge_agent_outbox_wal_bytes",
+            "The outbox's SQLite write-ahead log on disk (counted against the cap)",
+            _number(stats.get("wal_bytes")),
+        )
+        yield GaugeMetricFamily(
             "edge_agent_outbox_refusing",
             "1 while the outbox refuses new events (cap reached or disk full)",
             _number(stats.get("refusing")),
