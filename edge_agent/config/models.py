@@ -13,6 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.common.retention import (
+    DEFAULT_RETENTION_NS,
+    MAX_RESEND_WINDOW_NS,
+    check_retention,
+)
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration
 
@@ -511,7 +516,7 @@ class Mqtt(Model):
             raise ValueError("result_timeout must be between 1s and 24h")
         if self.result_timeout_max < self.result_timeout:
             raise ValueError("result_timeout_max must not be shorter than result_timeout")
-        if self.result_timeout_max > 24 * 3600 * second:
+        if self.result_timeout_max > MAX_RESEND_WINDOW_NS:
             raise ValueError("result_timeout_max must be at most 24h")
         return self
 
@@ -549,6 +554,13 @@ class Storage(Model):
     # Alerts held in memory (and in the rule state) while the outbox refuses them; beyond
     # this the newest are dropped, counted (service/held_alerts.py).
     max_held_alerts: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # How long the work-order ledger remembers applied events (common/retention.py).
+    ledger_retention: Duration = DEFAULT_RETENTION_NS
+
+    @field_validator("ledger_retention")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return check_retention(value, "storage.ledger_retention")
 
 
 class Health(Model):

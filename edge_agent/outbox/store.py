@@ -398,6 +398,8 @@ class Outbox:
         self._leases: dict[int, _Lease] = {}
         self._refused = 0
         self._refusing = False
+        # Other stores sharing the cap (the work-order ledger): their bytes, read per put.
+        self.shared_bytes: Callable[[], int] = lambda: 0
         self._closed = False
         # Damage handling (see the module doc): only an agent's outbox replaces itself.
         self.replace_when_damaged = False
@@ -603,13 +605,14 @@ class Outbox:
             return ids
 
     def _has_room(self, size: int) -> bool:
-        """Room under the cap for ``size`` more bytes, counting the WAL file (truncated
-        first when it is what takes the room)."""
-        if self._bytes + size + wal_bytes(self.directory / DB_NAME) <= self.max_bytes:
+        """Room under the cap for ``size`` more bytes, counting the stores that share it
+        and the WAL file (truncated first when it is what takes the room)."""
+        used = self._bytes + size + self.shared_bytes()
+        if used + wal_bytes(self.directory / DB_NAME) <= self.max_bytes:
             return True
-        if self._bytes + size > self.max_bytes or not truncate_wal(self._cache._con):
+        if used > self.max_bytes or not truncate_wal(self._cache._con):
             return False
-        return self._bytes + size + wal_bytes(self.directory / DB_NAME) <= self.max_bytes
+        return used + wal_bytes(self.directory / DB_NAME) <= self.max_bytes
 
     def _keep_wal_small(self, drained: bool = False) -> None:
         # After a drain, or once it outgrew its bound: the WAL keeps its largest size else.

@@ -286,6 +286,9 @@ class Agent:
             self._forwarder = build_forwarder(
                 self.config, self.outbox, self.state_dir, self.base_dir
             )
+        # The work-order ledger shares storage.max_bytes with the outbox.
+        shared = getattr(self._forwarder, "stored_bytes", None)
+        self.outbox.shared_bytes = shared if callable(shared) else (lambda: 0)
         self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
     def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:
