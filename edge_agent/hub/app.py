@@ -44,6 +44,7 @@ from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
+from edge_agent.hub.prune import prune_loop
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
@@ -202,6 +203,7 @@ class Hub:
         self._spawn(self.consumer.retry_loop(), "hub-retry")
         self._spawn(self._refresh_loop(), "hub-refresh")
         self._spawn(self._watch_store(), "hub-store-watch")
+        self._spawn(prune_loop(self.store, cfg.dedup.retention), "hub-prune")
         log.info(
             "Hub started.",
             extra={"hub": self.replica_id, "group": cfg.hub.group, "sites": sorted(self.sites)},

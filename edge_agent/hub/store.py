@@ -226,6 +226,11 @@ class HubStore(Protocol):
 
     def kpis(self) -> list[KpiRow]: ...
 
+    def prune_events(self, older_than_ns: int) -> int:
+        """Forget events applied before ``older_than_ns`` (wall clock); the rows removed.
+        Alerts keep their work order: a resent activation still finds it."""
+        ...
+
     def close(self) -> None: ...
 
 
