@@ -39,7 +39,14 @@ def truncate_wal(connection: sqlite3.Connection) -> bool:
     """Checkpoint everything and truncate the WAL to zero bytes. False (logged at debug)
     when a reader kept it from completing or SQLite refused: the next call tries again."""
     try:
-        row = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # Without waiting for readers (the busy timeout would block the writer for seconds):
+        # a reader that holds the WAL makes this round give up; the next one tries again.
+        (timeout_ms,) = connection.execute("PRAGMA busy_timeout").fetchone()
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            row = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
     except sqlite3.Error as exc:
         log.debug("WAL checkpoint failed.", extra={"error": str(exc)})
         return False
