@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 HoldReason = Literal["cap", "disk", "error"]
 
 REASON_TEXT: Final[dict[str, str]] = {
-    "cap": "the outbox is at its cap (storage.max_bytes)",
+    "cap": "the outbox is at its cap, storage.max_bytes",
     "disk": "the disk is full",
     "error": "outbox writes fail",
 }

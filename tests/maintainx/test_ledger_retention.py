@@ -73,3 +73,35 @@ def test_the_retention_must_outlast_every_resend_window() -> None:
         with pytest.raises(ValidationError, match="longer than any window"):
             Storage.model_validate({"ledger_retention": too_short})
     assert Storage.model_validate({"ledger_retention": "7d"}).ledger_retention == 7 * DAY_NS
+
+
+async def test_the_forwarder_prunes_its_ledger_at_start_and_reports_its_bytes(
+    tmp_path: Path,
+) -> None:
+    from edge_agent.config.models import SiteConfig
+    from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
+    from tests.service.rule_agent import HEALTHY_RULE, fault_site_document
+
+    ledger = SqliteLedger(tmp_path / "workorders.sqlite")
+    ledger.mark_done("old-event", "created")
+    _age(ledger, 100)
+    ledger.mark_done("new-event", "created")
+    ledger.close()
+    document = fault_site_document(tmp_path, [HEALTHY_RULE])
+    document["forwarding"] = {
+        "mode": "maintainx",
+        "maintainx": {"base_url": "http://127.0.0.1:9/v1", "api_key": "${UNUSED_KEY}"},
+    }
+    config = SiteConfig.model_validate(document)
+    assert config.forwarding is not None and config.forwarding.maintainx is not None
+    with Outbox.open(tmp_path / "outbox", max_bytes=1_000_000) as outbox:
+        forwarder = MaintainXForwarder(
+            config.forwarding.maintainx, config, outbox, tmp_path, tmp_path
+        )
+        assert forwarder.stored_bytes() == 0  # no ledger open yet
+        assert await forwarder._open_ledger()
+        await forwarder._prune_ledger_if_due()
+        assert forwarder.ledger is not None
+        assert not forwarder.ledger.is_done("old-event") and forwarder.ledger.is_done("new-event")
+        assert forwarder.stored_bytes() == forwarder.ledger._measure() > 0
+        await forwarder.close()
