@@ -13,7 +13,7 @@ import logging
 import time
 
 from edge_agent.common.retention import PRUNE_INTERVAL_S
-from edge_agent.hub.store import HubStore, StoreError
+from edge_agent.hub.store import HubStore
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,13 @@ async def prune_once(store: HubStore, retention_ns: int) -> int:
     cutoff = time.time_ns() - retention_ns
     try:
         removed = await asyncio.to_thread(store.prune_events, cutoff)
-    except StoreError as exc:
-        log.error("Pruning the hub's event table failed.", extra={"error": str(exc)})
+    except Exception as exc:
+        # A store that is down (PostgreSQL restarting) is the store watch's to report;
+        # pruning waits for its next round and never ends the hub.
+        log.error(
+            "Pruning the hub's event table failed.",
+            extra={"error": str(exc), "error_type": type(exc).__name__},
+        )
         return 0
     if removed:
         log.info("Hub event table pruned.", extra={"rows": removed})

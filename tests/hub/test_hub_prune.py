@@ -57,3 +57,9 @@ def test_the_retention_must_outlast_every_resend_window() -> None:
     assert Dedup().retention == 90 * DAY_NS
     with pytest.raises(ValidationError, match="longer than any window"):
         Dedup.model_validate({"retention": "24h"})
+
+
+async def test_a_failing_prune_is_logged_and_never_ends_the_hub(tmp_path: Path) -> None:
+    store = SqliteHubStore(tmp_path / "hub.sqlite3")
+    store.close()  # every operation now fails, as with a store that is down
+    assert await prune_once(store, 7 * DAY_NS) == 0
