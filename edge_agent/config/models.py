@@ -13,6 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.common.retention import (
+    DEFAULT_RETENTION_NS,
+    MAX_RESEND_WINDOW_NS,
+    check_retention,
+)
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration
 
@@ -526,7 +531,7 @@ class Mqtt(Model):
             raise ValueError("result_timeout must be between 1s and 24h")
         if self.result_timeout_max < self.result_timeout:
             raise ValueError("result_timeout_max must not be shorter than result_timeout")
-        if self.result_timeout_max > 24 * 3600 * second:
+        if self.result_timeout_max > MAX_RESEND_WINDOW_NS:
             raise ValueError("result_timeout_max must be at most 24h")
         return self
 
@@ -561,6 +566,16 @@ class Forwarding(Model):
 class Storage(Model):
     path: str = "/var/lib/edge-agent"
     max_bytes: Size = 256 * 1000**2
+    # Alerts held in memory (and in the rule state) while the outbox refuses them; beyond
+    # this the newest are dropped, counted (service/held_alerts.py).
+    max_held_alerts: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # How long the work-order ledger remembers applied events (common/retention.py).
+    ledger_retention: Duration = DEFAULT_RETENTION_NS
+
+    @field_validator("ledger_retention")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return check_retention(value, "storage.ledger_retention")
 
 
 class Health(Model):

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.alerts import AlertMessage
+from edge_agent.common.atomic import write_atomic
 from edge_agent.wire.alert import is_wire_id
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,8 @@ class WorkOrderTracker:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
         body = json.dumps({rule: asdict(entry) for rule, entry in self._rules.items()})
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, body.encode())
 
     # ------------------------------------------------------------------ queries
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig, parse_listen
@@ -47,6 +48,7 @@ from edge_agent.hub.key_check import KeyChecks
 from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
 from edge_agent.hub.presence import seen_at, status_state
+from edge_agent.hub.prune import prune_loop
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
@@ -133,13 +135,7 @@ def save_webhook_secret(state_dir: Path, site: str, secret: str) -> None:
     data.setdefault(site, [])
     if secret not in data[site]:
         data[site].append(secret)
-    tmp = state_dir / (SECRETS_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, state_dir / SECRETS_FILE)
+    write_atomic(state_dir / SECRETS_FILE, json.dumps(data).encode())
 
 
 class Hub:
@@ -194,6 +190,7 @@ class Hub:
             except SecretError as exc:
                 raise HubError(f"webhooks.secret: {exc}") from exc
             register_secret(self._webhook_secret)
+        remove_stale_temporaries(self.state_dir)
         for secrets in load_webhook_secrets(self.state_dir).values():
             for secret in secrets:
                 register_secret(secret)
@@ -222,6 +219,7 @@ class Hub:
         self._spawn(self.consumer.retry_loop(), "hub-retry")
         self._spawn(self._refresh_loop(), "hub-refresh")
         self._spawn(self._watch_store(), "hub-store-watch")
+        self._spawn(prune_loop(self.store, cfg.dedup.retention), "hub-prune")
         log.info(
             "Hub started.",
             extra={"hub": self.replica_id, "group": cfg.hub.group, "sites": sorted(self.sites)},

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edge_agent.common.retention import DEFAULT_RETENTION_NS, check_retention
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.loader import Document, load_model
 from edge_agent.config.models import SITE_ID_PATTERN, Backoff, Model, Tls
@@ -121,6 +122,13 @@ class Dedup(Model):
     table_prefix: Annotated[
         str, Field(pattern=r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
     ] = "hub_"
+    # How long applied events are remembered (common/retention.py: longer than any resend).
+    retention: Duration = DEFAULT_RETENTION_NS
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return check_retention(value, "dedup.retention")
 
     @model_validator(mode="after")
     def _backend_settings(self) -> Dedup:

@@ -250,6 +250,11 @@ class HubStore(Protocol):
         ``since_ns`` (0: all)."""
         ...
 
+    def prune_events(self, older_than_ns: int) -> int:
+        """Forget events applied before ``older_than_ns`` (wall clock); the rows removed.
+        Alerts keep their work order: a resent activation still finds it."""
+        ...
+
     def close(self) -> None: ...
 
 

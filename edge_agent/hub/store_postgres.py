@@ -382,6 +382,13 @@ class PostgresHubStore:
     def unpark(self, event_id: str) -> None:
         self._exec(f"DELETE FROM {self.p}pending WHERE event_id = %s", (event_id,))
 
+    def prune_events(self, older_than_ns: int) -> int:
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM {self.p}events WHERE done_ns < %s", (older_than_ns,)
+            )
+            return int(cursor.rowcount)
+
     def pending_counts(self) -> dict[str, int]:
         rows = self._all(f"SELECT site, count(*) FROM {self.p}pending GROUP BY site")
         return {str(r[0]): int(r[1]) for r in rows}

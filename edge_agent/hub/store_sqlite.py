@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
@@ -83,6 +84,7 @@ class _Writer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         self._db.executescript(_SCHEMA)
         self._cond = threading.Condition()
         self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
@@ -415,6 +417,15 @@ class SqliteHubStore:
 
     def failure(self) -> str | None:
         return self._w.failure
+
+    def prune_events(self, older_than_ns: int) -> int:
+        removed: int = self._w.run(
+            lambda db: db.execute("DELETE FROM events WHERE done_ns < ?", (older_than_ns,)).rowcount
+        )
+        # From a connection of its own: the writer's is inside a transaction when it runs ops.
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+            truncate_wal(db)
+        return removed
 
     def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
         self._w.run(

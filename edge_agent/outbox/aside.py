@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from edge_agent.common.atomic import fsync_directory, write_atomic
+
 DAMAGED_INFIX: Final = ".damaged-"
 DAMAGE_NOTE: Final = "DAMAGE.json"
 RECOVERED_NOTE: Final = "RECOVERED.json"
@@ -29,7 +31,7 @@ def set_aside(directory: Path, reason: str) -> Path:
         suffix += 1
         target = directory.with_name(f"{directory.name}{DAMAGED_INFIX}{stamp}-{suffix}")
     os.rename(directory, target)
-    _fsync_directory(directory.parent)
+    fsync_directory(directory.parent)
     write_note(target / DAMAGE_NOTE, {"reason": reason, "set_aside_at": time.time()})
     return target
 
@@ -51,20 +53,4 @@ def awaiting_recovery(directory: Path) -> list[Path]:
 
 def write_note(path: Path, document: dict[str, Any]) -> None:
     """Write a small JSON note durably (temporary file, fsync, rename), mode 0600."""
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # A rename is durable only once its directory is synced.
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False).encode())

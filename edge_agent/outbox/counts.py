@@ -35,6 +35,11 @@ def queued_rows(cache: Any) -> int:
     return _count(cache, _QUEUED)
 
 
+def any_queued(cache: Any) -> bool:
+    """Whether the queue holds any item (one index probe, not a count)."""
+    return cache._sql("SELECT 1 FROM Cache WHERE key < '' LIMIT 1").fetchone() is not None
+
+
 def prefixed_rows(cache: Any, prefix: str) -> int:
     """Rows whose text key starts with ``prefix`` (``dead:``, ``await:``)."""
     if not prefix:

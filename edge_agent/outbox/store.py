@@ -50,9 +50,10 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from diskcache import Cache, Timeout
 
+from edge_agent.common.sqlite_wal import WAL_TRUNCATE_BYTES, truncate_wal, wal_bytes
 from edge_agent.interfaces import OutboxItem
 from edge_agent.outbox.aside import awaiting_recovery, set_aside
-from edge_agent.outbox.counts import prefixed_rows, queued_rows
+from edge_agent.outbox.counts import any_queued, prefixed_rows, queued_rows
 from edge_agent.outbox.integrity import (
     DB_NAME,
     StoreUnavailable,
@@ -124,8 +125,12 @@ class OutboxError(Exception):
 
 
 class OutboxFull(OutboxError):
-    """A put was refused: the byte cap is reached or the disk is full. Nothing stored was
-    dropped; the caller keeps the event or counts it as refused."""
+    """A put was refused: the byte cap is reached or the disk is full (``disk_full``).
+    Nothing stored was dropped; the caller keeps the event or counts it as refused."""
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
 
 
 class PayloadRejected(OutboxError):
@@ -272,6 +277,8 @@ class OutboxStats:
     refused: int
     cap_bytes: int
     refusing: bool = False
+    wal_bytes: int = 0
+    """The SQLite write-ahead log's size on disk (counted against ``cap_bytes`` too)."""
     damaged: tuple[str, ...] = ()
     """Names of set-aside damaged outboxes awaiting ``edge-agent outbox SITE recover``."""
     quarantined: int = 0
@@ -395,6 +402,8 @@ class Outbox:
         self._leases: dict[int, _Lease] = {}
         self._refused = 0
         self._refusing = False
+        # Other stores sharing the cap (the work-order ledger): their bytes, read per put.
+        self.shared_bytes: Callable[[], int] = lambda: 0
         self._closed = False
         # Damage handling (see the module doc): only an agent's outbox replaces itself.
         self.replace_when_damaged = False
@@ -571,10 +580,10 @@ class Outbox:
             records.append(record)
         with self._lock:
             self._check_open()
-            if self._bytes + size > self.max_bytes:
+            if not self._has_room(size):
                 # Another process (``outbox purge``) may have made room since we looked.
                 self._refresh_bytes()
-            if self._bytes + size > self.max_bytes:
+            if not self._has_room(size):
                 self._refuse(len(records), "cap reached", size)
             try:
                 with self._cache.transact():
@@ -595,7 +604,23 @@ class Outbox:
             self._bytes += size
             self._refusing = False
             self._highest_id = max(self._highest_id, ids[-1])
+            self._keep_wal_small()
             return ids
+
+    def _has_room(self, size: int) -> bool:
+        """Room under the cap for ``size`` more bytes, counting the stores that share it
+        and the WAL file (truncated first when it is what takes the room)."""
+        used = self._bytes + size + self.shared_bytes()
+        if used + wal_bytes(self.directory / DB_NAME) <= self.max_bytes:
+            return True
+        if used > self.max_bytes or not truncate_wal(self._cache._con):
+            return False
+        return used + wal_bytes(self.directory / DB_NAME) <= self.max_bytes
+
+    def _keep_wal_small(self, drained: bool = False) -> None:
+        # After a drain, or once it outgrew its bound: the WAL keeps its largest size else.
+        if drained or wal_bytes(self.directory / DB_NAME) > WAL_TRUNCATE_BYTES:
+            truncate_wal(self._cache._con)
 
     def _refuse(self, count: int, why: str, size: int, cause: BaseException | None = None) -> None:
         self._refused += count
@@ -613,7 +638,9 @@ class Outbox:
                 "error": str(cause) if cause is not None else None,
             },
         )
-        raise OutboxFull(f"outbox refused {count} event(s): {why}") from cause
+        raise OutboxFull(
+            f"outbox refused {count} event(s): {why}", disk_full=cause is not None
+        ) from cause
 
     # -- leasing ---------------------------------------------------------------------------
 
@@ -728,6 +755,7 @@ class Outbox:
             for item_id in wanted:
                 self._leases.pop(item_id, None)
             self._refresh_bytes()
+            self._keep_wal_small(drained=not any_queued(self._cache))
 
     def release(self, ids: Iterable[int]) -> None:
         """Give leases back untouched: no attempt counted, nothing written (for a lease
@@ -992,6 +1020,7 @@ class Outbox:
                 refused=self._refused,
                 cap_bytes=self.max_bytes,
                 refusing=self._refusing,
+                wal_bytes=wal_bytes(self.directory / DB_NAME),
                 damaged=self._damaged_copies,
                 quarantined=self._quarantined,
                 replaced=self._replaced,

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from edge_agent.common.atomic import write_atomic
+
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME: Final = "rule-state.json"
@@ -110,20 +112,4 @@ class RuleStateStore:
         if raw:
             extra = "".join(f",{json.dumps(key)}:{value}" for key, value in raw.items())
             text = text[:-1] + extra + "}" if text != "{}" else "{" + extra[1:] + "}"
-        payload = text.encode()
-        temporary = directory / f".{self.path.name}.{os.getpid()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(payload)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, text.encode())

@@ -264,14 +264,13 @@ class Service:
             )
         if agent.outbox_write_error is not None:
             reasons.append(
-                f"outbox writes fail ({agent.outbox_write_error}); "
-                f"{agent.holding_alerts} alerts wait to be retried"
+                agent.hold.readiness_reason(agent.holding_alerts, agent.outbox_write_error)
             )
-        elif full or agent.holding_alerts:
-            reasons.append(
-                f"outbox is full ({outbox.get('bytes')} of {cap} bytes); "
-                f"{agent.holding_alerts} alerts wait for the forwarder to drain it"
-            )
+        elif agent.holding_alerts:
+            sizes = f"{outbox.get('bytes')} of {cap} bytes"
+            reasons.append(agent.hold.readiness_reason(agent.holding_alerts, sizes))
+        elif full:
+            reasons.append(f"outbox is full ({outbox.get('bytes')} of {cap} bytes)")
         reasons.extend(self.supervisor.reasons())
         faults = agent.engine.faults if agent.engine is not None else None
         if faults is not None:
@@ -293,6 +292,12 @@ class Service:
             "forwarder": forwarder,
             "outbox": {
                 key: outbox.get(key) for key in ("depth", "bytes", "dead", "cap_bytes", "refusing")
+            },
+            "held_alerts": {
+                "count": agent.holding_alerts,
+                "reason": agent.hold.reason,
+                "dropped": agent.hold.dropped,
+                "limit": agent.hold.limit,
             },
             "config": self._config_status(),
             "faulted_rules": {

@@ -15,14 +15,13 @@ truncated copy is refused like a broken site file, never half-used.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from edge_agent.common.atomic import write_atomic
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import SiteConfig, dump_site
 
@@ -44,18 +43,7 @@ def save_last_good(state_dir: Path, config: SiteConfig) -> None:
     copy or the new one, never half of one), mode 0600, no temporary file left behind."""
     path = last_good_path(state_dir)
     text = json.dumps(dump_site(config), indent=1, ensure_ascii=False) + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    write_atomic(path, text.encode())
 
 
 def saved_at(state_dir: Path) -> str | None:

@@ -240,14 +240,24 @@ class AgentCollector(Collector):
             self._agent.counters.outbox_retries,
         )
         yield GaugeMetricFamily(
+            "edge_agent_outbox_wal_bytes",
+            "The outbox's SQLite write-ahead log on disk (counted against the cap)",
+            _number(stats.get("wal_bytes")),
+        )
+        yield GaugeMetricFamily(
             "edge_agent_outbox_refusing",
             "1 while the outbox refuses new events (cap reached or disk full)",
             _number(stats.get("refusing")),
         )
         yield GaugeMetricFamily(
             "edge_agent_alerts_held",
-            "Alerts waiting to enter the outbox, full or failing (the rules wait with them)",
+            "Alerts held while the outbox refuses them (cap, disk, errors); polling goes on",
             self._agent.holding_alerts,
+        )
+        yield CounterMetricFamily(
+            "edge_agent_alerts_dropped",
+            "Alerts dropped because more than storage.max_held_alerts were held (logged)",
+            self._agent.hold.dropped,
         )
         yield CounterMetricFamily(
             "edge_agent_outbox_write_errors",

@@ -12,7 +12,9 @@ checked for plausibility and reported, never used for a deadline. Alert messages
 wall-clock times when they are made.
 
 The outbox is the only buffer that grows: a slow or absent forwarder never makes the agent
-drop readings or hold more than ``READINGS_QUEUE_BATCHES`` poll batches in memory.
+drop readings or hold more than ``READINGS_QUEUE_BATCHES`` poll batches in memory. A full
+outbox (cap or disk) never stops the rules: their alert messages wait in a bounded, ordered
+hold (:mod:`edge_agent.service.held_alerts`) while polling and evaluation go on.
 
 Alarm events are made durable *with* the rule state that produced them: one atomic write of
 the state file carries the new state and the alert messages not yet in the outbox
@@ -34,15 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
+from edge_agent.service.held_alerts import AlertHold
 from edge_agent.service.refusals import RefusedAlerts
 from edge_agent.service.retired_counters import RetiredCounters
 from edge_agent.service.supervisor import Supervisor
-from edge_agent.service.tasks import wait_done, wait_event
+from edge_agent.service.tasks import wait_done
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,8 @@ TICK_INTERVAL_S = 0.2
 SHUTDOWN_BUDGET_S = 8.0
 """SIGTERM to exit: systemd's default stop timeout is longer, the contract is 10 s."""
 OUTBOX_RETRY_S = 1.0
-"""How often alerts held by a full outbox try again (the forwarder may have drained it)."""
+"""How often alerts held by a full outbox are offered again (the forwarder may have drained
+it); the rules go on meanwhile."""
 OUTBOX_RETRY_MAX_S = 30.0
 """The longest wait between retries after an outbox write error (doubling from 1 s)."""
 STATE_FLUSH_S = 5.0
@@ -132,13 +137,14 @@ class Agent:
         # Set at start, from the saved rule state's wall time.
         self.wall_clock: WallClockCheck | None = None
         self.stopping = False
-        # Alerts waiting to enter the outbox, full or failing (the rules wait with them).
+        # Alerts waiting to enter the outbox, full or failing (the rules go on meanwhile).
         self.holding_alerts = 0
         self._refused = RefusedAlerts()
+        self.hold = AlertHold(config.storage.max_held_alerts)
+        self._error_pause = OUTBOX_RETRY_S
         # Why the last outbox write failed, if it did and no write succeeded since
         # (not set for a full outbox: that is ``holding_alerts`` and the outbox's own flag).
         self.outbox_write_error: str | None = None
-        self._stop_requested = asyncio.Event()
         # MQTT mode: which work order each rule has open (fed by the hub's answers).
         self.work_orders: Any = None
         self._queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
@@ -170,6 +176,8 @@ class Agent:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise AgentError(f"cannot create state directory {self.state_dir}: {exc}") from exc
+        # A crash in the middle of an atomic write leaves its temporary file: not ours to keep.
+        remove_stale_temporaries(self.state_dir)
         from edge_agent.outbox.store import OutboxError
 
         try:
@@ -211,7 +219,6 @@ class Agent:
         forwarder (leased items go back to the outbox) and close the outbox."""
         self.stopping = True
         self.supervisor.shutdown()  # every task ends from here on, as asked
-        self._stop_requested.set()
         for name in list(self._source_tasks):
             await self._stop_source(name)
         if self._rules_task is not None:
@@ -288,6 +295,9 @@ class Agent:
             self._forwarder = build_forwarder(
                 self.config, self.outbox, self.state_dir, self.base_dir
             )
+        # The work-order ledger shares storage.max_bytes with the outbox.
+        shared = getattr(self._forwarder, "stored_bytes", None)
+        self.outbox.shared_bytes = shared if callable(shared) else (lambda: 0)
         self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
     def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:
@@ -342,7 +352,7 @@ class Agent:
     # ------------------------------------------------------------------ rules
 
     async def _rules_loop(self) -> None:
-        await self._recover_pending()
+        self._recover_pending()
         next_tick = time.monotonic()
         next_flush = next_tick + STATE_FLUSH_S
         while True:
@@ -353,6 +363,12 @@ class Agent:
                 async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
                     batch = await self._queue.get()
             if batch is None:
+                if self.rule_store.pending_messages:
+                    log.error(
+                        "Stopping with alerts the outbox did not take; they are kept with the "
+                        "rule state and queued after the restart.",
+                        extra={"alerts": len(self.rule_store.pending_messages)},
+                    )
                 return
             events: list[Any] = []
             for reading in batch:
@@ -367,6 +383,9 @@ class Agent:
             elif time.monotonic() >= next_flush:
                 next_flush = time.monotonic() + STATE_FLUSH_S
                 self._save_rule_state()
+            # Held alerts are offered again between batches: the rules never wait for room.
+            if self.rule_store.pending_messages and self.hold.due():
+                await self._hand_over()
 
     def _feed(self, reading: Reading) -> list[Any]:
         self.counters.readings[reading.quality.value] = (
@@ -422,10 +441,16 @@ class Agent:
         if not messages:
             self._save_rule_state()
             return
-        # One atomic write: the new rule state and the messages it produced.
-        self.rule_store.pending_messages = [*self.rule_store.pending_messages, *messages]
+        # One atomic write: the new rule state and the messages it produced (the rules
+        # loop hands them to the outbox next). While the outbox refuses, the hold is
+        # bounded (see held_alerts); otherwise a burst goes whole to the outbox first.
+        held = list(self.rule_store.pending_messages)
+        if self.hold.reason is None:
+            self.rule_store.pending_messages = [*held, *messages]
+        else:
+            self.rule_store.pending_messages = self.hold.admit(held, messages)
+        self.holding_alerts = len(self.rule_store.pending_messages)
         self._save_rule_state(force=True)
-        await self._hand_over()
 
     def _with_source_time(self, message: Any) -> Any:
         """The message with its sensor's last source timestamp (what the device said), when
@@ -453,7 +478,7 @@ class Agent:
             self.engine.faults.record(event.rule_id or "", RENDER, exc)
             return plain_alert_message(event, self.config, describe(exc))
 
-    async def _recover_pending(self) -> None:
+    def _recover_pending(self) -> None:
         """Queue the alerts a crash left in the rule state (saved, not yet in the outbox)."""
         pending = list(self.rule_store.pending_messages) if self.rule_store is not None else []
         if not pending:
@@ -466,74 +491,73 @@ class Agent:
                 "alert_ids": sorted({m.get("alert_id") for m in pending}),
             },
         )
-        await self._hand_over()
+        self.holding_alerts = len(pending)
 
     async def _hand_over(self) -> None:
-        """Put ``rule_store.pending_messages`` in the outbox; on success they leave the state
-        file with its next save. Nothing the outbox raises ends the rules task:
+        """Offer ``rule_store.pending_messages`` to the outbox once; on success they leave
+        the state file with its next save. Nothing the outbox raises ends the rules task,
+        and nothing here waits for room (the rules loop offers them again when due):
 
-        - full (cap or disk): wait and retry; the queue fills up and the sources slow down
-          rather than an alert being dropped;
-        - an alert that can never be stored (too large, not JSON): counted, logged and dropped (see
-          :meth:`_put_pending`);
-        - any other error (a locked store, I/O): counted, logged with the reason and retried
-          with a doubling pause; the messages stay pending (and saved with the rule state).
-
-        A stop while waiting leaves them in the saved state for the next start."""
+        - full (cap or disk): held, offered again every ``OUTBOX_RETRY_S``;
+        - an alert that can never be stored (too large, not JSON): counted, logged and
+          dropped (see :meth:`_put_pending`);
+        - any other error (a locked store, I/O): counted, logged with the reason and offered
+          again after a doubling pause; the messages stay held (and saved with the rule state).
+        """
         from edge_agent.outbox.store import OutboxError, OutboxFull
 
-        full_logged = False
-        error_pause = OUTBOX_RETRY_S
-        while messages := list(self.rule_store.pending_messages):
-            self.counters.outbox_retries += self._refused.is_retry(messages)
-            try:
-                await self._put_pending(messages)
-            except OutboxFull:
-                pause = OUTBOX_RETRY_S
-                held = self.rule_store.pending_messages
-                self.holding_alerts = len(held)
-                self.outbox_write_error = None
-                self.counters.outbox_refused += self._refused.newly_refused(held)
-                # The outbox logs every refusal itself.
-                if not full_logged:
-                    log.error(
-                        "Outbox is full; holding alerts until the forwarder drains it.",
-                        extra={"alerts": self.holding_alerts},
-                    )
-                    full_logged = True
-            except Exception as exc:
-                # OutboxError is the expected kind; anything else is a bug below us, but
-                # must not cost the alerts or stop the rules either.
-                pause, error_pause = error_pause, min(error_pause * 2, OUTBOX_RETRY_MAX_S)
-                self.counters.outbox_write_errors += 1
-                self.holding_alerts = len(self.rule_store.pending_messages)
-                self.outbox_write_error = str(exc) or type(exc).__name__
+        messages = list(self.rule_store.pending_messages)
+        self.counters.outbox_retries += self._refused.is_retry(messages)
+        try:
+            await self._put_pending(messages)
+        except OutboxFull as exc:
+            self._error_pause = OUTBOX_RETRY_S
+            self.outbox_write_error = None
+            first = self.hold.reason is None
+            self.hold.wait("disk" if exc.disk_full else "cap", OUTBOX_RETRY_S)
+            # Each refused alert event counted once, however often it is offered again;
+            # the outbox logs every refusal itself.
+            held = self.rule_store.pending_messages
+            self.counters.outbox_refused += self._refused.newly_refused(held)
+            if first:
                 log.error(
-                    "Outbox write failed; the alerts stay with the rule state and are retried.",
+                    "Outbox is full; polling continues, alerts are held until it has room.",
                     extra={
-                        "error": self.outbox_write_error,
-                        "error_type": type(exc).__name__,
-                        "alerts": self.holding_alerts,
-                        "retry_in_s": pause,
+                        "alerts": len(self.rule_store.pending_messages),
+                        "reason": self.hold.reason,
+                        "max_held_alerts": self.hold.limit,
                     },
-                    exc_info=not isinstance(exc, OutboxError),
                 )
-            else:
-                self.holding_alerts = 0
-                self.outbox_write_error = None
-                break
-            if self.stopping:
-                log.error(
-                    "Stopping with alerts the outbox did not take; they are kept with the rule "
-                    "state and queued after the restart.",
-                    extra={"alerts": len(self.rule_store.pending_messages)},
-                )
-                break
-            # A stop ends the pause early: the alerts are saved already.
-            await wait_event(self._stop_requested, pause)
+        except Exception as exc:
+            # OutboxError is the expected kind; anything else is a bug below us, but
+            # must not cost the alerts or stop the rules either.
+            pause = self._error_pause
+            self._error_pause = min(pause * 2, OUTBOX_RETRY_MAX_S)
+            self.hold.wait("error", pause)
+            self.counters.outbox_write_errors += 1
+            self.outbox_write_error = str(exc) or type(exc).__name__
+            log.error(
+                "Outbox write failed; the alerts stay with the rule state and are retried.",
+                extra={
+                    "error": self.outbox_write_error,
+                    "error_type": type(exc).__name__,
+                    "alerts": len(self.rule_store.pending_messages),
+                    "retry_in_s": pause,
+                },
+                exc_info=not isinstance(exc, OutboxError),
+            )
+        else:
+            self._error_pause = OUTBOX_RETRY_S
+        if len(self.rule_store.pending_messages) > self.hold.limit:
+            # A burst (or a state saved under a higher limit) larger than the hold.
+            self.rule_store.pending_messages = self.hold.admit([], self.rule_store.pending_messages)
+            self._save_rule_state(force=True)
+        self.holding_alerts = len(self.rule_store.pending_messages)
         if not self.rule_store.pending_messages:
             # Also when the last of them left through ``_put_one_by_one`` before an error.
-            self.holding_alerts = 0
+            if self.hold.reason is not None:
+                log.info("Held alerts are in the outbox; nothing is held any more.")
+            self.hold.clear()
             self.outbox_write_error = None
 
     async def _put_pending(self, messages: list[Any]) -> None:

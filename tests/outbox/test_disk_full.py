@@ -29,7 +29,7 @@ for n in range(100_000):
         else:
             stored.append(outbox.put({"n": n, "k": 0, "pad": "x" * 300}))
     except OutboxFull as exc:
-        refusals.append(str(exc))
+        refusals.append(str(exc) + (" [disk_full]" if exc.disk_full else ""))
         if len(refusals) >= 3:
             break
 leased = [item.id for item in outbox.lease(1_000_000)]
@@ -56,6 +56,8 @@ def test_disk_full_refuses_and_keeps_everything(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert len(report["refusals"]) == 3
     assert all("disk full" in r for r in report["refusals"])
+    # Said as such (the agent's /readyz: "the disk is full", not "at its cap").
+    assert all(r.endswith("[disk_full]") for r in report["refusals"])
     assert report["refused"] >= 3
     assert report["refusing"] is True  # health degraded, though far below the cap
     assert "refused new events" in result.stderr  # logged at ERROR, loudly

@@ -135,7 +135,10 @@ async def test_locked_store_and_oversized_alert_keep_the_rules_running(
         assert agent.task_failures() == []
         ready, details = service.readiness()
         assert ready is False
-        assert any(r.startswith("outbox writes fail") for r in details["reasons"])
+        assert any(
+            r.startswith("polling continues, 1 alerts held: outbox writes fail")
+            for r in details["reasons"]
+        )
         readings = agent.counters.readings["good"]
         lock.execute("ROLLBACK")
         lock.close()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from edge_agent.alerts import AlertMessage
+from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.maintainx.client import MaintainXClient
@@ -125,6 +126,7 @@ class MaintainXForwarder:
         self._pending_config: MaintainX | None = None
         self._leased: list[OutboxItem] = []
         self._last_probe = -PROBE_INTERVAL_S
+        self._next_prune = 0.0
 
     # ------------------------------------------------------------------ Forwarder
 
@@ -136,6 +138,7 @@ class MaintainXForwarder:
                 if self.ledger is None and not await self._open_ledger():
                     await self._sleep_or_reload(self._backoff.next_delay())
                     continue
+                await self._prune_ledger_if_due()
                 if self.status.credentials_rejected or self._reload.is_set():
                     await self._wait_for_reload()
                 if self.client is None:
@@ -347,6 +350,28 @@ class MaintainXForwarder:
             log.error("Cannot open the work order ledger.", extra={"error": str(exc)})
             return False
         return True
+
+    def stored_bytes(self) -> int:
+        """The ledger's rows, counted against ``storage.max_bytes`` with the outbox."""
+        return self.ledger.data_bytes if self.ledger is not None else 0
+
+    async def _prune_ledger_if_due(self) -> None:
+        """At start and hourly: forget what the ledger applied longer ago than
+        ``storage.ledger_retention`` (see :mod:`edge_agent.common.retention`)."""
+        if self.ledger is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+        cutoff = time.time_ns() - self.site.storage.ledger_retention
+        try:
+            removed = await asyncio.to_thread(self.ledger.prune, cutoff)
+        except LedgerError as exc:
+            log.error("Pruning the work order ledger failed.", extra={"error": str(exc)})
+            return
+        if removed:
+            log.info(
+                "Work order ledger pruned.",
+                extra={"rows": removed, "bytes": self.ledger.data_bytes},
+            )
 
     def _probe_due(self) -> bool:
         return time.monotonic() - self._last_probe >= PROBE_INTERVAL_S

@@ -12,7 +12,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
+
+WAL_AUTOCHECKPOINT_PAGES: Final = 200
+"""An automatic checkpoint every ~800 KB of WAL (SQLite's default, 1000 pages, is ~4 MB)."""
+ROW_OVERHEAD: Final = 24
+"""Bytes counted per row beside its text (its integers), for :attr:`SqliteLedger.data_bytes`."""
 
 
 class WorkOrderLedger(Protocol):
@@ -92,9 +99,46 @@ class SqliteLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            # The WAL shrinks back to this after each checkpoint (it keeps its largest size
+            # otherwise), and is checkpointed before it grows far past it.
+            self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
+            self.data_bytes = self._measure()
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the work order ledger {path}: {exc}") from exc
+
+    def _measure(self) -> int:
+        """What the rows hold (text lengths plus their integers): counted against
+        ``storage.max_bytes`` (the file's pages are reused after a prune, not returned)."""
+        (events,) = self._db.execute(
+            "SELECT coalesce(sum(length(event_id) + length(result) + ?), 0) FROM events",
+            (ROW_OVERHEAD,),
+        ).fetchone()
+        (alerts,) = self._db.execute(
+            "SELECT coalesce(sum(length(alert_id) + ?), 0) FROM work_orders", (ROW_OVERHEAD,)
+        ).fetchone()
+        return int(events) + int(alerts)
+
+    def prune(self, older_than_ns: int) -> int:
+        """Forget events applied and work orders last touched before ``older_than_ns``
+        (wall clock); returns the rows removed. The WAL is truncated after."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                removed = self._db.execute(
+                    "DELETE FROM events WHERE done_ns < ?", (older_than_ns,)
+                ).rowcount
+                removed += self._db.execute(
+                    "DELETE FROM work_orders WHERE updated_ns < ?", (older_than_ns,)
+                ).rowcount
+                self._db.execute("COMMIT")
+                self.data_bytes = self._measure()
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LedgerError(f"ledger prune failed: {exc}") from exc
+            truncate_wal(self._db)
+        return int(removed)
 
     def close(self) -> None:
         with self._lock:
@@ -132,6 +176,8 @@ class SqliteLedger:
             except sqlite3.Error as exc:
                 self._rollback()
                 raise LedgerError(f"ledger write failed: {exc}") from exc
+            if row is None:
+                self.data_bytes += len(alert_id) + ROW_OVERHEAD
         return row is not None and row[0] is None and int(row[1]) > 0
 
     def abandon_create(self, alert_id: str) -> None:
@@ -142,12 +188,16 @@ class SqliteLedger:
         )
 
     def record_created(self, alert_id: str, work_order_id: int) -> None:
+        # At most one row per alert, most often begun (and counted) by begin_create.
+        known = self._one("SELECT 1 FROM work_orders WHERE alert_id = ?", (alert_id,))
         self._write(
             "INSERT INTO work_orders (alert_id, work_order_id, updated_ns) VALUES (?, ?, ?) "
             "ON CONFLICT(alert_id) DO UPDATE SET work_order_id = excluded.work_order_id, "
             "updated_ns = excluded.updated_ns",
             (alert_id, int(work_order_id), time.time_ns()),
         )
+        if known is None:
+            self.data_bytes += len(alert_id) + ROW_OVERHEAD
 
     def is_done(self, event_id: str) -> bool:
         return self._one("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is not None
@@ -157,6 +207,7 @@ class SqliteLedger:
             "INSERT OR REPLACE INTO events (event_id, result, done_ns) VALUES (?, ?, ?)",
             (event_id, result, time.time_ns()),
         )
+        self.data_bytes += len(event_id) + len(result) + ROW_OVERHEAD
 
     def result_of(self, event_id: str) -> str | None:
         """The result recorded for an event (for ``edge-agent outbox`` and tests)."""

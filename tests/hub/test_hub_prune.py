@@ -1,0 +1,65 @@
+"""The hub's event table is pruned by age on both backends; an alert keeps its work order,
+so an activation resent after the retention still finds it (issue 17 §2). Found on main:
+the event table grew by one row per event for ever."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from edge_agent.common.retention import DAY_NS
+from edge_agent.common.sqlite_wal import wal_bytes
+from edge_agent.hub.config import Dedup
+from edge_agent.hub.prune import prune_once
+from edge_agent.hub.store import AlertRecord, HubStore
+from edge_agent.hub.store_sqlite import SqliteHubStore
+from tests.hub.test_hub_store_config import store
+
+__all__ = ["store"]
+
+
+async def test_events_older_than_the_retention_are_forgotten(store: HubStore) -> None:
+    alert = AlertRecord("site-a", "alert-1", "pump-1", "rule-1", 1)
+    ledger = store.ledger(alert)
+    ledger.begin_create("alert-1")
+    ledger.record_created("alert-1", 42)
+    ledger.mark_done("alert-1:activated", "created")
+    cutoff = time.time_ns()
+    store.ledger(alert).mark_done("alert-1:cleared", "commented")
+
+    assert store.prune_events(cutoff) == 1
+    assert store.result_of("alert-1:activated") is None
+    assert store.result_of("alert-1:cleared") is not None
+    # The alert's work order stays: a resent activation finds it, never a second one.
+    assert store.ledger(alert).work_order_for("alert-1") == 42
+    # The hub's round: nothing is old enough now.
+    assert await prune_once(store, 7 * DAY_NS) == 0
+
+
+async def test_the_sqlite_wal_is_truncated_after_a_prune(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    store = SqliteHubStore(path)
+    try:
+        alert = AlertRecord("site-a", "alert-1", "pump-1", "rule-1", 1)
+        for n in range(50):
+            store.ledger(alert).mark_done(f"alert-1:event-{n}", "commented")
+        assert wal_bytes(path) > 0
+        store.prune_events(time.time_ns() + 1)
+        assert wal_bytes(path) == 0
+    finally:
+        store.close()
+
+
+def test_the_retention_must_outlast_every_resend_window() -> None:
+    assert Dedup().retention == 90 * DAY_NS
+    with pytest.raises(ValidationError, match="longer than any window"):
+        Dedup.model_validate({"retention": "24h"})
+
+
+async def test_a_failing_prune_is_logged_and_never_ends_the_hub(tmp_path: Path) -> None:
+    store = SqliteHubStore(tmp_path / "hub.sqlite3")
+    store.close()  # every operation now fails, as with a store that is down
+    assert await prune_once(store, 7 * DAY_NS) == 0
