@@ -55,13 +55,17 @@ def check_file(path: Path) -> list[Diagnostic]:
         return sort_diagnostics(diagnostics)
     # What this file's secrets resolve to is hidden from every line printed about it.
     register_document_secrets(doc.data, path.absolute().parent)
+    from edge_agent.config.tls_files import check_tls_files
+
+    # Certificate, key and secret files are checked on this machine, as this user.
+    files = list(check_tls_files(doc))
     if "hub" in doc.data:
-        return _hub_diagnostics(path)
+        return sort_diagnostics([*_hub_diagnostics(path), *files])
     from edge_agent.config.serial_devices import check_serial_devices
 
     _config, diagnostics = check_site_files(path)
     # The serial lines are checked against this machine: validate runs on the gateway.
-    return sort_diagnostics([*diagnostics, *check_serial_devices(doc)])
+    return sort_diagnostics([*diagnostics, *check_serial_devices(doc), *files])
 
 
 def run(args: argparse.Namespace) -> int:
