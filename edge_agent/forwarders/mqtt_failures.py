@@ -41,7 +41,7 @@ def describe_socket_error(text: str, has_client_certificate: bool | None) -> str
         if has_client_certificate is False:
             return (
                 "the broker closed the TLS connection before answering: it may require a "
-                "client certificate, and none is configured (tls: certificate, private_key)"
+                "client certificate and none is configured (tls: certificate, private_key)"
             )
         return (
             "the broker closed the TLS connection before answering: it may have refused "

@@ -23,6 +23,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -110,17 +111,15 @@ def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
     client certificate and key. Relative paths are taken from ``base_dir``. Hostname
     verification stays on."""
 
-    def path(name: str) -> str:
-        return _tls_path(name, base_dir)
-
     # Each file on its own: the error names the file to fix (ssl's own messages do not).
-    ca = path(tls.ca) if tls.ca else None
+    ca = _tls_path(tls.ca, base_dir) if tls.ca else None
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     except (OSError, ssl.SSLError) as exc:
         raise MqttConfigError(f"cannot load the MQTT TLS CA file {ca}: {_why(exc)}") from exc
     if tls.certificate and tls.private_key:
-        certificate, key = path(tls.certificate), path(tls.private_key)
+        certificate = _tls_path(tls.certificate, base_dir)
+        key = _tls_path(tls.private_key, base_dir)
         try:
             context.load_cert_chain(certificate, key)
         except (OSError, ssl.SSLError) as exc:
@@ -132,6 +131,18 @@ def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
 
 def _why(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
+
+
+class _PahoErrors(logging.Handler):
+    """Hands each error line paho logs (network thread) to ``deliver``."""
+
+    def __init__(self, deliver: Callable[[str], None]) -> None:
+        super().__init__(logging.ERROR)
+        self._deliver = deliver
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # never raise into paho's thread
+            self._deliver(record.getMessage())
 
 
 class MqttLink:
@@ -488,8 +499,17 @@ class MqttLink:
         client.on_publish = self._cb_publish
         client.on_message = self._cb_message
         client.on_subscribe = self._cb_subscribe
-        client.on_log = self._cb_log
+        client.enable_logger(self._error_logger(client))
         return client
+
+    def _error_logger(self, client: paho.Client) -> logging.Logger:
+        """Where paho's error lines go (a broker's TLS alert is only there): kept for the
+        connect error. A logger of its own at ERROR: paho's per-packet debug lines are then
+        never formatted, and none reaches the agent's log."""
+        logger = logging.Logger(f"{__name__}.paho", logging.ERROR)
+        logger.propagate = False
+        logger.addHandler(_PahoErrors(partial(self._call, self._on_log_error_loop, client)))
+        return logger
 
     async def _drop_client(self, reason: str) -> None:
         """Forget the current client: fail its pending publishes, stop its thread."""
@@ -507,7 +527,7 @@ class MqttLink:
             client.on_publish = None
             client.on_message = None
             client.on_subscribe = None
-            client.on_log = None
+            client.disable_logger()
             with contextlib.suppress(Exception):
                 client.disconnect()
             await asyncio.to_thread(client.loop_stop)
@@ -582,10 +602,6 @@ class MqttLink:
     ) -> None:
         failures = [str(code) for code in reason_codes if code.is_failure]
         self._call(self._on_subscribe_loop, client, mid, failures)
-
-    def _cb_log(self, client: paho.Client, userdata: Any, level: int, text: str) -> None:
-        if level == paho.MQTT_LOG_ERR:
-            self._call(self._on_log_error_loop, client, text)
 
     def _call(self, func: Callable[..., None], *args: Any) -> None:
         loop = self._loop

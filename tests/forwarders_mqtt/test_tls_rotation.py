@@ -162,8 +162,9 @@ async def test_no_client_certificate_and_an_unresolvable_host_say_what_is_wrong(
             for link in (without, nowhere):
                 await link.close()
         assert without.last_error is not None
-        # mosquitto closes the connection without a TLS alert here.
-        assert "a client certificate, and none is configured" in without.last_error, (
+        # mosquitto sends the TLS alert "certificate required", or (seen under load) closes
+        # the connection before it is read: both say what to configure.
+        assert "client certificate and none is configured" in without.last_error, (
             without.last_error
         )
         assert nowhere.last_error is not None
