@@ -164,9 +164,7 @@ async def test_no_client_certificate_and_an_unresolvable_host_say_what_is_wrong(
         assert without.last_error is not None
         # mosquitto sends the TLS alert "certificate required", or (seen under load) closes
         # the connection before it is read: both say what to configure.
-        assert "client certificate and none is configured" in without.last_error, (
-            without.last_error
-        )
+        assert "client certificate and none is configured" in without.last_error, without.last_error
         assert nowhere.last_error is not None
         assert nowhere.last_error.startswith("the broker host 'broker.invalid' does not resolve"), (
             nowhere.last_error
