@@ -33,6 +33,8 @@ MAX_FILE_BYTES: Final = 1_000_000
 """Larger than any certificate chain or key: a bigger file is the wrong file."""
 
 
+SECRET_KEYS: Final = frozenset({"password", "api_key", "dsn", "secret"})
+"""The keys that hold secret references (``SecretRef``) in site and hub files."""
 SECURE_POLICIES: Final = frozenset(p.value for p in SecurityPolicy if p is not SecurityPolicy.NONE)
 
 
@@ -183,14 +185,21 @@ def connection_files(doc: Document) -> Iterator[CertificateFiles]:
 
 
 def _secret_files(value: object, path: ConfigPath) -> Iterator[tuple[ConfigPath, str]]:
-    """Every ``file:`` secret reference in the document (only secrets take that form)."""
+    """Every ``file:`` reference under a secret's key in the document (a work order text
+    may start with "file:" too)."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield from _secret_files(item, (*path, str(key)))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _secret_files(item, (*path, index))
-    elif isinstance(value, str) and value.startswith("file:") and len(value) > len("file:"):
+    elif (
+        path
+        and path[-1] in SECRET_KEYS
+        and isinstance(value, str)
+        and value.startswith("file:")
+        and len(value) > len("file:")
+    ):
         yield path, value[len("file:") :]
 
 

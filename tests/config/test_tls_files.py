@@ -168,3 +168,14 @@ def test_skip_host_checks_leaves_the_files_alone(
     path = site(tmp_path)
     assert main(["validate", "--skip-host-checks", str(path)]) == 0
     assert "no problems" in capsys.readouterr().err
+
+
+def test_a_text_that_starts_with_file_is_not_a_secret(tmp_path: Path) -> None:
+    path = site(tmp_path)
+    make_pki(tmp_path / "pki", days=365)
+    text = path.read_text(encoding="utf-8").replace(
+        "    on_delay: 5s\n",
+        '    on_delay: 5s\n    work_order: {title: "file: see the pump manual"}\n',
+    )
+    path.write_text(text, encoding="utf-8")
+    assert lines(path) == []
