@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pwd
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +32,6 @@ from edge_agent.config.models import SecurityPolicy
 EXPIRY_WARNING_DAYS: Final = 30
 MAX_FILE_BYTES: Final = 1_000_000
 """Larger than any certificate chain or key: a bigger file is the wrong file."""
-
-
 SECRET_KEYS: Final = frozenset({"password", "api_key", "dsn", "secret"})
 """The keys that hold secret references (``SecretRef``) in site and hub files."""
 SECURE_POLICIES: Final = frozenset(p.value for p in SecurityPolicy if p is not SecurityPolicy.NONE)
@@ -152,10 +151,8 @@ def validity_problem(
 
 def _user() -> str:
     try:
-        import pwd
-
         return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
+    except KeyError:
         return str(os.geteuid())
 
 
@@ -259,7 +256,10 @@ def _check_connection(doc: Document, files: CertificateFiles) -> Iterator[Diagno
             f"{key_path} is not the private key of the certificate {certificate_path}: "
             "install the key and certificate of the same pair",
         )
-    mode = key_path.stat().st_mode
+    try:
+        mode = key_path.stat().st_mode
+    except OSError:  # read a moment ago; gone now is for the next run to say
+        return
     if mode & stat.S_IROTH:
         yield doc.at(
             files.private_key,
