@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too (for CI and deploy scripts)"
     )
+    parser.add_argument(
+        "--skip-host-checks",
+        action="store_true",
+        help="do not open the certificate, key, secret and serial device files the file "
+        "names (checking a file away from its gateway, e.g. in CI)",
+    )
 
 
 def _hub_diagnostics(path: Path) -> list[Diagnostic]:
@@ -48,8 +54,9 @@ def _hub_diagnostics(path: Path) -> list[Diagnostic]:
     return diagnostics
 
 
-def check_file(path: Path) -> list[Diagnostic]:
-    """Every problem of one file, whichever kind it is (a top-level `hub:` makes a hub file)."""
+def check_file(path: Path, host_checks: bool = True) -> list[Diagnostic]:
+    """Every problem of one file, whichever kind it is (a top-level `hub:` makes a hub file).
+    ``host_checks``: also open the files it names on this machine, as this user."""
     from edge_agent.config.env_refs import check_env_references
     from edge_agent.config.loader import check_site_files, load_document
     from edge_agent.service.secret_scan import register_document_secrets
@@ -62,13 +69,18 @@ def check_file(path: Path) -> list[Diagnostic]:
     # Unset ${VAR}s are checked here, where validate runs, not by the loader: the service
     # reads its own environment and reports a missing variable itself.
     unset = list(check_env_references(doc))
+    from edge_agent.config.tls_files import check_tls_files
+
+    # Certificate, key and secret files are checked on this machine, as this user.
+    files = list(check_tls_files(doc)) if host_checks else []
     if "hub" in doc.data:
-        return sort_diagnostics([*_hub_diagnostics(path), *unset])
+        return sort_diagnostics([*_hub_diagnostics(path), *unset, *files])
     from edge_agent.config.serial_devices import check_serial_devices
 
     _config, diagnostics = check_site_files(path)
     # The serial lines are checked against this machine: validate runs on the gateway.
-    return sort_diagnostics([*diagnostics, *check_serial_devices(doc), *unset])
+    serial = list(check_serial_devices(doc)) if host_checks else []
+    return sort_diagnostics([*diagnostics, *serial, *files, *unset])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     diagnostics: list[Diagnostic] = []
     for name in files:
         try:
-            diagnostics.extend(check_file(Path(name)))
+            diagnostics.extend(check_file(Path(name), not args.skip_host_checks))
         except Exception as exc:  # never a traceback for an engineer on a gateway
             diagnostics.append(
                 Diagnostic(name, 1, 1, "error", (), f"internal error while checking: {exc!r}")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.hub_confirm import (
     BadMessage,
@@ -55,6 +56,8 @@ from edge_agent.forwarders.mqtt_link import (
     MqttLink,
     MqttPublishRefused,
     Will,
+    tls_context,
+    tls_files,
 )
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
@@ -105,6 +108,7 @@ class MqttForwarder:
         subscriptions: Sequence[tuple[str, int]] = (),
         on_message: Callable[[Message], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        files_check_s: float = CHECK_INTERVAL_S,
     ) -> None:
         self.config = config
         self.site_id = site_id
@@ -123,6 +127,14 @@ class MqttForwarder:
         self._nacks: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
         self._reload = asyncio.Event()
+        # Rotated TLS files: the link is rebuilt with them once they load.
+        self._rotation = (
+            RotationWatch(f"mqtt {config.host}", tls_files(config.tls, base_dir), files_check_s)
+            if config.tls is not None
+            else None
+        )
+        if self._rotation is not None:
+            self.status.extra["tls_rotations"] = 0
         self._refusal_backoff = Backoff.from_config(config.backoff)
         self._refused_since_flush = False
         self._subscriptions = list(subscriptions)
@@ -173,18 +185,39 @@ class MqttForwarder:
         cannot work (an unreadable TLS file, an unset password) hold every event and say so
         in ``status.holding``; they are tried again every ``SETTINGS_RETRY_S`` and at once
         on :meth:`reload_credentials`, which also rebuilds a working link (rotated
-        certificates, keys and password take effect)."""
+        certificates, keys and password take effect). Changed TLS files do the same by
+        themselves once they load (looked at every ``files_check_s``)."""
+        watcher = None
+        if self._rotation is not None:
+            watcher = asyncio.create_task(self._watch_tls_files(self._rotation), name="mqtt-tls")
+        try:
+            while True:
+                link = await self._open_link()
+                self._link = link
+                await self._prepare_outbox()
+                await link.start()
+                try:
+                    await self._serve(link)
+                finally:
+                    await self._close_link()
+                self._reload.clear()
+                log.info("MQTT link rebuilt with the reloaded settings.")
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _watch_tls_files(self, rotation: RotationWatch) -> None:
+        tls = self.config.tls
+        assert tls is not None
+
+        async def trial() -> None:
+            tls_context(tls, self.base_dir)
+
         while True:
-            link = await self._open_link()
-            self._link = link
-            await self._prepare_outbox()
-            await link.start()
-            try:
-                await self._serve(link)
-            finally:
-                await self._close_link()
-            self._reload.clear()
-            log.info("MQTT link rebuilt with the reloaded settings.")
+            await rotation.wait_for_rotation(trial)
+            self.status.extra["tls_rotations"] += 1
+            self._reload.set()
 
     def reload_credentials(self) -> None:
         """SIGHUP: read the password and TLS files again and reconnect with them (call on
@@ -194,6 +227,8 @@ class MqttForwarder:
     async def _open_link(self) -> MqttLink:
         """The link, once its settings load; until then hold, say why, and retry."""
         while True:
+            if self._rotation is not None:
+                self._rotation.loaded()
             try:
                 link = MqttLink.from_config(
                     self.config,

@@ -23,6 +23,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -34,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.config.models import Mqtt, Tls
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.forwarders.mqtt_failures import describe_connect_error, describe_socket_error
 from edge_agent.redaction import redact_bytes
 from edge_agent.sources.backoff import Backoff
 
@@ -91,25 +93,33 @@ class Message:
     only on that one (after a reconnect the broker redelivers it, maybe under another id)."""
 
 
+def _tls_path(name: str, base_dir: Path | None) -> str:
+    candidate = Path(name)
+    if not candidate.is_absolute() and base_dir is not None:
+        candidate = base_dir / candidate
+    return str(candidate)
+
+
+def tls_files(tls: Tls, base_dir: Path | None = None) -> list[Path]:
+    """The files the ``tls:`` section names (what certificate rotation watches)."""
+    names = (tls.ca, tls.certificate, tls.private_key)
+    return [Path(_tls_path(name, base_dir)) for name in names if name]
+
+
 def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
     """A client TLS context from the ``tls:`` section: CA (else the system's), optional
     client certificate and key. Relative paths are taken from ``base_dir``. Hostname
     verification stays on."""
 
-    def path(name: str) -> str:
-        candidate = Path(name)
-        if not candidate.is_absolute() and base_dir is not None:
-            candidate = base_dir / candidate
-        return str(candidate)
-
     # Each file on its own: the error names the file to fix (ssl's own messages do not).
-    ca = path(tls.ca) if tls.ca else None
+    ca = _tls_path(tls.ca, base_dir) if tls.ca else None
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     except (OSError, ssl.SSLError) as exc:
         raise MqttConfigError(f"cannot load the MQTT TLS CA file {ca}: {_why(exc)}") from exc
     if tls.certificate and tls.private_key:
-        certificate, key = path(tls.certificate), path(tls.private_key)
+        certificate = _tls_path(tls.certificate, base_dir)
+        key = _tls_path(tls.private_key, base_dir)
         try:
             context.load_cert_chain(certificate, key)
         except (OSError, ssl.SSLError) as exc:
@@ -121,6 +131,18 @@ def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
 
 def _why(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
+
+
+class _PahoErrors(logging.Handler):
+    """Hands each error line paho logs (network thread) to ``deliver``."""
+
+    def __init__(self, deliver: Callable[[str], None]) -> None:
+        super().__init__(logging.ERROR)
+        self._deliver = deliver
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # never raise into paho's thread
+            self._deliver(record.getMessage())
 
 
 class MqttLink:
@@ -157,6 +179,7 @@ class MqttLink:
         max_inflight: int = 20,
         manual_ack: bool = False,
         clean_start: bool = False,
+        client_certificate: bool | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -177,6 +200,10 @@ class MqttLink:
         # MQTT v5 clean start: drop any session the broker kept for this client id (a hub
         # replica whose shared subscription must live only while it is connected).
         self._clean_start = clean_start
+        # Whether the TLS context offers a client certificate (None: not known), for the
+        # words of a refused handshake.
+        self._client_certificate = client_certificate
+        self._socket_errors: list[str] = []  # what paho logged as errors on this connection
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
@@ -216,6 +243,7 @@ class MqttLink:
             port,
             client_id,
             tls=context,
+            client_certificate=None if config.tls is None else config.tls.certificate is not None,
             username=config.username,
             password=password,
             protocol=config.protocol,
@@ -381,15 +409,22 @@ class MqttLink:
             clean_start: Any = self._clean_start
         else:
             clean_start = paho.MQTT_CLEAN_START_FIRST_ONLY  # ignored by 3.1.1
+        self._socket_errors = []
         # connect() resolves the name, opens TCP and does the TLS handshake: blocking.
-        await asyncio.to_thread(
-            client.connect,
-            self.host,
-            self.port,
-            self._keepalive_s,
-            clean_start=clean_start,
-            properties=properties,
-        )
+        try:
+            await asyncio.to_thread(
+                client.connect,
+                self.host,
+                self.port,
+                self._keepalive_s,
+                clean_start=clean_start,
+                properties=properties,
+            )
+        except OSError as exc:
+            described = describe_connect_error(exc, self.host, self.port)
+            if described is None:
+                raise
+            raise MqttDisconnected(described) from exc
         self._set_nodelay(client)
         client.loop_start()
         waiting: set[asyncio.Future[Any]] = {self._connack, self._lost}
@@ -398,7 +433,12 @@ class MqttLink:
         )
         if self._connack not in done:
             reason = self._lost.result() if self._lost in done else "no CONNACK in time"
-            raise MqttDisconnected(f"connect failed: {reason}")
+            # A broker that refuses our certificate does so after the handshake (TLS 1.3):
+            # paho then only says "Unspecified error"; the alert is in what it logged.
+            refused = describe_socket_error(
+                "\n".join(self._socket_errors), self._client_certificate
+            )
+            raise MqttDisconnected(refused or f"connect failed: {reason}")
         code = self._connack.result()
         if code.is_failure:
             raise MqttDisconnected(f"broker refused the connection: {code}")
@@ -459,7 +499,17 @@ class MqttLink:
         client.on_publish = self._cb_publish
         client.on_message = self._cb_message
         client.on_subscribe = self._cb_subscribe
+        client.enable_logger(self._error_logger(client))
         return client
+
+    def _error_logger(self, client: paho.Client) -> logging.Logger:
+        """Where paho's error lines go (a broker's TLS alert is only there): kept for the
+        connect error. A logger of its own at ERROR: paho's per-packet debug lines are then
+        never formatted, and none reaches the agent's log."""
+        logger = logging.Logger(f"{__name__}.paho", logging.ERROR)
+        logger.propagate = False
+        logger.addHandler(_PahoErrors(partial(self._call, self._on_log_error_loop, client)))
+        return logger
 
     async def _drop_client(self, reason: str) -> None:
         """Forget the current client: fail its pending publishes, stop its thread."""
@@ -477,6 +527,7 @@ class MqttLink:
             client.on_publish = None
             client.on_message = None
             client.on_subscribe = None
+            client.disable_logger()
             with contextlib.suppress(Exception):
                 client.disconnect()
             await asyncio.to_thread(client.loop_stop)
@@ -563,6 +614,11 @@ class MqttLink:
     def _on_connect_loop(self, client: paho.Client, reason_code: ReasonCode) -> None:
         if client is self._client and self._connack is not None and not self._connack.done():
             self._connack.set_result(reason_code)
+
+    def _on_log_error_loop(self, client: paho.Client, text: str) -> None:
+        # The first errors say why; the rest follow from them.
+        if client is self._client and len(self._socket_errors) < 5:
+            self._socket_errors.append(text[:500])
 
     def _on_disconnect_loop(self, client: paho.Client, reason: str) -> None:
         if client is self._client and self._lost is not None and not self._lost.done():

@@ -273,6 +273,7 @@ class Hub:
             broker.effective_port,
             f"edge-agent-hub-{self.replica_id}",
             tls=context,
+            client_certificate=None if broker.tls is None else broker.tls.certificate is not None,
             username=broker.username,
             password=password,
             protocol="5",

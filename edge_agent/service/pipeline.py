@@ -678,6 +678,12 @@ class Agent:
                     if source.name in missing:
                         self._start_source(source)
                         changes.append(f"source:{source.name}")
+            if reload_credentials:
+                # Sources with certificate files look at them now (rotation on SIGHUP).
+                for source in self._sources.values():
+                    poke = getattr(source, "reload_credentials", None)
+                    if callable(poke):
+                        poke()
             if old.forwarding != new.forwarding:
                 await self._stop_forwarder()
                 self._start_forwarder()

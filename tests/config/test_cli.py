@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from ruamel.yaml import YAML
 
 from edge_agent.cli import main
+from edge_agent.sources.opcua.certs import generate_self_signed
 
 from .conftest import BROKEN, REPO_ROOT, VALID_SITE
 
@@ -207,6 +210,13 @@ def test_the_issue_example_with_quoted_secrets_is_valid_and_prints_no_secret(
     text = ISSUE_EXAMPLE.replace("password: ${MQTT_PASSWORD}}", 'password: "${MQTT_PASSWORD}"}')
     text = text.replace("api_key: ${MAINTAINX_API_KEY}}", 'api_key: "${MAINTAINX_API_KEY}"}')
     path = write("site.yaml", text)
+    # validate opens the files the connections name.
+    write("pki/ca.pem", (BROKEN / "pki" / "ca.pem").read_bytes())
+    for name in ("server", "cert"):  # the key left in key.pem is the client's
+        generate_self_signed(path.parent / f"pki/{name}.pem", path.parent / "pki/key.pem", "urn:x")
+        pem = (path.parent / f"pki/{name}.pem").read_bytes()
+        der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+        write(f"pki/{name}.der", der)
     done = edge_agent("validate", path)
     assert (done.returncode, done.stdout) == (0, ""), done.stdout
     printed_text = edge_agent("print-config", path).stdout

@@ -65,6 +65,8 @@ def test_absurd_values_are_reported_in_the_usual_form(
 ) -> None:
     site = tmp_path / "site.yaml"
     site.write_text(site_with(place, value))
+    (tmp_path / "pki").mkdir(exist_ok=True)  # validate opens the CA file the site names
+    (tmp_path / "pki" / "ca.pem").write_bytes((BROKEN / "pki" / "ca.pem").read_bytes())
     code = main(["validate", str(site)])
     out, err = capsys.readouterr()
     assert code in (0, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,22 @@ from asyncua.common.utils import ServiceError
 from asyncua.ua.status_codes import StatusCodes
 from cryptography import x509
 
+from edge_agent.config.models import Defaults, OpcUa
 from edge_agent.readings import Quality
 from edge_agent.simulators.opcua import SERVER_APPLICATION_URI, OpcUaSimulator, SimulatorSecurity
 from edge_agent.sources.opcua.certs import generate_self_signed, load_certificate_der
 from edge_agent.sources.opcua.security import TrustedServerCertificate
+from edge_agent.sources.opcua.source import OpcUaSource
 
-from .conftest import PLANT, Collector, connection, make_source, running
+from .conftest import (
+    PLANT,
+    Collector,
+    connection,
+    make_source,
+    plant_sensors,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -196,3 +207,61 @@ async def test_username_and_password_from_secrets(
     missing = connection(sim.endpoint, username=USER, password="${EDGE_TEST_UNSET_VARIABLE}")
     readings = await make_source(missing, base_dir=pki.root).read_once()
     assert "EDGE_TEST_UNSET_VARIABLE" in (readings[0].reason or "")
+
+
+def install(pki: Pki, name: str) -> None:
+    """A certificate renewal into ``live/``: key then certificate, each replaced by a rename."""
+    live = pki.path("live")
+    live.mkdir(exist_ok=True)
+    for suffix in ("key", "pem"):
+        shutil.copyfile(pki.path(f"{name}.{suffix}"), live / f".new.{suffix}")
+        (live / f".new.{suffix}").replace(live / f"client.{suffix}")
+
+
+def rotating_source(sim: OpcUaSimulator, pki: Pki, files_check_s: float) -> OpcUaSource:
+    conn = secure(sim, certificate="live/client.pem", private_key="live/client.key")
+    assert isinstance(conn, OpcUa)
+    return OpcUaSource(
+        "ua1", conn, plant_sensors(), Defaults(), pki.root, files_check_s=files_check_s
+    )
+
+
+async def test_a_certificate_file_change_rebuilds_the_session_with_the_new_files(
+    sim: OpcUaSimulator, pki: Pki
+) -> None:
+    """Issue 17 §4: the next session uses the rotated certificate, no SIGHUP needed."""
+    install(pki, "client")
+    source = rotating_source(sim, pki, files_check_s=0.1)
+    sink = Collector()
+    async with running(source, sink):
+        await sink.wait_for(lambda r: r.quality is Quality.GOOD)
+        # A certificate the server does not trust: refused, proof the new file is used.
+        install(pki, "stranger")
+        await wait_until(lambda: source.certificate_rotations == 1)
+        await sink.wait_for(lambda r: "BadCertificateUntrusted" in (r.reason or ""))
+        # The trusted one back in place: the next attempt (no session to rebuild) uses
+        # it, and readings are good again.
+        install(pki, "client")
+        await sink.wait_for(lambda r: r.quality is Quality.GOOD, since=sink.mark())
+        assert source.stats.connected
+
+
+async def test_sighup_looks_at_the_certificate_files_at_once(sim: OpcUaSimulator, pki: Pki) -> None:
+    install(pki, "client")
+    source = rotating_source(sim, pki, files_check_s=3600.0)  # only SIGHUP is quick enough
+    sink = Collector()
+    async with running(source, sink):
+        await sink.wait_for(lambda r: r.quality is Quality.GOOD)
+        install(pki, "stranger")
+        source.reload_credentials()
+        await wait_until(lambda: source.certificate_rotations == 1)
+        await sink.wait_for(lambda r: "BadCertificateUntrusted" in (r.reason or ""))
+
+
+async def test_an_unresolvable_host_is_named() -> None:
+    source = make_source(connection("opc.tcp://plc.invalid:4840/"))
+    readings = await source.read_once()
+    assert readings[0].quality is Quality.BAD
+    assert (readings[0].reason or "").startswith(
+        "the host 'plc.invalid' of opc.tcp://plc.invalid:4840/ does not resolve"
+    ), readings[0].reason

@@ -45,6 +45,15 @@ def _path(reference: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def security_files(config: OpcUa, base_dir: Path) -> list[Path]:
+    """The certificate and key files a secure connection loads (none for policy None)."""
+    security = config.security
+    if security.policy is SecurityPolicy.NONE:
+        return []
+    names = (security.certificate, security.private_key, security.server_certificate)
+    return [_path(name, base_dir) for name in names if name]
+
+
 def first_certificate(blob: bytes) -> bytes:
     """The leading certificate of a DER blob that may carry a chain after it."""
     if len(blob) > 4 and blob[0] == 0x30 and blob[1] == 0x82:

@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -33,12 +35,17 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
 from edge_agent.sources.backoff import Backoff
 from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
-from edge_agent.sources.opcua.security import TrustedServerCertificate, apply_security
+from edge_agent.sources.opcua.security import (
+    TrustedServerCertificate,
+    apply_security,
+    security_files,
+)
 from edge_agent.sources.opcua.security import check_server_endpoint as _check_endpoint
 from edge_agent.sources.opcua.status import pick_time_ns, quality_of
 
@@ -133,6 +140,7 @@ class OpcUaSource:
         defaults: Defaults,
         base_dir: Path,
         numeric_sensors: frozenset[str] = frozenset(),
+        files_check_s: float = CHECK_INTERVAL_S,
     ) -> None:
         self.name = name
         self.stats = ConnectionStats()
@@ -162,6 +170,11 @@ class OpcUaSource:
         self._disconnect_reason = NOT_CONNECTED
         self._backoff = Backoff.from_config(connection.backoff)
         self._overrun_logged_at = -math.inf
+        # Rotated certificate files: the session is rebuilt with them once they load.
+        files = security_files(connection, base_dir)
+        self._rotation = RotationWatch(f"opcua {name}", files, files_check_s) if files else None
+        #: Sessions rebuilt because the certificate files changed.
+        self.certificate_rotations = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -180,10 +193,7 @@ class OpcUaSource:
                     continue
                 self._backoff.reset()
                 try:
-                    if self._config.mode == "poll":
-                        await self._poll_loop(client, nodes, unresolved, sink)
-                    else:
-                        await self._subscribe_loop(client, nodes, unresolved, sink)
+                    await self._serve_session(client, nodes, unresolved, sink)
                 except SessionLost as exc:
                     self._note_down(str(exc))
                 except Exception as exc:  # a bug must not end the source: log it, rebuild
@@ -197,6 +207,46 @@ class OpcUaSource:
         finally:
             await _stop_task(ticker)
             await self.close()
+
+    def reload_credentials(self) -> None:
+        """SIGHUP: look at the certificate files now; a session is rebuilt when they changed
+        and load (call on the event loop)."""
+        if self._rotation is not None:
+            self._rotation.poke()
+
+    async def _serve_session(
+        self,
+        client: Client,
+        nodes: Mapping[str, ua.NodeId],
+        unresolved: Mapping[str, str],
+        sink: ReadingSink,
+    ) -> None:
+        """Poll or subscribe on the session until it is lost or new certificate files load."""
+        if self._config.mode == "poll":
+            work = self._poll_loop(client, nodes, unresolved, sink)
+        else:
+            work = self._subscribe_loop(client, nodes, unresolved, sink)
+        if self._rotation is None:
+            await work
+            return
+        session = asyncio.create_task(work, name=f"opcua-{self.name}-session")
+        rotated = asyncio.create_task(
+            self._rotation.wait_for_rotation(self._try_security), name=f"opcua-{self.name}-certs"
+        )
+        try:
+            await asyncio.wait({session, rotated}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            try:
+                await _stop_task(rotated)
+            finally:
+                await _stop_task(session)  # raises what ended the session (SessionLost)
+        if rotated.done() and not rotated.cancelled():
+            self.certificate_rotations += 1
+            raise SessionLost("certificate files changed: reconnecting with them")
+
+    async def _try_security(self) -> None:
+        """Load the security files as the next session will (raises if they cannot be used)."""
+        await apply_security(Client(self._config.endpoint), self._config, self._base_dir)
 
     async def read_once(self) -> list[Reading]:
         """Connect, read every sensor once, disconnect (for ``edge-agent read``).
@@ -321,6 +371,8 @@ class OpcUaSource:
         trusted: TrustedServerCertificate | None = None
         session_open = False
         try:
+            if self._rotation is not None:
+                self._rotation.loaded()
             trusted = await apply_security(client, config, self._base_dir)
             if trusted is not None:
                 await _check_endpoint(
@@ -367,6 +419,11 @@ class OpcUaSource:
             return OpcUaConnectError(f"timeout connecting to {endpoint}")
         if isinstance(exc, UaStatusCodeError):
             return OpcUaConnectError(f"server refused the session: {_status_name(exc)}")
+        if isinstance(exc, socket.gaierror):
+            host = urlsplit(endpoint).hostname
+            return OpcUaConnectError(
+                f"the host {host!r} of {endpoint} does not resolve: {exc.strerror or exc}"
+            )
         return OpcUaConnectError(f"cannot connect to {endpoint}: {_describe(exc)}")
 
     async def _resolve_nodes(self, client: Client) -> tuple[dict[str, ua.NodeId], dict[str, str]]:
@@ -649,7 +706,7 @@ class OpcUaSource:
                 await sink([bad(sensor_id, why, stamp, why) for sensor_id, why in failed.items()])
 
 
-async def _stop_task(task: asyncio.Task[None]) -> None:
+async def _stop_task(task: asyncio.Task[Any]) -> None:
     """Cancel a helper task and wait for it, without swallowing a cancellation aimed at
     the task that is waiting (``suppress(CancelledError)`` would: ``run`` would never end)."""
     task.cancel()
