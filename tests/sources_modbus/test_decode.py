@@ -19,8 +19,10 @@ from edge_agent.sources.modbus.decode import (
     NOT_A_NUMBER,
     DecodeError,
     compile_decoder,
+    decode_bits,
     decode_registers,
     encode_value,
+    unscale,
 )
 
 FORMATS = {
@@ -178,3 +180,19 @@ def test_a_finite_raw_value_scaled_past_the_float_range_is_not_a_number(factor: 
         compile_decoder(register, scale)(words)
     # The same value with a factor that stays in range is a good reading.
     assert decode_registers(register, words, Scale(factor=1.0)) == 1e300
+
+
+def test_the_simulators_encoding_and_unscaling_by_exact_values() -> None:
+    """What the simulator writes is what the agent reads: pinned by value, not only by a
+    round trip that a pair of symmetric mistakes would pass."""
+    flag = Register(table=RegisterTable.HOLDING, address=0, type="bool", bit=3)
+    assert encode_value(flag, True) == [0b1000]
+    assert encode_value(flag, False) == [0]
+    text = Register(table=RegisterTable.HOLDING, address=0, type="string", length=3)
+    assert encode_value(text, "abcdef") == [0x6162, 0x6300]  # cut to length, NUL-padded
+    assert unscale(25.0, Scale(factor=0.5, offset=5.0)) == 40.0
+    assert unscale(25.0, None) == 25.0
+    assert decode_bits([True, False]) is True
+    assert decode_bits([False, True]) is False
+    error = DecodeError("not a number")
+    assert error.reason == "not a number" and str(error) == "not a number"
