@@ -312,17 +312,25 @@ def run(args: argparse.Namespace) -> int:
         print("edge-agent simulate maintainx: listens on loopback only", file=sys.stderr)
         return 2
     keys = _keys(args)
-    emulator = Emulator(
-        args.host,
-        args.port,
-        keys,
-        rate_limit=args.rate_limit,
-        rate_window_s=args.rate_window,
-        rate_limiting=not args.no_rate_limit,
-        faults=Faults(
-            latency_s=args.latency, error_rate=args.error_rate, echo_headers=args.echo_headers
-        ),
-    ).start()
+    try:
+        emulator = Emulator(
+            args.host,
+            args.port,
+            keys,
+            rate_limit=args.rate_limit,
+            rate_window_s=args.rate_window,
+            rate_limiting=not args.no_rate_limit,
+            faults=Faults(
+                latency_s=args.latency, error_rate=args.error_rate, echo_headers=args.echo_headers
+            ),
+        ).start()
+    except OSError as exc:  # the port is taken, or not ours to bind: one line, like the others
+        print(
+            f"edge-agent simulate maintainx: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     for name in args.asset:
         print(f"asset {emulator.add_asset(name)}: {name}", flush=True)
     # Keys are secrets even here (the same command may hold a real one): never printed.
