@@ -869,6 +869,22 @@ class Outbox:
             raw=raw if isinstance(raw, dict) else None,
         )
 
+    def oldest_dead_letter(self) -> DeadLetter | None:
+        """The dead letter with the lowest id, or ``None``: for health, one indexed row
+        instead of every key (ids are zero-padded, so text order is id order)."""
+        with self._lock:
+            self._check_open()
+            try:
+                row = self._cache._sql(
+                    "SELECT key FROM Cache WHERE key >= ? AND key < ? ORDER BY key LIMIT 1",
+                    (_DEAD_PREFIX, _DEAD_PREFIX[:-1] + ";"),
+                ).fetchone()
+                return None if row is None else self._read_dead_letter(row[0])
+            except UnsafeRowError as exc:
+                raise OutboxCorrupt(f"a dead letter was refused: {exc}") from exc
+            except (OSError, sqlite3.Error, Timeout) as exc:
+                raise OutboxError(f"reading dead letters failed: {exc}") from exc
+
     def _dead_keys(self) -> list[str]:
         return [
             key

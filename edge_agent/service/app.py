@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_agent.alerts import format_time_ns
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
 from edge_agent.service.health import HealthServer
@@ -285,9 +286,12 @@ class Service:
                 f"rule state was damaged and set aside as {discarded.name}; open episodes may "
                 "be raised again"
             )
+        dead = _dead_letters(agent, outbox)
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,
+            "degraded": [dead["says"]] if dead else [],
+            "dead_letters": dead,
             "sources": sources,
             "forwarder": forwarder,
             "outbox": {
@@ -312,7 +316,9 @@ class Service:
         refuses new events). ``failed`` (HTTP 503) from the moment a task has ended
         unexpectedly, until the process exits."""
         outbox, _ = _outbox_status(self.agent)
-        status = "degraded" if outbox.get("refusing") else "ok"
+        dead = outbox.get("dead")
+        # Dead letters need a person; the agent itself runs on.
+        status = "degraded" if outbox.get("refusing") or dead else "ok"
         if not self.supervisor.alive:
             status = "failed"
         return {
@@ -320,6 +326,7 @@ class Service:
             "alive": self.supervisor.alive,
             "failures": self.supervisor.reasons(),
             "outbox_refusing": bool(outbox.get("refusing")),
+            "dead_letters": dead if isinstance(dead, int) else None,
             "site": self.agent.config.site.id,
             "uptime_s": round((time.time_ns() - self.agent.started_ns) / 1e9, 3),
             "config": self._config_status(),
@@ -342,6 +349,35 @@ def _outbox_status(agent: Agent) -> tuple[dict[str, Any], str | None]:
         return dict(as_mapping(agent.outbox_stats())), None
     except Exception as exc:
         return {}, str(exc) or type(exc).__name__
+
+
+def _dead_letters(agent: Agent, outbox: dict[str, Any]) -> dict[str, Any] | None:
+    """Dead letters are alerts a person must act on (fix the cause, then ``outbox retry``):
+    their count, the oldest and why it died, or None when there are none. The agent stays
+    ready (it works); ``/readyz`` lists it under ``degraded`` and ``/healthz`` says so."""
+    count = outbox.get("dead")
+    if not isinstance(count, int) or count <= 0 or agent.outbox is None:
+        return None
+    error: str | None = None
+    try:
+        oldest = agent.outbox.oldest_dead_letter()
+    except Exception as exc:  # a health request answers even when the store cannot
+        oldest, error = None, str(exc) or type(exc).__name__
+    view: dict[str, Any] = {"count": count, "oldest": None, "error": error}
+    if oldest is not None:
+        view["oldest"] = {
+            "id": oldest.id,
+            "alert_id": oldest.payload.get("alert_id"),
+            "rule": oldest.payload.get("rule"),
+            "reason": oldest.reason,
+            "dead_at": format_time_ns(int(oldest.dead_at * 1e9)),
+        }
+    what = f"; oldest: {oldest.reason}" if oldest is not None else ""
+    view["says"] = (
+        f"{count} dead letter(s) need a person{what} (fix the cause, then "
+        "'edge-agent outbox SITE retry')"
+    )
+    return view
 
 
 def _untried(agent: Agent, status: ForwarderStatus) -> bool:

@@ -75,6 +75,16 @@ def test_outbox_retry_from_the_command_line_while_the_agent_runs_is_counted_once
         agent.wait_ready()
         background.run(lambda: plant.set_value("m201_current", 70.0))
         wait_until(lambda: _outbox_metrics(agent) == (0, 1), 30, "one dead letter")
+        # A dead letter needs a person: named in /readyz (the agent still works, so it
+        # stays ready) and /healthz says degraded.
+        status, ready = agent.json("/readyz")
+        assert status == 200 and ready["dead_letters"]["count"] == 1, ready
+        oldest = ready["dead_letters"]["oldest"]
+        assert oldest["rule"] and oldest["alert_id"] and "400" in oldest["reason"], oldest
+        assert ready["degraded"] == [ready["dead_letters"]["says"]]
+        assert "1 dead letter(s) need a person; oldest: " in ready["degraded"][0]
+        _, alive = agent.json("/healthz")
+        assert (alive["status"], alive["dead_letters"]) == ("degraded", 1)
 
         # The operator fixes the site file (the agent reloads it) and retries from the CLI.
         document["assets"]["M-201"]["maintainx_id"] = 1002
@@ -99,6 +109,9 @@ def test_outbox_retry_from_the_command_line_while_the_agent_runs_is_counted_once
             )
 
         wait_until(settled, 20, "the metrics to agree with the store")
+        _, ready = agent.json("/readyz")
+        assert (ready["dead_letters"], ready["degraded"]) == (None, [])
+        assert agent.json("/healthz")[1]["status"] == "ok"
         for _ in range(10):  # and they stay there (main drifted to -1 only after the ack)
             assert _outbox_metrics(agent) == (0, 0)
         assert agent.stop() == 0
