@@ -18,11 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge_agent.common.schema_version import check_sqlite, stamp_sqlite
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
     REJECTED_ACTION,
+    SCHEMA_VERSION,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -83,7 +85,13 @@ class _Writer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            check_sqlite(self._db, "hub store", str(path), SCHEMA_VERSION)
+            self._db.executescript(_SCHEMA)
+            stamp_sqlite(self._db, SCHEMA_VERSION)
+        except BaseException:
+            self._db.close()
+            raise
         self._cond = threading.Condition()
         self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
         self._closed = False

@@ -12,7 +12,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+from edge_agent.common.schema_version import SchemaVersionError, check_sqlite, stamp_sqlite
 
 
 class WorkOrderLedger(Protocol):
@@ -57,6 +59,8 @@ class AbandonableLedger(WorkOrderLedger, Protocol):
         ...
 
 
+SCHEMA_VERSION: Final = 1
+"""The ledger's format (``PRAGMA user_version``); see :mod:`edge_agent.common.schema_version`."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_orders (
     alert_id        TEXT PRIMARY KEY,
@@ -92,9 +96,22 @@ class SqliteLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            # Refused before anything is created in it (NewerFormatError for a later release's).
+            check_sqlite(self._db, "work order ledger", str(path), SCHEMA_VERSION)
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            stamp_sqlite(self._db, SCHEMA_VERSION)
+        except (sqlite3.Error, SchemaVersionError) as exc:
+            self._db_close_quietly()
             raise LedgerError(f"cannot open the work order ledger {path}: {exc}") from exc
+        except BaseException:
+            self._db_close_quietly()
+            raise
+
+    def _db_close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def close(self) -> None:
         with self._lock:
