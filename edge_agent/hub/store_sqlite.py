@@ -82,11 +82,12 @@ class _Writer:
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
         try:
+            self._db.execute("PRAGMA busy_timeout=5000")
+            # First: a later release's file is refused untouched (NewerFormatError).
             check_sqlite(self._db, "hub store", str(path), SCHEMA_VERSION)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             stamp_sqlite(self._db, SCHEMA_VERSION)
         except BaseException:

@@ -118,7 +118,7 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
     # never writes into the working tree.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO_ROOT / name, src / name)
     shutil.copytree(
         REPO_ROOT / "edge_agent", src / "edge_agent", ignore=shutil.ignore_patterns("__pycache__")

@@ -93,11 +93,12 @@ class SqliteLedger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            # First, before even the journal mode is written: a later release's file is
+            # refused untouched (NewerFormatError).
+            check_sqlite(self._db, "work order ledger", str(path), SCHEMA_VERSION)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            # Refused before anything is created in it (NewerFormatError for a later release's).
-            check_sqlite(self._db, "work order ledger", str(path), SCHEMA_VERSION)
             self._db.executescript(_SCHEMA)
             stamp_sqlite(self._db, SCHEMA_VERSION)
         except (sqlite3.Error, SchemaVersionError) as exc:
