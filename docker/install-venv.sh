@@ -2,7 +2,10 @@
 # Builds the agent's virtualenv: every dependency exactly as locked (hash-checked binary
 # wheels or pure Python, no compiler needed), then the project as a wheel without resolving
 # anything more. Dockerfile.arm64 and Dockerfile.hub run it in their build stage and
-# tests/service/test_dockerfile.py runs it on the test machine.
+# tests/service/test_dockerfile.py runs it on the test machine. Run over an existing
+# VENV_DIR it upgrades in place (docs/operations.md, "Upgrade"): the project wheel is
+# force-reinstalled, so a same-version build still replaces the code. The commit shown by
+# `edge-agent --version` comes from git in SOURCE_DIR, or from EDGE_AGENT_COMMIT.
 #   usage: install-venv.sh SOURCE_DIR VENV_DIR [LOCK_FILE]
 #   LOCK_FILE: default SOURCE_DIR/requirements/agent.txt; requirements/hub.txt for the hub.
 # EDGE_AGENT_EXTRAS=postgres (the PostgreSQL driver a hub with `dedup.backend: postgres`

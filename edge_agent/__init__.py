@@ -5,6 +5,8 @@ Readings flow from ``sources`` through ``rules`` into the disk ``outbox`` and ou
 the site file that engineers edit.
 """
 
-__version__ = "0.1.0"
+# The one source of the version (pyproject.toml reads it): raised with every release, so that
+# an upgrade installs new code (see docs/operations.md, "Upgrade").
+__version__ = "0.2.0.dev0"
 
 __all__ = ["__version__"]

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, TextIO, cast
 
-from edge_agent import __version__
 from edge_agent.redaction import RedactingStream
 
 # name -> (module under edge_agent.commands, one-line help)
@@ -41,12 +40,28 @@ def _load(name: str) -> CommandModule:
     return cast(CommandModule, importlib.import_module(f"edge_agent.commands.{module_name}"))
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version and the commit, looked up only when asked for (the commit
+    may cost a ``git`` call)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        from edge_agent.build_info import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-agent",
         description="SCADA edge agent: sensors in, alarm rules, work orders out.",
     )
-    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and commit, then exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 CLOSE_LIMIT_S = 9.0
+EXIT_NEWER_STATE = 3
+"""The dedup store was written by a later release (as ``edge-agent run``)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,19 +62,26 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     base_dir = path.absolute().parent
-    if args.action == "kpis":
-        return _kpis(config, base_dir, as_json=args.json, since=args.since)
-    if args.action == "migrate-store":
-        return _migrate(config, base_dir, args.source)
-    if args.action in ("sites", "parked"):
-        return _inspect(config, base_dir, args)
-    if args.action == "webhooks":
-        return _webhooks(config, base_dir, prune=args.what == "prune")
-    from edge_agent.service.logs import configure_logging
+    from edge_agent.common.schema_version import NewerFormatError
 
-    configure_logging(config.logging.level)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_run(config, path.absolute(), register=args.register_webhooks))
+    try:
+        if args.action == "kpis":
+            return _kpis(config, base_dir, as_json=args.json, since=args.since)
+        if args.action == "migrate-store":
+            return _migrate(config, base_dir, args.source)
+        if args.action in ("sites", "parked"):
+            return _inspect(config, base_dir, args)
+        if args.action == "webhooks":
+            return _webhooks(config, base_dir, prune=args.what == "prune")
+        from edge_agent.service.logs import configure_logging
+
+        configure_logging(config.logging.level)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(_run(config, path.absolute(), register=args.register_webhooks))
+    except NewerFormatError as exc:
+        # A rollback: the store is a later release's (docs/operations.md, "Rollback").
+        print(f"edge-agent hub: {exc}", file=sys.stderr)
+        return EXIT_NEWER_STATE
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -209,6 +218,7 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         except (SubscriptionError, MaintainXError) as exc:
             print(f"edge-agent hub: cannot register webhooks: {exc}", file=sys.stderr)
             return 1
+    from edge_agent.common.schema_version import NewerFormatError
     from edge_agent.service.sdnotify import SystemdNotifier
 
     hub = Hub(config, base_dir)
@@ -245,6 +255,9 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         print(f"edge-agent hub: {exc}", file=sys.stderr)
         await _close(hub)
         return 1
+    except NewerFormatError:
+        await _close(hub)
+        raise
     print(
         f"hub {hub.replica_id} running: health on port {hub.health_port}"
         + (f", webhooks on port {hub.webhook_port}" if hub.webhook_server else ""),

@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.common.schema_version import NewerFormatError
     from edge_agent.config.diagnostics import ConfigError
     from edge_agent.config.loader import load_site
     from edge_agent.config.state_dir import state_dir_of, state_left_behind
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Outbox.open(directory, config.storage.max_bytes) as outbox:
             return _ACTIONS[args.action](outbox, args, directory)
-    except OutboxError as exc:
+    except (OutboxError, NewerFormatError) as exc:
         print(f"edge-agent outbox: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

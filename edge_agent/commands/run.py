@@ -3,8 +3,10 @@
 Exit codes: 0 after SIGTERM/SIGINT, 2 for a site file with errors (printed like
 ``edge-agent validate``) when there is no last good configuration to run instead (see
 :mod:`edge_agent.service.last_good`), 1 when the agent cannot start (state directory, health
-port), 70 when a task ended unexpectedly (state saved; for systemd or Docker to restart it).
-The systemd unit does not restart on 2: a broken file stays broken until edited.
+port), 3 when the state folder was written by a later release (a rollback: see
+docs/operations.md, "Rollback"), 70 when a task ended unexpectedly (state saved; for systemd
+or Docker to restart it). The systemd unit does not restart on 2 or 3: a broken file stays
+broken until edited, a later release's state stays so until that release is back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from edge_agent.common.schema_version import NewerFormatError
+
+EXIT_NEWER_STATE: Final = 3
+"""A file of the state folder was written by a later release: see the message."""
 
 if TYPE_CHECKING:
     from edge_agent.config.models import SiteConfig
@@ -61,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         # The state folder of a file that does not load: the one systemd names, else the
         # default (a broken file's own ``storage.path`` cannot be trusted).
         state_dir = (args.state_dir or Path(Storage().path)).resolve()
-        config, fallback = _last_good(state_dir, problem)
+        try:
+            config, fallback = _last_good(state_dir, problem)
+        except NewerFormatError as exc:
+            print(f"edge-agent: {exc}", file=sys.stderr)
+            return EXIT_NEWER_STATE
         if config is None:
             return 2
     configure_logging(config.logging.level, args.log_format or config.logging.format)
@@ -119,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
     except (AgentError, HealthError) as exc:
         log.error("The agent could not start.", extra={"error": str(exc)})
         return 1
+    except NewerFormatError as exc:
+        log.error(
+            "The agent could not start: its state was written by a later release.",
+            extra={"error": str(exc), "exit_code": EXIT_NEWER_STATE},
+        )
+        return EXIT_NEWER_STATE
     finally:
         lock.release()
 

@@ -25,12 +25,17 @@ from typing import Any, Final
 
 from edge_agent.alerts import AlertMessage
 from edge_agent.common.atomic import write_atomic
+from edge_agent.common.schema_version import SchemaVersionError, check
 from edge_agent.wire.alert import is_wire_id
 
 log = logging.getLogger(__name__)
 
 CLOSED: Final = frozenset({"DONE", "CANCELED"})
 FILE_NAME: Final = "work-orders.json"
+SCHEMA_VERSION: Final = 1
+VERSION_KEY: Final = "__schema_version__"
+"""Beside the rules in the file's map: no rule id starts with ``_`` (and 0.1.0, reading a
+later file, skips it as an entry of the wrong shape)."""
 
 
 @dataclass
@@ -72,6 +77,11 @@ class WorkOrderTracker:
             return {}
         rules: dict[str, RuleWorkOrder] = {}
         if isinstance(data, dict):
+            try:
+                check("work order map", str(self.path), data.pop(VERSION_KEY, None), SCHEMA_VERSION)
+            except SchemaVersionError as exc:
+                log.warning("Work order map unreadable; starting empty.", extra={"error": str(exc)})
+                return {}
             for rule, entry in data.items():
                 try:
                     work_order_id = entry["work_order_id"]
@@ -86,7 +96,8 @@ class WorkOrderTracker:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        body = json.dumps({rule: asdict(entry) for rule, entry in self._rules.items()})
+        entries: dict[str, Any] = {rule: asdict(entry) for rule, entry in self._rules.items()}
+        body = json.dumps({VERSION_KEY: SCHEMA_VERSION, **entries})
         write_atomic(self.path, body.encode())
 
     # ------------------------------------------------------------------ queries

@@ -1,8 +1,9 @@
 """What arrives on ``{prefix}/{site}/alerts`` and what the hub answers on
 ``{prefix}/{site}/results`` and ``{prefix}/{site}/workorders/{id}``. Pure: no I/O.
 
-An alert is accepted only when it is JSON, carries ``"schema": "edge-agent/alert@1"``,
-names the same site as its topic, the site is configured, and every field is within the
+An alert is accepted only when it is JSON, carries a schema this release reads
+(``edge-agent/alert@1`` and the one before it, see ``ACCEPTED_ALERT_SCHEMAS``), names the
+same site as its topic, the site is configured, and every field is within the
 bounds of :mod:`edge_agent.wire.alert` (the schema the agent writes with). Anything else is a
 :class:`Rejection` with a short machine-readable reason.
 """
@@ -17,7 +18,7 @@ from typing import Any, Final, cast
 from edge_agent.alerts import AlertMessage, format_time_ns
 from edge_agent.config.models import SITE_ID_PATTERN
 from edge_agent.redaction import redact_value
-from edge_agent.wire.alert import ALERT_SCHEMA, MAX_ID_CHARS, alert_problem
+from edge_agent.wire.alert import MAX_ID_CHARS, alert_problem, schema_problem
 
 RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
@@ -84,15 +85,9 @@ def validate_alert(
         return Rejection("not_an_object", "a JSON object is expected", topic_site)
     event_id = data.get("event_id")
     event_id = event_id if isinstance(event_id, str) and len(event_id) <= MAX_ID_CHARS else None
-    schema = data.get("schema")
-    if schema != ALERT_SCHEMA:
-        shown = schema if isinstance(schema, str) else type(schema).__name__
-        return Rejection(
-            "wrong_schema",
-            f"schema {str(shown)[:64]!r}, expected {ALERT_SCHEMA}",
-            topic_site,
-            event_id,
-        )
+    problem = schema_problem(data.get("schema"))
+    if problem is not None:
+        return Rejection("wrong_schema", problem, topic_site, event_id)
     payload_site = data.get("site")
     if payload_site != topic_site:
         # The topic's site is the one the broker let this client publish to: answer there,

@@ -19,9 +19,13 @@ import abc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
+
+SCHEMA_VERSION: Final = 1
+"""The hub store's tables, in SQLite and PostgreSQL alike (0.1.0's carried none: version 1);
+see :mod:`edge_agent.common.schema_version`."""
 
 CLOSED_STATUSES = frozenset({"DONE", "CANCELED"})
 """Work order statuses after which a new activation makes a new work order."""

@@ -22,12 +22,14 @@ from typing import Any
 
 import psycopg
 
+from edge_agent.common.schema_version import check
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
     PARKED_COLUMNS,
     REJECTED_ACTION,
+    SCHEMA_VERSION,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -49,6 +51,11 @@ from edge_agent.hub.store import (
 
 _PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
 
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS {p}schema_version (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version INTEGER NOT NULL
+)
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {p}alerts (
     alert_id TEXT PRIMARY KEY, site TEXT NOT NULL, asset TEXT NOT NULL, rule TEXT NOT NULL,
@@ -224,11 +231,28 @@ class PostgresHubStore:
             raise StoreError(f"bad table prefix {table_prefix!r}")
         self.p = table_prefix
         self._pool = _Pool(dsn, pool_size, timeout_s)
+        try:
+            self._create_tables(table_prefix)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _create_tables(self, table_prefix: str) -> None:
         index_prefix = table_prefix.split(".")[-1]
         with self._pool.connection() as conn, conn.transaction():
             # Two replicas starting together must not race on CREATE TABLE.
             conn.execute("SELECT pg_advisory_xact_lock(7242001)")
+            # Checked before anything is created: a later release's tables are refused.
+            conn.execute(_VERSION_TABLE.format(p=table_prefix))
+            row = conn.execute(f"SELECT version FROM {table_prefix}schema_version").fetchone()
+            where = f"PostgreSQL table {table_prefix}schema_version"  # never the DSN
+            check("hub store", where, None if row is None else row[0], SCHEMA_VERSION)
             conn.execute(_SCHEMA.format(p=table_prefix, n=index_prefix))
+            conn.execute(
+                f"INSERT INTO {table_prefix}schema_version (version) VALUES (%s) "
+                "ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version",
+                (SCHEMA_VERSION,),
+            )
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._pool.connection() as conn:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge_agent.common.schema_version import check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
@@ -25,6 +26,7 @@ from edge_agent.hub.store import (
     KPI_ORDERS_SQL,
     PARKED_COLUMNS,
     REJECTED_ACTION,
+    SCHEMA_VERSION,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -81,11 +83,18 @@ class _Writer:
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA busy_timeout=5000")
+            # First: a later release's file is refused untouched (NewerFormatError).
+            check_sqlite(self._db, "hub store", str(path), SCHEMA_VERSION)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            self._db.executescript(_SCHEMA)
+            stamp_sqlite(self._db, SCHEMA_VERSION)
+        except BaseException:
+            self._db.close()
+            raise
         self._cond = threading.Condition()
         self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
         self._closed = False

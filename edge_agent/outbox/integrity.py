@@ -11,6 +11,8 @@ the id counter. It never decodes a value: damaged *values* are a row's problem, 
 the row is read, and dead-lettered there (see :mod:`.store`).
 
 A locked or unreadable file (permissions, I/O) is not damage: :class:`StoreUnavailable`.
+A file of a later release's format is not damage either: :class:`NewerFormatError`, raised
+before anything else is looked at (its tables may well differ from ours).
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from typing import Any, Final
 
 from diskcache.core import DEFAULT_SETTINGS, EVICTION_POLICY, METADATA, MODE_RAW
 
+from edge_agent.common.schema_version import (
+    SchemaVersionError,
+    check_sqlite,
+    stamp_sqlite,
+)
+
 DB_NAME: Final = "cache.db"
+SCHEMA_VERSION: Final = 1
+"""The outbox's row format (``PRAGMA user_version`` of its file, 0 in 0.1.0's = version 1);
+see :mod:`edge_agent.common.schema_version`."""
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +128,10 @@ def find_damage(db_path: Path, timeout_s: float = 10.0) -> str | None:
         return "the file is not an SQLite database"
     try:
         with _reader(db_path, timeout_s) as db:
+            check_sqlite(db, "outbox", str(db_path), SCHEMA_VERSION)
             return _schema_damage(db)
+    except SchemaVersionError as exc:
+        return str(exc)
     except sqlite3.Error as exc:
         if is_corruption(exc) or not _is_passing(exc):
             return f"SQLite reports damage: {exc}"
@@ -125,6 +139,13 @@ def find_damage(db_path: Path, timeout_s: float = 10.0) -> str | None:
     except UnicodeDecodeError:
         # sqlite3 decodes SQLite's error message, which quotes the damaged schema.
         return "SQLite reports damage (in a message that is not even text)"
+
+
+def stamp_version(db_path: Path, timeout_s: float = 10.0) -> None:
+    """Record :data:`SCHEMA_VERSION` in a file that passed :func:`find_damage` (and was
+    migrated, when older)."""
+    with _reader(db_path, timeout_s) as db:
+        stamp_sqlite(db, SCHEMA_VERSION)
 
 
 def _schema_damage(db: sqlite3.Connection) -> str | None:

@@ -60,6 +60,7 @@ from edge_agent.outbox.integrity import (
     find_damage,
     highest_id,
     is_corruption,
+    stamp_version,
 )
 from edge_agent.outbox.jsondisk import (
     MAX_NESTING,
@@ -463,6 +464,11 @@ class Outbox:
             raise OutboxError(f"cannot open the outbox in {directory}: {exc}") from exc
         except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
             raise OutboxDamaged(f"the outbox in {directory} is damaged: {exc}") from exc
+        try:
+            stamp_version(directory / DB_NAME)
+        except sqlite3.Error as exc:
+            cache.close()
+            raise OutboxError(f"cannot open the outbox in {directory}: {exc}") from exc
         for child in directory.iterdir():
             if child.is_file():
                 child.chmod(0o600)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.common.atomic import write_atomic
+from edge_agent.common.schema_version import check
+from edge_agent.rules.snapshot import SNAPSHOT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,10 @@ class RuleStateStore:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+            # Before the shape is judged: a later release's state is refused, not set aside
+            # (NewerFormatError), so that reinstalling that release finds it again.
+            check("rule state", str(self.path), data.get("version"), SNAPSHOT_VERSION)
+        except ValueError as exc:  # SchemaVersionError is one
             self.set_aside(str(exc))
             return None
         saved_wall = data.pop(SAVED_WALL_KEY, None)

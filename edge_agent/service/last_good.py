@@ -10,18 +10,23 @@ site file: the first valid save is applied and ends the fallback. Without a save
 ``run`` exits with the config-error status, which the systemd unit does not restart.
 
 The copy is read with the same checks as any site file (JSON is YAML), so a tampered or
-truncated copy is refused like a broken site file, never half-used.
+truncated copy is refused like a broken site file, never half-used. Its schema version is the
+site file's ``version:`` (the first key we write); a later release's copy is refused with
+:class:`~edge_agent.common.schema_version.NewerFormatError` rather than judged as a broken file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from edge_agent.common.atomic import write_atomic
+from edge_agent.common.schema_version import SchemaVersionError, check
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import SiteConfig, dump_site
 
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 LAST_GOOD_NAME: Final = "last-good-site.json"
 MAX_LAST_GOOD_BYTES: Final = 64 * 1024 * 1024
 """A copy larger than this was not written by the agent: refused unread."""
+SITE_FORMAT_VERSION: Final = 1
+"""The site file format this release reads (``SiteConfig.version``)."""
+_VERSION_HEAD: Final = re.compile(rb'\A\{\s*"version":\s*(\d{1,9})\b')
 NAG_INTERVAL_S: Final = 60.0
 """How often the running fallback says so in the log."""
 
@@ -76,5 +84,20 @@ def load_last_good(state_dir: Path) -> tuple[SiteConfig | None, list[Diagnostic]
             extra={"path": str(path), "bytes": info.st_size},
         )
         return None, []
+    _check_version(path)
     config, diagnostics, _files = check_isolated(path)
     return config, diagnostics
+
+
+def _check_version(path: Path) -> None:
+    """Raise NewerFormatError for a copy a later release wrote (found in the first bytes:
+    our writer puts ``version`` first; anything else is left to the site file checks)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(256)
+    except OSError:
+        return  # the full read reports it
+    match = _VERSION_HEAD.match(head)
+    if match is not None:
+        with contextlib.suppress(SchemaVersionError):  # 0 or the like: a broken file
+            check("last good configuration", str(path), int(match[1]), SITE_FORMAT_VERSION)

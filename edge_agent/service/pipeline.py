@@ -179,7 +179,10 @@ class Agent:
         # A crash in the middle of an atomic write leaves its temporary file: not ours to keep.
         remove_stale_temporaries(self.state_dir)
         from edge_agent.outbox.store import OutboxError
+        from edge_agent.service.state_formats import check_state_folder
 
+        # A later release's files (a rollback) stop the start before any is opened.
+        await asyncio.to_thread(check_state_folder, self.state_dir)
         try:
             # A damaged outbox is set aside, not fatal (docs/outbox.md, "A damaged outbox").
             self.outbox = await asyncio.to_thread(

@@ -15,7 +15,17 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-ALERT_SCHEMA: Final = "edge-agent/alert@1"
+ALERT_SCHEMA_VERSION: Final = 1
+ALERT_SCHEMA: Final = f"edge-agent/alert@{ALERT_SCHEMA_VERSION}"
+"""What this release writes."""
+ACCEPTED_ALERT_SCHEMAS: Final = frozenset(
+    f"edge-agent/alert@{version}"
+    for version in range(max(1, ALERT_SCHEMA_VERSION - 1), ALERT_SCHEMA_VERSION + 1)
+)
+"""What this release reads: the current schema and the one before, so that sites still on
+the previous release keep working while the hub is upgraded first (docs/operations.md,
+"Upgrade"). A change of the schema adds its reading of the previous one here."""
+_SCHEMA_RE: Final = re.compile(r"edge-agent/alert@(\d{1,6})")
 EVENTS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
 PRIORITIES: Final = ("NONE", "LOW", "MEDIUM", "HIGH")
 ASSIGNEE_TYPES: Final = frozenset({"USER", "TEAM"})
@@ -74,6 +84,23 @@ def is_wire_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT64_MAX
 
 
+def schema_problem(schema: object) -> str | None:
+    """Why a message's ``schema`` is not one this release reads, or None when it is. A later
+    release's schema says so: its site was upgraded before the hub."""
+    if schema in ACCEPTED_ALERT_SCHEMAS:
+        return None
+    accepted = " or ".join(sorted(ACCEPTED_ALERT_SCHEMAS))
+    if isinstance(schema, str):
+        match = _SCHEMA_RE.fullmatch(schema)
+        if match is not None and int(match[1]) > ALERT_SCHEMA_VERSION:
+            return (
+                f"schema {schema!r} is a later release's; this one reads {accepted}: "
+                "upgrade the hub before its sites"
+            )
+    shown = schema if isinstance(schema, str) else type(schema).__name__
+    return f"schema {str(shown)[:64]!r}, expected {accepted}"
+
+
 def alert_problem(data: dict[str, Any]) -> str | None:
     """The first field of an alert message that breaks the schema, or None when it is
     valid. Never raises (a check that raised would itself be a poison message)."""
@@ -128,8 +155,8 @@ def _scalar(value: object) -> bool:
 
 
 def _problem(data: dict[str, Any]) -> str | None:
-    if data.get("schema") != ALERT_SCHEMA:
-        return f"schema: {ALERT_SCHEMA} is required"
+    if data.get("schema") not in ACCEPTED_ALERT_SCHEMAS:
+        return f"schema: {' or '.join(sorted(ACCEPTED_ALERT_SCHEMAS))} is required"
     site = data.get("site")
     if not isinstance(site, str) or not _SITE_RE.match(site):
         return "site: a site id ([a-z0-9][a-z0-9-]{0,62}) is required"

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -120,7 +121,7 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
     # never writes into the working tree.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO_ROOT / name, src / name)
     shutil.copytree(
         REPO_ROOT / "edge_agent", src / "edge_agent", ignore=shutil.ignore_patterns("__pycache__")
@@ -161,3 +162,25 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
         [str(venv / "bin" / "python"), "-c", probe_code], capture_output=True, timeout=30
     )
     assert failed.returncode != 0
+
+    # Re-run over the install, as an upgrade does: new code under the same version number
+    # replaces the old (pip alone keeps an installed version as "already satisfied"), and
+    # --version names the commit it was built from (the image build passes it this way).
+    (src / "edge_agent" / "upgrade_marker.py").write_text("BUILD = 2\n")
+    again = subprocess.run(
+        ["sh", str(script), str(src), str(venv)],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "EDGE_AGENT_COMMIT": "0123456789abcdef"},
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "(commit 0123456789ab)" in again.stdout
+    marker = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import edge_agent.upgrade_marker"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,  # not the repository's own edge_agent folder
+    )
+    assert marker.returncode == 0, "the second run kept the old code: " + marker.stderr

@@ -71,3 +71,17 @@ def test_systemd_analyze_verify_passes(tmp_path: Path) -> None:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(text)
     assert {"Unit", "Service", "Install"} <= set(parser.sections())
+
+
+def test_the_unit_allows_the_serial_ports_of_common_gateways() -> None:
+    allowed = {value.split()[0] for value in _unit_settings()["DeviceAllow"]}
+    # PC UARTs, USB adapters, Raspberry Pi, SC16IS7xx RS-485 HATs, i.MX gateways.
+    for driver in ("ttyS", "ttyUSB", "ttyACM", "ttyAMA", "ttySC", "ttymxc"):
+        assert f"char-{driver}" in allowed, driver
+
+
+def test_the_unit_does_not_restart_on_a_later_release_state() -> None:
+    from edge_agent.commands.run import EXIT_NEWER_STATE
+
+    [statuses] = _unit_settings()["RestartPreventExitStatus"]
+    assert str(EXIT_NEWER_STATE) in statuses.split()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
+from edge_agent.common.schema_version import SchemaVersionError, check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 200
@@ -64,6 +65,8 @@ class AbandonableLedger(WorkOrderLedger, Protocol):
         ...
 
 
+SCHEMA_VERSION: Final = 1
+"""The ledger's format (``PRAGMA user_version``); see :mod:`edge_agent.common.schema_version`."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_orders (
     alert_id        TEXT PRIMARY KEY,
@@ -96,17 +99,31 @@ class SqliteLedger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            # First, before even the journal mode is written: a later release's file is
+            # refused untouched (NewerFormatError).
+            check_sqlite(self._db, "work order ledger", str(path), SCHEMA_VERSION)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
             # The WAL shrinks back to this after each checkpoint (it keeps its largest size
             # otherwise), and is checkpointed before it grows far past it.
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
+            stamp_sqlite(self._db, SCHEMA_VERSION)
             self.data_bytes = self._measure()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, SchemaVersionError) as exc:
+            self._db_close_quietly()
             raise LedgerError(f"cannot open the work order ledger {path}: {exc}") from exc
+        except BaseException:
+            self._db_close_quietly()
+            raise
+
+    def _db_close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def _measure(self) -> int:
         """What the rows hold (text lengths plus their integers): counted against
