@@ -62,6 +62,17 @@ class Priority(StrEnum):
 class Site(Model):
     id: SiteId
     name: str = ""
+    # Times in work-order texts are written in this zone (an IANA name such as
+    # Europe/Berlin); the wire keeps UTC.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from edge_agent.common.local_time import zone
+
+        zone(value)  # raises ValueError with the fix
+        return value
 
 
 class Chattering(Model):
@@ -334,6 +345,9 @@ class Sensor(Model):
     unit_id: Annotated[int, Field(ge=0, le=255)] | None = None  # overrides the connection's
     scale: Scale | None = None
     stale_after: Duration | None = None
+    # Digits after the point in work-order texts (default: from the scale factor's, else
+    # 2 for a fractional value); the messages keep the full value.
+    decimals: Annotated[int, Field(ge=0, le=10)] | None = None
 
     @field_validator("node")
     @classmethod

@@ -14,6 +14,7 @@ import logging
 import re
 import string
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final, cast
 
 from edge_agent.alerts import (
@@ -26,6 +27,7 @@ from edge_agent.alerts import (
     format_time_ns,
     make_event_id,
 )
+from edge_agent.common.local_time import local_text
 from edge_agent.config.models import TEMPLATE_FIELDS, Rule, SiteConfig
 from edge_agent.config.units import format_duration
 from edge_agent.rules.events import CAUSE_STALE, AlarmEvent
@@ -136,6 +138,51 @@ def template_values(event: AlarmEvent, config: SiteConfig, rule: Rule | None) ->
     }
 
 
+def _for_people(
+    event: AlarmEvent, config: SiteConfig, rule: Rule | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """The fields of the default texts as a person reads them: numbers to the sensor's
+    decimals, times to the second in ``site.timezone`` (not ``300.1021901976017 degC/1m``
+    since ``02:55:43.609317575Z``). A stale episode's time is when the last good reading
+    came (its staleness was declared ``stale_after`` later)."""
+    decimals = _decimals(config, event.sensor_id)
+    started = event.started_ns
+    if started is not None and event.cause == CAUSE_STALE and rule is not None:
+        started -= config.stale_after_ns(rule)
+    return {
+        **fields,
+        "value": number_text(event.value, decimals),
+        "limit": number_text(event.limit, decimals),
+        "peak": number_text(event.peak, decimals),
+        "started_at": local_text(started, config.site.timezone) if started is not None else "",
+    }
+
+
+def _decimals(config: SiteConfig, sensor_id: str | None) -> int | None:
+    """The sensor's ``decimals``, else those of its scale factor (0.01 → 2), else None."""
+    sensor = config.sensors.get(sensor_id or "")
+    if sensor is None:
+        return None
+    if sensor.decimals is not None:
+        return sensor.decimals
+    if sensor.scale is not None and sensor.scale.factor not in (0.0, 1.0):
+        exponent = Decimal(repr(abs(sensor.scale.factor))).normalize().as_tuple().exponent
+        return min(max(-exponent, 0), 10) if isinstance(exponent, int) else None
+    return None
+
+
+def number_text(value: Any, decimals: int | None) -> str:
+    """A reading as text: rounded to ``decimals`` (default: whole numbers as they are, other
+    numbers to 2 places); anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if decimals is None:
+        if isinstance(value, int) or value.is_integer():
+            return str(int(value)) if abs(value) < 1e15 else f"{value:g}"
+        decimals = 2
+    return f"{value:.{decimals}f}"
+
+
 def _unit(config: SiteConfig, rule: Rule | None, sensor_id: str | None) -> str | None:
     sensor = config.sensors.get(sensor_id or "")
     unit = sensor.unit if sensor is not None else None
@@ -162,21 +209,23 @@ def to_alert_message(event: AlarmEvent, config: SiteConfig) -> AlertMessage | No
     priority = cast(Priority, event.priority or "NONE")
     template = rule.work_order if rule is not None else None
     if event.cause == CAUSE_STALE:
-        title = render_template("{asset.name}: no data from {sensor.id}", fields)
+        plain = _for_people(event, config, rule, fields)
+        title = render_template("{asset.name}: no data from {sensor.id}", plain)
         description = render_template(
-            "Sensor {sensor.id} sent no good reading since before {started_at}; "
+            "Sensor {sensor.id} sent no good reading since {started_at}; "
             "rule {rule.id} cannot watch {asset.name}.",
-            fields,
+            plain,
         )
     elif template is not None:
         title = render_template(template.title, fields)
         description = render_template(template.description, fields)
     else:
-        title = render_template("{asset.name}: {rule.id} ({sensor.id} {value} {unit})", fields)
+        plain = _for_people(event, config, rule, fields)
+        title = render_template("{asset.name}: {rule.id} ({sensor.id} {value} {unit})", plain)
         description = render_template(
             "Rule {rule.id} on {asset.name}: {sensor.id} = {value} {unit}, limit {limit}, "
             "since {started_at}.",
-            fields,
+            plain,
         )
     due_date = None
     if template is not None and template.due_in is not None and event.started_ns is not None:
