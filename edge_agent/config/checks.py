@@ -627,6 +627,12 @@ def check_rate_resolution(doc: Document) -> Iterator[Diagnostic]:
             continue  # the model reports a malformed duration
         if factor is None or above is None or poll_ns <= 0 or factor == 0:
             continue
+        try:
+            # Over a window the slope spans the window, not one poll.
+            window_ns = parse_duration(rate["window"]) if rate.get("window") else 0
+        except ValueError:
+            continue
+        poll_ns = max(poll_ns, window_ns)
         step_rate = abs(factor) * per_ns / poll_ns
         if step_rate > above:
             yield doc.at(
@@ -634,7 +640,7 @@ def check_rate_resolution(doc: Document) -> Iterator[Diagnostic]:
                 f"the smallest change {sensor_id} can make ({_fmt(abs(factor))} in one poll of "
                 f"{format_duration(poll_ns)}) is already a rate of {_fmt(step_rate)} per "
                 f"{format_duration(per_ns)}, above {_fmt(above)}: every change would trip "
-                "this rule (poll less often, or raise `above:`)",
+                "this rule (give the rate a `window:`, or raise `above:`)",
                 "warning",
             )
 

@@ -392,6 +392,9 @@ class RateOfChange(Model):
     per: Duration = parse_duration("1m")
     # Which way counts: a "rising temperature" rule must not trip on a fall.
     direction: RateDirection = RateDirection.BOTH
+    # The slope over this long (from the oldest sample in it), not between consecutive
+    # polls: one register step in one poll is then no longer a steep rate.
+    window: Annotated[Duration, Field(gt=0)] | None = None
 
 
 class Flatline(Model):

@@ -8,6 +8,7 @@ dict lookup (sensor) and a few attributes per rule.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Sequence
 from typing import Final
 
@@ -100,6 +101,8 @@ class CompiledRule:
     # Defaults for the fields only SeriesRule stores.
     rate_per: int = 0
     rate_sign: int = 0
+    rate_window: int = 0
+    window_samples: deque[tuple[int, float]] | None = None
     flat_for: int = 0
     tolerance: float = 0.0
     flat_due: int | None = None
@@ -258,7 +261,9 @@ class SeriesRule(CompiledRule):
         "prev_value",
         "rate_per",
         "rate_sign",
+        "rate_window",
         "tolerance",
+        "window_samples",
     )
 
     def __init__(self, key: int, rule: Rule, config: SiteConfig) -> None:
@@ -266,6 +271,10 @@ class SeriesRule(CompiledRule):
         # +1 rising, -1 falling, 0 both: the rate is multiplied by it (0: its magnitude).
         direction = rule.rate.direction if rule.rate is not None else "both"
         self.rate_sign = {"rising": 1, "falling": -1}.get(direction, 0)
+        self.rate_window = (rule.rate.window or 0) if rule.rate is not None else 0
+        # Samples of the window, thinned to at most WINDOW_SAMPLES + 1 (bounded memory
+        # whatever the poll rate); not saved: a restart starts the window anew.
+        self.window_samples = deque() if self.rate_window else None
         self.flat_for = rule.flatline.for_ if rule.flatline is not None else 0
         self.tolerance = rule.flatline.tolerance if rule.flatline is not None else 0.0
         super().__init__(key, rule, config)
@@ -275,6 +284,8 @@ class SeriesRule(CompiledRule):
         self.flat_gen = 0
         self.prev_value = None
         self.prev_time = None
+        if self.window_samples is not None:
+            self.window_samples.clear()
         self.anchor_value = None
         self.anchor_time = None
         super().reset()

@@ -537,6 +537,8 @@ class RuleEngine:
         for rule in sensor.rules:
             if rule.kind == RATE:
                 series = cast(SeriesRule, rule)
+                if series.window_samples:
+                    series.window_samples.clear()
                 if series.prev_value is not None:
                     series.prev_value = series.prev_time = None
                     self.soft_dirty = True
@@ -632,11 +634,16 @@ class RuleEngine:
         elif kind == RATE:
             v = value  # type: ignore[assignment]
             series = cast(SeriesRule, rule)
-            previous, previous_time = series.prev_value, series.prev_time
-            if previous is None or previous_time is None or t <= previous_time:
+            since = (
+                _window_start(series, t, v)
+                if series.window_samples is not None
+                else _previous_sample(series, t)
+            )
+            if since is None:
                 series.prev_value, series.prev_time = v, t
                 self.soft_dirty = True
                 return
+            previous, previous_time = since
             rate = (v - previous) * series.rate_per / (t - previous_time)
             series.prev_value, series.prev_time = v, t
             self.soft_dirty = True
@@ -888,3 +895,33 @@ class RuleEngine:
 
 
 __all__ = ["RuleEngine", "is_number", "same_value"]
+
+
+WINDOW_SAMPLES: Final = 600
+"""Samples a rate window keeps at most (one per window/600): enough for the slope, bounded
+whatever the poll rate."""
+
+
+def _previous_sample(series: SeriesRule, t: int) -> tuple[float, int] | None:
+    """The sample before ``t`` to take the rate from (None: this one only starts it)."""
+    previous, previous_time = series.prev_value, series.prev_time
+    if previous is None or previous_time is None or t <= previous_time:
+        return None
+    return previous, previous_time
+
+
+def _window_start(series: SeriesRule, t: int, value: float) -> tuple[float, int] | None:
+    """The oldest sample within the rate window of ``series`` to take the slope from, with
+    ``(t, value)`` added to the window; None while the samples span less than half the
+    window (too short to tell a slope from one register step)."""
+    samples = series.window_samples
+    assert samples is not None
+    window = series.rate_window
+    while samples and t - samples[0][0] > window:
+        samples.popleft()
+    oldest = samples[0] if samples else None
+    if not samples or t - samples[-1][0] >= window // WINDOW_SAMPLES:
+        samples.append((t, value))
+    if oldest is None or 2 * (t - oldest[0]) < window:
+        return None
+    return oldest[1], oldest[0]

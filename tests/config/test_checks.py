@@ -375,6 +375,8 @@ def test_a_rate_limit_below_one_register_step_per_poll_is_a_warning(write: Write
         "  - {id: vib-rate-ok, asset: P-101, sensor: p101_vibration, rate: {above: 7}}\n"
         "  - {id: vib-rate-slow, asset: P-101, sensor: p101_vibration, "
         "rate: {above: 5, per: 10s}}\n"
+        "  - {id: vib-rate-window, asset: P-101, sensor: p101_vibration, "
+        "rate: {above: 5, per: 1m, window: 30s}}\n"
         "forwarding:",
     )
     found = problems(write, text)
