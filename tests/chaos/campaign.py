@@ -85,6 +85,20 @@ class Technician:
         self._thread.join(10)
 
 
+def keep_running(estate: Estate) -> bool:
+    """Restart what exited by itself after healing; each such exit is a finding."""
+    for name, agent in estate.agents.items():
+        process = agent.process.process
+        if process is not None and process.poll() is not None:
+            estate.exits.append(f"{name} exited by itself (code {process.returncode})")
+            agent.start()
+    for name, hub in estate.hubs.items():
+        if hub.process is not None and hub.process.poll() is not None:
+            estate.exits.append(f"{name} exited by itself (code {hub.process.returncode})")
+            hub.start()
+    return True
+
+
 def converge(estate: Estate, episodes: list[Episode]) -> float | None:
     """Seconds until every seen episode has an order and nothing waits anywhere."""
     started = time.monotonic()
@@ -96,7 +110,7 @@ def converge(estate: Estate, episodes: list[Episode]) -> float | None:
             and checker.hub_pending(estate) == 0
         )
 
-    if not wait(settled, CONVERGE_S, 0.5):
+    if not wait(lambda: keep_running(estate) and settled(), CONVERGE_S, 0.5):
         return None
     return time.monotonic() - started
 
@@ -105,7 +119,7 @@ def run_phase(
     estate: Estate, seed: int, seconds: float, before: list[Episode], log: list[str]
 ) -> Phase:
     phase = Phase(seed)
-    workload = Workload(estate, seed)
+    workload = Workload(estate, seed, estate.used_values)
     nemesis = Nemesis(estate, seed)
     workload.start()
     nemesis.run_for(seconds)
@@ -119,6 +133,8 @@ def run_phase(
     phase.converge_s = converge(estate, episodes)
     time.sleep(2.0)  # a late duplicate would show up now
     phase.verdict = checker.check(estate, episodes)
+    phase.verdict.problems.extend(estate.exits)
+    estate.exits.clear()
     if phase.converge_s is None:
         phase.verdict.problems.insert(0, f"no convergence within {CONVERGE_S:.0f} s of healing")
     return phase
@@ -128,18 +144,26 @@ def timeline(phase: Phase, t0: float) -> list[str]:
     rows: list[tuple[float, str]] = []
     for f in phase.faults:
         end = f"-> {f.end - t0:7.1f}" if f.end else ""
-        rows.append((f.start, f"{f.start - t0:7.1f} {end:10} FAULT   {f.kind} {f.target} {f.detail}"))
+        rows.append(
+            (f.start, f"{f.start - t0:7.1f} {end:10} FAULT   {f.kind} {f.target} {f.detail}")
+        )
     for e in phase.episodes:
         seen = f"seen +{e.seen_at - e.raised_at:.1f}s" if e.seen_at else "NOT SEEN (no activation)"
         rows.append(
-            (e.raised_at, f"{e.raised_at - t0:7.1f} {'':10} EPISODE {e.site} #{e.n} value {e.value} {e.priority} {seen}")
+            (
+                e.raised_at,
+                f"{e.raised_at - t0:7.1f} {'':10} EPISODE {e.site} #{e.n} "
+                f"value {e.value} {e.priority} {seen}",
+            )
         )
     return [text for _, text in sorted(rows)]
 
 
 def dump(estate: Estate, workdir: Path) -> None:
     """What a failure needs to be understood: the work orders and every process' metrics."""
-    (workdir / "work_orders.json").write_text(json.dumps(checker.ours(estate), indent=1, default=str))
+    (workdir / "work_orders.json").write_text(
+        json.dumps(checker.ours(estate), indent=1, default=str)
+    )
     ports = {n: a.process.health_port for n, a in estate.agents.items()}
     ports.update({n: h.health_port for n, h in estate.hubs.items()})
     for name, port in ports.items():
@@ -154,20 +178,26 @@ def report(estate: Estate, phases: list[Phase], peak: float, elapsed: float) -> 
     episodes = [e for p in phases for e in p.episodes]
     seen = sum(1 for e in episodes if e.seen)
     lines = [
-        f"chaos campaign: seeds {[p.seed for p in phases]}, {elapsed:.0f} s in all, hub store {estate.store}",
+        f"chaos campaign: seeds {[p.seed for p in phases]}, {elapsed:.0f} s in all, "
+        f"hub store {estate.store}",
         f"episodes: {len(episodes)} caused, {seen} activated "
         f"({Counter(e.site for e in episodes if e.seen)}), {len(episodes) - seen} never activated",
-        f"faults: {sum(faults.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})",
+        f"faults: {sum(faults.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})",
         f"work orders: {len(checker.ours(estate))}",
         "time to converge after healing: "
-        + ", ".join(f"{p.converge_s:.1f} s" if p.converge_s is not None else "NONE" for p in phases),
+        + ", ".join(
+            f"{p.converge_s:.1f} s" if p.converge_s is not None else "NONE" for p in phases
+        ),
         f"peak outbox depth: {peak:.0f}",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, help="one phase with this seed")
     parser.add_argument("--seeds", help="comma-separated seeds, one phase each, one estate")
     parser.add_argument("--seconds", type=float, default=60.0, help="faults per phase")
@@ -191,7 +221,10 @@ def run(seeds: list[int], seconds: float, workdir: Path, keep: bool = False) -> 
     technician: Technician | None = None
     try:
         estate.start()
-        print(f"chaos: estate up in {time.monotonic() - started:.1f} s (hub store {estate.store})", flush=True)
+        print(
+            f"chaos: estate up in {time.monotonic() - started:.1f} s (hub store {estate.store})",
+            flush=True,
+        )
         sampler = DepthSampler(estate)
         technician = Technician(estate)
         for seed in seeds:
@@ -208,11 +241,16 @@ def run(seeds: list[int], seconds: float, workdir: Path, keep: bool = False) -> 
                 dump(estate, workdir)
                 if verdict.first_broken is not None:
                     e = verdict.first_broken
-                    print(f"first broken episode: {e.site} #{e.n} value {e.value} {e.priority} "
-                          f"raised at {e.raised_at - t0:.1f} s")
+                    print(
+                        f"first broken episode: {e.site} #{e.n} value {e.value} {e.priority} "
+                        f"raised at {e.raised_at - t0:.1f} s"
+                    )
                 break
-            print(f"chaos: seed {seed} ok: {verdict.matched} episodes, each one work order, "
-                  f"{len(phase.faults)} faults, converged in {phase.converge_s:.1f} s", flush=True)
+            print(
+                f"chaos: seed {seed} ok: {verdict.matched} episodes, each one work order, "
+                f"{len(phase.faults)} faults, converged in {phase.converge_s:.1f} s",
+                flush=True,
+            )
     finally:
         if sampler is not None:
             sampler.stop()
@@ -222,7 +260,11 @@ def run(seeds: list[int], seconds: float, workdir: Path, keep: bool = False) -> 
         for line in log:
             print(line)
         estate.close(keep_schema=keep and not all(p.verdict and p.verdict.ok for p in phases))
-    ok = bool(phases) and len(phases) == len(seeds) and all(p.verdict and p.verdict.ok for p in phases)
+    ok = (
+        bool(phases)
+        and len(phases) == len(seeds)
+        and all(p.verdict and p.verdict.ok for p in phases)
+    )
     return 0 if ok and not log else 1
 
 

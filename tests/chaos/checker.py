@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.chaos.estate import ORGS, Estate
 from tests.chaos.workload import Episode
 
-
 REACTIVATED = re.compile(r"Re-activated at \S+: \S+ = ([0-9.]+)")
 RANK = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 
@@ -34,7 +33,9 @@ def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def total(sampled: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+def total(
+    sampled: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return sum(
         value
         for (metric, have), value in sampled.items()
@@ -77,7 +78,7 @@ def _key(site: str, value: float) -> str:
 
 
 def reactivations(estate: Estate) -> dict[str, list[int]]:
-    """"site value" -> the work orders whose comments say that episode re-activated the rule
+    """ "site value" -> the work orders whose comments say that episode re-activated the rule
     (MQTT mode: an activation while the rule's work order is still open comments on it)."""
     found: dict[str, list[int]] = defaultdict(list)
     site_of = {org: site for site, org in ORGS.items()}
@@ -94,7 +95,9 @@ def missing_orders(estate: Estate, episodes: list[Episode]) -> int:
     titles = Counter(_title_key(wo) for wo in ours(estate))
     again = reactivations(estate)
     return sum(
-        1 for e in episodes if e.seen and titles[_key(e.site, e.value)] + len(again[_key(e.site, e.value)]) == 0
+        1
+        for e in episodes
+        if e.seen and titles[_key(e.site, e.value)] + len(again[_key(e.site, e.value)]) == 0
     )
 
 
@@ -132,16 +135,24 @@ def check(estate: Estate, episodes: list[Episode]) -> Verdict:
             verdict.matched += 1
             continue
         if orders and comments:
-            broken(episode, f"{episode.site} episode {episode.n}: a work order and re-activation comments {comments}")
+            broken(
+                episode,
+                f"{episode.site} episode {episode.n}: a work order and re-activations {comments}",
+            )
             continue
         if not episode.seen:
             # Never shown ACTIVE while the harness held it: at most one order, allowed.
             if len(orders) > 1:
-                broken(episode, f"{episode.site} episode {episode.n}: {len(orders)} orders (unseen)")
+                broken(
+                    episode, f"{episode.site} episode {episode.n}: {len(orders)} orders (unseen)"
+                )
             verdict.unseen_with_order += len(orders)
             continue
         if len(orders) != 1:
-            broken(episode, f"{episode.site} episode {episode.n} ({episode.value}): {len(orders)} work orders")
+            broken(
+                episode,
+                f"{episode.site} episode {episode.n} ({episode.value}): {len(orders)} work orders",
+            )
             continue
         wo = orders[0]
         external = wo.get("externalData") or {}
@@ -154,7 +165,9 @@ def check(estate: Estate, episodes: list[Episode]) -> Verdict:
             ),
             "externalData.site": (external.get("site"), episode.site),
         }
-        wrong = [f"{what} {got!r} != {want!r}" for what, (got, want) in expect.items() if got != want]
+        wrong = [
+            f"{what} {got!r} != {want!r}" for what, (got, want) in expect.items() if got != want
+        ]
         if not external.get("alert_id"):
             wrong.append("no alert id in externalData")
         if wrong:
@@ -192,4 +205,6 @@ def _check_kpis(estate: Estate, episodes: list[Episode], broken: Any) -> None:
         made = sum(1 for wo in ours(estate) if wo.get("organizationId") == ORGS[site])
         kpi = total(sampled, "edge_agent_hub_kpi_work_orders_created", site=site)
         if kpi != made:
-            broken(None, f"hub KPI work orders created for {site}: {kpi:.0f}, the emulator has {made}")
+            broken(
+                None, f"hub KPI work orders created for {site}: {kpi:.0f}, the emulator has {made}"
+            )

@@ -56,10 +56,28 @@ RULES = {
         "site-a", "vib-high", "p101_vibration", 7.1, 0.5, 15.0, 2.5, (7.5, 14.9), (15.5, 30.0), 0.01
     ),
     "site-b": RuleSpec(
-        "site-b", "bearing-hot", OPCUA_NODE, 85.0, 3.0, 95.0, 60.0, (85.5, 94.5), (95.5, 130.0), 0.01
+        "site-b",
+        "bearing-hot",
+        OPCUA_NODE,
+        85.0,
+        3.0,
+        95.0,
+        60.0,
+        (85.5, 94.5),
+        (95.5, 130.0),
+        0.01,
     ),
     "site-c": RuleSpec(
-        "site-c", "current-high", "m201_current", 60.0, 2.0, 80.0, 35.0, (60.5, 79.5), (80.5, 120.0), 0.1
+        "site-c",
+        "current-high",
+        "p101_vibration",
+        60.0,
+        2.0,
+        80.0,
+        35.0,
+        (60.5, 79.5),
+        (80.5, 300.0),
+        0.01,
     ),
 }
 
@@ -158,6 +176,8 @@ class Estate:
     emulator: Any = None
     broker: Broker | None = None
     plants: dict[str, Any] = field(default_factory=dict)
+    used_values: set[str] = field(default_factory=set)  # "site value" of every episode
+    exits: list[str] = field(default_factory=list)  # processes that exited by themselves
 
     # ------------------------------------------------------------------ start
 
@@ -198,7 +218,9 @@ class Estate:
         dedup = self._dedup()
         group = f"chaos{uuid.uuid4().hex[:8]}"
         for n, name in enumerate(("hub1", "hub2")):
-            self._hub(name, group, dedup if n == 0 or self.store == "postgres" else {"backend": "sqlite"})
+            self._hub(
+                name, group, dedup if n == 0 or self.store == "postgres" else {"backend": "sqlite"}
+            )
         for site in RULES:
             self._agent(site)
         for hub in self.hubs.values():
@@ -249,7 +271,10 @@ class Estate:
             "dedup": dedup,
             "state_dir": str(self.workdir / name),
             "health": {"listen": f"127.0.0.1:{free_port()}"},
-            "webhooks": {"listen": f"127.0.0.1:{hooks}", "public_url": f"http://127.0.0.1:{hooks}/maintainx/webhooks"},
+            "webhooks": {
+                "listen": f"127.0.0.1:{hooks}",
+                "public_url": f"http://127.0.0.1:{hooks}/maintainx/webhooks",
+            },
         }
         path = self.workdir / f"{name}.yaml"
         path.write_text(json.dumps(document, indent=2))
@@ -280,7 +305,10 @@ class Estate:
                 "backoff": {"initial": "100ms", "max": "1s"},
             }
             sensors: dict[str, Any] = {
-                _rule_document(spec)["sensor"]: {"connection": "plc", "node": f"ns=2;s={OPCUA_NODE}"}
+                _rule_document(spec)["sensor"]: {
+                    "connection": "plc",
+                    "node": f"ns=2;s={OPCUA_NODE}",
+                }
             }
         else:
             connection = {
@@ -291,13 +319,11 @@ class Estate:
                 "timeout": "500ms",
                 "backoff": {"initial": "100ms", "max": "1s"},
             }
-            register = (
-                {"table": "holding", "address": 0, "type": "int16"}
-                if site == "site-a"
-                else {"table": "holding", "address": 10, "type": "uint16"}
-            )
-            factor = 0.01 if site == "site-a" else 0.1
-            sensors = {spec.sensor: {"connection": "plc", "register": register, "scale": {"factor": factor}}}
+            # The demo plant's int16 x 0.01 point (each Modbus site has its own plant).
+            register = {"table": "holding", "address": 0, "type": "int16"}
+            sensors = {
+                spec.sensor: {"connection": "plc", "register": register, "scale": {"factor": 0.01}}
+            }
         if site == "site-c":
             forwarding: dict[str, Any] = {
                 "mode": "maintainx",

@@ -47,6 +47,7 @@ class Nemesis:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     error: BaseException | None = None
+    refused_keys: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -68,7 +69,9 @@ class Nemesis:
                     break
                 kinds = [k for k, w in KINDS.items() for _ in range(w)]
                 kind = self.rng.choice(kinds)
-                getattr(self, f"_{kind}")(min(self.rng.uniform(2, 12), max(end - time.monotonic(), 1)))
+                getattr(self, f"_{kind}")(
+                    min(self.rng.uniform(2, 12), max(end - time.monotonic(), 1))
+                )
         except BaseException as exc:  # reported by the campaign, never silent
             self.error = exc
 
@@ -178,7 +181,9 @@ class Nemesis:
         fault.end = time.monotonic()
 
     def _mx_timeout_after_commit(self, seconds: float) -> None:
-        fault = self._log("mx_timeout_after_commit", "maintainx", f"half the writes for {seconds:.1f}s")
+        fault = self._log(
+            "mx_timeout_after_commit", "maintainx", f"half the writes for {seconds:.1f}s"
+        )
         faults = self.estate.emulator.faults
         faults.stall_s = 3.0  # above every client's 2 s timeout: the response is lost
         faults.timeout_after_store_rate = 0.5
@@ -193,17 +198,30 @@ class Nemesis:
             401, {"errors": [{"error": "Unauthorized"}]}, count=count
         )
         time.sleep(seconds)
-        # The operator fixes the key: a direct agent waits for a reload (by design).
-        agent = self.estate.agents["site-c"]
-        if agent.process.alive():
-            agent.process.signal(signal.SIGHUP)
+        self.refused_keys = True
+        self.reload_direct_agent()
         fault.end = time.monotonic()
+
+    def reload_direct_agent(self) -> None:
+        """The operator fixes the key: a direct agent waits for a reload (by design). Only a
+        ready agent gets SIGHUP: before its handler is installed SIGHUP ends the process."""
+        if not self.refused_keys:
+            return
+        agent = self.estate.agents["site-c"]
+        try:
+            agent.process.wait_serving(60)  # /healthz: running, handlers installed
+        except AssertionError:
+            return  # not running: it starts with the key anyway
+        agent.process.signal(signal.SIGHUP)
+        self.refused_keys = False
 
     def _clock_step(self, seconds: float) -> None:
         site = self.rng.choice(sorted(self.estate.agents))
         step = self.rng.choice(["-1d", "+1d"])
         agent = self.estate.agents[site]
-        fault = self._log("clock_step", site, f"restarted at {step}, back to +0 after {seconds:.1f}s")
+        fault = self._log(
+            "clock_step", site, f"restarted at {step}, back to +0 after {seconds:.1f}s"
+        )
         agent.clock_file.write_text(f"{step}\n")
         agent.process.kill()
         agent.faked = True
@@ -239,6 +257,4 @@ class Nemesis:
                 agent.process.signal(signal.SIGCONT)
             else:
                 agent.start()
-        agent = estate.agents["site-c"]
-        if agent.process.alive():
-            agent.process.signal(signal.SIGHUP)
+        self.reload_direct_agent()

@@ -69,7 +69,7 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(self.target_host, self.target_port), 5
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             _abort(writer)  # the peer is down: the client sees a refused connection
             return
         pair = (writer, up_writer)

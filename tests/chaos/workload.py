@@ -56,15 +56,20 @@ def _values(spec: RuleSpec, bounds: tuple[float, float]) -> list[float]:
 
 
 class Workload:
-    def __init__(self, estate: Estate, seed: int) -> None:
+    def __init__(self, estate: Estate, seed: int, used: set[str]) -> None:
         self.estate = estate
         self.episodes: list[Episode] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._rng = {site: random.Random(f"{seed}-{site}") for site in RULES}
+        # Values earlier phases on this estate used stay used: one value, one episode.
+        self._used = used
         self._unused = {
-            site: (_values(spec, spec.medium), _values(spec, spec.high))
+            site: tuple(
+                [v for v in _values(spec, bounds) if f"{site} {v:.2f}" not in used]
+                for bounds in (spec.medium, spec.high)
+            )
             for site, spec in RULES.items()
         }
 
@@ -80,11 +85,18 @@ class Workload:
         for thread in self._threads:
             thread.join(MAX_HOLD_S * 2 + 30)
 
-    def _pick(self, site: str) -> tuple[float, str]:
+    def _pick(self, site: str) -> tuple[float, str] | None:
+        """A value no episode of the site used (the checker finds episodes by value)."""
         rng = self._rng[site]
         medium, high = self._unused[site]
         pool, priority = (high, "HIGH") if rng.random() < 0.3 else (medium, "MEDIUM")
-        return pool.pop(rng.randrange(len(pool))), priority
+        if not pool:
+            pool, priority = (medium, "MEDIUM") if pool is high else (high, "HIGH")
+        if not pool:
+            return None
+        value = pool.pop(rng.randrange(len(pool)))
+        self._used.add(f"{site} {value:.2f}")
+        return value, priority
 
     def _state(self, site: str) -> str | None:
         agent = self.estate.agents[site]
@@ -109,7 +121,10 @@ class Workload:
             time.sleep(spec.off_delay_s + rng.uniform(0.5, 2.0))
             if self._stop.is_set():
                 return
-            value, priority = self._pick(site)
+            picked = self._pick(site)
+            if picked is None:
+                return  # every value used: this site's workload is done
+            value, priority = picked
             episode = Episode(site, n, value, priority, time.monotonic())
             n += 1
             with self._lock:
