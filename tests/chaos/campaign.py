@@ -190,6 +190,9 @@ def report(estate: Estate, phases: list[Phase], peak: float, elapsed: float) -> 
             f"{p.converge_s:.1f} s" if p.converge_s is not None else "NONE" for p in phases
         ),
         f"peak outbox depth: {peak:.0f}",
+        f"re-activations commented on an open work order: "
+        f"{sum(p.verdict.commented for p in phases if p.verdict)}, "
+        f"of which repeated on the same work order: {len(checker.DUPLICATE_COMMENTS)}",
     ]
     return "\n".join(lines)
 

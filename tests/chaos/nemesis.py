@@ -198,6 +198,7 @@ class Nemesis:
             401, {"errors": [{"error": "Unauthorized"}]}, count=count
         )
         time.sleep(seconds)
+        self.estate.emulator.faults.reset()  # no 401 left over for the reloaded agent
         self.refused_keys = True
         self.reload_direct_agent()
         fault.end = time.monotonic()
@@ -257,4 +258,5 @@ class Nemesis:
                 agent.process.signal(signal.SIGCONT)
             else:
                 agent.start()
+        self.refused_keys = any(f.kind == "mx_refused_key" for f in self.faults)
         self.reload_direct_agent()
