@@ -401,8 +401,8 @@ class Estate:
             self.emulator.stop()
         for proxy in self.proxies.values():
             self.loop.call(proxy.close())
-        for site, plant in self.plants.items():
-            self.loop.call(plant.close() if site != "site-b" else plant.close(), timeout=30)
+        for plant in self.plants.values():
+            self.loop.call(plant.close(), timeout=30)
         self.loop.close()
         if self.pg_schema is not None and keep_schema:
             print(f"chaos: PostgreSQL schema {self.pg_schema} kept for inspection")
