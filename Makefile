@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck pytest bench mutation venv dev-venv system-deps clean \
-        lock sbom vulncheck wheelhouse
+        lock sbom vulncheck wheelhouse chaos chaos-short
 
 $(BIN)/edge-agent: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,16 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## chaos-short: the fault campaign of `make test` alone (3 fixed seeds x 60 s of faults).
+chaos-short: dev-venv
+	$(BIN)/pytest -q -p no:cacheprovider -s tests/chaos
+
+## chaos: a long campaign, e.g. `make chaos MINUTES=60 SEED=42` (SEED: random if unset).
+MINUTES ?= 60
+SEED ?=
+chaos: dev-venv
+	$(BIN)/python -m tests.chaos.campaign --seconds $$(( $(MINUTES) * 60 )) $(if $(SEED),--seed $(SEED))
 
 ## bench: every benchmark in bench/, figures printed.
 bench: dev-venv
