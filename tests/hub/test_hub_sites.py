@@ -95,3 +95,35 @@ async def test_escalated_and_cleared_update_and_comment_the_work_order(
     assert work_order["priority"] == "HIGH"
     assert len(emulator.comments(work_order["id"])) == 2  # the re-send commented nothing
     site.close()
+
+
+async def test_a_work_order_closed_without_its_webhook_is_not_commented_on(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    """MaintainX gives a webhook up after a few tries: the hub still thinks the rule's work
+    order is open and the agent names it as related. The next episode must get its own
+    work order (it used to become a comment on the closed one, and every later one too)."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "state"), tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-b/#")
+    n = random.randrange(1 << 40)
+    first = make_alert("site-b", n, rule="pump-pressure")
+    site.publish("edge/v1/site-b/alerts", first)
+    await async_wait_until(lambda: len(site.results()) == 1, 20, "the first work order")
+    (closed,) = _ours(emulator, {first["alert_id"]})
+    # Closed at MaintainX; the webhook is never delivered (the events are dropped here).
+    emulator.store.set_status(202, closed["id"], {"status": "DONE"}, None)  # site-b's org
+    again = make_alert("site-b", n + 1, rule="pump-pressure", related_work_order=closed["id"])
+    site.publish("edge/v1/site-b/alerts", again)
+    await async_wait_until(lambda: len(site.results()) == 2, 20, "the second answer")
+    assert site.results()[1]["action"] == "created", site.results()
+    (new,) = _ours(emulator, {again["alert_id"]})
+    assert new["id"] != closed["id"]
+    assert emulator.comments(closed["id"]) == []
+    # The site learns the close, as from a webhook: its tracker stops naming that order.
+    await async_wait_until(
+        lambda: any(m.get("status") == "DONE" for m in site.on(f"workorders/{closed['id']}")),
+        20,
+        "the close published to the site",
+    )
