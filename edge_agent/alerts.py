@@ -77,9 +77,10 @@ def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> s
     its first), counted and persisted with the rule state. The same inputs give the same id
     everywhere; two episodes of one rule never share one, whatever the clocks say.
 
-    ``lineage`` names one life of the rule state: a random token made when a state folder's
-    rule state starts from nothing (first start, or a lost or damaged state file) and saved
-    with it. Episode numbers start again at 1 in a new life; the lineage keeps those ids from
+    ``lineage`` names one life of the rule engine with its state folder: a random token made
+    at every start and saved with the state (an open episode keeps the id it was saved
+    with). Episode numbers may be behind after a restart (a lost or damaged state file, or
+    saves that failed while the alerts went out); the lineage keeps the ids they give from
     meeting the old life's ids that the ledger or the hub already know. ``replay`` has none."""
     path = (
         f"{site}/{rule_id}/{lineage}/episode/{episode}"

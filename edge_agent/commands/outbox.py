@@ -247,7 +247,8 @@ def _retry(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:
 
 
 def _remap_asset(payload: dict[str, Any], config: SiteConfig) -> str | None:
-    """Set ``payload["asset"]`` to the site file's mapping for its asset id; what changed
+    """Set ``payload["asset"]``'s MaintainX id and ``payload["work_order"]``'s location to
+    the site file's mapping for its asset id; what changed
     (``P-101: maintainx_id 987654 → 1001``), or None."""
     asset = payload.get("asset")
     if not isinstance(asset, dict):
@@ -255,11 +256,25 @@ def _remap_asset(payload: dict[str, Any], config: SiteConfig) -> str | None:
     configured = config.assets.get(str(asset.get("id")))
     if configured is None:
         return None
+    changes: list[str] = []
     old = asset.get("maintainx_id")
-    if old == configured.maintainx_id:
+    if old != configured.maintainx_id:
+        payload["asset"] = {**asset, "maintainx_id": configured.maintainx_id}
+        changes.append(f"maintainx_id {old} → {configured.maintainx_id}")
+    # A work order's location comes from the asset too (``assets.*.location_id``): a letter
+    # refused for a deleted location is fixed the same way.
+    work_order = payload.get("work_order")
+    if isinstance(work_order, dict):
+        stored = work_order.get("location_id")
+        if stored != configured.location_id:
+            updated = {k: v for k, v in work_order.items() if k != "location_id"}
+            if configured.location_id is not None:
+                updated["location_id"] = configured.location_id
+            payload["work_order"] = updated
+            changes.append(f"location_id {stored} → {configured.location_id}")
+    if not changes:
         return None
-    payload["asset"] = {**asset, "maintainx_id": configured.maintainx_id}
-    return f"{asset.get('id')}: maintainx_id {old} → {configured.maintainx_id}"
+    return f"{asset.get('id')}: {', '.join(changes)}"
 
 
 def _purge(outbox: Outbox, args: argparse.Namespace, directory: Path) -> int:

@@ -149,14 +149,17 @@ class RuleEngine:
         self.state_save_errors = 0
         self.flood_times: list[int] = []
         self.flooding = False
-        # One life of the saved state (see ``make_alert_id``): none without a store, so a
-        # replay gives the same ids every time; a new one when a store has nothing usable.
+        # One life of the engine with its saved state (see ``make_alert_id``): none without a
+        # store, so a replay gives the same ids every time; a new one at every start with a
+        # store, since the saved episode counts may be behind what went out (a failed save).
         self.lineage = ""
+        # Episode counts of rules removed from the configuration, kept (and saved) so that a
+        # rule added back continues its count instead of reusing its old alert ids.
+        self.retired_episodes: dict[str, int] = {}
         # Rules whose evaluation raised: each is that rule's problem (see ``_rule_failed``).
         self.faults = RuleFaults()
         self._build(config)
         if state is not None:
-            self.lineage = secrets.token_hex(8)
             snapshot = state.load()
             if snapshot is not None:
                 try:
@@ -169,8 +172,13 @@ class RuleEngine:
                     self.now = None
                     self.flood_times = []
                     self.flooding = False
-                    self.lineage = secrets.token_hex(8)
+                    self.retired_episodes = {}
                 self._rebuild_heap()
+            # Open episodes keep the alert ids they were saved with; new ones are numbered
+            # in a new life: a save that failed before this start (a full disk, while the
+            # alerts still went out) leaves episode counts behind, and the ids they would
+            # give again may already be known to the ledger or the hub.
+            self.lineage = secrets.token_hex(8)
 
     # ------------------------------------------------------------------ configuration
 

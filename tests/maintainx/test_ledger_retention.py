@@ -105,3 +105,42 @@ async def test_the_forwarder_prunes_its_ledger_at_start_and_reports_its_bytes(
         assert not forwarder.ledger.is_done("old-event") and forwarder.ledger.is_done("new-event")
         assert forwarder.stored_bytes() == forwarder.ledger._measure() > 0
         await forwarder.close()
+
+
+async def test_a_wall_clock_set_years_ahead_does_not_wipe_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway that starts with its date years ahead (a wrong RTC or a mistyped
+    ``date -s``) prunes at start: counted from that clock, every work order of every open
+    episode would be forgotten (clearings lost, redeliveries creating second work orders)."""
+    from edge_agent.config.models import SiteConfig
+    from edge_agent.forwarders.maintainx import forwarder as forwarder_module
+    from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
+    from tests.service.rule_agent import HEALTHY_RULE, fault_site_document
+
+    ledger = SqliteLedger(tmp_path / "workorders.sqlite")
+    ledger.record_created("open-alert", 4242)
+    ledger.mark_done("open-alert:activated", "created")
+    ledger.mark_done("old-event", "created")
+    ledger._db.execute("UPDATE events SET done_ns = ? WHERE event_id = 'old-event'", (1,))
+    ledger.close()
+    document = fault_site_document(tmp_path, [HEALTHY_RULE])
+    document["forwarding"] = {
+        "mode": "maintainx",
+        "maintainx": {"base_url": "http://127.0.0.1:9/v1", "api_key": "${UNUSED_KEY}"},
+    }
+    config = SiteConfig.model_validate(document)
+    assert config.forwarding is not None and config.forwarding.maintainx is not None
+    real = time.time_ns
+    monkeypatch.setattr(forwarder_module.time, "time_ns", lambda: real() + 3650 * DAY_NS)
+    with Outbox.open(tmp_path / "outbox", max_bytes=1_000_000) as outbox:
+        forwarder = MaintainXForwarder(
+            config.forwarding.maintainx, config, outbox, tmp_path, tmp_path
+        )
+        assert await forwarder._open_ledger()
+        await forwarder._prune_ledger_if_due()
+        assert forwarder.ledger is not None
+        assert forwarder.ledger.work_order_for("open-alert") == 4242
+        assert forwarder.ledger.is_done("open-alert:activated")
+        assert not forwarder.ledger.is_done("old-event")  # what is old is still pruned
+        await forwarder.close()

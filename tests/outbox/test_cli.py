@@ -163,3 +163,36 @@ def test_a_relative_storage_path_is_taken_from_the_site_files_folder(
     err = capsys.readouterr().err
     assert f"relative to the site file's folder ({folder / 'state'})" in err
     assert f"{elsewhere / 'state'} is not used" in err
+
+
+def test_retry_applies_the_site_files_current_location_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A work order's location comes from the asset in the site file
+    (``assets.*.location_id``): a letter refused for a deleted location (400 naming
+    ``locationId``) is recovered the same way, by fixing the file and retrying."""
+    state = tmp_path / "state"
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-c}\n"
+        "assets:\n  P-101: {name: Pump, maintainx_id: 1001, location_id: 66}\n"
+        f"storage: {{path: '{state}'}}\n"
+    )
+    letter = {
+        "event": "activated",
+        "alert_id": "al-7",
+        "asset": {"id": "P-101", "name": "Pump", "maintainx_id": 1001},
+        "work_order": {"title": "Pump", "location_id": 55},
+    }
+    with Outbox.open(state / "outbox", 256_000_000) as outbox:
+        outbox.put_many([letter])
+        for item in outbox.lease(1):
+            outbox.dead_letter(
+                item.id,
+                'MaintainX HTTP 400: {"errors": [{"error": "Location not found", '
+                '"fieldPath": "locationId"}]}',
+            )
+    assert main(["outbox", str(site), "retry"]) == 0
+    assert "P-101: location_id 55 → 66" in capsys.readouterr().out
+    [item] = run_json(capsys, str(site), "list")
+    assert item["payload"]["work_order"] == {"title": "Pump", "location_id": 66}

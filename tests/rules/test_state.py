@@ -310,3 +310,55 @@ def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
     path.mkdir()  # a directory where the file should be: reading it fails
     with pytest.raises(StateStoreError, match="cannot read the rule state"):
         RuleEngine(site([RULE]), RuleStateStore(path))
+
+
+def test_a_rule_removed_and_added_back_never_reuses_an_alert_id(tmp_path: Path) -> None:
+    """Commenting a rule out and back in (a reload, or a restart in between) continues its
+    episode count: its next episode must not get the id of one the ledger already knows."""
+    path = tmp_path / "state" / "rules.json"
+    plain = {"id": "hot", "asset": "p101", "sensor": "temp", "high": {"limit": 80}}
+    other = {**plain, "id": "other"}
+    engine = RuleEngine(site([plain]), RuleStateStore(path))
+    [first] = engine.feed(reading(0, 85))
+    engine.feed(reading(1, 70))
+    engine.reconfigure(site([other]))  # reload without "hot"
+    engine.reconfigure(site([plain, other]))  # and with it again
+    seen = {first.alert_id}
+    activated = [e for e in engine.feed(reading(2, 85)) if e.rule_id == "hot"]
+    assert activated[0].alert_id not in seen
+    seen.add(activated[0].alert_id)
+    engine.feed(reading(3, 70))
+    # A restart without "hot" (saving), then one with it.
+    without = RuleEngine(site([other]), RuleStateStore(path))
+    without.feed(reading(4, 85))
+    again = RuleEngine(site([plain, other]), RuleStateStore(path))
+    again.feed(reading(5, 70))
+    [third] = [e for e in again.feed(reading(6, 85)) if e.rule_id == "hot"]
+    assert third.kind == "activated" and third.alert_id not in seen
+
+
+def test_an_episode_raised_while_saves_failed_is_never_raised_again_under_its_id(
+    tmp_path: Path,
+) -> None:
+    """A full disk fails the rule-state saves while the alerts still go out; after the disk
+    is freed and the agent restarts from the last save, the episode count it reads is
+    behind. Its next episode must not get the id of the one delivered meanwhile (the ledger
+    and the hub would drop it as already done)."""
+    folder = tmp_path / "state"
+    plain = {"id": "hot", "asset": "p101", "sensor": "temp", "high": {"limit": 80}}
+    engine = RuleEngine(site([plain]), RuleStateStore(folder / "rules.json"))
+    [first] = engine.feed(reading(0, 85))
+    engine.feed(reading(1, 70))
+    assert engine.flush()
+    folder.rename(tmp_path / "kept")
+    folder.write_text("")  # saves fail from now on (as on a full disk)
+    [second] = engine.feed(reading(2, 85))  # still goes out
+    engine.feed(reading(3, 70))
+    assert not engine.flush()
+    folder.unlink()  # the disk is freed; the last good save is what a restart reads
+    (tmp_path / "kept").rename(folder)
+    restarted = RuleEngine(site([plain]), RuleStateStore(folder / "rules.json"))
+    restarted.feed(reading(4, 70))
+    [third] = restarted.feed(reading(5, 85))
+    assert third.kind == "activated"
+    assert third.alert_id not in {first.alert_id, second.alert_id}

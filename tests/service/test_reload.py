@@ -99,9 +99,10 @@ def test_reload_keeps_episodes_rejects_bad_edits_and_drops_removed_rules(
             agent.metric("edge_agent_rule_state", rule="m201-current-high", state="ACTIVE") is None
         )
         assert agent.metric("edge_agent_rule_state", **state) == 1.0
-        state_files = [p for p in (tmp_path / "state").rglob("*.json") if p.is_file()]
-        assert state_files
-        saved = "".join(p.read_text() for p in state_files)
-        assert "p101-vibration-high" in saved and "m201-current-high" not in saved
+        saved = json.loads((tmp_path / "state" / "rule-state.json").read_text())
+        assert "p101-vibration-high" in saved["rules"]
+        assert "m201-current-high" not in saved["rules"]
+        # Only its episode count is kept: added back, it never reuses an alert id.
+        assert saved["retired_episodes"] == {"m201-current-high": 1}
         assert len(orders_for(emulator, 1001, before)) == 1
         assert agent.stop() == 0

@@ -361,9 +361,18 @@ class MaintainXForwarder:
         if self.ledger is None or time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
-        cutoff = time.time_ns() - self.site.storage.ledger_retention
+        ledger = self.ledger
+        retention = self.site.storage.ledger_retention
+
+        def prune() -> int:
+            # Counted back from the newest row when the clock is ahead of it: a wall clock
+            # set years ahead (a wrong date at boot) must not forget every work order.
+            now = time.time_ns()
+            newest = ledger.newest_ns()
+            return ledger.prune(min(now, now if newest is None else newest) - retention)
+
         try:
-            removed = await asyncio.to_thread(self.ledger.prune, cutoff)
+            removed = await asyncio.to_thread(prune)
         except LedgerError as exc:
             log.error("Pruning the work order ledger failed.", extra={"error": str(exc)})
             return

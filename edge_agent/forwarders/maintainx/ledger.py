@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, cast, runtime_checkable
 
 from edge_agent.common.schema_version import SchemaVersionError, check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
@@ -136,6 +136,16 @@ class SqliteLedger:
             "SELECT coalesce(sum(length(alert_id) + ?), 0) FROM work_orders", (ROW_OVERHEAD,)
         ).fetchone()
         return int(events) + int(alerts)
+
+    def newest_ns(self) -> int | None:
+        """The wall-clock time of the most recent row (an event applied or a work order
+        touched), or None when the ledger is empty."""
+        row = self._one(
+            "SELECT MAX(t) FROM (SELECT MAX(done_ns) AS t FROM events "
+            "UNION ALL SELECT MAX(updated_ns) FROM work_orders)",
+            (),
+        )
+        return None if row is None or row[0] is None else int(cast(int, row[0]))
 
     def prune(self, older_than_ns: int) -> int:
         """Forget events applied and work orders last touched before ``older_than_ns``
