@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.config.models import SiteConfig
@@ -49,6 +49,9 @@ from edge_agent.service.supervisor import Supervisor
 from edge_agent.service.tasks import wait_done
 
 log = logging.getLogger(__name__)
+
+LEDGER_SHARE_OF_CAP: Final = 4
+"""The work-order ledger counts against ``storage.max_bytes`` up to 1/4 of it."""
 
 READINGS_QUEUE_BATCHES = 256
 """Poll batches held between the sources and the rules task before sources wait."""
@@ -298,9 +301,15 @@ class Agent:
             self._forwarder = build_forwarder(
                 self.config, self.outbox, self.state_dir, self.base_dir
             )
-        # The work-order ledger shares storage.max_bytes with the outbox.
+        # The work-order ledger shares storage.max_bytes with the outbox, up to a quarter of
+        # it: a week of ledger rows under a small cap must never leave the outbox no room
+        # (every alert held with the destination healthy).
         shared = getattr(self._forwarder, "stored_bytes", None)
-        self.outbox.shared_bytes = shared if callable(shared) else (lambda: 0)
+        if callable(shared):
+            share = self.config.storage.max_bytes // LEDGER_SHARE_OF_CAP
+            self.outbox.shared_bytes = lambda: min(shared(), share)
+        else:
+            self.outbox.shared_bytes = lambda: 0
         self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
     def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:

@@ -97,3 +97,37 @@ def test_polling_continues_at_the_cap_and_held_alerts_arrive_in_order(
             assert agent.stop() == 0
         finally:
             emulator.faults.drop_rate = 0.0
+
+
+def test_a_full_ledger_under_a_small_cap_leaves_the_outbox_its_room(
+    make_agent: Any,
+    plant: Any,
+    emulator: Any,
+    background: BackgroundLoop,
+    health_port: int,
+    tmp_path: Path,
+) -> None:
+    """A week of ledger rows (≈ 130 bytes per event) can outgrow a small cap: counted in
+    full, it left the outbox no room and every alert was held with MaintainX healthy
+    (found in review). The ledger counts up to a quarter of the cap."""
+    from edge_agent.forwarders.maintainx.forwarder import LEDGER_FILE
+    from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+
+    ledger = SqliteLedger(tmp_path / "state" / LEDGER_FILE)
+    for n in range(2_000):  # ≈ 260 KB of rows, four times the cap below
+        ledger.record_created(f"old-alert-{n}", 10_000 + n)
+        ledger.mark_done(f"old-event-{n}", "created")
+    ledger.close()
+    document = direct_site(plant, emulator, health_port, tmp_path)
+    document["storage"]["max_bytes"] = "64KB"
+    agent: AgentProcess = make_agent(document)
+    before = {wo["id"] for wo in work_orders(emulator)}
+    with steady_plant(background, plant):
+        agent.start()
+        try:
+            agent.wait_ready()
+            background.run(lambda: plant.set_value("m201_current", 62.5))
+            wait_until(lambda: orders_for(emulator, 1002, before), 30, "the work order")
+            assert agent.metric("edge_agent_alerts_held") == 0
+        finally:
+            agent.stop()
