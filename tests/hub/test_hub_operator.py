@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.simulators.maintainx import Emulator
-from tests.conftest import Broker
+from tests.conftest import Broker, free_port
 from tests.hub.conftest import Site, async_wait_until, hub_dict, make_alert, start_hub
 
 NS = 1_000_000_000
@@ -209,3 +209,27 @@ async def test_work_orders_created_counts_a_create_found_after_its_answer_was_lo
         ]
         assert len(mine) == 1
         site.close()
+
+
+def test_parked_and_kpis_tables_print_an_empty_store(tmp_path: Path) -> None:
+    """`hub HUB.yaml parked` with nothing parked (the usual case) and `kpis --since` with an
+    empty window print their header and a note; they used to raise a TypeError."""
+    broker = Broker(free_port(), tmp_path)  # never started: these commands read the store
+    data = hub_dict(broker, "http://127.0.0.1:1/v1", tmp_path / "s")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    for args, note in (
+        (("parked",), "(nothing parked)"),
+        (("parked", "--site", "site-a"), "(nothing parked)"),
+        (("kpis",), "(no alerts recorded yet)"),
+        (("kpis", "--since", "1h"), "(no alerts recorded yet)"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "hub", str(hub_file), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == note, done.stdout
