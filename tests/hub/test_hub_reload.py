@@ -128,3 +128,48 @@ def test_sighup_reloads_sites_keys_and_level_and_refuses_a_bad_file(
     text = log.read_text()
     for secret in (KEY_A, KEY_B):
         assert secret not in text
+
+
+async def test_a_key_file_unreadable_at_a_reload_is_said_and_recovers(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, caplog: Any
+) -> None:
+    """A key file missing (being replaced) at a reload keeps the running key, says so in the
+    log and ``credentials: unavailable``; once the same key is back, ``ok`` again (it used to
+    stay ``unavailable`` for good, and nothing was logged). An empty key file is unavailable
+    too, not a network failure retried for minutes."""
+    from edge_agent.hub.reload import HubReloader
+    from tests.hub.conftest import start_hub
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "b").write_text(KEY_B)
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "state")
+    data["sites"]["site-b"]["api_key"] = "file:keys/b"
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    hub = await start_hub(data, tmp_path)
+    try:
+        hub.reloader = HubReloader(hub, hub_file)
+        site = hub.sites["site-b"]
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "ok"
+
+        (keys / "b").rename(keys / "b.old")
+        assert await hub.reloader.reload("test")
+        assert site.status()["credentials"] == "unavailable"
+        assert site.usable()  # the running key still serves the site
+        assert any("running key is kept" in r.getMessage() for r in caplog.records)
+
+        (keys / "b.old").rename(keys / "b")
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "ok"
+        assert hub.key_checks.state("site-b") == "ok"
+
+        (keys / "b").write_text("\n")
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "unavailable"
+        assert "empty" in (site.config_error or "")
+    finally:
+        await hub.close()
