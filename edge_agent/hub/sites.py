@@ -164,7 +164,9 @@ class SiteRuntime:
         """A new key: whatever the old one earned (refused, unreadable) no longer holds."""
         self.credentials_rejected = False
         if self.block_reason in ("credentials rejected", "api key unavailable"):
+            log.info("Site unblocked: served again.", extra={"site": self.site_id, "by": "new key"})
             self.blocked_until, self.block_reason = 0.0, None
+            self.last_error = None
 
     async def close(self) -> None:
         if self.client is not None:

@@ -173,3 +173,47 @@ async def test_a_key_file_unreadable_at_a_reload_is_said_and_recovers(
         assert "empty" in (site.config_error or "")
     finally:
         await hub.close()
+
+
+async def test_a_reload_that_fixes_a_refused_key_logs_the_site_unblocked(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, caplog: Any
+) -> None:
+    """Blocked and unblocked each leave a log line (docs/hub.md, "What the operator sees"),
+    also when the block is lifted by a new key at a reload; the old 401 is no longer shown as
+    the site's last error."""
+    from edge_agent.hub.reload import HubReloader
+    from tests.hub.conftest import start_hub
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "b").write_text("a-wrong-key")
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "state")
+    data["sites"]["site-b"]["api_key"] = "file:keys/b"
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    caplog.set_level("INFO")
+    hub = await start_hub(data, tmp_path)
+    try:
+        hub.reloader = HubReloader(hub, hub_file)
+        await hub.key_checks.wait()
+        assert hub.sites["site-b"].status()["blocked"] is True
+        (keys / "b").write_text(KEY_B)
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        status = hub.sites["site-b"].status()
+        assert (status["blocked"], status["credentials"], status["last_error"]) == (
+            False,
+            "ok",
+            None,
+        )
+        lines = [
+            r.getMessage()
+            for r in caplog.records
+            if getattr(r, "site", None) == "site-b" and "blocked" in r.getMessage()
+        ]
+        assert lines == [
+            "Site blocked; its alerts are parked until it can be served.",
+            "Site unblocked: served again.",
+        ]
+    finally:
+        await hub.close()
