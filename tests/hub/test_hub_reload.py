@@ -150,6 +150,9 @@ async def test_a_key_file_unreadable_at_a_reload_is_said_and_recovers(
     hub = await start_hub(data, tmp_path)
     try:
         hub.reloader = HubReloader(hub, hub_file)
+        # Before any reload, as documented in docs/hub.md (/readyz example): nulls.
+        _, body = hub.readiness()
+        assert (body["reload"]["last_outcome"], body["reload"]["last_time_ns"]) == (None, None)
         site = hub.sites["site-b"]
         await hub.key_checks.wait()
         assert site.status()["credentials"] == "ok"
