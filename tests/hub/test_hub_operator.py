@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import re
 import subprocess
@@ -233,3 +234,28 @@ def test_parked_and_kpis_tables_print_an_empty_store(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[-1] == note, done.stdout
+
+
+async def test_sites_reaches_the_replica_despite_an_http_proxy_in_the_shell(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    """An operator's shell behind a corporate proxy (``http_proxy`` set): `hub HUB.yaml
+    sites` still asks the replica on this host directly (it said "no hub answers")."""
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    running_hubs.append(await start_hub(data, tmp_path))
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), "sites", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["hub_reachable"] is True, report["note"]
