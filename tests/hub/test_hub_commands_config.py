@@ -116,3 +116,17 @@ def test_validate_warns_at_an_unset_variable_of_a_hub_file(tmp_path: Path) -> No
         f"{hub_file}:10:8: warning: dedup.dsn: ${{HUB_CMD_UNSET_DSN}} is not set in this "
         "environment; the service needs it in its own (e.g. the unit's EnvironmentFile)"
     ]
+
+
+def test_validate_refuses_an_empty_key_file(tmp_path: Path) -> None:
+    """An empty key file (a paste that did not happen in the rotation steps) is an error at
+    `validate`, as a missing one is; the hub would send an empty key."""
+    (tmp_path / "key-a").write_text("\n")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(HUB_PG.replace("${HUB_CMD_KEY_A}", "file:key-a"))
+    done = _run("validate", str(hub_file))
+    assert done.returncode == 1
+    assert f"{hub_file}:7:14: error: sites.site-a.api_key: secret file " in done.stdout
+    assert "key-a is empty" in done.stdout
+    (tmp_path / "key-a").write_text("a-key\n")
+    assert _run("validate", str(hub_file)).returncode == 0
