@@ -130,3 +130,23 @@ def test_validate_refuses_an_empty_key_file(tmp_path: Path) -> None:
     assert "key-a is empty" in done.stdout
     (tmp_path / "key-a").write_text("a-key\n")
     assert _run("validate", str(hub_file)).returncode == 0
+
+
+def test_validate_refuses_a_busy_retry_loop_and_a_lease_shorter_than_a_call(
+    tmp_path: Path,
+) -> None:
+    """`retry_interval: 0s` made the parked-alert loop re-read the store without pause, and a
+    `claim_lease` that ends during a MaintainX call lets a second replica create the same
+    work order; both validated."""
+    hub_file = tmp_path / "hub.yaml"
+    for setting, error in (
+        ("retry_interval: 0s", "hub.retry_interval: must be at least 100ms"),
+        ("claim_lease: 0s", "hub.claim_lease: must be at least 1s"),
+        ("claim_lease: 10s", "hub.claim_lease must be longer than maintainx.timeout"),
+    ):
+        hub_file.write_text(HUB_PG.replace("  id: hub-1\n", f"  id: hub-1\n  {setting}\n"))
+        done = _run("validate", str(hub_file))
+        assert done.returncode == 1, setting
+        assert error in done.stdout, done.stdout
+    hub_file.write_text(HUB_PG.replace("  id: hub-1\n", "  id: hub-1\n  claim_lease: 11s\n"))
+    assert _run("validate", str(hub_file)).returncode == 0
