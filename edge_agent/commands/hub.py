@@ -211,6 +211,12 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
     if register:
         try:
             for row in await register_webhooks(config, base_dir):
+                if row.state == "failed":
+                    print(
+                        f"site {row.site}: webhook subscription not registered (see the log)",
+                        flush=True,
+                    )
+                    continue
                 print(
                     f"site {row.site}: webhook subscription {row.subscription_id} {row.state}",
                     flush=True,
