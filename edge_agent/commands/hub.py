@@ -196,7 +196,14 @@ def _webhooks(config: object, base_dir: Path, *, prune: bool) -> int:
         print(f"edge-agent hub: webhooks: {exc}", file=sys.stderr)
         return 1
     print(rows_table(rows))
-    return 0
+    unknown = sorted({row.site for row in rows if row.state == "unknown"})
+    for site in unknown:
+        print(
+            f"edge-agent hub: webhooks: site {site}: MaintainX could not be asked "
+            "(its key refused, or no answer); its subscriptions are kept as recorded",
+            file=sys.stderr,
+        )
+    return 1 if unknown else 0
 
 
 async def _run(config: object, path: Path, *, register: bool) -> int:

@@ -42,8 +42,9 @@ class SubscriptionError(Exception):
 class SubscriptionRow:
     """One recorded subscription as ``webhooks list|prune`` and ``--register-webhooks``
     report it. ``state``: created, reused, current, stale (another URL or a duplicate),
-    gone (MaintainX no longer has it), deleted, forgotten, failed (``--register-webhooks``
-    could not register it: logged, the hub runs without it)."""
+    gone (MaintainX no longer has it), deleted, forgotten, unknown (MaintainX could not be
+    asked: the site's key refused, or no answer), failed (``--register-webhooks`` could not
+    register it: logged, the hub runs without it)."""
 
     site: str
     subscription_id: int
@@ -188,34 +189,55 @@ async def list_webhooks(
         if not entries:
             continue
         url = f"{base_url}/{site_id}"
-        kept: list[dict[str, Any]] = []
-        current_seen = False
-        async with _client(config, base_dir, site_id) as client:
-            for entry in entries:
-                found = await client.get_subscription(entry["id"])
-                sid = int(entry["id"])
-                if found is None:
-                    rows.append(
-                        SubscriptionRow(
-                            site_id, sid, entry["url"], "forgotten" if prune else "gone"
-                        )
-                    )
-                    continue
-                seen_url = str(found.get("url") or "")
-                current = not current_seen and seen_url == url and found.get("type") == WEBHOOK_TYPE
-                current_seen |= current
-                if current or not prune:
-                    kept.append(entry)
-                    rows.append(
-                        SubscriptionRow(site_id, sid, seen_url, "current" if current else "stale")
-                    )
-                    continue
-                await client.delete_subscription(sid)
-                rows.append(SubscriptionRow(site_id, sid, seen_url, "deleted"))
+        try:
+            site_rows, kept = await _list_site(config, base_dir, site_id, entries, url, prune)
+        except (SubscriptionError, MaintainXError) as exc:
+            # One site's refused key must not hide every other site's subscriptions.
+            log.warning(
+                "Webhook subscriptions of this site could not be checked.",
+                extra={"site": site_id, "error": str(exc)},
+            )
+            rows += [SubscriptionRow(site_id, int(e["id"]), e["url"], "unknown") for e in entries]
+            continue
+        rows += site_rows
         if prune:
             record[site_id] = kept
             save_subscriptions(state_dir, record)
     return rows
+
+
+async def _list_site(
+    config: HubConfig,
+    base_dir: Path,
+    site_id: str,
+    entries: list[dict[str, Any]],
+    url: str,
+    prune: bool,
+) -> tuple[list[SubscriptionRow], list[dict[str, Any]]]:
+    rows: list[SubscriptionRow] = []
+    kept: list[dict[str, Any]] = []
+    current_seen = False
+    async with _client(config, base_dir, site_id) as client:
+        for entry in entries:
+            found = await client.get_subscription(entry["id"])
+            sid = int(entry["id"])
+            if found is None:
+                rows.append(
+                    SubscriptionRow(site_id, sid, entry["url"], "forgotten" if prune else "gone")
+                )
+                continue
+            seen_url = str(found.get("url") or "")
+            current = not current_seen and seen_url == url and found.get("type") == WEBHOOK_TYPE
+            current_seen |= current
+            if current or not prune:
+                kept.append(entry)
+                rows.append(
+                    SubscriptionRow(site_id, sid, seen_url, "current" if current else "stale")
+                )
+                continue
+            await client.delete_subscription(sid)
+            rows.append(SubscriptionRow(site_id, sid, seen_url, "deleted"))
+    return rows, kept
 
 
 def rows_table(rows: list[SubscriptionRow]) -> str:
