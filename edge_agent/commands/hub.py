@@ -215,6 +215,13 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
 
     assert isinstance(config, HubConfig)
     base_dir = path.parent  # absolute
+    # A SIGHUP before the hub runs (here, during a slow --register-webhooks, or during the
+    # start) must neither end the process (SIGHUP's default) nor reload a half-started hub:
+    # it is remembered and applied once the hub runs.
+    early_hups: list[int] = []
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: early_hups.append(1))
     if register:
         try:
             for row in await register_webhooks(config, base_dir):
@@ -238,7 +245,6 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
     hub.reloader = HubReloader(hub, path)
     notifier = SystemdNotifier()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
@@ -260,8 +266,6 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGHUP, request_reload)
     try:
         await hub.start()
     except HubError as exc:
@@ -277,6 +281,10 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         flush=True,
     )
     notifier.ready(f"hub {hub.replica_id} running")
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, request_reload)
+    if early_hups:
+        request_reload()  # the file may have changed since it was read at the start
     watchdog = asyncio.create_task(notifier.watchdog_loop(), name="hub-watchdog")
     waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(hub.failed.wait())}
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

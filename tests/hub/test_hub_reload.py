@@ -220,3 +220,50 @@ async def test_a_reload_that_fixes_a_refused_key_logs_the_site_unblocked(
         ]
     finally:
         await hub.close()
+
+
+def test_a_sighup_during_the_start_is_applied_once_the_hub_runs(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """`systemctl reload` (or logrotate's HUP) while `--register-webhooks` waits on a
+    MaintainX that does not answer: the hub neither dies (SIGHUP's default ended it, exit
+    129, no log line) nor reloads half-started; it runs and applies the reload after."""
+    import socket
+
+    from tests.conftest import free_port
+
+    silent = socket.socket()  # accepts connections, never answers: MaintainX hanging
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    data = hub_dict(mosquitto, f"http://127.0.0.1:{silent.getsockname()[1]}/v1", tmp_path / "state")
+    data["maintainx"]["timeout"] = "1s"
+    data["webhooks"] = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "public_url": "https://hub.example.com/maintainx/webhooks",
+    }
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    log = tmp_path / "hub.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), "--register-webhooks"],
+        cwd=REPO_ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        # The registration has begun: a connection reached the silent MaintainX.
+        silent.settimeout(30)
+        accepted, _ = silent.accept()
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: b"running" in log.read_bytes() or process.poll() is not None, 60)
+        assert process.poll() is None, log.read_text()
+        wait_until(lambda: _readyz(data)["reload"]["applied"] == 1, 20, "the reload, after")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        accepted.close()
+    finally:
+        silent.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
