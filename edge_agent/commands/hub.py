@@ -196,7 +196,14 @@ def _webhooks(config: object, base_dir: Path, *, prune: bool) -> int:
         print(f"edge-agent hub: webhooks: {exc}", file=sys.stderr)
         return 1
     print(rows_table(rows))
-    return 0
+    unknown = sorted({row.site for row in rows if row.state == "unknown"})
+    for site in unknown:
+        print(
+            f"edge-agent hub: webhooks: site {site}: MaintainX could not be asked "
+            "(its key refused, or no answer); its subscriptions are kept as recorded",
+            file=sys.stderr,
+        )
+    return 1 if unknown else 0
 
 
 async def _run(config: object, path: Path, *, register: bool) -> int:
@@ -208,9 +215,22 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
 
     assert isinstance(config, HubConfig)
     base_dir = path.parent  # absolute
+    # A SIGHUP before the hub runs (here, during a slow --register-webhooks, or during the
+    # start) must neither end the process (SIGHUP's default) nor reload a half-started hub:
+    # it is remembered and applied once the hub runs.
+    early_hups: list[int] = []
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: early_hups.append(1))
     if register:
         try:
             for row in await register_webhooks(config, base_dir):
+                if row.state == "failed":
+                    print(
+                        f"site {row.site}: webhook subscription not registered (see the log)",
+                        flush=True,
+                    )
+                    continue
                 print(
                     f"site {row.site}: webhook subscription {row.subscription_id} {row.state}",
                     flush=True,
@@ -225,7 +245,6 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
     hub.reloader = HubReloader(hub, path)
     notifier = SystemdNotifier()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
@@ -247,8 +266,6 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGHUP, request_reload)
     try:
         await hub.start()
     except HubError as exc:
@@ -264,6 +281,10 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         flush=True,
     )
     notifier.ready(f"hub {hub.replica_id} running")
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, request_reload)
+    if early_hups:
+        request_reload()  # the file may have changed since it was read at the start
     watchdog = asyncio.create_task(notifier.watchdog_loop(), name="hub-watchdog")
     waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(hub.failed.wait())}
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -206,10 +206,14 @@ def check_tls_files(doc: Document) -> Iterator[Diagnostic]:
     for files in connection_files(doc):
         yield from _check_connection(doc, files)
     for path, name in _secret_files(doc.data, ()):
+        secret_path = resolve_path(name, doc.base_dir)
         try:
-            read_bounded(resolve_path(name, doc.base_dir))
+            data = read_bounded(secret_path)
         except FileProblem as exc:
             yield doc.at(path, f"secret file {exc}")
+            continue
+        if not data.strip():  # what the service would send is an empty key or password
+            yield doc.at(path, f"secret file {secret_path} is empty")
 
 
 def _name_at(doc: Document, path: ConfigPath) -> Path | None:

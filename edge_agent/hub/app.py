@@ -475,7 +475,11 @@ class Hub:
         if self.consumer is not None:
             self.consumer.sites_changed()
         if self.webhook_handler is not None:
-            self.webhook_handler.sites_changed(self._org_sites(), frozenset(self.sites))
+            self.webhook_handler.sites_changed(
+                self._org_sites(),
+                frozenset(self.sites),
+                {k: v.organization_id for k, v in self.config.sites.items()},
+            )
 
     # ------------------------------------------------------------------ webhooks
 

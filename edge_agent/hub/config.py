@@ -61,6 +61,23 @@ class HubIdentity(Model):
     # Parked alerts (site blocked or MaintainX down) are retried this often.
     retry_interval: Duration = parse_duration("5s")
 
+    @field_validator("claim_lease")
+    @classmethod
+    def _lease_bounds(cls, value: int) -> int:
+        # A lease that ends while its replica is still calling MaintainX lets another replica
+        # start the same alert: two creates, two work orders (checked against
+        # maintainx.timeout in HubConfig as well).
+        if value < parse_duration("1s"):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("retry_interval")
+    @classmethod
+    def _retry_bounds(cls, value: int) -> int:
+        if value < parse_duration("100ms"):  # 0 would re-read the store in a busy loop
+            raise ValueError("must be at least 100ms")
+        return value
+
 
 class Broker(Model):
     host: str
@@ -183,6 +200,15 @@ class HubConfig(Model):
     state_dir: str = "/var/lib/edge-agent-hub"
     health: HubHealth = HubHealth()
     logging: HubLogging = HubLogging()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> HubConfig:
+        if self.hub.claim_lease <= self.maintainx.timeout:
+            raise ValueError(
+                "hub.claim_lease must be longer than maintainx.timeout: a claim that expires "
+                "during a MaintainX call lets another replica create the same work order"
+            )
+        return self
 
     def state_path(self, base_dir: Path) -> Path:
         """The state directory, relative paths taken from the hub file's folder."""

@@ -22,6 +22,8 @@ from edge_agent.hub.config import HubConfig, parse_listen
 from edge_agent.hub.store import HubStore, ParkedEvent
 
 READYZ_TIMEOUT_S: Final = 3.0
+# The replica is on this host: an operator's http_proxy / HTTP_PROXY must not carry the call.
+_DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 MAX_PARKED_SHOWN: Final = 1000
 
 
@@ -32,7 +34,7 @@ def live_sites(config: HubConfig) -> tuple[dict[str, Any] | None, str | None]:
         host = "127.0.0.1"
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/readyz"
     try:
-        with urllib.request.urlopen(url, timeout=READYZ_TIMEOUT_S) as response:
+        with _DIRECT.open(url, timeout=READYZ_TIMEOUT_S) as response:
             body = response.read(1 << 20)
     except urllib.error.HTTPError as exc:  # 503 still carries the sites
         body = exc.read(1 << 20)
@@ -76,7 +78,7 @@ def _cell(value: Any) -> str:
 
 
 def table(header: Sequence[str], lines: Sequence[tuple[str, ...]], empty: str) -> str:
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     out += [
         "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines

@@ -53,7 +53,7 @@ class HubReloadReport:
             "applied": self.applied,
             "rejected": self.rejected,
             "last_outcome": self.last_outcome,
-            "last_time_ns": self.last_time_ns,
+            "last_time_ns": self.last_time_ns or None,  # null until the first reload
             "changes": list(self.changes),
             "errors": list(self.errors),
             "restart_needed": list(self.restart_needed),

@@ -91,7 +91,7 @@ class SiteRuntime:
         """Resolve the key and build the client (no network I/O). A key that cannot be
         resolved blocks this site only."""
         try:
-            key = resolve(self.config.api_key, self._base_dir)
+            key = self._resolve_key()
         except SecretError as exc:
             self.config_error = str(exc)
             self.block("api key unavailable", CREDENTIALS_RETRY_S)
@@ -118,19 +118,35 @@ class SiteRuntime:
 
     async def refresh_key(self) -> bool:
         """Re-read the key reference; rebuild the client when the key changed (a rotated key
-        file lifts a credentials block). True when the key changed."""
+        file lifts a credentials block). True when the key changed. A key that cannot be
+        read now (a key file being replaced, a wrong permission) keeps the running client;
+        it is logged once and shown as ``credentials: unavailable`` until it can be read."""
         try:
-            key = resolve(self.config.api_key, self._base_dir)
+            key = self._resolve_key()
         except SecretError as exc:
+            if self.config_error != str(exc):
+                log.error(
+                    "Site API key unavailable; the running key is kept.",
+                    extra={"site": self.site_id, "error": str(exc)},
+                )
             self.config_error = str(exc)
             return False
         if self._key is not None and key.reveal() == self._key.reveal() and self.client:
+            if self.config_error is not None:
+                log.info("Site API key readable again.", extra={"site": self.site_id})
+            self.config_error = None
             return False
         if self.client is not None:
             await self.client.aclose()
         self.open()
         self._lift_key_block()
         return True
+
+    def _resolve_key(self) -> Secret:
+        key = resolve(self.config.api_key, self._base_dir)
+        if not key.reveal():  # an empty key file: no request could carry it
+            raise SecretError("the key is empty (an empty key file or variable)")
+        return key
 
     def reconfigure(self, config: HubSite, hub: HubConfig) -> MaintainXClient | None:
         """A reload changed this site's settings: a new client from them (counters and
@@ -148,7 +164,9 @@ class SiteRuntime:
         """A new key: whatever the old one earned (refused, unreadable) no longer holds."""
         self.credentials_rejected = False
         if self.block_reason in ("credentials rejected", "api key unavailable"):
+            log.info("Site unblocked: served again.", extra={"site": self.site_id, "by": "new key"})
             self.blocked_until, self.block_reason = 0.0, None
+            self.last_error = None
 
     async def close(self) -> None:
         if self.client is not None:

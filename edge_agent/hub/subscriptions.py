@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.forwarders.maintainx.client import MaintainXClient
+from edge_agent.forwarders.maintainx.errors import MaintainXError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
 
@@ -41,7 +42,9 @@ class SubscriptionError(Exception):
 class SubscriptionRow:
     """One recorded subscription as ``webhooks list|prune`` and ``--register-webhooks``
     report it. ``state``: created, reused, current, stale (another URL or a duplicate),
-    gone (MaintainX no longer has it), deleted, forgotten."""
+    gone (MaintainX no longer has it), deleted, forgotten, unknown (MaintainX could not be
+    asked: the site's key refused, or no answer), failed (``--register-webhooks`` could not
+    register it: logged, the hub runs without it)."""
 
     site: str
     subscription_id: int
@@ -107,50 +110,69 @@ async def _client(
 async def register_webhooks(config: HubConfig, base_dir: Path) -> list[SubscriptionRow]:
     """One ``WORK_ORDER_STATUS_CHANGE`` subscription per site at ``{public_url}/{site}``,
     with the site's own key: a recorded one MaintainX still has for that URL is reused,
-    otherwise one is created. The secrets are kept in the state directory."""
-    from edge_agent.hub.app import save_webhook_secret
-
+    otherwise one is created. The secrets are kept in the state directory. A site whose
+    key is refused, or a MaintainX that cannot be reached, is logged and reported
+    ``failed``; the other sites are registered."""
     base_url = _base_url(config)
     state_dir = config.state_path(base_dir)
     record = load_subscriptions(state_dir)
     rows: list[SubscriptionRow] = []
     for site_id in config.sites:
         url = f"{base_url}/{site_id}"
-        async with _client(config, base_dir, site_id) as client:
-            kept: list[dict[str, Any]] = []
-            reused: int | None = None
-            for entry in record.get(site_id, []):
-                found = await client.get_subscription(entry["id"])
-                if found is None:
-                    continue  # deleted at MaintainX: forgotten
-                kept.append(entry)
-                if reused is None and found.get("url") == url and found.get("type") == WEBHOOK_TYPE:
-                    reused = int(entry["id"])
-            if reused is not None:
-                # The secret may predate this state directory: fetch it, it is kept once.
-                # Never an empty one: anyone could sign with it.
-                secret = await client.subscription_secret(reused)
-                if secret:
-                    save_webhook_secret(state_dir, site_id, secret)
-                rows.append(SubscriptionRow(site_id, reused, url, "reused"))
-            else:
-                answer = await client.create_subscription(WEBHOOK_TYPE, url)
-                created = int(answer["id"])
-                kept.append({"id": created, "url": url})
-                if answer.get("secret"):
-                    save_webhook_secret(state_dir, site_id, str(answer["secret"]))
-                rows.append(SubscriptionRow(site_id, created, url, "created"))
+        try:
+            row, kept = await _register_site(config, base_dir, state_dir, record, site_id, url)
+        except (SubscriptionError, MaintainXError) as exc:
+            # One site's refused key or an unreachable MaintainX must not keep the hub, and
+            # with it every other site, from starting: this site waits for the next run.
+            log.error(
+                "Webhook subscription not registered; the hub runs without it for this site.",
+                extra={"site": site_id, "error": str(exc)},
+            )
+            rows.append(SubscriptionRow(site_id, 0, url, "failed"))
+            continue
+        rows.append(row)
         record[site_id] = kept
         save_subscriptions(state_dir, record)  # after each site: a crash loses no id
         log.info(
             "Webhook subscription ready.",
-            extra={
-                "site": site_id,
-                "subscription_id": rows[-1].subscription_id,
-                "state": rows[-1].state,
-            },
+            extra={"site": site_id, "subscription_id": row.subscription_id, "state": row.state},
         )
     return rows
+
+
+async def _register_site(
+    config: HubConfig,
+    base_dir: Path,
+    state_dir: Path,
+    record: dict[str, list[dict[str, Any]]],
+    site_id: str,
+    url: str,
+) -> tuple[SubscriptionRow, list[dict[str, Any]]]:
+    from edge_agent.hub.app import save_webhook_secret
+
+    async with _client(config, base_dir, site_id) as client:
+        kept: list[dict[str, Any]] = []
+        reused: int | None = None
+        for entry in record.get(site_id, []):
+            found = await client.get_subscription(entry["id"])
+            if found is None:
+                continue  # deleted at MaintainX: forgotten
+            kept.append(entry)
+            if reused is None and found.get("url") == url and found.get("type") == WEBHOOK_TYPE:
+                reused = int(entry["id"])
+        if reused is not None:
+            # The secret may predate this state directory: fetch it, it is kept once.
+            # Never an empty one: anyone could sign with it.
+            secret = await client.subscription_secret(reused)
+            if secret:
+                save_webhook_secret(state_dir, site_id, secret)
+            return SubscriptionRow(site_id, reused, url, "reused"), kept
+        answer = await client.create_subscription(WEBHOOK_TYPE, url)
+        created = int(answer["id"])
+        kept.append({"id": created, "url": url})
+        if answer.get("secret"):
+            save_webhook_secret(state_dir, site_id, str(answer["secret"]))
+        return SubscriptionRow(site_id, created, url, "created"), kept
 
 
 async def list_webhooks(
@@ -167,34 +189,55 @@ async def list_webhooks(
         if not entries:
             continue
         url = f"{base_url}/{site_id}"
-        kept: list[dict[str, Any]] = []
-        current_seen = False
-        async with _client(config, base_dir, site_id) as client:
-            for entry in entries:
-                found = await client.get_subscription(entry["id"])
-                sid = int(entry["id"])
-                if found is None:
-                    rows.append(
-                        SubscriptionRow(
-                            site_id, sid, entry["url"], "forgotten" if prune else "gone"
-                        )
-                    )
-                    continue
-                seen_url = str(found.get("url") or "")
-                current = not current_seen and seen_url == url and found.get("type") == WEBHOOK_TYPE
-                current_seen |= current
-                if current or not prune:
-                    kept.append(entry)
-                    rows.append(
-                        SubscriptionRow(site_id, sid, seen_url, "current" if current else "stale")
-                    )
-                    continue
-                await client.delete_subscription(sid)
-                rows.append(SubscriptionRow(site_id, sid, seen_url, "deleted"))
+        try:
+            site_rows, kept = await _list_site(config, base_dir, site_id, entries, url, prune)
+        except (SubscriptionError, MaintainXError) as exc:
+            # One site's refused key must not hide every other site's subscriptions.
+            log.warning(
+                "Webhook subscriptions of this site could not be checked.",
+                extra={"site": site_id, "error": str(exc)},
+            )
+            rows += [SubscriptionRow(site_id, int(e["id"]), e["url"], "unknown") for e in entries]
+            continue
+        rows += site_rows
         if prune:
             record[site_id] = kept
             save_subscriptions(state_dir, record)
     return rows
+
+
+async def _list_site(
+    config: HubConfig,
+    base_dir: Path,
+    site_id: str,
+    entries: list[dict[str, Any]],
+    url: str,
+    prune: bool,
+) -> tuple[list[SubscriptionRow], list[dict[str, Any]]]:
+    rows: list[SubscriptionRow] = []
+    kept: list[dict[str, Any]] = []
+    current_seen = False
+    async with _client(config, base_dir, site_id) as client:
+        for entry in entries:
+            found = await client.get_subscription(entry["id"])
+            sid = int(entry["id"])
+            if found is None:
+                rows.append(
+                    SubscriptionRow(site_id, sid, entry["url"], "forgotten" if prune else "gone")
+                )
+                continue
+            seen_url = str(found.get("url") or "")
+            current = not current_seen and seen_url == url and found.get("type") == WEBHOOK_TYPE
+            current_seen |= current
+            if current or not prune:
+                kept.append(entry)
+                rows.append(
+                    SubscriptionRow(site_id, sid, seen_url, "current" if current else "stale")
+                )
+                continue
+            await client.delete_subscription(sid)
+            rows.append(SubscriptionRow(site_id, sid, seen_url, "deleted"))
+    return rows, kept
 
 
 def rows_table(rows: list[SubscriptionRow]) -> str:

@@ -110,9 +110,14 @@ class WebhookHandler:
         self._clock = clock
         self.outcomes: Counter[str] = Counter()
 
-    def sites_changed(self, org_sites: dict[int, str], known_sites: frozenset[str]) -> None:
-        """A reload added or removed sites."""
-        self._org_sites, self._known = org_sites, known_sites
+    def sites_changed(
+        self,
+        org_sites: dict[int, str],
+        known_sites: frozenset[str],
+        site_orgs: dict[str, int | None],
+    ) -> None:
+        """A reload added or removed sites, or changed their organizations."""
+        self._org_sites, self._known, self._site_orgs = org_sites, known_sites, site_orgs
 
     async def handle(
         self, path: str, headers: dict[str, str], body: bytes

@@ -116,3 +116,37 @@ def test_validate_warns_at_an_unset_variable_of_a_hub_file(tmp_path: Path) -> No
         f"{hub_file}:10:8: warning: dedup.dsn: ${{HUB_CMD_UNSET_DSN}} is not set in this "
         "environment; the service needs it in its own (e.g. the unit's EnvironmentFile)"
     ]
+
+
+def test_validate_refuses_an_empty_key_file(tmp_path: Path) -> None:
+    """An empty key file (a paste that did not happen in the rotation steps) is an error at
+    `validate`, as a missing one is; the hub would send an empty key."""
+    (tmp_path / "key-a").write_text("\n")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(HUB_PG.replace("${HUB_CMD_KEY_A}", "file:key-a"))
+    done = _run("validate", str(hub_file))
+    assert done.returncode == 1
+    assert f"{hub_file}:7:14: error: sites.site-a.api_key: secret file " in done.stdout
+    assert "key-a is empty" in done.stdout
+    (tmp_path / "key-a").write_text("a-key\n")
+    assert _run("validate", str(hub_file)).returncode == 0
+
+
+def test_validate_refuses_a_busy_retry_loop_and_a_lease_shorter_than_a_call(
+    tmp_path: Path,
+) -> None:
+    """`retry_interval: 0s` made the parked-alert loop re-read the store without pause, and a
+    `claim_lease` that ends during a MaintainX call lets a second replica create the same
+    work order; both validated."""
+    hub_file = tmp_path / "hub.yaml"
+    for setting, error in (
+        ("retry_interval: 0s", "hub.retry_interval: must be at least 100ms"),
+        ("claim_lease: 0s", "hub.claim_lease: must be at least 1s"),
+        ("claim_lease: 10s", "hub.claim_lease must be longer than maintainx.timeout"),
+    ):
+        hub_file.write_text(HUB_PG.replace("  id: hub-1\n", f"  id: hub-1\n  {setting}\n"))
+        done = _run("validate", str(hub_file))
+        assert done.returncode == 1, setting
+        assert error in done.stdout, done.stdout
+    hub_file.write_text(HUB_PG.replace("  id: hub-1\n", "  id: hub-1\n  claim_lease: 11s\n"))
+    assert _run("validate", str(hub_file)).returncode == 0

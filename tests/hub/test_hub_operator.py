@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import re
 import subprocess
@@ -23,7 +24,7 @@ from ruamel.yaml import YAML
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.simulators.maintainx import Emulator
-from tests.conftest import Broker
+from tests.conftest import Broker, free_port
 from tests.hub.conftest import Site, async_wait_until, hub_dict, make_alert, start_hub
 
 NS = 1_000_000_000
@@ -209,3 +210,52 @@ async def test_work_orders_created_counts_a_create_found_after_its_answer_was_lo
         ]
         assert len(mine) == 1
         site.close()
+
+
+def test_parked_and_kpis_tables_print_an_empty_store(tmp_path: Path) -> None:
+    """`hub HUB.yaml parked` with nothing parked (the usual case) and `kpis --since` with an
+    empty window print their header and a note; they used to raise a TypeError."""
+    broker = Broker(free_port(), tmp_path)  # never started: these commands read the store
+    data = hub_dict(broker, "http://127.0.0.1:1/v1", tmp_path / "s")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    for args, note in (
+        (("parked",), "(nothing parked)"),
+        (("parked", "--site", "site-a"), "(nothing parked)"),
+        (("kpis",), "(no alerts recorded yet)"),
+        (("kpis", "--since", "1h"), "(no alerts recorded yet)"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "hub", str(hub_file), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == note, done.stdout
+
+
+async def test_sites_reaches_the_replica_despite_an_http_proxy_in_the_shell(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    """An operator's shell behind a corporate proxy (``http_proxy`` set): `hub HUB.yaml
+    sites` still asks the replica on this host directly (it said "no hub answers")."""
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s")
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    running_hubs.append(await start_hub(data, tmp_path))
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), "sites", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["hub_reachable"] is True, report["note"]

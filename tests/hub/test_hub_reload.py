@@ -128,3 +128,142 @@ def test_sighup_reloads_sites_keys_and_level_and_refuses_a_bad_file(
     text = log.read_text()
     for secret in (KEY_A, KEY_B):
         assert secret not in text
+
+
+async def test_a_key_file_unreadable_at_a_reload_is_said_and_recovers(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, caplog: Any
+) -> None:
+    """A key file missing (being replaced) at a reload keeps the running key, says so in the
+    log and ``credentials: unavailable``; once the same key is back, ``ok`` again (it used to
+    stay ``unavailable`` for good, and nothing was logged). An empty key file is unavailable
+    too, not a network failure retried for minutes."""
+    from edge_agent.hub.reload import HubReloader
+    from tests.hub.conftest import start_hub
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "b").write_text(KEY_B)
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "state")
+    data["sites"]["site-b"]["api_key"] = "file:keys/b"
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    hub = await start_hub(data, tmp_path)
+    try:
+        hub.reloader = HubReloader(hub, hub_file)
+        # Before any reload, as documented in docs/hub.md (/readyz example): nulls.
+        _, body = hub.readiness()
+        assert (body["reload"]["last_outcome"], body["reload"]["last_time_ns"]) == (None, None)
+        site = hub.sites["site-b"]
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "ok"
+
+        (keys / "b").rename(keys / "b.old")
+        assert await hub.reloader.reload("test")
+        assert site.status()["credentials"] == "unavailable"
+        assert site.usable()  # the running key still serves the site
+        assert any("running key is kept" in r.getMessage() for r in caplog.records)
+
+        (keys / "b.old").rename(keys / "b")
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "ok"
+        assert hub.key_checks.state("site-b") == "ok"
+
+        (keys / "b").write_text("\n")
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        assert site.status()["credentials"] == "unavailable"
+        assert "empty" in (site.config_error or "")
+    finally:
+        await hub.close()
+
+
+async def test_a_reload_that_fixes_a_refused_key_logs_the_site_unblocked(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, caplog: Any
+) -> None:
+    """Blocked and unblocked each leave a log line (docs/hub.md, "What the operator sees"),
+    also when the block is lifted by a new key at a reload; the old 401 is no longer shown as
+    the site's last error."""
+    from edge_agent.hub.reload import HubReloader
+    from tests.hub.conftest import start_hub
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "b").write_text("a-wrong-key")
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "state")
+    data["sites"]["site-b"]["api_key"] = "file:keys/b"
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    caplog.set_level("INFO")
+    hub = await start_hub(data, tmp_path)
+    try:
+        hub.reloader = HubReloader(hub, hub_file)
+        await hub.key_checks.wait()
+        assert hub.sites["site-b"].status()["blocked"] is True
+        (keys / "b").write_text(KEY_B)
+        assert await hub.reloader.reload("test")
+        await hub.key_checks.wait()
+        status = hub.sites["site-b"].status()
+        assert (status["blocked"], status["credentials"], status["last_error"]) == (
+            False,
+            "ok",
+            None,
+        )
+        lines = [
+            r.getMessage()
+            for r in caplog.records
+            if getattr(r, "site", None) == "site-b" and "blocked" in r.getMessage()
+        ]
+        assert lines == [
+            "Site blocked; its alerts are parked until it can be served.",
+            "Site unblocked: served again.",
+        ]
+    finally:
+        await hub.close()
+
+
+def test_a_sighup_during_the_start_is_applied_once_the_hub_runs(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """`systemctl reload` (or logrotate's HUP) while `--register-webhooks` waits on a
+    MaintainX that does not answer: the hub neither dies (SIGHUP's default ended it, exit
+    129, no log line) nor reloads half-started; it runs and applies the reload after."""
+    import socket
+
+    from tests.conftest import free_port
+
+    silent = socket.socket()  # accepts connections, never answers: MaintainX hanging
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    data = hub_dict(mosquitto, f"http://127.0.0.1:{silent.getsockname()[1]}/v1", tmp_path / "state")
+    data["maintainx"]["timeout"] = "1s"
+    data["webhooks"] = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "public_url": "https://hub.example.com/maintainx/webhooks",
+    }
+    hub_file = tmp_path / "hub.yaml"
+    _write(hub_file, data)
+    log = tmp_path / "hub.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), "--register-webhooks"],
+        cwd=REPO_ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        # The registration has begun: a connection reached the silent MaintainX.
+        silent.settimeout(30)
+        accepted, _ = silent.accept()
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: b"running" in log.read_bytes() or process.poll() is not None, 60)
+        assert process.poll() is None, log.read_text()
+        wait_until(lambda: _readyz(data)["reload"]["applied"] == 1, 20, "the reload, after")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        accepted.close()
+    finally:
+        silent.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -132,3 +132,81 @@ async def test_a_webhook_without_site_finds_the_site_sharing_an_organization(
         )
         assert answer == {"result": "not_ours"}
         site.close()
+
+
+def test_register_webhooks_with_one_refused_key_still_starts_the_hub(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path
+) -> None:
+    """`hub HUB.yaml --register-webhooks` ("run it on every start") with one site's key
+    refused: the other site's subscription is made and the hub runs for every site (it
+    exited 1, so one bad key, or MaintainX down, kept the whole hub from starting)."""
+    import os
+    import signal
+
+    from tests.conftest import REPO_ROOT
+    from tests.hub.conftest import wait_until
+
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", webhooks=True)
+    data["webhooks"]["public_url"] = "https://hub.example.com/maintainx/webhooks"
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    log = tmp_path / "hub.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HUB_TEST_KEY_B": "a-refused-key"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), "--register-webhooks"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        wait_until(
+            lambda: b"running" in log.read_bytes() or process.poll() is not None, 30, "start"
+        )
+        text = log.read_text()
+        assert process.poll() is None, text
+        assert "site site-a: webhook subscription" in text and "created" in text
+        assert "site site-b: webhook subscription not registered" in text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert "a-refused-key" not in log.read_text()
+
+
+async def test_webhooks_list_with_one_refused_key_still_shows_the_other_sites(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path
+) -> None:
+    """`webhooks list` while one site's key is refused (when an operator looks): the other
+    sites' subscriptions are shown, the refused site's as `unknown`, exit 1 (it printed one
+    error and no table). `prune` keeps the refused site's record."""
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", webhooks=True)
+    data["webhooks"]["public_url"] = "https://hub.example.com/maintainx/webhooks"
+    await register_webhooks(HubConfig.model_validate(data), tmp_path)
+    data["sites"]["site-b"]["api_key"] = "${HUB_TEST_UNKNOWN_KEY}"
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    record = (tmp_path / "s" / "webhook-subscriptions.json").read_text()
+    for action in ("list", "prune"):
+        done = await asyncio.to_thread(_cli_env, hub_file, "webhooks", action)
+        assert done.returncode == 1, done.stderr
+        states = {line.split()[0]: line.split()[2] for line in done.stdout.splitlines()[1:]}
+        assert states == {"site-a": "current", "site-b": "unknown"}, done.stdout
+        assert "site site-b: MaintainX could not be asked" in done.stderr
+    assert json.loads(record)["site-b"] == json.loads(
+        (tmp_path / "s" / "webhook-subscriptions.json").read_text()
+    )["site-b"]
+
+
+def _cli_env(hub_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", "hub", str(hub_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HUB_TEST_UNKNOWN_KEY": "a-refused-key"},
+    )

@@ -107,3 +107,47 @@ async def test_status_changes_reach_the_site_and_bad_signatures_do_not(
     assert late.received[0][2] is True and late.on(topic_suffix)[0]["status"] == "OPEN"
     site.close()
     late.close()
+
+
+async def test_bare_path_finds_a_site_whose_organization_a_reload_changed(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    """Two sites in one organization after a reload that corrected one site's
+    ``organization_id``: a signed webhook on ``/maintainx/webhooks`` (no site) is applied
+    for the site whose alert made the work order (it was answered ``not_ours``: the handler
+    kept the organizations the hub started with)."""
+    from ruamel.yaml import YAML
+
+    from edge_agent.hub.reload import HubReloader
+
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", webhooks=True)
+    port = int(data["webhooks"]["listen"].rsplit(":", 1)[1])
+    data["sites"]["site-c"] = {"api_key": "${HUB_TEST_KEY_B}", "organization_id": 303}  # typo
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text(json.dumps(data))
+    hub = await start_hub(data, tmp_path)
+    running_hubs.append(hub)
+    hub.reloader = HubReloader(hub, hub_file)
+    data["sites"]["site-c"]["organization_id"] = 202  # the organization of site-b's key too
+    with hub_file.open("w") as handle:
+        YAML().dump(data, handle)
+    assert await hub.reloader.reload("test")
+    await hub.key_checks.wait()
+    assert hub.key_checks.state("site-c") == "ok"
+
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-c/#")
+    alert = make_alert("site-c", random.randrange(1 << 40))
+    site.publish("edge/v1/site-c/alerts", alert)
+    await async_wait_until(lambda: any(r["status"] == "ok" for r in site.results()), 20, "result")
+    work_order_id = site.results()[0]["work_order_id"]
+    body = json.dumps(
+        {"workOrderId": work_order_id, "orgId": 202, "oldStatus": "OPEN", "newStatus": "DONE"}
+    ).encode()
+    signature = sign("whsec-test", int(time.time()), body)
+    assert await asyncio.to_thread(_post, port, "/maintainx/webhooks", body, signature) == 200
+    assert hub.webhook_handler.outcomes["applied"] == 1, hub.webhook_handler.outcomes
+    await async_wait_until(
+        lambda: site.on(f"site-c/workorders/{work_order_id}"), 10, "work order message"
+    )
+    site.close()
