@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Until the event loop takes SIGHUP over, a `systemctl reload` during the start must not
+    # end the process (SIGHUP's default action); the file is read at the start anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from edge_agent.config.diagnostics import format_diagnostic
     from edge_agent.hub.config import load_hub
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Until the event loop takes SIGHUP over, a `systemctl reload` during the start must not
+    # end the process (SIGHUP's default action); the file is read at the start anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from edge_agent.config.diagnostics import format_diagnostic
     from edge_agent.config.models import Storage
     from edge_agent.service.isolated_load import check_isolated
