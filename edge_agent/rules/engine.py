@@ -152,6 +152,9 @@ class RuleEngine:
         # One life of the saved state (see ``make_alert_id``): none without a store, so a
         # replay gives the same ids every time; a new one when a store has nothing usable.
         self.lineage = ""
+        # Episode counts of rules removed from the configuration, kept (and saved) so that a
+        # rule added back continues its count instead of reusing its old alert ids.
+        self.retired_episodes: dict[str, int] = {}
         # Rules whose evaluation raised: each is that rule's problem (see ``_rule_failed``).
         self.faults = RuleFaults()
         self._build(config)
@@ -170,6 +173,7 @@ class RuleEngine:
                     self.flood_times = []
                     self.flooding = False
                     self.lineage = secrets.token_hex(8)
+                    self.retired_episodes = {}
                 self._rebuild_heap()
 
     # ------------------------------------------------------------------ configuration

@@ -91,7 +91,7 @@ def take_snapshot(
             or rule.gate_open != (rule.gate_sensor is None)
         ):
             rules[rule.id] = _rule_data(rule)
-    return {
+    out: dict[str, Any] = {
         "version": SNAPSHOT_VERSION,
         "site": engine.site_id,
         "lineage": engine.lineage,
@@ -101,6 +101,10 @@ def take_snapshot(
         "flood": {"times": list(engine.flood_times), "flooding": engine.flooding},
         "exact": exact,
     }
+    if engine.retired_episodes:
+        # Removed rules' episode counts: a rule added back must not reuse an alert id.
+        out["retired_episodes"] = dict(engine.retired_episodes)
+    return out
 
 
 # The times a rule's saved data holds (each an int or None); ``prev`` and ``anchor`` are
@@ -189,6 +193,16 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
             for watcher in sensor.watchers:
                 watcher.fired = watcher.duration in fired
     rules_by_id = {rule.id: rule for rule in engine.rules}
+    # A rule removed from the configuration keeps its episode count here (saved with the
+    # state) until it comes back: episode numbers, hence alert ids, are never reused.
+    retired = {str(k): int(v) for k, v in data.get("retired_episodes", {}).items()}
+    for rule_id, saved in data["rules"].items():
+        if rule_id not in rules_by_id and int(saved.get("episodes", 0)):
+            retired[rule_id] = max(retired.get(rule_id, 0), int(saved["episodes"]))
+    engine.retired_episodes = {k: v for k, v in retired.items() if k not in rules_by_id}
+    for rule_id, count in retired.items():
+        if rule_id in rules_by_id and rule_id not in data["rules"]:
+            rules_by_id[rule_id].episodes = count
     exact = bool(data.get("exact", False))
     if not exact:
         # A gate that opens judges its rule's held value, which may be older than the last

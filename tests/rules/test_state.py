@@ -310,3 +310,28 @@ def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
     path.mkdir()  # a directory where the file should be: reading it fails
     with pytest.raises(StateStoreError, match="cannot read the rule state"):
         RuleEngine(site([RULE]), RuleStateStore(path))
+
+
+def test_a_rule_removed_and_added_back_never_reuses_an_alert_id(tmp_path: Path) -> None:
+    """Commenting a rule out and back in (a reload, or a restart in between) continues its
+    episode count: its next episode must not get the id of one the ledger already knows."""
+    path = tmp_path / "state" / "rules.json"
+    plain = {"id": "hot", "asset": "p101", "sensor": "temp", "high": {"limit": 80}}
+    other = {**plain, "id": "other"}
+    engine = RuleEngine(site([plain]), RuleStateStore(path))
+    [first] = engine.feed(reading(0, 85))
+    engine.feed(reading(1, 70))
+    engine.reconfigure(site([other]))  # reload without "hot"
+    engine.reconfigure(site([plain, other]))  # and with it again
+    seen = {first.alert_id}
+    activated = [e for e in engine.feed(reading(2, 85)) if e.rule_id == "hot"]
+    assert activated[0].alert_id not in seen
+    seen.add(activated[0].alert_id)
+    engine.feed(reading(3, 70))
+    # A restart without "hot" (saving), then one with it.
+    without = RuleEngine(site([other]), RuleStateStore(path))
+    without.feed(reading(4, 85))
+    again = RuleEngine(site([plain, other]), RuleStateStore(path))
+    again.feed(reading(5, 70))
+    [third] = [e for e in again.feed(reading(6, 85)) if e.rule_id == "hot"]
+    assert third.kind == "activated" and third.alert_id not in seen
