@@ -57,12 +57,15 @@ def run(args: argparse.Namespace) -> int:
         # Checked in a child process: the loader's peak memory never stays in the agent.
         config, diagnostics, watched = check_isolated(site_path)
         problem = f"{site_path.name} has {sum(1 for d in diagnostics if d.is_error)} error(s)"
+        site_errors = [format_diagnostic(d) for d in diagnostics if d.is_error]
     else:
         # A missing file (a failed mount, a config-management hiccup) is a broken file too:
         # the last good configuration runs until it is back.
-        print_error(f"{site_path}: error: (top): no such site file")
+        missing = f"{site_path}: error: (top): no such site file"
+        print_error(missing)
         config, diagnostics, watched = None, [], [site_path]
         problem = f"{site_path.name} is missing"
+        site_errors = [missing]
     if config is None:
         for diagnostic in diagnostics:
             print_error(format_diagnostic(diagnostic), _level(diagnostic))
@@ -123,7 +126,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     async def main() -> int:
-        service = Service(site_path, config, state_dir, watched_files=watched, fallback=fallback)
+        service = Service(
+            site_path,
+            config,
+            state_dir,
+            watched_files=watched,
+            fallback=fallback,
+            site_errors=site_errors,
+        )
         return await service.run()
 
     try:

@@ -60,6 +60,13 @@ def test_a_broken_site_file_runs_the_last_good_configuration(
         assert any("last good configuration" in r for r in body["reasons"]), body
         assert body["config"]["fallback"] is not None
         assert agent.metric("edge_agent_config_fallback") == 1.0
+        # The file on disk is invalid: its errors are shown and counted as a rejected
+        # reload's are (docs/operations.md, "Hot reload"; found in review: none were).
+        errors = body["config"]["errors"]
+        assert errors and "no_such_sensor" in errors[0], body["config"]
+        assert agent.metric("edge_agent_config_errors") == len(errors)
+        assert agent.metric("edge_agent_config_last_reload_success") == 0.0
+        assert agent.json("/healthz")[1]["config"]["errors"] == errors
         logs = agent.logs()
         assert "no_such_sensor" in logs  # the error, with file and line
         assert "running the last good configuration" in logs
@@ -72,6 +79,8 @@ def test_a_broken_site_file_runs_the_last_good_configuration(
         wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the fix")
         body = agent.wait_ready()
         assert body["config"]["fallback"] is None
+        assert body["config"]["errors"] == []
+        assert agent.metric("edge_agent_config_errors") == 0.0
         # `systemctl reload` re-reads file: secrets; it says which come from the environment.
         agent.signal(signal.SIGHUP)
         wait_until(lambda: "keep their start-up value" in agent.logs(), 20, "the reload log")
@@ -138,6 +147,8 @@ def test_a_missing_site_file_runs_the_last_good_configuration_too(
     status, body = agent.json("/readyz")
     assert status == 503
     assert any("site.yaml is missing" in reason for reason in body["reasons"]), body
+    assert "no such site file" in body["config"]["errors"][0], body["config"]
+    assert agent.metric("edge_agent_config_errors") == 1.0
     aside.rename(agent.site)  # the mount is back
     wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the file back")
     assert agent.stop() == 0
