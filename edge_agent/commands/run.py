@@ -159,6 +159,11 @@ def _last_good(state_dir: Path, problem: str) -> tuple[SiteConfig | None, str | 
     config, problems = load_last_good(state_dir)
     if config is None:
         if problems:
+            from edge_agent.config.diagnostics import format_diagnostic
+
+            for unusable in problems:
+                if unusable.is_error:
+                    print_error(format_diagnostic(unusable))
             print_error(f"{last_good_path(state_dir)}: the last good configuration is unusable too")
         return None, None
     return config, (

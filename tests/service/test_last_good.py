@@ -121,6 +121,28 @@ def test_a_tampered_copy_is_refused_not_half_used(tmp_path: Path) -> None:
     assert "last good configuration is unusable too" in done.stderr
 
 
+def test_a_copy_that_is_no_file_is_refused_naming_it(tmp_path: Path) -> None:
+    """Found in review: this refusal was logged before logging was set up, so the operator
+    read "Last good configuration refused: ..." with neither the path nor the reason."""
+    state = tmp_path / "s"
+    (state / "last-good-site.json").mkdir(parents=True)
+    site = tmp_path / "site.yaml"
+    site.write_text("version: 1\nsite: {id: Not-Valid}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "run", str(site), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    copy = str(state / "last-good-site.json")
+    assert f"{copy}:1:1: error: (file): last good configuration refused: not a regular file" in (
+        done.stderr
+    )
+    assert "last good configuration is unusable too" in done.stderr
+
+
 def test_the_unit_does_not_restart_a_config_error() -> None:
     unit = (REPO_ROOT / "systemd" / "edge-agent.service").read_text()
     assert "RestartPreventExitStatus=2" in unit
