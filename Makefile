@@ -70,12 +70,14 @@ lock: dev-venv
 	$(UV_COMPILE) -o requirements/agent.txt
 	$(UV_COMPILE) --extra postgres -o requirements/hub.txt
 
-## sbom: CycloneDX SBOMs of the locked sets, in dist/ (built with each release).
+## sbom: CycloneDX SBOMs of the locked sets, in dist/ (built with each release), the root
+## component carrying the release's version.
 SBOM = $(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible
 sbom: dev-venv
 	mkdir -p dist
 	$(SBOM) -o dist/edge-agent-sbom.cdx.json requirements/agent.txt
 	$(SBOM) -o dist/edge-agent-hub-sbom.cdx.json requirements/hub.txt
+	$(BIN)/python scripts/sbom_version.py dist/edge-agent-sbom.cdx.json dist/edge-agent-hub-sbom.cdx.json
 
 ## vulncheck: known vulnerabilities of the locked set (OSV); accepted ones, with their
 ## reason, in requirements/vulncheck-accept.toml. An unreachable advisory source is said,

@@ -11,7 +11,9 @@
 # EDGE_AGENT_EXTRAS=postgres (the PostgreSQL driver a hub with `dedup.backend: postgres`
 # needs, as `pip install 'edge-agent[postgres]'`) makes requirements/hub.txt the default lock.
 set -eu
-src="$1"
+# Absolute: pip reads a bare relative name (`install-venv.sh edge-agent ...`, as in the
+# upgrade steps) as a package to fetch from the index, not as this folder.
+src="$(cd "$1" && pwd)"
 venv="$2"
 default_lock="$src/requirements/agent.txt"
 [ "${EDGE_AGENT_EXTRAS:-}" = postgres ] && default_lock="$src/requirements/hub.txt"

@@ -24,6 +24,12 @@ stage="$work/edge-agent-wheelhouse"
 mkdir -p "$stage/wheels" "$stage/requirements" "$out"
 
 "$python" -m pip wheel --quiet --no-cache-dir --no-deps --wheel-dir "$stage/wheels" "$root"
+# Every pin, its environment marker dropped: pip judges a marker by the Python that runs it,
+# not by --python-version, so a build on Python 3.12 would leave out what only 3.11 installs
+# (wait-for2; python_full_version < '3.12') and the 3.11 gateway could not install offline.
+# The gateway's pip judges the markers again, against itself.
+lock="$work/$set_.txt"
+sed -E 's/^([A-Za-z0-9._-]+==[^ ;]+) *;[^\\]*\\$/\1 \\/' "$root/requirements/$set_.txt" >"$lock"
 for arch in $archs; do
   for version in $pythons; do
     # glibc 2.28 and older: Debian 10+, Raspberry Pi OS, Ubuntu 20.04+.
@@ -31,7 +37,7 @@ for arch in $archs; do
       --only-binary=:all: --implementation cp --python-version "$version" \
       --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
       --platform "manylinux2014_$arch" \
-      --dest "$stage/wheels" -r "$root/requirements/$set_.txt"
+      --dest "$stage/wheels" -r "$lock"
   done
 done
 cp "$root/requirements/agent.txt" "$root/requirements/hub.txt" "$stage/requirements/"

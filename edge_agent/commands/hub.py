@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edge_agent.service.journald import print_error
+
+if TYPE_CHECKING:
+    from edge_agent.config.diagnostics import Diagnostic
 
 CLOSE_LIMIT_S = 9.0
 EXIT_NEWER_STATE = 3
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     config, diagnostics = load_hub(path)
     for diagnostic in diagnostics:
-        print(format_diagnostic(diagnostic), file=sys.stderr)
+        print_error(format_diagnostic(diagnostic), _level(diagnostic))
     if config is None:
         return 2
     base_dir = path.absolute().parent
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             return runner.run(_run(config, path.absolute(), register=args.register_webhooks))
     except NewerFormatError as exc:
         # A rollback: the store is a later release's (docs/operations.md, "Rollback").
-        print(f"edge-agent hub: {exc}", file=sys.stderr)
+        print_error(f"edge-agent hub: {exc}")
         return EXIT_NEWER_STATE
 
 
@@ -272,7 +278,7 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
     try:
         await hub.start()
     except HubError as exc:
-        print(f"edge-agent hub: {exc}", file=sys.stderr)
+        print_error(f"edge-agent hub: {exc}")
         await _close(hub)
         return 1
     except NewerFormatError:
@@ -299,7 +305,7 @@ async def _run(config: object, path: Path, *, register: bool) -> int:
         reload_task.cancel()
     await _close(hub)
     if hub.failure is not None:
-        print(f"edge-agent hub: stopped after a failure: {hub.failure}", file=sys.stderr)
+        print_error(f"edge-agent hub: stopped after a failure: {hub.failure}")
         return 1
     return 0
 
@@ -314,3 +320,7 @@ async def _close(hub: object) -> None:
             await hub.close()
     except TimeoutError:
         print("edge-agent hub: stop took too long; exiting anyway", file=sys.stderr)
+
+
+def _level(diagnostic: Diagnostic) -> int:
+    return logging.ERROR if diagnostic.is_error else logging.WARNING

@@ -15,16 +15,17 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from edge_agent.common.schema_version import NewerFormatError
+from edge_agent.service.journald import print_error
 
 EXIT_NEWER_STATE: Final = 3
 """A file of the state folder was written by a later release: see the message."""
 
 if TYPE_CHECKING:
+    from edge_agent.config.diagnostics import Diagnostic
     from edge_agent.config.models import SiteConfig
 
 
@@ -60,22 +61,25 @@ def run(args: argparse.Namespace) -> int:
         # Checked in a child process: the loader's peak memory never stays in the agent.
         config, diagnostics, watched = check_isolated(site_path)
         problem = f"{site_path.name} has {sum(1 for d in diagnostics if d.is_error)} error(s)"
+        site_errors = [format_diagnostic(d) for d in diagnostics if d.is_error]
     else:
         # A missing file (a failed mount, a config-management hiccup) is a broken file too:
         # the last good configuration runs until it is back.
-        print(f"{site_path}: error: (top): no such site file", file=sys.stderr)
+        missing = f"{site_path}: error: (top): no such site file"
+        print_error(missing)
         config, diagnostics, watched = None, [], [site_path]
         problem = f"{site_path.name} is missing"
+        site_errors = [missing]
     if config is None:
         for diagnostic in diagnostics:
-            print(format_diagnostic(diagnostic), file=sys.stderr)
+            print_error(format_diagnostic(diagnostic), _level(diagnostic))
         # The state folder of a file that does not load: the one systemd names, else the
         # default (a broken file's own ``storage.path`` cannot be trusted).
         state_dir = (args.state_dir or Path(Storage().path)).resolve()
         try:
             config, fallback = _last_good(state_dir, problem)
         except NewerFormatError as exc:
-            print(f"edge-agent: {exc}", file=sys.stderr)
+            print_error(f"edge-agent: {exc}")
             return EXIT_NEWER_STATE
         if config is None:
             return 2
@@ -126,7 +130,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     async def main() -> int:
-        service = Service(site_path, config, state_dir, watched_files=watched, fallback=fallback)
+        service = Service(
+            site_path,
+            config,
+            state_dir,
+            watched_files=watched,
+            fallback=fallback,
+            site_errors=site_errors,
+        )
         return await service.run()
 
     try:
@@ -152,12 +163,18 @@ def _last_good(state_dir: Path, problem: str) -> tuple[SiteConfig | None, str | 
     config, problems = load_last_good(state_dir)
     if config is None:
         if problems:
-            print(
-                f"{last_good_path(state_dir)}: the last good configuration is unusable too",
-                file=sys.stderr,
-            )
+            from edge_agent.config.diagnostics import format_diagnostic
+
+            for unusable in problems:
+                if unusable.is_error:
+                    print_error(format_diagnostic(unusable))
+            print_error(f"{last_good_path(state_dir)}: the last good configuration is unusable too")
         return None, None
     return config, (
         f"running the last good configuration (saved {saved_at(state_dir)}): "
         f"{problem}; fix it and it is applied at once"
     )
+
+
+def _level(diagnostic: Diagnostic) -> int:
+    return logging.ERROR if diagnostic.is_error else logging.WARNING

@@ -53,9 +53,11 @@ class Service:
         notifier: SystemdNotifier | None = None,
         validate: Validate = default_validate,
         fallback: str | None = None,
+        site_errors: Sequence[str] = (),
     ) -> None:
         """``fallback``: why ``config`` is the last good configuration instead of the site
-        file's (None when it is the site file's own)."""
+        file's (None when it is the site file's own); ``site_errors``: then, the site file's
+        errors as ``edge-agent validate`` prints them."""
         self.site_path = site_path
         self.base_dir = site_path.parent
         self.notifier = notifier or SystemdNotifier()
@@ -70,6 +72,11 @@ class Service:
         )
         self.reloader.watch_files(list(watched_files))
         self.reloader.report.fallback = fallback
+        if fallback is not None:
+            # The site file on disk was refused at start as a reload would refuse it: its
+            # errors show in /healthz, /readyz and edge_agent_config_errors until it is fixed.
+            self.reloader.report.last_outcome = "rejected"
+            self.reloader.report.errors = list(site_errors) or [f"{site_path}: error: (top)"]
         self.registry = build_registry(self.agent, self.reloader.report)
         self.health = HealthServer(config.health.listen, self, self.registry)
         self.stop_event = asyncio.Event()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Final, TextIO
 
@@ -59,3 +60,13 @@ class SyslogPrefixFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return f"<{syslog_priority(record.levelno)}>{self._inner.format(record)}"
+
+
+def print_error(text: str, level: int = logging.ERROR, stream: TextIO | None = None) -> None:
+    """Print ``text`` to stderr: a line a command says before its logging is set up (why it
+    cannot start). When stderr is the journal each line starts with the priority of
+    ``level``, so that ``journalctl -p err`` shows why the service does not start."""
+    target = stream if stream is not None else sys.stderr
+    prefix = f"<{syslog_priority(level)}>" if writes_to_journal(target) else ""
+    for line in text.splitlines() or [""]:
+        print(f"{prefix}{line}", file=target, flush=True)

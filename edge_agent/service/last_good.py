@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +28,6 @@ from edge_agent.common.atomic import write_atomic
 from edge_agent.common.schema_version import SchemaVersionError, check
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import SiteConfig, dump_site
-
-log = logging.getLogger(__name__)
 
 LAST_GOOD_NAME: Final = "last-good-site.json"
 MAX_LAST_GOOD_BYTES: Final = 64 * 1024 * 1024
@@ -74,19 +71,19 @@ def load_last_good(state_dir: Path) -> tuple[SiteConfig | None, list[Diagnostic]
     except FileNotFoundError:
         return None, []
     except OSError as exc:
-        log.error(
-            "Last good configuration unreadable.", extra={"path": str(path), "error": str(exc)}
-        )
-        return None, []
+        # Said by `run` before its logging is set up: a diagnostic it prints, with the path.
+        return None, [_refused(path, f"cannot be read: {exc.strerror or exc}")]
     if not path.is_file() or info.st_size > MAX_LAST_GOOD_BYTES:
-        log.error(
-            "Last good configuration refused: not a regular file of a plausible size.",
-            extra={"path": str(path), "bytes": info.st_size},
-        )
-        return None, []
+        return None, [
+            _refused(path, f"not a regular file of a plausible size ({info.st_size} bytes)")
+        ]
     _check_version(path)
     config, diagnostics, _files = check_isolated(path)
     return config, diagnostics
+
+
+def _refused(path: Path, why: str) -> Diagnostic:
+    return Diagnostic(str(path), 1, 1, "error", (), f"last good configuration refused: {why}")
 
 
 def _check_version(path: Path) -> None:

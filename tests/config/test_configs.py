@@ -79,3 +79,17 @@ def test_demo_site_matches_the_demo_plant() -> None:
         "p101-pressure-low",
     } <= rule_ids
     assert config.forwarding is not None and config.forwarding.mode == "maintainx"
+
+
+def test_the_serial_device_key_the_operations_guide_names_exists() -> None:
+    """docs/operations.md ("Serial ports") tells the engineer which key takes the udev name;
+    a key the loader refuses (`port:` once) sends them from one error to the next."""
+    import re
+
+    from edge_agent.config.models import ModbusRtu
+
+    guide = (REPO_ROOT / "docs" / "operations.md").read_text()
+    keys = re.findall(r"`(\w+): /dev/[^`]*`", guide)
+    assert keys, "the guide names no serial device key"
+    fields = {info.alias or name for name, info in ModbusRtu.model_fields.items()}
+    assert set(keys) <= fields, keys

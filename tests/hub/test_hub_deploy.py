@@ -56,6 +56,17 @@ def test_the_hub_unit_is_hardened_like_the_agent_and_notifies() -> None:
     assert int(hub["TimeoutStopSec"][0].rstrip("s")) > 10
 
 
+def test_the_hub_unit_does_not_restart_what_a_restart_cannot_fix() -> None:
+    """Found in review: the hub exits 2 (an invalid hub file) and 3 (a later release's store,
+    docs/operations.md "Schema versions": "edge-agent hub does the same") like the agent,
+    but its unit restarted it every 2 s forever."""
+    from edge_agent.commands.hub import EXIT_NEWER_STATE
+
+    hub = _unit(REPO_ROOT / "systemd" / "edge-agent-hub.service")
+    [statuses] = hub["RestartPreventExitStatus"]
+    assert {"2", str(EXIT_NEWER_STATE)} <= set(statuses.split())
+
+
 def test_one_dockerfile_builds_the_hub_for_both_architectures() -> None:
     text = (REPO_ROOT / "Dockerfile.hub").read_text()
     assert "--platform" not in re.sub(r"#.*", "", text), "the platform comes from buildx"

@@ -119,7 +119,8 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
     assert len(runs) == 1, "the build stage installs through docker/install-venv.sh"
     # The build stage copies exactly these into its WORKDIR; do the same, so the build
     # never writes into the working tree.
-    src = tmp_path / "src"
+    # Named as docs/operations.md ("Upgrade") names the unpacked release.
+    src = tmp_path / "edge-agent"
     src.mkdir()
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO_ROOT / name, src / name)
@@ -167,11 +168,15 @@ def test_install_and_entry_commands_run_in_a_clean_virtualenv(tmp_path: Path) ->
     # replaces the old (pip alone keeps an installed version as "already satisfied"), and
     # --version names the commit it was built from (the image build passes it this way).
     (src / "edge_agent" / "upgrade_marker.py").write_text("BUILD = 2\n")
+    # As the upgrade steps write it: `install-venv.sh edge-agent /opt/edge-agent`, the source
+    # a bare relative name (pip takes one for a package on the index unless the script
+    # makes it a path).
     again = subprocess.run(
-        ["sh", str(script), str(src), str(venv)],
+        ["sh", str(script), src.name, str(venv)],
         capture_output=True,
         text=True,
         timeout=170,
+        cwd=tmp_path,
         env={**os.environ, "EDGE_AGENT_COMMIT": "0123456789abcdef"},
     )
     assert again.returncode == 0, again.stderr[-3000:]

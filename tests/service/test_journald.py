@@ -66,3 +66,28 @@ def test_no_prefix_when_stderr_is_not_the_journal(
 )
 def test_custom_levels_round_down(levelno: int, priority: int) -> None:
     assert syslog_priority(levelno) == priority
+
+
+def test_why_the_agent_does_not_start_reaches_journalctl_p_err(tmp_path: Path) -> None:
+    """An invalid site file with no last good configuration (exit 2, which the unit does not
+    restart) is said before logging is set up: those lines carry their priority too, or
+    `journalctl -u edge-agent -p err` would show no reason for the failed start."""
+    site = tmp_path / "site.yaml"
+    site.write_text("version: 1\nsite: {id: Not-Valid}\n")
+    journal = tmp_path / "journal"
+    journal.touch()
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    env["JOURNAL_STREAM"] = identity(journal)
+    command = [sys.executable, "-m", "edge_agent", "run", str(site)]
+    with journal.open("w") as stderr:
+        done = subprocess.run(
+            [*command, "--state-dir", str(tmp_path / "state")],
+            stderr=stderr,
+            env=env,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    lines = journal.read_text().splitlines()
+    assert lines, "nothing said"
+    assert all(line.startswith("<3>") for line in lines), lines
+    assert any("site.id" in line for line in lines)

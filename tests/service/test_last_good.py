@@ -60,6 +60,13 @@ def test_a_broken_site_file_runs_the_last_good_configuration(
         assert any("last good configuration" in r for r in body["reasons"]), body
         assert body["config"]["fallback"] is not None
         assert agent.metric("edge_agent_config_fallback") == 1.0
+        # The file on disk is invalid: its errors are shown and counted as a rejected
+        # reload's are (docs/operations.md, "Hot reload"; found in review: none were).
+        errors = body["config"]["errors"]
+        assert errors and "no_such_sensor" in errors[0], body["config"]
+        assert agent.metric("edge_agent_config_errors") == len(errors)
+        assert agent.metric("edge_agent_config_last_reload_success") == 0.0
+        assert agent.json("/healthz")[1]["config"]["errors"] == errors
         logs = agent.logs()
         assert "no_such_sensor" in logs  # the error, with file and line
         assert "running the last good configuration" in logs
@@ -72,6 +79,8 @@ def test_a_broken_site_file_runs_the_last_good_configuration(
         wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the fix")
         body = agent.wait_ready()
         assert body["config"]["fallback"] is None
+        assert body["config"]["errors"] == []
+        assert agent.metric("edge_agent_config_errors") == 0.0
         # `systemctl reload` re-reads file: secrets; it says which come from the environment.
         agent.signal(signal.SIGHUP)
         wait_until(lambda: "keep their start-up value" in agent.logs(), 20, "the reload log")
@@ -112,6 +121,28 @@ def test_a_tampered_copy_is_refused_not_half_used(tmp_path: Path) -> None:
     assert "last good configuration is unusable too" in done.stderr
 
 
+def test_a_copy_that_is_no_file_is_refused_naming_it(tmp_path: Path) -> None:
+    """Found in review: this refusal was logged before logging was set up, so the operator
+    read "Last good configuration refused: ..." with neither the path nor the reason."""
+    state = tmp_path / "s"
+    (state / "last-good-site.json").mkdir(parents=True)
+    site = tmp_path / "site.yaml"
+    site.write_text("version: 1\nsite: {id: Not-Valid}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "run", str(site), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    copy = str(state / "last-good-site.json")
+    assert f"{copy}:1:1: error: (file): last good configuration refused: not a regular file" in (
+        done.stderr
+    )
+    assert "last good configuration is unusable too" in done.stderr
+
+
 def test_the_unit_does_not_restart_a_config_error() -> None:
     unit = (REPO_ROOT / "systemd" / "edge-agent.service").read_text()
     assert "RestartPreventExitStatus=2" in unit
@@ -138,6 +169,8 @@ def test_a_missing_site_file_runs_the_last_good_configuration_too(
     status, body = agent.json("/readyz")
     assert status == 503
     assert any("site.yaml is missing" in reason for reason in body["reasons"]), body
+    assert "no such site file" in body["config"]["errors"][0], body["config"]
+    assert agent.metric("edge_agent_config_errors") == 1.0
     aside.rename(agent.site)  # the mount is back
     wait_until(lambda: agent.metric("edge_agent_config_fallback") == 0.0, 20, "the file back")
     assert agent.stop() == 0

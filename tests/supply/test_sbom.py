@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edge_agent import __version__
 from tests.supply.lockfile import LOCKS, REPO_ROOT, read_lock
 
 
@@ -32,10 +33,22 @@ def test_the_sbom_holds_the_locked_set(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # The Makefile's second step: the release's version on the root component.
+    assert "scripts/sbom_version.py dist/" in (REPO_ROOT / "Makefile").read_text()
+    stamped = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "sbom_version.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stamped.returncode == 0, stamped.stderr
     sbom = json.loads(out.read_text())
     assert sbom["bomFormat"] == "CycloneDX"
     root = sbom["metadata"]["component"]
     assert root["name"] == "edge-agent"
+    # Found in review: the SBOM of a release did not say which release (no version).
+    assert root["version"] == __version__
     assert root["licenses"][0]["license"]["id"] == "Apache-2.0"
     pins = read_lock(LOCKS / "hub.txt")
     listed = {c["name"].lower().replace("_", "-"): c for c in sbom["components"]}
