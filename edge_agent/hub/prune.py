@@ -23,7 +23,8 @@ async def prune_once(store: HubStore, retention_ns: int) -> int:
     logged: the next round tries again)."""
     cutoff = time.time_ns() - retention_ns
     try:
-        removed = await asyncio.to_thread(store.prune_events, cutoff)
+        # Also counted from the newest event: a wall clock set years ahead forgets nothing.
+        removed = await asyncio.to_thread(store.prune_events, cutoff, retention_ns)
     except Exception as exc:
         # A store that is down (PostgreSQL restarting) is the store watch's to report;
         # pruning waits for its next round and never ends the hub.

@@ -254,9 +254,11 @@ class HubStore(Protocol):
         ``since_ns`` (0: all)."""
         ...
 
-    def prune_events(self, older_than_ns: int) -> int:
-        """Forget events applied before ``older_than_ns`` (wall clock); the rows removed.
-        Alerts keep their work order: a resent activation still finds it."""
+    def prune_events(self, older_than_ns: int, keep_newest_ns: int | None = None) -> int:
+        """Forget events applied before ``older_than_ns`` (wall clock); with
+        ``keep_newest_ns``, only those also that long before the newest event (a wall clock
+        set years ahead must not forget them all). The rows removed. Alerts keep their work
+        order: a resent activation still finds it."""
         ...
 
     def close(self) -> None: ...

@@ -406,11 +406,18 @@ class PostgresHubStore:
     def unpark(self, event_id: str) -> None:
         self._exec(f"DELETE FROM {self.p}pending WHERE event_id = %s", (event_id,))
 
-    def prune_events(self, older_than_ns: int) -> int:
+    def prune_events(self, older_than_ns: int, keep_newest_ns: int | None = None) -> int:
         with self._pool.connection() as conn:
-            cursor = conn.execute(
-                f"DELETE FROM {self.p}events WHERE done_ns < %s", (older_than_ns,)
-            )
+            if keep_newest_ns is None:
+                cursor = conn.execute(
+                    f"DELETE FROM {self.p}events WHERE done_ns < %s", (older_than_ns,)
+                )
+            else:
+                cursor = conn.execute(
+                    f"DELETE FROM {self.p}events WHERE done_ns < %s "
+                    f"AND done_ns < (SELECT MAX(done_ns) FROM {self.p}events) - %s",
+                    (older_than_ns, keep_newest_ns),
+                )
             return int(cursor.rowcount)
 
     def pending_counts(self) -> dict[str, int]:

@@ -427,10 +427,17 @@ class SqliteHubStore:
     def failure(self) -> str | None:
         return self._w.failure
 
-    def prune_events(self, older_than_ns: int) -> int:
-        removed: int = self._w.run(
-            lambda db: db.execute("DELETE FROM events WHERE done_ns < ?", (older_than_ns,)).rowcount
-        )
+    def prune_events(self, older_than_ns: int, keep_newest_ns: int | None = None) -> int:
+        args: tuple[int, ...]
+        if keep_newest_ns is None:
+            sql, args = "DELETE FROM events WHERE done_ns < ?", (older_than_ns,)
+        else:
+            sql = (
+                "DELETE FROM events WHERE done_ns < ? "
+                "AND done_ns < (SELECT MAX(done_ns) FROM events) - ?"
+            )
+            args = (older_than_ns, keep_newest_ns)
+        removed: int = self._w.run(lambda db: db.execute(sql, args).rowcount)
         # From a connection of its own: the writer's is inside a transaction when it runs ops.
         with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as db:
             truncate_wal(db)

@@ -63,3 +63,13 @@ async def test_a_failing_prune_is_logged_and_never_ends_the_hub(tmp_path: Path) 
     store = SqliteHubStore(tmp_path / "hub.sqlite3")
     store.close()  # every operation now fails, as with a store that is down
     assert await prune_once(store, 7 * DAY_NS) == 0
+
+
+async def test_a_wall_clock_set_years_ahead_forgets_no_recent_event(store: HubStore) -> None:
+    """The age is also counted from the newest event: a gateway clock set to 2036 at boot
+    must not make every applied event look ten years old (a resent one applied twice)."""
+    alert = AlertRecord("site-a", "alert-9", "pump-1", "rule-1", 1)
+    store.ledger(alert).mark_done("alert-9:activated", "created")
+    ten_years_ahead = time.time_ns() + 10 * 365 * DAY_NS
+    assert store.prune_events(ten_years_ahead - 7 * DAY_NS, keep_newest_ns=7 * DAY_NS) == 0
+    assert store.result_of("alert-9:activated") is not None
