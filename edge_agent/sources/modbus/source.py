@@ -230,8 +230,12 @@ class ModbusSource:
             try:
                 if await self._ensure_connected():
                     await self._read_all(cycle)
+                else:
+                    # A cycle with the link down is a failed read too: its sensors read bad.
+                    self.stats.read_errors += 1
             except Exception as exc:  # a bug here must cost readings, not the agent
                 logger.exception("modbus poll cycle failed", extra={"connection": self.name})
+                self.stats.read_errors += 1
                 await self._drop_connection(f"internal error: {type(exc).__name__}: {exc}")
             now_ns = time.time_ns()
             out = [

@@ -354,6 +354,7 @@ class OpcUaSource:
         while True:
             await asyncio.sleep(self._poll_s)
             if not self._connected.is_set():
+                self.stats.read_errors += 1  # a poll interval read bad: a failed read
                 await sink(self._bad_all(self._disconnect_reason))
 
     # ------------------------------------------------------------------ sessions
