@@ -37,6 +37,15 @@ from types import TracebackType
 from typing import Any, Literal
 
 from edge_agent.config.models import Register, RegisterTable, RegisterType, Scale
+from edge_agent.simulators.control import (
+    ControlServer,
+    MapEntry,
+    SetValue,
+    add_control_arguments,
+    control_port,
+    format_map,
+    print_control,
+)
 from edge_agent.sources.modbus.decode import encode_value, unscale
 
 logger = logging.getLogger(__name__)
@@ -67,6 +76,7 @@ class PlantPoint:
     swing: float = 0.0
     scale: Scale | None = None
     unit_id: int = 1
+    unit: str = ""  # engineering unit, for the map (``--list``)
 
 
 DEMO_POINTS: tuple[PlantPoint, ...] = (
@@ -76,12 +86,14 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         2.5,
         0.3,
         Scale(factor=0.01),
+        unit="mm/s",
     ),
     PlantPoint(
         "p101_pressure",
         Register(table=RegisterTable.HOLDING, address=2, type=RegisterType.FLOAT32),
         4.2,
         0.1,
+        unit="bar",
     ),
     PlantPoint(
         "p101_flow",
@@ -93,6 +105,7 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         ),
         120.0,
         5.0,
+        unit="m3/h",
     ),
     PlantPoint("p101_running", Register(table=RegisterTable.COIL, address=16), True),
     PlantPoint(
@@ -101,6 +114,7 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         35.0,
         2.0,
         Scale(factor=0.1),
+        unit="A",
     ),
     PlantPoint("m201_running", Register(table=RegisterTable.COIL, address=17), True),
 )
@@ -450,6 +464,56 @@ class ModbusPlant:
         self.store.silent_units.discard(unit)
 
 
+# ---------------------------------------------------------------------- map and control
+
+
+def point_map(points: Sequence[PlantPoint] = DEMO_POINTS) -> list[MapEntry]:
+    """What the plant serves: one entry per scripted point."""
+    entries = []
+    for point in points:
+        register = point.register
+        kind = "bool" if register.table.is_bits else register.value_type.value
+        if register.word_order == "little" and register.count > 1:
+            kind += " (words little-endian)"
+        if point.scale is not None:
+            kind += f" x{point.scale.factor:g}"
+            if point.scale.offset:
+                kind += f" {point.scale.offset:+g}"
+        if isinstance(point.base, bool):
+            driven = f"fixed {str(point.base).lower()}"
+        else:
+            driven = f"profile {point.base:g} +-{point.swing:g} (sine and noise)"
+        entries.append(
+            MapEntry(
+                point.sensor_id,
+                f"unit {point.unit_id} {register.table.value} {register.address}",
+                kind,
+                point.unit,
+                driven,
+            )
+        )
+    return entries
+
+
+def control_setter(plant: ModbusPlant) -> SetValue:
+    """``simulate set`` on this plant: hold a point at a value, or release it (None)."""
+
+    async def set_value(name: str, value: float | bool | None) -> None:
+        point = plant.points[name]  # KeyError: unknown point
+        if value is None:
+            plant.release(name)
+        elif point.register.table.is_bits != isinstance(value, bool):
+            raise ValueError(
+                "a bit takes true or false"
+                if point.register.table.is_bits
+                else "a register takes a number"
+            )
+        else:
+            plant.set_value(name, value)
+
+    return set_value
+
+
 # ---------------------------------------------------------------------- command line
 
 
@@ -465,6 +529,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", default="1", help="unit ids served, comma separated")
     parser.add_argument("--registers", type=int, default=1024, help="registers per table")
     parser.add_argument("--no-profiles", action="store_true", help="keep values still")
+    add_control_arguments(parser)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -483,10 +548,21 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with plant:
         print(f"modbus plant listening on {args.host}:{plant.port} ({args.transport})", flush=True)
-        await stop.wait()
+        control = ControlServer(
+            point_map(), control_setter(plant), args.host, control_port(args, plant.port)
+        )
+        await control.start()
+        print_control(control.port, args.host)
+        try:
+            await stop.wait()
+        finally:
+            await control.close()
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        print(format_map(point_map()))
+        return 0
     try:
         asyncio.run(_serve(args))
     except (OSError, RuntimeError) as exc:
