@@ -29,6 +29,7 @@ import math
 import random
 import signal
 import socket
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -377,14 +378,27 @@ class ModbusPlant:
                 register.table.value, register.address, encode_value(register, value), unit
             )
 
+    @staticmethod
+    def _raw(point: PlantPoint, value: float) -> float | int:
+        raw = unscale(float(value), point.scale)
+        if point.register.value_type not in (RegisterType.FLOAT32, RegisterType.FLOAT64):
+            return round(raw)
+        return raw
+
     def _write_point(self, point: PlantPoint, value: float | bool) -> None:
         if isinstance(value, bool) or point.register.table.is_bits:
             self.write(point.register, bool(value), point.unit_id)
             return
-        raw = unscale(float(value), point.scale)
-        if point.register.value_type not in (RegisterType.FLOAT32, RegisterType.FLOAT64):
-            raw = round(raw)
-        self.write(point.register, raw, point.unit_id)
+        self.write(point.register, self._raw(point, value), point.unit_id)
+
+    def check_value(self, sensor_id: str, value: float) -> None:
+        """Raise ValueError when ``value`` does not fit the point's register (after scale)."""
+        point = self.points[sensor_id]
+        try:
+            encode_value(point.register, self._raw(point, value))
+        except (struct.error, OverflowError, ValueError):
+            kind = point.register.value_type.value
+            raise ValueError(f"{value:g} cannot be held by its {kind} register") from None
 
     def set_value(self, sensor_id: str, value: float | bool) -> None:
         """Hold a demo sensor at ``value`` (engineering units) until ``release``."""
@@ -509,6 +523,7 @@ def control_setter(plant: ModbusPlant) -> SetValue:
                 else "a register takes a number"
             )
         else:
+            plant.check_value(name, value)
             plant.set_value(name, value)
 
     return set_value
