@@ -346,6 +346,7 @@ class Service:
         return {
             "last_reload": report.last_outcome,
             "reloads": dict(report.outcomes),
+            "last_changes": list(report.last_changes),
             "errors": report.errors if report.last_outcome == "rejected" else [],
             "fallback": report.fallback,
         }
