@@ -108,7 +108,7 @@ class ControlServer:
             known = ", ".join(e.name for e in self._entries[:20])
             return _json(404, {"error": f"no point {name!r}; known: {known}"})
         except ValueError as exc:
-            return _json(400, {"error": f"{name}: {exc}"})
+            return _json(400, {"error": str(exc)})
         return _json(200, {"name": name, "value": value})
 
 

@@ -85,6 +85,7 @@ async def test_sighup_says_credentials_only_when_they_changed(tmp_path: Path) ->
         (tmp_path / "mx.key").write_text("rotated-key\n")
         assert await service.reloader.reload("SIGHUP", reload_credentials=True)
         assert report.last_changes == ["credentials"]
+        assert service.liveness()["config"]["last_changes"] == ["credentials"]  # /healthz
 
         document["rules"] = [dict(RULE, high={"limit": 7})]
         site.write_text(json.dumps(document))
