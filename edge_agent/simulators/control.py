@@ -28,6 +28,9 @@ SetValue = Callable[[str, float | bool | None], Awaitable[None]]
 """(point name, value or None to release) → done; raises KeyError for an unknown name,
 ValueError for a value the point cannot hold."""
 
+CONTROL_HOST: Final = "127.0.0.1"
+"""The control endpoint listens on loopback only, whatever ``--host`` the simulator has:
+it takes values without a password."""
 CONTROL_LIMITS: Final = Limits(max_connections=16, request_timeout_s=5.0, max_body_bytes=4096)
 
 
@@ -134,7 +137,7 @@ def control_port(args: argparse.Namespace, served_port: int) -> int:
     return served_port + 1 if args.port else 0
 
 
-def print_control(port: int, host: str) -> None:
+def print_control(port: int, host: str = CONTROL_HOST) -> None:
     print(
         f"control on {host}:{port} (edge-agent simulate set {host}:{port} NAME VALUE)",
         flush=True,

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from edge_agent.config.models import Register, RegisterTable, RegisterType, Scale
 from edge_agent.simulators.control import (
+    CONTROL_HOST,
     ControlServer,
     MapEntry,
     SetValue,
@@ -564,10 +565,10 @@ async def _serve(args: argparse.Namespace) -> None:
     async with plant:
         print(f"modbus plant listening on {args.host}:{plant.port} ({args.transport})", flush=True)
         control = ControlServer(
-            point_map(), control_setter(plant), args.host, control_port(args, plant.port)
+            point_map(), control_setter(plant), CONTROL_HOST, control_port(args, plant.port)
         )
         await control.start()
-        print_control(control.port, args.host)
+        print_control(control.port)
         try:
             await stop.wait()
         finally:

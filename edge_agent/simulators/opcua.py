@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from edge_agent.simulators.control import (
+    CONTROL_HOST,
     ControlServer,
     MapEntry,
     SetValue,
@@ -693,12 +694,12 @@ async def _serve(args: argparse.Namespace) -> None:
     control = ControlServer(
         point_map(args.nodes),
         control_setter(simulator),
-        args.host,
+        CONTROL_HOST,
         control_port(args, simulator.port),
     )
     try:
         await control.start()
-        print_control(control.port, args.host)
+        print_control(control.port)
         await stop.wait()
     finally:
         await control.close()
