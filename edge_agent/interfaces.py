@@ -24,6 +24,8 @@ class ConnectionStats:
     connected: bool = False
     connect_attempts: int = 0
     reads: int = 0
+    # Failed requests, and poll cycles whose readings were bad because the connection
+    # was down (no request could be sent): never 0 while a PLC is unreachable.
     read_errors: int = 0
     requests: int = 0
     overruns: int = 0

@@ -77,6 +77,10 @@ ORDER_STATE: Final = 0
 ORDER_FLAT: Final = 1
 ORDER_STALE: Final = 2
 
+# A reading behind the engine clock by more than this is counted in ``late_readings``
+# (less is the normal trail of a poll behind the agent's 0.2 s clock tick).
+LATE_AFTER_NS: Final = 1_000_000_000
+
 # How stale (in engine time) the sensors' part of a transition save may be.
 SENSOR_REFRESH_NS: Final = 60 * 1_000_000_000
 
@@ -280,8 +284,10 @@ class RuleEngine:
         now = self.now
         if now is not None and t < now:
             # Behind the engine clock (another sensor or a tick moved it): applied at the
-            # clock so that events stay in time order.
-            self.late_readings += 1
+            # clock so that events stay in time order. Counted as late only when it is
+            # really late: the readings of one poll routinely trail a tick by milliseconds.
+            if now - t > LATE_AFTER_NS:
+                self.late_readings += 1
             t = now
         else:
             self.now = t

@@ -25,6 +25,7 @@ from typing import Any
 from edge_agent.alerts import format_time_ns
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
+from edge_agent.service.config_changes import credentials_fingerprint
 from edge_agent.service.health import HealthServer
 from edge_agent.service.last_good import NAG_INTERVAL_S, save_last_good
 from edge_agent.service.metrics import as_mapping, build_registry
@@ -82,12 +83,16 @@ class Service:
         self.stop_event = asyncio.Event()
         self.ready_event = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        # The secrets and certificate files as last loaded: a SIGHUP says "credentials"
+        # only when they changed.
+        self._credentials = ""
 
     # ------------------------------------------------------------------ run
 
     async def start(self) -> None:
         """Start health, the agent and the background tasks; systemd hears READY=1."""
         register_config_secrets(self.agent.config, self.base_dir)
+        self._credentials = credentials_fingerprint(self.agent.config, self.base_dir)
         await self.health.start()
         try:
             await self.agent.start()
@@ -192,7 +197,11 @@ class Service:
                 "(file: secrets are re-read now).",
                 extra={"references": from_environment},
             )
+        credentials = await asyncio.to_thread(credentials_fingerprint, config, self.base_dir)
         changes = await self.agent.apply_config(config, reload_credentials)
+        if reload_credentials and credentials != self._credentials:
+            self._credentials = credentials
+            changes.append("credentials")
         await self._save_last_good(config)
         return changes
 
@@ -344,6 +353,7 @@ class Service:
         return {
             "last_reload": report.last_outcome,
             "reloads": dict(report.outcomes),
+            "last_changes": list(report.last_changes),
             "errors": report.errors if report.last_outcome == "rejected" else [],
             "fallback": report.fallback,
         }

@@ -70,7 +70,9 @@ class AgentCollector(Collector):
             "edge_agent_source_reads", "Poll cycles or notification batches read", labels=labels
         )
         errors = CounterMetricFamily(
-            "edge_agent_source_read_errors", "Failed reads (bad readings produced)", labels=labels
+            "edge_agent_source_read_errors",
+            "Failed requests, and poll cycles with the connection down",
+            labels=labels,
         )
         requests = CounterMetricFamily(
             "edge_agent_source_requests", "Protocol requests sent", labels=labels

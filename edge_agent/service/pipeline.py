@@ -42,6 +42,7 @@ from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
+from edge_agent.service.config_changes import connection_changes, rule_and_asset_changes
 from edge_agent.service.held_alerts import AlertHold
 from edge_agent.service.refusals import RefusedAlerts
 from edge_agent.service.retired_counters import RetiredCounters
@@ -670,8 +671,7 @@ class Agent:
             # A faulted rule stays faulted until a reload changes (or removes) it.
             kept = {rule.id: rule for rule in new.rules}
             self.engine.faults.forget({r.id for r in old.rules if kept.get(r.id) != r})
-            if old.rules != new.rules or old.assets != new.assets:
-                changes.append("rules")
+            changes += rule_and_asset_changes(old, new)
             self.config = new
             stale = [
                 name
@@ -681,7 +681,7 @@ class Agent:
             ]
             for name in stale:
                 await self._stop_source(name)
-                changes.append(f"source:{name}")
+            changes += connection_changes(old, new, stale)
             missing = [name for name in new.connections if name not in self._sources]
             if missing:
                 from edge_agent.sources import build_sources
@@ -689,7 +689,6 @@ class Agent:
                 for source in build_sources(new, self.base_dir):
                     if source.name in missing:
                         self._start_source(source)
-                        changes.append(f"source:{source.name}")
             if reload_credentials:
                 # Sources with certificate files look at them now (rotation on SIGHUP).
                 for source in self._sources.values():
@@ -706,12 +705,11 @@ class Agent:
                     result = reload()
                     if asyncio.iscoroutine(result):
                         await result
-                    changes.append("credentials")
             for section in ("storage", "health", "logging"):
                 if getattr(old, section) != getattr(new, section):
                     log.warning("This section changes only on restart.", extra={"section": section})
             self._save_rule_state()
-            return sorted(set(changes))
+            return changes
 
     # ------------------------------------------------------------------ health
 

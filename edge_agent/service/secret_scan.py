@@ -31,6 +31,11 @@ def _references(node: Any, key: str = "") -> Iterator[str]:
         yield node
 
 
+def secret_references(config: SiteConfig) -> list[str]:
+    """Every secret reference in ``config`` (``${NAME}`` and ``file:PATH``), sorted."""
+    return sorted(set(_references(config.model_dump(mode="python", by_alias=True))))
+
+
 def environment_secrets(config: SiteConfig) -> list[str]:
     """The ``${NAME}`` secret references in ``config``: a running process cannot see a new
     value for these (systemd reads ``EnvironmentFile=`` at start), only a restart can."""

@@ -29,6 +29,7 @@ import math
 import random
 import signal
 import socket
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -37,6 +38,16 @@ from types import TracebackType
 from typing import Any, Literal
 
 from edge_agent.config.models import Register, RegisterTable, RegisterType, Scale
+from edge_agent.simulators.control import (
+    CONTROL_HOST,
+    ControlServer,
+    MapEntry,
+    SetValue,
+    add_control_arguments,
+    control_port,
+    format_map,
+    print_control,
+)
 from edge_agent.sources.modbus.decode import encode_value, unscale
 
 logger = logging.getLogger(__name__)
@@ -67,6 +78,7 @@ class PlantPoint:
     swing: float = 0.0
     scale: Scale | None = None
     unit_id: int = 1
+    unit: str = ""  # engineering unit, for the map (``--list``)
 
 
 DEMO_POINTS: tuple[PlantPoint, ...] = (
@@ -76,12 +88,14 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         2.5,
         0.3,
         Scale(factor=0.01),
+        unit="mm/s",
     ),
     PlantPoint(
         "p101_pressure",
         Register(table=RegisterTable.HOLDING, address=2, type=RegisterType.FLOAT32),
         4.2,
         0.1,
+        unit="bar",
     ),
     PlantPoint(
         "p101_flow",
@@ -93,6 +107,7 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         ),
         120.0,
         5.0,
+        unit="m3/h",
     ),
     PlantPoint("p101_running", Register(table=RegisterTable.COIL, address=16), True),
     PlantPoint(
@@ -101,6 +116,7 @@ DEMO_POINTS: tuple[PlantPoint, ...] = (
         35.0,
         2.0,
         Scale(factor=0.1),
+        unit="A",
     ),
     PlantPoint("m201_running", Register(table=RegisterTable.COIL, address=17), True),
 )
@@ -363,14 +379,27 @@ class ModbusPlant:
                 register.table.value, register.address, encode_value(register, value), unit
             )
 
+    @staticmethod
+    def _raw(point: PlantPoint, value: float) -> float | int:
+        raw = unscale(float(value), point.scale)
+        if point.register.value_type not in (RegisterType.FLOAT32, RegisterType.FLOAT64):
+            return round(raw)
+        return raw
+
     def _write_point(self, point: PlantPoint, value: float | bool) -> None:
         if isinstance(value, bool) or point.register.table.is_bits:
             self.write(point.register, bool(value), point.unit_id)
             return
-        raw = unscale(float(value), point.scale)
-        if point.register.value_type not in (RegisterType.FLOAT32, RegisterType.FLOAT64):
-            raw = round(raw)
-        self.write(point.register, raw, point.unit_id)
+        self.write(point.register, self._raw(point, value), point.unit_id)
+
+    def check_value(self, sensor_id: str, value: float) -> None:
+        """Raise ValueError when ``value`` does not fit the point's register (after scale)."""
+        point = self.points[sensor_id]
+        try:
+            encode_value(point.register, self._raw(point, value))
+        except (struct.error, OverflowError, ValueError):
+            kind = point.register.value_type.value
+            raise ValueError(f"{value:g} cannot be held by its {kind} register") from None
 
     def set_value(self, sensor_id: str, value: float | bool) -> None:
         """Hold a demo sensor at ``value`` (engineering units) until ``release``."""
@@ -450,6 +479,57 @@ class ModbusPlant:
         self.store.silent_units.discard(unit)
 
 
+# ---------------------------------------------------------------------- map and control
+
+
+def point_map(points: Sequence[PlantPoint] = DEMO_POINTS) -> list[MapEntry]:
+    """What the plant serves: one entry per scripted point."""
+    entries = []
+    for point in points:
+        register = point.register
+        kind = "bool" if register.table.is_bits else register.value_type.value
+        if register.word_order == "little" and register.count > 1:
+            kind += " (words little-endian)"
+        if point.scale is not None:
+            kind += f" x{point.scale.factor:g}"
+            if point.scale.offset:
+                kind += f" {point.scale.offset:+g}"
+        if isinstance(point.base, bool):
+            driven = f"fixed {str(point.base).lower()}"
+        else:
+            driven = f"profile {point.base:g} +-{point.swing:g} (sine and noise)"
+        entries.append(
+            MapEntry(
+                point.sensor_id,
+                f"unit {point.unit_id} {register.table.value} {register.address}",
+                kind,
+                point.unit,
+                driven,
+            )
+        )
+    return entries
+
+
+def control_setter(plant: ModbusPlant) -> SetValue:
+    """``simulate set`` on this plant: hold a point at a value, or release it (None)."""
+
+    async def set_value(name: str, value: float | bool | None) -> None:
+        point = plant.points[name]  # KeyError: unknown point
+        if value is None:
+            plant.release(name)
+        elif point.register.table.is_bits != isinstance(value, bool):
+            raise ValueError(
+                "a bit takes true or false"
+                if point.register.table.is_bits
+                else "a register takes a number"
+            )
+        else:
+            plant.check_value(name, value)
+            plant.set_value(name, value)
+
+    return set_value
+
+
 # ---------------------------------------------------------------------- command line
 
 
@@ -465,6 +545,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", default="1", help="unit ids served, comma separated")
     parser.add_argument("--registers", type=int, default=1024, help="registers per table")
     parser.add_argument("--no-profiles", action="store_true", help="keep values still")
+    add_control_arguments(parser)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -483,10 +564,21 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with plant:
         print(f"modbus plant listening on {args.host}:{plant.port} ({args.transport})", flush=True)
-        await stop.wait()
+        control = ControlServer(
+            point_map(), control_setter(plant), CONTROL_HOST, control_port(args, plant.port)
+        )
+        await control.start()
+        print_control(control.port)
+        try:
+            await stop.wait()
+        finally:
+            await control.close()
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        print(format_map(point_map()))
+        return 0
     try:
         asyncio.run(_serve(args))
     except (OSError, RuntimeError) as exc:

@@ -50,6 +50,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from edge_agent.simulators.control import (
+    CONTROL_HOST,
+    ControlServer,
+    MapEntry,
+    SetValue,
+    add_control_arguments,
+    control_port,
+    format_map,
+    print_control,
+)
+
 log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:edge-agent:demo-plant"
@@ -592,6 +603,56 @@ def _epoch_ns(moment: datetime) -> int:
 # ---------------------------------------------------------------------- command line
 
 
+UNITS: dict[str, str] = {
+    "Line1.P101.BearingTemp": "degC",
+    "Line1.M201.WindingTemp": "degC",
+    "Line1.M201.Vibration": "mm/s",
+}
+
+
+def point_map(nodes: int = 0) -> list[MapEntry]:
+    """What the simulator serves: the plant's nodes, then the bench nodes (``--nodes``)."""
+    entries = [
+        MapEntry(
+            name,
+            OpcUaSimulator.node_id(name),
+            "Double",
+            UNITS.get(name, ""),
+            f"profile {p.base:g} +-{p.amplitude:g} (sine over {p.period_s:g} s"
+            + (f", noise {p.noise:g})" if p.noise else ")"),
+        )
+        for name, p in PLANT.items()
+    ]
+    if nodes:
+        last = f"Bench.N{nodes - 1:05d}"
+        entries.append(
+            MapEntry(
+                f"Bench.N00000 ... {last}",
+                OpcUaSimulator.node_id("Bench.N00000") + " ...",
+                "Double",
+                "",
+                "constant: node i holds i",
+            )
+        )
+    return entries
+
+
+def control_setter(simulator: OpcUaSimulator) -> SetValue:
+    """``simulate set`` on this simulator: hold a plant node at a value, or release it."""
+
+    async def set_value(name: str, value: float | bool | None) -> None:
+        if name not in PLANT:
+            raise KeyError(name)
+        if value is None:
+            await simulator.clear_fault(name)
+        elif isinstance(value, bool):
+            raise ValueError("a Double node takes a number")
+        else:
+            await simulator.set_value(name, value)
+
+    return set_value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument("--port", type=int, default=14840, help="TCP port (0: any free port)")
@@ -604,10 +665,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="advertise and enforce this OperationLimits MaxNodesPerRead (0: no limit)",
     )
+    add_control_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; print the endpoint once listening."""
+    if args.list:
+        print(format_map(point_map(args.nodes)))
+        return 0
     try:
         asyncio.run(_serve(args))
     except OSError as exc:
@@ -626,7 +691,16 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await simulator.start()
     print(f"OPC UA simulator listening on {simulator.endpoint}", flush=True)
+    control = ControlServer(
+        point_map(args.nodes),
+        control_setter(simulator),
+        CONTROL_HOST,
+        control_port(args, simulator.port),
+    )
     try:
+        await control.start()
+        print_control(control.port)
         await stop.wait()
     finally:
+        await control.close()
         await simulator.close()

@@ -13,6 +13,17 @@ import random
 from edge_agent.config.models import Backoff as BackoffConfig
 
 NS_PER_S = 1_000_000_000
+# While a connection is down, a connect is tried at least this often (or once per poll
+# when the poll is slower): a connect refused costs one packet, and a PLC back from a
+# restart must not wait out a long read backoff before anybody notices.
+PROBE_EVERY_S = 5.0
+
+
+def probe_cap_s(poll_s: float) -> float:
+    """The longest wait before the next connect while disconnected, for a source that
+    tries at its poll boundaries: the first boundary after the wait then comes within
+    ``max(poll_s, PROBE_EVERY_S)`` of the last attempt."""
+    return max(poll_s, PROBE_EVERY_S) - poll_s
 
 
 class Backoff:
@@ -45,6 +56,14 @@ class Backoff:
         delay = self._rng.uniform(0.0, self.ceiling())
         self.attempts += 1
         return delay
+
+    def next_delay_within(self, cap_s: float) -> float:
+        """``next_delay()``, but never above ``cap_s``: a capped delay is drawn from
+        ``[cap_s / 2, cap_s]`` so that agents probing the same server stay out of step."""
+        delay = self.next_delay()
+        if delay <= cap_s:
+            return delay
+        return self._rng.uniform(cap_s / 2, cap_s)
 
     def reset(self) -> None:
         """Back to the first step (call after a success)."""

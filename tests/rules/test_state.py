@@ -227,6 +227,10 @@ def test_metrics_views() -> None:
     engine.tick(reading(50, 0).source_time_ns)
     engine.feed(reading(45, 50, sensor="level"))  # newer for "level", behind the clock
     assert engine.counters["late_readings"] == 1
+    # A poll trailing the agent's clock tick by milliseconds is normal, not late.
+    engine.tick(reading(60, 0).source_time_ns)
+    engine.feed(reading(59.95, 50, sensor="level"))
+    assert engine.counters["late_readings"] == 1
 
 
 def test_deadline_fired_by_an_ignored_reading_is_saved(tmp_path: Path) -> None:

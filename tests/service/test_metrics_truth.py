@@ -162,7 +162,7 @@ def test_counters_never_go_down_when_a_reload_rebuilds_the_forwarder_and_a_sourc
             for line in agent.logs().splitlines()
             if '"Configuration reloaded."' in line
         ]
-        assert {"forwarder", "source:plc1"} <= set(reload_lines[-1]["changes"])
+        assert {"forwarder", "connection changed: plc1"} <= set(reload_lines[-1]["changes"])
         # The new source polls, the new forwarder sends: on top of the old counts.
         background.run(lambda: plant.set_value("p101_vibration", 9.5))
         wait_until(lambda: orders_for(emulator, 1001, before), 30, "the P-101 work order")

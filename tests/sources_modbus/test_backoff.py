@@ -52,3 +52,10 @@ def test_nonsense_limits_are_refused() -> None:
         Backoff(0, 1)
     with pytest.raises(ValueError):
         Backoff(2, 1)
+
+
+def test_a_capped_delay_stays_jittered_below_the_cap() -> None:
+    backoff = Backoff(30.0, 60.0, random.Random(3))
+    delays = [backoff.next_delay_within(4.8) for _ in range(200)]
+    assert all(d <= 4.8 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 100  # not all the same: agents stay apart

@@ -36,6 +36,7 @@ from edge_agent.forwarders.maintainx.errors import (
     OutcomeUnknown,
     RateLimited,
 )
+from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
@@ -236,6 +237,7 @@ class MaintainXForwarder:
                 await self._nack(rest, repr(exc))
                 return self._retry_delay(exc)
             self._delivered(result)
+            log_work_order(message, result)
         self._leased = []
         return None
 
@@ -293,14 +295,6 @@ class MaintainXForwarder:
             self.status.extra["requests"] = self.client.requests_sent
             self.status.extra["rate_limited"] = self.client.rate_limited
             self.status.extra["pacing_waits"] = self.client.pacer.waits
-        log.debug(
-            "Alert applied to MaintainX.",
-            extra={
-                "event_id": result.event_id,
-                "action": result.action,
-                "work_order_id": result.work_order_id,
-            },
-        )
 
     async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
         try:

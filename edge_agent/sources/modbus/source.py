@@ -31,7 +31,7 @@ from edge_agent.config.models import (
 )
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, bad
-from edge_agent.sources.backoff import Backoff
+from edge_agent.sources.backoff import Backoff, probe_cap_s
 from edge_agent.sources.modbus.decode import DecodeError, Decoder, compile_decoder
 from edge_agent.sources.modbus.plan import (
     BlockRead,
@@ -140,6 +140,9 @@ class ModbusSource:
         self._reprobe_s = reprobe_s
         self._rng = rng or random.Random()
         self._reconnect = Backoff.from_config(connection.backoff, self._rng)
+        # Connects are cheap: their backoff is capped so a returning PLC is seen quickly;
+        # failing reads of a connected device keep the full per-unit backoff.
+        self._probe_cap_s = probe_cap_s(self.interval_s)
         self._units: dict[int, _UnitState] = {}
         # sensor id -> monotonic time of its next re-probe
         self._refused: dict[str, float] = {}
@@ -227,8 +230,12 @@ class ModbusSource:
             try:
                 if await self._ensure_connected():
                     await self._read_all(cycle)
+                else:
+                    # A cycle with the link down is a failed read too: its sensors read bad.
+                    self.stats.read_errors += 1
             except Exception as exc:  # a bug here must cost readings, not the agent
                 logger.exception("modbus poll cycle failed", extra={"connection": self.name})
+                self.stats.read_errors += 1
                 await self._drop_connection(f"internal error: {type(exc).__name__}: {exc}")
             now_ns = time.time_ns()
             out = [
@@ -311,7 +318,7 @@ class ModbusSource:
         return False
 
     def _schedule_reconnect(self, reason: str) -> None:
-        delay = self._reconnect.next_delay()
+        delay = self._reconnect.next_delay_within(self._probe_cap_s)
         self._next_connect_at = time.monotonic() + delay
         self._down_reason = reason
         self.stats.connected = False

@@ -39,7 +39,7 @@ from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
-from edge_agent.sources.backoff import Backoff
+from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff
 from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
 from edge_agent.sources.opcua.security import (
     TrustedServerCertificate,
@@ -189,7 +189,7 @@ class OpcUaSource:
                     client, nodes, unresolved = await self._open_session()
                 except OpcUaError as exc:
                     self._note_down(str(exc))
-                    await asyncio.sleep(self._backoff.next_delay())
+                    await asyncio.sleep(self._reconnect_delay())
                     continue
                 self._backoff.reset()
                 try:
@@ -203,10 +203,15 @@ class OpcUaSource:
                     await self._close_client(client)
                 # A lost session is retried after a jittered delay: a hundred agents that
                 # lost the same server do not come back in step.
-                await asyncio.sleep(self._backoff.next_delay())
+                await asyncio.sleep(self._reconnect_delay())
         finally:
             await _stop_task(ticker)
             await self.close()
+
+    def _reconnect_delay(self) -> float:
+        """The jittered backoff, capped so a returning server is tried at least every
+        ``max(poll, 5 s)``."""
+        return self._backoff.next_delay_within(max(self._poll_s, PROBE_EVERY_S))
 
     def reload_credentials(self) -> None:
         """SIGHUP: look at the certificate files now; a session is rebuilt when they changed
@@ -349,6 +354,7 @@ class OpcUaSource:
         while True:
             await asyncio.sleep(self._poll_s)
             if not self._connected.is_set():
+                self.stats.read_errors += 1  # a poll interval read bad: a failed read
                 await sink(self._bad_all(self._disconnect_reason))
 
     # ------------------------------------------------------------------ sessions

@@ -1,0 +1,96 @@
+"""The simulators' control endpoint and `simulate set` profiles are boundaries: bad input
+gets a clear refusal, never a crash or a value the point cannot hold (issue 21 §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_agent.simulators.control import ControlServer
+from edge_agent.simulators.control_client import (
+    MAX_PROFILE_BYTES,
+    ProfileError,
+    parse_profile,
+    parse_value_text,
+    run,
+)
+from edge_agent.simulators.modbus import ModbusPlant, control_setter, point_map
+
+
+async def test_the_control_endpoint_refuses_bad_requests_and_keeps_serving() -> None:
+    plant = ModbusPlant(profiles=False)  # the datastore only: no listener needed
+    control = ControlServer(point_map(), control_setter(plant), "127.0.0.1", 0)
+    await control.start()
+    base = f"http://127.0.0.1:{control.port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            cases = [
+                (b"not json", 400, "Expecting value"),
+                (b'["p101_vibration", 1]', 400, "the body must be"),
+                (b'{"name": "p101_vibration", "value": NaN}', 400, "finite number"),
+                (b'{"name": "p101_vibration", "value": "9"}', 400, "finite number"),
+                (b'{"name": "p101_running", "value": 1}', 400, "true or false"),
+                (b'{"name": "p101_vibration", "value": true}', 400, "takes a number"),
+                (b'{"name": "nosuch", "value": 1}', 404, "no point 'nosuch'"),
+                (b'{"name": "p101_vibration", "value": 1e300}', 400, "cannot"),
+            ]
+            for body, status, words in cases:
+                response = await client.post("/set", content=body)
+                assert response.status_code == status, (body, response.text)
+                assert words in response.json()["error"], (body, response.text)
+            too_big = await client.post("/set", content=b" " * 10_000)
+            assert too_big.status_code == 413
+            assert (await client.get("/set")).status_code == 405
+            assert (await client.get("/nowhere")).status_code == 404
+            ok = await client.post("/set", json={"name": "p101_vibration", "value": 9.5})
+            assert ok.status_code == 200
+            points = (await client.get("/points")).json()
+            assert [p["name"] for p in points][:2] == ["p101_vibration", "p101_pressure"]
+        assert plant.get_registers("holding", 0, 1) == [950]
+    finally:
+        await control.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("p101_vibration 9", "expected 'at TIME NAME VALUE'"),
+        ("at 5 p101_vibration 9", "with a unit"),
+        ("at 1s p101_vibration 48,5", "use a dot"),
+        ("at 1s p101_vibration hot", "not a number"),
+        ("at 1s p101_vibration inf", "finite"),
+        ("at 200h p101_vibration 1", "between 0s and 168h"),
+    ],
+)
+def test_a_bad_profile_line_is_named_by_file_and_line(line: str, words: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(f"# header\n{line}\n", "rehearsal.txt")
+    assert str(caught.value).startswith("rehearsal.txt:2: ")
+    assert words in str(caught.value)
+
+
+def test_profile_steps_run_in_time_order_and_values_parse() -> None:
+    steps = parse_profile("at 2s a 1\nat 0s b true\nat 2s a release\n")
+    assert [(s.at_ns, s.name, s.value) for s in steps] == [
+        (0, "b", True),
+        (2_000_000_000, "a", 1.0),
+        (2_000_000_000, "a", None),
+    ]
+    assert parse_value_text("FALSE") is False
+
+
+def test_an_oversized_or_missing_profile_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"#" * (MAX_PROFILE_BYTES + 1))
+    for path in (big, tmp_path / "missing.txt"):
+        args = argparse.Namespace(endpoint="127.0.0.1:9", name=None, value=None, profile=path)
+        assert run(args) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    assert "larger than" in errors[0] and "missing.txt" in errors[1]
