@@ -93,7 +93,21 @@ def _points(tree: ast.Module) -> Iterator[tuple[ast.AST, ast.AST | None, str, st
     for parent in ast.walk(tree):
         for child in ast.iter_child_nodes(parent):
             parents[child] = parent
+    # Annotations are never evaluated (``from __future__ import annotations``): a mutant
+    # there is equivalent by construction.
+    annotations: set[int] = set()
     for node in ast.walk(tree):
+        roots: list[ast.AST | None] = []
+        if isinstance(node, ast.AnnAssign | ast.arg):
+            roots.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            roots.append(node.returns)
+        for root in roots:
+            if root is not None:
+                annotations.update(id(inner) for inner in ast.walk(root))
+    for node in ast.walk(tree):
+        if id(node) in annotations:
+            continue
         parent = parents.get(node)
         if isinstance(node, ast.Compare):
             for i, op in enumerate(node.ops):
