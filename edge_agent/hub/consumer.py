@@ -37,7 +37,12 @@ from edge_agent.forwarders.maintainx.errors import (
     RateLimited,
 )
 from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
-from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
+from edge_agent.forwarders.maintainx.sync import (
+    SyncResult,
+    apply_alert,
+    reading_text,
+    when_text,
+)
 from edge_agent.hub.messages import (
     Rejection,
     parse_topic,
@@ -56,6 +61,7 @@ from edge_agent.hub.store import (
     StoreError,
     StoreRejected,
 )
+from edge_agent.rules.render import number_text
 
 log = logging.getLogger(__name__)
 
@@ -406,11 +412,10 @@ class AlertConsumer:
         if status in CLOSED_STATUSES:
             await self._learn_closed(site, related, status)
             return None
-        unit = f" {message['unit']}" if message.get("unit") else ""
         await site.client.add_comment(
             related,
-            f"Re-activated at {message['time']}: {message['sensor']} = {message['value']}{unit} "
-            f"(limit {message['limit']}). Alert id: {message['alert_id']}",
+            f"Re-activated at {when_text(message)}: {reading_text(message)} "
+            f"(limit {number_text(message.get('limit'), None)}). Alert id: {message['alert_id']}",
         )
         await asyncio.to_thread(ledger.record_created, record.alert_id, related)
         await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")

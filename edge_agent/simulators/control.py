@@ -16,9 +16,13 @@ by the profile at its next tick anyway.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -86,7 +90,10 @@ class ControlServer:
         return self.server.port
 
     async def start(self) -> None:
-        await self.server.start()
+        try:
+            await self.server.start()
+        except OSError as exc:
+            raise CannotListen(CONTROL_HOST, self.server.port, exc, " (control)") from exc
 
     async def close(self) -> None:
         await self.server.close()
@@ -142,3 +149,37 @@ def print_control(port: int, host: str = CONTROL_HOST) -> None:
         f"control on {host}:{port} (edge-agent simulate set {host}:{port} NAME VALUE)",
         flush=True,
     )
+
+
+class CannotListen(Exception):
+    """A simulator (or its control endpoint) could not bind: the command prints this one
+    line and exits 1 (docs/simulators.md)."""
+
+    def __init__(self, host: str, port: int, exc: BaseException, what: str = "") -> None:
+        self.host, self.port = host, port
+        number = getattr(exc, "errno", None)
+        reason = os.strerror(number) if isinstance(number, int) and number > 0 else str(exc)
+        super().__init__(f"cannot listen on {host}:{port}{what}: {reason}")
+
+
+def bind_error(host: str, port: int, exc: BaseException) -> CannotListen:
+    """The reason ``host:port`` cannot be bound, found by trying: a library that says only
+    "could not start" (pymodbus) hides the errno."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        return CannotListen(host, port, error)
+    return CannotListen(host, port, Exception(str(exc) or type(exc).__name__))
+
+
+@contextlib.contextmanager
+def library_logs_quiet() -> Iterator[None]:
+    """While a simulator binds: asyncua logs a failed bind with its traceback and pymodbus
+    with a line of its own, before the command's one line says it all."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(before)

@@ -37,6 +37,7 @@ class Step:
     at_ns: int
     name: str
     value: float | bool | None
+    where: str = ""  # ``FILE:LINE`` of a profile step
 
 
 def parse_value_text(text: str) -> float | bool | None:
@@ -74,7 +75,7 @@ def parse_profile(text: str, source: str = "profile") -> list[Step]:
             raise ProfileError(f"{where}: {exc}") from None
         if not 0 <= at_ns <= MAX_AT_NS:
             raise ProfileError(f"{where}: time must be between 0s and 168h")
-        steps.append(Step(at_ns, words[2], value))
+        steps.append(Step(at_ns, words[2], value, where))
         if len(steps) > MAX_STEPS:
             raise ProfileError(f"{source}: more than {MAX_STEPS} steps")
     return sorted(steps, key=lambda step: step.at_ns)
@@ -109,6 +110,41 @@ def send(endpoint: str, name: str, value: float | bool | None) -> None:
         raise ValueError(reason)
 
 
+def points(endpoint: str) -> dict[str, str]:
+    """The simulator's settable points (``GET /points``): name -> type."""
+    import httpx
+
+    try:
+        response = httpx.get(_base_url(endpoint) + "/points", timeout=REQUEST_TIMEOUT_S)
+        entries = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise OSError(str(exc) or type(exc).__name__) from None
+    if not isinstance(entries, list):
+        raise OSError(f"GET /points answered HTTP {response.status_code}")
+    return {
+        str(entry["name"]): str(entry.get("type", ""))
+        for entry in entries
+        if isinstance(entry, dict) and "name" in entry
+    }
+
+
+def check_steps(steps: list[Step], known: dict[str, str]) -> None:
+    """Refuse a profile step the simulator would refuse, before anything is sent: an
+    unknown point, a number for a bit, true/false for a register."""
+    for step in steps:
+        kind = known.get(step.name)
+        if kind is None:
+            names = ", ".join(list(known)[:20])
+            raise ProfileError(f"{step.where}: no point {step.name!r}; known: {names}")
+        is_bit = kind == "bool"
+        if step.value is not None and isinstance(step.value, bool) != is_bit:
+            raise ProfileError(
+                f"{step.where}: {step.name} is a bit: true, false or release"
+                if is_bit
+                else f"{step.where}: {step.name} takes a number or release"
+            )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("endpoint", help="the simulator's control HOST:PORT (it prints it)")
     parser.add_argument("name", nargs="?", help="point name (see 'simulate modbus --list')")
@@ -138,6 +174,13 @@ def run(args: argparse.Namespace) -> int:
         _base_url(args.endpoint)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return _fail(str(exc))
+    if args.profile is not None:
+        try:
+            check_steps(steps, points(args.endpoint))
+        except ProfileError as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"no simulator answers on {args.endpoint}: {exc}")
     started = time.monotonic()
     for step in steps:
         wait = started + step.at_ns / NS_PER_S - time.monotonic()

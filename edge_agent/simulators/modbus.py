@@ -30,6 +30,7 @@ import random
 import signal
 import socket
 import struct
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -40,12 +41,15 @@ from typing import Any, Literal
 from edge_agent.config.models import Register, RegisterTable, RegisterType, Scale
 from edge_agent.simulators.control import (
     CONTROL_HOST,
+    CannotListen,
     ControlServer,
     MapEntry,
     SetValue,
     add_control_arguments,
+    bind_error,
     control_port,
     format_map,
+    library_logs_quiet,
     print_control,
 )
 from edge_agent.sources.modbus.decode import encode_value, unscale
@@ -562,7 +566,12 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with plant:
+    with library_logs_quiet():
+        try:
+            await plant.start()
+        except (OSError, RuntimeError) as exc:
+            raise bind_error(args.host, args.port, exc) from exc
+    try:
         print(f"modbus plant listening on {args.host}:{plant.port} ({args.transport})", flush=True)
         control = ControlServer(
             point_map(), control_setter(plant), CONTROL_HOST, control_port(args, plant.port)
@@ -573,6 +582,8 @@ async def _serve(args: argparse.Namespace) -> None:
             await stop.wait()
         finally:
             await control.close()
+    finally:
+        await plant.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -581,7 +592,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         asyncio.run(_serve(args))
-    except (OSError, RuntimeError) as exc:
-        print(f"edge-agent simulate modbus: cannot listen on {args.host}:{args.port}: {exc}")
+    except (CannotListen, OSError) as exc:  # OSError: a failure once serving
+        print(f"edge-agent simulate modbus: {exc}", file=sys.stderr)
         return 1
     return 0

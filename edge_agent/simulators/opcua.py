@@ -52,12 +52,15 @@ from typing import Any, cast
 
 from edge_agent.simulators.control import (
     CONTROL_HOST,
+    CannotListen,
     ControlServer,
     MapEntry,
     SetValue,
     add_control_arguments,
+    bind_error,
     control_port,
     format_map,
+    library_logs_quiet,
     print_control,
 )
 
@@ -675,7 +678,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         asyncio.run(_serve(args))
-    except OSError as exc:
+    except (CannotListen, OSError) as exc:  # OSError: a failure once serving
         print(f"edge-agent simulate opcua: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -689,7 +692,11 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await simulator.start()
+    with library_logs_quiet():
+        try:
+            await simulator.start()
+        except OSError as exc:
+            raise bind_error(args.host, args.port, exc) from exc
     print(f"OPC UA simulator listening on {simulator.endpoint}", flush=True)
     control = ControlServer(
         point_map(args.nodes),

@@ -8,6 +8,7 @@ And Jitter").
 
 from __future__ import annotations
 
+import logging
 import random
 
 from edge_agent.config.models import Backoff as BackoffConfig
@@ -68,3 +69,29 @@ class Backoff:
     def reset(self) -> None:
         """Back to the first step (call after a success)."""
         self.attempts = 0
+
+
+# While a connection stays down, its warning is repeated this often (the attempts between
+# log at debug): a connect every 5 s would write thousands of warnings a day otherwise.
+OUTAGE_REMINDER_S = 600.0
+
+
+class OutageLog:
+    """Whether a failed connect is worth a warning: the first of an outage, then one
+    reminder every :data:`OUTAGE_REMINDER_S`; :meth:`ended` when connected again."""
+
+    def __init__(self) -> None:
+        self._warned_at: float | None = None
+        self.failures = 0  # failed attempts in the current outage
+
+    def level(self, now: float) -> int:
+        """The level to log this failure at (``logging.WARNING`` or ``logging.DEBUG``)."""
+        self.failures += 1
+        if self._warned_at is None or now - self._warned_at >= OUTAGE_REMINDER_S:
+            self._warned_at = now
+            return logging.WARNING
+        return logging.DEBUG
+
+    def ended(self) -> None:
+        self._warned_at = None
+        self.failures = 0

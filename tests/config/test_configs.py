@@ -93,3 +93,27 @@ def test_the_serial_device_key_the_operations_guide_names_exists() -> None:
     assert keys, "the guide names no serial device key"
     fields = {info.alias or name for name, info in ModbusRtu.model_fields.items()}
     assert set(keys) <= fields, keys
+
+
+def test_the_demo_sites_state_folder_is_not_committed_by_accident() -> None:
+    """``edge-agent run configs/demo/site.yaml`` keeps its state next to the site file now
+    (``storage.path`` is relative to the site file's folder): git ignores it there too, and
+    the file's comment says where it goes (it said "the working directory")."""
+    import shutil
+    import subprocess
+
+    from edge_agent.config.loader import load_site
+    from edge_agent.config.state_dir import state_dir_of
+
+    site = CONFIGS / "demo" / "site.yaml"
+    state = state_dir_of(load_site(site), site) / "outbox" / "cache.db"
+    git = shutil.which("git")
+    if git is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        [git, "check-ignore", "-q", str(state.relative_to(REPO_ROOT))],
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert ignored.returncode == 0, f"{state} would show up in git status"
+    assert "working directory" not in site.read_text(encoding="utf-8")

@@ -94,3 +94,37 @@ def test_an_oversized_or_missing_profile_is_one_line_and_exit_1(
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2
     assert "larger than" in errors[0] and "missing.txt" in errors[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("at 2s p101_vibrations 6.9", "no point 'p101_vibrations'; known: p101_vibration"),
+        ("at 2s p101_running 3", "p101_running is a bit: true, false or release"),
+        ("at 2s p101_vibration true", "p101_vibration takes a number or release"),
+    ],
+)
+async def test_a_profile_naming_a_point_the_simulator_lacks_is_refused_before_any_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, words: str
+) -> None:
+    """docs/simulators.md: "A bad line is refused before anything is sent, naming the file
+    and line". A typo in a point name on line 2 sent line 1 (holding the point) and then
+    stopped with no line number."""
+    import argparse
+    import asyncio
+
+    plant = ModbusPlant(profiles=False)
+    control = ControlServer(point_map(), control_setter(plant), "127.0.0.1", 0)
+    await control.start()
+    profile = tmp_path / "rehearsal.txt"
+    profile.write_text(f"at 0s p101_vibration 7.3\n{line}\n", encoding="utf-8")
+    args = argparse.Namespace(
+        endpoint=f"127.0.0.1:{control.port}", name=None, value=None, profile=profile
+    )
+    try:
+        assert await asyncio.to_thread(run, args) == 1
+    finally:
+        await control.close()
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing was sent
+    assert err.startswith(f"edge-agent simulate set: {profile}:2: {words}"), err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_agent.common.local_time import local_text
 from edge_agent.forwarders.maintainx.ledger import SqliteLedger
 from edge_agent.forwarders.maintainx.sync import apply_alert
 from edge_agent.simulators.maintainx import Emulator
@@ -45,7 +46,8 @@ async def test_episode_makes_one_work_order_and_updates_it(
     comments = [c["content"] for c in emulator.comments(created.work_order_id)]
     assert len(comments) == 2
     assert comments[0].startswith("Escalated to HIGH")
-    assert comments[1].startswith("Returned to normal at " + alert(1, "cleared")["time"])
+    cleared_at = local_text(alert(1, "cleared")["time_ns"], "UTC")
+    assert comments[1].startswith(f"Returned to normal at {cleared_at}: p101-temp = 93.50 degC")
     assert emulator.comments(other.work_order_id) == []
     creates = [r for r in emulator.requests if r.method == "POST" and r.path == "/v1/workorders"]
     assert len(creates) == 2
@@ -152,3 +154,32 @@ async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_aban
         lookups = [r for r in emulator.requests if r.method == "GET"]
         assert (name, bool(lookups)) == (name, name == "five-method")
     assert len(emulator.work_orders) == 2
+
+
+async def test_comments_read_as_the_work_order_does_seconds_and_rounded_values(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Issue 21 §2: default texts print times to the second and round values, not
+    ``2026-12-04T14:54:21.432641674Z: p101_vibration = 2.4099999999999997``. The comments
+    (escalated, cleared, chattering) are written here, from the message: UTC to the second,
+    numbers to 2 places (the message carries no sensor decimals or site time zone)."""
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    events = [
+        alert(1),
+        {**alert(1, "escalated", priority="HIGH", qualifier="H"), "value": 300.1021901976017},
+        {**alert(1, "chattering"), "value": 61.000000001},
+        {**alert(1, "cleared"), "value": 2.4099999999999997, "peak": 309.87654},
+    ]
+    async with make_client(emulator) as client:
+        for message in events:
+            result = await apply_alert(client, ledger, message, asset_id=None)
+    comments = [c["content"] for c in emulator.comments(result.work_order_id)]
+    when = [local_text(message["time_ns"], "UTC") for message in events[1:]]
+    assert comments == [
+        f"Escalated to HIGH at {when[0]}: p101-temp = 300.10 degC (limit 90). "
+        f"Alert id: {events[0]['alert_id']}",
+        "Alarm is chattering (repeatedly activating and clearing) as of "
+        f"{when[1]}: p101-temp = 61.00 degC. Alert id: {events[0]['alert_id']}",
+        f"Returned to normal at {when[2]}: p101-temp = 2.41 degC, peak 309.88. "
+        f"Alert id: {events[0]['alert_id']}",
+    ]

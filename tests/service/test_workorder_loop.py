@@ -6,6 +6,7 @@ technician sets it DONE, the next activation makes a new work order."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,13 @@ def test_reactivation_comments_while_open_and_creates_once_done(
                 20,
                 "a comment on the open work order",
             )
+            # Issue 21 §2: to the second, rounded (not 2026-...T14:54:21.432641674Z).
+            reactivated = next(
+                c["content"]
+                for c in emulator.comments(first["id"])
+                if "Re-activated" in c["content"]
+            )
+            assert re.match(r"Re-activated at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: ", reactivated)
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
                 assert [wo["id"] for wo in orders()] == [first["id"]]

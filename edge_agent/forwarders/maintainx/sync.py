@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from edge_agent.alerts import PRIORITY_ORDER, AlertMessage, parse_time
+from edge_agent.common.local_time import local_text
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
@@ -25,6 +26,7 @@ from edge_agent.forwarders.maintainx.errors import (
     TransientError,
 )
 from edge_agent.forwarders.maintainx.ledger import AbandonableLedger, WorkOrderLedger
+from edge_agent.rules.render import number_text
 
 log = logging.getLogger(__name__)
 
@@ -232,28 +234,38 @@ async def _escalate(client: MaintainXClient, work_order_id: int, message: AlertM
     await client.add_comment(work_order_id, _escalated_text(message))
 
 
-def _reading(message: AlertMessage) -> str:
+def reading_text(message: AlertMessage) -> str:
     unit = f" {message['unit']}" if message.get("unit") else ""
-    return f"{message.get('sensor', '?')} = {message.get('value')}{unit}"
+    return f"{message.get('sensor', '?')} = {number_text(message.get('value'), None)}{unit}"
+
+
+def when_text(message: AlertMessage) -> str:
+    """The event's time as a person reads it: to the second, in UTC (the message carries no
+    site time zone), not ``2026-12-04T14:54:21.432641674Z``."""
+    time_ns = message.get("time_ns")
+    if type(time_ns) is int:
+        return local_text(time_ns, "UTC")
+    return str(message.get("time", "?"))
 
 
 def _escalated_text(message: AlertMessage) -> str:
     return (
-        f"Escalated to {message['priority']} at {message['time']}: {_reading(message)} "
-        f"(limit {message.get('limit')}). Alert id: {message['alert_id']}"
+        f"Escalated to {message['priority']} at {when_text(message)}: {reading_text(message)} "
+        f"(limit {number_text(message.get('limit'), None)}). Alert id: {message['alert_id']}"
     )
 
 
 def _cleared_text(message: AlertMessage) -> str:
-    peak = f", peak {message['peak']}" if message.get("peak") is not None else ""
+    peak = message.get("peak")
+    peak_text = f", peak {number_text(peak, None)}" if peak is not None else ""
     return (
-        f"Returned to normal at {message['time']}: {_reading(message)}{peak}. "
+        f"Returned to normal at {when_text(message)}: {reading_text(message)}{peak_text}. "
         f"Alert id: {message['alert_id']}"
     )
 
 
 def _chattering_text(message: AlertMessage) -> str:
     return (
-        f"Alarm is chattering (repeatedly activating and clearing) as of {message['time']}: "
-        f"{_reading(message)}. Alert id: {message['alert_id']}"
+        f"Alarm is chattering (repeatedly activating and clearing) as of {when_text(message)}: "
+        f"{reading_text(message)}. Alert id: {message['alert_id']}"
     )

@@ -31,7 +31,7 @@ from edge_agent.config.models import (
 )
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, bad
-from edge_agent.sources.backoff import Backoff, probe_cap_s
+from edge_agent.sources.backoff import Backoff, OutageLog, probe_cap_s
 from edge_agent.sources.modbus.decode import DecodeError, Decoder, compile_decoder
 from edge_agent.sources.modbus.plan import (
     BlockRead,
@@ -152,6 +152,7 @@ class ModbusSource:
         self._client: Any = None
         self._next_connect_at = 0.0
         self._down_reason = "not connected yet"
+        self._outage = OutageLog()
         self._last_request_end = 0.0
         self._silent_cycles = 0
         self._lock = asyncio.Lock()
@@ -312,6 +313,7 @@ class ModbusSource:
             self._client = client
             self.stats.connected = True
             logger.info("modbus connected", extra={"connection": self.name})
+            self._outage.ended()
             return True
         client.close()
         self._schedule_reconnect(f"cannot connect to {self._describe()}")
@@ -323,9 +325,15 @@ class ModbusSource:
         self._down_reason = reason
         self.stats.connected = False
         self.stats.last_error = reason
-        logger.warning(
+        logger.log(
+            self._outage.level(time.monotonic()),
             "modbus connection down",
-            extra={"connection": self.name, "reason": reason, "retry_in_s": round(delay, 3)},
+            extra={
+                "connection": self.name,
+                "reason": reason,
+                "retry_in_s": round(delay, 3),
+                "failed_attempts": self._outage.failures,
+            },
         )
 
     async def _drop_connection(self, reason: str) -> None:

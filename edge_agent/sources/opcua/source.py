@@ -39,7 +39,7 @@ from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
-from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff
+from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff, OutageLog
 from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
 from edge_agent.sources.opcua.security import (
     TrustedServerCertificate,
@@ -167,6 +167,7 @@ class OpcUaSource:
         self._sampling_ms = (connection.sampling_interval or connection.poll or defaults.poll) / 1e6
         self._client: Client | None = None
         self._connected = asyncio.Event()
+        self._outage = OutageLog()
         self._disconnect_reason = NOT_CONNECTED
         self._backoff = Backoff.from_config(connection.backoff)
         self._overrun_logged_at = -math.inf
@@ -192,6 +193,7 @@ class OpcUaSource:
                     await asyncio.sleep(self._reconnect_delay())
                     continue
                 self._backoff.reset()
+                self._outage.ended()
                 try:
                     await self._serve_session(client, nodes, unresolved, sink)
                 except SessionLost as exc:
@@ -347,7 +349,15 @@ class OpcUaSource:
         self.stats.connected = False
         self.stats.last_error = reason
         self._disconnect_reason = f"{NOT_CONNECTED}: {reason}"
-        log.warning("OPC UA connection down.", extra={"connection": self.name, "reason": reason})
+        log.log(
+            self._outage.level(time.monotonic()),
+            "OPC UA connection down.",
+            extra={
+                "connection": self.name,
+                "reason": reason,
+                "failed_attempts": self._outage.failures,
+            },
+        )
 
     async def _bad_while_disconnected(self, sink: ReadingSink) -> None:
         """Every poll interval without a session: a bad reading for every sensor."""
