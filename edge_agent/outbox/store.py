@@ -1292,17 +1292,21 @@ class Outbox:
         otherwise: a total that drifted (a crash mid-update, a hand-edited file) would
         otherwise refuse every new alert as over the cap, or let the cap be overrun, for
         good. One scan at open."""
-        stored = self._stored_bytes()
-        row = self._cache._sql("SELECT COALESCE(SUM(size), 0) FROM Cache").fetchone()
-        actual = row[0] if row is not None else 0
-        if type(actual) is not int or actual < 0:
-            raise OutboxError(f"the outbox rows add up to {actual!r} bytes")
+        # One transaction: another process (``edge-agent outbox``) writing between the sum
+        # and the correction would leave the total off again.
+        with self._cache.transact():
+            stored = self._stored_bytes()
+            row = self._cache._sql("SELECT COALESCE(SUM(size), 0) FROM Cache").fetchone()
+            actual = row[0] if row is not None else 0
+            if type(actual) is not int or actual < 0:
+                raise OutboxError(f"the outbox rows add up to {actual!r} bytes")
+            if actual != stored:
+                self._cache.reset("size", actual)
         if actual != stored:
             log.warning(
                 "Outbox size total was wrong; corrected from the rows.",
                 extra={"stored_bytes": stored, "actual_bytes": actual, "path": str(self.directory)},
             )
-            self._cache.reset("size", actual)
         return actual
 
     def _refresh_bytes(self) -> None:

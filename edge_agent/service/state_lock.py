@@ -42,7 +42,8 @@ def lock_state_folder(state_dir: Path) -> StateLock:
     :class:`StateFolderInUse` naming the PID that holds it."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Never through a symlink: the file is truncated, and a link could point anywhere.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

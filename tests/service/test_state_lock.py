@@ -75,3 +75,14 @@ def test_two_agents_on_one_state_folder(
         second.wait_ready()
     finally:
         second.kill()
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_not_followed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (state / "agent.lock").symlink_to(victim)
+    with pytest.raises(OSError):
+        lock_state_folder(state)
+    assert victim.read_text() == "keep me"
