@@ -387,7 +387,7 @@ def _dead_letters(agent: Agent, outbox: dict[str, Any]) -> dict[str, Any] | None
             "alert_id": oldest.payload.get("alert_id"),
             "rule": oldest.payload.get("rule"),
             "reason": oldest.reason,
-            "dead_at": format_time_ns(int(oldest.dead_at * 1e9)),
+            "dead_at": _dead_at_text(oldest.dead_at),
         }
     what = f"; oldest: {oldest.reason}" if oldest is not None else ""
     view["says"] = (
@@ -395,6 +395,15 @@ def _dead_letters(agent: Agent, outbox: dict[str, Any]) -> dict[str, Any] | None
         "'edge-agent outbox SITE retry')"
     )
     return view
+
+
+def _dead_at_text(dead_at: float) -> str | None:
+    """RFC 3339 for a dead letter's time; None for a value no date can hold (a tampered
+    row must not fail the health request)."""
+    try:
+        return format_time_ns(int(dead_at * 1e9))
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
 
 
 def _untried(agent: Agent, status: ForwarderStatus) -> bool:
