@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.chaos.estate import ORGS, Estate
 from tests.chaos.workload import Episode
 
-REACTIVATED = re.compile(r"Re-activated at \S+: \S+ = ([0-9.]+)")
+# "Re-activated at 2026-12-04 15:13:47 UTC: p101_vibration = 22.37 mm/s (limit 7.10)…"
+REACTIVATED = re.compile(r"Re-activated at [^=]+?: \S+ = (-?[0-9.]+)")
 DUPLICATE_COMMENTS: set[str] = set()
 KPI_SETTLE_S = 15.0
 RANK = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}

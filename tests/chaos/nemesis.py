@@ -3,6 +3,7 @@ another (each healed before the next starts), every one written to the timeline.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 
 from tests.chaos.estate import LIBFAKETIME, Estate
 
-# kind -> weight. Kinds not done yet: a full outbox cap (see README.md).
+# kind -> weight.
 KINDS: dict[str, int] = {
     "kill_agent": 3,
     "kill_hub": 3,
@@ -27,7 +28,12 @@ KINDS: dict[str, int] = {
     "mx_timeout_after_commit": 2,
     "mx_refused_key": 1,
     "clock_step": 1 if LIBFAKETIME else 0,
+    "full_cap": 1,
 }
+
+
+# The proxy an agent's alerts leave through.
+OUTBOUND: dict[str, str] = {"site-a": "mqtt-a", "site-b": "mqtt-b", "site-c": "mx-c"}
 
 
 @dataclass
@@ -110,6 +116,32 @@ class Nemesis:
             (broker.workdir / "mosquitto.db").unlink(missing_ok=True)
         time.sleep(min(seconds, 5))
         broker.start()
+        fault.end = time.monotonic()
+
+    def _full_cap(self, seconds: float) -> None:
+        """An agent restarted with the smallest cap (1 KB: one alert) and its way out cut, so
+        the outbox is full and what it raises meanwhile is held with its rule state; then
+        restarted with its own cap and its link back: everything held is delivered."""
+        site = self.rng.choice(sorted(self.estate.agents))
+        fault = self._log("full_cap", site, f"storage.max_bytes 1KB, link cut, {seconds:.1f}s")
+        agent = self.estate.agents[site]
+        link = self.estate.proxies[OUTBOUND[site]]
+        path = agent.process.site
+        normal = path.read_text()
+        small = json.loads(normal)
+        small["storage"]["max_bytes"] = "1KB"
+        agent.process.stop(timeout=20)
+        try:
+            path.write_text(json.dumps(small, indent=2))
+            self.estate.loop.run(lambda: link.set_mode("blackhole"))
+            agent.start()
+            time.sleep(seconds)
+            agent.process.stop(timeout=20)
+        finally:
+            path.write_text(normal)
+            self.estate.loop.run(lambda: link.set_mode("pass"))
+            if agent.process.process is None:
+                agent.start()
         fault.end = time.monotonic()
 
     def _restart_emulator(self, seconds: float) -> None:
