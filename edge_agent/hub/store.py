@@ -28,6 +28,20 @@ SCHEMA_VERSION: Final = 1
 see :mod:`edge_agent.common.schema_version`."""
 
 CLOSED_STATUSES = frozenset({"DONE", "CANCELED"})
+
+# A parked event is handed out only when no earlier event of its alert is parked, whoever
+# holds that one: a cleared applied before its activation (two replicas draining, or one
+# whose earlier try failed) found no work order and its news was lost. ``{p}`` the table
+# prefix, ``{x}`` the driver's placeholder, ``{lock}`` PostgreSQL's row lock.
+TAKE_PENDING_SQL = (
+    "UPDATE {p}pending SET owner = {x}, until_ns = {x}, attempts = attempts + 1 "
+    "WHERE event_id IN (SELECT q.event_id FROM {p}pending q WHERE q.site = {x} "
+    "AND q.until_ns < {x} AND NOT EXISTS (SELECT 1 FROM {p}pending p "
+    "WHERE p.alert_id = q.alert_id AND (p.received_ns < q.received_ns "
+    "OR (p.received_ns = q.received_ns AND p.event_id < q.event_id))) "
+    "ORDER BY q.received_ns, q.event_id LIMIT {x}{lock}) "
+    "RETURNING event_id, site, alert_id, payload, attempts, received_ns"
+)
 """Work order statuses after which a new activation makes a new work order."""
 
 

@@ -30,6 +30,7 @@ from edge_agent.hub.store import (
     PARKED_COLUMNS,
     REJECTED_ACTION,
     SCHEMA_VERSION,
+    TAKE_PENDING_SQL,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -395,10 +396,7 @@ class PostgresHubStore:
     def take_pending(self, site: str, owner: str, lease_ns: int, limit: int) -> list[PendingEvent]:
         now = time.time_ns()
         rows = self._all(
-            f"UPDATE {self.p}pending SET owner = %s, until_ns = %s, attempts = attempts + 1 "
-            f"WHERE event_id IN (SELECT event_id FROM {self.p}pending WHERE site = %s "
-            "AND until_ns < %s ORDER BY received_ns, event_id LIMIT %s FOR UPDATE SKIP LOCKED) "
-            "RETURNING event_id, site, alert_id, payload, attempts, received_ns",
+            TAKE_PENDING_SQL.format(p=self.p, x="%s", lock=" FOR UPDATE SKIP LOCKED"),
             (owner, now + lease_ns, site, now, limit),
         )
         return pending_events(rows)

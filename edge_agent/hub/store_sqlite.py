@@ -27,6 +27,7 @@ from edge_agent.hub.store import (
     PARKED_COLUMNS,
     REJECTED_ACTION,
     SCHEMA_VERSION,
+    TAKE_PENDING_SQL,
     AlertRecord,
     EventStart,
     HubLedger,
@@ -464,10 +465,7 @@ class SqliteHubStore:
         now = time.time_ns()
         rows = self._w.run(
             lambda db: db.execute(
-                "UPDATE pending SET owner = ?, until_ns = ?, attempts = attempts + 1 "
-                "WHERE event_id IN (SELECT event_id FROM pending WHERE site = ? AND until_ns < ? "
-                "ORDER BY received_ns, event_id LIMIT ?) "
-                "RETURNING event_id, site, alert_id, payload, attempts, received_ns",
+                TAKE_PENDING_SQL.format(p="", x="?", lock=""),
                 (owner, now + lease_ns, site, now, limit),
             ).fetchall()
         )

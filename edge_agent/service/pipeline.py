@@ -275,7 +275,9 @@ class Agent:
 
     async def _stop_source(self, name: str) -> None:
         task = self._source_tasks.pop(name, None)
-        source = self._sources.pop(name, None)
+        # Still listed while it stops: its counters leave the metrics only in the same step
+        # that adds them to the retired ones (a scrape in between saw them go down).
+        source = self._sources.get(name)
         if task is not None:
             await self.supervisor.stop(task, 3.0)
         if source is not None:
@@ -288,6 +290,8 @@ class Agent:
                     extra={"connection": name, "error": repr(exc)},
                 )
             self.retired.retire_source(name, source.stats)
+            if self._sources.get(name) is source:
+                del self._sources[name]
 
     def _start_forwarder(self) -> None:
         forwarding = self.config.forwarding
@@ -341,7 +345,8 @@ class Agent:
 
     async def _stop_forwarder(self) -> None:
         task, self._forwarder_task = self._forwarder_task, None
-        forwarder, self._forwarder = self._forwarder, None
+        # Still in place while it stops: see _stop_source (counters never go down).
+        forwarder = self._forwarder
         if task is not None:
             await self.supervisor.stop(task, 3.0)
         if forwarder is not None:
@@ -351,6 +356,8 @@ class Agent:
             except Exception as exc:
                 log.warning("Forwarder did not close cleanly.", extra={"error": repr(exc)})
             self.retired.retire_forwarder(forwarder.status)
+            if self._forwarder is forwarder:
+                self._forwarder = None
 
     async def _sink(self, readings: Sequence[Reading]) -> None:
         # Awaiting a full queue is the backpressure: the source polls again only when the

@@ -73,3 +73,20 @@ async def test_a_wall_clock_set_years_ahead_forgets_no_recent_event(store: HubSt
     ten_years_ahead = time.time_ns() + 10 * 365 * DAY_NS
     assert store.prune_events(ten_years_ahead - 7 * DAY_NS, keep_newest_ns=7 * DAY_NS) == 0
     assert store.result_of("alert-9:activated") is not None
+
+
+def test_a_parked_event_is_handed_out_only_after_the_earlier_ones_of_its_alert(
+    store: HubStore,
+) -> None:
+    """Two replicas drain one site: the one holding an alert's parked activation must not
+    see another apply its cleared first (it found no work order and the clear was lost;
+    found by the fault campaign)."""
+    store.park("site-a", "a:activated", "a", '{"n": 1}', "unavailable")
+    store.park("site-a", "a:cleared", "a", '{"n": 2}', "earlier events of this alert are parked")
+    store.park("site-a", "b:activated", "b", '{"n": 3}', "unavailable")
+    first = store.take_pending("site-a", "hub1", 60 * 1_000_000_000, 10)
+    assert [e.event_id for e in first] == ["a:activated", "b:activated"]
+    # The other replica: a's activation is leased to hub1, still parked: nothing of a.
+    assert store.take_pending("site-a", "hub2", 60 * 1_000_000_000, 10) == []
+    store.unpark("a:activated")
+    assert [e.event_id for e in store.take_pending("site-a", "hub2", 1, 10)] == ["a:cleared"]
