@@ -48,7 +48,7 @@ from edge_agent.hub.messages import (
     parse_topic,
     result_payload,
     validate_alert,
-    work_order_payload,
+    work_order_status,
 )
 from edge_agent.hub.presence import UnknownSites, seen_at
 from edge_agent.hub.sites import SiteRuntime
@@ -435,17 +435,7 @@ class AlertConsumer:
         )
         if ref is None:
             return
-        payload = work_order_payload(
-            ref.site,
-            work_order_id=ref.work_order_id,
-            status=ref.status,
-            old_status=None,
-            alert_id=ref.alert_id,
-            rule=ref.rule,
-            asset=ref.asset,
-            occurred_at=None,
-        )
-        topic = f"{self.prefix}/{ref.site}/workorders/{ref.work_order_id}"
+        topic, payload = work_order_status(self.prefix, ref, None, None)
         try:
             await self._publish(topic, payload, 1, True)
         except Exception as exc:  # the store has it; the agent learns at the next change

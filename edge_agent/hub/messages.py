@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from edge_agent.alerts import AlertMessage, format_time_ns
 from edge_agent.config.models import SITE_ID_PATTERN
 from edge_agent.redaction import redact_value
 from edge_agent.wire.alert import MAX_ID_CHARS, alert_problem, schema_problem
+
+if TYPE_CHECKING:
+    from edge_agent.hub.store import WorkOrderRef
 
 RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
@@ -171,3 +174,21 @@ def work_order_payload(
         },
         separators=(",", ":"),
     ).encode()
+
+
+def work_order_status(
+    prefix: str, ref: WorkOrderRef, old_status: str | None, occurred_at: str | None
+) -> tuple[str, bytes]:
+    """The retained ``(topic, payload)`` that tells a site its work order's status (from a
+    webhook, or from MaintainX when the hub asked)."""
+    payload = work_order_payload(
+        ref.site,
+        work_order_id=ref.work_order_id,
+        status=ref.status,
+        old_status=old_status,
+        alert_id=ref.alert_id,
+        rule=ref.rule,
+        asset=ref.asset,
+        occurred_at=occurred_at,
+    )
+    return f"{prefix}/{ref.site}/workorders/{ref.work_order_id}", payload

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from edge_agent.common.http import HttpServer, Limits, Request, Response
-from edge_agent.hub.messages import work_order_payload
+from edge_agent.hub.messages import work_order_status
 from edge_agent.hub.store import HubStore, StoreError, StoreRejected, WorkOrderRef
 from edge_agent.wire.alert import WireError, is_wire_id, wire_time_ns
 
@@ -226,17 +226,9 @@ class WebhookHandler:
         self, ref: WorkOrderRef, data: dict[str, Any], occurred: str | None
     ) -> None:
         old = data.get("oldStatus")
-        payload = work_order_payload(
-            ref.site,
-            work_order_id=ref.work_order_id,
-            status=ref.status,
-            old_status=old if isinstance(old, str) else None,
-            alert_id=ref.alert_id,
-            rule=ref.rule,
-            asset=ref.asset,
-            occurred_at=occurred,
+        topic, payload = work_order_status(
+            self.prefix, ref, old if isinstance(old, str) else None, occurred
         )
-        topic = f"{self.prefix}/{ref.site}/workorders/{ref.work_order_id}"
         await self._publish(topic, payload, 1, True)
         log.debug(
             "Work order status sent to its site.",
