@@ -116,11 +116,16 @@ def converge(estate: Estate, episodes: list[Episode]) -> float | None:
 
 
 def run_phase(
-    estate: Estate, seed: int, seconds: float, before: list[Episode], log: list[str]
+    estate: Estate,
+    seed: int,
+    seconds: float,
+    before: list[Episode],
+    log: list[str],
+    delay_spares: tuple[str, ...] = (),
 ) -> Phase:
     phase = Phase(seed)
     workload = Workload(estate, seed, estate.used_values)
-    nemesis = Nemesis(estate, seed)
+    nemesis = Nemesis(estate, seed, delay_spares=delay_spares)
     workload.start()
     nemesis.run_for(seconds)
     nemesis.join()
@@ -214,7 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         return run(seeds, args.seconds, args.workdir or Path(tmp), keep=args.workdir is not None)
 
 
-def run(seeds: list[int], seconds: float, workdir: Path, keep: bool = False) -> int:
+def run(
+    seeds: list[int],
+    seconds: float,
+    workdir: Path,
+    keep: bool = False,
+    delay_spares: tuple[str, ...] = (),
+) -> int:
     print(f"chaos: seeds {seeds}, {seconds:.0f} s of faults each (reproduce: --seed S)", flush=True)
     started = time.monotonic()
     estate = Estate(workdir)
@@ -233,7 +244,7 @@ def run(seeds: list[int], seconds: float, workdir: Path, keep: bool = False) -> 
         for seed in seeds:
             t0 = time.monotonic()
             before = [e for p in phases for e in p.episodes]
-            phase = run_phase(estate, seed, seconds, before, log)
+            phase = run_phase(estate, seed, seconds, before, log, delay_spares)
             phases.append(phase)
             verdict = phase.verdict
             assert verdict is not None
