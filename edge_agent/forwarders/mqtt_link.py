@@ -21,6 +21,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 NS_PER_S: Final = 1_000_000_000
 DEFAULT_SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 CONNECT_TIMEOUT_S: Final = 10.0
+ACK_TIMEOUT_KEEPALIVES: Final = 1.5
+"""A PUBACK later than this many keepalives ends the connection (the broker gives a silent
+client as long)."""
+ACK_CHECK_S: Final = 1.0
+"""How often the oldest unacknowledged publish is looked at."""
 
 ProtocolName = Literal["5", "3.1.1"]
 
@@ -213,6 +219,7 @@ class MqttLink:
         self._suback_pending: set[int] = set()
         self._closing = False
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._sent_at: dict[int, float] = {}  # mid → monotonic send time, until its PUBACK
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._lost: asyncio.Future[str] | None = None
         self.connects = 0
@@ -328,6 +335,7 @@ class MqttLink:
         # Registered before any PUBACK can be handled: the callback only schedules
         # _on_publish_loop on this loop, which runs after we return.
         self._pending[info.mid] = future
+        self._sent_at[info.mid] = time.monotonic()
         return future
 
     def ack_message(self, message: Message) -> None:
@@ -379,7 +387,7 @@ class MqttLink:
                 extra={"host": self.host, "port": self.port, "client_id": self.client_id},
             )
             assert self._lost is not None
-            reason = await self._lost
+            reason = await self._until_lost(self._lost)
             self.last_error = reason
             await self._drop_client(reason)
             if self._is_closing():
@@ -395,6 +403,29 @@ class MqttLink:
                 },
             )
             await asyncio.sleep(delay)
+
+    async def _until_lost(self, lost: asyncio.Future[str]) -> str:
+        """Why the connection ended: the broker's or paho's reason, or a PUBACK overdue. A
+        link that swallows a PUBLISH and keeps passing the rest (a middlebox, a broker in
+        trouble) leaves the message unacknowledged for good; QoS 1 resends only on a new
+        connection, so an overdue PUBACK ends this one (found by the fault campaign)."""
+        deadline_s = ACK_TIMEOUT_KEEPALIVES * self._keepalive_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(ACK_CHECK_S, deadline_s)):
+                    return await asyncio.shield(lost)
+            oldest = min(self._sent_at.values(), default=None)
+            if oldest is not None and time.monotonic() - oldest > deadline_s:
+                log.warning(
+                    "No PUBACK in time; the connection is treated as broken.",
+                    extra={
+                        "host": self.host,
+                        "port": self.port,
+                        "waited_s": deadline_s,
+                        "unacknowledged": len(self._sent_at),
+                    },
+                )
+                return f"no PUBACK within {deadline_s:.0f} s"
 
     async def _connect_once(self) -> None:
         loop = self._require_loop()
@@ -518,6 +549,7 @@ class MqttLink:
         self._suback_pending.clear()
         client, self._client = self._client, None
         pending, self._pending = self._pending, {}
+        self._sent_at.clear()
         for future in pending.values():
             if not future.done():
                 future.set_exception(MqttDisconnected(reason))
@@ -630,6 +662,7 @@ class MqttLink:
         if client is not self._client:
             return
         future = self._pending.pop(mid, None)
+        self._sent_at.pop(mid, None)
         if future is None or future.done():
             return
         if failed:

@@ -41,6 +41,7 @@ from edge_agent.forwarders.maintainx.sync import (
     SyncResult,
     apply_alert,
     reading_text,
+    settle_s,
     when_text,
 )
 from edge_agent.hub.messages import (
@@ -51,7 +52,7 @@ from edge_agent.hub.messages import (
     work_order_status,
 )
 from edge_agent.hub.presence import UnknownSites, seen_at
-from edge_agent.hub.sites import SiteRuntime
+from edge_agent.hub.sites import NS_PER_S, SiteRuntime
 from edge_agent.hub.store import (
     CLOSED_STATUSES,
     AlertRecord,
@@ -363,7 +364,11 @@ class AlertConsumer:
             return "done"
         except MaintainXError as exc:
             site.back_off("MaintainX unavailable", str(exc))
-            return await self._park_after_failure(site, message, raw, from_pending, "unavailable")
+            # Neither replica tries again before a request that may still land has landed.
+            hold_ns = int(settle_s(exc, client.timeout_s) * NS_PER_S)
+            return await self._park_after_failure(
+                site, message, raw, from_pending, "unavailable", hold_ns
+            )
         site.succeeded()
         site.counters.actions[result.action] += 1
         if result.action in ("created", "found"):
@@ -442,15 +447,39 @@ class AlertConsumer:
             log.warning("Work order status not published.", extra={"error": str(exc)})
 
     async def _park_after_failure(
-        self, site: SiteRuntime, message: AlertMessage, raw: str, from_pending: bool, why: str
+        self,
+        site: SiteRuntime,
+        message: AlertMessage,
+        raw: str,
+        from_pending: bool,
+        why: str,
+        hold_ns: int = 0,
     ) -> str:
         if not from_pending:
-            await self._park(site, message, raw, why)
+            await self._park(site, message, raw, why, hold_ns)
+        elif hold_ns:  # parked already: it stays, handed out again no sooner than this
+            await asyncio.to_thread(
+                self.store.park,
+                site.site_id,
+                message["event_id"],
+                message["alert_id"],
+                raw,
+                why,
+                hold_ns,
+            )
         return "parked"
 
-    async def _park(self, site: SiteRuntime, message: AlertMessage, raw: str, reason: str) -> None:
+    async def _park(
+        self, site: SiteRuntime, message: AlertMessage, raw: str, reason: str, hold_ns: int = 0
+    ) -> None:
         await asyncio.to_thread(
-            self.store.park, site.site_id, message["event_id"], message["alert_id"], raw, reason
+            self.store.park,
+            site.site_id,
+            message["event_id"],
+            message["alert_id"],
+            raw,
+            reason,
+            hold_ns,
         )
         site.counters.parked += 1
         log.info(

@@ -226,8 +226,11 @@ class HubStore(Protocol):
         """Why the store can no longer work at all (its writer died), else None."""
         ...
 
-    def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
-        """Keep an event to apply later (the first park of an event wins)."""
+    def park(
+        self, site: str, event_id: str, alert_id: str, payload: str, reason: str, hold_ns: int = 0
+    ) -> None:
+        """Keep an event to apply later (the first park of an event wins). ``hold_ns``: it is
+        handed out no sooner than this from now (a parked event's hold is only lengthened)."""
         ...
 
     def has_pending(self, alert_id: str) -> bool:

@@ -382,11 +382,15 @@ class PostgresHubStore:
     def failure(self) -> str | None:
         return None  # no thread of its own: every call reports its own failure
 
-    def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
+    def park(
+        self, site: str, event_id: str, alert_id: str, payload: str, reason: str, hold_ns: int = 0
+    ) -> None:
+        now = time.time_ns()
         self._exec(
-            f"INSERT INTO {self.p}pending (event_id, site, alert_id, payload, reason, "
-            "received_ns) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-            (event_id, site, alert_id, payload, reason, time.time_ns()),
+            f"INSERT INTO {self.p}pending AS t (event_id, site, alert_id, payload, reason, "
+            "received_ns, until_ns) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) "
+            "DO UPDATE SET until_ns = GREATEST(t.until_ns, excluded.until_ns)",
+            (event_id, site, alert_id, payload, reason, now, now + hold_ns if hold_ns else 0),
         )
 
     def has_pending(self, alert_id: str) -> bool:

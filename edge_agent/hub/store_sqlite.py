@@ -444,12 +444,16 @@ class SqliteHubStore:
             truncate_wal(db)
         return removed
 
-    def park(self, site: str, event_id: str, alert_id: str, payload: str, reason: str) -> None:
+    def park(
+        self, site: str, event_id: str, alert_id: str, payload: str, reason: str, hold_ns: int = 0
+    ) -> None:
+        now = time.time_ns()
         self._w.run(
             lambda db: db.execute(
-                "INSERT INTO pending (event_id, site, alert_id, payload, reason, received_ns) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-                (event_id, site, alert_id, payload, reason, time.time_ns()),
+                "INSERT INTO pending (event_id, site, alert_id, payload, reason, received_ns, "
+                "until_ns) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO UPDATE SET "
+                "until_ns = MAX(pending.until_ns, excluded.until_ns)",
+                (event_id, site, alert_id, payload, reason, now, now + hold_ns if hold_ns else 0),
             )
         )
 

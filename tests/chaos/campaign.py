@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -121,11 +122,10 @@ def run_phase(
     seconds: float,
     before: list[Episode],
     log: list[str],
-    delay_spares: tuple[str, ...] = (),
 ) -> Phase:
     phase = Phase(seed)
     workload = Workload(estate, seed, estate.used_values)
-    nemesis = Nemesis(estate, seed, delay_spares=delay_spares)
+    nemesis = Nemesis(estate, seed)
     workload.start()
     nemesis.run_for(seconds)
     nemesis.join()
@@ -162,6 +162,40 @@ def timeline(phase: Phase, t0: float) -> list[str]:
             )
         )
     return [text for _, text in sorted(rows)]
+
+
+def dead_letters(estate: Estate) -> list[str]:
+    """Every agent's dead letters with their reasons, and the log lines (hubs and agents)
+    that say why: printed, since CI keeps no work folder."""
+    lines: list[str] = []
+    for site, agent in estate.agents.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "outbox", str(agent.process.site), "dead"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if "no dead letters" not in done.stdout.lower():
+            lines += [f"{site}: {line}" for line in (done.stdout + done.stderr).splitlines()]
+    logs = {name: hub.log for name, hub in estate.hubs.items()}
+    logs.update({site: agent.process.log_path for site, agent in estate.agents.items()})
+    for name, path in logs.items():
+        if path.exists():
+            lines += [
+                f"{name}: {line[:600]}"
+                for line in path.read_text(errors="replace").splitlines()
+                if any(words in line for words in WHY_DEAD)
+            ]
+    return lines[:60]
+
+
+WHY_DEAD = (
+    "Alert message rejected",
+    "Poison message",
+    "refused an alert for good",
+    "moved to the dead letters",
+)
 
 
 def dump(estate: Estate, workdir: Path) -> None:
@@ -224,7 +258,6 @@ def run(
     seconds: float,
     workdir: Path,
     keep: bool = False,
-    delay_spares: tuple[str, ...] = (),
 ) -> int:
     print(f"chaos: seeds {seeds}, {seconds:.0f} s of faults each (reproduce: --seed S)", flush=True)
     started = time.monotonic()
@@ -244,7 +277,7 @@ def run(
         for seed in seeds:
             t0 = time.monotonic()
             before = [e for p in phases for e in p.episodes]
-            phase = run_phase(estate, seed, seconds, before, log, delay_spares)
+            phase = run_phase(estate, seed, seconds, before, log)
             phases.append(phase)
             verdict = phase.verdict
             assert verdict is not None
@@ -252,6 +285,8 @@ def run(
                 print(f"\nCHAOS FAILURE, seed {seed} (reproduce: --seed {seed}); logs in {workdir}")
                 print("\n".join(timeline(phase, t0)))
                 print("problems:\n  " + "\n  ".join(verdict.problems[:40]))
+                if any("dead letters" in problem for problem in verdict.problems):
+                    print("dead letters:\n  " + "\n  ".join(dead_letters(estate)))
                 dump(estate, workdir)
                 if verdict.first_broken is not None:
                     e = verdict.first_broken

@@ -54,10 +54,6 @@ class Nemesis:
     _thread: threading.Thread | None = None
     error: BaseException | None = None
     refused_keys: bool = False
-    # Proxies the delay fault leaves alone (the short campaign spares the MaintainX links
-    # while issue 22's open defect stands: a create slowed past the client's timeout can
-    # reach MaintainX after the retry's lookup, and the alert gets two work orders).
-    delay_spares: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -193,8 +189,7 @@ class Nemesis:
         fault.end = time.monotonic()
 
     def _delay(self, seconds: float) -> None:
-        names = [n for n in sorted(self.estate.proxies) if not n.startswith(self.delay_spares)]
-        name = self.rng.choice(names)
+        name = self.rng.choice(sorted(self.estate.proxies))
         delay = self.rng.uniform(0.2, 1.5)
         fault = self._log("delay", name, f"{delay:.2f}s a chunk for {seconds:.1f}s")
         proxy = self.estate.proxies[name]

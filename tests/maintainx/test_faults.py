@@ -39,7 +39,8 @@ async def test_1000_activations_make_exactly_1000_work_orders(tmp_path: Path) ->
         site, config = site_config(
             write_key(tmp_path, SITE_KEY),
             base_url=mx.url,
-            timeout="200ms",
+            # Each unconfirmed create rests three timeouts before its lookup (~60 of them).
+            timeout="150ms",
             backoff="5ms",
             backoff_max="50ms",
         )
@@ -48,7 +49,7 @@ async def test_1000_activations_make_exactly_1000_work_orders(tmp_path: Path) ->
         )
         task = asyncio.create_task(forwarder.run())
         try:
-            await wait_until(lambda: forwarder.status.sent == ACTIVATIONS, timeout_s=100)
+            await wait_until(lambda: forwarder.status.sent == ACTIVATIONS, timeout_s=240)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

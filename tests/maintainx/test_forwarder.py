@@ -240,3 +240,24 @@ async def test_cancel_is_not_lost_when_a_reload_comes_at_the_same_moment(
         forwarder.status.failed = 0
     await forwarder.close()
     assert (outbox.stats().depth, outbox.stats().dead) == (1, 0)
+
+
+async def test_a_create_that_lands_after_its_timeout_is_found_not_repeated(
+    emulator: Emulator, asset_id: int, outbox: Outbox, start: Start
+) -> None:
+    """A slow link holds the create past the client's timeout; it lands later. The retry
+    rests three timeouts first, so its lookup finds the work order instead of making a
+    second one (issue 22: the fault campaign found this at the hub; the direct path is the
+    same code)."""
+    outbox.put(alert(1, asset_mx=asset_id))
+    emulator.faults.latency_s = 0.8  # the create lands 0.8 s after it was sent
+    forwarder = start(emulator.url, timeout="400ms", backoff="50ms", backoff_max="100ms")
+    await wait_until(lambda: forwarder.status.failed >= 1)
+    emulator.faults.latency_s = 0.0  # from now on quick: a retry without rest looks too early
+    await wait_until(lambda: forwarder.status.sent == 1)
+    await asyncio.sleep(1.2)  # a second create, if one was sent, has landed
+    mine = [
+        w for w in emulator.work_orders if w["externalData"]["alert_id"] == alert(1)["alert_id"]
+    ]
+    assert len(mine) == 1
+    assert forwarder.status.extra["found"] == 1 and forwarder.status.extra["created"] == 0

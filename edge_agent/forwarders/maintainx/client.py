@@ -105,6 +105,7 @@ class MaintainXClient:
         if organization_id is not None:
             headers["x-organization-id"] = str(organization_id)
         self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
         self.pacer = RatePacer(rate_limit_per_min)
         self.requests_sent = 0
         self.rate_limited = 0

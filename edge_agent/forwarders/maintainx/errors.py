@@ -27,6 +27,9 @@ class MaintainXError(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+        # Set on a create that may have reached MaintainX: its retry rests before the
+        # lookup (edge_agent.forwarders.maintainx.sync.settle_s).
+        self.create_unconfirmed = False
 
 
 class CredentialsRejected(MaintainXError):

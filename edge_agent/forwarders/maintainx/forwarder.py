@@ -38,7 +38,7 @@ from edge_agent.forwarders.maintainx.errors import (
 )
 from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
-from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert
+from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert, settle_s
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
@@ -328,6 +328,9 @@ class MaintainXForwarder:
         else:
             self.status.connected = False
         delay = self._backoff.next_delay()
+        if isinstance(exc, MaintainXError) and self.client is not None:
+            # A request that may still land has landed before its lookup (a second work order).
+            delay = max(delay, settle_s(exc, self.client.timeout_s))
         log.warning(
             "MaintainX delivery failed; retrying.",
             extra={"error": str(exc), "retry_in_s": round(delay, 3)},

@@ -22,6 +22,8 @@ from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
+    MaintainXError,
+    OutcomeUnknown,
     RateLimited,
     TransientError,
 )
@@ -34,6 +36,13 @@ T = TypeVar("T")
 
 GATEWAY_STATUSES: Final = frozenset({502, 504})
 """Answers from a proxy in front of MaintainX: the create may have been applied behind it."""
+ABANDONED: Final = (BadRequest, CredentialsRejected, RateLimited, TransientError)
+"""Failures of a create that say it was not applied (a gateway's 502/504 aside)."""
+SETTLE_TIMEOUTS: Final = 3
+"""After a create whose outcome is unknown, no one retries its event (and looks up the work
+order it may have made) sooner than this many client timeouts: a create held up on a slow
+link can still reach MaintainX after the client gave up on it, and a lookup before it lands
+makes a second work order (found by the fault campaign: a delayed link, two hub replicas)."""
 LOOKUP_SKEW: Final = timedelta(days=1)
 """A lost create is searched for among work orders created after the event's time minus
 this (the site's clock may be off; the work order cannot predate its alarm by more)."""
@@ -53,6 +62,13 @@ class SyncResult:
     alert_id: str
     action: str
     work_order_id: int | None = None
+
+
+def settle_s(exc: MaintainXError, timeout_s: float) -> float:
+    """How long the event of a failed request must rest before anyone tries it again:
+    :data:`SETTLE_TIMEOUTS` client timeouts after a create that may have reached MaintainX
+    (a timeout, a gateway's 502/504), else 0."""
+    return SETTLE_TIMEOUTS * timeout_s if exc.create_unconfirmed else 0.0
 
 
 def work_order_body(
@@ -214,11 +230,13 @@ async def _create(
     body = work_order_body(message, asset_id=asset_id, location_id=location_id)
     try:
         work_order_id = await client.create_work_order(body)
-    except (BadRequest, CredentialsRejected, RateLimited, TransientError) as exc:
+    except MaintainXError as exc:
         # MaintainX answered (or nobody was reached): nothing was created, so the next
         # attempt need not search. OutcomeUnknown, and a gateway's 502/504 (the backend may
         # have stored it), leave the attempt open.
-        if isinstance(ledger, AbandonableLedger) and exc.status not in GATEWAY_STATUSES:
+        if isinstance(exc, OutcomeUnknown) or exc.status in GATEWAY_STATUSES:
+            exc.create_unconfirmed = True
+        elif isinstance(ledger, AbandonableLedger) and isinstance(exc, ABANDONED):
             await asyncio.to_thread(ledger.abandon_create, alert_id)
         raise
     await _ledger_call(ledger, ledger.record_created, alert_id, work_order_id)
