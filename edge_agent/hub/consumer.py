@@ -40,9 +40,8 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.forwarders.maintainx.sync import (
     SyncResult,
     apply_alert,
-    reading_text,
+    reactivated_text,
     settle_s,
-    when_text,
 )
 from edge_agent.hub.messages import (
     Rejection,
@@ -62,7 +61,6 @@ from edge_agent.hub.store import (
     StoreError,
     StoreRejected,
 )
-from edge_agent.rules.render import number_text
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +417,7 @@ class AlertConsumer:
             return None
         await site.client.add_comment(
             related,
-            f"Re-activated at {when_text(message)}: {reading_text(message)} "
-            f"(limit {number_text(message.get('limit'), None)}). Alert id: {message['alert_id']}",
+            reactivated_text(message),
         )
         await asyncio.to_thread(ledger.record_created, record.alert_id, related)
         await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")

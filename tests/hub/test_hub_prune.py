@@ -99,13 +99,9 @@ def test_a_held_parked_event_is_handed_out_only_after_its_hold(store: HubStore) 
     second = 1_000_000_000
     store.park("site-a", "a:activated", "a", '{"n": 1}', "unavailable", 60 * second)
     store.park("site-a", "b:activated", "b", '{"n": 2}', "unavailable")
-    assert [e.event_id for e in store.take_pending("site-a", "hub2", second, 10)] == [
-        "b:activated"
-    ]
+    assert [e.event_id for e in store.take_pending("site-a", "hub2", second, 10)] == ["b:activated"]
     store.park("site-a", "a:activated", "a", '{"n": 1}', "unavailable", 1)  # shorter: kept
     assert store.take_pending("site-a", "hub2", second, 10) == []
     store.park("site-a", "c:activated", "c", '{"n": 3}', "unavailable", 1)
     time.sleep(0.01)
-    assert [e.event_id for e in store.take_pending("site-a", "hub2", second, 10)] == [
-        "c:activated"
-    ]
+    assert [e.event_id for e in store.take_pending("site-a", "hub2", second, 10)] == ["c:activated"]
