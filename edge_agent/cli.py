@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "print-config": ("print_config", "print the resolved configuration, secrets hidden"),
     "read": ("read", "read every sensor once and print what came back (wiring check)"),
     "replay": ("replay", "run a recorded trace of readings through the rules"),
+    "discover": ("discover", "browse an OPC UA server and print sensors for the site file"),
     "import": ("import_map", "turn a Modbus register map (CSV) into the site file's sensors"),
     "outbox": ("outbox", "inspect the disk outbox and its dead letters"),
     "demo": ("demo", "simulated plant + MaintainX stand-in + agent, on this machine"),

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         f"# Made by `edge-agent import modbus-map` from {args.file.name}: "
         f"{len(converted.sensors)} sensors on connection {args.connection!r}.\n"
     )
-    document = header + render({"sensors": converted.sensors})
+    document = header + render({"sensors": converted.sensors}, width=4096)
     if args.output is not None:
         if args.output.exists():
             print(f"{args.output}: exists; not overwritten", file=sys.stderr)

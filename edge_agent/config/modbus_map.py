@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -31,6 +30,7 @@ from pydantic import ValidationError
 
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import Sensor
+from edge_agent.config.sensor_ids import sensor_id
 
 Addressing = Literal["zero", "one", "modicon"]
 
@@ -94,7 +94,6 @@ KNOWN_COLUMNS: Final = frozenset(
         *ADDRESS_COLUMNS,
     }
 )
-_ID_JUNK: Final = re.compile(r"[^a-z0-9_]+")
 
 
 class MapError(Exception):
@@ -112,12 +111,6 @@ class _BadCell(Exception):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(message)
         self.column = column
-
-
-def sensor_id(name: str) -> str:
-    """``Pump 1 / Bearing Temp (°C)`` → ``pump_1_bearing_temp_c``."""
-    text = _ID_JUNK.sub("_", name.strip().lower()).strip("_")
-    return f"s_{text}" if text[:1].isdigit() else text
 
 
 def convert(

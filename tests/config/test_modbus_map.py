@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.config.modbus_map import MapError, convert, sensor_id
+from edge_agent.config.modbus_map import MapError, convert
+from edge_agent.config.sensor_ids import sensor_id
 from tests.config.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "configs" / "examples" / "modbus-map.csv"
