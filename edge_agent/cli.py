@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "run a recorded trace of readings through the rules"),
     "discover": ("discover", "browse an OPC UA server and print sensors for the site file"),
     "import": ("import_map", "turn a Modbus register map (CSV) into the site file's sensors"),
+    "history": ("history", "a sensor's recent readings: a chart, or CSV"),
     "outbox": ("outbox", "inspect the disk outbox and its dead letters"),
     "demo": ("demo", "simulated plant + MaintainX stand-in + agent, on this machine"),
     "simulate": ("simulate", "run a simulator: modbus, opcua or maintainx"),
