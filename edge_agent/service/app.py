@@ -243,7 +243,11 @@ class Service:
         sources: dict[str, Any] = {}
         for name, source in sorted(agent.sources.items()):
             stats = source.stats
-            sources[name] = {"connected": stats.connected, "last_error": stats.last_error}
+            sources[name] = {
+                "connected": stats.connected,
+                "last_error": stats.last_error,
+                "refused": stats.refused,
+            }
             if not stats.connected:
                 reasons.append(f"source {name} is not connected: {stats.last_error or 'no reply'}")
         forwarder: dict[str, Any] = {}

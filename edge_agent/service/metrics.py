@@ -88,17 +88,25 @@ class AgentCollector(Collector):
             "Unix time of the last good read (0: never)",
             labels=labels,
         )
+        refused = GaugeMetricFamily(
+            "edge_agent_source_refused",
+            "1 while the peer refuses the connection for this cause (the log and /readyz "
+            "say what to do)",
+            labels=["connection", "cause"],
+        )
         retired = self._agent.retired
         for name, source in sorted(self._agent.sources.items()):
             stats = source.stats
             connected.add_metric([name], float(stats.connected))
+            if stats.refused is not None:
+                refused.add_metric([name, stats.refused], 1.0)
             reads.add_metric([name], retired.source(name, "reads", stats.reads))
             errors.add_metric([name], retired.source(name, "read_errors", stats.read_errors))
             requests.add_metric([name], retired.source(name, "requests", stats.requests))
             overruns.add_metric([name], retired.source(name, "overruns", stats.overruns))
             latency.add_metric([name], stats.last_latency_s)
             last_good.add_metric([name], stats.last_good_read_ns / NS)
-        yield from (connected, reads, errors, requests, overruns, latency, last_good)
+        yield from (connected, reads, errors, requests, overruns, latency, last_good, refused)
 
     def _pipeline(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counters = self._agent.counters

@@ -162,6 +162,13 @@ def thumbprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def first_certificate(blob: bytes) -> bytes:
+    """The leading certificate of a DER blob that may carry a chain after it."""
+    if len(blob) > 4 and blob[0] == 0x30 and blob[1] == 0x82:
+        return blob[: int.from_bytes(blob[2:4], "big") + 4]
+    return blob
+
+
 def normalize_fingerprint(text: str) -> str:
     """A SHA-256 fingerprint as typed or pasted (colons, spaces, either case) in the form
     :func:`thumbprint` gives; ``ValueError`` when it is not 64 hex digits."""

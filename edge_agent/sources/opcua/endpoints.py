@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from asyncua import ua
 from asyncua.client.client import Client
 
-from edge_agent.sources.opcua.security import first_certificate
+from edge_agent.sources.opcua.certs import first_certificate
 
 # Weaker first is how servers list them; people read the strongest last.
 _TOKEN_NAMES = {

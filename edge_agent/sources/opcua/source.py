@@ -40,10 +40,22 @@ from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
 from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff, OutageLog
-from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
+from edge_agent.sources.opcua.errors import (
+    Cause,
+    OpcUaConnectError,
+    OpcUaError,
+    OpcUaRefused,
+)
+from edge_agent.sources.opcua.refusals import (
+    Attempt,
+    ConnectSteps,
+    policy_may_be_refused,
+    refusal,
+)
 from edge_agent.sources.opcua.security import (
-    TrustedServerCertificate,
+    ClientSecurity,
     apply_security,
+    policy_refusal,
     security_files,
 )
 from edge_agent.sources.opcua.security import check_server_endpoint as _check_endpoint
@@ -189,11 +201,12 @@ class OpcUaSource:
                 try:
                     client, nodes, unresolved = await self._open_session()
                 except OpcUaError as exc:
-                    self._note_down(str(exc))
+                    self._note_down(str(exc), exc)
                     await asyncio.sleep(self._reconnect_delay())
                     continue
                 self._backoff.reset()
                 self._outage.ended()
+                self._refused(None)
                 try:
                     await self._serve_session(client, nodes, unresolved, sink)
                 except SessionLost as exc:
@@ -344,11 +357,12 @@ class OpcUaSource:
         now = time.time_ns()
         return [bad(sensor_id, reason, now) for sensor_id in self._sensors]
 
-    def _note_down(self, reason: str) -> None:
+    def _note_down(self, reason: str, exc: OpcUaError | None = None) -> None:
         self._connected.clear()
         self.stats.connected = False
         self.stats.last_error = reason
         self._disconnect_reason = f"{NOT_CONNECTED}: {reason}"
+        self._refused(exc if isinstance(exc, OpcUaRefused) else None)
         log.log(
             self._outage.level(time.monotonic()),
             "OPC UA connection down.",
@@ -358,6 +372,19 @@ class OpcUaSource:
                 "failed_attempts": self._outage.failures,
             },
         )
+
+    def _refused(self, exc: OpcUaRefused | None) -> None:
+        """Keep the refusal's cause for /readyz and the metric, and log it once per change of
+        cause (a refusal repeats at every attempt until someone fixes it)."""
+        cause = exc.cause.value if exc is not None else None
+        if cause == self.stats.refused:
+            return
+        self.stats.refused = cause
+        if exc is not None:
+            log.warning(
+                "OPC UA connection refused.",
+                extra={"connection": self.name, "cause": cause, "reason": str(exc)},
+            )
 
     async def _bad_while_disconnected(self, sink: ReadingSink) -> None:
         """Every poll interval without a session: a bad reading for every sensor."""
@@ -384,18 +411,19 @@ class OpcUaSource:
         client.session_timeout = SESSION_TIMEOUT_MS
         observer = _ActivityObserver()
         client.uaclient.observer = observer
-        trusted: TrustedServerCertificate | None = None
+        secured: ClientSecurity | None = None
+        steps = ConnectSteps(client)
         session_open = False
         try:
             if self._rotation is not None:
                 self._rotation.loaded()
-            trusted = await apply_security(client, config, self._base_dir)
-            if trusted is not None:
+            secured = await apply_security(client, config, self._base_dir)
+            if secured is not None:
                 await _check_endpoint(
                     config.endpoint,
                     config.security.policy,
                     config.security.mode,
-                    trusted,
+                    secured.trusted,
                     self._timeout_s,
                 )
             await asyncio.wait_for(client.connect(), timeout=self._timeout_s * 2)
@@ -405,7 +433,8 @@ class OpcUaSource:
             # connect() cleans up after itself when it fails; a session that opened is closed.
             if session_open:
                 await self._close_client(client)
-            raise self._connect_error(exc, trusted) from exc
+            attempt = Attempt(steps.current, secured, config.username)
+            raise await self._connect_error(exc, attempt) from exc
         self._client = client
         self.stats.connected = True
         self._connected.set()
@@ -422,14 +451,25 @@ class OpcUaSource:
         )
         return client, nodes, unresolved
 
-    def _connect_error(
-        self, exc: Exception, trusted: TrustedServerCertificate | None
-    ) -> OpcUaError:
-        """asyncua's and the network's errors in the project's terms."""
+    async def _connect_error(self, exc: Exception, attempt: Attempt) -> OpcUaError:
+        """asyncua's and the network's errors in the project's terms: a refusal names its
+        cause and its fix."""
         if isinstance(exc, OpcUaError):
             return exc
-        if trusted is not None and trusted.rejected is not None:
-            return OpcUaSecurityError(trusted.rejected)
+        if attempt.security is not None and attempt.security.trusted.rejected is not None:
+            return OpcUaRefused(
+                Cause.SERVER_CERTIFICATE_NOT_PINNED, attempt.security.trusted.rejected
+            )
+        named = refusal(exc, attempt)
+        if named is not None:
+            return named
+        if policy_may_be_refused(exc, attempt):
+            security = self._config.security
+            offered = await policy_refusal(
+                self._config.endpoint, security.policy, security.mode, self._timeout_s
+            )
+            if offered is not None:
+                return offered
         endpoint = self._config.endpoint
         if isinstance(exc, TimeoutError):
             return OpcUaConnectError(f"timeout connecting to {endpoint}")
