@@ -10,6 +10,7 @@ gauges are counted in the store at each scrape (:mod:`edge_agent.outbox.counts`)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
@@ -94,10 +95,18 @@ class AgentCollector(Collector):
             "say what to do)",
             labels=["connection", "cause"],
         )
+        expiry = GaugeMetricFamily(
+            "edge_agent_certificate_expiry_seconds",
+            "Seconds until the certificate stops being valid (negative: expired)",
+            labels=["connection", "which"],
+        )
+        now_s = time.time()
         retired = self._agent.retired
         for name, source in sorted(self._agent.sources.items()):
             stats = source.stats
             connected.add_metric([name], float(stats.connected))
+            for which, end_s in sorted(stats.certificate_not_after.items()):
+                expiry.add_metric([name, which], end_s - now_s)
             if stats.refused is not None:
                 refused.add_metric([name, stats.refused], 1.0)
             reads.add_metric([name], retired.source(name, "reads", stats.reads))
@@ -107,6 +116,7 @@ class AgentCollector(Collector):
             latency.add_metric([name], stats.last_latency_s)
             last_good.add_metric([name], stats.last_good_read_ns / NS)
         yield from (connected, reads, errors, requests, overruns, latency, last_good, refused)
+        yield expiry
 
     def _pipeline(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counters = self._agent.counters

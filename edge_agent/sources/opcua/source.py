@@ -46,6 +46,7 @@ from edge_agent.sources.opcua.errors import (
     OpcUaError,
     OpcUaRefused,
 )
+from edge_agent.sources.opcua.expiry import certificate_files, expiry_warning, not_after
 from edge_agent.sources.opcua.refusals import (
     Attempt,
     ConnectSteps,
@@ -188,6 +189,8 @@ class OpcUaSource:
         self._rotation = RotationWatch(f"opcua {name}", files, files_check_s) if files else None
         #: Sessions rebuilt because the certificate files changed.
         self.certificate_rotations = 0
+        self._certificate_files = certificate_files(connection, base_dir)
+        self._expiry_warned: set[tuple[str, float]] = set()
 
     # ------------------------------------------------------------------ public API
 
@@ -373,6 +376,28 @@ class OpcUaSource:
             },
         )
 
+    def _watch_expiry(self) -> None:
+        """Look at the certificates' end of validity; warn once per certificate that
+        expires within 30 days (a renewed one is a new certificate: warned about anew)."""
+        if not self._certificate_files:
+            return
+        ends = not_after(self._certificate_files)
+        self.stats.certificate_not_after = ends
+        now_s = time.time()
+        for which, end_s in ends.items():
+            warning = expiry_warning(which, end_s, now_s)
+            if warning is not None and (which, end_s) not in self._expiry_warned:
+                self._expiry_warned.add((which, end_s))
+                log.warning(
+                    "OPC UA certificate expires soon.",
+                    extra={
+                        "connection": self.name,
+                        "which": which,
+                        "file": str(self._certificate_files[which]),
+                        "warning": warning,
+                    },
+                )
+
     def _refused(self, exc: OpcUaRefused | None) -> None:
         """Keep the refusal's cause for /readyz and the metric, and log it once per change of
         cause (a refusal repeats at every attempt until someone fixes it)."""
@@ -400,6 +425,7 @@ class OpcUaSource:
         """One connection attempt: a connected client, the sensors' node ids, and the
         sensors whose node id cannot be resolved on this server (with the reason)."""
         self.stats.connect_attempts += 1
+        self._watch_expiry()
         config = self._config
         client = Client(
             config.endpoint,
