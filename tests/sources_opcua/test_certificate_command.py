@@ -202,3 +202,37 @@ def test_a_pair_made_by_the_command_is_accepted_in_both_policies(
     assert main(["read", str(site)]) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     assert "ua_b256_temp" in out and "ua_pss_temp" in out
+
+
+def test_server_that_cannot_be_asked_exits_1_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(site_text(f"opc.tcp://127.0.0.1:{free_port()}/nothing-listens/"))
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", "ab" * 32]) == 1
+    assert "cannot get the endpoints of opc.tcp://127.0.0.1:" in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == [site]
+
+
+def test_trust_needs_server_and_a_fingerprint(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["certificate", str(site), "ua_b256", "--trust", "ab" * 32]) == 2
+    assert "--trust goes with --server" in capsys.readouterr().err
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", "abc"]) == 2
+    assert "is not a SHA-256 fingerprint" in capsys.readouterr().err
+
+
+def test_pinning_a_renewed_server_certificate_keeps_the_old_one(
+    site: Path, server_pki: Path, tmp_path: Path
+) -> None:
+    pinned = site.parent / "pki/server.der"
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    generate_self_signed(tmp_path / "old.pem", tmp_path / "old.key", SERVER_APPLICATION_URI)
+    old = load_certificate_der(tmp_path / "old.pem")
+    pinned.write_bytes(old)
+    fingerprint = server_sha256(server_pki)
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
+    assert thumbprint(pinned.read_bytes()) == fingerprint
+    [kept] = pinned.parent.glob("server.der.old-*")
+    assert kept.read_bytes() == old
