@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,3 +314,24 @@ async def test_the_cause_clears_once_connected(sim: OpcUaSimulator, pki: Path) -
     async with running(source, sink):
         await sink.wait_for(lambda r: r.quality is Quality.GOOD)
         assert source.stats.refused is None
+
+
+async def test_cancelling_a_source_that_is_refused_always_stops_it(
+    sim: OpcUaSimulator, pki: Path
+) -> None:
+    """A refusal of an unsecured client comes back in milliseconds, so a cancellation often
+    lands just as a connect fails; Python 3.11's ``wait_for`` then raised the connect's
+    error instead, and ``run`` went on for ever (22 of 200 cancellations were lost)."""
+    conn = connection(
+        sim.endpoint,
+        username=USER,
+        password="file:secrets/ua.pw",
+        backoff={"initial": "1ms", "max": "2ms"},
+    )
+    rng = random.Random(19)
+    for _ in range(100):
+        task = asyncio.create_task(make_source(conn, base_dir=pki).run(Collector()))
+        await asyncio.sleep(rng.uniform(0.0, 0.03))
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, "the source went on after it was cancelled"

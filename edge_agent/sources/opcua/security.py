@@ -122,7 +122,8 @@ async def policy_refusal(
     does, or when it cannot be asked: the original failure then stands)."""
     probe = Client(url, timeout=timeout_s)
     try:
-        endpoints = await asyncio.wait_for(probe.connect_and_get_server_endpoints(), 2 * timeout_s)
+        async with asyncio.timeout(2 * timeout_s):
+            endpoints = await probe.connect_and_get_server_endpoints()
     except Exception:  # only a better reason is looked for: the failure stands
         return None
     policy_uri = (
