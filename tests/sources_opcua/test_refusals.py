@@ -3,9 +3,11 @@ SignAndEncrypt only, no anonymous access, a trust list of client certificates.""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -335,3 +337,30 @@ async def test_cancelling_a_source_that_is_refused_always_stops_it(
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=5)
         assert done, "the source went on after it was cancelled"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "password", "says"),
+    [
+        (
+            "stranger",
+            "file:secrets/ua.pw",
+            "the server does not trust our certificate stranger.pem",
+        ),
+        ("client", "file:secrets/wrong.pw", "the server refused the user name 'operator'"),
+        ("expired", "file:secrets/ua.pw", "our certificate expired.pem expired on "),
+    ],
+)
+async def test_discover_says_the_same_refusals(
+    sim: OpcUaSimulator, pki: Path, certificate: str, password: str, says: str
+) -> None:
+    """`edge-agent discover opcua --site --connection` takes the connection's security
+    options, and a refusal reads as it does in `read`."""
+    from edge_agent.commands import discover
+
+    conn = secure(sim.endpoint, certificate=certificate, password=password)
+    options = argparse.Namespace(root="i=85", depth=1, filter=[], standard_nodes=False)
+    with pytest.raises(OpcUaRefused) as refused:
+        await discover._discover(conn, pki, options, io.StringIO())
+    assert str(refused.value).startswith(says)
+    assert discover._reason(refused.value).startswith(says)

@@ -16,8 +16,9 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.uaerrors import UaStatusCodeError
 
+from edge_agent.config.models import OpcUa
 from edge_agent.sources.opcua.errors import Cause, OpcUaRefused
-from edge_agent.sources.opcua.security import ClientSecurity
+from edge_agent.sources.opcua.security import ClientSecurity, policy_refusal
 
 # What servers answer a client certificate they do not accept (Prosys and open62541 say
 # BadSecurityChecksFailed, asyncua and UA-.NETStandard BadCertificateUntrusted).
@@ -127,3 +128,19 @@ def policy_may_be_refused(exc: BaseException, attempt: Attempt) -> bool:
     if status_name(exc) in POLICY_STATUSES:
         return True
     return attempt.security is None and attempt.step in ("hello", "secure_channel", "session")
+
+
+async def named_refusal(
+    exc: BaseException, attempt: Attempt, config: OpcUa, timeout_s: float
+) -> OpcUaRefused | None:
+    """The refusal a failed ``connect()`` stands for, asking the server what it offers when
+    that may be why; ``None`` when it is another failure (unreachable, timeout)."""
+    security = attempt.security
+    if security is not None and security.trusted.rejected is not None:
+        return OpcUaRefused(Cause.SERVER_CERTIFICATE_NOT_PINNED, security.trusted.rejected)
+    named = refusal(exc, attempt)
+    if named is None and policy_may_be_refused(exc, attempt):
+        named = await policy_refusal(
+            config.endpoint, config.security.policy, config.security.mode, timeout_s
+        )
+    return named

@@ -41,22 +41,15 @@ from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
 from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff, OutageLog
 from edge_agent.sources.opcua.errors import (
-    Cause,
     OpcUaConnectError,
     OpcUaError,
     OpcUaRefused,
 )
 from edge_agent.sources.opcua.expiry import certificate_files, expiry_warning, not_after
-from edge_agent.sources.opcua.refusals import (
-    Attempt,
-    ConnectSteps,
-    policy_may_be_refused,
-    refusal,
-)
+from edge_agent.sources.opcua.refusals import Attempt, ConnectSteps, named_refusal
 from edge_agent.sources.opcua.security import (
     ClientSecurity,
     apply_security,
-    policy_refusal,
     security_files,
 )
 from edge_agent.sources.opcua.security import check_server_endpoint as _check_endpoint
@@ -488,20 +481,9 @@ class OpcUaSource:
         cause and its fix."""
         if isinstance(exc, OpcUaError):
             return exc
-        if attempt.security is not None and attempt.security.trusted.rejected is not None:
-            return OpcUaRefused(
-                Cause.SERVER_CERTIFICATE_NOT_PINNED, attempt.security.trusted.rejected
-            )
-        named = refusal(exc, attempt)
+        named = await named_refusal(exc, attempt, self._config, self._timeout_s)
         if named is not None:
             return named
-        if policy_may_be_refused(exc, attempt):
-            security = self._config.security
-            offered = await policy_refusal(
-                self._config.endpoint, security.policy, security.mode, self._timeout_s
-            )
-            if offered is not None:
-                return offered
         endpoint = self._config.endpoint
         if isinstance(exc, TimeoutError):
             return OpcUaConnectError(f"timeout connecting to {endpoint}")
