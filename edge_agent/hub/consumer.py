@@ -40,6 +40,7 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.forwarders.maintainx.sync import (
     SyncResult,
     apply_alert,
+    has_reactivation_comment,
     reactivated_text,
     settle_s,
 )
@@ -401,24 +402,30 @@ class AlertConsumer:
         if start.work_order_id is not None:
             return None  # this episode already has its work order: the normal path says so
         known = await asyncio.to_thread(self.store.work_order, site.site_id, related)
-        if known is None or known.status in CLOSED_STATUSES or known.rule != record.rule:
+        if known is None or known.rule != record.rule:
             return None
         assert site.client is not None
-        # The store may have missed the webhook that closed it (MaintainX gives a delivery
-        # up after a few tries): MaintainX says, so that an alarm never ends as a comment on
-        # a closed work order, nor do the rule's next ones (found by the chaos campaign).
-        try:
-            current = await site.client.get_work_order(related)
-        except NotFound:
-            return None  # deleted at MaintainX: this episode gets its own
-        status = str(current.get("status", "")).upper()
-        if status in CLOSED_STATUSES:
-            await self._learn_closed(site, related, status)
-            return None
-        await site.client.add_comment(
-            related,
-            reactivated_text(message),
-        )
+        closed = known.status in CLOSED_STATUSES
+        if not closed:
+            # The store may have missed the webhook that closed it (MaintainX gives a
+            # delivery up after a few tries): MaintainX says, so that an alarm never ends as
+            # a comment on a closed work order, nor do the rule's next ones (chaos campaign).
+            try:
+                current = await site.client.get_work_order(related)
+            except NotFound:
+                return None  # deleted at MaintainX: this episode gets its own
+            status = str(current.get("status", "")).upper()
+            if status in CLOSED_STATUSES:
+                await self._learn_closed(site, related, status)
+                closed = True
+        if closed:
+            # An earlier try of this event may have commented while it was open and lost the
+            # answer: that comment is then the event's news, not a new work order (found by
+            # the fault campaign: a work order and a comment for one episode).
+            if not await has_reactivation_comment(site.client, related, message):
+                return None
+        else:
+            await site.client.add_comment(related, reactivated_text(message))
         await asyncio.to_thread(ledger.record_created, record.alert_id, related)
         await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")
         return SyncResult(message["event_id"], record.alert_id, "commented", related)

@@ -127,3 +127,48 @@ async def test_a_work_order_closed_without_its_webhook_is_not_commented_on(
         20,
         "the close published to the site",
     )
+
+
+async def test_a_reactivation_comment_whose_answer_was_lost_is_not_followed_by_a_work_order(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list
+) -> None:
+    """Found by the fault campaign (one hour, seed 1409049971): the re-activation comment
+    was stored but its answer lost; before the retry a technician closed the work order, and
+    the retry, seeing it closed, made a new one: a comment and a work order for one episode.
+    The retry now finds its own comment and answers "commented"."""
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "state")
+    data["maintainx"]["timeout"] = "300ms"
+    data["hub"]["retry_interval"] = "100ms"
+    hub = await start_hub(data, tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-b/results")
+    n = random.randrange(1 << 40)
+    first = make_alert("site-b", n, rule="pump-temp")
+    site.publish("edge/v1/site-b/alerts", first)
+    await async_wait_until(lambda: len(site.results()) == 1, 20, "the first work order")
+    (open_order,) = _ours(emulator, {first["alert_id"]})
+    emulator.faults.stall_s = 1.0  # stored, then no answer within the hub's timeout
+    emulator.faults.timeout_after_store_rate = 1.0
+    try:
+        again = make_alert("site-b", n + 1, rule="pump-temp", related_work_order=open_order["id"])
+        site.publish("edge/v1/site-b/alerts", again)
+        await async_wait_until(
+            lambda: any(r["status"] == "parked" for r in site.results()), 20, "parked"
+        )
+        assert len(emulator.comments(open_order["id"])) == 1  # the lost answer's comment
+    finally:
+        emulator.faults.reset()
+    emulator.store.set_status(202, open_order["id"], {"status": "DONE"}, None)  # no webhook
+    await async_wait_until(
+        lambda: any(
+            r["status"] == "ok" and r.get("alert_id") == again["alert_id"] for r in site.results()
+        ),
+        30,
+        "the retry's answer",
+    )
+    final = [r for r in site.results() if r.get("alert_id") == again["alert_id"]][-1]
+    assert final["action"] == "commented" and final["work_order_id"] == open_order["id"]
+    assert _ours(emulator, {again["alert_id"]}) == []  # no second work order
+    assert len(emulator.comments(open_order["id"])) == 1
+    site.close()

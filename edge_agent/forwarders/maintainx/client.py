@@ -177,6 +177,23 @@ class MaintainXClient:
         )
         return int(data["id"])
 
+    async def list_comments(
+        self, work_order_id: int, *, max_pages: int = 5
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``GET /workorders/{id}/comments`` (200 a page), following ``nextCursor``."""
+        params: list[tuple[str, str]] = [("limit", "200")]
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            data = await self._request(
+                "GET", f"workorders/{int(work_order_id)}/comments", params=page_params
+            )
+            for comment in data.get("comments", []):
+                yield dict(comment)
+            cursor = data.get("nextCursor")
+            if not cursor:
+                return
+
     async def set_status(self, work_order_id: int, status: str) -> dict[str, Any]:
         """``PATCH /workorders/{id}/status`` (OPEN|IN_PROGRESS|ON_HOLD|DONE|CANCELED)."""
         data = await self._request(

@@ -277,6 +277,19 @@ def when_text(message: AlertMessage) -> str:
         return local_text(time_ns, "UTC")
 
 
+async def has_reactivation_comment(
+    client: MaintainXClient, work_order_id: int, message: AlertMessage
+) -> bool:
+    """True when the work order already carries this alert's re-activation comment (an
+    earlier try posted it and its answer was lost)."""
+    marker = f"Alert id: {message['alert_id']}"
+    async for comment in client.list_comments(work_order_id):
+        content = str(comment.get("content") or "")
+        if content.startswith("Re-activated at ") and content.endswith(marker):
+            return True
+    return False
+
+
 def reactivated_text(message: AlertMessage) -> str:
     return (
         f"Re-activated at {when_text(message)}: {reading_text(message)} "
