@@ -10,7 +10,7 @@ import datetime as dt
 import zoneinfo
 from functools import lru_cache
 
-_NS_PER_S = 1_000_000_000
+from edge_agent.common.time_units import NS_PER_S
 
 
 @lru_cache(maxsize=16)
@@ -30,7 +30,7 @@ def zone(name: str) -> dt.tzinfo:
 def local_text(time_ns: int, zone_name: str) -> str:
     """``2026-01-05 11:00:30 CET`` (to the second); the raw nanoseconds if out of range."""
     try:
-        moment = dt.datetime.fromtimestamp(time_ns // _NS_PER_S, zone(zone_name))
+        moment = dt.datetime.fromtimestamp(time_ns // NS_PER_S, zone(zone_name))
     except (ValueError, OverflowError, OSError):
         return f"{time_ns} ns"
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -18,6 +18,7 @@ from edge_agent.common.retention import (
     MAX_RESEND_WINDOW_NS,
     check_retention,
 )
+from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration
 
@@ -543,8 +544,7 @@ class Mqtt(Model):
 
     @model_validator(mode="after")
     def _result_timeouts(self) -> Mqtt:
-        second = 1_000_000_000
-        if not second <= self.result_timeout <= 24 * 3600 * second:
+        if not NS_PER_S <= self.result_timeout <= NS_PER_DAY:
             raise ValueError("result_timeout must be between 1s and 24h")
         if self.result_timeout_max < self.result_timeout:
             raise ValueError("result_timeout_max must not be shorter than result_timeout")
