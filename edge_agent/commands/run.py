@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
                 extra={"used": str(state_dir), "not_used": str(left_behind.absolute())},
             )
 
+    from edge_agent.common.health import HealthError
     from edge_agent.service.app import Service
-    from edge_agent.service.health import HealthError
     from edge_agent.service.state_lock import StateFolderInUse, lock_state_folder
 
     try:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import (
     DEFAULT_RETENTION_NS,
     MAX_RESEND_WINDOW_NS,
@@ -601,8 +602,11 @@ class Health(Model):
     @field_validator("listen")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        try:
+            port = parse_listen(value)[1]
+        except ValueError:
+            port = 0
+        if port == 0:  # the agent's endpoint is probed at a port known in advance
             raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:9108")
         return value
 
