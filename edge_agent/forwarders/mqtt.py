@@ -41,6 +41,16 @@ from typing import Any, Final
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
+from edge_agent.common.mqtt_link import (
+    Message,
+    MqttConfigError,
+    MqttDisconnected,
+    MqttLink,
+    MqttPublishRefused,
+    Will,
+    tls_context,
+    tls_files,
+)
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.hub_confirm import (
@@ -50,16 +60,6 @@ from edge_agent.forwarders.hub_confirm import (
     Tracked,
     parse_result,
     result_timeout_s,
-)
-from edge_agent.forwarders.mqtt_link import (
-    Message,
-    MqttConfigError,
-    MqttDisconnected,
-    MqttLink,
-    MqttPublishRefused,
-    Will,
-    tls_context,
-    tls_files,
 )
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call

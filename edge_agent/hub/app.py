@@ -40,9 +40,9 @@ from edge_agent.alerts import format_time_ns
 from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.listen import parse_listen
+from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES

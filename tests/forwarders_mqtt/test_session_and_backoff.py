@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_link import Message, MqttLink
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.mqtt import MqttForwarder
-from edge_agent.forwarders.mqtt_link import Message, MqttLink
 from edge_agent.outbox import Outbox
 from tests.conftest import free_port
 

@@ -11,7 +11,8 @@ with full jitter capped by the config (60 s by default). Sessions are persistent
 (``clean_start=False`` / ``clean_session=False``; v5 with a session expiry), so the broker
 keeps our subscriptions and queued QoS 1 messages across reconnects.
 
-The hub reuses this class for its consumer: pass ``subscriptions`` and ``on_message``.
+The agent's MQTT forwarder and the hub's consumer both stand on it (the hub passes
+``subscriptions`` and ``on_message``).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_failures import describe_connect_error, describe_socket_error
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt, Tls
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.mqtt_failures import describe_connect_error, describe_socket_error
 from edge_agent.redaction import redact_bytes
 
 log = logging.getLogger(__name__)
