@@ -30,6 +30,7 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.common.value_text import number_text
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
@@ -63,7 +64,6 @@ from edge_agent.hub.store import (
     StoreError,
     StoreRejected,
 )
-from edge_agent.rules.render import number_text
 
 log = logging.getLogger(__name__)
 
