@@ -296,10 +296,10 @@ class AlertConsumer:
         try:
             return await self._apply(site, message, raw, record, start, ledger, from_pending)
         finally:
-            if getattr(ledger, "unflushed", False):  # a work order recorded, not committed
+            if ledger.unflushed:  # a work order recorded, not committed
                 with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(ledger.flush)  # type: ignore[attr-defined]
-            if not getattr(ledger, "released", False):
+                    await asyncio.to_thread(ledger.flush)
+            if not ledger.released:
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(self.store.release, record.alert_id, self.owner)
 
