@@ -313,6 +313,10 @@ class MqttForwarder:
         service calls this after a put; call on the event loop)."""
         self._wake.set()
 
+    def stored_bytes(self) -> int:
+        """Nothing kept beside the outbox: the hub holds the work orders."""
+        return 0
+
     async def _drain_while_connected(self, link: MqttLink) -> None:
         while link.connected:
             # Cleared before looking at the outbox: a wake() or PUBACK from now on ends

@@ -253,6 +253,9 @@ class ModbusSource:
             client.close()
         self.stats.connected = False
 
+    def reload_credentials(self) -> None:
+        """Modbus carries no credentials: nothing to read again."""
+
     # ------------------------------------------------------------------ connection
 
     def _describe(self) -> str:
