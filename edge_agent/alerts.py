@@ -71,6 +71,10 @@ class AlertMessage(TypedDict):
     # The sensor's own timestamp of its last reading (OPC UA SourceTimestamp), as reported:
     # ``time`` is the agent's clock, which the rules run on.
     source_time: NotRequired[str]
+    # For the texts a person reads (comments written from the message, at the hub too): the
+    # sensor's decimals and the site's time zone (IANA name), when not the defaults.
+    decimals: NotRequired[int]
+    timezone: NotRequired[str]
 
 
 def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> str:

@@ -22,10 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the site file or hub file")
 
 
-def render(data: object) -> str:
-    """Data as block-style YAML, keys in model order."""
+def render(data: object, width: int | None = None) -> str:
+    """Data as block-style YAML, keys in model order (lines wrapped past ``width``)."""
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    if width is not None:
+        yaml.width = width
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     out = io.StringIO()
     yaml.dump(data, out)

@@ -33,7 +33,21 @@ class ReplayError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("site", type=Path, help="the site file (SITE.yaml)")
-    parser.add_argument("trace", type=Path, help="recorded readings, one JSON object a line")
+    parser.add_argument(
+        "trace", type=Path, nargs="?", help="recorded readings, one JSON object a line"
+    )
+    parser.add_argument(
+        "--recent",
+        metavar="DURATION",
+        help="instead of a trace: the agent's own history of the last DURATION (e.g. 24h)",
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        metavar="EDITED.yaml",
+        help="with --recent: an edited site file; print the work orders of both, side by side",
+    )
+    parser.add_argument("--state-dir", type=Path, help="override storage.path of the site file")
     parser.add_argument(
         "--until",
         metavar="TIME",
@@ -75,6 +89,14 @@ def replay_readings(
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.trace is None) == (args.recent is None):
+        print("edge-agent replay: give a TRACE file or --recent DURATION", file=sys.stderr)
+        return 2
+    if args.rules is not None and args.recent is None:
+        print("edge-agent replay: --rules goes with --recent", file=sys.stderr)
+        return 2
+    if args.recent is not None:
+        return _run_recent(args)
     until_ns = None
     if args.until is not None:
         try:
@@ -129,3 +151,46 @@ def _report_unknown_sensors(trace: Path, unknown: dict[str, list[int]], known: l
             f"{len(lines)} reading(s) skipped",
             file=sys.stderr,
         )
+
+
+def _run_recent(args: argparse.Namespace) -> int:
+    """The agent's history of the last ``--recent`` through the rules (and ``--rules``)."""
+    import time
+
+    from edge_agent.commands.replay_recent import events_of, outcome, side_by_side
+    from edge_agent.config.state_dir import state_dir_of
+    from edge_agent.config.units import parse_duration
+    from edge_agent.history.store import HistoryError, as_reading, open_for_reading
+
+    try:
+        window_ns = parse_duration(args.recent)
+        config = load_site_config(args.site)
+        edited = load_site_config(args.rules) if args.rules is not None else None
+    except ValueError as exc:
+        print(f"edge-agent replay: --recent {args.recent!r}: {exc}", file=sys.stderr)
+        return 2
+    except ReplayError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    now_ns = time.time_ns()
+    try:
+        store = open_for_reading(args.state_dir or state_dir_of(config, args.site))
+        try:
+            readings = [as_reading(row) for row in store.rows(now_ns - window_ns)]
+        finally:
+            store.close()
+    except HistoryError as exc:
+        print(f"edge-agent replay: {exc}", file=sys.stderr)
+        return 1
+    print(f"edge-agent replay: {len(readings)} readings of the last {args.recent}", file=sys.stderr)
+    if edited is None:
+        events = events_of(config, readings, now_ns)
+        for event in events:
+            sys.stdout.write(json.dumps(event.to_replay_json()) + "\n")
+        current = outcome(events)
+        print(f"{len(current.work_orders)} work orders would have been made", file=sys.stderr)
+        return 0
+    current = outcome(events_of(config, readings, now_ns))
+    changed = outcome(events_of(edited, readings, now_ns))
+    print("\n".join(side_by_side(current, changed, config.site.timezone)))
+    return 0

@@ -27,10 +27,12 @@ def zone(name: str) -> dt.tzinfo:
         ) from exc
 
 
-def local_text(time_ns: int, zone_name: str) -> str:
-    """``2026-01-05 11:00:30 CET`` (to the second); the raw nanoseconds if out of range."""
+def local_text(time_ns: int, zone_name: str, *, strict: bool = False) -> str:
+    """``2026-01-05 11:00:30 CET`` (to the second); the raw nanoseconds if out of range.
+    ``strict``: an unknown zone raises ValueError instead (the caller picks another)."""
+    tz = zone(zone_name) if strict else None
     try:
-        moment = dt.datetime.fromtimestamp(time_ns // NS_PER_S, zone(zone_name))
+        moment = dt.datetime.fromtimestamp(time_ns // NS_PER_S, tz or zone(zone_name))
     except (ValueError, OverflowError, OSError):
         return f"{time_ns} ns"
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")

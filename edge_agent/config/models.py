@@ -596,6 +596,30 @@ class Storage(Model):
         return check_retention(value, "storage.ledger_retention")
 
 
+class History(Model):
+    """Recent readings kept on the gateway (``<state>/history.sqlite``), for ``edge-agent
+    history`` and ``replay --recent``: stored on change (and once a minute unchanged),
+    never in the way of the rules; a full disk stops only the history."""
+
+    enabled: bool = True
+    keep: Duration = parse_duration("24h")
+    max_bytes: Size = 64 * 1000**2
+
+    @field_validator("keep")
+    @classmethod
+    def _keep_bounds(cls, value: int) -> int:
+        if not parse_duration("1m") <= value <= parse_duration("90d"):
+            raise ValueError("must be between 1m and 90d")
+        return value
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _size_bounds(cls, value: int) -> int:
+        if not 1000**2 <= value <= 100 * 1000**3:
+            raise ValueError("must be between 1MB and 100GB")
+        return value
+
+
 class Health(Model):
     listen: str = "127.0.0.1:9108"
 
@@ -631,6 +655,7 @@ class SiteConfig(Model):
     rules: list[Rule] = []
     forwarding: Forwarding | None = None
     storage: Storage = Storage()
+    history: History = History()
     health: Health = Health()
     logging: Logging = Logging()
 

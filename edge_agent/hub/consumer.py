@@ -30,7 +30,6 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.common.value_text import number_text
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
@@ -42,9 +41,8 @@ from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.forwarders.maintainx.sync import (
     SyncResult,
     apply_alert,
-    reading_text,
+    reactivated_text,
     settle_s,
-    when_text,
 )
 from edge_agent.hub.messages import (
     Rejection,
@@ -420,8 +418,7 @@ class AlertConsumer:
             return None
         await site.client.add_comment(
             related,
-            f"Re-activated at {when_text(message)}: {reading_text(message)} "
-            f"(limit {number_text(message.get('limit'), None)}). Alert id: {message['alert_id']}",
+            reactivated_text(message),
         )
         await asyncio.to_thread(ledger.record_created, record.alert_id, related)
         await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")

@@ -259,7 +259,7 @@ def _message(
     if location_id is not None:
         work_order["location_id"] = location_id
     qualifier = priority if event.kind == "escalated" else ""
-    return {
+    message: AlertMessage = {
         "schema": ALERT_SCHEMA,
         "site": config.site.id,
         "event_id": make_event_id(event.alert_id, event.kind, qualifier),
@@ -278,6 +278,13 @@ def _message(
         "notify": event.notify,
         "work_order": work_order,
     }
+    # For the comments written later from this message (at the hub, too).
+    decimals = _decimals(config, event.sensor_id)
+    if decimals is not None:
+        message["decimals"] = decimals
+    if config.site.timezone != "UTC":
+        message["timezone"] = config.site.timezone
+    return message
 
 
 def _time_or_ns(time_ns: int | None) -> str:

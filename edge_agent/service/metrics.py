@@ -257,6 +257,23 @@ class AgentCollector(Collector):
             "Alerts held while the outbox refuses them (cap, disk, errors); polling goes on",
             self._agent.holding_alerts,
         )
+        history = self._agent.history
+        if history is not None:
+            yield CounterMetricFamily(
+                "edge_agent_history_rows_written",
+                "Readings written to the history file (on change, and once a minute unchanged)",
+                history.written,
+            )
+            yield CounterMetricFamily(
+                "edge_agent_history_rows_dropped",
+                "Readings the history could not keep (its file failed, or its buffer was full)",
+                history.dropped,
+            )
+            yield GaugeMetricFamily(
+                "edge_agent_history_failed",
+                "1 while the history file cannot be written (a full disk: the rules go on)",
+                float(history.failed is not None),
+            )
         yield CounterMetricFamily(
             "edge_agent_alerts_dropped",
             "Alerts dropped because more than storage.max_held_alerts were held (logged)",

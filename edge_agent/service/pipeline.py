@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.config.models import SiteConfig
+from edge_agent.history.recorder import HistoryRecorder
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
@@ -160,6 +161,11 @@ class Agent:
         self._forwarder_task: asyncio.Task[None] | None = None
         self._forwarder: Forwarder | None = None
         self._apply_lock = asyncio.Lock()
+        # Recent readings on disk (history:); its settings take effect at a restart.
+        self.history = (
+            HistoryRecorder(state_dir, config.history) if config.history.enabled else None
+        )
+        self._history_task: asyncio.Task[None] | None = None
         # Imported here, not at module level: each pulls in its stage's libraries.
         from edge_agent.outbox.store import Outbox
         from edge_agent.rules import RuleEngine, RuleStateStore
@@ -206,6 +212,8 @@ class Agent:
         self.wall_clock = WallClockCheck(self.rule_store.saved_wall_ns)
         self.wall_clock.poll()
         self._rules_task = self.supervisor.start(self._rules_loop(), "rules")
+        if self.history is not None:
+            self._history_task = self.supervisor.start(self.history.run(), "history")
         self._start_forwarder()
         from edge_agent.sources import build_sources
 
@@ -234,6 +242,8 @@ class Agent:
             if not await wait_done(self._rules_task, 3.0):
                 log.warning("Rules did not drain in time; cancelling.")
                 await self.supervisor.stop(self._rules_task, 3.0)
+        if self._history_task is not None:
+            await self.supervisor.stop(self._history_task, 3.0)  # writes what it holds
         # Always written at a stop: after a task failure the restart continues from here.
         try:
             self._save_rule_state(force=True)
@@ -363,7 +373,10 @@ class Agent:
             # Stamped on arrival: readings that wait in the queue (behind a stall) keep the
             # time they arrived, and an unchanged value polled again is a fresh reading.
             received = agent_clock.now_ns()
-            self.source_times.check(readings, time.time_ns())
+            wall_ns = time.time_ns()
+            self.source_times.check(readings, wall_ns)
+            if self.history is not None:
+                self.history.offer(readings, wall_ns)  # memory only: never waits
             await self._queue.put([reading.received(received) for reading in readings])
 
     # ------------------------------------------------------------------ rules

@@ -43,6 +43,8 @@ MAX_VALUE_CHARS: Final = 256
 MAX_TIME_CHARS: Final = 64
 MAX_LIST_ITEMS: Final = 50
 MAX_CATEGORY_CHARS: Final = 200
+MAX_DECIMALS: Final = 10  # as the site file's sensor decimals
+MAX_ZONE_CHARS: Final = 64
 EARLIEST_NS: Final = 946_684_800 * NS_PER_S
 """2000-01-01T00:00:00Z: no alarm of this system is older."""
 LATEST_NS: Final = 4_102_444_800 * NS_PER_S
@@ -51,6 +53,9 @@ clock is off by a day must still get its alarm through; the window only keeps ou
 no store can hold (nanoseconds after 2262 overflow 64 bits) and obvious garbage."""
 
 _SITE_RE: Final = re.compile(SITE_PATTERN)
+# An IANA zone name's shape (Area/Location, Etc/GMT+5, UTC); the zone itself is looked up
+# only where a text is written, and an unknown one falls back to UTC there.
+_ZONE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}")
 _TIME_RE: Final = re.compile(
     r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
 )
@@ -197,6 +202,14 @@ def _problem(data: dict[str, Any]) -> str | None:
     if source_time is not None and (not isinstance(source_time, str) or len(source_time) > 64):
         # Reported, never trusted (a device's clock may be anything): a short text, unparsed.
         return f"source_time: a text of <= {MAX_TIME_CHARS} characters is required"
+    decimals = data.get("decimals")
+    if decimals is not None and (type(decimals) is not int or not 0 <= decimals <= MAX_DECIMALS):
+        return f"decimals: an integer in 0..{MAX_DECIMALS} is required"
+    zone = data.get("timezone")
+    if zone is not None and (
+        not isinstance(zone, str) or len(zone) > MAX_ZONE_CHARS or not _ZONE_RE.fullmatch(zone)
+    ):
+        return "timezone: an IANA time zone name (e.g. Europe/Berlin) is required"
     related = data.get("related_work_order")
 
     if related is not None and not is_wire_id(related):

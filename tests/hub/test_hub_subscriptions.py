@@ -194,9 +194,10 @@ async def test_webhooks_list_with_one_refused_key_still_shows_the_other_sites(
         states = {line.split()[0]: line.split()[2] for line in done.stdout.splitlines()[1:]}
         assert states == {"site-a": "current", "site-b": "unknown"}, done.stdout
         assert "site site-b: MaintainX could not be asked" in done.stderr
-    assert json.loads(record)["site-b"] == json.loads(
-        (tmp_path / "s" / "webhook-subscriptions.json").read_text()
-    )["site-b"]
+    assert (
+        json.loads(record)["site-b"]
+        == json.loads((tmp_path / "s" / "webhook-subscriptions.json").read_text())["site-b"]
+    )
 
 
 def _cli_env(hub_file: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,8 @@ def test_messages_the_agent_writes_pass(n: int) -> None:
     message["work_order"]["assignees"] = [{"type": "USER", "id": 7}]
     message["work_order"]["categories"] = ["Electrical"]
     message["related_work_order"] = INT64_MAX
+    message["decimals"] = n % 11
+    message["timezone"] = ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"][n % 3]
     assert alert_problem(message) is None
     checked = validate_alert(
         "site-a", json.dumps(message).encode(), known_sites={"site-a"}, max_bytes=65536
@@ -54,6 +56,33 @@ def test_messages_the_agent_writes_pass(n: int) -> None:
 def test_out_of_bounds_values_are_refused(key: str, value: Any) -> None:
     # A short text is a fine event id, value or unit; it is out of bounds only as a time.
     assume(not (isinstance(value, str) and len(value) < 300 and key != "time"))
+    message = make_alert("site-a", 1)
+    message[key] = value
+    problem = alert_problem(message)
+    assert problem is not None and problem.startswith(key)
+
+
+@given(
+    key_value=st.one_of(
+        st.tuples(
+            st.just("decimals"),
+            st.one_of(
+                st.integers(max_value=-1), st.integers(min_value=11), st.booleans(), st.floats()
+            ),
+        ),
+        st.tuples(
+            st.just("timezone"),
+            st.one_of(
+                st.sampled_from(["../../etc/passwd", "Europe/Berlin ", "", "a" * 65, "UTC\n"]),
+                st.integers(),
+            ),
+        ),
+    )
+)
+def test_decimals_and_time_zone_are_bounded(key_value: tuple[str, Any]) -> None:
+    """The two text hints are checked like every other field: a zone name is only the shape
+    of one (no path, no spaces, at most 64), decimals 0..10."""
+    key, value = key_value
     message = make_alert("site-a", 1)
     message[key] = value
     problem = alert_problem(message)

@@ -161,8 +161,8 @@ async def test_comments_read_as_the_work_order_does_seconds_and_rounded_values(
 ) -> None:
     """Issue 21 §2: default texts print times to the second and round values, not
     ``2026-12-04T14:54:21.432641674Z: p101_vibration = 2.4099999999999997``. The comments
-    (escalated, cleared, chattering) are written here, from the message: UTC to the second,
-    numbers to 2 places (the message carries no sensor decimals or site time zone)."""
+    (escalated, cleared, chattering) are written here, from the message: without sensor
+    decimals or a site time zone in it, UTC to the second and numbers to 2 places."""
     ledger = SqliteLedger(tmp_path / "l.sqlite")
     events = [
         alert(1),
@@ -182,4 +182,35 @@ async def test_comments_read_as_the_work_order_does_seconds_and_rounded_values(
         f"{when[1]}: p101-temp = 61.00 degC. Alert id: {events[0]['alert_id']}",
         f"Returned to normal at {when[2]}: p101-temp = 2.41 degC, peak 309.88. "
         f"Alert id: {events[0]['alert_id']}",
+    ]
+
+
+async def test_comments_use_the_sensor_decimals_and_site_time_zone_the_message_carries(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Issue 21 §2, the rest: the agent puts the sensor's ``decimals`` and ``site.timezone``
+    in the message, so the comments written from it (here, or at the hub) read as the work
+    order's own text does. A zone this host does not know prints UTC, never nanoseconds."""
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    local = {"decimals": 1, "timezone": "Europe/Berlin"}
+    events = [
+        {**alert(1), **local},
+        {**alert(1, "escalated", priority="HIGH", qualifier="H"), **local, "value": 300.1021},
+        {**alert(1, "cleared"), **local, "value": 2.46, "peak": 309.87654},
+        {**alert(1, "chattering"), "timezone": "Mars/Olympus_Mons", "value": 61.0},
+    ]
+    async with make_client(emulator) as client:
+        for message in events:
+            result = await apply_alert(client, ledger, message, asset_id=None)
+    comments = [c["content"] for c in emulator.comments(result.work_order_id)]
+    berlin = [local_text(m["time_ns"], "Europe/Berlin") for m in events[1:3]]
+    assert berlin[0].endswith((" CET", " CEST"))
+    alert_id = events[0]["alert_id"]
+    assert comments == [
+        f"Escalated to HIGH at {berlin[0]}: p101-temp = 300.1 degC (limit 90.0). "
+        f"Alert id: {alert_id}",
+        f"Returned to normal at {berlin[1]}: p101-temp = 2.5 degC, peak 309.9. "
+        f"Alert id: {alert_id}",
+        "Alarm is chattering (repeatedly activating and clearing) as of "
+        f"{local_text(events[3]['time_ns'], 'UTC')}: p101-temp = 61 degC. Alert id: {alert_id}",
     ]

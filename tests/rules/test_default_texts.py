@@ -106,3 +106,18 @@ def test_an_unknown_time_zone_is_a_config_error_that_names_the_fix() -> None:
         config([HIGH], zone="Mars/Olympus")
     with pytest.raises(ValidationError, match="decimals"):
         config([HIGH], decimals=11)
+
+
+def test_the_message_carries_decimals_and_time_zone_for_the_comments_written_later() -> None:
+    """The hub writes the escalated/cleared comments from the message alone: the agent puts
+    the sensor's decimals and a non-UTC site time zone in it (and leaves out the defaults)."""
+    engine_site = config([HIGH], zone="Europe/Berlin", decimals=1)
+    [activated] = RuleEngine(engine_site).feed(reading(0, 81.26))
+    message = to_alert_message(activated, engine_site)
+    assert message is not None
+    assert (message.get("decimals"), message.get("timezone")) == (1, "Europe/Berlin")
+    plain_site = config([HIGH])
+    [activated] = RuleEngine(plain_site).feed(reading(0, 81))
+    message = to_alert_message(activated, plain_site)
+    assert message is not None
+    assert "decimals" not in message and "timezone" not in message

@@ -254,28 +254,46 @@ async def _escalate(client: MaintainXClient, work_order_id: int, message: AlertM
 
 def reading_text(message: AlertMessage) -> str:
     unit = f" {message['unit']}" if message.get("unit") else ""
-    return f"{message.get('sensor', '?')} = {number_text(message.get('value'), None)}{unit}"
+    return f"{message.get('sensor', '?')} = {value_text(message, 'value')}{unit}"
+
+
+def value_text(message: AlertMessage, key: str) -> str:
+    """A number of the message as a person reads it: to the sensor's ``decimals`` when the
+    message carries them (not ``300.1021901976017``)."""
+    decimals = message.get("decimals")
+    return number_text(message.get(key), decimals if type(decimals) is int else None)
 
 
 def when_text(message: AlertMessage) -> str:
-    """The event's time as a person reads it: to the second, in UTC (the message carries no
-    site time zone), not ``2026-12-04T14:54:21.432641674Z``."""
+    """The event's time as a person reads it: to the second, in the site's time zone when the
+    message names one (else UTC), not ``2026-12-04T14:54:21.432641674Z``."""
     time_ns = message.get("time_ns")
-    if type(time_ns) is int:
+    if type(time_ns) is not int:
+        return str(message.get("time", "?"))
+    name = message.get("timezone")
+    try:
+        return local_text(time_ns, name if isinstance(name, str) else "UTC", strict=True)
+    except ValueError:  # a zone this host's tzdata does not know: UTC says the same moment
         return local_text(time_ns, "UTC")
-    return str(message.get("time", "?"))
+
+
+def reactivated_text(message: AlertMessage) -> str:
+    return (
+        f"Re-activated at {when_text(message)}: {reading_text(message)} "
+        f"(limit {value_text(message, 'limit')}). Alert id: {message['alert_id']}"
+    )
 
 
 def _escalated_text(message: AlertMessage) -> str:
     return (
         f"Escalated to {message['priority']} at {when_text(message)}: {reading_text(message)} "
-        f"(limit {number_text(message.get('limit'), None)}). Alert id: {message['alert_id']}"
+        f"(limit {value_text(message, 'limit')}). Alert id: {message['alert_id']}"
     )
 
 
 def _cleared_text(message: AlertMessage) -> str:
     peak = message.get("peak")
-    peak_text = f", peak {number_text(peak, None)}" if peak is not None else ""
+    peak_text = f", peak {value_text(message, 'peak')}" if peak is not None else ""
     return (
         f"Returned to normal at {when_text(message)}: {reading_text(message)}{peak_text}. "
         f"Alert id: {message['alert_id']}"

@@ -1,0 +1,211 @@
+"""``edge-agent discover opcua ENDPOINT``: browse a server and print the site file's
+``connections:`` and ``sensors:`` for every variable a rule can use.
+
+``--site SITE.yaml --connection NAME`` takes the endpoint, security and user of a connection
+already in a site file (then only ``sensors:`` are printed: the connection is there). Ids
+come from browse paths (``Line1/P101/Temp`` → ``line1_p101_temp``; a clash gets a short
+hash of the node id), ``node:`` is the NodeId string, ``unit:`` the EngineeringUnits where
+the server has them. Variables that are not numbers or booleans, or cannot be read, are
+listed on stderr as skipped, with why. Progress goes to stderr: a counter updated in place
+on a terminal, a line every two seconds otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from edge_agent.commands.print_config import render
+from edge_agent.common.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from edge_agent.config.models import OpcUa
+    from edge_agent.sources.opcua.browse import Walk
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+PROGRESS_LINE_S: Final = 2.0
+DEFAULT_DEPTH: Final = 10
+CONNECT_TIMEOUT_S: Final = 10.0
+YAML_WIDTH: Final = 4096  # a browse path on one line, not folded
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=["opcua"], help="what to discover")
+    parser.add_argument("endpoint", nargs="?", help="opc.tcp://host:port/path")
+    parser.add_argument("--site", type=Path, help="a site file whose connection to use")
+    parser.add_argument("--connection", help="that connection's name (with --site)")
+    parser.add_argument("--root", default="i=85", help="where to start (default: Objects)")
+    parser.add_argument(
+        "--depth", type=int, default=DEFAULT_DEPTH, help=f"levels (default {DEFAULT_DEPTH})"
+    )
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="keep browse paths that match (e.g. 'Line1/*/Temp*'); repeatable",
+    )
+    parser.add_argument(
+        "--standard-nodes",
+        action="store_true",
+        help="also the OPC UA standard's own nodes (namespace 0: Server, diagnostics)",
+    )
+    parser.add_argument("--mode", choices=["subscribe", "poll"], default="subscribe")
+    parser.add_argument("--name", default="ua1", help="the new connection's name")
+    parser.add_argument("-o", "--output", type=Path, help="write here (must not exist)")
+
+
+def run(args: argparse.Namespace) -> int:
+    connection = _connection(args)
+    if connection is None:
+        return EXIT_USAGE
+    config, base_dir = connection
+    if not 1 <= args.depth <= 50:
+        print("edge-agent discover: --depth is 1..50", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output is not None and args.output.exists():
+        print(f"{args.output}: exists; not overwritten", file=sys.stderr)
+        return EXIT_USAGE
+    started = time.monotonic()
+    # asyncua's own warnings (a session timeout it adjusted...) are not the installer's.
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    try:
+        found = asyncio.run(_discover(config, base_dir, args, sys.stderr))
+    except Exception as exc:  # one line for an installer, never a traceback
+        print(f"\nedge-agent discover: {config.endpoint}: {_reason(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    for path, why in found.skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    document = _document(found, config, args)
+    if args.output is not None:
+        write_atomic(args.output, document.encode(), mode=0o644)
+    else:
+        sys.stdout.write(document)
+    print(
+        f"{len(found.variables)} sensors, {len(found.skipped)} skipped, {found.visited} nodes "
+        f"browsed in {time.monotonic() - started:.1f} s"
+        + (" (stopped at the node limit: narrow --root or --depth)" if found.truncated else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
+    from pydantic import ValidationError
+
+    from edge_agent.config.diagnostics import ConfigError
+    from edge_agent.config.loader import load_site
+    from edge_agent.config.models import OpcUa
+
+    if args.site is not None:
+        if not args.connection:
+            print("edge-agent discover: --site needs --connection NAME", file=sys.stderr)
+            return None
+        try:
+            site = load_site(args.site)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return None
+        found = site.connections.get(args.connection)
+        if not isinstance(found, OpcUa):
+            names = ", ".join(n for n, c in site.connections.items() if isinstance(c, OpcUa))
+            print(
+                f"edge-agent discover: {args.site} has no OPC UA connection "
+                f"{args.connection!r} (it has: {names or 'none'})",
+                file=sys.stderr,
+            )
+            return None
+        return found, args.site.absolute().parent
+    if not args.endpoint:
+        print("edge-agent discover: give ENDPOINT, or --site and --connection", file=sys.stderr)
+        return None
+    try:
+        config = OpcUa.model_validate({"protocol": "opcua", "endpoint": args.endpoint})
+    except ValidationError:
+        print(f"edge-agent discover: {args.endpoint!r} is not opc.tcp://…", file=sys.stderr)
+        return None
+    return config, Path.cwd()
+
+
+async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out: TextIO) -> Walk:
+    from asyncua import ua
+    from asyncua.client.client import Client
+
+    from edge_agent.sources.opcua.browse import walk
+    from edge_agent.sources.opcua.security import apply_security
+
+    client = Client(config.endpoint, timeout=CONNECT_TIMEOUT_S)
+    client.name = client.description = "edge-agent discover"
+    await apply_security(client, config, base_dir)
+    await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_S * 2)
+    try:
+        root = ua.NodeId.from_string(args.root)
+        return await walk(
+            client,
+            root,
+            args.depth,
+            args.filter,
+            _progress(out),
+            standard_nodes=args.standard_nodes,
+        )
+    finally:
+        await client.disconnect()
+
+
+def _progress(out: TextIO) -> Any:
+    on_terminal = out.isatty()
+    last = [time.monotonic()]
+
+    def report(visited: int, variables: int) -> None:
+        text = f"discover: {visited} nodes browsed, {variables} variables"
+        now = time.monotonic()
+        if on_terminal:
+            out.write(f"\r{text}")
+            out.flush()
+        elif now - last[0] >= PROGRESS_LINE_S:
+            last[0] = now
+            print(text, file=out, flush=True)
+
+    return report
+
+
+def _document(found: Walk, config: OpcUa, args: argparse.Namespace) -> str:
+    from edge_agent.config.sensor_ids import unique_id
+
+    name = args.connection if args.site is not None else args.name
+    taken: set[str] = set()
+    sensors: dict[str, dict[str, Any]] = {}
+    for variable in sorted(found.variables, key=lambda v: (v.path, v.node)):
+        key = unique_id("_".join(variable.path), variable.node, taken)
+        sensor: dict[str, Any] = {"connection": name, "node": variable.node}
+        if variable.unit:
+            sensor["unit"] = variable.unit
+        sensor["description"] = f"{'/'.join(variable.path)} ({variable.data_type})"
+        sensors[key] = sensor
+    data: dict[str, Any] = {}
+    if args.site is None:
+        data["connections"] = {
+            name: {"protocol": "opcua", "endpoint": config.endpoint, "mode": args.mode}
+        }
+    data["sensors"] = sensors
+    header = (
+        f"# Made by `edge-agent discover opcua` from {config.endpoint} (root {args.root}, "
+        f"depth {args.depth}): {len(sensors)} sensors, {len(found.skipped)} skipped.\n"
+    )
+    return header + render(data, width=YAML_WIDTH)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or text}"
+    return text[:300]

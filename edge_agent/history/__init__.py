@@ -1,0 +1,1 @@
+"""Recent readings kept on the gateway (``history:`` in the site file)."""

@@ -1,0 +1,210 @@
+"""The history file (issue 15): its size cap and age, a restart, SIGKILL in the middle of
+writing, and a full disk, which stops only the history while the recorder's callers (the
+rules) never wait or fail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config.models import History
+from edge_agent.history import recorder as recorder_module
+from edge_agent.history.recorder import HistoryRecorder
+from edge_agent.history.store import FILE_NAME, HistoryStore, Row
+from edge_agent.readings import Quality, Reading
+from tests.conftest import REPO_ROOT
+
+S = 1_000_000_000
+HOUR = 3600 * S
+
+
+def rows(sensor: str, start_ns: int, count: int, step_ns: int = S) -> list[Row]:
+    return [Row(sensor, start_ns + i * step_ns, float(i), Quality.GOOD) for i in range(count)]
+
+
+def test_values_of_every_kind_come_back_as_they_went_in(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    now = time.time_ns()
+    written = [
+        Row("temp", now, 71.25, Quality.GOOD),
+        Row("running", now + 1, True, Quality.GOOD),
+        Row("mode", now + 2, "AUTO", Quality.UNCERTAIN),
+        Row("temp", now + 3, None, Quality.BAD),
+        Row("count", now + 4, 7, Quality.GOOD),
+    ]
+    store.append(written)
+    store.close()
+    again = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)  # a restart
+    back = list(again.rows(now))
+    assert [(r.sensor, r.value, r.quality) for r in back] == [
+        ("temp", 71.25, Quality.GOOD),
+        ("running", True, Quality.GOOD),
+        ("mode", "AUTO", Quality.UNCERTAIN),
+        ("temp", None, Quality.BAD),
+        ("count", 7.0, Quality.GOOD),
+    ]
+    assert [r.value for r in again.rows(now, sensor="temp")] == [71.25, None]
+    assert list(again.rows(now, sensor="nope")) == []
+
+
+def test_age_and_size_caps_keep_the_newest(tmp_path: Path) -> None:
+    now = time.time_ns()
+    store = HistoryStore(tmp_path / FILE_NAME, HOUR, 1_000_000)
+    store.append(rows("old", now - 2 * HOUR, 10))
+    for batch in range(40):  # ~40 x 2,000 rows: well past 1 MB
+        store.append(rows("temp", now - HOUR // 2 + batch * 2000 * 1000, 2000, 1000))
+    assert store.size_bytes() > 1_000_000
+    removed = store.prune(now)
+    assert removed > 10
+    assert store.size_bytes() <= 1_000_000
+    assert list(store.rows(0, sensor="old")) == []  # older than keep
+    kept = [r.time_ns for r in store.rows(0, sensor="temp")]
+    newest = now - HOUR // 2 + 39 * 2000 * 1000 + 1999 * 1000
+    assert kept[-1] == newest and kept == sorted(kept)  # the oldest went, the newest stayed
+
+
+WRITER = r"""
+import sys, time
+from pathlib import Path
+from edge_agent.history.store import HistoryStore, Row
+from edge_agent.readings import Quality
+store = HistoryStore(Path(sys.argv[1]), 10**15, 10**10)
+batch = 0
+while True:
+    store.append([Row("temp", batch * 1000 + i, float(batch), Quality.GOOD) for i in range(500)])
+    batch += 1
+    print(batch, flush=True)
+"""
+
+
+def test_sigkill_while_writing_leaves_whole_batches_and_a_sound_file(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for _ in range(20):  # a few batches committed, one in flight
+        child.stdout.readline()
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = HistoryStore(path, 10**15, 10**10)
+    counts: dict[float, int] = {}
+    for row in store.rows(0):
+        assert isinstance(row.value, float)
+        counts[row.value] = counts.get(row.value, 0) + 1
+    assert len(counts) >= 20
+    assert set(counts.values()) == {500}  # every batch whole, none half
+    assert sorted(counts) == [float(b) for b in range(len(counts))]
+
+
+FULL_DISK = r"""
+import asyncio, json, logging, resource, signal, sys
+from pathlib import Path
+from edge_agent.config.models import History
+from edge_agent.history import recorder
+from edge_agent.history.recorder import HistoryRecorder
+from edge_agent.readings import Quality, Reading
+
+logging.basicConfig(level=logging.ERROR, stream=sys.stderr, format="%(levelname)s %(message)s")
+recorder.WRITE_INTERVAL_S = 0.01
+recorder.RETRY_AFTER_FAILURE_S = 0.05
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+
+async def main():
+    history = HistoryRecorder(Path(sys.argv[1]), History())
+    task = asyncio.create_task(history.run())
+    offered = 0
+    for n in range(3000):  # the rules' side: never waits, never raises
+        history.offer([Reading(f"s{k}", float(n), Quality.GOOD, n) for k in range(20)], n * 10**9)
+        offered += 20
+        await asyncio.sleep(0)
+        if n % 100 == 0:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    print(json.dumps({"offered": offered, "written": history.written,
+                      "dropped": history.dropped, "failed": history.failed}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_full_disk_stops_only_the_history(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path), str(200_000)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["failed"] is not None  # said, and shown by /metrics
+    assert report["written"] > 0 and report["dropped"] > 0
+    assert report["written"] + report["dropped"] == report["offered"]  # each one counted
+    assert result.stderr.count("History stopped") == 1  # logged once, not once a second
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:  # what was written is sound
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_on_change_with_a_heartbeat_and_a_bounded_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = HistoryRecorder(tmp_path, History())
+    flat = [Reading("temp", 20.0, Quality.GOOD, 0)]
+    history.offer(flat, 0)
+    history.offer(flat, 10 * S)  # unchanged: not kept
+    history.offer([Reading("temp", 20.0 + 1e-12, Quality.GOOD, 0)], 11 * S)  # noise
+    history.offer([Reading("temp", 20.5, Quality.GOOD, 0)], 12 * S)
+    history.offer([Reading("temp", 20.5, Quality.BAD, 0)], 13 * S)  # quality changed
+    history.offer([Reading("temp", 20.5, Quality.BAD, 0)], 73 * S)  # a minute: heartbeat
+    assert [(r.time_ns // S, r.value, r.quality) for r in history._buffer] == [
+        (0, 20.0, Quality.GOOD),
+        (12, 20.5, Quality.GOOD),
+        (13, 20.5, Quality.BAD),
+        (73, 20.5, Quality.BAD),
+    ]
+    monkeypatch.setattr(recorder_module, "MAX_BUFFERED", 5)
+    history.offer([Reading(f"s{k}", 1.0, Quality.GOOD, 0) for k in range(3)], 80 * S)
+    assert (len(history._buffer), history.dropped) == (5, 2)
+
+
+async def test_the_recorder_writes_and_a_reader_sees_it_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+    try:
+        now = time.time_ns()
+        history.offer([Reading("temp", float(n), Quality.GOOD, 0) for n in range(1)], now)
+        history.offer([Reading("temp", 2.0, Quality.GOOD, 0)], now + S)
+        for _ in range(500):
+            if history.written == 2:
+                break
+            await asyncio.sleep(0.01)
+        reader = HistoryStore(tmp_path / FILE_NAME, HOUR, 10**8)
+        assert [r.value for r in reader.rows(0, sensor="temp")] == [0.0, 2.0]
+        reader.close()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
