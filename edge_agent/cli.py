@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check site and hub files and report every problem"),
     "print-config": ("print_config", "print the resolved configuration, secrets hidden"),
     "read": ("read", "read every sensor once and print what came back (wiring check)"),
+    "certificate": (
+        "certificate",
+        "make an OPC UA connection's client certificate, or fetch and pin the server's",
+    ),
     "replay": ("replay", "run a recorded trace of readings through the rules"),
     "discover": ("discover", "browse an OPC UA server and print sensors for the site file"),
     "import": ("import_map", "turn a Modbus register map (CSV) into the site file's sensors"),

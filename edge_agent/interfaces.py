@@ -32,6 +32,12 @@ class ConnectionStats:
     last_latency_s: float = 0.0
     last_good_read_ns: int = 0
     last_error: str | None = None
+    # Why the peer refuses us, as a cause name (``client_certificate_untrusted``), while it
+    # does; ``None`` when connected or failing for another reason (unreachable, timeout).
+    refused: str | None = None
+    # When each certificate the connection uses stops being valid (Unix seconds), by
+    # which one it is (OPC UA: ``client``, ``server``).
+    certificate_not_after: dict[str, float] = field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -139,12 +139,27 @@ async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out
     from asyncua.client.client import Client
 
     from edge_agent.sources.opcua.browse import walk
-    from edge_agent.sources.opcua.security import apply_security
+    from edge_agent.sources.opcua.refusals import Attempt, ConnectSteps, named_refusal
+    from edge_agent.sources.opcua.security import apply_security, check_server_endpoint
 
     client = Client(config.endpoint, timeout=CONNECT_TIMEOUT_S)
     client.name = client.description = "edge-agent discover"
-    await apply_security(client, config, base_dir)
-    await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_S * 2)
+    steps = ConnectSteps(client)
+    secured = await apply_security(client, config, base_dir)
+    if secured is not None:  # the pinned certificate and the policy, as the agent checks
+        security = config.security
+        await check_server_endpoint(
+            config.endpoint, security.policy, security.mode, secured.trusted, CONNECT_TIMEOUT_S
+        )
+    try:
+        await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_S * 2)
+    except Exception as exc:
+        # The same refusal, with its cause and fix, as `read` and the running agent give.
+        attempt = Attempt(steps.current, secured, config.username)
+        named = await named_refusal(exc, attempt, config, CONNECT_TIMEOUT_S)
+        if named is not None:
+            raise named from exc
+        raise
     try:
         root = ua.NodeId.from_string(args.root)
         return await walk(

@@ -34,6 +34,7 @@ from edge_agent.service.reload import Reloader, Validate, default_validate
 from edge_agent.service.sdnotify import SystemdNotifier
 from edge_agent.service.secret_scan import environment_secrets, register_config_secrets
 from edge_agent.service.supervisor import EXIT_TASK_FAILED, Supervisor
+from edge_agent.sources.opcua.expiry import expiry_warning
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +242,21 @@ class Service:
         if agent.stopping:
             reasons.append("stopping")
         sources: dict[str, Any] = {}
+        # Works today, fails soon: degraded, not unready.
+        certificate_warnings: list[str] = []
         for name, source in sorted(agent.sources.items()):
             stats = source.stats
-            sources[name] = {"connected": stats.connected, "last_error": stats.last_error}
+            sources[name] = {
+                "connected": stats.connected,
+                "last_error": stats.last_error,
+                "refused": stats.refused,
+            }
             if not stats.connected:
                 reasons.append(f"source {name} is not connected: {stats.last_error or 'no reply'}")
+            for which, end_s in sorted(stats.certificate_not_after.items()):
+                warning = expiry_warning(which, end_s, time.time())
+                if warning is not None:
+                    certificate_warnings.append(f"source {name}: {warning}")
         forwarder: dict[str, Any] = {}
         if agent.forwarder is not None:
             status = agent.forwarder.status
@@ -306,7 +317,7 @@ class Service:
         details: dict[str, Any] = {
             "ready": not reasons,
             "reasons": reasons,
-            "degraded": [dead["says"]] if dead else [],
+            "degraded": ([dead["says"]] if dead else []) + certificate_warnings,
             "dead_letters": dead,
             "sources": sources,
             "forwarder": forwarder,

@@ -10,6 +10,7 @@ gauges are counted in the store at each scrape (:mod:`edge_agent.outbox.counts`)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,17 +90,34 @@ class AgentCollector(Collector):
             "Unix time of the last good read (0: never)",
             labels=labels,
         )
+        refused = GaugeMetricFamily(
+            "edge_agent_source_refused",
+            "1 while the peer refuses the connection for this cause (the log and /readyz "
+            "say what to do)",
+            labels=["connection", "cause"],
+        )
+        expiry = GaugeMetricFamily(
+            "edge_agent_certificate_expiry_seconds",
+            "Seconds until the certificate stops being valid (negative: expired)",
+            labels=["connection", "which"],
+        )
+        now_s = time.time()
         retired = self._agent.retired
         for name, source in sorted(self._agent.sources.items()):
             stats = source.stats
             connected.add_metric([name], float(stats.connected))
+            for which, end_s in sorted(stats.certificate_not_after.items()):
+                expiry.add_metric([name, which], end_s - now_s)
+            if stats.refused is not None:
+                refused.add_metric([name, stats.refused], 1.0)
             reads.add_metric([name], retired.source(name, "reads", stats.reads))
             errors.add_metric([name], retired.source(name, "read_errors", stats.read_errors))
             requests.add_metric([name], retired.source(name, "requests", stats.requests))
             overruns.add_metric([name], retired.source(name, "overruns", stats.overruns))
             latency.add_metric([name], stats.last_latency_s)
             last_good.add_metric([name], stats.last_good_read_ns / NS_PER_S)
-        yield from (connected, reads, errors, requests, overruns, latency, last_good)
+        yield from (connected, reads, errors, requests, overruns, latency, last_good, refused)
+        yield expiry
 
     def _pipeline(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counters = self._agent.counters

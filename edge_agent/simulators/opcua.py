@@ -184,6 +184,21 @@ class OpcUaSimulator:
         # Off only to show the client bug the fix prevents; every other use keeps it on.
         self._republish_fix = republish_fix
         self._started_at = time.monotonic()
+        #: Client certificates (DER) the server trusts; :meth:`trust_client` adds one.
+        self.trusted_clients: set[bytes] = set()
+        #: Client certificates (DER) it refused, first refusal first: a real server's
+        #: "rejected" folder, where an administrator finds a new client to trust.
+        self.rejected_clients: list[bytes] = []
+
+    def trust_client(self, certificate: bytes | Path) -> None:
+        """Trust a client certificate (DER bytes, or a PEM or DER file) from now on, as an
+        administrator moving it from "rejected" to "trusted" would."""
+        from edge_agent.sources.opcua.certs import load_certificate_der
+
+        der = certificate if isinstance(certificate, bytes) else load_certificate_der(certificate)
+        self.trusted_clients.add(der)
+        if der in self.rejected_clients:
+            self.rejected_clients.remove(der)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -409,10 +424,14 @@ class OpcUaSimulator:
             key = security.private_key.read_bytes()
             await server.load_private_key(key, format="pem" if b"-----BEGIN" in key else "der")
             policies += [getattr(ua.SecurityPolicyType, name) for name in security.policies]
-            trusted = {load_certificate_der(path) for path in security.trusted_clients}
+            self.trusted_clients |= {load_certificate_der(p) for p in security.trusted_clients}
+            simulator = self
 
             async def validate(cert: Any, _app: Any) -> None:
-                if cert.public_bytes(serialization.Encoding.DER) not in trusted:
+                der = cert.public_bytes(serialization.Encoding.DER)
+                if der not in simulator.trusted_clients:
+                    if der not in simulator.rejected_clients:
+                        simulator.rejected_clients.append(der)
                     raise ServiceError(StatusCodes.BadCertificateUntrusted)
 
             server.set_certificate_validator(validate)

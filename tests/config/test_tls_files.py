@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.cli import main
 from edge_agent.commands.validate import check_file
 from edge_agent.config.diagnostics import format_diagnostic
 from edge_agent.sources.opcua.certs import generate_self_signed
@@ -179,3 +180,20 @@ def test_a_text_that_starts_with_file_is_not_a_secret(tmp_path: Path) -> None:
     )
     path.write_text(text, encoding="utf-8")
     assert lines(path) == []
+
+
+def test_a_certificate_made_by_the_command_passes_and_warns_30_days_ahead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: `edge-agent certificate` writes what validate accepts (DER certificate for
+    a .der name, its own key, 0600), and validate warns from 30 days before expiry."""
+    path = site(tmp_path, opcua=True)
+    make_pki(tmp_path / "pki", days=365)
+    generate_self_signed(tmp_path / "ua/server.pem", tmp_path / "ua/server.key", "urn:server")
+    assert main(["certificate", str(path), "ua1", "--days", "400"]) == 0
+    assert lines(path) == []
+    assert main(["certificate", str(path), "ua1", "--renew", "--days", "20"]) == 0
+    capsys.readouterr()
+    [line] = lines(path)
+    assert ": warning: connections.ua1.security.certificate: certificate " in line
+    assert "(in 19 days): renew it" in line or "(in 20 days): renew it" in line

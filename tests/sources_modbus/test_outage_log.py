@@ -49,14 +49,14 @@ async def test_a_long_outage_warns_once_and_the_next_one_warns_again(
     task = asyncio.create_task(source.run(sink))
     try:
         await wait_for(lambda: any(r.is_good for r in batches))
-        plant.stop()
+        await asyncio.to_thread(plant.stop)  # the source's loop keeps running meanwhile
         attempts = source.stats.connect_attempts
         await wait_for(lambda: source.stats.connect_attempts >= attempts + 6)
         assert _down_warnings(caplog) == 1
-        plant.start()
+        await asyncio.to_thread(plant.start)
         seen = len(batches)
         await wait_for(lambda: any(r.is_good for r in batches[seen:]), limit=1500)
-        plant.stop()
+        await asyncio.to_thread(plant.stop)
         attempts = source.stats.connect_attempts
         await wait_for(lambda: source.stats.connect_attempts >= attempts + 3)
         assert _down_warnings(caplog) == 2

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,28 @@ async def running(source: OpcUaSource, sink: Collector) -> AsyncIterator[OpcUaSo
 
 def is_good(r: Reading) -> bool:
     return r.quality is Quality.GOOD
+
+
+class SimulatorThread:
+    """An :class:`OpcUaSimulator` on its own loop in a thread, for tests that run the
+    ``edge-agent`` command line (it calls ``asyncio.run`` itself)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from edge_agent.simulators.opcua import OpcUaSimulator
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.simulator = OpcUaSimulator(**kwargs)
+        self.call(self.simulator.start())
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` on the simulator's loop and return its result."""
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout=60)
+
+    def close(self) -> None:
+        self.call(self.simulator.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

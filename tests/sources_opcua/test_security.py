@@ -166,7 +166,9 @@ async def test_server_refuses_an_untrusted_client(sim: OpcUaSimulator, pki: Pki)
     )
     readings = await source.read_once()
     assert all(r.quality is Quality.BAD for r in readings)
-    assert readings[0].reason == "server refused the session: BadCertificateUntrusted"
+    reason = readings[0].reason or ""
+    assert reason.startswith("the server does not trust our certificate stranger.pem (SHA-256 ")
+    assert "BadCertificateUntrusted" in reason
 
 
 async def test_client_certificate_must_carry_the_application_uri(pki: Pki) -> None:
@@ -201,7 +203,10 @@ async def test_username_and_password_from_secrets(
     wrong = connection(sim.endpoint, username=USER, password="file:secrets/wrong.pw")
     readings = await make_source(wrong, base_dir=pki.root).read_once()
     assert all(r.quality is Quality.BAD for r in readings)
-    assert readings[0].reason == "server refused the session: BadUserAccessDenied"
+    assert readings[0].reason == (
+        "the server refused the user name 'operator' or its password (BadUserAccessDenied): "
+        "check both"
+    )
     assert "not-the-password" not in (readings[0].reason or "")
 
     missing = connection(sim.endpoint, username=USER, password="${EDGE_TEST_UNSET_VARIABLE}")

@@ -10,5 +10,9 @@ Modules:
 - ``status``: status code → quality, timestamps → nanoseconds (pure, no asyncua).
 - ``security``: client security settings and the trusted-server-certificate check.
 - ``certs``: self-signed application certificates with ``cryptography``.
+- ``client_pair``: the client certificate and key written for ``edge-agent certificate``.
+- ``endpoints``: what a server offers (endpoints, user tokens, its certificate).
+- ``refusals``: a failed connect as a refusal with its cause and fix.
+- ``expiry``: the certificates' end of validity and the 30-day warning.
 - ``errors``: the exceptions this package raises.
 """

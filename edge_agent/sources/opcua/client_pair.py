@@ -1,0 +1,119 @@
+"""The client certificate and key a connection names, made on this machine.
+
+Never overwrites: a pair that exists is left alone unless renewing, and renewing keeps the
+old files beside the new ones (``client.pem.old-20261204T164500Z``). New files are
+written to a temporary name and renamed into place, the key first, so the certificate
+watch of a running agent never loads a certificate without its key. Folders this creates
+are 0700 and the key is 0600: the key is the agent's identity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from edge_agent.sources.opcua.certs import (
+    build_certificate,
+    certificate_bytes,
+    key_pem,
+    new_key,
+)
+
+DEFAULT_DAYS = 730
+
+
+class PairExists(Exception):
+    """The certificate or key is there already (the message names it)."""
+
+
+@dataclass(frozen=True)
+class MadePair:
+    certificate: x509.Certificate
+    certificate_path: Path
+    key_path: Path
+    kept: tuple[Path, ...]
+    """The old files renamed aside by a renewal."""
+
+
+def host_name() -> str:
+    """This machine's name, as a DNS name for the subjectAltName."""
+    return socket.gethostname() or "localhost"
+
+
+def make_pair(
+    certificate_path: Path,
+    key_path: Path,
+    application_uri: str,
+    *,
+    common_name: str,
+    days: int = DEFAULT_DAYS,
+    renew: bool = False,
+    now: dt.datetime | None = None,
+) -> MadePair:
+    """Make an RSA 2048 key and a self-signed certificate for ``application_uri``."""
+    existing = [path for path in (certificate_path, key_path) if path.exists()]
+    if existing and not renew:
+        raise PairExists(", ".join(str(path) for path in existing))
+    now = now or dt.datetime.now(dt.UTC)
+    key = new_key()
+    certificate = build_certificate(
+        key,
+        application_uri,
+        common_name=common_name,
+        hostnames=(host_name(),),
+        days=days,
+        server_auth=False,
+        now=now,
+    )
+    for folder in {certificate_path.parent, key_path.parent}:
+        _make_private_folder(folder)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    kept = tuple(_keep_aside(path, stamp) for path in existing)
+    _write(key_path, key_pem(key), 0o600)
+    _write(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
+    return MadePair(certificate, certificate_path, key_path, kept)
+
+
+def _make_private_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700; folders that exist keep their mode."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+
+
+def _keep_aside(path: Path, stamp: str) -> Path:
+    aside = path.with_name(f"{path.name}.old-{stamp}")
+    counter = 1
+    while aside.exists():  # two renewals within a second
+        aside = path.with_name(f"{path.name}.old-{stamp}-{counter}")
+        counter += 1
+    # A copy, not a rename: the running agent keeps a loadable pair until both new files
+    # are in place.
+    aside.write_bytes(path.read_bytes())
+    os.chmod(aside, path.stat().st_mode & 0o777)
+    return aside
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
