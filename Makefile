@@ -32,9 +32,11 @@ test: system-deps dev-venv lint typecheck vulncheck pytest
 system-deps:
 	./scripts/install-system-deps.sh
 
+## lint: ruff, and the layering contracts of pyproject.toml ([tool.importlinter]).
 lint:
 	$(BIN)/ruff check edge_agent tests bench scripts
 	$(BIN)/ruff format --check edge_agent
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck:
 	$(BIN)/mypy --strict edge_agent

@@ -23,8 +23,8 @@ import urllib.request
 CHILD = """
 import asyncio, logging, sys
 from prometheus_client import CollectorRegistry
-from edge_agent.service.health import HealthServer
-from edge_agent.service.logs import configure_logging
+from edge_agent.common.health import HealthServer
+from edge_agent.common.logs import configure_logging
 configure_logging("info", "json", open("/dev/null", "w"))
 
 class Source:

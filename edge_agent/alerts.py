@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 # Re-exported: the schema and its check live in edge_agent.wire.alert, shared with the hub.
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.wire.alert import ALERT_SCHEMA as ALERT_SCHEMA
 from edge_agent.wire.alert import alert_problem as alert_problem
 
@@ -104,7 +105,7 @@ def format_time_ns(time_ns: int) -> str:
 
     Whole seconds are printed without a fraction (``2026-01-05T10:00:00Z``).
     """
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    seconds, nanos = divmod(time_ns, NS_PER_S)
     stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         return f"{stamp}.{nanos:09d}".rstrip("0") + "Z"
@@ -133,4 +134,4 @@ def parse_time(text: str) -> int:
     parsed = datetime.fromisoformat(body)
     if parsed.tzinfo is None:
         raise ValueError(f"time {text!r} has no time zone; add Z for UTC")
-    return int(parsed.timestamp()) * 1_000_000_000 + nanos
+    return int(parsed.timestamp()) * NS_PER_S + nanos

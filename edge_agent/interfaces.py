@@ -58,6 +58,11 @@ class Source(Protocol):
 
     async def close(self) -> None: ...
 
+    def reload_credentials(self) -> None:
+        """Read certificate and key files again (SIGHUP); a source without any does
+        nothing."""
+        ...
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -94,3 +99,18 @@ class Forwarder(Protocol):
     async def run(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def wake(self) -> None:
+        """New items are in the outbox: look now rather than at the next idle poll (the
+        service calls this after a put, on the event loop)."""
+        ...
+
+    def reload_credentials(self) -> None:
+        """Read the credentials (keys, passwords, certificate files) again and use them
+        (SIGHUP, a reload; on the event loop)."""
+        ...
+
+    def stored_bytes(self) -> int:
+        """Bytes this forwarder keeps on disk beside the outbox, counted against
+        ``storage.max_bytes`` with it (0 when it keeps nothing)."""
+        ...

@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.common.logs import configure_logging
     from edge_agent.demo.runner import DemoOptions, run_demo
-    from edge_agent.service.logs import configure_logging
 
     if args.mqtt:
         from edge_agent.demo.mqtt import DemoUnavailable, mosquitto_binary

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_agent.service.journald import print_error
+from edge_agent.common.journald import print_error
 
 if TYPE_CHECKING:
     from edge_agent.config.diagnostics import Diagnostic
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             return _inspect(config, base_dir, args)
         if args.action == "webhooks":
             return _webhooks(config, base_dir, prune=args.what == "prune")
-        from edge_agent.service.logs import configure_logging
+        from edge_agent.common.logs import configure_logging
 
         configure_logging(config.logging.level)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

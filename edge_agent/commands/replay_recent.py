@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from edge_agent.common.value_text import number_text
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Reading
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
-from edge_agent.rules.render import number_text
 
 COLUMN: Final = 52
 

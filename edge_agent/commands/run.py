@@ -18,8 +18,8 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from edge_agent.common.journald import print_error
 from edge_agent.common.schema_version import NewerFormatError
-from edge_agent.service.journald import print_error
 
 EXIT_NEWER_STATE: Final = 3
 """A file of the state folder was written by a later release: see the message."""
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     # Until the event loop takes SIGHUP over, a `systemctl reload` during the start must not
     # end the process (SIGHUP's default action); the file is read at the start anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    from edge_agent.common.logs import configure_logging
     from edge_agent.config.diagnostics import format_diagnostic
     from edge_agent.config.models import Storage
     from edge_agent.service.isolated_load import check_isolated
-    from edge_agent.service.logs import configure_logging
     from edge_agent.service.pipeline import AgentError
 
     site_path: Path = args.site.resolve()
@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
                 extra={"used": str(state_dir), "not_used": str(left_behind.absolute())},
             )
 
+    from edge_agent.common.health import HealthError
     from edge_agent.service.app import Service
-    from edge_agent.service.health import HealthError
     from edge_agent.service.state_lock import StateFolderInUse, lock_state_folder
 
     try:

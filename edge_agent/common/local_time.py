@@ -10,7 +10,7 @@ import datetime as dt
 import zoneinfo
 from functools import lru_cache
 
-_NS_PER_S = 1_000_000_000
+from edge_agent.common.time_units import NS_PER_S
 
 
 @lru_cache(maxsize=16)
@@ -32,7 +32,7 @@ def local_text(time_ns: int, zone_name: str, *, strict: bool = False) -> str:
     ``strict``: an unknown zone raises ValueError instead (the caller picks another)."""
     tz = zone(zone_name) if strict else None
     try:
-        moment = dt.datetime.fromtimestamp(time_ns // _NS_PER_S, tz or zone(zone_name))
+        moment = dt.datetime.fromtimestamp(time_ns // NS_PER_S, tz or zone(zone_name))
     except (ValueError, OverflowError, OSError):
         return f"{time_ns} ns"
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")

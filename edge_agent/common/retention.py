@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from typing import Final
 
-DAY_NS: Final = 24 * 3600 * 1_000_000_000
-MAX_RESEND_WINDOW_NS: Final = DAY_NS
+from edge_agent.common.time_units import NS_PER_DAY
+
+MAX_RESEND_WINDOW_NS: Final = NS_PER_DAY
 """The longest ``forwarding.mqtt.result_timeout_max`` an agent accepts."""
-MIN_RETENTION_NS: Final = 7 * DAY_NS
-DEFAULT_RETENTION_NS: Final = 90 * DAY_NS
-MAX_RETENTION_NS: Final = 366 * DAY_NS
+MIN_RETENTION_NS: Final = 7 * NS_PER_DAY
+DEFAULT_RETENTION_NS: Final = 90 * NS_PER_DAY
+MAX_RETENTION_NS: Final = 366 * NS_PER_DAY
 """Every duration in a site file is at most a year (``config.units``)."""
 PRUNE_INTERVAL_S: Final = 3600.0
 """How often a running store prunes (and once at start)."""

@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import (
     DEFAULT_RETENTION_NS,
     MAX_RESEND_WINDOW_NS,
     check_retention,
 )
+from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration
 
@@ -543,8 +545,7 @@ class Mqtt(Model):
 
     @model_validator(mode="after")
     def _result_timeouts(self) -> Mqtt:
-        second = 1_000_000_000
-        if not second <= self.result_timeout <= 24 * 3600 * second:
+        if not NS_PER_S <= self.result_timeout <= NS_PER_DAY:
             raise ValueError("result_timeout must be between 1s and 24h")
         if self.result_timeout_max < self.result_timeout:
             raise ValueError("result_timeout_max must not be shorter than result_timeout")
@@ -625,8 +626,11 @@ class Health(Model):
     @field_validator("listen")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        try:
+            port = parse_listen(value)[1]
+        except ValueError:
+            port = 0
+        if port == 0:  # the agent's endpoint is probed at a port known in advance
             raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:9108")
         return value
 

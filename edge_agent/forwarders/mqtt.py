@@ -39,17 +39,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.backoff import Backoff
 from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
-from edge_agent.config.models import Mqtt
-from edge_agent.forwarders.hub_confirm import (
-    BadMessage,
-    HubPresence,
-    HubResult,
-    Tracked,
-    parse_result,
-    result_timeout_s,
-)
-from edge_agent.forwarders.mqtt_link import (
+from edge_agent.common.mqtt_link import (
     Message,
     MqttConfigError,
     MqttDisconnected,
@@ -59,10 +51,19 @@ from edge_agent.forwarders.mqtt_link import (
     tls_context,
     tls_files,
 )
+from edge_agent.common.time_units import NS_PER_S
+from edge_agent.config.models import Mqtt
+from edge_agent.forwarders.hub_confirm import (
+    BadMessage,
+    HubPresence,
+    HubResult,
+    Tracked,
+    parse_result,
+    result_timeout_s,
+)
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
-from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ SETTINGS_RETRY_S: Final = 60.0
 """How often MQTT settings that could not be loaded (TLS files, password) are tried again."""
 IDLE_POLL_S: Final = 0.05
 """How often an empty outbox is looked at again (the outbox has no wake-up signal)."""
-NS_PER_S: Final = 1_000_000_000
 HUB_NOTE: Final = "hub"
 """The outbox note holding the hub presence this forwarder last saw (for the status CLI)."""
 
@@ -312,6 +312,10 @@ class MqttForwarder:
         """New items are in the outbox: look now rather than at the next idle poll (the
         service calls this after a put; call on the event loop)."""
         self._wake.set()
+
+    def stored_bytes(self) -> int:
+        """Nothing kept beside the outbox: the hub holds the work orders."""
+        return 0
 
     async def _drain_while_connected(self, link: MqttLink) -> None:
         while link.connected:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from edge_agent.common.time_units import NS_PER_MINUTE
 from edge_agent.config.models import History
 from edge_agent.history.store import FILE_NAME, HistoryError, HistoryStore, Row
 from edge_agent.readings import Quality, Reading, Value
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 WRITE_INTERVAL_S: Final = 1.0
 PRUNE_INTERVAL_S: Final = 600.0
 RETRY_AFTER_FAILURE_S: Final = 60.0
-HEARTBEAT_NS: Final = 60 * 1_000_000_000
+HEARTBEAT_NS: Final = NS_PER_MINUTE
 MAX_BUFFERED: Final = 50_000
 RELATIVE_DEADBAND: Final = 1e-9
 """Changes smaller than this share of the value (floating-point noise) are no change."""

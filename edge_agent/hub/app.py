@@ -38,9 +38,12 @@ from prometheus_client import CollectorRegistry
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
+from edge_agent.common.backoff import Backoff
+from edge_agent.common.listen import parse_listen
+from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
-from edge_agent.hub.config import HubConfig, parse_listen
+from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.health import STORE_PROBE_S, StoreHealth, readiness
@@ -53,14 +56,12 @@ from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
-from edge_agent.sources.backoff import Backoff
 
 if TYPE_CHECKING:
     from edge_agent.hub.reload import HubReloader
 
 log = logging.getLogger(__name__)
 
-NS_PER_S: Final = 1_000_000_000
 REFRESH_S: Final = 5.0
 """How often the KPIs and parked counts shown in /metrics are re-read from the store."""
 SECRETS_FILE: Final = "webhook-secrets.json"
@@ -226,7 +227,7 @@ class Hub:
         )
 
     async def _start_listeners(self) -> None:
-        from edge_agent.service.health import HealthError, HealthServer
+        from edge_agent.common.health import HealthError, HealthServer
 
         cfg = self.config
         assert self.store is not None

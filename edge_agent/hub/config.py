@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import DEFAULT_RETENTION_NS, check_retention
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.loader import Document, load_model
@@ -24,17 +25,6 @@ from edge_agent.hub.drivers import check_store_driver
 
 GROUP_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``127.0.0.1:9109`` or ``[::1]:9109`` → (host, port); ValueError otherwise."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or not host:
-        raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9109 or [::1]:9109)")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"{listen!r}: port {port} is out of range")
-    return host.strip("[]"), port
 
 
 def _check_listen(value: str) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
@@ -52,7 +53,7 @@ from edge_agent.hub.messages import (
     work_order_status,
 )
 from edge_agent.hub.presence import UnknownSites, seen_at
-from edge_agent.hub.sites import NS_PER_S, SiteRuntime
+from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import (
     CLOSED_STATUSES,
     AlertRecord,
@@ -294,10 +295,10 @@ class AlertConsumer:
         try:
             return await self._apply(site, message, raw, record, start, ledger, from_pending)
         finally:
-            if getattr(ledger, "unflushed", False):  # a work order recorded, not committed
+            if ledger.unflushed:  # a work order recorded, not committed
                 with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(ledger.flush)  # type: ignore[attr-defined]
-            if not getattr(ledger, "released", False):
+                    await asyncio.to_thread(ledger.flush)
+            if not ledger.released:
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(self.store.release, record.alert_id, self.owner)
 

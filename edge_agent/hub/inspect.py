@@ -18,7 +18,8 @@ from dataclasses import asdict
 from typing import Any, Final
 
 from edge_agent.alerts import format_time_ns
-from edge_agent.hub.config import HubConfig, parse_listen
+from edge_agent.common.listen import parse_listen
+from edge_agent.hub.config import HubConfig
 from edge_agent.hub.store import HubStore, ParkedEvent
 
 READYZ_TIMEOUT_S: Final = 3.0

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
+from edge_agent.common.backoff import Backoff
 from edge_agent.forwarders.maintainx.errors import (
     CredentialsRejected,
     MaintainXError,
@@ -24,7 +25,6 @@ from edge_agent.forwarders.maintainx.errors import (
     TransientError,
 )
 from edge_agent.hub.sites import SiteRuntime
-from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.hub.presence import is_quiet
 
 if TYPE_CHECKING:
     from edge_agent.hub.app import Hub
-
-NS_PER_S = 1_000_000_000
 
 
 class HubCollector(Collector):

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from edge_agent.common.logs import set_log_level
 from edge_agent.config.diagnostics import format_diagnostic
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.hub.config import HubConfig, load_hub
 from edge_agent.hub.sites import SiteRuntime
-from edge_agent.service.logs import set_log_level
 
 if TYPE_CHECKING:
     from edge_agent.hub.app import Hub

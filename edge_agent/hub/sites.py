@@ -16,15 +16,15 @@ from typing import Any, Final
 
 import httpx
 
+from edge_agent.common.backoff import Backoff
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import Secret, SecretError, resolve
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.hub.config import HubConfig, HubSite
 from edge_agent.redaction import register_secret
-from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-NS_PER_S: Final = 1_000_000_000
 POOL_CONNECTIONS: Final = 4
 """HTTP connections per site to MaintainX (its rate limit makes more pointless)."""
 CREDENTIALS_RETRY_S: Final = 60.0

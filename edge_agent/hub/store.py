@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
-
 SCHEMA_VERSION: Final = 1
 """The hub store's tables, in SQLite and PostgreSQL alike (0.1.0's carried none: version 1);
 see :mod:`edge_agent.common.schema_version`."""
@@ -162,7 +160,7 @@ class HubStore(Protocol):
 
     def ledger(
         self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
-    ) -> WorkOrderLedger:
+    ) -> HubLedger:
         """The :class:`WorkOrderLedger` for one alert (it records the work order's site and
         asset with its id). With ``start``, the first ``is_done``/``work_order_for`` are
         answered from it; with ``owner``, ``mark_done`` also releases the owner's claim."""
@@ -343,6 +341,15 @@ class HubLedger(abc.ABC):
     @abc.abstractmethod
     def _stored_work_order(self, alert_id: str) -> int | None:
         """The work order id stored for the alert."""
+
+    @abc.abstractmethod
+    def begin_create(self, alert_id: str) -> bool:
+        """See :meth:`WorkOrderLedger.begin_create`."""
+
+    @abc.abstractmethod
+    def mark_done(self, event_id: str, result: str) -> None:
+        """See :meth:`WorkOrderLedger.mark_done`; sets ``released`` when it released the
+        owner's claim."""
 
     @abc.abstractmethod
     def _stored_event(self, event_id: str) -> bool:

@@ -23,7 +23,6 @@ from typing import Any
 import psycopg
 
 from edge_agent.common.schema_version import check
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
@@ -270,7 +269,7 @@ class PostgresHubStore:
 
     def ledger(
         self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
-    ) -> WorkOrderLedger:
+    ) -> HubLedger:
         return _Ledger(self, alert, start, owner)
 
     async def begin_event_async(

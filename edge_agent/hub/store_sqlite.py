@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from edge_agent.common.schema_version import check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
@@ -314,7 +313,7 @@ class SqliteHubStore:
 
     def ledger(
         self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
-    ) -> WorkOrderLedger:
+    ) -> HubLedger:
         return _Ledger(self._w, self._claims, alert, start, owner)
 
     def begin_event(

@@ -29,6 +29,7 @@ import secrets
 from typing import Any, Final, cast
 
 from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
+from edge_agent.common.time_units import NS_PER_MINUTE, NS_PER_S
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading, Value
 from edge_agent.rules.compiled import (
@@ -79,10 +80,10 @@ ORDER_STALE: Final = 2
 
 # A reading behind the engine clock by more than this is counted in ``late_readings``
 # (less is the normal trail of a poll behind the agent's 0.2 s clock tick).
-LATE_AFTER_NS: Final = 1_000_000_000
+LATE_AFTER_NS: Final = NS_PER_S
 
 # How stale (in engine time) the sensors' part of a transition save may be.
-SENSOR_REFRESH_NS: Final = 60 * 1_000_000_000
+SENSOR_REFRESH_NS: Final = NS_PER_MINUTE
 
 ON_STALE_HOLD: Final = "hold"
 ON_STALE_CLEAR: Final = "clear"

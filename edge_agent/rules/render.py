@@ -28,6 +28,7 @@ from edge_agent.alerts import (
     make_event_id,
 )
 from edge_agent.common.local_time import local_text
+from edge_agent.common.value_text import number_text
 from edge_agent.config.models import TEMPLATE_FIELDS, Rule, SiteConfig
 from edge_agent.config.units import format_duration
 from edge_agent.rules.events import CAUSE_STALE, AlarmEvent
@@ -169,18 +170,6 @@ def _decimals(config: SiteConfig, sensor_id: str | None) -> int | None:
         exponent = Decimal(repr(abs(sensor.scale.factor))).normalize().as_tuple().exponent
         return min(max(-exponent, 0), 10) if isinstance(exponent, int) else None
     return None
-
-
-def number_text(value: Any, decimals: int | None) -> str:
-    """A reading as text: rounded to ``decimals`` (default: whole numbers as they are, other
-    numbers to 2 places); anything else as it is."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "" if value is None else str(value)
-    if decimals is None:
-        if isinstance(value, int) or value.is_integer():
-            return str(int(value)) if abs(value) < 1e15 else f"{value:g}"
-        decimals = 2
-    return f"{value:.{decimals}f}"
 
 
 def _unit(config: SiteConfig, rule: Rule | None, sensor_id: str | None) -> str | None:

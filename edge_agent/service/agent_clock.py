@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from edge_agent.alerts import format_time_ns, parse_time
+from edge_agent.common.time_units import NS_PER_MINUTE
 from edge_agent.readings import Reading
 from edge_agent.rules.events import AlarmEvent
 
@@ -31,7 +32,7 @@ RELEASE_TIME_NS: Final = parse_time("2026-12-01T00:00:00Z")
 release): a gateway that booted without a real-time clock usually says 1970 or its image's
 date until NTP syncs."""
 
-SAVED_STATE_SLACK_NS: Final = 60 * 1_000_000_000
+SAVED_STATE_SLACK_NS: Final = NS_PER_MINUTE
 """How far behind the saved state's wall time the clock may be (a small NTP correction
 after a restart is not a fault)."""
 

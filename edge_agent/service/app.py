@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.health import HealthServer
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
 from edge_agent.service.config_changes import credentials_fingerprint
-from edge_agent.service.health import HealthServer
 from edge_agent.service.last_good import NAG_INTERVAL_S, save_last_good
 from edge_agent.service.metrics import as_mapping, build_registry
 from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent

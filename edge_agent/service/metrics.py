@@ -19,11 +19,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge_agent.common.time_units import NS_PER_S
+
 if TYPE_CHECKING:
     from edge_agent.service.pipeline import Agent
     from edge_agent.service.reload import ReloadReport
 
-NS = 1_000_000_000
 RULE_STATES = ("NORMAL", "PENDING", "ACTIVE", "CLEARING")
 
 
@@ -114,7 +115,7 @@ class AgentCollector(Collector):
             requests.add_metric([name], retired.source(name, "requests", stats.requests))
             overruns.add_metric([name], retired.source(name, "overruns", stats.overruns))
             latency.add_metric([name], stats.last_latency_s)
-            last_good.add_metric([name], stats.last_good_read_ns / NS)
+            last_good.add_metric([name], stats.last_good_read_ns / NS_PER_S)
         yield from (connected, reads, errors, requests, overruns, latency, last_good, refused)
         yield expiry
 
@@ -181,7 +182,7 @@ class AgentCollector(Collector):
         yield GaugeMetricFamily(
             "edge_agent_start_time_seconds",
             "Unix time the agent started",
-            self._agent.started_ns / NS,
+            self._agent.started_ns / NS_PER_S,
         )
 
     def _rules(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -394,7 +395,7 @@ class AgentCollector(Collector):
         yield GaugeMetricFamily(
             "edge_agent_forwarder_last_delivery_timestamp_seconds",
             "Unix time of the last confirmed delivery (0: never)",
-            status.last_delivery_ns / NS,
+            status.last_delivery_ns / NS_PER_S,
         )
 
     def _reload(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

@@ -319,12 +319,9 @@ class Agent:
         # The work-order ledger shares storage.max_bytes with the outbox, up to a quarter of
         # it: a week of ledger rows under a small cap must never leave the outbox no room
         # (every alert held with the destination healthy).
-        shared = getattr(self._forwarder, "stored_bytes", None)
-        if callable(shared):
-            share = self.config.storage.max_bytes // LEDGER_SHARE_OF_CAP
-            self.outbox.shared_bytes = lambda: min(shared(), share)
-        else:
-            self.outbox.shared_bytes = lambda: 0
+        shared = self._forwarder.stored_bytes
+        share = self.config.storage.max_bytes // LEDGER_SHARE_OF_CAP
+        self.outbox.shared_bytes = lambda: min(shared(), share)
         self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
     def _mqtt_forwarder(self, mqtt: Any) -> Forwarder:
@@ -630,11 +627,10 @@ class Agent:
 
     def _queued(self, count: int) -> None:
         self.counters.alerts_queued += count
-        # A forwarder that idles between outbox polls may offer ``wake()`` so that a new
-        # alert goes out now rather than at its next poll.
-        wake = getattr(self._forwarder, "wake", None)
-        if callable(wake):
-            wake()
+        # The forwarder idles between outbox polls: a new alert goes out now, not at the
+        # next poll.
+        if self._forwarder is not None:
+            self._forwarder.wake()
 
     async def _put_one_by_one(self, messages: list[Any]) -> None:
         """Store the messages one at a time; one that can never be stored is rejected
@@ -712,19 +708,13 @@ class Agent:
             if reload_credentials:
                 # Sources with certificate files look at them now (rotation on SIGHUP).
                 for source in self._sources.values():
-                    poke = getattr(source, "reload_credentials", None)
-                    if callable(poke):
-                        poke()
+                    source.reload_credentials()
             if old.forwarding != new.forwarding:
                 await self._stop_forwarder()
                 self._start_forwarder()
                 changes.append("forwarder")
             elif reload_credentials and self._forwarder is not None:
-                reload = getattr(self._forwarder, "reload_credentials", None)
-                if reload is not None:
-                    result = reload()
-                    if asyncio.iscoroutine(result):
-                        await result
+                self._forwarder.reload_credentials()
             for section in ("storage", "health", "logging"):
                 if getattr(old, section) != getattr(new, section):
                     log.warning("This section changes only on restart.", extra={"section": section})

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.units import parse_duration
 
 MAX_PROFILE_BYTES: Final = 1 << 20
 MAX_STEPS: Final = 10_000
-MAX_AT_NS: Final = 7 * 24 * 3600 * 1_000_000_000  # a week: a rehearsal, not a season
+MAX_AT_NS: Final = 7 * NS_PER_DAY  # a week: a rehearsal, not a season
 REQUEST_TIMEOUT_S: Final = 5.0
-NS_PER_S: Final = 1_000_000_000
 
 
 class ProfileError(ValueError):

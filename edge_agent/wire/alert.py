@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from edge_agent.common.time_units import NS_PER_S
+
 ALERT_SCHEMA_VERSION: Final = 1
 ALERT_SCHEMA: Final = f"edge-agent/alert@{ALERT_SCHEMA_VERSION}"
 """What this release writes."""
@@ -43,9 +45,9 @@ MAX_LIST_ITEMS: Final = 50
 MAX_CATEGORY_CHARS: Final = 200
 MAX_DECIMALS: Final = 10  # as the site file's sensor decimals
 MAX_ZONE_CHARS: Final = 64
-EARLIEST_NS: Final = 946_684_800 * 1_000_000_000
+EARLIEST_NS: Final = 946_684_800 * NS_PER_S
 """2000-01-01T00:00:00Z: no alarm of this system is older."""
-LATEST_NS: Final = 4_102_444_800 * 1_000_000_000
+LATEST_NS: Final = 4_102_444_800 * NS_PER_S
 """2100-01-01T00:00:00Z. A fixed window, not one around the reader's clock: a site whose
 clock is off by a day must still get its alarm through; the window only keeps out values
 no store can hold (nanoseconds after 2262 overflow 64 bits) and obvious garbage."""
@@ -78,7 +80,7 @@ def wire_time_ns(text: object, field: str = "time") -> int:
     except ValueError as exc:
         raise WireError(f"{field}: {exc}") from exc
     seconds = int((parsed - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
-    value = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+    value = seconds * NS_PER_S + int((fraction or "0").ljust(9, "0"))
     if not EARLIEST_NS <= value < LATEST_NS:
         raise WireError(f"{field}: outside 2000-01-01..2100-01-01")
     return value

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from edge_agent.common.health import HEALTH_LIMITS, HealthServer
 from edge_agent.common.http import ACCEPT_BACKLOG, HttpServer
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
-from edge_agent.service.health import HEALTH_LIMITS, HealthServer
 from tests.conftest import free_port
 from tests.service.conftest import (
     AgentProcess,

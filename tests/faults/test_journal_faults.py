@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.service.journald import writes_to_journal
+from edge_agent.common.journald import writes_to_journal
 
 
 @settings(max_examples=200, deadline=None)

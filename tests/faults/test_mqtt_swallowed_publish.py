@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edge_agent.forwarders.mqtt_link import Message, MqttDisconnected, MqttLink
+from edge_agent.common.mqtt_link import Message, MqttDisconnected, MqttLink
 from tests.chaos.proxy import FaultProxy
 from tests.conftest import Broker
 

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.forwarders.mqtt_link import MqttLink
+from edge_agent.common.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox
 from edge_agent.redaction import redact, register_secret
 from tests.conftest import REPO_ROOT, Broker, free_port

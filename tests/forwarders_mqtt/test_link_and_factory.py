@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.common.mqtt_link import Message, MqttLink
 from edge_agent.config.models import SiteConfig
 from edge_agent.forwarders import ForwarderConfigError, build_forwarder
 from edge_agent.forwarders.mqtt import MqttForwarder
-from edge_agent.forwarders.mqtt_link import Message, MqttLink
 from edge_agent.outbox import Outbox
 
 from .conftest import TunedBroker, async_wait_until

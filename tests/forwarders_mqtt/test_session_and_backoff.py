@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_link import Message, MqttLink
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.mqtt import MqttForwarder
-from edge_agent.forwarders.mqtt_link import Message, MqttLink
 from edge_agent.outbox import Outbox
-from edge_agent.sources.backoff import Backoff
 from tests.conftest import free_port
 
 from .conftest import TunedBroker, async_wait_until, events, make_broker, mqtt_config, running

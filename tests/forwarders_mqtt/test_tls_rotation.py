@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.mqtt_link import MqttLink
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.mqtt import MqttForwarder
-from edge_agent.forwarders.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox
 from tests.conftest import free_port
 

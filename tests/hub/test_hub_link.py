@@ -9,8 +9,8 @@ import uuid
 
 import paho.mqtt.client as paho
 
-from edge_agent.forwarders.mqtt_link import Message, MqttLink
-from edge_agent.sources.backoff import Backoff
+from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_link import Message, MqttLink
 from tests.conftest import Broker
 from tests.hub.conftest import async_wait_until
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.common.retention import DAY_NS
 from edge_agent.common.sqlite_wal import wal_bytes
+from edge_agent.common.time_units import NS_PER_DAY
 from edge_agent.hub.config import Dedup
 from edge_agent.hub.prune import prune_once
 from edge_agent.hub.store import AlertRecord, HubStore
@@ -36,7 +36,7 @@ async def test_events_older_than_the_retention_are_forgotten(store: HubStore) ->
     # The alert's work order stays: a resent activation finds it, never a second one.
     assert store.ledger(alert).work_order_for("alert-1") == 42
     # The hub's round: nothing is old enough now.
-    assert await prune_once(store, 7 * DAY_NS) == 0
+    assert await prune_once(store, 7 * NS_PER_DAY) == 0
 
 
 async def test_the_sqlite_wal_is_truncated_after_a_prune(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ async def test_the_sqlite_wal_is_truncated_after_a_prune(tmp_path: Path) -> None
 
 
 def test_the_retention_must_outlast_every_resend_window() -> None:
-    assert Dedup().retention == 90 * DAY_NS
+    assert Dedup().retention == 90 * NS_PER_DAY
     with pytest.raises(ValidationError, match="longer than any window"):
         Dedup.model_validate({"retention": "24h"})
 
@@ -62,7 +62,7 @@ def test_the_retention_must_outlast_every_resend_window() -> None:
 async def test_a_failing_prune_is_logged_and_never_ends_the_hub(tmp_path: Path) -> None:
     store = SqliteHubStore(tmp_path / "hub.sqlite3")
     store.close()  # every operation now fails, as with a store that is down
-    assert await prune_once(store, 7 * DAY_NS) == 0
+    assert await prune_once(store, 7 * NS_PER_DAY) == 0
 
 
 async def test_a_wall_clock_set_years_ahead_forgets_no_recent_event(store: HubStore) -> None:
@@ -70,8 +70,8 @@ async def test_a_wall_clock_set_years_ahead_forgets_no_recent_event(store: HubSt
     must not make every applied event look ten years old (a resent one applied twice)."""
     alert = AlertRecord("site-a", "alert-9", "pump-1", "rule-1", 1)
     store.ledger(alert).mark_done("alert-9:activated", "created")
-    ten_years_ahead = time.time_ns() + 10 * 365 * DAY_NS
-    assert store.prune_events(ten_years_ahead - 7 * DAY_NS, keep_newest_ns=7 * DAY_NS) == 0
+    ten_years_ahead = time.time_ns() + 10 * 365 * NS_PER_DAY
+    assert store.prune_events(ten_years_ahead - 7 * NS_PER_DAY, keep_newest_ns=7 * NS_PER_DAY) == 0
     assert store.result_of("alert-9:activated") is not None
 
 

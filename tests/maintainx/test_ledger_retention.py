@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.common.retention import DAY_NS
 from edge_agent.common.sqlite_wal import wal_bytes
+from edge_agent.common.time_units import NS_PER_DAY
 from edge_agent.config.models import Storage
 from edge_agent.forwarders.maintainx.ledger import SqliteLedger
 from edge_agent.outbox import Outbox, OutboxFull
@@ -19,7 +19,7 @@ from edge_agent.outbox import Outbox, OutboxFull
 
 def _age(ledger: SqliteLedger, days: int) -> None:
     """Make every row ``days`` old (as if written then)."""
-    then = time.time_ns() - days * DAY_NS
+    then = time.time_ns() - days * NS_PER_DAY
     ledger._db.execute("UPDATE events SET done_ns = ?", (then,))
     ledger._db.execute("UPDATE work_orders SET updated_ns = ?", (then,))
 
@@ -38,7 +38,7 @@ def test_prune_forgets_only_what_is_older_than_the_retention(tmp_path: Path) -> 
         before = ledger.data_bytes
         assert before == ledger._measure()  # the running count is exact
 
-        assert ledger.prune(time.time_ns() - 90 * DAY_NS) == 400
+        assert ledger.prune(time.time_ns() - 90 * NS_PER_DAY) == 400
         assert ledger.work_order_for("new-alert") == 99_999 and ledger.is_done("new-event")
         assert ledger.work_order_for("old-alert-1") is None
         assert not ledger.is_done("old-event-1")
@@ -61,18 +61,18 @@ def test_the_ledger_shares_the_cap_with_the_outbox(tmp_path: Path) -> None:
             with pytest.raises(OutboxFull):
                 outbox.put({"pad": "x" * 1000})
             _age(ledger, 100)
-            ledger.prune(time.time_ns() - 90 * DAY_NS)
+            ledger.prune(time.time_ns() - 90 * NS_PER_DAY)
             outbox.put({"pad": "x" * 1000})
     finally:
         ledger.close()
 
 
 def test_the_retention_must_outlast_every_resend_window() -> None:
-    assert Storage().ledger_retention == 90 * DAY_NS
+    assert Storage().ledger_retention == 90 * NS_PER_DAY
     for too_short in ("1d", "24h", "6d"):
         with pytest.raises(ValidationError, match="longer than any window"):
             Storage.model_validate({"ledger_retention": too_short})
-    assert Storage.model_validate({"ledger_retention": "7d"}).ledger_retention == 7 * DAY_NS
+    assert Storage.model_validate({"ledger_retention": "7d"}).ledger_retention == 7 * NS_PER_DAY
 
 
 async def test_the_forwarder_prunes_its_ledger_at_start_and_reports_its_bytes(
@@ -132,7 +132,7 @@ async def test_a_wall_clock_set_years_ahead_does_not_wipe_the_ledger(
     config = SiteConfig.model_validate(document)
     assert config.forwarding is not None and config.forwarding.maintainx is not None
     real = time.time_ns
-    monkeypatch.setattr(forwarder_module.time, "time_ns", lambda: real() + 3650 * DAY_NS)
+    monkeypatch.setattr(forwarder_module.time, "time_ns", lambda: real() + 3650 * NS_PER_DAY)
     with Outbox.open(tmp_path / "outbox", max_bytes=1_000_000) as outbox:
         forwarder = MaintainXForwarder(
             config.forwarding.maintainx, config, outbox, tmp_path, tmp_path

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from edge_agent.common.value_text import number_text
 from edge_agent.config.models import SiteConfig
 from edge_agent.rules import RuleEngine, to_alert_message
-from edge_agent.rules.render import number_text
 from tests.rules.conftest import reading
 
 

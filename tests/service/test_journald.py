@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.service.journald import syslog_priority
+from edge_agent.common.journald import syslog_priority
 
 EMIT = """
 import logging
-from edge_agent.service.logs import configure_logging
+from edge_agent.common.logs import configure_logging
 configure_logging("debug")
 log = logging.getLogger("edge_agent.test")
 log.debug("d."); log.info("i."); log.warning("w."); log.error("e."); log.critical("c.")

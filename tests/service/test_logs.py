@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from edge_agent.common.logs import configure_logging
 from edge_agent.redaction import register_secret
-from edge_agent.service.logs import configure_logging
 
 SECRET = "mx-live-9f8e7d6c5b4a"
 
@@ -77,7 +77,7 @@ def test_registered_secrets_never_appear(fmt: str) -> None:
 def test_repeated_lines_are_limited_then_summarised() -> None:
     """A failure repeating thousands of times a second writes ``burst`` lines per interval
     and one summary, in the same JSON format; other messages are not held back."""
-    from edge_agent.service.logs import JsonFormatter, RepeatLimiter
+    from edge_agent.common.logs import JsonFormatter, RepeatLimiter
 
     stream = io.StringIO()
     now = [0.0]

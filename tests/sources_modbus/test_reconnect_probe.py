@@ -8,9 +8,9 @@ import random
 import time
 from collections.abc import Sequence
 
+from edge_agent.common.backoff import PROBE_EVERY_S, probe_cap_s
 from edge_agent.config.models import Register, RegisterTable
 from edge_agent.readings import Reading
-from edge_agent.sources.backoff import PROBE_EVERY_S, probe_cap_s
 from edge_agent.sources.modbus.source import ModbusSource
 
 from .conftest import DEFAULTS, PlantThread, sensor, tcp

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from edge_agent.common.backoff import PROBE_EVERY_S
 from edge_agent.simulators.control import ControlServer
 from edge_agent.simulators.opcua import OpcUaSimulator, control_setter, point_map
-from edge_agent.sources.backoff import PROBE_EVERY_S
 from tests.conftest import free_port
 
 from .conftest import Collector, connection, make_source

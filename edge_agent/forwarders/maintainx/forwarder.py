@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from edge_agent.alerts import AlertMessage
+from edge_agent.common.backoff import Backoff
 from edge_agent.common.retention import PRUNE_INTERVAL_S
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.maintainx.client import MaintainXClient
@@ -43,12 +45,10 @@ from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
-from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = "workorders.sqlite"
-NS_PER_S: Final = 1_000_000_000
 EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
 _REASON_CHARS: Final = 2000
 PROBE_INTERVAL_S: Final = 30.0

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 from edge_agent.alerts import PRIORITY_ORDER, AlertMessage, parse_time
 from edge_agent.common.local_time import local_text
+from edge_agent.common.value_text import number_text
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.forwarders.maintainx.errors import (
     BadRequest,
@@ -28,7 +29,6 @@ from edge_agent.forwarders.maintainx.errors import (
     TransientError,
 )
 from edge_agent.forwarders.maintainx.ledger import AbandonableLedger, WorkOrderLedger
-from edge_agent.rules.render import number_text
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_agent.common.backoff import Backoff, OutageLog, probe_cap_s
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import (
     Defaults,
     ModbusRtu,
@@ -31,7 +33,6 @@ from edge_agent.config.models import (
 )
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, bad
-from edge_agent.sources.backoff import Backoff, OutageLog, probe_cap_s
 from edge_agent.sources.modbus.decode import DecodeError, Decoder, compile_decoder
 from edge_agent.sources.modbus.plan import (
     BlockRead,
@@ -43,7 +44,6 @@ from edge_agent.sources.modbus.plan import (
 
 logger = logging.getLogger(__name__)
 
-NS_PER_S = 1_000_000_000
 ILLEGAL_DATA_ADDRESS = "illegal data address"
 NOT_RESPONDING = "device not responding"
 # Modbus exception codes (Modbus Application Protocol v1.1b3 §7).
@@ -252,6 +252,9 @@ class ModbusSource:
         if client is not None:
             client.close()
         self.stats.connected = False
+
+    def reload_credentials(self) -> None:
+        """Modbus carries no credentials: nothing to read again."""
 
     # ------------------------------------------------------------------ connection
 

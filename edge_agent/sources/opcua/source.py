@@ -35,11 +35,12 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from edge_agent.common.backoff import PROBE_EVERY_S, Backoff, OutageLog
 from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Quality, Reading, Value, bad
-from edge_agent.sources.backoff import PROBE_EVERY_S, Backoff, OutageLog
 from edge_agent.sources.opcua.errors import (
     OpcUaConnectError,
     OpcUaError,
@@ -57,7 +58,6 @@ from edge_agent.sources.opcua.status import pick_time_ns, quality_of
 
 log = logging.getLogger(__name__)
 
-NS_PER_S = 1_000_000_000
 NOT_CONNECTED = "not connected"
 HARD_MAX_NODES_PER_READ = 1000
 # Consecutive read timeouts before the session is considered dead and rebuilt.

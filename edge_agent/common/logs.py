@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
+from edge_agent.common.journald import SyslogPrefixFormatter, writes_to_journal
 from edge_agent.redaction import redact
 from edge_agent.redaction import redact_value as _redact_value
-from edge_agent.service.journald import SyslogPrefixFormatter, writes_to_journal
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(

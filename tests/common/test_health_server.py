@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from edge_agent.service.health import HealthError, HealthServer, parse_listen
+from edge_agent.common.health import HealthError, HealthServer
+from edge_agent.common.listen import parse_listen
 
 
 class _Source:
@@ -64,6 +65,11 @@ async def test_endpoints_methods_and_bad_requests() -> None:
 def test_listen_addresses() -> None:
     assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
     assert parse_listen("[::1]:9108") == ("::1", 9108)
-    for bad in ("localhost", "127.0.0.1:http", "127.0.0.1:70000"):
-        with pytest.raises(HealthError):
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    # No host binds every interface: that must be written out, not implied.
+    bad_addresses = ("localhost", "127.0.0.1:http", "127.0.0.1:70000", ":9108", "[]:9108")
+    for bad in (*bad_addresses, "127.0.0.1:\u0669"):
+        with pytest.raises(ValueError):
             parse_listen(bad)
+    with pytest.raises(HealthError, match="health.listen"):
+        HealthServer(":9108", _Source(), CollectorRegistry())

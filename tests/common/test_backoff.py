@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from edge_agent.common.backoff import Backoff
 from edge_agent.config.models import Backoff as BackoffConfig
-from edge_agent.sources.backoff import Backoff
 
 
 def test_delays_stay_under_a_doubling_ceiling_capped_at_max() -> None:

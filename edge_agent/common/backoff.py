@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import random
 
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Backoff as BackoffConfig
 
-NS_PER_S = 1_000_000_000
 # While a connection is down, a connect is tried at least this often (or once per poll
 # when the poll is slower): a connect refused costs one packet, and a PLC back from a
 # restart must not wait out a long read backoff before anybody notices.

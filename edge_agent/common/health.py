@@ -1,4 +1,5 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` over plain HTTP/1.1 on ``health.listen``.
+"""``/healthz``, ``/readyz`` and ``/metrics`` over plain HTTP/1.1 on ``health.listen``, for
+the agent and the hub alike (each answers :class:`HealthSource`).
 
 Three GET endpoints on the project's one bounded HTTP server
 (:mod:`edge_agent.common.http`): a bounded number of connections, one timeout for a whole
@@ -19,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge_agent.common.http import HttpServer, Limits, ListenError, Request, Response
+from edge_agent.common.listen import parse_listen
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +52,6 @@ class HealthSource(Protocol):
         ...
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``127.0.0.1:9108`` or ``[::1]:9108`` → (host, port)."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise HealthError(f"health.listen {listen!r} is not HOST:PORT")
-    host = host.strip("[]") or "127.0.0.1"
-    port = int(port_text)
-    if port > 65535:
-        raise HealthError(f"health.listen {listen!r}: port out of range")
-    return host, port
-
-
 class HttpServerCollector(Collector):
     """The HTTP servers' own counters, read at scrape time."""
 
@@ -91,7 +81,10 @@ class HealthServer:
     """Serves the three endpoints for one agent until :meth:`close`."""
 
     def __init__(self, listen: str, source: HealthSource, registry: CollectorRegistry) -> None:
-        self._host, port = parse_listen(listen)
+        try:
+            self._host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise HealthError(f"health.listen {exc}") from exc
         self._source = source
         self._registry = registry
         self.server = HttpServer(

@@ -11,7 +11,8 @@ with full jitter capped by the config (60 s by default). Sessions are persistent
 (``clean_start=False`` / ``clean_session=False``; v5 with a session expiry), so the broker
 keeps our subscriptions and queued QoS 1 messages across reconnects.
 
-The hub reuses this class for its consumer: pass ``subscriptions`` and ``on_message``.
+The agent's MQTT forwarder and the hub's consumer both stand on it (the hub passes
+``subscriptions`` and ``on_message``).
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_failures import describe_connect_error, describe_socket_error
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt, Tls
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.mqtt_failures import describe_connect_error, describe_socket_error
 from edge_agent.redaction import redact_bytes
-from edge_agent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-NS_PER_S: Final = 1_000_000_000
 DEFAULT_SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 CONNECT_TIMEOUT_S: Final = 10.0
 ACK_TIMEOUT_KEEPALIVES: Final = 1.5

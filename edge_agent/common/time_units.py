@@ -1,0 +1,13 @@
+"""Time units, defined once: timestamps and durations travel as integer nanoseconds (the
+site file's ``30s`` is ``30 * NS_PER_S``), and the clocks of asyncio speak float seconds."""
+
+from __future__ import annotations
+
+from typing import Final
+
+NS_PER_US: Final = 1_000
+NS_PER_MS: Final = 1_000_000
+NS_PER_S: Final = 1_000_000_000
+NS_PER_MINUTE: Final = 60 * NS_PER_S
+NS_PER_HOUR: Final = 3600 * NS_PER_S
+NS_PER_DAY: Final = 86400 * NS_PER_S
