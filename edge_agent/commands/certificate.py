@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--trust goes with --server")
     if args.days < 1:
         return _usage("--days must be at least 1")
+    try:
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=args.days)
+    except OverflowError:
+        return _usage(f"--days {args.days} ends after the year 9999")
     config = _load(args.site)
     if config is None:
         return 2

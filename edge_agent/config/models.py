@@ -174,6 +174,17 @@ class OpcUaSecurity(Model):
     server_certificate: str | None = None
     application_uri: str = "urn:edge-agent:client"
 
+    @field_validator("application_uri")
+    @classmethod
+    def _ascii_uri(cls, value: str) -> str:
+        # It goes into the certificate's subjectAltName, which holds ASCII only.
+        if not value.isascii():
+            raise ValueError(
+                f"{value!r} is not ASCII: a URI takes other characters percent-encoded "
+                "(ü is %C3%BC), or write them without accents"
+            )
+        return value
+
     @model_validator(mode="after")
     def _policy_and_mode_agree(self) -> OpcUaSecurity:
         if (self.policy is SecurityPolicy.NONE) != (self.mode is SecurityMode.NONE):

@@ -56,7 +56,8 @@ def make_pair(
     now: dt.datetime | None = None,
 ) -> MadePair:
     """Make an RSA 2048 key and a self-signed certificate for ``application_uri``."""
-    existing = [path for path in (certificate_path, key_path) if path.exists()]
+    # A dangling symlink counts: replacing it would undo where the installer points it.
+    existing = [p for p in (certificate_path, key_path) if p.exists() or p.is_symlink()]
     if existing and not renew:
         raise PairExists(", ".join(str(path) for path in existing))
     now = now or dt.datetime.now(dt.UTC)
@@ -73,10 +74,19 @@ def make_pair(
     for folder in {certificate_path.parent, key_path.parent}:
         _make_private_folder(folder)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    kept = tuple(_keep_aside(path, stamp) for path in existing)
+    kept = {path: _keep_aside(path, stamp) for path in existing}
     _write(key_path, key_pem(key), 0o600)
-    _write(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
-    return MadePair(certificate, certificate_path, key_path, kept)
+    try:
+        _write(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
+    except BaseException:
+        # A new key beside the old certificate is no pair, and a lone new key would be
+        # refused as existing next time: put back what was there.
+        if key_path in kept:
+            _write(key_path, kept[key_path].read_bytes(), 0o600)
+        else:
+            key_path.unlink(missing_ok=True)
+        raise
+    return MadePair(certificate, certificate_path, key_path, tuple(kept.values()))
 
 
 def _make_private_folder(folder: Path) -> None:
