@@ -254,13 +254,11 @@ def _write_trusted(path: Path, der: bytes) -> None:
     from cryptography import x509
 
     from edge_agent.sources.opcua.certs import certificate_bytes
+    from edge_agent.sources.opcua.client_pair import keep_aside, write_file
 
     data = certificate_bytes(x509.load_der_x509_certificate(der), path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_bytes() != data:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         # A copy: the running agent always finds a certificate at ``path``.
-        path.with_name(f"{path.name}.old-{stamp}").write_bytes(path.read_bytes())
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+        keep_aside(path, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+    write_file(path, data, 0o644)

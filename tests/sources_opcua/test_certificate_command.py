@@ -236,3 +236,17 @@ def test_pinning_a_renewed_server_certificate_keeps_the_old_one(
     assert thumbprint(pinned.read_bytes()) == fingerprint
     [kept] = pinned.parent.glob("server.der.old-*")
     assert kept.read_bytes() == old
+
+
+def test_trust_never_writes_through_a_symlink_at_the_temporary_name(
+    site: Path, server_pki: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    pinned = site.parent / "pki/server.der"
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    (pinned.parent / ".server.der.new").symlink_to(victim)
+    fingerprint = server_sha256(server_pki)
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
+    assert victim.read_text() == "precious\n"
+    assert not pinned.is_symlink() and thumbprint(pinned.read_bytes()) == fingerprint

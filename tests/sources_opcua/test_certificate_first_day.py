@@ -4,11 +4,14 @@ non-ASCII application URI) ends in one line and leaves no half pair behind."""
 
 from __future__ import annotations
 
+import datetime as dt
+import stat
 from pathlib import Path
 
 import pytest
 
 from edge_agent.cli import main
+from edge_agent.sources.opcua.client_pair import make_pair
 
 from .test_certificate_command import site_text
 
@@ -85,3 +88,33 @@ def test_a_non_ascii_application_uri_is_refused_by_the_site_file(
     err = capsys.readouterr().err
     assert "application_uri" in err and "ASCII" in err
     assert not (tmp_path / "pki").exists()
+
+
+def test_a_symlink_at_the_temporary_name_is_not_written_through(site: Path, tmp_path: Path) -> None:
+    # A leftover or planted link where the key is first written: the key must not land in
+    # its target, nor the target's mode change.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    key = site.parent / KEY
+    key.parent.mkdir(parents=True)
+    (key.parent / ".client.key.new").symlink_to(victim)
+    assert main(["certificate", str(site), "ua_b256"]) == 0
+    assert victim.read_text() == "precious\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not key.is_symlink() and b"PRIVATE KEY" in key.read_bytes()
+
+
+def test_a_renewal_never_writes_the_old_copy_through_a_symlink(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 12, 4, 16, 45, tzinfo=dt.UTC)
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    make_pair(cert, key, "urn:a", common_name="a", now=now)
+    elsewhere = tmp_path / "elsewhere.key"
+    (tmp_path / "client.key.old-20261204T164500Z").symlink_to(elsewhere)
+    made = make_pair(cert, key, "urn:a", common_name="a", now=now, renew=True)
+    assert not elsewhere.exists()
+    assert all(not kept.is_symlink() for kept in made.kept)
+    assert {kept.name for kept in made.kept} == {
+        "client.pem.old-20261204T164500Z",
+        "client.key.old-20261204T164500Z-1",
+    }
