@@ -148,7 +148,7 @@ def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
 def _print_certificate(cert: object, der: bytes, *, application_uri: str | None = None) -> None:
     from cryptography import x509
 
-    from edge_agent.sources.opcua.certs import thumbprint
+    from edge_agent.sources.opcua.certs import sha1_thumbprint, thumbprint
 
     assert isinstance(cert, x509.Certificate)
     print(f"subject:     {cert.subject.rfc4514_string()}")
@@ -156,6 +156,7 @@ def _print_certificate(cert: object, der: bytes, *, application_uri: str | None 
         print(f"application: {application_uri}")
     print(f"valid:       {_when(cert.not_valid_before_utc)} to {_when(cert.not_valid_after_utc)}")
     print(f"SHA-256:     {thumbprint(der)}")
+    print(f"SHA-1:       {sha1_thumbprint(der)} (as OPC UA tools show it)")
 
 
 def _when(moment: dt.datetime) -> str:

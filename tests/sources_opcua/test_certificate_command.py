@@ -3,6 +3,7 @@ and a pair made by the command opens a secure session with a server that trusts 
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,18 @@ def test_trust_never_writes_through_a_symlink_at_the_temporary_name(
     assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
     assert victim.read_text() == "precious\n"
     assert not pinned.is_symlink() and thumbprint(pinned.read_bytes()) == fingerprint
+
+
+def test_a_sha1_thumbprint_as_opc_ua_tools_show_it_is_named_and_pins_nothing(
+    site: Path, server_pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # UaExpert and servers' trust lists show the SHA-1 thumbprint: --server prints it too,
+    # so the installer can compare, and --trust says it wants the SHA-256 beside it.
+    sha1 = hashlib.sha1(load_certificate_der(server_pki / "server.pem")).hexdigest()
+    assert main(["certificate", str(site), "ua_b256", "--server"]) == 0
+    assert f"SHA-1:       {sha1}" in capsys.readouterr().out
+    before = sorted(site.parent.rglob("*"))
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", sha1.upper()]) == 2
+    err = capsys.readouterr().err
+    assert "SHA-1 thumbprint" in err and "SHA-256" in err
+    assert sorted(site.parent.rglob("*")) == before
