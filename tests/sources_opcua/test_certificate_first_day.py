@@ -118,3 +118,26 @@ def test_a_renewal_never_writes_the_old_copy_through_a_symlink(tmp_path: Path) -
         "client.pem.old-20261204T164500Z",
         "client.key.old-20261204T164500Z-1",
     }
+
+
+def test_validate_and_read_say_how_to_make_the_files_not_made_yet(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (site.parent / "secrets").mkdir()
+    (site.parent / "secrets" / "ua.pw").write_text("pw\n")
+    assert main(["validate", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert f"client.pem does not exist: make it with edge-agent certificate {site} ua_b256" in out
+    assert f"client.key does not exist: make it with edge-agent certificate {site} ua_b256" in out
+    assert (
+        f"server.der does not exist: fetch and pin the server's with edge-agent certificate "
+        f"{site} ua_b256 --server --trust SHA256" in out
+    )
+    assert main(["certificate", str(site), "ua_b256"]) == 0
+    capsys.readouterr()
+    # Our pair made, the server's not pinned yet: read says which step is missing.
+    assert main(["read", str(site)]) == 1
+    assert (
+        "server.der does not exist: fetch and pin the server's with edge-agent certificate "
+        "SITE CONNECTION --server --trust SHA256" in capsys.readouterr().out
+    )
