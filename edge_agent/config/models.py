@@ -220,6 +220,17 @@ class OpcUa(Model):
     password: SecretRef | None = None
     backoff: Backoff = Backoff()
 
+    @field_validator("endpoint")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        # asyncua logs in with a user:password@ in the URL, and every error prints the URL.
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "carries a user name or password (user:password@host): put them in username "
+                "and password (a secret reference), never in the endpoint"
+            )
+        return value
+
     @model_validator(mode="after")
     def _password_needs_user(self) -> OpcUa:
         if self.password is not None and self.username is None:

@@ -141,3 +141,19 @@ def test_validate_and_read_say_how_to_make_the_files_not_made_yet(
         "server.der does not exist: fetch and pin the server's with edge-agent certificate "
         "SITE CONNECTION --server --trust SHA256" in capsys.readouterr().out
     )
+
+
+def test_a_password_in_the_endpoint_is_refused_without_showing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # asyncua would log in with it, and every error would print the endpoint.
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        site_text("opc.tcp://operator:Sup3rSecret@127.0.0.1:4840").replace(
+            "    username: operator\n    password: file:secrets/ua.pw\n", ""
+        )
+    )
+    assert main(["validate", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert "username and password" in out
+    assert "Sup3rSecret" not in out
