@@ -216,7 +216,13 @@ def _server(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
         else:
             print(f"pinned:      no ({pinned_path} does not exist yet)")
     if wanted is None:
-        if certificates:
+        if certificates and pinned_path is None:
+            print(
+                "next: to use a secure endpoint, name the files in the connection's security: "
+                "first (policy, mode, certificate, private_key, server_certificate; "
+                "docs/opcua-security.md, step 1)"
+            )
+        elif certificates:
             print(
                 "next: compare the SHA-256 with the one the server's administrator reads on "
                 "the server, then pin it: edge-agent certificate "

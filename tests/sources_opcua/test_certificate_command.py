@@ -266,3 +266,19 @@ def test_a_sha1_thumbprint_as_opc_ua_tools_show_it_is_named_and_pins_nothing(
     err = capsys.readouterr().err
     assert "SHA-1 thumbprint" in err and "SHA-256" in err
     assert sorted(site.parent.rglob("*")) == before
+
+
+def test_server_on_a_connection_without_security_says_to_name_the_files_first(
+    tmp_path: Path, served: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-test}\nconnections:\n"
+        f'  plain: {{protocol: opcua, endpoint: "{served.simulator.endpoint}", timeout: 3s}}\n'
+        'sensors:\n  t: {connection: plain, node: "ns=2;s=Line1.P101.BearingTemp"}\n'
+    )
+    assert main(["certificate", str(site), "plain", "--server"]) == 0
+    out = capsys.readouterr().out
+    assert "pinned:      no (the connection names no server_certificate)" in out
+    assert "--trust SHA256" not in out
+    assert "name the files in the connection's security: first" in out
