@@ -95,6 +95,11 @@ def _file(name: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    # resolve(): the same file through a link or a ".." is still the same file.
+    return a.resolve() == b.resolve()
+
+
 def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
     from edge_agent.sources.opcua.client_pair import PairExists, make_pair
 
@@ -107,6 +112,11 @@ def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
         )
     certificate_path = _file(security.certificate, base_dir)
     key_path = _file(security.private_key, base_dir)
+    if _same_file(certificate_path, key_path):
+        return _usage(
+            f"connection {args.connection}: certificate and private_key name the same file "
+            f"({certificate_path}); name two files, e.g. pki/client.pem and pki/client.key"
+        )
     try:
         made = make_pair(
             certificate_path,
@@ -172,11 +182,19 @@ def _server(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
     from edge_agent.sources.opcua.errors import OpcUaSecurityError
 
     wanted: str | None = None
+    security = connection.security
     if args.trust is not None:
         try:
             wanted = normalize_fingerprint(args.trust)
         except ValueError as exc:
             return _usage(str(exc))
+        ours = [name for name in (security.certificate, security.private_key) if name]
+        pin = security.server_certificate
+        if pin and any(_same_file(_file(pin, base_dir), _file(n, base_dir)) for n in ours):
+            return _usage(
+                f"connection {args.connection}: server_certificate names the same file as our "
+                f"certificate or key ({pin}); name its own file, e.g. pki/server.der"
+            )
     timeout_s = connection.timeout / 1e9
     try:
         offers = asyncio.run(

@@ -157,3 +157,27 @@ def test_a_password_in_the_endpoint_is_refused_without_showing_it(
     out = capsys.readouterr().out
     assert "username and password" in out
     assert "Sup3rSecret" not in out
+
+
+def test_a_certificate_and_key_named_the_same_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written one after the other, the certificate would replace the key.
+    site = tmp_path / "site.yaml"
+    site.write_text(site_text("opc.tcp://127.0.0.1:4840").replace(KEY, CERT))
+    assert main(["certificate", str(site), "ua_b256"]) == 2
+    assert "the same file" in capsys.readouterr().err
+    assert not (tmp_path / "pki").exists()
+
+
+def test_trust_never_pins_over_our_own_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(site_text("opc.tcp://127.0.0.1:4840").replace("pki/server.der", CERT))
+    assert main(["certificate", str(site), "ua_b256"]) == 0
+    ours = (tmp_path / CERT).read_bytes()
+    capsys.readouterr()
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", "ab" * 32]) == 2
+    assert "the same file" in capsys.readouterr().err
+    assert (tmp_path / CERT).read_bytes() == ours
