@@ -53,10 +53,14 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--trust goes with --server")
     if args.days < 1:
         return _usage("--days must be at least 1")
+    now = dt.datetime.now(dt.UTC)
     try:
-        dt.datetime.now(dt.UTC) + dt.timedelta(days=args.days)
+        now + dt.timedelta(days=args.days)
     except OverflowError:
-        return _usage(f"--days {args.days} ends after the year 9999")
+        # Also what a clock gone to the year 9999 gives: show it.
+        return _usage(
+            f"--days {args.days} from {now:%Y-%m-%d} (this machine's clock) ends after 9999"
+        )
     config = _load(args.site)
     if config is None:
         return 2
