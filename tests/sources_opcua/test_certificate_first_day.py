@@ -181,3 +181,15 @@ def test_trust_never_pins_over_our_own_certificate(
     assert main(["certificate", str(site), "ua_b256", "--server", "--trust", "ab" * 32]) == 2
     assert "the same file" in capsys.readouterr().err
     assert (tmp_path / CERT).read_bytes() == ours
+
+
+def test_a_renewal_keeps_a_world_readable_old_key_readable_by_us_only(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["certificate", str(site), "ua_b256"]) == 0
+    key = site.parent / KEY
+    key.chmod(0o644)  # as copied by hand before
+    assert main(["certificate", str(site), "ua_b256", "--renew"]) == 0
+    [kept] = key.parent.glob("client.key.old-*")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -74,7 +74,8 @@ def make_pair(
     for folder in {certificate_path.parent, key_path.parent}:
         _make_private_folder(folder)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    kept = {path: keep_aside(path, stamp) for path in existing}
+    # An old key is still a key the server may trust: its copy is ours only.
+    kept = {p: keep_aside(p, stamp, 0o600 if p == key_path else None) for p in existing}
     write_file(key_path, key_pem(key), 0o600)
     try:
         write_file(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
@@ -101,10 +102,12 @@ def _make_private_folder(folder: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode passes through the umask
 
 
-def keep_aside(path: Path, stamp: str) -> Path:
+def keep_aside(path: Path, stamp: str, mode: int | None = None) -> Path:
+    """Copy ``path`` to ``NAME.old-STAMP`` (its own mode unless ``mode``), a free name."""
     # A copy, not a rename: the running agent keeps a loadable pair until both new files
     # are in place.
-    data, mode = path.read_bytes(), path.stat().st_mode & 0o777
+    data = path.read_bytes()
+    mode = path.stat().st_mode & 0o777 if mode is None else mode
     aside = path.with_name(f"{path.name}.old-{stamp}")
     for counter in range(1, 1000):
         try:
