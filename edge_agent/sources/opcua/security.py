@@ -259,5 +259,7 @@ def _check_own_certificate(cert: x509.Certificate, application_uri: str, path: P
     if application_uri not in uris:
         raise OpcUaSecurityError(
             f"certificate {path} does not carry the application_uri {application_uri!r} in its "
-            f"subjectAltName (it has {uris or 'none'}); servers refuse such a client"
+            f"subjectAltName (it has {uris or 'none'}); servers refuse such a client: set "
+            "application_uri to the certificate's, or make a new certificate (edge-agent "
+            "certificate SITE CONNECTION --renew) and trust it on the server"
         )
