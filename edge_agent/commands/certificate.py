@@ -283,10 +283,10 @@ def _write_trusted(path: Path, der: bytes) -> None:
     from cryptography import x509
 
     from edge_agent.sources.opcua.certs import certificate_bytes
-    from edge_agent.sources.opcua.client_pair import keep_aside, write_file
+    from edge_agent.sources.opcua.client_pair import keep_aside, make_private_folder, write_file
 
     data = certificate_bytes(x509.load_der_x509_certificate(der), path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(path.parent)  # our key may go there later
     if path.exists() and path.read_bytes() != data:
         # A copy: the running agent always finds a certificate at ``path``.
         keep_aside(path, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))

@@ -282,3 +282,12 @@ def test_server_on_a_connection_without_security_says_to_name_the_files_first(
     assert "pinned:      no (the connection names no server_certificate)" in out
     assert "--trust SHA256" not in out
     assert "name the files in the connection's security: first" in out
+
+
+def test_pinning_first_makes_the_folder_0700_as_making_our_pair_would(
+    site: Path, server_pki: Path
+) -> None:
+    # The installer who pins before making the pair: the key later goes in the same folder.
+    fingerprint = server_sha256(server_pki)
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
+    assert stat.S_IMODE((site.parent / "pki").stat().st_mode) == 0o700

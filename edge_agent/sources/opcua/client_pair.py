@@ -72,7 +72,7 @@ def make_pair(
         now=now,
     )
     for folder in {certificate_path.parent, key_path.parent}:
-        _make_private_folder(folder)
+        make_private_folder(folder)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     # An old key is still a key the server may trust: its copy is ours only.
     kept = {p: keep_aside(p, stamp, 0o600 if p == key_path else None) for p in existing}
@@ -90,7 +90,7 @@ def make_pair(
     return MadePair(certificate, certificate_path, key_path, tuple(kept.values()))
 
 
-def _make_private_folder(folder: Path) -> None:
+def make_private_folder(folder: Path) -> None:
     """Create ``folder`` and its missing parents 0700; folders that exist keep their mode."""
     missing: list[Path] = []
     current = folder
