@@ -205,9 +205,13 @@ def _server(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
             asyncio.wait_for(fetch_offers(connection.endpoint, timeout_s), timeout_s * 3)
         )
     except Exception as exc:  # any failure to ask is one line for the installer
+        why = (
+            f"no answer within {timeout_s:g} s (the connection's timeout)"
+            if isinstance(exc, TimeoutError)
+            else f"{type(exc).__name__}: {exc}".rstrip(": ")
+        )
         print(
-            f"edge-agent certificate: cannot get the endpoints of {connection.endpoint}: "
-            f"{type(exc).__name__}: {exc}".rstrip(": "),
+            f"edge-agent certificate: cannot get the endpoints of {connection.endpoint}: {why}",
             file=sys.stderr,
         )
         return 1

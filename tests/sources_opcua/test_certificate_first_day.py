@@ -5,6 +5,7 @@ non-ASCII application URI) ends in one line and leaves no half pair behind."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import stat
 from pathlib import Path
 
@@ -193,3 +194,18 @@ def test_a_renewal_keeps_a_world_readable_old_key_readable_by_us_only(
     [kept] = key.parent.glob("client.key.old-*")
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_server_that_accepts_and_never_answers_says_so(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        site.write_text(
+            site_text(f"opc.tcp://127.0.0.1:{port}").replace("timeout: 3s", "timeout: 500ms")
+        )
+        assert main(["certificate", str(site), "ua_b256", "--server"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot get the endpoints of opc.tcp://127.0.0.1:{port}: no answer within 0.5 s" in err
