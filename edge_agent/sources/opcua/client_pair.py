@@ -119,8 +119,8 @@ def keep_aside(path: Path, stamp: str, mode: int | None = None) -> Path:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` (never an existing file, nor through a symlink) with ``mode`` from
-    the first byte: a key is never readable by others, even for a moment."""
+    """Create ``path`` (never an existing file, nor through a symlink) 0600, and give it
+    ``mode`` once written: a key is never readable by others, even for a moment."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
