@@ -53,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--trust goes with --server")
     if args.days < 1:
         return _usage("--days must be at least 1")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        now + dt.timedelta(days=args.days)
+    except OverflowError:
+        # Also what a clock gone to the year 9999 gives: show it.
+        return _usage(
+            f"--days {args.days} from {now:%Y-%m-%d} (this machine's clock) ends after 9999"
+        )
     config = _load(args.site)
     if config is None:
         return 2
@@ -91,6 +99,11 @@ def _file(name: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    # resolve(): the same file through a link or a ".." is still the same file.
+    return a.resolve() == b.resolve()
+
+
 def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
     from edge_agent.sources.opcua.client_pair import PairExists, make_pair
 
@@ -103,6 +116,11 @@ def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
         )
     certificate_path = _file(security.certificate, base_dir)
     key_path = _file(security.private_key, base_dir)
+    if _same_file(certificate_path, key_path):
+        return _usage(
+            f"connection {args.connection}: certificate and private_key name the same file "
+            f"({certificate_path}); name two files, e.g. pki/client.pem and pki/client.key"
+        )
     try:
         made = make_pair(
             certificate_path,
@@ -144,7 +162,7 @@ def _make(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
 def _print_certificate(cert: object, der: bytes, *, application_uri: str | None = None) -> None:
     from cryptography import x509
 
-    from edge_agent.sources.opcua.certs import thumbprint
+    from edge_agent.sources.opcua.certs import sha1_thumbprint, thumbprint
 
     assert isinstance(cert, x509.Certificate)
     print(f"subject:     {cert.subject.rfc4514_string()}")
@@ -152,6 +170,7 @@ def _print_certificate(cert: object, der: bytes, *, application_uri: str | None 
         print(f"application: {application_uri}")
     print(f"valid:       {_when(cert.not_valid_before_utc)} to {_when(cert.not_valid_after_utc)}")
     print(f"SHA-256:     {thumbprint(der)}")
+    print(f"SHA-1:       {sha1_thumbprint(der)} (as OPC UA tools show it)")
 
 
 def _when(moment: dt.datetime) -> str:
@@ -167,20 +186,32 @@ def _server(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
     from edge_agent.sources.opcua.errors import OpcUaSecurityError
 
     wanted: str | None = None
+    security = connection.security
     if args.trust is not None:
         try:
             wanted = normalize_fingerprint(args.trust)
         except ValueError as exc:
             return _usage(str(exc))
+        ours = [name for name in (security.certificate, security.private_key) if name]
+        pin = security.server_certificate
+        if pin and any(_same_file(_file(pin, base_dir), _file(n, base_dir)) for n in ours):
+            return _usage(
+                f"connection {args.connection}: server_certificate names the same file as our "
+                f"certificate or key ({pin}); name its own file, e.g. pki/server.der"
+            )
     timeout_s = connection.timeout / 1e9
     try:
         offers = asyncio.run(
             asyncio.wait_for(fetch_offers(connection.endpoint, timeout_s), timeout_s * 3)
         )
     except Exception as exc:  # any failure to ask is one line for the installer
+        why = (
+            f"no answer within {timeout_s:g} s (the connection's timeout)"
+            if isinstance(exc, TimeoutError)
+            else f"{type(exc).__name__}: {exc}".rstrip(": ")
+        )
         print(
-            f"edge-agent certificate: cannot get the endpoints of {connection.endpoint}: "
-            f"{type(exc).__name__}: {exc}".rstrip(": "),
+            f"edge-agent certificate: cannot get the endpoints of {connection.endpoint}: {why}",
             file=sys.stderr,
         )
         return 1
@@ -211,7 +242,13 @@ def _server(args: argparse.Namespace, connection: OpcUa, base_dir: Path) -> int:
         else:
             print(f"pinned:      no ({pinned_path} does not exist yet)")
     if wanted is None:
-        if certificates:
+        if certificates and pinned_path is None:
+            print(
+                "next: to use a secure endpoint, name the files in the connection's security: "
+                "first (policy, mode, certificate, private_key, server_certificate; "
+                "docs/opcua-security.md, step 1)"
+            )
+        elif certificates:
             print(
                 "next: compare the SHA-256 with the one the server's administrator reads on "
                 "the server, then pin it: edge-agent certificate "
@@ -250,13 +287,11 @@ def _write_trusted(path: Path, der: bytes) -> None:
     from cryptography import x509
 
     from edge_agent.sources.opcua.certs import certificate_bytes
+    from edge_agent.sources.opcua.client_pair import keep_aside, make_private_folder, write_file
 
     data = certificate_bytes(x509.load_der_x509_certificate(der), path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(path.parent)  # our key may go there later
     if path.exists() and path.read_bytes() != data:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         # A copy: the running agent always finds a certificate at ``path``.
-        path.with_name(f"{path.name}.old-{stamp}").write_bytes(path.read_bytes())
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+        keep_aside(path, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+    write_file(path, data, 0o644)

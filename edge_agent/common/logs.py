@@ -227,6 +227,9 @@ def set_log_level(level: str) -> None:
     # the agent's own events.
     for noisy in ("httpx", "httpcore", "asyncua"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # asyncua's client warns of every service fault it then raises: a refused certificate or
+    # user at each reconnect attempt. The OPC UA source logs it once per change of cause.
+    logging.getLogger("asyncua.client.ua_client").setLevel(max(logging.ERROR, root.level))
     # pymodbus warns on every reconnect attempt ("Repeating...."); the Modbus source logs
     # the connection state itself, with the connection's name and the next retry.
     logging.getLogger("pymodbus").setLevel(max(logging.ERROR, root.level))

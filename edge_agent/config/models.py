@@ -176,6 +176,17 @@ class OpcUaSecurity(Model):
     server_certificate: str | None = None
     application_uri: str = "urn:edge-agent:client"
 
+    @field_validator("application_uri")
+    @classmethod
+    def _ascii_uri(cls, value: str) -> str:
+        # It goes into the certificate's subjectAltName, which holds ASCII only.
+        if not value.isascii():
+            raise ValueError(
+                f"{value!r} is not ASCII: a URI takes other characters percent-encoded "
+                "(ü is %C3%BC), or write them without accents"
+            )
+        return value
+
     @model_validator(mode="after")
     def _policy_and_mode_agree(self) -> OpcUaSecurity:
         if (self.policy is SecurityPolicy.NONE) != (self.mode is SecurityMode.NONE):
@@ -210,6 +221,17 @@ class OpcUa(Model):
     username: str | None = None
     password: SecretRef | None = None
     backoff: Backoff = Backoff()
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        # asyncua logs in with a user:password@ in the URL, and every error prints the URL.
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "carries a user name or password (user:password@host): put them in username "
+                "and password (a secret reference), never in the endpoint"
+            )
+        return value
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> OpcUa:

@@ -41,6 +41,10 @@ class FileProblem(Exception):
     """A file that cannot be used; the message names it and says why."""
 
 
+class FileMissing(FileProblem):
+    """The file does not exist (yet)."""
+
+
 @dataclass(frozen=True)
 class CertificateFiles:
     """What one connection names: where each file is written in the document."""
@@ -51,6 +55,8 @@ class CertificateFiles:
     """CA bundles or the one trusted server certificate."""
     der_allowed: bool = False
     """OPC UA takes DER as well as PEM; OpenSSL (MQTT) only PEM."""
+    opcua_connection: str | None = None
+    """The OPC UA connection's name: ``edge-agent certificate`` makes or fetches its files."""
 
 
 def resolve_path(name: str, base_dir: Path) -> Path:
@@ -65,7 +71,7 @@ def read_bounded(path: Path) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise FileProblem(f"{path} does not exist") from None
+        raise FileMissing(f"{path} does not exist") from None
     except PermissionError:
         raise FileProblem(f"{path} is not readable by user {_user()}") from None
     except IsADirectoryError:
@@ -178,6 +184,7 @@ def connection_files(doc: Document) -> Iterator[CertificateFiles]:
             private_key=(*prefix, "private_key") if "private_key" in security else None,
             trusted=((*prefix, "server_certificate"),) if "server_certificate" in security else (),
             der_allowed=True,
+            opcua_connection=str(name),
         )
 
 
@@ -221,6 +228,16 @@ def _name_at(doc: Document, path: ConfigPath) -> Path | None:
     return resolve_path(name, doc.base_dir) if isinstance(name, str) and name else None
 
 
+def _problem(doc: Document, files: CertificateFiles, exc: FileProblem, trusted: bool) -> str:
+    """The problem, and for an OPC UA file not made yet the command that makes it."""
+    if not isinstance(exc, FileMissing) or files.opcua_connection is None:
+        return str(exc)
+    command = f"edge-agent certificate {doc.main_file} {files.opcua_connection}"
+    if trusted:
+        return f"{exc}: fetch and pin the server's with {command} --server --trust SHA256"
+    return f"{exc}: make it with {command}"
+
+
 def _check_connection(doc: Document, files: CertificateFiles) -> Iterator[Diagnostic]:
     for trusted_path in files.trusted:
         path = _name_at(doc, trusted_path)
@@ -229,7 +246,7 @@ def _check_connection(doc: Document, files: CertificateFiles) -> Iterator[Diagno
         try:
             certificates = load_certificates(path, files.der_allowed)
         except FileProblem as exc:
-            yield doc.at(trusted_path, str(exc))
+            yield doc.at(trusted_path, _problem(doc, files, exc, trusted=True))
             continue
         for certificate in certificates:
             problem = validity_problem(certificate, path)
@@ -242,7 +259,7 @@ def _check_connection(doc: Document, files: CertificateFiles) -> Iterator[Diagno
         try:
             leaf = load_certificates(certificate_path, files.der_allowed)[0]
         except FileProblem as exc:
-            yield doc.at(files.certificate, str(exc))
+            yield doc.at(files.certificate, _problem(doc, files, exc, trusted=False))
         else:
             problem = validity_problem(leaf, certificate_path)
             if problem is not None:
@@ -252,7 +269,7 @@ def _check_connection(doc: Document, files: CertificateFiles) -> Iterator[Diagno
     try:
         key = load_private_key(key_path, files.der_allowed)
     except FileProblem as exc:
-        yield doc.at(files.private_key, str(exc))
+        yield doc.at(files.private_key, _problem(doc, files, exc, trusted=False))
         return
     if leaf is not None and not key_matches(leaf, key):
         yield doc.at(

@@ -142,7 +142,8 @@ def test_opcua_security_files_in_der_and_pem(tmp_path: Path) -> None:
     assert found == [
         f"connections.ua1.security.private_key: {ua}/client.key is not the private key of the "
         f"certificate {ua}/client.der: install the key and certificate of the same pair",
-        f"connections.ua1.security.server_certificate: {ua}/server.pem does not exist",
+        f"connections.ua1.security.server_certificate: {ua}/server.pem does not exist: fetch "
+        f"and pin the server's with edge-agent certificate {path} ua1 --server --trust SHA256",
     ]
 
 

@@ -3,6 +3,7 @@ and a pair made by the command opens a secure session with a server that trusts 
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,3 +237,57 @@ def test_pinning_a_renewed_server_certificate_keeps_the_old_one(
     assert thumbprint(pinned.read_bytes()) == fingerprint
     [kept] = pinned.parent.glob("server.der.old-*")
     assert kept.read_bytes() == old
+
+
+def test_trust_never_writes_through_a_symlink_at_the_temporary_name(
+    site: Path, server_pki: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    pinned = site.parent / "pki/server.der"
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    (pinned.parent / ".server.der.new").symlink_to(victim)
+    fingerprint = server_sha256(server_pki)
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
+    assert victim.read_text() == "precious\n"
+    assert not pinned.is_symlink() and thumbprint(pinned.read_bytes()) == fingerprint
+
+
+def test_a_sha1_thumbprint_as_opc_ua_tools_show_it_is_named_and_pins_nothing(
+    site: Path, server_pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # UaExpert and servers' trust lists show the SHA-1 thumbprint: --server prints it too,
+    # so the installer can compare, and --trust says it wants the SHA-256 beside it.
+    sha1 = hashlib.sha1(load_certificate_der(server_pki / "server.pem")).hexdigest()
+    assert main(["certificate", str(site), "ua_b256", "--server"]) == 0
+    assert f"SHA-1:       {sha1}" in capsys.readouterr().out
+    before = sorted(site.parent.rglob("*"))
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", sha1.upper()]) == 2
+    err = capsys.readouterr().err
+    assert "SHA-1 thumbprint" in err and "SHA-256" in err
+    assert sorted(site.parent.rglob("*")) == before
+
+
+def test_server_on_a_connection_without_security_says_to_name_the_files_first(
+    tmp_path: Path, served: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-test}\nconnections:\n"
+        f'  plain: {{protocol: opcua, endpoint: "{served.simulator.endpoint}", timeout: 3s}}\n'
+        'sensors:\n  t: {connection: plain, node: "ns=2;s=Line1.P101.BearingTemp"}\n'
+    )
+    assert main(["certificate", str(site), "plain", "--server"]) == 0
+    out = capsys.readouterr().out
+    assert "pinned:      no (the connection names no server_certificate)" in out
+    assert "--trust SHA256" not in out
+    assert "name the files in the connection's security: first" in out
+
+
+def test_pinning_first_makes_the_folder_0700_as_making_our_pair_would(
+    site: Path, server_pki: Path
+) -> None:
+    # The installer who pins before making the pair: the key later goes in the same folder.
+    fingerprint = server_sha256(server_pki)
+    assert main(["certificate", str(site), "ua_b256", "--server", "--trust", fingerprint]) == 0
+    assert stat.S_IMODE((site.parent / "pki").stat().st_mode) == 0o700

@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from edge_agent.config.models import OpcUa
 from edge_agent.readings import Quality
+from edge_agent.service.logs import set_log_level
 from edge_agent.simulators.opcua import SERVER_APPLICATION_URI, OpcUaSimulator, SimulatorSecurity
 from edge_agent.sources.opcua.certs import (
     build_certificate,
@@ -307,6 +308,27 @@ async def test_the_server_certificate_not_the_pinned_one(
     conn = secure(sim.endpoint, server_certificate="rogue.pem")
     reason = await assert_refused(conn, pki, "server_certificate_not_pinned", caplog)
     assert fingerprint(pki, "rogue") in reason and fingerprint(pki, "server") in reason
+
+
+async def test_the_service_log_has_the_refusal_once_and_no_asyncua_warning_per_attempt(
+    sim: OpcUaSimulator, pki: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet = ("asyncua", "asyncua.client.ua_client")
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    source = make_source(secure(sim.endpoint, certificate="stranger"), base_dir=pki)
+    try:
+        with caplog.at_level(logging.INFO):
+            set_log_level("info")  # as the service sets it
+            async with running(source, Collector()):
+                await wait_until(lambda: source.stats.connect_attempts >= 3)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # asyncua's client warns of each service fault it raises (the server's own log is its own).
+    assert [r.getMessage() for r in warnings if r.name.startswith("asyncua.client")] == []
+    refused = [r for r in warnings if r.getMessage() == "OPC UA connection refused."]
+    assert len(refused) == 1
 
 
 async def test_the_cause_clears_once_connected(sim: OpcUaSimulator, pki: Path) -> None:

@@ -162,6 +162,12 @@ def thumbprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def sha1_thumbprint(der: bytes) -> str:
+    """The SHA-1 thumbprint OPC UA itself uses (Part 6, 6.2.2): what UaExpert and servers'
+    trust lists show. Printed to compare by eye; trust is pinned by SHA-256."""
+    return hashlib.sha1(der, usedforsecurity=False).hexdigest()
+
+
 def first_certificate(blob: bytes) -> bytes:
     """The leading certificate of a DER blob that may carry a chain after it."""
     if len(blob) > 4 and blob[0] == 0x30 and blob[1] == 0x82:
@@ -173,6 +179,11 @@ def normalize_fingerprint(text: str) -> str:
     """A SHA-256 fingerprint as typed or pasted (colons, spaces, either case) in the form
     :func:`thumbprint` gives; ``ValueError`` when it is not 64 hex digits."""
     digits = "".join(text.split()).replace(":", "").lower()
+    if len(digits) == 40 and all(c in "0123456789abcdef" for c in digits):
+        raise ValueError(
+            f"{text!r} is a SHA-1 thumbprint (what OPC UA tools show); give the SHA-256 "
+            "fingerprint (64 hex digits) printed beside it"
+        )
     if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
         raise ValueError(f"{text!r} is not a SHA-256 fingerprint (64 hex digits)")
     return digits

@@ -56,7 +56,8 @@ def make_pair(
     now: dt.datetime | None = None,
 ) -> MadePair:
     """Make an RSA 2048 key and a self-signed certificate for ``application_uri``."""
-    existing = [path for path in (certificate_path, key_path) if path.exists()]
+    # A dangling symlink counts: replacing it would undo where the installer points it.
+    existing = [p for p in (certificate_path, key_path) if p.exists() or p.is_symlink()]
     if existing and not renew:
         raise PairExists(", ".join(str(path) for path in existing))
     now = now or dt.datetime.now(dt.UTC)
@@ -71,15 +72,25 @@ def make_pair(
         now=now,
     )
     for folder in {certificate_path.parent, key_path.parent}:
-        _make_private_folder(folder)
+        make_private_folder(folder)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    kept = tuple(_keep_aside(path, stamp) for path in existing)
-    _write(key_path, key_pem(key), 0o600)
-    _write(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
-    return MadePair(certificate, certificate_path, key_path, kept)
+    # An old key is still a key the server may trust: its copy is ours only.
+    kept = {p: keep_aside(p, stamp, 0o600 if p == key_path else None) for p in existing}
+    write_file(key_path, key_pem(key), 0o600)
+    try:
+        write_file(certificate_path, certificate_bytes(certificate, certificate_path), 0o644)
+    except BaseException:
+        # A new key beside the old certificate is no pair, and a lone new key would be
+        # refused as existing next time: put back what was there.
+        if key_path in kept:
+            write_file(key_path, kept[key_path].read_bytes(), 0o600)
+        else:
+            key_path.unlink(missing_ok=True)
+        raise
+    return MadePair(certificate, certificate_path, key_path, tuple(kept.values()))
 
 
-def _make_private_folder(folder: Path) -> None:
+def make_private_folder(folder: Path) -> None:
     """Create ``folder`` and its missing parents 0700; folders that exist keep their mode."""
     missing: list[Path] = []
     current = folder
@@ -91,28 +102,44 @@ def _make_private_folder(folder: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode passes through the umask
 
 
-def _keep_aside(path: Path, stamp: str) -> Path:
-    aside = path.with_name(f"{path.name}.old-{stamp}")
-    counter = 1
-    while aside.exists():  # two renewals within a second
-        aside = path.with_name(f"{path.name}.old-{stamp}-{counter}")
-        counter += 1
+def keep_aside(path: Path, stamp: str, mode: int | None = None) -> Path:
+    """Copy ``path`` to ``NAME.old-STAMP`` (its own mode unless ``mode``), a free name."""
     # A copy, not a rename: the running agent keeps a loadable pair until both new files
     # are in place.
-    aside.write_bytes(path.read_bytes())
-    os.chmod(aside, path.stat().st_mode & 0o777)
-    return aside
+    data = path.read_bytes()
+    mode = path.stat().st_mode & 0o777 if mode is None else mode
+    aside = path.with_name(f"{path.name}.old-{stamp}")
+    for counter in range(1, 1000):
+        try:
+            _write_new(aside, data, mode)
+            return aside
+        except FileExistsError:  # two renewals within a second, or a link there
+            aside = path.with_name(f"{path.name}.old-{stamp}-{counter}")
+    raise FileExistsError(f"{aside} and 998 others before it exist")
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.new")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (never an existing file, nor through a symlink) 0600, and give it
+    ``mode`` once written: a key is never readable by others, even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
+        os.chmod(path, mode)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Put ``data`` at ``path`` by a rename, so a reader sees the old or the new file."""
+    temporary = path.with_name(f".{path.name}.new")
+    # A leftover of an interrupted run, or a link planted there: remove it, never follow it.
+    temporary.unlink(missing_ok=True)
+    _write_new(temporary, data, mode)
+    try:
         temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -53,7 +53,8 @@ def offer_of(endpoint: ua.EndpointDescription) -> Offer:
     )
     return Offer(
         policy=policy_name(endpoint.SecurityPolicyUri),
-        mode=endpoint.SecurityMode.name,
+        # asyncua names the mode None ``None_`` (a Python keyword); the site file says None.
+        mode=endpoint.SecurityMode.name.rstrip("_"),
         user_tokens=tokens,
         certificate=first_certificate(endpoint.ServerCertificate or b""),
     )

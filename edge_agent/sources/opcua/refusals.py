@@ -8,6 +8,7 @@ that failed (:class:`ConnectSteps`) decides as much as the exception does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from asyncua.client.client import Client
 from asyncua.ua.uaerrors import UaStatusCodeError
 
 from edge_agent.config.models import OpcUa
+from edge_agent.sources.opcua.endpoints import fetch_offers
 from edge_agent.sources.opcua.errors import Cause, OpcUaRefused
 from edge_agent.sources.opcua.security import ClientSecurity, policy_refusal
 
@@ -143,4 +145,26 @@ async def named_refusal(
         named = await policy_refusal(
             config.endpoint, config.security.policy, config.security.mode, timeout_s
         )
+    if named is not None and named.cause is Cause.USER_REFUSED:
+        named = await user_not_offered(config, timeout_s) or named
     return named
+
+
+async def user_not_offered(config: OpcUa, timeout_s: float) -> OpcUaRefused | None:
+    """The refusal when our endpoint takes no user name at all (anonymous only): the
+    password was never the problem. ``None`` when it takes one, or cannot be asked."""
+    try:
+        async with asyncio.timeout(2 * timeout_s):
+            offers = await fetch_offers(config.endpoint, timeout_s)
+    except Exception:  # only a better reason is looked for: the refusal stands
+        return None
+    policy, mode = config.security.policy.value, config.security.mode.value
+    ours = [offer for offer in offers if (offer.policy, offer.mode) == (policy, mode)]
+    if not ours or any("UserName" in offer.user_tokens for offer in ours):
+        return None
+    takes = ", ".join(dict.fromkeys(t for offer in ours for t in offer.user_tokens)) or "none"
+    return OpcUaRefused(
+        Cause.USER_REFUSED,
+        f"the server takes no user name on {policy}/{mode} (it takes {takes}): remove "
+        "username and password from this connection, or enable user names on the server",
+    )

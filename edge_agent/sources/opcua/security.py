@@ -189,9 +189,17 @@ async def apply_security(
     assert security.certificate and security.private_key and security.server_certificate
     cert_path = _path(security.certificate, base_dir)
     key_path = _path(security.private_key, base_dir)
-    trusted = TrustedServerCertificate(
-        load_certificate_der(_path(security.server_certificate, base_dir))
-    )
+    server_path = _path(security.server_certificate, base_dir)
+    # Files not made yet: say which step of docs/opcua-security.md makes them.
+    command = "edge-agent certificate SITE CONNECTION"
+    for path, fix in (
+        (cert_path, f"make it with {command}"),
+        (key_path, f"make it with {command}"),
+        (server_path, f"fetch and pin the server's with {command} --server --trust SHA256"),
+    ):
+        if not path.exists():
+            raise OpcUaSecurityError(f"{path} does not exist: {fix}")
+    trusted = TrustedServerCertificate(load_certificate_der(server_path))
     own_der = load_certificate_der(cert_path)
     own = x509.load_der_x509_certificate(own_der)
     _check_own_certificate(own, security.application_uri, cert_path)
@@ -251,5 +259,7 @@ def _check_own_certificate(cert: x509.Certificate, application_uri: str, path: P
     if application_uri not in uris:
         raise OpcUaSecurityError(
             f"certificate {path} does not carry the application_uri {application_uri!r} in its "
-            f"subjectAltName (it has {uris or 'none'}); servers refuse such a client"
+            f"subjectAltName (it has {uris or 'none'}); servers refuse such a client: set "
+            "application_uri to the certificate's, or make a new certificate (edge-agent "
+            "certificate SITE CONNECTION --renew) and trust it on the server"
         )
