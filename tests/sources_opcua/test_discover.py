@@ -51,6 +51,10 @@ async def sim() -> AsyncIterator[OpcUaSimulator]:
     # A loop back to its parent, and a second parent for Temp: each node is listed once.
     await loop.add_reference(odd.nodeid, ua.ObjectIds.HasComponent, bidirectional=False)
     await loop.add_reference(temp.nodeid, ua.ObjectIds.Organizes, bidirectional=False)
+    # Node ids as servers write them: `;`, spaces, accents, and a line break no site file holds.
+    odder = await server.nodes.objects.add_folder(ua.NodeId("Odder", ns), "Odder")
+    for number, identifier in enumerate(["a;b=c", "with space", "Température", "line\nbreak"]):
+        await odder.add_variable(ua.NodeId(identifier, ns), f"V{number}", float(number))
     try:
         yield simulator
     finally:
@@ -140,6 +144,30 @@ async def test_the_fragment_validates_and_reads_as_written(
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["read", str(site)]) == 0, capsys.readouterr().err
     assert "line1_p101_bearingtemp" in capsys.readouterr().out
+
+
+async def test_odd_node_ids_validate_and_read_or_are_skipped_with_why(
+    sim: OpcUaSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    fragment = tmp_path / "discovered.yaml"
+    argv = ["discover", "opcua", sim.endpoint, "--filter", "Odder/*", "-o", str(fragment)]
+    assert await asyncio.to_thread(main, argv) == 0
+    err = capsys.readouterr().err
+    assert "skipped Odder/V3: its node id cannot be written in a site file" in err
+    assert "3 sensors, 1 skipped" in err
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-9, name: Plant 9}\ninclude: [discovered.yaml]\n"
+        "forwarding: {mode: maintainx, maintainx: {api_key: '${MAINTAINX_API_KEY}'}}\n"
+    )
+    code = await asyncio.to_thread(main, ["validate", "--skip-host-checks", str(site)])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["read", "--json", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert out.count('"good"') == 3 and "Température" in fragment.read_text()
 
 
 async def test_a_site_files_connection_is_used_as_it_is(

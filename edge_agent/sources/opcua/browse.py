@@ -18,6 +18,8 @@ from asyncua.client.client import Client
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 
+from edge_agent.config.models import NODE_ID_RE
+
 CHUNK: Final = 500
 """Nodes per Browse or Read request (under every server's limits we know of)."""
 MAX_NODES: Final = 200_000
@@ -215,6 +217,9 @@ async def _describe(
                 else data_type.to_string()
             )
             result.skipped.append((shown, f"type {name} is not a number or a boolean"))
+            continue
+        if not NODE_ID_RE.match(node.to_string()):  # e.g. a line break in an s= id
+            result.skipped.append((shown, "its node id cannot be written in a site file"))
             continue
         level = access_value.Value.Value if _good(access_value) and access_value.Value else None
         if not isinstance(level, int) or not level & ua.AccessLevel.CurrentRead.mask:
