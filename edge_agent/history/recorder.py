@@ -67,6 +67,11 @@ class HistoryRecorder:
                     store = await self._open()
                     if store is None:
                         continue
+                if not self.path.exists():  # deleted under us: readers would never see it
+                    store.close()
+                    store = await self._open()
+                    if store is None:
+                        continue
                 batch, self._buffer = self._buffer, []
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_INTERVAL_S
@@ -133,6 +138,6 @@ def _changed(last: tuple[Value, Quality, int], reading: Reading, wall_ns: int) -
         if isinstance(value, bool) or isinstance(new, bool):
             return value != new
         if not (math.isfinite(value) and math.isfinite(new)):
-            return value != new
+            return value != new and not (math.isnan(value) and math.isnan(new))
         return abs(new - value) > RELATIVE_DEADBAND * max(1.0, abs(value))
     return value != new

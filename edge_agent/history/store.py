@@ -201,7 +201,7 @@ def _value(kind: int, number: float | None, text: str | None) -> Value:
     if kind == BOOLEAN:
         return bool(number)
     if kind == NUMBER:
-        return number
+        return math.nan if number is None else number  # SQLite keeps a NaN as NULL
     if kind == TEXT:
         return text
     return None

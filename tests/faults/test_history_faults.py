@@ -208,3 +208,64 @@ async def test_the_recorder_writes_and_a_reader_sees_it_while_it_runs(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_nan_reading_comes_back_as_nan_not_as_no_value(tmp_path: Path) -> None:
+    """SQLite keeps a NaN as NULL: replayed as None it would be another reading than the
+    rules saw."""
+    import math
+
+    store = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    now = time.time_ns()
+    store.append(
+        [Row("temp", now, math.nan, Quality.GOOD), Row("temp", now + 1, None, Quality.BAD)]
+    )
+    back = [r.value for r in store.rows(now, sensor="temp")]
+    store.close()
+    assert isinstance(back[0], float) and math.isnan(back[0]) and back[1] is None
+
+
+async def test_a_history_file_deleted_while_the_agent_runs_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone tidies the state folder: the recorder must not go on writing into the deleted
+    file, where no reader finds it, until the next restart."""
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+
+    async def written(count: int) -> None:
+        for _ in range(500):
+            if history.written >= count:
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        now = time.time_ns()
+        history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], now)
+        await written(1)
+        for name in (FILE_NAME, f"{FILE_NAME}-wal", f"{FILE_NAME}-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        history.offer([Reading("temp", 2.0, Quality.GOOD, 0)], now + S)
+        await written(2)
+        history.offer([Reading("temp", 3.0, Quality.GOOD, 0)], now + 2 * S)
+        await written(3)
+        assert (tmp_path / FILE_NAME).exists()
+        reader = HistoryStore(tmp_path / FILE_NAME, HOUR, 10**8)
+        assert [r.value for r in reader.rows(0, sensor="temp")] == [2.0, 3.0]
+        reader.close()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_a_sensor_stuck_at_nan_is_kept_on_change_like_any_other(tmp_path: Path) -> None:
+    """NaN != NaN: without care every poll of a broken transmitter would be a change."""
+    import math
+
+    history = HistoryRecorder(tmp_path, History())
+    for second in range(5):
+        history.offer([Reading("temp", math.nan, Quality.GOOD, 0)], second * S)
+    history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], 6 * S)
+    assert [r.time_ns // S for r in history._buffer] == [0, 6]

@@ -119,3 +119,25 @@ def test_history_prints_csv_and_a_chart(site: Path, capsys: pytest.CaptureFixtur
     assert any(line.endswith("| temp-high high 80") for line in text.splitlines())
     assert main(["history", str(site), "tmep"]) == 2
     assert "did you mean `temp`?" in capsys.readouterr().err
+
+
+def test_the_chart_of_huge_values_one_reading_and_booleans() -> None:
+    """Values near the float limit keep a finite axis; one reading is one column; a boolean
+    sensor (a run contact) is charted as 0 and 1, not refused."""
+    from edge_agent.commands.history import CHART_HEIGHT, chart
+
+    now = time.time_ns()
+    huge = chart(
+        [Row("x", now, 1e308, Quality.GOOD), Row("x", now + S, -1e308, Quality.GOOD)], {}, "x", None
+    )
+    axis = [line.split("|")[0].strip() for line in huge.splitlines()[1 : 1 + CHART_HEIGHT]]
+    assert axis[0] == "1e+308" and axis[-1] == "-1e+308" and "inf" not in huge
+    stars = [line.split("|")[1] for line in huge.splitlines()[1 : 1 + CHART_HEIGHT]]
+    assert stars[0] == "* " and stars[-1] == " *"
+    one = chart([Row("x", now, 5.0, Quality.GOOD)], {}, "x", None)
+    assert one.splitlines()[0] == "x: 1 readings, 5 .. 5" and one.count("*") == 1
+    running = [Row("run", now + k * S, k % 2 == 1, Quality.GOOD) for k in range(4)]
+    text = chart(running, {}, "run", None)
+    assert text.splitlines()[0] == "run: 4 readings, 0 .. 1"
+    lines = text.splitlines()[1 : 1 + CHART_HEIGHT]
+    assert lines[0].split("|")[1] == " * *" and lines[-1].split("|")[1] == "* * "
