@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from edge_agent.config.models import History
-from edge_agent.history.store import FILE_NAME, HistoryError, HistoryStore, Row
+from edge_agent.history.store import FILE_NAME, HistoryCorrupt, HistoryError, HistoryStore, Row
 from edge_agent.readings import Quality, Reading, Value
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class HistoryRecorder:
 
     async def _open(self) -> HistoryStore | None:
         try:
-            store = await asyncio.to_thread(
-                HistoryStore, self.path, self.config.keep, self.config.max_bytes
-            )
+            store = await asyncio.to_thread(self._open_store)
         except HistoryError as exc:
             self._failed(str(exc))
             self.dropped += len(self._buffer)
@@ -111,6 +109,25 @@ class HistoryRecorder:
             await asyncio.sleep(RETRY_AFTER_FAILURE_S)
             return None
         return store
+
+    def _open_store(self) -> HistoryStore:
+        """The store; a file that is not a database is set aside (``.corrupt``, for a look)
+        and a new one begun: retrying it would stop the history for good."""
+        try:
+            return HistoryStore(self.path, self.config.keep, self.config.max_bytes)
+        except HistoryCorrupt as exc:
+            aside = self.path.with_name(f"{FILE_NAME}.corrupt")
+            log.warning(
+                "The history file is not a database: set aside, a new one begun.",
+                extra={"file": str(aside), "error": str(exc)},
+            )
+            try:
+                self.path.replace(aside)
+                for suffix in ("-wal", "-shm"):
+                    self.path.with_name(f"{FILE_NAME}{suffix}").unlink(missing_ok=True)
+            except OSError as error:
+                raise HistoryError(f"{self.path}: cannot set aside: {error}") from error
+        return HistoryStore(self.path, self.config.keep, self.config.max_bytes)
 
     async def _call(self, method: Callable[..., object], *args: object) -> bool:
         try:

@@ -41,6 +41,10 @@ class HistoryError(Exception):
     """The history file cannot be opened, read or written (the rules never see it)."""
 
 
+class HistoryCorrupt(HistoryError):
+    """The file is not a database (not locked, read-only or full: no retry mends it)."""
+
+
 @dataclass(frozen=True)
 class Row:
     sensor: str
@@ -65,7 +69,9 @@ class HistoryStore:
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise HistoryError(f"{path}: {exc}") from exc
+            # OperationalError and the others are conditions; the base class is a bad file.
+            bad_file = type(exc) is sqlite3.DatabaseError
+            raise (HistoryCorrupt if bad_file else HistoryError)(f"{path}: {exc}") from exc
         self._ids: dict[str, int] = dict(
             (name, number) for number, name in self._db.execute("SELECT id, name FROM sensors")
         )

@@ -269,3 +269,27 @@ def test_a_sensor_stuck_at_nan_is_kept_on_change_like_any_other(tmp_path: Path) 
         history.offer([Reading("temp", math.nan, Quality.GOOD, 0)], second * S)
     history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], 6 * S)
     assert [r.time_ns // S for r in history._buffer] == [0, 6]
+
+
+async def test_a_corrupt_history_file_is_set_aside_and_a_new_one_begun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a database (a disk error, a copy gone wrong): retrying it every minute would stop
+    the history for good; it is kept aside for a look and the history goes on."""
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 20
+    (tmp_path / FILE_NAME).write_bytes(garbage)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+    try:
+        history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], time.time_ns())
+        for _ in range(500):
+            if history.written:
+                break
+            await asyncio.sleep(0.01)
+        assert history.written == 1 and history.failed is None
+        assert (tmp_path / f"{FILE_NAME}.corrupt").read_bytes() == garbage
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
