@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists():
         print(f"{args.output}: exists; not overwritten", file=sys.stderr)
         return EXIT_USAGE
+    if args.output is not None and not args.output.absolute().parent.is_dir():
+        # Said now, not after a browse of minutes whose result could not be written.
+        print(f"{args.output}: no folder {args.output.parent}", file=sys.stderr)
+        return EXIT_USAGE
     started = time.monotonic()
     # asyncua's own warnings (a session timeout it adjusted...) are not the installer's.
     logging.getLogger("asyncua").setLevel(logging.ERROR)

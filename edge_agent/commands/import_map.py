@@ -79,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if args.output.exists():
             print(f"{args.output}: exists; not overwritten", file=sys.stderr)
             return EXIT_UNREADABLE
-        write_atomic(args.output, document.encode(), mode=0o644)
+        try:
+            write_atomic(args.output, document.encode(), mode=0o644)
+        except OSError as exc:  # a folder not made yet, no permission
+            print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     else:
         sys.stdout.write(document)
     print(

@@ -68,13 +68,12 @@ class HistoryStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # history: a cut loses a second
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._db.executescript(_SCHEMA)
+            self._ids: dict[str, int] = {}
+            self._load_ids()
         except sqlite3.Error as exc:
             # OperationalError and the others are conditions; the base class is a bad file.
             bad_file = type(exc) is sqlite3.DatabaseError
             raise (HistoryCorrupt if bad_file else HistoryError)(f"{path}: {exc}") from exc
-        self._ids: dict[str, int] = dict(
-            (name, number) for number, name in self._db.execute("SELECT id, name FROM sensors")
-        )
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -147,6 +146,10 @@ class HistoryStore:
     ) -> Iterator[Row]:
         """Rows in time order (one sensor, or all)."""
         until = until_ns if until_ns is not None else 2**63 - 1
+        try:  # a reader beside the agent: sensors it began since
+            self._load_ids()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"history read failed: {exc}") from exc
         names = {number: name for name, number in self._ids.items()}
         if sensor is not None:
             if sensor not in self._ids:
@@ -171,6 +174,11 @@ class HistoryStore:
             raise HistoryError(f"history read failed: {exc}") from exc
 
     # ------------------------------------------------------------------ inside
+
+    def _load_ids(self) -> None:
+        self._ids = {
+            name: number for number, name in self._db.execute("SELECT id, name FROM sensors")
+        }
 
     def _id(self, name: str) -> int:
         number = self._ids.get(name)

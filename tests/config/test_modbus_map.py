@@ -202,3 +202,12 @@ def test_a_map_whose_result_the_site_file_loader_would_refuse_is_not_written(
     assert main(["import", "modbus-map", str(big), "-o", str(out)]) == 2
     assert "larger than 2000 bytes, the most a site file may hold" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_output_in_a_folder_that_is_not_there_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sensors" / "modbus.yaml"  # `sensors/` not made yet
+    assert main(["import", "modbus-map", str(SAMPLE), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write:" in err and "Traceback" not in err

@@ -293,3 +293,17 @@ async def test_a_corrupt_history_file_is_set_aside_and_a_new_one_begun(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_reader_names_a_sensor_the_agent_began_after_the_reader_opened(tmp_path: Path) -> None:
+    """`replay --recent` reads its passes seconds after it opened the file: a sensor whose
+    first row the agent wrote meanwhile is named, not `?`."""
+    now = time.time_ns()
+    writer = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    writer.append([Row("temp", now, 1.0, Quality.GOOD)])
+    reader = HistoryStore(tmp_path / FILE_NAME, 0, 0)
+    writer.append([Row("flow", now + 1, 2.0, Quality.GOOD)])
+    assert [r.sensor for r in reader.rows(now)] == ["temp", "flow"]
+    assert [r.value for r in reader.rows(now, sensor="flow")] == [2.0]
+    reader.close()
+    writer.close()

@@ -193,6 +193,17 @@ async def test_a_site_files_connection_is_used_as_it_is(
     assert "has no OPC UA connection 'nope' (it has: line)" in capsys.readouterr().err
 
 
+async def test_an_output_in_a_folder_that_is_not_there_is_refused_before_browsing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    out = tmp_path / "sensors" / "discovered.yaml"
+    argv = ["discover", "opcua", "opc.tcp://127.0.0.1:1/none", "-o", str(out)]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert f"{out}: no folder {out.parent}" in capsys.readouterr().err
+
+
 async def test_a_wrong_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
