@@ -8,6 +8,7 @@ drawn in; ``--csv`` (or output to a file or a pipe) gives ``time,value,quality``
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import sys
 from pathlib import Path
@@ -83,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
 def _csv(rows: list[Row]) -> None:
     from edge_agent.alerts import format_time_ns
 
-    out = sys.stdout
-    out.write("time,value,quality\n")
+    # The csv module quotes a text value (a fault text with a comma, a quote, a line break).
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["time", "value", "quality"])
     for row in rows:
-        value = "" if row.value is None else str(row.value).replace(",", ";")
-        out.write(f"{format_time_ns(row.time_ns)},{value},{row.quality.value}\n")
+        value = "" if row.value is None else str(row.value)
+        out.writerow([format_time_ns(row.time_ns), value, row.quality.value])
 
 
 def _limits(config: SiteConfig, sensor: str) -> dict[str, float]:

@@ -180,11 +180,13 @@ def _run_recent(args: argparse.Namespace) -> int:
             # Streamed once per set of rules, not held (a day of a plant is millions of
             # rows), each pass to the same instant while the agent goes on writing.
             count = [0]
+            seen: set[str] = set()
 
             def readings() -> Iterator[Reading]:
                 count[0] = 0
                 for row in store.rows(now_ns - window_ns, now_ns):
                     count[0] += 1
+                    seen.add(row.sensor)
                     yield as_reading(row)
 
             events = events_of(config, readings(), now_ns)
@@ -192,6 +194,19 @@ def _run_recent(args: argparse.Namespace) -> int:
                 f"edge-agent replay: {count[0]} readings of the last {args.recent}",
                 file=sys.stderr,
             )
+            # A rule with nothing to read makes no work orders: said, or it reads as a fix.
+            quiet = {
+                (rule.sensor, rule.id)
+                for rules in (config, edited)
+                if rules is not None
+                for rule in rules.rules
+                if rule.sensor not in seen
+            }
+            for sensor, rule_id in sorted(quiet):
+                print(
+                    f"edge-agent replay: no readings of {sensor} (rule {rule_id}) in the history",
+                    file=sys.stderr,
+                )
             if edited is None:
                 for event in events:
                     sys.stdout.write(json.dumps(event.to_replay_json()) + "\n")
