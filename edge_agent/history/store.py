@@ -56,11 +56,20 @@ class Row:
 class HistoryStore:
     """Not thread-safe: the agent's one writer thread, or one reader."""
 
-    def __init__(self, path: Path, keep_ns: int, max_bytes: int) -> None:
+    def __init__(
+        self, path: Path, keep_ns: int, max_bytes: int, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self.keep_ns = keep_ns
         self.max_bytes = max_bytes
         try:
+            if read_only:  # beside the agent, perhaps as a user who may only read its file
+                self._db = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None
+                )
+                self._ids: dict[str, int] = {}
+                self._load_ids()
+                return
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # Before the first table: deleted rows give their pages back to the file system.
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -68,7 +77,7 @@ class HistoryStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # history: a cut loses a second
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._db.executescript(_SCHEMA)
-            self._ids: dict[str, int] = {}
+            self._ids = {}
             self._load_ids()
         except sqlite3.Error as exc:
             # OperationalError and the others are conditions; the base class is a bad file.
@@ -240,4 +249,4 @@ def open_for_reading(state_dir: Path) -> HistoryStore:
         raise HistoryError(
             f"no history in {state_dir} (`history: enabled` and a running agent keep it)"
         )
-    return HistoryStore(path, keep_ns=0, max_bytes=0)
+    return HistoryStore(path, keep_ns=0, max_bytes=0, read_only=True)

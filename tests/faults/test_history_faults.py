@@ -307,3 +307,21 @@ def test_a_reader_names_a_sensor_the_agent_began_after_the_reader_opened(tmp_pat
     assert [r.value for r in reader.rows(now, sensor="flow")] == [2.0]
     reader.close()
     writer.close()
+
+
+def test_a_reader_never_writes_the_agents_file(tmp_path: Path) -> None:
+    """`edge-agent history` run by an engineer who may read the agent's file but not write
+    it: SQLite opens it read-only, where setting a pragma fails. The reader asks for
+    read-only itself, so it works the same for root and for them."""
+    from edge_agent.history.store import open_for_reading
+
+    now = time.time_ns()
+    writer = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    writer.append([Row("temp", now, 1.0, Quality.GOOD)])
+    reader = open_for_reading(tmp_path)
+    writer.append([Row("temp", now + 1, 2.0, Quality.GOOD)])  # the agent goes on
+    assert [r.value for r in reader.rows(now)] == [1.0, 2.0]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader._db.execute("INSERT INTO sensors (name) VALUES ('x')")
+    reader.close()
+    writer.close()
