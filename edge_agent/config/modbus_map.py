@@ -241,7 +241,10 @@ def _sensor(
     except ValidationError as exc:
         error = exc.errors()[0]
         where = [str(p) for p in error["loc"]]
-        raise _BadCell(_column_of(where), f"{'.'.join(where)}: {error['msg']}") from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise _BadCell(
+            _column_of(where, message, column), f"{'.'.join(where)}: {message}"
+        ) from None
     return key, sensor
 
 
@@ -292,10 +295,16 @@ def _number(text: str, column: str, decimal_comma: bool = False) -> float:
     return value
 
 
-def _column_of(loc: list[str]) -> str:
-    """The CSV column a model error belongs to (``register.bit`` → ``bit``)."""
+def _column_of(loc: list[str], message: str, address_column: str) -> str:
+    """The CSV column a model error belongs to (``register.bit`` → ``bit``); an error of
+    the register as a whole, at the cell its message names (its type by default)."""
     last = loc[-1] if loc else "name"
-    return {"factor": "scale", "register": "table"}.get(last, last)
+    if last == "register":
+        for name in ("length", "bit"):
+            if f"`{name}:`" in message:
+                return name
+        return address_column if "runs past" in message else "type"
+    return {"factor": "scale", "address": address_column}.get(last, last)
 
 
 def _types() -> str:

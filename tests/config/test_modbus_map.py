@@ -211,3 +211,24 @@ def test_an_output_in_a_folder_that_is_not_there_is_one_line(
     assert main(["import", "modbus-map", str(SAMPLE), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"{out}: cannot write:" in err and "Traceback" not in err
+
+
+def test_a_register_the_model_refuses_is_reported_at_the_cell_to_change() -> None:
+    """Not at column 1 (`name`) under `table:`, a column this map does not have."""
+    text = (
+        "name,modicon,type,length,bit\n"
+        "a,40001,string,,\n"
+        "b,40002,float32,,3\n"
+        "c,40003,int16,4,\n"
+        "h,00001,float32,,\n"
+        "j,465536,float64,,\n"
+    )
+    converted = convert(text, "map.csv", "plc")
+    assert [(p.line, p.col, p.path) for p in converted.problems] == [
+        (2, 4, ("length",)),
+        (3, 5, ("bit",)),
+        (4, 4, ("length",)),
+        (5, 3, ("type",)),
+        (6, 2, ("modicon",)),
+    ]
+    assert all("Value error" not in p.message for p in converted.problems)
