@@ -70,6 +70,17 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.depth <= 50:
         print("edge-agent discover: --depth is 1..50", file=sys.stderr)
         return EXIT_USAGE
+    from asyncua import ua
+    from asyncua.ua.uaerrors import UaError
+
+    try:
+        ua.NodeId.from_string(args.root)
+    except (ValueError, UaError):
+        print(
+            f"edge-agent discover: --root {args.root!r} is not a node id (e.g. i=85, ns=2;s=Line1)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output is not None and args.output.exists():
         print(f"{args.output}: exists; not overwritten", file=sys.stderr)
         return EXIT_USAGE
@@ -85,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # one line for an installer, never a traceback
         print(f"\nedge-agent discover: {config.endpoint}: {_reason(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # ends the progress counter's line
     for path, why in found.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     document = _document(found, config, args)
@@ -141,6 +154,7 @@ def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
 async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out: TextIO) -> Walk:
     from asyncua import ua
     from asyncua.client.client import Client
+    from asyncua.ua.uaerrors import UaStatusCodeError
 
     from edge_agent.sources.opcua.browse import walk
     from edge_agent.sources.opcua.security import apply_security
@@ -151,6 +165,10 @@ async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out
     await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_S * 2)
     try:
         root = ua.NodeId.from_string(args.root)
+        try:  # a root that is not there would browse to "0 sensors" without a word
+            await client.get_node(root).read_browse_name()
+        except UaStatusCodeError as exc:
+            raise LookupError(f"--root {args.root}: {exc}") from None
         return await walk(
             client,
             root,

@@ -204,6 +204,41 @@ async def test_an_output_in_a_folder_that_is_not_there_is_refused_before_browsin
     assert f"{out}: no folder {out.parent}" in capsys.readouterr().err
 
 
+async def test_a_root_that_is_not_a_node_id_or_not_there_is_said(
+    sim: OpcUaSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    argv = ["discover", "opcua", sim.endpoint, "--root", "garbage"]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert "--root 'garbage' is not a node id" in capsys.readouterr().err
+    argv[-1] = f"ns={sim.namespace_index};s=NoSuchFolder"
+    assert await asyncio.to_thread(main, argv) == 1
+    err = capsys.readouterr().err
+    assert f"--root {argv[-1]}: " in err and "BadNodeIdUnknown" in err and "0 sensors" not in err
+
+
+async def test_on_a_terminal_the_progress_line_is_ended_before_the_skipped_list(
+    sim: OpcUaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert (
+        await asyncio.to_thread(main, ["discover", "opcua", sim.endpoint, "--filter", "Odd/*"]) == 0
+    )
+    lines = terminal.getvalue().split("\n")
+    assert lines[0].startswith("\rdiscover: ") and "skipped" not in lines[0]
+    assert lines[1].startswith("skipped Odd/")
+
+
 async def test_a_wrong_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
