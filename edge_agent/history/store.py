@@ -245,8 +245,15 @@ def open_for_reading(state_dir: Path) -> HistoryStore:
     """The history of the agent of ``state_dir``, read beside it (WAL); HistoryError when
     there is none."""
     path = state_dir / FILE_NAME
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         raise HistoryError(
             f"no history in {state_dir} (`history: enabled` and a running agent keep it)"
-        )
+        ) from None
+    except OSError as exc:  # e.g. the agent's private state folder: not "no history"
+        raise HistoryError(
+            f"cannot look at {path}: {exc.strerror} (the agent's state folder may be its "
+            "own: run this as the agent's user, e.g. sudo -u edge-agent)"
+        ) from None
     return HistoryStore(path, keep_ns=0, max_bytes=0, read_only=True)

@@ -325,3 +325,17 @@ def test_a_reader_never_writes_the_agents_file(tmp_path: Path) -> None:
         reader._db.execute("INSERT INTO sensors (name) VALUES ('x')")
     reader.close()
     writer.close()
+
+
+def test_a_history_that_cannot_be_looked_at_is_not_called_missing(tmp_path: Path) -> None:
+    """The agent's state folder is private (0700 under systemd): for another user the file
+    cannot even be seen; "no history" would send them to check `history: enabled`. (As root
+    no folder is closed, so a path through a file stands for it here.)"""
+    from edge_agent.history.store import HistoryError, open_for_reading
+
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("")
+    with pytest.raises(HistoryError, match=r"cannot look at .*history.sqlite: Not a directory"):
+        open_for_reading(not_a_folder)
+    with pytest.raises(HistoryError, match="no history in"):
+        open_for_reading(tmp_path)
