@@ -14,8 +14,8 @@ One row per sensor. Columns (header row required, names in any case, order free)
   ``order`` column (``ABCD``, ``CDAB``, ``BADC``, ``DCBA``), ``scale``, ``offset``, ``unit``,
   ``unit_id``, ``length`` (strings), ``bit``, ``description``: optional.
 
-Commas or (as Excel writes in much of Europe) semicolons separate the cells; with semicolons
-a decimal comma (``0,1``) is read too. The file is UTF-8 or else Windows-1252.
+Commas, tabs or (as Excel writes in much of Europe) semicolons separate the cells; with
+semicolons or tabs a decimal comma (``0,1``) is read too. The file is UTF-8 or else Windows-1252.
 
 Every bad cell is reported at its place (``FILE:ROW:COL: error: column: message``, the
 validator's format; ROW counts the header as 1); the good rows are converted all the same,
@@ -120,9 +120,10 @@ def convert(
     text: str, file: str, connection: str, addressing: Addressing | None = None
 ) -> Converted:
     """The sensors of a CSV register map, and a diagnostic for every bad cell."""
-    # Excel in a European locale separates with `;` (the comma is its decimal mark).
+    # Excel in a European locale separates with `;` (the comma is its decimal mark), and
+    # "Text (Tab delimited)" with tabs; a tie is a comma.
     first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    delimiter = max((",", ";", "\t"), key=first_line.count)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = next(reader)
@@ -167,7 +168,7 @@ def convert(
         result.rows += 1
         cells = {name: row[i].strip() for name, i in index.items() if i < len(row)}
         try:
-            key, sensor = _sensor(cells, column, numbering, connection, delimiter == ";")
+            key, sensor = _sensor(cells, column, numbering, connection, delimiter != ",")
         except _BadCell as bad:
             col = index.get(bad.column, 0) + 1
             result.problems.append(

@@ -232,3 +232,9 @@ def test_a_register_the_model_refuses_is_reported_at_the_cell_to_change() -> Non
         (6, 2, ("modicon",)),
     ]
     assert all("Value error" not in p.message for p in converted.problems)
+
+
+def test_a_tab_separated_map_as_excel_saves_text_imports() -> None:
+    converted = convert("name\tmodicon\tscale\nP1 temp\t40001\t0,5\n", "map.txt", "plc")
+    assert converted.problems == []
+    assert converted.sensors["p1_temp"]["scale"] == {"factor": 0.5}
