@@ -176,6 +176,7 @@ async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out
             args.filter,
             _progress(out),
             standard_nodes=args.standard_nodes,
+            max_nodes_per_read=config.max_nodes_per_read,
         )
     finally:
         await client.disconnect()

@@ -239,6 +239,19 @@ async def test_on_a_terminal_the_progress_line_is_ended_before_the_skipped_list(
     assert lines[1].startswith("skipped Odd/")
 
 
+async def test_a_server_that_reads_few_nodes_at_a_time_is_read_within_its_limit(
+    sim: OpcUaSimulator,
+) -> None:
+    """A PLC's server refuses a Read of more than its MaxNodesPerRead
+    (BadTooManyOperations): discover reads in chunks the server advertises."""
+    await sim.set_max_nodes_per_read(64)
+    try:
+        found = await walk_of(sim, filter=["Bench/*"])
+    finally:
+        await sim.set_max_nodes_per_read(0)
+    assert len(found.variables) == NODES and found.skipped == []
+
+
 async def test_a_wrong_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
