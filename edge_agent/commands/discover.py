@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -24,7 +25,7 @@ from edge_agent.commands.print_config import render
 from edge_agent.common.atomic import write_atomic
 
 if TYPE_CHECKING:
-    from edge_agent.config.models import OpcUa
+    from edge_agent.config.models import OpcUa, Sensor
     from edge_agent.sources.opcua.browse import Walk
 
 EXIT_OK = 0
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     connection = _connection(args)
     if connection is None:
         return EXIT_USAGE
-    config, base_dir = connection
+    config, base_dir, existing = connection
     if not 1 <= args.depth <= 50:
         print("edge-agent discover: --depth is 1..50", file=sys.stderr)
         return EXIT_USAGE
@@ -96,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # one line for an installer, never a traceback
         print(f"\nedge-agent discover: {config.endpoint}: {_reason(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    _drop_existing(found, existing, args)
     if sys.stderr.isatty():
         print(file=sys.stderr)  # ends the progress counter's line
     for path, why in found.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
-    document = _document(found, config, args)
+    document = _document(found, config, args, existing)
     if args.output is not None:
         write_atomic(args.output, document.encode(), mode=0o644)
     else:
@@ -114,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
+def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path, dict[str, Sensor]] | None:
+    """The connection to browse, the folder its files are relative to, and the sensors of
+    the site file (none without ``--site``)."""
     from pydantic import ValidationError
 
     from edge_agent.config.diagnostics import ConfigError
@@ -139,7 +143,7 @@ def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
                 file=sys.stderr,
             )
             return None
-        return found, args.site.absolute().parent
+        return found, args.site.absolute().parent, dict(site.sensors)
     if not args.endpoint:
         print("edge-agent discover: give ENDPOINT, or --site and --connection", file=sys.stderr)
         return None
@@ -148,7 +152,29 @@ def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
     except ValidationError:
         print(f"edge-agent discover: {args.endpoint!r} is not opc.tcp://…", file=sys.stderr)
         return None
-    return config, Path.cwd()
+    return config, Path.cwd(), {}
+
+
+def _drop_existing(found: Walk, existing: dict[str, Sensor], args: argparse.Namespace) -> None:
+    """Run again with ``--site``: a node the site file reads already on this connection is
+    skipped, so the fragment adds only what is new (an id twice would not validate)."""
+    from asyncua import ua
+
+    read: dict[str, str] = {}
+    for key, sensor in existing.items():
+        if sensor.connection == args.connection and sensor.node is not None:
+            try:
+                read[ua.NodeId.from_string(sensor.node).to_string()] = key
+            except (ValueError, RuntimeError):  # an nsu= id or one asyncua cannot parse
+                read[sensor.node] = key
+    kept = []
+    for variable in found.variables:
+        known = read.get(variable.node)
+        if known is None:
+            kept.append(variable)
+        else:
+            found.skipped.append(("/".join(variable.path), f"already in {args.site} as {known}"))
+    found.variables = kept
 
 
 async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out: TextIO) -> Walk:
@@ -199,11 +225,13 @@ def _progress(out: TextIO) -> Any:
     return report
 
 
-def _document(found: Walk, config: OpcUa, args: argparse.Namespace) -> str:
+def _document(
+    found: Walk, config: OpcUa, args: argparse.Namespace, existing: Iterable[str] = ()
+) -> str:
     from edge_agent.config.sensor_ids import unique_id
 
     name = args.connection if args.site is not None else args.name
-    taken: set[str] = set()
+    taken: set[str] = set(existing)  # the site file's ids: not made twice
     sensors: dict[str, dict[str, Any]] = {}
     for variable in sorted(found.variables, key=lambda v: (v.path, v.node)):
         key = unique_id("_".join(variable.path), variable.node, taken)

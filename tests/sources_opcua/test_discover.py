@@ -252,6 +252,36 @@ async def test_a_server_that_reads_few_nodes_at_a_time_is_read_within_its_limit(
     assert len(found.variables) == NODES and found.skipped == []
 
 
+async def test_discover_again_with_the_site_adds_only_what_is_new_and_validates(
+    sim: OpcUaSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run again with `--site` after the first import: a node the site file reads already is
+    skipped, an id it has already is not made twice, so the fragment included validates."""
+    import asyncio
+
+    ns = sim.namespace_index
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-9, name: Plant 9}\ninclude: [more.yaml]\n"
+        f"connections:\n  line: {{protocol: opcua, endpoint: '{sim.endpoint}'}}\n"
+        "sensors:\n"
+        f"  temp: {{connection: line, node: 'ns={ns};s=Odd.Temp'}}\n"
+        f"  odd_running: {{connection: line, node: 'ns={ns};s=Line1.P101.BearingTemp'}}\n"
+        "forwarding: {mode: maintainx, maintainx: {api_key: '${MAINTAINX_API_KEY}'}}\n"
+    )
+    (tmp_path / "more.yaml").write_text("sensors: {}\n")
+    argv = ["discover", "opcua", "--site", str(site), "--connection", "line", "--filter", "Odd/*"]
+    assert await asyncio.to_thread(main, argv) == 0
+    captured = capsys.readouterr()
+    assert f"skipped Odd/Temp: already in {site} as temp" in captured.err
+    sensors = YAML(typ="safe").load(captured.out)["sensors"]
+    assert f"ns={ns};s=Odd.Temp" not in [s["node"] for s in sensors.values()]
+    assert "odd_running" not in sensors and any(k.startswith("odd_running_") for k in sensors)
+    (tmp_path / "more.yaml").write_text(captured.out)
+    code = await asyncio.to_thread(main, ["validate", "--skip-host-checks", str(site)])
+    assert code == 0, capsys.readouterr().err
+
+
 async def test_a_wrong_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
