@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -24,7 +25,7 @@ from edge_agent.commands.print_config import render
 from edge_agent.common.atomic import write_atomic
 
 if TYPE_CHECKING:
-    from edge_agent.config.models import OpcUa
+    from edge_agent.config.models import OpcUa, Sensor
     from edge_agent.sources.opcua.browse import Walk
 
 EXIT_OK = 0
@@ -66,12 +67,27 @@ def run(args: argparse.Namespace) -> int:
     connection = _connection(args)
     if connection is None:
         return EXIT_USAGE
-    config, base_dir = connection
+    config, base_dir, existing = connection
     if not 1 <= args.depth <= 50:
         print("edge-agent discover: --depth is 1..50", file=sys.stderr)
         return EXIT_USAGE
+    from asyncua import ua
+    from asyncua.ua.uaerrors import UaError
+
+    try:
+        ua.NodeId.from_string(args.root)
+    except (ValueError, UaError):
+        print(
+            f"edge-agent discover: --root {args.root!r} is not a node id (e.g. i=85, ns=2;s=Line1)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output is not None and args.output.exists():
         print(f"{args.output}: exists; not overwritten", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output is not None and not args.output.absolute().parent.is_dir():
+        # Said now, not after a browse of minutes whose result could not be written.
+        print(f"{args.output}: no folder {args.output.parent}", file=sys.stderr)
         return EXIT_USAGE
     started = time.monotonic()
     # asyncua's own warnings (a session timeout it adjusted...) are not the installer's.
@@ -81,9 +97,12 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # one line for an installer, never a traceback
         print(f"\nedge-agent discover: {config.endpoint}: {_reason(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    _drop_existing(found, existing, args)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # ends the progress counter's line
     for path, why in found.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
-    document = _document(found, config, args)
+    document = _document(found, config, args, existing)
     if args.output is not None:
         write_atomic(args.output, document.encode(), mode=0o644)
     else:
@@ -97,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
+def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path, dict[str, Sensor]] | None:
+    """The connection to browse, the folder its files are relative to, and the sensors of
+    the site file (none without ``--site``)."""
     from pydantic import ValidationError
 
     from edge_agent.config.diagnostics import ConfigError
@@ -122,7 +143,7 @@ def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
                 file=sys.stderr,
             )
             return None
-        return found, args.site.absolute().parent
+        return found, args.site.absolute().parent, dict(site.sensors)
     if not args.endpoint:
         print("edge-agent discover: give ENDPOINT, or --site and --connection", file=sys.stderr)
         return None
@@ -131,12 +152,35 @@ def _connection(args: argparse.Namespace) -> tuple[OpcUa, Path] | None:
     except ValidationError:
         print(f"edge-agent discover: {args.endpoint!r} is not opc.tcp://…", file=sys.stderr)
         return None
-    return config, Path.cwd()
+    return config, Path.cwd(), {}
+
+
+def _drop_existing(found: Walk, existing: dict[str, Sensor], args: argparse.Namespace) -> None:
+    """Run again with ``--site``: a node the site file reads already on this connection is
+    skipped, so the fragment adds only what is new (an id twice would not validate)."""
+    from asyncua import ua
+
+    read: dict[str, str] = {}
+    for key, sensor in existing.items():
+        if sensor.connection == args.connection and sensor.node is not None:
+            try:
+                read[ua.NodeId.from_string(sensor.node).to_string()] = key
+            except (ValueError, RuntimeError):  # an nsu= id or one asyncua cannot parse
+                read[sensor.node] = key
+    kept = []
+    for variable in found.variables:
+        known = read.get(variable.node)
+        if known is None:
+            kept.append(variable)
+        else:
+            found.skipped.append(("/".join(variable.path), f"already in {args.site} as {known}"))
+    found.variables = kept
 
 
 async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out: TextIO) -> Walk:
     from asyncua import ua
     from asyncua.client.client import Client
+    from asyncua.ua.uaerrors import UaStatusCodeError
 
     from edge_agent.sources.opcua.browse import walk
     from edge_agent.sources.opcua.refusals import Attempt, ConnectSteps, named_refusal
@@ -162,6 +206,10 @@ async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out
         raise
     try:
         root = ua.NodeId.from_string(args.root)
+        try:  # a root that is not there would browse to "0 sensors" without a word
+            await client.get_node(root).read_browse_name()
+        except UaStatusCodeError as exc:
+            raise LookupError(f"--root {args.root}: {exc}") from None
         return await walk(
             client,
             root,
@@ -169,6 +217,7 @@ async def _discover(config: OpcUa, base_dir: Path, args: argparse.Namespace, out
             args.filter,
             _progress(out),
             standard_nodes=args.standard_nodes,
+            max_nodes_per_read=config.max_nodes_per_read,
         )
     finally:
         await client.disconnect()
@@ -191,11 +240,13 @@ def _progress(out: TextIO) -> Any:
     return report
 
 
-def _document(found: Walk, config: OpcUa, args: argparse.Namespace) -> str:
+def _document(
+    found: Walk, config: OpcUa, args: argparse.Namespace, existing: Iterable[str] = ()
+) -> str:
     from edge_agent.config.sensor_ids import unique_id
 
     name = args.connection if args.site is not None else args.name
-    taken: set[str] = set()
+    taken: set[str] = set(existing)  # the site file's ids: not made twice
     sensors: dict[str, dict[str, Any]] = {}
     for variable in sorted(found.variables, key=lambda v: (v.path, v.node)):
         key = unique_id("_".join(variable.path), variable.node, taken)

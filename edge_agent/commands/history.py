@@ -8,6 +8,7 @@ drawn in; ``--csv`` (or output to a file or a pipe) gives ``time,value,quality``
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import sys
 from pathlib import Path
@@ -83,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
 def _csv(rows: list[Row]) -> None:
     from edge_agent.alerts import format_time_ns
 
-    out = sys.stdout
-    out.write("time,value,quality\n")
+    # The csv module quotes a text value (a fault text with a comma, a quote, a line break).
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["time", "value", "quality"])
     for row in rows:
-        value = "" if row.value is None else str(row.value).replace(",", ";")
-        out.write(f"{format_time_ns(row.time_ns)},{value},{row.quality.value}\n")
+        value = "" if row.value is None else str(row.value)
+        out.writerow([format_time_ns(row.time_ns), value, row.quality.value])
 
 
 def _limits(config: SiteConfig, sensor: str) -> dict[str, float]:
@@ -111,18 +113,17 @@ def chart(
     the limits as lines of ``-`` named on the right."""
     from edge_agent.common.local_time import local_text
 
-    numbers = [
+    numbers = [  # a boolean (a run contact) as 0 and 1
         (r.time_ns, float(r.value))
         for r in rows
-        if isinstance(r.value, int | float)
-        and not isinstance(r.value, bool)
-        and math.isfinite(r.value)
+        if isinstance(r.value, int | float) and math.isfinite(r.value)
     ]
     if not numbers:
         return f"{sensor}: no numeric readings to chart"
     low = min([v for _, v in numbers] + list(limits.values()))
     high = max([v for _, v in numbers] + list(limits.values()))
-    span = high - low or 1.0
+    # In halves: high - low of values near the float limit is infinite.
+    half_span = high / 2 - low / 2 or 0.5
     first, last = numbers[0][0], numbers[-1][0]
     width = max(1, min(CHART_WIDTH, len(numbers)))
     slices: list[list[float]] = [[] for _ in range(width)]
@@ -130,7 +131,7 @@ def chart(
         slices[min(width - 1, int((t - first) * width / max(1, last - first + 1)))].append(v)
 
     def row_of(value: float) -> int:
-        return round((high - value) / span * (CHART_HEIGHT - 1))
+        return round((high / 2 - value / 2) / half_span * (CHART_HEIGHT - 1))
 
     grid = [[" "] * width for _ in range(CHART_HEIGHT)]
     labels = [""] * CHART_HEIGHT
@@ -145,7 +146,8 @@ def chart(
     unit_text = f" {unit}" if unit else ""
     lines = [f"{sensor}{unit_text}: {len(numbers)} readings, {low:g} .. {high:g}"]
     for line in range(CHART_HEIGHT):
-        value = high - line * span / (CHART_HEIGHT - 1)
+        step = line / (CHART_HEIGHT - 1) * half_span
+        value = high - step - step
         lines.append(f"{value:>10.4g} |{''.join(grid[line])}|{labels[line]}")
     lines.append(f"{'':>10}  {local_text(first, zone)} .. {local_text(last, zone)}")
     return "\n".join(lines)

@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.config import yaml_reader
     from edge_agent.config.modbus_map import MAX_FILE_BYTES, MapError, convert
 
     name = str(args.file)
@@ -47,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
         if args.file.stat().st_size > MAX_FILE_BYTES:
             print(f"{name}: larger than {MAX_FILE_BYTES} bytes", file=sys.stderr)
             return EXIT_UNREADABLE
-        text = args.file.read_text(encoding="utf-8-sig")  # Excel writes a BOM
+        data = args.file.read_bytes()
+        try:
+            text = data.decode("utf-8-sig")  # Excel writes a BOM
+        except UnicodeDecodeError:  # Excel's "CSV" in Western Europe: the Windows code page
+            text = data.decode("cp1252")
         converted = convert(text, name, args.connection, args.addressing)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{name}: cannot read: {exc}", file=sys.stderr)
@@ -63,11 +68,22 @@ def run(args: argparse.Namespace) -> int:
         f"{len(converted.sensors)} sensors on connection {args.connection!r}.\n"
     )
     document = header + render({"sensors": converted.sensors}, width=4096)
+    if len(document.encode()) > yaml_reader.MAX_FILE_BYTES:  # the loader would refuse it
+        print(
+            f"{name}: {len(converted.sensors)} sensors make a file larger than "
+            f"{yaml_reader.MAX_FILE_BYTES} bytes, the most a site file may hold: split the map",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
     if args.output is not None:
         if args.output.exists():
             print(f"{args.output}: exists; not overwritten", file=sys.stderr)
             return EXIT_UNREADABLE
-        write_atomic(args.output, document.encode(), mode=0o644)
+        try:
+            write_atomic(args.output, document.encode(), mode=0o644)
+        except OSError as exc:  # a folder not made yet, no permission
+            print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     else:
         sys.stdout.write(document)
     print(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from edge_agent.alerts import parse_time
@@ -22,6 +22,7 @@ from edge_agent.commands.trace_input import (
     open_trace,
 )
 from edge_agent.config.models import SiteConfig
+from edge_agent.readings import Reading
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
 from edge_agent.rules.trace import TraceError, decode_lines
@@ -176,21 +177,51 @@ def _run_recent(args: argparse.Namespace) -> int:
     try:
         store = open_for_reading(args.state_dir or state_dir_of(config, args.site))
         try:
-            readings = [as_reading(row) for row in store.rows(now_ns - window_ns)]
+            # Streamed once per set of rules, not held (a day of a plant is millions of
+            # rows), each pass to the same instant while the agent goes on writing.
+            count = [0]
+            seen: set[str] = set()
+
+            def readings() -> Iterator[Reading]:
+                count[0] = 0
+                for row in store.rows(now_ns - window_ns, now_ns):
+                    count[0] += 1
+                    seen.add(row.sensor)
+                    yield as_reading(row)
+
+            events = events_of(config, readings(), now_ns)
+            print(
+                f"edge-agent replay: {count[0]} readings of the last {args.recent}",
+                file=sys.stderr,
+            )
+            # A rule with nothing to read makes no work orders: said, or it reads as a fix.
+            quiet = {
+                (rule.sensor, rule.id)
+                for rules in (config, edited)
+                if rules is not None
+                for rule in rules.rules
+                if rule.sensor not in seen
+            }
+            for sensor, rule_id in sorted(quiet):
+                print(
+                    f"edge-agent replay: no readings of {sensor} (rule {rule_id}) in the history",
+                    file=sys.stderr,
+                )
+            if edited is None:
+                for event in events:
+                    sys.stdout.write(json.dumps(event.to_replay_json()) + "\n")
+                current = outcome(events)
+                print(
+                    f"{len(current.work_orders)} work orders would have been made",
+                    file=sys.stderr,
+                )
+                return 0
+            current = outcome(events)
+            changed = outcome(events_of(edited, readings(), now_ns))
         finally:
             store.close()
     except HistoryError as exc:
         print(f"edge-agent replay: {exc}", file=sys.stderr)
         return 1
-    print(f"edge-agent replay: {len(readings)} readings of the last {args.recent}", file=sys.stderr)
-    if edited is None:
-        events = events_of(config, readings, now_ns)
-        for event in events:
-            sys.stdout.write(json.dumps(event.to_replay_json()) + "\n")
-        current = outcome(events)
-        print(f"{len(current.work_orders)} work orders would have been made", file=sys.stderr)
-        return 0
-    current = outcome(events_of(config, readings, now_ns))
-    changed = outcome(events_of(edited, readings, now_ns))
     print("\n".join(side_by_side(current, changed, config.site.timezone)))
     return 0

@@ -9,7 +9,7 @@ peak) and the chattering episodes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,7 +40,7 @@ class Outcome:
     events: int
 
 
-def events_of(config: SiteConfig, readings: Sequence[Reading], until_ns: int) -> list[AlarmEvent]:
+def events_of(config: SiteConfig, readings: Iterable[Reading], until_ns: int) -> list[AlarmEvent]:
     """The alarm events of ``readings`` on a fresh engine, the clock moved to ``until_ns``."""
     engine = RuleEngine(config)
     events: list[AlarmEvent] = []

@@ -14,6 +14,9 @@ One row per sensor. Columns (header row required, names in any case, order free)
   ``order`` column (``ABCD``, ``CDAB``, ``BADC``, ``DCBA``), ``scale``, ``offset``, ``unit``,
   ``unit_id``, ``length`` (strings), ``bit``, ``description``: optional.
 
+Commas, tabs or (as Excel writes in much of Europe) semicolons separate the cells; with
+semicolons or tabs a decimal comma (``0,1``) is read too. The file is UTF-8 or else Windows-1252.
+
 Every bad cell is reported at its place (``FILE:ROW:COL: error: column: message``, the
 validator's format; ROW counts the header as 1); the good rows are converted all the same,
 and a row is checked by the same site-file model the agent loads, so the result validates.
@@ -117,13 +120,24 @@ def convert(
     text: str, file: str, connection: str, addressing: Addressing | None = None
 ) -> Converted:
     """The sensors of a CSV register map, and a diagnostic for every bad cell."""
-    reader = csv.reader(io.StringIO(text))
+    # Excel in a European locale separates with `;` (the comma is its decimal mark), and
+    # "Text (Tab delimited)" with tabs; a tie is a comma.
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise MapError(f"{file}: empty file; the first row names the columns") from None
     columns = [c.strip().lower().replace(" ", "_") for c in header]
-    index = {name: i for i, name in enumerate(columns) if name}
+    index: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if name in index:  # which one would be meant? never silently the last
+            raise MapError(
+                f"{file}:1:{i + 1}: `{name}` is named twice (columns {index[name] + 1} and {i + 1})"
+            )
+        if name:
+            index[name] = i
     address_columns = [c for c in columns if c in ADDRESS_COLUMNS]
     if "name" not in index:
         raise MapError(f"{file}:1: the header needs a `name` column (found: {', '.join(header)})")
@@ -154,7 +168,7 @@ def convert(
         result.rows += 1
         cells = {name: row[i].strip() for name, i in index.items() if i < len(row)}
         try:
-            key, sensor = _sensor(cells, column, numbering, connection)
+            key, sensor = _sensor(cells, column, numbering, connection, delimiter != ",")
         except _BadCell as bad:
             col = index.get(bad.column, 0) + 1
             result.problems.append(
@@ -179,7 +193,11 @@ def convert(
 
 
 def _sensor(
-    cells: dict[str, str], column: str, numbering: Addressing, connection: str
+    cells: dict[str, str],
+    column: str,
+    numbering: Addressing,
+    connection: str,
+    decimal_comma: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     name = cells.get("name", "")
     key = sensor_id(name)
@@ -213,7 +231,7 @@ def _sensor(
         sensor["description"] = cells["description"]
     if cells.get("unit_id"):
         sensor["unit_id"] = _integer(cells["unit_id"], "unit_id")
-    scale = {n: _number(cells[n], n) for n in ("scale", "offset") if cells.get(n)}
+    scale = {n: _number(cells[n], n, decimal_comma) for n in ("scale", "offset") if cells.get(n)}
     if scale:
         sensor["scale"] = {
             **({"factor": scale["scale"]} if "scale" in scale else {}),
@@ -224,12 +242,15 @@ def _sensor(
     except ValidationError as exc:
         error = exc.errors()[0]
         where = [str(p) for p in error["loc"]]
-        raise _BadCell(_column_of(where), f"{'.'.join(where)}: {error['msg']}") from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise _BadCell(
+            _column_of(where, message, column), f"{'.'.join(where)}: {message}"
+        ) from None
     return key, sensor
 
 
 def _address(text: str, table: str, column: str, numbering: Addressing) -> tuple[str, int]:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # not `²` or `４`, which int() refuses
         raise _BadCell(column, f"{text!r} is not a register number")
     number = int(text)
     if numbering == "modicon":
@@ -240,6 +261,8 @@ def _address(text: str, table: str, column: str, numbering: Addressing) -> tuple
         implied = MODICON_TABLES[text[0]]
         if table and table.lower() != implied:
             raise _BadCell("table", f"{table!r}, but {text} is in the {implied} table")
+        if int(text[1:]) > 65536:
+            raise _BadCell(column, f"{text} is past the last register ({text[0]}65536)")
         return implied, int(text[1:]) - 1
     table = table.lower()
     if table not in MODICON_TABLES.values():
@@ -259,7 +282,9 @@ def _integer(text: str, column: str) -> int:
         raise _BadCell(column, f"{text!r} is not a whole number") from None
 
 
-def _number(text: str, column: str) -> float:
+def _number(text: str, column: str, decimal_comma: bool = False) -> float:
+    if decimal_comma and text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
     if "," in text and "." not in text:
         raise _BadCell(column, f"{text!r}: write the decimal point as a dot")
     try:
@@ -271,10 +296,16 @@ def _number(text: str, column: str) -> float:
     return value
 
 
-def _column_of(loc: list[str]) -> str:
-    """The CSV column a model error belongs to (``register.bit`` → ``bit``)."""
+def _column_of(loc: list[str], message: str, address_column: str) -> str:
+    """The CSV column a model error belongs to (``register.bit`` → ``bit``); an error of
+    the register as a whole, at the cell its message names (its type by default)."""
     last = loc[-1] if loc else "name"
-    return {"factor": "scale", "register": "table"}.get(last, last)
+    if last == "register":
+        for name in ("length", "bit"):
+            if f"`{name}:`" in message:
+                return name
+        return address_column if "runs past" in message else "type"
+    return {"factor": "scale", "address": address_column}.get(last, last)
 
 
 def _types() -> str:

@@ -21,7 +21,7 @@ from typing import Final
 
 from edge_agent.common.time_units import NS_PER_MINUTE
 from edge_agent.config.models import History
-from edge_agent.history.store import FILE_NAME, HistoryError, HistoryStore, Row
+from edge_agent.history.store import FILE_NAME, HistoryCorrupt, HistoryError, HistoryStore, Row
 from edge_agent.readings import Quality, Reading, Value
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ class HistoryRecorder:
                     store = await self._open()
                     if store is None:
                         continue
+                if not self.path.exists():  # deleted under us: readers would never see it
+                    store.close()
+                    store = await self._open()
+                    if store is None:
+                        continue
                 batch, self._buffer = self._buffer, []
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_INTERVAL_S
@@ -97,9 +102,7 @@ class HistoryRecorder:
 
     async def _open(self) -> HistoryStore | None:
         try:
-            store = await asyncio.to_thread(
-                HistoryStore, self.path, self.config.keep, self.config.max_bytes
-            )
+            store = await asyncio.to_thread(self._open_store)
         except HistoryError as exc:
             self._failed(str(exc))
             self.dropped += len(self._buffer)
@@ -107,6 +110,25 @@ class HistoryRecorder:
             await asyncio.sleep(RETRY_AFTER_FAILURE_S)
             return None
         return store
+
+    def _open_store(self) -> HistoryStore:
+        """The store; a file that is not a database is set aside (``.corrupt``, for a look)
+        and a new one begun: retrying it would stop the history for good."""
+        try:
+            return HistoryStore(self.path, self.config.keep, self.config.max_bytes)
+        except HistoryCorrupt as exc:
+            aside = self.path.with_name(f"{FILE_NAME}.corrupt")
+            log.warning(
+                "The history file is not a database: set aside, a new one begun.",
+                extra={"file": str(aside), "error": str(exc)},
+            )
+            try:
+                self.path.replace(aside)
+                for suffix in ("-wal", "-shm"):
+                    self.path.with_name(f"{FILE_NAME}{suffix}").unlink(missing_ok=True)
+            except OSError as error:
+                raise HistoryError(f"{self.path}: cannot set aside: {error}") from error
+        return HistoryStore(self.path, self.config.keep, self.config.max_bytes)
 
     async def _call(self, method: Callable[..., object], *args: object) -> bool:
         try:
@@ -134,6 +156,6 @@ def _changed(last: tuple[Value, Quality, int], reading: Reading, wall_ns: int) -
         if isinstance(value, bool) or isinstance(new, bool):
             return value != new
         if not (math.isfinite(value) and math.isfinite(new)):
-            return value != new
+            return value != new and not (math.isnan(value) and math.isnan(new))
         return abs(new - value) > RELATIVE_DEADBAND * max(1.0, abs(value))
     return value != new

@@ -41,6 +41,10 @@ class HistoryError(Exception):
     """The history file cannot be opened, read or written (the rules never see it)."""
 
 
+class HistoryCorrupt(HistoryError):
+    """The file is not a database (not locked, read-only or full: no retry mends it)."""
+
+
 @dataclass(frozen=True)
 class Row:
     sensor: str
@@ -52,11 +56,20 @@ class Row:
 class HistoryStore:
     """Not thread-safe: the agent's one writer thread, or one reader."""
 
-    def __init__(self, path: Path, keep_ns: int, max_bytes: int) -> None:
+    def __init__(
+        self, path: Path, keep_ns: int, max_bytes: int, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self.keep_ns = keep_ns
         self.max_bytes = max_bytes
         try:
+            if read_only:  # beside the agent, perhaps as a user who may only read its file
+                self._db = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None
+                )
+                self._ids: dict[str, int] = {}
+                self._load_ids()
+                return
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # Before the first table: deleted rows give their pages back to the file system.
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -64,11 +77,12 @@ class HistoryStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # history: a cut loses a second
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._db.executescript(_SCHEMA)
+            self._ids = {}
+            self._load_ids()
         except sqlite3.Error as exc:
-            raise HistoryError(f"{path}: {exc}") from exc
-        self._ids: dict[str, int] = dict(
-            (name, number) for number, name in self._db.execute("SELECT id, name FROM sensors")
-        )
+            # OperationalError and the others are conditions; the base class is a bad file.
+            bad_file = type(exc) is sqlite3.DatabaseError
+            raise (HistoryCorrupt if bad_file else HistoryError)(f"{path}: {exc}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -141,6 +155,10 @@ class HistoryStore:
     ) -> Iterator[Row]:
         """Rows in time order (one sensor, or all)."""
         until = until_ns if until_ns is not None else 2**63 - 1
+        try:  # a reader beside the agent: sensors it began since
+            self._load_ids()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"history read failed: {exc}") from exc
         names = {number: name for name, number in self._ids.items()}
         if sensor is not None:
             if sensor not in self._ids:
@@ -165,6 +183,11 @@ class HistoryStore:
             raise HistoryError(f"history read failed: {exc}") from exc
 
     # ------------------------------------------------------------------ inside
+
+    def _load_ids(self) -> None:
+        self._ids = {
+            name: number for number, name in self._db.execute("SELECT id, name FROM sensors")
+        }
 
     def _id(self, name: str) -> int:
         number = self._ids.get(name)
@@ -201,7 +224,7 @@ def _value(kind: int, number: float | None, text: str | None) -> Value:
     if kind == BOOLEAN:
         return bool(number)
     if kind == NUMBER:
-        return number
+        return math.nan if number is None else number  # SQLite keeps a NaN as NULL
     if kind == TEXT:
         return text
     return None
@@ -222,8 +245,15 @@ def open_for_reading(state_dir: Path) -> HistoryStore:
     """The history of the agent of ``state_dir``, read beside it (WAL); HistoryError when
     there is none."""
     path = state_dir / FILE_NAME
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         raise HistoryError(
             f"no history in {state_dir} (`history: enabled` and a running agent keep it)"
-        )
-    return HistoryStore(path, keep_ns=0, max_bytes=0)
+        ) from None
+    except OSError as exc:  # e.g. the agent's private state folder: not "no history"
+        raise HistoryError(
+            f"cannot look at {path}: {exc.strerror} (the agent's state folder may be its "
+            "own: run this as the agent's user, e.g. sudo -u edge-agent)"
+        ) from None
+    return HistoryStore(path, keep_ns=0, max_bytes=0, read_only=True)

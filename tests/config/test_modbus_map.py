@@ -160,3 +160,81 @@ def test_refused_rows_exit_1_and_print_in_the_validators_format(
     captured = capsys.readouterr()
     assert f"{bad}:3:2: error: modicon: 50001 is not a Modicon number" in captured.err
     assert "ok:\n" in captured.out and "bad" not in captured.out
+
+
+def test_a_european_excel_map_semicolons_decimal_commas_and_windows_1252_imports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Excel set to a European locale saves `CSV (semicolon)` in the Windows code page."""
+    eu = tmp_path / "map.csv"
+    eu.write_bytes("name;modicon;scale;unit\nP1 temp;40001;0,1;°C\n".encode("cp1252"))
+    assert main(["import", "modbus-map", str(eu)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "factor: 0.1" in out and "unit: °C" in out
+
+
+def test_a_digit_that_is_not_ascii_is_a_bad_cell_not_a_crash() -> None:
+    converted = convert("name,modicon\nx,4²\ny,４０００１\n", "map.csv", "plc")
+    assert [(p.line, p.col) for p in converted.problems] == [(2, 2), (3, 2)]
+    assert converted.sensors == {}
+
+
+def test_a_column_named_twice_is_refused_not_silently_the_last() -> None:
+    with pytest.raises(MapError, match=r"map.csv:1:4: `unit` is named twice \(columns 3 and 4\)"):
+        convert("name,modicon,unit,Unit\nx,40001,bar,psi\n", "map.csv", "plc")
+
+
+def test_a_modicon_number_past_the_last_register_is_reported_in_its_column() -> None:
+    converted = convert("name,modicon\nx,465537\n", "map.csv", "plc")
+    assert [(p.line, p.col, p.path) for p in converted.problems] == [(2, 2, ("modicon",))]
+
+
+def test_a_map_whose_result_the_site_file_loader_would_refuse_is_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.config import yaml_reader
+
+    # Stands for 100,000 rows, whose 15 MB the loader refuses (10 MiB at most).
+    monkeypatch.setattr(yaml_reader, "MAX_FILE_BYTES", 2000)
+    big = tmp_path / "map.csv"
+    big.write_text("name,modicon\n" + "".join(f"tag {i},{40001 + i}\n" for i in range(100)))
+    out = tmp_path / "modbus.yaml"
+    assert main(["import", "modbus-map", str(big), "-o", str(out)]) == 2
+    assert "larger than 2000 bytes, the most a site file may hold" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_output_in_a_folder_that_is_not_there_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sensors" / "modbus.yaml"  # `sensors/` not made yet
+    assert main(["import", "modbus-map", str(SAMPLE), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write:" in err and "Traceback" not in err
+
+
+def test_a_register_the_model_refuses_is_reported_at_the_cell_to_change() -> None:
+    """Not at column 1 (`name`) under `table:`, a column this map does not have."""
+    text = (
+        "name,modicon,type,length,bit\n"
+        "a,40001,string,,\n"
+        "b,40002,float32,,3\n"
+        "c,40003,int16,4,\n"
+        "h,00001,float32,,\n"
+        "j,465536,float64,,\n"
+    )
+    converted = convert(text, "map.csv", "plc")
+    assert [(p.line, p.col, p.path) for p in converted.problems] == [
+        (2, 4, ("length",)),
+        (3, 5, ("bit",)),
+        (4, 4, ("length",)),
+        (5, 3, ("type",)),
+        (6, 2, ("modicon",)),
+    ]
+    assert all("Value error" not in p.message for p in converted.problems)
+
+
+def test_a_tab_separated_map_as_excel_saves_text_imports() -> None:
+    converted = convert("name\tmodicon\tscale\nP1 temp\t40001\t0,5\n", "map.txt", "plc")
+    assert converted.problems == []
+    assert converted.sensors["p1_temp"]["scale"] == {"factor": 0.5}

@@ -208,3 +208,134 @@ async def test_the_recorder_writes_and_a_reader_sees_it_while_it_runs(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_nan_reading_comes_back_as_nan_not_as_no_value(tmp_path: Path) -> None:
+    """SQLite keeps a NaN as NULL: replayed as None it would be another reading than the
+    rules saw."""
+    import math
+
+    store = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    now = time.time_ns()
+    store.append(
+        [Row("temp", now, math.nan, Quality.GOOD), Row("temp", now + 1, None, Quality.BAD)]
+    )
+    back = [r.value for r in store.rows(now, sensor="temp")]
+    store.close()
+    assert isinstance(back[0], float) and math.isnan(back[0]) and back[1] is None
+
+
+async def test_a_history_file_deleted_while_the_agent_runs_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone tidies the state folder: the recorder must not go on writing into the deleted
+    file, where no reader finds it, until the next restart."""
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+
+    async def written(count: int) -> None:
+        for _ in range(500):
+            if history.written >= count:
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        now = time.time_ns()
+        history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], now)
+        await written(1)
+        for name in (FILE_NAME, f"{FILE_NAME}-wal", f"{FILE_NAME}-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        history.offer([Reading("temp", 2.0, Quality.GOOD, 0)], now + S)
+        await written(2)
+        history.offer([Reading("temp", 3.0, Quality.GOOD, 0)], now + 2 * S)
+        await written(3)
+        assert (tmp_path / FILE_NAME).exists()
+        reader = HistoryStore(tmp_path / FILE_NAME, HOUR, 10**8)
+        assert [r.value for r in reader.rows(0, sensor="temp")] == [2.0, 3.0]
+        reader.close()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_a_sensor_stuck_at_nan_is_kept_on_change_like_any_other(tmp_path: Path) -> None:
+    """NaN != NaN: without care every poll of a broken transmitter would be a change."""
+    import math
+
+    history = HistoryRecorder(tmp_path, History())
+    for second in range(5):
+        history.offer([Reading("temp", math.nan, Quality.GOOD, 0)], second * S)
+    history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], 6 * S)
+    assert [r.time_ns // S for r in history._buffer] == [0, 6]
+
+
+async def test_a_corrupt_history_file_is_set_aside_and_a_new_one_begun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a database (a disk error, a copy gone wrong): retrying it every minute would stop
+    the history for good; it is kept aside for a look and the history goes on."""
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 20
+    (tmp_path / FILE_NAME).write_bytes(garbage)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+    try:
+        history.offer([Reading("temp", 1.0, Quality.GOOD, 0)], time.time_ns())
+        for _ in range(500):
+            if history.written:
+                break
+            await asyncio.sleep(0.01)
+        assert history.written == 1 and history.failed is None
+        assert (tmp_path / f"{FILE_NAME}.corrupt").read_bytes() == garbage
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_a_reader_names_a_sensor_the_agent_began_after_the_reader_opened(tmp_path: Path) -> None:
+    """`replay --recent` reads its passes seconds after it opened the file: a sensor whose
+    first row the agent wrote meanwhile is named, not `?`."""
+    now = time.time_ns()
+    writer = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    writer.append([Row("temp", now, 1.0, Quality.GOOD)])
+    reader = HistoryStore(tmp_path / FILE_NAME, 0, 0)
+    writer.append([Row("flow", now + 1, 2.0, Quality.GOOD)])
+    assert [r.sensor for r in reader.rows(now)] == ["temp", "flow"]
+    assert [r.value for r in reader.rows(now, sensor="flow")] == [2.0]
+    reader.close()
+    writer.close()
+
+
+def test_a_reader_never_writes_the_agents_file(tmp_path: Path) -> None:
+    """`edge-agent history` run by an engineer who may read the agent's file but not write
+    it: SQLite opens it read-only, where setting a pragma fails. The reader asks for
+    read-only itself, so it works the same for root and for them."""
+    from edge_agent.history.store import open_for_reading
+
+    now = time.time_ns()
+    writer = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
+    writer.append([Row("temp", now, 1.0, Quality.GOOD)])
+    reader = open_for_reading(tmp_path)
+    writer.append([Row("temp", now + 1, 2.0, Quality.GOOD)])  # the agent goes on
+    assert [r.value for r in reader.rows(now)] == [1.0, 2.0]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader._db.execute("INSERT INTO sensors (name) VALUES ('x')")
+    reader.close()
+    writer.close()
+
+
+def test_a_history_that_cannot_be_looked_at_is_not_called_missing(tmp_path: Path) -> None:
+    """The agent's state folder is private (0700 under systemd): for another user the file
+    cannot even be seen; "no history" would send them to check `history: enabled`. (As root
+    no folder is closed, so a path through a file stands for it here.)"""
+    from edge_agent.history.store import HistoryError, open_for_reading
+
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("")
+    with pytest.raises(HistoryError, match=r"cannot look at .*history.sqlite: Not a directory"):
+        open_for_reading(not_a_folder)
+    with pytest.raises(HistoryError, match="no history in"):
+        open_for_reading(tmp_path)

@@ -119,3 +119,60 @@ def test_history_prints_csv_and_a_chart(site: Path, capsys: pytest.CaptureFixtur
     assert any(line.endswith("| temp-high high 80") for line in text.splitlines())
     assert main(["history", str(site), "tmep"]) == 2
     assert "did you mean `temp`?" in capsys.readouterr().err
+
+
+def test_the_chart_of_huge_values_one_reading_and_booleans() -> None:
+    """Values near the float limit keep a finite axis; one reading is one column; a boolean
+    sensor (a run contact) is charted as 0 and 1, not refused."""
+    from edge_agent.commands.history import CHART_HEIGHT, chart
+
+    now = time.time_ns()
+    huge = chart(
+        [Row("x", now, 1e308, Quality.GOOD), Row("x", now + S, -1e308, Quality.GOOD)], {}, "x", None
+    )
+    axis = [line.split("|")[0].strip() for line in huge.splitlines()[1 : 1 + CHART_HEIGHT]]
+    assert axis[0] == "1e+308" and axis[-1] == "-1e+308" and "inf" not in huge
+    stars = [line.split("|")[1] for line in huge.splitlines()[1 : 1 + CHART_HEIGHT]]
+    assert stars[0] == "* " and stars[-1] == " *"
+    one = chart([Row("x", now, 5.0, Quality.GOOD)], {}, "x", None)
+    assert one.splitlines()[0] == "x: 1 readings, 5 .. 5" and one.count("*") == 1
+    running = [Row("run", now + k * S, k % 2 == 1, Quality.GOOD) for k in range(4)]
+    text = chart(running, {}, "run", None)
+    assert text.splitlines()[0] == "run: 4 readings, 0 .. 1"
+    lines = text.splitlines()[1 : 1 + CHART_HEIGHT]
+    assert lines[0].split("|")[1] == " * *" and lines[-1].split("|")[1] == "* * "
+
+
+def test_history_csv_keeps_a_text_value_with_commas_quotes_and_a_line_break(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    store = HistoryStore(site.parent / "state" / FILE_NAME, 24 * 3600 * S, 10**8)
+    store.append([Row("temp", time.time_ns(), 'FAULT, "E7"\nreset', Quality.BAD)])
+    store.close()
+    assert main(["history", str(site), "temp", "--since", "1m", "--csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["time", "value", "quality"]
+    assert rows[1][1:] == ['FAULT, "E7"\nreset', "bad"] and len(rows) == 2
+
+
+def test_rules_on_a_sensor_without_history_are_said_not_silently_quiet(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An edit that renamed the sensor makes no work orders: said, or it reads as a fix."""
+    edited = site.parent / "renamed.yaml"
+    edited.write_text(
+        SITE.format(deadband=0.5)
+        .replace("    sensor: temp\n", "    sensor: flow\n")
+        .replace(
+            "sensors:\n",
+            "sensors:\n  flow: {connection: plc, register: {table: input, address: 1}}\n",
+        )
+    )
+    argv = ["replay", str(site), "--recent", "24h", "--rules", str(edited)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "the edit makes 0 work orders instead of 17" in captured.out
+    assert "edge-agent replay: no readings of flow (rule temp-high) in the history" in captured.err

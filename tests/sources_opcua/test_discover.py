@@ -51,6 +51,10 @@ async def sim() -> AsyncIterator[OpcUaSimulator]:
     # A loop back to its parent, and a second parent for Temp: each node is listed once.
     await loop.add_reference(odd.nodeid, ua.ObjectIds.HasComponent, bidirectional=False)
     await loop.add_reference(temp.nodeid, ua.ObjectIds.Organizes, bidirectional=False)
+    # Node ids as servers write them: `;`, spaces, accents, and a line break no site file holds.
+    odder = await server.nodes.objects.add_folder(ua.NodeId("Odder", ns), "Odder")
+    for number, identifier in enumerate(["a;b=c", "with space", "Température", "line\nbreak"]):
+        await odder.add_variable(ua.NodeId(identifier, ns), f"V{number}", float(number))
     try:
         yield simulator
     finally:
@@ -142,6 +146,30 @@ async def test_the_fragment_validates_and_reads_as_written(
     assert "line1_p101_bearingtemp" in capsys.readouterr().out
 
 
+async def test_odd_node_ids_validate_and_read_or_are_skipped_with_why(
+    sim: OpcUaSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    fragment = tmp_path / "discovered.yaml"
+    argv = ["discover", "opcua", sim.endpoint, "--filter", "Odder/*", "-o", str(fragment)]
+    assert await asyncio.to_thread(main, argv) == 0
+    err = capsys.readouterr().err
+    assert "skipped Odder/V3: its node id cannot be written in a site file" in err
+    assert "3 sensors, 1 skipped" in err
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-9, name: Plant 9}\ninclude: [discovered.yaml]\n"
+        "forwarding: {mode: maintainx, maintainx: {api_key: '${MAINTAINX_API_KEY}'}}\n"
+    )
+    code = await asyncio.to_thread(main, ["validate", "--skip-host-checks", str(site)])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["read", "--json", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert out.count('"good"') == 3 and "Température" in fragment.read_text()
+
+
 async def test_a_site_files_connection_is_used_as_it_is(
     sim: OpcUaSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -163,6 +191,95 @@ async def test_a_site_files_connection_is_used_as_it_is(
     argv[5] = "nope"
     assert await asyncio.to_thread(main, argv) == 2
     assert "has no OPC UA connection 'nope' (it has: line)" in capsys.readouterr().err
+
+
+async def test_an_output_in_a_folder_that_is_not_there_is_refused_before_browsing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    out = tmp_path / "sensors" / "discovered.yaml"
+    argv = ["discover", "opcua", "opc.tcp://127.0.0.1:1/none", "-o", str(out)]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert f"{out}: no folder {out.parent}" in capsys.readouterr().err
+
+
+async def test_a_root_that_is_not_a_node_id_or_not_there_is_said(
+    sim: OpcUaSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    argv = ["discover", "opcua", sim.endpoint, "--root", "garbage"]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert "--root 'garbage' is not a node id" in capsys.readouterr().err
+    argv[-1] = f"ns={sim.namespace_index};s=NoSuchFolder"
+    assert await asyncio.to_thread(main, argv) == 1
+    err = capsys.readouterr().err
+    assert f"--root {argv[-1]}: " in err and "BadNodeIdUnknown" in err and "0 sensors" not in err
+
+
+async def test_on_a_terminal_the_progress_line_is_ended_before_the_skipped_list(
+    sim: OpcUaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert (
+        await asyncio.to_thread(main, ["discover", "opcua", sim.endpoint, "--filter", "Odd/*"]) == 0
+    )
+    lines = terminal.getvalue().split("\n")
+    assert lines[0].startswith("\rdiscover: ") and "skipped" not in lines[0]
+    assert lines[1].startswith("skipped Odd/")
+
+
+async def test_a_server_that_reads_few_nodes_at_a_time_is_read_within_its_limit(
+    sim: OpcUaSimulator,
+) -> None:
+    """A PLC's server refuses a Read of more than its MaxNodesPerRead
+    (BadTooManyOperations): discover reads in chunks the server advertises."""
+    await sim.set_max_nodes_per_read(64)
+    try:
+        found = await walk_of(sim, filter=["Bench/*"])
+    finally:
+        await sim.set_max_nodes_per_read(0)
+    assert len(found.variables) == NODES and found.skipped == []
+
+
+async def test_discover_again_with_the_site_adds_only_what_is_new_and_validates(
+    sim: OpcUaSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run again with `--site` after the first import: a node the site file reads already is
+    skipped, an id it has already is not made twice, so the fragment included validates."""
+    import asyncio
+
+    ns = sim.namespace_index
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\nsite: {id: plant-9, name: Plant 9}\ninclude: [more.yaml]\n"
+        f"connections:\n  line: {{protocol: opcua, endpoint: '{sim.endpoint}'}}\n"
+        "sensors:\n"
+        f"  temp: {{connection: line, node: 'ns={ns};s=Odd.Temp'}}\n"
+        f"  odd_running: {{connection: line, node: 'ns={ns};s=Line1.P101.BearingTemp'}}\n"
+        "forwarding: {mode: maintainx, maintainx: {api_key: '${MAINTAINX_API_KEY}'}}\n"
+    )
+    (tmp_path / "more.yaml").write_text("sensors: {}\n")
+    argv = ["discover", "opcua", "--site", str(site), "--connection", "line", "--filter", "Odd/*"]
+    assert await asyncio.to_thread(main, argv) == 0
+    captured = capsys.readouterr()
+    assert f"skipped Odd/Temp: already in {site} as temp" in captured.err
+    sensors = YAML(typ="safe").load(captured.out)["sensors"]
+    assert f"ns={ns};s=Odd.Temp" not in [s["node"] for s in sensors.values()]
+    assert "odd_running" not in sensors and any(k.startswith("odd_running_") for k in sensors)
+    (tmp_path / "more.yaml").write_text(captured.out)
+    code = await asyncio.to_thread(main, ["validate", "--skip-host-checks", str(site)])
+    assert code == 0, capsys.readouterr().err
 
 
 async def test_a_wrong_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

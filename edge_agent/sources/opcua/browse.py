@@ -17,6 +17,9 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaError
+
+from edge_agent.config.models import NODE_ID_RE
 
 CHUNK: Final = 500
 """Nodes per Browse or Read request (under every server's limits we know of)."""
@@ -51,6 +54,10 @@ TYPE_NAMES: Final = {
 }
 
 HAS_PROPERTY: Final = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
+LIMIT_NODES: Final = (  # the server's OperationLimits, 0 or absent: none
+    ua.NodeId(ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerBrowse)),
+    ua.NodeId(ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)),
+)
 
 Progress = Callable[[int, int], None]
 """Called with (nodes visited, variables found) as the walk goes."""
@@ -80,10 +87,13 @@ async def walk(
     progress: Progress | None = None,
     *,
     standard_nodes: bool = False,
+    max_nodes_per_read: int = CHUNK,
 ) -> Walk:
     """Every variable under ``root`` down to ``depth`` levels whose browse path (``/``
     between names) matches one of ``patterns`` (all when empty). Below the root, nodes of
-    namespace 0 (the standard's Server object and diagnostics) only with ``standard_nodes``."""
+    namespace 0 (the standard's Server object and diagnostics) only with ``standard_nodes``.
+    Requests stay within the server's OperationLimits and ``max_nodes_per_read``."""
+    browse_chunk, read_chunk = await _chunks(client, max_nodes_per_read)
     result = Walk()
     seen: set[ua.NodeId] = {root}
     level: list[tuple[ua.NodeId, tuple[str, ...]]] = [(root, ())]
@@ -92,8 +102,8 @@ async def walk(
         if not level:
             break
         children: list[tuple[ua.NodeId, tuple[str, ...]]] = []
-        for start in range(0, len(level), CHUNK):
-            chunk = level[start : start + CHUNK]
+        for start in range(0, len(level), browse_chunk):
+            chunk = level[start : start + browse_chunk]
             for (_parent, path), refs in zip(
                 chunk, await _browse(client, [n for n, _ in chunk]), strict=True
             ):
@@ -120,8 +130,23 @@ async def walk(
             break
         level = children
     wanted = [c for c in candidates if _matches("/".join(c[1]), patterns)]
-    await _describe(client, wanted, result)
+    await _describe(client, wanted, result, (browse_chunk, read_chunk))
     return result
+
+
+async def _chunks(client: Client, max_nodes_per_read: int) -> tuple[int, int]:
+    """Nodes per Browse and per Read: at most :data:`CHUNK`, and within what the server
+    advertises (a PLC's server refuses more with BadTooManyOperations)."""
+    chunks = [CHUNK, min(CHUNK, max_nodes_per_read)]
+    try:
+        values = await _read(client, LIMIT_NODES, AttributeIds.Value, CHUNK)
+    except UaError:  # no limits to be read: ours
+        return chunks[0], chunks[1]
+    for i, value in enumerate(values):
+        limit = value.Value.Value if _good(value) and value.Value else None
+        if isinstance(limit, int) and limit > 0:
+            chunks[i] = min(chunks[i], limit)
+    return chunks[0], chunks[1]
 
 
 def _plain(node: ua.NodeId) -> ua.NodeId:
@@ -179,12 +204,12 @@ async def _browse(
 
 
 async def _read(
-    client: Client, nodes: Sequence[ua.NodeId], attribute: AttributeIds
+    client: Client, nodes: Sequence[ua.NodeId], attribute: AttributeIds, chunk: int
 ) -> list[ua.DataValue]:
     values: list[ua.DataValue] = []
-    for start in range(0, len(nodes), CHUNK):
+    for start in range(0, len(nodes), chunk):
         params = ua.ReadParameters()
-        for node in nodes[start : start + CHUNK]:
+        for node in nodes[start : start + chunk]:
             rv = ua.ReadValueId()
             rv.NodeId = node
             rv.AttributeId = attribute
@@ -194,12 +219,15 @@ async def _read(
 
 
 async def _describe(
-    client: Client, candidates: Sequence[tuple[ua.NodeId, tuple[str, ...]]], result: Walk
+    client: Client,
+    candidates: Sequence[tuple[ua.NodeId, tuple[str, ...]]],
+    result: Walk,
+    chunks: tuple[int, int],
 ) -> None:
     """Data type, readability and unit of each candidate; the others go to ``skipped``."""
     nodes = [node for node, _ in candidates]
-    types = await _read(client, nodes, AttributeIds.DataType)
-    access = await _read(client, nodes, AttributeIds.AccessLevel)
+    types = await _read(client, nodes, AttributeIds.DataType, chunks[1])
+    access = await _read(client, nodes, AttributeIds.AccessLevel, chunks[1])
     keep: list[tuple[ua.NodeId, tuple[str, ...], str]] = []
     for (node, path), type_value, access_value in zip(candidates, types, access, strict=True):
         shown = "/".join(path)
@@ -216,23 +244,28 @@ async def _describe(
             )
             result.skipped.append((shown, f"type {name} is not a number or a boolean"))
             continue
+        if not NODE_ID_RE.match(node.to_string()):  # e.g. a line break in an s= id
+            result.skipped.append((shown, "its node id cannot be written in a site file"))
+            continue
         level = access_value.Value.Value if _good(access_value) and access_value.Value else None
         if not isinstance(level, int) or not level & ua.AccessLevel.CurrentRead.mask:
             result.skipped.append((shown, "not readable (AccessLevel)"))
             continue
         keep.append((node, path, NUMERIC_TYPES[number]))
-    units = await _units(client, [node for node, _, _ in keep])
+    units = await _units(client, [node for node, _, _ in keep], chunks)
     result.variables = [
         Variable(path, node.to_string(), data_type, unit)
         for (node, path, data_type), unit in zip(keep, units, strict=True)
     ]
 
 
-async def _units(client: Client, nodes: Sequence[ua.NodeId]) -> list[str | None]:
+async def _units(
+    client: Client, nodes: Sequence[ua.NodeId], chunks: tuple[int, int]
+) -> list[str | None]:
     """Each variable's EngineeringUnits display name, where it has that property."""
     property_of: dict[int, ua.NodeId] = {}
-    for start in range(0, len(nodes), CHUNK):
-        chunk = nodes[start : start + CHUNK]
+    for start in range(0, len(nodes), chunks[0]):
+        chunk = nodes[start : start + chunks[0]]
         refs = await _browse(client, chunk, ObjectIds.HasProperty)
         for offset, found in enumerate(refs):
             for ref in found:
@@ -240,7 +273,7 @@ async def _units(client: Client, nodes: Sequence[ua.NodeId]) -> list[str | None]
                     property_of[start + offset] = _plain(ref.NodeId)
     units: list[str | None] = [None] * len(nodes)
     indexes = sorted(property_of)
-    values = await _read(client, [property_of[i] for i in indexes], AttributeIds.Value)
+    values = await _read(client, [property_of[i] for i in indexes], AttributeIds.Value, chunks[1])
     for index, value in zip(indexes, values, strict=True):
         info = value.Value.Value if _good(value) and value.Value else None
         text = getattr(getattr(info, "DisplayName", None), "Text", None)
