@@ -12,12 +12,14 @@ the newest readings, counted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from edge_agent.common.time_units import NS_PER_MINUTE
 from edge_agent.config.models import History
@@ -25,6 +27,8 @@ from edge_agent.history.store import FILE_NAME, HistoryCorrupt, HistoryError, Hi
 from edge_agent.readings import Quality, Reading, Value
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 WRITE_INTERVAL_S: Final = 1.0
 PRUNE_INTERVAL_S: Final = 600.0
@@ -43,6 +47,8 @@ class HistoryRecorder:
         self.dropped = 0
         self.failed: str | None = None  # why the history is stopped, while it is
         self._buffer: list[Row] = []
+        # Every store call runs in this one thread, in order (see run's ``finally``).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self._last: dict[str, tuple[Value, Quality, int]] = {}
 
     def offer(self, readings: Sequence[Reading], wall_ns: int) -> None:
@@ -69,7 +75,7 @@ class HistoryRecorder:
                     if store is None:
                         continue
                 if not self.path.exists():  # deleted under us: readers would never see it
-                    store.close()
+                    await self._in_thread(store.close)
                     store = await self._open()
                     if store is None:
                         continue
@@ -77,32 +83,32 @@ class HistoryRecorder:
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_INTERVAL_S
                     await self._call(store.prune, time.time_ns())
-                if batch and await self._call(store.append, batch):
-                    self.written += len(batch)
-                    if self.failed is not None:  # only a write proves the disk takes it
-                        log.info("History is written again.", extra={"file": str(self.path)})
-                        self.failed = None
-                elif batch:
-                    self.dropped += len(batch)
+                written = bool(batch) and await self._call(self._write, store, batch)
+                if written and self.failed is not None:  # only a write proves the disk takes it
+                    log.info("History is written again.", extra={"file": str(self.path)})
+                    self.failed = None
                 if self.failed is not None:
-                    store.close()
+                    await self._in_thread(store.close)
                     store = None
                     await asyncio.sleep(RETRY_AFTER_FAILURE_S)
         finally:
+            # Queued behind a write a cancel left running in the store's thread: one
+            # connection is never used from two threads at once (that crashed at a stop).
             left, self._buffer = self._buffer, []
             if store is not None:
                 try:
-                    await asyncio.to_thread(store.append, left)
-                    self.written += len(left)
-                except HistoryError:
-                    self.dropped += len(left)
-                store.close()
+                    await self._in_thread(self._write, store, left)
+                except (HistoryError, OSError):
+                    pass  # counted as dropped
+                finally:
+                    await self._in_thread(store.close)
             else:
                 self.dropped += len(left)
+            self._thread.shutdown(wait=False)
 
     async def _open(self) -> HistoryStore | None:
         try:
-            store = await asyncio.to_thread(self._open_store)
+            store = await self._in_thread(self._open_store)
         except HistoryError as exc:
             self._failed(str(exc))
             self.dropped += len(self._buffer)
@@ -130,9 +136,24 @@ class HistoryRecorder:
                 raise HistoryError(f"{self.path}: cannot set aside: {error}") from error
         return HistoryStore(self.path, self.config.keep, self.config.max_bytes)
 
+    def _write(self, store: HistoryStore, batch: list[Row]) -> None:
+        """Append and count, in the store's thread: a write a cancel left running is still
+        counted, written or dropped."""
+        try:
+            store.append(batch)
+        except (HistoryError, OSError):
+            self.dropped += len(batch)
+            raise
+        self.written += len(batch)
+
+    async def _in_thread(self, method: Callable[..., T], *args: object) -> T:
+        """``method`` in the store's own thread, one call after another."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(method, *args))
+
     async def _call(self, method: Callable[..., object], *args: object) -> bool:
         try:
-            await asyncio.to_thread(method, *args)
+            await self._in_thread(method, *args)
         except (HistoryError, OSError) as exc:
             self._failed(str(exc))
             return False

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from edge_agent.common.logs import set_log_level
 from edge_agent.config.models import OpcUa
 from edge_agent.readings import Quality
-from edge_agent.service.logs import set_log_level
 from edge_agent.simulators.opcua import SERVER_APPLICATION_URI, OpcUaSimulator, SimulatorSecurity
 from edge_agent.sources.opcua.certs import (
     build_certificate,
