@@ -98,11 +98,9 @@ def _limits(config: SiteConfig, sensor: str) -> dict[str, float]:
     for rule in config.rules:
         if rule.sensor != sensor:
             continue
-        for band_name in ("high", "low"):
-            band = getattr(rule, band_name, None)
-            limit = getattr(band, "limit", None)
-            if isinstance(limit, int | float) and not isinstance(limit, bool):
-                limits[f"{rule.id} {band_name}"] = float(limit)
+        for band_name, band in (("high", rule.high), ("low", rule.low)):
+            if band is not None:
+                limits[f"{rule.id} {band_name}"] = float(band.limit)
     return limits
 
 

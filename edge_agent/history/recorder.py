@@ -12,6 +12,7 @@ the newest readings, counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -97,9 +98,8 @@ class HistoryRecorder:
             left, self._buffer = self._buffer, []
             if store is not None:
                 try:
-                    await self._in_thread(self._write, store, left)
-                except (HistoryError, OSError):
-                    pass  # counted as dropped
+                    with contextlib.suppress(HistoryError, OSError):  # _write counted it
+                        await self._in_thread(self._write, store, left)
                 finally:
                     await self._in_thread(store.close)
             else:
