@@ -60,10 +60,25 @@ EQUIVALENTS_FILE = ROOT / "scripts" / "mutation-equivalents.txt"
 # The pure core and the tests that own each module.
 MODULES: dict[str, list[str]] = {
     "edge_agent/sources/modbus/decode.py": ["tests/sources_modbus/test_decode.py"],
+    "edge_agent/sources/modbus/plan.py": ["tests/sources_modbus/test_plan.py"],
+    "edge_agent/sources/opcua/status.py": ["tests/sources_opcua/test_status.py"],
     "edge_agent/rules/compiled.py": ["tests/rules"],
+    "edge_agent/rules/engine.py": ["tests/rules"],
+    "edge_agent/rules/events.py": ["tests/rules"],
+    "edge_agent/rules/render.py": ["tests/rules"],
+    "edge_agent/rules/snapshot.py": ["tests/rules"],
+    "edge_agent/rules/store.py": ["tests/rules"],
+    "edge_agent/rules/faults.py": ["tests/rules"],
+    "edge_agent/rules/trace.py": ["tests/rules"],
     "edge_agent/config/units.py": ["tests/config/test_units.py", "tests/config/test_properties.py"],
+    "edge_agent/config/checks.py": ["tests/config/test_checks.py"],
+    "edge_agent/outbox/store.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/counts.py": ["tests/outbox/test_store.py"],
     "edge_agent/alerts.py": ["tests/rules"],
-    "edge_agent/wire/alert.py": ["tests/hub", "tests/forwarders_mqtt"],
+    "edge_agent/wire/alert.py": ["tests/hub/test_hub_wire.py"],
 }
 
 _COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
@@ -347,8 +362,8 @@ class Coverage:
             if _IMPORT in contexts:
                 return None
             chosen |= contexts
-        if not chosen:
-            return []  # no test runs these lines: nothing can fail
+        # No test at all when none runs these lines and none starts a process: the mutant
+        # survives without a run.
         return sorted(chosen, key=self._cost) + sorted(self.spawners - chosen, key=self._cost)
 
     def _cost(self, nodeid: str) -> tuple[float, str]:
@@ -379,6 +394,7 @@ class ForkRunner:
             code = 3
             try:
                 os.setpgid(0, 0)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.chdir(self.tree)
                 os.environ.update(PYTHONPATH=str(self.tree), CI="true")
                 # The scratch tree's bytecode (and pytest's rewritten tests) is cached across
@@ -394,7 +410,11 @@ class ForkRunner:
                 plugins = [plugin] if plugin is not None else []
                 if before is not None:
                     before()
-                code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *args], plugins))
+                # A package preloaded here may have imported a plugin's package (httpx
+                # imports anyio): pytest can no longer rewrite that plugin's asserts.
+                quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+                options = ["-x", "-q", "-p", "no:cacheprovider", *quiet]
+                code = int(pytest.main([*options, *args], plugins))
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -402,24 +422,39 @@ class ForkRunner:
                 sys.stderr.flush()
                 os._exit(code)
         deadline = time.monotonic() + timeout
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status) == 0
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return None
-            time.sleep(0.02)
+        try:
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status) == 0
+                time.sleep(0.02)
+        except BaseException:  # interrupted: no child may outlive the run
+            _kill_group(pid)
+            raise
+        _kill_group(pid)
+        return None
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def run_module(
-    module: str, tests: list[str], sample: int | None, seed: int, confirm: bool = False
+    module: str,
+    tests: list[str],
+    sample: int | None,
+    seed: int,
+    confirm: bool = False,
+    lines: set[int] | None = None,
 ) -> tuple[int, int]:
     """Runs one module's mutants; prints survivors; returns (killed, scored)."""
     source = (ROOT / module).read_text()
     mutants = list_mutants(source)
+    if lines:
+        mutants = [mutant for mutant in mutants if mutant.line in lines]
     chosen = mutants
     if sample is not None and sample < len(mutants):
         chosen = sorted(random.Random(seed).sample(mutants, sample), key=lambda m: m.index)
@@ -439,7 +474,6 @@ def run_module(
             return 0, 0
         baseline = time.monotonic() - started
         killed = scored = 0
-        survivors: list[str] = []
         for mutant in chosen:
             key = (module, mutant.line, mutant.operator.split(":")[0])
             _write_source(target, mutate(source, mutant))
@@ -453,8 +487,9 @@ def run_module(
             if key in equivalents and passed:
                 continue  # a known equivalent: not scored
             scored += 1
-            if passed:
-                survivors.append(f"  {module}:{mutant.line} {mutant.operator} {mutant.description}")
+            if passed:  # printed at once: a long run shows its gaps as it goes
+                where = f"{module}:{mutant.line}"
+                print(f"  {where} {mutant.operator} {mutant.description}", flush=True)
             else:
                 killed += 1
         _write_source(target, source)
@@ -465,8 +500,6 @@ def run_module(
         f"{len(chosen)} of {len(mutants)} mutants run, {elapsed:.0f} s",
         flush=True,
     )
-    for line in survivors:
-        print(line, flush=True)
     return killed, scored
 
 
@@ -507,15 +540,22 @@ def main() -> int:
         action="store_true",
         help="run a survivor against all the module's tests, not only those that reach it",
     )
+    parser.add_argument(
+        "--lines",
+        type=lambda text: {int(n) for n in text.split(",")},
+        help="only the mutants on these lines, e.g. 134,227 (to re-check survivors)",
+    )
     parser.add_argument("--fail-under", type=float, default=0.0, help="percent, for CI use")
     args = parser.parse_args()
+    # A terminated run unwinds (and ends its test child) like an interrupted one.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = args.modules or list(MODULES)
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         parser.error(f"no tests are mapped for {', '.join(unknown)} (see MODULES)")
     killed = scored = 0
     for name in names:
-        k, s = run_module(name, MODULES[name], args.sample, args.seed, args.confirm)
+        k, s = run_module(name, MODULES[name], args.sample, args.seed, args.confirm, args.lines)
         killed, scored = killed + k, scored + s
     share = 100 * killed / scored if scored else 100.0
     print(f"total: {killed}/{scored} killed ({share:.0f} %)")
