@@ -50,6 +50,19 @@ def test_each_condition_compiles_to_its_kind_and_limits() -> None:
     assert (equals.kind, equals.target, equals.limit) == (EQUALS, "FAULT", "FAULT")
 
 
+def test_a_rate_rules_direction_is_the_sign_its_rate_is_multiplied_by() -> None:
+    for direction, sign in (("rising", 1), ("falling", -1), ("both", 0)):
+        rule = compiled(rate={"above": 5, "per": "1m", "direction": direction})
+        assert isinstance(rule, SeriesRule)
+        assert rule.rate_sign == sign
+        assert rule.rate_per == 60 * 10**9  # per minute, in ns
+        assert (rule.rate_window, rule.window_samples) == (0, None)  # no window: two points
+    windowed = compiled(rate={"above": 5, "per": "1m", "window": "5m"})
+    assert isinstance(windowed, SeriesRule)
+    assert windowed.rate_window == 300 * 10**9
+    assert windowed.window_samples is not None and not windowed.window_samples
+
+
 def test_a_band_reports_the_limit_on_the_side_of_its_peak() -> None:
     band = compiled(high={"limit": 80}, low={"limit": 20})  # midpoint 50
     assert band.limit == 80  # nothing held yet
@@ -76,12 +89,15 @@ def test_a_band_reports_the_limit_on_the_side_of_its_peak() -> None:
         ({"high": {"limit": 80}, "low": {"limit": 20}}, 85, 17, True),
         ({"high": {"limit": 80}, "low": {"limit": 20}}, 17, 85, False),
         ({"high": {"limit": 80}, "low": {"limit": 20}}, 14, 85, True),
+        ({"high": {"limit": 80}, "low": {"limit": 20}}, 15, 85, False),  # as far: no new peak
         ({"rate": {"above": 5, "per": "1m", "direction": "rising"}}, 7, 6, True),
         ({"rate": {"above": 5, "per": "1m", "direction": "rising"}}, -9, 6, False),
+        ({"rate": {"above": 5, "per": "1m", "direction": "rising"}}, 6, 6, False),
         ({"rate": {"above": 5, "per": "1m", "direction": "falling"}}, -7, -6, True),
         ({"rate": {"above": 5, "per": "1m", "direction": "falling"}}, 9, -6, False),
         ({"rate": {"above": 5, "per": "1m"}}, -7, 6, True),
         ({"rate": {"above": 5, "per": "1m"}}, 5, -6, False),
+        ({"rate": {"above": 5, "per": "1m"}}, 6, -6, False),
         ({"flatline": {"for": "10m"}}, 1, 0, False),
         ({"equals": 3}, 3, 2, False),
     ],
