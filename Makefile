@@ -58,9 +58,10 @@ chaos: dev-venv
 bench: dev-venv
 	$(BIN)/python bench/run_all.py
 
-## mutation: how much of the pure core its tests pin (slow; SAMPLE=40 for a seeded sample).
+## mutation: how much of the pure core its tests pin (slow; SAMPLE=40 for a seeded sample,
+## MODULES=edge_agent/rules/compiled.py for some modules only).
 mutation: dev-venv
-	$(BIN)/python scripts/mutation.py $(if $(SAMPLE),--sample $(SAMPLE) --seed $(or $(SEED),1))
+	$(BIN)/python scripts/mutation.py $(if $(SAMPLE),--sample $(SAMPLE) --seed $(or $(SEED),1)) $(MODULES)
 
 ## lock: requirements/agent.txt (the runtime set) and requirements/hub.txt (+ postgres), every
 ## file of every pinned release hashed (amd64 and arm64 wheels alike). Keeps the pins it can;

@@ -142,3 +142,44 @@ def test_a_size_must_be_text_with_a_unit() -> None:
 )
 def test_sizes_format_to_the_shortest_exact_text(size: int, text: str) -> None:
     assert format_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (True, "true/false value"),
+        (60, "needs a unit: write 60s"),
+        (1.5, "needs a unit: write 1.5s"),
+        (None, "such as 500ms"),
+    ],
+)
+def test_a_duration_that_is_not_text_says_what_it_is(value: object, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [(True, "true/false value"), (4096, "needs a unit: write 4096B"), (None, "such as 256MB")],
+)
+def test_a_size_that_is_not_text_says_what_it_is(value: object, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_size(value)
+
+
+def test_a_long_value_is_quoted_cut_to_forty_characters() -> None:
+    forty = "x" * 40
+    with pytest.raises(ValueError) as caught:
+        parse_duration(forty)
+    assert str(caught.value).startswith(repr(forty) + " is not a duration")
+    with pytest.raises(ValueError) as caught:
+        parse_duration("y" * 41)
+    assert str(caught.value).startswith(repr("y" * 37 + "...") + " is not a duration")
+
+
+def test_a_size_of_thirty_one_digits_is_refused_and_the_largest_size_is_accepted() -> None:
+    with pytest.raises(ValueError, match="larger than"):
+        parse_size("1" * 31 + "B")
+    assert parse_size(f"{MAX_SIZE_BYTES}B") == MAX_SIZE_BYTES
+    with pytest.raises(ValueError, match="larger than"):
+        parse_size(f"{MAX_SIZE_BYTES + 1}B")

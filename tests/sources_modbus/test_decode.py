@@ -196,3 +196,34 @@ def test_the_simulators_encoding_and_unscaling_by_exact_values() -> None:
     assert decode_bits([False, True]) is False
     error = DecodeError("not a number")
     assert error.reason == "not a number" and str(error) == "not a number"
+
+
+@pytest.mark.parametrize("special", [math.nan, math.inf, -math.inf])
+def test_the_compiled_decoder_without_scale_refuses_nan_and_infinities(special: float) -> None:
+    """Unscaled, the compiled decoder returns the raw number at once: its own check is all
+    that stands between a NaN on the wire and a good reading."""
+    for kind in (RegisterType.FLOAT32, RegisterType.FLOAT64):
+        register = Register(table=RegisterTable.HOLDING, address=0, type=kind)
+        with pytest.raises(DecodeError, match=NOT_A_NUMBER):
+            compile_decoder(register, None)(wire_registers(kind, special, "big", "big"))
+
+
+def test_the_compiled_decoder_of_a_string_reads_text() -> None:
+    register = Register(
+        table=RegisterTable.HOLDING, address=0, type="string", length=3, byte_order="little"
+    )
+    decode = compile_decoder(register, None)
+    assert decode([0x6261, 0x0063]) == "abc"  # "ab", "c\0" with the bytes of each swapped
+    with pytest.raises(DecodeError, match="not UTF-8"):
+        decode([0xFEFF, 0x0000])
+
+
+def test_a_bool_without_a_bit_is_bit_zero() -> None:
+    """Only a coil or discrete input has no ``bit:``; read as a register, it is bit 0."""
+    register = Register(table=RegisterTable.COIL, address=0, type="bool")
+    assert register.bit is None
+    assert encode_value(register, True) == [1]
+    assert decode_registers(register, [0b10], None) is False
+    assert decode_registers(register, [0b01], None) is True
+    assert compile_decoder(register, None)([0b10]) is False
+    assert compile_decoder(register, None)([0b01]) is True

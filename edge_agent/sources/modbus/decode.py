@@ -90,8 +90,8 @@ def decode_registers(register: Register, words: Sequence[int], scale: Scale | No
             raise DecodeError("string registers are not UTF-8 text") from exc
     data = registers_to_bytes(words, register.word_order, register.byte_order)
     (number,) = struct.unpack(_STRUCT[kind], data)
-    if kind in _FLOATS and not math.isfinite(number):
-        raise DecodeError(NOT_A_NUMBER)
+    # One check after scaling covers a NaN or infinity on the wire too (no scale turns one
+    # into a finite number) and a finite value scaled past the float range.
     scaled = apply_scale(number, scale)
     if isinstance(scaled, float) and not math.isfinite(scaled):
         raise DecodeError(NOT_A_NUMBER)
