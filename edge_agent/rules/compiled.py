@@ -1,36 +1,25 @@
 """Rules and sensors as the engine holds them: slotted objects built once from the config.
 
 Everything the hot path reads is a plain attribute here (no pydantic model access per
-reading). The dynamic state of a rule lives on the same object, so one reading touches one
-dict lookup (sensor) and a few attributes per rule.
+reading). A rule holds what every rule has (delays, staleness, gate, escalation, guard
+history) and its live state; what its kind needs lives in its :attr:`CompiledRule.condition`
+(``conditions.py``) and its guard parameters in :attr:`CompiledRule.guard` (``guards.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from edge_agent.alerts import PRIORITY_ORDER
 from edge_agent.config.models import Rule, SiteConfig
 from edge_agent.readings import Value
+from edge_agent.rules.conditions import Condition, make_condition
 from edge_agent.rules.events import CAUSE_CONDITION, NORMAL
-
-# Condition kinds.
-HIGH: Final = 1
-LOW: Final = 2
-BAND: Final = 3
-RATE: Final = 4
-FLATLINE: Final = 5
-EQUALS: Final = 6
+from edge_agent.rules.guards import GuardPolicy
 
 NEVER: Final = -(2**63)  # a sensor's last reading time before its first reading
-
-# What one sample says about the condition.
-TRIP: Final = 1
-HOLD: Final = 0  # in the deadband: neither trips nor clears
-CLEAR: Final = -1
 
 
 class Level:
@@ -46,11 +35,7 @@ class Level:
 
 
 class CompiledRule:
-    """One rule: its definition flattened to attributes, and its live state.
-
-    Rate and flatline rules need a few more fields; they are :class:`SeriesRule`. Here the
-    same names are read-only class defaults, so a limit rule does not carry them.
-    """
+    """One rule: its definition flattened to attributes, and its live state."""
 
     __slots__ = (
         "_fingerprint",
@@ -58,29 +43,24 @@ class CompiledRule:
         "alert_id",
         "base_priority",
         "cause",
-        "chatter_activations",
         "chatter_times",
-        "chatter_window",
         "chattering",
-        "clear_above",
-        "clear_below",
-        "cooldown",
+        "condition",
         "deadline",
         "episodes",
         "fast",
+        "fast_limit",
         "gate_open",
         "gate_sensor",
         "gate_value",
         "gen",
+        "guard",
         "held",
-        "high_limit",
         "id",
         "inclusive",
         "key",
-        "kind",
         "last_activation",
         "levels",
-        "low_limit",
         "notify",
         "off_delay",
         "on_delay",
@@ -95,24 +75,15 @@ class CompiledRule:
         "stale_alarm",
         "started",
         "state",
-        "target",
     )
 
-    # Defaults for the fields only SeriesRule stores.
-    rate_per: int = 0
-    rate_sign: int = 0
-    rate_window: int = 0
-    window_samples: deque[tuple[int, float]] | None = None
-    flat_for: int = 0
-    tolerance: float = 0.0
-    flat_due: int | None = None
-    flat_gen: int = 0
-    prev_value: float | None = None
-    prev_time: int | None = None
-    anchor_value: float | None = None
-    anchor_time: int | None = None
-
-    def __init__(self, key: int, rule: Rule, config: SiteConfig) -> None:
+    def __init__(
+        self,
+        key: int,
+        rule: Rule,
+        config: SiteConfig,
+        shared: dict[tuple[Any, ...], Any] | None = None,
+    ) -> None:
         self.key = key
         self.rule = rule
         self.id = rule.id
@@ -121,42 +92,21 @@ class CompiledRule:
         self.inclusive = rule.inclusive
         self.on_delay = rule.on_delay
         self.off_delay = rule.off_delay
-        self.cooldown = rule.cooldown
         self.base_priority = rule.priority.value
         self.on_stale = rule.on_stale.value
         self.stale_after = config.stale_after_ns(rule)
+        self.condition: Condition = make_condition(rule, shared)
+        # The limit of the hot-path check (``fast``), copied here to save a lookup per reading.
+        self.fast_limit = self.condition.fast_limit
         chattering = rule.chattering or config.defaults.chattering
-        self.chatter_activations = chattering.activations
-        self.chatter_window = chattering.window
+        guard = GuardPolicy(rule.cooldown, chattering.activations, chattering.window)
+        if shared is not None:
+            params = (guard.cooldown, guard.chatter_activations, guard.chatter_window)
+            guard = shared.setdefault(("guard", *params), guard)
+        self.guard: GuardPolicy = guard
         self.levels = tuple(
             Level(level.above, level.below, level.priority.value) for level in rule.escalate
         )
-        self.high_limit = 0.0
-        self.low_limit = 0.0
-        self.clear_below = 0.0
-        self.clear_above = 0.0
-        self.target: Value = None
-        if rule.high is not None and rule.low is not None:
-            self.kind = BAND
-        elif rule.high is not None:
-            self.kind = HIGH
-        elif rule.low is not None:
-            self.kind = LOW
-        elif rule.rate is not None:
-            self.kind = RATE
-            self.high_limit = rule.rate.above
-            self.clear_below = rule.rate.above
-        elif rule.flatline is not None:
-            self.kind = FLATLINE
-        else:
-            self.kind = EQUALS
-            self.target = rule.equals
-        if rule.high is not None:
-            self.high_limit = rule.high.limit
-            self.clear_below = rule.high.limit - rule.high.deadband
-        if rule.low is not None:
-            self.low_limit = rule.low.limit
-            self.clear_above = rule.low.limit + rule.low.deadband
         if rule.only_when is not None:
             self.gate_sensor: str | None = rule.only_when.sensor
             self.gate_value: Value = rule.only_when.equals
@@ -174,13 +124,18 @@ class CompiledRule:
         self.chattering = False
 
     @property
+    def kind(self) -> int:
+        """The condition kind (``conditions.HIGH`` ... ``conditions.EQUALS``)."""
+        return self.condition.kind
+
+    @property
     def fingerprint(self) -> str:
         """Changes when anything that decides this rule's behaviour changes (computed when
         first needed: most rules never need it)."""
         if self._fingerprint is None:
             text = (
                 f"{self.rule.model_dump_json(by_alias=True)}|{self.stale_after}|"
-                f"{self.chatter_activations}|{self.chatter_window}"
+                f"{self.guard.chatter_activations}|{self.guard.chatter_window}"
             )
             self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._fingerprint
@@ -201,33 +156,21 @@ class CompiledRule:
         self.cause = CAUSE_CONDITION
         self.stale = False
         self.stale_alarm = False
+        self.condition.reset()
         self.refresh_fast()
 
     def refresh_fast(self) -> None:
         """``fast`` names the hot-path check that suffices in the current state: a NORMAL,
         ungated high (1) or low (2) rule only needs to know whether a sample trips."""
-        if self.state == NORMAL and self.gate_sensor is None and self.kind in (HIGH, LOW):
-            self.fast = self.kind
+        if self.state == NORMAL and self.gate_sensor is None:
+            self.fast = self.condition.fast
         else:
             self.fast = 0
 
     @property
     def limit(self) -> Value:
-        """The limit reported with events (for a band: the side of the episode's peak, so
-        that a clear after a jump across the band names the limit the peak passed)."""
-        if self.kind in (HIGH, RATE):
-            return self.high_limit
-        if self.kind == LOW:
-            return self.low_limit
-        if self.kind == BAND:
-            side = self.held if self.peak is None else self.peak
-            if isinstance(side, int | float) and not isinstance(side, bool):
-                midpoint = (self.high_limit + self.low_limit) / 2
-                return self.high_limit if side >= midpoint else self.low_limit
-            return self.high_limit
-        if self.kind == FLATLINE:
-            return self.tolerance
-        return self.target
+        """The limit reported with events (for a band: the side of the episode's peak)."""
+        return self.condition.limit(self.held, self.peak)
 
     def more_extreme(self, value: Value, than: Value) -> bool:
         """Whether ``value`` is a new peak for this rule's episode."""
@@ -235,71 +178,16 @@ class CompiledRule:
             return True
         if not isinstance(value, int | float) or not isinstance(than, int | float):
             return False
-        if self.kind == HIGH:
-            return value > than
-        if self.kind == LOW:
-            return value < than
-        if self.kind == BAND:
-            return _excursion(self, value) > _excursion(self, than)
-        if self.kind == RATE:
-            if self.rate_sign:
-                return value * self.rate_sign > than * self.rate_sign
-            return abs(value) > abs(than)
-        return False
+        return self.condition.further(value, than)
 
 
-class SeriesRule(CompiledRule):
-    """A rule that judges a series, not one sample: rate of change, flatline."""
-
-    __slots__ = (
-        "anchor_time",
-        "anchor_value",
-        "flat_due",
-        "flat_for",
-        "flat_gen",
-        "prev_time",
-        "prev_value",
-        "rate_per",
-        "rate_sign",
-        "rate_window",
-        "tolerance",
-        "window_samples",
-    )
-
-    def __init__(self, key: int, rule: Rule, config: SiteConfig) -> None:
-        self.rate_per = rule.rate.per if rule.rate is not None else 0
-        # +1 rising, -1 falling, 0 both: the rate is multiplied by it (0: its magnitude).
-        direction = rule.rate.direction if rule.rate is not None else "both"
-        self.rate_sign = {"rising": 1, "falling": -1}.get(direction, 0)
-        self.rate_window = (rule.rate.window or 0) if rule.rate is not None else 0
-        # Samples of the window, thinned to at most WINDOW_SAMPLES + 1 (bounded memory
-        # whatever the poll rate); not saved: a restart starts the window anew.
-        self.window_samples = deque() if self.rate_window else None
-        self.flat_for = rule.flatline.for_ if rule.flatline is not None else 0
-        self.tolerance = rule.flatline.tolerance if rule.flatline is not None else 0.0
-        super().__init__(key, rule, config)
-
-    def reset(self) -> None:
-        self.flat_due = None
-        self.flat_gen = 0
-        self.prev_value = None
-        self.prev_time = None
-        if self.window_samples is not None:
-            self.window_samples.clear()
-        self.anchor_value = None
-        self.anchor_time = None
-        super().reset()
-
-
-def compile_rule(key: int, rule: Rule, config: SiteConfig) -> CompiledRule:
-    """The engine's object for ``rule`` (``key`` is its position in the config)."""
-    if rule.rate is not None or rule.flatline is not None:
-        return SeriesRule(key, rule, config)
-    return CompiledRule(key, rule, config)
-
-
-def _excursion(rule: CompiledRule, value: float) -> float:
-    return max(value - rule.high_limit, rule.low_limit - value)
+def compile_rule(
+    key: int, rule: Rule, config: SiteConfig, shared: dict[tuple[Any, ...], Any] | None = None
+) -> CompiledRule:
+    """The engine's object for ``rule`` (``key`` is its position in the config). Rules
+    compiled with the same ``shared`` dict share their stateless parts (condition, guard
+    parameters) with equal ones."""
+    return CompiledRule(key, rule, config, shared)
 
 
 class StaleWatcher:

@@ -32,22 +32,8 @@ from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
 from edge_agent.common.time_units import NS_PER_MINUTE, NS_PER_S
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading, Value
-from edge_agent.rules.compiled import (
-    BAND,
-    CLEAR,
-    EQUALS,
-    FLATLINE,
-    HIGH,
-    HOLD,
-    LOW,
-    RATE,
-    TRIP,
-    CompiledRule,
-    SensorState,
-    SeriesRule,
-    StaleWatcher,
-    compile_rule,
-)
+from edge_agent.rules.compiled import CompiledRule, SensorState, StaleWatcher, compile_rule
+from edge_agent.rules.conditions import CLEAR, HIGH, LOW, TRIP, Flatline, is_number, same_value
 from edge_agent.rules.events import (
     ACTIVE,
     CAUSE_CONDITION,
@@ -59,6 +45,7 @@ from edge_agent.rules.events import (
     AlarmEvent,
 )
 from edge_agent.rules.faults import EVALUATE, RuleFaults
+from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
 from edge_agent.rules.snapshot import (
     SnapshotError,
     encode_sensors,
@@ -88,23 +75,6 @@ SENSOR_REFRESH_NS: Final = NS_PER_MINUTE
 ON_STALE_HOLD: Final = "hold"
 ON_STALE_CLEAR: Final = "clear"
 ON_STALE_ALARM: Final = "alarm"
-
-
-def is_number(value: object) -> bool:
-    """A finite int or float (bool and str are not numbers to a limit)."""
-    cls = value.__class__
-    if cls is int:
-        return True
-    if cls is float:
-        return bool(value - value == 0.0)  # type: ignore[operator]
-    return False
-
-
-def same_value(value: Value, target: Value) -> bool:
-    """``equals:`` comparison: strings match strings, numbers and bools match by value."""
-    if isinstance(value, str) or isinstance(target, str):
-        return isinstance(value, str) and isinstance(target, str) and value == target
-    return value == target
 
 
 class RuleEngine:
@@ -147,13 +117,10 @@ class RuleEngine:
         self.wrong_type = 0
         self.unknown_sensor = 0
         self.late_readings = 0
-        self.held_cooldown = 0
-        self.held_chattering = 0
-        self.held_flood = 0
         self.state_saves = 0
         self.state_save_errors = 0
-        self.flood_times: list[int] = []
-        self.flooding = False
+        # Cooldown, chattering and flood; the flood's limits are set by ``_build``.
+        self.guards = ActivationGuards(FloodGuard(0, 0))
         # One life of the engine with its saved state (see ``make_alert_id``): none without a
         # store, so a replay gives the same ids every time; a new one at every start with a
         # store, since the saved episode counts may be behind what went out (a failed save).
@@ -175,8 +142,7 @@ class RuleEngine:
                     state.set_aside(str(exc))
                     self._build(config)
                     self.now = None
-                    self.flood_times = []
-                    self.flooding = False
+                    self.guards.flood.clear()
                     self.retired_episodes = {}
                 self._rebuild_heap()
             # Open episodes keep the alert ids they were saved with; new ones are numbered
@@ -190,10 +156,13 @@ class RuleEngine:
     def _build(self, config: SiteConfig) -> None:
         self.config = config
         self.site_id = config.site.id
-        self.flood_limit = config.defaults.flood.work_orders
-        self.flood_window = config.defaults.flood.window
+        flood = self.guards.flood
+        flood.limit = config.defaults.flood.work_orders
+        flood.window = config.defaults.flood.window
+        # Rules with equal limit conditions or guard parameters share those objects.
+        shared: dict[tuple[Any, ...], Any] = {}
         self.rules: list[CompiledRule] = [
-            compile_rule(key, rule, config) for key, rule in enumerate(config.rules)
+            compile_rule(key, rule, config, shared) for key, rule in enumerate(config.rules)
         ]
         self.sensors: dict[str, SensorState] = {}
         for sensor_id in sorted(set(config.sensors) | {r.sensor for r in self.rules}):
@@ -248,10 +217,11 @@ class RuleEngine:
             if rule.deadline is not None:
                 rule.gen += 1
                 heap.append((rule.deadline, ORDER_STATE, rule.key, rule.gen))
-            if rule.flat_due is not None:
-                series = cast(SeriesRule, rule)
-                series.flat_gen += 1
-                heap.append((rule.flat_due, ORDER_FLAT, rule.key, series.flat_gen))
+            flat_due = rule.condition.flat_due
+            if flat_due is not None:
+                flatline = cast(Flatline, rule.condition)
+                flatline.flat_gen += 1
+                heap.append((flat_due, ORDER_FLAT, rule.key, flatline.flat_gen))
         for watcher in self.watchers:
             sensor = watcher.sensor
             watcher.queued = False
@@ -324,10 +294,10 @@ class RuleEngine:
                 try:
                     fast = rule.fast
                     if fast == HIGH:
-                        if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
+                        if value >= rule.fast_limit if rule.inclusive else value > rule.fast_limit:  # type: ignore[operator]
                             self._apply(rule, t, value, events)
                     elif fast == LOW:
-                        if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
+                        if value <= rule.fast_limit if rule.inclusive else value < rule.fast_limit:  # type: ignore[operator]
                             self._apply(rule, t, value, events)
                     else:
                         self._apply(rule, t, value, events)
@@ -335,7 +305,7 @@ class RuleEngine:
                     self._rule_failed(rule, exc)
         else:
             # Text or true/false: counted once per reading when a rule wants a number.
-            if any(rule.kind != EQUALS for rule in sensor.rules):
+            if any(rule.condition.wants_number for rule in sensor.rules):
                 self.wrong_type += 1
             for rule in sensor.rules:
                 try:
@@ -374,16 +344,7 @@ class RuleEngine:
 
     def chattering(self) -> dict[str, bool]:
         """Rule id → whether its notifications are held as chattering right now."""
-        now = self.now
-        return {
-            rule.id: rule.chattering
-            and (
-                now is None
-                or rule.last_activation is None
-                or now - rule.last_activation < rule.chatter_window
-            )
-            for rule in self.rules
-        }
+        return {rule.id: is_chattering(rule, self.now) for rule in self.rules}
 
     def stale_sensors(self) -> list[str]:
         return sorted(w.sensor.id for w in self.watchers if w.emits and w.fired)
@@ -397,9 +358,9 @@ class RuleEngine:
             "wrong_type_readings": self.wrong_type,
             "unknown_sensor_readings": self.unknown_sensor,
             "late_readings": self.late_readings,
-            "held_cooldown": self.held_cooldown,
-            "held_chattering": self.held_chattering,
-            "held_flood": self.held_flood,
+            "held_cooldown": self.guards.held_cooldown,
+            "held_chattering": self.guards.held_chattering,
+            "held_flood": self.guards.held_flood,
             "state_saves": self.state_saves,
             "state_save_errors": self.state_save_errors,
         }
@@ -457,7 +418,7 @@ class RuleEngine:
     def _fresh_sensors(self) -> set[str]:
         ids = {w.sensor.id for w in self.watchers if w.fired}
         for rule in self.rules:
-            if rule.state or rule.gate_sensor is not None or rule.kind in (RATE, FLATLINE):
+            if rule.state or rule.gate_sensor is not None or rule.condition.series:
                 ids.add(rule.sensor)
                 if rule.gate_sensor is not None:
                     ids.add(rule.gate_sensor)
@@ -475,10 +436,11 @@ class RuleEngine:
             rule.deadline = None
             rule.gen += 1
 
-    def _set_flat_due(self, rule: SeriesRule, when: int) -> None:
-        rule.flat_gen += 1
-        rule.flat_due = when
-        heapq.heappush(self._heap, (when, ORDER_FLAT, rule.key, rule.flat_gen))
+    def set_flat_due(self, rule: CompiledRule, flatline: Flatline, when: int) -> None:
+        """Due ``when``: ``rule``'s flatline trips then unless a sample moved it."""
+        flatline.flat_gen += 1
+        flatline.flat_due = when
+        heapq.heappush(self._heap, (when, ORDER_FLAT, rule.key, flatline.flat_gen))
 
     def _fire_due(self, until: int) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
@@ -499,11 +461,12 @@ class RuleEngine:
                 except Exception as exc:
                     self._rule_failed(rule, exc)
             elif order == ORDER_FLAT:
-                rule = cast(SeriesRule, self.rules[key])
-                if rule.flat_gen != gen or rule.flat_due != when:
+                rule = self.rules[key]
+                flatline = cast(Flatline, rule.condition)
+                if flatline.flat_gen != gen or flatline.flat_due != when:
                     continue
                 self._advance(when)
-                rule.flat_due = None
+                flatline.flat_due = None
                 sensor = self.sensors[rule.sensor]
                 if rule.stale or not sensor.has_value:
                     continue
@@ -550,13 +513,8 @@ class RuleEngine:
         across it (65 °C before a PLC outage and 55 °C after it is no rate of change), so
         the next good sample only starts the rate again, as flatline does."""
         for rule in sensor.rules:
-            if rule.kind == RATE:
-                series = cast(SeriesRule, rule)
-                if series.window_samples:
-                    series.window_samples.clear()
-                if series.prev_value is not None:
-                    series.prev_value = series.prev_time = None
-                    self.soft_dirty = True
+            if rule.condition.gap():
+                self.soft_dirty = True
 
     def _advance(self, when: int) -> None:
         if self.now is None or when > self.now:
@@ -577,10 +535,7 @@ class RuleEngine:
                     events.append(AlarmEvent(t, "fresh", sensor_id=sensor.id))
                 for rule in watcher.rules:
                     rule.stale = False
-                    if rule.kind == FLATLINE:
-                        # A gap in the data breaks a flatline run: this sample starts anew.
-                        series = cast(SeriesRule, rule)
-                        series.anchor_value = series.anchor_time = series.flat_due = None
+                    rule.condition.fresh_again()
             if not watcher.queued:
                 watcher.queued = True
                 heapq.heappush(self._heap, (t + watcher.duration, ORDER_STALE, watcher.key, 0))
@@ -599,7 +554,7 @@ class RuleEngine:
                 continue
             # Opened: the rule's own sensor's held value is judged now (sample and hold).
             own = self.sensors[rule.sensor]
-            if own.has_value and not rule.stale and rule.kind not in (RATE, FLATLINE):
+            if own.has_value and not rule.stale and not rule.condition.series:
                 try:
                     self._apply(rule, t, own.value, events)
                 except Exception as exc:
@@ -614,80 +569,9 @@ class RuleEngine:
         events: list[AlarmEvent],
     ) -> None:
         """Judge one good sample (or a held one, when a gate opens) against one rule."""
-        kind = rule.kind
-        measured: Value = value
-        if kind == EQUALS:
-            condition = TRIP if same_value(value, rule.target) else CLEAR
-        elif not is_number(value):
-            return  # counted where the reading arrived
-        elif kind == HIGH:
-            if value >= rule.high_limit if rule.inclusive else value > rule.high_limit:  # type: ignore[operator]
-                condition = TRIP
-            elif value < rule.clear_below:  # type: ignore[operator]
-                condition = CLEAR
-            else:
-                condition = HOLD
-        elif kind == LOW:
-            if value <= rule.low_limit if rule.inclusive else value < rule.low_limit:  # type: ignore[operator]
-                condition = TRIP
-            elif value > rule.clear_above:  # type: ignore[operator]
-                condition = CLEAR
-            else:
-                condition = HOLD
-        elif kind == BAND:
-            v: float = value  # type: ignore[assignment]
-            if rule.inclusive:
-                trips = v >= rule.high_limit or v <= rule.low_limit
-            else:
-                trips = v > rule.high_limit or v < rule.low_limit
-            if trips:
-                condition = TRIP
-            elif rule.clear_above < v < rule.clear_below:
-                condition = CLEAR
-            else:
-                condition = HOLD
-        elif kind == RATE:
-            v = value  # type: ignore[assignment]
-            series = cast(SeriesRule, rule)
-            since = (
-                _window_start(series, t, v)
-                if series.window_samples is not None
-                else _previous_sample(series, t)
-            )
-            if since is None:
-                series.prev_value, series.prev_time = v, t
-                self.soft_dirty = True
-                return
-            previous, previous_time = since
-            rate = (v - previous) * series.rate_per / (t - previous_time)
-            series.prev_value, series.prev_time = v, t
-            self.soft_dirty = True
-            if rate - rate != 0.0:
-                # Not finite (a jump near the float limit in a tiny interval): this rule's
-                # fault (see ``_rule_failed``), not a value no state file could hold.
-                raise OverflowError("rate of change is not a finite number")
-            measured = rate
-            size = rate * series.rate_sign if series.rate_sign else abs(rate)
-            if size >= rule.high_limit if rule.inclusive else size > rule.high_limit:
-                condition = TRIP
-            elif size < rule.high_limit:
-                condition = CLEAR
-            else:
-                condition = HOLD
-        else:  # FLATLINE
-            v = value  # type: ignore[assignment]
-            series = cast(SeriesRule, rule)
-            anchor = series.anchor_value
-            if anchor is None or series.anchor_time is None or abs(v - anchor) > series.tolerance:
-                series.anchor_value, series.anchor_time = v, t
-                self._set_flat_due(series, t + series.flat_for)
-                self.soft_dirty = True
-                condition = CLEAR
-            elif t - series.anchor_time >= series.flat_for:
-                condition = TRIP
-            else:
-                condition = CLEAR
-        rule.held = measured
+        condition = rule.condition.judge(rule, t, value, self)
+        if condition is None:
+            return
         if not rule.gate_open:
             condition = CLEAR
         if rule.stale_alarm:
@@ -763,54 +647,8 @@ class RuleEngine:
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):
             rule.peak = rule.held
-        notify = True
-        starts_chattering = False
-        previous = rule.last_activation
-        if previous is not None and t - previous < rule.cooldown:
-            notify = False
-            self.held_cooldown += 1
-        # Chattering: quiet for a whole window ends it; N activations within one starts it.
-        times = rule.chatter_times
-        if times is None:
-            times = rule.chatter_times = []
-        if rule.chattering and previous is not None and t - previous >= rule.chatter_window:
-            rule.chattering = False
-            times.clear()
-        times.append(t)
-        if len(times) > rule.chatter_activations:
-            del times[: len(times) - rule.chatter_activations]
-        if (
-            not rule.chattering
-            and len(times) >= rule.chatter_activations
-            and t - times[0] < rule.chatter_window
-        ):
-            rule.chattering = True
-            starts_chattering = True
-        if rule.chattering and notify:
-            notify = False
-            self.held_chattering += 1
-        starts_flood = False
-        if notify:
-            # Flood (ISA-18.2: an alarm rate above what people can handle): an activation
-            # that would make a work order is held while ``flood_limit`` such activations,
-            # held ones included, fell within the last window. So a flood lasts until the
-            # site is back under the rate, not just until the first ones age out.
-            recent = self.flood_times
-            cutoff = t - self.flood_window
-            while recent and recent[0] <= cutoff:
-                del recent[0]
-            if len(recent) >= self.flood_limit:
-                notify = False
-                self.held_flood += 1
-                starts_flood = not self.flooding
-                self.flooding = True
-            else:
-                self.flooding = False
-            recent.append(t)
-            if len(recent) > self.flood_limit:  # only the latest ``flood_limit`` matter
-                del recent[: len(recent) - self.flood_limit]
+        notify, starts_chattering, starts_flood = self.guards.check(rule, t)
         rule.notify = notify
-        rule.last_activation = t
         events.append(self._rule_event(rule, t, "activated"))
         if starts_chattering:
             events.append(self._rule_event(rule, t, "chattering"))
@@ -909,34 +747,4 @@ class RuleEngine:
         )
 
 
-__all__ = ["RuleEngine", "is_number", "same_value"]
-
-
-WINDOW_SAMPLES: Final = 600
-"""Samples a rate window keeps at most (one per window/600): enough for the slope, bounded
-whatever the poll rate."""
-
-
-def _previous_sample(series: SeriesRule, t: int) -> tuple[float, int] | None:
-    """The sample before ``t`` to take the rate from (None: this one only starts it)."""
-    previous, previous_time = series.prev_value, series.prev_time
-    if previous is None or previous_time is None or t <= previous_time:
-        return None
-    return previous, previous_time
-
-
-def _window_start(series: SeriesRule, t: int, value: float) -> tuple[float, int] | None:
-    """The oldest sample within the rate window of ``series`` to take the slope from, with
-    ``(t, value)`` added to the window; None while the samples span less than half the
-    window (too short to tell a slope from one register step)."""
-    samples = series.window_samples
-    assert samples is not None
-    window = series.rate_window
-    while samples and t - samples[0][0] > window:
-        samples.popleft()
-    oldest = samples[0] if samples else None
-    if not samples or t - samples[-1][0] >= window // WINDOW_SAMPLES:
-        samples.append((t, value))
-    if oldest is None or 2 * (t - oldest[0]) < window:
-        return None
-    return oldest[1], oldest[0]
+__all__ = ["RuleEngine"]

@@ -12,13 +12,13 @@ second ``activated``, no lost ``cleared``) and its activation history.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
-from edge_agent.rules.compiled import FLATLINE, NEVER, RATE
+from edge_agent.rules.compiled import NEVER
 from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, STATE_NAMES
 
 if TYPE_CHECKING:
-    from edge_agent.rules.compiled import CompiledRule, SeriesRule
+    from edge_agent.rules.compiled import CompiledRule
     from edge_agent.rules.engine import RuleEngine
 
 SNAPSHOT_VERSION: Final = 1
@@ -29,11 +29,13 @@ class SnapshotError(ValueError):
 
 
 def _rule_data(rule: CompiledRule) -> dict[str, Any]:
+    # Every kind writes the same keys (a limit rule's series keys are None).
+    series = rule.condition.dump()
     return {
         "fingerprint": rule.fingerprint,
         "state": STATE_NAMES[rule.state],
         "deadline": rule.deadline,
-        "flat_due": rule.flat_due,
+        "flat_due": series["flat_due"],
         "pending_since": rule.pending_since,
         "held": rule.held,
         "peak": rule.peak,
@@ -46,8 +48,8 @@ def _rule_data(rule: CompiledRule) -> dict[str, Any]:
         "stale": rule.stale,
         "stale_alarm": rule.stale_alarm,
         "gate_open": rule.gate_open,
-        "prev": None if rule.prev_time is None else [rule.prev_value, rule.prev_time],
-        "anchor": None if rule.anchor_time is None else [rule.anchor_value, rule.anchor_time],
+        "prev": series["prev"],
+        "anchor": series["anchor"],
         "last_activation": rule.last_activation,
         "episodes": rule.episodes,
         "chatter_times": list(rule.chatter_times or ()),
@@ -85,8 +87,7 @@ def take_snapshot(
             rule.state
             or rule.last_activation is not None
             or rule.episodes
-            or rule.prev_time is not None
-            or rule.anchor_time is not None
+            or not rule.condition.is_initial()
             or rule.stale
             or rule.gate_open != (rule.gate_sensor is None)
         ):
@@ -98,7 +99,10 @@ def take_snapshot(
         "now": engine.now,
         "rules": rules,
         "sensors": encode_sensors(engine, sensors),
-        "flood": {"times": list(engine.flood_times), "flooding": engine.flooding},
+        "flood": {
+            "times": list(engine.guards.flood.times),
+            "flooding": engine.guards.flood.flooding,
+        },
         "exact": exact,
     }
     if engine.retired_episodes:
@@ -177,8 +181,8 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         raise SnapshotError("saved rule state has an unusable lineage")
     engine.lineage = lineage
     flood = data["flood"]
-    engine.flood_times = [int(t) for t in flood["times"]]
-    engine.flooding = bool(flood["flooding"])
+    engine.guards.flood.times = [int(t) for t in flood["times"]]
+    engine.guards.flood.flooding = bool(flood["flooding"])
     # A transition save carries an older copy of every sensor and a fresh one of some.
     for section in ("sensor_base", "sensors"):
         for sensor_id, saved in data.get(section, {}).items():
@@ -224,16 +228,8 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
         rule.chatter_times = [int(t) for t in saved["chatter_times"]] or None
         rule.chattering = bool(saved["chattering"])
         rule.stale = bool(saved["stale"])
-        if same and rule.kind in (RATE, FLATLINE):
-            series = cast("SeriesRule", rule)
-            _restore_series(series, saved)
-            # A save made while running may be older than the last samples, which move a
-            # flatline run or a rate's previous sample without a save. Rather than judge
-            # from out-of-date values (a false "stuck" or a false rate), start afresh.
-            if not exact and rule.kind == RATE:
-                series.prev_value = series.prev_time = None
-            if not exact and rule.kind == FLATLINE and state == NORMAL:
-                series.anchor_value = series.anchor_time = series.flat_due = None
+        if same:
+            rule.condition.load(saved, exact=exact, normal=state == NORMAL)
         if same:
             rule.gate_open = bool(saved["gate_open"])
         if same or state in (ACTIVE, CLEARING):
@@ -250,11 +246,3 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
             rule.cause = saved["cause"]
             rule.stale_alarm = bool(saved["stale_alarm"])
         rule.refresh_fast()
-
-
-def _restore_series(rule: SeriesRule, saved: dict[str, Any]) -> None:
-    rule.flat_due = saved["flat_due"]
-    prev = saved["prev"]
-    rule.prev_value, rule.prev_time = (None, None) if prev is None else (prev[0], prev[1])
-    anchor = saved["anchor"]
-    rule.anchor_value, rule.anchor_time = (None, None) if anchor is None else (anchor[0], anchor[1])

@@ -8,18 +8,20 @@ from typing import Any
 
 import pytest
 
-from edge_agent.rules.compiled import (
+from edge_agent.rules.compiled import CompiledRule, SensorState, StaleWatcher, compile_rule
+from edge_agent.rules.conditions import (
     BAND,
     EQUALS,
     FLATLINE,
     HIGH,
     LOW,
     RATE,
-    CompiledRule,
-    SensorState,
-    SeriesRule,
-    StaleWatcher,
-    compile_rule,
+    Band,
+    Equals,
+    Flatline,
+    High,
+    Low,
+    Rate,
 )
 from edge_agent.rules.events import ACTIVE
 
@@ -34,33 +36,89 @@ def compiled(**condition: Any) -> CompiledRule:
 
 def test_each_condition_compiles_to_its_kind_and_limits() -> None:
     high = compiled(high={"limit": 80, "deadband": 2})
-    assert (high.kind, high.high_limit, high.clear_below, high.limit) == (HIGH, 80, 78, 80)
+    assert isinstance(high.condition, High)
+    assert (high.kind, high.condition.high_limit, high.condition.clear_below) == (HIGH, 80, 78)
+    assert (high.limit, high.fast_limit) == (80, 80)
     low = compiled(low={"limit": 10, "deadband": 3})
-    assert (low.kind, low.low_limit, low.clear_above, low.limit) == (LOW, 10, 13, 10)
+    assert isinstance(low.condition, Low)
+    assert (low.kind, low.condition.low_limit, low.condition.clear_above) == (LOW, 10, 13)
+    assert (low.limit, low.fast_limit) == (10, 10)
     band = compiled(high={"limit": 80}, low={"limit": 20})
-    assert (band.kind, band.high_limit, band.low_limit) == (BAND, 80, 20)
+    assert isinstance(band.condition, Band)
+    assert (band.kind, band.condition.high_limit, band.condition.low_limit) == (BAND, 80, 20)
     rate = compiled(rate={"above": 5, "per": "1m"})
-    assert isinstance(rate, SeriesRule)
-    assert (rate.kind, rate.high_limit, rate.limit) == (RATE, 5, 5)
+    assert isinstance(rate.condition, Rate)
+    assert (rate.kind, rate.condition.rate_limit, rate.limit) == (RATE, 5, 5)
     flat = compiled(flatline={"for": "10m", "tolerance": 0.5})
-    assert isinstance(flat, SeriesRule)
+    assert isinstance(flat.condition, Flatline)
     assert (flat.kind, flat.limit) == (FLATLINE, 0.5)
     equals = compiled(equals="FAULT")
-    assert not isinstance(equals, SeriesRule)
-    assert (equals.kind, equals.target, equals.limit) == (EQUALS, "FAULT", "FAULT")
+    assert isinstance(equals.condition, Equals)
+    assert (equals.kind, equals.condition.target, equals.limit) == (EQUALS, "FAULT", "FAULT")
+    # Only rate and flatline judge a series; only equals takes text and true/false.
+    assert [r.condition.series for r in (high, low, band, rate, flat, equals)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert [r.condition.wants_number for r in (high, low, band, rate, flat, equals)] == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_a_rate_rules_direction_is_the_sign_its_rate_is_multiplied_by() -> None:
     for direction, sign in (("rising", 1), ("falling", -1), ("both", 0)):
-        rule = compiled(rate={"above": 5, "per": "1m", "direction": direction})
-        assert isinstance(rule, SeriesRule)
-        assert rule.rate_sign == sign
-        assert rule.rate_per == 60 * 10**9  # per minute, in ns
-        assert (rule.rate_window, rule.window_samples) == (0, None)  # no window: two points
-    windowed = compiled(rate={"above": 5, "per": "1m", "window": "5m"})
-    assert isinstance(windowed, SeriesRule)
+        rate = compiled(rate={"above": 5, "per": "1m", "direction": direction}).condition
+        assert isinstance(rate, Rate)
+        assert rate.rate_sign == sign
+        assert rate.rate_per == 60 * 10**9  # per minute, in ns
+        assert (rate.rate_window, rate.window_samples) == (0, None)  # no window: two points
+    windowed = compiled(rate={"above": 5, "per": "1m", "window": "5m"}).condition
+    assert isinstance(windowed, Rate)
     assert windowed.rate_window == 300 * 10**9
     assert windowed.window_samples is not None and not windowed.window_samples
+
+
+def test_rules_share_equal_stateless_parts_and_never_a_series() -> None:
+    config = site(
+        [
+            {"id": f"r{n}", "asset": "p101", "sensor": "temp", **condition}
+            for n, condition in enumerate(
+                [
+                    {"high": {"limit": 80}},
+                    {"high": {"limit": 80}},
+                    {"high": {"limit": 80}, "inclusive": True},
+                    {"high": {"limit": 81}},
+                    {"equals": 1},
+                    {"equals": True},
+                    {"equals": 1},
+                    {"rate": {"above": 5, "per": "1m"}},
+                    {"rate": {"above": 5, "per": "1m"}},
+                    {"high": {"limit": 80}, "cooldown": "1m"},
+                ]
+            )
+        ]
+    )
+    shared: dict[tuple[Any, ...], Any] = {}
+    rules = [compile_rule(key, rule, config, shared) for key, rule in enumerate(config.rules)]
+    conditions = [rule.condition for rule in rules]
+    assert conditions[0] is conditions[1] is conditions[9]
+    assert conditions[2] is not conditions[0]  # inclusive differs
+    assert conditions[3] is not conditions[0]
+    assert conditions[4] is conditions[6]
+    assert conditions[5] is not conditions[4]  # True equals 1 but is not reported as 1
+    assert conditions[7] is not conditions[8]  # a rate holds its own samples
+    assert rules[0].guard is rules[1].guard
+    assert rules[9].guard is not rules[0].guard
+    assert rules[9].guard.cooldown == 60 * 10**9
 
 
 def test_a_band_reports_the_limit_on_the_side_of_its_peak() -> None:

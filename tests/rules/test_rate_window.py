@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from edge_agent.readings import Quality
 from edge_agent.rules import RuleEngine
-from edge_agent.rules.compiled import SeriesRule
-from edge_agent.rules.engine import WINDOW_SAMPLES
+from edge_agent.rules.conditions import WINDOW_SAMPLES, Rate
 from tests.rules.conftest import reading, site
 
 RATE = {"id": "temp-rate", "asset": "p101", "sensor": "temp"}
@@ -15,7 +12,8 @@ RATE = {"id": "temp-rate", "asset": "p101", "sensor": "temp"}
 
 def test_a_window_keeps_at_most_its_sample_budget_at_any_poll_rate() -> None:
     engine = RuleEngine(site([{**RATE, "rate": {"above": 1000, "window": "1m"}}]))
-    [rule] = (cast(SeriesRule, r) for r in engine.rules)
+    [rule] = (r.condition for r in engine.rules)
+    assert isinstance(rule, Rate)
     for n in range(20_000):  # 200 s at a 10 ms poll
         engine.feed(reading(n / 100, 20.0 + (n % 7) / 10))
     assert rule.window_samples is not None
