@@ -338,6 +338,17 @@ class RuleEngine:
             return True
         return self._save(full=True, exact=True)
 
+    def mark_changed(self) -> None:
+        """Make the next save point write the state although no rule changed (the caller's
+        part of the state file moved, or it wants a save now): at the end of the next call
+        in durable mode, and at the next :meth:`flush` in any mode."""
+        self.dirty = True
+
+    def mark_soft_changed(self) -> None:
+        """Like :meth:`mark_changed`, but written only with the next transition or
+        :meth:`flush`, never on its own (as peaks and series bookkeeping are)."""
+        self.soft_dirty = True
+
     def rule_states(self) -> dict[str, str]:
         """Rule id → NORMAL, PENDING, ACTIVE or CLEARING."""
         return {rule.id: STATE_NAMES[rule.state] for rule in self.rules}

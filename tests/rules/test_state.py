@@ -127,6 +127,25 @@ def test_batched_mode_saves_on_flush(tmp_path: Path) -> None:
     assert not engine.dirty and path.exists()
 
 
+def test_a_caller_can_ask_for_a_save_without_a_rule_change(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    engine = RuleEngine(site([RULE]), RuleStateStore(path))
+    engine.feed(reading(0, 50))
+    assert engine.flush() and not path.exists()  # nothing changed: nothing written
+    engine.mark_soft_changed()
+    engine.feed(reading(1, 51))  # durable mode writes a soft change only with a transition
+    assert not path.exists()
+    assert engine.flush() and path.exists()  # ... or at the next flush
+    path.unlink()
+    engine.mark_changed()
+    engine.feed(reading(2, 52))  # durable mode writes a marked change at the next call
+    assert path.exists() and not engine.dirty
+    path.unlink()
+    engine.mark_changed()
+    assert engine.flush() and path.exists()
+    assert engine.counters["state_saves"] == 3
+
+
 def test_corrupt_state_file_is_moved_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
