@@ -664,7 +664,7 @@ class Agent:
         if self.rule_store is None or self.engine is None:
             return
         if force:
-            self.engine.dirty = True
+            self.engine.mark_changed()
         # The engine logs and counts a failed save and stays dirty: the next flush retries.
         if not self.engine.flush():
             self.counters.state_save_errors += 1
