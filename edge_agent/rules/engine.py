@@ -28,16 +28,14 @@ import logging
 import secrets
 from typing import Any, Final, cast
 
-from edge_agent.alerts import PRIORITY_ORDER, make_alert_id
 from edge_agent.common.time_units import NS_PER_MINUTE, NS_PER_S
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading, Value
 from edge_agent.rules.compiled import CompiledRule, SensorState, StaleWatcher, compile_rule
-from edge_agent.rules.conditions import CLEAR, HIGH, LOW, TRIP, Flatline, is_number, same_value
+from edge_agent.rules.conditions import CLEAR, HIGH, LOW, TRIP, Flatline, same_value
+from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_STATE, Deadlines
 from edge_agent.rules.events import (
-    ACTIVE,
     CAUSE_CONDITION,
-    CAUSE_STALE,
     CLEARING,
     NORMAL,
     PENDING,
@@ -54,16 +52,11 @@ from edge_agent.rules.snapshot import (
     take_snapshot,
 )
 from edge_agent.rules.store import RuleStateStore
+from edge_agent.rules.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
 GOOD: Final = Quality.GOOD
-
-# Order of deadlines that fall on the same instant: state deadlines (activation, clearing)
-# first, then flatline trips, then staleness. Within one order, config position decides.
-ORDER_STATE: Final = 0
-ORDER_FLAT: Final = 1
-ORDER_STALE: Final = 2
 
 # A reading behind the engine clock by more than this is counted in ``late_readings``
 # (less is the normal trail of a poll behind the agent's 0.2 s clock tick).
@@ -71,10 +64,6 @@ LATE_AFTER_NS: Final = NS_PER_S
 
 # How stale (in engine time) the sensors' part of a transition save may be.
 SENSOR_REFRESH_NS: Final = NS_PER_MINUTE
-
-ON_STALE_HOLD: Final = "hold"
-ON_STALE_CLEAR: Final = "clear"
-ON_STALE_ALARM: Final = "alarm"
 
 
 class RuleEngine:
@@ -121,6 +110,10 @@ class RuleEngine:
         self.state_save_errors = 0
         # Cooldown, chattering and flood; the flood's limits are set by ``_build``.
         self.guards = ActivationGuards(FloodGuard(0, 0))
+        self.deadlines = Deadlines()
+        # The deadline heap, read at every reading (always the same list).
+        self._heap = self.deadlines.heap
+        self.transitions = Transitions(self, self.deadlines, self.guards)
         # One life of the engine with its saved state (see ``make_alert_id``): none without a
         # store, so a replay gives the same ids every time; a new one at every start with a
         # store, since the saved episode counts may be behind what went out (a failed save).
@@ -196,7 +189,7 @@ class RuleEngine:
                 else:
                     watcher.rules = (*watcher.rules, rule_or_none)
             state.watchers = tuple(watchers.values())
-        self._heap: list[tuple[int, int, int, int]] = []
+        self.deadlines.heap.clear()
 
     def reconfigure(self, config: SiteConfig) -> None:
         """Swap in a new config. A rule whose definition is unchanged keeps all its state; a
@@ -212,26 +205,9 @@ class RuleEngine:
         self._save_if_durable()
 
     def _rebuild_heap(self) -> None:
-        heap: list[tuple[int, int, int, int]] = []
-        for rule in self.rules:
-            if rule.deadline is not None:
-                rule.gen += 1
-                heap.append((rule.deadline, ORDER_STATE, rule.key, rule.gen))
-            flat_due = rule.condition.flat_due
-            if flat_due is not None:
-                flatline = cast(Flatline, rule.condition)
-                flatline.flat_gen += 1
-                heap.append((flat_due, ORDER_FLAT, rule.key, flatline.flat_gen))
-        for watcher in self.watchers:
-            sensor = watcher.sensor
-            watcher.queued = False
-            if sensor.last_good is not None and not watcher.fired:
-                watcher.queued = True
-                heap.append((sensor.last_good + watcher.duration, ORDER_STALE, watcher.key, 0))
+        self.deadlines.rebuild(self.rules, self.watchers)
         for sensor in self.sensors.values():
             sensor.refresh_slow()
-        heapq.heapify(heap)
-        self._heap = heap
 
     # ------------------------------------------------------------------ public API
 
@@ -437,21 +413,9 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ deadlines
 
-    def _set_deadline(self, rule: CompiledRule, when: int) -> None:
-        rule.gen += 1
-        rule.deadline = when
-        heapq.heappush(self._heap, (when, ORDER_STATE, rule.key, rule.gen))
-
-    def _cancel_deadline(self, rule: CompiledRule) -> None:
-        if rule.deadline is not None:
-            rule.deadline = None
-            rule.gen += 1
-
     def set_flat_due(self, rule: CompiledRule, flatline: Flatline, when: int) -> None:
         """Due ``when``: ``rule``'s flatline trips then unless a sample moved it."""
-        flatline.flat_gen += 1
-        flatline.flat_due = when
-        heapq.heappush(self._heap, (when, ORDER_FLAT, rule.key, flatline.flat_gen))
+        self.deadlines.set_flat(rule, flatline, when)
 
     def _fire_due(self, until: int) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
@@ -466,9 +430,9 @@ class RuleEngine:
                 rule.deadline = None
                 try:
                     if rule.state == PENDING:
-                        self._activate(rule, when, events)
+                        self.transitions.activate(rule, when, events)
                     elif rule.state == CLEARING:
-                        self._clear(rule, when, events)
+                        self.transitions.clear(rule, when, events)
                 except Exception as exc:
                     self._rule_failed(rule, exc)
             elif order == ORDER_FLAT:
@@ -483,7 +447,7 @@ class RuleEngine:
                     continue
                 rule.held = sensor.value
                 try:
-                    self._evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
+                    self.transitions.evaluate(rule, when, TRIP if rule.gate_open else CLEAR, events)
                 except Exception as exc:
                     self._rule_failed(rule, exc)
             else:
@@ -494,7 +458,7 @@ class RuleEngine:
                     continue
                 due = sensor.last_good + watcher.duration
                 if due > when:
-                    heapq.heappush(heap, (due, ORDER_STALE, key, 0))
+                    self.deadlines.watch(watcher, due)
                     continue
                 self._advance(when)
                 watcher.queued = False
@@ -507,7 +471,7 @@ class RuleEngine:
                     events.append(AlarmEvent(when, "stale", sensor_id=sensor.id))
                 for rule in watcher.rules:
                     try:
-                        self._on_stale(rule, when, events)
+                        self.transitions.on_stale(rule, when, sensor, events)
                     except Exception as exc:
                         self._rule_failed(rule, exc)
         return events
@@ -548,8 +512,7 @@ class RuleEngine:
                     rule.stale = False
                     rule.condition.fresh_again()
             if not watcher.queued:
-                watcher.queued = True
-                heapq.heappush(self._heap, (t + watcher.duration, ORDER_STALE, watcher.key, 0))
+                self.deadlines.watch(watcher, t + watcher.duration)
         for rule in sensor.gated:
             is_open = same_value(value, rule.gate_value)
             if is_open == rule.gate_open:
@@ -559,7 +522,7 @@ class RuleEngine:
             if not is_open:
                 if rule.state != NORMAL:
                     try:
-                        self._evaluate(rule, t, CLEAR, events)
+                        self.transitions.evaluate(rule, t, CLEAR, events)
                     except Exception as exc:
                         self._rule_failed(rule, exc)
                 continue
@@ -593,169 +556,7 @@ class RuleEngine:
             self._changed()
             if condition != TRIP:
                 condition = CLEAR
-        self._evaluate(rule, t, condition, events)
-
-    def _evaluate(
-        self, rule: CompiledRule, t: int, condition: int, events: list[AlarmEvent]
-    ) -> None:
-        state = rule.state
-        if state == NORMAL:
-            if condition == TRIP:
-                rule.pending_since = t
-                rule.peak = rule.held
-                if rule.on_delay == 0:
-                    self._activate(rule, t, events)
-                else:
-                    rule.state = PENDING
-                    rule.refresh_fast()
-                    self._set_deadline(rule, t + rule.on_delay)
-                    self._changed()
-            return
-        if rule.more_extreme(rule.held, rule.peak):
-            rule.peak = rule.held
-            self.soft_dirty = True
-        if state != ACTIVE:
-            # PENDING and CLEARING end at a deadline with the held value: keep it saved.
-            self._changed()
-        if state == PENDING:
-            if condition != TRIP:
-                rule.state = NORMAL
-                rule.pending_since = None
-                rule.peak = None
-                self._cancel_deadline(rule)
-                rule.refresh_fast()
-                self._changed()
-        elif state == ACTIVE:
-            if condition == CLEAR:
-                if rule.off_delay == 0:
-                    self._clear(rule, t, events)
-                else:
-                    rule.state = CLEARING
-                    self._set_deadline(rule, t + rule.off_delay)
-                    self._changed()
-            else:
-                self._escalate(rule, t, events)
-        elif condition != CLEAR:  # CLEARING, and the sample is not clearing
-            rule.state = ACTIVE
-            self._cancel_deadline(rule)
-            self._changed()
-            self._escalate(rule, t, events)
-        elif rule.deadline is None:
-            # The off-delay was suspended while the sensor was stale: it restarts now.
-            self._set_deadline(rule, t + rule.off_delay)
-            self._changed()
-
-    # ------------------------------------------------------------------ transitions
-
-    def _activate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
-        self._cancel_deadline(rule)
-        rule.state = ACTIVE
-        rule.refresh_fast()
-        rule.started = t
-        rule.episodes += 1
-        rule.alert_id = make_alert_id(self.site_id, rule.id, rule.episodes, self.lineage)
-        rule.priority = rule.base_priority
-        rule.active_levels = 0
-        if rule.peak is None or rule.more_extreme(rule.held, rule.peak):
-            rule.peak = rule.held
-        notify, starts_chattering, starts_flood = self.guards.check(rule, t)
-        rule.notify = notify
-        events.append(self._rule_event(rule, t, "activated"))
-        if starts_chattering:
-            events.append(self._rule_event(rule, t, "chattering"))
-        if starts_flood:
-            events.append(AlarmEvent(t, "flood"))
-        self._changed()
-        self._escalate(rule, t, events)
-
-    def _escalate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
-        levels = rule.levels
-        if not levels or rule.state != ACTIVE:
-            return
-        value = rule.held
-        if not is_number(value):
-            return
-        v: float = value  # type: ignore[assignment]
-        best = PRIORITY_ORDER[rule.priority]
-        raised: str | None = None
-        for index, level in enumerate(levels):
-            bit = 1 << index
-            if rule.active_levels & bit:
-                continue
-            if level.above is not None:
-                beyond = v >= level.above if rule.inclusive else v > level.above
-            else:
-                assert level.below is not None
-                beyond = v <= level.below if rule.inclusive else v < level.below
-            if not beyond:
-                continue
-            rule.active_levels |= bit
-            self._changed()
-            if level.rank > best:
-                best = level.rank
-                raised = level.priority
-        if raised is not None:
-            rule.priority = raised
-            events.append(self._rule_event(rule, t, "escalated"))
-
-    def _clear(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
-        events.append(self._rule_event(rule, t, "cleared"))
-        self._cancel_deadline(rule)
-        rule.state = NORMAL
-        rule.pending_since = None
-        rule.peak = None
-        rule.alert_id = None
-        rule.started = None
-        rule.priority = rule.base_priority
-        rule.active_levels = 0
-        rule.notify = True
-        rule.cause = CAUSE_CONDITION
-        rule.stale_alarm = False
-        rule.refresh_fast()
-        self._changed()
-
-    def _on_stale(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
-        rule.stale = True
-        state = rule.state
-        if state == PENDING:
-            rule.state = NORMAL
-            rule.pending_since = None
-            rule.peak = None
-            self._cancel_deadline(rule)
-            rule.refresh_fast()
-            state = NORMAL
-        mode = rule.on_stale
-        if mode == ON_STALE_CLEAR:
-            if state in (ACTIVE, CLEARING):
-                self._clear(rule, t, events)
-        elif mode == ON_STALE_ALARM and state == NORMAL:
-            sensor = self.sensors[rule.sensor]
-            rule.held = sensor.value if sensor.has_value else None
-            rule.cause = CAUSE_STALE
-            rule.stale_alarm = True
-            rule.pending_since = t
-            rule.peak = None
-            self._activate(rule, t, events)
-        elif state == CLEARING:
-            # hold: the clearing was not seen to its end; its off-delay waits for data.
-            self._cancel_deadline(rule)
-        self._changed()
-
-    def _rule_event(self, rule: CompiledRule, t: int, kind: Any) -> AlarmEvent:
-        return AlarmEvent(
-            time_ns=t,
-            kind=kind,
-            rule_id=rule.id,
-            sensor_id=rule.sensor,
-            value=rule.held,
-            priority=rule.priority,
-            alert_id=rule.alert_id,
-            notify=rule.notify,
-            peak=rule.peak,
-            limit=rule.limit,
-            started_ns=rule.started,
-            cause=rule.cause,
-        )
+        self.transitions.evaluate(rule, t, condition, events)
 
 
 __all__ = ["RuleEngine"]
