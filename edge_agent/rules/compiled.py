@@ -238,3 +238,43 @@ class SensorState:
 
     def refresh_slow(self) -> None:
         self.slow = bool(self.gated) or any(w.fired or not w.queued for w in self.watchers)
+
+
+def link_sensors(
+    config: SiteConfig, rules: Sequence[CompiledRule]
+) -> tuple[dict[str, SensorState], list[StaleWatcher]]:
+    """Every sensor of the config or of a rule (by id, sorted) with the rules it feeds and
+    gates, and the staleness watchers (one per sensor and duration, numbered in order)."""
+    sensors: dict[str, SensorState] = {}
+    for sensor_id in sorted(set(config.sensors) | {r.sensor for r in rules}):
+        sensor = config.sensors.get(sensor_id)
+        own = sensor.stale_after if sensor is not None else None
+        sensors[sensor_id] = SensorState(sensor_id, own or config.defaults.stale_after)
+    rules_of: dict[str, list[CompiledRule]] = {}
+    gated_by: dict[str, list[CompiledRule]] = {}
+    for rule in rules:
+        rules_of.setdefault(rule.sensor, []).append(rule)
+        if rule.gate_sensor is not None:
+            if rule.gate_sensor not in sensors:
+                sensors[rule.gate_sensor] = SensorState(
+                    rule.gate_sensor, config.defaults.stale_after
+                )
+            gated_by.setdefault(rule.gate_sensor, []).append(rule)
+    all_watchers: list[StaleWatcher] = []
+    for state in sensors.values():
+        state.rules = tuple(rules_of.get(state.id, ()))
+        state.gated = tuple(gated_by.get(state.id, ()))
+        watchers: dict[int, StaleWatcher] = {}
+        needs: list[tuple[int, CompiledRule | None]] = [(state.stale_after, None)]
+        needs += [(r.stale_after, r) for r in state.rules]
+        for duration, rule_or_none in needs:
+            watcher = watchers.get(duration)
+            if watcher is None:
+                watcher = watchers[duration] = StaleWatcher(len(all_watchers), state, duration)
+                all_watchers.append(watcher)
+            if rule_or_none is None:
+                watcher.emits = True
+            else:
+                watcher.rules = (*watcher.rules, rule_or_none)
+        state.watchers = tuple(watchers.values())
+    return sensors, all_watchers

@@ -23,15 +23,13 @@ attribute reads; everything else goes through ``_apply``.
 from __future__ import annotations
 
 import heapq
-import json
-import logging
 import secrets
 from typing import Any, Final, cast
 
-from edge_agent.common.time_units import NS_PER_MINUTE, NS_PER_S
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading, Value
-from edge_agent.rules.compiled import CompiledRule, SensorState, StaleWatcher, compile_rule
+from edge_agent.rules.compiled import CompiledRule, SensorState, compile_rule, link_sensors
 from edge_agent.rules.conditions import CLEAR, HIGH, LOW, TRIP, Flatline, same_value
 from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_STATE, Deadlines
 from edge_agent.rules.events import (
@@ -44,9 +42,9 @@ from edge_agent.rules.events import (
 )
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
+from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.snapshot import (
     SnapshotError,
-    encode_sensors,
     restore_snapshot,
     shift_snapshot,
     take_snapshot,
@@ -54,16 +52,11 @@ from edge_agent.rules.snapshot import (
 from edge_agent.rules.store import RuleStateStore
 from edge_agent.rules.transitions import Transitions
 
-log = logging.getLogger(__name__)
-
 GOOD: Final = Quality.GOOD
 
 # A reading behind the engine clock by more than this is counted in ``late_readings``
 # (less is the normal trail of a poll behind the agent's 0.2 s clock tick).
 LATE_AFTER_NS: Final = NS_PER_S
-
-# How stale (in engine time) the sensors' part of a transition save may be.
-SENSOR_REFRESH_NS: Final = NS_PER_MINUTE
 
 
 class RuleEngine:
@@ -89,7 +82,7 @@ class RuleEngine:
         durable: bool = True,
         resume_at: int | None = None,
     ) -> None:
-        self._store = state
+        self._writer = StateWriter(state) if state is not None else None
         self._durable = durable
         # ``dirty``: a transition not yet saved (durable mode saves it before returning).
         # ``soft_dirty``: only peaks, rate and flatline bookkeeping moved; saved with the next
@@ -97,17 +90,12 @@ class RuleEngine:
         self.dirty = False
         self.soft_dirty = False
         self.now: int | None = None
-        # The sensors' part of the saved state, encoded at most once per SENSOR_REFRESH_NS
-        # of engine time (see ``_save``).
-        self._sensor_base: tuple[int, str] | None = None
         # counters (read them through ``counters``)
         self.dropped_old = 0
         self.bad_readings = 0
         self.wrong_type = 0
         self.unknown_sensor = 0
         self.late_readings = 0
-        self.state_saves = 0
-        self.state_save_errors = 0
         # Cooldown, chattering and flood; the flood's limits are set by ``_build``.
         self.guards = ActivationGuards(FloodGuard(0, 0))
         self.deadlines = Deadlines()
@@ -157,38 +145,7 @@ class RuleEngine:
         self.rules: list[CompiledRule] = [
             compile_rule(key, rule, config, shared) for key, rule in enumerate(config.rules)
         ]
-        self.sensors: dict[str, SensorState] = {}
-        for sensor_id in sorted(set(config.sensors) | {r.sensor for r in self.rules}):
-            sensor = config.sensors.get(sensor_id)
-            own = sensor.stale_after if sensor is not None else None
-            self.sensors[sensor_id] = SensorState(sensor_id, own or config.defaults.stale_after)
-        rules_of: dict[str, list[CompiledRule]] = {}
-        gated_by: dict[str, list[CompiledRule]] = {}
-        for rule in self.rules:
-            rules_of.setdefault(rule.sensor, []).append(rule)
-            if rule.gate_sensor is not None:
-                if rule.gate_sensor not in self.sensors:
-                    self.sensors[rule.gate_sensor] = SensorState(
-                        rule.gate_sensor, config.defaults.stale_after
-                    )
-                gated_by.setdefault(rule.gate_sensor, []).append(rule)
-        self.watchers: list[StaleWatcher] = []
-        for state in self.sensors.values():
-            state.rules = tuple(rules_of.get(state.id, ()))
-            state.gated = tuple(gated_by.get(state.id, ()))
-            watchers: dict[int, StaleWatcher] = {}
-            needs: list[tuple[int, CompiledRule | None]] = [(state.stale_after, None)]
-            needs += [(r.stale_after, r) for r in state.rules]
-            for duration, rule_or_none in needs:
-                watcher = watchers.get(duration)
-                if watcher is None:
-                    watcher = watchers[duration] = StaleWatcher(len(self.watchers), state, duration)
-                    self.watchers.append(watcher)
-                if rule_or_none is None:
-                    watcher.emits = True
-                else:
-                    watcher.rules = (*watcher.rules, rule_or_none)
-            state.watchers = tuple(watchers.values())
+        self.sensors, self.watchers = link_sensors(config, self.rules)
         self.deadlines.heap.clear()
 
     def reconfigure(self, config: SiteConfig) -> None:
@@ -198,7 +155,8 @@ class RuleEngine:
         snapshot = take_snapshot(self)
         snapshot["site"] = config.site.id  # a renamed site keeps its rules' state
         self._build(config)
-        self._sensor_base = None
+        if self._writer is not None:
+            self._writer.sensor_base = None
         restore_snapshot(self, snapshot)
         self._rebuild_heap()
         self._changed()
@@ -303,14 +261,14 @@ class RuleEngine:
     def flush(self) -> bool:
         """Save the whole state (every sensor's latest times included) if anything changed
         since the last save; False if saving failed."""
-        if (self.dirty or self.soft_dirty) and self._store is not None:
+        if (self.dirty or self.soft_dirty) and self._writer is not None:
             return self._save(full=True)
         return True
 
     def close(self) -> bool:
         """Save the exact final state (clean shutdown); False if saving failed. A restart
         from it continues everything, flatline runs in progress included."""
-        if self._store is None:
+        if self._writer is None:
             return True
         return self._save(full=True, exact=True)
 
@@ -348,8 +306,8 @@ class RuleEngine:
             "held_cooldown": self.guards.held_cooldown,
             "held_chattering": self.guards.held_chattering,
             "held_flood": self.guards.held_flood,
-            "state_saves": self.state_saves,
-            "state_save_errors": self.state_save_errors,
+            "state_saves": self._writer.saves if self._writer is not None else 0,
+            "state_save_errors": self._writer.errors if self._writer is not None else 0,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -371,45 +329,11 @@ class RuleEngine:
             self._save()
 
     def _save(self, *, full: bool = False, exact: bool = False) -> bool:
-        """Write the state. Rules are always written whole; the sensors' last times, which
-        move with every reading, are re-encoded only on a full save or when the encoded copy
-        is older than SENSOR_REFRESH_NS of engine time. Sensors that an open episode,
-        a gate or a staleness depends on are always written fresh."""
-        if self._store is None:
-            self.dirty = self.soft_dirty = False
-            return True
-        now = self.now if self.now is not None else 0
-        base = self._sensor_base
-        if full or base is None or now - base[0] >= SENSOR_REFRESH_NS:
-            base = self._sensor_base = (now, json.dumps(encode_sensors(self, None)))
-            fresh: set[str] | None = set()
-        else:
-            fresh = self._fresh_sensors()
-        try:
-            self._store.save(take_snapshot(self, fresh, exact=exact), raw={"sensor_base": base[1]})
-        except (OSError, ValueError) as exc:
-            # Kept dirty: the next call tries again. The events still go out. A ValueError is
-            # a value JSON cannot hold (a bug upstream): counted and logged like a full disk,
-            # never the end of the rules task.
-            self.state_save_errors += 1
-            log.error(
-                "Saving the rule state failed.",
-                extra={"path": str(self._store.path), "error": str(exc)},
-                exc_info=isinstance(exc, ValueError),
-            )
+        """Write the state (see ``saving.py``); False if writing failed (kept dirty)."""
+        if self._writer is not None and not self._writer.save(self, full=full, exact=exact):
             return False
-        self.state_saves += 1
         self.dirty = self.soft_dirty = False
         return True
-
-    def _fresh_sensors(self) -> set[str]:
-        ids = {w.sensor.id for w in self.watchers if w.fired}
-        for rule in self.rules:
-            if rule.state or rule.gate_sensor is not None or rule.condition.series:
-                ids.add(rule.sensor)
-                if rule.gate_sensor is not None:
-                    ids.add(rule.gate_sensor)
-        return ids
 
     # ------------------------------------------------------------------ deadlines
 
