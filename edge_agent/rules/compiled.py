@@ -161,7 +161,8 @@ class CompiledRule:
 
     def refresh_fast(self) -> None:
         """``fast`` names the hot-path check that suffices in the current state: a NORMAL,
-        ungated high (1) or low (2) rule only needs to know whether a sample trips."""
+        ungated high or low rule only needs to know whether a sample trips (see
+        ``conditions.ABOVE``); 0 judges every sample."""
         if self.state == NORMAL and self.gate_sensor is None:
             self.fast = self.condition.fast
         else:

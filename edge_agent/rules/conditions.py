@@ -30,6 +30,13 @@ TRIP: Final = 1
 HOLD: Final = 0  # in the deadband: neither trips nor clears
 CLEAR: Final = -1
 
+# The hot-path checks (``CompiledRule.fast``): the comparison with ``fast_limit`` that
+# trips a NORMAL ungated high or low rule (inclusive or not), or none (0: judge every sample).
+ABOVE: Final = 1
+BELOW: Final = 2
+AT_OR_ABOVE: Final = 3
+AT_OR_BELOW: Final = 4
+
 WINDOW_SAMPLES: Final = 600
 """Samples a rate window keeps at most (one per window/600): enough for the slope, bounded
 whatever the poll rate."""
@@ -67,9 +74,9 @@ class Condition:
     __slots__ = ()
 
     kind: ClassVar[int]
-    # The hot-path check that suffices while the rule is NORMAL and ungated: HIGH or LOW
-    # (a sample that does not pass ``Condition.fast_limit`` changes nothing), or 0.
-    fast: ClassVar[int] = 0
+    # The hot-path check that suffices while the rule is NORMAL and ungated (ABOVE ...
+    # AT_OR_BELOW: a sample that does not pass ``fast_limit`` changes nothing), or 0.
+    fast: int = 0
     # Rate and flatline judge a series (previous samples), not one sample.
     series: ClassVar[bool] = False
     # Whether text or true/false is a wrong type for this condition.
@@ -122,14 +129,14 @@ class Condition:
 
 
 class High(Condition):
-    __slots__ = ("clear_below", "high_limit", "inclusive")
+    __slots__ = ("clear_below", "fast", "high_limit", "inclusive")
     kind = HIGH
-    fast = HIGH
 
     def __init__(self, limit: float, deadband: float, inclusive: bool) -> None:
         self.high_limit = limit
         self.clear_below = limit - deadband
         self.inclusive = inclusive
+        self.fast = AT_OR_ABOVE if inclusive else ABOVE
 
     @property
     def fast_limit(self) -> float:
@@ -153,14 +160,14 @@ class High(Condition):
 
 
 class Low(Condition):
-    __slots__ = ("clear_above", "inclusive", "low_limit")
+    __slots__ = ("clear_above", "fast", "inclusive", "low_limit")
     kind = LOW
-    fast = LOW
 
     def __init__(self, limit: float, deadband: float, inclusive: bool) -> None:
         self.low_limit = limit
         self.clear_above = limit + deadband
         self.inclusive = inclusive
+        self.fast = AT_OR_BELOW if inclusive else BELOW
 
     @property
     def fast_limit(self) -> float:

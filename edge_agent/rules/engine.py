@@ -9,12 +9,12 @@ are in ``docs/rules.md``; the short version:
 - NORMAL → PENDING at the first tripping sample (``pending_since``), PENDING → ACTIVE at
   exactly ``pending_since + on_delay``; ACTIVE → CLEARING at the first clearing sample,
   CLEARING → NORMAL at exactly ``clearing_since + off_delay``.
-- Deadlines live in one heap keyed ``(time, order, key, generation)``. A deadline at the
-  same instant as a sample fires first. Entries are never removed: a changed deadline bumps
-  the owner's generation and the stale entry is skipped when it surfaces.
-- Staleness is checked lazily: each (sensor, duration) watcher has at most one heap entry;
-  when it surfaces early (the sensor reported since), it is pushed again at the real due
-  time. So a good reading costs no heap operation.
+Where the parts live: each condition kind judges a sample (``conditions.py``), the
+transitions move a rule between states (``transitions.py``) past the activation guards
+(``guards.py``), deadlines and lazy staleness checks share one heap (``deadlines.py``),
+and the state is written by ``saving.py`` in the shape of ``snapshot.py``. The engine is
+the loop over readings and deadlines, and the bookkeeping (clock, counters, faults, what
+needs saving).
 
 The hot path (a NORMAL high or low rule and a good number) is a dict lookup and a few
 attribute reads; everything else goes through ``_apply``.
@@ -30,7 +30,16 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading, Value
 from edge_agent.rules.compiled import CompiledRule, SensorState, compile_rule, link_sensors
-from edge_agent.rules.conditions import CLEAR, HIGH, LOW, TRIP, Flatline, same_value
+from edge_agent.rules.conditions import (
+    ABOVE,
+    AT_OR_ABOVE,
+    AT_OR_BELOW,
+    BELOW,
+    CLEAR,
+    TRIP,
+    Flatline,
+    same_value,
+)
 from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_STATE, Deadlines
 from edge_agent.rules.events import (
     CAUSE_CONDITION,
@@ -227,11 +236,17 @@ class RuleEngine:
             for rule in sensor.rules:
                 try:
                     fast = rule.fast
-                    if fast == HIGH:
-                        if value >= rule.fast_limit if rule.inclusive else value > rule.fast_limit:  # type: ignore[operator]
+                    if fast == ABOVE:
+                        if value > rule.fast_limit:  # type: ignore[operator]
                             self._apply(rule, t, value, events)
-                    elif fast == LOW:
-                        if value <= rule.fast_limit if rule.inclusive else value < rule.fast_limit:  # type: ignore[operator]
+                    elif fast == BELOW:
+                        if value < rule.fast_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    elif fast == AT_OR_ABOVE:
+                        if value >= rule.fast_limit:  # type: ignore[operator]
+                            self._apply(rule, t, value, events)
+                    elif fast == AT_OR_BELOW:
+                        if value <= rule.fast_limit:  # type: ignore[operator]
                             self._apply(rule, t, value, events)
                     else:
                         self._apply(rule, t, value, events)

@@ -10,7 +10,11 @@ import pytest
 
 from edge_agent.rules.compiled import CompiledRule, SensorState, StaleWatcher, compile_rule
 from edge_agent.rules.conditions import (
+    ABOVE,
+    AT_OR_ABOVE,
+    AT_OR_BELOW,
     BAND,
+    BELOW,
     EQUALS,
     FLATLINE,
     HIGH,
@@ -174,8 +178,11 @@ def test_the_first_value_is_always_a_peak_and_a_non_number_never_is() -> None:
 
 
 def test_the_fast_check_is_for_normal_ungated_high_and_low_rules_only() -> None:
-    assert compiled(high={"limit": 80}).fast == HIGH
-    assert compiled(low={"limit": 10}).fast == LOW
+    assert compiled(high={"limit": 80}).fast == ABOVE
+    assert compiled(low={"limit": 10}).fast == BELOW
+    assert compiled(high={"limit": 80}, inclusive=True).fast == AT_OR_ABOVE
+    assert compiled(low={"limit": 10}, inclusive=True).fast == AT_OR_BELOW
+    assert len({0, ABOVE, BELOW, AT_OR_ABOVE, AT_OR_BELOW}) == 5
     assert compiled(high={"limit": 80}, low={"limit": 20}).fast == 0
     assert compiled(equals=1).fast == 0
     gated = compiled(high={"limit": 80}, only_when={"sensor": "running", "equals": True})
@@ -186,7 +193,7 @@ def test_the_fast_check_is_for_normal_ungated_high_and_low_rules_only() -> None:
     active.refresh_fast()
     assert active.fast == 0
     active.reset()
-    assert active.fast == HIGH
+    assert active.fast == ABOVE
 
 
 def test_the_fingerprint_is_sixteen_hex_digits_that_follow_the_rule() -> None:
