@@ -1,13 +1,19 @@
 """Rule engine benchmark: 10,000 sensors with one high-limit rule each, 1,000,000 readings.
 
 Run: ``.venv/bin/python bench/rules.py`` (about a minute). Prints readings evaluated per
-second on one core (engine without a state store), memory per rule (tracemalloc), and the
-cost of persisting state: durable (fsync on every call that changed state, the default) and
-batched (``durable=False`` plus a ``flush()`` every 10,000 readings).
+second on one core (engine without a state store), memory per rule (tracemalloc), the
+bytecode instructions ``feed`` runs per reading (a count, so it does not move when other
+processes share the machine, as timings do), and the cost of persisting state: durable
+(fsync on every call that changed state, the default) and batched (``durable=False`` plus
+a ``flush()`` every 10,000 readings).
+
+``--tree DIR`` benchmarks the ``edge_agent`` of another checkout (say, ``main`` in a second
+worktree) with this same bench: run both back to back, alternating, for a before/after.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
 import sys
@@ -15,8 +21,13 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+_parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+_parser.add_argument("--tree", type=Path, help="the checkout whose edge_agent is measured")
+ARGS = _parser.parse_args()
+sys.path.insert(0, str((ARGS.tree or Path(__file__).resolve().parent.parent).resolve()))
 
 from edge_agent.alerts import parse_time  # noqa: E402
 from edge_agent.config.models import SiteConfig  # noqa: E402
@@ -98,9 +109,41 @@ def run(
     return time.perf_counter() - began, time.process_time() - cpu_began, events
 
 
+def instructions_per_reading(config: SiteConfig, readings: list[Reading]) -> float:
+    """Bytecode instructions run by ``feed`` (and what it calls) per reading, after a warm-up
+    that gives every rule and sensor live state."""
+    engine = RuleEngine(config)
+    warm = SENSORS * 3
+    for reading in readings[:warm]:
+        engine.feed(reading)
+    count = 0
+
+    def on_opcode(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "opcode":
+            count += 1
+        return on_opcode
+
+    def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        return on_opcode
+
+    sample = readings[warm:STORE_READINGS]
+    feed = engine.feed
+    sys.settrace(on_call)
+    try:
+        for reading in sample:
+            feed(reading)
+    finally:
+        sys.settrace(None)
+    return count / len(sample)
+
+
 def main() -> None:
     config = make_config()
     readings = make_readings()
+    engine_file = sys.modules[RuleEngine.__module__].__file__ or ""
+    print(f"edge_agent from {Path(engine_file).parent.parent}")
 
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
@@ -126,6 +169,11 @@ def main() -> None:
     print(
         f"best: {best:,.0f} readings/s wall, {best_cpu:,.0f} readings/s per CPU second "
         "(one core, no state store; wall figures drop when other processes share the core)"
+    )
+
+    print(
+        f"feed: {instructions_per_reading(config, readings):.2f} bytecode instructions per "
+        "reading (a count: the same on a busy machine)"
     )
 
     sample = readings[:STORE_READINGS]
