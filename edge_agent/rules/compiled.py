@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from edge_agent.alerts import PRIORITY_ORDER
 from edge_agent.config.models import Rule, SiteConfig
 from edge_agent.readings import Value
-from edge_agent.rules.conditions import Condition, make_condition
+from edge_agent.rules.conditions import Band, Condition, Equals, High, Low
 from edge_agent.rules.events import CAUSE_CONDITION, NORMAL
 from edge_agent.rules.guards import GuardPolicy
+from edge_agent.rules.series import Flatline, Rate
 
 NEVER: Final = -(2**63)  # a sensor's last reading time before its first reading
 
@@ -189,6 +190,36 @@ def compile_rule(
     compiled with the same ``shared`` dict share their stateless parts (condition, guard
     parameters) with equal ones."""
     return CompiledRule(key, rule, config, shared)
+
+
+def make_condition(rule: Rule, shared: dict[tuple[Any, ...], Any] | None = None) -> Condition:
+    """The condition of ``rule``. The stateless kinds are taken from ``shared`` (keyed by
+    their parameters) when an equal one is there, and put there otherwise."""
+    inclusive = rule.inclusive
+    if rule.rate is not None:
+        rate = rule.rate
+        return Rate(rate.above, rate.per, rate.direction, rate.window or 0, inclusive)
+    if rule.flatline is not None:
+        return Flatline(rule.flatline.for_, rule.flatline.tolerance)
+    condition: Condition
+    if rule.high is not None and rule.low is not None:
+        high, low = rule.high, rule.low
+        condition = Band(high.limit, high.deadband, low.limit, low.deadband, inclusive)
+        params: tuple[Value, ...] = (high.limit, high.deadband, low.limit, low.deadband)
+    elif rule.high is not None:
+        condition = High(rule.high.limit, rule.high.deadband, inclusive)
+        params = (rule.high.limit, rule.high.deadband)
+    elif rule.low is not None:
+        condition = Low(rule.low.limit, rule.low.deadband, inclusive)
+        params = (rule.low.limit, rule.low.deadband)
+    else:
+        condition = Equals(rule.equals)
+        params = (rule.equals,)
+    if shared is None:
+        return condition
+    # Keyed by repr: 1, 1.0 and True are equal but not reported alike (nor are 0.0 and -0.0).
+    key = (condition.kind, inclusive, *(repr(value) for value in params))
+    return cast(Condition, shared.setdefault(key, condition))
 
 
 class StaleWatcher:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Final, cast
 
 from edge_agent.rules.compiled import CompiledRule, StaleWatcher
-from edge_agent.rules.conditions import Flatline
+from edge_agent.rules.series import Flatline
 
 # Order of deadlines that fall on the same instant: state deadlines (activation, clearing)
 # first, then flatline trips, then staleness. Within one order, config position decides.

@@ -37,7 +37,6 @@ from edge_agent.rules.conditions import (
     BELOW,
     CLEAR,
     TRIP,
-    Flatline,
     same_value,
 )
 from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_STATE, Deadlines
@@ -52,6 +51,7 @@ from edge_agent.rules.events import (
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
 from edge_agent.rules.saving import StateWriter
+from edge_agent.rules.series import Flatline
 from edge_agent.rules.snapshot import (
     SnapshotError,
     restore_snapshot,

@@ -22,12 +22,11 @@ from edge_agent.rules.conditions import (
     RATE,
     Band,
     Equals,
-    Flatline,
     High,
     Low,
-    Rate,
 )
 from edge_agent.rules.events import ACTIVE
+from edge_agent.rules.series import Flatline, Rate
 
 from .conftest import site
 

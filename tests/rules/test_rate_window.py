@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edge_agent.readings import Quality
 from edge_agent.rules import RuleEngine
-from edge_agent.rules.conditions import WINDOW_SAMPLES, Rate
+from edge_agent.rules.series import WINDOW_SAMPLES, Rate
 from tests.rules.conftest import reading, site
 
 RATE = {"id": "temp-rate", "asset": "p101", "sensor": "temp"}
