@@ -222,3 +222,30 @@ def test_a_sensor_takes_the_slow_path_while_gates_or_unqueued_or_fired_watchers_
     sensor.gated = (compiled(high={"limit": 80}),)
     sensor.refresh_slow()
     assert sensor.slow is True
+
+
+def test_every_kind_saves_the_same_series_keys_and_only_series_kinds_fill_them() -> None:
+    kinds = [
+        {"high": {"limit": 80}},
+        {"low": {"limit": 10}},
+        {"high": {"limit": 80}, "low": {"limit": 20}},
+        {"equals": 1},
+        {"rate": {"above": 5, "per": "1m"}},
+        {"flatline": {"for": "10m"}},
+    ]
+    for condition in kinds:
+        rule = compiled(**condition)
+        assert rule.condition.dump() == {"flat_due": None, "prev": None, "anchor": None}
+        assert rule.condition.is_initial()
+    rate = compiled(rate={"above": 5, "per": "1m"}).condition
+    saved = {"flat_due": None, "prev": [20.5, 7], "anchor": None}
+    rate.load(saved, exact=True, normal=True)
+    assert rate.dump() == saved and not rate.is_initial()
+    rate.load(saved, exact=False, normal=False)  # a running save may be behind: start anew
+    assert rate.is_initial()
+    flat = compiled(flatline={"for": "10m"}).condition
+    saved = {"flat_due": 99, "prev": None, "anchor": [3.0, 9]}
+    flat.load(saved, exact=False, normal=False)  # an open episode keeps its run
+    assert flat.dump() == saved
+    flat.load(saved, exact=False, normal=True)
+    assert flat.dump() == {"flat_due": None, "prev": None, "anchor": None}
