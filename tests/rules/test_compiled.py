@@ -91,23 +91,22 @@ def test_a_rate_rules_direction_is_the_sign_its_rate_is_multiplied_by() -> None:
 
 
 def test_rules_share_equal_stateless_parts_and_never_a_series() -> None:
+    kinds: list[dict[str, Any]] = [
+        {"high": {"limit": 80}},
+        {"high": {"limit": 80}},
+        {"high": {"limit": 80}, "inclusive": True},
+        {"high": {"limit": 81}},
+        {"equals": 1},
+        {"equals": True},
+        {"equals": 1},
+        {"rate": {"above": 5, "per": "1m"}},
+        {"rate": {"above": 5, "per": "1m"}},
+        {"high": {"limit": 80}, "cooldown": "1m"},
+    ]
     config = site(
         [
             {"id": f"r{n}", "asset": "p101", "sensor": "temp", **condition}
-            for n, condition in enumerate(
-                [
-                    {"high": {"limit": 80}},
-                    {"high": {"limit": 80}},
-                    {"high": {"limit": 80}, "inclusive": True},
-                    {"high": {"limit": 81}},
-                    {"equals": 1},
-                    {"equals": True},
-                    {"equals": 1},
-                    {"rate": {"above": 5, "per": "1m"}},
-                    {"rate": {"above": 5, "per": "1m"}},
-                    {"high": {"limit": 80}, "cooldown": "1m"},
-                ]
-            )
+            for n, condition in enumerate(kinds)
         ]
     )
     shared: dict[tuple[Any, ...], Any] = {}
@@ -225,7 +224,7 @@ def test_a_sensor_takes_the_slow_path_while_gates_or_unqueued_or_fired_watchers_
 
 
 def test_every_kind_saves_the_same_series_keys_and_only_series_kinds_fill_them() -> None:
-    kinds = [
+    kinds: list[dict[str, Any]] = [
         {"high": {"limit": 80}},
         {"low": {"limit": 10}},
         {"high": {"limit": 80}, "low": {"limit": 20}},
@@ -238,7 +237,7 @@ def test_every_kind_saves_the_same_series_keys_and_only_series_kinds_fill_them()
         assert rule.condition.dump() == {"flat_due": None, "prev": None, "anchor": None}
         assert rule.condition.is_initial()
     rate = compiled(rate={"above": 5, "per": "1m"}).condition
-    saved = {"flat_due": None, "prev": [20.5, 7], "anchor": None}
+    saved: dict[str, Any] = {"flat_due": None, "prev": [20.5, 7], "anchor": None}
     rate.load(saved, exact=True, normal=True)
     assert rate.dump() == saved and not rate.is_initial()
     rate.load(saved, exact=False, normal=False)  # a running save may be behind: start anew

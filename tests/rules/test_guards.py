@@ -65,7 +65,6 @@ def test_a_flood_holds_while_the_limit_fell_within_the_window_held_ones_included
     assert flood.admit(11 * SECOND) == (True, False)  # 2 s and 3 s (held) are within 10 s
     assert flood.times == [3 * SECOND, 11 * SECOND]  # only the latest ``limit`` are kept
     assert flood.admit(14 * SECOND) == (False, False)  # only 11 s is left: under the limit
-    assert not flood.flooding
-    assert flood.times == [11 * SECOND, 14 * SECOND]
+    assert (flood.flooding, flood.times) == (False, [11 * SECOND, 14 * SECOND])
     flood.clear()
     assert (flood.times, flood.flooding) == ([], False)
