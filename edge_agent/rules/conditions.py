@@ -87,8 +87,8 @@ class Condition:
 
     def judge(self, rule: CompiledRule, t: int, value: Value, host: SeriesHost) -> int | None:
         """TRIP, HOLD or CLEAR for one good sample, with ``rule.held`` set to what was
-        measured; None when the sample gives no verdict (not a number, or the first sample
-        of a rate), and ``rule.held`` is left as it was."""
+        measured; None when the sample gives no verdict (not a number, or a rate with no
+        earlier sample to measure from), and ``rule.held`` is left as it was."""
         raise NotImplementedError
 
     def limit(self, held: Value, peak: Value) -> Value:

@@ -74,7 +74,8 @@ class RuleEngine:
     ``state`` (optional) makes the engine durable: state is loaded at start and saved
     atomically after every call that changed it (``durable=True``, the default). With
     ``durable=False`` the caller flushes with :meth:`flush` (e.g. after writing the events
-    to the outbox); :attr:`dirty` says whether there is anything to flush.
+    to the outbox); :attr:`dirty` says whether there is anything to flush, and
+    :meth:`mark_changed` makes the next save point write the state anyway.
 
     ``resume_at`` (the running agent's clock now) carries the saved state over to a clock
     that restarted (a monotonic clock starts again at boot): every saved time is shifted so
