@@ -60,6 +60,7 @@ class Transitions:
     def evaluate(
         self, rule: CompiledRule, t: int, condition: int, events: list[AlarmEvent]
     ) -> None:
+        """Apply a verdict (TRIP, HOLD or CLEAR) of ``rule``'s condition at ``t``."""
         state = rule.state
         if state == NORMAL:
             if condition == TRIP:
@@ -108,6 +109,8 @@ class Transitions:
             self._changed()
 
     def activate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        """Open an episode (on-delay over, or ``on_stale: alarm``): ``activated``, and
+        ``chattering`` or ``flood`` when this activation starts one."""
         self.deadlines.cancel(rule)
         rule.state = ACTIVE
         rule.refresh_fast()
@@ -129,6 +132,7 @@ class Transitions:
         self.escalate(rule, t, events)
 
     def escalate(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        """Raise an ACTIVE rule's priority to the highest escalation level its value passed."""
         levels = rule.levels
         if not levels or rule.state != ACTIVE:
             return
@@ -159,6 +163,7 @@ class Transitions:
             events.append(self.event(rule, t, "escalated"))
 
     def clear(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        """End the episode: ``cleared``, back to NORMAL."""
         events.append(self.event(rule, t, "cleared"))
         self.deadlines.cancel(rule)
         rule.state = NORMAL
@@ -177,6 +182,8 @@ class Transitions:
     def on_stale(
         self, rule: CompiledRule, t: int, sensor: SensorState, events: list[AlarmEvent]
     ) -> None:
+        """``rule``'s sensor went stale at ``t``: a pending episode is dropped, then its
+        ``on_stale`` action (hold, clear, or alarm with the sensor's last value)."""
         rule.stale = True
         state = rule.state
         if state == PENDING:
@@ -203,6 +210,7 @@ class Transitions:
         self._changed()
 
     def event(self, rule: CompiledRule, t: int, kind: Any) -> AlarmEvent:
+        """The event of kind ``kind`` for ``rule``'s current episode."""
         return AlarmEvent(
             time_ns=t,
             kind=kind,
