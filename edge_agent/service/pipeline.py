@@ -418,9 +418,9 @@ class Agent:
                 await self._hand_over()
 
     def _feed(self, reading: Reading) -> list[Any]:
-        self.counters.readings[reading.quality.value] = (
-            self.counters.readings.get(reading.quality.value, 0) + 1
-        )
+        # ``_value_``, not ``.value``: the enum property costs ≈ 0.3 µs a reading.
+        quality = reading.quality._value_
+        self.counters.readings[quality] = self.counters.readings.get(quality, 0) + 1
         self.latest[reading.sensor_id] = reading
         try:
             return list(self.engine.feed(reading))
