@@ -47,12 +47,9 @@ from edge_agent.sources.opcua.errors import (
     OpcUaRefused,
 )
 from edge_agent.sources.opcua.expiry import certificate_files, expiry_warning, not_after
+from edge_agent.sources.opcua.files import security_files
 from edge_agent.sources.opcua.refusals import Attempt, ConnectSteps, named_refusal
-from edge_agent.sources.opcua.security import (
-    ClientSecurity,
-    apply_security,
-    security_files,
-)
+from edge_agent.sources.opcua.security import ClientSecurity, apply_security
 from edge_agent.sources.opcua.security import check_server_endpoint as _check_endpoint
 from edge_agent.sources.opcua.status import pick_time_ns, quality_of
 
