@@ -50,7 +50,7 @@ def connection_changes(old: SiteConfig, new: SiteConfig, restarted: Iterable[str
 
 def _credential_files(config: SiteConfig, base_dir: Path) -> list[Path]:
     from edge_agent.config.tls_files import resolve_path
-    from edge_agent.sources.opcua.security import security_files
+    from edge_agent.sources.opcua.files import security_files
 
     files: list[Path] = []
     for connection in config.connections.values():
