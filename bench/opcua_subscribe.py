@@ -172,6 +172,12 @@ def main() -> int:
             f"CPU {load['cpu_pct']:.1f} % of a core (goal < 10 %), RSS {load['rss_mib']:.1f} MiB, "
             f"{load['readings_per_s']:,.0f} readings/s"
         )
+        per_reading_us = load["cpu_pct"] / 100 / max(load["readings_per_s"], 1) * 1e6
+        print(
+            f"  = {per_reading_us:.1f} µs of CPU per notification: "
+            f"{per_reading_us / 100 * LOAD_ITEMS:.1f} % of a core if all {LOAD_ITEMS:,} "
+            "changed every second (the simulator cannot write that many: see readings/s)"
+        )
     return 0
 
 
