@@ -30,6 +30,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import agent as agent_bench  # noqa: E402
 from agent import CLK_TCK, PAGE, Agent  # noqa: E402
 from ports import free_port  # noqa: E402
 from sources_modbus import modbus_simulator  # noqa: E402
@@ -99,10 +100,22 @@ def window(pid: int, seconds: float) -> tuple[float, float]:
     return 100 * (cpu1 - cpu0) / (wall1 - wall0), rss_mib(pid)
 
 
-def measure_agent(rate_ms: int, port: int, seconds: float, workdir: Path) -> tuple[float, float]:
+def measure_agent(
+    rate_ms: int, port: int, seconds: float, workdir: Path, tree: Path | None = None
+) -> tuple[float, float]:
+    """The agent of this checkout, or of another one (``tree``: before/after figures)."""
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     agent = Agent(site(rate_ms, port, run_dir / "state"), run_dir)
-    agent.start()
+    own_tree, own_cwd = agent_bench.REPO, Path.cwd()
+    # Agent.start runs ``-m edge_agent`` with REPO on PYTHONPATH; ``-m`` puts the working
+    # directory first on sys.path, so the process starts from inside the tree too.
+    agent_bench.REPO = tree or own_tree
+    os.chdir(agent_bench.REPO)
+    try:
+        agent.start()
+    finally:
+        agent_bench.REPO = own_tree
+        os.chdir(own_cwd)
     try:
         assert agent.process is not None
         return window(agent.process.pid, seconds)
@@ -137,6 +150,11 @@ def main() -> int:
     parser.add_argument("--rates", default="10,100", help="poll intervals in ms")
     parser.add_argument("--rounds", type=int, default=3, help="windows of each, alternating")
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
+    parser.add_argument(
+        "--other-tree",
+        type=Path,
+        help="another checkout of edge-agent (e.g. main) measured in the same rounds",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     os.environ["BENCH_MX_KEY"] = "peers-bench-key"
@@ -151,9 +169,15 @@ def main() -> int:
     ):
         for rate_ms in rates:
             figures: dict[str, list[tuple[float, float]]] = {"agent": [], "bare": []}
+            if args.other_tree:
+                figures["other"] = []
             for _ in range(args.rounds):
                 figures["agent"].append(measure_agent(rate_ms, port, args.window, Path(tmp)))
                 figures["bare"].append(measure_bare(rate_ms, port, args.window))
+                if args.other_tree:
+                    figures["other"].append(
+                        measure_agent(rate_ms, port, args.window, Path(tmp), args.other_tree)
+                    )
             cpu = {k: statistics.median(c for c, _ in v) for k, v in figures.items()}
             rss = {k: statistics.median(r for _, r in v) for k, v in figures.items()}
             ratios = [a[0] / b[0] for a, b in zip(figures["agent"], figures["bare"], strict=True)]
@@ -164,6 +188,11 @@ def main() -> int:
                 f"{', '.join(f'{r:.2f}' for r in ratios)})"
                 + (" (goal <= 1.6x)" if rate_ms == 10 else "")
             )
+            if args.other_tree:
+                print(
+                    f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
+                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller"
+                )
             for name, runs in figures.items():
                 print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))
     return 0
