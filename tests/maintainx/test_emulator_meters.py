@@ -419,3 +419,36 @@ def test_admin_inspection_refuses_bad_input(admin: httpx.Client) -> None:
     assert admin.post("clock", json={"advance_s": -1}).status_code == 400
     assert admin.put("limits/meterreadings", json={"limit": 0, "window_s": 60}).status_code == 400
     assert admin.get("meters").json() == {"meters": []}
+
+
+# ---------------------------------------------------------------------- MaintainX's own PM
+
+
+def readings(api: httpx.Client, meter: int, *values: float) -> None:
+    for value in values:
+        answer = api.post("meterreadings", json=[{"meterId": meter, "value": value}])
+        assert answer.status_code == 201
+
+
+def test_an_incremented_by_trigger_opens_a_pm_every_amount(mx: Emulator, api: httpx.Client) -> None:
+    asset = mx.add_asset("Pump P-101")
+    meter = make_meter(api, assetId=asset)
+    body = trigger_body(meter, amount=500)
+    trigger_id = api.post("metertriggers", json=body).json()["id"]
+    readings(api, meter, 1200.0, 1500.0, 1699.9)  # counting starts at the first: due at 1700
+    assert mx.work_orders == []
+    readings(api, meter, 1700.0, 1800.0, 2300.5)  # 1700 due, then 2200 due
+    orders = mx.work_orders
+    assert [(w["title"], w["assetId"], w["type"]) for w in orders] == [
+        ("P-101 500 h service", asset, "PREVENTIVE")
+    ] * 2
+    trigger = api.get(f"metertriggers/{trigger_id}").json()["meterTrigger"]
+    assert trigger["state"] == "TRIGGERED" and trigger["nextTriggerValue"] == 2700.0
+
+
+def test_a_limit_trigger_opens_one_work_order_per_crossing(mx: Emulator, api: httpx.Client) -> None:
+    meter = make_meter(api)
+    above = {"meterId": meter, "name": "too hot", "condition": "IS_GREATER", "amount": 90}
+    api.post("metertriggers", json={"meterTrigger": above})
+    readings(api, meter, 80, 91, 95, 85, 92)
+    assert [w["title"] for w in mx.work_orders] == ["too hot", "too hot"]

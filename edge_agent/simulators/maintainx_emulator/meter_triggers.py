@@ -1,8 +1,11 @@
 """``POST /metertriggers`` as the spec describes it: the body's checks and the stored shape.
 
 A meter trigger is how MaintainX itself opens a work order from meter readings (a PM every
-500 h of run time, a temperature above a limit). The emulator stores triggers and answers
-them as the spec does; it does not evaluate them against readings (yet: see docs/meters.md).
+500 h of run time, a temperature above a limit). The emulator stores triggers, answers them
+as the spec does, and evaluates the three conditions edge-agent declares (:func:`fires`):
+``INCREMENTED_BY`` (every ``amount`` counted from the first reading, or from
+``nextTriggerValue``), ``IS_GREATER`` and ``IS_LESS`` (once per crossing). The others are
+stored and never fire.
 """
 
 from __future__ import annotations
@@ -131,3 +134,27 @@ def checked_trigger(body: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if data is not None and not isinstance(data, dict):
             raise validation_error("data must be an object", "workOrderTemplate.data")
     return fields, copy.deepcopy(template)
+
+
+def fires(trigger: dict[str, Any], value: float) -> bool:
+    """Whether a reading of ``value`` opens a work order, updating the trigger's ``state``
+    and ``nextTriggerValue`` as MaintainX shows them."""
+    condition, amount = trigger["condition"], trigger["amount"]
+    if condition == "INCREMENTED_BY":
+        due = trigger.get("nextTriggerValue")
+        if due is None:  # the first reading: the count starts here
+            trigger["nextTriggerValue"] = value + amount
+            trigger["state"] = "STABLE"
+            return False
+        if value < due:
+            return False
+        while trigger["nextTriggerValue"] <= value:  # one work order per reading, however far
+            trigger["nextTriggerValue"] += amount
+        trigger["state"] = "TRIGGERED"
+        return True
+    if condition in ("IS_GREATER", "IS_LESS"):
+        beyond = value > amount if condition == "IS_GREATER" else value < amount
+        was = trigger["state"] == "TRIGGERED"
+        trigger["state"] = "TRIGGERED" if beyond else "STABLE"
+        return beyond and not was
+    return False

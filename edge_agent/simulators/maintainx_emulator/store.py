@@ -717,6 +717,7 @@ class MaintainXStore:
             org = self._org(org_id)
             now = parse_iso(self._now())
             accepted = []
+            checked: list[tuple[int, float]] = []  # (meter, value) of each accepted reading
             for index, reading in enumerate(body):
                 path = f"[{index}]"
                 if not isinstance(reading, dict):
@@ -748,6 +749,7 @@ class MaintainXStore:
                         f"{path}.readingDate",
                         date,
                     )
+                checked.append((int(meter_id), value))
                 accepted.append(
                     {
                         "meterId": int(meter_id),
@@ -757,7 +759,26 @@ class MaintainXStore:
                     }
                 )
             org.readings.extend(accepted)
+            for meter_id, value in checked:
+                self._evaluate_triggers(org, meter_id, value)
             return copy.deepcopy(accepted)
+
+    def _evaluate_triggers(self, org: Organization, meter_id: int, value: float) -> None:
+        """MaintainX's own PM: a trigger that fires opens a preventive work order."""
+        for trigger in org.meter_triggers.values():
+            if trigger["meterId"] != meter_id or not meter_triggers.fires(trigger, value):
+                continue
+            template = trigger.get("workOrderTemplate") or {}
+            data = template.get("data") or {}
+            asset_id = data.get("assetId", org.meters[meter_id]["assetId"])
+            body: dict[str, Any] = {"title": trigger["name"]}
+            if asset_id in org.assets:
+                body["assetId"] = asset_id
+            if data.get("priority") in PRIORITIES:
+                body["priority"] = data["priority"]
+            work_order_id = self.create_work_order(org.id, trigger["creatorId"], body)
+            org.work_orders[work_order_id]["type"] = "PREVENTIVE"
+            trigger["updatedAt"] = self._now()
 
     # ------------------------------------------------------------------ meter triggers
 
