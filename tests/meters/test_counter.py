@@ -175,3 +175,16 @@ def test_a_counter_survives_a_restart_anywhere(
             reading(device, index * SECOND)
         )
     assert split.state() == whole.state()
+
+
+def test_a_step_of_exactly_max_step_is_plausible() -> None:
+    meter = counter(32, max_step=1000)
+    assert feed_all(meter, [100, 1100, 2101]) == [0, 1000, 1000]
+    assert meter.refused == {Refusal.ABSURD_JUMP: 1}
+
+
+def test_a_jump_confirmed_by_a_register_that_holds_still() -> None:
+    """A stopped machine's swapped device reads the same value three times: confirmed."""
+    meter = counter(32, max_step=1000)
+    feed_all(meter, [100, *[900_000] * JUMP_CONFIRMATIONS, 900_005])
+    assert meter.rebased == 1 and meter.total == 5

@@ -47,3 +47,10 @@ def test_the_period_carries_over_a_restart() -> None:
     restarted.restore(through_json(gauge))
     assert restarted.feed(reading(1.0, 30 * SECOND)) is None
     assert restarted.feed(reading(1.0, 60 * SECOND)) is not None
+
+
+def test_a_change_of_exactly_the_deadband_waits_for_the_period() -> None:
+    gauge = GaugeMeter("g", every_ns=60 * SECOND, deadband=0.5)
+    gauge.feed(reading(10.0, 0))
+    assert gauge.feed(reading(10.5, SECOND)) is None
+    assert gauge.feed(reading(10.75, 2 * SECOND)) is not None

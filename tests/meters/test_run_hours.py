@@ -147,3 +147,11 @@ def test_run_hours_survive_a_restart_anywhere(
         sent_split.append(before.feed(reading(running, now)))
     assert before.state() == whole.state()
     assert sent_split == sent_whole
+
+
+def test_any_non_zero_value_is_running() -> None:
+    """A speed sensor turning backwards (-5 rpm) is running; 0.0 is stopped."""
+    hours = meter()
+    for time_s, value in [(0, -5.0), (10, 0.0), (20, 1), (30, 0)]:
+        hours.feed(reading(value, time_s * SECOND))
+    assert hours.running_ns == 20 * SECOND
