@@ -10,6 +10,7 @@ meters, and the triggers MaintainX itself opens work orders from.
         sensor: p101_running
         every: 5m                  # send the value at most this often
         max_gap: 2m                # run_hours: a longer silence counts no run time
+                                   # (default: 3 polls of the sensor)
         maintainx_meter_id: 53     # optional: else created once with POST /meters
         pm: {every: 500h, title: "P-101 500 h service", procedure_template_id: 12}
       p101-temp: {asset: P-101, kind: gauge, sensor: p101_temp, deadband: 2, above: 90}
@@ -32,12 +33,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.messages import did_you_mean
-from edge_agent.config.units import Duration, parse_duration
+from edge_agent.config.units import Duration, format_duration, parse_duration
 
 if TYPE_CHECKING:
     from edge_agent.config.loader import Document
 
 NS_PER_HOUR: Final = 3_600_000_000_000
+# A run-hours meter's default bound on a gap, in polls of its sensor: one missed poll, or
+# two, still counts; a longer silence does not.
+GAP_POLLS: Final = 3
+DEFAULT_POLL_NS: Final = 1_000_000_000  # defaults.poll's own default (config/models.py)
 _HOURS_RE: Final = re.compile(r"^\s*(\d{1,7}(?:\.\d{1,6})?)\s*h\s*$")
 
 
@@ -150,6 +155,10 @@ class Meter(_Model):
             raise ValueError("a register counter is 16, 32 or 64 bits wide")
         return value
 
+    def gap_bound(self, poll_ns: int) -> int:
+        """The longest interval a run-hours meter counts: ``max_gap``, else 3 polls."""
+        return self.max_gap if self.max_gap is not None else GAP_POLLS * poll_ns
+
     def maintainx_unit(self, sensor_unit: str | None) -> str:
         """The unit MaintainX shows: the meter's own, else the kind's, else the sensor's."""
         return self.unit or DEFAULT_UNITS.get(self.kind) or sensor_unit or "Units"
@@ -219,6 +228,7 @@ def check_meters(doc: Document) -> Iterator[Diagnostic]:
         yield from _check_sensor_fits(doc, here, meter, kind)
         yield from _check_pm(doc, here, meter, kind)
         yield from _check_limits(doc, here, meter)
+        yield from _check_gap(doc, here, meter)
         meter_id = meter.get("maintainx_meter_id")
         asset_id = meter.get("asset")
         asset = doc.get("assets", asset_id) if isinstance(asset_id, str) else None
@@ -303,4 +313,36 @@ def _check_limits(
             (*here, "above"),
             f"`above: {above}` is not above `below: {below}`: one of the triggers would "
             "always hold",
+        )
+
+
+def _duration(value: Any) -> int | None:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None  # reported where it was written
+
+
+def _sensor_poll_ns(doc: Document, sensor_id: Any) -> int | None:
+    """How often the sensor is read: its connection's ``poll``, else ``defaults.poll``."""
+    if not isinstance(sensor_id, str):
+        return None
+    connection = doc.get("sensors", sensor_id, "connection")
+    raw = doc.get("connections", connection, "poll") if isinstance(connection, str) else None
+    if raw is None:
+        raw = doc.get("defaults", "poll")
+    return DEFAULT_POLL_NS if raw is None else _duration(raw)
+
+
+def _check_gap(
+    doc: Document, here: tuple[str | int, ...], meter: dict[str, Any]
+) -> Iterator[Diagnostic]:
+    if "max_gap" not in meter:
+        return
+    gap, poll = _duration(meter.get("max_gap")), _sensor_poll_ns(doc, meter.get("sensor"))
+    if gap is not None and poll is not None and gap < poll:
+        yield doc.at(
+            (*here, "max_gap"),
+            f"max_gap {format_duration(gap)} is shorter than the sensor's poll "
+            f"({format_duration(poll)}): no interval would ever count as run time",
         )

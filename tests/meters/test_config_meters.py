@@ -119,6 +119,11 @@ def test_good_meters_load(tmp_path: Path) -> None:
             "of the triggers would always hold",
         ),
         (
+            "meters:\n  m: {asset: P-101, kind: run_hours, sensor: p101_running, max_gap: 500ms}\n",
+            "site.yaml:27:69: error: meters.m.max_gap: max_gap 500ms is shorter than the "
+            "sensor's poll (1s): no interval would ever count as run time",
+        ),
+        (
             "meters:\n  m: {asset: F-2, kind: gauge, sensor: p101_temp}\n",
             "site.yaml:27:14: warning: meters.m.asset: asset `F-2` has no `maintainx_id`: the "
             "meter would be created on no asset in MaintainX, and its PM work orders on none",
@@ -187,3 +192,12 @@ def test_pm_amounts_in_the_meters_unit(every: str | int, amount: float) -> None:
 def test_bad_pm_amounts(every: object) -> None:
     with pytest.raises(ValueError):
         pm_amount(every)  # type: ignore[arg-type]
+
+
+def test_the_gap_bound_defaults_to_three_polls(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE + GOOD_METERS, encoding="utf-8")
+    config, _ = check_site_files(path)
+    assert config is not None
+    assert config.meters["p101-run-hours"].gap_bound(10**9) == 120 * 10**9  # its max_gap
+    assert config.meters["p101-starts"].gap_bound(2 * 10**9) == 6 * 10**9
