@@ -183,7 +183,9 @@ def _changed(last: tuple[Value, Quality, int], reading: Reading, wall_ns: int) -
         return True
     new = reading.value
     if isinstance(value, float | int) and isinstance(new, float | int):
-        if isinstance(value, bool) or isinstance(new, bool):
+        if isinstance(value, int) or isinstance(new, int):
+            # Exact (bool included), never through a float: an integer from the wire may
+            # be beyond a float's range, and an integer has no float noise to ignore.
             return value != new
         if not (math.isfinite(value) and math.isfinite(new)):
             return value != new and not (math.isnan(value) and math.isnan(new))
