@@ -30,15 +30,15 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
     NotFound,
     RateLimited,
 )
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
-from edge_agent.forwarders.maintainx.sync import (
+from edge_agent.maintainx.ledger import WorkOrderLedger
+from edge_agent.maintainx.sync import (
     SyncResult,
     apply_alert,
     has_reactivation_comment,

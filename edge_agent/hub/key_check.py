@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from edge_agent.common.backoff import Backoff
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     CredentialsRejected,
     MaintainXError,
     OutcomeUnknown,

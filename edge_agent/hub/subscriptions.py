@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import MaintainXError
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import MaintainXError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
 

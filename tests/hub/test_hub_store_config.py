@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
+from edge_agent.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import AlertRecord, HubStore
 from edge_agent.hub.store_sqlite import SqliteHubStore
 from tests.conftest import REPO_ROOT

@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     Misconfigured,
     NotFound,
 )
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
-from edge_agent.forwarders.maintainx.sync import apply_alert, find_existing_work_order
+from edge_agent.maintainx.ledger import SqliteLedger
+from edge_agent.maintainx.sync import apply_alert, find_existing_work_order
 from edge_agent.simulators.maintainx import Emulator
 from tests.maintainx.conftest import SITE_KEY, alert, make_client
 from tests.maintainx.jsonschema_lite import resolve, validate

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_agent.common.local_time import local_text
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
-from edge_agent.forwarders.maintainx.sync import apply_alert
+from edge_agent.maintainx.ledger import SqliteLedger
+from edge_agent.maintainx.sync import apply_alert
 from edge_agent.simulators.maintainx import Emulator
 from tests.maintainx.conftest import alert, make_client
 
@@ -136,7 +136,7 @@ async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_aban
 ) -> None:
     import pytest
 
-    from edge_agent.forwarders.maintainx.errors import TransientError
+    from edge_agent.maintainx.errors import TransientError
 
     for name, ledger in (
         ("abandonable", SqliteLedger(tmp_path / "a.sqlite")),

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.hub.store import AlertRecord
 from edge_agent.hub.store_sqlite import SqliteHubStore

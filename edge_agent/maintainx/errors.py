@@ -28,7 +28,7 @@ class MaintainXError(Exception):
         self.status = status
         self.body = body
         # Set on a create that may have reached MaintainX: its retry rests before the
-        # lookup (edge_agent.forwarders.maintainx.sync.settle_s).
+        # lookup (edge_agent.maintainx.sync.settle_s).
         self.create_unconfirmed = False
 
 

@@ -24,7 +24,7 @@ ROW_OVERHEAD: Final = 24
 
 
 class WorkOrderLedger(Protocol):
-    """What :func:`edge_agent.forwarders.maintainx.sync.apply_alert` needs to stay idempotent.
+    """What :func:`edge_agent.maintainx.sync.apply_alert` needs to stay idempotent.
 
     Calls are synchronous and may block on disk; async callers run them in a thread.
     """

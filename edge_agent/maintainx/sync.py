@@ -19,8 +19,8 @@ from typing import Any, Final, TypeVar
 from edge_agent.alerts import PRIORITY_ORDER, AlertMessage, parse_time
 from edge_agent.common.local_time import local_text
 from edge_agent.common.value_text import number_text
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
@@ -28,7 +28,7 @@ from edge_agent.forwarders.maintainx.errors import (
     RateLimited,
     TransientError,
 )
-from edge_agent.forwarders.maintainx.ledger import AbandonableLedger, WorkOrderLedger
+from edge_agent.maintainx.ledger import AbandonableLedger, WorkOrderLedger
 
 log = logging.getLogger(__name__)
 
