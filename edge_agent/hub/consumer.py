@@ -30,21 +30,6 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.maintainx.errors import (
-    BadRequest,
-    CredentialsRejected,
-    MaintainXError,
-    NotFound,
-    RateLimited,
-)
-from edge_agent.maintainx.ledger import WorkOrderLedger
-from edge_agent.maintainx.sync import (
-    SyncResult,
-    apply_alert,
-    has_reactivation_comment,
-    reactivated_text,
-    settle_s,
-)
 from edge_agent.hub.messages import (
     Rejection,
     parse_topic,
@@ -62,6 +47,21 @@ from edge_agent.hub.store import (
     StoredResult,
     StoreError,
     StoreRejected,
+)
+from edge_agent.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    NotFound,
+    RateLimited,
+)
+from edge_agent.maintainx.ledger import WorkOrderLedger
+from edge_agent.maintainx.sync import (
+    SyncResult,
+    apply_alert,
+    has_reactivation_comment,
+    reactivated_text,
+    settle_s,
 )
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from edge_agent.common.backoff import Backoff
+from edge_agent.hub.sites import SiteRuntime
 from edge_agent.maintainx.errors import (
     CredentialsRejected,
     MaintainXError,
@@ -24,7 +25,6 @@ from edge_agent.maintainx.errors import (
     RateLimited,
     TransientError,
 )
-from edge_agent.hub.sites import SiteRuntime
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from edge_agent.maintainx.client import MaintainXClient
-from edge_agent.maintainx.errors import MaintainXError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import MaintainXError
 
 log = logging.getLogger(__name__)
 

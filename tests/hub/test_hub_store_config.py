@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.maintainx.ledger import WorkOrderLedger
 from edge_agent.hub.store import AlertRecord, HubStore
 from edge_agent.hub.store_sqlite import SqliteHubStore
+from edge_agent.maintainx.ledger import WorkOrderLedger
 from tests.conftest import REPO_ROOT
 from tests.hub.conftest import PG_DSN
 

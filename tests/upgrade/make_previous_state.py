@@ -16,10 +16,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.hub.store import AlertRecord
 from edge_agent.hub.store_sqlite import SqliteHubStore
+from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.outbox.store import Outbox
 from edge_agent.rules import RuleEngine, RuleStateStore
 from edge_agent.service.last_good import save_last_good

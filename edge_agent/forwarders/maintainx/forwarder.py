@@ -28,6 +28,8 @@ from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.forwarders.maintainx.journal import log_work_order
+from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import (
     RETRYABLE,
@@ -38,10 +40,8 @@ from edge_agent.maintainx.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.maintainx.sync import SyncResult, apply_alert, settle_s
-from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
