@@ -297,7 +297,7 @@ class AlertConsumer:
         finally:
             if ledger.unflushed:  # a work order recorded, not committed
                 with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(ledger.flush)
+                    await ledger.flush()
             if not ledger.released:
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(self.store.release, record.alert_id, self.owner)
@@ -357,7 +357,7 @@ class AlertConsumer:
                 "MaintainX refused an alert for good.",
                 extra={"site": site.site_id, "event_id": message["event_id"], "error": str(exc)},
             )
-            await asyncio.to_thread(ledger.mark_done, message["event_id"], "failed")
+            await ledger.mark_done(message["event_id"], "failed")
             await self._publish_result(
                 site, message, "rejected", None, None, reason="maintainx_refused", detail=str(exc)
             )
@@ -427,8 +427,8 @@ class AlertConsumer:
                 return None
         else:
             await site.client.add_comment(related, reactivated_text(message))
-        await asyncio.to_thread(ledger.record_created, record.alert_id, related)
-        await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")
+        await ledger.record_created(record.alert_id, related)
+        await ledger.mark_done(message["event_id"], "commented")
         return SyncResult(message["event_id"], record.alert_id, "commented", related)
 
     async def _learn_closed(self, site: SiteRuntime, work_order_id: int, status: str) -> None:

@@ -158,7 +158,12 @@ class _Ledger(HubLedger):
         super().__init__(alert, start, owner)
         self._s = store
 
-    def begin_create(self, alert_id: str) -> bool:
+    # Each call holds a pooled connection for a blocking round trip: a worker thread's job.
+
+    async def begin_create(self, alert_id: str) -> bool:
+        return await asyncio.to_thread(self._begin_create, alert_id)
+
+    def _begin_create(self, alert_id: str) -> bool:
         a = self._alert
         row = self._s._one(
             f"INSERT INTO {self._s.p}alerts AS t (alert_id, site, asset, rule, raised_ns, "
@@ -168,17 +173,24 @@ class _Ledger(HubLedger):
         )
         return earlier_create_unconfirmed(row)
 
-    def _stored_work_order(self, alert_id: str) -> int | None:
-        row = self._s._one(
-            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s", (alert_id,)
+    async def _stored_work_order(self, alert_id: str) -> int | None:
+        row = await asyncio.to_thread(
+            self._s._one,
+            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s",
+            (alert_id,),
         )
         return None if row is None else opt_int(row[0])
 
-    def _stored_event(self, event_id: str) -> bool:
-        row = self._s._one(f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,))
+    async def _stored_event(self, event_id: str) -> bool:
+        row = await asyncio.to_thread(
+            self._s._one, f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,)
+        )
         return row is not None
 
-    def _commit_created(self, created: tuple[str, int, int]) -> None:
+    async def _commit_created(self, created: tuple[str, int, int]) -> None:
+        await asyncio.to_thread(self._commit_created_now, created)
+
+    def _commit_created_now(self, created: tuple[str, int, int]) -> None:
         with self._s._pool.connection() as conn, conn.transaction():
             self._write_created(conn, created)
 
@@ -201,7 +213,10 @@ class _Ledger(HubLedger):
             (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
+        await asyncio.to_thread(self._mark_done, event_id, result)
+
+    def _mark_done(self, event_id: str, result: str) -> None:
         p = self._s.p
         with self._s._pool.connection() as conn, conn.transaction():
             if self._created is not None:

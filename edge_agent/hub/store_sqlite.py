@@ -119,6 +119,12 @@ class _Writer:
             self._cond.notify()
         return future
 
+    async def call(self, op: Op) -> Any:
+        """:meth:`run` for the event loop: awaits the commit with no helper thread between.
+        Shielded: a cancelled caller must not cancel the queued future, which the writer
+        would then fail to resolve (and die of); the operation runs either way."""
+        return await asyncio.shield(asyncio.wrap_future(self.submit(op)))
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -233,33 +239,29 @@ class _Ledger(HubLedger):
         self._claims = claims
         self._begun = None if start is None else start.create_begun
 
-    def answers_now(self, method: str, *args: Any) -> bool:
-        if method == "begin_create":  # begin_event began the create in its transaction
-            return self._begun is not None and bool(args) and args[0] == self._alert.alert_id
-        return super().answers_now(method, *args)
-
-    def begin_create(self, alert_id: str) -> bool:
+    async def begin_create(self, alert_id: str) -> bool:
         if self._begun is not None and alert_id == self._alert.alert_id:
+            # begin_event began the create in its own transaction: answered from it.
             begun, self._begun = self._begun, None
             return begun
-        return bool(self._w.run(lambda db: _begin_create(db, self._alert, alert_id)))
+        return bool(await self._w.call(lambda db: _begin_create(db, self._alert, alert_id)))
 
-    def _stored_work_order(self, alert_id: str) -> int | None:
-        row = self._w.run(
+    async def _stored_work_order(self, alert_id: str) -> int | None:
+        row = await self._w.call(
             lambda db: db.execute(
                 "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert_id,)
             ).fetchone()
         )
         return None if row is None else opt_int(row[0])
 
-    def _stored_event(self, event_id: str) -> bool:
-        row = self._w.run(
+    async def _stored_event(self, event_id: str) -> bool:
+        row = await self._w.call(
             lambda db: db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
         )
         return row is not None
 
-    def _commit_created(self, created: tuple[str, int, int]) -> None:
-        self._w.run(lambda db: self._write_created(db, created))
+    async def _commit_created(self, created: tuple[str, int, int]) -> None:
+        await self._w.call(lambda db: self._write_created(db, created))
 
     def _write_created(self, db: sqlite3.Connection, created: tuple[str, int, int]) -> None:
         a = self._alert
@@ -277,7 +279,7 @@ class _Ledger(HubLedger):
             (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
         a = self._alert
         created = self._created
 
@@ -292,7 +294,7 @@ class _Ledger(HubLedger):
                 (event_id, a.alert_id, result, time.time_ns()),
             )
 
-        self._w.run(op)
+        await self._w.call(op)
         self._created = None
         if self._owner is not None:
             self._claims.drop(a.alert_id, self._owner)
@@ -341,7 +343,7 @@ class SqliteHubStore:
         begin_create: bool = False,
     ) -> EventStart:
         op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
-        start: EventStart = await asyncio.wrap_future(self._w.submit(op))
+        start: EventStart = await self._w.call(op)
         return start
 
     def _begin_op(

@@ -17,15 +17,10 @@ from edge_agent.maintainx.errors import (
     RateLimited,
     TransientError,
 )
-from edge_agent.maintainx.ledger import (
-    AbandonableLedger,
-    SqliteLedger,
-    WorkOrderLedger,
-)
+from edge_agent.maintainx.ledger import SqliteLedger, ThreadedLedger, WorkOrderLedger
 from edge_agent.maintainx.sync import SyncResult, apply_alert
 
 __all__ = [
-    "AbandonableLedger",
     "BadRequest",
     "CredentialsRejected",
     "MaintainXClient",
@@ -35,6 +30,7 @@ __all__ = [
     "RateLimited",
     "SqliteLedger",
     "SyncResult",
+    "ThreadedLedger",
     "TransientError",
     "WorkOrderLedger",
     "apply_alert",

@@ -40,7 +40,7 @@ from edge_agent.maintainx.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from edge_agent.maintainx.ledger import LedgerError, SqliteLedger
+from edge_agent.maintainx.ledger import LedgerError, SqliteLedger, ThreadedLedger
 from edge_agent.maintainx.sync import SyncResult, apply_alert, settle_s
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
@@ -245,7 +245,11 @@ class MaintainXForwarder:
         assert self.client is not None and self.ledger is not None
         asset_id, location_id = self._asset_ids(message)
         return await apply_alert(
-            self.client, self.ledger, message, asset_id=asset_id, location_id=location_id
+            self.client,
+            ThreadedLedger(self.ledger),
+            message,
+            asset_id=asset_id,
+            location_id=location_id,
         )
 
     def _asset_ids(self, message: AlertMessage) -> tuple[int | None, int | None]:
