@@ -12,6 +12,7 @@ clone, shallow or not, and always against what the previous release really wrote
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 from pathlib import Path
@@ -70,9 +71,9 @@ def main(out: Path) -> None:
     hub.mkdir()
     store = SqliteHubStore(hub / "hub.sqlite")
     ledger_at_hub = store.ledger(AlertRecord("plant-a", "alert-1", "p101", "hot", 10**18))
-    ledger_at_hub.begin_create("alert-1")
-    ledger_at_hub.record_created("alert-1", 4242)
-    ledger_at_hub.mark_done("event-1", "created 4242")
+    asyncio.run(ledger_at_hub.begin_create("alert-1"))  # the hub's ledger is async
+    asyncio.run(ledger_at_hub.record_created("alert-1", 4242))
+    asyncio.run(ledger_at_hub.mark_done("event-1", "created 4242"))
     store.close()
     for db in (state / "outbox" / "cache.db", state / "workorders.sqlite", hub / "hub.sqlite"):
         with sqlite3.connect(db) as connection:  # one file each, no WAL beside it
