@@ -48,7 +48,6 @@ from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.health import STORE_PROBE_S, StoreHealth, readiness
 from edge_agent.hub.key_check import KeyChecks
-from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
 from edge_agent.hub.presence import seen_at, status_state
 from edge_agent.hub.prune import prune_loop
@@ -56,6 +55,7 @@ from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
+from edge_agent.wire import topics
 
 if TYPE_CHECKING:
     from edge_agent.hub.reload import HubReloader
@@ -268,7 +268,7 @@ class Hub:
             register_secret(password)
         context = tls_context(broker.tls, self.base_dir) if broker.tls is not None else None
         group = self.config.hub.group
-        presence = f"{self.prefix}/hub/status/{self.replica_id}"
+        presence = topics.hub_status(self.prefix, self.replica_id)
         return MqttLink(
             broker.host,
             broker.effective_port,
@@ -287,8 +287,8 @@ class Hub:
             will=Will(presence, presence_payload("offline", group, self.replica_id)),
             birth=lambda: Will(presence, presence_payload("online", group, self.replica_id)),
             subscriptions=[
-                (f"$share/{group}/{self.prefix}/+/alerts", 1),
-                (f"{self.prefix}/+/status", 1),
+                (topics.shared_alerts_filter(self.prefix, group), 1),
+                (topics.site_status_filter(self.prefix), 1),
             ],
             on_message=self._on_message,
             max_inflight=100,
@@ -357,7 +357,7 @@ class Hub:
         if self.link is not None:
             group = self.config.hub.group
             farewell = Will(
-                f"{self.prefix}/hub/status/{self.replica_id}",
+                topics.hub_status(self.prefix, self.replica_id),
                 presence_payload("offline", group, self.replica_id),
             )
             await self.link.close(farewell=farewell, timeout_s=1.0)
@@ -390,7 +390,7 @@ class Hub:
 
     def _on_message(self, message: Message) -> None:
         """On the loop, for every message: status now, alerts to the workers."""
-        parts = parse_topic(self.prefix, message.topic)
+        parts = topics.parse_site_topic(self.prefix, message.topic)
         if parts is not None and parts.kind == "status":
             self._presence(parts.site, message.payload, message.retain)
             assert self.link is not None

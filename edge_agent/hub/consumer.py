@@ -32,7 +32,6 @@ from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.hub.messages import (
     Rejection,
-    parse_topic,
     result_payload,
     validate_alert,
     work_order_status,
@@ -63,6 +62,7 @@ from edge_agent.maintainx.sync import (
     reactivated_text,
     settle_s,
 )
+from edge_agent.wire import topics
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class AlertConsumer:
 
     async def handle(self, topic: str, payload: bytes) -> bool:
         """One message from ``{prefix}/{site}/alerts``; True when it may be acknowledged."""
-        parts = parse_topic(self.prefix, topic)
+        parts = topics.parse_site_topic(self.prefix, topic)
         if parts is None or parts.kind != "alerts":
             await self._reject(Rejection("bad_topic", f"not an alert topic: {topic[:200]!r}"))
             return True
@@ -551,7 +551,7 @@ class AlertConsumer:
     # ------------------------------------------------------------------ helpers
 
     def _results_topic(self, site: str) -> str:
-        return f"{self.prefix}/{site}/results"
+        return topics.results(self.prefix, site)
 
     async def _publish_result(
         self,

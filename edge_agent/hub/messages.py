@@ -11,13 +11,12 @@ bounds of :mod:`edge_agent.wire.alert` (the schema the agent writes with). Anyth
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from edge_agent.alerts import AlertMessage, format_time_ns
-from edge_agent.config.models import SITE_ID_PATTERN
 from edge_agent.redaction import redact_value
+from edge_agent.wire import topics
 from edge_agent.wire.alert import MAX_ID_CHARS, alert_problem, schema_problem
 
 if TYPE_CHECKING:
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
-_SITE_RE: Final = re.compile(SITE_ID_PATTERN)
 MAX_DETAIL_CHARS: Final = 500
 RESULT_STATUSES: Final = ("ok", "parked", "rejected")
 
@@ -52,23 +50,6 @@ class Rejection:
     detail: str
     site: str | None = None
     event_id: str | None = None
-
-
-@dataclass(frozen=True)
-class TopicParts:
-    site: str
-    kind: str  # "alerts" or "status"
-
-
-def parse_topic(prefix: str, topic: str) -> TopicParts | None:
-    """``edge/v1/plant-a/alerts`` → (``plant-a``, ``alerts``); None if it is not ours."""
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None
-    rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or rest[1] not in ("alerts", "status") or not _SITE_RE.match(rest[0]):
-        return None
-    return TopicParts(rest[0], rest[1])
 
 
 def validate_alert(
@@ -191,4 +172,4 @@ def work_order_status(
         asset=ref.asset,
         occurred_at=occurred_at,
     )
-    return f"{prefix}/{ref.site}/workorders/{ref.work_order_id}", payload
+    return topics.work_order(prefix, ref.site, ref.work_order_id), payload
