@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
-from edge_agent.alerts import AlertMessage
+from edge_agent.alerts import AlertMessage, alert_problem
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.common.time_units import NS_PER_S
@@ -49,7 +49,6 @@ from edge_agent.redaction import redact
 log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = "workorders.sqlite"
-EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
 _REASON_CHARS: Final = 2000
 PROBE_INTERVAL_S: Final = 30.0
 MISCONFIGURED_RETRY_S: Final = 60.0
@@ -68,18 +67,12 @@ class InvalidMessage(ValueError):
 
 def check_message(payload: Mapping[str, Any]) -> AlertMessage:
     """The payload as an :class:`AlertMessage`, or :class:`InvalidMessage` saying what is
-    wrong (such an item can never be delivered: it is dead-lettered, not retried)."""
-    for key in ("event_id", "alert_id", "event", "time", "site", "rule", "priority"):
-        if not isinstance(payload.get(key), str) or not payload[key]:
-            raise InvalidMessage(f"alert message has no valid {key!r}")
-    if payload["event"] not in EVENT_KINDS:
-        raise InvalidMessage(f"unknown alert event {payload['event']!r}")
-    work_order = payload.get("work_order")
-    creates = payload["event"] in ("activated", "escalated")
-    if creates and not (
-        isinstance(work_order, Mapping) and isinstance(work_order.get("title"), str)
-    ):
-        raise InvalidMessage("alert message has no work_order.title")
+    wrong (such an item can never be delivered: it is dead-lettered, not retried). The check
+    is the alert schema's own (:func:`edge_agent.wire.alert.alert_problem`), the one the hub
+    runs: a message the direct forwarder takes is one the hub would take."""
+    problem = alert_problem(dict(payload))
+    if problem is not None:
+        raise InvalidMessage(problem)
     return cast(AlertMessage, payload)
 
 
