@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from edge_agent.errors import EdgeAgentError
+
 FINAL_STATUSES: Final = frozenset({"ok", "parked", "rejected"})
 MAX_RESULT_BYTES: Final = 64 * 1024
 """A result is a few hundred bytes; anything far larger is refused unread."""
@@ -32,7 +34,7 @@ REPLICA_ID: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Presence = Literal["unknown", "online", "offline"]
 
 
-class BadMessage(ValueError):
+class BadMessage(EdgeAgentError, ValueError):
     """A result or presence message that does not follow the contract (counted, logged)."""
 
 

@@ -43,6 +43,7 @@ from edge_agent.common.listen import parse_listen
 from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
@@ -88,7 +89,7 @@ def presence_payload(state: str, group: str, replica: str) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-class HubError(Exception):
+class HubError(EdgeAgentError):
     """The hub cannot start (store unreachable, listener port taken, bad secret)."""
 
 

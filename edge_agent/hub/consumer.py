@@ -30,6 +30,7 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.messages import (
     Rejection,
     result_payload,
@@ -74,7 +75,7 @@ CLAIM_TRIES: Final = 40
 PENDING_BATCH: Final = 50
 
 
-class PublishFailed(Exception):
+class PublishFailed(EdgeAgentError):
     """A result could not be published (the message must not be acknowledged)."""
 
 

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from edge_agent.errors import EdgeAgentError
+
 SCHEMA_VERSION: Final = 1
 """The hub store's tables, in SQLite and PostgreSQL alike (0.1.0's carried none: version 1);
 see :mod:`edge_agent.common.schema_version`."""
@@ -45,7 +47,7 @@ TAKE_PENDING_SQL = (
 """Work order statuses after which a new activation makes a new work order."""
 
 
-class StoreError(Exception):
+class StoreError(EdgeAgentError):
     """The store cannot be reached or written (the hub retries; nothing is acknowledged)."""
 
 

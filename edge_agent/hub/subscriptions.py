@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.maintainx.client import MaintainXClient
@@ -34,7 +35,7 @@ MAX_RECORDED: Final = 100
 """Ids kept per site: more means something keeps creating them; the oldest are dropped."""
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(EdgeAgentError):
     """No public URL configured, or a site has no usable key."""
 
 

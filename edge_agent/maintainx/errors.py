@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_agent.errors import EdgeAgentError
 
-class MaintainXError(Exception):
+
+class MaintainXError(EdgeAgentError):
     """Base of every error the MaintainX client raises."""
 
     def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:

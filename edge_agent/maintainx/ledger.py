@@ -17,6 +17,7 @@ from typing import Final, Protocol, cast
 
 from edge_agent.common.schema_version import SchemaVersionError, check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
+from edge_agent.errors import EdgeAgentError
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 200
 """An automatic checkpoint every ~800 KB of WAL (SQLite's default, 1000 pages, is ~4 MB)."""
@@ -104,7 +105,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-class LedgerError(Exception):
+class LedgerError(EdgeAgentError):
     """The ledger's database cannot be opened or written."""
 
 

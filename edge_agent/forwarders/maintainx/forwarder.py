@@ -28,6 +28,7 @@ from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.errors import EdgeAgentError
 from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.maintainx.client import MaintainXClient
@@ -61,7 +62,7 @@ dead-lettered so that it cannot hold back every item behind it. MaintainX and ne
 failures are retried forever."""
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(EdgeAgentError, ValueError):
     """An outbox payload that is not an alert message this forwarder can apply."""
 
 
