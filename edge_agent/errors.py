@@ -25,7 +25,9 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   ├── MqttConfigError       the broker refused the settings (TLS, credentials)
     │   │   ├── MqttDisconnected      the link dropped; what was unconfirmed is resent
     │   │   └── MqttPublishRefused    the broker refused one publish
-    │   └── WireError                 wire/alert.py: a value the alert schema forbids
+    │   ├── WireError                 wire/alert.py: a value the alert schema forbids
+    │   │                             (also ValueError)
+    │   └── BadMessage                wire/result.py: a hub result or presence off contract
     │                                 (also ValueError)
     ├── sources
     │   ├── OpcUaError                sources/opcua/errors.py
@@ -52,8 +54,6 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   ├── StoreUnavailable          outbox/integrity.py
     │   └── UnsafeRowError            outbox/jsondisk.py
     ├── forwarders
-    │   ├── BadMessage                forwarders/hub_confirm.py: a result off contract
-    │   │                             (also ValueError)
     │   └── InvalidMessage            forwarders/maintainx/forwarder.py: an outbox item that
     │                                 is no alert (also ValueError)
     ├── MaintainX (shared by the direct forwarder and the hub)

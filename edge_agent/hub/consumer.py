@@ -33,7 +33,6 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.messages import (
     Rejection,
-    result_payload,
     validate_alert,
     work_order_status,
 )
@@ -64,6 +63,7 @@ from edge_agent.maintainx.sync import (
     settle_s,
 )
 from edge_agent.wire import topics
+from edge_agent.wire.result import result_payload
 
 log = logging.getLogger(__name__)
 

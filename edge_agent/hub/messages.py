@@ -14,18 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from edge_agent.alerts import AlertMessage, format_time_ns
-from edge_agent.redaction import redact_value
+from edge_agent.alerts import AlertMessage
 from edge_agent.wire import topics
 from edge_agent.wire.alert import MAX_ID_CHARS, alert_problem, schema_problem
 
 if TYPE_CHECKING:
     from edge_agent.hub.store import WorkOrderRef
 
-RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
-MAX_DETAIL_CHARS: Final = 500
-RESULT_STATUSES: Final = ("ok", "parked", "rejected")
 
 REJECT_REASONS: Final = (
     "bad_topic",
@@ -91,42 +87,6 @@ def validate_alert(
     if problem is not None:
         return Rejection("invalid_fields", problem, topic_site, event_id)
     return cast(AlertMessage, data)
-
-
-def result_payload(
-    site: str,
-    *,
-    status: str,
-    time_ns: int,
-    event_id: str | None = None,
-    alert_id: str | None = None,
-    rule: str | None = None,
-    action: str | None = None,
-    work_order_id: int | None = None,
-    reason: str | None = None,
-    detail: str | None = None,
-) -> bytes:
-    """The JSON published on ``{prefix}/{site}/results``. ``status`` is ``ok`` (applied,
-    ``action`` says how), ``parked`` (kept, will be applied later) or ``rejected`` (never
-    applied; ``reason`` says why). Every text passes the redactor: a detail may quote an
-    error that quoted a key."""
-    body: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "site": site,
-        "status": status,
-        "event_id": event_id,
-        "alert_id": alert_id,
-        "rule": rule,
-        "action": action,
-        "work_order_id": work_order_id,
-        "time": format_time_ns(time_ns),
-    }
-    if reason is not None:
-        body["reason"] = reason[:MAX_DETAIL_CHARS]
-    if detail is not None:
-        body["detail"] = detail[:MAX_DETAIL_CHARS]
-    # Every text, the echoed ids too: a site that put a key into an id must not get it back.
-    return json.dumps(redact_value(body), separators=(",", ":")).encode()
 
 
 def work_order_payload(
