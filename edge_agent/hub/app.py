@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry
 
 from edge_agent.alerts import format_time_ns
-from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
+from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.listen import parse_listen
 from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
@@ -54,6 +54,7 @@ from edge_agent.hub.presence import seen_at, status_state
 from edge_agent.hub.prune import prune_loop
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
+from edge_agent.hub.webhook_secrets import load_webhook_secrets
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
 from edge_agent.wire import topics
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_S: Final = 5.0
 """How often the KPIs and parked counts shown in /metrics are re-read from the store."""
-SECRETS_FILE: Final = "webhook-secrets.json"
 STOP_GRACE_S: Final = 5.0
 """On a stop, how long messages being handled may take to finish (SIGTERM → exit ≤ 10 s)."""
 WATCH_S: Final = 0.5
@@ -113,31 +113,6 @@ def open_store(config: HubConfig, base_dir: Path) -> HubStore:
     from edge_agent.hub.store_sqlite import SqliteHubStore
 
     return SqliteHubStore(config.sqlite_path(base_dir))
-
-
-def load_webhook_secrets(state_dir: Path) -> dict[str, list[str]]:
-    """Secrets ``--register-webhooks`` received, per site (empty if none yet)."""
-    try:
-        data = json.loads((state_dir / SECRETS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {
-        str(site): [str(s) for s in secrets if isinstance(s, str)]
-        for site, secrets in data.items()
-        if isinstance(secrets, list)
-    }
-
-
-def save_webhook_secret(state_dir: Path, site: str, secret: str) -> None:
-    """Add a subscription secret for ``site`` (file mode 0600, replaced atomically)."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = load_webhook_secrets(state_dir)
-    data.setdefault(site, [])
-    if secret not in data[site]:
-        data[site].append(secret)
-    write_atomic(state_dir / SECRETS_FILE, json.dumps(data).encode())
 
 
 class Hub:

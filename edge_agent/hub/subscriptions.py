@@ -149,7 +149,7 @@ async def _register_site(
     site_id: str,
     url: str,
 ) -> tuple[SubscriptionRow, list[dict[str, Any]]]:
-    from edge_agent.hub.app import save_webhook_secret
+    from edge_agent.hub.webhook_secrets import save_webhook_secret
 
     async with _client(config, base_dir, site_id) as client:
         kept: list[dict[str, Any]] = []
