@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal, wal_bytes
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Quality, Reading, Value
 
 FILE_NAME: Final = "history.sqlite"
@@ -37,7 +38,7 @@ CREATE INDEX IF NOT EXISTS readings_by_time ON readings (t);
 """
 
 
-class HistoryError(Exception):
+class HistoryError(EdgeAgentError):
     """The history file cannot be opened, read or written (the rules never see it)."""
 
 

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     Misconfigured,
     NotFound,
 )
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
-from edge_agent.forwarders.maintainx.sync import apply_alert, find_existing_work_order
+from edge_agent.maintainx.ledger import SqliteLedger, ThreadedLedger
+from edge_agent.maintainx.sync import apply_alert, find_existing_work_order
 from edge_agent.simulators.maintainx import Emulator
 from tests.maintainx.conftest import SITE_KEY, alert, make_client
 from tests.maintainx.jsonschema_lite import resolve, validate
@@ -98,7 +98,10 @@ async def test_client_requests_and_emulator_answers_match_the_spec(tmp_path: Pat
             for event in ("activated", "escalated", "chattering", "cleared"):
                 priority = "HIGH" if event == "escalated" else "MEDIUM"
                 await apply_alert(
-                    client, ledger, alert(1, event, priority=priority), asset_id=asset
+                    client,
+                    ThreadedLedger(ledger),
+                    alert(1, event, priority=priority),
+                    asset_id=asset,
                 )
             assert await find_existing_work_order(client, alert(1), asset_id=asset) is not None
             work_order_id = mx.work_orders[0]["id"]

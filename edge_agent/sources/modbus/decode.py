@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
 from edge_agent.config.models import Register, RegisterType, Scale
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Value
 
 Order = Literal["big", "little"]
@@ -36,7 +37,7 @@ STRUCT_FORMATS: Final[dict[RegisterType, str]] = {
 FLOAT_TYPES: Final = (RegisterType.FLOAT32, RegisterType.FLOAT64)
 
 
-class DecodeError(ValueError):
+class DecodeError(EdgeAgentError, ValueError):
     """The registers hold no usable value; ``reason`` becomes the bad reading's reason."""
 
     def __init__(self, reason: str) -> None:
