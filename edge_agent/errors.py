@@ -41,6 +41,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   ├── TraceError                rules/trace.py (also ValueError)
     │   ├── SnapshotError             rules/snapshot.py (also ValueError)
     │   └── StateStoreError           rules/store.py (also OSError)
+    ├── MeterStateError               meters/samples.py: a saved meter state refused
+    │                                 (also ValueError)
     ├── HistoryError                  history/store.py
     │   └── HistoryCorrupt
     ├── outbox

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from enum import StrEnum
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Quality, Reading
 
 
@@ -25,7 +26,7 @@ class Refusal(StrEnum):
     ABSURD_JUMP = "absurd_jump"  # a counter's step beyond ``max_step``
 
 
-class MeterStateError(ValueError):
+class MeterStateError(EdgeAgentError, ValueError):
     """A saved meter state that cannot be restored (wrong kind, missing or bad field)."""
 
 
