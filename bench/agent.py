@@ -251,7 +251,9 @@ def _activation_times(log: Path) -> list[float]:
     for line in log.read_text().splitlines():
         if '"activated"' in line:
             event = json.loads(line)
-            times.append(datetime.fromisoformat(event["time"]).timestamp())
+            # The forwarder's "Work order created." line names the event too: skip it.
+            if event.get("message") == "Alarm event." and event.get("event") == "activated":
+                times.append(datetime.fromisoformat(event["time"]).timestamp())
     return times
 
 

@@ -13,7 +13,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order: the pure ones first, the whole agent last.
-BENCHMARKS = ["rules.py", "config_validate.py", "sources.py", "outbox.py", "hub.py", "agent.py"]
+BENCHMARKS = [
+    "rules.py",
+    "config_validate.py",
+    "sources.py",
+    "outbox.py",
+    "mqtt_drain.py",
+    "hub.py",
+    "agent.py",
+    "peers.py",
+    "opcua_subscribe.py",
+]
 
 
 def main() -> int:

@@ -34,7 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def simulator_process(nodes: int = NODES) -> Iterator[tuple[str, float]]:
+def simulator_process(
+    nodes: int = NODES, extra_args: Sequence[str] = ()
+) -> Iterator[tuple[str, float]]:
     """``edge-agent simulate opcua`` with ``nodes`` bench nodes in a child process.
 
     Yields (endpoint, seconds it took to build and listen)."""
@@ -51,6 +53,7 @@ def simulator_process(nodes: int = NODES) -> Iterator[tuple[str, float]]:
             str(port),
             "--nodes",
             str(nodes),
+            *extra_args,
         ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

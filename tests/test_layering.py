@@ -54,6 +54,13 @@ def test_the_tree_keeps_every_contract() -> None:
         ("outbox/counts.py", "import edge_agent.forwarders.mqtt", "The outbox never imports"),
         ("service/tasks.py", "import edge_agent.simulators.modbus", "Simulators and the demo"),
         ("common/atomic.py", "import edge_agent.hub.store", "The shared layer imports no"),
+        ("maintainx/sync.py", "import edge_agent.outbox.store", "The MaintainX layer imports"),
+        ("maintainx/ledger.py", "import edge_agent.hub.store", "The MaintainX layer imports"),
+        (
+            "hub/consumer.py",
+            "import edge_agent.forwarders.maintainx.forwarder",
+            "The hub never imports",
+        ),
         ("sources/__init__.py", "import edge_agent.rules.engine", "The stages import down"),
     ],
 )

@@ -194,9 +194,9 @@ def _inspect(config: object, base_dir: Path, args: argparse.Namespace) -> int:
 
 
 def _webhooks(config: object, base_dir: Path, *, prune: bool) -> int:
-    from edge_agent.forwarders.maintainx.errors import MaintainXError
     from edge_agent.hub.config import HubConfig
     from edge_agent.hub.subscriptions import SubscriptionError, list_webhooks, rows_table
+    from edge_agent.maintainx.errors import MaintainXError
 
     assert isinstance(config, HubConfig)
     try:
@@ -216,11 +216,11 @@ def _webhooks(config: object, base_dir: Path, *, prune: bool) -> int:
 
 
 async def _run(config: object, path: Path, *, register: bool) -> int:
-    from edge_agent.forwarders.maintainx.errors import MaintainXError
     from edge_agent.hub.app import Hub, HubError
     from edge_agent.hub.config import HubConfig
     from edge_agent.hub.reload import HubReloader
     from edge_agent.hub.subscriptions import SubscriptionError, register_webhooks
+    from edge_agent.maintainx.errors import MaintainXError
 
     assert isinstance(config, HubConfig)
     base_dir = path.parent  # absolute

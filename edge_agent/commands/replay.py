@@ -22,13 +22,14 @@ from edge_agent.commands.trace_input import (
     open_trace,
 )
 from edge_agent.config.models import SiteConfig
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Reading
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
 from edge_agent.rules.trace import TraceError, decode_lines
 
 
-class ReplayError(Exception):
+class ReplayError(EdgeAgentError):
     """A site or trace that cannot be replayed; the message says where and why."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Reading
 from edge_agent.rules.trace import TraceError, parse_trace_line
 
@@ -30,7 +31,7 @@ _KINDS: Final = (
 )
 
 
-class TraceInputError(Exception):
+class TraceInputError(EdgeAgentError):
     """A trace that cannot be read at all; the message says why, with the path."""
 
 

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from edge_agent.common.http import HttpServer, Limits, ListenError, Request, Response
 from edge_agent.common.listen import parse_listen
+from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ HEALTH_LIMITS: Final = Limits(
 )
 
 
-class HealthError(Exception):
+class HealthError(EdgeAgentError):
     """The health server could not start (bad address, port taken)."""
 
 

@@ -31,6 +31,7 @@ from typing import Final
 
 import h11
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import redact_bytes
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ _READ_CHUNK: Final = 16 * 1024
 ACCEPT_BACKLOG: Final = 128
 
 
-class ListenError(OSError):
+class ListenError(EdgeAgentError, OSError):
     """The server could not listen (address taken, not allowed, unknown host)."""
 
 

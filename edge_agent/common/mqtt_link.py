@@ -40,6 +40,7 @@ from edge_agent.common.mqtt_failures import describe_connect_error, describe_soc
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt, Tls
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import redact_bytes
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ ACK_CHECK_S: Final = 1.0
 ProtocolName = Literal["5", "3.1.1"]
 
 
-class MqttError(Exception):
+class MqttError(EdgeAgentError):
     """Base of the MQTT link's errors."""
 
 

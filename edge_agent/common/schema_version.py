@@ -20,17 +20,19 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from edge_agent.errors import EdgeAgentError
+
 UNVERSIONED: Final = 1
 """The version of a file that carries none (written by 0.1.0, before versions existed)."""
 MAX_VERSION: Final = 1_000_000
 """A found version above this is damage, not a later release."""
 
 
-class SchemaVersionError(ValueError):
+class SchemaVersionError(EdgeAgentError, ValueError):
     """A schema version that is not a version at all (damage, a hand edit)."""
 
 
-class NewerFormatError(Exception):
+class NewerFormatError(EdgeAgentError):
     """A file written by a later release than this one: refused, never read."""
 
     def __init__(self, what: str, where: str, found: int, supported: int) -> None:

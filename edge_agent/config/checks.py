@@ -20,6 +20,7 @@ from edge_agent.alerts import PRIORITY_ORDER
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.loader import YAML11_FALSE, YAML11_TRUE, Check, Document
 from edge_agent.config.messages import describe_value, did_you_mean, suggest
+from edge_agent.config.meters import check_meters
 from edge_agent.config.models import (
     CONDITION_KEYS,
     TEMPLATE_FIELDS,
@@ -937,5 +938,6 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_rtu_broadcast,
     check_direct_asset_links,
     check_rate_resolution,
+    check_meters,
 )
 """Every check of a site file, in the order they run."""

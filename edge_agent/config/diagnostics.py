@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from edge_agent.errors import EdgeAgentError
+
 Severity = Literal["error", "warning"]
 PathElement = str | int
 ConfigPath = tuple[PathElement, ...]
@@ -42,7 +44,7 @@ class Diagnostic:
         return data
 
 
-class ConfigError(Exception):
+class ConfigError(EdgeAgentError):
     """A configuration that cannot be used. ``diagnostics`` holds every problem found
     (errors and warnings); ``str()`` is their formatted lines."""
 

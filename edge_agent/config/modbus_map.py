@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import Sensor
 from edge_agent.config.sensor_ids import sensor_id
+from edge_agent.errors import EdgeAgentError
 
 Addressing = Literal["zero", "one", "modicon"]
 
@@ -99,7 +100,7 @@ KNOWN_COLUMNS: Final = frozenset(
 )
 
 
-class MapError(Exception):
+class MapError(EdgeAgentError):
     """The file as a whole cannot be read (no header, no name or address column)."""
 
 

@@ -20,6 +20,7 @@ from edge_agent.common.retention import (
     check_retention,
 )
 from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
+from edge_agent.config.meters import Meter
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration
 
@@ -675,6 +676,7 @@ class SiteConfig(Model):
     assets: dict[str, Asset] = {}
     sensors: dict[Name, Sensor] = {}
     rules: list[Rule] = []
+    meters: dict[Name, Meter] = {}
     forwarding: Forwarding | None = None
     storage: Storage = Storage()
     history: History = History()

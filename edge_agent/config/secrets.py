@@ -13,12 +13,13 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, PlainSerializer
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import register_secret
 
 _ENV_RE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
-class SecretError(Exception):
+class SecretError(EdgeAgentError):
     """A secret reference that cannot be resolved (unset variable, unreadable file)."""
 
 

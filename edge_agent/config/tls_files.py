@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from edge_agent.config.diagnostics import ConfigPath, Diagnostic
 from edge_agent.config.loader import Document
 from edge_agent.config.models import SecurityPolicy
+from edge_agent.errors import EdgeAgentError
 
 EXPIRY_WARNING_DAYS: Final = 30
 MAX_FILE_BYTES: Final = 1_000_000
@@ -37,7 +38,7 @@ SECRET_KEYS: Final = frozenset({"password", "api_key", "dsn", "secret"})
 SECURE_POLICIES: Final = frozenset(p.value for p in SecurityPolicy if p is not SecurityPolicy.NONE)
 
 
-class FileProblem(Exception):
+class FileProblem(EdgeAgentError):
     """A file that cannot be used; the message names it and says why."""
 
 

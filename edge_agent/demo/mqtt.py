@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.demo.plant import free_port
+from edge_agent.errors import EdgeAgentError
 
 SITE_ID = "demo-plant"
 KEY_VARIABLE = "EDGE_DEMO_HUB_MAINTAINX_KEY"
 
 
-class DemoUnavailable(Exception):
+class DemoUnavailable(EdgeAgentError):
     """Something the MQTT mode needs is not installed."""
 
 

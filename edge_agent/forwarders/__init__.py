@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_agent.config.models import SiteConfig
+from edge_agent.errors import EdgeAgentError
 from edge_agent.interfaces import Forwarder
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["ForwarderConfigError", "build_forwarder"]
 
 
-class ForwarderConfigError(Exception):
+class ForwarderConfigError(EdgeAgentError):
     """The site's ``forwarding`` section does not name a usable forwarder."""
 
 

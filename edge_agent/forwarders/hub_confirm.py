@@ -5,10 +5,8 @@ Pure logic, no I/O: :mod:`edge_agent.forwarders.mqtt` feeds it the messages of
 
 The contract with the hub (docs/outbox.md, "Confirmation by the hub"):
 
-- a result is JSON with at least ``event_id``, ``alert_id`` and ``status`` in ``ok``,
-  ``parked``, ``rejected`` — all final for the agent; ``rejected`` becomes a dead letter with
-  the hub's ``reason``/``detail`` (a rejection with ``alert_id: null`` is accepted: the hub
-  may not have been able to read it);
+- a result: see :mod:`edge_agent.wire.result` (its reader, :func:`parse_result`, and the
+  hub's writer live there together; re-exported here for the forwarder);
 - each hub replica keeps a retained ``{"state": "online"|"offline", ...}`` on
   ``{prefix}/hub/status/{replica}``; the hub is online when at least one replica's latest
   state is ``online``, offline when every known replica says ``offline``, and *unknown* when
@@ -17,75 +15,19 @@ The contract with the hub (docs/outbox.md, "Confirmation by the hub"):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-FINAL_STATUSES: Final = frozenset({"ok", "parked", "rejected"})
-MAX_RESULT_BYTES: Final = 64 * 1024
-"""A result is a few hundred bytes; anything far larger is refused unread."""
-MAX_ID_CHARS: Final = 256
-MAX_REASON_CHARS: Final = 500
+# The result's contract (reader and the hub's writer) lives in edge_agent.wire.result.
+from edge_agent.wire.result import BadMessage as BadMessage
+from edge_agent.wire.result import HubResult as HubResult
+from edge_agent.wire.result import loads_object
+from edge_agent.wire.result import parse_result as parse_result
+
 REPLICA_ID: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 Presence = Literal["unknown", "online", "offline"]
-
-
-class BadMessage(ValueError):
-    """A result or presence message that does not follow the contract (counted, logged)."""
-
-
-@dataclass(frozen=True)
-class HubResult:
-    """What the hub did with one event."""
-
-    event_id: str
-    alert_id: str | None
-    """None only in a ``rejected`` result (the hub could not read the alert id)."""
-    status: str
-    reason: str
-
-
-def _text(data: dict[str, Any], key: str, limit: int) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise BadMessage(f"{key} is not a string of 1 to {limit} characters")
-    return value
-
-
-def _loads(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_RESULT_BYTES:
-        raise BadMessage(f"{len(payload)} bytes, more than {MAX_RESULT_BYTES}")
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadMessage(f"not JSON: {type(exc).__name__}") from exc
-    if not isinstance(data, dict):
-        raise BadMessage("not a JSON object")
-    return data
-
-
-def parse_result(payload: bytes) -> HubResult:
-    """One message of ``{prefix}/{site}/results``; raises :class:`BadMessage`."""
-    data = _loads(payload)
-    event_id = _text(data, "event_id", MAX_ID_CHARS)
-    status = data.get("status")
-    if not isinstance(status, str) or status not in FINAL_STATUSES:
-        raise BadMessage("status is not one of ok, parked, rejected")
-    # A message the hub refused may carry no usable alert id (that may be why it was
-    # refused): a rejection naming the event is enough. ok/parked must name both.
-    alert_id = (
-        None
-        if status == "rejected" and data.get("alert_id") is None
-        else _text(data, "alert_id", MAX_ID_CHARS)
-    )
-    reason = ""
-    if status == "rejected":
-        parts = [data.get("reason"), data.get("detail")]
-        reason = ": ".join(str(p) for p in parts if isinstance(p, str | int) and p != "")
-        reason = f"rejected by the hub: {reason or 'no reason given'}"[:MAX_REASON_CHARS]
-    return HubResult(event_id, alert_id, status, reason)
 
 
 class HubPresence:
@@ -110,7 +52,7 @@ class HubPresence:
         if not payload:
             self.replicas.pop(replica, None)
             return
-        data = _loads(payload)
+        data = loads_object(payload)
         state = data.get("state")
         if state not in ("online", "offline"):
             raise BadMessage("state is not online or offline")

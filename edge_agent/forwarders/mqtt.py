@@ -64,6 +64,7 @@ from edge_agent.forwarders.hub_confirm import (
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
+from edge_agent.wire import topics
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,8 @@ class MqttForwarder:
         self.outbox = outbox
         self.base_dir = base_dir
         self.client_id = config.client_id or f"edge-agent-{site_id}"
-        self.alerts_topic = f"{config.topic_prefix}/{site_id}/alerts"
-        self.status_topic = f"{config.topic_prefix}/{site_id}/status"
+        self.alerts_topic = topics.alerts(config.topic_prefix, site_id)
+        self.status_topic = topics.site_status(config.topic_prefix, site_id)
         self.window = config.inflight
         self.status = ForwarderStatus()
         self.status.extra.update({"inflight": 0, "refused_by_broker": 0, "reconnects": 0})
@@ -141,8 +142,8 @@ class MqttForwarder:
         self._on_message = on_message
         # -- confirmation by the hub (confirm: hub) --
         self.confirm_by_hub = config.confirm == "hub"
-        self.results_topic = f"{config.topic_prefix}/{site_id}/results"
-        self.hub_status_prefix = f"{config.topic_prefix}/hub/status/"
+        self.results_topic = topics.results(config.topic_prefix, site_id)
+        self.hub_status_prefix = topics.hub_status_under(config.topic_prefix)
         self.max_awaiting = config.max_awaiting
         self._timeout_s = config.result_timeout / NS_PER_S
         self._timeout_max_s = config.result_timeout_max / NS_PER_S
@@ -173,7 +174,7 @@ class MqttForwarder:
                     "readiness_reasons": [],
                 }
             )
-            for topic in (self.results_topic, f"{self.hub_status_prefix}+"):
+            for topic in (self.results_topic, topics.hub_status_filter(self.config.topic_prefix)):
                 if all(topic != known for known, _ in self._subscriptions):
                     self._subscriptions.append((topic, 1))
 

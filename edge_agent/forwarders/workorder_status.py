@@ -26,6 +26,7 @@ from typing import Any, Final
 from edge_agent.alerts import AlertMessage
 from edge_agent.common.atomic import write_atomic
 from edge_agent.common.schema_version import SchemaVersionError, check
+from edge_agent.wire import topics
 from edge_agent.wire.alert import is_wire_id
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class RuleWorkOrder:
 
 def status_topics(prefix: str, site: str) -> list[str]:
     """The topics the agent subscribes to for its own site's answers."""
-    return [f"{prefix}/{site}/results", f"{prefix}/{site}/workorders/+"]
+    return [topics.results(prefix, site), topics.work_orders_filter(prefix, site)]
 
 
 class WorkOrderTracker:
@@ -137,9 +138,9 @@ class WorkOrderTracker:
         if not isinstance(data, dict) or data.get("site") not in (None, self.site):
             self.ignored += 1
             return False
-        if topic == f"{self.prefix}/{self.site}/results":
+        if topic == topics.results(self.prefix, self.site):
             return self._result(data)
-        if topic.startswith(f"{self.prefix}/{self.site}/workorders/"):
+        if topic.startswith(topics.work_orders_under(self.prefix, self.site)):
             return self._status(data)
         self.ignored += 1
         return False

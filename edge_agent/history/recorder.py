@@ -56,8 +56,17 @@ class HistoryRecorder:
         """Keep what changed (or is due for a heartbeat). Called on the event loop."""
         for reading in readings:
             last = self._last.get(reading.sensor_id)
-            if last is not None and not _changed(last, reading, wall_ns):
-                continue
+            if last is not None:
+                # The common case first, inline: the same value and quality again within
+                # the heartbeat is no change (``_changed`` costs ≈ 1.2 µs, this ≈ 0.15).
+                if (
+                    last[0] == reading.value
+                    and last[1] is reading.quality
+                    and wall_ns - last[2] < HEARTBEAT_NS
+                ):
+                    continue
+                if not _changed(last, reading, wall_ns):
+                    continue
             self._last[reading.sensor_id] = (reading.value, reading.quality, wall_ns)
             if len(self._buffer) >= MAX_BUFFERED:
                 self.dropped += 1
@@ -174,7 +183,9 @@ def _changed(last: tuple[Value, Quality, int], reading: Reading, wall_ns: int) -
         return True
     new = reading.value
     if isinstance(value, float | int) and isinstance(new, float | int):
-        if isinstance(value, bool) or isinstance(new, bool):
+        if isinstance(value, int) or isinstance(new, int):
+            # Exact (bool included), never through a float: an integer from the wire may
+            # be beyond a float's range, and an integer has no float noise to ignore.
             return value != new
         if not (math.isfinite(value) and math.isfinite(new)):
             return value != new and not (math.isnan(value) and math.isnan(new))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal, wal_bytes
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Quality, Reading, Value
 
 FILE_NAME: Final = "history.sqlite"
@@ -37,7 +38,7 @@ CREATE INDEX IF NOT EXISTS readings_by_time ON readings (t);
 """
 
 
-class HistoryError(Exception):
+class HistoryError(EdgeAgentError):
     """The history file cannot be opened, read or written (the rules never see it)."""
 
 
@@ -213,11 +214,22 @@ def _stored(value: Value) -> tuple[int, float | None, str | None]:
     """(kind, number, text) of a value; text cut to :data:`MAX_TEXT_CHARS`."""
     if isinstance(value, bool):
         return BOOLEAN, float(value), None
-    if isinstance(value, int | float):
-        return NUMBER, float(value), None
+    if isinstance(value, float):
+        return NUMBER, value, None
+    if isinstance(value, int):
+        # The column holds a float: an integer beyond its range is kept as ±inf rather
+        # than stopping the history (float() raises OverflowError on it).
+        return NUMBER, _as_float(value), None
     if value is None:
         return NONE, None, None
     return TEXT, None, str(value)[:MAX_TEXT_CHARS]
+
+
+def _as_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _value(kind: int, number: float | None, text: str | None) -> Value:

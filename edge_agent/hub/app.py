@@ -37,25 +37,27 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry
 
 from edge_agent.alerts import format_time_ns
-from edge_agent.common.atomic import remove_stale_temporaries, write_atomic
+from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.listen import parse_listen
 from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_context
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.health import STORE_PROBE_S, StoreHealth, readiness
 from edge_agent.hub.key_check import KeyChecks
-from edge_agent.hub.messages import parse_topic
 from edge_agent.hub.metrics import HubCollector
 from edge_agent.hub.presence import seen_at, status_state
 from edge_agent.hub.prune import prune_loop
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import HubStore, KpiRow, StoreError
+from edge_agent.hub.webhook_secrets import load_webhook_secrets
 from edge_agent.hub.webhooks import WebhookHandler, WebhookServer
 from edge_agent.redaction import register_secret
+from edge_agent.wire import topics
 
 if TYPE_CHECKING:
     from edge_agent.hub.reload import HubReloader
@@ -64,7 +66,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_S: Final = 5.0
 """How often the KPIs and parked counts shown in /metrics are re-read from the store."""
-SECRETS_FILE: Final = "webhook-secrets.json"
 STOP_GRACE_S: Final = 5.0
 """On a stop, how long messages being handled may take to finish (SIGTERM → exit ≤ 10 s)."""
 WATCH_S: Final = 0.5
@@ -88,7 +89,7 @@ def presence_payload(state: str, group: str, replica: str) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-class HubError(Exception):
+class HubError(EdgeAgentError):
     """The hub cannot start (store unreachable, listener port taken, bad secret)."""
 
 
@@ -112,31 +113,6 @@ def open_store(config: HubConfig, base_dir: Path) -> HubStore:
     from edge_agent.hub.store_sqlite import SqliteHubStore
 
     return SqliteHubStore(config.sqlite_path(base_dir))
-
-
-def load_webhook_secrets(state_dir: Path) -> dict[str, list[str]]:
-    """Secrets ``--register-webhooks`` received, per site (empty if none yet)."""
-    try:
-        data = json.loads((state_dir / SECRETS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {
-        str(site): [str(s) for s in secrets if isinstance(s, str)]
-        for site, secrets in data.items()
-        if isinstance(secrets, list)
-    }
-
-
-def save_webhook_secret(state_dir: Path, site: str, secret: str) -> None:
-    """Add a subscription secret for ``site`` (file mode 0600, replaced atomically)."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = load_webhook_secrets(state_dir)
-    data.setdefault(site, [])
-    if secret not in data[site]:
-        data[site].append(secret)
-    write_atomic(state_dir / SECRETS_FILE, json.dumps(data).encode())
 
 
 class Hub:
@@ -268,7 +244,7 @@ class Hub:
             register_secret(password)
         context = tls_context(broker.tls, self.base_dir) if broker.tls is not None else None
         group = self.config.hub.group
-        presence = f"{self.prefix}/hub/status/{self.replica_id}"
+        presence = topics.hub_status(self.prefix, self.replica_id)
         return MqttLink(
             broker.host,
             broker.effective_port,
@@ -287,8 +263,8 @@ class Hub:
             will=Will(presence, presence_payload("offline", group, self.replica_id)),
             birth=lambda: Will(presence, presence_payload("online", group, self.replica_id)),
             subscriptions=[
-                (f"$share/{group}/{self.prefix}/+/alerts", 1),
-                (f"{self.prefix}/+/status", 1),
+                (topics.shared_alerts_filter(self.prefix, group), 1),
+                (topics.site_status_filter(self.prefix), 1),
             ],
             on_message=self._on_message,
             max_inflight=100,
@@ -357,7 +333,7 @@ class Hub:
         if self.link is not None:
             group = self.config.hub.group
             farewell = Will(
-                f"{self.prefix}/hub/status/{self.replica_id}",
+                topics.hub_status(self.prefix, self.replica_id),
                 presence_payload("offline", group, self.replica_id),
             )
             await self.link.close(farewell=farewell, timeout_s=1.0)
@@ -390,7 +366,7 @@ class Hub:
 
     def _on_message(self, message: Message) -> None:
         """On the loop, for every message: status now, alerts to the workers."""
-        parts = parse_topic(self.prefix, message.topic)
+        parts = topics.parse_site_topic(self.prefix, message.topic)
         if parts is not None and parts.kind == "status":
             self._presence(parts.site, message.payload, message.retain)
             assert self.link is not None

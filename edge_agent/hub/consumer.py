@@ -30,25 +30,9 @@ from typing import Final
 
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.forwarders.maintainx.errors import (
-    BadRequest,
-    CredentialsRejected,
-    MaintainXError,
-    NotFound,
-    RateLimited,
-)
-from edge_agent.forwarders.maintainx.ledger import WorkOrderLedger
-from edge_agent.forwarders.maintainx.sync import (
-    SyncResult,
-    apply_alert,
-    has_reactivation_comment,
-    reactivated_text,
-    settle_s,
-)
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.messages import (
     Rejection,
-    parse_topic,
-    result_payload,
     validate_alert,
     work_order_status,
 )
@@ -63,6 +47,23 @@ from edge_agent.hub.store import (
     StoreError,
     StoreRejected,
 )
+from edge_agent.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    NotFound,
+    RateLimited,
+)
+from edge_agent.maintainx.ledger import WorkOrderLedger
+from edge_agent.maintainx.sync import (
+    SyncResult,
+    apply_alert,
+    has_reactivation_comment,
+    reactivated_text,
+    settle_s,
+)
+from edge_agent.wire import topics
+from edge_agent.wire.result import result_payload
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ CLAIM_TRIES: Final = 40
 PENDING_BATCH: Final = 50
 
 
-class PublishFailed(Exception):
+class PublishFailed(EdgeAgentError):
     """A result could not be published (the message must not be acknowledged)."""
 
 
@@ -124,7 +125,7 @@ class AlertConsumer:
 
     async def handle(self, topic: str, payload: bytes) -> bool:
         """One message from ``{prefix}/{site}/alerts``; True when it may be acknowledged."""
-        parts = parse_topic(self.prefix, topic)
+        parts = topics.parse_site_topic(self.prefix, topic)
         if parts is None or parts.kind != "alerts":
             await self._reject(Rejection("bad_topic", f"not an alert topic: {topic[:200]!r}"))
             return True
@@ -297,7 +298,7 @@ class AlertConsumer:
         finally:
             if ledger.unflushed:  # a work order recorded, not committed
                 with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(ledger.flush)
+                    await ledger.flush()
             if not ledger.released:
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(self.store.release, record.alert_id, self.owner)
@@ -357,7 +358,7 @@ class AlertConsumer:
                 "MaintainX refused an alert for good.",
                 extra={"site": site.site_id, "event_id": message["event_id"], "error": str(exc)},
             )
-            await asyncio.to_thread(ledger.mark_done, message["event_id"], "failed")
+            await ledger.mark_done(message["event_id"], "failed")
             await self._publish_result(
                 site, message, "rejected", None, None, reason="maintainx_refused", detail=str(exc)
             )
@@ -427,8 +428,8 @@ class AlertConsumer:
                 return None
         else:
             await site.client.add_comment(related, reactivated_text(message))
-        await asyncio.to_thread(ledger.record_created, record.alert_id, related)
-        await asyncio.to_thread(ledger.mark_done, message["event_id"], "commented")
+        await ledger.record_created(record.alert_id, related)
+        await ledger.mark_done(message["event_id"], "commented")
         return SyncResult(message["event_id"], record.alert_id, "commented", related)
 
     async def _learn_closed(self, site: SiteRuntime, work_order_id: int, status: str) -> None:
@@ -551,7 +552,7 @@ class AlertConsumer:
     # ------------------------------------------------------------------ helpers
 
     def _results_topic(self, site: str) -> str:
-        return f"{self.prefix}/{site}/results"
+        return topics.results(self.prefix, site)
 
     async def _publish_result(
         self,

@@ -17,14 +17,14 @@ from collections.abc import Iterable
 from typing import Final
 
 from edge_agent.common.backoff import Backoff
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.hub.sites import SiteRuntime
+from edge_agent.maintainx.errors import (
     CredentialsRejected,
     MaintainXError,
     OutcomeUnknown,
     RateLimited,
     TransientError,
 )
-from edge_agent.hub.sites import SiteRuntime
 
 log = logging.getLogger(__name__)
 

@@ -11,23 +11,17 @@ bounds of :mod:`edge_agent.wire.alert` (the schema the agent writes with). Anyth
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from edge_agent.alerts import AlertMessage, format_time_ns
-from edge_agent.config.models import SITE_ID_PATTERN
-from edge_agent.redaction import redact_value
+from edge_agent.alerts import AlertMessage
+from edge_agent.wire import topics
 from edge_agent.wire.alert import MAX_ID_CHARS, alert_problem, schema_problem
 
 if TYPE_CHECKING:
     from edge_agent.hub.store import WorkOrderRef
 
-RESULT_SCHEMA: Final = "edge-agent/result@1"
 WORK_ORDER_SCHEMA: Final = "edge-agent/workorder@1"
-_SITE_RE: Final = re.compile(SITE_ID_PATTERN)
-MAX_DETAIL_CHARS: Final = 500
-RESULT_STATUSES: Final = ("ok", "parked", "rejected")
 
 REJECT_REASONS: Final = (
     "bad_topic",
@@ -52,23 +46,6 @@ class Rejection:
     detail: str
     site: str | None = None
     event_id: str | None = None
-
-
-@dataclass(frozen=True)
-class TopicParts:
-    site: str
-    kind: str  # "alerts" or "status"
-
-
-def parse_topic(prefix: str, topic: str) -> TopicParts | None:
-    """``edge/v1/plant-a/alerts`` → (``plant-a``, ``alerts``); None if it is not ours."""
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None
-    rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or rest[1] not in ("alerts", "status") or not _SITE_RE.match(rest[0]):
-        return None
-    return TopicParts(rest[0], rest[1])
 
 
 def validate_alert(
@@ -110,42 +87,6 @@ def validate_alert(
     if problem is not None:
         return Rejection("invalid_fields", problem, topic_site, event_id)
     return cast(AlertMessage, data)
-
-
-def result_payload(
-    site: str,
-    *,
-    status: str,
-    time_ns: int,
-    event_id: str | None = None,
-    alert_id: str | None = None,
-    rule: str | None = None,
-    action: str | None = None,
-    work_order_id: int | None = None,
-    reason: str | None = None,
-    detail: str | None = None,
-) -> bytes:
-    """The JSON published on ``{prefix}/{site}/results``. ``status`` is ``ok`` (applied,
-    ``action`` says how), ``parked`` (kept, will be applied later) or ``rejected`` (never
-    applied; ``reason`` says why). Every text passes the redactor: a detail may quote an
-    error that quoted a key."""
-    body: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "site": site,
-        "status": status,
-        "event_id": event_id,
-        "alert_id": alert_id,
-        "rule": rule,
-        "action": action,
-        "work_order_id": work_order_id,
-        "time": format_time_ns(time_ns),
-    }
-    if reason is not None:
-        body["reason"] = reason[:MAX_DETAIL_CHARS]
-    if detail is not None:
-        body["detail"] = detail[:MAX_DETAIL_CHARS]
-    # Every text, the echoed ids too: a site that put a key into an id must not get it back.
-    return json.dumps(redact_value(body), separators=(",", ":")).encode()
 
 
 def work_order_payload(
@@ -191,4 +132,4 @@ def work_order_status(
         asset=ref.asset,
         occurred_at=occurred_at,
     )
-    return f"{prefix}/{ref.site}/workorders/{ref.work_order_id}", payload
+    return topics.work_order(prefix, ref.site, ref.work_order_id), payload

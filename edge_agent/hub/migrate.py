@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.store import StoreError
@@ -67,7 +68,7 @@ TABLES: Final = (
 )
 
 
-class MigrationError(Exception):
+class MigrationError(EdgeAgentError):
     """The migration cannot run (wrong backend, unreadable source, PostgreSQL refused)."""
 
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from edge_agent.common.logs import set_log_level
 from edge_agent.config.diagnostics import format_diagnostic
-from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.hub.config import HubConfig, load_hub
 from edge_agent.hub.sites import SiteRuntime
+from edge_agent.maintainx.client import MaintainXClient
 
 if TYPE_CHECKING:
     from edge_agent.hub.app import Hub

@@ -19,8 +19,8 @@ import httpx
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import Secret, SecretError, resolve
-from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.hub.config import HubConfig, HubSite
+from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.redaction import register_secret
 
 log = logging.getLogger(__name__)

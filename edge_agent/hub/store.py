@@ -6,8 +6,10 @@ re-publishes its result and creates nothing), claims that keep two replicas off 
 alert, alerts parked while their site cannot be served, the work orders' statuses from the
 webhooks, and the figures the KPIs are computed from.
 
-Every method but ``begin_event_async`` is synchronous and may block on disk or network; the
-hub calls them through ``asyncio.to_thread``. Every write is committed before the method returns.
+Every method of the store but ``begin_event_async`` is synchronous and may block on disk or
+network; the hub calls them through ``asyncio.to_thread``. The ledger of one alert
+(:class:`HubLedger`) is async: each backend reaches its database its own way. Every write is
+committed before the method returns.
 
 Also here, what both backends share: :class:`HubLedger` (the ledger's bookkeeping in memory),
 the conversion of their rows into the records above, and the KPI queries with their merge.
@@ -20,6 +22,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+
+from edge_agent.errors import EdgeAgentError
 
 SCHEMA_VERSION: Final = 1
 """The hub store's tables, in SQLite and PostgreSQL alike (0.1.0's carried none: version 1);
@@ -43,7 +47,7 @@ TAKE_PENDING_SQL = (
 """Work order statuses after which a new activation makes a new work order."""
 
 
-class StoreError(Exception):
+class StoreError(EdgeAgentError):
     """The store cannot be reached or written (the hub retries; nothing is acknowledged)."""
 
 
@@ -280,83 +284,78 @@ class HubStore(Protocol):
 
 
 class HubLedger(abc.ABC):
-    """What the :class:`WorkOrderLedger` of one alert does the same on either backend: answer
-    from the :class:`EventStart` that ``begin_event`` found and from a work order recorded but
-    not yet committed. A backend adds the reads and writes (the ``_stored_*`` and
-    ``_commit_created`` hooks), ``begin_create`` (SQLite's may answer it from ``begin_event``'s
-    transaction) and ``mark_done``, which commits a recorded work order with its event and sets
-    ``released`` when it released the claim."""
+    """The :class:`~edge_agent.maintainx.ledger.WorkOrderLedger` of one alert, what it does
+    the same on either backend: answer on the event loop from the :class:`EventStart` that
+    ``begin_event`` found and from a work order recorded but not yet committed, and leave
+    the rest to the backend's coroutines (the ``_stored_*`` and ``_commit_created`` hooks,
+    ``begin_create`` and ``mark_done``), which decide how to reach their database without
+    blocking the loop. ``mark_done`` commits a recorded work order with its event and sets
+    :attr:`released` when it released the claim."""
 
     def __init__(self, alert: AlertRecord, start: EventStart | None, owner: str | None) -> None:
         self._alert = alert
         self._start = start
         self._owner = owner
         self.released = False
+        """``mark_done`` released the owner's claim (the consumer need not)."""
         # A recorded work order waits here for mark_done, which commits both in one
         # transaction: one commit (fsync) instead of two. Lost in a crash, it costs nothing but a
         # lookup: begin_create was committed before the create was sent, so the next attempt
         # searches MaintainX for the work order before creating one.
         self._created: tuple[str, int, int] | None = None  # (alert, work order, recorded ns)
 
-    def answers_now(self, method: str, *args: Any) -> bool:
-        """True when ``method(*args)`` is answered from memory (``apply_alert`` then calls it
-        on the event loop, not in a worker thread)."""
-        if method == "is_done":
-            return self._start is not None and self._start.claimed
-        if method == "work_order_for":
-            mine = bool(args) and args[0] == self._alert.alert_id
-            return mine and (self._created is not None or self._start is not None)
-        if method == "record_created":
-            return self._created is None
-        return False
-
-    def work_order_for(self, alert_id: str) -> int | None:
+    async def work_order_for(self, alert_id: str) -> int | None:
         if self._created is not None and self._created[0] == alert_id:
             return self._created[1]
         if self._start is not None and alert_id == self._alert.alert_id:
             start, self._start = self._start, None
             return start.work_order_id
-        return self._stored_work_order(alert_id)
+        return await self._stored_work_order(alert_id)
 
-    def is_done(self, event_id: str) -> bool:
+    async def is_done(self, event_id: str) -> bool:
         if self._start is not None and self._start.claimed:
             return False  # begin_event just found no result, and we hold the claim
-        return self._stored_event(event_id)
+        return await self._stored_event(event_id)
 
-    def record_created(self, alert_id: str, work_order_id: int) -> None:
-        self.flush()
+    async def record_created(self, alert_id: str, work_order_id: int) -> None:
+        await self.flush()
         self._created = (alert_id, int(work_order_id), time.time_ns())
+
+    async def abandon_create(self, alert_id: str) -> None:
+        """Ignored: the hub looks its work orders up after every failed create (the
+        protocol allows it; its behaviour since the first release)."""
+        return None
 
     @property
     def unflushed(self) -> bool:
         """A work order was recorded that no transaction has committed yet."""
         return self._created is not None
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         """Commit a recorded work order that no ``mark_done`` has committed yet."""
         if self._created is not None:
-            self._commit_created(self._created)
+            await self._commit_created(self._created)
             self._created = None
 
     @abc.abstractmethod
-    def _stored_work_order(self, alert_id: str) -> int | None:
+    async def _stored_work_order(self, alert_id: str) -> int | None:
         """The work order id stored for the alert."""
 
     @abc.abstractmethod
-    def begin_create(self, alert_id: str) -> bool:
+    async def begin_create(self, alert_id: str) -> bool:
         """See :meth:`WorkOrderLedger.begin_create`."""
 
     @abc.abstractmethod
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
         """See :meth:`WorkOrderLedger.mark_done`; sets ``released`` when it released the
         owner's claim."""
 
     @abc.abstractmethod
-    def _stored_event(self, event_id: str) -> bool:
+    async def _stored_event(self, event_id: str) -> bool:
         """True when the event's result is stored."""
 
     @abc.abstractmethod
-    def _commit_created(self, created: tuple[str, int, int]) -> None:
+    async def _commit_created(self, created: tuple[str, int, int]) -> None:
         """Write a recorded work order (its alert's id and its status row), committed."""
 
 

@@ -13,16 +13,14 @@ leased with ``FOR UPDATE SKIP LOCKED``. Connections are autocommit, from a small
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import queue
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 
 from edge_agent.common.schema_version import check
+from edge_agent.hub.pg_pool import PgPool
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
@@ -38,7 +36,6 @@ from edge_agent.hub.store import (
     PendingEvent,
     StoredResult,
     StoreError,
-    StoreRejected,
     WorkOrderRef,
     earlier_create_unconfirmed,
     merge_kpis,
@@ -86,65 +83,6 @@ CREATE TABLE IF NOT EXISTS {p}webhook_deliveries (
 """
 
 
-class _Pool:
-    """A fixed set of autocommit connections, lent one at a time (psycopg_pool is not a
-    dependency; the hub needs no more than this)."""
-
-    def __init__(self, dsn: str, size: int, connect_timeout_s: float) -> None:
-        self._free: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
-        self._dsn = dsn
-        self._timeout = connect_timeout_s
-        for _ in range(size):
-            self._free.put(self._connect())
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(
-                self._dsn, autocommit=True, connect_timeout=max(1, round(self._timeout))
-            )
-        except psycopg.Error as exc:
-            # The DSN may hold a password: name the failure, never the DSN.
-            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._free.get()
-        try:
-            if conn.closed or conn.broken:
-                conn = self._connect()
-            yield conn
-        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-            # These values can never be written (out of range, a constraint): not an outage.
-            raise StoreRejected(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
-        except psycopg.Error as exc:
-            if conn.broken:
-                # The server went away: the idle connections are dead too. Closed, they are
-                # reconnected on their next use instead of each failing one call first.
-                self._close_idle()
-            raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
-        except (OverflowError, TypeError, ValueError) as exc:
-            raise StoreRejected(f"PostgreSQL refused the values: {type(exc).__name__}") from exc
-        finally:
-            self._free.put(conn)
-
-    def _close_idle(self) -> None:
-        idle = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                idle.append(self._free.get_nowait())
-        for conn in idle:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
-            self._free.put(conn)
-
-    def close(self) -> None:
-        while True:
-            try:
-                self._free.get_nowait().close()
-            except queue.Empty:
-                return
-
-
 class _Ledger(HubLedger):
     """The :class:`WorkOrderLedger` of one alert on PostgreSQL."""
 
@@ -158,7 +96,12 @@ class _Ledger(HubLedger):
         super().__init__(alert, start, owner)
         self._s = store
 
-    def begin_create(self, alert_id: str) -> bool:
+    # Each call holds a pooled connection for a blocking round trip: a worker thread's job.
+
+    async def begin_create(self, alert_id: str) -> bool:
+        return await asyncio.to_thread(self._begin_create, alert_id)
+
+    def _begin_create(self, alert_id: str) -> bool:
         a = self._alert
         row = self._s._one(
             f"INSERT INTO {self._s.p}alerts AS t (alert_id, site, asset, rule, raised_ns, "
@@ -168,17 +111,24 @@ class _Ledger(HubLedger):
         )
         return earlier_create_unconfirmed(row)
 
-    def _stored_work_order(self, alert_id: str) -> int | None:
-        row = self._s._one(
-            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s", (alert_id,)
+    async def _stored_work_order(self, alert_id: str) -> int | None:
+        row = await asyncio.to_thread(
+            self._s._one,
+            f"SELECT work_order_id FROM {self._s.p}alerts WHERE alert_id = %s",
+            (alert_id,),
         )
         return None if row is None else opt_int(row[0])
 
-    def _stored_event(self, event_id: str) -> bool:
-        row = self._s._one(f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,))
+    async def _stored_event(self, event_id: str) -> bool:
+        row = await asyncio.to_thread(
+            self._s._one, f"SELECT 1 FROM {self._s.p}events WHERE event_id = %s", (event_id,)
+        )
         return row is not None
 
-    def _commit_created(self, created: tuple[str, int, int]) -> None:
+    async def _commit_created(self, created: tuple[str, int, int]) -> None:
+        await asyncio.to_thread(self._commit_created_now, created)
+
+    def _commit_created_now(self, created: tuple[str, int, int]) -> None:
         with self._s._pool.connection() as conn, conn.transaction():
             self._write_created(conn, created)
 
@@ -201,7 +151,10 @@ class _Ledger(HubLedger):
             (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
+        await asyncio.to_thread(self._mark_done, event_id, result)
+
+    def _mark_done(self, event_id: str, result: str) -> None:
         p = self._s.p
         with self._s._pool.connection() as conn, conn.transaction():
             if self._created is not None:
@@ -230,7 +183,7 @@ class PostgresHubStore:
         if not _PREFIX_RE.match(table_prefix):
             raise StoreError(f"bad table prefix {table_prefix!r}")
         self.p = table_prefix
-        self._pool = _Pool(dsn, pool_size, timeout_s)
+        self._pool = PgPool(dsn, pool_size, timeout_s)
         try:
             self._create_tables(table_prefix)
         except BaseException:

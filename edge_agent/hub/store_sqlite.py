@@ -7,8 +7,6 @@ runs every operation and commits the operations that arrived together in one tra
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import sqlite3
@@ -20,6 +18,7 @@ from typing import Any, TypeVar
 
 from edge_agent.common.schema_version import check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
+from edge_agent.hub.sqlite_writer import Op, SqliteWriter
 from edge_agent.hub.store import (
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
@@ -35,7 +34,6 @@ from edge_agent.hub.store import (
     PendingEvent,
     StoredResult,
     StoreError,
-    StoreRejected,
     WorkOrderRef,
     earlier_create_unconfirmed,
     merge_kpis,
@@ -49,7 +47,6 @@ from edge_agent.hub.store import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -78,118 +75,18 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 """
 
 
-class _Writer:
-    """One connection, one thread; operations queued together commit together."""
+def _prepare(path: Path) -> Op:
+    def prepare(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA busy_timeout=5000")
+        # First: a later release's file is refused untouched (NewerFormatError).
+        check_sqlite(db, "hub store", str(path), SCHEMA_VERSION)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        db.executescript(_SCHEMA)
+        stamp_sqlite(db, SCHEMA_VERSION)
 
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            self._db.execute("PRAGMA busy_timeout=5000")
-            # First: a later release's file is refused untouched (NewerFormatError).
-            check_sqlite(self._db, "hub store", str(path), SCHEMA_VERSION)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            self._db.executescript(_SCHEMA)
-            stamp_sqlite(self._db, SCHEMA_VERSION)
-        except BaseException:
-            self._db.close()
-            raise
-        self._cond = threading.Condition()
-        self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
-        self._closed = False
-        self.failure: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="hub-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    def run(self, op: Op) -> Any:
-        """Run ``op`` in the next transaction and wait until it is committed."""
-        return self.submit(op).result()
-
-    def submit(self, op: Op) -> concurrent.futures.Future[Any]:
-        """Queue ``op`` for the next transaction; the future resolves once it is committed
-        (an event loop awaits it with ``asyncio.wrap_future``: no helper thread between)."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._cond:
-            if self.failure is not None:
-                raise StoreError(f"the hub store's writer died: {self.failure}")
-            if self._closed:
-                raise StoreError("the hub store is closed")
-            self._queue.append((op, future))
-            self._cond.notify()
-        return future
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        # Bounded: the hub must stop within 10 s of SIGTERM even with a stuck disk.
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._db.close()
-
-    def _loop(self) -> None:
-        batch: list[tuple[Op, concurrent.futures.Future[Any]]] = []
-        try:
-            while True:
-                with self._cond:
-                    while not self._queue and not self._closed:
-                        self._cond.wait()
-                    batch, self._queue = self._queue, []
-                    if not batch and self._closed:
-                        return
-                self._run_batch(batch)
-                batch = []
-        except BaseException as exc:
-            # Whatever ends this thread ends the store: every waiting caller is told now
-            # (none may wait forever) and the hub sees failure and stops for its supervisor.
-            with self._cond:
-                self.failure = f"{type(exc).__name__}: {exc}"
-                batch, self._queue = batch + self._queue, []
-            log.critical("Hub store writer died.", extra={"error": self.failure}, exc_info=exc)
-            error = StoreError(f"the hub store's writer died: {self.failure}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-
-    def _run_batch(self, batch: list[tuple[Op, concurrent.futures.Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            for op, _ in batch:
-                self._db.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, op(self._db)))
-                    self._db.execute("RELEASE op")
-                except Exception as exc:
-                    # One operation's failure stays with its caller; the batch commits.
-                    self._db.execute("ROLLBACK TO op")
-                    self._db.execute("RELEASE op")
-                    outcomes.append((False, _translate(exc)))
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            error = StoreError(f"hub store commit failed: {exc}")
-            for _, future in batch:
-                future.set_exception(error)
-            return
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-
-def _translate(exc: Exception) -> StoreError:
-    """An operation's error as the hub reads it: a busy or broken database may recover (retry),
-    anything else (a value out of range, a constraint) never will for these values."""
-    if isinstance(exc, sqlite3.OperationalError):
-        error = StoreError(f"hub store: {exc}")
-    else:
-        error = StoreRejected(f"hub store refused the values: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
+    return prepare
 
 
 class _Claims:
@@ -222,7 +119,7 @@ class _Ledger(HubLedger):
 
     def __init__(
         self,
-        writer: _Writer,
+        writer: SqliteWriter,
         claims: _Claims,
         alert: AlertRecord,
         start: EventStart | None,
@@ -233,33 +130,29 @@ class _Ledger(HubLedger):
         self._claims = claims
         self._begun = None if start is None else start.create_begun
 
-    def answers_now(self, method: str, *args: Any) -> bool:
-        if method == "begin_create":  # begin_event began the create in its transaction
-            return self._begun is not None and bool(args) and args[0] == self._alert.alert_id
-        return super().answers_now(method, *args)
-
-    def begin_create(self, alert_id: str) -> bool:
+    async def begin_create(self, alert_id: str) -> bool:
         if self._begun is not None and alert_id == self._alert.alert_id:
+            # begin_event began the create in its own transaction: answered from it.
             begun, self._begun = self._begun, None
             return begun
-        return bool(self._w.run(lambda db: _begin_create(db, self._alert, alert_id)))
+        return bool(await self._w.call(lambda db: _begin_create(db, self._alert, alert_id)))
 
-    def _stored_work_order(self, alert_id: str) -> int | None:
-        row = self._w.run(
+    async def _stored_work_order(self, alert_id: str) -> int | None:
+        row = await self._w.call(
             lambda db: db.execute(
                 "SELECT work_order_id FROM alerts WHERE alert_id = ?", (alert_id,)
             ).fetchone()
         )
         return None if row is None else opt_int(row[0])
 
-    def _stored_event(self, event_id: str) -> bool:
-        row = self._w.run(
+    async def _stored_event(self, event_id: str) -> bool:
+        row = await self._w.call(
             lambda db: db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
         )
         return row is not None
 
-    def _commit_created(self, created: tuple[str, int, int]) -> None:
-        self._w.run(lambda db: self._write_created(db, created))
+    async def _commit_created(self, created: tuple[str, int, int]) -> None:
+        await self._w.call(lambda db: self._write_created(db, created))
 
     def _write_created(self, db: sqlite3.Connection, created: tuple[str, int, int]) -> None:
         a = self._alert
@@ -277,7 +170,7 @@ class _Ledger(HubLedger):
             (a.site, work_order_id, alert_id, a.asset, a.rule, now),
         )
 
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
         a = self._alert
         created = self._created
 
@@ -292,7 +185,7 @@ class _Ledger(HubLedger):
                 (event_id, a.alert_id, result, time.time_ns()),
             )
 
-        self._w.run(op)
+        await self._w.call(op)
         self._created = None
         if self._owner is not None:
             self._claims.drop(a.alert_id, self._owner)
@@ -307,7 +200,7 @@ class SqliteHubStore:
         self._claims = _Claims()
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._w = _Writer(path)
+            self._w = SqliteWriter(path, _prepare(path))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the hub store {path}: {exc}") from exc
 
@@ -341,7 +234,7 @@ class SqliteHubStore:
         begin_create: bool = False,
     ) -> EventStart:
         op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
-        start: EventStart = await asyncio.wrap_future(self._w.submit(op))
+        start: EventStart = await self._w.call(op)
         return start
 
     def _begin_op(

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import MaintainXError
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import MaintainXError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MAX_RECORDED: Final = 100
 """Ids kept per site: more means something keeps creating them; the oldest are dropped."""
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(EdgeAgentError):
     """No public URL configured, or a site has no usable key."""
 
 
@@ -148,7 +149,7 @@ async def _register_site(
     site_id: str,
     url: str,
 ) -> tuple[SubscriptionRow, list[dict[str, Any]]]:
-    from edge_agent.hub.app import save_webhook_secret
+    from edge_agent.hub.webhook_secrets import save_webhook_secret
 
     async with _client(config, base_dir, site_id) as client:
         kept: list[dict[str, Any]] = []

@@ -32,6 +32,7 @@ from edge_agent.common.schema_version import (
     check_sqlite,
     stamp_sqlite,
 )
+from edge_agent.errors import EdgeAgentError
 
 DB_NAME: Final = "cache.db"
 SCHEMA_VERSION: Final = 1
@@ -63,7 +64,7 @@ _JOURNAL_MODES: Final = frozenset({"delete", "truncate", "persist", "memory", "w
 _INT64: Final = range(-(2**63), 2**63)
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(EdgeAgentError):
     """The file could not be read for a reason that is not damage (locked, permissions)."""
 
 

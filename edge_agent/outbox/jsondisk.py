@@ -19,8 +19,10 @@ from typing import Any, Final
 from diskcache import Disk
 from diskcache.core import MODE_PICKLE, MODE_RAW, UNKNOWN
 
+from edge_agent.errors import EdgeAgentError
 
-class UnsafeRowError(Exception):
+
+class UnsafeRowError(EdgeAgentError):
     """A stored row is not plain JSON (a pickle or a side file): refused, never decoded.
 
     Deliberately not an ``OSError``: diskcache turns ``OSError`` from ``fetch`` into "key

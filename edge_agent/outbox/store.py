@@ -51,6 +51,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 from diskcache import Cache, Timeout
 
 from edge_agent.common.sqlite_wal import WAL_TRUNCATE_BYTES, truncate_wal, wal_bytes
+from edge_agent.errors import EdgeAgentError
 from edge_agent.interfaces import OutboxItem
 from edge_agent.outbox.aside import awaiting_recovery, set_aside
 from edge_agent.outbox.counts import any_queued, prefixed_rows, queued_rows
@@ -121,7 +122,7 @@ _CACHE_SETTINGS: Final[dict[str, Any]] = {
 }
 
 
-class OutboxError(Exception):
+class OutboxError(EdgeAgentError):
     """The outbox could not do what was asked (I/O, a locked or damaged store)."""
 
 

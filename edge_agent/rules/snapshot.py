@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.rules.compiled import NEVER
 from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, STATE_NAMES
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 SNAPSHOT_VERSION: Final = 1
 
 
-class SnapshotError(ValueError):
+class SnapshotError(EdgeAgentError, ValueError):
     """A saved state that does not have the expected shape."""
 
 

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from edge_agent.common.atomic import write_atomic
 from edge_agent.common.schema_version import check
+from edge_agent.errors import EdgeAgentError
 from edge_agent.rules.snapshot import SNAPSHOT_VERSION
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ SAVED_WALL_KEY: Final = "saved_wall_ns"
 (the rules' own times are on the agent's monotonic clock)."""
 
 
-class StateStoreError(OSError):
+class StateStoreError(EdgeAgentError, OSError):
     """The state file exists but cannot be read (permissions, I/O error). An OSError, so a
     caller that handles storage errors handles this one too."""
 

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from edge_agent.alerts import parse_time
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Quality, Reading, Value
 
 TRACE_KEYS: Final = frozenset({"time", "sensor", "value", "quality"})
 
 
-class TraceError(ValueError):
+class TraceError(EdgeAgentError, ValueError):
     """A trace line that is not a reading; ``line`` is 1-based."""
 
     def __init__(self, line: int, message: str) -> None:

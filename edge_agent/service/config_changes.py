@@ -49,8 +49,7 @@ def connection_changes(old: SiteConfig, new: SiteConfig, restarted: Iterable[str
 
 
 def _credential_files(config: SiteConfig, base_dir: Path) -> list[Path]:
-    from edge_agent.config.tls_files import resolve_path
-    from edge_agent.sources.opcua.security import security_files
+    from edge_agent.sources.opcua.files import security_files
 
     files: list[Path] = []
     for connection in config.connections.values():
@@ -58,6 +57,10 @@ def _credential_files(config: SiteConfig, base_dir: Path) -> list[Path]:
             files += security_files(connection, base_dir)
     mqtt = config.forwarding.mqtt if config.forwarding is not None else None
     if mqtt is not None and mqtt.tls is not None:
+        # Only here: tls_files imports cryptography (≈ 14 MiB), which a site without TLS
+        # files never needs.
+        from edge_agent.config.tls_files import resolve_path
+
         names = (mqtt.tls.ca, mqtt.tls.certificate, mqtt.tls.private_key)
         files += [resolve_path(name, base_dir) for name in names if name]
     return files

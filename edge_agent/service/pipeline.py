@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from edge_agent.common.atomic import remove_stale_temporaries
 from edge_agent.config.models import SiteConfig
+from edge_agent.errors import EdgeAgentError
 from edge_agent.history.recorder import HistoryRecorder
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
@@ -70,7 +71,7 @@ STATE_FLUSH_S = 5.0
 """Rule state that changed without an event (pending timers, last values) is saved this often."""
 
 
-class AgentError(Exception):
+class AgentError(EdgeAgentError):
     """The agent could not start (state directory, outbox, health port)."""
 
 
@@ -418,9 +419,9 @@ class Agent:
                 await self._hand_over()
 
     def _feed(self, reading: Reading) -> list[Any]:
-        self.counters.readings[reading.quality.value] = (
-            self.counters.readings.get(reading.quality.value, 0) + 1
-        )
+        # ``_value_``, not ``.value``: the enum property costs ≈ 0.3 µs a reading.
+        quality = reading.quality._value_
+        self.counters.readings[quality] = self.counters.readings.get(quality, 0) + 1
         self.latest[reading.sensor_id] = reading
         try:
             return list(self.engine.feed(reading))

@@ -22,9 +22,9 @@ def check_state_folder(state_dir: Path) -> None:
     """Raise :class:`~edge_agent.common.schema_version.NewerFormatError` for the first file
     in ``state_dir`` a later release wrote. Missing or unreadable files pass: their stores
     create them or say what is wrong."""
-    from edge_agent.forwarders.maintainx import ledger
     from edge_agent.forwarders.maintainx.forwarder import LEDGER_FILE
     from edge_agent.forwarders.workorder_status import FILE_NAME, SCHEMA_VERSION, VERSION_KEY
+    from edge_agent.maintainx import ledger
     from edge_agent.outbox import integrity
     from edge_agent.rules.snapshot import SNAPSHOT_VERSION
     from edge_agent.rules.store import STATE_FILE_NAME

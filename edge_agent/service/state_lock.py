@@ -15,12 +15,14 @@ import os
 from pathlib import Path
 from typing import Final
 
+from edge_agent.errors import EdgeAgentError
+
 LOCK_NAME: Final = "agent.lock"
 # The PID text is short; a larger file is not ours to trust.
 _MAX_PID_TEXT: Final = 32
 
 
-class StateFolderInUse(Exception):
+class StateFolderInUse(EdgeAgentError):
     """Another live process holds the state folder."""
 
 

@@ -164,6 +164,7 @@ class OpcUaSimulator:
         update_interval_s: float = 0.5,
         seed: int = 1,
         republish_fix: bool = True,
+        bench_update_interval_s: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -173,6 +174,9 @@ class OpcUaSimulator:
         self._users = dict(users) if users else None
         self._max_nodes_per_read = max_nodes_per_read
         self._update_interval_s = update_interval_s
+        # 0: bench nodes hold their value; else every one changes this often (load tests).
+        self._bench_update_interval_s = bench_update_interval_s
+        self._bench_updater: asyncio.Task[None] | None = None
         self._rng = random.Random(seed)
         self._server: Any = None
         self._ns = 0
@@ -233,6 +237,10 @@ class OpcUaSimulator:
         self._listening = True
         if self._updater is None:
             self._updater = asyncio.create_task(self._update_loop(), name="opcua-sim-profiles")
+        if self._bench_updater is None and self._bench_update_interval_s > 0 and self._bench_ids:
+            self._bench_updater = asyncio.create_task(
+                self._bench_update_loop(), name="opcua-sim-bench-updates"
+            )
         log.info("OPC UA simulator listening.", extra={"endpoint": self.endpoint})
 
     async def stop(self) -> None:
@@ -254,8 +262,9 @@ class OpcUaSimulator:
 
     async def close(self) -> None:
         """Shut the server down for good."""
-        if self._updater is not None:
-            updater, self._updater = self._updater, None
+        updaters = [task for task in (self._updater, self._bench_updater) if task is not None]
+        self._updater = self._bench_updater = None
+        for updater in updaters:
             updater.cancel()
             try:
                 await updater
@@ -601,6 +610,20 @@ class OpcUaSimulator:
                     value = state.ramp_from + (state.ramp_to - state.ramp_from) * done
                     await self._write(state, value)
 
+    async def _bench_update_loop(self) -> None:
+        """Every bench node alternates between i and i + 0.5: one change each per interval."""
+        from asyncua import ua
+
+        flip = False
+        while True:
+            await asyncio.sleep(self._bench_update_interval_s)
+            flip = not flip
+            for index, node_id in enumerate(self._bench_ids):
+                value = index + 0.5 if flip else float(index)
+                await self._server.write_attribute_value(
+                    node_id, ua.DataValue(ua.Variant(value, ua.VariantType.Double))
+                )
+
     async def _write(self, state: _NodeState, value: float) -> None:
         from asyncua import ua
 
@@ -687,6 +710,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="advertise and enforce this OperationLimits MaxNodesPerRead (0: no limit)",
     )
+    parser.add_argument(
+        "--bench-update",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="change every bench node this often (0: never; for subscription load tests)",
+    )
     add_control_arguments(parser)
 
 
@@ -705,7 +735,11 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace) -> None:
     simulator = OpcUaSimulator(
-        args.host, args.port, nodes=args.nodes, max_nodes_per_read=args.max_nodes_per_read
+        args.host,
+        args.port,
+        nodes=args.nodes,
+        max_nodes_per_read=args.max_nodes_per_read,
+        bench_update_interval_s=args.bench_update,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

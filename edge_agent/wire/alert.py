@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.errors import EdgeAgentError
 
 ALERT_SCHEMA_VERSION: Final = 1
 ALERT_SCHEMA: Final = f"edge-agent/alert@{ALERT_SCHEMA_VERSION}"
@@ -61,7 +62,7 @@ _TIME_RE: Final = re.compile(
 )
 
 
-class WireError(ValueError):
+class WireError(EdgeAgentError, ValueError):
     """A value that is not what the schema allows (the message says which and why)."""
 
 

@@ -31,7 +31,7 @@ WRITERS = textwrap.dedent(
 
     from edge_agent.config.models import SiteConfig
     from edge_agent.forwarders.workorder_status import RuleWorkOrder, WorkOrderTracker
-    from edge_agent.hub.app import save_webhook_secret
+    from edge_agent.hub.webhook_secrets import save_webhook_secret
     from edge_agent.outbox.aside import write_note
     from edge_agent.rules.store import RuleStateStore
     from edge_agent.service.last_good import save_last_good

@@ -5,6 +5,7 @@ rules) never wait or fail."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sqlite3
@@ -362,3 +363,34 @@ def test_a_history_that_cannot_be_looked_at_is_not_called_missing(tmp_path: Path
         open_for_reading(not_a_folder)
     with pytest.raises(HistoryError, match="no history in"):
         open_for_reading(tmp_path)
+
+
+async def test_an_integer_beyond_a_float_is_kept_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An absurd integer (beyond a float's range, as no PLC sends but a wire could carry)
+    is recorded as ±inf; it neither stops the history nor ends the agent."""
+    monkeypatch.setattr(recorder_module, "WRITE_INTERVAL_S", 0.01)
+    history = HistoryRecorder(tmp_path, History())
+    task = asyncio.create_task(history.run())
+    try:
+        now = time.time_ns()
+        history.offer([Reading("big", 10**400, Quality.GOOD, 0)], now)
+        history.offer([Reading("big", -(10**400), Quality.GOOD, 0)], now + S)
+        history.offer([Reading("big", -(10**400) - 1, Quality.GOOD, 0)], now + 2 * S)
+        for _ in range(500):  # bounded: 5 s at most
+            if history.written == 3 or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done() and history.failed is None
+        reader = HistoryStore(tmp_path / FILE_NAME, HOUR, 10**8)
+        assert [r.value for r in reader.rows(0, sensor="big")] == [
+            float("inf"),
+            float("-inf"),
+            float("-inf"),
+        ]
+        reader.close()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

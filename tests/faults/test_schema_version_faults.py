@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.common.schema_version import MAX_VERSION, NewerFormatError
-from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.forwarders.workorder_status import VERSION_KEY, WorkOrderTracker
+from edge_agent.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.outbox.store import Outbox
 from edge_agent.rules import RuleStateStore
 from edge_agent.service.state_formats import check_state_folder

@@ -3,6 +3,7 @@ idempotently (twice changes nothing; an interrupted run is completed by the next
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -30,9 +31,9 @@ def _old_store(path: Path) -> None:
             site = "site-a" if n % 2 else "site-b"
             alert_id = f"alert-{n}"
             ledger = store.ledger(AlertRecord(site, alert_id, f"pump-{n % 3}", "rule-1", n))
-            assert ledger.begin_create(alert_id) is False
-            ledger.record_created(alert_id, 1000 + n)
-            ledger.mark_done(f"{alert_id}:activated", "created")
+            assert asyncio.run(ledger.begin_create(alert_id)) is False
+            asyncio.run(ledger.record_created(alert_id, 1000 + n))
+            asyncio.run(ledger.mark_done(f"{alert_id}:activated", "created"))
             if n % 3 == 0:
                 done_ns = time.time_ns() + (n + 1) * 60 * 10**9
                 store.apply_status(f"d{n}", site, 1000 + n, "DONE", done_ns)

@@ -24,17 +24,17 @@ __all__ = ["store"]
 async def test_events_older_than_the_retention_are_forgotten(store: HubStore) -> None:
     alert = AlertRecord("site-a", "alert-1", "pump-1", "rule-1", 1)
     ledger = store.ledger(alert)
-    ledger.begin_create("alert-1")
-    ledger.record_created("alert-1", 42)
-    ledger.mark_done("alert-1:activated", "created")
+    await ledger.begin_create("alert-1")
+    await ledger.record_created("alert-1", 42)
+    await ledger.mark_done("alert-1:activated", "created")
     cutoff = time.time_ns()
-    store.ledger(alert).mark_done("alert-1:cleared", "commented")
+    await store.ledger(alert).mark_done("alert-1:cleared", "commented")
 
     assert store.prune_events(cutoff) == 1
     assert store.result_of("alert-1:activated") is None
     assert store.result_of("alert-1:cleared") is not None
     # The alert's work order stays: a resent activation finds it, never a second one.
-    assert store.ledger(alert).work_order_for("alert-1") == 42
+    assert await store.ledger(alert).work_order_for("alert-1") == 42
     # The hub's round: nothing is old enough now.
     assert await prune_once(store, 7 * NS_PER_DAY) == 0
 
@@ -45,7 +45,7 @@ async def test_the_sqlite_wal_is_truncated_after_a_prune(tmp_path: Path) -> None
     try:
         alert = AlertRecord("site-a", "alert-1", "pump-1", "rule-1", 1)
         for n in range(50):
-            store.ledger(alert).mark_done(f"alert-1:event-{n}", "commented")
+            await store.ledger(alert).mark_done(f"alert-1:event-{n}", "commented")
         assert wal_bytes(path) > 0
         store.prune_events(time.time_ns() + 1)
         assert wal_bytes(path) == 0
@@ -69,7 +69,7 @@ async def test_a_wall_clock_set_years_ahead_forgets_no_recent_event(store: HubSt
     """The age is also counted from the newest event: a gateway clock set to 2036 at boot
     must not make every applied event look ten years old (a resent one applied twice)."""
     alert = AlertRecord("site-a", "alert-9", "pump-1", "rule-1", 1)
-    store.ledger(alert).mark_done("alert-9:activated", "created")
+    await store.ledger(alert).mark_done("alert-9:activated", "created")
     ten_years_ahead = time.time_ns() + 10 * 365 * NS_PER_DAY
     assert store.prune_events(ten_years_ahead - 7 * NS_PER_DAY, keep_newest_ns=7 * NS_PER_DAY) == 0
     assert store.result_of("alert-9:activated") is not None

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
-from edge_agent.hub.messages import Rejection, parse_topic, validate_alert
+from edge_agent.hub.messages import Rejection, validate_alert
 from edge_agent.hub.webhooks import sign, verify_signature
+from edge_agent.wire.topics import parse_site_topic as parse_topic
 from tests.hub.conftest import make_alert
 
 

@@ -15,8 +15,8 @@ import pytest
 from edge_agent.alerts import ALERT_SCHEMA, format_time_ns, make_alert_id, make_event_id
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import Secret
-from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
+from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.outbox.store import Outbox
 from edge_agent.simulators.maintainx import Emulator
 

@@ -26,6 +26,8 @@ KEEP: dict[str, list[str]] = {
     "/subscriptions": ["post"],
     "/subscriptions/{id}": ["get", "delete"],
     "/subscriptions/{id}/secret": ["get"],
+    "/metertriggers": ["post", "get"],
+    "/metertriggers/{id}": ["get", "delete"],
 }
 PROSE = {"description", "example", "examples", "summary", "x-codeSamples", "tags"}
 

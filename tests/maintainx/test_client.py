@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     NotFound,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config.secrets import Secret
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import (
     BadRequest,
     Misconfigured,
     NotFound,

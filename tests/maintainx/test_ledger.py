@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger, WorkOrderLedger
+from edge_agent.maintainx.ledger import SqliteLedger, WorkOrderLedger
 
 
 def test_begin_create_reports_an_unconfirmed_earlier_attempt(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_survives_reopen_and_a_killed_writer(tmp_path: Path) -> None:
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from edge_agent.forwarders.maintainx.ledger import SqliteLedger\n"
+        "from edge_agent.maintainx.ledger import SqliteLedger\n"
         "ledger = SqliteLedger(Path(sys.argv[1]))\n"
         "ledger.begin_create('pending')\n"
         "ledger.begin_create('done')\n"

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from edge_agent.common.sqlite_wal import wal_bytes
 from edge_agent.common.time_units import NS_PER_DAY
 from edge_agent.config.models import Storage
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.outbox import Outbox, OutboxFull
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_agent.common.local_time import local_text
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
-from edge_agent.forwarders.maintainx.sync import apply_alert
+from edge_agent.maintainx.ledger import SqliteLedger, ThreadedLedger
+from edge_agent.maintainx.sync import apply_alert
 from edge_agent.simulators.maintainx import Emulator
 from tests.maintainx.conftest import alert, make_client
 
@@ -16,16 +16,20 @@ async def test_episode_makes_one_work_order_and_updates_it(
 ) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
     async with make_client(emulator) as client:
-        created = await apply_alert(client, ledger, alert(1), asset_id=asset_id, location_id=3)
-        again = await apply_alert(client, ledger, alert(1), asset_id=asset_id)
+        created = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1), asset_id=asset_id, location_id=3
+        )
+        again = await apply_alert(client, ThreadedLedger(ledger), alert(1), asset_id=asset_id)
         escalated = await apply_alert(
             client,
-            ledger,
+            ThreadedLedger(ledger),
             alert(1, "escalated", priority="HIGH", qualifier="HIGH"),
             asset_id=asset_id,
         )
-        cleared = await apply_alert(client, ledger, alert(1, "cleared"), asset_id=asset_id)
-        other = await apply_alert(client, ledger, alert(2), asset_id=asset_id)
+        cleared = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1, "cleared"), asset_id=asset_id
+        )
+        other = await apply_alert(client, ThreadedLedger(ledger), alert(2), asset_id=asset_id)
     assert created.action == "created"
     assert again.action == "duplicate" and again.work_order_id == created.work_order_id
     assert escalated.action == "escalated" and escalated.work_order_id == created.work_order_id
@@ -56,9 +60,14 @@ async def test_episode_makes_one_work_order_and_updates_it(
 async def test_escalation_never_lowers_a_priority(emulator: Emulator, tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
     async with make_client(emulator) as client:
-        created = await apply_alert(client, ledger, alert(1, priority="HIGH"), asset_id=None)
+        created = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1, priority="HIGH"), asset_id=None
+        )
         await apply_alert(
-            client, ledger, alert(1, "escalated", priority="MEDIUM", qualifier="M"), asset_id=None
+            client,
+            ThreadedLedger(ledger),
+            alert(1, "escalated", priority="MEDIUM", qualifier="M"),
+            asset_id=None,
         )
     assert emulator.work_orders[0]["priority"] == "HIGH"
     assert not [r for r in emulator.requests if r.method == "PATCH"]
@@ -70,12 +79,21 @@ async def test_notify_false_and_events_without_a_work_order(
 ) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
     async with make_client(emulator) as client:
-        held = await apply_alert(client, ledger, alert(1, notify=False), asset_id=None)
-        chattering = await apply_alert(client, ledger, alert(1, "chattering"), asset_id=None)
-        cleared = await apply_alert(client, ledger, alert(1, "cleared"), asset_id=None)
+        held = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1, notify=False), asset_id=None
+        )
+        chattering = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1, "chattering"), asset_id=None
+        )
+        cleared = await apply_alert(
+            client, ThreadedLedger(ledger), alert(1, "cleared"), asset_id=None
+        )
         # A later escalation that does notify opens the work order at its priority.
         escalated = await apply_alert(
-            client, ledger, alert(1, "escalated", priority="HIGH", qualifier="H"), asset_id=None
+            client,
+            ThreadedLedger(ledger),
+            alert(1, "escalated", priority="HIGH", qualifier="H"),
+            asset_id=None,
         )
     assert held.action == "suppressed"
     assert chattering.action == "no_work_order" and cleared.action == "no_work_order"
@@ -107,10 +125,10 @@ async def test_unknown_outcome_is_looked_up_not_repeated(
                 "externalData": {"alert_id": alert(1)["alert_id"]},
             }
         )
-        result = await apply_alert(client, ledger, alert(1), asset_id=asset_id)
+        result = await apply_alert(client, ThreadedLedger(ledger), alert(1), asset_id=asset_id)
         # An earlier attempt that never arrived: looked for, not found, created.
         ledger.begin_create(alert(2)["alert_id"])
-        second = await apply_alert(client, ledger, alert(2), asset_id=asset_id)
+        second = await apply_alert(client, ThreadedLedger(ledger), alert(2), asset_id=asset_id)
     assert result.action == "found" and result.work_order_id == lost
     assert ledger.work_order_for(alert(1)["alert_id"]) == lost
     assert second.action == "created"
@@ -120,15 +138,11 @@ async def test_unknown_outcome_is_looked_up_not_repeated(
     assert lookups[0].query["title"] == ["P-101 bearing temperature high"]
 
 
-class FiveMethodLedger:
-    """A ledger with only the required protocol (as another store may implement it)."""
+class NeverAbandoningLedger(ThreadedLedger):
+    """A ledger that ignores ``abandon_create`` (as the protocol allows, and the hub's does)."""
 
-    def __init__(self, inner: SqliteLedger) -> None:
-        self.work_order_for = inner.work_order_for
-        self.begin_create = inner.begin_create
-        self.record_created = inner.record_created
-        self.is_done = inner.is_done
-        self.mark_done = inner.mark_done
+    async def abandon_create(self, alert_id: str) -> None:
+        return None
 
 
 async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_abandon(
@@ -136,11 +150,11 @@ async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_aban
 ) -> None:
     import pytest
 
-    from edge_agent.forwarders.maintainx.errors import TransientError
+    from edge_agent.maintainx.errors import TransientError
 
     for name, ledger in (
-        ("abandonable", SqliteLedger(tmp_path / "a.sqlite")),
-        ("five-method", FiveMethodLedger(SqliteLedger(tmp_path / "b.sqlite"))),
+        ("abandonable", ThreadedLedger(SqliteLedger(tmp_path / "a.sqlite"))),
+        ("never-abandons", NeverAbandoningLedger(SqliteLedger(tmp_path / "b.sqlite"))),
     ):
         emulator.clear_requests()
         message = alert(1 if name == "abandonable" else 2)
@@ -152,7 +166,7 @@ async def test_a_500_is_retried_without_a_lookup_and_conservatively_without_aban
             result = await apply_alert(client, ledger, message, asset_id=asset_id)
         assert result.action == "created"
         lookups = [r for r in emulator.requests if r.method == "GET"]
-        assert (name, bool(lookups)) == (name, name == "five-method")
+        assert (name, bool(lookups)) == (name, name == "never-abandons")
     assert len(emulator.work_orders) == 2
 
 
@@ -172,7 +186,7 @@ async def test_comments_read_as_the_work_order_does_seconds_and_rounded_values(
     ]
     async with make_client(emulator) as client:
         for message in events:
-            result = await apply_alert(client, ledger, message, asset_id=None)
+            result = await apply_alert(client, ThreadedLedger(ledger), message, asset_id=None)
     comments = [c["content"] for c in emulator.comments(result.work_order_id)]
     when = [local_text(message["time_ns"], "UTC") for message in events[1:]]
     assert comments == [
@@ -201,7 +215,7 @@ async def test_comments_use_the_sensor_decimals_and_site_time_zone_the_message_c
     ]
     async with make_client(emulator) as client:
         for message in events:
-            result = await apply_alert(client, ledger, message, asset_id=None)
+            result = await apply_alert(client, ThreadedLedger(ledger), message, asset_id=None)
     comments = [c["content"] for c in emulator.comments(result.work_order_id)]
     berlin = [local_text(m["time_ns"], "Europe/Berlin") for m in events[1:3]]
     assert berlin[0].endswith((" CET", " CEST"))

@@ -111,7 +111,7 @@ def test_a_full_ledger_under_a_small_cap_leaves_the_outbox_its_room(
     full, it left the outbox no room and every alert was held with MaintainX healthy
     (found in review). The ledger counts up to a quarter of the cap."""
     from edge_agent.forwarders.maintainx.forwarder import LEDGER_FILE
-    from edge_agent.forwarders.maintainx.ledger import SqliteLedger
+    from edge_agent.maintainx.ledger import SqliteLedger
 
     ledger = SqliteLedger(tmp_path / "state" / LEDGER_FILE)
     for n in range(2_000):  # ≈ 260 KB of rows, four times the cap below

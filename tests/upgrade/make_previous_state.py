@@ -12,14 +12,15 @@ clone, shallow or not, and always against what the previous release really wrote
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 from pathlib import Path
 
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.hub.store import AlertRecord
 from edge_agent.hub.store_sqlite import SqliteHubStore
+from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.outbox.store import Outbox
 from edge_agent.rules import RuleEngine, RuleStateStore
 from edge_agent.service.last_good import save_last_good
@@ -70,9 +71,9 @@ def main(out: Path) -> None:
     hub.mkdir()
     store = SqliteHubStore(hub / "hub.sqlite")
     ledger_at_hub = store.ledger(AlertRecord("plant-a", "alert-1", "p101", "hot", 10**18))
-    ledger_at_hub.begin_create("alert-1")
-    ledger_at_hub.record_created("alert-1", 4242)
-    ledger_at_hub.mark_done("event-1", "created 4242")
+    asyncio.run(ledger_at_hub.begin_create("alert-1"))  # the hub's ledger is async
+    asyncio.run(ledger_at_hub.record_created("alert-1", 4242))
+    asyncio.run(ledger_at_hub.mark_done("event-1", "created 4242"))
     store.close()
     for db in (state / "outbox" / "cache.db", state / "workorders.sqlite", hub / "hub.sqlite"):
         with sqlite3.connect(db) as connection:  # one file each, no WAL beside it

@@ -22,9 +22,9 @@ import pytest
 
 from edge_agent.common.schema_version import NewerFormatError
 from edge_agent.config.models import SiteConfig
-from edge_agent.forwarders.maintainx.ledger import SqliteLedger
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.hub.store_sqlite import SqliteHubStore
+from edge_agent.maintainx.ledger import SqliteLedger
 from edge_agent.outbox.store import Outbox
 from edge_agent.rules import RuleEngine, RuleStateStore
 from edge_agent.service.last_good import load_last_good

@@ -22,14 +22,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
-from edge_agent.alerts import AlertMessage
+from edge_agent.alerts import AlertMessage, alert_problem
 from edge_agent.common.backoff import Backoff
 from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.errors import EdgeAgentError
+from edge_agent.forwarders.maintainx.journal import log_work_order
+from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import (
     RETRYABLE,
     BadRequest,
     CredentialsRejected,
@@ -38,10 +41,8 @@ from edge_agent.forwarders.maintainx.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from edge_agent.forwarders.maintainx.journal import log_work_order
-from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
-from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert, settle_s
-from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.maintainx.ledger import LedgerError, SqliteLedger, ThreadedLedger
+from edge_agent.maintainx.sync import SyncResult, apply_alert, settle_s
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
@@ -49,7 +50,6 @@ from edge_agent.redaction import redact
 log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = "workorders.sqlite"
-EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
 _REASON_CHARS: Final = 2000
 PROBE_INTERVAL_S: Final = 30.0
 MISCONFIGURED_RETRY_S: Final = 60.0
@@ -62,24 +62,18 @@ dead-lettered so that it cannot hold back every item behind it. MaintainX and ne
 failures are retried forever."""
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(EdgeAgentError, ValueError):
     """An outbox payload that is not an alert message this forwarder can apply."""
 
 
 def check_message(payload: Mapping[str, Any]) -> AlertMessage:
     """The payload as an :class:`AlertMessage`, or :class:`InvalidMessage` saying what is
-    wrong (such an item can never be delivered: it is dead-lettered, not retried)."""
-    for key in ("event_id", "alert_id", "event", "time", "site", "rule", "priority"):
-        if not isinstance(payload.get(key), str) or not payload[key]:
-            raise InvalidMessage(f"alert message has no valid {key!r}")
-    if payload["event"] not in EVENT_KINDS:
-        raise InvalidMessage(f"unknown alert event {payload['event']!r}")
-    work_order = payload.get("work_order")
-    creates = payload["event"] in ("activated", "escalated")
-    if creates and not (
-        isinstance(work_order, Mapping) and isinstance(work_order.get("title"), str)
-    ):
-        raise InvalidMessage("alert message has no work_order.title")
+    wrong (such an item can never be delivered: it is dead-lettered, not retried). The check
+    is the alert schema's own (:func:`edge_agent.wire.alert.alert_problem`), the one the hub
+    runs: a message the direct forwarder takes is one the hub would take."""
+    problem = alert_problem(dict(payload))
+    if problem is not None:
+        raise InvalidMessage(problem)
     return cast(AlertMessage, payload)
 
 
@@ -245,7 +239,11 @@ class MaintainXForwarder:
         assert self.client is not None and self.ledger is not None
         asset_id, location_id = self._asset_ids(message)
         return await apply_alert(
-            self.client, self.ledger, message, asset_id=asset_id, location_id=location_id
+            self.client,
+            ThreadedLedger(self.ledger),
+            message,
+            asset_id=asset_id,
+            location_id=location_id,
         )
 
     def _asset_ids(self, message: AlertMessage) -> tuple[int | None, int | None]:

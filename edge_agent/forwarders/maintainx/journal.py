@@ -7,7 +7,7 @@ import logging
 from typing import Final
 
 from edge_agent.alerts import AlertMessage
-from edge_agent.forwarders.maintainx.sync import SyncResult
+from edge_agent.maintainx.sync import SyncResult
 
 log = logging.getLogger("edge_agent.forwarders.maintainx")
 

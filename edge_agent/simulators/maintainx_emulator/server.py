@@ -27,6 +27,11 @@ from edge_agent.simulators.maintainx_emulator.webhooks import WebhookSender
 log = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/v1"
+# POST /meterreadings has its own rate limit (100 / 60 s for automated meters), counted apart
+# from the key's general one.
+READINGS_PATH: Final = API_PREFIX + "/meterreadings"
+READINGS_RATE_LIMIT: Final = 100
+READINGS_RATE_WINDOW_S: Final = 60.0
 MAX_BODY_BYTES: Final = 1_000_000
 MAX_LOGGED_REQUESTS: Final = 200_000
 
@@ -79,9 +84,13 @@ class EmulatorState:
         store: MaintainXStore,
         stopping: threading.Event,
         webhooks: WebhookSender,
+        reading_limiter: WindowLimiter | None = None,
     ) -> None:
         self.keys = dict(keys)
         self.limiter = limiter
+        self.reading_limiter = reading_limiter or WindowLimiter(
+            READINGS_RATE_LIMIT, READINGS_RATE_WINDOW_S, enabled=limiter.enabled
+        )
         self.faults = faults
         self.store = store
         self.stopping = stopping
@@ -140,6 +149,22 @@ def _routes(state: EmulatorState) -> list[tuple[str, re.Pattern[str], Handler]]:
     def add_readings(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
         return 201, store.add_readings(c.org_id, b)
 
+    def create_meter_trigger(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
+        return 201, {"id": store.create_meter_trigger(c.org_id, c.user_id, b)}
+
+    def list_meter_triggers(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
+        return 200, store.list_meter_triggers(c.org_id, q, "/metertriggers")
+
+    def get_meter_trigger(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
+        return 200, {"meterTrigger": store.get_meter_trigger(c.org_id, int(m[1]))}
+
+    def delete_meter_trigger(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
+        store.delete_meter_trigger(c.org_id, int(m[1]))
+        return 204, None
+
+    def set_asset_status(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
+        return 201, store.set_asset_status(c.org_id, int(m[1]), b)
+
     def create_subscription(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
         return 201, store.create_subscription(c.org_id, b)
 
@@ -165,10 +190,15 @@ def _routes(state: EmulatorState) -> list[tuple[str, re.Pattern[str], Handler]]:
         ("POST", r"/assets", create_asset),
         ("GET", r"/assets", list_assets),
         ("GET", r"/assets/(\d+)", get_asset),
+        ("POST", r"/assets/(\d+)/status", set_asset_status),
         ("POST", r"/meters", create_meter),
         ("GET", r"/meters", list_meters),
         ("GET", r"/meters/(\d+)", get_meter),
         ("POST", r"/meterreadings", add_readings),
+        ("POST", r"/metertriggers", create_meter_trigger),
+        ("GET", r"/metertriggers", list_meter_triggers),
+        ("GET", r"/metertriggers/(\d+)", get_meter_trigger),
+        ("DELETE", r"/metertriggers/(\d+)", delete_meter_trigger),
         ("POST", r"/subscriptions", create_subscription),
         ("GET", r"/subscriptions/(\d+)", get_subscription),
         ("GET", r"/subscriptions/(\d+)/secret", get_secret),
@@ -195,6 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
         self._handle()
 
     # ------------------------------------------------------------------ one request
@@ -236,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 if raw_body is not None and record.body is _INVALID:
                     raise validation_error("Body is not valid JSON")
-                status, body = admin(state, self.command, path, record.body)
+                status, body = admin(state, self.command, path, record.body, query)
             except ApiError as exc:
                 return exc.status, exc.body, {}
             return status, body, {}
@@ -244,19 +277,24 @@ class _Handler(BaseHTTPRequestHandler):
         spec = state.keys.get(key) if key is not None else None
         if spec is None:
             return 401, None, state.limiter.peek("anonymous").headers()
+        limiter = (
+            state.reading_limiter
+            if self.command == "POST" and path.rstrip("/") == READINGS_PATH
+            else state.limiter
+        )
         plan = state.faults.plan(self.command)
         if plan.latency_s and state.stopping.wait(plan.latency_s):
             return -1, None, {}
         if plan.forced is not None:
             record.fault = f"forced_{plan.forced[0]}"
-            return plan.forced[0], plan.forced[1], state.limiter.peek(key or "").headers()
+            return plan.forced[0], plan.forced[1], limiter.peek(key or "").headers()
         if plan.rate_limit_reset_s is not None:
             record.fault = "429"
             forced = RateDecision(
-                False, state.limiter.limit, 0, max(1, round(plan.rate_limit_reset_s + 0.499))
+                False, limiter.limit, 0, max(1, round(plan.rate_limit_reset_s + 0.499))
             )
             return 429, {"error": "Too many requests"}, forced.headers()
-        decision = state.limiter.check(key or "")
+        decision = limiter.check(key or "")
         headers = decision.headers()
         if not decision.allowed:
             return 429, {"error": "Too many requests"}, headers

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from edge_agent.simulators.maintainx_emulator import meter_triggers
+from edge_agent.simulators.maintainx_emulator.asset_status import checked_status
 from edge_agent.simulators.maintainx_emulator.errors import (
     ApiError,
     not_found,
@@ -153,6 +155,9 @@ SUBSCRIPTION_TYPES: Final = frozenset(
     ]
 )
 MAX_READING_BACKDATE: Final = timedelta(days=3)
+MEASUREMENT_TYPES: Final = ("MANUAL", "IOT_DEVICE", "AUTOMATED_SENSOR")
+# The meters the 3-day rule holds for: automated ones, and IoT ones that "mimic" them.
+BACKDATE_LIMITED: Final = frozenset(["AUTOMATED_SENSOR", "IOT_DEVICE"])
 
 Query = Mapping[str, list[str]]
 
@@ -189,6 +194,9 @@ class Organization:
     assets: dict[int, dict[str, Any]] = field(default_factory=dict)
     meters: dict[int, dict[str, Any]] = field(default_factory=dict)
     readings: list[dict[str, Any]] = field(default_factory=list)
+    meter_triggers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Every status change of each asset, in the order they arrived.
+    asset_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     subscriptions: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -299,6 +307,8 @@ class MaintainXStore:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._lock = threading.RLock()
         self._clock = clock
+        # How far the emulated MaintainX runs ahead of the clock (a days-long outage in a test).
+        self._clock_offset = timedelta()
         self._orgs: dict[int, Organization] = {}
         self._next_id = 1000
 
@@ -312,7 +322,17 @@ class MaintainXStore:
         return self._next_id
 
     def _now(self) -> str:
-        return now_iso(self._clock)
+        moment = self._clock() if self._clock else datetime.now(UTC)
+        return now_iso(lambda: moment + self._clock_offset)
+
+    def now(self) -> str:
+        """The emulated MaintainX's time, in its format."""
+        return self._now()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulated MaintainX's clock ahead (what the 3-day rule measures against)."""
+        with self._lock:
+            self._clock_offset += timedelta(seconds=seconds)
 
     # ------------------------------------------------------------------ work orders
 
@@ -643,10 +663,7 @@ class MaintainXStore:
         unit = _check_str(body, "unit", nullable=False)
         if not name:
             raise validation_error("name is required", "name")
-        measurement = (
-            _check_enum(body, "measurementType", ("MANUAL", "IOT_DEVICE", "AUTOMATED_SENSOR"))
-            or "MANUAL"
-        )
+        measurement = _check_enum(body, "measurementType", MEASUREMENT_TYPES) or "MANUAL"
         asset_id = _check_int(body, "assetId")
         with self._lock:
             org = self._org(org_id)
@@ -681,11 +698,15 @@ class MaintainXStore:
 
     def list_meters(self, org_id: int, query: Query, path: str) -> dict[str, Any]:
         assets = set(_query_ints(query, "assets"))
+        kinds = set(query.get("measurementType", []))
+        if kinds - set(MEASUREMENT_TYPES):
+            raise query_error(f"measurementType must be one of {', '.join(MEASUREMENT_TYPES)}")
         with self._lock:
             items = [
                 {k: copy.deepcopy(m[k]) for k in ("id", "name", "unit", "measurementType")}
                 for m in self._org(org_id).meters.values()
-                if not assets or m["assetId"] in assets
+                if (not assets or m["assetId"] in assets)
+                and (not kinds or m["measurementType"] in kinds)
             ]
         return paginate(items, query, path, "meters")
 
@@ -696,6 +717,7 @@ class MaintainXStore:
             org = self._org(org_id)
             now = parse_iso(self._now())
             accepted = []
+            checked: list[tuple[int, float]] = []  # (meter, value) of each accepted reading
             for index, reading in enumerate(body):
                 path = f"[{index}]"
                 if not isinstance(reading, dict):
@@ -709,10 +731,17 @@ class MaintainXStore:
                 meter = org.meters.get(int(meter_id))
                 if meter is None:
                     raise not_found("meter")
-                date = _check_date(reading, "readingDate")
+                try:
+                    date = _check_date(reading, "readingDate")
+                except ApiError:  # say which reading of the batch it was
+                    raise validation_error(
+                        "readingDate must be an ISO 8601 date-time",
+                        f"{path}.readingDate",
+                        reading.get("readingDate"),
+                    ) from None
                 if (
                     date is not None
-                    and meter["measurementType"] == "AUTOMATED_SENSOR"
+                    and meter["measurementType"] in BACKDATE_LIMITED
                     and parse_iso(date) < now - MAX_READING_BACKDATE
                 ):
                     raise validation_error(
@@ -720,6 +749,7 @@ class MaintainXStore:
                         f"{path}.readingDate",
                         date,
                     )
+                checked.append((int(meter_id), value))
                 accepted.append(
                     {
                         "meterId": int(meter_id),
@@ -729,7 +759,99 @@ class MaintainXStore:
                     }
                 )
             org.readings.extend(accepted)
+            for meter_id, value in checked:
+                self._evaluate_triggers(org, meter_id, value)
             return copy.deepcopy(accepted)
+
+    def _evaluate_triggers(self, org: Organization, meter_id: int, value: float) -> None:
+        """MaintainX's own PM: a trigger that fires opens a preventive work order."""
+        for trigger in org.meter_triggers.values():
+            if trigger["meterId"] != meter_id or not meter_triggers.fires(trigger, value):
+                continue
+            template = trigger.get("workOrderTemplate") or {}
+            data = template.get("data") or {}
+            asset_id = data.get("assetId", org.meters[meter_id]["assetId"])
+            body: dict[str, Any] = {"title": trigger["name"]}
+            if asset_id in org.assets:
+                body["assetId"] = asset_id
+            if data.get("priority") in PRIORITIES:
+                body["priority"] = data["priority"]
+            work_order_id = self.create_work_order(org.id, trigger["creatorId"], body)
+            org.work_orders[work_order_id]["type"] = "PREVENTIVE"
+            trigger["updatedAt"] = self._now()
+
+    # ------------------------------------------------------------------ meter triggers
+
+    def create_meter_trigger(self, org_id: int, user_id: int, body: Any) -> int:
+        fields, template = meter_triggers.checked_trigger(body)
+        with self._lock:
+            org = self._org(org_id)
+            if fields["meterId"] not in org.meters:
+                raise validation_error("Meter not found", "meterTrigger.meterId", fields["meterId"])
+            trigger_id = self._new_id()
+            stamp = self._now()
+            org.meter_triggers[trigger_id] = {
+                "id": trigger_id,
+                "organizationId": org_id,
+                **fields,
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "creatorId": user_id,
+                "deletedAt": None,
+                # No reading evaluated yet: what MaintainX shows for a new trigger.
+                "state": "INSUFFICIENT_DATA",
+                "workOrderTemplate": template,
+            }
+            return trigger_id
+
+    def get_meter_trigger(self, org_id: int, trigger_id: int) -> dict[str, Any]:
+        with self._lock:
+            found = self._org(org_id).meter_triggers.get(trigger_id)
+            if found is None:
+                raise not_found("meterTrigger")
+            # The template only comes with ?expand=work_order_template (not emulated).
+            return {k: copy.deepcopy(v) for k, v in found.items() if k != "workOrderTemplate"}
+
+    def list_meter_triggers(self, org_id: int, query: Query, path: str) -> dict[str, Any]:
+        meters = set(_query_ints(query, "meters"))
+        with self._lock:
+            items = [
+                {k: t[k] for k in meter_triggers.LIST_FIELDS}
+                for t in self._org(org_id).meter_triggers.values()
+                if not meters or t["meterId"] in meters
+            ]
+        return paginate(items, query, path, "meterTriggers")
+
+    def delete_meter_trigger(self, org_id: int, trigger_id: int) -> None:
+        with self._lock:
+            if self._org(org_id).meter_triggers.pop(trigger_id, None) is None:
+                raise not_found("meterTrigger")
+
+    # ------------------------------------------------------------------ asset downtime
+
+    def set_asset_status(self, org_id: int, asset_id: int, body: Any) -> dict[str, Any]:
+        change = checked_status(body, parse_iso)
+        with self._lock:
+            org = self._org(org_id)
+            asset = org.assets.get(asset_id)
+            if asset is None:
+                raise not_found("asset")
+            history = org.asset_statuses.setdefault(asset_id, [])
+            stamp = self._now()
+            if history and history[-1]["endedAt"] is None:
+                history[-1]["endedAt"] = change["startedAt"]
+                history[-1]["updatedAt"] = stamp
+            status = {
+                "id": self._new_id(),
+                **change,
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "deletedAt": None,
+            }
+            history.append(status)
+            asset["status"] = copy.deepcopy(status)
+            asset["updatedAt"] = stamp
+            return copy.deepcopy(status)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -797,6 +919,24 @@ class MaintainXStore:
     def all_readings(self) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(r) for org in self._orgs.values() for r in org.readings]
+
+    def all_meters(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(m) for org in self._orgs.values() for m in org.meters.values()]
+
+    def all_meter_triggers(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                copy.deepcopy(t) for org in self._orgs.values() for t in org.meter_triggers.values()
+            ]
+
+    def all_asset_statuses(self) -> dict[int, list[dict[str, Any]]]:
+        """Every asset's status changes, in the order they arrived."""
+        with self._lock:
+            out: dict[int, list[dict[str, Any]]] = {}
+            for org in self._orgs.values():
+                out.update(copy.deepcopy(org.asset_statuses))
+            return out
 
     def find_work_order_org(self, work_order_id: int) -> int:
         with self._lock:

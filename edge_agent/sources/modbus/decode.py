@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
 from edge_agent.config.models import Register, RegisterType, Scale
+from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Value
 
 Order = Literal["big", "little"]
@@ -23,7 +24,7 @@ Order = Literal["big", "little"]
 NOT_A_NUMBER: Final = "not a number"
 
 # struct format (big-endian) of each fixed-size numeric type.
-_STRUCT: Final[dict[RegisterType, str]] = {
+STRUCT_FORMATS: Final[dict[RegisterType, str]] = {
     RegisterType.INT16: ">h",
     RegisterType.UINT16: ">H",
     RegisterType.INT32: ">i",
@@ -33,10 +34,10 @@ _STRUCT: Final[dict[RegisterType, str]] = {
     RegisterType.FLOAT32: ">f",
     RegisterType.FLOAT64: ">d",
 }
-_FLOATS: Final = (RegisterType.FLOAT32, RegisterType.FLOAT64)
+FLOAT_TYPES: Final = (RegisterType.FLOAT32, RegisterType.FLOAT64)
 
 
-class DecodeError(ValueError):
+class DecodeError(EdgeAgentError, ValueError):
     """The registers hold no usable value; ``reason`` becomes the bad reading's reason."""
 
     def __init__(self, reason: str) -> None:
@@ -89,7 +90,7 @@ def decode_registers(register: Register, words: Sequence[int], scale: Scale | No
         except UnicodeDecodeError as exc:
             raise DecodeError("string registers are not UTF-8 text") from exc
     data = registers_to_bytes(words, register.word_order, register.byte_order)
-    (number,) = struct.unpack(_STRUCT[kind], data)
+    (number,) = struct.unpack(STRUCT_FORMATS[kind], data)
     # One check after scaling covers a NaN or infinity on the wire too (no scale turns one
     # into a finite number) and a finite value scaled past the float range.
     scaled = apply_scale(number, scale)
@@ -114,11 +115,11 @@ def compile_decoder(register: Register, scale: Scale | None) -> Decoder:
         return lambda words: bool(words[0] & mask)
     if kind is RegisterType.STRING:
         return lambda words: decode_registers(register, words, scale)
-    number_struct = struct.Struct(_STRUCT[kind])
+    number_struct = struct.Struct(STRUCT_FORMATS[kind])
     words_struct = struct.Struct(f">{count}H")
     reverse = register.word_order == "little"
     swap = register.byte_order == "little"
-    check_float = kind in _FLOATS
+    check_float = kind in FLOAT_TYPES
     factor, offset = (scale.factor, scale.offset) if scale is not None else (1.0, 0.0)
     unscaled = scale is None
 
@@ -158,8 +159,8 @@ def encode_value(register: Register, value: float | int | bool | str) -> list[in
         text = str(value).encode("utf-8")[: register.length]
         padded = text.ljust(register.count * 2, b"\x00")
         return bytes_to_registers(padded, "big", register.byte_order)
-    fmt = _STRUCT[kind]
-    number: float | int = float(value) if kind in _FLOATS else int(value)
+    fmt = STRUCT_FORMATS[kind]
+    number: float | int = float(value) if kind in FLOAT_TYPES else int(value)
     return bytes_to_registers(struct.pack(fmt, number), register.word_order, register.byte_order)
 
 

@@ -32,8 +32,9 @@ from edge_agent.config.models import (
     Sensor,
 )
 from edge_agent.interfaces import ConnectionStats, ReadingSink
-from edge_agent.readings import Quality, Reading, bad
-from edge_agent.sources.modbus.decode import DecodeError, Decoder, compile_decoder
+from edge_agent.readings import Quality, Reading, bad, new_reading
+from edge_agent.sources.modbus.block_decode import BlockDecoder
+from edge_agent.sources.modbus.decode import Decoder, compile_decoder
 from edge_agent.sources.modbus.plan import (
     BlockRead,
     Limits,
@@ -68,6 +69,15 @@ VERIFY_ROUNDS = 3
 # Cycles in a row with requests sent and not one answer before the link is rebuilt.
 SILENT_CYCLES_BEFORE_RECONNECT = 3
 OVERRUN_LOG_EVERY_S = 60.0
+# Compiled block decoders kept at most (a plan of 10,000 registers has ≈ 80 blocks).
+MAX_CACHED_DECODERS = 1024
+# The pymodbus client method that reads each table.
+READ_METHODS: dict[RegisterTable, str] = {
+    RegisterTable.COIL: "read_coils",
+    RegisterTable.DISCRETE: "read_discrete_inputs",
+    RegisterTable.HOLDING: "read_holding_registers",
+    RegisterTable.INPUT: "read_input_registers",
+}
 
 
 class _UnitSilent(Exception):
@@ -127,6 +137,10 @@ class ModbusSource:
         self.stats = ConnectionStats()
         self._addresses: dict[str, SensorAddress] = {}
         self._decoders: dict[str, Decoder] = {}
+        self._scales = {sensor_id: sensor.scale for sensor_id, sensor in sensors.items()}
+        # Compiled once per block object of the plan, keyed by id (hashing a block hashes
+        # all its registers); the block is kept in the entry so that an id is never reused.
+        self._block_decoders: dict[int, tuple[BlockRead, BlockDecoder]] = {}
         for sensor_id, sensor in sensors.items():
             if sensor.register_ is None:
                 raise ValueError(f"sensor {sensor_id} has no `register:`; it is not Modbus")
@@ -177,6 +191,7 @@ class ModbusSource:
     def set_plan(self, plan: Plan) -> None:
         """Replace the plan (benchmarks measure against :func:`.plan.naive_plan`)."""
         self._plan = plan
+        self._block_decoders.clear()
 
     @property
     def sensor_addresses(self) -> list[SensorAddress]:
@@ -490,6 +505,7 @@ class ModbusSource:
 
     def _replan(self) -> None:
         self._plan = None
+        self._block_decoders.clear()
         self._learnt = True
 
     async def _request(self, block: BlockRead, cycle: _Cycle) -> _Answer:
@@ -502,12 +518,7 @@ class ModbusSource:
             wait = self._last_request_end + self._request_delay_s - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        method = {
-            RegisterTable.COIL: client.read_coils,
-            RegisterTable.DISCRETE: client.read_discrete_inputs,
-            RegisterTable.HOLDING: client.read_holding_registers,
-            RegisterTable.INPUT: client.read_input_registers,
-        }[block.table]
+        method = getattr(client, READ_METHODS[block.table])
         self.stats.requests += 1
         cycle.requests += 1
         try:
@@ -530,7 +541,7 @@ class ModbusSource:
         if block.table.is_bits:
             data = tuple(int(bool(b)) for b in response.bits[: block.count])
         else:
-            data = tuple(int(r) for r in response.registers)
+            data = tuple(response.registers)  # ints already: no per-register conversion
         if len(data) < block.count:
             self.stats.read_errors += 1
             raise _UnitSilent(f"short response: {len(data)} of {block.count}")
@@ -541,21 +552,19 @@ class ModbusSource:
 
     def _decode(self, block: BlockRead, answer: _Answer) -> list[Reading]:
         data, time_ns = answer.data, answer.time_ns
-        out = []
         if block.table.is_bits:
+            out = []
             for planned in block.sensors:
                 bit = data[planned.offset : planned.offset + 1]
-                out.append(Reading(planned.sensor_id, bool(bit[0]), Quality.GOOD, time_ns, raw=bit))
-            return out
-        decoders = self._decoders
-        for planned in block.sensors:
-            words = data[planned.offset : planned.offset + planned.count]
-            try:
-                value = decoders[planned.sensor_id](words)
-            except DecodeError as exc:
                 out.append(
-                    Reading(planned.sensor_id, None, Quality.BAD, time_ns, exc.reason, words)
+                    new_reading(planned.sensor_id, bool(bit[0]), Quality.GOOD, time_ns, None, bit)
                 )
-                continue
-            out.append(Reading(planned.sensor_id, value, Quality.GOOD, time_ns, raw=words))
-        return out
+            return out
+        cached = self._block_decoders.get(id(block))
+        if cached is not None and cached[0] is block:
+            return cached[1].decode(data, time_ns)
+        decoder = BlockDecoder(block, self._decoders, self._scales)
+        if len(self._block_decoders) > MAX_CACHED_DECODERS:
+            self._block_decoders.clear()  # probes' one-off blocks must not pile up
+        self._block_decoders[id(block)] = (block, decoder)
+        return decoder.decode(data, time_ns)

@@ -9,6 +9,7 @@ Modules:
 - ``source``: :class:`~edge_agent.sources.opcua.source.OpcUaSource` (the ``Source``).
 - ``status``: status code → quality, timestamps → nanoseconds (pure, no asyncua).
 - ``security``: client security settings and the trusted-server-certificate check.
+- ``files``: the certificate and key files a connection names (paths only, light).
 - ``certs``: self-signed application certificates with ``cryptography``.
 - ``client_pair``: the client certificate and key written for ``edge-agent certificate``.
 - ``endpoints``: what a server offers (endpoints, user tokens, its certificate).

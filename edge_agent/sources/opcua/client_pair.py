@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.sources.opcua.certs import (
     build_certificate,
     certificate_bytes,
@@ -27,7 +28,7 @@ from edge_agent.sources.opcua.certs import (
 DEFAULT_DAYS = 730
 
 
-class PairExists(Exception):
+class PairExists(EdgeAgentError):
     """The certificate or key is there already (the message names it)."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from edge_agent.errors import EdgeAgentError
+
 
 class Cause(StrEnum):
     """Why a connection is refused: the ``cause`` label of ``edge_agent_source_refused``."""
@@ -31,7 +33,7 @@ class Cause(StrEnum):
     """The server needs a user name; none is configured."""
 
 
-class OpcUaError(Exception):
+class OpcUaError(EdgeAgentError):
     """Base class for errors of the OPC UA source."""
 
 

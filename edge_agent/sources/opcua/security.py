@@ -54,15 +54,6 @@ def _path(reference: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def security_files(config: OpcUa, base_dir: Path) -> list[Path]:
-    """The certificate and key files a secure connection loads (none for policy None)."""
-    security = config.security
-    if security.policy is SecurityPolicy.NONE:
-        return []
-    names = (security.certificate, security.private_key, security.server_certificate)
-    return [_path(name, base_dir) for name in names if name]
-
-
 class TrustedServerCertificate:
     """Holds the one server certificate we trust and checks what a server presents."""
 

@@ -17,7 +17,7 @@ import httpx
 
 from edge_agent import __version__
 from edge_agent.config.secrets import Secret
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
@@ -27,7 +27,7 @@ from edge_agent.forwarders.maintainx.errors import (
     RateLimited,
     TransientError,
 )
-from edge_agent.forwarders.maintainx.ratelimit import RatePacer
+from edge_agent.maintainx.ratelimit import RatePacer
 from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)

@@ -9,18 +9,16 @@ Used by the site's MaintainX forwarder and by the hub.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from edge_agent.alerts import PRIORITY_ORDER, AlertMessage, parse_time
 from edge_agent.common.local_time import local_text
 from edge_agent.common.value_text import number_text
-from edge_agent.forwarders.maintainx.client import MaintainXClient
-from edge_agent.forwarders.maintainx.errors import (
+from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
@@ -28,11 +26,9 @@ from edge_agent.forwarders.maintainx.errors import (
     RateLimited,
     TransientError,
 )
-from edge_agent.forwarders.maintainx.ledger import AbandonableLedger, WorkOrderLedger
+from edge_agent.maintainx.ledger import WorkOrderLedger
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 GATEWAY_STATUSES: Final = frozenset({502, 504})
 """Answers from a proxy in front of MaintainX: the create may have been applied behind it."""
@@ -162,11 +158,11 @@ async def apply_alert(
     """
     event_id = message["event_id"]
     alert_id = message["alert_id"]
-    if await _ledger_call(ledger, ledger.is_done, event_id):
-        return SyncResult(event_id, alert_id, "duplicate", await _known(ledger, alert_id))
+    if await ledger.is_done(event_id):
+        return SyncResult(event_id, alert_id, "duplicate", await ledger.work_order_for(alert_id))
 
     kind: str = message["event"]  # str, not the Literal: a newer sender may add kinds
-    work_order_id = await _known(ledger, alert_id)
+    work_order_id = await ledger.work_order_for(alert_id)
     if kind == "activated" or (kind == "escalated" and work_order_id is None):
         if work_order_id is not None:
             action = "exists"
@@ -190,22 +186,8 @@ async def apply_alert(
     else:
         action = "ignored"
         log.warning("Unknown alert event kind.", extra={"event_id": event_id, "kind": kind})
-    await _ledger_call(ledger, ledger.mark_done, event_id, action)
+    await ledger.mark_done(event_id, action)
     return SyncResult(event_id, alert_id, action, work_order_id)
-
-
-async def _known(ledger: WorkOrderLedger, alert_id: str) -> int | None:
-    return await _ledger_call(ledger, ledger.work_order_for, alert_id)
-
-
-async def _ledger_call(ledger: WorkOrderLedger, method: Callable[..., T], *args: Any) -> T:
-    """A ledger call in a worker thread (it may block on disk), or on the loop when the
-    ledger says it answers this one from memory: an optional ``answers_now(name, *args)``
-    (the hub's ledger has it; each thread hand-off costs the hub measurable CPU)."""
-    answers_now = getattr(ledger, "answers_now", None)
-    if answers_now is not None and answers_now(method.__name__, *args):
-        return method(*args)
-    return await asyncio.to_thread(method, *args)
 
 
 async def _create(
@@ -217,7 +199,7 @@ async def _create(
     location_id: int | None,
 ) -> tuple[int, str]:
     alert_id = message["alert_id"]
-    maybe_sent = await _ledger_call(ledger, ledger.begin_create, alert_id)
+    maybe_sent = await ledger.begin_create(alert_id)
     if maybe_sent:
         found = await find_existing_work_order(client, message, asset_id=asset_id)
         if found is not None:
@@ -225,7 +207,7 @@ async def _create(
                 "Found the work order of an earlier unconfirmed create.",
                 extra={"alert_id": alert_id, "work_order_id": found},
             )
-            await _ledger_call(ledger, ledger.record_created, alert_id, found)
+            await ledger.record_created(alert_id, found)
             return found, "found"
     body = work_order_body(message, asset_id=asset_id, location_id=location_id)
     try:
@@ -236,10 +218,10 @@ async def _create(
         # have stored it), leave the attempt open.
         if isinstance(exc, OutcomeUnknown) or exc.status in GATEWAY_STATUSES:
             exc.create_unconfirmed = True
-        elif isinstance(ledger, AbandonableLedger) and isinstance(exc, ABANDONED):
-            await asyncio.to_thread(ledger.abandon_create, alert_id)
+        elif isinstance(exc, ABANDONED):
+            await ledger.abandon_create(alert_id)
         raise
-    await _ledger_call(ledger, ledger.record_created, alert_id, work_order_id)
+    await ledger.record_created(alert_id, work_order_id)
     return work_order_id, "created"
 
 

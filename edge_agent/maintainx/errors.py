@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_agent.errors import EdgeAgentError
 
-class MaintainXError(Exception):
+
+class MaintainXError(EdgeAgentError):
     """Base of every error the MaintainX client raises."""
 
     def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
@@ -28,7 +30,7 @@ class MaintainXError(Exception):
         self.status = status
         self.body = body
         # Set on a create that may have reached MaintainX: its retry rests before the
-        # lookup (edge_agent.forwarders.maintainx.sync.settle_s).
+        # lookup (edge_agent.maintainx.sync.settle_s).
         self.create_unconfirmed = False
 
 

@@ -7,15 +7,17 @@ SQLite, fsynced) before the caller moves on. The hub keeps the same protocol in 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Final, Protocol, cast, runtime_checkable
+from typing import Final, Protocol, cast
 
 from edge_agent.common.schema_version import SchemaVersionError, check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
+from edge_agent.errors import EdgeAgentError
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 200
 """An automatic checkpoint every ~800 KB of WAL (SQLite's default, 1000 pages, is ~4 MB)."""
@@ -24,45 +26,66 @@ ROW_OVERHEAD: Final = 24
 
 
 class WorkOrderLedger(Protocol):
-    """What :func:`edge_agent.forwarders.maintainx.sync.apply_alert` needs to stay idempotent.
+    """What :func:`edge_agent.maintainx.sync.apply_alert` needs to stay idempotent.
 
-    Calls are synchronous and may block on disk; async callers run them in a thread.
+    The calls are coroutines: each backend decides whether one blocks (and hops to a
+    thread: :class:`ThreadedLedger`) or is answered from memory on the event loop (the
+    hub's ledger, from what ``begin_event`` already read).
     """
 
-    def work_order_for(self, alert_id: str) -> int | None:
+    async def work_order_for(self, alert_id: str) -> int | None:
         """The work order made for this alarm episode, if one is known."""
         ...
 
-    def begin_create(self, alert_id: str) -> bool:
+    async def begin_create(self, alert_id: str) -> bool:
         """Record that a create is about to be sent. Returns True when an earlier attempt for
         this alert was begun and never confirmed: it may have reached MaintainX."""
         ...
 
-    def record_created(self, alert_id: str, work_order_id: int) -> None:
+    async def abandon_create(self, alert_id: str) -> None:
+        """The create begun last certainly did not reach MaintainX (refused connection,
+        4xx, 429, 5xx): the next ``begin_create`` need not report it. A ledger may ignore
+        this: every failed create is then followed by a lookup before the next attempt,
+        still correct, at the cost of requests under load."""
+        ...
+
+    async def record_created(self, alert_id: str, work_order_id: int) -> None:
         """Record the work order made (or found) for this alert."""
         ...
 
-    def is_done(self, event_id: str) -> bool:
+    async def is_done(self, event_id: str) -> bool:
         """True when this event was already applied (or deliberately skipped)."""
         ...
 
-    def mark_done(self, event_id: str, result: str) -> None:
+    async def mark_done(self, event_id: str, result: str) -> None:
         """Record that this event is finished, with a short result for people."""
         ...
 
 
-@runtime_checkable
-class AbandonableLedger(WorkOrderLedger, Protocol):
-    """A ledger that can also forget a create that certainly failed (optional).
+class ThreadedLedger:
+    """:class:`WorkOrderLedger` over a :class:`SqliteLedger`: every call may wait for an
+    fsync, so every call runs in a worker thread, never on the event loop."""
 
-    Without it every failed create (even a 500 or a refused connection) is followed by a
-    lookup before the next attempt: still correct, but it costs requests under load.
-    """
+    def __init__(self, ledger: SqliteLedger) -> None:
+        self._ledger = ledger
 
-    def abandon_create(self, alert_id: str) -> None:
-        """The create begun last certainly did not reach MaintainX (refused connection,
-        4xx, 429, 5xx): the next ``begin_create`` need not report it."""
-        ...
+    async def work_order_for(self, alert_id: str) -> int | None:
+        return await asyncio.to_thread(self._ledger.work_order_for, alert_id)
+
+    async def begin_create(self, alert_id: str) -> bool:
+        return await asyncio.to_thread(self._ledger.begin_create, alert_id)
+
+    async def abandon_create(self, alert_id: str) -> None:
+        await asyncio.to_thread(self._ledger.abandon_create, alert_id)
+
+    async def record_created(self, alert_id: str, work_order_id: int) -> None:
+        await asyncio.to_thread(self._ledger.record_created, alert_id, work_order_id)
+
+    async def is_done(self, event_id: str) -> bool:
+        return await asyncio.to_thread(self._ledger.is_done, event_id)
+
+    async def mark_done(self, event_id: str, result: str) -> None:
+        await asyncio.to_thread(self._ledger.mark_done, event_id, result)
 
 
 SCHEMA_VERSION: Final = 1
@@ -82,15 +105,15 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-class LedgerError(Exception):
+class LedgerError(EdgeAgentError):
     """The ledger's database cannot be opened or written."""
 
 
 class SqliteLedger:
-    """:class:`AbandonableLedger` in one SQLite file (WAL, ``synchronous=FULL``).
+    """The site's ledger in one SQLite file (WAL, ``synchronous=FULL``). Its calls block;
+    :class:`ThreadedLedger` is its :class:`WorkOrderLedger` face for async code.
 
-    Safe to call from several threads (one connection behind a lock), so async code can use
-    ``asyncio.to_thread`` freely.
+    Safe to call from several threads (one connection behind a lock).
     """
 
     def __init__(self, path: Path) -> None:

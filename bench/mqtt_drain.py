@@ -1,0 +1,91 @@
+"""A 10,000-event backlog drained to a real mosquitto by the agent's MQTT forwarder with the
+hub's end-to-end confirmation on, beside paho alone publishing the same at QoS 1, in one run.
+
+1. paho alone: one client, the same 10,000 alert payloads published at QoS 1 with an
+   in-flight window of 100, timed until the last PUBACK (the floor: transport only);
+2. the agent's forwarder, ``confirm: hub``: mosquitto, ``edge-agent hub`` and the
+   MaintainX emulator as processes; each event leaves the outbox on the hub's result
+   (``bench/outbox.py:bench_hub_confirmed``, which primes the hub with the events first);
+3. paho alone again, so that the ratio is taken against the floor measured around it.
+
+Goal (issue 16): the confirmed drain within 1.5x paho alone.
+
+    .venv/bin/python bench/mqtt_drain.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from outbox import bench_hub_confirmed, hub_event, start_mosquitto  # noqa: E402
+
+BACKLOG = 10_000
+INFLIGHT = 100
+
+
+def paho_alone(port: int, payloads: list[bytes]) -> float:
+    """Seconds to publish every payload at QoS 1 until its PUBACK, connect excluded."""
+    import paho.mqtt.client as mqtt
+
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == len(payloads):
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-paho-alone")
+    client.max_inflight_messages_set(INFLIGHT)
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        started = time.perf_counter()
+        for payload in payloads:
+            client.publish("edge/v1/site-a/alerts", payload, qos=1)
+        if not done.wait(120):
+            raise RuntimeError(f"only {acked} of {len(payloads)} acknowledged")
+        return time.perf_counter() - started
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def main() -> int:
+    import json
+
+    payloads = [json.dumps(hub_event(i, 0)).encode() for i in range(BACKLOG)]
+    with tempfile.TemporaryDirectory(prefix="bench-mqtt-drain-") as tmp:
+        work = Path(tmp)
+        broker, port = start_mosquitto(work)
+        try:
+            floor = [paho_alone(port, payloads)]
+            confirmed = bench_hub_confirmed(work, BACKLOG)
+            floor.append(paho_alone(port, payloads))
+        finally:
+            broker.kill()
+            broker.wait()
+    paho_s = statistics.median(floor)
+    print(
+        f"paho alone, QoS 1, inflight {INFLIGHT}: "
+        + ", ".join(f"{s:.2f} s" for s in floor)
+        + f" ({BACKLOG / paho_s:,.0f}/s)"
+    )
+    for key, seconds in confirmed.items():
+        if key.startswith("hub_confirmed_drain"):
+            print(f"{key}: {seconds:.2f} s -> {seconds / paho_s:.2f}x paho alone (goal <= 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

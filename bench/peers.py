@@ -1,0 +1,202 @@
+"""The agent beside the bare library: CPU and memory of polling the same Modbus registers.
+
+One Modbus simulator (`edge-agent simulate modbus`, its own process) serves two pollers that
+take turns, window after window in one run, so that both see the same machine load:
+
+- the agent (`edge-agent run`): 100 holding registers as 100 uint16 sensors, 100 threshold
+  rules that never trip, MaintainX forwarding (nothing to send);
+- the bare pymodbus poller (``bench/bare_modbus_poller.py``): one request for the same 100
+  registers on the same schedule, nothing else.
+
+Each window starts the process, lets it warm up, then takes its CPU (user + system, from
+/proc, in % of one core) and RSS over the window. Prints the medians per poll interval and
+the ratio agent / bare. Goal (issue 16): at 10 ms the agent's CPU ≤ 1.6× the bare poller's.
+
+    .venv/bin/python bench/peers.py [--rates 10,100] [--rounds 3] [--window 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import agent as agent_bench  # noqa: E402
+from agent import CLK_TCK, PAGE, Agent  # noqa: E402
+from ports import free_port  # noqa: E402
+from sources_modbus import modbus_simulator  # noqa: E402
+
+REGISTERS = 100
+WARMUP_S = 5.0
+
+
+def site(rate_ms: int, modbus_port: int, state: Path) -> dict[str, Any]:
+    """The agent's site: the same registers as the bare poller, one rule per sensor."""
+    sensors = {
+        f"r{i}": {
+            "connection": "plc",
+            "register": {"table": "holding", "address": i, "type": "uint16"},
+        }
+        for i in range(REGISTERS)
+    }
+    rules = [
+        {"id": f"r{i}-high", "asset": "A", "sensor": f"r{i}", "high": {"limit": 70000}}
+        for i in range(REGISTERS)
+    ]
+    return {
+        "version": 1,
+        "site": {"id": "peers"},
+        "connections": {
+            "plc": {
+                "protocol": "modbus-tcp",
+                "host": "127.0.0.1",
+                "port": modbus_port,
+                "poll": f"{rate_ms}ms",
+                "timeout": "1s",
+            }
+        },
+        "assets": {"A": {"maintainx_id": 1, "name": "A"}},
+        "sensors": sensors,
+        "rules": rules,
+        "forwarding": {
+            "mode": "maintainx",
+            # Nothing trips, so nothing is ever sent here.
+            "maintainx": {"base_url": "http://127.0.0.1:9/v1", "api_key": "${BENCH_MX_KEY}"},
+        },
+        "storage": {"path": str(state)},
+        "health": {"listen": f"127.0.0.1:{free_port()}"},
+        "logging": {"level": "warning"},
+    }
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid: int) -> float:
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * PAGE / 2**20
+
+
+def window(pid: int, seconds: float) -> tuple[float, float]:
+    """CPU % of one core over ``seconds`` after the warm-up, and the RSS at the end."""
+    time.sleep(WARMUP_S)
+    cpu0, wall0 = cpu_s(pid), time.perf_counter()
+    time.sleep(seconds)
+    cpu1, wall1 = cpu_s(pid), time.perf_counter()
+    return 100 * (cpu1 - cpu0) / (wall1 - wall0), rss_mib(pid)
+
+
+def measure_agent(
+    rate_ms: int, port: int, seconds: float, workdir: Path, tree: Path | None = None
+) -> tuple[float, float]:
+    """The agent of this checkout, or of another one (``tree``: before/after figures)."""
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    agent = Agent(site(rate_ms, port, run_dir / "state"), run_dir)
+    own_tree, own_cwd = agent_bench.REPO, Path.cwd()
+    # Agent.start runs ``-m edge_agent`` with REPO on PYTHONPATH; ``-m`` puts the working
+    # directory first on sys.path, so the process starts from inside the tree too.
+    agent_bench.REPO = tree or own_tree
+    os.chdir(agent_bench.REPO)
+    try:
+        agent.start()
+    finally:
+        agent_bench.REPO = own_tree
+        os.chdir(own_cwd)
+    try:
+        assert agent.process is not None
+        return window(agent.process.pid, seconds)
+    finally:
+        agent.stop()
+
+
+def measure_bare(rate_ms: int, port: int, seconds: float) -> tuple[float, float]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH_DIR / "bare_modbus_poller.py"),
+            str(port),
+            str(rate_ms),
+            str(REGISTERS),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "polling":
+            raise RuntimeError("the bare poller did not start")
+        return window(process.pid, seconds)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", default="10,100", help="poll intervals in ms")
+    parser.add_argument("--rounds", type=int, default=3, help="windows of each, alternating")
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
+    parser.add_argument(
+        "--other-tree",
+        type=Path,
+        help="another checkout of edge-agent (e.g. main) measured in the same rounds",
+    )
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    os.environ["BENCH_MX_KEY"] = "peers-bench-key"
+    print(
+        f"agent beside the bare pymodbus poller: {REGISTERS} holding registers, "
+        f"{REGISTERS} rules that never trip, {args.rounds} alternating windows of "
+        f"{args.window:.0f} s after {WARMUP_S:.0f} s warm-up (CPU in % of one core)"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp,
+        modbus_simulator(REGISTERS) as port,
+    ):
+        for rate_ms in rates:
+            figures: dict[str, list[tuple[float, float]]] = {"agent": [], "bare": []}
+            if args.other_tree:
+                figures["other"] = []
+            for _ in range(args.rounds):
+                figures["agent"].append(measure_agent(rate_ms, port, args.window, Path(tmp)))
+                figures["bare"].append(measure_bare(rate_ms, port, args.window))
+                if args.other_tree:
+                    figures["other"].append(
+                        measure_agent(rate_ms, port, args.window, Path(tmp), args.other_tree)
+                    )
+            cpu = {k: statistics.median(c for c, _ in v) for k, v in figures.items()}
+            rss = {k: statistics.median(r for _, r in v) for k, v in figures.items()}
+            ratios = [a[0] / b[0] for a, b in zip(figures["agent"], figures["bare"], strict=True)]
+            print(
+                f"every {rate_ms:>4} ms: agent {cpu['agent']:5.2f} % / {rss['agent']:5.1f} MiB, "
+                f"bare pymodbus {cpu['bare']:5.2f} % / {rss['bare']:5.1f} MiB -> CPU ratio "
+                f"{cpu['agent'] / cpu['bare']:.2f}x (per round: "
+                f"{', '.join(f'{r:.2f}' for r in ratios)})"
+                + (" (goal <= 1.6x)" if rate_ms == 10 else "")
+            )
+            if args.other_tree:
+                print(
+                    f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
+                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller"
+                )
+            for name, runs in figures.items():
+                print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The hub's SQLite writer: one connection, one thread, and group commit. Every operation
+of the store runs on this thread; the operations that arrived together commit in one
+transaction (one fsync), each inside its own savepoint so that one failure stays with its
+caller. A thread that dies fails every waiting caller at once and marks the store failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge_agent.hub.store import StoreError, StoreRejected
+
+log = logging.getLogger("edge_agent.hub.store_sqlite")  # the name its lines always had
+
+Op = Callable[[sqlite3.Connection], Any]
+"""One operation: runs on the writer's connection, inside the batch's transaction."""
+
+
+class SqliteWriter:
+    """One connection, one thread; operations queued together commit together."""
+
+    def __init__(self, path: Path, prepare: Op) -> None:
+        """Open ``path`` and run ``prepare`` on it (its checks, settings and tables) before
+        the thread starts; a failure there closes the file and propagates."""
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            prepare(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
+        self._closed = False
+        self.failure: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="hub-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def run(self, op: Op) -> Any:
+        """Run ``op`` in the next transaction and wait until it is committed."""
+        return self.submit(op).result()
+
+    def submit(self, op: Op) -> concurrent.futures.Future[Any]:
+        """Queue ``op`` for the next transaction; the future resolves once it is committed
+        (an event loop awaits it with ``asyncio.wrap_future``: no helper thread between)."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            if self.failure is not None:
+                raise StoreError(f"the hub store's writer died: {self.failure}")
+            if self._closed:
+                raise StoreError("the hub store is closed")
+            self._queue.append((op, future))
+            self._cond.notify()
+        return future
+
+    async def call(self, op: Op) -> Any:
+        """:meth:`run` for the event loop: awaits the commit with no helper thread between.
+        Shielded: a cancelled caller must not cancel the queued future, which the writer
+        would then fail to resolve (and die of); the operation runs either way."""
+        return await asyncio.shield(asyncio.wrap_future(self.submit(op)))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        # Bounded: the hub must stop within 10 s of SIGTERM even with a stuck disk.
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._db.close()
+
+    def _loop(self) -> None:
+        batch: list[tuple[Op, concurrent.futures.Future[Any]]] = []
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    batch, self._queue = self._queue, []
+                    if not batch and self._closed:
+                        return
+                self._run_batch(batch)
+                batch = []
+        except BaseException as exc:
+            # Whatever ends this thread ends the store: every waiting caller is told now
+            # (none may wait forever) and the hub sees failure and stops for its supervisor.
+            with self._cond:
+                self.failure = f"{type(exc).__name__}: {exc}"
+                batch, self._queue = batch + self._queue, []
+            log.critical("Hub store writer died.", extra={"error": self.failure}, exc_info=exc)
+            error = StoreError(f"the hub store's writer died: {self.failure}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+
+    def _run_batch(self, batch: list[tuple[Op, concurrent.futures.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for op, _ in batch:
+                self._db.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, op(self._db)))
+                    self._db.execute("RELEASE op")
+                except Exception as exc:
+                    # One operation's failure stays with its caller; the batch commits.
+                    self._db.execute("ROLLBACK TO op")
+                    self._db.execute("RELEASE op")
+                    outcomes.append((False, _translate(exc)))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            error = StoreError(f"hub store commit failed: {exc}")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _translate(exc: Exception) -> StoreError:
+    """An operation's error as the hub reads it: a busy or broken database may recover (retry),
+    anything else (a value out of range, a constraint) never will for these values."""
+    if isinstance(exc, sqlite3.OperationalError):
+        error = StoreError(f"hub store: {exc}")
+    else:
+        error = StoreRejected(f"hub store refused the values: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
