@@ -429,6 +429,10 @@ class RuleEngine:
         the next good sample only starts the rate again, as flatline does."""
         for rule in sensor.rules:
             if rule.condition.gap():
+                if rule.state == NORMAL:
+                    # Forgotten as a restart forgets it (a NORMAL rule back in its initial
+                    # state is not saved); nothing reads it before the next sample sets it.
+                    rule.held = None
                 self.soft_dirty = True
 
     def _advance(self, when: int) -> None:

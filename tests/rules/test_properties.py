@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.readings import Quality, Reading
@@ -265,8 +265,19 @@ def cut_traces(draw: Any) -> tuple[list[Reading], int, list[int]]:
     return trace, cut, ticks
 
 
+# Found by hypothesis: a rate judged once (held 0.0), then a bad reading (the rate starts
+# afresh) and a restart, which saves no NORMAL rule in its initial state.
+_RATE_THEN_GAP = [
+    Reading("flow", 10.0, Quality.GOOD, BASE_NS),
+    Reading("flow", 10.0, Quality.GOOD, BASE_NS + SECOND),
+    Reading("flow", None, Quality.BAD, BASE_NS + 2 * SECOND),
+    Reading("flow", 10.0, Quality.GOOD, BASE_NS + 3 * SECOND),
+]
+
+
 @PROPERTY_SETTINGS
 @given(case=cut_traces())
+@example(case=(_RATE_THEN_GAP, 3, []))
 def test_restart_is_invisible(case: tuple[list[Reading], int, list[int]]) -> None:
     """Saving the state through the store at any point and continuing in a new engine gives
     the same events as one uninterrupted run (ticks included)."""
