@@ -39,7 +39,7 @@ from edge_agent.config.checks.rules import (
 )
 from edge_agent.config.checks.storage import check_storage_size
 from edge_agent.config.checks.templates import check_templates, template_problems
-from edge_agent.config.loader import Check
+from edge_agent.config.document import Check
 
 __all__ = ["SITE_CHECKS", "KnownNames", "template_problems"]
 

@@ -9,7 +9,8 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import YAML11_FALSE, YAML11_TRUE, Document
+from edge_agent.config.document import Document
+from edge_agent.config.loader import YAML11_FALSE, YAML11_TRUE
 from edge_agent.config.messages import did_you_mean
 from edge_agent.config.models import Register, RegisterType
 

@@ -10,7 +10,7 @@ from edge_agent.config.checks.common import (
     items_of,
 )
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.messages import describe_value
 
 _HOST_WITH_PORT: Final = re.compile(r"^([^:\s]+):(\d+)$")

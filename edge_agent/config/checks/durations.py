@@ -11,7 +11,7 @@ from edge_agent.config.checks.common import (
     rules_of,
 )
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.units import format_duration, parse_duration
 
 

@@ -12,7 +12,7 @@ from edge_agent.config.checks.common import (
     unknown_reference,
 )
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 
 
 def check_references(doc: Document) -> Iterator[Diagnostic]:

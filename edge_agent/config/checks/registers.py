@@ -13,7 +13,7 @@ from edge_agent.config.checks.common import (
     register_of,
 )
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.models import (
     Register,
 )

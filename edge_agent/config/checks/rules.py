@@ -18,7 +18,7 @@ from edge_agent.config.checks.common import (
     rules_of,
 )
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.messages import describe_value
 from edge_agent.config.models import (
     CONDITION_KEYS,

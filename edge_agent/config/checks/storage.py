@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.units import format_size, parse_size
 
 MIN_STORAGE_BYTES: Final = 1000
