@@ -21,8 +21,9 @@ from __future__ import annotations
 import errno
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Final, NoReturn
 
 from diskcache import Timeout
@@ -77,36 +78,56 @@ _STORE_ERRORS: Final = (OSError, sqlite3.Error, Timeout)
 _LOCKED: Final = "the outbox is locked by another process"
 
 
-@contextmanager
 def store_errors(
     failed: str,
     refused: str | None = None,
     *,
     refused_also: tuple[type[Exception], ...] = (),
     on_disk_full: Callable[[BaseException], NoReturn] | None = None,
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Translate what the store raises inside the block into our errors:
     ``OutboxError("<failed>: ...")`` for I/O, SQLite and a lock held too long;
     ``OutboxCorrupt("<refused>: ...")`` for a refused row (and ``refused_also``), if
     ``refused`` is given (else the row error goes on to the damage handling of
     :func:`~.core.survives_damage`); ``on_disk_full`` decides what a full disk raises."""
-    try:
-        yield
-    except UnsafeRowError as exc:
-        if refused is None:
-            raise
-        raise OutboxCorrupt(f"{refused}: {exc}") from exc
-    except Timeout as exc:
-        # diskcache's Timeout carries no text: say what it means.
-        raise OutboxError(f"{failed}: {_LOCKED}") from exc
-    except (OSError, sqlite3.Error) as exc:
-        if on_disk_full is not None and is_disk_full(exc):
-            on_disk_full(exc)
-        raise OutboxError(f"{failed}: {exc}") from exc
-    except refused_also as exc:
-        if refused is None:
-            raise
-        raise OutboxCorrupt(f"{refused}: {exc}") from exc
+    return _StoreErrors(failed, refused, refused_also, on_disk_full)
+
+
+class _StoreErrors(AbstractContextManager[None]):
+    # A class rather than @contextmanager: it is entered on every outbox call, and a
+    # generator costs several times as much to set up.
+    __slots__ = ("failed", "on_disk_full", "refused", "refused_also")
+
+    def __init__(
+        self,
+        failed: str,
+        refused: str | None,
+        refused_also: tuple[type[Exception], ...],
+        on_disk_full: Callable[[BaseException], NoReturn] | None,
+    ) -> None:
+        self.failed = failed
+        self.refused = refused
+        self.refused_also = refused_also
+        self.on_disk_full = on_disk_full
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, (UnsafeRowError, *self.refused_also)):
+            if self.refused is not None:
+                raise OutboxCorrupt(f"{self.refused}: {exc}") from exc
+        elif isinstance(exc, Timeout):
+            # diskcache's Timeout carries no text: say what it means.
+            raise OutboxError(f"{self.failed}: {_LOCKED}") from exc
+        elif isinstance(exc, OSError | sqlite3.Error):
+            if self.on_disk_full is not None and is_disk_full(exc):
+                self.on_disk_full(exc)
+            raise OutboxError(f"{self.failed}: {exc}") from exc
 
 
 @contextmanager
