@@ -139,7 +139,8 @@ class Rule(Model):
 
 def condition_problem(present: list[str]) -> str | None:
     """Why a rule with these condition keys is wrong (``None`` when it is right). Shared
-    with ``checks.py``, which reports it even when another key of the rule is invalid."""
+    with :mod:`edge_agent.config.checks`, which reports it even when another key of the
+    rule is invalid."""
     if not present:
         return "a rule needs a condition: high, low (or both for a band), rate, flatline or equals"
     if len(present) > 1 and set(present) != {"high", "low"}:
