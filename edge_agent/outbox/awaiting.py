@@ -45,10 +45,7 @@ class AwaitingHub(StoreCore):
             moved = 0
             with store_errors("marking sent items failed"), self._cache.transact():
                 for item_id in wanted:
-                    held = self._leases.pop(item_id, None)
-                    record = held.record if held is not None else None
-                    if record is None:
-                        record = self._read_queue_record(item_id)
+                    record = self._take_lease(item_id)
                     if record is None or not self._cache.delete(item_id):
                         continue
                     self._cache.set(await_key(item_id), {**record, "s0": when, "s": when, "n": 1})

@@ -162,6 +162,14 @@ class StoreCore:
             return None
         return cast(dict[str, Any], record)
 
+    def _take_lease(self, item_id: int) -> dict[str, Any] | None:
+        """Release the lease on ``item_id`` and return the record it was handed out as (no
+        second read of the row), else the stored record; None if the item is gone."""
+        held = self._leases.pop(item_id, None)
+        if held is not None:
+            return held.record
+        return self._read_queue_record(item_id)
+
     def _quarantine(self, item_id: int, exc: Exception) -> None:
         """Move an unreadable row out of the queue, without decoding it, to the dead
         letters, so it neither runs nor blocks everything behind it."""

@@ -103,10 +103,7 @@ class Delivery(StoreCore):
             self._check_open()
             with store_errors("nack failed"), self._cache.transact():
                 for item_id in wanted:
-                    held = self._leases.pop(item_id, None)
-                    record = held.record if held is not None else None
-                    if record is None:
-                        record = self._read_queue_record(item_id)
+                    record = self._take_lease(item_id)
                     if record is None:
                         continue
                     record = {**record, "a": int(record["a"]) + 1, "e": reason}
