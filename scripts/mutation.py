@@ -71,8 +71,43 @@ MODULES: dict[str, list[str]] = {
     "edge_agent/rules/faults.py": ["tests/rules"],
     "edge_agent/rules/trace.py": ["tests/rules"],
     "edge_agent/config/units.py": ["tests/config/test_units.py", "tests/config/test_properties.py"],
-    "edge_agent/config/checks.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/common.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/references.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/registers.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/rules.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/templates.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/connections.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/durations.py": ["tests/config/test_checks.py"],
+    "edge_agent/config/checks/storage.py": ["tests/config/test_checks.py"],
     "edge_agent/outbox/store.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/core.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/errors.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/enqueue.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/delivery.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/dead_letters.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/awaiting.py": [
+        "tests/outbox/test_store.py",
+        "tests/outbox/test_ordering_model.py",
+    ],
+    "edge_agent/outbox/status.py": [
         "tests/outbox/test_store.py",
         "tests/outbox/test_ordering_model.py",
     ],

@@ -1,2 +1,5 @@
-"""The site file: models (``models``), loading with line marks (``loader``), checks that
-need the whole file (``checks``), and secret references (``secrets``)."""
+"""The site file: models, one module per section (``models``); reading YAML with line
+marks (``yaml_reader``, its errors in plain words in ``yaml_errors``); ``include:``
+(``include``) into one ``Document`` (``document``); loading and validation (``loader``);
+checks that need the whole file, one module per concern (``checks``); and secret
+references (``secrets``)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 
 _ENV_RE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 MAX_NODES: Final = 100_000

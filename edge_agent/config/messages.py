@@ -20,7 +20,7 @@ from edge_agent.config.diagnostics import ConfigPath, Diagnostic
 from edge_agent.config.schema_paths import allowed_keys
 
 if TYPE_CHECKING:
-    from edge_agent.config.loader import Document
+    from edge_agent.config.document import Document
 
 _PATTERN_HELP: Final[dict[str, str]] = {
     r"^[a-z0-9][a-z0-9-]{0,62}$": (

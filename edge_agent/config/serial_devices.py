@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 
 # pyserial URL handlers (RTU over a TCP serial server, tests): no device file to check.
 _URL_PREFIXES: Final = ("socket://", "rfc2217://", "loop://", "spy://", "alt://", "hwgrep://")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.config.loader import site_base_dir
+from edge_agent.config.document import site_base_dir
 from edge_agent.config.models import SiteConfig
 
 

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from edge_agent.config.diagnostics import ConfigPath, Diagnostic
-from edge_agent.config.loader import Document
+from edge_agent.config.document import Document
 from edge_agent.config.models import SecurityPolicy
 from edge_agent.errors import EdgeAgentError
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from edge_agent.config.diagnostics import ConfigError, ConfigPath, Diagnostic
+from edge_agent.config.diagnostics import ConfigPath, Diagnostic
+from edge_agent.config.yaml_errors import file_problem, yaml_problem
 from edge_agent.config.yaml_fast import compose_fast
 
 MAX_FILE_BYTES: Final = 10 * 1024 * 1024
@@ -125,117 +126,36 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _file_problem(file: str, message: str, line: int = 1, col: int = 1) -> ConfigError:
-    return ConfigError([Diagnostic(file, line, col, "error", (), message)])
-
-
 def read_text(path: Path, display: str) -> str:
     """The file's text, or a :class:`ConfigError` that says in one line why not."""
     try:
         if path.is_dir():
-            raise _file_problem(display, "is a directory; give the site file inside it")
+            raise file_problem(display, "is a directory; give the site file inside it")
         if not path.exists():
-            raise _file_problem(display, "no such file")
+            raise file_problem(display, "no such file")
         if not path.is_file():  # a FIFO or a device would block or never end
-            raise _file_problem(display, "is not a regular file")
+            raise file_problem(display, "is not a regular file")
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise _file_problem(display, f"cannot read: {exc.strerror or exc}") from exc
+        raise file_problem(display, f"cannot read: {exc.strerror or exc}") from exc
     if len(raw) > MAX_FILE_BYTES:
-        raise _file_problem(
+        raise file_problem(
             display, f"is larger than {MAX_FILE_BYTES // 1024**2} MiB; not a site file"
         )
     if b"\x00" in raw:
-        raise _file_problem(display, "is a binary file, not YAML text")
+        raise file_problem(display, "is a binary file, not YAML text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise _file_problem(
+        raise file_problem(
             display,
             f"is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8",
             line,
             col,
         ) from exc
-
-
-_HINTS: Final = (
-    ("found character '\\t'", "tabs cannot indent YAML: use spaces"),
-    (
-        "mapping values are not allowed here",
-        "a ': ' inside a value needs quotes, or the indentation is off",
-    ),
-    ("could not find expected ':'", "a key needs ':' after it, or the indentation is off"),
-    ("found undefined alias", "an alias (*name) needs its anchor (&name) earlier in the file"),
-    (
-        "expected <block end>, but found '?'",
-        "a list item (`- `) and a key (`name:`) cannot share one indentation; "
-        "indent the list under its key, or remove the `- `",
-    ),
-    (
-        "expected <block end>",
-        "this line is indented differently from the lines before it; keys of one "
-        "mapping start in the same column",
-    ),
-)
-
-
-def _plain_words(exc: YAMLError, text: str) -> tuple[str, int, int] | None:
-    """The commonest syntax slips said plainly, placed where the fix goes: an unclosed
-    quote or bracket at its opening, a missing comma at the next entry."""
-    if not isinstance(exc, MarkedYAMLError) or exc.problem_mark is None:
-        return None
-    here = exc.problem_mark.line + 1, exc.problem_mark.column + 1
-    opened = exc.context_mark
-    start = (opened.line + 1, opened.column + 1) if opened is not None else here
-    if "end of stream" in text and "quoted scalar" in text:
-        return "this quoted text is never closed: add the closing quote", *start
-    if "<stream end>" in text and "flow mapping" in text:
-        return "this `{` is never closed: add `}`", *start
-    if "<stream end>" in text and "flow sequence" in text:
-        return "this `[` is never closed: add `]`", *start
-    if "while parsing a flow" in text and "expected ','" in text:
-        opener, closer = ("{", "}") if "flow mapping" in text else ("[", "]")
-        return (
-            f"a ',' or '{closer}' is missing before this (the `{opener}` opened at line "
-            f"{start[0]}): entries are separated by ', ' (and a ' inside '...' is written '')",
-            *here,
-        )
-    if "cannot start any token" in text:
-        char = re.search(r"found character '(.+?)'", text)
-        if char and char.group(1) in ("@", "`", "%"):
-            return f"a value cannot start with {char.group(1)}: put it in quotes", *here
-    return None
-
-
-def _yaml_problem(display: str, exc: YAMLError, source: str) -> ConfigError:
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        line, col = mark.line + 1, mark.column + 1
-        text = exc.problem or "YAML syntax error"
-        if exc.context:
-            text = f"{text} ({exc.context})"
-    else:
-        line, col, text = 1, 1, str(exc).splitlines()[0] if str(exc) else "YAML error"
-    if "another document" in text:
-        text = "a second document starts here; a site file holds one: remove the '---' line"
-    lines = source.splitlines()
-    written = lines[line - 1] if 0 < line <= len(lines) else ""
-    plain = _plain_words(exc, text)
-    if "flow" in text and "${" in written:
-        text += ': inside { } or [ ], quote a secret reference: "${NAME}"'
-    elif plain is not None:
-        text, line, col = plain
-    else:
-        for needle, hint in _HINTS:
-            if needle in text:
-                # The parser's words for a misindented line ("expected <block end>, but
-                # found '<block mapping start>'") explain nothing: say it plainly instead.
-                text = hint if "<block end>" in needle else f"{text}: {hint}"
-                break
-    return _file_problem(display, f"not valid YAML: {text}", line, col)
 
 
 class _NeedsPureParser(Exception):
@@ -285,9 +205,9 @@ class _Builder:
     def build(self, node: Node, path: ConfigPath) -> Any:
         self.count += 1
         if self.count > MAX_VALUES:
-            raise _file_problem(self.file, f"holds more than {MAX_VALUES} values (alias bomb?)")
+            raise file_problem(self.file, f"holds more than {MAX_VALUES} values (alias bomb?)")
         if len(path) > MAX_DEPTH:
-            raise _file_problem(self.file, f"is nested more than {MAX_DEPTH} levels deep")
+            raise file_problem(self.file, f"is nested more than {MAX_DEPTH} levels deep")
         if path not in self.source.values:
             self.source.values[path] = self.mark(node)
         if isinstance(node, ScalarNode):
@@ -392,7 +312,7 @@ def parse_yaml(
     if control:
         line = text.count("\n", 0, control.start()) + 1
         col = control.start() - (text.rfind("\n", 0, control.start()) + 1) + 1
-        raise _file_problem(
+        raise file_problem(
             display,
             f"contains the control character U+{ord(control.group()):04X}; not a text file",
             line,
@@ -424,7 +344,7 @@ def _build(
     try:
         data = builder.build(root, ())
     except RecursionError as exc:
-        raise _file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
+        raise file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
     return data, builder.source, [*notes, *builder.problems]
 
 
@@ -436,12 +356,12 @@ def _compose_pure(yaml: YAML, text: str, display: str) -> tuple[Node | None, lis
             warnings.simplefilter("always")
             root: Node | None = yaml.compose(text)
     except YAMLError as exc:
-        raise _yaml_problem(display, exc, text) from exc
+        raise yaml_problem(display, exc, text) from exc
     except RecursionError as exc:
-        raise _file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
+        raise file_problem(display, f"is nested too deeply (over {MAX_DEPTH} levels)") from exc
     except Exception as exc:
         # ruamel has failed in other ways on hostile input; translate, never crash.
-        raise _file_problem(display, f"cannot be parsed as YAML ({type(exc).__name__})") from exc
+        raise file_problem(display, f"cannot be parsed as YAML ({type(exc).__name__})") from exc
     return root, [_warning_diagnostic(display, warning.message) for warning in caught]
 
 

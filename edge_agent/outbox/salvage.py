@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.outbox.aside import DAMAGE_NOTE, RECOVERED_NOTE, awaiting_recovery, write_note
+from edge_agent.outbox.errors import OutboxError
 from edge_agent.outbox.integrity import DB_NAME, decode_text
 from edge_agent.outbox.jsondisk import UnsafeRowError, decode_row
-from edge_agent.outbox.store import Outbox, OutboxError, _is_queue_record
+from edge_agent.outbox.records import DEAD_PREFIX, is_queue_record
+from edge_agent.outbox.store import Outbox
 
 BATCH_ROWS: Final = 500
 """Rows per transaction in the live outbox: short enough not to hold up the agent's puts."""
-_DEAD_PREFIX: Final = "dead:"
 _LOCK_NAME: Final = "recover.lock"
 
 
@@ -161,7 +162,7 @@ def _sort_row(
     if raw != 1 or type(key) not in (int, str):
         rows.unreadable.append(f"row {rowid}: its key is not a plain int or str (not decoded)")
         return
-    if type(key) is str and not key.startswith(_DEAD_PREFIX):
+    if type(key) is str and not key.startswith(DEAD_PREFIX):
         return  # the id counter and other bookkeeping: nothing to deliver
     try:
         record = decode_row(mode, filename, value)
@@ -169,12 +170,12 @@ def _sort_row(
         rows.unreadable.append(f"key {key}: {exc}")
         return
     if type(key) is int:
-        if _is_queue_record(record):
+        if is_queue_record(record):
             rows.queued.append((key, record))
         else:
             rows.unreadable.append(f"id {key}: not an outbox record")
         return
-    suffix = key[len(_DEAD_PREFIX) :]
+    suffix = key[len(DEAD_PREFIX) :]
     if suffix.isdigit() and isinstance(record, dict) and isinstance(record.get("p"), dict):
         rows.dead.append((int(suffix), record))
     else:

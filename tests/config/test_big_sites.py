@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_agent.config.checks import _KnownNames
+from edge_agent.config.checks import KnownNames
 from edge_agent.config.loader import check_site_files
 
 Write = Callable[..., Path]
@@ -41,7 +41,7 @@ def test_every_wrong_reference_is_reported_past_the_suggestion_budget(write: Wri
     assert [d.line for d in unknown] == [sensors + 11 + 4 * i for i in range(len(wrong))]
     # Within the budget each unknown name gets its nearest (when one is near enough);
     # past it, the known names.
-    looked_up = _KnownNames.BUDGET // sensors
+    looked_up = KnownNames.BUDGET // sensors
     assert "`x15`; did you mean `s15`?" in unknown[15].message
     assert all("(known: s0, s1, s10" in d.message for d in unknown[looked_up:])
     assert all("did you mean" not in d.message for d in unknown[looked_up:])

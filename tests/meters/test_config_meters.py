@@ -9,7 +9,7 @@ import pytest
 
 from edge_agent.config.diagnostics import format_diagnostic
 from edge_agent.config.loader import check_site_files
-from edge_agent.config.meters import MeterKind, pm_amount
+from edge_agent.config.models.meters import MeterKind, pm_amount
 from tests.config.conftest import VALID_SITE
 
 # The valid site of the config tests, with two more Modbus sensors and an asset with no
