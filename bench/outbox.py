@@ -237,8 +237,8 @@ async def drain_confirmed(
         pass
     await forwarder.close()
     left = outbox.stats().depth + outbox.awaiting_count()
-    extra = forwarder.status.extra
-    return elapsed, {"left": left, "resends": extra["resends"], "sent": forwarder.status.sent}
+    hub = forwarder.hub_status
+    return elapsed, {"left": left, "resends": hub.resends, "sent": forwarder.status.sent}
 
 
 def bench_hub_confirmed(work: Path, backlog: int = 10_000) -> dict[str, Any]:

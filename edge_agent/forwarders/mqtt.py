@@ -34,6 +34,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -61,7 +62,7 @@ from edge_agent.forwarders.hub_confirm import (
     parse_result,
     result_timeout_s,
 )
-from edge_agent.interfaces import ForwarderStatus, OutboxItem
+from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
 
@@ -73,6 +74,19 @@ IDLE_POLL_S: Final = 0.05
 """How often an empty outbox is looked at again (the outbox has no wake-up signal)."""
 HUB_NOTE: Final = "hub"
 """The outbox note holding the hub presence this forwarder last saw (for the status CLI)."""
+
+
+@dataclass
+class MqttStatus(ForwarderStatus):
+    """The MQTT forwarder's status: the common fields and its own counters."""
+
+    inflight: int = 0
+    """Publishes not yet acknowledged by the broker."""
+    refused_by_broker: int = 0
+    reconnects: int = 0
+    connect_attempts: int = 0
+    tls_rotations: int | None = None
+    """Rotated TLS files taken into use; None without TLS."""
 
 
 def status_payload(state: str, site_id: str) -> bytes:
@@ -118,8 +132,7 @@ class MqttForwarder:
         self.alerts_topic = f"{config.topic_prefix}/{site_id}/alerts"
         self.status_topic = f"{config.topic_prefix}/{site_id}/status"
         self.window = config.inflight
-        self.status = ForwarderStatus()
-        self.status.extra.update({"inflight": 0, "refused_by_broker": 0, "reconnects": 0})
+        self.status = MqttStatus()
         self._idle_poll_s = idle_poll_s
         self._link: MqttLink | None = None
         self._inflight: dict[int, OutboxItem] = {}
@@ -134,7 +147,7 @@ class MqttForwarder:
             else None
         )
         if self._rotation is not None:
-            self.status.extra["tls_rotations"] = 0
+            self.status.tls_rotations = 0
         self._refusal_backoff = Backoff.from_config(config.backoff)
         self._refused_since_flush = False
         self._subscriptions = list(subscriptions)
@@ -157,22 +170,11 @@ class MqttForwarder:
         self._finals: list[tuple[int, HubResult]] = []  # results to write
         self._presence_saved: str | None = None
         self._loaded_awaiting = False
+        # Always there (the hub's counters are simply never counted without a hub); the
+        # service sees it only with confirm: hub.
+        self.hub_status = HubConfirmation(hub_presence=self.presence.state)
         if self.confirm_by_hub:
-            self.status.extra.update(
-                {
-                    "awaiting_hub": 0,
-                    "hub_presence": self.presence.state,
-                    "held_for_hub": False,
-                    "resends": 0,
-                    "results": 0,
-                    "results_unknown": 0,
-                    "results_invalid": 0,
-                    "hub_status_invalid": 0,
-                    "rejected_by_hub": 0,
-                    "held_for_order": 0,
-                    "readiness_reasons": [],
-                }
-            )
+            self.status.hub = self.hub_status
             for topic in (self.results_topic, f"{self.hub_status_prefix}+"):
                 if all(topic != known for known, _ in self._subscriptions):
                     self._subscriptions.append((topic, 1))
@@ -216,7 +218,7 @@ class MqttForwarder:
 
         while True:
             await rotation.wait_for_rotation(trial)
-            self.status.extra["tls_rotations"] += 1
+            self.status.tls_rotations = (self.status.tls_rotations or 0) + 1
             self._reload.set()
 
     def reload_credentials(self) -> None:
@@ -265,7 +267,7 @@ class MqttForwarder:
             while not link.connected and not self._reload.is_set():
                 # Keep health informed while the broker is unreachable.
                 self.status.last_error = link.last_error
-                self.status.extra["connect_attempts"] = link.connect_attempts
+                self.status.connect_attempts = link.connect_attempts
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
                 # cancel that arrives as the awaited event fires, and run() would never
                 # stop (reproduced).
@@ -275,7 +277,7 @@ class MqttForwarder:
             if self._reload.is_set():
                 return
             self.status.connected = True
-            self.status.extra["reconnects"] = max(0, link.connects - 1)
+            self.status.reconnects = max(0, link.connects - 1)
             drain = asyncio.ensure_future(
                 self._drain_for_hub(link)
                 if self.confirm_by_hub
@@ -342,7 +344,7 @@ class MqttForwarder:
                     self._inflight[item.id] = item
                     future.add_done_callback(partial(self._on_done, item.id))
                     sent += 1
-                self.status.extra["inflight"] = len(self._inflight)
+                self.status.inflight = len(self._inflight)
             if sent == 0:
                 if self._acks or self._nacks:
                     continue
@@ -377,7 +379,7 @@ class MqttForwarder:
             self._untrack_sending(item_id)
         if isinstance(exc, MqttPublishRefused):
             self.status.failed += 1
-            self.status.extra["refused_by_broker"] += 1
+            self.status.refused_by_broker += 1
             self.status.last_error = str(exc)
             self._refused_since_flush = True
             self._nacks.append((item_id, str(exc)))
@@ -462,7 +464,7 @@ class MqttForwarder:
         if self.confirm_by_hub:
             stranded = [item_id for item_id in stranded if self._strand(item_id)]
         self._nacks.extend((item_id, "disconnected") for item_id in stranded)
-        self.status.extra["inflight"] = 0
+        self.status.inflight = 0
         await self._flush()
 
     # -- confirmation by the hub -----------------------------------------------------------
@@ -555,7 +557,7 @@ class MqttForwarder:
             tracked.due = self._clock() + self._timeout(0)
             if isinstance(error, MqttPublishRefused):
                 self.status.failed += 1
-                self.status.extra["refused_by_broker"] += 1
+                self.status.refused_by_broker += 1
                 self._refused_since_flush = True
                 log.error(
                     "Broker refused a resent alert; it stays in the outbox.",
@@ -583,7 +585,7 @@ class MqttForwarder:
         try:
             result = parse_result(payload)
         except BadMessage as exc:
-            self.status.extra["results_invalid"] += 1
+            self.hub_status.results_invalid += 1
             log.warning(
                 "Hub result ignored: it does not follow the contract.",
                 extra={"topic": self.results_topic, "error": str(exc), "bytes": len(payload)},
@@ -592,7 +594,7 @@ class MqttForwarder:
         tracked = self._tracked.get(result.event_id)
         if tracked is None or result.alert_id not in (None, tracked.alert_id):
             # Usual after a resend (the hub answers each copy) or a restart.
-            self.status.extra["results_unknown"] += 1
+            self.hub_status.results_unknown += 1
             log.debug(
                 "Hub result for an event not awaited.",
                 extra={"event_id": result.event_id[:100], "status": result.status},
@@ -600,9 +602,9 @@ class MqttForwarder:
             return
         self._untrack(tracked)
         self._finals.append((tracked.item_id, result))
-        self.status.extra["results"] += 1
+        self.hub_status.results += 1
         if result.status == "rejected":
-            self.status.extra["rejected_by_hub"] += 1
+            self.hub_status.rejected_by_hub += 1
             self.status.last_error = result.reason
             log.error(
                 "Hub rejected an alert; moved to the dead letters.",
@@ -619,7 +621,7 @@ class MqttForwarder:
         try:
             self.presence.update(replica, payload)
         except BadMessage as exc:
-            self.status.extra["hub_status_invalid"] += 1
+            self.hub_status.hub_status_invalid += 1
             log.warning(
                 "Hub status ignored: it does not follow the contract.",
                 extra={"replica": replica[:100], "error": str(exc), "bytes": len(payload)},
@@ -777,7 +779,7 @@ class MqttForwarder:
             future.add_done_callback(partial(self._on_resend_done, tracked.item_id))
             published += 1
         if published:
-            self.status.extra["resends"] += published
+            self.hub_status.resends += published
             log.info(
                 "Events without a hub result published again.",
                 extra={"count": published, "hub_presence": self.presence.state},
@@ -793,21 +795,21 @@ class MqttForwarder:
         return len(waiting), max(0.0, self._clock() - min(t.first_sent for t in waiting))
 
     def _report(self) -> None:
-        """Publish the confirmation state in ``status.extra`` (health, metrics)."""
+        """Publish the confirmation state in ``status.hub`` (health, metrics)."""
         count, oldest = self.awaiting_hub()
         presence = self.presence.state
-        extra = self.status.extra
-        extra["awaiting_hub"] = count
-        extra["awaiting_hub_oldest_age_s"] = oldest
-        extra["hub_presence"] = presence
-        extra["held_for_hub"] = presence == "offline"
-        extra["held_for_order"] = len(self._held)
-        extra["hub"] = {
+        hub = self.hub_status
+        hub.awaiting_hub = count
+        hub.awaiting_hub_oldest_age_s = oldest
+        hub.hub_presence = presence
+        hub.held_for_hub = presence == "offline"
+        hub.held_for_order = len(self._held)
+        hub.summary = {
             "unknown": "hub presence unknown",
             "online": "hub online",
             "offline": "hub offline: holding",
         }[presence]
-        extra["readiness_reasons"] = (
+        hub.readiness_reasons = (
             [f"no hub is online: {count} events sent and held, new events wait in the outbox"]
             if presence == "offline"
             else []

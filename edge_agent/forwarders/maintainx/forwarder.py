@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -60,6 +61,22 @@ MAX_INTERNAL_ERRORS: Final = 10
 """An item that makes the forwarder itself fail (a bug, not MaintainX) this many times is
 dead-lettered so that it cannot hold back every item behind it. MaintainX and network
 failures are retried forever."""
+
+
+@dataclass
+class MaintainXStatus(ForwarderStatus):
+    """The direct forwarder's status: the common fields and what became of each alert."""
+
+    created: int = 0
+    found: int = 0
+    """Work orders found already made (a redelivered alert): nothing created twice."""
+    updates: int = 0
+    """Escalations and comments on a work order already made."""
+    skipped: int = 0
+    requests: int = 0
+    """HTTP requests sent, as of the last delivery."""
+    rate_limited: int = 0
+    pacing_waits: int = 0
 
 
 class InvalidMessage(ValueError):
@@ -116,8 +133,7 @@ class MaintainXForwarder:
         self.base_dir = Path(base_dir)
         self.batch_size = batch_size
         self.idle_s = idle_s
-        self.status = ForwarderStatus()
-        self.status.extra.update({"created": 0, "found": 0, "updates": 0, "skipped": 0})
+        self.status = MaintainXStatus()
         self.client: MaintainXClient | None = None
         self.ledger: SqliteLedger | None = None
         self._backoff = Backoff.from_config(config.backoff)
@@ -284,17 +300,19 @@ class MaintainXForwarder:
         self.status.connected = True
         self.status.last_delivery_ns = time.time_ns()
         self.status.last_error = None
-        key = {
-            "created": "created",
-            "found": "found",
-            "escalated": "updates",
-            "commented": "updates",
-        }.get(result.action, "skipped")
-        self.status.extra[key] += 1
+        status = self.status
+        if result.action == "created":
+            status.created += 1
+        elif result.action == "found":
+            status.found += 1
+        elif result.action in ("escalated", "commented"):
+            status.updates += 1
+        else:
+            status.skipped += 1
         if self.client is not None:
-            self.status.extra["requests"] = self.client.requests_sent
-            self.status.extra["rate_limited"] = self.client.rate_limited
-            self.status.extra["pacing_waits"] = self.client.pacer.waits
+            status.requests = self.client.requests_sent
+            status.rate_limited = self.client.rate_limited
+            status.pacing_waits = self.client.pacer.waits
 
     async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
         try:
