@@ -29,6 +29,14 @@ from edge_agent.common.retention import PRUNE_INTERVAL_S
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
+from edge_agent.forwarders.delivery import (
+    DestinationHold,
+    Wake,
+    count_delivered,
+    lease_or_report,
+    nack_or_log,
+    release_on_stop,
+)
 from edge_agent.forwarders.maintainx.client import MaintainXClient
 from edge_agent.forwarders.maintainx.errors import (
     RETRYABLE,
@@ -43,7 +51,7 @@ from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.forwarders.maintainx.ledger import LedgerError, SqliteLedger
 from edge_agent.forwarders.maintainx.sync import SyncResult, apply_alert, settle_s
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
-from edge_agent.outbox.calls import lease_items, outbox_call
+from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
 
@@ -139,7 +147,8 @@ class MaintainXForwarder:
         self._backoff = Backoff.from_config(config.backoff)
         self._reload = asyncio.Event()
         # Set by wake(): new items are in the outbox, end the idle wait now.
-        self._wake = asyncio.Event()
+        self._wake = Wake()
+        self._hold = DestinationHold(self.status, log)
         self._pending_config: MaintainX | None = None
         self._leased: list[OutboxItem] = []
         self._last_probe = -PROBE_INTERVAL_S
@@ -164,13 +173,12 @@ class MaintainXForwarder:
                         continue
                     await self._probe()
                     continue
-                # Cleared before looking: a wake() from now on ends the idle wait at once.
-                self._wake.clear()
-                try:
-                    items = await lease_items(self.outbox, self.batch_size)
-                except OutboxError as exc:
-                    log.error("Cannot lease from the outbox.", extra={"error": str(exc)})
-                    self.status.last_error = str(exc)
+                # Armed before looking: a wake() from now on ends the idle wait at once.
+                self._wake.arm()
+                items = await lease_or_report(
+                    self.outbox, self.batch_size, self.status, log, "Cannot lease from the outbox."
+                )
+                if items is None:
                     await self._sleep_or_reload(self._backoff.next_delay())
                     continue
                 if not items:
@@ -283,22 +291,17 @@ class MaintainXForwarder:
         self.status.failed += 1
         self.status.connected = False
         self.status.last_error = _reason(exc)
-        if self.status.holding is None:
-            log.error(
-                "MaintainX refuses every request: the forwarding settings are wrong. Every "
-                "alert is held until the site file is fixed and reloaded.",
-                extra={"error": str(exc), "status": exc.status},
-            )
-        self.status.holding = f"MaintainX settings refused: {exc}"
+        self._hold.hold(
+            f"MaintainX settings refused: {exc}",
+            "MaintainX refuses every request: the forwarding settings are wrong. Every "
+            "alert is held until the site file is fixed and reloaded.",
+            {"error": str(exc), "status": exc.status},
+        )
 
     def _delivered(self, result: SyncResult) -> None:
-        if self.status.holding is not None:
-            log.info("MaintainX accepts requests again; delivering what was held.")
-        self.status.holding = None
-        self._backoff.reset()
-        self.status.sent += 1
+        self._hold.release("MaintainX accepts requests again; delivering what was held.")
+        count_delivered(self.status, 1, self._backoff)
         self.status.connected = True
-        self.status.last_delivery_ns = time.time_ns()
         self.status.last_error = None
         status = self.status
         if result.action == "created":
@@ -329,10 +332,9 @@ class MaintainXForwarder:
         )
 
     async def _nack(self, ids: list[int], reason: str) -> None:
-        try:
-            await outbox_call(self.outbox.nack, ids, reason)
-        except OutboxError as exc:  # the leases run out and the items come back in order
-            log.error("Cannot release outbox items.", extra={"error": str(exc)})
+        await outbox_call(
+            nack_or_log, self.outbox, ids, reason, log, "Cannot release outbox items."
+        )
         self._leased = []
 
     def _retry_delay(self, exc: Exception) -> float:
@@ -419,7 +421,7 @@ class MaintainXForwarder:
         else:
             self.status.connected = True
             self.status.last_error = None
-            self.status.holding = None
+            self._hold.release(None)
 
     async def _open_client(self) -> bool:
         if self._pending_config is not None:
@@ -478,21 +480,10 @@ class MaintainXForwarder:
 
     async def _idle(self) -> None:
         """Wait ``idle_s`` for new items, ending early on :meth:`wake` or a reload."""
-        waiters = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._reload.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await self._wake.idle(self.idle_s, also=self._reload)
         if self._reload.is_set():
             await self._wait_for_reload()
 
     def _release_leases(self) -> None:
         leased, self._leased = self._leased, []
-        if leased:
-            # Synchronous on purpose: this runs while the task is being cancelled.
-            with contextlib.suppress(Exception):
-                self.outbox.nack([i.id for i in leased], "forwarder stopped")
+        release_on_stop(self.outbox, leased)
