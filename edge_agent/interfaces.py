@@ -74,8 +74,34 @@ class OutboxItem:
 
 
 @dataclass
+class HubConfirmation:
+    """What a forwarder that waits for the hub's results (MQTT, ``confirm: hub``) reports
+    to health and metrics; the counters count since the forwarder was built."""
+
+    awaiting_hub: int = 0
+    """Events the broker acknowledged and the hub has not confirmed yet."""
+    awaiting_hub_oldest_age_s: float | None = None
+    hub_presence: str = "unknown"
+    """``unknown`` (no hub status seen), ``online`` or ``offline``."""
+    summary: str | None = None
+    """The presence in words for health (``hub offline: holding``); None until the
+    forwarder first reported, and health shows neither it nor the oldest age until then."""
+    held_for_hub: bool = False
+    held_for_order: int = 0
+    """Leased events waiting behind an unconfirmed earlier event of their alert."""
+    readiness_reasons: list[str] = field(default_factory=list)
+    resends: int = 0
+    results: int = 0
+    results_unknown: int = 0
+    results_invalid: int = 0
+    hub_status_invalid: int = 0
+    rejected_by_hub: int = 0
+
+
+@dataclass
 class ForwarderStatus:
-    """What a forwarder reports to health and metrics."""
+    """What a forwarder reports to health and metrics. Each forwarder extends it with its
+    own counters (``MqttStatus``, ``MaintainXStatus``); the service reads only these."""
 
     connected: bool = False
     credentials_rejected: bool = False
@@ -87,14 +113,17 @@ class ForwarderStatus:
     holding: str | None = None
     """Why the forwarder holds every item (its destination refuses every request alike: a
     configuration error), or None."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    hub: HubConfirmation | None = None
+    """Set by a forwarder whose items leave the outbox on the hub's result."""
 
 
 class Forwarder(Protocol):
     """Drains the outbox to one destination. ``run`` leases, sends, acks on confirmed
     delivery, nacks otherwise, until cancelled."""
 
-    status: ForwarderStatus
+    # Read-only here: each forwarder keeps its own subclass of the status.
+    @property
+    def status(self) -> ForwarderStatus: ...
 
     async def run(self) -> None: ...
 

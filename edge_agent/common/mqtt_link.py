@@ -36,12 +36,31 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.common.backoff import Backoff
+from edge_agent.common.mqtt_errors import (
+    MqttConfigError,
+    MqttDisconnected,
+    MqttError,
+    MqttPublishRefused,
+)
 from edge_agent.common.mqtt_failures import describe_connect_error, describe_socket_error
+from edge_agent.common.mqtt_tls import tls_context, tls_files
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.config.models import Mqtt, Tls
+from edge_agent.config.models import Mqtt
 from edge_agent.config.secrets import SecretError, resolve
-from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import redact_bytes
+
+# The errors and the TLS helpers are part of this module's interface (forwarder, hub).
+__all__ = [
+    "Message",
+    "MqttConfigError",
+    "MqttDisconnected",
+    "MqttError",
+    "MqttLink",
+    "MqttPublishRefused",
+    "Will",
+    "tls_context",
+    "tls_files",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +73,6 @@ ACK_CHECK_S: Final = 1.0
 """How often the oldest unacknowledged publish is looked at."""
 
 ProtocolName = Literal["5", "3.1.1"]
-
-
-class MqttError(EdgeAgentError):
-    """Base of the MQTT link's errors."""
-
-
-class MqttConfigError(MqttError):
-    """The TLS files or the credentials cannot be loaded: a configuration problem."""
-
-
-class MqttDisconnected(MqttError):
-    """The connection dropped before the broker acknowledged the message."""
-
-
-class MqttPublishRefused(MqttError):
-    """The broker answered with an MQTT v5 failure reason code (e.g. 0x87 not authorised)."""
-
-    def __init__(self, reason: str, code: int) -> None:
-        super().__init__(f"broker refused the publish: {reason} (0x{code:02x})")
-        self.reason = reason
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -99,46 +97,6 @@ class Message:
     connection: int = 0
     """Which connection of the link delivered it: :meth:`MqttLink.ack_message` acknowledges
     only on that one (after a reconnect the broker redelivers it, maybe under another id)."""
-
-
-def _tls_path(name: str, base_dir: Path | None) -> str:
-    candidate = Path(name)
-    if not candidate.is_absolute() and base_dir is not None:
-        candidate = base_dir / candidate
-    return str(candidate)
-
-
-def tls_files(tls: Tls, base_dir: Path | None = None) -> list[Path]:
-    """The files the ``tls:`` section names (what certificate rotation watches)."""
-    names = (tls.ca, tls.certificate, tls.private_key)
-    return [Path(_tls_path(name, base_dir)) for name in names if name]
-
-
-def tls_context(tls: Tls, base_dir: Path | None = None) -> ssl.SSLContext:
-    """A client TLS context from the ``tls:`` section: CA (else the system's), optional
-    client certificate and key. Relative paths are taken from ``base_dir``. Hostname
-    verification stays on."""
-
-    # Each file on its own: the error names the file to fix (ssl's own messages do not).
-    ca = _tls_path(tls.ca, base_dir) if tls.ca else None
-    try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise MqttConfigError(f"cannot load the MQTT TLS CA file {ca}: {_why(exc)}") from exc
-    if tls.certificate and tls.private_key:
-        certificate = _tls_path(tls.certificate, base_dir)
-        key = _tls_path(tls.private_key, base_dir)
-        try:
-            context.load_cert_chain(certificate, key)
-        except (OSError, ssl.SSLError) as exc:
-            raise MqttConfigError(
-                f"cannot load the MQTT client certificate {certificate} with key {key}: {_why(exc)}"
-            ) from exc
-    return context
-
-
-def _why(exc: OSError | ssl.SSLError) -> str:
-    return exc.strerror or str(exc)
 
 
 class _PahoErrors(logging.Handler):

@@ -2,10 +2,13 @@
 
 :func:`build_forwarder` picks the one the site file's ``forwarding.mode`` names; each
 module is imported only when chosen, so a site that uses MQTT never imports httpx.
+:func:`work_order_tracker` is the agent's side of the hub's answers (MQTT mode only): pass
+it to :func:`build_forwarder`, which listens to those answers on the forwarder's connection.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,19 +17,41 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.interfaces import Forwarder
 
 if TYPE_CHECKING:
+    from edge_agent.common.mqtt_link import Message
+    from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.outbox.store import Outbox
 
-__all__ = ["ForwarderConfigError", "build_forwarder"]
+__all__ = ["ForwarderConfigError", "build_forwarder", "work_order_tracker"]
+
+log = logging.getLogger(__name__)
 
 
 class ForwarderConfigError(EdgeAgentError):
     """The site's ``forwarding`` section does not name a usable forwarder."""
 
 
+def work_order_tracker(config: SiteConfig, state_dir: Path) -> WorkOrderTracker | None:
+    """Which work order each rule has open, fed by the hub's answers: only a site that
+    forwards over MQTT (to the hub) hears them; None otherwise."""
+    forwarding = config.forwarding
+    if forwarding is None or forwarding.mode != "mqtt" or forwarding.mqtt is None:
+        return None
+    from edge_agent.forwarders.workorder_status import WorkOrderTracker
+
+    return WorkOrderTracker(state_dir, config.site.id, forwarding.mqtt.topic_prefix)
+
+
 def build_forwarder(
-    config: SiteConfig, outbox: Outbox, state_dir: Path, base_dir: Path
+    config: SiteConfig,
+    outbox: Outbox,
+    state_dir: Path,
+    base_dir: Path,
+    *,
+    work_orders: WorkOrderTracker | None = None,
 ) -> Forwarder:
-    """The forwarder for ``config.forwarding.mode`` (construction does no I/O)."""
+    """The forwarder for ``config.forwarding.mode`` (construction does no I/O). With
+    ``work_orders`` (MQTT), the forwarder also listens to the hub's answers and work-order
+    statuses for this site and feeds them to it."""
     forwarding = config.forwarding
     if forwarding is None:
         raise ForwarderConfigError("the site file has no forwarding section")
@@ -35,7 +60,28 @@ def build_forwarder(
             raise ForwarderConfigError("forwarding.mode is mqtt but forwarding.mqtt is missing")
         from edge_agent.forwarders.mqtt import MqttForwarder
 
-        return MqttForwarder(forwarding.mqtt, config.site.id, outbox, base_dir)
+        site = config.site.id
+        if work_orders is None:
+            return MqttForwarder(forwarding.mqtt, site, outbox, base_dir)
+        from edge_agent.forwarders.workorder_status import status_topics
+
+        tracker = work_orders
+
+        def on_message(message: Message) -> None:
+            try:
+                tracker.on_message(message.topic, message.payload)
+            except OSError as exc:  # the map could not be saved; the next message retries
+                log.error("Work order map not saved.", extra={"error": str(exc)})
+
+        prefix = forwarding.mqtt.topic_prefix
+        return MqttForwarder(
+            forwarding.mqtt,
+            site,
+            outbox,
+            base_dir,
+            subscriptions=[(topic, 1) for topic in status_topics(prefix, site)],
+            on_message=on_message,
+        )
     if forwarding.mode == "maintainx":
         if forwarding.maintainx is None:
             raise ForwarderConfigError(

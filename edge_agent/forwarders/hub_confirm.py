@@ -1,6 +1,6 @@
 """Delivery confirmed by the hub: its results, its presence, and when to publish again.
 
-Pure logic, no I/O: :mod:`edge_agent.forwarders.mqtt` feeds it the messages of
+Pure logic, no I/O: :mod:`edge_agent.forwarders.hub_tracking` feeds it the messages of
 ``{prefix}/{site}/results`` and ``{prefix}/hub/status/+`` and asks it what to resend.
 
 The contract with the hub (docs/outbox.md, "Confirmation by the hub"):

@@ -32,11 +32,11 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.backoff import Backoff
@@ -53,18 +53,21 @@ from edge_agent.common.mqtt_link import (
 )
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt
-from edge_agent.forwarders.hub_confirm import (
-    BadMessage,
-    HubPresence,
-    HubResult,
-    Tracked,
-    parse_result,
-    result_timeout_s,
+from edge_agent.forwarders.delivery import (
+    DestinationHold,
+    Wake,
+    count_delivered,
+    lease_or_report,
+    nack_by_reason,
 )
-from edge_agent.interfaces import ForwarderStatus, OutboxItem
-from edge_agent.outbox.calls import lease_items, outbox_call
+from edge_agent.forwarders.hub_confirm import HubPresence, Tracked
+from edge_agent.forwarders.hub_tracking import HubTracking, Writes, encode_payload, ids_of
+from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
+from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
 from edge_agent.wire import topics
+
+__all__ = ["MqttForwarder", "MqttStatus", "encode_payload", "status_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +79,23 @@ HUB_NOTE: Final = "hub"
 """The outbox note holding the hub presence this forwarder last saw (for the status CLI)."""
 
 
+@dataclass
+class MqttStatus(ForwarderStatus):
+    """The MQTT forwarder's status: the common fields and its own counters."""
+
+    inflight: int = 0
+    """Publishes not yet acknowledged by the broker."""
+    refused_by_broker: int = 0
+    reconnects: int = 0
+    connect_attempts: int = 0
+    tls_rotations: int | None = None
+    """Rotated TLS files taken into use; None without TLS."""
+
+
 def status_payload(state: str, site_id: str) -> bytes:
     """The retained status message: ``{"state": "online"|"offline", "site": ..., "time": ...}``."""
     document = {"state": state, "site": site_id, "time": format_time_ns(time.time_ns())}
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
-
-
-def encode_payload(payload: Any) -> bytes:
-    """The wire form of an outbox payload: compact UTF-8 JSON, as stored."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class MqttForwarder:
@@ -119,14 +130,13 @@ class MqttForwarder:
         self.alerts_topic = topics.alerts(config.topic_prefix, site_id)
         self.status_topic = topics.site_status(config.topic_prefix, site_id)
         self.window = config.inflight
-        self.status = ForwarderStatus()
-        self.status.extra.update({"inflight": 0, "refused_by_broker": 0, "reconnects": 0})
+        self.status = MqttStatus()
         self._idle_poll_s = idle_poll_s
         self._link: MqttLink | None = None
         self._inflight: dict[int, OutboxItem] = {}
         self._acks: list[int] = []
         self._nacks: list[tuple[int, str]] = []
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._reload = asyncio.Event()
         # Rotated TLS files: the link is rebuilt with them once they load.
         self._rotation = (
@@ -135,8 +145,9 @@ class MqttForwarder:
             else None
         )
         if self._rotation is not None:
-            self.status.extra["tls_rotations"] = 0
+            self.status.tls_rotations = 0
         self._refusal_backoff = Backoff.from_config(config.backoff)
+        self._hold = DestinationHold(self.status, log)
         self._refused_since_flush = False
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
@@ -145,38 +156,36 @@ class MqttForwarder:
         self.results_topic = topics.results(config.topic_prefix, site_id)
         self.hub_status_prefix = topics.hub_status_under(config.topic_prefix)
         self.max_awaiting = config.max_awaiting
-        self._timeout_s = config.result_timeout / NS_PER_S
-        self._timeout_max_s = config.result_timeout_max / NS_PER_S
         self._clock = clock
-        self.presence = HubPresence()
-        self._tracked: dict[str, Tracked] = {}  # event id → event not yet confirmed
-        self._event_of: dict[int, str] = {}  # outbox item id → event id, for the PUBACKs
-        self._busy_alerts: Counter[str] = Counter()  # alert id → its events tracked
-        self._held: dict[int, OutboxItem] = {}  # leased, behind an earlier event of its alert
-        self._sent: list[int] = []  # PUBACKed first sends: to be stored as awaiting
-        self._resent: list[int] = []  # PUBACKed resends: their new send time to be stored
-        self._finals: list[tuple[int, HubResult]] = []  # results to write
         self._presence_saved: str | None = None
         self._loaded_awaiting = False
+        # Always there (the hub's counters are simply never counted without a hub); the
+        # service sees it only with confirm: hub.
+        self.hub_status = HubConfirmation()
+        self._hub = HubTracking(
+            self.status,
+            self.hub_status,
+            results_topic=self.results_topic,
+            timeout_s=config.result_timeout / NS_PER_S,
+            timeout_max_s=config.result_timeout_max / NS_PER_S,
+            clock=clock,
+            wake=self._wake.set,
+        )
         if self.confirm_by_hub:
-            self.status.extra.update(
-                {
-                    "awaiting_hub": 0,
-                    "hub_presence": self.presence.state,
-                    "held_for_hub": False,
-                    "resends": 0,
-                    "results": 0,
-                    "results_unknown": 0,
-                    "results_invalid": 0,
-                    "hub_status_invalid": 0,
-                    "rejected_by_hub": 0,
-                    "held_for_order": 0,
-                    "readiness_reasons": [],
-                }
-            )
+            self.status.hub = self.hub_status
             for topic in (self.results_topic, topics.hub_status_filter(self.config.topic_prefix)):
                 if all(topic != known for known, _ in self._subscriptions):
                     self._subscriptions.append((topic, 1))
+
+    @property
+    def presence(self) -> HubPresence:
+        """The hub replicas' presence as last seen (``confirm: hub``)."""
+        return self._hub.presence
+
+    def awaiting_hub(self) -> tuple[int, float | None]:
+        """How many events the broker has and the hub has not confirmed, and how long
+        (seconds) since the oldest was first sent."""
+        return self._hub.awaiting_hub()
 
     def _will(self, state: str) -> Will:
         return Will(self.status_topic, status_payload(state, self.site_id), qos=1, retain=True)
@@ -217,7 +226,7 @@ class MqttForwarder:
 
         while True:
             await rotation.wait_for_rotation(trial)
-            self.status.extra["tls_rotations"] += 1
+            self.status.tls_rotations = (self.status.tls_rotations or 0) + 1
             self._reload.set()
 
     def reload_credentials(self) -> None:
@@ -241,13 +250,12 @@ class MqttForwarder:
                     on_message=self._received if self.confirm_by_hub else self._on_message,
                 )
             except MqttConfigError as exc:
-                if self.status.holding is None:
-                    log.error(
-                        "MQTT settings cannot be used; every alert is held until they are "
-                        "fixed (tried again each minute and on reload).",
-                        extra={"error": str(exc)},
-                    )
-                self.status.holding = f"MQTT settings: {exc}"
+                self._hold.hold(
+                    f"MQTT settings: {exc}",
+                    "MQTT settings cannot be used; every alert is held until they are "
+                    "fixed (tried again each minute and on reload).",
+                    {"error": str(exc)},
+                )
                 self.status.last_error = str(exc)
                 self.status.connected = False
                 self._reload.clear()
@@ -255,9 +263,7 @@ class MqttForwarder:
                     async with asyncio.timeout(SETTINGS_RETRY_S):
                         await self._reload.wait()
                 continue
-            if self.status.holding is not None:
-                log.info("MQTT settings load again; connecting.")
-            self.status.holding = None
+            self._hold.release("MQTT settings load again; connecting.")
             return link
 
     async def _serve(self, link: MqttLink) -> None:
@@ -266,7 +272,7 @@ class MqttForwarder:
             while not link.connected and not self._reload.is_set():
                 # Keep health informed while the broker is unreachable.
                 self.status.last_error = link.last_error
-                self.status.extra["connect_attempts"] = link.connect_attempts
+                self.status.connect_attempts = link.connect_attempts
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
                 # cancel that arrives as the awaited event fires, and run() would never
                 # stop (reproduced).
@@ -276,7 +282,7 @@ class MqttForwarder:
             if self._reload.is_set():
                 return
             self.status.connected = True
-            self.status.extra["reconnects"] = max(0, link.connects - 1)
+            self.status.reconnects = max(0, link.connects - 1)
             drain = asyncio.ensure_future(
                 self._drain_for_hub(link)
                 if self.confirm_by_hub
@@ -322,7 +328,7 @@ class MqttForwarder:
         while link.connected:
             # Cleared before looking at the outbox: a wake() or PUBACK from now on ends
             # the idle wait below at once instead of being lost.
-            self._wake.clear()
+            self._wake.arm()
             await self._flush()
             if self._refused_since_flush:
                 # The broker refused a publish: give it (and the operator) a pause rather
@@ -343,22 +349,18 @@ class MqttForwarder:
                     self._inflight[item.id] = item
                     future.add_done_callback(partial(self._on_done, item.id))
                     sent += 1
-                self.status.extra["inflight"] = len(self._inflight)
+                self.status.inflight = len(self._inflight)
             if sent == 0:
                 if self._acks or self._nacks:
                     continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._idle_poll_s):  # not wait_for: see run()
-                        await self._wake.wait()
+                await self._wake.idle(self._idle_poll_s)
 
     async def _lease(self, count: int) -> list[OutboxItem]:
-        try:
-            return await lease_items(self.outbox, count)
-        except OutboxError as exc:
-            self.status.last_error = str(exc)
-            log.error("Outbox lease failed.", extra={"error": str(exc)})
+        items = await lease_or_report(self.outbox, count, self.status, log, "Outbox lease failed.")
+        if items is None:
             await asyncio.sleep(1.0)
             return []
+        return items
 
     def _on_done(self, item_id: int, future: asyncio.Future[None]) -> None:
         self._wake.set()
@@ -370,15 +372,15 @@ class MqttForwarder:
         exc = future.exception()
         if exc is None:
             if self.confirm_by_hub:
-                self._on_first_puback(item_id)
+                self._hub.on_first_puback(item_id)
             else:
                 self._acks.append(item_id)
             return
         if self.confirm_by_hub:
-            self._untrack_sending(item_id)
+            self._hub.untrack_sending(item_id)
         if isinstance(exc, MqttPublishRefused):
             self.status.failed += 1
-            self.status.extra["refused_by_broker"] += 1
+            self.status.refused_by_broker += 1
             self.status.last_error = str(exc)
             self._refused_since_flush = True
             self._nacks.append((item_id, str(exc)))
@@ -400,36 +402,23 @@ class MqttForwarder:
         """Write the acks and nacks collected by the PUBACK callbacks (and, with
         ``confirm: hub``, the sends, resends and results). One worker-thread call for all
         of them, which a cancel lets finish: none is dropped half-way."""
-        if not (self._acks or self._nacks or self._sent or self._resent or self._finals):
+        if not (self._acks or self._nacks or self._hub.has_writes()):
             return
         acks, self._acks = self._acks, []
         nacks, self._nacks = self._nacks, []
-        sent, self._sent = self._sent, []
-        resent, self._resent = self._resent, []
-        finals, self._finals = self._finals, []
-        acked = await outbox_call(
-            self._write_all, acks, nacks, sent, resent, finals, undo=self._count_sent
-        )
+        writes = self._hub.take_writes()
+        acked = await outbox_call(self._write_all, acks, nacks, writes, undo=self._count_sent)
         self._count_sent(acked)
 
-    def _write_all(
-        self,
-        acks: list[int],
-        nacks: list[tuple[int, str]],
-        sent: list[int],
-        resent: list[int],
-        finals: list[tuple[int, HubResult]],
-    ) -> int:
+    def _write_all(self, acks: list[int], nacks: list[tuple[int, str]], writes: Writes) -> int:
         acked = self._write_settled(acks, nacks)
-        if sent or resent or finals:
-            acked += self._write_hub(sent, resent, finals)
+        if any(writes):
+            acked += self._hub.write(self.outbox, writes)
         return acked
 
     def _count_sent(self, acked: int) -> None:
         if acked:
-            self.status.sent += acked
-            self.status.last_delivery_ns = time.time_ns()
-            self._refusal_backoff.reset()
+            count_delivered(self.status, acked, self._refusal_backoff)
 
     def _write_settled(self, acks: list[int], nacks: list[tuple[int, str]]) -> int:
         """Ack (one transaction), then nack by reason; returns how many were acked. Runs in
@@ -444,15 +433,8 @@ class MqttForwarder:
                 log.error("Outbox ack failed.", extra={"error": str(exc), "count": len(acks)})
             else:
                 acked = len(acks)
-        by_reason: dict[str, list[int]] = {}
-        for item_id, reason in nacks:
-            by_reason.setdefault(reason, []).append(item_id)
-        for reason, ids in by_reason.items():
-            try:
-                self.outbox.nack(ids, reason)
-            except OutboxError as exc:
-                # The leases expire on their own: the items are redelivered then.
-                log.error("Outbox nack failed.", extra={"error": str(exc)})
+        # A failed nack: the leases expire on their own and the items are redelivered then.
+        nack_by_reason(self.outbox, nacks, log, "Outbox nack failed.")
         return acked
 
     async def _settle(self) -> None:
@@ -461,212 +443,47 @@ class MqttForwarder:
         stranded = list(self._inflight)
         self._inflight.clear()
         if self.confirm_by_hub:
-            stranded = [item_id for item_id in stranded if self._strand(item_id)]
+            stranded = [item_id for item_id in stranded if self._hub.strand(item_id)]
         self._nacks.extend((item_id, "disconnected") for item_id in stranded)
-        self.status.extra["inflight"] = 0
+        self.status.inflight = 0
         await self._flush()
 
     # -- confirmation by the hub -----------------------------------------------------------
-
-    def _write_hub(
-        self, sent: list[int], resent: list[int], finals: list[tuple[int, HubResult]]
-    ) -> int:
-        """Store the PUBACKed sends as awaiting, note resends, then apply the hub's results
-        (in that order: a result may arrive before its PUBACK was written). Returns how many
-        the hub confirmed. Runs in a worker thread; a failed write is logged and retried by
-        the next resend (the hub answers again from its record)."""
-        try:
-            self.outbox.mark_awaiting(sent)
-            self.outbox.note_resent(resent)
-        except OutboxError as exc:
-            # Not marked: the items stay queued and are sent again after a restart.
-            log.error("Outbox write of sent items failed.", extra={"error": str(exc)})
-        delivered = [item_id for item_id, result in finals if result.status != "rejected"]
-        confirmed = 0
-        try:
-            # A result that overtook its PUBACK finds the item still queued: ack covers it.
-            self.outbox.ack(delivered)
-            self.outbox.confirm_awaiting(delivered)
-            confirmed = len(delivered)
-            for item_id, result in finals:
-                if result.status == "rejected":
-                    if not self.outbox.dead_letter_awaiting(item_id, result.reason):
-                        self.outbox.dead_letter(item_id, result.reason)
-                    self.status.dead_lettered += 1
-        except OutboxError as exc:
-            log.error("Outbox write of hub results failed.", extra={"error": str(exc)})
-        return confirmed
-
-    def _track(self, tracked: Tracked) -> None:
-        self._tracked[tracked.event_id] = tracked
-        self._event_of[tracked.item_id] = tracked.event_id
-        self._busy_alerts[tracked.alert_id] += 1
-
-    def _untrack(self, tracked: Tracked) -> None:
-        self._tracked.pop(tracked.event_id, None)
-        self._event_of.pop(tracked.item_id, None)
-        self._busy_alerts[tracked.alert_id] -= 1
-        if self._busy_alerts[tracked.alert_id] <= 0:
-            del self._busy_alerts[tracked.alert_id]
-
-    def _lookup(self, item_id: int) -> Tracked | None:
-        event_id = self._event_of.get(item_id)
-        return None if event_id is None else self._tracked.get(event_id)
-
-    def _timeout(self, step: int) -> float:
-        return result_timeout_s(step, self._timeout_s, self._timeout_max_s)
-
-    def _on_first_puback(self, item_id: int) -> None:
-        tracked = self._lookup(item_id)
-        if tracked is None or tracked.phase != "sending":
-            return  # the hub's result came first: it is confirmed already
-        tracked.phase = "awaiting"
-        tracked.due = self._clock() + self._timeout(0)
-        self._sent.append(item_id)
-
-    def _untrack_sending(self, item_id: int) -> None:
-        """A first send failed: the item is nacked and stays queued, untracked."""
-        tracked = self._lookup(item_id)
-        if tracked is not None and tracked.phase == "sending":
-            self._untrack(tracked)
-
-    def _strand(self, item_id: int) -> bool:
-        """The connection dropped with this item in flight: True when it is to be nacked
-        (a first send); a resend stays awaiting and goes again after the reconnect."""
-        tracked = self._lookup(item_id)
-        if tracked is None:
-            return True
-        if tracked.phase == "sending":
-            self._untrack(tracked)
-            return True
-        tracked.phase = "awaiting"
-        tracked.due = self._clock()
-        return False
 
     def _on_resend_done(self, item_id: int, future: asyncio.Future[None]) -> None:
         self._wake.set()
         if self._inflight.pop(item_id, None) is None:
             return  # stranded by _settle
-        tracked = self._lookup(item_id)
-        if tracked is None or tracked.phase != "resending":
-            return  # confirmed meanwhile
-        tracked.phase = "awaiting"
         error = None if future.cancelled() else future.exception()
-        if future.cancelled() or error is not None:
-            tracked.due = self._clock() + self._timeout(0)
-            if isinstance(error, MqttPublishRefused):
-                self.status.failed += 1
-                self.status.extra["refused_by_broker"] += 1
-                self._refused_since_flush = True
-                log.error(
-                    "Broker refused a resent alert; it stays in the outbox.",
-                    extra={"item_id": item_id, "reason": error.reason, "code": error.code},
-                )
-            return
-        tracked.step += 1
-        tracked.due = self._clock() + self._timeout(tracked.step)
-        self._resent.append(item_id)
+        if not self._hub.on_resend_done(item_id, future.cancelled() or error is not None):
+            return  # confirmed meanwhile
+        if isinstance(error, MqttPublishRefused):
+            self.status.failed += 1
+            self.status.refused_by_broker += 1
+            self._refused_since_flush = True
+            log.error(
+                "Broker refused a resent alert; it stays in the outbox.",
+                extra={"item_id": item_id, "reason": error.reason, "code": error.code},
+            )
 
     def _received(self, message: Message) -> None:
         """Every message of the link's subscriptions, on the event loop."""
         if message.topic.startswith(self.hub_status_prefix):
-            self._on_hub_status(message.topic[len(self.hub_status_prefix) :], message.payload)
+            self._hub.on_hub_status(message.topic[len(self.hub_status_prefix) :], message.payload)
             return
         if message.topic == self.results_topic:
-            self._on_result(message.payload)
+            self._hub.on_result(message.payload)
         if self._on_message is not None:
             try:
                 self._on_message(message)
             except Exception:
                 log.exception("Message handler failed.", extra={"topic": message.topic})
 
-    def _on_result(self, payload: bytes) -> None:
-        try:
-            result = parse_result(payload)
-        except BadMessage as exc:
-            self.status.extra["results_invalid"] += 1
-            log.warning(
-                "Hub result ignored: it does not follow the contract.",
-                extra={"topic": self.results_topic, "error": str(exc), "bytes": len(payload)},
-            )
-            return
-        tracked = self._tracked.get(result.event_id)
-        if tracked is None or result.alert_id not in (None, tracked.alert_id):
-            # Usual after a resend (the hub answers each copy) or a restart.
-            self.status.extra["results_unknown"] += 1
-            log.debug(
-                "Hub result for an event not awaited.",
-                extra={"event_id": result.event_id[:100], "status": result.status},
-            )
-            return
-        self._untrack(tracked)
-        self._finals.append((tracked.item_id, result))
-        self.status.extra["results"] += 1
-        if result.status == "rejected":
-            self.status.extra["rejected_by_hub"] += 1
-            self.status.last_error = result.reason
-            log.error(
-                "Hub rejected an alert; moved to the dead letters.",
-                extra={
-                    "item_id": tracked.item_id,
-                    "event_id": result.event_id,
-                    "reason": result.reason,
-                },
-            )
-        self._wake.set()
-
-    def _on_hub_status(self, replica: str, payload: bytes) -> None:
-        before = self.presence.state
-        try:
-            self.presence.update(replica, payload)
-        except BadMessage as exc:
-            self.status.extra["hub_status_invalid"] += 1
-            log.warning(
-                "Hub status ignored: it does not follow the contract.",
-                extra={"replica": replica[:100], "error": str(exc), "bytes": len(payload)},
-            )
-            return
-        after = self.presence.state
-        if after == before:
-            return
-        log.info(
-            "Hub presence changed.",
-            extra={"before": before, "after": after, "replicas": dict(self.presence.replicas)},
-        )
-        if after == "online":
-            # A hub (back) online: what awaits goes at once, timeouts start afresh.
-            now = self._clock()
-            for tracked in self._tracked.values():
-                tracked.step = 0
-                if tracked.phase == "awaiting":
-                    tracked.due = now
-        self._wake.set()
-
     async def _load_awaiting(self) -> None:
         """After a (re)start: rebuild the resend schedule of the items awaiting the hub on
         disk, from the time each was last sent."""
         items: list[AwaitingItem] = await outbox_call(self.outbox.awaiting)
-        now, wall = self._clock(), time.time()
-        for item in items:
-            if self._lookup(item.id) is not None:
-                continue
-            event_id, alert_id = _ids_of(item.id, item.payload)
-            step = max(0, item.sends - 1)
-            since_sent = max(0.0, wall - item.last_sent_at)
-            self._track(
-                Tracked(
-                    item_id=item.id,
-                    event_id=event_id,
-                    alert_id=alert_id,
-                    phase="awaiting",
-                    body=encode_payload(item.payload),
-                    first_sent=now - max(0.0, wall - item.first_sent_at),
-                    due=now + max(0.0, self._timeout(step) - since_sent),
-                    step=step,
-                )
-            )
-        if items:
-            log.info("Events awaiting the hub reloaded.", extra={"count": len(items)})
+        self._hub.load(items)
 
     async def _prepare_outbox(self) -> None:
         """Before the first connect: with ``confirm: hub`` reload what awaits the hub; with
@@ -691,11 +508,11 @@ class MqttForwarder:
     async def _drain_for_hub(self, link: MqttLink) -> None:
         """The drain loop with ``confirm: hub``; see the module doc."""
         while link.connected:
-            self._wake.clear()
+            self._wake.arm()
             if not self._loaded_awaiting:
                 await self._prepare_outbox()
             await self._flush()
-            self._report()
+            self._hub.report()
             await self._save_presence()
             if self._refused_since_flush:
                 self._refused_since_flush = False
@@ -707,21 +524,19 @@ class MqttForwarder:
                 published += self._send_held(link)
                 free = min(
                     self.window - len(self._inflight),
-                    self.max_awaiting - len(self._tracked) - len(self._held),
+                    self.max_awaiting - len(self._hub) - len(self._hub.held),
                 )
                 if free > 0:
                     for item in await self._lease(free):
                         published += await self._offer(link, item)
             if published == 0:
-                if self._acks or self._nacks or self._sent or self._resent or self._finals:
+                if self._acks or self._nacks or self._hub.has_writes():
                     continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._idle_poll_s):  # not wait_for: see run()
-                        await self._wake.wait()
+                await self._wake.idle(self._idle_poll_s)
 
     async def _offer(self, link: MqttLink, item: OutboxItem) -> int:
         """Publish a newly leased item, or hold it behind an earlier event of its alert."""
-        if item.id in self._inflight or item.id in self._held or item.id in self._event_of:
+        if item.id in self._inflight or item.id in self._hub.held or self._hub.knows(item.id):
             return 0  # its lease ran out while it was ours
         if not isinstance(item.payload.get("event_id"), str):
             # The hub can never confirm it (nor would it accept it).
@@ -730,9 +545,9 @@ class MqttForwarder:
             )
             self.status.dead_lettered += 1
             return 0
-        event_id, alert_id = _ids_of(item.id, item.payload)
-        if self._busy_alerts[alert_id] or event_id in self._tracked:
-            self._held[item.id] = item
+        event_id, alert_id = ids_of(item.id, item.payload)
+        if not self._hub.is_free(event_id, alert_id):
+            self._hub.held[item.id] = item
             return 0
         self._publish_first(link, item, event_id, alert_id)
         return 1
@@ -743,7 +558,7 @@ class MqttForwarder:
         tracked = Tracked(
             item.id, event_id, alert_id, "sending", encode_payload(item.payload), self._clock()
         )
-        self._track(tracked)
+        self._hub.track(tracked)
         # Not connected any more? publish() then fails at once and the item is nacked.
         future = link.publish(self.alerts_topic, tracked.body, qos=1)
         self._inflight[item.id] = item
@@ -752,24 +567,23 @@ class MqttForwarder:
     def _send_held(self, link: MqttLink) -> int:
         """Publish held items whose alert has nothing unconfirmed any more, oldest first."""
         published = 0
-        for item_id in sorted(self._held):
+        held = self._hub.held
+        for item_id in sorted(held):
             if len(self._inflight) >= self.window:
                 break
-            item = self._held[item_id]
-            event_id, alert_id = _ids_of(item.id, item.payload)
-            if self._busy_alerts[alert_id] or event_id in self._tracked:
+            item = held[item_id]
+            event_id, alert_id = ids_of(item.id, item.payload)
+            if not self._hub.is_free(event_id, alert_id):
                 continue
-            del self._held[item_id]
+            del held[item_id]
             self._publish_first(link, item, event_id, alert_id)
             published += 1
         return published
 
     def _resend_due(self, link: MqttLink) -> int:
         """Publish again, oldest first, what awaits the hub past its timeout."""
-        now = self._clock()
-        due = [t for t in self._tracked.values() if t.phase == "awaiting" and t.due <= now]
         published = 0
-        for tracked in sorted(due, key=lambda t: t.item_id):
+        for tracked in self._hub.due():
             if len(self._inflight) >= self.window:
                 break
             tracked.phase = "resending"
@@ -778,41 +592,12 @@ class MqttForwarder:
             future.add_done_callback(partial(self._on_resend_done, tracked.item_id))
             published += 1
         if published:
-            self.status.extra["resends"] += published
+            self.hub_status.resends += published
             log.info(
                 "Events without a hub result published again.",
                 extra={"count": published, "hub_presence": self.presence.state},
             )
         return published
-
-    def awaiting_hub(self) -> tuple[int, float | None]:
-        """How many events the broker has and the hub has not confirmed, and how long
-        (seconds) since the oldest was first sent."""
-        waiting = [t for t in self._tracked.values() if t.phase != "sending"]
-        if not waiting:
-            return 0, None
-        return len(waiting), max(0.0, self._clock() - min(t.first_sent for t in waiting))
-
-    def _report(self) -> None:
-        """Publish the confirmation state in ``status.extra`` (health, metrics)."""
-        count, oldest = self.awaiting_hub()
-        presence = self.presence.state
-        extra = self.status.extra
-        extra["awaiting_hub"] = count
-        extra["awaiting_hub_oldest_age_s"] = oldest
-        extra["hub_presence"] = presence
-        extra["held_for_hub"] = presence == "offline"
-        extra["held_for_order"] = len(self._held)
-        extra["hub"] = {
-            "unknown": "hub presence unknown",
-            "online": "hub online",
-            "offline": "hub offline: holding",
-        }[presence]
-        extra["readiness_reasons"] = (
-            [f"no hub is online: {count} events sent and held, new events wait in the outbox"]
-            if presence == "offline"
-            else []
-        )
 
     async def _save_presence(self) -> None:
         """Keep the presence in the outbox for ``edge-agent outbox status`` (on change)."""
@@ -826,14 +611,3 @@ class MqttForwarder:
             log.warning("Hub presence not saved in the outbox.", extra={"error": str(exc)})
             return
         self._presence_saved = state
-
-
-def _ids_of(item_id: int, payload: Any) -> tuple[str, str]:
-    """(event id, alert id) of an outbox payload; an item without an alert id is its own
-    alert (nothing to keep in order with)."""
-    event_id = payload.get("event_id")
-    alert_id = payload.get("alert_id")
-    return (
-        event_id if isinstance(event_id, str) else f"item-{item_id}",
-        alert_id if isinstance(alert_id, str) else f"item-{item_id}",
-    )

@@ -274,10 +274,15 @@ class Service:
                 reasons.append(f"forwarder is not connected: {status.last_error or 'no reply'}")
             # Confirmation by the hub (MQTT): presence and what awaits it; the forwarder
             # names its own reasons (no hub online: holding).
-            for key in ("hub", "hub_presence", "awaiting_hub", "awaiting_hub_oldest_age_s"):
-                if key in status.extra:
-                    forwarder[key] = status.extra[key]
-            reasons.extend(str(r) for r in status.extra.get("readiness_reasons", ()))
+            hub = status.hub
+            if hub is not None:
+                if hub.summary is not None:  # once the forwarder first reported
+                    forwarder["hub"] = hub.summary
+                forwarder["hub_presence"] = hub.hub_presence
+                forwarder["awaiting_hub"] = hub.awaiting_hub
+                if hub.summary is not None:
+                    forwarder["awaiting_hub_oldest_age_s"] = hub.awaiting_hub_oldest_age_s
+                reasons.extend(hub.readiness_reasons)
         outbox, outbox_error = _outbox_status(agent)
         cap = outbox.get("cap_bytes") or agent.config.storage.max_bytes
         full = isinstance(outbox.get("bytes"), int) and outbox["bytes"] >= cap

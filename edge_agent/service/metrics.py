@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -20,23 +20,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.service.retired_counters import forwarder_counts
 
 if TYPE_CHECKING:
+    from edge_agent.outbox.store import OutboxStats
     from edge_agent.service.pipeline import Agent
     from edge_agent.service.reload import ReloadReport
 
 RULE_STATES = ("NORMAL", "PENDING", "ACTIVE", "CLEARING")
 
 
-def as_mapping(obj: Any) -> Mapping[str, Any]:
-    """A stage's stats as a mapping, whether it is a dataclass, a dict or an object."""
-    if obj is None:
-        return {}
-    if isinstance(obj, Mapping):
-        return obj
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    return {key: getattr(obj, key) for key in dir(obj) if not key.startswith("_")}
+def as_mapping(stats: OutboxStats | None) -> Mapping[str, Any]:
+    """The outbox's stats as a mapping (health's JSON, the demo's view); empty without an
+    outbox."""
+    return {} if stats is None else asdict(stats)
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -212,43 +209,46 @@ class AgentCollector(Collector):
         yield engine_counters
 
     def _outbox(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        stats = as_mapping(self._agent.outbox_stats())
+        # No outbox (not started): every gauge reads 0.
+        stats = self._agent.outbox_stats()
         yield GaugeMetricFamily(
-            "edge_agent_outbox_depth", "Alerts waiting for delivery", _number(stats.get("depth"))
+            "edge_agent_outbox_depth", "Alerts waiting for delivery", _number(stats and stats.depth)
         )
         yield GaugeMetricFamily(
-            "edge_agent_outbox_bytes", "Bytes the outbox holds", _number(stats.get("bytes"))
+            "edge_agent_outbox_bytes", "Bytes the outbox holds", _number(stats and stats.bytes)
         )
         yield GaugeMetricFamily(
-            "edge_agent_outbox_max_bytes", "The outbox's cap", _number(stats.get("cap_bytes"))
+            "edge_agent_outbox_max_bytes", "The outbox's cap", _number(stats and stats.cap_bytes)
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_oldest_age_seconds",
             "Age of the oldest undelivered alert (0: empty)",
-            _number(stats.get("oldest_age_s")),
+            _number(stats and stats.oldest_age_s),
         )
         yield GaugeMetricFamily(
-            "edge_agent_outbox_leased", "Alerts out for delivery now", _number(stats.get("leased"))
+            "edge_agent_outbox_leased",
+            "Alerts out for delivery now",
+            _number(stats and stats.leased),
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_dead_letters",
             "Alerts that can never be delivered",
-            _number(stats.get("dead")),
+            _number(stats and stats.dead),
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_damaged",
             "Damaged outboxes set aside and awaiting 'edge-agent outbox SITE recover'",
-            len(stats.get("damaged") or ()),
+            len(stats.damaged) if stats is not None else 0,
         )
         yield CounterMetricFamily(
             "edge_agent_outbox_replaced",
             "Times a damaged outbox store was set aside and replaced by a fresh one",
-            _number(stats.get("replaced")),
+            _number(stats and stats.replaced),
         )
         yield CounterMetricFamily(
             "edge_agent_outbox_rows_refused",
             "Outbox rows that could not be decoded and became dead letters",
-            _number(stats.get("quarantined")),
+            _number(stats and stats.quarantined),
         )
         yield CounterMetricFamily(
             "edge_agent_outbox_refused",
@@ -263,12 +263,12 @@ class AgentCollector(Collector):
         yield GaugeMetricFamily(
             "edge_agent_outbox_wal_bytes",
             "The outbox's SQLite write-ahead log on disk (counted against the cap)",
-            _number(stats.get("wal_bytes")),
+            _number(stats and stats.wal_bytes),
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_refusing",
             "1 while the outbox refuses new events (cap reached or disk full)",
-            _number(stats.get("refusing")),
+            _number(stats and stats.refusing),
         )
         yield GaugeMetricFamily(
             "edge_agent_alerts_held",
@@ -312,30 +312,30 @@ class AgentCollector(Collector):
         """Confirmation by the hub (``forwarding.mqtt.confirm: hub``): kept by the MQTT
         forwarder, which holds in memory the same awaiting items as the outbox on disk."""
         forwarder = self._agent.forwarder
-        hub = forwarder.status.extra if forwarder is not None else {}
+        hub = forwarder.status.hub if forwarder is not None else None
         yield GaugeMetricFamily(
             "edge_agent_outbox_awaiting_hub",
             "Alerts the broker acknowledged and the hub has not confirmed yet",
-            _number(hub.get("awaiting_hub")),
+            _number(hub and hub.awaiting_hub),
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_awaiting_hub_oldest_age_seconds",
             "Time since the oldest alert awaiting the hub was first sent (0: none)",
-            _number(hub.get("awaiting_hub_oldest_age_s")),
+            _number(hub and hub.awaiting_hub_oldest_age_s),
         )
         yield GaugeMetricFamily(
             "edge_agent_outbox_held_for_hub",
             "1 while every known hub replica is offline: nothing is sent or resent",
-            _number(hub.get("held_for_hub")),
+            _number(hub and hub.held_for_hub),
         )
         presence = GaugeMetricFamily(
             "edge_agent_hub_presence",
             "1 for the hub presence the agent sees (unknown: no hub status ever seen)",
             labels=["state"],
         )
-        if "hub_presence" in hub:
+        if hub is not None:
             for state in ("unknown", "online", "offline"):
-                presence.add_metric([state], float(hub["hub_presence"] == state))
+                presence.add_metric([state], float(hub.hub_presence == state))
         yield presence
         results = CounterMetricFamily(
             "edge_agent_hub_results",
@@ -343,6 +343,7 @@ class AgentCollector(Collector):
             labels=["outcome"],
         )
         retired = self._agent.retired
+        live = forwarder_counts(forwarder.status) if forwarder is not None else {}
         for outcome, key in (
             ("confirmed", "results"),
             ("rejected", "rejected_by_hub"),
@@ -350,13 +351,13 @@ class AgentCollector(Collector):
             ("invalid", "results_invalid"),
             ("invalid_hub_status", "hub_status_invalid"),
         ):
-            if key in hub or retired.has_forwarder(key):
-                results.add_metric([outcome], retired.forwarder(key, hub.get(key)))
+            if key in live or retired.has_forwarder(key):
+                results.add_metric([outcome], retired.forwarder(key, live.get(key)))
         yield results
         yield CounterMetricFamily(
             "edge_agent_hub_resends",
             "Alerts published again because no hub result came in time",
-            retired.forwarder("resends", hub.get("resends")),
+            retired.forwarder("resends", live.get("resends")),
         )
 
     def _forwarder(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

@@ -9,23 +9,36 @@ metrics add them to the live object's counts.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from edge_agent.interfaces import ConnectionStats, ForwarderStatus
 
-SOURCE_COUNTERS: Final = ("reads", "read_errors", "requests", "overruns")
-"""The counters of :class:`ConnectionStats` exported as metrics."""
-FORWARDER_COUNTERS: Final = ("sent", "failed", "dead_lettered")
-"""The counters of :class:`ForwarderStatus` exported as metrics."""
-FORWARDER_EXTRA_COUNTERS: Final = (
-    "results",
-    "rejected_by_hub",
-    "results_unknown",
-    "results_invalid",
-    "hub_status_invalid",
-    "resends",
-)
-"""The counters a forwarder keeps in ``status.extra`` that are exported as metrics."""
+
+def source_counts(stats: ConnectionStats) -> dict[str, int]:
+    """The counters of :class:`ConnectionStats` exported as metrics, by name."""
+    return {
+        "reads": stats.reads,
+        "read_errors": stats.read_errors,
+        "requests": stats.requests,
+        "overruns": stats.overruns,
+    }
+
+
+def forwarder_counts(status: ForwarderStatus) -> dict[str, int]:
+    """The counters of :class:`ForwarderStatus` (and of its ``hub``, when it has one)
+    exported as metrics, by name."""
+    counts = {"sent": status.sent, "failed": status.failed, "dead_lettered": status.dead_lettered}
+    hub = status.hub
+    if hub is not None:
+        counts.update(
+            results=hub.results,
+            rejected_by_hub=hub.rejected_by_hub,
+            results_unknown=hub.results_unknown,
+            results_invalid=hub.results_invalid,
+            hub_status_invalid=hub.hub_status_invalid,
+            resends=hub.resends,
+        )
+    return counts
 
 
 def _count(value: Any) -> int:
@@ -43,16 +56,13 @@ class RetiredCounters:
     def retire_source(self, connection: str, stats: ConnectionStats) -> None:
         """Keep the counts of a source that is stopped for good."""
         kept = self._sources.setdefault(connection, {})
-        for name in SOURCE_COUNTERS:
-            kept[name] = kept.get(name, 0) + _count(getattr(stats, name, 0))
+        for name, count in source_counts(stats).items():
+            kept[name] = kept.get(name, 0) + _count(count)
 
     def retire_forwarder(self, status: ForwarderStatus) -> None:
         """Keep the counts of a forwarder that is stopped for good."""
-        for name in FORWARDER_COUNTERS:
-            self._forwarder[name] = self._forwarder.get(name, 0) + _count(getattr(status, name))
-        for name in FORWARDER_EXTRA_COUNTERS:
-            if name in status.extra:
-                self._forwarder[name] = self._forwarder.get(name, 0) + _count(status.extra[name])
+        for name, count in forwarder_counts(status).items():
+            self._forwarder[name] = self._forwarder.get(name, 0) + _count(count)
 
     def source(self, connection: str, name: str, live: int) -> int:
         """``live`` (the running source's count) plus what earlier sources counted."""

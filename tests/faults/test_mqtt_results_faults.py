@@ -154,28 +154,30 @@ async def test_garbage_from_the_hub_never_confirms_an_item(
             hub.announce("online")  # whatever the garbage said, one replica is online
             for alarm in healthy:
                 hub.answer(alarm)
-            extra = forwarder.status.extra
+            confirmation = forwarder.hub_status
             expected = len(garbage) + len(healthy)
             await async_wait_until(
                 lambda: (
-                    extra["results"] + extra["results_invalid"] + extra["results_unknown"]
+                    confirmation.results
+                    + confirmation.results_invalid
+                    + confirmation.results_unknown
                     == expected
                 ),
                 what="every result message counted",
             )
             await async_wait_until(lambda: forwarder.status.sent == HEALTHY, what="healthy")
             assert not task.done()  # still running
-            assert extra["results"] == HEALTHY
+            assert confirmation.results == HEALTHY
             assert forwarder.presence.state == "online"
         # Only what the hub confirmed left the outbox; the rest still awaits, untouched.
         assert [a.id for a in outbox.awaiting()] == ids[HEALTHY:]
         assert outbox.dead_letters() == []
         refused = [r for r in caplog.records if r.getMessage().startswith("Hub result ignored")]
-        assert len(refused) == extra["results_invalid"] > 0
+        assert len(refused) == confirmation.results_invalid > 0
         status_refused = [
             r for r in caplog.records if r.getMessage().startswith("Hub status ignored")
         ]
-        assert len(status_refused) == extra["hub_status_invalid"]
+        assert len(status_refused) == confirmation.hub_status_invalid
     finally:
         hub.raw(f"{prefix}/hub/status/hub-a", b"", retain=True)
         hub.close()

@@ -107,7 +107,7 @@ async def test_v5_failure_reason_code_keeps_the_item(
         forwarder = MqttForwarder(config, site, outbox, tmp_path)
         async with running(forwarder):
             await async_wait_until(lambda: forwarder.status.failed >= 3, what="refusals")
-            assert forwarder.status.extra["refused_by_broker"] >= 3
+            assert forwarder.status.refused_by_broker >= 3
             assert "0x87" in (forwarder.status.last_error or "")
             assert forwarder.status.sent == 0
         stats = outbox.stats()
@@ -187,7 +187,7 @@ async def _broker_sigkill_run(
     # A SIGKILLed mosquitto can lose what it acknowledged but had not yet written to the
     # subscriber or to its autosave: at most the messages of one in-flight window.
     assert len(set(range(400)) - set(order)) <= 50
-    assert forwarder.status.extra["reconnects"] >= 1
+    assert forwarder.status.reconnects >= 1
     assert forwarder.status.sent >= 400
 
 

@@ -179,7 +179,7 @@ async def test_an_event_leaves_the_outbox_only_on_the_hubs_result(
         dead = outbox.dead_letters()
         assert [d.id for d in dead] == [ids[2]]
         assert "bad_message" in dead[0].reason and "time out of range" in dead[0].reason
-        assert forwarder.status.extra["rejected_by_hub"] == 1
+        assert forwarder.status.hub.rejected_by_hub == 1
 
 
 async def test_no_resend_storm_while_the_hub_is_away_ten_minutes(
@@ -206,8 +206,8 @@ async def test_no_resend_storm_while_the_hub_is_away_ten_minutes(
         await async_wait_until(lambda: len(hub.copies()) == n * expected_sends, what="resends")
         await asyncio.sleep(0.2)  # nothing more comes: checked below
         assert len(hub.copies()) == n * expected_sends
-        assert forwarder.status.extra["hub_presence"] == "unknown"
-        assert forwarder.status.extra["hub"] == "hub presence unknown"
+        assert forwarder.status.hub.hub_presence == "unknown"
+        assert forwarder.status.hub.summary == "hub presence unknown"
 
         # Every replica says offline: hold, however long it stays away.
         hub.announce("offline")
@@ -219,9 +219,9 @@ async def test_no_resend_storm_while_the_hub_is_away_ten_minutes(
         await asyncio.sleep(0.2)
         assert len(hub.copies()) == before  # not a single resend in 10 minutes
         await async_wait_until(
-            lambda: bool(forwarder.status.extra["readiness_reasons"]), what="readiness says so"
+            lambda: bool(forwarder.status.hub.readiness_reasons), what="readiness says so"
         )
-        assert "no hub is online" in forwarder.status.extra["readiness_reasons"][0]
+        assert "no hub is online" in forwarder.status.hub.readiness_reasons[0]
         assert outbox.note("hub") == {
             "state": "offline",
             "replicas": {"hub-a": "offline"},
@@ -253,7 +253,7 @@ async def test_order_per_alert_and_resent_after_restart(
         await asyncio.sleep(0.1)
         # The second event of the alert waits for the hub's answer to the first.
         assert hub.distinct() == {activated["event_id"]}
-        assert forwarder.status.extra["held_for_order"] == 1
+        assert forwarder.status.hub.held_for_order == 1
     outbox.close()  # the agent stops (or is killed): the awaiting state is on disk
 
     outbox = Outbox.open(directory, 10_000_000)
@@ -337,7 +337,7 @@ async def test_metrics_and_readiness_name_the_hub_state(
     async with running(forwarder):
         await async_wait_until(lambda: outbox.awaiting_count() == 2, what="2 awaiting")
         hub.announce("offline")
-        await async_wait_until(lambda: forwarder.status.extra["held_for_hub"], what="held")
+        await async_wait_until(lambda: forwarder.status.hub.held_for_hub, what="held")
         families = {f.name: f for f in collector._hub()}
     assert families["edge_agent_outbox_awaiting_hub"].samples[0].value == 2
     assert families["edge_agent_outbox_held_for_hub"].samples[0].value == 1

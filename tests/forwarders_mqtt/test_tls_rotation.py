@@ -64,7 +64,7 @@ async def test_a_rotated_certificate_is_used_without_sighup(
         # A certificate of a CA the broker does not trust: the link is rebuilt with it
         # (proof the new file is what is offered) and the refusal says so.
         install(stranger["client"], stranger["client_key"], live)
-        await async_wait_until(lambda: forwarder.status.extra["tls_rotations"] >= 1)
+        await async_wait_until(lambda: forwarder.status.tls_rotations >= 1)
         await async_wait_until(
             lambda: (
                 "the broker refused the client certificate" in (forwarder.status.last_error or "")
@@ -80,7 +80,7 @@ async def test_a_rotated_certificate_is_used_without_sighup(
         install(tmp_path / "pki" / "renewed.pem", tmp_path / "pki" / "renewed.key", live)
         await async_wait_until(lambda: len(sub.payloads()) >= 5, what="5 alerts, renewed cert")
         await async_wait_until(lambda: outbox.stats().depth == 0, what="drained")
-        assert forwarder.status.extra["tls_rotations"] >= 2
+        assert forwarder.status.tls_rotations >= 2
         assert [p["seq"] for p in sub.payloads()] == list(range(5))
     finally:
         task.cancel()
@@ -124,12 +124,12 @@ async def test_files_that_do_not_load_leave_the_working_link_alone(
         (live / "client.pem").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n", "ascii")
         await asyncio.sleep(0.3)  # several looks at the files
         assert forwarder._link is link and forwarder.status.connected
-        assert forwarder.status.extra["tls_rotations"] == 0
+        assert forwarder.status.tls_rotations == 0
         outbox.put_many(events(site, 2))
         await async_wait_until(lambda: len(sub.payloads()) >= 2, what="sent on the old link")
         issue(tmp_path / "pki", "renewed")
         install(tmp_path / "pki" / "renewed.pem", tmp_path / "pki" / "renewed.key", live)
-        await async_wait_until(lambda: forwarder.status.extra["tls_rotations"] == 1)
+        await async_wait_until(lambda: forwarder.status.tls_rotations == 1)
         await async_wait_until(lambda: forwarder.status.connected and forwarder._link is not link)
     finally:
         task.cancel()

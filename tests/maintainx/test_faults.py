@@ -70,9 +70,9 @@ async def test_1000_activations_make_exactly_1000_work_orders(tmp_path: Path) ->
     assert injected["timeout_after_store"] > 10
     assert injected["burst_429"] >= 1 and injected["drop"] >= 1
     # Stored-but-unanswered creates were found again, not repeated.
-    assert forwarder.status.extra["found"] >= 1
-    assert forwarder.status.extra["created"] + forwarder.status.extra["found"] == ACTIVATIONS
+    assert forwarder.status.found >= 1
+    assert forwarder.status.created + forwarder.status.found == ACTIVATIONS
     print(
         f"\nfault run: {ACTIVATIONS} activations, injected {dict(injected)}, "
-        f"found again {forwarder.status.extra['found']}, retries {forwarder.status.failed}"
+        f"found again {forwarder.status.found}, retries {forwarder.status.failed}"
     )

@@ -49,7 +49,7 @@ async def test_events_reach_the_right_work_orders_in_order(
         "Returned to normal"
     ]
     assert outbox.stats().depth == 0
-    assert forwarder.status.extra["created"] == 2
+    assert forwarder.status.created == 2
     assert forwarder.status.connected and forwarder.status.last_delivery_ns > 0
     assert outbox.stats().dead == 0
 
@@ -140,7 +140,7 @@ async def test_restart_with_an_unknown_outcome_finds_the_work_order(
     assert box.stats().depth == 0
     box.close()
     assert len(emulator.work_orders) == 1
-    assert second.status.extra["found"] == 1 and second.status.extra["created"] == 0
+    assert second.status.found == 1 and second.status.created == 0
     creates = [r for r in emulator.requests if r.method == "POST" and r.path == "/v1/workorders"]
     assert len(creates) == 1
     lookups = [r for r in emulator.requests if r.path == "/v1/workorders" and "title" in r.query]
@@ -260,4 +260,4 @@ async def test_a_create_that_lands_after_its_timeout_is_found_not_repeated(
         w for w in emulator.work_orders if w["externalData"]["alert_id"] == alert(1)["alert_id"]
     ]
     assert len(mine) == 1
-    assert forwarder.status.extra["found"] == 1 and forwarder.status.extra["created"] == 0
+    assert forwarder.status.found == 1 and forwarder.status.created == 0

@@ -96,7 +96,7 @@ async def running_agent(config: SiteConfig, state_dir: Path) -> AsyncIterator[Ag
 
 async def feed(agent: Agent, readings: Sequence[Reading]) -> None:
     """Hand a batch to the rules the way a source does."""
-    await agent._sink(readings)
+    await agent.rules.sink(readings)
 
 
 async def queued(agent: Agent) -> list[dict[str, Any]]:

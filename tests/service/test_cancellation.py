@@ -30,7 +30,7 @@ async def test_rules_task_stops_when_cancelled_as_a_batch_arrives(tmp_path: Path
         assert rules is not None
         await asyncio.sleep(0.3)  # the rules task now waits for a batch (or its tick)
         # A batch and the cancellation in the same loop iteration: the race wait_for loses.
-        agent._queue.put_nowait(())  # an empty batch: the sink never queues one
+        agent.rules.queue.put_nowait(())  # an empty batch: the sink never queues one
         rules.cancel()
         assert await wait_done(rules, 5.0), "the rules task swallowed its cancellation"
         assert rules.cancelled()

@@ -182,16 +182,21 @@ def test_counters_never_go_down_when_a_reload_rebuilds_the_forwarder_and_a_sourc
 
 
 def test_retired_counters_add_what_replaced_stages_counted() -> None:
-    from edge_agent.interfaces import ConnectionStats, ForwarderStatus
+    from edge_agent.interfaces import ConnectionStats, ForwarderStatus, HubConfirmation
     from edge_agent.service.retired_counters import RetiredCounters
 
     retired = RetiredCounters()
-    retired.retire_forwarder(ForwarderStatus(sent=3, failed=2, extra={"resends": 4}))
-    retired.retire_forwarder(ForwarderStatus(sent=1, extra={"resends": -7}))  # a bug: ignored
+    retired.retire_forwarder(ForwarderStatus(sent=3, failed=2, hub=HubConfirmation(resends=4)))
+    # A negative count is a bug: ignored.
+    retired.retire_forwarder(ForwarderStatus(sent=1, hub=HubConfirmation(resends=-7)))
     retired.retire_source("plc1", ConnectionStats(reads=10, requests=20))
     assert retired.forwarder("sent", 5) == 9
     assert retired.forwarder("failed", None) == 2
     assert retired.forwarder("resends", 1) == 5
-    assert retired.has_forwarder("resends") and not retired.has_forwarder("results")
+    assert retired.has_forwarder("resends") and retired.has_forwarder("results")
+    # A forwarder without the hub's confirmation leaves no hub series behind.
+    direct = RetiredCounters()
+    direct.retire_forwarder(ForwarderStatus(sent=1))
+    assert direct.has_forwarder("sent") and not direct.has_forwarder("resends")
     assert retired.source("plc1", "reads", 1) == 11
     assert retired.source("ua1", "reads", 1) == 1

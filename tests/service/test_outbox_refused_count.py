@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from edge_agent.config.models import SiteConfig
-from edge_agent.service import pipeline
+from edge_agent.service import handover
 from edge_agent.service.metrics import build_registry
 from edge_agent.service.pipeline import Agent
 from edge_agent.service.refusals import RefusedAlerts
@@ -42,7 +42,7 @@ async def _until(condition: Any, what: str, timeout_s: float = 20.0) -> None:
 async def test_held_alerts_are_refused_once_and_their_retries_counted_apart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "OUTBOX_RETRY_S", 0.05)  # many retries in little time
+    monkeypatch.setattr(handover, "OUTBOX_RETRY_S", 0.05)  # many retries in little time
     state = tmp_path / "state"
     rules = [{**HEALTHY_RULE, "id": f"high-{n}"} for n in range(RULES)]
     document: dict[str, Any] = fault_site_document(state, rules)

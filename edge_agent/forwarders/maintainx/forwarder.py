@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -29,6 +30,14 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.errors import EdgeAgentError
+from edge_agent.forwarders.delivery import (
+    DestinationHold,
+    Wake,
+    count_delivered,
+    lease_or_report,
+    nack_or_log,
+    release_on_stop,
+)
 from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.maintainx.client import MaintainXClient
@@ -43,7 +52,7 @@ from edge_agent.maintainx.errors import (
 )
 from edge_agent.maintainx.ledger import LedgerError, SqliteLedger, ThreadedLedger
 from edge_agent.maintainx.sync import SyncResult, apply_alert, settle_s
-from edge_agent.outbox.calls import lease_items, outbox_call
+from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
 
@@ -52,14 +61,30 @@ log = logging.getLogger(__name__)
 LEDGER_FILE: Final = "workorders.sqlite"
 _REASON_CHARS: Final = 2000
 PROBE_INTERVAL_S: Final = 30.0
+"""While idle and not connected, MaintainX is probed at most this often."""
 MISCONFIGURED_RETRY_S: Final = 60.0
 """While MaintainX refuses every request alike (a wrong base_url), how often one request
 tries again; a reload tries at once."""
-"""While idle and not connected, MaintainX is probed at most this often."""
 MAX_INTERNAL_ERRORS: Final = 10
 """An item that makes the forwarder itself fail (a bug, not MaintainX) this many times is
 dead-lettered so that it cannot hold back every item behind it. MaintainX and network
 failures are retried forever."""
+
+
+@dataclass
+class MaintainXStatus(ForwarderStatus):
+    """The direct forwarder's status: the common fields and what became of each alert."""
+
+    created: int = 0
+    found: int = 0
+    """Work orders found already made (a redelivered alert): nothing created twice."""
+    updates: int = 0
+    """Escalations and comments on a work order already made."""
+    skipped: int = 0
+    requests: int = 0
+    """HTTP requests sent, as of the last delivery."""
+    rate_limited: int = 0
+    pacing_waits: int = 0
 
 
 class InvalidMessage(EdgeAgentError, ValueError):
@@ -110,14 +135,14 @@ class MaintainXForwarder:
         self.base_dir = Path(base_dir)
         self.batch_size = batch_size
         self.idle_s = idle_s
-        self.status = ForwarderStatus()
-        self.status.extra.update({"created": 0, "found": 0, "updates": 0, "skipped": 0})
+        self.status = MaintainXStatus()
         self.client: MaintainXClient | None = None
         self.ledger: SqliteLedger | None = None
         self._backoff = Backoff.from_config(config.backoff)
         self._reload = asyncio.Event()
         # Set by wake(): new items are in the outbox, end the idle wait now.
-        self._wake = asyncio.Event()
+        self._wake = Wake()
+        self._hold = DestinationHold(self.status, log)
         self._pending_config: MaintainX | None = None
         self._leased: list[OutboxItem] = []
         self._last_probe = -PROBE_INTERVAL_S
@@ -142,13 +167,12 @@ class MaintainXForwarder:
                         continue
                     await self._probe()
                     continue
-                # Cleared before looking: a wake() from now on ends the idle wait at once.
-                self._wake.clear()
-                try:
-                    items = await lease_items(self.outbox, self.batch_size)
-                except OutboxError as exc:
-                    log.error("Cannot lease from the outbox.", extra={"error": str(exc)})
-                    self.status.last_error = str(exc)
+                # Armed before looking: a wake() from now on ends the idle wait at once.
+                self._wake.arm()
+                items = await lease_or_report(
+                    self.outbox, self.batch_size, self.status, log, "Cannot lease from the outbox."
+                )
+                if items is None:
                     await self._sleep_or_reload(self._backoff.next_delay())
                     continue
                 if not items:
@@ -265,34 +289,31 @@ class MaintainXForwarder:
         self.status.failed += 1
         self.status.connected = False
         self.status.last_error = _reason(exc)
-        if self.status.holding is None:
-            log.error(
-                "MaintainX refuses every request: the forwarding settings are wrong. Every "
-                "alert is held until the site file is fixed and reloaded.",
-                extra={"error": str(exc), "status": exc.status},
-            )
-        self.status.holding = f"MaintainX settings refused: {exc}"
+        self._hold.hold(
+            f"MaintainX settings refused: {exc}",
+            "MaintainX refuses every request: the forwarding settings are wrong. Every "
+            "alert is held until the site file is fixed and reloaded.",
+            {"error": str(exc), "status": exc.status},
+        )
 
     def _delivered(self, result: SyncResult) -> None:
-        if self.status.holding is not None:
-            log.info("MaintainX accepts requests again; delivering what was held.")
-        self.status.holding = None
-        self._backoff.reset()
-        self.status.sent += 1
+        self._hold.release("MaintainX accepts requests again; delivering what was held.")
+        count_delivered(self.status, 1, self._backoff)
         self.status.connected = True
-        self.status.last_delivery_ns = time.time_ns()
         self.status.last_error = None
-        key = {
-            "created": "created",
-            "found": "found",
-            "escalated": "updates",
-            "commented": "updates",
-        }.get(result.action, "skipped")
-        self.status.extra[key] += 1
+        status = self.status
+        if result.action == "created":
+            status.created += 1
+        elif result.action == "found":
+            status.found += 1
+        elif result.action in ("escalated", "commented"):
+            status.updates += 1
+        else:
+            status.skipped += 1
         if self.client is not None:
-            self.status.extra["requests"] = self.client.requests_sent
-            self.status.extra["rate_limited"] = self.client.rate_limited
-            self.status.extra["pacing_waits"] = self.client.pacer.waits
+            status.requests = self.client.requests_sent
+            status.rate_limited = self.client.rate_limited
+            status.pacing_waits = self.client.pacer.waits
 
     async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
         try:
@@ -309,10 +330,9 @@ class MaintainXForwarder:
         )
 
     async def _nack(self, ids: list[int], reason: str) -> None:
-        try:
-            await outbox_call(self.outbox.nack, ids, reason)
-        except OutboxError as exc:  # the leases run out and the items come back in order
-            log.error("Cannot release outbox items.", extra={"error": str(exc)})
+        await outbox_call(
+            nack_or_log, self.outbox, ids, reason, log, "Cannot release outbox items."
+        )
         self._leased = []
 
     def _retry_delay(self, exc: Exception) -> float:
@@ -399,7 +419,7 @@ class MaintainXForwarder:
         else:
             self.status.connected = True
             self.status.last_error = None
-            self.status.holding = None
+            self._hold.release(None)
 
     async def _open_client(self) -> bool:
         if self._pending_config is not None:
@@ -458,21 +478,10 @@ class MaintainXForwarder:
 
     async def _idle(self) -> None:
         """Wait ``idle_s`` for new items, ending early on :meth:`wake` or a reload."""
-        waiters = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._reload.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await self._wake.idle(self.idle_s, also=self._reload)
         if self._reload.is_set():
             await self._wait_for_reload()
 
     def _release_leases(self) -> None:
         leased, self._leased = self._leased, []
-        if leased:
-            # Synchronous on purpose: this runs while the task is being cancelled.
-            with contextlib.suppress(Exception):
-                self.outbox.nack([i.id for i in leased], "forwarder stopped")
+        release_on_stop(self.outbox, leased)
