@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 # The result's contract (reader and the hub's writer) lives in edge_agent.wire.result.
+from edge_agent.wire.alert import SITE_PATTERN
 from edge_agent.wire.result import BadMessage as BadMessage
 from edge_agent.wire.result import HubResult as HubResult
 from edge_agent.wire.result import loads_object
 from edge_agent.wire.result import parse_result as parse_result
 
-REPLICA_ID: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+REPLICA_ID: Final = re.compile(SITE_PATTERN)  # a replica id has a site id's shape
 
 Presence = Literal["unknown", "online", "offline"]
 

@@ -22,6 +22,7 @@ from edge_agent.config.models.base import (
     Name,
     Priority,
     SiteId,
+    TopicPrefix,
 )
 from edge_agent.config.models.connections import (
     Connection,
@@ -124,6 +125,7 @@ __all__ = [
     "SiteId",
     "Storage",
     "Tls",
+    "TopicPrefix",
     "WorkOrderTemplate",
     "condition_problem",
     "dump_for_print",

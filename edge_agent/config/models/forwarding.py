@@ -13,9 +13,11 @@ from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.models.base import (
     Backoff,
     Model,
+    TopicPrefix,
 )
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, parse_duration
+from edge_agent.wire.topics import DEFAULT_PREFIX
 
 
 class Tls(Model):
@@ -38,7 +40,7 @@ class Mqtt(Model):
     password: SecretRef | None = None
     client_id: str | None = None  # default: edge-agent-{site}
     protocol: Literal["5", "3.1.1"] = "5"
-    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "edge/v1"
+    topic_prefix: TopicPrefix = DEFAULT_PREFIX
     keepalive: Duration = parse_duration("30s")
     inflight: Annotated[int, Field(ge=1, le=1000)] = 20
     backoff: Backoff = Backoff()
