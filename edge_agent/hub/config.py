@@ -18,7 +18,7 @@ from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import DEFAULT_RETENTION_NS, check_retention
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.loader import Document, load_model
-from edge_agent.config.models import SITE_ID_PATTERN, Backoff, Model, Tls, TopicPrefix
+from edge_agent.config.models import SITE_ID_PATTERN, BackoffSettings, Model, Tls, TopicPrefix
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration, parse_size
 from edge_agent.hub.drivers import check_store_driver
@@ -86,7 +86,7 @@ class Broker(Model):
     # Nothing is lost: agents resend every event the hub has not answered. A longer expiry
     # makes a dead replica's session keep receiving (and holding) its share of the alerts.
     session_expiry: Duration = parse_duration("0s")
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> Broker:

@@ -50,7 +50,7 @@ class Priority(StrEnum):
         return None
 
 
-class Backoff(Model):
+class BackoffSettings(Model):
     """Exponential backoff with full jitter between reconnect attempts."""
 
     initial: Duration = parse_duration("500ms")

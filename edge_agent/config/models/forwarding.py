@@ -11,7 +11,7 @@ from edge_agent.common.retention import (
 )
 from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.models.base import (
-    Backoff,
+    BackoffSettings,
     Model,
     TopicPrefix,
 )
@@ -43,7 +43,7 @@ class Mqtt(Model):
     topic_prefix: TopicPrefix = DEFAULT_PREFIX
     keepalive: Duration = parse_duration("30s")
     inflight: Annotated[int, Field(ge=1, le=1000)] = 20
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
     # Who confirms delivery: "hub" (the hub's result on {prefix}/{site}/results; the broker's
     # PUBACK only moves the event to "sent, awaiting the hub") or "broker" (the PUBACK, for
     # a plain MQTT consumer without a hub).
@@ -72,7 +72,7 @@ class MaintainX(Model):
     timeout: Duration = parse_duration("10s")
     # Requests a minute this agent allows itself before MaintainX tells it otherwise.
     rate_limit: Annotated[int, Field(ge=1)] = 100
-    backoff: Backoff = Backoff.model_validate({"initial": "1s"})
+    backoff: BackoffSettings = BackoffSettings.model_validate({"initial": "1s"})
 
 
 class Forwarding(Model):
