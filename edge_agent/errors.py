@@ -21,7 +21,7 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   ├── ListenError               common/http.py: a listen address cannot be bound
     │   │                             (also OSError)
     │   ├── HealthError               common/health.py
-    │   ├── MqttError                 common/mqtt_link.py
+    │   ├── MqttError                 common/mqtt_errors.py (raised by common/mqtt_link.py)
     │   │   ├── MqttConfigError       the broker refused the settings (TLS, credentials)
     │   │   ├── MqttDisconnected      the link dropped; what was unconfirmed is resent
     │   │   └── MqttPublishRefused    the broker refused one publish
@@ -46,7 +46,7 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     ├── HistoryError                  history/store.py
     │   └── HistoryCorrupt
     ├── outbox
-    │   ├── OutboxError               outbox/store.py
+    │   ├── OutboxError               outbox/errors.py
     │   │   ├── OutboxFull            over storage.max_bytes: refused, nothing dropped
     │   │   ├── PayloadRejected       not JSON-safe: refused before it is written
     │   │   │   └── PayloadTooLarge   over the largest payload
@@ -69,7 +69,7 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   └── OutcomeUnknown
     │   └── LedgerError               maintainx/ledger.py: the work order ledger's file
     ├── the agent
-    │   ├── AgentError                service/pipeline.py
+    │   ├── AgentError                service/wiring.py
     │   └── StateFolderInUse          service/state_lock.py: another agent holds the folder
     ├── the hub
     │   ├── HubError                  hub/app.py

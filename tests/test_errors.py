@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 
 import edge_agent
 from edge_agent.errors import EdgeAgentError
@@ -56,3 +57,20 @@ def test_the_second_bases_are_kept() -> None:
 
     assert issubclass(WireError, ValueError) and issubclass(WireError, EdgeAgentError)
     assert issubclass(StateStoreError, OSError) and issubclass(ListenError, OSError)
+
+
+def test_the_tree_names_the_module_that_defines_each() -> None:
+    """A row ``Name   path/to/module.py`` names the file the class is defined in: a class
+    moved by a split (outbox/store.py → outbox/errors.py) must move in the picture too."""
+    doc = importlib.import_module("edge_agent.errors").__doc__ or ""
+    defined_in = {cls.__name__: cls.__module__ for cls in _project_exceptions().values()}
+    rows = re.findall(r"── (\w+)\s+([\w/]+\.py)", doc)
+    assert len(rows) > 20  # the rows were found
+    wrong = sorted(
+        (name, path)
+        for name, path in rows
+        if name in defined_in
+        and ("edge_agent/" + path.removesuffix(".py")).removesuffix("/__init__")
+        != defined_in[name].replace(".", "/")
+    )
+    assert wrong == []

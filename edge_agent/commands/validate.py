@@ -7,11 +7,9 @@ Exit 1 when any file has an error, 0 otherwise (warnings alone pass). The lines 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from edge_agent.config.diagnostics import (
     Diagnostic,
@@ -41,16 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _hub_diagnostics(path: Path) -> list[Diagnostic]:
-    try:
-        module: Any = importlib.import_module("edge_agent.hub.config")
-    except ModuleNotFoundError as exc:
-        if exc.name != "edge_agent.hub.config":
-            raise
-        return [Diagnostic(str(path), 1, 1, "error", ("hub",), "hub files are not supported yet")]
-    from edge_agent.config.loader import load_model
+    from edge_agent.hub.config import load_hub
 
-    checks = list(getattr(module, "HUB_CHECKS", ()))
-    _model, diagnostics = load_model(path, module.HubConfig, checks)
+    _model, diagnostics = load_hub(path)
     return diagnostics
 
 

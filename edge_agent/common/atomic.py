@@ -12,10 +12,11 @@ removes the file another live process (the command line) is writing.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             temporary.unlink()
         raise
     fsync_directory(path.parent)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object a small state file holds; empty when the file is missing, unreadable
+    or holds anything else (its reader then starts afresh, as on a first start)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8 at all
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def fsync_directory(directory: Path) -> None:

@@ -12,7 +12,7 @@ import logging
 import random
 
 from edge_agent.common.time_units import NS_PER_S
-from edge_agent.config.models import Backoff as BackoffConfig
+from edge_agent.config.models import BackoffSettings
 
 # While a connection is down, a connect is tried at least this often (or once per poll
 # when the poll is slower): a connect refused costs one packet, and a PLC back from a
@@ -43,7 +43,7 @@ class Backoff:
         self._rng = rng or random.Random()
 
     @classmethod
-    def from_config(cls, config: BackoffConfig, rng: random.Random | None = None) -> Backoff:
+    def from_config(cls, config: BackoffSettings, rng: random.Random | None = None) -> Backoff:
         """Build from a connection's ``backoff:`` section (durations in ns)."""
         return cls(config.initial / NS_PER_S, config.max / NS_PER_S, rng)
 

@@ -181,13 +181,9 @@ class Includer:
             elif isinstance(mine, dict) and isinstance(value, dict):
                 for key, item in value.items():
                     if key in mine:
-                        mark = source.keys[(section, key)]
                         self.problems.append(
-                            Diagnostic(
-                                mark.file,
-                                mark.line,
-                                mark.col,
-                                "error",
+                            _error_at_key(
+                                source,
                                 (section, key),
                                 f"`{key}` is already defined in {section} "
                                 f"({into.where((section, key))})",
@@ -197,15 +193,17 @@ class Includer:
                     mine[key] = item
                     into.source.update_shifted(source, (section, key), (section, key))
             else:
-                mark = source.keys[prefix]
                 self.problems.append(
-                    Diagnostic(
-                        mark.file,
-                        mark.line,
-                        mark.col,
-                        "error",
+                    _error_at_key(
+                        source,
                         prefix,
                         f"`{section}` is already set in {into.where(prefix)}; an included file "
                         "may add to lists and mappings, not replace a value",
                     )
                 )
+
+
+def _error_at_key(source: SourceMap, path: ConfigPath, message: str) -> Diagnostic:
+    """An error placed at the key ``path`` as the included file writes it."""
+    mark = source.keys[path]
+    return Diagnostic(mark.file, mark.line, mark.col, "error", path, message)

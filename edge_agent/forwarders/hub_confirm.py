@@ -5,8 +5,8 @@ Pure logic, no I/O: :mod:`edge_agent.forwarders.hub_tracking` feeds it the messa
 
 The contract with the hub (docs/outbox.md, "Confirmation by the hub"):
 
-- a result: see :mod:`edge_agent.wire.result` (its reader, :func:`parse_result`, and the
-  hub's writer live there together; re-exported here for the forwarder);
+- a result: see :mod:`edge_agent.wire.result` (its reader, ``parse_result``, and the
+  hub's writer live there together; the forwarder imports it from there);
 - each hub replica keeps a retained ``{"state": "online"|"offline", ...}`` on
   ``{prefix}/hub/status/{replica}``; the hub is online when at least one replica's latest
   state is ``online``, offline when every known replica says ``offline``, and *unknown* when
@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 # The result's contract (reader and the hub's writer) lives in edge_agent.wire.result.
-from edge_agent.wire.result import BadMessage as BadMessage
-from edge_agent.wire.result import HubResult as HubResult
-from edge_agent.wire.result import loads_object
-from edge_agent.wire.result import parse_result as parse_result
+from edge_agent.wire.alert import SITE_PATTERN
+from edge_agent.wire.result import BadMessage, loads_object
 
-REPLICA_ID: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+REPLICA_ID: Final = re.compile(SITE_PATTERN)  # a replica id has a site id's shape
 
 Presence = Literal["unknown", "online", "offline"]
 

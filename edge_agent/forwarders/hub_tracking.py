@@ -19,16 +19,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent.forwarders.hub_confirm import (
-    BadMessage,
-    HubPresence,
-    HubResult,
-    Tracked,
-    parse_result,
-    result_timeout_s,
-)
+from edge_agent.forwarders.hub_confirm import HubPresence, Tracked, result_timeout_s
 from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
+from edge_agent.wire.result import BadMessage, HubResult, parse_result
 
 # The MQTT forwarder's logger: these messages were always its own (operators filter on it).
 log = logging.getLogger("edge_agent.forwarders.mqtt")

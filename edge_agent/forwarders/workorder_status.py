@@ -60,7 +60,7 @@ class WorkOrderTracker:
     :meth:`on_message` returns, so a crash never leaves a half-written map.
     """
 
-    def __init__(self, state_dir: Path, site: str, prefix: str = "edge/v1") -> None:
+    def __init__(self, state_dir: Path, site: str, prefix: str = topics.DEFAULT_PREFIX) -> None:
         self.path = state_dir / FILE_NAME
         self.site = site
         self.prefix = prefix

@@ -18,10 +18,11 @@ from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import DEFAULT_RETENTION_NS, check_retention
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.loader import Document, load_model
-from edge_agent.config.models import SITE_ID_PATTERN, Backoff, Model, Tls
+from edge_agent.config.models import SITE_ID_PATTERN, BackoffSettings, Model, Tls, TopicPrefix
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, Size, parse_duration, parse_size
 from edge_agent.hub.drivers import check_store_driver
+from edge_agent.wire.topics import DEFAULT_PREFIX
 
 GROUP_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
@@ -77,7 +78,7 @@ class Broker(Model):
     password: SecretRef | None = None
     # Shared subscriptions ($share/<group>/...) exist in MQTT 5 only.
     protocol: Literal["5"] = "5"
-    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "edge/v1"
+    topic_prefix: TopicPrefix = DEFAULT_PREFIX
     keepalive: Duration = parse_duration("30s")
     # How long the broker keeps this replica's session after it disconnected. 0 (the
     # default): the session, and with it the replica's place in the shared subscription, ends
@@ -85,7 +86,7 @@ class Broker(Model):
     # Nothing is lost: agents resend every event the hub has not answered. A longer expiry
     # makes a dead replica's session keep receiving (and holding) its share of the alerts.
     session_expiry: Duration = parse_duration("0s")
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> Broker:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from edge_agent.common.atomic import read_json_object, write_atomic
 from edge_agent.errors import EdgeAgentError
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.sites import SiteRuntime
@@ -55,12 +55,7 @@ class SubscriptionRow:
 
 def load_subscriptions(state_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """The recorded ids per site (empty when none yet; malformed entries are skipped)."""
-    try:
-        data = json.loads((state_dir / SUBSCRIPTIONS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
+    data = read_json_object(state_dir / SUBSCRIPTIONS_FILE)
     out: dict[str, list[dict[str, Any]]] = {}
     for site, entries in data.items():
         if not isinstance(entries, list):
@@ -79,13 +74,7 @@ def load_subscriptions(state_dir: Path) -> dict[str, list[dict[str, Any]]]:
 def save_subscriptions(state_dir: Path, data: dict[str, list[dict[str, Any]]]) -> None:
     """Replace the record atomically (mode 0600)."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = state_dir / (SUBSCRIPTIONS_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, state_dir / SUBSCRIPTIONS_FILE)
+    write_atomic(state_dir / SUBSCRIPTIONS_FILE, json.dumps(data).encode())
 
 
 def _base_url(config: HubConfig) -> str:

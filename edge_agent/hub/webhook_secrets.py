@@ -8,19 +8,14 @@ import json
 from pathlib import Path
 from typing import Final
 
-from edge_agent.common.atomic import write_atomic
+from edge_agent.common.atomic import read_json_object, write_atomic
 
 SECRETS_FILE: Final = "webhook-secrets.json"
 
 
 def load_webhook_secrets(state_dir: Path) -> dict[str, list[str]]:
     """Secrets ``--register-webhooks`` received, per site (empty if none yet)."""
-    try:
-        data = json.loads((state_dir / SECRETS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
+    data = read_json_object(state_dir / SECRETS_FILE)
     return {
         str(site): [str(s) for s in secrets if isinstance(s, str)]
         for site, secrets in data.items()

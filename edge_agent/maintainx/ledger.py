@@ -119,9 +119,10 @@ class SqliteLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        opened: sqlite3.Connection | None = None  # closed again if the rest fails
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = opened = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=5000")
             # First, before even the journal mode is written: a later release's file is
             # refused untouched (NewerFormatError).
@@ -136,17 +137,11 @@ class SqliteLedger:
             stamp_sqlite(self._db, SCHEMA_VERSION)
             self.data_bytes = self._measure()
         except (sqlite3.Error, SchemaVersionError) as exc:
-            self._db_close_quietly()
+            _close_quietly(opened)
             raise LedgerError(f"cannot open the work order ledger {path}: {exc}") from exc
         except BaseException:
-            self._db_close_quietly()
+            _close_quietly(opened)
             raise
-
-    def _db_close_quietly(self) -> None:
-        db = getattr(self, "_db", None)
-        if db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                db.close()
 
     def _measure(self) -> int:
         """What the rows hold (text lengths plus their integers): counted against
@@ -274,3 +269,9 @@ class SqliteLedger:
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
+
+
+def _close_quietly(db: sqlite3.Connection | None) -> None:
+    if db is not None:
+        with contextlib.suppress(sqlite3.Error):
+            db.close()

@@ -23,6 +23,8 @@ from typing import Final, Literal
 from edge_agent.wire.alert import SITE_PATTERN
 
 DEFAULT_PREFIX: Final = "edge/v1"
+PREFIX_PATTERN: Final = r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$"
+"""What a configured ``topic_prefix`` may be (site and hub alike): no wildcard, no empty level."""
 _SITE_RE: Final = re.compile(SITE_PATTERN)
 
 SiteTopicKind = Literal["alerts", "status"]

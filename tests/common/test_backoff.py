@@ -7,7 +7,7 @@ import random
 import pytest
 
 from edge_agent.common.backoff import Backoff
-from edge_agent.config.models import Backoff as BackoffConfig
+from edge_agent.config.models import BackoffSettings
 
 
 def test_delays_stay_under_a_doubling_ceiling_capped_at_max() -> None:
@@ -43,7 +43,7 @@ def test_thousands_of_failures_do_not_overflow() -> None:
 
 
 def test_from_config_reads_durations_in_nanoseconds() -> None:
-    backoff = Backoff.from_config(BackoffConfig.model_validate({"initial": "250ms", "max": "4s"}))
+    backoff = Backoff.from_config(BackoffSettings.model_validate({"initial": "250ms", "max": "4s"}))
     assert (backoff.initial_s, backoff.max_s) == (0.25, 4.0)
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from edge_agent.config.diagnostics import format_diagnostic
-from edge_agent.config.loader import check_site_files, load_model
+from edge_agent.config.loader import check_site_files
 from edge_agent.config.yaml_reader import read_yaml
+from edge_agent.hub.config import load_hub
 
 from .conftest import REPO_ROOT
 
@@ -45,12 +45,7 @@ def test_there_are_configs_to_check() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_is_valid(path: Path) -> None:
     if _is_hub_file(path):
-        if importlib.util.find_spec("edge_agent.hub.config") is None:
-            pytest.skip("hub files are not supported yet")
-        from edge_agent.hub import config as hub_config
-
-        checks = [hub_config.check_hub] if hasattr(hub_config, "check_hub") else []
-        _model, diagnostics = load_model(path, hub_config.HubConfig, checks)
+        _model, diagnostics = load_hub(path)
     else:
         _config, diagnostics = check_site_files(path)
     assert diagnostics == [], "\n".join(format_diagnostic(d) for d in diagnostics)

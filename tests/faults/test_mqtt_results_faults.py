@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.forwarders.hub_confirm import BadMessage, HubPresence, parse_result
+from edge_agent.forwarders.hub_confirm import HubPresence
 from edge_agent.outbox import Outbox
+from edge_agent.wire.result import BadMessage, parse_result
 from tests.forwarders_mqtt.conftest import (
     TunedBroker,
     async_wait_until,

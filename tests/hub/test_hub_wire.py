@@ -25,6 +25,24 @@ def test_the_agent_and_the_hub_use_one_check() -> None:
     assert agent_check is alert_problem
 
 
+def test_the_site_and_the_hub_read_one_topic_and_id_contract() -> None:
+    """The topic prefix and the site id pattern are the wire's, not each config's own copy:
+    a site file and a hub file accept and default the same values."""
+    from edge_agent.config.models import SITE_ID_PATTERN, Mqtt
+    from edge_agent.forwarders.hub_confirm import REPLICA_ID
+    from edge_agent.hub.config import Broker
+    from edge_agent.wire import topics
+    from edge_agent.wire.alert import SITE_PATTERN
+
+    for model in (Mqtt, Broker):
+        field = model.model_fields["topic_prefix"]
+        assert field.default == topics.DEFAULT_PREFIX
+        assert [m.pattern for m in field.metadata if hasattr(m, "pattern")] == [
+            topics.PREFIX_PATTERN
+        ]
+    assert SITE_ID_PATTERN == SITE_PATTERN == REPLICA_ID.pattern
+
+
 @given(n=st.integers(0, 1 << 40))
 def test_messages_the_agent_writes_pass(n: int) -> None:
     message = make_alert("site-a", n)

@@ -10,8 +10,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.config.units import Duration, parse_duration
+from edge_agent.wire.alert import SITE_PATTERN
+from edge_agent.wire.topics import PREFIX_PATTERN
 
-SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# The site↔hub contract's own pattern: a site id the config accepts is one the wire accepts.
+SITE_ID_PATTERN = SITE_PATTERN
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 # OPC UA node ids as in Part 6 §5.3.1.10: optional ns=, then i= s= g= b=.
 NODE_ID_RE = re.compile(
@@ -21,6 +24,7 @@ NODE_ID_RE = re.compile(
 
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+TopicPrefix = Annotated[str, Field(pattern=PREFIX_PATTERN)]
 
 
 class Model(BaseModel):
@@ -46,7 +50,7 @@ class Priority(StrEnum):
         return None
 
 
-class Backoff(Model):
+class BackoffSettings(Model):
     """Exponential backoff with full jitter between reconnect attempts."""
 
     initial: Duration = parse_duration("500ms")

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge_agent.config.models.base import (
-    Backoff,
+    BackoffSettings,
     Model,
 )
 from edge_agent.config.secrets import SecretRef
@@ -30,7 +30,7 @@ class ModbusTcp(Model):
     max_registers: Annotated[int, Field(ge=1, le=125)] = 125
     max_bits: Annotated[int, Field(ge=1, le=2000)] = 2000
     request_delay: Duration = 0
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
 
 
 class ModbusRtu(Model):
@@ -49,7 +49,7 @@ class ModbusRtu(Model):
     max_bits: Annotated[int, Field(ge=1, le=2000)] = 2000
     # A serial bus carries one request at a time; some devices need a pause between them.
     request_delay: Duration = parse_duration("0s")
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
 
 
 class SecurityPolicy(StrEnum):
@@ -118,7 +118,7 @@ class OpcUa(Model):
     security: OpcUaSecurity = OpcUaSecurity()
     username: str | None = None
     password: SecretRef | None = None
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
 
     @field_validator("endpoint")
     @classmethod

@@ -11,11 +11,13 @@ from edge_agent.common.retention import (
 )
 from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S
 from edge_agent.config.models.base import (
-    Backoff,
+    BackoffSettings,
     Model,
+    TopicPrefix,
 )
 from edge_agent.config.secrets import SecretRef
 from edge_agent.config.units import Duration, parse_duration
+from edge_agent.wire.topics import DEFAULT_PREFIX
 
 
 class Tls(Model):
@@ -38,10 +40,10 @@ class Mqtt(Model):
     password: SecretRef | None = None
     client_id: str | None = None  # default: edge-agent-{site}
     protocol: Literal["5", "3.1.1"] = "5"
-    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "edge/v1"
+    topic_prefix: TopicPrefix = DEFAULT_PREFIX
     keepalive: Duration = parse_duration("30s")
     inflight: Annotated[int, Field(ge=1, le=1000)] = 20
-    backoff: Backoff = Backoff()
+    backoff: BackoffSettings = BackoffSettings()
     # Who confirms delivery: "hub" (the hub's result on {prefix}/{site}/results; the broker's
     # PUBACK only moves the event to "sent, awaiting the hub") or "broker" (the PUBACK, for
     # a plain MQTT consumer without a hub).
@@ -70,7 +72,7 @@ class MaintainX(Model):
     timeout: Duration = parse_duration("10s")
     # Requests a minute this agent allows itself before MaintainX tells it otherwise.
     rate_limit: Annotated[int, Field(ge=1)] = 100
-    backoff: Backoff = Backoff.model_validate({"initial": "1s"})
+    backoff: BackoffSettings = BackoffSettings.model_validate({"initial": "1s"})
 
 
 class Forwarding(Model):

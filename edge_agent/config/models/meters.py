@@ -36,7 +36,7 @@ NS_PER_HOUR: Final = 3_600_000_000_000
 # A run-hours meter's default bound on a gap, in polls of its sensor: one missed poll, or
 # two, still counts; a longer silence does not.
 GAP_POLLS: Final = 3
-DEFAULT_POLL_NS: Final = 1_000_000_000  # defaults.poll's own default (config/models.py)
+DEFAULT_POLL_NS: Final = 1_000_000_000  # Defaults.poll's own default (config/models/site.py)
 _HOURS_RE: Final = re.compile(r"^\s*(\d{1,7}(?:\.\d{1,6})?)\s*h\s*$")
 
 
