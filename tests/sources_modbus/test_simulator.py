@@ -33,7 +33,9 @@ async def read(port: int, **overrides: object) -> dict[str, Reading]:
 def test_simulate_modbus_command_serves_the_demo_plant() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "simulate", "modbus", "--port", str(port)],
+        # Control on any free port: the default (the port after) may be taken by a neighbour.
+        [sys.executable, "-m", "edge_agent", "simulate", "modbus", "--port", str(port)]
+        + ["--control-port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
