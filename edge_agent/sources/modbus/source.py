@@ -51,8 +51,8 @@ from edge_agent.sources.modbus.plan import (
     Limits,
     Plan,
     SensorAddress,
-    build_plan,
 )
+from edge_agent.sources.modbus.refused import RefusedAddresses
 
 NOT_RESPONDING = "device not responding"
 # A device that refused an address is asked again this rarely.
@@ -124,10 +124,9 @@ class ModbusSource:
         # failing reads of a connected device keep the full per-unit backoff.
         self._probe_cap_s = probe_cap_s(self.interval_s)
         self._units: dict[int, _UnitState] = {}
-        # sensor id -> monotonic time of its next re-probe
-        self._refused: dict[str, float] = {}
-        self._barriers: dict[tuple[int, RegisterTable], set[int]] = {}
-        self._plan: Plan | None = None
+        self._refusals = RefusedAddresses(self._addresses, self._limits)
+        # sensor id -> monotonic time of its next re-probe (the same dict, read per reading)
+        self._refused = self._refusals.retry_at
         self._learnt = False  # the plan changed during the current cycle
         self._client: Any = None
         self._next_connect_at = 0.0
@@ -142,21 +141,11 @@ class ModbusSource:
     @property
     def plan(self) -> Plan:
         """The plan the next cycle sends (sensors refused by the device left out)."""
-        if self._plan is None:
-            active = [a for sid, a in self._addresses.items() if sid not in self._refused]
-            walls = {key: set(found) for key, found in self._barriers.items()}
-            for sensor_id in self._refused:
-                # Never read through a refused sensor's address as part of a gap either.
-                refused = self._addresses[sensor_id]
-                key = (refused.unit_id, refused.register.table)
-                walls.setdefault(key, set()).add(refused.register.address)
-            barriers = {key: sorted(found) for key, found in walls.items()}
-            self._plan = build_plan(active, self._limits, barriers)
-        return self._plan
+        return self._refusals.plan
 
     def set_plan(self, plan: Plan) -> None:
         """Replace the plan (benchmarks measure against :func:`.plan.naive_plan`)."""
-        self._plan = plan
+        self._refusals.set_plan(plan)
         self._block_decoders.clear()
 
     @property
@@ -294,8 +283,7 @@ class ModbusSource:
         due = [sid for sid, retry_at in self._refused.items() if retry_at <= now]
         blocks = list(self.plan.blocks)
         for sensor_id in due:
-            address = self._addresses[sensor_id]
-            blocks.append(build_plan([address], self._limits).blocks[0])
+            blocks.append(self._refusals.probe(sensor_id))
         self._learnt = False
         try:
             await self._read_blocks(blocks, cycle)
@@ -425,12 +413,12 @@ class ModbusSource:
         right_ok = await self._read_resolving(right, cycle)
         if left_ok and right_ok:
             # Both halves read on their own: the refused address lies in the gap between.
-            self._barriers.setdefault((block.unit_id, block.table), set()).add(right.address)
+            self._refusals.add_barrier(block.unit_id, block.table, right.address)
             self._replan()
         return False
 
     def _replan(self) -> None:
-        self._plan = None
+        self._refusals.forget_plan()
         self._block_decoders.clear()
         self._learnt = True
 
