@@ -193,3 +193,40 @@ def _finish(number: float | int, sensor: _Numeric) -> float | int | None:
         return number
     scaled = number * scale.factor + scale.offset
     return scaled if math.isfinite(scaled) else None
+
+
+# Compiled block decoders kept at most (a plan of 10,000 registers has ≈ 80 blocks).
+MAX_CACHED_DECODERS = 1024
+
+
+class BlockDecoders:
+    """A plan's blocks decoded into readings, each block's decoder compiled once.
+
+    Keyed by the block object's id (hashing a block hashes all its registers); the block is
+    kept in the entry so that an id is never reused. :meth:`clear` when the plan changes.
+    """
+
+    def __init__(self, decoders: Mapping[str, Decoder], scales: Mapping[str, Scale | None]) -> None:
+        self._decoders = decoders
+        self._scales = scales
+        self._compiled: dict[int, tuple[BlockRead, BlockDecoder]] = {}
+
+    def clear(self) -> None:
+        self._compiled.clear()
+
+    def decode(self, block: BlockRead, data: tuple[int, ...], time_ns: int) -> list[Reading]:
+        """One reading per sensor of ``block`` from the registers or bits it was read as."""
+        if block.table.is_bits:
+            out = []
+            for planned in block.sensors:
+                bit = data[planned.offset : planned.offset + 1]
+                out.append(new_reading(planned.sensor_id, bool(bit[0]), GOOD, time_ns, None, bit))
+            return out
+        cached = self._compiled.get(id(block))
+        if cached is not None and cached[0] is block:
+            return cached[1].decode(data, time_ns)
+        decoder = BlockDecoder(block, self._decoders, self._scales)
+        if len(self._compiled) > MAX_CACHED_DECODERS:
+            self._compiled.clear()  # probes' one-off blocks must not pile up
+        self._compiled[id(block)] = (block, decoder)
+        return decoder.decode(data, time_ns)

@@ -1,0 +1,7 @@
+"""The OPC UA source's one logger."""
+
+import logging
+
+# One name for every module of the source, the name it had as one module: operators'
+# log filters and the tests' captures select on it.
+log = logging.getLogger("edge_agent.sources.opcua.source")
