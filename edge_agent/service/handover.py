@@ -17,9 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from edge_agent.service.held_alerts import AlertHold
+
+if TYPE_CHECKING:
+    from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import RuleEngine, RuleStateStore
 from edge_agent.service.refusals import RefusedAlerts
 
 # The agent's logger name from before this module was split out of the pipeline: operators
@@ -77,31 +81,43 @@ class OutboxHandover:
         self._wake = wake
         self._refused = RefusedAlerts()
         self._error_pause = OUTBOX_RETRY_S
-        self.outbox: Any = None
-        self.rule_store: Any = None
-        self.engine: Any = None
+        self.outbox: Outbox | None = None
+        self.rule_store: RuleStateStore | None = None
+        self.engine: RuleEngine | None = None
 
-    def attach(self, outbox: Any, rule_store: Any, engine: Any) -> None:
+    def attach(self, outbox: Outbox, rule_store: RuleStateStore, engine: RuleEngine) -> None:
         """The stores opened at start."""
         self.outbox = outbox
         self.rule_store = rule_store
         self.engine = engine
+
+    def rule_state(self) -> RuleStateStore:
+        """The rule state store: every caller runs after ``attach`` (at start)."""
+        if self.rule_store is None:
+            raise RuntimeError("the rule state is used before the agent opened it")
+        return self.rule_store
+
+    def _outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("the outbox is used before the agent opened it")
+        return self.outbox
 
     @property
     def pending(self) -> bool:
         """Whether alert messages wait for the outbox."""
         return bool(self.rule_store is not None and self.rule_store.pending_messages)
 
-    def admit(self, messages: list[Any]) -> None:
+    def admit(self, messages: list[dict[str, Any]]) -> None:
         """Make ``messages`` durable with the rule state, in one atomic write (the rules
         loop hands them to the outbox next). While the outbox refuses, the hold is bounded
         (see held_alerts); otherwise a burst goes whole to the outbox first."""
-        held = list(self.rule_store.pending_messages)
+        store = self.rule_state()
+        held = list(store.pending_messages)
         if self.hold.reason is None:
-            self.rule_store.pending_messages = [*held, *messages]
+            store.pending_messages = [*held, *messages]
         else:
-            self.rule_store.pending_messages = self.hold.admit(held, messages)
-        self.holding_alerts = len(self.rule_store.pending_messages)
+            store.pending_messages = self.hold.admit(held, messages)
+        self.holding_alerts = len(store.pending_messages)
         self.save_rule_state(force=True)
 
     def recover(self) -> None:
@@ -114,7 +130,7 @@ class OutboxHandover:
             "Queuing alerts saved with the rule state before the agent stopped.",
             extra={
                 "alerts": len(pending),
-                "alert_ids": sorted({m.get("alert_id") for m in pending}),
+                "alert_ids": sorted({str(m.get("alert_id")) for m in pending}),
             },
         )
         self.holding_alerts = len(pending)
@@ -132,7 +148,8 @@ class OutboxHandover:
         """
         from edge_agent.outbox.store import OutboxError, OutboxFull
 
-        messages = list(self.rule_store.pending_messages)
+        store = self.rule_state()
+        messages = list(store.pending_messages)
         self.counters.outbox_retries += self._refused.is_retry(messages)
         try:
             await self._put_pending(messages)
@@ -143,13 +160,13 @@ class OutboxHandover:
             self.hold.wait("disk" if exc.disk_full else "cap", OUTBOX_RETRY_S)
             # Each refused alert event counted once, however often it is offered again;
             # the outbox logs every refusal itself.
-            held = self.rule_store.pending_messages
+            held = store.pending_messages
             self.counters.outbox_refused += self._refused.newly_refused(held)
             if first:
                 log.error(
                     "Outbox is full; polling continues, alerts are held until it has room.",
                     extra={
-                        "alerts": len(self.rule_store.pending_messages),
+                        "alerts": len(store.pending_messages),
                         "reason": self.hold.reason,
                         "max_held_alerts": self.hold.limit,
                     },
@@ -167,26 +184,26 @@ class OutboxHandover:
                 extra={
                     "error": self.outbox_write_error,
                     "error_type": type(exc).__name__,
-                    "alerts": len(self.rule_store.pending_messages),
+                    "alerts": len(store.pending_messages),
                     "retry_in_s": pause,
                 },
                 exc_info=not isinstance(exc, OutboxError),
             )
         else:
             self._error_pause = OUTBOX_RETRY_S
-        if len(self.rule_store.pending_messages) > self.hold.limit:
+        if len(store.pending_messages) > self.hold.limit:
             # A burst (or a state saved under a higher limit) larger than the hold.
-            self.rule_store.pending_messages = self.hold.admit([], self.rule_store.pending_messages)
+            store.pending_messages = self.hold.admit([], store.pending_messages)
             self.save_rule_state(force=True)
-        self.holding_alerts = len(self.rule_store.pending_messages)
-        if not self.rule_store.pending_messages:
+        self.holding_alerts = len(store.pending_messages)
+        if not store.pending_messages:
             # Also when the last of them left through ``_put_one_by_one`` before an error.
             if self.hold.reason is not None:
                 log.info("Held alerts are in the outbox; nothing is held any more.")
             self.hold.clear()
             self.outbox_write_error = None
 
-    async def _put_pending(self, messages: list[Any]) -> None:
+    async def _put_pending(self, messages: list[dict[str, Any]]) -> None:
         """Put ``messages`` (all of ``pending_messages``) in the outbox in one transaction;
         if one of them can never be stored, or they do not all fit under the cap, one at a
         time instead: what fits is stored, the rest waits in order. What was stored or
@@ -195,13 +212,13 @@ class OutboxHandover:
         from edge_agent.outbox.store import OutboxFull, PayloadRejected
 
         def stored(_ids: object = None) -> None:
-            self.rule_store.pending_messages = []
+            self.rule_state().pending_messages = []
             self._settle_pending()
             self._queued(len(messages))
 
         try:
             # Cancelled mid-put: the put still ends and is accounted for (``undo``).
-            await outbox_call(self.outbox.put_many, messages, undo=stored)
+            await outbox_call(self._outbox().put_many, messages, undo=stored)
         except PayloadRejected:
             await self._put_one_by_one(messages)
             return
@@ -227,7 +244,7 @@ class OutboxHandover:
         # next poll.
         self._wake()
 
-    async def _put_one_by_one(self, messages: list[Any]) -> None:
+    async def _put_one_by_one(self, messages: list[dict[str, Any]]) -> None:
         """Store the messages one at a time; one that can never be stored is rejected
         (logged, counted). Each message leaves ``pending_messages`` once stored or rejected,
         so an error from the outbox (raised: full, I/O) leaves exactly the rest pending."""
@@ -237,11 +254,11 @@ class OutboxHandover:
         for index, message in enumerate(messages):
             rest = messages[index + 1 :]
 
-            def stored(_ids: object, rest: list[Any] = rest) -> None:
-                self.rule_store.pending_messages = rest
+            def stored(_ids: object, rest: list[dict[str, Any]] = rest) -> None:
+                self.rule_state().pending_messages = rest
 
             try:
-                await outbox_call(self.outbox.put_many, [message], undo=stored)
+                await outbox_call(self._outbox().put_many, [message], undo=stored)
             except PayloadRejected as exc:
                 self.counters.alerts_rejected += 1
                 log.error(
@@ -250,7 +267,7 @@ class OutboxHandover:
                 )
             else:
                 self._queued(1)
-            self.rule_store.pending_messages = rest
+            self.rule_state().pending_messages = rest
             self._settle_pending()
 
     def save_rule_state(self, *, force: bool = False) -> None:

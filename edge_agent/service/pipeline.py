@@ -29,7 +29,7 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.history.recorder import HistoryRecorder
@@ -51,7 +51,9 @@ from edge_agent.service.wiring import (
 )
 
 if TYPE_CHECKING:
-    from edge_agent.outbox.store import OutboxStats
+    from edge_agent.forwarders.workorder_status import WorkOrderTracker
+    from edge_agent.outbox.store import Outbox, OutboxStats
+    from edge_agent.rules import AlarmEvent, RuleEngine, RuleStateStore
 
 __all__ = ["SHUTDOWN_BUDGET_S", "Agent", "AgentError", "PipelineCounters", "source_signature"]
 
@@ -100,9 +102,9 @@ class Agent:
         self._forwarder: Forwarder | None = None
         self._apply_lock = asyncio.Lock()
         self._history_task: asyncio.Task[None] | None = None
-        self.outbox: Any = None
-        self.engine: Any = None
-        self.rule_store: Any = None
+        self.outbox: Outbox | None = None
+        self.engine: RuleEngine | None = None
+        self.rule_store: RuleStateStore | None = None
 
     # What health, metrics and the demo read: kept by the rules loop and the handover.
 
@@ -111,7 +113,7 @@ class Agent:
         return self.rules.latest
 
     @property
-    def recent_events(self) -> deque[Any]:
+    def recent_events(self) -> deque[AlarmEvent]:
         return self.rules.recent_events
 
     @property
@@ -123,7 +125,7 @@ class Agent:
         return self.rules.wall_clock
 
     @property
-    def work_orders(self) -> Any:
+    def work_orders(self) -> WorkOrderTracker | None:
         return self.rules.work_orders
 
     @property
@@ -248,6 +250,8 @@ class Agent:
                 del self._sources[name]
 
     def _start_forwarder(self) -> None:
+        if self.outbox is None:
+            raise AgentError("the forwarder is started before the outbox is open")
         delivery = build_delivery(self.config, self.outbox, self.state_dir, self.base_dir)
         if delivery.work_orders is not None:
             # Kept when a reload leaves MQTT mode, as it always was.
@@ -290,12 +294,15 @@ class Agent:
         async with self._apply_lock:
             old = self.config
             changes: list[str] = []
-            self.engine.reconfigure(new)
+            engine = self.engine
+            if engine is None:
+                raise AgentError("a configuration is applied before the agent started")
+            engine.reconfigure(new)
             self.rules.config = new
             self.source_times.skew_ns = new.defaults.source_time_skew
             # A faulted rule stays faulted until a reload changes (or removes) it.
             kept = {rule.id: rule for rule in new.rules}
-            self.engine.faults.forget({r.id for r in old.rules if kept.get(r.id) != r})
+            engine.faults.forget({r.id for r in old.rules if kept.get(r.id) != r})
             changes += rule_and_asset_changes(old, new)
             self.config = new
             stale = [

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.history.recorder import HistoryRecorder
@@ -26,6 +26,11 @@ from edge_agent.readings import Reading
 from edge_agent.service import agent_clock
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
 from edge_agent.service.handover import OutboxHandover, PipelineCounters
+
+if TYPE_CHECKING:
+    from edge_agent.alerts import AlertMessage
+    from edge_agent.forwarders.workorder_status import WorkOrderTracker
+    from edge_agent.rules import AlarmEvent, RuleEngine
 
 # The agent's logger name from before this module was split out of the pipeline: operators
 # and their log filters know it.
@@ -61,13 +66,14 @@ class RulesLoop:
         self.history = history
         self.latest: dict[str, Reading] = {}
         # The last alarm events, newest last (for the demo's view and debugging).
-        self.recent_events: deque[Any] = deque(maxlen=RECENT_EVENTS)
+        self.recent_events: deque[AlarmEvent] = deque(maxlen=RECENT_EVENTS)
         self.source_times = SourceTimeCheck(config.defaults.source_time_skew)
-        self.engine: Any = None
+        # Set at start, before the loop runs (nothing reads it before).
+        self.engine: RuleEngine
         # Set at start, from the saved rule state's wall time.
         self.wall_clock: WallClockCheck | None = None
         # MQTT mode: which work order each rule has open (fed by the hub's answers).
-        self.work_orders: Any = None
+        self.work_orders: WorkOrderTracker | None = None
         self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
@@ -104,10 +110,10 @@ class RulesLoop:
                     log.error(
                         "Stopping with alerts the outbox did not take; they are kept with the "
                         "rule state and queued after the restart.",
-                        extra={"alerts": len(handover.rule_store.pending_messages)},
+                        extra={"alerts": len(handover.rule_state().pending_messages)},
                     )
                 return
-            events: list[Any] = []
+            events: list[AlarmEvent] = []
             for reading in batch:
                 events.extend(self._feed(reading))
             if time.monotonic() >= next_tick:
@@ -124,7 +130,7 @@ class RulesLoop:
             if handover.pending and handover.hold.due():
                 await handover.hand_over()
 
-    def _feed(self, reading: Reading) -> list[Any]:
+    def _feed(self, reading: Reading) -> list[AlarmEvent]:
         # ``_value_``, not ``.value``: the enum property costs ≈ 0.3 µs a reading.
         quality = reading.quality._value_
         self.counters.readings[quality] = self.counters.readings.get(quality, 0) + 1
@@ -136,7 +142,7 @@ class RulesLoop:
             log.exception("Rule evaluation failed.", extra={"sensor": reading.sensor_id})
             return []
 
-    def _tick(self, now_ns: int) -> list[Any]:
+    def _tick(self, now_ns: int) -> list[AlarmEvent]:
         try:
             return list(self.engine.tick(now_ns) or [])
         except Exception:
@@ -144,14 +150,14 @@ class RulesLoop:
             log.exception("Rule clock tick failed.")
             return []
 
-    async def _accept(self, events: list[Any]) -> None:
+    async def _accept(self, events: list[AlarmEvent]) -> None:
         """Make the events' alert messages durable together with the rule state, then put
         them in the outbox (see :mod:`edge_agent.service.handover`)."""
         self.counters.alarm_events += len(events)
         offset = agent_clock.wall_offset_ns()
         events = [agent_clock.on_wall_clock(event, offset) for event in events]
         self.recent_events.extend(events)
-        messages: list[Any] = []
+        messages: list[dict[str, Any]] = []  # as the rule state keeps them: JSON objects
         for event in events:
             if event.kind == "activated" and event.rule_id is not None:
                 activations = self.counters.activations
@@ -174,20 +180,20 @@ class RulesLoop:
                 message = self._with_source_time(message)
                 if self.work_orders is not None:
                     message = self.work_orders.annotate(message)
-                messages.append(message)
+                messages.append(cast(dict[str, Any], message))
         if not messages:
             self.handover.save_rule_state()
             return
         self.handover.admit(messages)
 
-    def _with_source_time(self, message: Any) -> Any:
+    def _with_source_time(self, message: AlertMessage) -> AlertMessage:
         """The message with its sensor's last source timestamp (what the device said), when
         the agent has one that can be written as a date."""
         latest = self.latest.get(message["sensor"])
         text = None if latest is None else agent_clock.source_time_text(latest.source_time_ns)
         return message if text is None else {**message, "source_time": text}
 
-    def _render(self, event: Any) -> Any:
+    def _render(self, event: AlarmEvent) -> AlertMessage | None:
         """The event's alert message. A rule whose own rendering fails (a template or a
         ``due_in`` that cannot be rendered) is faulted, and its event still goes out, in
         plain words and without a due date, so that its episode gets its work order."""

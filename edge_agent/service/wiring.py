@@ -21,6 +21,8 @@ from edge_agent.service import agent_clock
 
 if TYPE_CHECKING:
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
+    from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import RuleEngine, RuleStateStore
 
 # The agent's logger name from before this module was split out of the pipeline: operators
 # and their log filters know it.
@@ -38,9 +40,9 @@ class AgentError(EdgeAgentError):
 class OpenState:
     """What the agent keeps on disk, opened: the outbox, the rule state and the engine."""
 
-    outbox: Any
-    rule_store: Any
-    engine: Any
+    outbox: Outbox
+    rule_store: RuleStateStore
+    engine: RuleEngine
 
 
 def _prepare_state_dir(state_dir: Path) -> None:
@@ -86,7 +88,7 @@ class Delivery:
     work_orders: WorkOrderTracker | None
 
 
-def build_delivery(config: SiteConfig, outbox: Any, state_dir: Path, base_dir: Path) -> Delivery:
+def build_delivery(config: SiteConfig, outbox: Outbox, state_dir: Path, base_dir: Path) -> Delivery:
     """The forwarder and what it feeds (construction does no I/O). The work-order ledger
     shares ``storage.max_bytes`` with the outbox, up to a quarter of it."""
     if config.forwarding is None:
