@@ -1,23 +1,23 @@
-"""What every forwarder's delivery loop does alike: the wake-up, the lease, the outbox
-writes that settle an item (ack, nack, dead letter), the counts of a delivery, and the hold
-on a destination that refuses everything.
+"""The delivery loop both forwarders run, and the pieces around it: the wake-up, the lease,
+the outbox writes that settle an item (ack, nack, dead letter), the counts of a delivery, and
+the hold on a destination that refuses everything.
 
-Both forwarders run the same cycle: *arm* the wake-up, lease what the destination has room
-for, send, settle each item in the outbox (ack on confirmed delivery, nack to keep its
-place, dead letter when it can never be delivered), back off after a failure, idle until
-woken when there is nothing to send. They differ in how sending completes, so each keeps
-its own loop around these pieces:
+:class:`DeliveryLoop` owns the cycle: *arm* the wake-up, write the outcomes reported since
+the last cycle (one worker-thread call), lease what the sink has room for, hand items to the
+sink, and say whether to go on, pause or idle. A :class:`Sink` only says how many items it
+can take now (:meth:`Sink.free`), starts delivering one (:meth:`Sink.submit`) and reports
+each outcome (:class:`Delivered`, :class:`Retry`, :class:`DeadLetter`) through
+:meth:`DeliveryLoop.report`, at once or later from a callback; a report ends the idle wait.
 
-- MaintainX (:mod:`edge_agent.forwarders.maintainx.forwarder`) sends one item at a time and
-  knows each outcome when the request returns, in order;
-- MQTT (:mod:`edge_agent.forwarders.mqtt`) keeps a window of publishes in flight, learns
-  their outcomes from PUBACK callbacks (and, with ``confirm: hub``, from the hub's results
-  much later) and writes them in one worker-thread call per cycle.
+- MaintainX (:mod:`edge_agent.forwarders.maintainx.forwarder`) takes one item at a time
+  (``submit`` awaits the request and reports before it returns) and runs the loop
+  ``ordered``: a retry puts back everything leased after the item, keeping the order;
+- MQTT (:mod:`edge_agent.forwarders.mqtt`) takes its free window; its PUBACK callbacks (and,
+  with ``confirm: hub``, the hub's results, written as the sink's own writes) report later.
 
-One loop driving both through a single ``send`` would have to turn the MQTT window into
-a MaintainX-like request/answer (losing the window) or MaintainX into callbacks (losing its
-order); the shared parts live here instead. Each piece logs through the forwarder's own
-logger (``log``), with the forwarder's own words.
+The connection (link, client, ledger, reload) stays each forwarder's own: it calls
+:meth:`DeliveryLoop.cycle` while it can deliver. Each piece logs through the forwarder's own
+logger (``log``), with the forwarder's own words (:class:`Words`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from edge_agent.common.backoff import Backoff
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
-from edge_agent.outbox.calls import lease_items
+from edge_agent.outbox.calls import lease_items, outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 
 
@@ -143,3 +145,279 @@ class DestinationHold:
         if self.status.holding is not None and message is not None:
             self._log.info(message)
         self.status.holding = None
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The destination confirmed the item: ack it. ``then`` runs once the ack is on disk."""
+
+    item_id: int
+    then: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Not delivered: nack the item (it keeps its place). ``delay``: pause before leasing
+    again; ``backoff``: pause by the loop's backoff (once, however many asked)."""
+
+    item_id: int
+    reason: str
+    delay: float | None = None
+    backoff: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """The item can never be delivered: to the dead letters with ``reason``. ``then`` runs
+    once that is on disk."""
+
+    item_id: int
+    reason: str
+    then: Callable[[], None] | None = None
+
+
+Outcome = Delivered | Retry | DeadLetter
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """The forwarder's own log lines for the loop's outbox failures."""
+
+    lease_failed: str
+    ack_failed: str
+    nack_failed: str
+    dead_letter_failed: str = "Cannot dead-letter an outbox item."
+
+
+class Sink(Protocol):
+    """Where a :class:`DeliveryLoop` delivers to (see the module doc)."""
+
+    def free(self) -> int:
+        """How many more items it can take now."""
+        ...
+
+    async def submit(self, item: OutboxItem) -> bool:
+        """Start delivering ``item``; its outcome goes to :meth:`DeliveryLoop.report`.
+        False: nothing was started (e.g. the item is still in flight from an earlier lease)."""
+        ...
+
+    async def pump(self) -> int:
+        """Before leasing: work that is not a new item (resends); how many were started."""
+        ...
+
+    def take_writes(self) -> Callable[[], int] | None:
+        """Outbox writes of its own, run in the loop's worker-thread call; the callable
+        returns how many items it confirmed delivered."""
+        ...
+
+    def ack_failed(self, exc: OutboxError) -> float:
+        """An ``ordered`` loop could not ack: the pause before leasing again."""
+        ...
+
+
+@dataclass(slots=True)
+class _Written:
+    acked: int = 0
+    ack_error: OutboxError | None = None
+    thens: list[Callable[[], None]] = field(default_factory=list)
+
+
+class DeliveryLoop:
+    """Lease → sink → outcome → ack/nack/dead letter → backoff/wake (see the module doc).
+
+    ``prefetch``: lease at least this many at once (handed to the sink as it has room);
+    ``ordered``: a retry (or a failed ack) puts back everything leased after the item.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        outbox: Outbox,
+        status: ForwarderStatus,
+        log: logging.Logger,
+        words: Words,
+        *,
+        backoff: Backoff,
+        lease_retry_s: Callable[[], float],
+        prefetch: int = 0,
+        ordered: bool = False,
+    ) -> None:
+        self.sink = sink
+        self.outbox = outbox
+        self.status = status
+        self.backoff = backoff
+        self.wake = Wake()
+        self._log = log
+        self._words = words
+        self._lease_retry_s = lease_retry_s
+        self._prefetch = prefetch
+        self._ordered = ordered
+        self._queue: deque[OutboxItem] = deque()
+        self._submitting: OutboxItem | None = None
+        self._outcomes: list[Outcome] = []
+        self._back_off = False
+
+    def report(self, outcome: Outcome) -> None:
+        """An item's outcome (on the event loop); written at the next cycle."""
+        self._outcomes.append(outcome)
+        self.wake.set()
+
+    def back_off(self) -> None:
+        """Pause by the backoff at the next cycle (a refusal without an item to nack)."""
+        self._back_off = True
+        self.wake.set()
+
+    def pending(self) -> bool:
+        return bool(self._outcomes)
+
+    async def cycle(self) -> float | None:
+        """One turn: 0.0 to go on at once, seconds to pause, None when there was nothing
+        to do (idle until :attr:`wake`)."""
+        # Armed before looking: a wake() or report from now on ends the idle wait at once.
+        self.wake.arm()
+        pause = await self.settle()
+        if pause is not None:
+            return pause
+        started = await self.sink.pump()
+        if not self._queue:
+            free = self.sink.free()
+            if free > 0:
+                items = await lease_or_report(
+                    self.outbox,
+                    max(free, self._prefetch),
+                    self.status,
+                    self._log,
+                    self._words.lease_failed,
+                )
+                if items is None:
+                    return self._lease_retry_s()
+                self._queue.extend(items)
+        while self._queue and self.sink.free() > 0:
+            item = self._queue.popleft()
+            self._submitting = item
+            started += await self.sink.submit(item)
+            self._submitting = None
+            if self._outcomes:
+                # Settled before the next item: an ordered sink's next item waits for it.
+                pause = await self.settle()
+                if pause is not None:
+                    return pause
+        if started == 0 and not self._outcomes:
+            return None
+        return 0.0
+
+    def strand(self, reason: str) -> None:
+        """Leased items not handed to the sink yet go back at the next settle."""
+        while self._queue:
+            self.report(Retry(self._queue.popleft().id, reason))
+
+    async def settle(self, *, pausing: bool = True) -> float | None:
+        """Write the outcomes reported so far and the sink's own writes (one worker-thread
+        call, which a cancel lets finish). Returns the pause they ask for, if any; with
+        ``pausing`` False (a link going down) a backoff they ask for waits for the next."""
+        extra = self.sink.take_writes()
+        outcomes, self._outcomes = self._outcomes, []
+        back_off, self._back_off = self._back_off, False
+        pause: float | None = None
+        if outcomes or extra is not None:
+            acks: list[Delivered] = []
+            nacks: list[tuple[int, str]] = []
+            dead: list[DeadLetter] = []
+            for outcome in outcomes:
+                if isinstance(outcome, Delivered):
+                    acks.append(outcome)
+                elif isinstance(outcome, DeadLetter):
+                    dead.append(outcome)
+                else:
+                    nacks.append((outcome.item_id, outcome.reason))
+                    if self._ordered:
+                        nacks.extend((i.id, outcome.reason) for i in self._queue)
+                        self._queue.clear()
+                    if outcome.delay is not None:
+                        pause = max(pause or 0.0, outcome.delay)
+                    back_off = back_off or outcome.backoff
+            rest = [i.id for i in self._queue] if self._ordered and acks else []
+            written = await outbox_call(
+                self._write, acks, nacks, dead, extra, rest, undo=self._after_write
+            )
+            self._after_write(written)
+            if written.ack_error is not None and self._ordered:
+                pause = max(pause or 0.0, self.sink.ack_failed(written.ack_error))
+        if back_off and not pausing:
+            self._back_off = True
+        elif back_off:
+            pause = max(pause or 0.0, self.backoff.next_delay())
+        return pause
+
+    def _write(
+        self,
+        acks: list[Delivered],
+        nacks: list[tuple[int, str]],
+        dead: list[DeadLetter],
+        extra: Callable[[], int] | None,
+        rest: list[int],
+    ) -> _Written:
+        """Ack (one transaction), nack by reason, dead-letter, then the sink's own writes.
+        Runs in a worker thread."""
+        written = _Written()
+        if acks:
+            try:
+                self.outbox.ack([a.item_id for a in acks])
+            except OutboxError as exc:
+                # Not acked on disk: they will be sent again (same event ids): a duplicate,
+                # never a loss.
+                self._log.error(
+                    self._words.ack_failed, extra={"error": str(exc), "count": len(acks)}
+                )
+                written.ack_error = exc
+                if self._ordered:
+                    nacks = nacks + [(i, str(exc)) for i in [a.item_id for a in acks] + rest]
+            else:
+                written.acked = len(acks)
+                written.thens.extend(a.then for a in acks if a.then is not None)
+        # A failed nack: the leases expire on their own and the items are redelivered then.
+        nack_by_reason(self.outbox, nacks, self._log, self._words.nack_failed)
+        for letter in dead:
+            try:
+                self.outbox.dead_letter(letter.item_id, letter.reason)
+            except OutboxError as exc:  # the lease runs out and the item comes back
+                self._log.error(self._words.dead_letter_failed, extra={"error": str(exc)})
+                continue
+            self.status.dead_lettered += 1
+            if letter.then is not None:
+                written.thens.append(letter.then)
+        if extra is not None:
+            written.acked += extra()
+        return written
+
+    def _after_write(self, written: _Written) -> None:
+        if written.ack_error is not None and self._ordered:
+            self._queue.clear()  # nacked with the item
+        if written.acked:
+            count_delivered(self.status, written.acked, self.backoff)
+        thens, written.thens = written.thens, []
+        for then in thens:
+            then()
+        written.acked = 0
+
+    def leased(self) -> list[int]:
+        """What is leased and not settled: the item being submitted, the items waiting for
+        the sink, the outcomes not written yet."""
+        ids = [o.item_id for o in self._outcomes]
+        if self._submitting is not None:
+            ids.append(self._submitting.id)
+        ids.extend(i.id for i in self._queue)
+        return ids
+
+    def release_on_stop(self) -> None:
+        """Give back everything :meth:`leased` as the forwarder stops (synchronously)."""
+        ids = self.leased()
+        self._outcomes.clear()
+        self._queue.clear()
+        self._submitting = None
+        if ids:
+            with contextlib.suppress(Exception):
+                self.outbox.nack(ids, "forwarder stopped")

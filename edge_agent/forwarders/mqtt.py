@@ -54,14 +54,15 @@ from edge_agent.common.mqtt_link import (
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Mqtt
 from edge_agent.forwarders.delivery import (
+    DeadLetter,
+    Delivered,
+    DeliveryLoop,
     DestinationHold,
-    Wake,
-    count_delivered,
-    lease_or_report,
-    nack_by_reason,
+    Retry,
+    Words,
 )
 from edge_agent.forwarders.hub_confirm import HubPresence, Tracked
-from edge_agent.forwarders.hub_tracking import HubTracking, Writes, encode_payload, ids_of
+from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload, ids_of
 from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
@@ -70,6 +71,14 @@ from edge_agent.wire import topics
 __all__ = ["MqttForwarder", "MqttStatus", "encode_payload", "status_payload"]
 
 log = logging.getLogger(__name__)
+
+_WORDS: Final = Words(
+    lease_failed="Outbox lease failed.",
+    ack_failed="Outbox ack failed.",
+    nack_failed="Outbox nack failed.",
+)
+LEASE_RETRY_S: Final = 1.0
+"""How long to wait after the outbox failed to lease."""
 
 SETTINGS_RETRY_S: Final = 60.0
 """How often MQTT settings that could not be loaded (TLS files, password) are tried again."""
@@ -134,9 +143,18 @@ class MqttForwarder:
         self._idle_poll_s = idle_poll_s
         self._link: MqttLink | None = None
         self._inflight: dict[int, OutboxItem] = {}
-        self._acks: list[int] = []
-        self._nacks: list[tuple[int, str]] = []
-        self._wake = Wake()
+        # The shared delivery loop, with this forwarder as its sink: it leases the free
+        # window, and the PUBACK callbacks report to it.
+        self._loop = DeliveryLoop(
+            self,
+            outbox,
+            self.status,
+            log,
+            _WORDS,
+            backoff=Backoff.from_config(config.backoff),
+            lease_retry_s=lambda: LEASE_RETRY_S,
+        )
+        self._wake = self._loop.wake
         self._reload = asyncio.Event()
         # Rotated TLS files: the link is rebuilt with them once they load.
         self._rotation = (
@@ -146,9 +164,7 @@ class MqttForwarder:
         )
         if self._rotation is not None:
             self.status.tls_rotations = 0
-        self._refusal_backoff = Backoff.from_config(config.backoff)
         self._hold = DestinationHold(self.status, log)
-        self._refused_since_flush = False
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         # -- confirmation by the hub (confirm: hub) --
@@ -283,11 +299,7 @@ class MqttForwarder:
                 return
             self.status.connected = True
             self.status.reconnects = max(0, link.connects - 1)
-            drain = asyncio.ensure_future(
-                self._drain_for_hub(link)
-                if self.confirm_by_hub
-                else self._drain_while_connected(link)
-            )
+            drain = asyncio.ensure_future(self._drain(link))
             reload = asyncio.ensure_future(self._reload.wait())
             try:
                 await asyncio.wait({drain, reload}, return_when=asyncio.FIRST_COMPLETED)
@@ -324,57 +336,82 @@ class MqttForwarder:
         """Nothing kept beside the outbox: the hub holds the work orders."""
         return 0
 
-    async def _drain_while_connected(self, link: MqttLink) -> None:
+    async def _drain(self, link: MqttLink) -> None:
+        """Run the delivery loop while the link is up (see the module doc)."""
         while link.connected:
-            # Cleared before looking at the outbox: a wake() or PUBACK from now on ends
-            # the idle wait below at once instead of being lost.
-            self._wake.arm()
-            await self._flush()
-            if self._refused_since_flush:
+            if self.confirm_by_hub and not self._loaded_awaiting:
+                await self._prepare_outbox()
+            pause = await self._loop.cycle()
+            if pause is None:
+                await self._wake.idle(self._idle_poll_s)
+            elif pause > 0:
                 # The broker refused a publish: give it (and the operator) a pause rather
                 # than hammering the same item.
-                self._refused_since_flush = False
-                await asyncio.sleep(self._refusal_backoff.next_delay())
-                continue
-            free = self.window - len(self._inflight)
-            sent = 0
-            if free > 0:
-                items = await self._lease(free)
-                for item in items:
-                    if item.id in self._inflight:
-                        continue  # its lease ran out while in flight: still ours
-                    # Not connected any more? publish() then fails at once and the item
-                    # is nacked like any other in flight.
-                    future = link.publish(self.alerts_topic, encode_payload(item.payload), qos=1)
-                    self._inflight[item.id] = item
-                    future.add_done_callback(partial(self._on_done, item.id))
-                    sent += 1
-                self.status.inflight = len(self._inflight)
-            if sent == 0:
-                if self._acks or self._nacks:
-                    continue
-                await self._wake.idle(self._idle_poll_s)
+                await asyncio.sleep(pause)
 
-    async def _lease(self, count: int) -> list[OutboxItem]:
-        items = await lease_or_report(self.outbox, count, self.status, log, "Outbox lease failed.")
-        if items is None:
-            await asyncio.sleep(1.0)
-            return []
-        return items
+    # -- the sink of the delivery loop -------------------------------------------------------
+
+    def free(self) -> int:
+        """The free window (with ``confirm: hub``: also under ``max_awaiting``, and none
+        while every hub is offline)."""
+        free = self.window - len(self._inflight)
+        if not self.confirm_by_hub:
+            return free
+        if self.presence.state == "offline":
+            return 0
+        return min(free, self.max_awaiting - len(self._hub) - len(self._hub.held))
+
+    async def submit(self, item: OutboxItem) -> bool:
+        """Publish ``item`` at QoS 1; its PUBACK reports to the loop (:meth:`_on_done`)."""
+        link = self._link
+        assert link is not None
+        if self.confirm_by_hub:
+            return self._offer(link, item)
+        if item.id in self._inflight:
+            return False  # its lease ran out while in flight: still ours
+        # Not connected any more? publish() then fails at once and the item is nacked
+        # like any other in flight.
+        future = link.publish(self.alerts_topic, encode_payload(item.payload), qos=1)
+        self._inflight[item.id] = item
+        future.add_done_callback(partial(self._on_done, item.id))
+        self.status.inflight = len(self._inflight)
+        return True
+
+    async def pump(self) -> int:
+        """With ``confirm: hub``, before leasing: report, keep the presence, publish again
+        what is due and what was held behind its alert."""
+        if not self.confirm_by_hub:
+            return 0
+        self._hub.report()
+        await self._save_presence()
+        link = self._link
+        if self.presence.state == "offline" or link is None:
+            return 0
+        return self._resend_due(link) + self._send_held(link)
+
+    def take_writes(self) -> Callable[[], int] | None:
+        """The hub's writes (sends, resends, results), in the loop's worker-thread call."""
+        if not self._hub.has_writes():
+            return None
+        return partial(self._hub.write, self.outbox, self._hub.take_writes())
+
+    def ack_failed(self, exc: OutboxError) -> float:
+        return 0.0  # not ordered: never asked
 
     def _on_done(self, item_id: int, future: asyncio.Future[None]) -> None:
         self._wake.set()
         if self._inflight.pop(item_id, None) is None:
             return  # already nacked by _settle: a second nack could free a new lease
+        report = self._loop.report
         if future.cancelled():
-            self._nacks.append((item_id, "cancelled"))
+            report(Retry(item_id, "cancelled"))
             return
         exc = future.exception()
         if exc is None:
             if self.confirm_by_hub:
                 self._hub.on_first_puback(item_id)
             else:
-                self._acks.append(item_id)
+                report(Delivered(item_id))
             return
         if self.confirm_by_hub:
             self._hub.untrack_sending(item_id)
@@ -382,8 +419,7 @@ class MqttForwarder:
             self.status.failed += 1
             self.status.refused_by_broker += 1
             self.status.last_error = str(exc)
-            self._refused_since_flush = True
-            self._nacks.append((item_id, str(exc)))
+            report(Retry(item_id, str(exc), backoff=True))
             log.error(
                 "Broker refused an alert; it stays in the outbox.",
                 extra={
@@ -394,48 +430,9 @@ class MqttForwarder:
                 },
             )
         elif isinstance(exc, MqttDisconnected):
-            self._nacks.append((item_id, f"disconnected: {exc}"))
+            report(Retry(item_id, f"disconnected: {exc}"))
         else:
-            self._nacks.append((item_id, f"{type(exc).__name__}: {exc}"))
-
-    async def _flush(self) -> None:
-        """Write the acks and nacks collected by the PUBACK callbacks (and, with
-        ``confirm: hub``, the sends, resends and results). One worker-thread call for all
-        of them, which a cancel lets finish: none is dropped half-way."""
-        if not (self._acks or self._nacks or self._hub.has_writes()):
-            return
-        acks, self._acks = self._acks, []
-        nacks, self._nacks = self._nacks, []
-        writes = self._hub.take_writes()
-        acked = await outbox_call(self._write_all, acks, nacks, writes, undo=self._count_sent)
-        self._count_sent(acked)
-
-    def _write_all(self, acks: list[int], nacks: list[tuple[int, str]], writes: Writes) -> int:
-        acked = self._write_settled(acks, nacks)
-        if any(writes):
-            acked += self._hub.write(self.outbox, writes)
-        return acked
-
-    def _count_sent(self, acked: int) -> None:
-        if acked:
-            count_delivered(self.status, acked, self._refusal_backoff)
-
-    def _write_settled(self, acks: list[int], nacks: list[tuple[int, str]]) -> int:
-        """Ack (one transaction), then nack by reason; returns how many were acked. Runs in
-        a worker thread."""
-        acked = 0
-        if acks:
-            try:
-                self.outbox.ack(acks)
-            except OutboxError as exc:
-                # Not acked on disk: they will be sent again (same event ids): a duplicate,
-                # never a loss.
-                log.error("Outbox ack failed.", extra={"error": str(exc), "count": len(acks)})
-            else:
-                acked = len(acks)
-        # A failed nack: the leases expire on their own and the items are redelivered then.
-        nack_by_reason(self.outbox, nacks, log, "Outbox nack failed.")
-        return acked
+            report(Retry(item_id, f"{type(exc).__name__}: {exc}"))
 
     async def _settle(self) -> None:
         """After a disconnect: let the failed futures report, then nack what was in flight."""
@@ -444,9 +441,12 @@ class MqttForwarder:
         self._inflight.clear()
         if self.confirm_by_hub:
             stranded = [item_id for item_id in stranded if self._hub.strand(item_id)]
-        self._nacks.extend((item_id, "disconnected") for item_id in stranded)
+        for item_id in stranded:
+            self._loop.report(Retry(item_id, "disconnected"))
+        self._loop.strand("disconnected")
         self.status.inflight = 0
-        await self._flush()
+        # A refusal's pause is kept for the next connection.
+        await self._loop.settle(pausing=False)
 
     # -- confirmation by the hub -----------------------------------------------------------
 
@@ -460,7 +460,7 @@ class MqttForwarder:
         if isinstance(error, MqttPublishRefused):
             self.status.failed += 1
             self.status.refused_by_broker += 1
-            self._refused_since_flush = True
+            self._loop.back_off()
             log.error(
                 "Broker refused a resent alert; it stays in the outbox.",
                 extra={"item_id": item_id, "reason": error.reason, "code": error.code},
@@ -505,52 +505,20 @@ class MqttForwarder:
             self.status.last_error = str(exc)
             log.error("Outbox awaiting items unreadable.", extra={"error": str(exc)})
 
-    async def _drain_for_hub(self, link: MqttLink) -> None:
-        """The drain loop with ``confirm: hub``; see the module doc."""
-        while link.connected:
-            self._wake.arm()
-            if not self._loaded_awaiting:
-                await self._prepare_outbox()
-            await self._flush()
-            self._hub.report()
-            await self._save_presence()
-            if self._refused_since_flush:
-                self._refused_since_flush = False
-                await asyncio.sleep(self._refusal_backoff.next_delay())
-                continue
-            published = 0
-            if self.presence.state != "offline":
-                published += self._resend_due(link)
-                published += self._send_held(link)
-                free = min(
-                    self.window - len(self._inflight),
-                    self.max_awaiting - len(self._hub) - len(self._hub.held),
-                )
-                if free > 0:
-                    for item in await self._lease(free):
-                        published += await self._offer(link, item)
-            if published == 0:
-                if self._acks or self._nacks or self._hub.has_writes():
-                    continue
-                await self._wake.idle(self._idle_poll_s)
-
-    async def _offer(self, link: MqttLink, item: OutboxItem) -> int:
+    def _offer(self, link: MqttLink, item: OutboxItem) -> bool:
         """Publish a newly leased item, or hold it behind an earlier event of its alert."""
         if item.id in self._inflight or item.id in self._hub.held or self._hub.knows(item.id):
-            return 0  # its lease ran out while it was ours
+            return False  # its lease ran out while it was ours
         if not isinstance(item.payload.get("event_id"), str):
             # The hub can never confirm it (nor would it accept it).
-            await outbox_call(
-                self.outbox.dead_letter, item.id, "no event_id: the hub cannot confirm it"
-            )
-            self.status.dead_lettered += 1
-            return 0
+            self._loop.report(DeadLetter(item.id, "no event_id: the hub cannot confirm it"))
+            return False
         event_id, alert_id = ids_of(item.id, item.payload)
         if not self._hub.is_free(event_id, alert_id):
             self._hub.held[item.id] = item
-            return 0
+            return False
         self._publish_first(link, item, event_id, alert_id)
-        return 1
+        return True
 
     def _publish_first(
         self, link: MqttLink, item: OutboxItem, event_id: str, alert_id: str

@@ -1,9 +1,10 @@
 """The site's direct-to-MaintainX forwarder: drains the outbox through :func:`apply_alert`.
 
-Items are leased oldest first and applied one after another, so events of one episode reach
-MaintainX in order. An item is acked only after MaintainX confirmed it (2xx) and the ledger
-recorded it. On a failure the item and everything leased after it go back (``nack``), keeping
-their place, and the forwarder waits:
+Items are leased oldest first and applied one after another (the shared
+:class:`~edge_agent.forwarders.delivery.DeliveryLoop`, ``ordered``, with this forwarder as
+its sink), so events of one episode reach MaintainX in order. An item is acked only after
+MaintainX confirmed it (2xx) and the ledger recorded it. On a failure the item and
+everything leased after it go back (``nack``), keeping their place, and the forwarder waits:
 
 - 5xx, refused connections, timeouts, rate limits: exponential backoff with jitter;
 - 400 (and other final 4xx): the item goes to the dead letters with MaintainX's error body;
@@ -18,8 +19,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -31,12 +33,12 @@ from edge_agent.config.models import MaintainX, SiteConfig
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.errors import EdgeAgentError
 from edge_agent.forwarders.delivery import (
+    DeadLetter,
+    Delivered,
+    DeliveryLoop,
     DestinationHold,
-    Wake,
-    count_delivered,
-    lease_or_report,
-    nack_or_log,
-    release_on_stop,
+    Retry,
+    Words,
 )
 from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
@@ -52,11 +54,16 @@ from edge_agent.maintainx.errors import (
 )
 from edge_agent.maintainx.ledger import LedgerError, SqliteLedger, ThreadedLedger
 from edge_agent.maintainx.sync import SyncResult, apply_alert, settle_s
-from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import Outbox, OutboxError
 from edge_agent.redaction import redact
 
 log = logging.getLogger(__name__)
+
+_WORDS: Final = Words(
+    lease_failed="Cannot lease from the outbox.",
+    ack_failed="MaintainX forwarder storage error.",
+    nack_failed="Cannot release outbox items.",
+)
 
 LEDGER_FILE: Final = "workorders.sqlite"
 _REASON_CHARS: Final = 2000
@@ -138,15 +145,26 @@ class MaintainXForwarder:
         self.status = MaintainXStatus()
         self.client: MaintainXClient | None = None
         self.ledger: SqliteLedger | None = None
-        self._backoff = Backoff.from_config(config.backoff)
         self._reload = asyncio.Event()
-        # Set by wake(): new items are in the outbox, end the idle wait now.
-        self._wake = Wake()
         self._hold = DestinationHold(self.status, log)
+        self._loop = DeliveryLoop(
+            self,
+            outbox,
+            self.status,
+            log,
+            _WORDS,
+            backoff=Backoff.from_config(config.backoff),
+            lease_retry_s=lambda: self._backoff.next_delay(),
+            prefetch=batch_size,
+            ordered=True,
+        )
         self._pending_config: MaintainX | None = None
-        self._leased: list[OutboxItem] = []
         self._last_probe = -PROBE_INTERVAL_S
         self._next_prune = 0.0
+
+    @property
+    def _backoff(self) -> Backoff:
+        return self._loop.backoff
 
     # ------------------------------------------------------------------ Forwarder
 
@@ -167,23 +185,13 @@ class MaintainXForwarder:
                         continue
                     await self._probe()
                     continue
-                # Armed before looking: a wake() from now on ends the idle wait at once.
-                self._wake.arm()
-                items = await lease_or_report(
-                    self.outbox, self.batch_size, self.status, log, "Cannot lease from the outbox."
-                )
-                if items is None:
-                    await self._sleep_or_reload(self._backoff.next_delay())
-                    continue
-                if not items:
+                pause = await self._loop.cycle()
+                if pause is None:
                     if not self.status.connected and self._probe_due():
                         await self._probe()
                     await self._idle()
-                    continue
-                self._leased = list(items)
-                delay = await self._deliver(items)
-                if delay is not None:
-                    await self._sleep_or_reload(delay)
+                elif pause > 0:
+                    await self._sleep_or_reload(pause)
         finally:
             self._release_leases()
 
@@ -201,7 +209,7 @@ class MaintainXForwarder:
     def wake(self) -> None:
         """New items are in the outbox: look now rather than after the idle wait (the
         service calls this after a put; call on the event loop)."""
-        self._wake.set()
+        self._loop.wake.set()
 
     def reload_credentials(self, config: MaintainX | None = None) -> None:
         """Re-read the API key (from ``config`` if given, else the current one) and resume
@@ -212,52 +220,54 @@ class MaintainXForwarder:
 
     # ------------------------------------------------------------------ delivering
 
-    async def _deliver(self, items: Sequence[OutboxItem]) -> float | None:
-        """Apply leased items in order. Returns how long to wait before leasing again, or
-        None to go on at once."""
-        for index, item in enumerate(items):
-            rest = [i.id for i in items[index:]]
-            # What is still unsettled if the task is cancelled now (released on the way out).
-            self._leased = list(items[index:])
-            try:
-                message = check_message(item.payload)
-                result = await self._apply(message)
-                # Acked only now: MaintainX confirmed and the ledger recorded it. If this
-                # ack is lost, the redelivered item is a recorded duplicate and does nothing.
-                await outbox_call(self.outbox.ack, [item.id])
-            except InvalidMessage as exc:
-                await self._dead_letter(item, f"invalid alert message: {exc}")
-                continue
-            except CredentialsRejected as exc:
-                await self._nack(rest, "credentials rejected")
-                await self._credentials_rejected(exc)
-                return None
-            except Misconfigured as exc:
-                await self._nack(rest, "MaintainX settings refused")
-                self._misconfigured(exc)
-                return MISCONFIGURED_RETRY_S
-            except BadRequest as exc:
-                self.status.connected = True  # MaintainX answered, it refused the request
-                await self._dead_letter(item, _reason(exc))
-                continue
-            except RETRYABLE as exc:
-                await self._nack(rest, str(exc))
-                return self._retry_delay(exc)
-            except (LedgerError, OutboxError) as exc:
-                log.error("MaintainX forwarder storage error.", extra={"error": str(exc)})
-                await self._nack(rest, str(exc))
-                return self._retry_delay(exc)
-            except Exception as exc:  # a bug must not stop delivery of everything else
-                log.exception("MaintainX forwarder failed on an item.", extra={"item": item.id})
-                if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
-                    await self._dead_letter(item, f"internal error: {exc!r}")
-                    continue
-                await self._nack(rest, repr(exc))
-                return self._retry_delay(exc)
-            self._delivered(result)
-            log_work_order(message, result)
-        self._leased = []
+    def free(self) -> int:
+        """One at a time, and none while the client is gone (credentials rejected)."""
+        return 1 if self.client is not None and not self.status.credentials_rejected else 0
+
+    async def submit(self, item: OutboxItem) -> bool:
+        """Apply one item and report its outcome before returning: the loop acks it (only
+        after MaintainX confirmed and the ledger recorded it: if this ack is lost, the
+        redelivered item is a recorded duplicate and does nothing) before the next one."""
+        report = self._loop.report
+        try:
+            message = check_message(item.payload)
+            result = await self._apply(message)
+        except InvalidMessage as exc:
+            report(self._dead_letter(item, f"invalid alert message: {exc}"))
+        except CredentialsRejected as exc:
+            report(Retry(item.id, "credentials rejected"))
+            await self._loop.settle()  # kept (nacked) before health says why
+            await self._credentials_rejected(exc)
+        except Misconfigured as exc:
+            self._misconfigured(exc)
+            report(Retry(item.id, "MaintainX settings refused", delay=MISCONFIGURED_RETRY_S))
+        except BadRequest as exc:
+            self.status.connected = True  # MaintainX answered, it refused the request
+            report(self._dead_letter(item, _reason(exc)))
+        except RETRYABLE as exc:
+            report(Retry(item.id, str(exc), delay=self._retry_delay(exc)))
+        except (LedgerError, OutboxError) as exc:
+            log.error("MaintainX forwarder storage error.", extra={"error": str(exc)})
+            report(Retry(item.id, str(exc), delay=self._retry_delay(exc)))
+        except Exception as exc:  # a bug must not stop delivery of everything else
+            log.exception("MaintainX forwarder failed on an item.", extra={"item": item.id})
+            if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
+                report(self._dead_letter(item, f"internal error: {exc!r}"))
+            else:
+                report(Retry(item.id, repr(exc), delay=self._retry_delay(exc)))
+        else:
+            report(Delivered(item.id, partial(self._delivered, message, result)))
+        return True
+
+    async def pump(self) -> int:
+        return 0
+
+    def take_writes(self) -> Callable[[], int] | None:
         return None
+
+    def ack_failed(self, exc: OutboxError) -> float:
+        """The ack did not reach the disk: the item and those after it were put back."""
+        return self._retry_delay(exc)
 
     async def _apply(self, message: AlertMessage) -> SyncResult:
         assert self.client is not None and self.ledger is not None
@@ -296,9 +306,9 @@ class MaintainXForwarder:
             {"error": str(exc), "status": exc.status},
         )
 
-    def _delivered(self, result: SyncResult) -> None:
+    def _delivered(self, message: AlertMessage, result: SyncResult) -> None:
+        """MaintainX confirmed it and the ack is on disk."""
         self._hold.release("MaintainX accepts requests again; delivering what was held.")
-        count_delivered(self.status, 1, self._backoff)
         self.status.connected = True
         self.status.last_error = None
         status = self.status
@@ -314,26 +324,17 @@ class MaintainXForwarder:
             status.requests = self.client.requests_sent
             status.rate_limited = self.client.rate_limited
             status.pacing_waits = self.client.pacer.waits
+        log_work_order(message, result)
 
-    async def _dead_letter(self, item: OutboxItem, reason: str) -> None:
-        try:
-            await outbox_call(self.outbox.dead_letter, item.id, reason)
-        except OutboxError as exc:  # the lease runs out and the item comes back
-            log.error("Cannot dead-letter an outbox item.", extra={"error": str(exc)})
-            return
-        self._leased = [i for i in self._leased if i.id != item.id]
-        self.status.dead_lettered += 1
-        self.status.last_error = reason
-        log.error(
-            "Alert refused by MaintainX; moved to the dead letters.",
-            extra={"item_id": item.id, "reason": reason},
-        )
+    def _dead_letter(self, item: OutboxItem, reason: str) -> DeadLetter:
+        def logged() -> None:
+            self.status.last_error = reason
+            log.error(
+                "Alert refused by MaintainX; moved to the dead letters.",
+                extra={"item_id": item.id, "reason": reason},
+            )
 
-    async def _nack(self, ids: list[int], reason: str) -> None:
-        await outbox_call(
-            nack_or_log, self.outbox, ids, reason, log, "Cannot release outbox items."
-        )
-        self._leased = []
+        return DeadLetter(item.id, reason, logged)
 
     def _retry_delay(self, exc: Exception) -> float:
         self.status.failed += 1
@@ -360,7 +361,7 @@ class MaintainXForwarder:
     async def _open_ledger(self) -> bool:
         try:
             self.ledger = await asyncio.to_thread(SqliteLedger, self.state_dir / LEDGER_FILE)
-        except LedgerError as exc:
+        except (LedgerError, OutboxError) as exc:
             self.status.last_error = str(exc)
             log.error("Cannot open the work order ledger.", extra={"error": str(exc)})
             return False
@@ -388,7 +389,7 @@ class MaintainXForwarder:
 
         try:
             removed = await asyncio.to_thread(prune)
-        except LedgerError as exc:
+        except (LedgerError, OutboxError) as exc:
             log.error("Pruning the work order ledger failed.", extra={"error": str(exc)})
             return
         if removed:
@@ -424,7 +425,7 @@ class MaintainXForwarder:
     async def _open_client(self) -> bool:
         if self._pending_config is not None:
             self.config, self._pending_config = self._pending_config, None
-            self._backoff = Backoff.from_config(self.config.backoff)
+            self._loop.backoff = Backoff.from_config(self.config.backoff)
         try:
             api_key = resolve(self.config.api_key, self.base_dir)
         except SecretError as exc:
@@ -478,10 +479,9 @@ class MaintainXForwarder:
 
     async def _idle(self) -> None:
         """Wait ``idle_s`` for new items, ending early on :meth:`wake` or a reload."""
-        await self._wake.idle(self.idle_s, also=self._reload)
+        await self._loop.wake.idle(self.idle_s, also=self._reload)
         if self._reload.is_set():
             await self._wait_for_reload()
 
     def _release_leases(self) -> None:
-        leased, self._leased = self._leased, []
-        release_on_stop(self.outbox, leased)
+        self._loop.release_on_stop()
