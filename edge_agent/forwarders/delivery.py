@@ -270,9 +270,6 @@ class DeliveryLoop:
         self._back_off = True
         self.wake.set()
 
-    def pending(self) -> bool:
-        return bool(self._outcomes)
-
     async def cycle(self) -> float | None:
         """One turn: 0.0 to go on at once, seconds to pause, None when there was nothing
         to do (idle until :attr:`wake`)."""
