@@ -297,8 +297,9 @@ class DeliveryLoop:
             self._submitting = item
             started += await self.sink.submit(item)
             self._submitting = None
-            if self._outcomes:
+            if self._ordered and self._outcomes:
                 # Settled before the next item: an ordered sink's next item waits for it.
+                # (A window's outcomes wait for the next cycle, to be written together.)
                 pause = await self.settle()
                 if pause is not None:
                     return pause
