@@ -8,7 +8,9 @@ pymodbus) inside ``run`` so that ``edge-agent validate`` starts fast on a small 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, TextIO, cast
@@ -76,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell tool's status is when its reader closed the pipe."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,11 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _redacting(stdout), _redacting(stderr)
     try:
-        return _load(args.command).run(args)
+        code = _load(args.command).run(args)
+        sys.stdout.flush()  # here, so that a reader gone by now is a broken pipe too
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as the shell's own tools do; what
+        # is still buffered goes to /dev/null instead of raising again at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        return EXIT_BROKEN_PIPE
     finally:
-        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = stdout, stderr
 

@@ -56,12 +56,20 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     plant = DemoPlant()
     stop = asyncio.Event()
+    steps: list[str] = []
+    service: Service | None = None
+
+    def reload() -> None:
+        # SIGHUP, as `edge-agent run` takes it (the docs' hot reload), instead of its
+        # default action, which ends the demo without a word.
+        if service is not None:
+            service.request_reload()
+
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    steps: list[str] = []
-    service: Service | None = None
+        loop.add_signal_handler(signal.SIGHUP, reload)
     relay: Any = None
     started = time.monotonic()
     try:
@@ -120,6 +128,7 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResul
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 async def _play(plant: DemoPlant, steps: list[str], stop: asyncio.Event) -> None:

@@ -84,6 +84,8 @@ class Service:
         self.stop_event = asyncio.Event()
         self.ready_event = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        # A SIGHUP while starting: done once the agent runs (nothing to apply it to yet).
+        self._reload_when_started = False
         # The secrets and certificate files as last loaded: a SIGHUP says "credentials"
         # only when they changed.
         self._credentials = ""
@@ -114,6 +116,9 @@ class Service:
             await self._save_last_good(self.agent.config)
         self.notifier.ready("running")
         self.ready_event.set()
+        if self._reload_when_started:
+            self._reload_when_started = False
+            self._start_reload()
 
     async def stop(self) -> None:
         """STOPPING=1, then the agent's orderly stop, bounded so the process exits in time."""
@@ -182,7 +187,17 @@ class Service:
         self.stop_event.set()
 
     def request_reload(self) -> None:
-        """SIGHUP: re-read the site file and the secrets."""
+        """SIGHUP: re-read the site file and the secrets. One that arrives while the agent
+        is starting is done as soon as it runs (the files may have changed since they were
+        read), not refused."""
+        if not self.ready_event.is_set():
+            if not self._reload_when_started:
+                log.info("Reload requested while starting: done once the agent runs.")
+            self._reload_when_started = True
+            return
+        self._start_reload()
+
+    def _start_reload(self) -> None:
         task = self.supervisor.start(
             self.reloader.reload("SIGHUP", reload_credentials=True), "reload", one_shot=True
         )

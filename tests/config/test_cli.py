@@ -4,6 +4,7 @@ lines, and never a Python traceback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -230,3 +231,19 @@ def test_the_issue_example_with_quoted_secrets_is_valid_and_prints_no_secret(
     assert printed["connections"]["rs485"]["timeout"] == "500ms"
     assert printed["sensors"]["p101_vibration"]["register"]["word_order"] == "big"
     assert printed["rules"][0]["on_delay"] == "1m"
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(
+    write: Write, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edge-agent ... | head`: the reader has closed the pipe; the command stops with
+    128 + SIGPIPE and no traceback, as the shell's own tools do."""
+    site = write("site.yaml", VALID_SITE)
+    monkeypatch.setenv("MAINTAINX_API_KEY", "k")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write is a broken pipe
+    with open(write_end, "w", encoding="utf-8") as pipe:
+        monkeypatch.setattr(sys, "stdout", pipe)
+        assert main(["print-config", str(site)]) == 141
+        monkeypatch.undo()
+    assert "Traceback" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,36 @@ def test_demo_runs_and_its_summary_shows_work_orders(tmp_path: Path, mode: str) 
             if r["message"] == "MaintainX delivery failed; retrying."
         ]
         assert any(winding < i < back for i in failed), "the alert never waited for MaintainX"
+
+
+@pytest.mark.slow
+def test_a_sighup_reloads_the_demo_instead_of_ending_it(tmp_path: Path) -> None:
+    """The docs' hot reload (SIGHUP) tried on the demo: reloaded, and the demo goes on
+    until it is stopped (it used to end at once with status 129 and no summary)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "demo", "--no-ui", "--duration", "120"]
+        + ["--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert process.stderr is not None
+    try:
+        # The log (stderr) is written line by line; stdout is buffered until the end.
+        for line in process.stderr:  # bounded by the demo's own 120 s and the kill below
+            if '"Agent started."' in line:
+                break
+        process.send_signal(signal.SIGHUP)
+        reloaded = False
+        for line in process.stderr:
+            if '"Configuration reloaded."' in line and '"SIGHUP"' in line:
+                reloaded = True
+                break
+        assert reloaded and process.poll() is None  # reloaded, still running
+        process.send_signal(signal.SIGTERM)
+        out, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors[-4000:]
+    assert "Demo finished" in out and "Traceback" not in errors

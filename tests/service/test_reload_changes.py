@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -91,5 +92,35 @@ async def test_sighup_says_credentials_only_when_they_changed(tmp_path: Path) ->
         site.write_text(json.dumps(document))
         assert await service.reloader.reload("SIGHUP", reload_credentials=True)
         assert report.last_changes == ["rule removed: odd-high", "rule changed: pressure-high"]
+    finally:
+        await service.stop()
+
+
+async def test_a_sighup_while_starting_is_done_once_started_not_refused(tmp_path: Path) -> None:
+    """A SIGHUP between the health endpoint and the agent's start (``systemctl reload``
+    right after ``start``) used to be applied to an agent with no engine yet: a traceback
+    and a false "could not apply" in /healthz until the next reload."""
+    document = _document(tmp_path)
+    site = tmp_path / "site.yaml"
+    site.write_text(json.dumps(document))
+
+    async def validate(path: Path) -> Checked:
+        return check_here(path)
+
+    service = Service(
+        site, SiteConfig.model_validate(document), tmp_path / "state", validate=validate
+    )
+    document["rules"] = [dict(RULE, high={"limit": 7}), OTHER]
+    site.write_text(json.dumps(document))  # edited as the agent starts
+    service.request_reload()  # before start: nothing to apply it to yet
+    await service.start()
+    try:
+        report = service.reloader.report
+        for _ in range(500):  # bounded: 5 s at most
+            if report.last_outcome is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert report.last_outcome == "applied", report.errors
+        assert report.last_changes == ["rule changed: pressure-high"]
     finally:
         await service.stop()
