@@ -34,9 +34,11 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   ├── OpcUaConnectError
     │   │   ├── OpcUaSecurityError
     │   │   │   └── OpcUaRefused
-    │   │   └── SessionLost           sources/opcua/source.py
+    │   │   └── SessionLost           sources/opcua/failures.py
     │   ├── PairExists                sources/opcua/client_pair.py
-    │   └── DecodeError               sources/modbus/decode.py (also ValueError)
+    │   ├── DecodeError               sources/modbus/decode.py (also ValueError)
+    │   ├── UnitSilent                sources/modbus/client.py: a unit did not answer in time
+    │   └── ConnectionLost            sources/modbus/client.py: the transport is gone
     ├── rules
     │   ├── TraceError                rules/trace.py (also ValueError)
     │   ├── SnapshotError             rules/snapshot.py (also ValueError)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.config.models import ModbusRtu, ModbusTcp, RegisterTable
+from edge_agent.errors import EdgeAgentError
 
 ILLEGAL_DATA_ADDRESS = "illegal data address"
 # Modbus exception codes (Modbus Application Protocol v1.1b3 §7).
@@ -35,11 +36,11 @@ READ_METHODS: dict[RegisterTable, str] = {
 }
 
 
-class UnitSilent(Exception):
+class UnitSilent(EdgeAgentError):
     """The unit did not answer within the timeout."""
 
 
-class ConnectionLost(Exception):
+class ConnectionLost(EdgeAgentError):
     """The transport is gone; every remaining sensor of the cycle reads bad."""
 
 
