@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from asyncua import ua
 from asyncua.ua.uaerrors import UaStatusCodeError
 
 from edge_agent.sources.opcua.errors import OpcUaError
+from edge_agent.sources.opcua.refusals import status_name as fault_status
 
 # Transport-level failures: the session is gone, reconnect.
 TRANSPORT_ERRORS = (ConnectionError, OSError, EOFError)
@@ -43,10 +43,8 @@ def stop_if_cancelled() -> None:
 
 
 def status_name(exc: UaStatusCodeError) -> str:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return ua.StatusCode(ua.UInt32(code)).name
-    return str(exc) or type(exc).__name__
+    """The fault's status code name, else its text: for log lines and reasons."""
+    return fault_status(exc) or str(exc) or type(exc).__name__
 
 
 def describe(exc: BaseException) -> str:
