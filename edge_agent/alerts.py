@@ -1,7 +1,7 @@
 """The alert message: what the rules emit, the outbox stores and the forwarders deliver.
 
 One JSON object per alarm event, the same on disk, on MQTT (``edge/v1/{site}/alerts``) and
-at the hub. Its schema is ``edge-agent/alert@1``; fields and their bounds are documented in
+at the hub. Its schema is ``edge-agent/alert@2``; fields and their bounds are documented in
 ``docs/alert-schema.md`` and checked by :func:`alert_problem` (the same check the hub runs,
 from :mod:`edge_agent.wire.alert`). Keep this module free of I/O.
 """
@@ -17,7 +17,21 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.wire.alert import ALERT_SCHEMA as ALERT_SCHEMA
 from edge_agent.wire.alert import alert_problem as alert_problem
 
-EventKind = Literal["activated", "escalated", "cleared", "chattering"]
+EventKind = Literal[
+    "activated",
+    "escalated",
+    "cleared",
+    "chattering",
+    # @2: the alarm lifecycle (see edge_agent.rules.lifecycle)
+    "shelved",
+    "unshelved",
+    "out_of_service",
+    "returned_to_service",
+    "acknowledged",
+    "verified",
+    "reopened",
+]
+HeldBy = Literal["shelved", "out_of_service", "maintenance"]
 Priority = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 
 PRIORITY_ORDER: Final[dict[str, int]] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -75,6 +89,17 @@ class AlertMessage(TypedDict):
     # sensor's decimals and the site's time zone (IANA name), when not the defaults.
     decimals: NotRequired[int]
     timezone: NotRequired[str]
+    # @2, the alarm lifecycle. ``held``: the state that made this activation or escalation
+    # travel with ``notify: false``. ``by``/``reason``: a command's audit record (and an
+    # ack-overdue escalation's reason). ``work_order_id``: the work order concerned (on
+    # acknowledged, verified, reopened and held-for-maintenance messages); ``comment``: the
+    # text to put on it. (``work_order`` is the request for a new one, so the id has its
+    # own name.)
+    held: NotRequired[HeldBy]
+    by: NotRequired[str]
+    reason: NotRequired[str]
+    work_order_id: NotRequired[int]
+    comment: NotRequired[str]
 
 
 def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> str:

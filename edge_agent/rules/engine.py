@@ -50,6 +50,7 @@ from edge_agent.rules.events import (
 )
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
+from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
 from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.series import Flatline
 from edge_agent.rules.snapshot import (
@@ -325,6 +326,33 @@ class RuleEngine:
             "state_saves": self._writer.saves if self._writer is not None else 0,
             "state_save_errors": self._writer.errors if self._writer is not None else 0,
         }
+
+    # ------------------------------------------------------------------ alarm lifecycle
+
+    def apply_command(self, command: AlarmCommand, now_ns: int) -> CommandOutcome:
+        """Apply a person's lifecycle command (shelve, unshelve, oos, return, ack) at
+        ``now_ns`` (the engine's clock, as ``tick``). The outcome's events are the audit
+        events, on the engine's clock like ``tick``'s: render and enqueue them as those
+        (the rules loop's path), which saves the state with them. Never raises for a
+        command that does not fit (unknown rule, no open alarm): ``ok`` is False."""
+        return CommandOutcome(False, "alarm commands are not implemented yet", [])
+
+    def work_order_status(
+        self, rule: str, work_order_id: int, status: str, now_ns: int, *, assigned: bool = False
+    ) -> list[AlarmEvent]:
+        """The status of ``rule``'s work order ``work_order_id`` changed (MaintainX's
+        OPEN, IN_PROGRESS, ON_HOLD, DONE or CANCELED; ``assigned``: it has an assignee):
+        maintenance of the rule's asset starts or ends, the episode is acknowledged, or a
+        repair's verification starts (DONE). Returns the events (engine clock), as ``tick``."""
+        return []
+
+    def alarms_view(self, now_ns: int) -> list[dict[str, Any]]:
+        """One JSON-able row per rule: ``rule``, ``asset``, ``sensor``, ``state``,
+        ``priority``, ``shelved`` ({by, reason, until, until_clear} or None),
+        ``out_of_service`` ({by, reason, until, asset} or None), ``maintenance`` (work
+        order id or None), ``acknowledged`` ({by, at, note} or None), ``verifying``
+        ({work_order, until} or None). Times are on the engine's clock (ns)."""
+        return []
 
     def snapshot(self) -> dict[str, Any]:
         """The whole engine state as JSON-ready data (what the store writes)."""

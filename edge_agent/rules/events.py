@@ -9,8 +9,34 @@ from edge_agent.alerts import format_time_ns
 from edge_agent.readings import Value
 
 AlarmEventKind = Literal[
-    "activated", "escalated", "cleared", "chattering", "stale", "fresh", "flood"
+    "activated",
+    "escalated",
+    "cleared",
+    "chattering",
+    "stale",
+    "fresh",
+    "flood",
+    # The alarm lifecycle (``lifecycle.py``): audit events of commands and work orders,
+    # and the verdict on a repair.
+    "shelved",
+    "unshelved",
+    "out_of_service",
+    "returned_to_service",
+    "acknowledged",
+    "verified",
+    "reopened",
 ]
+LIFECYCLE_KINDS: Final = frozenset(
+    {
+        "shelved",
+        "unshelved",
+        "out_of_service",
+        "returned_to_service",
+        "acknowledged",
+        "verified",
+        "reopened",
+    }
+)
 
 # Rule states (ISA-18.2 / OPC UA Part 9 words): the index is what the engine stores.
 NORMAL: Final = 0
@@ -32,6 +58,12 @@ class AlarmEvent:
     its episode's ``alert_id`` and whether it should make a notification (``notify``).
     Sensor events (``stale``, ``fresh``) carry only the sensor. ``flood`` is the site's flood
     guard starting to hold notifications; it has neither rule nor sensor.
+
+    The lifecycle's fields: ``held`` says which state held a notification (``shelved``,
+    ``out_of_service``, ``maintenance``; ``notify`` is then False); ``by`` and ``reason``
+    are a command's audit record; ``work_order_id`` is the work order concerned and
+    ``comment`` the text to put on it; ``qualifier`` tells apart events of one kind in one
+    episode (it goes into the event id).
     """
 
     time_ns: int
@@ -46,6 +78,12 @@ class AlarmEvent:
     limit: Value = None
     started_ns: int | None = None
     cause: str = CAUSE_CONDITION
+    held: str | None = None
+    by: str | None = None
+    reason: str | None = None
+    work_order_id: int | None = None
+    comment: str | None = None
+    qualifier: str = ""
 
     @property
     def is_rule_event(self) -> bool:
@@ -58,7 +96,7 @@ class AlarmEvent:
             if self.sensor_id is None:
                 return {"time": stamp, "event": self.kind}
             return {"time": stamp, "sensor": self.sensor_id, "event": self.kind}
-        return {
+        line: dict[str, Any] = {
             "time": stamp,
             "rule": self.rule_id,
             "event": self.kind,
@@ -70,3 +108,9 @@ class AlarmEvent:
             "peak": self.peak,
             "limit": self.limit,
         }
+        # The lifecycle's fields only when set: replay lines of plain rules stay as they were.
+        for key in ("held", "by", "reason", "work_order_id", "comment"):
+            value = getattr(self, key)
+            if value is not None:
+                line[key] = value
+        return line

@@ -22,6 +22,7 @@ from edge_agent.alerts import (
     AlertMessage,
     AssetRef,
     EventKind,
+    HeldBy,
     Priority,
     WorkOrderRequest,
     format_time_ns,
@@ -31,11 +32,13 @@ from edge_agent.common.local_time import local_text
 from edge_agent.common.value_text import number_text
 from edge_agent.config.models import TEMPLATE_FIELDS, Rule, SiteConfig
 from edge_agent.config.units import format_duration
-from edge_agent.rules.events import CAUSE_STALE, AlarmEvent
+from edge_agent.rules.events import CAUSE_STALE, LIFECYCLE_KINDS, AlarmEvent
 
 log = logging.getLogger(__name__)
 
-RULE_EVENT_KINDS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+RULE_EVENT_KINDS: Final = (
+    frozenset({"activated", "escalated", "cleared", "chattering"}) | LIFECYCLE_KINDS
+)
 
 
 class TemplateStats:
@@ -188,7 +191,7 @@ def _find_rule(config: SiteConfig, rule_id: str) -> Rule | None:
 
 
 def to_alert_message(event: AlarmEvent, config: SiteConfig) -> AlertMessage | None:
-    """The ``edge-agent/alert@1`` message of a rule event (None for stale, fresh, flood)."""
+    """The ``edge-agent/alert@2`` message of a rule event (None for stale, fresh, flood)."""
     if event.kind not in RULE_EVENT_KINDS or event.rule_id is None or event.alert_id is None:
         return None
     rule = _find_rule(config, event.rule_id)
@@ -258,7 +261,7 @@ def _message(
     priority = cast(Priority, event.priority or "NONE")
     if location_id is not None:
         work_order["location_id"] = location_id
-    qualifier = priority if event.kind == "escalated" else ""
+    qualifier = event.qualifier or (priority if event.kind == "escalated" else "")
     message: AlertMessage = {
         "schema": ALERT_SCHEMA,
         "site": config.site.id,
@@ -284,6 +287,17 @@ def _message(
         message["decimals"] = decimals
     if config.site.timezone != "UTC":
         message["timezone"] = config.site.timezone
+    # The lifecycle's fields (@2), only when set.
+    if event.held is not None:
+        message["held"] = cast(HeldBy, event.held)
+    if event.by is not None:
+        message["by"] = event.by[:200]
+    if event.reason is not None:
+        message["reason"] = event.reason[:1000]
+    if event.work_order_id is not None:
+        message["work_order_id"] = event.work_order_id
+    if event.comment:
+        message["comment"] = event.comment[:20_000]
     return message
 
 

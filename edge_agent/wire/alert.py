@@ -1,5 +1,6 @@
-"""The alert message's schema (``edge-agent/alert@1``) with its bounds, in one place: the
-agent checks what it writes against it and the hub checks what it reads. Documented field by
+"""The alert message's schema (``edge-agent/alert@2``; ``@1`` is still read) with its
+bounds, in one place: the agent checks what it writes against it and the hub checks what it
+reads. Documented field by
 field in ``docs/alert-schema.md``. Pure: no I/O, no clock.
 
 Why bounds and not only types: every value here reaches a database column (SQLite and
@@ -18,7 +19,7 @@ from typing import Any, Final
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.errors import EdgeAgentError
 
-ALERT_SCHEMA_VERSION: Final = 1
+ALERT_SCHEMA_VERSION: Final = 2
 ALERT_SCHEMA: Final = f"edge-agent/alert@{ALERT_SCHEMA_VERSION}"
 """What this release writes."""
 ACCEPTED_ALERT_SCHEMAS: Final = frozenset(
@@ -29,7 +30,25 @@ ACCEPTED_ALERT_SCHEMAS: Final = frozenset(
 the previous release keep working while the hub is upgraded first (docs/operations.md,
 "Upgrade"). A change of the schema adds its reading of the previous one here."""
 _SCHEMA_RE: Final = re.compile(r"edge-agent/alert@(\d{1,6})")
-EVENTS: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+EVENTS_V1: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
+LIFECYCLE_EVENTS: Final = frozenset(
+    {
+        "shelved",
+        "unshelved",
+        "out_of_service",
+        "returned_to_service",
+        "acknowledged",
+        "verified",
+        "reopened",
+    }
+)
+"""@2: the alarm lifecycle's audit events and a repair's verdict (docs/alert-schema.md)."""
+EVENTS: Final = EVENTS_V1 | LIFECYCLE_EVENTS
+HELD_STATES: Final = frozenset({"shelved", "out_of_service", "maintenance"})
+"""@2 ``held``: the lifecycle state that made an activation travel with ``notify: false``."""
+MAX_BY_CHARS: Final = 200
+MAX_REASON_CHARS: Final = 1000
+MAX_COMMENT_CHARS: Final = 20_000
 PRIORITIES: Final = ("NONE", "LOW", "MEDIUM", "HIGH")
 ASSIGNEE_TYPES: Final = frozenset({"USER", "TEAM"})
 SITE_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -172,8 +191,10 @@ def _problem(data: dict[str, Any]) -> str | None:
         problem = _text(data, key, MAX_ID_CHARS)
         if problem:
             return problem
-    if data.get("event") not in EVENTS:
-        return f"event: one of {', '.join(sorted(EVENTS))} is required"
+    # An @1 message has only @1's events; @2 adds the lifecycle's.
+    events = EVENTS_V1 if data.get("schema") == "edge-agent/alert@1" else EVENTS
+    if data.get("event") not in events:
+        return f"event: one of {', '.join(sorted(events))} is required"
     if data.get("priority") not in PRIORITIES:
         return f"priority: one of {', '.join(PRIORITIES)} is required"
     try:
@@ -215,6 +236,31 @@ def _problem(data: dict[str, Any]) -> str | None:
 
     if related is not None and not is_wire_id(related):
         return "related_work_order: an id in 1..2**63-1 is required"
+    return _lifecycle_problem(data)
+
+
+def _lifecycle_problem(data: dict[str, Any]) -> str | None:
+    """@2's optional fields: ``held``, ``by``, ``reason``, ``work_order_id``, ``comment``."""
+    held = data.get("held")
+    if held is not None:
+        if held not in HELD_STATES:
+            return f"held: one of {', '.join(sorted(HELD_STATES))} or absent is required"
+        if data.get("notify", True) is not False:
+            return "held: a held message has notify: false"
+    for key, limit in (("by", MAX_BY_CHARS), ("reason", MAX_REASON_CHARS)):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            return f"{key}: a text of <= {limit} characters is required"
+    comment = data.get("comment")
+    if comment is not None and (
+        not isinstance(comment, str) or not comment or len(comment) > MAX_COMMENT_CHARS
+    ):
+        return f"comment: a text of 1..{MAX_COMMENT_CHARS} characters is required"
+    work_order_id = data.get("work_order_id")
+    if work_order_id is not None and not is_wire_id(work_order_id):
+        return "work_order_id: an id in 1..2**63-1 is required"
+    if data.get("event") in ("verified", "reopened") and work_order_id is None:
+        return f"work_order_id: a {data.get('event')} message names its work order"
     return None
 
 

@@ -58,6 +58,7 @@ from edge_agent.config.models.rules import (
 from edge_agent.config.models.sensors import (
     REGISTER_WORDS,
     Asset,
+    Maintenance,
     Register,
     RegisterTable,
     RegisterType,
@@ -65,6 +66,7 @@ from edge_agent.config.models.sensors import (
     Sensor,
 )
 from edge_agent.config.models.site import (
+    Alarms,
     Defaults,
     FloodGuard,
     Health,
@@ -84,6 +86,7 @@ __all__ = [
     "REGISTER_WORDS",
     "SITE_ID_PATTERN",
     "TEMPLATE_FIELDS",
+    "Alarms",
     "Asset",
     "Assignee",
     "BackoffSettings",
@@ -100,6 +103,7 @@ __all__ = [
     "Logging",
     "LowLimit",
     "MaintainX",
+    "Maintenance",
     "ModbusRtu",
     "ModbusTcp",
     "Model",

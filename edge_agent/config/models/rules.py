@@ -128,6 +128,11 @@ class Rule(Model):
     on_stale: OnStale = OnStale.HOLD
     chattering: Chattering | None = None
     work_order: WorkOrderTemplate | None = None
+    # The alarm lifecycle (docs/rules.md): an activation still unacknowledged after
+    # ``ack_within`` is escalated once; after its work order is DONE the sensor is watched
+    # for ``verify_for`` (0s: not watched) before the repair counts as verified.
+    ack_within: Duration | None = None
+    verify_for: Duration = parse_duration("30m")
 
     @model_validator(mode="after")
     def _one_condition(self) -> Rule:

@@ -14,11 +14,21 @@ from edge_agent.config.models.base import (
 )
 from edge_agent.config.units import Duration
 
+WorkOrderStatus = Literal["OPEN", "IN_PROGRESS", "ON_HOLD", "DONE", "CANCELED"]
+
+
+class Maintenance(Model):
+    """While a work order of the asset has one of these statuses, the asset is under
+    maintenance: its rules hold their notifications (``held: maintenance``)."""
+
+    while_: Annotated[list[WorkOrderStatus], Field(alias="while")] = ["IN_PROGRESS", "ON_HOLD"]
+
 
 class Asset(Model):
     name: str
     maintainx_id: Annotated[int, Field(ge=1)] | None = None
     location_id: Annotated[int, Field(ge=1)] | None = None
+    maintenance: Maintenance = Maintenance()
 
 
 class RegisterTable(StrEnum):

@@ -67,6 +67,13 @@ class Defaults(Model):
         return value
 
 
+class Alarms(Model):
+    """The alarm lifecycle's site-wide limits (docs/rules.md)."""
+
+    # A shelved alarm is forgotten easily: no shelve lasts longer (longer is out of service).
+    max_shelve: Annotated[Duration, Field(gt=0)] = parse_duration("8h")
+
+
 class Storage(Model):
     path: str = "/var/lib/edge-agent"
     max_bytes: Size = 256 * 1000**2
@@ -136,6 +143,7 @@ class SiteConfig(Model):
     assets: dict[str, Asset] = {}
     sensors: dict[Name, Sensor] = {}
     rules: list[Rule] = []
+    alarms: Alarms = Alarms()
     meters: dict[Name, Meter] = {}
     forwarding: Forwarding | None = None
     storage: Storage = Storage()
