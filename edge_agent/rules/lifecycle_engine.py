@@ -256,6 +256,8 @@ class Lifecycle:
         self.changed()
         if rule.state not in (ACTIVE, CLEARING) or life.ack is not None:
             return
+        if self.hold_of(rule) is not None:
+            return  # held now (shelved, out of service, maintenance): nobody is to answer it
         names = list(PRIORITY_ORDER)
         rule.priority = names[min(PRIORITY_ORDER[rule.priority] + 1, len(names) - 1)]
         ack_within = rule.rule.ack_within or 0
@@ -284,7 +286,7 @@ class Lifecycle:
             return
         if rule.state in (ACTIVE, PENDING):
             comment = reopened_comment(
-                config, rule.sensor, v, v.until, value=rule.held, limit=rule.limit
+                config, rule.sensor, v, v.until, value=rule.held, limit=rule.limit, still=True
             )
             self._reopen(rule, v.until, v, comment, events)
             return
@@ -369,6 +371,13 @@ class Lifecycle:
                     until=now + verify_for,
                     peak_before=rule.peak if open_episode else life.last_peak,
                 )
+                sensor = self.engine.sensors.get(rule.sensor)
+                normal = rule.state in (NORMAL, CLEARING)
+                if normal and sensor is not None and sensor.has_value and not rule.stale:
+                    # The range after the repair starts at the value it was done with.
+                    value = sensor.value
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        life.verifying.low = life.verifying.high = value
                 rule.refresh_fast()
                 self.want(now + verify_for)
         else:
