@@ -30,7 +30,7 @@ from tests.rules.conftest import BASE_NS, SECOND, site
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-RULES = [
+RULES: list[dict[str, Any]] = [
     {
         "id": "hot",
         "asset": "p101",
