@@ -340,7 +340,7 @@ class Lifecycle:
     ) -> list[AlarmEvent]:
         """A status of ``rule``'s work order (see ``RuleEngine.work_order_status``)."""
         events: list[AlarmEvent] = []
-        if status not in WORK_ORDER_STATUSES:
+        if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
             return events
         life = rule.life
         news = life.work_order != work_order or life.work_order_status != status

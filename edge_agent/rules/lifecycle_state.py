@@ -165,7 +165,7 @@ def dump_asset(life: AssetLife) -> dict[str, Any]:
 def load_asset(data: dict[str, Any]) -> AssetLife:
     maintenance = {}
     for key, status in data.get("maintenance", {}).items():
-        if status not in WORK_ORDER_STATUSES:
+        if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
             raise ValueError(f"unknown work order status {str(status)[:20]!r}")
         maintenance[_id(int(key))] = str(status)
     return AssetLife(oos=load_hold(data.get("oos")), maintenance=maintenance)
@@ -198,7 +198,7 @@ def shift_lifecycle(data: dict[str, Any], delta: int) -> dict[str, Any]:
 
 
 def _status_or_none(value: Any) -> str | None:
-    if value is not None and value not in WORK_ORDER_STATUSES:
+    if value is not None and (not isinstance(value, str) or value not in WORK_ORDER_STATUSES):
         raise ValueError(f"unknown work order status {str(value)[:20]!r}")
     return None if value is None else str(value)
 

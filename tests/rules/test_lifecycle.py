@@ -71,7 +71,7 @@ def test_durations_as_in_the_site_file_or_seconds(value: object, ns: int) -> Non
         ({"action": "ack", "for": "1h"}, "for: only shelve and oos"),
         ({"action": "oos", "until_clear": True}, "until_clear: only a shelve"),
         ({"for": "1h", "note": "x"}, "note: only an ack"),
-        ({"for": "1h", "colour": "red"}, "colour: not a field"),
+        ({"for": "1h", "colour": "red"}, "'colour': not a field"),
         ({"for": "1h", "reason": "a\x00b"}, "NUL"),
     ],
 )
