@@ -57,6 +57,8 @@ class Lifecycle:
         # The generation of the lifecycle's one heap entry, and its time.
         self.gen = 0
         self.due: int | None = None
+        # Activations held, by the state that held them (the engine's counters).
+        self.held = {HELD_SHELVED: 0, HELD_OOS: 0, HELD_MAINTENANCE: 0}
 
     # ------------------------------------------------------------------ setup, saving
 
@@ -68,7 +70,7 @@ class Lifecycle:
         self.assets = {}
         for rule in self.engine.rules:
             data = rules_data.get(rule.id)
-            rule.life = load_rule(data) if data is not None else RuleLife()
+            rule.life = load_rule(data) if data is not None else None
             asset_id = rule.rule.asset
             if asset_id not in self.assets:
                 asset_data = assets_data.get(asset_id)
@@ -85,13 +87,17 @@ class Lifecycle:
 
     def dump(self) -> dict[str, Any] | None:
         """The saved form; None when every state is initial (nothing to save)."""
-        rules = {r.id: dump_rule(r.life) for r in self.engine.rules if not r.life.is_initial()}
+        rules = {
+            r.id: dump_rule(r.life)
+            for r in self.engine.rules
+            if r.life is not None and not r.life.is_initial()
+        }
         assets = {a: dump_asset(life) for a, life in self.assets.items() if not life.is_initial()}
         return {"rules": rules, "assets": assets} if rules or assets else None
 
     def reschedule(self) -> None:
         """Queue the earliest expiry on the engine's heap (after a restore or a change)."""
-        times = [t for rule in self.engine.rules for t in rule.life.due_times()]
+        times = [t for rule in self.engine.rules if rule.life for t in rule.life.due_times()]
         times += [a.oos.until for a in self.assets.values() if a.oos and a.oos.until]
         self.due = None
         self.gen += 1
@@ -110,6 +116,13 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ holds
 
+    def life_of(self, rule: CompiledRule) -> RuleLife:
+        """``rule``'s lifecycle, made when first needed (most rules never need one)."""
+        life = rule.life
+        if life is None:
+            life = rule.life = RuleLife()
+        return life
+
     def asset_of(self, rule: CompiledRule) -> AssetLife:
         return self.assets.setdefault(rule.rule.asset, AssetLife())
 
@@ -117,9 +130,9 @@ class Lifecycle:
         """Which state holds ``rule``'s notifications now (out of service first)."""
         life = rule.life
         asset = self.asset_of(rule)
-        if life.oos is not None or asset.oos is not None:
+        if (life is not None and life.oos is not None) or asset.oos is not None:
             return HELD_OOS
-        if life.shelved is not None:
+        if life is not None and life.shelved is not None:
             return HELD_SHELVED
         if asset.maintenance:
             return HELD_MAINTENANCE
@@ -132,11 +145,14 @@ class Lifecycle:
         if event.kind not in _NOTIFYING_KINDS:
             return event
         held = self.hold_of(rule)
-        life = rule.life
+        if held is not None and event.kind == "activated":
+            self.held[held] += 1
         if held is None:
-            if event.kind == "activated" and life.reopened is not None:
+            life = rule.life
+            if event.kind == "activated" and life is not None and life.reopened is not None:
                 return dataclasses.replace(event, work_order_id=life.reopened)
             return event
+        life = self.life_of(rule)
         if held != HELD_MAINTENANCE:
             return dataclasses.replace(event, notify=False, held=held)
         maintenance = self.asset_of(rule).maintenance
@@ -161,10 +177,12 @@ class Lifecycle:
 
     def on_activated(self, rule: CompiledRule, t: int) -> None:
         """A new episode: its acknowledgement starts over and, if it notifies, is watched."""
-        life = rule.life
+        ack_within = rule.rule.ack_within
+        if rule.life is None and not ack_within:
+            return
+        life = self.life_of(rule)
         life.ack = None
         life.ack_due = None
-        ack_within = rule.rule.ack_within
         if ack_within and rule.notify:
             life.ack_due = t + ack_within
             self.want(life.ack_due)
@@ -174,6 +192,8 @@ class Lifecycle:
         """``rule`` is back to NORMAL (cleared, or a pending trip that went away): a one-shot
         shelve ends; the episode is remembered for a repair verified after it."""
         life = rule.life
+        if life is None:
+            return
         if rule.alert_id is not None and life.work_order is not None:
             # Kept only for a rule whose work orders report their status: its repair may
             # be done (and verified) after the episode cleared.
@@ -194,7 +214,7 @@ class Lifecycle:
     ) -> None:
         """A sample judged while ``rule``'s repair is verified (before its transition): its
         range is kept, and one beyond the limit fails the verification at once."""
-        v = rule.life.verifying
+        v = rule.life.verifying if rule.life is not None else None
         assert v is not None
         if isinstance(value, int | float) and not isinstance(value, bool):
             v.low = value if v.low is None or value < v.low else v.low
@@ -230,7 +250,7 @@ class Lifecycle:
                         )
         for rule in self.engine.rules:
             life = rule.life
-            if not life.due_times():
+            if life is None or not life.due_times():
                 continue
             for hold, kind in ((life.shelved, "unshelved"), (life.oos, "returned_to_service")):
                 if hold is not None and hold.until is not None and hold.until <= now:
@@ -251,7 +271,7 @@ class Lifecycle:
 
     def _overdue(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
         """Still unacknowledged after ``ack_within``: one ``escalated``, priority one up."""
-        life = rule.life
+        life = self.life_of(rule)
         life.ack_due = None
         self.changed()
         if rule.state not in (ACTIVE, CLEARING) or life.ack is not None:
@@ -293,7 +313,7 @@ class Lifecycle:
         if v.low is None:  # no sample in the window: the held value was normal throughout
             v.low = v.high = sensor.value
         comment = verified_comment(config, rule.sensor, rule.rule.verify_for, v)
-        rule.life.verifying = None
+        self.life_of(rule).verifying = None
         rule.refresh_fast()
         self.changed()
         events.append(self._repair_event(rule, v, v.until, "verified", comment))
@@ -306,7 +326,7 @@ class Lifecycle:
         comment: str,
         events: list[AlarmEvent],
     ) -> None:
-        life = rule.life
+        life = self.life_of(rule)
         life.verifying = None
         life.reopened = v.work_order
         # Asked for: the status heard next (OPEN) is not news, and a DONE after it is.
@@ -342,7 +362,7 @@ class Lifecycle:
         events: list[AlarmEvent] = []
         if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
             return events
-        life = rule.life
+        life = self.life_of(rule)
         news = life.work_order != work_order or life.work_order_status != status
         if news:
             life.work_order = work_order
@@ -404,8 +424,9 @@ class Lifecycle:
         elif work_order in asset.maintenance:
             del asset.maintenance[work_order]
             for other in self.engine.rules:
-                if other.rule.asset == asset_id and work_order in other.life.commented:
-                    other.life.commented.remove(work_order)
+                life = other.life
+                if other.rule.asset == asset_id and life and work_order in life.commented:
+                    life.commented.remove(work_order)
             self.changed()
 
     # ------------------------------------------------------------------ audit events

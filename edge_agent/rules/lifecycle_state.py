@@ -66,7 +66,7 @@ class AssetLife:
         return self.oos is None and not self.maintenance
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleLife:
     """One rule's lifecycle state (kept across reloads while the rule exists)."""
 

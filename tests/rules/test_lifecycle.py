@@ -206,3 +206,16 @@ def test_a_damaged_lifecycle_state_is_set_aside(tmp_path: Path) -> None:
     store = RuleStateStore(path)
     fresh = RuleEngine(site([HOT]), store)
     assert store.discarded is not None and fresh.alarms_view(BASE_NS)[0]["shelved"] is None
+
+
+def test_held_activations_are_counted_by_state() -> None:
+    engine = RuleEngine(site([HOT]))
+    engine.apply_command(command(**{"for": "1h"}), BASE_NS)
+    engine.feed(reading(1, 85))
+    engine.feed(reading(2, 70))
+    engine.work_order_status("hot", 3, "IN_PROGRESS", BASE_NS + 3 * NS_PER_S)
+    engine.apply_command(command(id="c-2", action="unshelve", reason=None), BASE_NS + 4 * NS_PER_S)
+    engine.feed(reading(5, 85))
+    counters = engine.counters
+    assert (counters["held_shelved"], counters["held_maintenance"]) == (1, 1)
+    assert counters["held_out_of_service"] == 0
