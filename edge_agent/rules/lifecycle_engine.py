@@ -45,6 +45,8 @@ SYSTEM_BY: Final = "edge-agent"
 """Who an expiry's audit event is by."""
 WORK_ORDER_BY: Final = "maintainx"
 """Who an acknowledgement by a work order is by."""
+MAINTENANCE_DEFAULT: Final = ("IN_PROGRESS", "ON_HOLD")
+"""An asset's ``maintenance.while`` when it is not in the site file (a rule's own asset id)."""
 _NOTIFYING_KINDS: Final = frozenset({"activated", "escalated", "chattering"})
 
 
@@ -84,6 +86,10 @@ class Lifecycle:
                 self.assets[asset_id] = (
                     load_asset(asset_data) if asset_data is not None else AssetLife()
                 )
+        for asset_id, asset in self.assets.items():
+            # A reload that changed ``maintenance.while`` ends what it no longer lists.
+            statuses = self._maintenance_statuses(asset_id)
+            asset.maintenance = {k: v for k, v in asset.maintenance.items() if v in statuses}
 
     def dump(self) -> dict[str, Any] | None:
         """The saved form; None when every state is initial (nothing to save)."""
@@ -364,12 +370,16 @@ class Lifecycle:
             return events
         life = self.life_of(rule)
         news = life.work_order != work_order or life.work_order_status != status
-        if news:
+        newly_assigned = assigned and (news or not life.work_order_assigned)
+        if news or life.work_order_assigned != assigned:
             life.work_order = work_order
             life.work_order_status = status
+            life.work_order_assigned = assigned
             self.changed()
         self._maintenance(rule, work_order, status)
-        acknowledging = status == "IN_PROGRESS" or assigned
+        # Only a change acknowledges: the same status heard again (a retained message
+        # after a reconnect) says nothing about the episode open now.
+        acknowledging = (news and status == "IN_PROGRESS") or newly_assigned
         if acknowledging and rule.state in (ACTIVE, CLEARING) and life.ack is None:
             note = "work order in progress" if status == "IN_PROGRESS" else "work order assigned"
             life.ack = Ack(WORK_ORDER_BY, now, note)
@@ -410,14 +420,16 @@ class Lifecycle:
                 life.reopened = None
         return events
 
+    def _maintenance_statuses(self, asset_id: str) -> frozenset[str]:
+        model = self.engine.config.assets.get(asset_id)
+        return frozenset(model.maintenance.while_ if model is not None else MAINTENANCE_DEFAULT)
+
     def _maintenance(self, rule: CompiledRule, work_order: int, status: str) -> None:
         """The asset is under maintenance while any of its work orders has a ``while``
         status; a work order that leaves them frees its comments."""
         asset_id = rule.rule.asset
         asset = self.asset_of(rule)
-        model = self.engine.config.assets.get(asset_id)
-        statuses = model.maintenance.while_ if model is not None else ["IN_PROGRESS", "ON_HOLD"]
-        if status in statuses:
+        if status in self._maintenance_statuses(asset_id):
             if asset.maintenance.get(work_order) != status:
                 asset.maintenance[work_order] = status
                 self.changed()

@@ -81,6 +81,7 @@ class RuleLife:
     # not a change).
     work_order: int | None = None
     work_order_status: str | None = None
+    work_order_assigned: bool = False
     # The last episode (for the verification of a repair done after it cleared).
     last_alert_id: str | None = None
     last_peak: Any = None
@@ -137,6 +138,7 @@ def load_rule(data: dict[str, Any]) -> RuleLife:
         ack_due=_time(data.get("ack_due")),
         work_order=_id_or_none(data.get("work_order")),
         work_order_status=_status_or_none(data.get("work_order_status")),
+        work_order_assigned=bool(data.get("work_order_assigned", False)),
         last_alert_id=_text_or_none(data.get("last_alert_id")),
         last_peak=data.get("last_peak"),
         verifying=None

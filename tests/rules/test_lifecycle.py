@@ -219,3 +219,28 @@ def test_held_activations_are_counted_by_state() -> None:
     counters = engine.counters
     assert (counters["held_shelved"], counters["held_maintenance"]) == (1, 1)
     assert counters["held_out_of_service"] == 0
+
+
+def test_a_reload_that_narrows_maintenance_ends_it() -> None:
+    def config(statuses: str) -> Any:
+        cfg = site([HOT, COLD])
+        data = cfg.model_dump(by_alias=True)
+        data["assets"]["p101"]["maintenance"] = {"while": statuses.split()}
+        return type(cfg).model_validate(data)
+
+    engine = RuleEngine(config("IN_PROGRESS ON_HOLD"))
+    engine.work_order_status("hot", 5, "ON_HOLD", BASE_NS)
+    assert engine.alarms_view(BASE_NS)[1]["held"] == "maintenance"
+    engine.reconfigure(config("IN_PROGRESS"))
+    assert engine.alarms_view(BASE_NS)[1]["held"] is None
+
+
+def test_a_status_heard_again_does_not_acknowledge_a_later_episode() -> None:
+    engine = RuleEngine(site([{**HOT, "ack_within": "5m"}]))
+    engine.work_order_status("hot", 5, "IN_PROGRESS", BASE_NS, assigned=True)
+    engine.feed(reading(10, 85))  # a new episode while work order 5 is as it was
+    assert engine.work_order_status("hot", 5, "IN_PROGRESS", BASE_NS + 20 * NS_PER_S) == []
+    assert engine.alarms_view(BASE_NS)[0]["acknowledged"] is None
+    # A change of the work order (someone works on it) does.
+    events = engine.work_order_status("hot", 5, "ON_HOLD", BASE_NS + 30 * NS_PER_S, assigned=True)
+    assert [(e.kind, e.work_order_id) for e in events] == [("acknowledged", 5)]
