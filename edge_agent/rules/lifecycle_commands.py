@@ -53,7 +53,7 @@ def apply_command(
                 "shelve it for a time instead"
             )
         until = None if command.for_ns is None else now + command.for_ns
-        life.shelved = Hold(command.by, command.reason, now, until, command.until_clear)
+        life.shelved = Hold(command.by, command.reason, now, until, command.until_clear, command.id)
         if until is not None:
             lifecycle.want(until)
         audit("shelved")
@@ -66,7 +66,7 @@ def apply_command(
         text = f"rule {rule.id} unshelved by {command.by}"
     elif action == "oos":
         until = None if command.for_ns is None else now + command.for_ns
-        life.oos = Hold(command.by, command.reason, now, until)
+        life.oos = Hold(command.by, command.reason, now, until, command=command.id)
         if until is not None:
             lifecycle.want(until)
         audit("out_of_service")
@@ -127,7 +127,7 @@ def _asset_command(
     asset = lifecycle.assets.setdefault(asset_id, AssetLife())
     if command.action == "oos":
         until = None if command.for_ns is None else now + command.for_ns
-        asset.oos = Hold(command.by, command.reason, now, until)
+        asset.oos = Hold(command.by, command.reason, now, until, command=command.id)
         if until is not None:
             lifecycle.want(until)
         kind = "out_of_service"

@@ -211,7 +211,9 @@ class Lifecycle:
         if shelved is not None and shelved.until_clear:
             life.shelved = None
             events.append(
-                self.audit(rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{t}")
+                self.audit(
+                    rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{shelved.command}"
+                )
             )
         self.changed()
 
@@ -239,7 +241,7 @@ class Lifecycle:
         self.due = None
         for asset_id, asset in self.assets.items():
             if asset.oos is not None and asset.oos.until is not None and asset.oos.until <= now:
-                until = asset.oos.until
+                until, command = asset.oos.until, asset.oos.command
                 asset.oos = None
                 self.changed()
                 for rule in self.engine.rules:
@@ -251,7 +253,7 @@ class Lifecycle:
                                 "returned_to_service",
                                 SYSTEM_BY,
                                 f"out of service of asset {asset_id} expired",
-                                f"expiry-{until}",
+                                f"expiry-{command}",
                             )
                         )
         for rule in self.engine.rules:
@@ -266,7 +268,7 @@ class Lifecycle:
                         life.oos = None
                     self.changed()
                     reason = f"{'shelve' if kind == 'unshelved' else 'out of service'} expired"
-                    qualifier = f"expiry-{hold.until}"
+                    qualifier = f"expiry-{hold.command}"
                     events.append(self.audit(rule, hold.until, kind, SYSTEM_BY, reason, qualifier))
             if life.ack_due is not None and life.ack_due <= now:
                 self._overdue(rule, life.ack_due, events)
@@ -355,7 +357,7 @@ class Lifecycle:
             notify=True,
             work_order_id=v.work_order,
             comment=comment,
-            qualifier=f"{v.work_order}-{v.since}",
+            qualifier=f"{v.work_order}-{v.number}",
             held=None,
         )
 
@@ -402,7 +404,9 @@ class Lifecycle:
                     since=now,
                     until=now + verify_for,
                     peak_before=rule.peak if open_episode else life.last_peak,
+                    number=life.verifications + 1,
                 )
+                life.verifications += 1
                 sensor = self.engine.sensors.get(rule.sensor)
                 normal = rule.state in (NORMAL, CLEARING)
                 if normal and sensor is not None and sensor.has_value and not rule.stale:

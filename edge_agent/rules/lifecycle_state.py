@@ -29,6 +29,9 @@ class Hold:
     at: int
     until: int | None
     until_clear: bool = False
+    # The command that made it: its end's event id is made of it (stable across restarts,
+    # whose clock shift moves every saved time).
+    command: str = ""
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Verification:
     since: int
     until: int
     peak_before: Any
+    # The rule's how-manieth verification (its verdict's event id; saved times shift).
+    number: int = 0
     low: Any = None
     high: Any = None
 
@@ -91,6 +96,8 @@ class RuleLife:
     reopened: int | None = None
     # Maintenance work orders this rule has already commented on (one comment each).
     commented: list[int] = field(default_factory=list)
+    # Verifications started, ever (numbers them).
+    verifications: int = 0
 
     def is_initial(self) -> bool:
         return self == RuleLife()
@@ -118,6 +125,7 @@ def load_hold(data: Any) -> Hold | None:
         at=int(data["at"]),
         until=_time(data["until"]),
         until_clear=bool(data.get("until_clear", False)),
+        command=_text(data.get("command", "")),
     )
 
 
@@ -149,11 +157,13 @@ def load_rule(data: dict[str, Any]) -> RuleLife:
             since=int(verifying["since"]),
             until=int(verifying["until"]),
             peak_before=verifying.get("peak_before"),
+            number=int(verifying.get("number", 0)),
             low=verifying.get("low"),
             high=verifying.get("high"),
         ),
         reopened=_id_or_none(data.get("reopened")),
         commented=[_id(w) for w in data.get("commented", [])][:100],
+        verifications=int(data.get("verifications", 0)),
     )
 
 

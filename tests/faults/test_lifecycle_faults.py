@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from edge_agent.cli import main
 from edge_agent.common.time_units import NS_PER_HOUR, NS_PER_S
+from edge_agent.readings import Quality, Reading
 from edge_agent.rules import RuleEngine, RuleStateStore, to_alert_message
 from edge_agent.rules.lifecycle import DEFAULT_MAX_SHELVE_NS, parse_command
 from tests.rules.conftest import BASE_NS, site
@@ -76,25 +77,36 @@ def test_any_lifecycle_line_is_replayed_or_refused_clearly(
         assert len(err.splitlines()) == 1 and len(err) < 1000
 
 
+@pytest.mark.parametrize("what", ["shelve", "verification"])
 def test_an_expiry_on_a_failing_disk_is_made_again_with_the_same_event_id(
-    tmp_path: Path,
+    tmp_path: Path, what: str
 ) -> None:
+    """The agent dies after an expiry's event went out but before its state was saved; it
+    restarts on another monotonic clock, after the expiry by the wall clock. The event is
+    made again, with the same event id: the hub and the ledger take it once."""
     path = tmp_path / "state" / "rules.json"
-    config = site([RULE])
+    config = site([{**RULE, "verify_for": "1h"}], stale_after="1d")
     engine = RuleEngine(config, RuleStateStore(path))
-    shelve = {"id": "c1", "action": "shelve", "rule": "hot", "by": "a", "reason": "b", "for": "1h"}
-    assert engine.apply_command(
-        parse_command(shelve, max_shelve_ns=DEFAULT_MAX_SHELVE_NS), BASE_NS
-    ).ok
+    if what == "shelve":
+        shelve = {"id": "c1", "action": "shelve", "rule": "hot", "by": "a", "reason": "b"}
+        command = parse_command({**shelve, "for": "1h"}, max_shelve_ns=DEFAULT_MAX_SHELVE_NS)
+        assert engine.apply_command(command, BASE_NS).ok
+    else:
+        engine.feed(Reading("temp", 70.0, Quality.GOOD, BASE_NS))
+        assert engine.work_order_status("hot", 9, "DONE", BASE_NS) == []
     saved = path.read_bytes()
+    wall = json.loads(saved)["saved_wall_ns"]
     path.unlink()
     path.mkdir()  # the disk refuses the next save (a rename over a directory fails)
     first = engine.tick(BASE_NS + NS_PER_HOUR)
     assert engine.counters["state_save_errors"] >= 1
     path.rmdir()
     path.write_bytes(saved)
-    # The agent died before it could save: the restarted one starts from the older state.
-    again = RuleEngine(config, RuleStateStore(path)).tick(BASE_NS + NS_PER_HOUR + NS_PER_S)
-    ids = [to_alert_message(e, config)["event_id"] for e in first + again]  # type: ignore[index]
-    assert [e.kind for e in first + again] == ["unshelved", "unshelved"]
-    assert len(set(ids)) == 1  # one event for every hop that deduplicates on its id
+    restart_at = 7 * NS_PER_S  # the monotonic clock started again at boot
+    again = RuleEngine(
+        config, RuleStateStore(path), resume_at=restart_at, wall_now_ns=wall + 2 * NS_PER_HOUR
+    ).tick(restart_at)
+    kinds = {"shelve": "unshelved", "verification": "verified"}
+    assert [e.kind for e in first + again] == [kinds[what]] * 2
+    ids = {to_alert_message(e, config)["event_id"] for e in first + again}  # type: ignore[index]
+    assert len(ids) == 1  # one event for every hop that deduplicates on its id
