@@ -18,7 +18,8 @@ only once MaintainX confirmed it.
   batch whose answer was lost is sent again (at least once; the same values and dates).
 - A failure keeps the item and every one after it (order holds for status changes): 5xx,
   timeouts and 429s back off; 401/403 stop sending until a reload; a 400 that names one
-  reading dead-letters that reading and sends the rest again.
+  reading dead-letters that reading and sends the rest again; a 404 (a meter deleted in
+  MaintainX) dead-letters that meter's readings and sends the rest again.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from edge_agent.maintainx.errors import (
     CredentialsRejected,
     MaintainXError,
     Misconfigured,
+    NotFound,
     OutcomeUnknown,
     RateLimited,
 )
@@ -267,12 +269,18 @@ class PlantForwarder:
         sent = reduction.send
         if not sent:
             return True
+        bodies: list[ReadingBody] = []
         try:
-            bodies = [
-                ReadingBody(await self._meter_id(messages[i.id]), messages[i.id].value, t)
-                for i, t in sent
-            ]
+            for item, time_ns in sent:
+                message = messages[item.id]
+                bodies.append(ReadingBody(await self._meter_id(message), message.value, time_ns))
             accepted = await post_readings(self.client, bodies)
+        except NotFound as exc:
+            if len(bodies) == len(sent):  # the batch was refused, not a meter's creation
+                batch = [(item, body) for (item, _), body in zip(sent, bodies, strict=True)]
+                return await self._meter_gone(exc, batch)
+            self._refused_batch(exc, [item for item, _ in sent])
+            return True
         except BadRequest as exc:
             self._refused_batch(exc, [item for item, _ in sent])
             return True
@@ -319,6 +327,36 @@ class PlantForwarder:
             return
         for item in items:
             self._dead_letter(item, _reason(exc))
+
+    async def _meter_gone(self, exc: NotFound, batch: list[tuple[OutboxItem, ReadingBody]]) -> bool:
+        """A 404 on a batch: a meter of it is not (or no longer) in MaintainX. Each meter of
+        the batch is looked at; the readings of one that is gone go to the dead letters
+        (the reason names it), the others are sent again. First, the meters collection
+        itself must answer: a wrong ``base_url`` 404s everything and loses nothing."""
+        assert self.client is not None
+        try:
+            await self.client.request("GET", "meters", params=[("limit", "1")])
+        except MaintainXError as probe:
+            delay = self._retry_delay(probe)
+            for item, _ in batch:
+                self._report(Retry(item.id, str(probe), delay=delay))
+            self._holding = True
+            return False
+        self.status.connected = True
+        gone: set[int] = set()
+        for meter_id in sorted({body.meter_id for _, body in batch}):
+            try:
+                await self.client.request("GET", f"meters/{meter_id}")
+            except NotFound:
+                gone.add(meter_id)
+            except MaintainXError:
+                pass  # not known now: its readings are tried again with the others
+        for item, body in batch:
+            if body.meter_id in gone:
+                self._dead_letter(item, f"MaintainX meter {body.meter_id} not found: {exc}")
+            else:
+                self._report(Retry(item.id, "sent again without a missing meter's readings"))
+        return True
 
     async def _meter_id(self, message: MeterReadingMessage) -> int:
         """The MaintainX meter of a reading, created once (with its triggers) if needed."""
