@@ -6,12 +6,14 @@ the **wall clock** at arrival. That is the meters' time axis, because it survive
 (the agent's monotonic clock starts again at boot) and so run hours span one; a wall clock
 stepping backwards is refused reading by reading (``clock_backwards``), never counted.
 
-After each batch the new messages go into the plant-data outbox first, then the state of
-every meter and downtime tracker is written (one JSON file, replaced atomically). A crash
-between the two finds the messages queued and the state one batch older: the next reading
-counts from the saved one (run hours stay exact), and at worst one value is sent twice
-under another time. Nothing is lost. A meter whose saved state is damaged starts afresh
-(logged, counted in ``state_errors``); the others keep theirs.
+After each batch the state of every meter and downtime tracker is written (one JSON file,
+replaced atomically) together with the batch's new messages as ``pending``, then the
+messages go into the plant-data outbox (one transaction). A crash between the two finds
+them pending at the next start (:meth:`MetersStage.recover`): the stage is the outbox's only
+writer, so the outbox's highest id says whether that put happened, and they are queued
+again only if not. Nothing is lost, nothing queued twice, and a value sent is never
+followed by a smaller one of the same meter. A meter whose saved state is damaged starts
+afresh (logged, counted in ``state_errors``); the others keep theirs.
 
 A reload keeps the state of every meter whose kind did not change, starts the meters it
 adds afresh and forgets the state of the ones it removes.
@@ -164,6 +166,9 @@ class MetersStage:
     def __post_init__(self) -> None:
         self._by_sensor: dict[str, list[str]] = {}
         self._running_of: dict[str, list[str]] = {}
+        self.queued_through = 0  # the highest outbox id this stage knows it put
+        self._saved_pending: list[dict[str, Any]] = []
+        self._saved_through = 0
         self._saved = self._read_state()
         self.reconfigure(self.config)
 
@@ -252,6 +257,11 @@ class MetersStage:
             log.error("The meters' state file has another schema; meters start afresh.")
             return empty
         meters, downtime = data.get("meters"), data.get("downtime")
+        pending, through = data.get("pending"), data.get("queued_through")
+        if isinstance(pending, list) and all(isinstance(m, dict) for m in pending):
+            self._saved_pending = pending
+        if isinstance(through, int) and not isinstance(through, bool):
+            self._saved_through = through
         return {
             "meters": meters if isinstance(meters, dict) else {},
             "downtime": downtime if isinstance(downtime, dict) else {},
@@ -343,11 +353,32 @@ class MetersStage:
         )
 
     def commit(self, messages: list[dict[str, Any]]) -> None:
-        """Messages into the outbox, then the state on disk (blocking: a worker thread)."""
+        """The state on disk with these messages as pending, then the messages into the
+        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between."""
+        self._write_state(messages)
         if messages:
             self._queue_messages(messages)
+
+    def recover(self, highest_id: int) -> int:
+        """At start, before the first :meth:`commit`: the messages the last run saved as
+        pending are put in the outbox unless they reached it. The meters are the outbox's
+        only writer, so they did exactly when its highest id ever handed out
+        (``highest_id``) is above the last one the state knew. Returns how many were put."""
+        pending = self._saved_pending
+        self._saved_pending = []
+        if pending and highest_id <= self._saved_through:
+            self._queue_messages(pending)
+            log.info("Meter values of the last run queued again.", extra={"count": len(pending)})
+        else:
+            pending = []
+        self.queued_through = max(self.queued_through, highest_id)
+        self._write_state([])
+        return len(pending)
+
+    def _write_state(self, pending: list[dict[str, Any]]) -> None:
+        state = {**self.state(), "pending": pending, "queued_through": self.queued_through}
         try:
-            write_atomic(self.path, json.dumps(self.state(), sort_keys=True).encode())
+            write_atomic(self.path, json.dumps(state, sort_keys=True).encode())
         except OSError as exc:
             self.counters.state_errors += 1
             self.counters.last_error = f"{STATE_FILE} not written: {exc}"
@@ -359,7 +390,7 @@ class MetersStage:
         from edge_agent.outbox.errors import OutboxError
 
         try:
-            self.outbox.put_many(messages)
+            ids = self.outbox.put_many(messages)
         except OutboxError as exc:
             self.counters.outbox_refused += len(messages)
             self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
@@ -368,6 +399,7 @@ class MetersStage:
                 extra={"count": len(messages), "error": str(exc)},
             )
             return
+        self.queued_through = max(self.queued_through, ids[-1])
         for message in messages:
             if message.get("schema", "").startswith("edge-agent/meter-reading"):
                 self.counters.values_queued += 1

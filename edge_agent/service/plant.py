@@ -113,10 +113,14 @@ class PlantData:
         self.outbox = await asyncio.to_thread(
             Outbox.open_or_replace, self.state_dir / OUTBOX_DIR, self.config.storage.max_bytes
         )
+        from edge_agent.outbox.integrity import DB_NAME, highest_id
+
         planned = planned_downtime(lambda: self.config, self.work_orders)
         self.stage = await asyncio.to_thread(
             MetersStage, self.config, self.state_dir, self.outbox, self._wake, planned
         )
+        highest = await asyncio.to_thread(highest_id, self.state_dir / OUTBOX_DIR / DB_NAME)
+        await asyncio.to_thread(self.stage.recover, highest)
         self._stage_task = self.supervisor.start(self.stage.run(), "meters")
         self._start_forwarder()
         log.info(
