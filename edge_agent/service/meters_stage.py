@@ -26,33 +26,30 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.atomic import write_atomic
+from edge_agent.common.schema_version import check
 from edge_agent.config.models import SiteConfig
-from edge_agent.config.models.meters import Meter, MeterKind
-from edge_agent.meters import (
-    CounterMeter,
-    GaugeMeter,
-    MeterReading,
-    MeterStateError,
-    Refusal,
-    RunHours,
-    StartsMeter,
-)
+from edge_agent.config.models.meters import Meter
+from edge_agent.meters import MeterReading, MeterStateError
 from edge_agent.meters.downtime import DowntimeTracker, StatusChange
 from edge_agent.readings import Reading
+from edge_agent.service.meters_config import (
+    MeterLike,
+    asset_ref,
+    build_meter,
+    later_schema,
+    meter_spec,
+    sensor_poll_ns,
+)
 from edge_agent.wire.plant import (
-    AssetRef,
     AssetStatusMessage,
     MeterReadingMessage,
-    MeterSpec,
-    PmSpec,
     asset_status_id,
     meter_reading_id,
 )
@@ -68,17 +65,6 @@ QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the meters before the sources wait."""
 
 
-class MeterLike(Protocol):
-    name: str
-    refused: Counter[Refusal]
-
-    def feed(self, reading: Reading) -> MeterReading | None: ...
-
-    def state(self) -> dict[str, Any]: ...
-
-    def restore(self, state: Any) -> None: ...
-
-
 @dataclass
 class MetersCounters:
     """What the stage counts (health and metrics)."""
@@ -91,46 +77,6 @@ class MetersCounters:
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
     last_error: str | None = None
-
-
-def build_meter(key: str, meter: Meter, poll_ns: int) -> MeterLike:
-    """The arithmetic for one ``meters:`` entry."""
-    if meter.kind is MeterKind.RUN_HOURS:
-        return RunHours(key, max_gap_ns=meter.gap_bound(poll_ns), every_ns=meter.every)
-    if meter.kind is MeterKind.COUNTER:
-        return CounterMeter(key, every_ns=meter.every, bits=meter.bits, max_step=meter.max_step)
-    if meter.kind is MeterKind.STARTS:
-        return StartsMeter(key, every_ns=meter.every)
-    return GaugeMeter(key, every_ns=meter.every, deadband=meter.deadband)
-
-
-def sensor_poll_ns(config: SiteConfig, sensor_id: str) -> int:
-    """How often a sensor is read: its connection's ``poll``, else ``defaults.poll``."""
-    sensor = config.sensors.get(sensor_id)
-    connection = config.connections.get(sensor.connection) if sensor is not None else None
-    poll = getattr(connection, "poll", None)
-    return int(poll) if isinstance(poll, int) and poll > 0 else int(config.defaults.poll)
-
-
-def meter_spec(key: str, meter: Meter, config: SiteConfig) -> MeterSpec:
-    """What the MaintainX side needs to create the meter and its triggers once."""
-    sensor = config.sensors.get(meter.sensor)
-    pm = meter.pm
-    return MeterSpec(
-        name=meter.maintainx_name(key),
-        unit=meter.maintainx_unit(sensor.unit if sensor is not None else None),
-        kind=meter.kind.value,
-        pm=None if pm is None else PmSpec(pm.amount, pm.title, pm.procedure_template_id),
-        above=meter.above,
-        below=meter.below,
-    )
-
-
-def asset_ref(config: SiteConfig, asset_id: str) -> AssetRef:
-    asset = config.assets.get(asset_id)
-    if asset is None:
-        return AssetRef(asset_id, "", None)
-    return AssetRef(asset_id, asset.name, asset.maintainx_id)
 
 
 @dataclass
@@ -251,6 +197,11 @@ class MetersStage:
             self.counters.last_error = f"{STATE_FILE} unreadable ({exc}); meters start afresh"
             log.error("The meters' state file is unreadable; meters start afresh.")
             return empty
+        later = later_schema(data.get("schema") if isinstance(data, dict) else None, "meters-state")
+        if later is not None:
+            # A rollback: a later release's state is never overwritten (NewerFormatError
+            # stops the meters; the alarms run on).
+            check("meter state", str(self.path), later, 1)
         if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
             self.counters.state_errors += 1
             self.counters.last_error = f"{STATE_FILE} is not a {STATE_SCHEMA} file"

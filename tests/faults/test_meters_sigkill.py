@@ -130,3 +130,41 @@ def test_run_hours_exact_across_restarts_and_sigkill(
             assert abs(points_back_to - first_ns) <= 2_000_000, (seconds, hours, first_ns)
     else:  # each restart is a gap longer than 1 s, not run time (a stalled poll may add one)
         assert state["gaps"] >= KILLS
+
+
+@pytest.mark.slow
+def test_downtime_changes_reach_maintainx_once_each_in_order(
+    make_agent: Any,
+    plant: Any,
+    background: BackgroundLoop,
+    emulator: Emulator,
+    health_port: int,
+    tmp_path: Path,
+) -> None:
+    """The pump stops and runs again, through a SIGKILL (it starts while the agent is down)
+    and an API outage (half the requests answered 500): MaintainX hears ONLINE, OFFLINE
+    UNPLANNED, ONLINE, each once, in order."""
+    document = direct_site(plant, emulator, health_port, tmp_path)
+    document["assets"]["P-101"]["downtime"] = {"running": "p101_running"}
+    agent: AgentProcess = make_agent(document)
+
+    def statuses() -> list[tuple[str, str | None]]:
+        rows = emulator.store.all_asset_statuses().get(1001, [])
+        return [(r["status"], r["downtimeType"]) for r in rows]
+
+    online, offline = ("ONLINE", None), ("OFFLINE", "UNPLANNED")
+    background.run(lambda: plant.set_value("p101_running", True))
+    agent.start()
+    wait_until(lambda: statuses() == [online], 30, "ONLINE")
+    emulator.faults.error_rate = 0.5
+    background.run(lambda: plant.set_value("p101_running", False))
+    wait_until(lambda: statuses() == [online, offline], 30, "OFFLINE")
+    agent.kill()
+    background.run(lambda: plant.set_value("p101_running", True))  # while the agent is down
+    agent.start()
+    wait_until(lambda: statuses() == [online, offline, online], 30, "ONLINE again")
+    emulator.faults.reset()
+    time.sleep(1.0)  # a few more polls: nothing new to say
+    assert agent.stop() == 0
+    assert statuses() == [online, offline, online]
+    assert emulator.faults.injected["500"] > 0
