@@ -187,11 +187,9 @@ class PlantSink:
             if len(bodies) == len(sent):  # the batch was refused, not a meter's creation
                 batch = [(item, body) for (item, _), body in zip(sent, bodies, strict=True)]
                 return await self._meter_gone(exc, batch)
-            self._refused_batch(exc, [item for item, _ in sent])
-            return True
+            return self._refused_batch(exc, [item for item, _ in sent])
         except BadRequest as exc:
-            self._refused_batch(exc, [item for item, _ in sent])
-            return True
+            return self._refused_batch(exc, [item for item, _ in sent])
         except (MaintainXError, MeterLedgerError) as exc:
             delay = self._retry_delay(exc)
             for item, _ in sent:
@@ -222,9 +220,10 @@ class PlantSink:
             extra={"count": len(dropped), "meters": meters},
         )
 
-    def _refused_batch(self, exc: BadRequest, items: list[OutboxItem]) -> None:
+    def _refused_batch(self, exc: BadRequest, items: list[OutboxItem]) -> bool:
         """MaintainX refused the batch: the reading it names goes to the dead letters and
-        the others are sent again; a refusal naming none dead-letters the batch."""
+        the others are sent again (False: nothing newer leaves before them); a refusal
+        naming none dead-letters the batch."""
         self.status.connected = True
         index = refused_index(exc.body)
         if index is not None and 0 <= index < len(items):
@@ -232,9 +231,11 @@ class PlantSink:
             for position, item in enumerate(items):
                 if position != index:
                     self._report(Retry(item.id, "sent again without a refused reading"))
-            return
+            self._holding = True
+            return False
         for item in items:
             self._dead_letter(item, _reason(exc))
+        return True
 
     async def _meter_gone(self, exc: NotFound, batch: list[tuple[OutboxItem, ReadingBody]]) -> bool:
         """A 404 on a batch: a meter of it is not (or no longer) in MaintainX. Each meter of
@@ -264,7 +265,9 @@ class PlantSink:
                 self._dead_letter(item, f"MaintainX meter {body.meter_id} not found: {exc}")
             else:
                 self._report(Retry(item.id, "sent again without a missing meter's readings"))
-        return True
+        # What is sent again leaves before anything newer (a counter's values in order).
+        self._holding = True
+        return False
 
     async def _meter_id(self, message: MeterReadingMessage) -> int:
         """The MaintainX meter of a reading, created once (with its triggers) if needed."""
