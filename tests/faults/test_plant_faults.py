@@ -4,17 +4,21 @@ the 3-day back-dating rule. Counted at the emulator: nothing lost, nothing twice
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from edge_agent.forwarders.maintainx.plant_sink import parse_plant
 from edge_agent.outbox.store import Outbox
 from edge_agent.simulators.maintainx import Emulator, Faults
 from edge_agent.simulators.maintainx_emulator.store import parse_iso
-from edge_agent.wire.plant import PmSpec
+from edge_agent.wire.plant import PlantMessageError, PmSpec
 from tests.meters.plant_data import (
     DAY,
     HOUR,
@@ -194,3 +198,55 @@ async def test_a_refused_reading_is_set_aside_and_the_rest_sent(
         outbox.close()
         values = sorted(r["value"] for r in mx.readings)
     assert dead == len(bad) and values == [float(n) for n in range(5)]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELDS = sorted(reading("m", 1.0, 1_780_000_000 * SECOND))
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=JSON, status_field=st.booleans())
+def test_any_field_replaced_is_refused_never_raised(
+    field: str, value: object, status_field: bool
+) -> None:
+    """Every field of a reading (or a status change) replaced by anything JSON holds: the
+    check accepts it or refuses it with PlantMessageError, never another exception."""
+    base = (
+        status(False, 1_780_000_000 * SECOND, asset_mx=7)
+        if status_field
+        else reading("m", 1.0, 1_780_000_000 * SECOND)
+    )
+    message = {**base, field: value}
+    with contextlib.suppress(PlantMessageError):
+        parse_plant(message)
+
+
+async def test_junk_in_the_plant_outbox_is_dead_lettered_and_the_rest_sent(
+    tmp_path: Path,
+) -> None:
+    """Items no check accepts go to the dead letters with the field named; the valid
+    readings around them arrive."""
+    now = time.time_ns()
+    with Emulator(keys={KEY: [1]}, rate_limiting=False) as mx:
+        asset = mx.add_asset("Pump P-101")
+        outbox = _outbox(tmp_path)
+        good = [reading("m", float(n), now - n * SECOND, asset_mx=asset) for n in range(3)]
+        junk: list[dict[str, object]] = [
+            {"schema": "edge-agent/meter-reading@1"},
+            {**good[0], "value": "12"},
+            {**status(True, now, asset_mx=asset), "status": "MAYBE"},
+            {"nothing": "here"},
+        ]
+        outbox.put_many([good[0], *junk, *good[1:]])
+        async with running_forwarder(tmp_path, outbox, mx.url):
+            await drained(outbox)
+        stats = outbox.stats()
+        outbox.close()
+        values = sorted(r["value"] for r in mx.readings)
+    assert stats.dead == len(junk) and values == [0.0, 1.0, 2.0]
