@@ -67,6 +67,9 @@ class MetersCollector(Collector):
         state_errors = CounterMetricFamily(
             "edge_agent_meter_state_errors", "Meter states not restored or not written"
         )
+        errors = CounterMetricFamily(
+            "edge_agent_meter_errors", "Readings a meter failed on (a bug; the others go on)"
+        )
         if stage is not None:
             for meter, reasons in sorted(stage.refusals().items()):
                 for reason, count in sorted(reasons.items()):
@@ -76,7 +79,8 @@ class MetersCollector(Collector):
             statuses.add_metric([], counters.statuses_queued)
             lost.add_metric([], counters.outbox_refused)
             state_errors.add_metric([], counters.state_errors)
-        yield from (refused, queued, statuses, lost, state_errors)
+            errors.add_metric([], counters.meter_errors)
+        yield from (refused, queued, statuses, lost, state_errors, errors)
         status = plant.forwarder.status if plant is not None and plant.forwarder else None
         for name, metric, text in _FORWARDER_COUNTERS:
             family = CounterMetricFamily(metric, text)

@@ -76,6 +76,8 @@ class MetersCounters:
     """Messages the plant-data outbox refused (full, or failing): logged, not sent."""
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
+    meter_errors: int = 0
+    """Readings a meter failed on (a bug): logged, the other meters go on."""
     last_error: str | None = None
 
 
@@ -257,15 +259,26 @@ class MetersStage:
             for key in keys:
                 bound = self.meters[key]
                 self.counters.readings_used += 1
-                value = bound.meter.feed(stamped)
-                if value is not None:
-                    messages.append(self._reading_message(bound, value).to_json())
+                try:
+                    value = bound.meter.feed(stamped)
+                    if value is not None:
+                        messages.append(self._reading_message(bound, value).to_json())
+                except Exception as exc:  # a bug in one meter must not stop the others
+                    self._failed(key, exc)
             for asset_id in assets:
-                planned = self.planned is not None and self.planned(asset_id)
-                change = self.downtime[asset_id].feed(stamped, planned=planned)
-                if change is not None:
-                    messages.append(self._status_message(change).to_json())
+                try:
+                    planned = self.planned is not None and self.planned(asset_id)
+                    change = self.downtime[asset_id].feed(stamped, planned=planned)
+                    if change is not None:
+                        messages.append(self._status_message(change).to_json())
+                except Exception as exc:
+                    self._failed(f"downtime:{asset_id}", exc)
         return messages
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.counters.meter_errors += 1
+        self.counters.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        log.exception("A meter failed on a reading.", extra={"meter": what})
 
     def _reading_message(self, bound: _Bound, value: MeterReading) -> MeterReadingMessage:
         site = self.config.site.id
@@ -385,6 +398,7 @@ class MetersStage:
             "statuses_queued": counters.statuses_queued,
             "outbox_refused": counters.outbox_refused,
             "state_errors": counters.state_errors,
+            "meter_errors": counters.meter_errors,
             "last_error": counters.last_error,
             "refused": self.refusals(),
         }

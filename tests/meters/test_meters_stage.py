@@ -201,3 +201,17 @@ def test_values_pending_at_a_crash_are_queued_once(tmp_path: Path) -> None:
         assert third.recover(highest_id(box_dir / DB_NAME)) == 0
         queued = [item.payload["value"] for item in outbox.peek(10)]
     assert queued == [0.0, 4.0, 7.0]
+
+
+def test_a_meter_that_fails_leaves_the_others_running(tmp_path: Path) -> None:
+    config = load(tmp_path, SITE + METERS)
+    meters = stage(tmp_path, config)
+
+    def broken(reading: Reading) -> None:
+        raise ZeroDivisionError("a bug")
+
+    meters.meters["p101-strokes"].meter.feed = broken  # type: ignore[method-assign]
+    out = feed(meters, "p101_strokes", 5, T0) + feed(meters, "p101_temp", 20.0, T0)
+    assert values(out, "p101-temp") == [20.0] and values(out, "p101-strokes") == []
+    assert meters.counters.meter_errors == 1
+    assert "ZeroDivisionError" in (meters.summary()["last_error"] or "")
