@@ -183,6 +183,26 @@ class PlantData:
             }
         return found
 
+    def degraded(self, health: dict[str, Any]) -> list[str]:
+        """What an operator should look at while the agent runs on (``/readyz`` under
+        ``degraded``): plant data dead-lettered, a plant forwarder that cannot deliver."""
+        found: list[str] = []
+        dead = health.get("outbox", {}).get("dead")
+        if dead:
+            found.append(
+                f"plant data: {dead} dead letter(s); see 'edge-agent outbox SITE dead --plant'"
+            )
+        forwarder = health.get("forwarder", {})
+        if forwarder.get("credentials_rejected"):
+            found.append("plant data: MaintainX credentials rejected; kept until a reload")
+        elif forwarder.get("holding"):
+            found.append(f"plant data held: {forwarder['holding']}")
+        if health.get("outbox_refused"):
+            found.append(
+                f"plant data: {health['outbox_refused']} value(s) the plant-data outbox refused"
+            )
+        return found
+
     # ------------------------------------------------------------------ internals
 
     def _wake(self) -> None:

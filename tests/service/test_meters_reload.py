@@ -60,3 +60,8 @@ async def test_a_reload_starts_keeps_and_drops_meters(tmp_path: Path) -> None:
         assert registry.get_sample_value("edge_agent_plant_outbox_depth") >= 2
         # No forwarding in this site: the plant data stays queued.
         assert agent.plant.forwarder is None
+        outbox = agent.plant.outbox
+        [item] = outbox.lease(1)
+        outbox.dead_letter(item.id, "refused")
+        [said] = agent.plant.degraded(agent.plant.health())
+        assert said.startswith("plant data: 1 dead letter(s)") and "--plant" in said
