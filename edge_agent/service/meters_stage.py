@@ -38,7 +38,7 @@ from edge_agent.config.models import SiteConfig
 from edge_agent.config.models.meters import Meter
 from edge_agent.meters import MeterReading, MeterStateError
 from edge_agent.meters.downtime import DowntimeTracker, StatusChange
-from edge_agent.readings import Reading
+from edge_agent.readings import Quality, Reading
 from edge_agent.service.meters_config import (
     MeterLike,
     asset_ref,
@@ -56,6 +56,7 @@ from edge_agent.wire.plant import (
 
 if TYPE_CHECKING:
     from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class MetersStage:
         for asset_id in downtime:
             running = config.assets[asset_id].downtime
             if running is not None:
-                self._running_of.setdefault(running.running, []).append(asset_id)
+                self._running_of.setdefault(running.source, []).append(asset_id)
 
     def wants(self, sensor_id: str) -> bool:
         return sensor_id in self._by_sensor or sensor_id in self._running_of
@@ -226,6 +227,17 @@ class MetersStage:
         """Where the rules loop's sink hands the readings (awaits a full queue)."""
         if any(self.wants(reading.sensor_id) for reading in readings):
             await self.queue.put((readings, wall_ns))
+
+    async def offer_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Where the rules loop hands its alarm events (on the wall clock): a rule that is
+        an asset's downtime (``downtime: {rule: ...}``) is read as a running sensor, 0 from
+        its activation, 1 from its clear."""
+        for event in events:
+            source = f"rule:{event.rule_id}"
+            if event.kind in ("activated", "cleared") and source in self._running_of:
+                running = 0 if event.kind == "activated" else 1
+                reading = Reading(source, running, Quality.GOOD, event.time_ns)
+                await self.queue.put(([reading], event.time_ns))
 
     async def run(self) -> None:
         """The meters task, until ``None`` comes through the queue (or a cancel)."""
@@ -298,13 +310,14 @@ class MetersStage:
 
     def _status_message(self, change: StatusChange) -> AssetStatusMessage:
         site = self.config.site.id
-        running = self.config.assets[change.asset].downtime
-        sensor = running.running if running is not None else "?"
-        description = (
-            f"{sensor} says running (edge-agent)"
-            if change.status == "ONLINE"
-            else f"{sensor} says stopped (edge-agent)"
-        )
+        downtime = self.config.assets[change.asset].downtime
+        if downtime is not None and downtime.rule is not None:
+            said = "cleared" if change.status == "ONLINE" else "active"
+            description = f"rule {downtime.rule} {said} (edge-agent)"
+        else:
+            sensor = downtime.running if downtime is not None else "?"
+            said = "running" if change.status == "ONLINE" else "stopped"
+            description = f"{sensor} says {said} (edge-agent)"
         return AssetStatusMessage(
             site=site,
             id=asset_status_id(site, change.asset, change.status, change.time_ns),

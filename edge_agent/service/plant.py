@@ -32,6 +32,7 @@ from edge_agent.service.tasks import wait_done
 if TYPE_CHECKING:
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,10 @@ class PlantData:
     async def offer(self, readings: Sequence[Reading], wall_ns: int) -> None:
         if self.stage is not None:
             await self.stage.offer(readings, wall_ns)
+
+    async def offer_events(self, events: Sequence[AlarmEvent]) -> None:
+        if self.stage is not None:
+            await self.stage.offer_events(events)
 
     async def apply(self, new: SiteConfig) -> list[str]:
         """A reload: meters kept, added and removed; the forwarder rebuilt when the

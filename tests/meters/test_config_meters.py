@@ -241,3 +241,13 @@ def test_asset_downtime_names_a_running_sensor(tmp_path: Path) -> None:
     assert ": warning: assets.P-101.downtime: asset `P-101` has no `maintainx_id`" in line
     extra = good.replace("{running: p101_running}", "{running: p101_running, stopped: x}")
     assert any("assets.P-101.downtime.stopped" in line for line in _downtime(tmp_path, extra))
+
+
+def test_asset_downtime_from_a_rule_of_the_asset(tmp_path: Path) -> None:
+    line = '  P-101: {name: "Pump P-101", maintainx_id: 1001, downtime: {rule: %s}}\n'
+    [warning] = _downtime(tmp_path, line % "p101-hot")
+    assert ": warning: assets.P-101.downtime.rule: rule `p101-hot` is not priority HIGH" in warning
+    [error] = _downtime(tmp_path, line % "p101-hott")
+    assert "unknown rule `p101-hott`; did you mean `p101-hot`?" in error
+    both = line.replace("{rule: %s}", "{rule: p101-hot, running: p101_running}")
+    assert any("one of `running`" in found for found in _downtime(tmp_path, both))

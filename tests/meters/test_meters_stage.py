@@ -215,3 +215,32 @@ def test_a_meter_that_fails_leaves_the_others_running(tmp_path: Path) -> None:
     assert values(out, "p101-temp") == [20.0] and values(out, "p101-strokes") == []
     assert meters.counters.meter_errors == 1
     assert "ZeroDivisionError" in (meters.summary()["last_error"] or "")
+
+
+async def test_a_rule_as_an_assets_downtime(tmp_path: Path) -> None:
+    """``downtime: {rule: ...}``: OFFLINE UNPLANNED from the episode's activation, ONLINE
+    from its clear, each once (an escalation or a repeated event says nothing new)."""
+    from edge_agent.rules import AlarmEvent
+
+    text = SITE.replace(
+        '  P-101: {name: "Pump P-101", maintainx_id: 1001}\n',
+        '  P-101: {name: "Pump P-101", maintainx_id: 1001, downtime: {rule: p101-hot}}\n',
+    )
+    meters = stage(tmp_path, load(tmp_path, text))
+    events = [
+        AlarmEvent(T0, "activated", rule_id="p101-hot", priority="HIGH"),
+        AlarmEvent(T0 + S, "escalated", rule_id="p101-hot", priority="HIGH"),
+        AlarmEvent(T0 + 2 * S, "activated", rule_id="other", priority="HIGH"),
+        AlarmEvent(T0 + 60 * S, "cleared", rule_id="p101-hot"),
+    ]
+    await meters.offer_events(events)
+    out: list[dict[str, Any]] = []
+    while not meters.queue.empty():
+        readings, at = meters.queue.get_nowait()  # type: ignore[misc]
+        out += meters.feed(readings, at)
+    changes = [check_asset_status(m) for m in out]
+    assert [(c.status, c.downtime_type, c.time_ns) for c in changes] == [
+        ("OFFLINE", "UNPLANNED", T0),
+        ("ONLINE", None, T0 + 60 * S),
+    ]
+    assert changes[0].description == "rule p101-hot active (edge-agent)"

@@ -114,7 +114,7 @@ def test_the_reduction_sends_only_what_fits_and_loses_no_latest_value(
         if not mine or mine[0].kind not in CUMULATIVE_KINDS:
             continue
         if all(m.time_ns < start for m in mine):
-            latest = max(mine, key=lambda m: m.time_ns)
+            latest = max(reversed(mine), key=lambda m: m.time_ns)  # of a tie, the later
             assert [(messages[i], t) for i, t in result.send if messages[i].meter == meter] == [
                 (latest, start)
             ]

@@ -65,3 +65,28 @@ async def test_a_reload_starts_keeps_and_drops_meters(tmp_path: Path) -> None:
         outbox.dead_letter(item.id, "refused")
         [said] = agent.plant.degraded(agent.plant.health())
         assert said.startswith("plant data: 1 dead letter(s)") and "--plant" in said
+
+
+async def test_a_high_rule_is_the_assets_downtime(tmp_path: Path) -> None:
+    """``downtime: {rule: ...}`` in a running agent: the rule's activation and clear reach
+    the plant-data outbox as OFFLINE and ONLINE."""
+    from edge_agent.service.rules_loop import TICK_INTERVAL_S
+    from tests.service.rule_agent import HEALTHY_RULE
+
+    state = tmp_path / "state"
+    document = fault_site_document(state, [HEALTHY_RULE])
+    document["assets"]["P-101"]["downtime"] = {"rule": HEALTHY_RULE["id"]}
+    async with running_agent(SiteConfig.model_validate(document), state) as agent:
+        assert agent.plant is not None and agent.plant.outbox is not None
+        outbox = agent.plant.outbox
+
+        def statuses() -> list[str]:
+            return [item.payload["status"] for item in outbox.peek(10)]
+
+        await feed(agent, [good("healthy", 80)])
+        await until(lambda: statuses() == ["OFFLINE"])
+        await asyncio.sleep(TICK_INTERVAL_S)
+        await feed(agent, [good("healthy", 10)])
+        await until(lambda: statuses() == ["OFFLINE", "ONLINE"])
+        [offline, _] = [item.payload for item in outbox.peek(10)]
+        assert offline["downtime_type"] == "UNPLANNED"
