@@ -27,8 +27,10 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   └── MqttPublishRefused    the broker refused one publish
     │   ├── WireError                 wire/alert.py: a value the alert schema forbids
     │   │                             (also ValueError)
-    │   └── BadMessage                wire/result.py: a hub result or presence off contract
-    │                                 (also ValueError)
+    │   ├── BadMessage                wire/result.py: a hub result or presence off contract
+    │   │                             (also ValueError)
+    │   └── PlantMessageError         wire/plant.py: a meter reading or asset status off
+    │                                 contract (also ValueError)
     ├── sources
     │   ├── OpcUaError                sources/opcua/errors.py
     │   │   ├── OpcUaConnectError
@@ -71,7 +73,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   ├── RateLimited
     │   │   ├── TransientError
     │   │   └── OutcomeUnknown
-    │   └── LedgerError               maintainx/ledger.py: the work order ledger's file
+    │   ├── LedgerError               maintainx/ledger.py: the work order ledger's file
+    │   └── MeterLedgerError          maintainx/meters.py: the created meter/trigger ids' file
     ├── the agent
     │   ├── AgentError                service/wiring.py
     │   └── StateFolderInUse          service/state_lock.py: another agent holds the folder

@@ -107,6 +107,9 @@ class MaintainXClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.pacer = RatePacer(rate_limit_per_min)
+        # Paths with a bucket of their own (their responses carry that bucket's headers):
+        # POST /meterreadings, 100 / 60 s for automated meters (issue 14).
+        self.endpoint_pacers: dict[str, RatePacer] = {"meterreadings": RatePacer(100)}
         self.requests_sent = 0
         self.rate_limited = 0
         self._http = httpx.AsyncClient(
@@ -231,6 +234,34 @@ class MaintainXClient:
             return False
         return True
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: list[tuple[str, str]] | None = None,
+    ) -> Any:
+        """Any call by its path (``meters``, ``assets/7/status``): the decoded JSON answer,
+        paced and with errors translated like every call above (``maintainx/meters.py``)."""
+        return await self._request(method, path, json_body=json_body, params=params)
+
+    async def pages(
+        self, path: str, key: str, params: list[tuple[str, str]], *, max_pages: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``GET /{path}``'s items under ``key``, following ``nextCursor`` for at most
+        ``max_pages`` pages."""
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            data = await self._request("GET", path, params=page_params)
+            for item in data.get(key, []) if isinstance(data, dict) else []:
+                if isinstance(item, dict):
+                    yield dict(item)
+            cursor = data.get("nextCursor") if isinstance(data, dict) else None
+            if not cursor:
+                return
+
     # ------------------------------------------------------------------ the one request path
 
     async def _request(
@@ -242,10 +273,11 @@ class MaintainXClient:
         params: list[tuple[str, str]] | None = None,
     ) -> Any:
         wait_s = 0.0
+        pacer = self.endpoint_pacers.get(path, self.pacer)
         for _ in range(MAX_429_WAITS + 1):
-            await self.pacer.acquire()
+            await pacer.acquire()
             response = await self._send(method, path, json_body, params)
-            advised = self.pacer.observe(response.headers, response.status_code)
+            advised = pacer.observe(response.headers, response.status_code)
             if advised is None:
                 return self._result(method, path, response)
             wait_s = advised

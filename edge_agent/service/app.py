@@ -334,10 +334,14 @@ class Service:
                 "be raised again"
             )
         dead = _dead_letters(agent, outbox)
+        meters = agent.plant.health() if agent.plant is not None else None
         details: dict[str, Any] = {
+            "meters": meters,
             "ready": not reasons,
             "reasons": reasons,
-            "degraded": ([dead["says"]] if dead else []) + certificate_warnings,
+            "degraded": ([dead["says"]] if dead else [])
+            + certificate_warnings
+            + (agent.plant.degraded(meters) if agent.plant is not None and meters else []),
             "dead_letters": dead,
             "sources": sources,
             "forwarder": forwarder,

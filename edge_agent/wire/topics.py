@@ -8,6 +8,8 @@ topic                                   direction    what
 ======================================  ===========  ========================================
 ``{prefix}/{site}/alerts``              site → hub   an alarm event (``edge-agent/alert@1``)
 ``{prefix}/{site}/status``              site → hub   ``online`` birth, ``offline`` last will
+``{prefix}/{site}/meters``              site → hub   a meter reading (``meter-reading@1``)
+``{prefix}/{site}/assets``              site → hub   an asset status (``asset-status@1``)
 ``{prefix}/{site}/results``             hub → site   what became of an alert
 ``{prefix}/{site}/workorders/{id}``     hub → site   a work order's status (retained)
 ``{prefix}/hub/status/{replica}``       hub → sites  a hub replica's presence (retained)
@@ -33,6 +35,16 @@ SiteTopicKind = Literal["alerts", "status"]
 def alerts(prefix: str, site: str) -> str:
     """Where a site publishes its alarm events."""
     return f"{prefix}/{site}/alerts"
+
+
+def meters(prefix: str, site: str) -> str:
+    """Where a site publishes its meter readings (``wire/plant.py``)."""
+    return f"{prefix}/{site}/meters"
+
+
+def assets(prefix: str, site: str) -> str:
+    """Where a site publishes its assets' status changes (``wire/plant.py``)."""
+    return f"{prefix}/{site}/assets"
 
 
 def site_status(prefix: str, site: str) -> str:

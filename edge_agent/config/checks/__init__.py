@@ -20,7 +20,7 @@ from edge_agent.config.checks.durations import (
     check_stale_vs_poll,
 )
 from edge_agent.config.checks.lifecycle import check_lifecycle
-from edge_agent.config.checks.meters import check_meters
+from edge_agent.config.checks.meters import check_downtime, check_meters
 from edge_agent.config.checks.references import (
     check_direct_asset_links,
     check_references,
@@ -68,5 +68,6 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_rate_resolution,
     check_meters,
     check_lifecycle,
+    check_downtime,
 )
 """Every check of a site file, in the order they run."""

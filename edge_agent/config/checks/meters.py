@@ -60,6 +60,7 @@ def check_meters(doc: Document) -> Iterator[Diagnostic]:
     """References, options that fit the kind, counters on whole-number registers, PM
     intervals in the meter's unit, limits that make a band, one MaintainX meter per meter."""
     claimed: dict[int, str] = {}
+    named: dict[tuple[object, str], str] = {}
     for name, meter in _meters(doc):
         here: tuple[str | int, ...] = ("meters", name)
         yield from _unknown(doc, (*here, "asset"), "asset", "assets")
@@ -89,6 +90,17 @@ def check_meters(doc: Document) -> Iterator[Diagnostic]:
                 "on no asset in MaintainX, and its PM work orders on none",
                 "warning",
             )
+        if meter_id is None:
+            # MaintainX is asked for a meter of this name on the asset before one is made:
+            # two meters of one name on one asset would become one.
+            shown = meter.get("name") if isinstance(meter.get("name"), str) else name
+            other = named.setdefault((asset_id, str(shown)), name)
+            if other != name:
+                yield doc.at(
+                    (*here, "name") if "name" in meter else here,
+                    f"meter `{other}` has the MaintainX name `{shown}` on asset `{asset_id}` "
+                    "too: a meter is found by its name, so both would send into one",
+                )
         if isinstance(meter_id, int) and not isinstance(meter_id, bool):
             if meter_id in claimed:
                 yield doc.at(
@@ -196,3 +208,59 @@ def _check_gap(
             f"max_gap {format_duration(gap)} is shorter than the sensor's poll "
             f"({format_duration(poll)}): no interval would ever count as run time",
         )
+
+
+def _check_downtime_rule(
+    doc: Document, here: tuple[str | int, ...], asset_id: str
+) -> Iterator[Diagnostic]:
+    rule_id = doc.get(*here, "rule")
+    if not isinstance(rule_id, str):
+        return
+    rules = doc.get("rules")
+    found = {
+        str(rule.get("id")): rule
+        for rule in (rules if isinstance(rules, list) else [])
+        if isinstance(rule, dict)
+    }
+    rule = found.get(rule_id)
+    if rule is None:
+        hint = did_you_mean(rule_id, sorted(found))
+        yield doc.at((*here, "rule"), f"unknown rule `{rule_id}`{hint}")
+        return
+    if rule.get("asset") != asset_id:
+        yield doc.at(
+            (*here, "rule"),
+            f"rule `{rule_id}` is on asset `{rule.get('asset')}`, not `{asset_id}`: an "
+            "asset's downtime comes from a rule of its own",
+        )
+    elif rule.get("priority") != "HIGH":
+        yield doc.at(
+            (*here, "rule"),
+            f"rule `{rule_id}` is not priority HIGH: each of its episodes becomes downtime",
+            "warning",
+        )
+
+
+def check_downtime(doc: Document) -> Iterator[Diagnostic]:
+    """``assets.<id>.downtime``: a known sensor, or a HIGH rule of the asset; on an asset
+    MaintainX knows."""
+    assets = doc.get("assets")
+    for asset_id, asset in assets.items() if isinstance(assets, dict) else ():
+        if not isinstance(asset, dict) or not isinstance(asset.get("downtime"), dict):
+            continue
+        here: tuple[str | int, ...] = ("assets", str(asset_id), "downtime")
+        yield from _unknown(doc, (*here, "running"), "sensor", "sensors")
+        yield from _check_downtime_rule(doc, here, str(asset_id))
+        sensor_id = doc.get(*here, "running")
+        if isinstance(sensor_id, str) and _register_type(doc, sensor_id) == "string":
+            yield doc.at(
+                (*here, "running"), f"sensor `{sensor_id}` holds text: running is a number"
+            )
+        if asset.get("maintainx_id") is None:
+            yield doc.at(
+                here,
+                f"asset `{asset_id}` has no `maintainx_id`: its downtime cannot reach "
+                "MaintainX (status changes are counted and set aside)",
+                "warning",
+                key=True,
+            )

@@ -12,6 +12,7 @@ from edge_agent.config.models.base import (
     NODE_ID_RE,
     Model,
 )
+from edge_agent.config.models.meters import AssetDowntime
 from edge_agent.config.units import Duration
 
 WorkOrderStatus = Literal["OPEN", "IN_PROGRESS", "ON_HOLD", "DONE", "CANCELED"]
@@ -29,6 +30,7 @@ class Asset(Model):
     maintainx_id: Annotated[int, Field(ge=1)] | None = None
     location_id: Annotated[int, Field(ge=1)] | None = None
     maintenance: Maintenance = Maintenance()
+    downtime: AssetDowntime | None = None  # issue 14, docs/meters.md
 
 
 class RegisterTable(StrEnum):
