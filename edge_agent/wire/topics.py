@@ -10,6 +10,8 @@ topic                                   direction    what
 ``{prefix}/{site}/status``              site → hub   ``online`` birth, ``offline`` last will
 ``{prefix}/{site}/results``             hub → site   what became of an alert
 ``{prefix}/{site}/workorders/{id}``     hub → site   a work order's status (retained)
+``{prefix}/{site}/commands``            hub → site   an alarm command (``edge-agent/command@1``)
+``{prefix}/{site}/command-results``     site → hub   what became of a command
 ``{prefix}/hub/status/{replica}``       hub → sites  a hub replica's presence (retained)
 ======================================  ===========  ========================================
 """
@@ -58,6 +60,16 @@ def work_orders_under(prefix: str, site: str) -> str:
 def work_orders_filter(prefix: str, site: str) -> str:
     """The subscription to every :func:`work_order` topic of a site."""
     return f"{work_orders_under(prefix, site)}+"
+
+
+def commands(prefix: str, site: str) -> str:
+    """Where the hub sends a site its alarm commands (shelve, out of service, ack...)."""
+    return f"{prefix}/{site}/commands"
+
+
+def command_results(prefix: str, site: str) -> str:
+    """Where a site answers each alarm command."""
+    return f"{prefix}/{site}/command-results"
 
 
 def hub_status(prefix: str, replica: str) -> str:
