@@ -60,9 +60,10 @@ def command(command_id: str, **fields: Any) -> bytes:
         "rule": "m201-current-high",
         "by": "test",
         "reason": "testing",
-        "for": "1h",
         **fields,
     }
+    if body["action"] == "shelve":
+        body.setdefault("for", "1h")
     return json.dumps(body).encode()
 
 
@@ -131,7 +132,9 @@ def test_hub_command_reaches_only_its_own_site_once(
         answered = [r for r in recorded if r.get("id") == "hub-cmd-1" and "answer" in r]
         assert len(answered) == 2 and answered[0]["answer"]["ok"] is True
         assert answered[1]["answer"]["repeat"] is True
-        assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="rejected") == 1
+        own = [a for a in payloads if a["id"] == "own-2"]
+        assert len(own) == 1 and own[0]["ok"] is True, own
+        assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="rejected") == 1, audit
         assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="repeated") == 1
         assert agent.alive()
         assert agent.stop() == 0
