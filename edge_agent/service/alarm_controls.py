@@ -102,7 +102,9 @@ class _CommandJob:
         except CommandError as exc:
             self.result = CommandResult(command_id, False, str(exc))
             return []
-        outcome = engine.apply_command(self.command, now_ns)
+        outcome = engine.apply_command(
+            self.command, now_ns, wall_offset_ns=agent_clock.wall_offset_ns()
+        )
         self.applied = True
         self.result = CommandResult(self.command.id, outcome.ok, outcome.message)
         return list(outcome.events)
@@ -228,7 +230,7 @@ class AlarmControls:
         return result_document(result, time.time_ns())
 
     def alarms_answer(self) -> dict[str, Any]:
-        """``{"ok": true, "alarms": rows}``, engine times as RFC 3339 wall times."""
+        """``{"ok": true, "alarms": rows}``."""
         rows = self.alarms_rows()
         return {**self._answer(CommandResult(None, True, f"{len(rows)} rules")), "alarms": rows}
 
@@ -237,8 +239,7 @@ class AlarmControls:
         engine: RuleEngine | None = getattr(self.rules, "engine", None)
         if engine is None:
             return []
-        offset = agent_clock.wall_offset_ns()
-        return [_on_wall_clock(row, offset) for row in engine.alarms_view(agent_clock.now_ns())]
+        return engine.alarms_view(agent_clock.now_ns(), wall_offset_ns=agent_clock.wall_offset_ns())
 
 
 def controls_health(
@@ -273,27 +274,6 @@ def _out_of_service_line(row: Mapping[str, Any]) -> str:
         f"rule {row.get('rule')} is OUT OF SERVICE (by {info.get('by')}: {info.get('reason')}; "
         + (f"until {until})" if until else "no expiry: return it to service when done)")
     )
-
-
-_TIME_KEYS: Final = frozenset({"until", "at", "since"})
-
-
-def _on_wall_clock(value: Any, offset_ns: int) -> Any:
-    """Every ``until``/``at``/``since`` engine time (int ns) in ``value`` as RFC 3339."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key in _TIME_KEYS and isinstance(item, int) and not isinstance(item, bool):
-                try:
-                    out[key] = format_time_ns(item + offset_ns)
-                except (ValueError, OverflowError, OSError):
-                    out[key] = None
-            else:
-                out[key] = _on_wall_clock(item, offset_ns)
-        return out
-    if isinstance(value, list):
-        return [_on_wall_clock(item, offset_ns) for item in value]
-    return value
 
 
 def _bounded(value: Any, limit: int = 1000) -> Any:
