@@ -27,8 +27,10 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   └── MqttPublishRefused    the broker refused one publish
     │   ├── WireError                 wire/alert.py: a value the alert schema forbids
     │   │                             (also ValueError)
-    │   └── BadMessage                wire/result.py: a hub result or presence off contract
-    │                                 (also ValueError)
+    │   ├── BadMessage                wire/result.py: a hub result or presence off contract
+    │   │                             (also ValueError)
+    │   └── BadCommand                wire/commands.py: an alarm command or its result
+    │                                 framed off contract (also ValueError)
     ├── sources
     │   ├── OpcUaError                sources/opcua/errors.py
     │   │   ├── OpcUaConnectError
@@ -42,6 +44,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     ├── rules
     │   ├── TraceError                rules/trace.py (also ValueError)
     │   ├── SnapshotError             rules/snapshot.py (also ValueError)
+    │   ├── CommandError              rules/lifecycle.py: an alarm command's field is wrong
+    │   │                             (also ValueError)
     │   └── StateStoreError           rules/store.py (also OSError)
     ├── MeterStateError               meters/samples.py: a saved meter state refused
     │                                 (also ValueError)
@@ -72,6 +76,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   └── LedgerError               maintainx/ledger.py: the work order ledger's file
     ├── the agent
     │   ├── AgentError                service/wiring.py
+    │   ├── ControlSocketError        service/control_socket.py: the control socket cannot
+    │   │                             be made (also OSError)
     │   └── StateFolderInUse          service/state_lock.py: another agent holds the folder
     ├── the hub
     │   ├── HubError                  hub/app.py
@@ -79,6 +85,7 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   └── StoreRejected         these values never fit: a poison message
     │   ├── PublishFailed             hub/consumer.py
     │   ├── SubscriptionError         hub/subscriptions.py: MaintainX webhooks
+    │   ├── HubCommandError           hub/commands.py: an alarm command not published
     │   └── MigrationError            hub/migrate.py
     └── commands and the demo
         ├── ReplayError               commands/replay.py

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.wire.commands import MAX_COMMAND_BYTES, CommandResult, encode, result_document
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ MAX_SOCKET_PATH: Final = 107
 Handler = Callable[[bytes, str | None], Awaitable[dict[str, Any]]]
 
 
-class ControlSocketError(OSError):
+class ControlSocketError(EdgeAgentError, OSError):
     """The control socket could not be made (path too long, not ours, I/O)."""
 
 
