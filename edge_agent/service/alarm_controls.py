@@ -135,6 +135,8 @@ class AlarmControls:
         except BadCommand as exc:
             return self._rejected(via, None, str(exc), peer)
         if "query" in request:
+            if via != "socket":  # an answer with every rule is for the gateway's own users
+                return self._rejected(via, command_id_of(request), "query: socket only", peer)
             return self.alarms_answer()
         job = _CommandJob(self, request, via, peer)
         if not self.rules.submit(job):

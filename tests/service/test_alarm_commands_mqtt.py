@@ -103,6 +103,8 @@ def test_hub_command_reaches_only_its_own_site_once(
         publish(mosquitto, "edge/v1/other-plant/commands", command("foreign-1"))
         # Garbage on our own topic: answered ok false, counted.
         publish(mosquitto, f"edge/v1/{SITE}/commands", b"\xff not json")
+        query = {"schema": "edge-agent/command@1", "id": "query-1", "query": "alarms"}
+        publish(mosquitto, f"edge/v1/{SITE}/commands", json.dumps(query).encode())
         publish(mosquitto, f"edge/v1/{SITE}/commands", command("own-2", action="unshelve"))
 
         def own_answered() -> bool:
@@ -113,6 +115,9 @@ def test_hub_command_reaches_only_its_own_site_once(
         assert not [a for a in payloads if a.get("id") == "foreign-1"]
         assert [a["id"] for a in payloads if a["id"] == "hub-cmd-1"] == ["hub-cmd-1"] * 2
         assert [a for a in payloads if a["id"] is None and not a["ok"]]  # the garbage
+        # The alarms view is for the gateway's own users (the socket), not the topic.
+        [query_answer] = [a for a in payloads if a["id"] == "query-1"]
+        assert query_answer["ok"] is False and "alarms" not in query_answer
         topics = {topic for topic, _, _ in answers.messages}
         assert topics == {f"edge/v1/{SITE}/command-results"}
 
@@ -134,7 +139,7 @@ def test_hub_command_reaches_only_its_own_site_once(
         assert answered[1]["answer"]["repeat"] is True
         own = [a for a in payloads if a["id"] == "own-2"]
         assert len(own) == 1 and own[0]["ok"] is True, own
-        assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="rejected") == 1
+        assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="rejected") == 2
         assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="repeated") == 1
         assert agent.alive()
         assert agent.stop() == 0
