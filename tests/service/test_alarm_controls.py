@@ -143,6 +143,18 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         assert agent.metric("edge_agent_control_socket_up") == 1
         assert agent.stop() == 0
         assert not path.exists()
+
+        # After a restart: still shelved, and the same id is still answered, not applied.
+        agent.start()
+        agent.wait_serving()
+        wait_until(path.exists, 20, "the control socket")
+        after = ask(path, command("cmd-shelve-1", rule="m201-current-high"))[0]
+        assert after["repeat"] is True and after["message"] == first["message"]
+        rows = {row["rule"]: row for row in json.loads(cli(agent.site, "list", "--json").stdout)}
+        assert rows["m201-current-high"]["shelved"]["by"] == "test"
+        audited = [line for line in audit_lines(state) if line.get("id") == "cmd-shelve-1"]
+        assert len(audited) == 1
+        assert agent.stop() == 0
     finally:
         agent.kill()
 
