@@ -321,8 +321,10 @@ class Lifecycle:
         alert_id = v.alert_id or make_lifecycle_id(
             self.engine.site_id, rule.id, f"repair-{v.work_order}"
         )
+        event = self.engine.transitions.event(rule, t, kind)
         return dataclasses.replace(
-            self.engine.transitions.event(rule, t, kind),
+            event,
+            value=self._value(rule, event.value),
             alert_id=alert_id,
             notify=True,
             work_order_id=v.work_order,
@@ -408,6 +410,14 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ audit events
 
+    def _value(self, rule: CompiledRule, held: Any) -> Any:
+        """The value a lifecycle event reports: a NORMAL rule's held value is not kept (nor
+        saved), so the sensor's last one."""
+        if rule.state != NORMAL:
+            return held
+        sensor = self.engine.sensors.get(rule.sensor)
+        return sensor.value if sensor is not None and sensor.has_value else None
+
     def audit(
         self, rule: CompiledRule, t: int, kind: str, by: str, reason: str, qualifier: str
     ) -> AlarmEvent:
@@ -416,6 +426,7 @@ class Lifecycle:
         alert_id = rule.alert_id or make_lifecycle_id(self.engine.site_id, rule.id, qualifier)
         return dataclasses.replace(
             event,
+            value=self._value(rule, event.value),
             alert_id=alert_id,
             notify=False,
             by=by,
