@@ -85,28 +85,26 @@ class _CommandJob:
         self.future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self.result: CommandResult | None = None
         self.applied = False
-        self.command: Any = None
 
     def apply(self, engine: RuleEngine, now_ns: int) -> Sequence[AlarmEvent]:
         from edge_agent.rules.lifecycle import CommandError, parse_command
 
+        controls = self.controls
         command_id = command_id_of(self.request)
-        known = None if command_id is None else self.controls.ledger.get(command_id)
+        known = None if command_id is None else controls.known(command_id)
         if known is not None:
             self.result = CommandResult(known.id, known.ok, known.message, repeat=True)
             return []
         try:
-            self.command = parse_command(
-                self.request, max_shelve_ns=self.controls.config().alarms.max_shelve
-            )
+            command = parse_command(self.request, max_shelve_ns=controls.config().alarms.max_shelve)
         except CommandError as exc:
             self.result = CommandResult(command_id, False, str(exc))
             return []
-        outcome = engine.apply_command(
-            self.command, now_ns, wall_offset_ns=agent_clock.wall_offset_ns()
-        )
+        outcome = engine.apply_command(command, now_ns, wall_offset_ns=agent_clock.wall_offset_ns())
         self.applied = True
-        self.result = CommandResult(self.command.id, outcome.ok, outcome.message)
+        self.result = CommandResult(command.id, outcome.ok, outcome.message)
+        # The same id again in this turn (two doors at once) is a repeat, not a second apply.
+        controls.applying[command.id] = self.result
         return list(outcome.events)
 
     def saved(self) -> None:
@@ -127,6 +125,12 @@ class AlarmControls:
         self.ledger = CommandLedger(state_dir)
         self.audit = JsonLinesLog(state_dir / AUDIT_FILE)
         self.counters = ControlCounters()
+        # Applied in the rules task's current turn, not yet in the ledger.
+        self.applying: dict[str, CommandResult] = {}
+
+    def known(self, command_id: str) -> CommandResult | None:
+        """The first answer to ``command_id`` if it was applied before (or in this turn)."""
+        return self.ledger.get(command_id) or self.applying.get(command_id)
 
     async def handle(self, raw: bytes, via: str, peer: str | None = None) -> dict[str, Any]:
         """The answer (a JSON object) to one request line or message."""
@@ -163,10 +167,12 @@ class AlarmControls:
         self.counters.count(via, outcome)
         if job.applied:
             try:
-                self.ledger.record(result)
+                self.ledger.record(result)  # kept in memory even when the write fails
             except OSError as exc:
                 self.counters.ledger_errors += 1
                 log.error("Alarm command ledger not saved.", extra={"error": str(exc)})
+            if result.id is not None:
+                self.applying.pop(result.id, None)
         request = job.request
         record: dict[str, Any] = {
             "time": format_time_ns(time.time_ns()),

@@ -118,6 +118,20 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         assert again["message"] == first["message"]
         assert "repeat" not in first
 
+        # The same id through two connections at once: applied once, the other a repeat.
+        both = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+        for sock in both:
+            sock.settimeout(15)
+            sock.connect(str(path))
+        for sock in both:
+            sock.sendall(command("cmd-twice", action="ack", rule="m201-current-high"))
+        twice = [json.loads(sock.makefile("rb").readline()) for sock in both]
+        for sock in both:
+            sock.close()
+        assert sorted(bool(a.get("repeat")) for a in twice) == [False, True]
+        assert twice[0]["message"] == twice[1]["message"]
+        assert len([line for line in audit_lines(state) if line.get("id") == "cmd-twice"]) == 1
+
         audited = [line for line in audit_lines(state) if line.get("id") == "cmd-shelve-1"]
         assert len(audited) == 1
         assert audited[0]["by"] == "test" and audited[0]["reason"] == "testing"
@@ -138,7 +152,8 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
             outcome: agent.metric("edge_agent_alarm_commands_total", via="socket", outcome=outcome)
             for outcome in ("applied", "refused", "rejected", "repeated")
         }
-        assert counts == {"applied": 1, "refused": 1, "rejected": 6, "repeated": 1}
+        # cmd-twice: an ack of a rule not in alarm is refused by the engine, once.
+        assert counts == {"applied": 1, "refused": 2, "rejected": 6, "repeated": 2}
         assert agent.metric("edge_agent_rules_shelved") == 1
         assert agent.metric("edge_agent_control_socket_up") == 1
         assert agent.stop() == 0
