@@ -54,6 +54,7 @@ from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
 from edge_agent.rules.lifecycle_commands import alarm_rows
 from edge_agent.rules.lifecycle_commands import apply_command as apply_lifecycle_command
 from edge_agent.rules.lifecycle_engine import Lifecycle
+from edge_agent.rules.lifecycle_work_orders import work_order_status as apply_work_order_status
 from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.series import Flatline
 from edge_agent.rules.snapshot import (
@@ -340,6 +341,8 @@ class RuleEngine:
             "held_cooldown": self.guards.held_cooldown,
             "held_chattering": self.guards.held_chattering,
             "held_flood": self.guards.held_flood,
+            # Activations held by the alarm lifecycle (shelved, out of service, maintenance).
+            **{f"held_{state}": n for state, n in self.lifecycle.held.items()},
             "state_saves": self._writer.saves if self._writer is not None else 0,
             "state_save_errors": self._writer.errors if self._writer is not None else 0,
         }
@@ -375,8 +378,8 @@ class RuleEngine:
         events = self._fire_due(now) if self._heap and self._heap[0][0] <= now else []
         compiled = next((r for r in self.rules if r.id == rule), None)
         if compiled is not None and is_wire_id(work_order_id):
-            events += self.lifecycle.work_order_status(
-                compiled, work_order_id, status, now, assigned
+            events += apply_work_order_status(
+                self.lifecycle, compiled, work_order_id, status, now, assigned
             )
         return self._finish(events)
 
@@ -574,7 +577,8 @@ class RuleEngine:
             self._changed()
             if condition != TRIP:
                 condition = CLEAR
-        if rule.life.verifying is not None:
+        life = rule.life
+        if life is not None and life.verifying is not None:
             # Before the transition: a failed repair is reopened before the activation
             # that follows it, which then names the reopened work order.
             self.lifecycle.on_sample(rule, t, value, condition, events)

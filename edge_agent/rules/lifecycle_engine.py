@@ -21,8 +21,6 @@ from edge_agent.rules.lifecycle_state import (
     HELD_MAINTENANCE,
     HELD_OOS,
     HELD_SHELVED,
-    WORK_ORDER_STATUSES,
-    Ack,
     AssetLife,
     RuleLife,
     Verification,
@@ -43,8 +41,8 @@ if TYPE_CHECKING:
 
 SYSTEM_BY: Final = "edge-agent"
 """Who an expiry's audit event is by."""
-WORK_ORDER_BY: Final = "maintainx"
-"""Who an acknowledgement by a work order is by."""
+MAINTENANCE_DEFAULT: Final = ("IN_PROGRESS", "ON_HOLD")
+"""An asset's ``maintenance.while`` when it is not in the site file (a rule's own asset id)."""
 _NOTIFYING_KINDS: Final = frozenset({"activated", "escalated", "chattering"})
 
 
@@ -57,6 +55,8 @@ class Lifecycle:
         # The generation of the lifecycle's one heap entry, and its time.
         self.gen = 0
         self.due: int | None = None
+        # Activations held, by the state that held them (the engine's counters).
+        self.held = {HELD_SHELVED: 0, HELD_OOS: 0, HELD_MAINTENANCE: 0}
 
     # ------------------------------------------------------------------ setup, saving
 
@@ -68,7 +68,7 @@ class Lifecycle:
         self.assets = {}
         for rule in self.engine.rules:
             data = rules_data.get(rule.id)
-            rule.life = load_rule(data) if data is not None else RuleLife()
+            rule.life = load_rule(data) if data is not None else None
             asset_id = rule.rule.asset
             if asset_id not in self.assets:
                 asset_data = assets_data.get(asset_id)
@@ -82,16 +82,24 @@ class Lifecycle:
                 self.assets[asset_id] = (
                     load_asset(asset_data) if asset_data is not None else AssetLife()
                 )
+        for asset_id, asset in self.assets.items():
+            # A reload that changed ``maintenance.while`` ends what it no longer lists.
+            statuses = self.maintenance_statuses(asset_id)
+            asset.maintenance = {k: v for k, v in asset.maintenance.items() if v in statuses}
 
     def dump(self) -> dict[str, Any] | None:
         """The saved form; None when every state is initial (nothing to save)."""
-        rules = {r.id: dump_rule(r.life) for r in self.engine.rules if not r.life.is_initial()}
+        rules = {
+            r.id: dump_rule(r.life)
+            for r in self.engine.rules
+            if r.life is not None and not r.life.is_initial()
+        }
         assets = {a: dump_asset(life) for a, life in self.assets.items() if not life.is_initial()}
         return {"rules": rules, "assets": assets} if rules or assets else None
 
     def reschedule(self) -> None:
         """Queue the earliest expiry on the engine's heap (after a restore or a change)."""
-        times = [t for rule in self.engine.rules for t in rule.life.due_times()]
+        times = [t for rule in self.engine.rules if rule.life for t in rule.life.due_times()]
         times += [a.oos.until for a in self.assets.values() if a.oos and a.oos.until]
         self.due = None
         self.gen += 1
@@ -110,6 +118,13 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ holds
 
+    def life_of(self, rule: CompiledRule) -> RuleLife:
+        """``rule``'s lifecycle, made when first needed (most rules never need one)."""
+        life = rule.life
+        if life is None:
+            life = rule.life = RuleLife()
+        return life
+
     def asset_of(self, rule: CompiledRule) -> AssetLife:
         return self.assets.setdefault(rule.rule.asset, AssetLife())
 
@@ -117,9 +132,9 @@ class Lifecycle:
         """Which state holds ``rule``'s notifications now (out of service first)."""
         life = rule.life
         asset = self.asset_of(rule)
-        if life.oos is not None or asset.oos is not None:
+        if (life is not None and life.oos is not None) or asset.oos is not None:
             return HELD_OOS
-        if life.shelved is not None:
+        if life is not None and life.shelved is not None:
             return HELD_SHELVED
         if asset.maintenance:
             return HELD_MAINTENANCE
@@ -132,11 +147,14 @@ class Lifecycle:
         if event.kind not in _NOTIFYING_KINDS:
             return event
         held = self.hold_of(rule)
-        life = rule.life
+        if held is not None and event.kind == "activated":
+            self.held[held] += 1
         if held is None:
-            if event.kind == "activated" and life.reopened is not None:
+            life = rule.life
+            if event.kind == "activated" and life is not None and life.reopened is not None:
                 return dataclasses.replace(event, work_order_id=life.reopened)
             return event
+        life = self.life_of(rule)
         if held != HELD_MAINTENANCE:
             return dataclasses.replace(event, notify=False, held=held)
         maintenance = self.asset_of(rule).maintenance
@@ -161,10 +179,12 @@ class Lifecycle:
 
     def on_activated(self, rule: CompiledRule, t: int) -> None:
         """A new episode: its acknowledgement starts over and, if it notifies, is watched."""
-        life = rule.life
+        ack_within = rule.rule.ack_within
+        if rule.life is None and not ack_within:
+            return
+        life = self.life_of(rule)
         life.ack = None
         life.ack_due = None
-        ack_within = rule.rule.ack_within
         if ack_within and rule.notify:
             life.ack_due = t + ack_within
             self.want(life.ack_due)
@@ -174,6 +194,8 @@ class Lifecycle:
         """``rule`` is back to NORMAL (cleared, or a pending trip that went away): a one-shot
         shelve ends; the episode is remembered for a repair verified after it."""
         life = rule.life
+        if life is None:
+            return
         if rule.alert_id is not None and life.work_order is not None:
             # Kept only for a rule whose work orders report their status: its repair may
             # be done (and verified) after the episode cleared.
@@ -185,7 +207,9 @@ class Lifecycle:
         if shelved is not None and shelved.until_clear:
             life.shelved = None
             events.append(
-                self.audit(rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{t}")
+                self.audit(
+                    rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{shelved.command}"
+                )
             )
         self.changed()
 
@@ -194,7 +218,7 @@ class Lifecycle:
     ) -> None:
         """A sample judged while ``rule``'s repair is verified (before its transition): its
         range is kept, and one beyond the limit fails the verification at once."""
-        v = rule.life.verifying
+        v = rule.life.verifying if rule.life is not None else None
         assert v is not None
         if isinstance(value, int | float) and not isinstance(value, bool):
             v.low = value if v.low is None or value < v.low else v.low
@@ -213,7 +237,7 @@ class Lifecycle:
         self.due = None
         for asset_id, asset in self.assets.items():
             if asset.oos is not None and asset.oos.until is not None and asset.oos.until <= now:
-                until = asset.oos.until
+                until, command = asset.oos.until, asset.oos.command
                 asset.oos = None
                 self.changed()
                 for rule in self.engine.rules:
@@ -225,12 +249,12 @@ class Lifecycle:
                                 "returned_to_service",
                                 SYSTEM_BY,
                                 f"out of service of asset {asset_id} expired",
-                                f"expiry-{until}",
+                                f"expiry-{command}",
                             )
                         )
         for rule in self.engine.rules:
             life = rule.life
-            if not life.due_times():
+            if life is None or not life.due_times():
                 continue
             for hold, kind in ((life.shelved, "unshelved"), (life.oos, "returned_to_service")):
                 if hold is not None and hold.until is not None and hold.until <= now:
@@ -240,7 +264,7 @@ class Lifecycle:
                         life.oos = None
                     self.changed()
                     reason = f"{'shelve' if kind == 'unshelved' else 'out of service'} expired"
-                    qualifier = f"expiry-{hold.until}"
+                    qualifier = f"expiry-{hold.command}"
                     events.append(self.audit(rule, hold.until, kind, SYSTEM_BY, reason, qualifier))
             if life.ack_due is not None and life.ack_due <= now:
                 self._overdue(rule, life.ack_due, events)
@@ -251,7 +275,7 @@ class Lifecycle:
 
     def _overdue(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
         """Still unacknowledged after ``ack_within``: one ``escalated``, priority one up."""
-        life = rule.life
+        life = self.life_of(rule)
         life.ack_due = None
         self.changed()
         if rule.state not in (ACTIVE, CLEARING) or life.ack is not None:
@@ -293,7 +317,7 @@ class Lifecycle:
         if v.low is None:  # no sample in the window: the held value was normal throughout
             v.low = v.high = sensor.value
         comment = verified_comment(config, rule.sensor, rule.rule.verify_for, v)
-        rule.life.verifying = None
+        self.life_of(rule).verifying = None
         rule.refresh_fast()
         self.changed()
         events.append(self._repair_event(rule, v, v.until, "verified", comment))
@@ -306,7 +330,7 @@ class Lifecycle:
         comment: str,
         events: list[AlarmEvent],
     ) -> None:
-        life = rule.life
+        life = self.life_of(rule)
         life.verifying = None
         life.reopened = v.work_order
         # Asked for: the status heard next (OPEN) is not news, and a DONE after it is.
@@ -329,84 +353,16 @@ class Lifecycle:
             notify=True,
             work_order_id=v.work_order,
             comment=comment,
-            qualifier=f"{v.work_order}-{v.since}",
+            qualifier=f"{v.work_order}-{v.number}",
             held=None,
         )
 
     # ------------------------------------------------------------------ work orders
 
-    def work_order_status(
-        self, rule: CompiledRule, work_order: int, status: str, now: int, assigned: bool
-    ) -> list[AlarmEvent]:
-        """A status of ``rule``'s work order (see ``RuleEngine.work_order_status``)."""
-        events: list[AlarmEvent] = []
-        if status not in WORK_ORDER_STATUSES:
-            return events
-        life = rule.life
-        news = life.work_order != work_order or life.work_order_status != status
-        if news:
-            life.work_order = work_order
-            life.work_order_status = status
-            self.changed()
-        self._maintenance(rule, work_order, status)
-        acknowledging = status == "IN_PROGRESS" or assigned
-        if acknowledging and rule.state in (ACTIVE, CLEARING) and life.ack is None:
-            note = "work order in progress" if status == "IN_PROGRESS" else "work order assigned"
-            life.ack = Ack(WORK_ORDER_BY, now, note)
-            life.ack_due = None
-            self.changed()
-            event = self.audit(rule, now, "acknowledged", WORK_ORDER_BY, note, "work-order")
-            events.append(dataclasses.replace(event, work_order_id=work_order))
-        if not news:
-            return events
-        v = life.verifying
-        if status == "DONE":
-            if life.reopened == work_order:
-                life.reopened = None
-            verify_for = rule.rule.verify_for
-            if verify_for > 0 and (v is None or v.work_order != work_order):
-                open_episode = rule.state != NORMAL
-                life.verifying = Verification(
-                    work_order=work_order,
-                    alert_id=rule.alert_id if open_episode else life.last_alert_id,
-                    since=now,
-                    until=now + verify_for,
-                    peak_before=rule.peak if open_episode else life.last_peak,
-                )
-                sensor = self.engine.sensors.get(rule.sensor)
-                normal = rule.state in (NORMAL, CLEARING)
-                if normal and sensor is not None and sensor.has_value and not rule.stale:
-                    # The range after the repair starts at the value it was done with.
-                    value = sensor.value
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        life.verifying.low = life.verifying.high = value
-                rule.refresh_fast()
-                self.want(now + verify_for)
-        else:
-            if v is not None and v.work_order == work_order:
-                life.verifying = None  # reopened or cancelled by a person: nothing to verify
-                rule.refresh_fast()
-            if status == "CANCELED" and life.reopened == work_order:
-                life.reopened = None
-        return events
-
-    def _maintenance(self, rule: CompiledRule, work_order: int, status: str) -> None:
-        """The asset is under maintenance while any of its work orders has a ``while``
-        status; a work order that leaves them frees its comments."""
-        asset_id = rule.rule.asset
-        asset = self.asset_of(rule)
+    def maintenance_statuses(self, asset_id: str) -> frozenset[str]:
+        """The work-order statuses that put ``asset_id`` under maintenance."""
         model = self.engine.config.assets.get(asset_id)
-        statuses = model.maintenance.while_ if model is not None else ["IN_PROGRESS", "ON_HOLD"]
-        if status in statuses:
-            if asset.maintenance.get(work_order) != status:
-                asset.maintenance[work_order] = status
-                self.changed()
-        elif work_order in asset.maintenance:
-            del asset.maintenance[work_order]
-            for other in self.engine.rules:
-                if other.rule.asset == asset_id and work_order in other.life.commented:
-                    other.life.commented.remove(work_order)
-            self.changed()
+        return frozenset(model.maintenance.while_ if model is not None else MAINTENANCE_DEFAULT)
 
     # ------------------------------------------------------------------ audit events
 
@@ -435,4 +391,4 @@ class Lifecycle:
         )
 
 
-__all__ = ["SYSTEM_BY", "WORK_ORDER_BY", "Lifecycle"]
+__all__ = ["MAINTENANCE_DEFAULT", "SYSTEM_BY", "Lifecycle"]

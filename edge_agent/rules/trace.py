@@ -103,7 +103,9 @@ def _command(data: dict[str, Any], line: int) -> TraceCommand:
 
     unknown = sorted(set(data) - COMMAND_KEYS)
     if unknown:
-        raise TraceError(line, f"unknown key {unknown[0]!r}; a command has {sorted(COMMAND_KEYS)}")
+        raise TraceError(
+            line, f"unknown key {unknown[0][:64]!r}; a command has {sorted(COMMAND_KEYS)}"
+        )
     time_ns = _time_of(data, line)
     command = {k: v for k, v in data.items() if k not in ("time", "command")}
     command["action"] = data["command"]
@@ -136,12 +138,12 @@ def _work_order(data: dict[str, Any], line: int) -> TraceWorkOrder:
     extra = sorted(set(order) - WORK_ORDER_KEYS)
     if extra:
         raise TraceError(
-            line, f"unknown key work_order.{extra[0]}; it has {sorted(WORK_ORDER_KEYS)}"
+            line, f"unknown key work_order.{extra[0][:64]!r}; it has {sorted(WORK_ORDER_KEYS)}"
         )
     rule, status = order.get("rule"), order.get("status")
     if not isinstance(rule, str) or not rule:
         raise TraceError(line, "'work_order.rule' must be a rule id")
-    if status not in WORK_ORDER_STATUSES:
+    if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
         raise TraceError(line, f"'work_order.status' must be one of {sorted(WORK_ORDER_STATUSES)}")
     work_order_id = order.get("id", 1)
     if not is_wire_id(work_order_id):

@@ -71,7 +71,7 @@ def test_durations_as_in_the_site_file_or_seconds(value: object, ns: int) -> Non
         ({"action": "ack", "for": "1h"}, "for: only shelve and oos"),
         ({"action": "oos", "until_clear": True}, "until_clear: only a shelve"),
         ({"for": "1h", "note": "x"}, "note: only an ack"),
-        ({"for": "1h", "colour": "red"}, "colour: not a field"),
+        ({"for": "1h", "colour": "red"}, "'colour': not a field"),
         ({"for": "1h", "reason": "a\x00b"}, "NUL"),
     ],
 )
@@ -206,3 +206,41 @@ def test_a_damaged_lifecycle_state_is_set_aside(tmp_path: Path) -> None:
     store = RuleStateStore(path)
     fresh = RuleEngine(site([HOT]), store)
     assert store.discarded is not None and fresh.alarms_view(BASE_NS)[0]["shelved"] is None
+
+
+def test_held_activations_are_counted_by_state() -> None:
+    engine = RuleEngine(site([HOT]))
+    engine.apply_command(command(**{"for": "1h"}), BASE_NS)
+    engine.feed(reading(1, 85))
+    engine.feed(reading(2, 70))
+    engine.work_order_status("hot", 3, "IN_PROGRESS", BASE_NS + 3 * NS_PER_S)
+    engine.apply_command(command(id="c-2", action="unshelve", reason=None), BASE_NS + 4 * NS_PER_S)
+    engine.feed(reading(5, 85))
+    counters = engine.counters
+    assert (counters["held_shelved"], counters["held_maintenance"]) == (1, 1)
+    assert counters["held_out_of_service"] == 0
+
+
+def test_a_reload_that_narrows_maintenance_ends_it() -> None:
+    def config(statuses: str) -> Any:
+        cfg = site([HOT, COLD])
+        data = cfg.model_dump(by_alias=True)
+        data["assets"]["p101"]["maintenance"] = {"while": statuses.split()}
+        return type(cfg).model_validate(data)
+
+    engine = RuleEngine(config("IN_PROGRESS ON_HOLD"))
+    engine.work_order_status("hot", 5, "ON_HOLD", BASE_NS)
+    assert engine.alarms_view(BASE_NS)[1]["held"] == "maintenance"
+    engine.reconfigure(config("IN_PROGRESS"))
+    assert engine.alarms_view(BASE_NS)[1]["held"] is None
+
+
+def test_a_status_heard_again_does_not_acknowledge_a_later_episode() -> None:
+    engine = RuleEngine(site([{**HOT, "ack_within": "5m"}]))
+    engine.work_order_status("hot", 5, "IN_PROGRESS", BASE_NS, assigned=True)
+    engine.feed(reading(10, 85))  # a new episode while work order 5 is as it was
+    assert engine.work_order_status("hot", 5, "IN_PROGRESS", BASE_NS + 20 * NS_PER_S) == []
+    assert engine.alarms_view(BASE_NS)[0]["acknowledged"] is None
+    # A change of the work order (someone works on it) does.
+    events = engine.work_order_status("hot", 5, "ON_HOLD", BASE_NS + 30 * NS_PER_S, assigned=True)
+    assert [(e.kind, e.work_order_id) for e in events] == [("acknowledged", 5)]
