@@ -148,7 +148,7 @@ class RulesLoop:
                 events.extend(self._tick(agent_clock.now_ns()))
                 if self.wall_clock is not None:
                     self.wall_clock.poll()
-            jobs = self._take_jobs()
+            jobs = self._take_jobs() if self._jobs else []
             for job in jobs:
                 events.extend(self._apply(job))
             if events:
