@@ -5,10 +5,12 @@ Used by ``edge-agent hub HUB.yaml alarms SITE ...``: a short-lived MQTT client w
 hub's broker credentials (the broker ACL lets only the hub write a site's command topic),
 its own client id and a clean session. It subscribes to the site's results first, then
 publishes the command (QoS 1, not retained) and waits for the answer with the same id.
-Every command sent and every answer is recorded in ``<state_dir>/command-results.jsonl``
-(bounded, rotated). Without an answer in time the command may still be applied when the
-site's agent gets it (the broker queues it for the agent's session); sending it again
-with the same id returns its result without applying it twice.
+Every command sent and the answer it got are recorded in ``<state_dir>/commands-sent.jsonl``;
+the running hub records every answer it hears, late ones too, in ``command-results.jsonl``
+(:class:`CommandResultRecorder`; both bounded, rotated). Without an answer in time the
+command may still be applied when the site's agent gets it (the broker queues it for the
+agent's session); sending it again with the same id returns its result without applying it
+twice.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from edge_agent.wire.commands import BadCommand, CommandResult, encode, parse_re
 log = logging.getLogger(__name__)
 
 RESULTS_FILE: Final = "command-results.jsonl"
+"""What the running hub heard on every site's ``command-results``."""
+SENT_FILE: Final = "commands-sent.jsonl"
+"""What ``edge-agent hub ... alarms`` sent and the answer it got (or null)."""
 MAX_FOREIGN_ANSWERS: Final = 1000
 """Answers to other commands seen while waiting: more than this and the wait ends."""
 
@@ -45,8 +50,40 @@ class HubCommandError(EdgeAgentError):
     """The command could not be sent (broker unreachable, credentials, TLS files)."""
 
 
-def results_log(config: HubConfig, base_dir: Path) -> JsonLinesLog:
-    return JsonLinesLog(config.state_path(base_dir) / RESULTS_FILE)
+def sent_log(config: HubConfig, base_dir: Path) -> JsonLinesLog:
+    return JsonLinesLog(config.state_path(base_dir) / SENT_FILE)
+
+
+class CommandResultRecorder:
+    """The running hub's record of every site's command results (shared subscription: one
+    replica of the group records each), including answers that came after the CLI gave up."""
+
+    def __init__(self, state_dir: Path, prefix: str) -> None:
+        self.log = JsonLinesLog(state_dir / RESULTS_FILE)
+        self.prefix = prefix
+        self.recorded = 0
+        self.invalid = 0
+
+    def record(self, topic: str, payload: bytes) -> bool:
+        """Record ``payload`` if ``topic`` is a site's command results; False if it is not
+        such a topic (the caller handles it). Never raises."""
+        site = topics.command_results_site(self.prefix, topic)
+        if site is None:
+            return False
+        try:
+            result = parse_result(payload)
+        except BadCommand as exc:
+            self.invalid += 1
+            log.warning(
+                "Command result ignored: it does not follow the contract.",
+                extra={"site": site, "error": str(exc), "bytes": len(payload)},
+            )
+            return True
+        entry = {"site": site, "id": result.id, "ok": result.ok, "message": result.message}
+        _record(self.log, {**entry, **({"repeat": True} if result.repeat else {})})
+        self.recorded += 1
+        log.info("Command result.", extra=entry)
+        return True
 
 
 def _link(config: HubConfig, base_dir: Path, on_message: Any, results_topic: str) -> MqttLink:
@@ -110,7 +147,7 @@ async def send_command(
             answer.set_exception(HubCommandError("too many answers to other commands; ask again"))
 
     link = _link(config, base_dir, on_message, results_topic)
-    record = results_log(config, base_dir)
+    record = sent_log(config, base_dir)
     _record(record, {"sent": command, "site": site})
     result: CommandResult | None = None
     try:
@@ -151,4 +188,11 @@ def _record(record: JsonLinesLog, entry: dict[str, Any]) -> None:
         log.warning("Command result not recorded.", extra={"error": str(exc)})
 
 
-__all__ = ["RESULTS_FILE", "HubCommandError", "results_log", "send_command"]
+__all__ = [
+    "RESULTS_FILE",
+    "SENT_FILE",
+    "CommandResultRecorder",
+    "HubCommandError",
+    "send_command",
+    "sent_log",
+]

@@ -93,6 +93,21 @@ def shared_alerts_filter(prefix: str, group: str) -> str:
     return f"$share/{group}/{prefix}/+/alerts"
 
 
+def shared_command_results_filter(prefix: str, group: str) -> str:
+    """The hub group's shared subscription to every site's :func:`command_results` (one
+    replica records each)."""
+    return f"$share/{group}/{prefix}/+/command-results"
+
+
+def command_results_site(prefix: str, topic: str) -> str | None:
+    """``edge/v1/plant-a/command-results`` → ``plant-a``; None if it is not such a topic."""
+    head, tail = prefix + "/", "/command-results"
+    if not topic.startswith(head) or not topic.endswith(tail):
+        return None
+    site = topic[len(head) : -len(tail)]
+    return site if _SITE_RE.match(site) else None
+
+
 def site_status_filter(prefix: str) -> str:
     """The subscription to every site's :func:`site_status`."""
     return f"{prefix}/+/status"

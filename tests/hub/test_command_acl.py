@@ -38,7 +38,7 @@ def test_only_the_hub_writes_a_sites_commands_and_a_site_reads_only_its_own(
             time.sleep(0.02)
         # site-a asks for every site's commands: the broker delivers only its own.
         _subscribed(site_a, "edge/v1/+/commands")
-        _subscribed(hub, "edge/v1/+/command-results")
+        _subscribed(hub, "$share/edge-agent-hub/edge/v1/+/command-results")  # as the hub does
         site_b.publish("edge/v1/site-a/commands", b"forged", qos=1).wait_for_publish(5)
         hub.publish("edge/v1/site-b/commands", b"for b", qos=1).wait_for_publish(5)
         site_a.publish("edge/v1/site-b/command-results", b"forged", qos=1).wait_for_publish(5)

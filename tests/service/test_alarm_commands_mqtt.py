@@ -72,11 +72,11 @@ def test_hub_command_reaches_only_its_own_site_once(
     plant: Any,
     emulator: Any,
     mosquitto: Broker,
+    hub: subprocess.Popen[bytes],
     health_port: int,
     tmp_path: Path,
 ) -> None:
-    hub_file = tmp_path / "hub.yaml"
-    hub_file.write_text(json.dumps(hub_document(tmp_path, mosquitto, emulator, webhooks=False)))
+    hub_file = tmp_path / "hub.yaml"  # the running hub's file (the hub fixture wrote it)
     document = site_document(
         modbus_port=plant.port,
         health_port=health_port,
@@ -130,13 +130,25 @@ def test_hub_command_reaches_only_its_own_site_once(
         applied = [line for line in audit if line["id"] == "hub-cmd-1"][0]
         assert applied["via"] == "mqtt" and applied["by"] == "hub-operator"
 
-        recorded = [
+        sent = [
             json.loads(line)
-            for line in (tmp_path / "hub-state" / "command-results.jsonl").read_text().splitlines()
+            for line in (tmp_path / "hub-state" / "commands-sent.jsonl").read_text().splitlines()
         ]
-        answered = [r for r in recorded if r.get("id") == "hub-cmd-1" and "answer" in r]
+        answered = [r for r in sent if r.get("id") == "hub-cmd-1" and "answer" in r]
         assert len(answered) == 2 and answered[0]["answer"]["ok"] is True
         assert answered[1]["answer"]["repeat"] is True
+
+        # The running hub recorded every answer it heard, the ones no CLI waited for too.
+        def recorded() -> list[dict[str, Any]]:
+            path = tmp_path / "hub-state" / "command-results.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            return [json.loads(line) for line in lines]
+
+        wait_until(lambda: any(r["id"] == "own-2" for r in recorded()), 20, "the hub's record")
+        heard = recorded()
+        assert [r.get("repeat", False) for r in heard if r["id"] == "hub-cmd-1"] == [False, True]
+        assert {r["site"] for r in heard} == {SITE}
+        assert hub.poll() is None
         own = [a for a in payloads if a["id"] == "own-2"]
         assert len(own) == 1 and own[0]["ok"] is True, own
         assert agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="rejected") == 2
