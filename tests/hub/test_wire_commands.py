@@ -33,6 +33,18 @@ def test_topics() -> None:
     assert topics.command_results("edge/v1", "plant-a") == "edge/v1/plant-a/command-results"
     # The hub's readers never take a command topic for a site's alerts or status.
     assert topics.parse_site_topic("edge/v1", "edge/v1/plant-a/commands") is None
+    assert topics.parse_site_topic("edge/v1", "edge/v1/plant-a/command-results") is None
+    assert topics.command_results_site("edge/v1", "edge/v1/plant-a/command-results") == "plant-a"
+    for foreign in (
+        "edge/v1/plant-a/commands",
+        "edge/v1/a/b/command-results",
+        "edge/v1/+/command-results",
+        "other/v1/plant-a/command-results",
+        "edge/v1//command-results",
+    ):
+        assert topics.command_results_site("edge/v1", foreign) is None, foreign
+    shared = topics.shared_command_results_filter("edge/v1", "hubs")
+    assert shared == "$share/hubs/edge/v1/+/command-results"
 
 
 def test_what_the_clis_send_is_what_the_engine_reads() -> None:
