@@ -121,7 +121,8 @@ def _lifecycle(row: dict[str, Any]) -> str:
     parts: list[str] = []
     oos = row.get("out_of_service")
     if isinstance(oos, dict):
-        parts.append(f"OUT OF SERVICE{_who_why(oos)}")
+        until = f" until {oos['until']}" if oos.get("until") else ""
+        parts.append(f"OUT OF SERVICE{until}{_who_why(oos)}")
     shelved = row.get("shelved")
     if isinstance(shelved, dict):
         until = "until clear" if shelved.get("until_clear") else f"until {shelved.get('until')}"
