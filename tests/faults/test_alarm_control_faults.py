@@ -22,6 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.common.schema_version import MAX_VERSION, NewerFormatError
+from edge_agent.service.command_ledger import CommandLedger
+from edge_agent.service.state_formats import check_state_folder
+from edge_agent.wire.commands import CommandResult
 from tests.conftest import Broker, free_port
 from tests.forwarders_mqtt.conftest import Subscriber
 from tests.service.conftest import (
@@ -182,3 +186,29 @@ def test_after_the_garbage_nothing_was_applied_and_alarms_still_flow(
         background.run(lambda: plant.set_value("m201_current", 35.0))
         alerts.stop()
     assert agent.alive()
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    found=st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+    )
+)
+def test_the_command_ledgers_version_is_read_refused_or_damage(
+    tmp_path_factory: pytest.TempPathFactory, found: object
+) -> None:
+    """Whatever version the ledger says: read, refused as a later release's (before the
+    agent opens anything), or damage (started empty); never another exception."""
+    directory = tmp_path_factory.mktemp("ledger")
+    CommandLedger(directory).record(CommandResult("c-1", True, "done"))
+    path = directory / "alarm-commands.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "version": found}))
+    later = type(found) is int and 1 < found <= MAX_VERSION
+    if later:
+        with pytest.raises(NewerFormatError):
+            check_state_folder(directory)
+        with pytest.raises(NewerFormatError):
+            CommandLedger(directory)
+        return
+    ledger = CommandLedger(directory)
+    assert len(ledger) == (1 if found in (None, 1) and type(found) is not bool else 0)
