@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "webhooks" and args.what not in (None, "list", "prune"):
         print("edge-agent hub: webhooks list|prune", file=sys.stderr)
         return 2
+    extra = [args.what] if args.action not in ("webhooks", "alarms") else []
+    extra += [args.verb, args.rule] if args.action != "alarms" else []
+    if any(word is not None for word in extra):
+        print(f"edge-agent hub: {args.action} takes no {extra[0] or extra[-1]!r}", file=sys.stderr)
+        return 2
     if args.action == "alarms":
         return hub_alarms(config, base_dir, args)
     try:

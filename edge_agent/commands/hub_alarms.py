@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ def hub_alarms(config: Any, base_dir: Path, args: argparse.Namespace) -> int:
     if isinstance(command, str):
         print(f"edge-agent hub: {command}", file=sys.stderr)
         return EXIT_USAGE
+    # The link's retries are the CLI's business: its last error is in the message below.
+    logging.getLogger("edge_agent.common.mqtt_link").setLevel(logging.ERROR)
     try:
         result = asyncio.run(send_command(config, base_dir, site, command, args.timeout))
     except HubCommandError as exc:

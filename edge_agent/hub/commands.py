@@ -148,7 +148,7 @@ async def send_command(
 
     link = _link(config, base_dir, on_message, results_topic)
     record = sent_log(config, base_dir)
-    _record(record, {"sent": command, "site": site})
+    _record(record, {"site": site, "command": command})
     result: CommandResult | None = None
     try:
         async with asyncio.timeout(timeout_s):
