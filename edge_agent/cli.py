@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("import_map", "turn a Modbus register map (CSV) into the site file's sensors"),
     "history": ("history", "a sensor's recent readings: a chart, or CSV"),
     "outbox": ("outbox", "inspect the disk outbox and its dead letters"),
+    "alarms": (
+        "alarms",
+        "list, shelve, unshelve, take out of service, return or acknowledge alarms of the "
+        "running agent",
+    ),
     "demo": ("demo", "simulated plant + MaintainX stand-in + agent, on this machine"),
     "simulate": ("simulate", "run a simulator: modbus, opcua or maintainx"),
     "hub": ("hub", "run the central hub: site alerts become MaintainX work orders"),

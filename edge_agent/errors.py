@@ -29,8 +29,10 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │                             (also ValueError)
     │   ├── BadMessage                wire/result.py: a hub result or presence off contract
     │   │                             (also ValueError)
-    │   └── PlantMessageError         wire/plant.py: a meter reading or asset status off
-    │                                 contract (also ValueError)
+    │   ├── PlantMessageError         wire/plant.py: a meter reading or asset status off
+    │   │                             contract (also ValueError)
+    │   └── BadCommand                wire/commands.py: an alarm command or its result
+    │                                 framed off contract (also ValueError)
     ├── sources
     │   ├── OpcUaError                sources/opcua/errors.py
     │   │   ├── OpcUaConnectError
@@ -77,6 +79,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   └── MeterLedgerError          maintainx/meters.py: the created meter/trigger ids' file
     ├── the agent
     │   ├── AgentError                service/wiring.py
+    │   ├── ControlSocketError        service/control_socket.py: the control socket cannot
+    │   │                             be made (also OSError)
     │   └── StateFolderInUse          service/state_lock.py: another agent holds the folder
     ├── the hub
     │   ├── HubError                  hub/app.py
@@ -84,6 +88,7 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   │   └── StoreRejected         these values never fit: a poison message
     │   ├── PublishFailed             hub/consumer.py
     │   ├── SubscriptionError         hub/subscriptions.py: MaintainX webhooks
+    │   ├── HubCommandError           hub/commands.py: an alarm command not published
     │   └── MigrationError            hub/migrate.py
     └── commands and the demo
         ├── ReplayError               commands/replay.py

@@ -3,7 +3,9 @@ orders). ``--register-webhooks`` first makes sure of the MaintainX subscriptions
 those it made before). Commands that print and exit, usable while the hub runs:
 ``kpis [--since 30d] [--json]``, ``sites [--json]``, ``parked [--site S] [--json]``,
 ``webhooks list|prune``; ``migrate-store --from OLD.sqlite3`` moves a SQLite store into the
-configured PostgreSQL (see :mod:`edge_agent.hub.migrate`)."""
+configured PostgreSQL (see :mod:`edge_agent.hub.migrate`); ``alarms SITE shelve|unshelve|oos|
+return|ack RULE ...`` sends a site's agent an alarm command and prints its answer (see
+:mod:`edge_agent.hub.commands`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_agent.commands.hub_alarms import add_hub_alarm_arguments, hub_alarms
 from edge_agent.common.journald import print_error
 
 if TYPE_CHECKING:
@@ -32,13 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         nargs="?",
-        choices=["run", "kpis", "sites", "parked", "webhooks", "migrate-store"],
+        choices=["run", "kpis", "sites", "parked", "webhooks", "migrate-store", "alarms"],
         default="run",
-        help="run (default), kpis, sites, parked, webhooks, or migrate-store --from OLD.sqlite3",
+        help="run (default), kpis, sites, parked, webhooks, migrate-store --from OLD.sqlite3, "
+        "or alarms SITE ACTION RULE",
     )
     parser.add_argument(
-        "what", nargs="?", choices=["list", "prune"], help="webhooks: list (default) or prune"
+        "what", nargs="?", help="webhooks: list (default) or prune; alarms: the site"
     )
+    add_hub_alarm_arguments(parser)
     parser.add_argument(
         "--from",
         dest="source",
@@ -73,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
     base_dir = path.absolute().parent
     from edge_agent.common.schema_version import NewerFormatError
 
+    if args.action == "webhooks" and args.what not in (None, "list", "prune"):
+        print("edge-agent hub: webhooks list|prune", file=sys.stderr)
+        return 2
+    extra = [args.what] if args.action not in ("webhooks", "alarms") else []
+    extra += [args.verb, args.rule] if args.action != "alarms" else []
+    if any(word is not None for word in extra):
+        print(f"edge-agent hub: {args.action} takes no {extra[0] or extra[-1]!r}", file=sys.stderr)
+        return 2
+    if args.action == "alarms":
+        return hub_alarms(config, base_dir, args)
     try:
         if args.action == "kpis":
             return _kpis(config, base_dir, as_json=args.json, since=args.since)

@@ -107,6 +107,11 @@ def status_payload(state: str, site_id: str) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
+def _log_reply_failure(topic: str, future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        log.warning("Reply not published.", extra={"topic": topic, "error": str(error)})
+
+
 class MqttForwarder:
     """:class:`edge_agent.interfaces.Forwarder` to an MQTT broker (the hub's).
 
@@ -167,6 +172,8 @@ class MqttForwarder:
         self._hold = DestinationHold(self.status, log)
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
+        # Topics with a handler of their own (the agent's alarm commands), see listen().
+        self._listeners: dict[str, Callable[[Message], None]] = {}
         # -- confirmation by the hub (confirm: hub) --
         self.confirm_by_hub = config.confirm == "hub"
         self.results_topic = topics.results(config.topic_prefix, site_id)
@@ -202,6 +209,24 @@ class MqttForwarder:
         """How many events the broker has and the hub has not confirmed, and how long
         (seconds) since the oldest was first sent."""
         return self._hub.awaiting_hub()
+
+    def listen(self, topic: str, handler: Callable[[Message], None]) -> None:
+        """Also subscribe to ``topic`` (QoS 1, exactly: no wildcard) and hand each of its
+        messages to ``handler`` on the event loop. Call before :meth:`run`."""
+        self._listeners[topic] = handler
+        if all(topic != known for known, _ in self._subscriptions):
+            self._subscriptions.append((topic, 1))
+
+    def publish_reply(self, topic: str, payload: bytes) -> bool:
+        """Publish ``payload`` on ``topic`` at QoS 1, beside the alerts (an answer to a
+        command); False when not connected. A broker refusal is logged, not retried: the
+        sender asks again (a resent command id gets the same answer)."""
+        link = self._link
+        if link is None or not link.connected:
+            return False
+        future = link.publish(topic, payload, qos=1)
+        future.add_done_callback(partial(_log_reply_failure, topic))
+        return True
 
     def _will(self, state: str) -> Will:
         return Will(self.status_topic, status_payload(state, self.site_id), qos=1, retain=True)
@@ -263,7 +288,7 @@ class MqttForwarder:
                     will=self._will("offline"),
                     birth=partial(self._will, "online"),
                     subscriptions=self._subscriptions,
-                    on_message=self._received if self.confirm_by_hub else self._on_message,
+                    on_message=self._received,
                 )
             except MqttConfigError as exc:
                 self._hold.hold(
@@ -468,11 +493,20 @@ class MqttForwarder:
 
     def _received(self, message: Message) -> None:
         """Every message of the link's subscriptions, on the event loop."""
-        if message.topic.startswith(self.hub_status_prefix):
-            self._hub.on_hub_status(message.topic[len(self.hub_status_prefix) :], message.payload)
+        listener = self._listeners.get(message.topic)
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:
+                log.exception("Message handler failed.", extra={"topic": message.topic})
             return
-        if message.topic == self.results_topic:
-            self._hub.on_result(message.payload)
+        if self.confirm_by_hub:
+            if message.topic.startswith(self.hub_status_prefix):
+                topic = message.topic[len(self.hub_status_prefix) :]
+                self._hub.on_hub_status(topic, message.payload)
+                return
+            if message.topic == self.results_topic:
+                self._hub.on_result(message.payload)
         if self._on_message is not None:
             try:
                 self._on_message(message)

@@ -44,6 +44,7 @@ from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.errors import EdgeAgentError
+from edge_agent.hub.commands import CommandResultRecorder
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
@@ -132,6 +133,7 @@ class Hub:
             for site_id, site in config.sites.items()
         }
         self.key_checks = KeyChecks()
+        self.command_results = CommandResultRecorder(self.state_dir, self.prefix)
         self.reloader: HubReloader | None = None
         """Set by the command that knows the hub file's path (SIGHUP)."""
         self.store: HubStore | None = None
@@ -265,6 +267,7 @@ class Hub:
             subscriptions=[
                 (topics.shared_alerts_filter(self.prefix, group), 1),
                 (topics.site_status_filter(self.prefix), 1),
+                (topics.shared_command_results_filter(self.prefix, group), 1),
             ],
             on_message=self._on_message,
             max_inflight=100,
@@ -371,6 +374,10 @@ class Hub:
             self._presence(parts.site, message.payload, message.retain)
             assert self.link is not None
             self.link.ack_message(message)
+            return
+        if parts is None and self.command_results.record(message.topic, message.payload):
+            assert self.link is not None
+            self.link.ack_message(message)  # a site's answer to an alarm command: recorded
             return
         if not self._stopping:  # a stopping replica takes nothing new
             self._queue.put_nowait(message)

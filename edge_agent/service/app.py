@@ -26,6 +26,7 @@ from edge_agent.alerts import format_time_ns
 from edge_agent.common.health import HealthServer
 from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
+from edge_agent.service.alarm_controls import controls_health
 from edge_agent.service.config_changes import credentials_fingerprint
 from edge_agent.service.last_good import NAG_INTERVAL_S, save_last_good
 from edge_agent.service.metrics import as_mapping, build_registry
@@ -335,13 +336,16 @@ class Service:
             )
         dead = _dead_letters(agent, outbox)
         meters = agent.plant.health() if agent.plant is not None else None
+        alarms, alarm_warnings = controls_health(agent.controls, agent.control_socket.error)
         details: dict[str, Any] = {
             "meters": meters,
             "ready": not reasons,
             "reasons": reasons,
             "degraded": ([dead["says"]] if dead else [])
+            + alarm_warnings
             + certificate_warnings
             + (agent.plant.degraded(meters) if agent.plant is not None and meters else []),
+            "alarms": alarms,
             "dead_letters": dead,
             "sources": sources,
             "forwarder": forwarder,

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.service.alarm_metrics import alarm_metrics
 from edge_agent.service.retired_counters import forwarder_counts
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class AgentCollector(Collector):
         yield from self._hub()
         yield from self._forwarder()
         yield from self._reload()
+        yield from alarm_metrics(self._agent)
 
     def _sources(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         labels = ["connection"]

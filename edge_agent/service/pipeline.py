@@ -29,16 +29,19 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.history.recorder import HistoryRecorder
 from edge_agent.interfaces import Forwarder, Source
 from edge_agent.readings import Reading
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
+from edge_agent.service.alarm_controls import AlarmControls
 from edge_agent.service.config_changes import connection_changes, rule_and_asset_changes
+from edge_agent.service.control_socket import ControlSocket, socket_path
 from edge_agent.service.handover import OutboxHandover, PipelineCounters
 from edge_agent.service.held_alerts import AlertHold
+from edge_agent.service.mqtt_commands import MqttCommands
 from edge_agent.service.plant import PlantData, wants_plant_data
 from edge_agent.service.retired_counters import RetiredCounters
 from edge_agent.service.rules_loop import RulesLoop
@@ -96,6 +99,11 @@ class Agent:
             HistoryRecorder(state_dir, config.history) if config.history.enabled else None
         )
         self.rules = RulesLoop(config, self.counters, self.handover, self.history)
+        # A person's alarm commands: the control socket and (MQTT mode) the hub's topic.
+        self.controls = AlarmControls(state_dir, self.rules, lambda: self.config)
+        self.control_socket = ControlSocket(socket_path(state_dir), self._control_request)
+        self._control_task: asyncio.Task[None] | None = None
+        self.mqtt_commands: MqttCommands | None = None
         self._sources: dict[str, Source] = {}
         self._source_tasks: dict[str, asyncio.Task[None]] = {}
         self._rules_task: asyncio.Task[None] | None = None
@@ -156,6 +164,7 @@ class Agent:
         wall_clock.poll()
         self.rules.wall_clock = wall_clock
         self._rules_task = self.supervisor.start(self.rules.run(), "rules")
+        self._control_task = self.supervisor.start(self.control_socket.run(), "control-socket")
         if self.history is not None:
             self._history_task = self.supervisor.start(self.history.run(), "history")
         self._start_forwarder()
@@ -179,6 +188,10 @@ class Agent:
         forwarder (leased items go back to the outbox) and close the outbox."""
         self.stopping = True
         self.supervisor.shutdown()  # every task ends from here on, as asked
+        if self._control_task is not None:
+            await self.supervisor.stop(self._control_task, 3.0)
+        if self.mqtt_commands is not None:
+            await self.mqtt_commands.close()
         for name in list(self._source_tasks):
             await self._stop_source(name)
         if self._rules_task is not None:
@@ -263,6 +276,7 @@ class Agent:
             # Kept when a reload leaves MQTT mode, as it always was.
             self.rules.work_orders = delivery.work_orders
         self._forwarder = delivery.forwarder
+        self._listen_for_commands(self._forwarder)
         if self._forwarder is not None:
             self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
 
@@ -289,6 +303,22 @@ class Agent:
         if reload_credentials and "plant forwarder" not in changes:
             self.plant.reload_credentials()
         return changes
+
+    def _listen_for_commands(self, forwarder: Forwarder | None) -> None:
+        """MQTT mode: the hub's alarm commands arrive on the forwarder's connection."""
+        forwarding = self.config.forwarding
+        if forwarder is None or forwarding is None or forwarding.mqtt is None:
+            return
+        from edge_agent.forwarders.mqtt import MqttForwarder
+
+        if not isinstance(forwarder, MqttForwarder):
+            return
+        commands = MqttCommands(self.controls, forwarding.mqtt.topic_prefix, self.config.site.id)
+        self.mqtt_commands = commands
+        commands.attach(forwarder)
+
+    async def _control_request(self, line: bytes, peer: str | None) -> dict[str, Any]:
+        return await self.controls.handle(line, "socket", peer)
 
     def _wake_forwarder(self) -> None:
         # The forwarder idles between outbox polls: a new alert goes out now.

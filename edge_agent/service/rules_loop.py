@@ -18,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.history.recorder import HistoryRecorder
@@ -44,6 +44,20 @@ TICK_INTERVAL_S: Final = 0.2
 STATE_FLUSH_S: Final = 5.0
 """Rule state that changed without an event (pending timers, last values) is saved this often."""
 RECENT_EVENTS: Final = 50
+MAX_JOBS: Final = 64
+"""Engine calls from outside the readings (alarm commands) waiting for the rules task."""
+
+
+class RulesJob(Protocol):
+    """Work on the engine from outside the readings (a person's alarm command), done inside
+    the rules task between batches, so that its events take the rules' own path (wall time,
+    rendering, saved with the rule state, then the outbox) and never race a hand-over."""
+
+    def apply(self, engine: RuleEngine, now_ns: int) -> Sequence[AlarmEvent]:
+        """Change the engine; the events to hand over (engine clock, as ``tick``'s)."""
+
+    def saved(self) -> None:
+        """The rule state with those events was saved (or its save is retried)."""
 
 
 class RulesLoop:
@@ -65,6 +79,8 @@ class RulesLoop:
         self.counters = counters
         self.handover = handover
         self.history = history
+        # Alarm commands waiting for the rules task (see submit).
+        self._jobs: deque[RulesJob] = deque()
         self.latest: dict[str, Reading] = {}
         # The last alarm events, newest last (for the demo's view and debugging).
         self.recent_events: deque[AlarmEvent] = deque(maxlen=RECENT_EVENTS)
@@ -80,6 +96,17 @@ class RulesLoop:
         self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
+
+    def submit(self, job: RulesJob) -> bool:
+        """Run ``job`` in the rules task at its next turn (call on the loop); False when
+        :data:`MAX_JOBS` already wait (the caller answers "busy")."""
+        if len(self._jobs) >= MAX_JOBS:
+            return False
+        self._jobs.append(job)
+        # An empty batch wakes the task now; a full queue means it is busy and comes soon.
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(())
+        return True
 
     async def sink(self, readings: Sequence[Reading]) -> None:
         """Where every source delivers its readings."""
@@ -126,14 +153,40 @@ class RulesLoop:
                 events.extend(self._tick(agent_clock.now_ns()))
                 if self.wall_clock is not None:
                     self.wall_clock.poll()
+            jobs = self._take_jobs() if self._jobs else []
+            for job in jobs:
+                events.extend(self._apply(job))
             if events:
                 await self._accept(events)
+            elif jobs:
+                handover.save_rule_state()
             elif time.monotonic() >= next_flush:
                 next_flush = time.monotonic() + STATE_FLUSH_S
                 handover.save_rule_state()
+            for job in jobs:
+                self._saved(job)
             # Held alerts are offered again between batches: the rules never wait for room.
             if handover.pending and handover.hold.due():
                 await handover.hand_over()
+
+    def _take_jobs(self) -> list[RulesJob]:
+        jobs = list(self._jobs)
+        self._jobs.clear()
+        return jobs
+
+    def _apply(self, job: RulesJob) -> list[AlarmEvent]:
+        try:
+            return list(job.apply(self.engine, agent_clock.now_ns()))
+        except Exception:
+            self.counters.rule_errors += 1
+            log.exception("An alarm command failed in the rules.")
+            return []
+
+    def _saved(self, job: RulesJob) -> None:
+        try:
+            job.saved()
+        except Exception:
+            log.exception("An alarm command's completion failed.")
 
     def _feed(self, reading: Reading) -> list[AlarmEvent]:
         # ``_value_``, not ``.value``: the enum property costs ≈ 0.3 µs a reading.

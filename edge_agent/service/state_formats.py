@@ -28,11 +28,13 @@ def check_state_folder(state_dir: Path) -> None:
     from edge_agent.outbox import integrity
     from edge_agent.rules.snapshot import SNAPSHOT_VERSION
     from edge_agent.rules.store import STATE_FILE_NAME
+    from edge_agent.service import command_ledger
 
     outbox_db = state_dir / "outbox" / integrity.DB_NAME
     ledger_db = state_dir / LEDGER_FILE
     rule_state = state_dir / STATE_FILE_NAME
     work_orders = state_dir / FILE_NAME
+    commands = state_dir / command_ledger.FILE_NAME
     found_in: list[tuple[str, Path, object, int]] = [
         ("outbox", outbox_db, sqlite_file_version(outbox_db), integrity.SCHEMA_VERSION),
         ("work order ledger", ledger_db, sqlite_file_version(ledger_db), ledger.SCHEMA_VERSION),
@@ -47,6 +49,12 @@ def check_state_folder(state_dir: Path) -> None:
             work_orders,
             json_file_version(work_orders, VERSION_KEY, MAX_JSON_BYTES),
             SCHEMA_VERSION,
+        ),
+        (
+            "alarm command ledger",
+            commands,
+            json_file_version(commands, command_ledger.VERSION_KEY, MAX_JSON_BYTES),
+            command_ledger.SCHEMA_VERSION,
         ),
     ]
     for what, path, found, supported in found_in:

@@ -12,6 +12,8 @@ topic                                   direction    what
 ``{prefix}/{site}/assets``              site → hub   an asset status (``asset-status@1``)
 ``{prefix}/{site}/results``             hub → site   what became of an alert
 ``{prefix}/{site}/workorders/{id}``     hub → site   a work order's status (retained)
+``{prefix}/{site}/commands``            hub → site   an alarm command (``edge-agent/command@1``)
+``{prefix}/{site}/command-results``     site → hub   what became of a command
 ``{prefix}/hub/status/{replica}``       hub → sites  a hub replica's presence (retained)
 ======================================  ===========  ========================================
 """
@@ -72,6 +74,16 @@ def work_orders_filter(prefix: str, site: str) -> str:
     return f"{work_orders_under(prefix, site)}+"
 
 
+def commands(prefix: str, site: str) -> str:
+    """Where the hub sends a site its alarm commands (shelve, out of service, ack...)."""
+    return f"{prefix}/{site}/commands"
+
+
+def command_results(prefix: str, site: str) -> str:
+    """Where a site answers each alarm command."""
+    return f"{prefix}/{site}/command-results"
+
+
 def hub_status(prefix: str, replica: str) -> str:
     """A hub replica's retained presence (``online``; ``offline`` as its last will)."""
     return f"{hub_status_under(prefix)}{replica}"
@@ -91,6 +103,21 @@ def shared_alerts_filter(prefix: str, group: str) -> str:
     """The hub group's shared subscription to every site's :func:`alerts`: each message goes
     to one replica of the group."""
     return f"$share/{group}/{prefix}/+/alerts"
+
+
+def shared_command_results_filter(prefix: str, group: str) -> str:
+    """The hub group's shared subscription to every site's :func:`command_results` (one
+    replica records each)."""
+    return f"$share/{group}/{prefix}/+/command-results"
+
+
+def command_results_site(prefix: str, topic: str) -> str | None:
+    """``edge/v1/plant-a/command-results`` → ``plant-a``; None if it is not such a topic."""
+    head, tail = prefix + "/", "/command-results"
+    if not topic.startswith(head) or not topic.endswith(tail):
+        return None
+    site = topic[len(head) : -len(tail)]
+    return site if _SITE_RE.match(site) else None
 
 
 def site_status_filter(prefix: str) -> str:

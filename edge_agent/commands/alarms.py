@@ -1,0 +1,94 @@
+"""``edge-agent alarms SITE.yaml list|shelve|unshelve|oos|return|ack ...``: the alarm
+controls of the agent running on this site file, through its control socket
+(``<storage.path>/control.sock``, mode 0600: run it as the agent's user).
+
+``list`` prints every rule with its state and lifecycle (``--json`` for the rows);
+``shelve RULE --for 2h --reason ...`` (or ``--until-clear``), ``unshelve RULE``,
+``oos RULE|--asset A --reason ... [--for 8h]``, ``return RULE|--asset A``,
+``ack RULE [--note ...]``. Each command is applied once (``--id`` asks again for a command's
+result) and audited on the gateway (``alarm-audit.jsonl``). Exit status: 0 applied,
+1 refused, 2 usage, 3 the agent is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge_agent.commands.alarm_args import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    add_action_arguments,
+    alarms_table,
+    build_command,
+    print_answer,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("site", type=Path, help="the site file of the running agent")
+    add_action_arguments(parser)
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="override storage.path of the site file"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from edge_agent.config.diagnostics import ConfigError
+    from edge_agent.config.loader import load_site
+    from edge_agent.config.state_dir import state_dir_of
+    from edge_agent.service.control_socket import request, socket_path
+
+    try:
+        config = load_site(args.site)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"edge-agent alarms: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    state_dir = args.state_dir if args.state_dir is not None else state_dir_of(config, args.site)
+    path = socket_path(state_dir)
+    if args.action == "list":
+        document: dict[str, object] | str = {"query": "alarms"}
+    else:
+        document = build_command(args)
+    if isinstance(document, str):
+        print(f"edge-agent alarms: {document}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        answer = request(path, document, timeout_s=args.timeout)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(
+            f"edge-agent alarms: the agent is not running for {args.site} "
+            f"(nothing listens on {path})",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    except PermissionError:
+        print(
+            f"edge-agent alarms: {path} is the agent's own (mode 0600): run this as the "
+            "agent's user (e.g. sudo -u edge-agent ...)",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    except TimeoutError:
+        print(f"edge-agent alarms: no answer within {args.timeout:g} s", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except (OSError, ValueError) as exc:
+        print(f"edge-agent alarms: {path}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if args.action != "list":
+        return print_answer(answer, as_json=args.json, command="edge-agent alarms")
+    if answer.get("ok") is not True:
+        print(f"edge-agent alarms: {answer.get('message')}", file=sys.stderr)
+        return EXIT_REFUSED
+    rows = answer.get("alarms")
+    rows = rows if isinstance(rows, list) else []
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else alarms_table(rows))
+    return EXIT_OK
