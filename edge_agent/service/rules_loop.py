@@ -29,7 +29,7 @@ from edge_agent.service.handover import OutboxHandover, PipelineCounters
 
 if TYPE_CHECKING:
     from edge_agent.alerts import AlertMessage
-    from edge_agent.forwarders.workorder_status import WorkOrderTracker
+    from edge_agent.forwarders.workorder_status import StatusChange, WorkOrderTracker
     from edge_agent.rules import AlarmEvent, RuleEngine
 
 # The agent's logger name from before this module was split out of the pipeline: operators
@@ -43,6 +43,9 @@ TICK_INTERVAL_S: Final = 0.2
 STATE_FLUSH_S: Final = 5.0
 """Rule state that changed without an event (pending timers, last values) is saved this often."""
 RECENT_EVENTS: Final = 50
+MAX_WORK_ORDER_CHANGES: Final = 1000
+"""Work order changes waiting for the rules task; more are dropped (counted, logged): the
+tracker's map has them, and the engine hears the next change of each work order."""
 
 
 class RulesLoop:
@@ -77,6 +80,9 @@ class RulesLoop:
         self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
+        # Work order changes for the engine (the alarm lifecycle), taken between batches.
+        self.work_order_changes: deque[StatusChange] = deque()
+        self.work_order_changes_dropped = 0
 
     async def sink(self, readings: Sequence[Reading]) -> None:
         """Where every source delivers its readings."""
@@ -116,6 +122,8 @@ class RulesLoop:
             events: list[AlarmEvent] = []
             for reading in batch:
                 events.extend(self._feed(reading))
+            if self.work_order_changes:
+                events.extend(self._work_order_events(agent_clock.now_ns()))
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_INTERVAL_S
                 events.extend(self._tick(agent_clock.now_ns()))
@@ -141,6 +149,40 @@ class RulesLoop:
             self.counters.rule_errors += 1
             log.exception("Rule evaluation failed.", extra={"sensor": reading.sensor_id})
             return []
+
+    def offer_work_order_status(self, change: StatusChange) -> None:
+        """A rule's work order changed (call on the event loop: the tracker's listener hops
+        here with ``call_soon_threadsafe``); the rules task hands it to the engine."""
+        if len(self.work_order_changes) >= MAX_WORK_ORDER_CHANGES:
+            self.work_order_changes_dropped += 1
+            log.warning(
+                "Too many work order changes waiting for the rules; one dropped.",
+                extra={"rule": change.rule, "work_order_id": change.work_order_id},
+            )
+            return
+        self.work_order_changes.append(change)
+
+    def _work_order_events(self, now_ns: int) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        while self.work_order_changes:
+            change = self.work_order_changes.popleft()
+            try:
+                events.extend(
+                    self.engine.work_order_status(
+                        change.rule,
+                        change.work_order_id,
+                        change.status,
+                        now_ns,
+                        assigned=change.assigned,
+                    )
+                )
+            except Exception:
+                self.counters.rule_errors += 1
+                log.exception(
+                    "Work order status not applied to the rules.",
+                    extra={"rule": change.rule, "work_order_id": change.work_order_id},
+                )
+        return events
 
     def _tick(self, now_ns: int) -> list[AlarmEvent]:
         try:
