@@ -161,7 +161,9 @@ class WorkOrderTracker:
         """Learn from one message of :func:`status_topics`; True when the map changed."""
         try:
             data: Any = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # ValueError: also JSON Python refuses (a number past int()'s digit limit);
+            # RecursionError: nesting deeper than the reader recurses (found by the faults).
             self.ignored += 1
             return False
         if not isinstance(data, dict) or data.get("site") not in (None, self.site):
