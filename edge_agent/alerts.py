@@ -120,6 +120,13 @@ def make_alert_id(site: str, rule_id: str, episode: int, lineage: str = "") -> s
     return str(uuid.uuid5(_ALERT_NAMESPACE, path))
 
 
+def make_lifecycle_id(site: str, rule_id: str, key: str) -> str:
+    """The id that a lifecycle event outside an episode (a rule shelved while NORMAL, a
+    repair verified after its episode's id was lost) travels under: stable for the same
+    ``key`` (a command id, an expiry), never an episode's id."""
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{site}/{rule_id}/lifecycle/{key}"))
+
+
 def make_event_id(alert_id: str, event: str, qualifier: str = "") -> str:
     """The id of one event of an episode (``qualifier`` tells escalation levels apart)."""
     return f"{alert_id}:{event}:{qualifier}" if qualifier else f"{alert_id}:{event}"

@@ -18,6 +18,7 @@ from edge_agent.readings import Value
 from edge_agent.rules.conditions import Band, Condition, Equals, High, Low
 from edge_agent.rules.events import CAUSE_CONDITION, NORMAL
 from edge_agent.rules.guards import GuardPolicy
+from edge_agent.rules.lifecycle_state import RuleLife
 from edge_agent.rules.series import Flatline, Rate
 
 NEVER: Final = -(2**63)  # a sensor's last reading time before its first reading
@@ -62,6 +63,7 @@ class CompiledRule:
         "key",
         "last_activation",
         "levels",
+        "life",
         "notify",
         "off_delay",
         "on_delay",
@@ -116,6 +118,9 @@ class CompiledRule:
             self.gate_sensor = None
             self.gate_value = None
             self.gate_open = True
+        # The alarm lifecycle (shelved, out of service, acknowledged, verifying; see
+        # ``lifecycle_engine.py``): the engine gives each rule its saved one.
+        self.life = RuleLife()
         self.reset()
         self.last_activation: int | None = None
         # Episodes this rule has opened, ever (persisted): the next one's number names its
@@ -163,8 +168,9 @@ class CompiledRule:
     def refresh_fast(self) -> None:
         """``fast`` names the hot-path check that suffices in the current state: a NORMAL,
         ungated high or low rule only needs to know whether a sample trips (see
-        ``conditions.ABOVE``); 0 judges every sample."""
-        if self.state == NORMAL and self.gate_sensor is None:
+        ``conditions.ABOVE``); 0 judges every sample (a repair being verified watches every
+        sample's range)."""
+        if self.state == NORMAL and self.gate_sensor is None and self.life.verifying is None:
             self.fast = self.condition.fast
         else:
             self.fast = 0

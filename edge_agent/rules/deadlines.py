@@ -15,8 +15,11 @@ from typing import Final, cast
 from edge_agent.rules.compiled import CompiledRule, StaleWatcher
 from edge_agent.rules.series import Flatline
 
-# Order of deadlines that fall on the same instant: state deadlines (activation, clearing)
-# first, then flatline trips, then staleness. Within one order, config position decides.
+# Order of deadlines that fall on the same instant: the lifecycle's expiries first (a shelve
+# for 2h is over at exactly 2h: an activation then notifies), then state deadlines
+# (activation, clearing), then flatline trips, then staleness. Within one order, config
+# position decides.
+ORDER_LIFE: Final = -1
 ORDER_STATE: Final = 0
 ORDER_FLAT: Final = 1
 ORDER_STALE: Final = 2
@@ -47,6 +50,10 @@ class Deadlines:
         flatline.flat_gen += 1
         flatline.flat_due = when
         heapq.heappush(self.heap, (when, ORDER_FLAT, rule.key, flatline.flat_gen))
+
+    def set_life(self, when: int, gen: int) -> None:
+        """The lifecycle's earliest expiry is ``when`` (one entry; ``gen`` tells it current)."""
+        heapq.heappush(self.heap, (when, ORDER_LIFE, 0, gen))
 
     def watch(self, watcher: StaleWatcher, due: int) -> None:
         """Queue ``watcher`` at ``due`` (the caller checks it is not queued already)."""

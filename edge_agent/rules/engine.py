@@ -39,7 +39,7 @@ from edge_agent.rules.conditions import (
     TRIP,
     same_value,
 )
-from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_STATE, Deadlines
+from edge_agent.rules.deadlines import ORDER_FLAT, ORDER_LIFE, ORDER_STATE, Deadlines
 from edge_agent.rules.events import (
     CAUSE_CONDITION,
     CLEARING,
@@ -51,6 +51,9 @@ from edge_agent.rules.events import (
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
 from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
+from edge_agent.rules.lifecycle_commands import alarm_rows
+from edge_agent.rules.lifecycle_commands import apply_command as apply_lifecycle_command
+from edge_agent.rules.lifecycle_engine import Lifecycle
 from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.series import Flatline
 from edge_agent.rules.snapshot import (
@@ -61,6 +64,7 @@ from edge_agent.rules.snapshot import (
 )
 from edge_agent.rules.store import RuleStateStore
 from edge_agent.rules.transitions import Transitions
+from edge_agent.wire.alert import is_wire_id
 
 GOOD: Final = Quality.GOOD
 
@@ -83,6 +87,11 @@ class RuleEngine:
     that the saved ``now`` becomes ``resume_at``. Each pending deadline keeps the time it
     had left, cooldown and chattering windows keep theirs: nothing fires early and nothing
     is lost. Without it (tests, tools), saved times are used as they are.
+
+    The alarm lifecycle's expiries (a timed shelve, an out of service, an acknowledgement
+    due, a verification window) are absolute: with ``wall_now_ns`` (the wall clock now)
+    and the store's saved wall time, the time the agent was down counts against them, so a
+    shelve that expired meanwhile is reported at once.
     """
 
     def __init__(
@@ -92,6 +101,7 @@ class RuleEngine:
         *,
         durable: bool = True,
         resume_at: int | None = None,
+        wall_now_ns: int | None = None,
     ) -> None:
         self._writer = StateWriter(state) if state is not None else None
         self._durable = durable
@@ -122,13 +132,18 @@ class RuleEngine:
         self.retired_episodes: dict[str, int] = {}
         # Rules whose evaluation raised: each is that rule's problem (see ``_rule_failed``).
         self.faults = RuleFaults()
+        # Shelved, out of service, maintenance, acknowledged, verifying (per rule and asset).
+        self.lifecycle = Lifecycle(self)
         self._build(config)
         if state is not None:
             snapshot = state.load()
             if snapshot is not None:
                 try:
                     if resume_at is not None:
-                        snapshot = shift_snapshot(snapshot, resume_at)
+                        down = 0
+                        if wall_now_ns is not None and state.saved_wall_ns is not None:
+                            down = max(0, wall_now_ns - state.saved_wall_ns)
+                        snapshot = shift_snapshot(snapshot, resume_at, down_ns=down)
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
                     state.set_aside(str(exc))
@@ -158,6 +173,7 @@ class RuleEngine:
         ]
         self.sensors, self.watchers = link_sensors(config, self.rules)
         self.deadlines.heap.clear()
+        self.lifecycle.attach(None)
 
     def reconfigure(self, config: SiteConfig) -> None:
         """Swap in a new config. A rule whose definition is unchanged keeps all its state; a
@@ -175,6 +191,7 @@ class RuleEngine:
 
     def _rebuild_heap(self) -> None:
         self.deadlines.rebuild(self.rules, self.watchers)
+        self.lifecycle.reschedule()
         for sensor in self.sensors.values():
             sensor.refresh_slow()
 
@@ -329,30 +346,54 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ alarm lifecycle
 
-    def apply_command(self, command: AlarmCommand, now_ns: int) -> CommandOutcome:
+    def apply_command(
+        self, command: AlarmCommand, now_ns: int, *, wall_offset_ns: int = 0
+    ) -> CommandOutcome:
         """Apply a person's lifecycle command (shelve, unshelve, oos, return, ack) at
-        ``now_ns`` (the engine's clock, as ``tick``). The outcome's events are the audit
-        events, on the engine's clock like ``tick``'s: render and enqueue them as those
-        (the rules loop's path), which saves the state with them. Never raises for a
-        command that does not fit (unknown rule, no open alarm): ``ok`` is False."""
-        return CommandOutcome(False, "alarm commands are not implemented yet", [])
+        ``now_ns`` (the engine's clock, as ``tick``; what is due by then fires first). The
+        outcome's events are on the engine's clock like ``tick``'s: render and enqueue them
+        as those (the rules loop's path), which saves the state with them. A command that
+        does not fit (unknown rule, no open alarm) is refused (``ok`` False), never raised.
+        ``wall_offset_ns`` puts the times in the outcome's message on the wall clock."""
+        now = self._lifecycle_now(now_ns)
+        events = self._fire_due(now) if self._heap and self._heap[0][0] <= now else []
+        outcome = apply_lifecycle_command(self.lifecycle, command, now, wall_offset_ns)
+        self._save_if_durable()
+        if not outcome.ok:
+            return CommandOutcome(False, outcome.message, events)
+        return CommandOutcome(True, outcome.message, events + outcome.events)
 
     def work_order_status(
         self, rule: str, work_order_id: int, status: str, now_ns: int, *, assigned: bool = False
     ) -> list[AlarmEvent]:
-        """The status of ``rule``'s work order ``work_order_id`` changed (MaintainX's
+        """The status of ``rule``'s work order ``work_order_id`` is ``status`` (MaintainX's
         OPEN, IN_PROGRESS, ON_HOLD, DONE or CANCELED; ``assigned``: it has an assignee):
         maintenance of the rule's asset starts or ends, the episode is acknowledged, or a
-        repair's verification starts (DONE). Returns the events (engine clock), as ``tick``."""
-        return []
+        repair's verification starts (DONE). The same status heard again changes nothing.
+        Returns the events (engine clock), as ``tick``; an unknown rule or status, none."""
+        now = self._lifecycle_now(now_ns)
+        events = self._fire_due(now) if self._heap and self._heap[0][0] <= now else []
+        compiled = next((r for r in self.rules if r.id == rule), None)
+        if compiled is not None and is_wire_id(work_order_id):
+            events += self.lifecycle.work_order_status(
+                compiled, work_order_id, status, now, assigned
+            )
+        return self._finish(events)
 
-    def alarms_view(self, now_ns: int) -> list[dict[str, Any]]:
+    def alarms_view(self, now_ns: int, *, wall_offset_ns: int = 0) -> list[dict[str, Any]]:
         """One JSON-able row per rule: ``rule``, ``asset``, ``sensor``, ``state``,
-        ``priority``, ``shelved`` ({by, reason, until, until_clear} or None),
-        ``out_of_service`` ({by, reason, until, asset} or None), ``maintenance`` (work
-        order id or None), ``acknowledged`` ({by, at, note} or None), ``verifying``
-        ({work_order, until} or None). Times are on the engine's clock (ns)."""
-        return []
+        ``priority``, ``held`` (what holds its notifications now, or None), ``shelved``
+        ({by, reason, at, until, until_clear} or None), ``out_of_service`` ({by, reason, at,
+        until, asset} or None), ``maintenance`` (work order id or None), ``acknowledged``
+        ({by, at, note} or None), ``verifying`` ({work_order, until} or None). Times are
+        RFC 3339 text of the engine's clock plus ``wall_offset_ns``."""
+        return alarm_rows(self.lifecycle, wall_offset_ns)
+
+    def _lifecycle_now(self, now_ns: int) -> int:
+        """A command's time on the engine clock: never behind it (events stay in order)."""
+        if self.now is None or now_ns > self.now:
+            self.now = now_ns
+        return self.now
 
     def snapshot(self) -> dict[str, Any]:
         """The whole engine state as JSON-ready data (what the store writes)."""
@@ -390,7 +431,12 @@ class RuleEngine:
         heap = self._heap
         while heap and heap[0][0] <= until:
             when, order, key, gen = heapq.heappop(heap)
-            if order == ORDER_STATE:
+            if order == ORDER_LIFE:
+                if gen != self.lifecycle.gen:
+                    continue
+                self._advance(when)
+                self.lifecycle.fire(when, events)
+            elif order == ORDER_STATE:
                 rule = self.rules[key]
                 if rule.gen != gen or rule.deadline != when:
                     continue
@@ -528,6 +574,10 @@ class RuleEngine:
             self._changed()
             if condition != TRIP:
                 condition = CLEAR
+        if rule.life.verifying is not None:
+            # Before the transition: a failed repair is reopened before the activation
+            # that follows it, which then names the reopened work order.
+            self.lifecycle.on_sample(rule, t, value, condition, events)
         self.transitions.evaluate(rule, t, condition, events)
 
 

@@ -72,10 +72,16 @@ class ActivationGuards:
         self.held_chattering = 0
         self.held_flood = 0
 
-    def check(self, rule: CompiledRule, t: int) -> tuple[bool, bool, bool]:
+    def check(self, rule: CompiledRule, t: int, *, held: bool = False) -> tuple[bool, bool, bool]:
         """``rule`` activates at ``t``: (notify, starts chattering, starts a flood). Records
-        the activation in the rule's history (``last_activation``, ``chatter_times``)."""
+        the activation in the rule's history (``last_activation``, ``chatter_times``).
+        ``held``: a lifecycle state (shelved, out of service, maintenance) holds it already;
+        it still counts for chattering, but neither for the guards' counters nor the flood."""
         policy = rule.guard
+        if held:
+            starts_chattering = _chatter(rule, policy, t, rule.last_activation)
+            rule.last_activation = t
+            return False, starts_chattering, False
         notify = True
         previous = rule.last_activation
         if previous is not None and t - previous < policy.cooldown:

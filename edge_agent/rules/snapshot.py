@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from edge_agent.errors import EdgeAgentError
 from edge_agent.rules.compiled import NEVER
 from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, STATE_NAMES
+from edge_agent.rules.lifecycle_state import shift_lifecycle
 
 if TYPE_CHECKING:
     from edge_agent.rules.compiled import CompiledRule
@@ -109,6 +110,11 @@ def take_snapshot(
     if engine.retired_episodes:
         # Removed rules' episode counts: a rule added back must not reuse an alert id.
         out["retired_episodes"] = dict(engine.retired_episodes)
+    lifecycle = engine.lifecycle.dump()
+    if lifecycle is not None:
+        # Shelved, out of service, maintenance, acknowledged, verifying: read back by this
+        # release, ignored by the one before (which keeps working on the same file).
+        out["lifecycle"] = lifecycle
     return out
 
 
@@ -117,22 +123,27 @@ def take_snapshot(
 _RULE_TIMES: Final = ("deadline", "flat_due", "pending_since", "started", "last_activation")
 
 
-def shift_snapshot(data: dict[str, Any], now_ns: int) -> dict[str, Any]:
+def shift_snapshot(data: dict[str, Any], now_ns: int, *, down_ns: int = 0) -> dict[str, Any]:
     """``data`` with every time moved by the same amount, so that its ``now`` becomes
     ``now_ns``: the state continues on another clock (the agent's monotonic clock after a
     restart or a reboot). Durations between saved times are kept: a deadline due in 3 s
-    when saved is due 3 s after ``now_ns``. A state with no ``now`` is returned as is."""
+    when saved is due 3 s after ``now_ns``. A state with no ``now`` is returned as is.
+
+    The alarm lifecycle's times are absolute: they move ``down_ns`` (how long the agent was
+    down, by the wall clock) less, so a shelve that expired meanwhile is due at once."""
     try:
-        return _shifted(data, now_ns)
+        return _shifted(data, now_ns, down_ns)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise SnapshotError(f"saved rule state has an unexpected shape: {exc}") from exc
 
 
-def _shifted(data: dict[str, Any], now_ns: int) -> dict[str, Any]:
+def _shifted(data: dict[str, Any], now_ns: int, down_ns: int) -> dict[str, Any]:
     saved_now = data.get("now")
     if saved_now is None:
         return data
     delta = now_ns - int(saved_now)
+    if data.get("lifecycle") is not None:
+        data = {**data, "lifecycle": shift_lifecycle(data["lifecycle"], delta - down_ns)}
 
     def move(t: Any) -> int | None:
         return None if t is None else int(t) + delta
@@ -217,6 +228,8 @@ def _restore(engine: RuleEngine, data: dict[str, Any]) -> None:
                 own = engine.sensors[gated.sensor]
                 own.has_value = False
                 own.value = None
+    # Kept whatever changed in a rule; a removed rule's is dropped.
+    engine.lifecycle.attach(data.get("lifecycle"))
     for rule_id, saved in data["rules"].items():
         rule = rules_by_id.get(rule_id)
         if rule is None:

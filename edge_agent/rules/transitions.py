@@ -30,8 +30,19 @@ ON_STALE_CLEAR: Final = "clear"
 ON_STALE_ALARM: Final = "alarm"
 
 
+class LifecycleHooks(Protocol):
+    """What the transitions tell the alarm lifecycle (``lifecycle_engine.Lifecycle``)."""
+
+    def hold_of(self, rule: CompiledRule) -> str | None: ...
+    def decorate(self, rule: CompiledRule, event: AlarmEvent) -> AlarmEvent: ...
+    def on_activated(self, rule: CompiledRule, t: int) -> None: ...
+    def on_normal(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None: ...
+
+
 class TransitionHost(Protocol):
     """What the transitions read and mark on the engine."""
+
+    lifecycle: LifecycleHooks
 
     # A transition not yet saved; only bookkeeping (peaks) moved (see ``RuleEngine``).
     dirty: bool
@@ -88,6 +99,7 @@ class Transitions:
                 self.deadlines.cancel(rule)
                 rule.refresh_fast()
                 self._changed()
+                self.host.lifecycle.on_normal(rule, t, events)
         elif state == ACTIVE:
             if condition == CLEAR:
                 if rule.off_delay == 0:
@@ -121,8 +133,11 @@ class Transitions:
         rule.active_levels = 0
         if rule.peak is None or rule.more_extreme(rule.held, rule.peak):
             rule.peak = rule.held
-        notify, starts_chattering, starts_flood = self.guards.check(rule, t)
+        lifecycle = self.host.lifecycle
+        held = lifecycle.hold_of(rule) is not None
+        notify, starts_chattering, starts_flood = self.guards.check(rule, t, held=held)
         rule.notify = notify
+        lifecycle.on_activated(rule, t)
         events.append(self.event(rule, t, "activated"))
         if starts_chattering:
             events.append(self.event(rule, t, "chattering"))
@@ -165,6 +180,7 @@ class Transitions:
     def clear(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
         """End the episode: ``cleared``, back to NORMAL."""
         events.append(self.event(rule, t, "cleared"))
+        self.host.lifecycle.on_normal(rule, t, events)
         self.deadlines.cancel(rule)
         rule.state = NORMAL
         rule.pending_since = None
@@ -193,6 +209,7 @@ class Transitions:
             self.deadlines.cancel(rule)
             rule.refresh_fast()
             state = NORMAL
+            self.host.lifecycle.on_normal(rule, t, events)
         mode = rule.on_stale
         if mode == ON_STALE_CLEAR:
             if state in (ACTIVE, CLEARING):
@@ -210,8 +227,9 @@ class Transitions:
         self._changed()
 
     def event(self, rule: CompiledRule, t: int, kind: Any) -> AlarmEvent:
-        """The event of kind ``kind`` for ``rule``'s current episode."""
-        return AlarmEvent(
+        """The event of kind ``kind`` for ``rule``'s current episode (an activation,
+        escalation or chattering as the alarm lifecycle holds it)."""
+        event = AlarmEvent(
             time_ns=t,
             kind=kind,
             rule_id=rule.id,
@@ -225,3 +243,4 @@ class Transitions:
             started_ns=rule.started,
             cause=rule.cause,
         )
+        return self.host.lifecycle.decorate(rule, event)

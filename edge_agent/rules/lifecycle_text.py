@@ -1,0 +1,96 @@
+"""The texts of the alarm lifecycle that people read: the comments put on work orders
+(held for maintenance, a repair verified or not) and the one-line answers to commands.
+
+No absolute times from the engine's clock (a monotonic clock in the agent): durations
+only, or times moved onto the wall clock by the caller's offset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_agent.alerts import format_time_ns
+from edge_agent.common.value_text import number_text
+from edge_agent.config.models import SiteConfig
+from edge_agent.config.units import format_duration
+from edge_agent.rules.lifecycle_state import Hold, Verification
+
+
+def _decimals(config: SiteConfig, sensor_id: str) -> int | None:
+    sensor = config.sensors.get(sensor_id)
+    return sensor.decimals if sensor is not None else None
+
+
+def value_text(config: SiteConfig, sensor_id: str, value: Any) -> str:
+    """``value`` with the sensor's decimals and unit: ``92.1 degC``."""
+    sensor = config.sensors.get(sensor_id)
+    unit = sensor.unit if sensor is not None and sensor.unit else ""
+    text = number_text(value, _decimals(config, sensor_id))
+    return f"{text} {unit}".strip() if text else "no value"
+
+
+def asset_name(config: SiteConfig, asset_id: str) -> str:
+    asset = config.assets.get(asset_id)
+    return asset.name if asset is not None and asset.name else asset_id
+
+
+def maintenance_comment(
+    config: SiteConfig, rule_id: str, asset_id: str, sensor_id: str, value: Any, status: str
+) -> str:
+    """Put once on a maintenance work order per rule that it silenced."""
+    return (
+        f"{rule_id} on {asset_name(config, asset_id)} went into alarm ({sensor_id} "
+        f"{value_text(config, sensor_id, value)}) while this work order is {status}: held "
+        "as maintenance, no new work order. Further alarms of this rule during this work "
+        "order are held without comment."
+    )
+
+
+def verified_comment(config: SiteConfig, sensor_id: str, verify_for: int, v: Verification) -> str:
+    """``verified: temp normal for 30m after the repair (peak before 92 degC, range after
+    61..64 degC)``."""
+    low = number_text(v.low, _decimals(config, sensor_id))
+    high = value_text(config, sensor_id, v.high)
+    after = high if v.low == v.high else f"{low}..{high}"
+    peak = value_text(config, sensor_id, v.peak_before)
+    return (
+        f"verified: {sensor_id} normal for {format_duration(verify_for)} after the repair "
+        f"(peak before {peak}, range after {after})"
+    )
+
+
+def reopened_comment(
+    config: SiteConfig,
+    sensor_id: str,
+    v: Verification,
+    t: int,
+    *,
+    value: Any = None,
+    limit: Any = None,
+    stale: bool = False,
+) -> str:
+    """What the sensor did after the repair that did not hold."""
+    after = format_duration(max(0, t - v.since))
+    if stale:
+        return (
+            f"reopened: the repair could not be verified; {sensor_id} sent no good reading "
+            f"{after} after the work order was done"
+        )
+    shown = value_text(config, sensor_id, value)
+    limit_text = number_text(limit, _decimals(config, sensor_id))
+    return (
+        f"reopened: {sensor_id} was {shown} (limit {limit_text}) {after} after the work order "
+        f"was done (peak before the repair {value_text(config, sensor_id, v.peak_before)}); "
+        "the alarm is back"
+    )
+
+
+def hold_text(what: str, hold: Hold, wall_offset_ns: int) -> str:
+    """``shelved by alice until 2026-01-05T12:00:00Z: pump swap``."""
+    if hold.until_clear:
+        until = " until the alarm clears"
+    elif hold.until is not None:
+        until = f" until {format_time_ns(hold.until + wall_offset_ns)}"
+    else:
+        until = ""
+    reason = f": {hold.reason}" if hold.reason else ""
+    return f"{what} by {hold.by}{until}{reason}"
