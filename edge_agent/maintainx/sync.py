@@ -240,22 +240,27 @@ async def _lifecycle(
 
 
 def _lifecycle_text(message: AlertMessage, text: str) -> str:
-    return f"{text} Alert id: {message['alert_id']}"
+    text = text.rstrip()
+    end = "" if text.endswith((".", "!", "?", ")")) else "."
+    return f"{text}{end} Alert id: {message['alert_id']}"
 
 
 def _verified_text(message: AlertMessage) -> str:
+    """The engine's words (``verified: <sensor> normal for …``), else a plain one."""
     comment = message.get("comment")
     if comment:
         return str(comment)
     return (
-        f"Verified at {when_text(message)}: {reading_text(message)} stayed normal after the repair."
+        f"Verified at {when_text(message)}: {reading_text(message)} stayed normal after the repair"
     )
 
 
 def _reopened_text(message: AlertMessage) -> str:
+    """The engine's words (``reopened: <sensor> was …``), else a plain one."""
     comment = message.get("comment")
-    text = str(comment) if comment else f"{reading_text(message)} not normal after the repair."
-    return f"Reopened at {when_text(message)}: {text}"
+    if comment:
+        return str(comment)
+    return f"Reopened at {when_text(message)}: {reading_text(message)} not normal after the repair"
 
 
 async def _create(
