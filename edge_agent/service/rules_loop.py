@@ -38,14 +38,14 @@ log = logging.getLogger("edge_agent.service.pipeline")
 
 READINGS_QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the rules task before sources wait."""
+MAX_WORK_ORDER_CHANGES: Final = 1000
+"""Work order changes waiting for the rules task; more are dropped (counted, logged): the
+tracker's map has them, and the engine hears the next change of each work order."""
 TICK_INTERVAL_S: Final = 0.2
 """How often the rules see the clock when no reading arrives (deadlines, staleness)."""
 STATE_FLUSH_S: Final = 5.0
 """Rule state that changed without an event (pending timers, last values) is saved this often."""
 RECENT_EVENTS: Final = 50
-MAX_WORK_ORDER_CHANGES: Final = 1000
-"""Work order changes waiting for the rules task; more are dropped (counted, logged): the
-tracker's map has them, and the engine hears the next change of each work order."""
 
 
 class RulesLoop:
@@ -77,12 +77,12 @@ class RulesLoop:
         self.wall_clock: WallClockCheck | None = None
         # MQTT mode: which work order each rule has open (fed by the hub's answers).
         self.work_orders: WorkOrderTracker | None = None
-        self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
-            maxsize=READINGS_QUEUE_BATCHES
-        )
         # Work order changes for the engine (the alarm lifecycle), taken between batches.
         self.work_order_changes: deque[StatusChange] = deque()
         self.work_order_changes_dropped = 0
+        self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
+            maxsize=READINGS_QUEUE_BATCHES
+        )
 
     async def sink(self, readings: Sequence[Reading]) -> None:
         """Where every source delivers its readings."""
