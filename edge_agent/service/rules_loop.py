@@ -75,7 +75,7 @@ class RulesLoop:
         self.engine: RuleEngine
         # Set at start, from the saved rule state's wall time.
         self.wall_clock: WallClockCheck | None = None
-        # MQTT mode: which work order each rule has open (fed by the hub's answers).
+        # Which work order each rule has open (the hub's answers; direct mode's polls).
         self.work_orders: WorkOrderTracker | None = None
         # Work order changes for the engine (the alarm lifecycle), taken between batches.
         self.work_order_changes: deque[StatusChange] = deque()
