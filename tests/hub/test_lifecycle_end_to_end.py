@@ -35,7 +35,7 @@ def _site(state_dir: Path, broker: Broker, asset_mx: int) -> SiteConfig:
         "asset": "P-101",
         "high": {"limit": 50},
         "priority": "MEDIUM",
-        "work_order": {"title": "{asset.name}: {sensor} {value:.1f}"},
+        "work_order": {"title": "{asset.name}: {value:.1f} {unit}"},
     }
     return SiteConfig.model_validate(
         {
@@ -49,8 +49,16 @@ def _site(state_dir: Path, broker: Broker, asset_mx: int) -> SiteConfig:
             },
             "assets": {"P-101": {"maintainx_id": asset_mx, "name": "Pump P-101"}},
             "sensors": {
-                "temp": {"connection": "plc1", "register": {"table": "holding", "address": 0}},
-                "vib": {"connection": "plc1", "register": {"table": "holding", "address": 1}},
+                "temp": {
+                    "connection": "plc1",
+                    "register": {"table": "holding", "address": 0},
+                    "unit": "degC",
+                },
+                "vib": {
+                    "connection": "plc1",
+                    "register": {"table": "holding", "address": 1},
+                    "unit": "mm/s",
+                },
             },
             "rules": [
                 {**rule, "id": "pump-hot", "sensor": "temp", "verify_for": "2s"},
