@@ -41,7 +41,12 @@ from edge_agent.forwarders.delivery import (
     Words,
 )
 from edge_agent.forwarders.maintainx.journal import log_work_order
-from edge_agent.forwarders.maintainx.status_poller import PollerStatus, StatusPoller
+from edge_agent.forwarders.maintainx.status_poller import (
+    DEFAULT_INTERVAL_S,
+    PollerStatus,
+    StatusPoller,
+    record_delivery,
+)
 from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.maintainx.client import MaintainXClient
@@ -209,7 +214,7 @@ class MaintainXForwarder:
         finally:
             if polls is not None:
                 polls.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await polls
             self._release_leases()
 
@@ -343,11 +348,10 @@ class MaintainXForwarder:
             status.rate_limited = self.client.rate_limited
             status.pacing_waits = self.client.pacer.waits
         log_work_order(message, result)
-        self._track(message, result)
+        if self.work_orders is not None:
+            record_delivery(self.work_orders, message, result)
 
     def _build_poller(self, tracker: WorkOrderTracker, interval_s: float | None) -> StatusPoller:
-        from edge_agent.forwarders.maintainx.status_poller import DEFAULT_INTERVAL_S
-
         return StatusPoller(
             tracker,
             lambda: None if self.status.credentials_rejected else self.client,
@@ -356,22 +360,6 @@ class MaintainXForwarder:
             backoff=Backoff.from_config(self.config.backoff),
             interval_s=DEFAULT_INTERVAL_S if interval_s is None else interval_s,
         )
-
-    def _track(self, message: AlertMessage, result: SyncResult) -> None:
-        """Direct mode's tracker learns the work order an episode got (the poller asks its
-        status from then on), and a reopen it made (OPEN again: polled again)."""
-        tracker = self.work_orders
-        if tracker is None or result.work_order_id is None:
-            return
-        try:
-            if result.action in ("created", "found", "exists"):
-                tracker.record_work_order(
-                    message["rule"], message["alert_id"], result.work_order_id
-                )
-            elif result.action == "reopened":
-                tracker.record_status(message["rule"], result.work_order_id, "OPEN")
-        except OSError as exc:  # the map could not be saved; the next poll round says
-            log.error("Work order map not saved.", extra={"error": str(exc)})
 
     def _dead_letter(self, item: OutboxItem, reason: str) -> DeadLetter:
         def logged() -> None:

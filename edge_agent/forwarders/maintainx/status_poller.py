@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+from edge_agent.alerts import AlertMessage
 from edge_agent.common.backoff import Backoff
 from edge_agent.forwarders.workorder_status import CLOSED, STATUSES, WorkOrderTracker
 from edge_agent.maintainx.client import MaintainXClient
@@ -32,6 +33,7 @@ from edge_agent.maintainx.errors import (
     NotFound,
     RateLimited,
 )
+from edge_agent.maintainx.sync import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +96,20 @@ class StatusPoller:
         ]
 
     async def run(self) -> None:
-        """Poll round after round until cancelled. Never raises for MaintainX."""
+        """Poll round after round until cancelled. Never raises: MaintainX's failures are
+        handled per request, anything else (the client closed under a round by a reload, a
+        bug) is logged and the next round backs off."""
         while True:
             client = self._client_of()
             if client is None:
                 await asyncio.sleep(IDLE_WAIT_S)
                 continue
-            pause = await self.poll_round(client)
+            try:
+                pause = await self.poll_round(client)
+            except Exception:
+                self.status.errors += 1
+                pause = max(IDLE_WAIT_S, self.backoff.next_delay())
+                log.exception("A round of work order status polls failed; retrying.")
             await asyncio.sleep(pause)
 
     async def poll_round(self, client: MaintainXClient) -> float:
@@ -184,3 +193,17 @@ def _assigned(work_order: dict[str, object]) -> bool | None:
     if any(isinstance(work_order.get(key), list) for key in ("assignees", "assigneeIds")):
         return False
     return None
+
+
+def record_delivery(tracker: WorkOrderTracker, message: AlertMessage, result: SyncResult) -> None:
+    """What a delivery taught the tracker: the work order an episode got (polled from then
+    on), or a reopen the forwarder made (OPEN again: polled again)."""
+    if result.work_order_id is None:
+        return
+    try:
+        if result.action in ("created", "found", "exists"):
+            tracker.record_work_order(message["rule"], message["alert_id"], result.work_order_id)
+        elif result.action == "reopened":
+            tracker.record_status(message["rule"], result.work_order_id, "OPEN")
+    except OSError as exc:  # the map could not be saved; the next poll round says
+        log.error("Work order map not saved.", extra={"error": str(exc)})
