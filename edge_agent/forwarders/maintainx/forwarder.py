@@ -42,7 +42,6 @@ from edge_agent.forwarders.delivery import (
 )
 from edge_agent.forwarders.maintainx.journal import log_work_order
 from edge_agent.forwarders.maintainx.status_poller import (
-    DEFAULT_INTERVAL_S,
     PollerStatus,
     StatusPoller,
     record_delivery,
@@ -358,7 +357,7 @@ class MaintainXForwarder:
             self._credentials_rejected,
             rate_limit_per_min=self.config.rate_limit,
             backoff=Backoff.from_config(self.config.backoff),
-            interval_s=DEFAULT_INTERVAL_S if interval_s is None else interval_s,
+            interval_s=interval_s,
         )
 
     def _dead_letter(self, item: OutboxItem, reason: str) -> DeadLetter:

@@ -79,14 +79,15 @@ class StatusPoller:
         *,
         rate_limit_per_min: int,
         backoff: Backoff,
-        interval_s: float = DEFAULT_INTERVAL_S,
+        interval_s: float | None = None,
     ) -> None:
         self.tracker = tracker
         self._client_of = client_of
         self._credentials_rejected = credentials_rejected
         self.backoff = backoff
         gap_s = 60.0 / max(1.0, rate_limit_per_min * POLL_SHARE)
-        self.status = PollerStatus(interval_s=interval_s, request_gap_s=gap_s)
+        interval = DEFAULT_INTERVAL_S if interval_s is None else interval_s
+        self.status = PollerStatus(interval_s=interval, request_gap_s=gap_s)
 
     def open_work_orders(self) -> list[tuple[str, int]]:
         """``(rule, work order)`` of every work order the tracker knows open."""
