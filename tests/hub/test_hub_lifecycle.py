@@ -134,3 +134,35 @@ async def test_lifecycle_events_are_kept_and_a_foreign_work_order_is_not_touched
     kept = hub.store.kpis()
     assert any(r.site == "site-a" for r in kept)
     site.close()
+
+
+async def test_a_held_reactivation_comments_once_with_its_own_words(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Any]
+) -> None:
+    """A rule whose own work order is in progress activates again: the agent names that
+    work order twice (``related_work_order``, and ``work_order_id`` for the held comment).
+    One comment, the held one; not the re-activation's too."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    running_hubs.append(hub)
+    site = Site(mosquitto)
+    site.subscribe("edge/v1/site-a/results")
+    n = random.randrange(1 << 40)
+    site.publish("edge/v1/site-a/alerts", make_alert("site-a", n, rule="held-rule"))
+    await async_wait_until(lambda: len(site.results()) == 1, 20, "the work order")
+    work_order_id = site.results()[0]["work_order_id"]
+    again = make_alert(
+        "site-a",
+        n + 1,
+        rule="held-rule",
+        notify=False,
+        held="maintenance",
+        related_work_order=work_order_id,
+        work_order_id=work_order_id,
+        comment="held-rule went into alarm again while this work order is IN_PROGRESS",
+    )
+    site.publish("edge/v1/site-a/alerts", again)
+    await async_wait_until(lambda: len(site.results()) == 2, 20, "the answer")
+    assert site.results()[1]["action"] == "commented"
+    texts = [c["content"] for c in emulator.comments(work_order_id)]
+    assert len(texts) == 1 and texts[0].startswith("held-rule went into alarm again"), texts
+    site.close()

@@ -123,6 +123,13 @@ async def test_client_requests_and_emulator_answers_match_the_spec(tmp_path: Pat
             )
             pages = [w async for w in client.list_work_orders(limit=1, statuses=["IN_PROGRESS"])]
             assert [w["id"] for w in pages] == [work_order_id]
+            # The status webhook the emulator sends (the hub reads newWorkOrder's assignees).
+            await client.set_status(work_order_id, "DONE")
+            assert mx.wait_for(lambda: mx.webhook_deliveries, 10)
+            hook = SPEC["x-webhooks"]["WORK_ORDER_STATUS_CHANGE"]["post"]["requestBody"]
+            for delivery in mx.webhook_deliveries:
+                assert "newWorkOrder" in delivery.payload
+                assert validate(SPEC, _json_schema(hook) or {}, delivery.payload) == []
             # The documented error answers.
             with pytest.raises(NotFound):
                 await client.get_work_order(999_999)
