@@ -32,13 +32,18 @@ RECORDED_EVENTS: Final = frozenset(
 )
 """The alert events the hub keeps in ``alarm_events``."""
 
-# ``{p}`` the backend's table prefix, ``{big}`` its 64-bit integer type.
+# ``{p}`` the backend's table prefix, ``{n}`` its index prefix, ``{big}`` its 64-bit
+# integer type. The indexes cover the KPI queries (they read no table row): the hub runs
+# them every few seconds, on SQLite on its writer thread.
 ALARM_EVENTS_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS {p}alarm_events (
     event_id TEXT PRIMARY KEY, site TEXT NOT NULL, alert_id TEXT NOT NULL, asset TEXT NOT NULL,
     rule TEXT NOT NULL, event TEXT NOT NULL, work_order_id {big}, by_whom TEXT, reason TEXT,
     time_ns {big} NOT NULL, recorded_ns {big} NOT NULL
 );
+CREATE INDEX IF NOT EXISTS {n}alarm_events_kpi
+    ON {p}alarm_events (event, site, asset, work_order_id, time_ns);
+CREATE INDEX IF NOT EXISTS {n}alarm_events_alert ON {p}alarm_events (event, alert_id, time_ns);
 """
 INSERT_ALARM_EVENT_SQL: Final = (
     "INSERT INTO {p}alarm_events (event_id, site, alert_id, asset, rule, event, work_order_id, "

@@ -209,7 +209,7 @@ class PostgresHubStore:
             where = f"PostgreSQL table {table_prefix}schema_version"  # never the DSN
             check("hub store", where, None if row is None else row[0], SCHEMA_VERSION)
             conn.execute(_SCHEMA.format(p=table_prefix, n=index_prefix))
-            conn.execute(ALARM_EVENTS_TABLE.format(p=table_prefix, big="BIGINT"))
+            conn.execute(ALARM_EVENTS_TABLE.format(p=table_prefix, n=index_prefix, big="BIGINT"))
             conn.execute(
                 f"INSERT INTO {table_prefix}schema_version (version) VALUES (%s) "
                 "ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version",

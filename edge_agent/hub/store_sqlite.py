@@ -91,7 +91,7 @@ def _prepare(path: Path) -> Op:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-        db.executescript(_SCHEMA + ALARM_EVENTS_TABLE.format(p="", big="INTEGER"))
+        db.executescript(_SCHEMA + ALARM_EVENTS_TABLE.format(p="", n="", big="INTEGER"))
         stamp_sqlite(db, SCHEMA_VERSION)
 
     return prepare
