@@ -42,6 +42,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     ├── rules
     │   ├── TraceError                rules/trace.py (also ValueError)
     │   ├── SnapshotError             rules/snapshot.py (also ValueError)
+    │   ├── CommandError              rules/lifecycle.py: an alarm command refused as
+    │   │                             written (also ValueError)
     │   └── StateStoreError           rules/store.py (also OSError)
     ├── MeterStateError               meters/samples.py: a saved meter state refused
     │                                 (also ValueError)

@@ -4,6 +4,11 @@ Feeds the trace's readings through the site's rules (the clock follows the readi
 times; ``--until`` moves it further at the end) and prints every alarm event as one JSON
 object per line, in time order. A bad trace line is reported with its line number and
 nothing is printed (exit 1).
+
+A trace may also hold the alarm lifecycle's commands and work order statuses (see
+``rules/trace.py``); they go to the same engine calls as the agent's, and a command the
+agent would refuse prints ``{"time", "command", "rule"|"asset", "ok": false, "message"}``
+where it happened.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from edge_agent.alerts import parse_time
+from edge_agent.alerts import format_time_ns, parse_time
 from edge_agent.commands.trace_input import (
     TraceInputError,
     bounded_lines,
-    checked_readings,
+    checked_items,
     open_trace,
 )
 from edge_agent.config.models import SiteConfig
@@ -26,7 +31,11 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Reading
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.rules.events import AlarmEvent
-from edge_agent.rules.trace import TraceError, decode_lines
+from edge_agent.rules.lifecycle import CommandError, parse_command
+from edge_agent.rules.trace import TraceCommand, TraceError, TraceWorkOrder, decode_lines
+
+Refusal = tuple[int, dict[str, object]]
+"""A refused command's output line, with the number of events before it."""
 
 
 class ReplayError(EdgeAgentError):
@@ -74,20 +83,72 @@ def replay_readings(
     lines: Iterable[str],
     until_ns: int | None = None,
     unknown: dict[str, list[int]] | None = None,
+    refusals: list[Refusal] | None = None,
 ) -> tuple[list[AlarmEvent], RuleEngine]:
     """Run ``lines`` (trace text) through a fresh engine; raises TraceError on a bad line
     before any reading is applied. ``unknown`` collects the line numbers of readings of
-    sensors the site does not have, by sensor id."""
-    readings = list(checked_readings(lines))
+    sensors the site does not have, by sensor id; ``refusals`` the commands the engine
+    refused (see :func:`replay_output`)."""
+    items = list(checked_items(lines))
     engine = RuleEngine(config)
     events: list[AlarmEvent] = []
-    for line, reading in readings:
-        if unknown is not None and reading.sensor_id not in config.sensors:
-            unknown.setdefault(reading.sensor_id, []).append(line)
-        events.extend(engine.feed(reading))
+    for line, item in items:
+        if isinstance(item, TraceCommand):
+            refusal = _apply_command(engine, config, item, events)
+            if refusal is not None and refusals is not None:
+                refusals.append((len(events), refusal))
+        elif isinstance(item, TraceWorkOrder):
+            events.extend(
+                engine.work_order_status(
+                    item.rule, item.work_order_id, item.status, item.time_ns, assigned=item.assigned
+                )
+            )
+        else:
+            if unknown is not None and item.sensor_id not in config.sensors:
+                unknown.setdefault(item.sensor_id, []).append(line)
+            events.extend(engine.feed(item))
     if until_ns is not None:
         events.extend(engine.tick(until_ns))
     return events, engine
+
+
+def _apply_command(
+    engine: RuleEngine, config: SiteConfig, item: TraceCommand, events: list[AlarmEvent]
+) -> dict[str, object] | None:
+    """Apply one command line; the line replay prints if the agent would refuse it."""
+    data = item.data
+    try:
+        command = parse_command(data, max_shelve_ns=config.alarms.max_shelve)
+    except CommandError as exc:
+        ok, message = False, str(exc)
+    else:
+        outcome = engine.apply_command(command, item.time_ns)
+        events.extend(outcome.events)
+        ok, message = outcome.ok, outcome.message
+    if ok:
+        return None
+    target = {"asset": data["asset"]} if "asset" in data else {"rule": data.get("rule")}
+    return {
+        "time": format_time_ns(item.time_ns),
+        "command": data["action"],
+        **target,
+        "ok": False,
+        "message": message,
+    }
+
+
+def replay_output(events: list[AlarmEvent], refusals: list[Refusal]) -> list[dict[str, object]]:
+    """What replay prints: the events' lines with the refused commands where they were."""
+    out: list[dict[str, object]] = []
+    pending = iter(refusals)
+    refusal = next(pending, None)
+    for index, event in enumerate([*events, None]):
+        while refusal is not None and refusal[0] == index:
+            out.append(refusal[1])
+            refusal = next(pending, None)
+        if event is not None:
+            out.append(event.to_replay_json())
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,10 +173,11 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     unknown: dict[str, list[int]] = {}
+    refusals: list[Refusal] = []
     try:
         with open_trace(args.trace) as trace:
             lines = decode_lines(bounded_lines(trace))
-            events, engine = replay_readings(config, lines, until_ns, unknown)
+            events, engine = replay_readings(config, lines, until_ns, unknown, refusals)
     except TraceInputError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -126,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.trace}:{exc.line}: error: {exc.message}", file=sys.stderr)
         return 1
     out = sys.stdout
-    for event in events:
-        out.write(json.dumps(event.to_replay_json()) + "\n")
+    for line in replay_output(events, refusals):
+        out.write(json.dumps(line) + "\n")
     out.flush()
     _report_unknown_sensors(args.trace, unknown, list(config.sensors))
     rejected = {name: n for name, n in engine.counters.items() if n and "readings" in name}

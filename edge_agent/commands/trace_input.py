@@ -17,7 +17,7 @@ from typing import BinaryIO, Final
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.readings import Reading
-from edge_agent.rules.trace import TraceError, parse_trace_line
+from edge_agent.rules.trace import TraceError, TraceItem, parse_trace_item, parse_trace_line
 
 # One reading is a short JSON object; a line this long is not one.
 MAX_LINE_BYTES: Final = 64 * 1024
@@ -86,6 +86,21 @@ def checked_readings(lines: Iterable[str]) -> Iterator[tuple[int, Reading]]:
             continue
         try:
             yield number, parse_trace_line(text, number)
+        except TraceError:
+            raise
+        except (ValueError, RecursionError, OverflowError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+            raise TraceError(number, f"not a reading: {reason}") from exc
+
+
+def checked_items(lines: Iterable[str]) -> Iterator[tuple[int, TraceItem]]:
+    """As :func:`checked_readings`, with the alarm lifecycle's lines too: commands and
+    work order statuses (``rules/trace.py``)."""
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield number, parse_trace_item(text, number)
         except TraceError:
             raise
         except (ValueError, RecursionError, OverflowError) as exc:

@@ -119,8 +119,8 @@ class CompiledRule:
             self.gate_value = None
             self.gate_open = True
         # The alarm lifecycle (shelved, out of service, acknowledged, verifying; see
-        # ``lifecycle_engine.py``): the engine gives each rule its saved one.
-        self.life = RuleLife()
+        # ``lifecycle_engine.py``): made when a rule first needs one (most never do).
+        self.life: RuleLife | None = None
         self.reset()
         self.last_activation: int | None = None
         # Episodes this rule has opened, ever (persisted): the next one's number names its
@@ -170,7 +170,12 @@ class CompiledRule:
         ungated high or low rule only needs to know whether a sample trips (see
         ``conditions.ABOVE``); 0 judges every sample (a repair being verified watches every
         sample's range)."""
-        if self.state == NORMAL and self.gate_sensor is None and self.life.verifying is None:
+        life = self.life
+        if (
+            self.state == NORMAL
+            and self.gate_sensor is None
+            and (life is None or not life.verifying)
+        ):
             self.fast = self.condition.fast
         else:
             self.fast = 0

@@ -340,6 +340,8 @@ class RuleEngine:
             "held_cooldown": self.guards.held_cooldown,
             "held_chattering": self.guards.held_chattering,
             "held_flood": self.guards.held_flood,
+            # Activations held by the alarm lifecycle (shelved, out of service, maintenance).
+            **{f"held_{state}": n for state, n in self.lifecycle.held.items()},
             "state_saves": self._writer.saves if self._writer is not None else 0,
             "state_save_errors": self._writer.errors if self._writer is not None else 0,
         }
@@ -574,7 +576,8 @@ class RuleEngine:
             self._changed()
             if condition != TRIP:
                 condition = CLEAR
-        if rule.life.verifying is not None:
+        life = rule.life
+        if life is not None and life.verifying is not None:
             # Before the transition: a failed repair is reopened before the activation
             # that follows it, which then names the reopened work order.
             self.lifecycle.on_sample(rule, t, value, condition, events)

@@ -109,7 +109,7 @@ def parse_command(data: Mapping[str, Any], *, max_shelve_ns: int) -> AlarmComman
         raise CommandError("a command is a JSON object")
     unknown = sorted(str(k) for k in data if k not in _KNOWN_KEYS)
     if unknown:
-        raise CommandError(f"{unknown[0][:64]}: not a field of a command")
+        raise CommandError(f"{unknown[0][:64]!r}: not a field of a command")
     command_id = data.get("id")
     if not isinstance(command_id, str) or not _COMMAND_ID_RE.fullmatch(command_id):
         raise CommandError(

@@ -11,7 +11,7 @@ from edge_agent.alerts import format_time_ns
 from edge_agent.config.units import format_duration
 from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, STATE_NAMES, AlarmEvent
 from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
-from edge_agent.rules.lifecycle_state import Ack, AssetLife, Hold
+from edge_agent.rules.lifecycle_state import Ack, AssetLife, Hold, RuleLife
 from edge_agent.rules.lifecycle_text import hold_text
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def apply_command(
     rule = next((r for r in engine.rules if r.id == command.rule), None)
     if rule is None:
         return _refused(f"no rule {command.rule!r} at site {engine.site_id}")
-    life = rule.life
+    life = lifecycle.life_of(rule)
     events: list[AlarmEvent] = []
 
     def audit(kind: str) -> None:
@@ -53,7 +53,7 @@ def apply_command(
                 "shelve it for a time instead"
             )
         until = None if command.for_ns is None else now + command.for_ns
-        life.shelved = Hold(command.by, command.reason, now, until, command.until_clear)
+        life.shelved = Hold(command.by, command.reason, now, until, command.until_clear, command.id)
         if until is not None:
             lifecycle.want(until)
         audit("shelved")
@@ -66,7 +66,7 @@ def apply_command(
         text = f"rule {rule.id} unshelved by {command.by}"
     elif action == "oos":
         until = None if command.for_ns is None else now + command.for_ns
-        life.oos = Hold(command.by, command.reason, now, until)
+        life.oos = Hold(command.by, command.reason, now, until, command=command.id)
         if until is not None:
             lifecycle.want(until)
         audit("out_of_service")
@@ -102,7 +102,7 @@ def _ack(
     """Acknowledge ``rule``'s open alarm; an outcome only when it is refused or a no-op."""
     if rule.state not in (ACTIVE, CLEARING):
         return _refused(f"rule {rule.id} has no alarm to acknowledge")
-    life = rule.life
+    life = lifecycle.life_of(rule)
     if life.ack is not None:
         return CommandOutcome(True, f"rule {rule.id} was already acknowledged by {life.ack.by}")
     life.ack = Ack(command.by, now, command.note)
@@ -127,7 +127,7 @@ def _asset_command(
     asset = lifecycle.assets.setdefault(asset_id, AssetLife())
     if command.action == "oos":
         until = None if command.for_ns is None else now + command.for_ns
-        asset.oos = Hold(command.by, command.reason, now, until)
+        asset.oos = Hold(command.by, command.reason, now, until, command=command.id)
         if until is not None:
             lifecycle.want(until)
         kind = "out_of_service"
@@ -170,7 +170,7 @@ def alarm_rows(lifecycle: Lifecycle, wall_offset_ns: int) -> list[dict[str, Any]
     """The ``alarms list`` view: one row per rule, in config order."""
     rows: list[dict[str, Any]] = []
     for rule in lifecycle.engine.rules:
-        life = rule.life
+        life = rule.life or RuleLife()
         asset = lifecycle.asset_of(rule)
         oos = _hold_row(life.oos or asset.oos, wall_offset_ns)
         if oos is not None:

@@ -45,6 +45,8 @@ SYSTEM_BY: Final = "edge-agent"
 """Who an expiry's audit event is by."""
 WORK_ORDER_BY: Final = "maintainx"
 """Who an acknowledgement by a work order is by."""
+MAINTENANCE_DEFAULT: Final = ("IN_PROGRESS", "ON_HOLD")
+"""An asset's ``maintenance.while`` when it is not in the site file (a rule's own asset id)."""
 _NOTIFYING_KINDS: Final = frozenset({"activated", "escalated", "chattering"})
 
 
@@ -57,6 +59,8 @@ class Lifecycle:
         # The generation of the lifecycle's one heap entry, and its time.
         self.gen = 0
         self.due: int | None = None
+        # Activations held, by the state that held them (the engine's counters).
+        self.held = {HELD_SHELVED: 0, HELD_OOS: 0, HELD_MAINTENANCE: 0}
 
     # ------------------------------------------------------------------ setup, saving
 
@@ -68,7 +72,7 @@ class Lifecycle:
         self.assets = {}
         for rule in self.engine.rules:
             data = rules_data.get(rule.id)
-            rule.life = load_rule(data) if data is not None else RuleLife()
+            rule.life = load_rule(data) if data is not None else None
             asset_id = rule.rule.asset
             if asset_id not in self.assets:
                 asset_data = assets_data.get(asset_id)
@@ -82,16 +86,24 @@ class Lifecycle:
                 self.assets[asset_id] = (
                     load_asset(asset_data) if asset_data is not None else AssetLife()
                 )
+        for asset_id, asset in self.assets.items():
+            # A reload that changed ``maintenance.while`` ends what it no longer lists.
+            statuses = self._maintenance_statuses(asset_id)
+            asset.maintenance = {k: v for k, v in asset.maintenance.items() if v in statuses}
 
     def dump(self) -> dict[str, Any] | None:
         """The saved form; None when every state is initial (nothing to save)."""
-        rules = {r.id: dump_rule(r.life) for r in self.engine.rules if not r.life.is_initial()}
+        rules = {
+            r.id: dump_rule(r.life)
+            for r in self.engine.rules
+            if r.life is not None and not r.life.is_initial()
+        }
         assets = {a: dump_asset(life) for a, life in self.assets.items() if not life.is_initial()}
         return {"rules": rules, "assets": assets} if rules or assets else None
 
     def reschedule(self) -> None:
         """Queue the earliest expiry on the engine's heap (after a restore or a change)."""
-        times = [t for rule in self.engine.rules for t in rule.life.due_times()]
+        times = [t for rule in self.engine.rules if rule.life for t in rule.life.due_times()]
         times += [a.oos.until for a in self.assets.values() if a.oos and a.oos.until]
         self.due = None
         self.gen += 1
@@ -110,6 +122,13 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ holds
 
+    def life_of(self, rule: CompiledRule) -> RuleLife:
+        """``rule``'s lifecycle, made when first needed (most rules never need one)."""
+        life = rule.life
+        if life is None:
+            life = rule.life = RuleLife()
+        return life
+
     def asset_of(self, rule: CompiledRule) -> AssetLife:
         return self.assets.setdefault(rule.rule.asset, AssetLife())
 
@@ -117,9 +136,9 @@ class Lifecycle:
         """Which state holds ``rule``'s notifications now (out of service first)."""
         life = rule.life
         asset = self.asset_of(rule)
-        if life.oos is not None or asset.oos is not None:
+        if (life is not None and life.oos is not None) or asset.oos is not None:
             return HELD_OOS
-        if life.shelved is not None:
+        if life is not None and life.shelved is not None:
             return HELD_SHELVED
         if asset.maintenance:
             return HELD_MAINTENANCE
@@ -132,11 +151,14 @@ class Lifecycle:
         if event.kind not in _NOTIFYING_KINDS:
             return event
         held = self.hold_of(rule)
-        life = rule.life
+        if held is not None and event.kind == "activated":
+            self.held[held] += 1
         if held is None:
-            if event.kind == "activated" and life.reopened is not None:
+            life = rule.life
+            if event.kind == "activated" and life is not None and life.reopened is not None:
                 return dataclasses.replace(event, work_order_id=life.reopened)
             return event
+        life = self.life_of(rule)
         if held != HELD_MAINTENANCE:
             return dataclasses.replace(event, notify=False, held=held)
         maintenance = self.asset_of(rule).maintenance
@@ -161,10 +183,12 @@ class Lifecycle:
 
     def on_activated(self, rule: CompiledRule, t: int) -> None:
         """A new episode: its acknowledgement starts over and, if it notifies, is watched."""
-        life = rule.life
+        ack_within = rule.rule.ack_within
+        if rule.life is None and not ack_within:
+            return
+        life = self.life_of(rule)
         life.ack = None
         life.ack_due = None
-        ack_within = rule.rule.ack_within
         if ack_within and rule.notify:
             life.ack_due = t + ack_within
             self.want(life.ack_due)
@@ -174,6 +198,8 @@ class Lifecycle:
         """``rule`` is back to NORMAL (cleared, or a pending trip that went away): a one-shot
         shelve ends; the episode is remembered for a repair verified after it."""
         life = rule.life
+        if life is None:
+            return
         if rule.alert_id is not None and life.work_order is not None:
             # Kept only for a rule whose work orders report their status: its repair may
             # be done (and verified) after the episode cleared.
@@ -185,7 +211,9 @@ class Lifecycle:
         if shelved is not None and shelved.until_clear:
             life.shelved = None
             events.append(
-                self.audit(rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{t}")
+                self.audit(
+                    rule, t, "unshelved", SYSTEM_BY, "the alarm cleared", f"clear-{shelved.command}"
+                )
             )
         self.changed()
 
@@ -194,7 +222,7 @@ class Lifecycle:
     ) -> None:
         """A sample judged while ``rule``'s repair is verified (before its transition): its
         range is kept, and one beyond the limit fails the verification at once."""
-        v = rule.life.verifying
+        v = rule.life.verifying if rule.life is not None else None
         assert v is not None
         if isinstance(value, int | float) and not isinstance(value, bool):
             v.low = value if v.low is None or value < v.low else v.low
@@ -213,7 +241,7 @@ class Lifecycle:
         self.due = None
         for asset_id, asset in self.assets.items():
             if asset.oos is not None and asset.oos.until is not None and asset.oos.until <= now:
-                until = asset.oos.until
+                until, command = asset.oos.until, asset.oos.command
                 asset.oos = None
                 self.changed()
                 for rule in self.engine.rules:
@@ -225,12 +253,12 @@ class Lifecycle:
                                 "returned_to_service",
                                 SYSTEM_BY,
                                 f"out of service of asset {asset_id} expired",
-                                f"expiry-{until}",
+                                f"expiry-{command}",
                             )
                         )
         for rule in self.engine.rules:
             life = rule.life
-            if not life.due_times():
+            if life is None or not life.due_times():
                 continue
             for hold, kind in ((life.shelved, "unshelved"), (life.oos, "returned_to_service")):
                 if hold is not None and hold.until is not None and hold.until <= now:
@@ -240,7 +268,7 @@ class Lifecycle:
                         life.oos = None
                     self.changed()
                     reason = f"{'shelve' if kind == 'unshelved' else 'out of service'} expired"
-                    qualifier = f"expiry-{hold.until}"
+                    qualifier = f"expiry-{hold.command}"
                     events.append(self.audit(rule, hold.until, kind, SYSTEM_BY, reason, qualifier))
             if life.ack_due is not None and life.ack_due <= now:
                 self._overdue(rule, life.ack_due, events)
@@ -251,11 +279,13 @@ class Lifecycle:
 
     def _overdue(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
         """Still unacknowledged after ``ack_within``: one ``escalated``, priority one up."""
-        life = rule.life
+        life = self.life_of(rule)
         life.ack_due = None
         self.changed()
         if rule.state not in (ACTIVE, CLEARING) or life.ack is not None:
             return
+        if self.hold_of(rule) is not None:
+            return  # held now (shelved, out of service, maintenance): nobody is to answer it
         names = list(PRIORITY_ORDER)
         rule.priority = names[min(PRIORITY_ORDER[rule.priority] + 1, len(names) - 1)]
         ack_within = rule.rule.ack_within or 0
@@ -284,14 +314,14 @@ class Lifecycle:
             return
         if rule.state in (ACTIVE, PENDING):
             comment = reopened_comment(
-                config, rule.sensor, v, v.until, value=rule.held, limit=rule.limit
+                config, rule.sensor, v, v.until, value=rule.held, limit=rule.limit, still=True
             )
             self._reopen(rule, v.until, v, comment, events)
             return
         if v.low is None:  # no sample in the window: the held value was normal throughout
             v.low = v.high = sensor.value
         comment = verified_comment(config, rule.sensor, rule.rule.verify_for, v)
-        rule.life.verifying = None
+        self.life_of(rule).verifying = None
         rule.refresh_fast()
         self.changed()
         events.append(self._repair_event(rule, v, v.until, "verified", comment))
@@ -304,7 +334,7 @@ class Lifecycle:
         comment: str,
         events: list[AlarmEvent],
     ) -> None:
-        life = rule.life
+        life = self.life_of(rule)
         life.verifying = None
         life.reopened = v.work_order
         # Asked for: the status heard next (OPEN) is not news, and a DONE after it is.
@@ -319,13 +349,15 @@ class Lifecycle:
         alert_id = v.alert_id or make_lifecycle_id(
             self.engine.site_id, rule.id, f"repair-{v.work_order}"
         )
+        event = self.engine.transitions.event(rule, t, kind)
         return dataclasses.replace(
-            self.engine.transitions.event(rule, t, kind),
+            event,
+            value=self._value(rule, event.value),
             alert_id=alert_id,
             notify=True,
             work_order_id=v.work_order,
             comment=comment,
-            qualifier=f"{v.work_order}-{v.since}",
+            qualifier=f"{v.work_order}-{v.number}",
             held=None,
         )
 
@@ -336,16 +368,20 @@ class Lifecycle:
     ) -> list[AlarmEvent]:
         """A status of ``rule``'s work order (see ``RuleEngine.work_order_status``)."""
         events: list[AlarmEvent] = []
-        if status not in WORK_ORDER_STATUSES:
+        if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
             return events
-        life = rule.life
+        life = self.life_of(rule)
         news = life.work_order != work_order or life.work_order_status != status
-        if news:
+        newly_assigned = assigned and (news or not life.work_order_assigned)
+        if news or life.work_order_assigned != assigned:
             life.work_order = work_order
             life.work_order_status = status
+            life.work_order_assigned = assigned
             self.changed()
         self._maintenance(rule, work_order, status)
-        acknowledging = status == "IN_PROGRESS" or assigned
+        # Only a change acknowledges: the same status heard again (a retained message
+        # after a reconnect) says nothing about the episode open now.
+        acknowledging = (news and status == "IN_PROGRESS") or newly_assigned
         if acknowledging and rule.state in (ACTIVE, CLEARING) and life.ack is None:
             note = "work order in progress" if status == "IN_PROGRESS" else "work order assigned"
             life.ack = Ack(WORK_ORDER_BY, now, note)
@@ -368,7 +404,16 @@ class Lifecycle:
                     since=now,
                     until=now + verify_for,
                     peak_before=rule.peak if open_episode else life.last_peak,
+                    number=life.verifications + 1,
                 )
+                life.verifications += 1
+                sensor = self.engine.sensors.get(rule.sensor)
+                normal = rule.state in (NORMAL, CLEARING)
+                if normal and sensor is not None and sensor.has_value and not rule.stale:
+                    # The range after the repair starts at the value it was done with.
+                    value = sensor.value
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        life.verifying.low = life.verifying.high = value
                 rule.refresh_fast()
                 self.want(now + verify_for)
         else:
@@ -379,25 +424,36 @@ class Lifecycle:
                 life.reopened = None
         return events
 
+    def _maintenance_statuses(self, asset_id: str) -> frozenset[str]:
+        model = self.engine.config.assets.get(asset_id)
+        return frozenset(model.maintenance.while_ if model is not None else MAINTENANCE_DEFAULT)
+
     def _maintenance(self, rule: CompiledRule, work_order: int, status: str) -> None:
         """The asset is under maintenance while any of its work orders has a ``while``
         status; a work order that leaves them frees its comments."""
         asset_id = rule.rule.asset
         asset = self.asset_of(rule)
-        model = self.engine.config.assets.get(asset_id)
-        statuses = model.maintenance.while_ if model is not None else ["IN_PROGRESS", "ON_HOLD"]
-        if status in statuses:
+        if status in self._maintenance_statuses(asset_id):
             if asset.maintenance.get(work_order) != status:
                 asset.maintenance[work_order] = status
                 self.changed()
         elif work_order in asset.maintenance:
             del asset.maintenance[work_order]
             for other in self.engine.rules:
-                if other.rule.asset == asset_id and work_order in other.life.commented:
-                    other.life.commented.remove(work_order)
+                life = other.life
+                if other.rule.asset == asset_id and life and work_order in life.commented:
+                    life.commented.remove(work_order)
             self.changed()
 
     # ------------------------------------------------------------------ audit events
+
+    def _value(self, rule: CompiledRule, held: Any) -> Any:
+        """The value a lifecycle event reports: a NORMAL rule's held value is not kept (nor
+        saved), so the sensor's last one."""
+        if rule.state != NORMAL:
+            return held
+        sensor = self.engine.sensors.get(rule.sensor)
+        return sensor.value if sensor is not None and sensor.has_value else None
 
     def audit(
         self, rule: CompiledRule, t: int, kind: str, by: str, reason: str, qualifier: str
@@ -407,6 +463,7 @@ class Lifecycle:
         alert_id = rule.alert_id or make_lifecycle_id(self.engine.site_id, rule.id, qualifier)
         return dataclasses.replace(
             event,
+            value=self._value(rule, event.value),
             alert_id=alert_id,
             notify=False,
             by=by,

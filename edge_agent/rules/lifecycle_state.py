@@ -29,6 +29,9 @@ class Hold:
     at: int
     until: int | None
     until_clear: bool = False
+    # The command that made it: its end's event id is made of it (stable across restarts,
+    # whose clock shift moves every saved time).
+    command: str = ""
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Verification:
     since: int
     until: int
     peak_before: Any
+    # The rule's how-manieth verification (its verdict's event id; saved times shift).
+    number: int = 0
     low: Any = None
     high: Any = None
 
@@ -66,7 +71,7 @@ class AssetLife:
         return self.oos is None and not self.maintenance
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleLife:
     """One rule's lifecycle state (kept across reloads while the rule exists)."""
 
@@ -81,6 +86,7 @@ class RuleLife:
     # not a change).
     work_order: int | None = None
     work_order_status: str | None = None
+    work_order_assigned: bool = False
     # The last episode (for the verification of a repair done after it cleared).
     last_alert_id: str | None = None
     last_peak: Any = None
@@ -90,6 +96,8 @@ class RuleLife:
     reopened: int | None = None
     # Maintenance work orders this rule has already commented on (one comment each).
     commented: list[int] = field(default_factory=list)
+    # Verifications started, ever (numbers them).
+    verifications: int = 0
 
     def is_initial(self) -> bool:
         return self == RuleLife()
@@ -117,6 +125,7 @@ def load_hold(data: Any) -> Hold | None:
         at=int(data["at"]),
         until=_time(data["until"]),
         until_clear=bool(data.get("until_clear", False)),
+        command=_text(data.get("command", "")),
     )
 
 
@@ -137,6 +146,7 @@ def load_rule(data: dict[str, Any]) -> RuleLife:
         ack_due=_time(data.get("ack_due")),
         work_order=_id_or_none(data.get("work_order")),
         work_order_status=_status_or_none(data.get("work_order_status")),
+        work_order_assigned=bool(data.get("work_order_assigned", False)),
         last_alert_id=_text_or_none(data.get("last_alert_id")),
         last_peak=data.get("last_peak"),
         verifying=None
@@ -147,11 +157,13 @@ def load_rule(data: dict[str, Any]) -> RuleLife:
             since=int(verifying["since"]),
             until=int(verifying["until"]),
             peak_before=verifying.get("peak_before"),
+            number=int(verifying.get("number", 0)),
             low=verifying.get("low"),
             high=verifying.get("high"),
         ),
         reopened=_id_or_none(data.get("reopened")),
         commented=[_id(w) for w in data.get("commented", [])][:100],
+        verifications=int(data.get("verifications", 0)),
     )
 
 
@@ -165,7 +177,7 @@ def dump_asset(life: AssetLife) -> dict[str, Any]:
 def load_asset(data: dict[str, Any]) -> AssetLife:
     maintenance = {}
     for key, status in data.get("maintenance", {}).items():
-        if status not in WORK_ORDER_STATUSES:
+        if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
             raise ValueError(f"unknown work order status {str(status)[:20]!r}")
         maintenance[_id(int(key))] = str(status)
     return AssetLife(oos=load_hold(data.get("oos")), maintenance=maintenance)
@@ -198,7 +210,7 @@ def shift_lifecycle(data: dict[str, Any], delta: int) -> dict[str, Any]:
 
 
 def _status_or_none(value: Any) -> str | None:
-    if value is not None and value not in WORK_ORDER_STATUSES:
+    if value is not None and (not isinstance(value, str) or value not in WORK_ORDER_STATUSES):
         raise ValueError(f"unknown work order status {str(value)[:20]!r}")
     return None if value is None else str(value)
 

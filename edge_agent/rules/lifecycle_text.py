@@ -9,10 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from edge_agent.alerts import format_time_ns
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.common.value_text import number_text
 from edge_agent.config.models import SiteConfig
 from edge_agent.config.units import format_duration
 from edge_agent.rules.lifecycle_state import Hold, Verification
+
+
+def about(ns: int) -> str:
+    """A duration as people say it, to the second: ``9m59s``, ``1h2m``, ``0s``."""
+    seconds = max(0, ns) // NS_PER_S
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
 
 
 def _decimals(config: SiteConfig, sensor_id: str) -> int | None:
@@ -51,10 +61,14 @@ def verified_comment(config: SiteConfig, sensor_id: str, verify_for: int, v: Ver
     low = number_text(v.low, _decimals(config, sensor_id))
     high = value_text(config, sensor_id, v.high)
     after = high if v.low == v.high else f"{low}..{high}"
-    peak = value_text(config, sensor_id, v.peak_before)
+    before = (
+        ""
+        if v.peak_before is None
+        else f"peak before {value_text(config, sensor_id, v.peak_before)}, "
+    )
     return (
         f"verified: {sensor_id} normal for {format_duration(verify_for)} after the repair "
-        f"(peak before {peak}, range after {after})"
+        f"({before}range after {after})"
     )
 
 
@@ -67,20 +81,31 @@ def reopened_comment(
     value: Any = None,
     limit: Any = None,
     stale: bool = False,
+    still: bool = False,
 ) -> str:
-    """What the sensor did after the repair that did not hold."""
-    after = format_duration(max(0, t - v.since))
+    """What the sensor did after the repair that did not hold: a sample beyond the limit
+    (at ``t``), still in alarm at the end of the window (``still``), or no data (``stale``)."""
+    after = about(t - v.since)
     if stale:
         return (
-            f"reopened: the repair could not be verified; {sensor_id} sent no good reading "
-            f"{after} after the work order was done"
+            f"reopened: the repair could not be verified: no good reading of {sensor_id} "
+            f"at the end of the {after} after the work order was done"
         )
     shown = value_text(config, sensor_id, value)
     limit_text = number_text(limit, _decimals(config, sensor_id))
+    if still:
+        return (
+            f"reopened: {sensor_id} was still in alarm {after} after the work order was done "
+            f"({shown}, limit {limit_text}); the repair did not bring it back to normal"
+        )
+    before = (
+        ""
+        if v.peak_before is None
+        else f" (peak before the repair {value_text(config, sensor_id, v.peak_before)})"
+    )
     return (
         f"reopened: {sensor_id} was {shown} (limit {limit_text}) {after} after the work order "
-        f"was done (peak before the repair {value_text(config, sensor_id, v.peak_before)}); "
-        "the alarm is back"
+        f"was done{before}; the alarm is back"
     )
 
 

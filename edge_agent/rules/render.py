@@ -296,6 +296,10 @@ def _message(
         message["reason"] = event.reason[:1000]
     if event.work_order_id is not None:
         message["work_order_id"] = event.work_order_id
+        if event.kind == "activated" and event.held is None:
+            # After a repair that did not hold: the reopened work order gets the comment,
+            # never a second one (the hub's and the direct forwarder's existing path).
+            message["related_work_order"] = event.work_order_id
     if event.comment:
         message["comment"] = event.comment[:20_000]
     return message

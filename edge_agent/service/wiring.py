@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -73,8 +74,15 @@ async def open_state(config: SiteConfig, state_dir: Path) -> OpenState:
         rule_store = RuleStateStore.in_directory(state_dir)
         # Not durable on its own: the handover saves the state together with the alert
         # messages it produced, then puts them in the outbox.
-        # The saved state continues on this run's monotonic clock (see RuleEngine).
-        engine = RuleEngine(config, rule_store, durable=False, resume_at=agent_clock.now_ns())
+        # The saved state continues on this run's monotonic clock (see RuleEngine); the
+        # alarm lifecycle's expiries count the time the agent was down (wall clock).
+        engine = RuleEngine(
+            config,
+            rule_store,
+            durable=False,
+            resume_at=agent_clock.now_ns(),
+            wall_now_ns=time.time_ns(),
+        )
     except (OSError, OutboxError) as exc:
         raise AgentError(f"cannot open the state in {state_dir}: {exc}") from exc
     return OpenState(outbox, rule_store, engine)

@@ -137,6 +137,10 @@ def _duration_limits(doc: Document) -> Iterator[tuple[tuple[str | int, ...], int
         yield (*rule_at, "chattering", "window"), _DAY, "it counts activations, not a history"
         yield (*rule_at, "rate", "per"), _DAY, "a rate is a change over minutes or hours"
         yield (*rule_at, "flatline", "for"), 30 * _DAY, "a frozen sensor would go unnoticed"
+        yield (*rule_at, "ack_within"), _DAY, "an unanswered alarm would wait a day to escalate"
+        yield (*rule_at, "verify_for"), 7 * _DAY, "a repair's verdict would come a week late"
+    # A shelve is for hours (a known fault during a shift); longer is out of service.
+    yield ("alarms", "max_shelve"), 7 * _DAY, "a shelved alarm is forgotten; use out of service"
     yield ("forwarding", "mqtt", "keepalive"), _MQTT_KEEPALIVE_MAX, "MQTT counts it in 16 bits"
     yield ("forwarding", "maintainx", "timeout"), 5 * parse_duration("1m"), late
 
