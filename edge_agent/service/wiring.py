@@ -21,7 +21,7 @@ from edge_agent.interfaces import Forwarder
 from edge_agent.service import agent_clock
 
 if TYPE_CHECKING:
-    from edge_agent.forwarders.workorder_status import StatusChange, WorkOrderTracker
+    from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.outbox.store import Outbox
     from edge_agent.rules import RuleEngine, RuleStateStore
     from edge_agent.service.rules_loop import RulesLoop
@@ -128,6 +128,15 @@ def hand_work_orders_to_rules(tracker: WorkOrderTracker, rules: RulesLoop) -> No
             log.debug("Work order change after the agent stopped; dropped.")
 
     tracker.listener = listener
+    # What the map knows open is told once more at start: a change saved in the map just
+    # before a crash may not have reached the saved rule state (the engine ignores a status
+    # it already has). Closed ones are not: an old DONE must not start a verification.
+    from edge_agent.forwarders.workorder_status import CLOSED, StatusChange
+
+    for rule, entry in sorted(tracker.snapshot().items()):
+        if entry.status not in CLOSED:
+            change = StatusChange(rule, entry.work_order_id, entry.status, entry.assigned)
+            rules.offer_work_order_status(change)
 
 
 def source_signature(config: SiteConfig, connection: str) -> Any:

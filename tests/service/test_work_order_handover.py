@@ -66,3 +66,31 @@ def test_direct_mode_records_its_own_work_orders_and_statuses(tmp_path: Path) ->
     assert tracker.record_work_order("r1", "a2", 8)
     assert not tracker.record_status("r1", 7, "DONE")  # the old one, closed: no news
     assert [(c.work_order_id, c.status) for c in changes] == [(7, "OPEN"), (7, "DONE"), (8, "OPEN")]
+
+
+async def test_open_work_orders_in_the_map_reach_the_rules_at_start(tmp_path: Path) -> None:
+    """A status saved in the map whose news the saved rule state lost (a crash between the
+    two) is told again at start: the asset is under maintenance again. A DONE one is not
+    (it would start a verification of an old repair)."""
+    import asyncio
+    import time
+
+    from edge_agent.config.models import SiteConfig
+    from tests.conftest import free_port
+    from tests.service.rule_agent import HEALTHY_RULE, fault_site_document, running_agent
+
+    state = tmp_path / "state"
+    tracker = WorkOrderTracker(state, "fault-plant")
+    assert tracker.record_status("healthy-high", 41, "IN_PROGRESS", alert_id="a1")
+    document = fault_site_document(state, [HEALTHY_RULE])
+    # MQTT to a port where nothing listens: the tracker is there, the hub never answers.
+    document["forwarding"] = {"mode": "mqtt", "mqtt": {"host": "127.0.0.1", "port": free_port()}}
+    async with running_agent(SiteConfig.model_validate(document), state) as agent:
+        assert agent.engine is not None
+        deadline = time.monotonic() + 10
+        while True:
+            rows = agent.engine.alarms_view(time.monotonic_ns())
+            if rows[0]["maintenance"] == 41:
+                break
+            assert time.monotonic() < deadline, rows
+            await asyncio.sleep(0.05)
