@@ -54,6 +54,7 @@ from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
 from edge_agent.rules.lifecycle_commands import alarm_rows
 from edge_agent.rules.lifecycle_commands import apply_command as apply_lifecycle_command
 from edge_agent.rules.lifecycle_engine import Lifecycle
+from edge_agent.rules.lifecycle_work_orders import work_order_status as apply_work_order_status
 from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.series import Flatline
 from edge_agent.rules.snapshot import (
@@ -377,8 +378,8 @@ class RuleEngine:
         events = self._fire_due(now) if self._heap and self._heap[0][0] <= now else []
         compiled = next((r for r in self.rules if r.id == rule), None)
         if compiled is not None and is_wire_id(work_order_id):
-            events += self.lifecycle.work_order_status(
-                compiled, work_order_id, status, now, assigned
+            events += apply_work_order_status(
+                self.lifecycle, compiled, work_order_id, status, now, assigned
             )
         return self._finish(events)
 

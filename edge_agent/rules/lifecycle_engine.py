@@ -21,8 +21,6 @@ from edge_agent.rules.lifecycle_state import (
     HELD_MAINTENANCE,
     HELD_OOS,
     HELD_SHELVED,
-    WORK_ORDER_STATUSES,
-    Ack,
     AssetLife,
     RuleLife,
     Verification,
@@ -43,8 +41,6 @@ if TYPE_CHECKING:
 
 SYSTEM_BY: Final = "edge-agent"
 """Who an expiry's audit event is by."""
-WORK_ORDER_BY: Final = "maintainx"
-"""Who an acknowledgement by a work order is by."""
 MAINTENANCE_DEFAULT: Final = ("IN_PROGRESS", "ON_HOLD")
 """An asset's ``maintenance.while`` when it is not in the site file (a rule's own asset id)."""
 _NOTIFYING_KINDS: Final = frozenset({"activated", "escalated", "chattering"})
@@ -88,7 +84,7 @@ class Lifecycle:
                 )
         for asset_id, asset in self.assets.items():
             # A reload that changed ``maintenance.while`` ends what it no longer lists.
-            statuses = self._maintenance_statuses(asset_id)
+            statuses = self.maintenance_statuses(asset_id)
             asset.maintenance = {k: v for k, v in asset.maintenance.items() if v in statuses}
 
     def dump(self) -> dict[str, Any] | None:
@@ -363,87 +359,10 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ work orders
 
-    def work_order_status(
-        self, rule: CompiledRule, work_order: int, status: str, now: int, assigned: bool
-    ) -> list[AlarmEvent]:
-        """A status of ``rule``'s work order (see ``RuleEngine.work_order_status``)."""
-        events: list[AlarmEvent] = []
-        if not isinstance(status, str) or status not in WORK_ORDER_STATUSES:
-            return events
-        life = self.life_of(rule)
-        news = life.work_order != work_order or life.work_order_status != status
-        newly_assigned = assigned and (news or not life.work_order_assigned)
-        if news or life.work_order_assigned != assigned:
-            life.work_order = work_order
-            life.work_order_status = status
-            life.work_order_assigned = assigned
-            self.changed()
-        self._maintenance(rule, work_order, status)
-        # Only a change acknowledges: the same status heard again (a retained message
-        # after a reconnect) says nothing about the episode open now.
-        acknowledging = (news and status == "IN_PROGRESS") or newly_assigned
-        if acknowledging and rule.state in (ACTIVE, CLEARING) and life.ack is None:
-            note = "work order in progress" if status == "IN_PROGRESS" else "work order assigned"
-            life.ack = Ack(WORK_ORDER_BY, now, note)
-            life.ack_due = None
-            self.changed()
-            event = self.audit(rule, now, "acknowledged", WORK_ORDER_BY, note, "work-order")
-            events.append(dataclasses.replace(event, work_order_id=work_order))
-        if not news:
-            return events
-        v = life.verifying
-        if status == "DONE":
-            if life.reopened == work_order:
-                life.reopened = None
-            verify_for = rule.rule.verify_for
-            if verify_for > 0 and (v is None or v.work_order != work_order):
-                open_episode = rule.state != NORMAL
-                life.verifying = Verification(
-                    work_order=work_order,
-                    alert_id=rule.alert_id if open_episode else life.last_alert_id,
-                    since=now,
-                    until=now + verify_for,
-                    peak_before=rule.peak if open_episode else life.last_peak,
-                    number=life.verifications + 1,
-                )
-                life.verifications += 1
-                sensor = self.engine.sensors.get(rule.sensor)
-                normal = rule.state in (NORMAL, CLEARING)
-                if normal and sensor is not None and sensor.has_value and not rule.stale:
-                    # The range after the repair starts at the value it was done with.
-                    value = sensor.value
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        life.verifying.low = life.verifying.high = value
-                rule.refresh_fast()
-                self.want(now + verify_for)
-        else:
-            if v is not None and v.work_order == work_order:
-                life.verifying = None  # reopened or cancelled by a person: nothing to verify
-                rule.refresh_fast()
-            if status == "CANCELED" and life.reopened == work_order:
-                life.reopened = None
-        return events
-
-    def _maintenance_statuses(self, asset_id: str) -> frozenset[str]:
+    def maintenance_statuses(self, asset_id: str) -> frozenset[str]:
+        """The work-order statuses that put ``asset_id`` under maintenance."""
         model = self.engine.config.assets.get(asset_id)
         return frozenset(model.maintenance.while_ if model is not None else MAINTENANCE_DEFAULT)
-
-    def _maintenance(self, rule: CompiledRule, work_order: int, status: str) -> None:
-        """The asset is under maintenance while any of its work orders has a ``while``
-        status; a work order that leaves them frees its comments."""
-        asset_id = rule.rule.asset
-        asset = self.asset_of(rule)
-        if status in self._maintenance_statuses(asset_id):
-            if asset.maintenance.get(work_order) != status:
-                asset.maintenance[work_order] = status
-                self.changed()
-        elif work_order in asset.maintenance:
-            del asset.maintenance[work_order]
-            for other in self.engine.rules:
-                life = other.life
-                if other.rule.asset == asset_id and life and work_order in life.commented:
-                    life.commented.remove(work_order)
-            self.changed()
 
     # ------------------------------------------------------------------ audit events
 
@@ -472,4 +391,4 @@ class Lifecycle:
         )
 
 
-__all__ = ["SYSTEM_BY", "WORK_ORDER_BY", "Lifecycle"]
+__all__ = ["MAINTENANCE_DEFAULT", "SYSTEM_BY", "Lifecycle"]
