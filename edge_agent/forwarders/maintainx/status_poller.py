@@ -107,10 +107,16 @@ class StatusPoller:
                 continue
             try:
                 pause = await self.poll_round(client)
-            except Exception:
+            except Exception as exc:
                 self.status.errors += 1
                 pause = max(IDLE_WAIT_S, self.backoff.next_delay())
-                log.exception("A round of work order status polls failed; retrying.")
+                # RuntimeError: httpx's "client has been closed" (the forwarder dropped it
+                # for new credentials); anything else is a bug, logged with its traceback.
+                log.warning(
+                    "A round of work order status polls failed; retrying.",
+                    extra={"error": repr(exc)},
+                    exc_info=not isinstance(exc, RuntimeError),
+                )
             await asyncio.sleep(pause)
 
     async def poll_round(self, client: MaintainXClient) -> float:
