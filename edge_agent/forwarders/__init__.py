@@ -31,13 +31,17 @@ class ForwarderConfigError(EdgeAgentError):
 
 
 def work_order_tracker(config: SiteConfig, state_dir: Path) -> WorkOrderTracker | None:
-    """Which work order each rule has open, fed by the hub's answers: only a site that
-    forwards over MQTT (to the hub) hears them; None otherwise."""
+    """Which work order each rule has open: fed by the hub's answers over MQTT, or in
+    direct mode by the MaintainX forwarder and its status polls; None without forwarding."""
     forwarding = config.forwarding
-    if forwarding is None or forwarding.mode != "mqtt" or forwarding.mqtt is None:
+    if forwarding is None:
         return None
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
 
+    if forwarding.mode == "maintainx" and forwarding.maintainx is not None:
+        return WorkOrderTracker(state_dir, config.site.id)
+    if forwarding.mode != "mqtt" or forwarding.mqtt is None:
+        return None
     return WorkOrderTracker(state_dir, config.site.id, forwarding.mqtt.topic_prefix)
 
 
@@ -50,8 +54,9 @@ def build_forwarder(
     work_orders: WorkOrderTracker | None = None,
 ) -> Forwarder:
     """The forwarder for ``config.forwarding.mode`` (construction does no I/O). With
-    ``work_orders`` (MQTT), the forwarder also listens to the hub's answers and work-order
-    statuses for this site and feeds them to it."""
+    ``work_orders``, the MQTT forwarder also listens to the hub's answers and work-order
+    statuses for this site and feeds them to it; the MaintainX forwarder records its work
+    orders there and polls their statuses."""
     forwarding = config.forwarding
     if forwarding is None:
         raise ForwarderConfigError("the site file has no forwarding section")
@@ -89,5 +94,7 @@ def build_forwarder(
             )
         from edge_agent.forwarders.maintainx.forwarder import MaintainXForwarder
 
-        return MaintainXForwarder(forwarding.maintainx, config, outbox, state_dir, base_dir)
+        return MaintainXForwarder(
+            forwarding.maintainx, config, outbox, state_dir, base_dir, work_orders=work_orders
+        )
     raise ForwarderConfigError(f"unknown forwarding mode {forwarding.mode!r}")

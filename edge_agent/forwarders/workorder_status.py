@@ -12,6 +12,13 @@ makes a new one.
 Wiring (the service): subscribe to :func:`status_topics` at QoS 1 on the MQTT connection,
 pass each message to :meth:`WorkOrderTracker.on_message`, and run each alert message through
 :meth:`WorkOrderTracker.annotate` before it enters the outbox.
+
+Each change of a rule's work order (a new one, a new status, an assignee) is also handed to
+:attr:`WorkOrderTracker.listener` as a :class:`StatusChange`: the service passes it to the
+rule engine on the event loop (the alarm lifecycle: maintenance, acknowledgement, a repair's
+verification). In direct mode (no hub) the MaintainX forwarder records the work orders it
+makes and :mod:`edge_agent.forwarders.maintainx.status_poller` their statuses, through
+:meth:`WorkOrderTracker.record_work_order` and :meth:`WorkOrderTracker.record_status`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -27,11 +35,13 @@ from edge_agent.alerts import AlertMessage
 from edge_agent.common.atomic import write_atomic
 from edge_agent.common.schema_version import SchemaVersionError, check
 from edge_agent.wire import topics
-from edge_agent.wire.alert import is_wire_id
+from edge_agent.wire.alert import MAX_ID_CHARS, is_wire_id
 
 log = logging.getLogger(__name__)
 
 CLOSED: Final = frozenset({"DONE", "CANCELED"})
+STATUSES: Final = frozenset({"OPEN", "IN_PROGRESS", "ON_HOLD", "DONE", "CANCELED"})
+"""MaintainX's work order statuses: any other text is refused (counted in ``ignored``)."""
 FILE_NAME: Final = "work-orders.json"
 SCHEMA_VERSION: Final = 1
 VERSION_KEY: Final = "__schema_version__"
@@ -46,6 +56,17 @@ class RuleWorkOrder:
     alert_id: str
     work_order_id: int
     status: str = "OPEN"
+    assigned: bool = False
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One change of a rule's work order, for the rule engine's ``work_order_status``."""
+
+    rule: str
+    work_order_id: int
+    status: str
+    assigned: bool
 
 
 def status_topics(prefix: str, site: str) -> list[str]:
@@ -67,6 +88,11 @@ class WorkOrderTracker:
         self._lock = threading.Lock()
         self._rules: dict[str, RuleWorkOrder] = self._load()
         self.ignored = 0
+        self.changes = 0
+        """Changes handed to :attr:`listener` since start."""
+        self.listener: Callable[[StatusChange], None] | None = None
+        """Told of each change after it is saved (from the thread that made it: paho's in
+        MQTT mode; the listener hops to the event loop)."""
 
     def _load(self) -> dict[str, RuleWorkOrder]:
         try:
@@ -89,7 +115,10 @@ class WorkOrderTracker:
                     if not is_wire_id(work_order_id):
                         continue  # an id no work order can have: never sent back to the hub
                     rules[str(rule)] = RuleWorkOrder(
-                        str(entry["alert_id"]), work_order_id, str(entry["status"])
+                        str(entry["alert_id"]),
+                        work_order_id,
+                        str(entry["status"]),
+                        entry.get("assigned") is True,
                     )
                 except (KeyError, TypeError, ValueError):
                     continue
@@ -132,7 +161,9 @@ class WorkOrderTracker:
         """Learn from one message of :func:`status_topics`; True when the map changed."""
         try:
             data: Any = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # ValueError: also JSON Python refuses (a number past int()'s digit limit);
+            # RecursionError: nesting deeper than the reader recurses (found by the faults).
             self.ignored += 1
             return False
         if not isinstance(data, dict) or data.get("site") not in (None, self.site):
@@ -153,20 +184,27 @@ class WorkOrderTracker:
         )
         if data.get("status") != "ok" or not isinstance(rule, str) or not isinstance(alert_id, str):
             return False
-        if not is_wire_id(work_order_id):
+        if not is_wire_id(work_order_id) or len(rule) > MAX_ID_CHARS:
             # Only a plausible id (1..2**63-1): it goes back to the hub as related_work_order.
             self.ignored += 1
             return False
         assert isinstance(work_order_id, int)
+        return self.record_work_order(rule, alert_id, work_order_id)
+
+    def record_work_order(self, rule: str, alert_id: str, work_order_id: int) -> bool:
+        """The work order made (or commented on) for ``rule``'s alert ``alert_id``; True when
+        the map changed. A new work order is handed to the listener as OPEN."""
         with self._lock:
             current = self._rules.get(rule)
             if current is not None and current.work_order_id == work_order_id:
                 if current.alert_id == alert_id:
                     return False
                 current.alert_id = alert_id  # a re-activation commented on the same one
-            else:
-                self._rules[rule] = RuleWorkOrder(alert_id, work_order_id)
+                self._save()
+                return True
+            self._rules[rule] = entry = RuleWorkOrder(alert_id, work_order_id)
             self._save()
+        self._tell(rule, entry)
         return True
 
     def _status(self, data: dict[str, Any]) -> bool:
@@ -175,29 +213,60 @@ class WorkOrderTracker:
             data.get("work_order_id"),
             data.get("status"),
         )
-        if not isinstance(rule, str) or not is_wire_id(work_order_id):
+        if not isinstance(rule, str) or not is_wire_id(work_order_id) or len(rule) > MAX_ID_CHARS:
             self.ignored += 1
             return False
         assert isinstance(work_order_id, int)
-        if not isinstance(status, str) or not status or len(status) > 64:
+        if status not in STATUSES:
+            self.ignored += 1
             return False
+        assigned = data.get("assigned")
+        alert_id = data.get("alert_id")
+        return self.record_status(
+            rule,
+            work_order_id,
+            str(status),
+            alert_id=alert_id if isinstance(alert_id, str) else None,
+            assigned=assigned if isinstance(assigned, bool) else None,
+        )
+
+    def record_status(
+        self,
+        rule: str,
+        work_order_id: int,
+        status: str,
+        *,
+        alert_id: str | None = None,
+        assigned: bool | None = None,
+    ) -> bool:
+        """The status (and, when known, whether it has an assignee) of ``rule``'s work order;
+        True when the map changed, and then the listener is told."""
         with self._lock:
             current = self._rules.get(rule)
             if current is None:
-                alert_id = data.get("alert_id")
-                self._rules[rule] = RuleWorkOrder(str(alert_id or ""), work_order_id, status)
+                entry = RuleWorkOrder(alert_id or "", work_order_id, status, bool(assigned))
             elif current.work_order_id != work_order_id:
                 # A status of an older work order of this rule: only matters if it reopened
                 # while the current one is closed.
-                if current.status in CLOSED and status not in CLOSED:
-                    self._rules[rule] = RuleWorkOrder(
-                        str(data.get("alert_id") or ""), work_order_id, status
-                    )
-                else:
+                if not (current.status in CLOSED and status not in CLOSED):
                     return False
-            elif current.status == status:
-                return False
+                entry = RuleWorkOrder(alert_id or "", work_order_id, status, bool(assigned))
             else:
-                current.status = status
+                now_assigned = current.assigned if assigned is None else assigned
+                if current.status == status and current.assigned == now_assigned:
+                    return False
+                entry = RuleWorkOrder(current.alert_id, work_order_id, status, now_assigned)
+            self._rules[rule] = entry
             self._save()
+        self._tell(rule, entry)
         return True
+
+    def _tell(self, rule: str, entry: RuleWorkOrder) -> None:
+        listener = self.listener
+        if listener is None:
+            return
+        self.changes += 1
+        try:
+            listener(StatusChange(rule, entry.work_order_id, entry.status, entry.assigned))
+        except Exception:  # the map is saved; the engine hears the next change
+            log.exception("Work order change not handed to the rules.", extra={"rule": rule})

@@ -47,6 +47,7 @@ from edge_agent.hub.store import (
     StoreError,
     StoreRejected,
 )
+from edge_agent.hub.store_lifecycle import RECORDED_EVENTS, alarm_event_record
 from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
@@ -335,8 +336,15 @@ class AlertConsumer:
                 await self._park(site, message, raw, "site has no usable API key")
             return "parked"
         location = message["work_order"].get("location_id") or site.location_id
+        if message["event"] in RECORDED_EVENTS:
+            # Kept before it is applied (once per event id): a redelivered event that the
+            # ledger answers as a duplicate would never come back here.
+            kept = alarm_event_record(site.site_id, message, parse_time(message["time"]))
+            await asyncio.to_thread(self.store.record_alarm_event, kept)
         try:
-            result = await self._related(site, message, record, start, ledger)
+            result = await self._not_ours(site, message, ledger)
+            if result is None:
+                result = await self._related(site, message, record, start, ledger)
             if result is None:
                 result = await apply_alert(
                     client,
@@ -388,6 +396,25 @@ class AlertConsumer:
         await self._publish_result(site, message, "ok", result.action, result.work_order_id)
         return "done"
 
+    async def _not_ours(
+        self, site: SiteRuntime, message: AlertMessage, ledger: WorkOrderLedger
+    ) -> SyncResult | None:
+        """A lifecycle message naming a work order this hub did not make for this site
+        (``work_order_id``: a maintenance comment, a verdict on a repair) is finished
+        without a call: a site reaches only its own work orders (and a garbled id none)."""
+        named = message.get("work_order_id")
+        if named is None:
+            return None
+        known = await asyncio.to_thread(self.store.work_order, site.site_id, named)
+        if known is not None:
+            return None
+        log.warning(
+            "Alert event names a work order this hub did not make for its site; not applied.",
+            extra={"site": site.site_id, "event_id": message["event_id"], "work_order_id": named},
+        )
+        await ledger.mark_done(message["event_id"], "unknown_work_order")
+        return SyncResult(message["event_id"], message["alert_id"], "unknown_work_order", None)
+
     async def _related(
         self,
         site: SiteRuntime,
@@ -401,6 +428,8 @@ class AlertConsumer:
         related = message.get("related_work_order")
         if message["event"] != "activated" or not isinstance(related, int) or related < 1:
             return None
+        if message.get("held") is not None:
+            return None  # held (shelved, out of service, maintenance): apply_alert's case
         if start.work_order_id is not None:
             return None  # this episode already has its work order: the normal path says so
         known = await asyncio.to_thread(self.store.work_order, site.site_id, related)

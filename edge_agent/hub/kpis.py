@@ -1,5 +1,8 @@
 """Maintenance KPIs from what the hub recorded: per site and asset, alerts raised, work
-orders created, open backlog and mean time to repair (created → DONE, from the webhooks).
+orders created, open backlog, mean time to repair (created → DONE, from the webhooks), and
+from the alarm lifecycle (issue 13, :mod:`edge_agent.hub.store_lifecycle`) the first-time-fix
+rate (repairs verified without a reopen / all verified or reopened) and the mean time to
+normal (alarm raised → returned to normal).
 
 Computed by the store (:meth:`HubStore.kpis`); this module only presents them, as a table
 for people or JSON for scripts (``edge-agent hub HUB.yaml kpis [--json]``).
@@ -15,7 +18,8 @@ from edge_agent.hub.store import KpiRow
 
 
 def kpis_json(rows: Sequence[KpiRow]) -> str:
-    """``{"kpis": [{"site", "asset", "alerts_raised", ..., "mttr_s"}]}``."""
+    """``{"kpis": [{"site", "asset", "alerts_raised", ..., "mttr_s", "repairs_judged",
+    "first_time_fixes", "first_time_fix_rate", "time_to_normal_s"}]}``."""
     return json.dumps({"kpis": [asdict(row) for row in rows]}, indent=2)
 
 
@@ -29,9 +33,26 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _rate(first: int, judged: int) -> str:
+    """``75% (3/4)``: first-time fixes of the repairs judged; ``-`` before any."""
+    if not judged:
+        return "-"
+    return f"{100 * first / judged:.0f}% ({first}/{judged})"
+
+
 def kpis_table(rows: Sequence[KpiRow]) -> str:
     """A plain text table, one line per (site, asset)."""
-    header = ("SITE", "ASSET", "ALERTS", "WORK ORDERS", "OPEN", "DONE", "MTTR")
+    header = (
+        "SITE",
+        "ASSET",
+        "ALERTS",
+        "WORK ORDERS",
+        "OPEN",
+        "DONE",
+        "MTTR",
+        "FIRST FIX",
+        "TO NORMAL",
+    )
     lines = [
         (
             row.site,
@@ -41,6 +62,8 @@ def kpis_table(rows: Sequence[KpiRow]) -> str:
             str(row.open_backlog),
             str(row.work_orders_done),
             _duration(row.mttr_s),
+            _rate(row.first_time_fixes, row.repairs_judged),
+            _duration(row.time_to_normal_s),
         )
         for row in rows
     ]

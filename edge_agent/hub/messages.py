@@ -99,8 +99,12 @@ def work_order_payload(
     rule: str,
     asset: str,
     occurred_at: str | None,
+    assigned: bool | None = None,
 ) -> bytes:
-    """The retained JSON on ``{prefix}/{site}/workorders/{id}``."""
+    """The retained JSON on ``{prefix}/{site}/workorders/{id}``. ``assigned`` (whether the
+    work order has an assignee, when the webhook said: the alarm lifecycle acknowledges an
+    alarm whose work order is assigned) is left out when unknown."""
+    extra = {} if assigned is None else {"assigned": assigned}
     return json.dumps(
         {
             "schema": WORK_ORDER_SCHEMA,
@@ -112,13 +116,18 @@ def work_order_payload(
             "rule": rule,
             "asset": asset,
             "occurred_at": occurred_at,
+            **extra,
         },
         separators=(",", ":"),
     ).encode()
 
 
 def work_order_status(
-    prefix: str, ref: WorkOrderRef, old_status: str | None, occurred_at: str | None
+    prefix: str,
+    ref: WorkOrderRef,
+    old_status: str | None,
+    occurred_at: str | None,
+    assigned: bool | None = None,
 ) -> tuple[str, bytes]:
     """The retained ``(topic, payload)`` that tells a site its work order's status (from a
     webhook, or from MaintainX when the hub asked)."""
@@ -131,5 +140,18 @@ def work_order_status(
         rule=ref.rule,
         asset=ref.asset,
         occurred_at=occurred_at,
+        assigned=assigned,
     )
     return topics.work_order(prefix, ref.site, ref.work_order_id), payload
+
+
+def webhook_assigned(data: dict[str, Any]) -> bool | None:
+    """Whether a status-change webhook's ``newWorkOrder`` has an assignee (``assigneeIds``
+    or ``teamIds``); None when the payload does not say."""
+    new = data.get("newWorkOrder")
+    if not isinstance(new, dict):
+        return None
+    lists = [new.get(key) for key in ("assigneeIds", "teamIds")]
+    if not any(isinstance(value, list) for value in lists):
+        return None
+    return any(isinstance(value, list) and len(value) > 0 for value in lists)

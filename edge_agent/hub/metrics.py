@@ -178,6 +178,16 @@ class HubCollector(Collector):
             "mean time from work order created to DONE",
             labels=["site", "asset"],
         )
+        kpi_ftf = GaugeMetricFamily(
+            "edge_agent_hub_kpi_first_time_fix_ratio",
+            "work orders verified without a reopen / all verified or reopened",
+            labels=["site", "asset"],
+        )
+        kpi_normal = GaugeMetricFamily(
+            "edge_agent_hub_kpi_time_to_normal_seconds",
+            "mean time from an alarm raised to its return to normal",
+            labels=["site", "asset"],
+        )
         for row in hub.kpi_rows:
             labels = [row.site, row.asset]
             kpi_alerts.add_metric(labels, row.alerts_raised)
@@ -185,4 +195,8 @@ class HubCollector(Collector):
             kpi_open.add_metric(labels, row.open_backlog)
             if row.mttr_s is not None:
                 kpi_mttr.add_metric(labels, row.mttr_s)
-        yield from (kpi_alerts, kpi_created, kpi_open, kpi_mttr)
+            if row.first_time_fix_rate is not None:
+                kpi_ftf.add_metric(labels, row.first_time_fix_rate)
+            if row.time_to_normal_s is not None:
+                kpi_normal.add_metric(labels, row.time_to_normal_s)
+        yield from (kpi_alerts, kpi_created, kpi_open, kpi_mttr, kpi_ftf, kpi_normal)

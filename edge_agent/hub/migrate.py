@@ -34,6 +34,8 @@ class Table:
     columns: tuple[str, ...]
     conflict: str
     """What a row already in PostgreSQL gets: the ON CONFLICT clause."""
+    since: str | None = None
+    """The release that added the table (an older store lacks it: nothing to copy)."""
 
 
 TABLES: Final = (
@@ -65,6 +67,24 @@ TABLES: Final = (
         "DO NOTHING",
     ),
     Table("webhook_deliveries", ("delivery_key", "received_ns"), "DO NOTHING"),
+    Table(
+        "alarm_events",
+        (
+            "event_id",
+            "site",
+            "alert_id",
+            "asset",
+            "rule",
+            "event",
+            "work_order_id",
+            "by_whom",
+            "reason",
+            "time_ns",
+            "recorded_ns",
+        ),
+        "DO NOTHING",
+        since="the alarm lifecycle (issue 13)",
+    ),
 )
 
 
@@ -88,7 +108,7 @@ def open_source(path: Path) -> sqlite3.Connection:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
         raise MigrationError(f"{path}: not a readable SQLite file ({exc})") from exc
-    missing = [table.name for table in TABLES if table.name not in names]
+    missing = [t.name for t in TABLES if t.name not in names and t.since is None]
     if missing:
         db.close()
         raise MigrationError(f"{path}: not a hub store (no table {', '.join(missing)})")
@@ -119,7 +139,11 @@ def migrate_store(config: HubConfig, base_dir: Path, source: Path) -> list[Table
         register_secret(dsn)
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as target:
-                return [_copy(db, target, config.dedup.table_prefix, t) for t in TABLES]
+                return [
+                    _copy(db, target, config.dedup.table_prefix, t)
+                    for t in TABLES
+                    if t.since is None or _has_table(db, t.name)
+                ]
         except psycopg.Error as exc:
             # The DSN may hold a password: name the failure, never the DSN.
             raise MigrationError(
@@ -129,6 +153,11 @@ def migrate_store(config: HubConfig, base_dir: Path, source: Path) -> list[Table
         raise MigrationError(str(exc)) from exc
     finally:
         db.close()
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return db.execute(query, (name,)).fetchone() is not None
 
 
 def _copy(db: sqlite3.Connection, target: Any, prefix: str, table: Table) -> TableResult:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.hub.store_lifecycle import AlarmEventRecord, LifecycleKpis
 
 SCHEMA_VERSION: Final = 1
 """The hub store's tables, in SQLite and PostgreSQL alike (0.1.0's carried none: version 1);
@@ -156,6 +157,12 @@ class KpiRow:
     open_backlog: int
     work_orders_done: int
     mttr_s: float | None
+    # The alarm lifecycle (issue 13; see store_lifecycle): repairs verified or reopened,
+    # those verified and never reopened, and the mean time from raised to normal.
+    repairs_judged: int = 0
+    first_time_fixes: int = 0
+    first_time_fix_rate: float | None = None
+    time_to_normal_s: float | None = None
 
 
 class HubStore(Protocol):
@@ -271,6 +278,10 @@ class HubStore(Protocol):
     def kpis(self, since_ns: int = 0) -> list[KpiRow]:
         """Per site and asset, over the alerts raised and work orders created since
         ``since_ns`` (0: all)."""
+        ...
+
+    def record_alarm_event(self, record: AlarmEventRecord) -> None:
+        """Keep one lifecycle, verdict or cleared event (once per event id)."""
         ...
 
     def prune_events(self, older_than_ns: int, keep_newest_ns: int | None = None) -> int:
@@ -410,10 +421,16 @@ def parked_events(rows: list[Any]) -> list[ParkedEvent]:
     ]
 
 
-def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:
+def merge_kpis(
+    alerts: list[Any],
+    orders: list[Any],
+    lifecycle: dict[tuple[str, str], LifecycleKpis] | None = None,
+) -> list[KpiRow]:
     """Join the rows of :data:`KPI_ALERTS_SQL` ``(site, asset, alerts)`` and of
-    :data:`KPI_ORDERS_SQL` ``(site, asset, created, open, done, mttr_ns)``."""
-    by_key: dict[tuple[str, str], list[Any]] = {}
+    :data:`KPI_ORDERS_SQL` ``(site, asset, created, open, done, mttr_ns)``, and the
+    lifecycle's figures (:func:`~edge_agent.hub.store_lifecycle.lifecycle_kpis`)."""
+    lifecycle = lifecycle or {}
+    by_key: dict[tuple[str, str], list[Any]] = {key: [0, 0, 0, 0, None] for key in lifecycle}
     for site, asset, count in alerts:
         by_key[(str(site), str(asset))] = [int(count), 0, 0, 0, None]
     for site, asset, created, open_, done, mttr_ns in orders:
@@ -424,4 +441,23 @@ def merge_kpis(alerts: list[Any], orders: list[Any]) -> list[KpiRow]:
             int(done or 0),
             None if mttr_ns is None else float(mttr_ns) / 1e9,
         ]
-    return [KpiRow(site, asset, *values) for (site, asset), values in sorted(by_key.items())]
+    rows = []
+    for (site, asset), values in sorted(by_key.items()):
+        more = lifecycle.get((site, asset), LifecycleKpis())
+        created, open_, done, mttr_s = values[1:]
+        rows.append(
+            KpiRow(
+                site,
+                asset,
+                alerts_raised=values[0],
+                work_orders_created=created,
+                open_backlog=open_,
+                work_orders_done=done,
+                mttr_s=mttr_s,
+                repairs_judged=more.repairs_judged,
+                first_time_fixes=more.first_time_fixes,
+                first_time_fix_rate=more.first_time_fix_rate,
+                time_to_normal_s=more.time_to_normal_s,
+            )
+        )
+    return rows

@@ -45,6 +45,14 @@ from edge_agent.hub.store import (
     stored_result,
     work_order_ref,
 )
+from edge_agent.hub.store_lifecycle import (
+    ALARM_EVENTS_TABLE,
+    INSERT_ALARM_EVENT_SQL,
+    KPI_FIRST_TIME_FIX_SQL,
+    KPI_TIME_TO_NORMAL_SQL,
+    AlarmEventRecord,
+    lifecycle_kpis,
+)
 
 _PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]{0,30}\.)?[a-z_][a-z0-9_]{0,30}$")
 
@@ -201,6 +209,7 @@ class PostgresHubStore:
             where = f"PostgreSQL table {table_prefix}schema_version"  # never the DSN
             check("hub store", where, None if row is None else row[0], SCHEMA_VERSION)
             conn.execute(_SCHEMA.format(p=table_prefix, n=index_prefix))
+            conn.execute(ALARM_EVENTS_TABLE.format(p=table_prefix, n=index_prefix, big="BIGINT"))
             conn.execute(
                 f"INSERT INTO {table_prefix}schema_version (version) VALUES (%s) "
                 "ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version",
@@ -442,9 +451,20 @@ class PostgresHubStore:
         return parked_events(rows)
 
     def kpis(self, since_ns: int = 0) -> list[KpiRow]:
-        alerts = self._all(KPI_ALERTS_SQL.format(p=self.p, since=since_ns))
-        orders = self._all(KPI_ORDERS_SQL.format(p=self.p, since=since_ns))
-        return merge_kpis(alerts, orders)
+        alerts, orders, first_time, to_normal = (
+            self._all(sql.format(p=self.p, since=since_ns))
+            for sql in (
+                KPI_ALERTS_SQL,
+                KPI_ORDERS_SQL,
+                KPI_FIRST_TIME_FIX_SQL,
+                KPI_TIME_TO_NORMAL_SQL,
+            )
+        )
+        return merge_kpis(alerts, orders, lifecycle_kpis(first_time, to_normal))
+
+    def record_alarm_event(self, record: AlarmEventRecord) -> None:
+        sql = INSERT_ALARM_EVENT_SQL.format(p=self.p, x="%s")
+        self._exec(sql, record.row(time.time_ns()))
 
     def close(self) -> None:
         self._pool.close()

@@ -43,6 +43,14 @@ from edge_agent.hub.store import (
     stored_result,
     work_order_ref,
 )
+from edge_agent.hub.store_lifecycle import (
+    ALARM_EVENTS_TABLE,
+    INSERT_ALARM_EVENT_SQL,
+    KPI_FIRST_TIME_FIX_SQL,
+    KPI_TIME_TO_NORMAL_SQL,
+    AlarmEventRecord,
+    lifecycle_kpis,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +91,7 @@ def _prepare(path: Path) -> Op:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + ALARM_EVENTS_TABLE.format(p="", n="", big="INTEGER"))
         stamp_sqlite(db, SCHEMA_VERSION)
 
     return prepare
@@ -435,13 +443,23 @@ class SqliteHubStore:
         return parked_events(rows)
 
     def kpis(self, since_ns: int = 0) -> list[KpiRow]:
-        def op(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            alerts = db.execute(KPI_ALERTS_SQL.format(p="", since=since_ns)).fetchall()
-            orders = db.execute(KPI_ORDERS_SQL.format(p="", since=since_ns)).fetchall()
-            return alerts, orders
+        def op(db: sqlite3.Connection) -> tuple[list[Any], ...]:
+            return tuple(
+                db.execute(sql.format(p="", since=since_ns)).fetchall()
+                for sql in (
+                    KPI_ALERTS_SQL,
+                    KPI_ORDERS_SQL,
+                    KPI_FIRST_TIME_FIX_SQL,
+                    KPI_TIME_TO_NORMAL_SQL,
+                )
+            )
 
-        alerts, orders = self._w.run(op)
-        return merge_kpis(alerts, orders)
+        alerts, orders, first_time, to_normal = self._w.run(op)
+        return merge_kpis(alerts, orders, lifecycle_kpis(first_time, to_normal))
+
+    def record_alarm_event(self, record: AlarmEventRecord) -> None:
+        sql = INSERT_ALARM_EVENT_SQL.format(p="", x="?")
+        self._w.run(lambda db: db.execute(sql, record.row(time.time_ns())))
 
     def close(self) -> None:
         self._w.close()

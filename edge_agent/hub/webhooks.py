@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from edge_agent.common.http import HttpServer, Limits, Request, Response
-from edge_agent.hub.messages import work_order_status
+from edge_agent.hub.messages import webhook_assigned, work_order_status
 from edge_agent.hub.store import HubStore, StoreError, StoreRejected, WorkOrderRef
 from edge_agent.wire.alert import WireError, is_wire_id, wire_time_ns
 
@@ -227,7 +227,11 @@ class WebhookHandler:
     ) -> None:
         old = data.get("oldStatus")
         topic, payload = work_order_status(
-            self.prefix, ref, old if isinstance(old, str) else None, occurred
+            self.prefix,
+            ref,
+            old if isinstance(old, str) else None,
+            occurred,
+            webhook_assigned(data),
         )
         await self._publish(topic, payload, 1, True)
         log.debug(

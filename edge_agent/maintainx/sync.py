@@ -46,13 +46,20 @@ LOOKUP_MAX_PAGES: Final = 5
 """Pages of 200 same-title work orders searched, newest first."""
 LOOKUP_MAX_OTHERS: Final = 5
 """Same-title work orders whose description does not name the alert that are still checked."""
+AUDIT_EVENTS: Final = frozenset(
+    {"shelved", "unshelved", "out_of_service", "returned_to_service", "acknowledged"}
+)
+"""The alarm lifecycle's audit events: recorded (the hub keeps them), no MaintainX call."""
+REOPEN_STATUS: Final = "OPEN"
+"""A repair that did not hold: its work order goes back to this status (never a new one)."""
 
 
 @dataclass(frozen=True)
 class SyncResult:
     """What :func:`apply_alert` did. ``action`` is one of: created, found (an earlier create
-    that had reached MaintainX), exists, escalated, commented, suppressed, no_work_order,
-    duplicate (event already applied)."""
+    that had reached MaintainX), exists, escalated, commented, reopened (a failed repair's
+    work order set back to OPEN), suppressed, recorded (an audit event: no MaintainX call),
+    no_work_order, duplicate (event already applied)."""
 
     event_id: str
     alert_id: str
@@ -155,6 +162,10 @@ async def apply_alert(
     - ``cleared``: comment "Returned to normal at …".
     - ``chattering``: comment if a work order exists.
     - ``notify`` false never creates a work order (result ``suppressed``).
+    - The alarm lifecycle (``edge-agent/alert@2``, :func:`_lifecycle`): a message ``held``
+      for maintenance comments on the work order it names; ``held`` shelved or out of
+      service does nothing (``suppressed``); ``verified`` comments; ``reopened`` sets the
+      work order back to OPEN and comments; audit events are ``recorded``, no call.
     """
     event_id = message["event_id"]
     alert_id = message["alert_id"]
@@ -163,7 +174,10 @@ async def apply_alert(
 
     kind: str = message["event"]  # str, not the Literal: a newer sender may add kinds
     work_order_id = await ledger.work_order_for(alert_id)
-    if kind == "activated" or (kind == "escalated" and work_order_id is None):
+    lifecycle = await _lifecycle(client, message, work_order_id)
+    if lifecycle is not None:
+        action, work_order_id = lifecycle
+    elif kind == "activated" or (kind == "escalated" and work_order_id is None):
         if work_order_id is not None:
             action = "exists"
         elif not message.get("notify", True):
@@ -188,6 +202,65 @@ async def apply_alert(
         log.warning("Unknown alert event kind.", extra={"event_id": event_id, "kind": kind})
     await ledger.mark_done(event_id, action)
     return SyncResult(event_id, alert_id, action, work_order_id)
+
+
+async def _lifecycle(
+    client: MaintainXClient, message: AlertMessage, episode_work_order: int | None
+) -> tuple[str, int | None] | None:
+    """The MaintainX side of a lifecycle message: ``(action, work order)``, or None for a
+    message the classic path handles. Never creates a work order. The work order is the one
+    the message names (``work_order_id``: a held message names the asset's maintenance work
+    order, not its episode's), else the episode's."""
+    kind: str = message["event"]
+    held = message.get("held")
+    named = message.get("work_order_id")
+    target = named if type(named) is int and named > 0 else episode_work_order
+    if kind in AUDIT_EVENTS:
+        return "recorded", episode_work_order
+    if held is not None:
+        comment = message.get("comment")
+        if held != "maintenance" or not comment or named is None or target is None:
+            return "suppressed", episode_work_order
+        await client.add_comment(target, _lifecycle_text(message, str(comment)))
+        return "commented", target
+    if kind == "verified":
+        if target is None:
+            return "no_work_order", None
+        await client.add_comment(target, _lifecycle_text(message, _verified_text(message)))
+        return "commented", target
+    if kind == "reopened":
+        if target is None:
+            return "no_work_order", None
+        # The status first: a retry after a lost answer sets it again (no change, no
+        # webhook); the comment after it says why.
+        await client.set_status(target, REOPEN_STATUS)
+        await client.add_comment(target, _lifecycle_text(message, _reopened_text(message)))
+        return "reopened", target
+    return None
+
+
+def _lifecycle_text(message: AlertMessage, text: str) -> str:
+    text = text.rstrip()
+    end = "" if text.endswith((".", "!", "?", ")")) else "."
+    return f"{text}{end} Alert id: {message['alert_id']}"
+
+
+def _verified_text(message: AlertMessage) -> str:
+    """The engine's words (``verified: <sensor> normal for …``), else a plain one."""
+    comment = message.get("comment")
+    if comment:
+        return str(comment)
+    return (
+        f"Verified at {when_text(message)}: {reading_text(message)} stayed normal after the repair"
+    )
+
+
+def _reopened_text(message: AlertMessage) -> str:
+    """The engine's words (``reopened: <sensor> was …``), else a plain one."""
+    comment = message.get("comment")
+    if comment:
+        return str(comment)
+    return f"Reopened at {when_text(message)}: {reading_text(message)} not normal after the repair"
 
 
 async def _create(

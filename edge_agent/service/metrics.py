@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.service.alarm_metrics import alarm_metrics
 from edge_agent.service.retired_counters import forwarder_counts
+from edge_agent.service.work_order_metrics import work_order_metrics
 
 if TYPE_CHECKING:
     from edge_agent.outbox.store import OutboxStats
@@ -57,6 +58,7 @@ class AgentCollector(Collector):
         yield from self._pipeline()
         yield from self._rules()
         yield from self._outbox()
+        yield from work_order_metrics(self._agent)
         yield from self._hub()
         yield from self._forwarder()
         yield from self._reload()

@@ -50,6 +50,7 @@ from edge_agent.service.tasks import wait_done
 from edge_agent.service.wiring import (
     AgentError,
     build_delivery,
+    hand_work_orders_to_rules,
     open_state,
     source_signature,
 )
@@ -275,6 +276,7 @@ class Agent:
         if delivery.work_orders is not None:
             # Kept when a reload leaves MQTT mode, as it always was.
             self.rules.work_orders = delivery.work_orders
+            hand_work_orders_to_rules(delivery.work_orders, self.rules)
         self._forwarder = delivery.forwarder
         self._listen_for_commands(self._forwarder)
         if self._forwarder is not None:

@@ -29,7 +29,7 @@ from edge_agent.service.handover import OutboxHandover, PipelineCounters
 
 if TYPE_CHECKING:
     from edge_agent.alerts import AlertMessage
-    from edge_agent.forwarders.workorder_status import WorkOrderTracker
+    from edge_agent.forwarders.workorder_status import StatusChange, WorkOrderTracker
     from edge_agent.rules import AlarmEvent, RuleEngine
     from edge_agent.service.plant import PlantData
 
@@ -39,6 +39,9 @@ log = logging.getLogger("edge_agent.service.pipeline")
 
 READINGS_QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the rules task before sources wait."""
+MAX_WORK_ORDER_CHANGES: Final = 1000
+"""Work order changes waiting for the rules task; more are dropped (counted, logged): the
+tracker's map has them, and the engine hears the next change of each work order."""
 TICK_INTERVAL_S: Final = 0.2
 """How often the rules see the clock when no reading arrives (deadlines, staleness)."""
 STATE_FLUSH_S: Final = 5.0
@@ -89,10 +92,13 @@ class RulesLoop:
         self.engine: RuleEngine
         # Set at start, from the saved rule state's wall time.
         self.wall_clock: WallClockCheck | None = None
-        # MQTT mode: which work order each rule has open (fed by the hub's answers).
+        # Which work order each rule has open (the hub's answers; direct mode's polls).
         self.work_orders: WorkOrderTracker | None = None
         # Meters and downtime (issue 14): fed the same readings, on the wall clock.
         self.plant: PlantData | None = None
+        # Work order changes for the engine (the alarm lifecycle), taken between batches.
+        self.work_order_changes: deque[StatusChange] = deque()
+        self.work_order_changes_dropped = 0
         self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
@@ -148,6 +154,8 @@ class RulesLoop:
             events: list[AlarmEvent] = []
             for reading in batch:
                 events.extend(self._feed(reading))
+            if self.work_order_changes:
+                events.extend(self._work_order_events(agent_clock.now_ns()))
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_INTERVAL_S
                 events.extend(self._tick(agent_clock.now_ns()))
@@ -199,6 +207,40 @@ class RulesLoop:
             self.counters.rule_errors += 1
             log.exception("Rule evaluation failed.", extra={"sensor": reading.sensor_id})
             return []
+
+    def offer_work_order_status(self, change: StatusChange) -> None:
+        """A rule's work order changed (call on the event loop: the tracker's listener hops
+        here with ``call_soon_threadsafe``); the rules task hands it to the engine."""
+        if len(self.work_order_changes) >= MAX_WORK_ORDER_CHANGES:
+            self.work_order_changes_dropped += 1
+            log.warning(
+                "Too many work order changes waiting for the rules; one dropped.",
+                extra={"rule": change.rule, "work_order_id": change.work_order_id},
+            )
+            return
+        self.work_order_changes.append(change)
+
+    def _work_order_events(self, now_ns: int) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        while self.work_order_changes:
+            change = self.work_order_changes.popleft()
+            try:
+                events.extend(
+                    self.engine.work_order_status(
+                        change.rule,
+                        change.work_order_id,
+                        change.status,
+                        now_ns,
+                        assigned=change.assigned,
+                    )
+                )
+            except Exception:
+                self.counters.rule_errors += 1
+                log.exception(
+                    "Work order status not applied to the rules.",
+                    extra={"rule": change.rule, "work_order_id": change.work_order_id},
+                )
+        return events
 
     def _tick(self, now_ns: int) -> list[AlarmEvent]:
         try:

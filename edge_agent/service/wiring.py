@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.outbox.store import Outbox
     from edge_agent.rules import RuleEngine, RuleStateStore
+    from edge_agent.service.rules_loop import RulesLoop
 
 # The agent's logger name from before this module was split out of the pipeline: operators
 # and their log filters know it.
@@ -112,6 +113,30 @@ def build_delivery(config: SiteConfig, outbox: Outbox, state_dir: Path, base_dir
     share = config.storage.max_bytes // LEDGER_SHARE_OF_CAP
     outbox.shared_bytes = lambda: min(shared(), share)
     return Delivery(forwarder, tracker)
+
+
+def hand_work_orders_to_rules(tracker: WorkOrderTracker, rules: RulesLoop) -> None:
+    """Every change of a rule's work order (the hub's messages in MQTT mode, the status
+    poller in direct mode) reaches the rule engine on the event loop: the tracker tells from
+    paho's thread, the rules task applies it between batches (the alarm lifecycle)."""
+    loop = asyncio.get_running_loop()
+
+    def listener(change: StatusChange) -> None:
+        try:
+            loop.call_soon_threadsafe(rules.offer_work_order_status, change)
+        except RuntimeError:  # the loop is closed: the agent is stopping
+            log.debug("Work order change after the agent stopped; dropped.")
+
+    tracker.listener = listener
+    # What the map knows open is told once more at start: a change saved in the map just
+    # before a crash may not have reached the saved rule state (the engine ignores a status
+    # it already has). Closed ones are not: an old DONE must not start a verification.
+    from edge_agent.forwarders.workorder_status import CLOSED, StatusChange
+
+    for rule, entry in sorted(tracker.snapshot().items()):
+        if entry.status not in CLOSED:
+            change = StatusChange(rule, entry.work_order_id, entry.status, entry.assigned)
+            rules.offer_work_order_status(change)
 
 
 def source_signature(config: SiteConfig, connection: str) -> Any:

@@ -105,12 +105,31 @@ async def test_client_requests_and_emulator_answers_match_the_spec(tmp_path: Pat
                 )
             assert await find_existing_work_order(client, alert(1), asset_id=asset) is not None
             work_order_id = mx.work_orders[0]["id"]
+            # The alarm lifecycle's calls (issue 13): a maintenance comment, a verdict each
+            # way (a reopen sets the status back to OPEN).
+            for event, extra in (
+                ("activated", {"held": "maintenance", "notify": False, "comment": "held"}),
+                ("verified", {"comment": "verified: p101-temp normal"}),
+                ("reopened", {"comment": "p101-temp still high"}),
+            ):
+                message = {**alert(2, "cleared"), **extra}
+                message["event"] = event
+                message["event_id"] = f"{message['alert_id']}:{event}:schema"
+                message["work_order_id"] = work_order_id
+                await apply_alert(client, ThreadedLedger(ledger), message, asset_id=asset)  # type: ignore[arg-type]
             await client.set_status(work_order_id, "IN_PROGRESS")
             subscription = await client.create_subscription(
                 "WORK_ORDER_STATUS_CHANGE", "http://127.0.0.1:9/hook", {"oneOfStatuses": ["DONE"]}
             )
             pages = [w async for w in client.list_work_orders(limit=1, statuses=["IN_PROGRESS"])]
             assert [w["id"] for w in pages] == [work_order_id]
+            # The status webhook the emulator sends (the hub reads newWorkOrder's assignees).
+            await client.set_status(work_order_id, "DONE")
+            assert mx.wait_for(lambda: mx.webhook_deliveries, 10)
+            hook = SPEC["x-webhooks"]["WORK_ORDER_STATUS_CHANGE"]["post"]["requestBody"]
+            for delivery in mx.webhook_deliveries:
+                assert "newWorkOrder" in delivery.payload
+                assert validate(SPEC, _json_schema(hook) or {}, delivery.payload) == []
             # The documented error answers.
             with pytest.raises(NotFound):
                 await client.get_work_order(999_999)

@@ -54,6 +54,9 @@ def test_reactivation_comments_while_open_and_creates_once_done(
     )
     # Three activations in a minute would count as chattering and be held.
     document["rules"][1]["chattering"] = {"activations": 10, "window": "60s"}
+    # No repair verification (issue 13): with it, an activation within verify_for of the
+    # DONE reopens that work order instead (tests/hub/test_lifecycle_end_to_end.py).
+    document["rules"][1]["verify_for"] = "0s"
     agent: AgentProcess = make_agent(document)
     before = {wo["id"] for wo in work_orders(emulator)}
 

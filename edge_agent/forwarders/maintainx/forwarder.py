@@ -41,6 +41,12 @@ from edge_agent.forwarders.delivery import (
     Words,
 )
 from edge_agent.forwarders.maintainx.journal import log_work_order
+from edge_agent.forwarders.maintainx.status_poller import (
+    PollerStatus,
+    StatusPoller,
+    record_delivery,
+)
+from edge_agent.forwarders.workorder_status import WorkOrderTracker
 from edge_agent.interfaces import ForwarderStatus, OutboxItem
 from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import (
@@ -92,6 +98,8 @@ class MaintainXStatus(ForwarderStatus):
     """HTTP requests sent, as of the last delivery."""
     rate_limited: int = 0
     pacing_waits: int = 0
+    status_polls: PollerStatus | None = None
+    """The polls of the rules' open work orders (the alarm lifecycle), when enabled."""
 
 
 class InvalidMessage(EdgeAgentError, ValueError):
@@ -134,6 +142,8 @@ class MaintainXForwarder:
         *,
         batch_size: int = 20,
         idle_s: float = 0.5,
+        work_orders: WorkOrderTracker | None = None,
+        status_poll_s: float | None = None,
     ) -> None:
         self.config = config
         self.site = site
@@ -161,6 +171,13 @@ class MaintainXForwarder:
         self._pending_config: MaintainX | None = None
         self._last_probe = -PROBE_INTERVAL_S
         self._next_prune = 0.0
+        # Direct mode's side of the alarm lifecycle: the rules' work orders and their
+        # statuses, polled (see status_poller).
+        self.work_orders = work_orders
+        self.poller: StatusPoller | None = None
+        if work_orders is not None:
+            self.poller = self._build_poller(work_orders, status_poll_s)
+            self.status.status_polls = self.poller.status
 
     @property
     def _backoff(self) -> Backoff:
@@ -171,6 +188,7 @@ class MaintainXForwarder:
     async def run(self) -> None:
         """Drain the outbox until cancelled. Never raises for MaintainX, network or disk
         failures: they are logged, shown in ``status`` and retried."""
+        polls = None if self.poller is None else asyncio.create_task(self.poller.run())
         try:
             while True:
                 if self.ledger is None and not await self._open_ledger():
@@ -193,6 +211,10 @@ class MaintainXForwarder:
                 elif pause > 0:
                     await self._sleep_or_reload(pause)
         finally:
+            if polls is not None:
+                polls.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await polls
             self._release_leases()
 
     async def close(self) -> None:
@@ -316,7 +338,7 @@ class MaintainXForwarder:
             status.created += 1
         elif result.action == "found":
             status.found += 1
-        elif result.action in ("escalated", "commented"):
+        elif result.action in ("escalated", "commented", "reopened"):
             status.updates += 1
         else:
             status.skipped += 1
@@ -325,6 +347,18 @@ class MaintainXForwarder:
             status.rate_limited = self.client.rate_limited
             status.pacing_waits = self.client.pacer.waits
         log_work_order(message, result)
+        if self.work_orders is not None:
+            record_delivery(self.work_orders, message, result)
+
+    def _build_poller(self, tracker: WorkOrderTracker, interval_s: float | None) -> StatusPoller:
+        return StatusPoller(
+            tracker,
+            lambda: None if self.status.credentials_rejected else self.client,
+            self._credentials_rejected,
+            rate_limit_per_min=self.config.rate_limit,
+            backoff=Backoff.from_config(self.config.backoff),
+            interval_s=interval_s,
+        )
 
     def _dead_letter(self, item: OutboxItem, reason: str) -> DeadLetter:
         def logged() -> None:

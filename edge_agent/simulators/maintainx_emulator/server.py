@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -411,6 +412,17 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a reset, a broken pipe), or a connection cut by
+        :meth:`close_connections` while stopping, is no error of the emulator: no traceback
+        (an agent stopping mid-request, found by the demo with direct mode's status polls)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError) or (
+            isinstance(exc, OSError) and self.state.stopping.is_set()
+        ):
+            return
+        super().handle_error(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:

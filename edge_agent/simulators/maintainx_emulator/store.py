@@ -505,6 +505,13 @@ class MaintainXStore:
             "oldStatus": main(old),
             "newStatus": main(new),
             "occurredAt": stamp,
+            # The work order after the change, as the spec's payload carries it (the hub
+            # passes on whether it has an assignee).
+            "newWorkOrder": {
+                "assetId": work_order.get("assetId"),
+                "assigneeIds": list(work_order.get("assigneeIds") or []),
+                "teamIds": list(work_order.get("teamIds") or []),
+            },
         }
         if old == "CANCELED":
             payload["oldSubStatus"] = "CANCELED"
