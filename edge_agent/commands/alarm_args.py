@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 import secrets
 import socket
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -23,6 +25,31 @@ EXIT_REFUSED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_UNREACHABLE: Final = 3
 """The agent is not running (no socket), or no answer came from the site in time."""
+MAX_TIMEOUT_S: Final = 600.0
+
+
+def timeout_seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds in (0, 600] (argparse's type: a usage error
+    otherwise; ``nan`` and ``1e400`` would pass a plain comparison or overflow the socket)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds in (0, {MAX_TIMEOUT_S:g}]")
+    return value
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: control and format characters (escape sequences, line
+    breaks, bidi overrides) shown escaped. A reason or a name may come from anyone who can
+    send a command, and the terminal must not obey it or show one row as two."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+        else ch
+        for ch in str(text)
+    )
 
 
 def add_action_arguments(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
@@ -44,7 +71,7 @@ def add_action_arguments(parser: argparse.ArgumentParser, *, listing: bool = Tru
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
-        "--timeout", type=float, default=15.0, help="seconds to wait for the answer (15)"
+        "--timeout", type=timeout_seconds, default=15.0, help="seconds to wait for the answer (15)"
     )
 
 
@@ -65,8 +92,8 @@ def build_command(args: argparse.Namespace) -> dict[str, Any] | str:
     """The command ``args`` ask for, or why they cannot make one (a usage error)."""
     if (args.rule is None) == (args.asset is None):
         return f"{args.action}: name a rule, or --asset for oos/return (not both)"
-    if args.timeout <= 0 or args.timeout > 600:
-        return "--timeout: seconds in (0, 600]"
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
+        return f"--timeout: seconds in (0, {MAX_TIMEOUT_S:g}]"
     return command_document(
         args.command_id or new_command_id(),
         args.action,
@@ -90,7 +117,7 @@ def print_answer(answer: dict[str, Any], *, as_json: bool, command: str) -> int:
         repeat = " (already applied earlier: its first result)" if answer.get("repeat") else ""
         stream = sys.stdout if ok else sys.stderr
         prefix = "" if ok else f"{command}: refused: "
-        print(f"{prefix}{answer.get('message')}{repeat}", file=stream)
+        print(f"{prefix}{printable(answer.get('message'))}{repeat}", file=stream)
     return EXIT_OK if ok else EXIT_REFUSED
 
 
@@ -101,11 +128,11 @@ def alarms_table(rows: Sequence[dict[str, Any]]) -> str:
     header = ("RULE", "ASSET", "STATE", "PRIORITY", "LIFECYCLE")
     body = [
         (
-            str(row.get("rule")),
-            str(row.get("asset") or "-"),
-            str(row.get("state") or "-"),
-            str(row.get("priority") or "-"),
-            _lifecycle(row),
+            printable(row.get("rule")),
+            printable(row.get("asset") or "-"),
+            printable(row.get("state") or "-"),
+            printable(row.get("priority") or "-"),
+            printable(_lifecycle(row)),
         )
         for row in rows
     ]
@@ -150,4 +177,6 @@ __all__ = [
     "alarms_table",
     "build_command",
     "print_answer",
+    "printable",
+    "timeout_seconds",
 ]

@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     except TimeoutError:
-        print(f"edge-agent alarms: no answer within {args.timeout:g} s", file=sys.stderr)
+        # The agent may have applied it: the id asks again without applying it twice.
+        again = "" if args.action == "list" else f"; ask again with --id {document['id']}"
+        print(f"edge-agent alarms: no answer within {args.timeout:g} s{again}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except (OSError, ValueError) as exc:
         print(f"edge-agent alarms: {path}: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from edge_agent.commands.alarm_args import (
     EXIT_USAGE,
     build_command,
     print_answer,
+    timeout_seconds,
 )
 
 
@@ -33,7 +34,7 @@ def add_hub_alarm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--by", help="who (default: your user name on this machine)")
     group.add_argument("--id", dest="command_id", help="the command id (to ask again)")
     group.add_argument(
-        "--timeout", type=float, default=20.0, help="seconds to wait for the answer (20)"
+        "--timeout", type=timeout_seconds, default=20.0, help="seconds to wait for the answer (20)"
     )
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.jsonl_log import JsonLinesLog
 from edge_agent.service import agent_clock
-from edge_agent.service.command_ledger import CommandLedger
+from edge_agent.service.command_ledger import CommandLedger, command_what
 from edge_agent.wire.commands import (
     BadCommand,
     CommandResult,
@@ -92,7 +92,17 @@ class _CommandJob:
         controls = self.controls
         command_id = command_id_of(self.request)
         known = None if command_id is None else controls.known(command_id)
-        if known is not None:
+        if known is not None and command_id is not None:
+            first = controls.known_what(command_id)
+            if first is not None and first != command_what(self.request):
+                # Not a resend: the first answer would tell of a command not asked now.
+                self.result = CommandResult(
+                    command_id,
+                    False,
+                    f"id {command_id!r} was used before for another command ({first}: "
+                    f"{known.message}); give this one a new id",
+                )
+                return []
             self.result = CommandResult(known.id, known.ok, known.message, repeat=True)
             return []
         try:
@@ -105,6 +115,7 @@ class _CommandJob:
         self.result = CommandResult(command.id, outcome.ok, outcome.message)
         # The same id again in this turn (two doors at once) is a repeat, not a second apply.
         controls.applying[command.id] = self.result
+        controls.applying_what[command.id] = command_what(self.request)
         return list(outcome.events)
 
     def saved(self) -> None:
@@ -127,10 +138,15 @@ class AlarmControls:
         self.counters = ControlCounters()
         # Applied in the rules task's current turn, not yet in the ledger.
         self.applying: dict[str, CommandResult] = {}
+        self.applying_what: dict[str, str] = {}
 
     def known(self, command_id: str) -> CommandResult | None:
         """The first answer to ``command_id`` if it was applied before (or in this turn)."""
         return self.ledger.get(command_id) or self.applying.get(command_id)
+
+    def known_what(self, command_id: str) -> str | None:
+        """What the command first applied under ``command_id`` did (None: not known)."""
+        return self.ledger.what(command_id) or self.applying_what.get(command_id)
 
     async def handle(self, raw: bytes, via: str, peer: str | None = None) -> dict[str, Any]:
         """The answer (a JSON object) to one request line or message."""
@@ -167,12 +183,14 @@ class AlarmControls:
         self.counters.count(via, outcome)
         if job.applied:
             try:
-                self.ledger.record(result)  # kept in memory even when the write fails
+                # kept in memory even when the write fails
+                self.ledger.record(result, command_what(job.request))
             except OSError as exc:
                 self.counters.ledger_errors += 1
                 log.error("Alarm command ledger not saved.", extra={"error": str(exc)})
             if result.id is not None:
                 self.applying.pop(result.id, None)
+                self.applying_what.pop(result.id, None)
         request = job.request
         record: dict[str, Any] = {
             "time": format_time_ns(time.time_ns()),

@@ -41,6 +41,8 @@ MAX_REQUESTS: Final = 100
 WRITE_TIMEOUT_S: Final = 5.0
 LINGER_S: Final = 1.0
 MAX_LINGER_BYTES: Final = 1024 * 1024
+MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
+"""The longest answer the CLI reads (``list`` of a very large site)."""
 MAX_SOCKET_PATH: Final = 107
 """``sun_path`` holds 108 bytes with its NUL."""
 
@@ -241,14 +243,26 @@ def request(path: Path, document: dict[str, Any], timeout_s: float = 15.0) -> di
         sock.sendall(encode(document) + b"\n")
         chunks: list[bytes] = []
         size = 0
-        while time.monotonic() < deadline:
-            chunk = sock.recv(65536)
+        complete = False
+        while not complete:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer within {timeout_s:g} s")
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise TimeoutError(f"no answer within {timeout_s:g} s") from None
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            if chunk.endswith(b"\n") or size > 64 * 1024 * 1024:
-                break
+            complete = chunk.endswith(b"\n")
+            if size > MAX_ANSWER_BYTES:
+                raise ValueError(f"the agent's answer is longer than {MAX_ANSWER_BYTES} bytes")
+        if not complete:
+            # Closed without a full line: an agent stopping mid-request, not an answer.
+            raise ValueError("the agent closed the connection without an answer")
         answer = json.loads(b"".join(chunks).decode("utf-8"))
     if not isinstance(answer, dict):
         raise ValueError("the agent's answer is not a JSON object")

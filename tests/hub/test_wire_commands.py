@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from edge_agent.common.jsonl_log import JsonLinesLog
 from edge_agent.rules.lifecycle import DEFAULT_MAX_SHELVE_NS, parse_command
-from edge_agent.service.command_ledger import CommandLedger
+from edge_agent.service.command_ledger import CommandLedger, command_what
 from edge_agent.wire import topics
 from edge_agent.wire.commands import (
     COMMAND_SCHEMA,
@@ -120,6 +120,23 @@ def test_ledger_remembers_the_last_answers_across_restarts(tmp_path: Path) -> No
     assert len(again) == 3
     (tmp_path / "alarm-commands.json").write_text("{not json")
     assert len(CommandLedger(tmp_path)) == 0  # damaged: starts empty, never crashes
+
+
+def test_ledger_keeps_what_each_id_did_across_restarts(tmp_path: Path) -> None:
+    shelve = {"id": "c1", "action": "shelve", "rule": "r", "for": "1h", "by": "a", "reason": "x"}
+    CommandLedger(tmp_path).record(CommandResult("c1", True, "shelved"), command_what(shelve))
+    again = CommandLedger(tmp_path)
+    # Who, why and when may differ on a resend; what it does may not.
+    assert again.what("c1") == command_what({**shelve, "by": "b", "reason": "y", "time": "t"})
+    assert again.what("c1") != command_what({**shelve, "action": "oos", "rule": "other"})
+    assert again.what("c1") != command_what({**shelve, "for": "2h"})
+    assert again.what("unknown") is None
+    # A first release's file (no `what`): answered as before, nothing to compare.
+    (tmp_path / "alarm-commands.json").write_text(
+        '{"version": 1, "results": [{"id": "old", "ok": true, "message": "m"}]}'
+    )
+    old = CommandLedger(tmp_path)
+    assert old.get("old") == CommandResult("old", True, "m") and old.what("old") is None
 
 
 def test_jsonl_log_rotates_within_its_bound(tmp_path: Path) -> None:

@@ -117,6 +117,11 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         assert again["ok"] is True and again.get("repeat") is True
         assert again["message"] == first["message"]
         assert "repeat" not in first
+        # The same id with another command is not a resend: refused, nothing applied, and
+        # never answered with the first command's result.
+        [reused] = ask(path, command("cmd-shelve-1", action="oos", rule="p101-vibration-high"))
+        assert reused["ok"] is False and "repeat" not in reused
+        assert "used before for another command" in reused["message"]
 
         # The same id through two connections at once: applied once, the other a repeat.
         both = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
@@ -133,7 +138,7 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         assert len([line for line in audit_lines(state) if line.get("id") == "cmd-twice"]) == 1
 
         audited = [line for line in audit_lines(state) if line.get("id") == "cmd-shelve-1"]
-        assert len(audited) == 1
+        assert [line["outcome"] for line in audited] == ["applied", "rejected"]
         assert audited[0]["by"] == "test" and audited[0]["reason"] == "testing"
         assert audited[0]["action"] == "shelve" and audited[0]["outcome"] == "applied"
         assert audited[0]["peer"].startswith(f"uid={os.getuid()} ")
@@ -146,6 +151,7 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         rows = {row["rule"]: row for row in json.loads(listed.stdout)}
         assert rows["m201-current-high"]["shelved"]["by"] == "test"
         assert rows["p101-vibration-high"]["shelved"] is None
+        assert rows["p101-vibration-high"]["out_of_service"] is None
         assert agent.alive()
         assert agent.get("/healthz")[0] == 200
         counts = {
@@ -153,7 +159,7 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
             for outcome in ("applied", "refused", "rejected", "repeated")
         }
         # cmd-twice: an ack of a rule not in alarm is refused by the engine, once.
-        assert counts == {"applied": 1, "refused": 2, "rejected": 6, "repeated": 2}
+        assert counts == {"applied": 1, "refused": 2, "rejected": 7, "repeated": 2}
         assert agent.metric("edge_agent_rules_shelved") == 1
         assert agent.metric("edge_agent_control_socket_up") == 1
         assert agent.stop() == 0
@@ -168,7 +174,10 @@ def test_control_socket_answers_every_request_and_applies_each_id_once(
         rows = {row["rule"]: row for row in json.loads(cli(agent.site, "list", "--json").stdout)}
         assert rows["m201-current-high"]["shelved"]["by"] == "test"
         audited = [line for line in audit_lines(state) if line.get("id") == "cmd-shelve-1"]
-        assert len(audited) == 1
+        assert [line["outcome"] for line in audited] == ["applied", "rejected"]
+        # What the id did is kept across the restart too.
+        [reused] = ask(path, command("cmd-shelve-1", action="shelve", rule="p101-vibration-high"))
+        assert reused["ok"] is False and "used before for another command" in reused["message"]
         assert agent.stop() == 0
     finally:
         agent.kill()

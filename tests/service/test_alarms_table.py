@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from edge_agent.commands.alarm_args import alarms_table
+import argparse
+
+import pytest
+
+from edge_agent.commands.alarm_args import alarms_table, printable, timeout_seconds
 
 
 def test_the_table_names_every_state_a_rule_is_in() -> None:
@@ -36,3 +40,30 @@ def test_the_table_names_every_state_a_rule_is_in() -> None:
     # Columns line up whatever the lengths.
     assert len({line.index(line.split()[2]) for line in lines[1:]}) == 1
     assert alarms_table([]) == "no rules"
+
+
+def test_text_from_a_command_cannot_steer_the_terminal_or_split_a_row() -> None:
+    """A reason (or a name) may come from anyone who can send a command: escape sequences,
+    line breaks and bidi overrides are shown escaped, never sent to the terminal."""
+    rows = [
+        {"rule": "a\u202eb", "asset": "P-1", "state": "NORMAL", "priority": "LOW",
+         "shelved": {"by": "x\x1b]0;owned\x07", "reason": "ok\x1b[2J\x1b[31mred\nline2",
+                     "until": "2026-12-05T02:00:00Z", "until_clear": False}},
+    ]  # fmt: skip
+    table = alarms_table(rows)
+    assert len(table.splitlines()) == 2
+    assert not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in table if ch != "\n")
+    assert "\u202e" not in table and "a\\u202eb" in table
+    assert "ok\\x1b[2J\\x1b[31mred\\nline2" in table
+    assert printable("plain, ünïcode: 7.1 mm/s") == "plain, ünïcode: 7.1 mm/s"
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1e400", "0", "-1", "601", "abc", ""])
+def test_a_timeout_that_is_not_a_finite_number_of_seconds_is_a_usage_error(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        timeout_seconds(text)
+
+
+def test_a_good_timeout_is_taken_as_seconds() -> None:
+    assert timeout_seconds("0.5") == 0.5
+    assert timeout_seconds("600") == 600.0

@@ -155,3 +155,31 @@ async def test_a_socket_that_cannot_be_made_is_reported_not_fatal(short_dir: Pat
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert path.read_text() == "someone else's file"
+
+
+async def test_the_cli_client_says_no_answer_rather_than_misreading_silence(
+    short_dir: Path,
+) -> None:
+    """An agent that takes the line but answers nothing in time is a timeout, one that
+    closes without a line says so: neither is "Expecting value: line 1 column 1"."""
+    path = short_dir / "silent.sock"
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        if not release.is_set():
+            await release.wait()  # the first client: no answer at all
+        writer.write(b'{"ok": tr')  # the second: half an answer, then closed
+        writer.close()
+
+    server = await asyncio.start_unix_server(silent, path=str(path))
+    try:
+        with pytest.raises(TimeoutError, match="no answer within"):
+            await asyncio.to_thread(request, path, {"query": "alarms"}, 0.2)
+        release.set()
+        with pytest.raises(ValueError, match="closed the connection without an answer"):
+            await asyncio.to_thread(request, path, {"query": "alarms"}, 10.0)
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
