@@ -9,7 +9,8 @@ Bounded: a line of at most :data:`MAX_LINE_BYTES`, :data:`MAX_CONNECTIONS` at on
 closed after :data:`IDLE_TIMEOUT_S` without a full line (the loop's monotonic clock) or
 after :data:`MAX_REQUESTS` requests. A bad request gets an error answer; nothing a client
 sends ends the agent. A socket that cannot be made is logged and shown in ``/readyz``
-(``controls``); the agent runs on without it.
+(``controls``); the agent runs on without it. A socket file removed while the agent runs
+(found within :data:`CHECK_INTERVAL_S`) is made again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ MAX_REQUESTS: Final = 100
 WRITE_TIMEOUT_S: Final = 5.0
 LINGER_S: Final = 1.0
 MAX_LINGER_BYTES: Final = 1024 * 1024
+CHECK_INTERVAL_S: Final = 5.0
+"""How often the socket file is checked to still be this agent's (removed: made again)."""
 MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
 """The longest answer the CLI reads (``list`` of a very large site)."""
 MAX_SOCKET_PATH: Final = 107
@@ -115,8 +118,12 @@ class ControlSocket:
         *,
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        check_interval_s: float = CHECK_INTERVAL_S,
     ) -> None:
         self.path = path
+        self.check_interval_s = check_interval_s
+        self.remade = 0
+        """Times the socket file was found removed or replaced and made again."""
         self.handler = handler
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
@@ -142,12 +149,35 @@ class ControlSocket:
             return
         inode = os.stat(self.path).st_ino
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, sock=sock, limit=MAX_LINE_BYTES + 1
-            )
-            log.info("Control socket listening.", extra={"path": str(self.path)})
-            self.listening = True
-            await self._server.serve_forever()
+            while True:
+                self._server = await asyncio.start_unix_server(
+                    self._serve, sock=sock, limit=MAX_LINE_BYTES + 1
+                )
+                log.info("Control socket listening.", extra={"path": str(self.path)})
+                self.listening = True
+                await self._watch(inode)
+                # The file is gone (a cleanup of the state folder, a person): nobody can
+                # connect, so the socket is made again rather than reported up.
+                self.listening = False
+                self._server.close()
+                sock.close()
+                log.warning(
+                    "Control socket file was removed or replaced; making it again.",
+                    extra={"path": str(self.path)},
+                )
+                self.remade += 1
+                try:
+                    sock = bind_private(self.path)
+                except OSError as exc:
+                    self.error = str(exc)
+                    log.error(
+                        "Control socket not available; `edge-agent alarms` cannot reach "
+                        "this agent.",
+                        extra={"path": str(self.path), "error": self.error},
+                    )
+                    await asyncio.Event().wait()
+                    return
+                inode = os.stat(self.path).st_ino
         finally:
             self.listening = False
             if self._server is not None:
@@ -157,6 +187,19 @@ class ControlSocket:
             with contextlib.suppress(OSError):
                 if os.stat(self.path).st_ino == inode:
                     self.path.unlink()
+
+    async def _watch(self, inode: int) -> None:
+        """Returns when the socket file at :attr:`path` is no longer ours."""
+        while True:
+            await asyncio.sleep(self.check_interval_s)
+            try:
+                if os.lstat(self.path).st_ino == inode:
+                    continue
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue  # cannot tell now (I/O): look again at the next check
+            return
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -183,3 +183,29 @@ async def test_the_cli_client_says_no_answer_rather_than_misreading_silence(
         release.set()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_socket_file_removed_while_running_is_made_again(short_dir: Path) -> None:
+    """Removed (a cleanup of the state folder): made again, answering as before; replaced by
+    a file of another kind: reported (not listening, the reason kept), that file left."""
+    path = short_dir / "control.sock"
+    server = ControlSocket(path, echo, check_interval_s=0.02)
+    task = await serving(server)
+    try:
+        path.unlink()
+        async with asyncio.timeout(10):
+            while not (server.remade == 1 and server.listening and path.exists()):
+                await asyncio.sleep(0.01)
+        assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+        assert (await exchange(path, b"again\n"))[0]["echo"] == "again"
+        path.unlink()
+        path.write_text("someone else's file")
+        async with asyncio.timeout(10):
+            while server.error is None:
+                await asyncio.sleep(0.01)
+        assert not server.listening and "not a socket" in server.error
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert path.read_text() == "someone else's file"
