@@ -6,6 +6,7 @@ the engineer who wrote it knows which.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Final
 
@@ -59,6 +60,11 @@ def parse_duration(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, got a true/false value")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:  # `.nan`, `.inf`, `1e400`, `-5`
+            raise ValueError(
+                f"{value} is not a duration; write a number of zero or more with a unit: "
+                "ms, s, m, h or d (e.g. 30s)"
+            )
         raise ValueError(
             f"a duration needs a unit: write {value}s, {value}ms or {value}m, not a bare number"
         )

@@ -183,3 +183,11 @@ def test_a_size_of_thirty_one_digits_is_refused_and_the_largest_size_is_accepted
     assert parse_size(f"{MAX_SIZE_BYTES}B") == MAX_SIZE_BYTES
     with pytest.raises(ValueError, match="larger than"):
         parse_size(f"{MAX_SIZE_BYTES + 1}B")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -5, -0.5])
+def test_a_bare_number_that_no_unit_can_mend_is_not_offered_one(value: float) -> None:
+    """YAML `.nan`, `.inf`, `1e400` (infinity) or `-5`: "write nans" would be nonsense."""
+    with pytest.raises(ValueError, match="is not a duration") as caught:
+        parse_duration(value)
+    assert "bare number" not in str(caught.value)
