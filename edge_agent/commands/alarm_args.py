@@ -94,6 +94,19 @@ def build_command(args: argparse.Namespace) -> dict[str, Any] | str:
         return f"{args.action}: name a rule, or --asset for oos/return (not both)"
     if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
         return f"--timeout: seconds in (0, {MAX_TIMEOUT_S:g}]"
+    for name, text in (
+        ("RULE", args.rule),
+        ("--asset", args.asset),
+        ("--for", args.duration),
+        ("--reason", args.reason),
+        ("--note", args.note),
+        ("--by", args.by),
+        ("--id", args.command_id),
+    ):
+        if text is not None and not _is_utf8(text):
+            # Bytes of another encoding arrive as surrogates: they cannot go on the wire.
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return f"{name}: {printable(shown)} is not UTF-8 text"
     return command_document(
         args.command_id or new_command_id(),
         args.action,
@@ -106,6 +119,14 @@ def build_command(args: argparse.Namespace) -> dict[str, Any] | str:
         until_clear=args.until_clear,
         note=args.note,
     )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def print_answer(answer: dict[str, Any], *, as_json: bool, command: str) -> int:

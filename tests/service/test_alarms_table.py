@@ -6,7 +6,12 @@ import argparse
 
 import pytest
 
-from edge_agent.commands.alarm_args import alarms_table, printable, timeout_seconds
+from edge_agent.commands.alarm_args import (
+    alarms_table,
+    build_command,
+    printable,
+    timeout_seconds,
+)
 
 
 def test_the_table_names_every_state_a_rule_is_in() -> None:
@@ -67,3 +72,20 @@ def test_a_timeout_that_is_not_a_finite_number_of_seconds_is_a_usage_error(text:
 def test_a_good_timeout_is_taken_as_seconds() -> None:
     assert timeout_seconds("0.5") == 0.5
     assert timeout_seconds("600") == 600.0
+
+
+def _args(**fields: object) -> argparse.Namespace:
+    base: dict[str, object] = {
+        "action": "shelve", "rule": "r", "asset": None, "duration": "1h", "until_clear": False,
+        "reason": "why", "note": None, "by": "ann", "command_id": "c-1", "timeout": 15.0,
+    }  # fmt: skip
+    return argparse.Namespace(**{**base, **fields})
+
+
+@pytest.mark.parametrize("field", ["rule", "reason", "note", "by", "duration", "command_id"])
+def test_bytes_that_are_not_utf8_are_a_usage_error_not_a_socket_error(field: str) -> None:
+    """A shell in another locale passes bytes Python holds as surrogates: named, shown."""
+    bad = b"b\xe4d \xff".decode("utf-8", "surrogateescape")
+    why = build_command(_args(**{field: bad}))
+    assert isinstance(why, str) and why.endswith("b\\xe4d \\xff is not UTF-8 text")
+    assert isinstance(build_command(_args()), dict)
