@@ -25,6 +25,7 @@ from edge_agent.commands.alarm_args import (
     alarms_table,
     build_command,
     print_answer,
+    printable,
 )
 
 
@@ -34,6 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="override storage.path of the site file"
     )
+
+
+def running_site(state_dir: Path) -> str | None:
+    """The site id the agent on ``state_dir`` last ran (its last good configuration), or
+    None when that cannot be read (no agent yet, another user's folder)."""
+    from edge_agent.common.atomic import read_json_object
+    from edge_agent.service.last_good import last_good_path
+
+    site = read_json_object(last_good_path(state_dir)).get("site")
+    site_id = site.get("id") if isinstance(site, dict) else None
+    return site_id if isinstance(site_id, str) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     state_dir = args.state_dir if args.state_dir is not None else state_dir_of(config, args.site)
     path = socket_path(state_dir)
+    running = running_site(state_dir)
+    if running is not None and running != config.site.id:
+        # Two site files sharing a state folder: the agent there would take the command.
+        print(
+            f"edge-agent alarms: the agent on {state_dir} runs site {printable(running)}, "
+            f"not {printable(config.site.id)} of {args.site}: name that site's file (or "
+            "--state-dir)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.action == "list":
         document: dict[str, object] | str = {"query": "alarms"}
     else:

@@ -202,6 +202,15 @@ def test_alarms_cli_against_a_running_agent(
         usage = cli(site, "shelve")
         assert usage.returncode == 2 and "name a rule" in usage.stderr
 
+        # Another site's file sharing this state folder: refused before anything is sent.
+        document = json.loads(site.read_text())
+        document["site"]["id"] = "another-site"
+        other = tmp_path / "other-site.yaml"
+        other.write_text(json.dumps(document))
+        wrong = cli(other, "shelve", "p101-vibration-high", "--for", "1h", "--reason", "x")
+        assert wrong.returncode == 2
+        assert "runs site" in wrong.stderr and "not another-site" in wrong.stderr
+
         oos = cli(
             site, "oos", "p101-vibration-high", "--reason", "sensor replaced", "--by", "maria"
         )
