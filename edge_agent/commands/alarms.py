@@ -2,7 +2,8 @@
 controls of the agent running on this site file, through its control socket
 (``<storage.path>/control.sock``, mode 0600: run it as the agent's user).
 
-``list`` prints every rule with its state and lifecycle (``--json`` for the rows);
+``list`` prints every rule with its state and lifecycle (``--json`` for the rows; ``list
+RULE`` or ``list --asset A`` only those);
 ``shelve RULE --for 2h --reason ...`` (or ``--until-clear``), ``unshelve RULE``,
 ``oos RULE|--asset A --reason ... [--for 8h]``, ``return RULE|--asset A``,
 ``ack RULE [--note ...]``. Each command is applied once (``--id`` asks again for a command's
@@ -114,5 +115,18 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     rows = answer.get("alarms")
     rows = rows if isinstance(rows, list) else []
+    if args.rule is not None or args.asset is not None:
+        # `list RULE` / `list --asset A`: those rows only (the agent answers every rule).
+        rows = [
+            row
+            for row in rows
+            if isinstance(row, dict)
+            and (args.rule is None or row.get("rule") == args.rule)
+            and (args.asset is None or row.get("asset") == args.asset)
+        ]
+        if not rows:
+            wanted = args.rule if args.rule is not None else f"--asset {args.asset}"
+            print(f"edge-agent alarms: no rule matches {printable(wanted)}", file=sys.stderr)
+            return EXIT_REFUSED
     print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else alarms_table(rows))
     return EXIT_OK

@@ -220,6 +220,12 @@ def test_alarms_cli_against_a_running_agent(
         assert any("OUT OF SERVICE" in line for line in ready["degraded"])
         table = cli(site, "list")
         assert "OUT OF SERVICE (by maria: sensor replaced)" in table.stdout
+        # `list RULE` / `list --asset A`: only those rows (an option is never ignored).
+        one = cli(site, "list", "--asset", "P-101")
+        assert one.returncode == 0, one.stderr
+        assert "p101-vibration-high" in one.stdout and "m201-current-high" not in one.stdout
+        none = cli(site, "list", "no-such-rule")
+        assert none.returncode == 1 and "no rule matches no-such-rule" in none.stderr
         assert agent.metric("edge_agent_rules_out_of_service") == 1
 
         back = cli(site, "return", "p101-vibration-high", "--id", "return-1")
