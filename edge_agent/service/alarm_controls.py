@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.jsonl_log import JsonLinesLog
 from edge_agent.service import agent_clock
-from edge_agent.service.command_ledger import CommandLedger, command_what
+from edge_agent.service.command_ledger import CommandLedger, command_what, what_text
 from edge_agent.wire.commands import (
     BadCommand,
     CommandResult,
@@ -99,7 +99,7 @@ class _CommandJob:
                 self.result = CommandResult(
                     command_id,
                     False,
-                    f"id {command_id!r} was used before for another command ({first}: "
+                    f"id {command_id!r} was used before for another command ({what_text(first)}: "
                     f"{known.message}); give this one a new id",
                 )
                 return []

@@ -40,6 +40,23 @@ def command_what(request: Mapping[str, Any]) -> str:
     return json.dumps(what, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def what_text(what: str) -> str:
+    """:func:`command_what`'s text for a person: ``shelve rule r for 2h``."""
+    try:
+        fields = json.loads(what)
+    except ValueError:
+        return what
+    if not isinstance(fields, dict):
+        return what
+    words = [str(fields.get("action", "?"))]
+    for key in ("rule", "asset", "for"):
+        if key in fields:
+            words += [key, str(fields[key])]
+    if fields.get("until_clear"):
+        words.append("until clear")
+    return " ".join(words)
+
+
 class CommandLedger:
     """command id → the :class:`CommandResult` first answered, durable, bounded."""
 
@@ -111,4 +128,11 @@ class CommandLedger:
         return row
 
 
-__all__ = ["FILE_NAME", "MAX_REMEMBERED", "SCHEMA_VERSION", "CommandLedger", "command_what"]
+__all__ = [
+    "FILE_NAME",
+    "MAX_REMEMBERED",
+    "SCHEMA_VERSION",
+    "CommandLedger",
+    "command_what",
+    "what_text",
+]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from edge_agent.common.jsonl_log import JsonLinesLog
 from edge_agent.rules.lifecycle import DEFAULT_MAX_SHELVE_NS, parse_command
-from edge_agent.service.command_ledger import CommandLedger, command_what
+from edge_agent.service.command_ledger import CommandLedger, command_what, what_text
 from edge_agent.wire import topics
 from edge_agent.wire.commands import (
     COMMAND_SCHEMA,
@@ -131,6 +131,8 @@ def test_ledger_keeps_what_each_id_did_across_restarts(tmp_path: Path) -> None:
     assert again.what("c1") != command_what({**shelve, "action": "oos", "rule": "other"})
     assert again.what("c1") != command_what({**shelve, "for": "2h"})
     assert again.what("unknown") is None
+    assert what_text(command_what(shelve)) == "shelve rule r for 1h"
+    assert what_text(command_what({"action": "oos", "asset": "P-1"})) == "oos asset P-1"
     # A first release's file (no `what`): answered as before, nothing to compare.
     (tmp_path / "alarm-commands.json").write_text(
         '{"version": 1, "results": [{"id": "old", "ok": true, "message": "m"}]}'
