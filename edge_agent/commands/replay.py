@@ -8,7 +8,8 @@ nothing is printed (exit 1).
 A trace may also hold the alarm lifecycle's commands and work order statuses (see
 ``rules/trace.py``); they go to the same engine calls as the agent's, and a command the
 agent would refuse prints ``{"time", "command", "rule"|"asset", "ok": false, "message"}``
-where it happened.
+where it happened, and a work order status of a rule the site does not have
+``{"time", "work_order", "rule", "status", "ok": false, "message"}``.
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ def replay_readings(
             if refusal is not None and refusals is not None:
                 refusals.append((len(events), refusal))
         elif isinstance(item, TraceWorkOrder):
+            if refusals is not None and not any(r.id == item.rule for r in config.rules):
+                # The engine ignores it (as the agent does a status of a rule it lost):
+                # said here, since a trace's rule name is more likely a typo.
+                refusals.append((len(events), _unknown_rule_status(config, item)))
             events.extend(
                 engine.work_order_status(
                     item.rule, item.work_order_id, item.status, item.time_ns, assigned=item.assigned
@@ -110,6 +115,17 @@ def replay_readings(
     if until_ns is not None:
         events.extend(engine.tick(until_ns))
     return events, engine
+
+
+def _unknown_rule_status(config: SiteConfig, item: TraceWorkOrder) -> dict[str, object]:
+    return {
+        "time": format_time_ns(item.time_ns),
+        "work_order": item.work_order_id,
+        "rule": item.rule,
+        "status": item.status,
+        "ok": False,
+        "message": f"no rule {item.rule!r} at site {config.site.id}: the status changes nothing",
+    }
 
 
 def _apply_command(

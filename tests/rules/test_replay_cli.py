@@ -119,3 +119,19 @@ def test_unknown_sensors_are_named_at_their_first_line_and_wrong_types_counted_o
         f"{trace}:6: warning: unknown sensor `\\x1b[2J`; 1 reading(s) skipped",
         "edge-agent replay: 1 wrong type readings, 3 unknown sensor readings",
     ]
+
+
+def test_a_work_order_status_of_a_rule_the_site_lacks_is_said_not_ignored(
+    tmp_path: Path,
+) -> None:
+    """A command of an unknown rule prints a refusal line; a status did nothing, silently."""
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        '{"time": "2026-01-05T10:00:00Z", "work_order": {"rule": "no-such-rule", '
+        '"status": "DONE", "id": 7}}\n'
+    )
+    done = replay(CASE / "site.yaml", trace)
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(text) for text in done.stdout.splitlines()]
+    assert line["ok"] is False and line["rule"] == "no-such-rule" and line["work_order"] == 7
+    assert line["status"] == "DONE" and "no rule 'no-such-rule'" in line["message"]
