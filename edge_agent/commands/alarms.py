@@ -57,22 +57,39 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.config.state_dir import state_dir_of
     from edge_agent.service.control_socket import request, socket_path
 
+    site_id: str | None = None
     try:
         config = load_site(args.site)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"edge-agent alarms: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+    except (ConfigError, OSError) as exc:
+        why = (
+            str(exc)
+            if isinstance(exc, ConfigError)
+            else f"edge-agent alarms: cannot read {args.site}: {exc.strerror}"
+        )
+        if args.state_dir is None:
+            # A broken edit is when the agent runs on its last good copy: reach it anyway.
+            print(why, file=sys.stderr)
+            print(
+                "edge-agent alarms: the site file is needed for its storage.path; give "
+                "--state-dir to reach the running agent without it",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        print(
+            f"edge-agent alarms: the site file does not load ({why.splitlines()[0]}); "
+            "going on with --state-dir",
+            file=sys.stderr,
+        )
+    else:
+        site_id = config.site.id
     state_dir = args.state_dir if args.state_dir is not None else state_dir_of(config, args.site)
     path = socket_path(state_dir)
     running = running_site(state_dir)
-    if running is not None and running != config.site.id:
+    if running is not None and site_id is not None and running != site_id:
         # Two site files sharing a state folder: the agent there would take the command.
         print(
             f"edge-agent alarms: the agent on {state_dir} runs site {printable(running)}, "
-            f"not {printable(config.site.id)} of {args.site}: name that site's file (or "
+            f"not {printable(site_id)} of {args.site}: name that site's file (or "
             "--state-dir)",
             file=sys.stderr,
         )

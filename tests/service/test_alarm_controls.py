@@ -211,6 +211,15 @@ def test_alarms_cli_against_a_running_agent(
         assert wrong.returncode == 2
         assert "runs site" in wrong.stderr and "not another-site" in wrong.stderr
 
+        # A broken edit of the site file (the agent runs on): --state-dir still reaches it.
+        broken = tmp_path / "broken-site.yaml"
+        broken.write_text(site.read_text() + "\n  bogus: [\n")
+        refused = cli(broken, "list")
+        assert refused.returncode == 2 and "--state-dir" in refused.stderr
+        reached = cli(broken, "list", "--state-dir", str(tmp_path / "state"))
+        assert reached.returncode == 0, reached.stderr
+        assert "p101-vibration-high" in reached.stdout and "does not load" in reached.stderr
+
         oos = cli(
             site, "oos", "p101-vibration-high", "--reason", "sensor replaced", "--by", "maria"
         )
