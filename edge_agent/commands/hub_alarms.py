@@ -42,6 +42,14 @@ def hub_alarms(config: Any, base_dir: Path, args: argparse.Namespace) -> int:
     from edge_agent.hub.commands import HubCommandError, send_command
 
     site = args.what
+    if args.verb == "list":
+        # The rows are for the gateway's own users (the agent answers no query on MQTT).
+        print(
+            "edge-agent hub: alarms: list is answered on the gateway only: run "
+            "`edge-agent alarms SITE.yaml list` there",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if site is None or args.verb not in COMMAND_ACTIONS:
         print(
             "edge-agent hub: alarms SITE " + "|".join(COMMAND_ACTIONS) + " RULE [options]",

@@ -170,3 +170,8 @@ def test_hub_alarms_without_an_answer_says_how_to_ask_again(
     assert "--id nobody-1" in silent.stderr
     unknown = hub_cli(hub_file, "no-such-site", "ack", "r")
     assert unknown.returncode == 2 and "no site" in unknown.stderr
+    listing = hub_cli(hub_file, SITE, "list")
+    assert listing.returncode == 2 and "on the gateway only" in listing.stderr
+    for bad in ("nan", "1e400", "0"):  # a usage error, never a traceback or an endless wait
+        absurd = hub_cli(hub_file, SITE, "ack", "m201-current-high", timeout=bad)
+        assert absurd.returncode == 2 and "seconds in (0, 600]" in absurd.stderr
