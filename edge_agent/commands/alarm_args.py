@@ -106,7 +106,8 @@ def build_command(args: argparse.Namespace) -> dict[str, Any] | str:
         if text is not None and not _is_utf8(text):
             # Bytes of another encoding arrive as surrogates: they cannot go on the wire.
             shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            return f"{name}: {printable(shown)} is not UTF-8 text"
+            cut = shown if len(shown) <= 80 else shown[:80] + "…"
+            return f"{name}: {printable(cut)} is not UTF-8 text"
     return command_document(
         args.command_id or new_command_id(),
         args.action,

@@ -89,3 +89,5 @@ def test_bytes_that_are_not_utf8_are_a_usage_error_not_a_socket_error(field: str
     why = build_command(_args(**{field: bad}))
     assert isinstance(why, str) and why.endswith("b\\xe4d \\xff is not UTF-8 text")
     assert isinstance(build_command(_args()), dict)
+    long = build_command(_args(**{field: bad * 500}))
+    assert isinstance(long, str) and len(long) < 200 and long.endswith("… is not UTF-8 text")
