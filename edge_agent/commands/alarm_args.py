@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, Final
 
-from edge_agent.wire.commands import command_document
+from edge_agent.wire.commands import BUSY, command_document
 
 ACTIONS: Final = ("list", "shelve", "unshelve", "oos", "return", "ack")
 COMMAND_ACTIONS: Final = ACTIONS[1:]
@@ -130,9 +130,21 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def print_answer(answer: dict[str, Any], *, as_json: bool, command: str) -> int:
-    """Print an agent's answer; the exit status (0: applied or already applied)."""
+def print_answer(
+    answer: dict[str, Any], *, as_json: bool, command: str, sent_id: str | None = None
+) -> int:
+    """Print an agent's answer; the exit status (0: applied or already applied; 3: busy,
+    not taken now, as when no answer came)."""
     ok = answer.get("ok") is True
+    message = answer.get("message")
+    if not ok and isinstance(message, str) and message.startswith(BUSY):
+        command_id = answer.get("id") or sent_id
+        again = f"; ask again with --id {command_id}" if command_id else ""
+        if as_json:
+            print(json.dumps(answer, indent=2, ensure_ascii=False))
+        else:
+            print(f"{command}: not taken now: {printable(message)}{again}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     if as_json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:

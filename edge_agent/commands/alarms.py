@@ -28,6 +28,7 @@ from edge_agent.commands.alarm_args import (
     print_answer,
     printable,
 )
+from edge_agent.wire.commands import BUSY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,10 +127,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-agent alarms: {path}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if args.action != "list":
-        return print_answer(answer, as_json=args.json, command="edge-agent alarms")
+        return print_answer(
+            answer, as_json=args.json, command="edge-agent alarms", sent_id=str(document["id"])
+        )
     if answer.get("ok") is not True:
-        print(f"edge-agent alarms: {answer.get('message')}", file=sys.stderr)
-        return EXIT_REFUSED
+        message = str(answer.get("message"))
+        print(f"edge-agent alarms: {printable(message)}", file=sys.stderr)
+        return EXIT_UNREACHABLE if message.startswith(BUSY) else EXIT_REFUSED
     rows = answer.get("alarms")
     rows = rows if isinstance(rows, list) else []
     if args.rule is not None or args.asset is not None:

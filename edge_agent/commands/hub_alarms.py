@@ -85,4 +85,6 @@ def hub_alarms(config: Any, base_dir: Path, args: argparse.Namespace) -> int:
         "message": result.message,
         **({"repeat": True} if result.repeat else {}),
     }
-    return print_answer(answer, as_json=args.json, command=f"edge-agent hub: {site}")
+    return print_answer(
+        answer, as_json=args.json, command=f"edge-agent hub: {site}", sent_id=command["id"]
+    )

@@ -33,6 +33,7 @@ from edge_agent.common.jsonl_log import JsonLinesLog
 from edge_agent.service import agent_clock
 from edge_agent.service.command_ledger import CommandLedger, command_what, what_text
 from edge_agent.wire.commands import (
+    BUSY,
     BadCommand,
     CommandResult,
     command_id_of,
@@ -161,14 +162,17 @@ class AlarmControls:
         job = _CommandJob(self, request, via, peer)
         if not self.rules.submit(job):
             self.counters.count(via, "unanswered")
-            return self._answer(CommandResult(command_id_of(request), False, "busy: try again"))
+            return self._answer(CommandResult(command_id_of(request), False, f"{BUSY} try again"))
         try:
             async with asyncio.timeout(APPLY_TIMEOUT_S):
                 result = await asyncio.shield(job.future)
         except TimeoutError:
             self.counters.count(via, "unanswered")
             log.error("Alarm command not taken by the rules in time.", extra={"via": via})
-            message = "the agent did not apply it in time (stopping or stalled); send it again"
+            message = (
+                f"{BUSY} the agent did not apply it in time (stopping or stalled); "
+                "send it again with the same id"
+            )
             return self._answer(CommandResult(command_id_of(request), False, message))
         return self._answer(result)
 

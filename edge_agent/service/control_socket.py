@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge_agent.errors import EdgeAgentError
-from edge_agent.wire.commands import MAX_COMMAND_BYTES, CommandResult, encode, result_document
+from edge_agent.wire.commands import (
+    BUSY,
+    MAX_COMMAND_BYTES,
+    CommandResult,
+    encode,
+    result_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +211,7 @@ class ControlSocket:
         try:
             if self.connections >= self.max_connections:
                 self.refused_connections += 1
-                await self._write(writer, _error("busy: too many connections; try again"))
+                await self._write(writer, _error(f"{BUSY} too many connections; try again"))
                 return
             self.connections += 1
             try:
@@ -283,7 +289,9 @@ def request(path: Path, document: dict[str, Any], timeout_s: float = 15.0) -> di
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         sock.connect(str(path))
-        sock.sendall(encode(document) + b"\n")
+        # Answered before it read our line (busy): that answer is still to be read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(encode(document) + b"\n")
         chunks: list[bytes] = []
         size = 0
         complete = False
@@ -296,6 +304,8 @@ def request(path: Path, document: dict[str, Any], timeout_s: float = 15.0) -> di
                 chunk = sock.recv(65536)
             except TimeoutError:
                 raise TimeoutError(f"no answer within {timeout_s:g} s") from None
+            except ConnectionResetError:
+                break  # closed with our line unread: no answer (said below)
             if not chunk:
                 break
             chunks.append(chunk)

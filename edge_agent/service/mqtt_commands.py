@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from edge_agent.wire import topics
-from edge_agent.wire.commands import CommandResult, encode, result_document
+from edge_agent.wire.commands import BUSY, CommandResult, encode, result_document
 
 if TYPE_CHECKING:
     from edge_agent.common.mqtt_link import Message
@@ -63,7 +63,7 @@ class MqttCommands:
         if len(self._tasks) >= MAX_IN_PROGRESS:
             self.controls.counters.count("mqtt", "unanswered")
             self._reply(
-                result_document(CommandResult(None, False, "busy: send again"), time.time_ns())
+                result_document(CommandResult(None, False, f"{BUSY} send again"), time.time_ns())
             )
             return
         task = asyncio.get_running_loop().create_task(

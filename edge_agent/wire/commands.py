@@ -35,6 +35,9 @@ from edge_agent.redaction import redact_value
 
 COMMAND_SCHEMA: Final = "edge-agent/command@1"
 RESULT_SCHEMA: Final = "edge-agent/command-result@1"
+BUSY: Final = "busy:"
+"""How an answer that means "not taken now, try again" begins (too many connections, the
+rules task full, stopping or stalled): not a refusal of the command itself."""
 MAX_COMMAND_BYTES: Final = 16 * 1024
 """A command is a few hundred bytes (a reason of 1000 characters at most); a larger message
 or socket line is refused unread."""
@@ -162,6 +165,7 @@ def parse_result(raw: bytes) -> CommandResult:
 
 
 __all__ = [
+    "BUSY",
     "COMMAND_SCHEMA",
     "MAX_COMMAND_BYTES",
     "RESULT_SCHEMA",

@@ -9,6 +9,7 @@ import pytest
 from edge_agent.commands.alarm_args import (
     alarms_table,
     build_command,
+    print_answer,
     printable,
     timeout_seconds,
 )
@@ -91,3 +92,12 @@ def test_bytes_that_are_not_utf8_are_a_usage_error_not_a_socket_error(field: str
     assert isinstance(build_command(_args()), dict)
     long = build_command(_args(**{field: bad * 500}))
     assert isinstance(long, str) and len(long) < 200 and long.endswith("… is not UTF-8 text")
+
+
+def test_a_busy_answer_is_try_again_not_a_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 3 (as when no answer came) with the id to ask again; a refusal stays 1."""
+    busy = {"id": None, "ok": False, "message": "busy: too many connections; try again"}
+    assert print_answer(busy, as_json=False, command="edge-agent alarms", sent_id="c-9") == 3
+    assert "ask again with --id c-9" in capsys.readouterr().err
+    refused = {"id": "c-9", "ok": False, "message": "no rule 'x' at site s"}
+    assert print_answer(refused, as_json=False, command="edge-agent alarms") == 1

@@ -21,6 +21,7 @@ from edge_agent.service.control_socket import (
     bind_private,
     request,
 )
+from edge_agent.wire.commands import BUSY
 
 
 @pytest.fixture
@@ -209,3 +210,26 @@ async def test_a_socket_file_removed_while_running_is_made_again(short_dir: Path
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert path.read_text() == "someone else's file"
+
+
+async def test_the_cli_client_reads_a_busy_answer_sent_before_its_line_was_read(
+    short_dir: Path,
+) -> None:
+    """At the connection limit the agent answers `busy` and closes unread: the client must
+    report that answer (exit 3, try again), not "Broken pipe"."""
+    path = short_dir / "control.sock"
+    server = ControlSocket(path, echo, max_connections=1)
+    task = await serving(server)
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b"hold\n")
+        async with asyncio.timeout(10):
+            await reader.readline()
+        big = {"query": "alarms", "pad": "x" * 200_000}  # more than a socket buffer holds
+        for document in ({"query": "alarms"}, big):
+            answer = await asyncio.to_thread(request, path, document, 10.0)
+            assert answer["ok"] is False and answer["message"].startswith(BUSY)
+        writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
