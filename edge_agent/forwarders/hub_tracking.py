@@ -27,9 +27,10 @@ from edge_agent.wire.result import BadMessage, HubResult, parse_result
 # The MQTT forwarder's logger: these messages were always its own (operators filter on it).
 log = logging.getLogger("edge_agent.forwarders.mqtt")
 
-Writes = tuple[list[int], list[int], list[tuple[int, HubResult]]]
+Writes = tuple[list[int], list[int], list[tuple[int, HubResult, bool]]]
 """PUBACKed first sends (to be stored as awaiting), PUBACKed resends (their new send time)
-and the hub's results, in the order :meth:`HubTracking.write` applies them."""
+and the hub's results (with whether the item was stored as awaiting), in the order
+:meth:`HubTracking.write` applies them."""
 
 MARK_AWAITING_AFTER_S: Final = 0.5
 """How long a PUBACKed event stays a leased queue item before it is stored as *awaiting
@@ -90,9 +91,10 @@ class HubTracking:
         # PUBACKed first sends not yet stored as awaiting → when PUBACKed (time.monotonic:
         # not the injected clock, which tests stop): stored once MARK_AWAITING_AFTER_S old.
         self._unmarked: dict[int, float] = {}
+        self._marked: set[int] = set()  # handed to a write as awaiting (or loaded so)
         self._mark_after_s = mark_after_s
         self._resent: list[int] = []  # PUBACKed resends: their new send time to be stored
-        self._finals: list[tuple[int, HubResult]] = []  # results to write
+        self._finals: list[tuple[int, HubResult, bool]] = []  # results to write
 
     # -- what is tracked ---------------------------------------------------------------------
 
@@ -201,7 +203,9 @@ class HubTracking:
         self._untrack(tracked)
         # Not stored as awaiting yet: the write acks it in the queue, nothing else to undo.
         self._unmarked.pop(tracked.item_id, None)
-        self._finals.append((tracked.item_id, result))
+        marked = tracked.item_id in self._marked
+        self._marked.discard(tracked.item_id)
+        self._finals.append((tracked.item_id, result, marked))
         self.hub_status.results += 1
         if result.status == "rejected":
             self.hub_status.rejected_by_hub += 1
@@ -254,6 +258,7 @@ class HubTracking:
             if self._lookup(item.id) is not None:
                 continue
             event_id, alert_id = ids_of(item.id, item.payload)
+            self._marked.add(item.id)
             step = max(0, item.sends - 1)
             since_sent = max(0.0, wall - item.last_sent_at)
             self.track(
@@ -326,6 +331,7 @@ class HubTracking:
             sent.append(item_id)
         for item_id in sent:
             del self._unmarked[item_id]
+        self._marked.update(sent)
         writes = (sent, self._resent, self._finals)
         self._resent, self._finals = [], []
         return writes
@@ -342,14 +348,17 @@ class HubTracking:
         except OutboxError as exc:
             # Not marked: the items stay queued and are sent again after a restart.
             log.error("Outbox write of sent items failed.", extra={"error": str(exc)})
-        delivered = [item_id for item_id, result in finals if result.status != "rejected"]
+        delivered = [item_id for item_id, result, _ in finals if result.status != "rejected"]
+        # Only these can be stored as awaiting (a failed write above leaves them queued,
+        # which the ack covers): the others skip a delete that finds nothing.
+        marked = [i for i, result, was in finals if was and result.status != "rejected"]
         confirmed = 0
         try:
-            # A result that overtook its PUBACK finds the item still queued: ack covers it.
+            # A result that overtook its PUBACK (or the grace) finds the item still queued.
             outbox.ack(delivered)
-            outbox.confirm_awaiting(delivered)
+            outbox.confirm_awaiting(marked)
             confirmed = len(delivered)
-            for item_id, result in finals:
+            for item_id, result, _ in finals:
                 if result.status == "rejected":
                     if not outbox.dead_letter_awaiting(item_id, result.reason):
                         outbox.dead_letter(item_id, result.reason)
