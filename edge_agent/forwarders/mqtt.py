@@ -469,6 +469,7 @@ class MqttForwarder:
         for item_id in stranded:
             self._loop.report(Retry(item_id, "disconnected"))
         self._loop.strand("disconnected")
+        self._hub.mark_all_now()
         self.status.inflight = 0
         # A refusal's pause is kept for the next connection.
         await self._loop.settle(pausing=False)

@@ -325,6 +325,9 @@ class PostgresHubStore:
         )
         return {str(row[0]) for row in rows}
 
+    async def sites_of_async(self, alert_id: str, event_id: str) -> set[str]:
+        return await asyncio.to_thread(self.sites_of, alert_id, event_id)
+
     def result_of(self, event_id: str) -> StoredResult | None:
         row = self._one(
             f"SELECT e.alert_id, e.action, a.work_order_id FROM {self.p}events e "
