@@ -53,7 +53,8 @@ class HubTracking:
 
     ``status`` is the forwarder's (a rejection is its last error and a dead letter),
     ``hub_status`` the confirmation counters it reports; ``wake`` ends the drain's idle
-    wait (a result or a presence change has something to do).
+    wait (a result or a presence change has something to do); ``ids`` reads (event id,
+    order key) from a payload (:func:`ids_of` for alerts).
     """
 
     def __init__(
@@ -66,8 +67,10 @@ class HubTracking:
         timeout_max_s: float,
         clock: Callable[[], float],
         wake: Callable[[], None],
+        ids: Callable[[int, Any], tuple[str, str]] = ids_of,
     ) -> None:
         self.status = status
+        self._ids = ids
         self.hub_status = hub_status
         self.results_topic = results_topic
         self.presence = HubPresence()
@@ -240,7 +243,7 @@ class HubTracking:
         for item in items:
             if self._lookup(item.id) is not None:
                 continue
-            event_id, alert_id = ids_of(item.id, item.payload)
+            event_id, alert_id = self._ids(item.id, item.payload)
             step = max(0, item.sends - 1)
             since_sent = max(0.0, wall - item.last_sent_at)
             self.track(
