@@ -1,0 +1,107 @@
+"""One site's meter readings gathered into ``POST /meterreadings`` batches.
+
+The hub's workers handle one message each; a reading's worker hands it to its site's
+:class:`ReadingBatcher` and waits. The batcher waits :data:`GATHER_S` for the readings that
+arrive together (every worker busy with one), posts them in one request (at most
+``max_batch``), and tells each worker how its reading fared. The site's MaintainX client paces
+``/meterreadings`` to its own bucket (100 / 60 s per key): a batch, however large, is one
+request of it. A batch MaintainX refuses because of one reading (400 naming ``[i]``) fails
+that reading only; the others go again in the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from edge_agent.errors import EdgeAgentError
+from edge_agent.maintainx.errors import BadRequest
+from edge_agent.maintainx.meters import MAX_BATCH, ReadingBody, refused_index
+
+log = logging.getLogger(__name__)
+
+GATHER_S: Final = 0.05
+"""How long the first reading of a batch waits for others (the workers' messages in flight)."""
+
+Post = Callable[[Sequence[ReadingBody]], Awaitable[int]]
+
+
+class BatchAbandoned(EdgeAgentError):
+    """The hub stopped before the reading's batch was posted (it was not: the agent resends)."""
+
+
+class ReadingBatcher:
+    """The batches of one site (use on the event loop)."""
+
+    def __init__(self, post: Post, *, gather_s: float = GATHER_S, max_batch: int = MAX_BATCH):
+        self._post = post
+        self._gather_s = gather_s
+        self._max_batch = max(1, min(max_batch, MAX_BATCH))
+        self._waiting: list[tuple[ReadingBody, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.requests = 0
+        """Batches posted (accepted or not)."""
+        self.largest = 0
+
+    async def post(self, reading: ReadingBody) -> None:
+        """Post ``reading`` in the next batch; returns once MaintainX accepted it, or raises
+        what MaintainX answered (:class:`BadRequest` for this reading alone)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((reading, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="hub-reading-batches")
+        # Shielded: a worker stopped meanwhile must not cancel its neighbours' batch.
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        await asyncio.sleep(self._gather_s)
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: len(batch)]
+            await self._send(batch)
+
+    async def _send(self, batch: list[tuple[ReadingBody, asyncio.Future[None]]]) -> None:
+        self.requests += 1
+        self.largest = max(self.largest, len(batch))
+        try:
+            await self._post([reading for reading, _ in batch])
+        except BadRequest as exc:
+            index = refused_index(exc.body)
+            if index is None or not 0 <= index < len(batch) or len(batch) == 1:
+                _settle(batch, exc)
+                return
+            # One reading refused the whole batch: it alone fails, the rest go again.
+            _settle([batch[index]], exc)
+            self._waiting[:0] = batch[:index] + batch[index + 1 :]
+            return
+        except asyncio.CancelledError:
+            _settle(batch, BatchAbandoned("the hub stopped during the request"))
+            raise
+        except Exception as exc:  # MaintainXError and surprises alike reach each worker
+            _settle(batch, exc)
+            return
+        _settle(batch, None)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        _settle(self._waiting, BatchAbandoned("the hub stopped"))
+        self._waiting.clear()
+
+
+def _settle(
+    batch: Sequence[tuple[ReadingBody, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,486 @@
+"""Plant data in (meter readings, asset status changes), MaintainX meters and downtime out,
+results back: the hub's side of ``{prefix}/{site}/meters`` and ``.../assets``.
+
+:meth:`PlantConsumer.handle` takes one message and returns True when it may be acknowledged.
+A message is one of:
+
+- **invalid** (not JSON, too large, not the schema, another site's, an unknown site):
+  counted by reason, logged, answered ``rejected`` on ``{prefix}/{site}/results/plant``
+  when it names a valid site (the agent moves it to its dead letters), acknowledged;
+- **seen before** (a resend): answered again from the store, nothing posted;
+- **applied**: the reading posted in its site's next batch (:mod:`edge_agent.hub.plant_batches`;
+  its meter and triggers created once per (site, meter) before, their ids in the store), or
+  the status change posted; recorded, then answered ``ok``;
+- **refused by MaintainX for good** (400): recorded and answered ``rejected``;
+- **deferred**: the site cannot be served now (its key refused, rate limited, MaintainX
+  down): counted, acknowledged, *not answered*. The agent keeps it in its outbox and sends it
+  again when its result timeout runs out: the agent's disk is where it waits, and no hub
+  worker is held by a site that cannot be served.
+
+Only the store or the broker failing returns False (the broker redelivers). A valid
+message whose handling raises anything else is a poison message: counted, recorded and
+answered ``rejected``, acknowledged.
+
+Each site's key serves that site only: the site comes from the topic, the message must name
+the same site, and its meters, triggers and records are keyed by it.
+
+Left as is: MaintainX has no idempotency key and no way to read readings back, so a request
+whose answer was lost (a timeout, a hub killed between the POST and its record) may be posted
+again when the agent resends: the same value at the same date, which a meter's history and a
+PM trigger (counted from values, not from readings) take without harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from edge_agent.hub.consumer import PublishFailed
+from edge_agent.hub.plant_batches import BatchAbandoned, ReadingBatcher
+from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
+from edge_agent.hub.presence import UnknownSites
+from edge_agent.hub.sites import SiteRuntime
+from edge_agent.hub.store import StoreError, StoreRejected
+from edge_agent.maintainx.errors import (
+    BadRequest,
+    CredentialsRejected,
+    MaintainXError,
+    RateLimited,
+)
+from edge_agent.maintainx.meters import (
+    ReadingBody,
+    ensure_meter,
+    ensure_triggers,
+    post_asset_status,
+    post_readings,
+)
+from edge_agent.wire import topics
+from edge_agent.wire.alert import SITE_PATTERN, WireError, wire_time_ns
+from edge_agent.wire.plant import (
+    AssetStatusMessage,
+    MeterReadingMessage,
+    PlantMessageError,
+    check_asset_status,
+    check_meter_reading,
+)
+from edge_agent.wire.plant_keys import asset_order_key, plant_ids
+from edge_agent.wire.result import result_payload
+
+log = logging.getLogger(__name__)
+
+PlantKind = Literal["meters", "assets"]
+Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
+"""Publish (topic, payload, qos, retain) and wait for the broker's acknowledgement; raises
+:class:`~edge_agent.hub.consumer.PublishFailed`."""
+
+POSTED: Final = "posted"
+_SITE_RE: Final = re.compile(SITE_PATTERN)
+
+
+@dataclass
+class PlantCounters:
+    """One site's plant data, since the hub started."""
+
+    readings_received: int = 0
+    readings_posted: int = 0
+    statuses_received: int = 0
+    statuses_posted: int = 0
+    duplicates: int = 0
+    deferred: int = 0
+    """Not served now (site blocked, MaintainX down): left to the agent's resend."""
+    meters_ready: int = 0
+    """(Site, meter) pairs whose MaintainX meter and triggers this replica has seen ready."""
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class PlantStats:
+    by_site: dict[str, PlantCounters] = field(default_factory=dict)
+    siteless_rejections: Counter[str] = field(default_factory=Counter)
+    store_errors: int = 0
+    poison: int = 0
+
+    def site(self, site_id: str) -> PlantCounters:
+        return self.by_site.setdefault(site_id, PlantCounters())
+
+
+def parse_plant_topic(prefix: str, topic: str) -> tuple[str, PlantKind] | None:
+    """``edge/v1/plant-a/meters`` → (``plant-a``, ``meters``); None if not a plant topic."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    rest = topic[len(head) :].split("/")
+    if len(rest) != 2 or not _SITE_RE.match(rest[0]):
+        return None
+    if rest[1] == "meters":
+        return rest[0], "meters"
+    if rest[1] == "assets":
+        return rest[0], "assets"
+    return None
+
+
+class _Rejected(Exception):
+    """A message refused before anything was applied (reason, detail, id if readable)."""
+
+    def __init__(self, reason: str, detail: str, message_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.message_id = message_id
+
+
+class PlantConsumer:
+    """Applies plant data messages for the configured sites (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        sites: dict[str, SiteRuntime],
+        plant: PlantStore,
+        publish: Publish,
+        max_message: int,
+        unknown: UnknownSites | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.sites = sites
+        self.plant = plant
+        self._publish = publish
+        self.max_message = max_message
+        self.stats = PlantStats()
+        self.unknown = unknown or UnknownSites()
+        self._batchers: dict[str, ReadingBatcher] = {}
+        self._ready: dict[tuple[str, str], int] = {}  # (site, meter) → meter id, triggers done
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def handles(self, topic: str) -> bool:
+        return parse_plant_topic(self.prefix, topic) is not None
+
+    def sites_changed(self) -> None:
+        """A reload changed the sites: a removed site's batches and meters are forgotten."""
+        # A removed site's batcher ends with the batch it is posting, if any.
+        self._batchers = {k: v for k, v in self._batchers.items() if k in self.sites}
+        self._ready = {k: v for k, v in self._ready.items() if k[0] in self.sites}
+
+    async def close(self) -> None:
+        for batcher in list(self._batchers.values()):
+            await batcher.close()
+        self._batchers.clear()
+
+    # ------------------------------------------------------------------ entry point
+
+    async def handle(self, topic: str, payload: bytes) -> bool:
+        """One message of a plant topic; True when it may be acknowledged."""
+        parts = parse_plant_topic(self.prefix, topic)
+        if parts is None:
+            self.stats.siteless_rejections["bad_topic"] += 1
+            log.warning("Plant data on a topic not ours.", extra={"topic": topic[:200]})
+            return True
+        site_id, kind = parts
+        try:
+            message = self._check(site_id, kind, payload)
+        except _Rejected as rejected:
+            return await self._reject(site_id, kind, rejected)
+        site = self.sites[site_id]
+        counters = self.stats.site(site_id)
+        if isinstance(message, MeterReadingMessage):
+            counters.readings_received += 1
+        else:
+            counters.statuses_received += 1
+        try:
+            action = await asyncio.to_thread(self.plant.action_of, site_id, message.id)
+            if action is not None:
+                counters.duplicates += 1
+                await self._answer(site_id, message, action)
+                return True
+            if isinstance(message, MeterReadingMessage):
+                await self._reading(site, message)
+            else:
+                async with self._lock(asset_order_key(site_id, message.asset.id)):
+                    await self._status(site, message)
+        except StoreRejected as exc:
+            return await self._poison(site_id, message, exc)
+        except (StoreError, PublishFailed) as exc:
+            self.stats.store_errors += 1
+            log.warning(
+                "Plant data not acknowledged; the broker will redeliver it.",
+                extra={"site": site_id, "id": message.id, "error": str(exc)},
+            )
+            return False
+        except Exception as exc:
+            return await self._poison(site_id, message, exc)
+        return True
+
+    def _check(
+        self, site_id: str, kind: PlantKind, payload: bytes
+    ) -> MeterReadingMessage | AssetStatusMessage:
+        if len(payload) > self.max_message:
+            raise _Rejected("too_large", f"{len(payload)} bytes, more than {self.max_message}")
+        try:
+            data = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise _Rejected("not_json", f"not JSON: {type(exc).__name__}") from None
+        ids = plant_ids(data)
+        message_id = ids[0] if ids else None
+        if site_id not in self.sites:
+            raise _Rejected("unknown_site", "this hub does not serve this site", message_id)
+        try:
+            message: MeterReadingMessage | AssetStatusMessage = (
+                check_meter_reading(data) if kind == "meters" else check_asset_status(data)
+            )
+        except PlantMessageError as exc:
+            raise _Rejected("invalid", str(exc), message_id) from None
+        if message.site != site_id:
+            raise _Rejected("wrong_site", "the message names another site", message_id)
+        return message
+
+    # ------------------------------------------------------------------ applying
+
+    async def _reading(self, site: SiteRuntime, message: MeterReadingMessage) -> None:
+        counters = self.stats.site(site.site_id)
+        client = site.client
+        if client is None or not site.usable():
+            counters.deferred += 1
+            return
+        try:
+            meter_id = message.maintainx_meter_id or await self._meter(site, message)
+            await self._batcher(site).post(ReadingBody(meter_id, message.value, message.time_ns))
+        except BadRequest as exc:
+            await self._refused(site, message, exc)
+            return
+        except (MaintainXError, BatchAbandoned) as exc:
+            self._defer(site, message, exc)
+            return
+        site.succeeded()
+        counters.readings_posted += 1
+        await asyncio.to_thread(
+            self.plant.record, site.site_id, [message.id], "reading", POSTED, None
+        )
+        await self._answer(site.site_id, message, POSTED)
+
+    async def _meter(self, site: SiteRuntime, message: MeterReadingMessage) -> int:
+        """The MaintainX meter of (site, meter), and its triggers: from memory, else the
+        store, else found by name or created, once (one at a time per meter)."""
+        key = (site.site_id, message.meter)
+        known = self._ready.get(key)
+        if known is not None:
+            return known
+        assert site.client is not None
+        async with self._lock(f"{site.site_id}/meter/{message.meter}"):
+            known = self._ready.get(key)
+            if known is not None:
+                return known
+            ledger = HubMeterLedger(self.plant, site.site_id)
+            meter_id = await ensure_meter(
+                site.client, ledger, message.meter, message.meter_spec, message.asset.maintainx_id
+            )
+            await ensure_triggers(site.client, ledger, meter_id, message.meter_spec)
+            self._ready[key] = meter_id
+            self.stats.site(site.site_id).meters_ready += 1
+            return meter_id
+
+    def _batcher(self, site: SiteRuntime) -> ReadingBatcher:
+        batcher = self._batchers.get(site.site_id)
+        if batcher is None:
+
+            async def post(batch: list[ReadingBody]) -> int:
+                client = site.client  # a reload may have replaced it
+                if client is None:
+                    raise MaintainXError("the site has no usable API key")
+                return await post_readings(client, batch)
+
+            batcher = self._batchers[site.site_id] = ReadingBatcher(post)  # type: ignore[arg-type]
+        return batcher
+
+    async def _status(self, site: SiteRuntime, message: AssetStatusMessage) -> None:
+        counters = self.stats.site(site.site_id)
+        row = StatusRow(
+            site.site_id,
+            message.asset.id,
+            message.id,
+            message.status,
+            message.downtime_type,
+            _started_ns(message),
+        )
+        asset_id = message.asset.maintainx_id
+        if asset_id is None:
+            # Kept for the KPIs (the downtime happened); MaintainX has no asset to post to.
+            await self._refused(site, message, None, "asset_not_linked", row)
+            return
+        client = site.client
+        if client is None or not site.usable():
+            counters.deferred += 1
+            return
+        try:
+            await post_asset_status(client, asset_id, message)
+        except BadRequest as exc:
+            await self._refused(site, message, exc, status=row)
+            return
+        except MaintainXError as exc:
+            self._defer(site, message, exc)
+            return
+        site.succeeded()
+        counters.statuses_posted += 1
+        await asyncio.to_thread(
+            self.plant.record, site.site_id, [message.id], "status", POSTED, row
+        )
+        log.info(
+            "Asset status posted.",
+            extra={"site": site.site_id, "asset": message.asset.id, "status": message.status},
+        )
+        await self._answer(site.site_id, message, POSTED)
+
+    def _defer(
+        self,
+        site: SiteRuntime,
+        message: MeterReadingMessage | AssetStatusMessage,
+        exc: Exception,
+    ) -> None:
+        """Not served now: the agent sends it again after its result timeout."""
+        self.stats.site(site.site_id).deferred += 1
+        if isinstance(exc, CredentialsRejected):
+            site.reject_credentials(str(exc))
+        elif isinstance(exc, RateLimited):
+            site.back_off("rate limited", str(exc), exc.reset_s)
+        elif isinstance(exc, MaintainXError):
+            site.back_off("MaintainX unavailable", str(exc))
+        log.info(
+            "Plant data not served now; the agent sends it again.",
+            extra={"site": site.site_id, "id": message.id, "error": str(exc)},
+        )
+
+    async def _refused(
+        self,
+        site: SiteRuntime,
+        message: MeterReadingMessage | AssetStatusMessage,
+        exc: BadRequest | None,
+        reason: str = "maintainx_refused",
+        status: StatusRow | None = None,
+    ) -> None:
+        """Never accepted as it is: recorded and answered ``rejected``."""
+        self.stats.site(site.site_id).rejected[reason] += 1
+        detail = str(exc) if exc is not None else "the asset has no maintainx_id"
+        log.error(
+            "Plant data refused for good.",
+            extra={"site": site.site_id, "id": message.id, "reason": reason, "detail": detail},
+        )
+        kind = "reading" if isinstance(message, MeterReadingMessage) else "status"
+        action = f"{REJECTED}:{reason}"
+        await asyncio.to_thread(self.plant.record, site.site_id, [message.id], kind, action, status)
+        await self._answer(site.site_id, message, action, detail)
+
+    # ------------------------------------------------------------------ answers
+
+    async def _answer(
+        self,
+        site_id: str,
+        message: MeterReadingMessage | AssetStatusMessage,
+        action: str,
+        detail: str | None = None,
+    ) -> None:
+        head, _, reason = action.partition(":")
+        rejected = head == REJECTED
+        order_key = (
+            message.id
+            if isinstance(message, MeterReadingMessage)
+            else asset_order_key(site_id, message.asset.id)
+        )
+        payload = result_payload(
+            site_id,
+            status="rejected" if rejected else "ok",
+            time_ns=time.time_ns(),
+            event_id=message.id,
+            alert_id=order_key,
+            action=None if rejected else action,
+            reason=(reason or "rejected") if rejected else None,
+            detail=detail,
+        )
+        await self._send(site_id, payload)
+
+    async def _send(self, site_id: str, payload: bytes) -> None:
+        await self._publish(topics.plant_results(self.prefix, site_id), payload, 1, False)
+
+    async def _reject(self, site_id: str, kind: PlantKind, rejected: _Rejected) -> bool:
+        if site_id in self.sites:
+            self.stats.site(site_id).rejected[rejected.reason] += 1
+        else:
+            self.stats.siteless_rejections[rejected.reason] += 1
+        if rejected.reason == "unknown_site":
+            self.unknown.seen(site_id, kind)
+        else:
+            log.warning(
+                "Plant data message rejected.",
+                extra={
+                    "site": site_id,
+                    "topic_kind": kind,
+                    "reason": rejected.reason,
+                    "detail": rejected.detail,
+                    "id": rejected.message_id,
+                },
+            )
+        if rejected.message_id is None:
+            return True  # nothing an agent could match the answer to
+        payload = result_payload(
+            site_id,
+            status="rejected",
+            time_ns=time.time_ns(),
+            event_id=rejected.message_id,
+            reason=rejected.reason,
+            detail=rejected.detail,
+        )
+        try:
+            await self._send(site_id, payload)
+        except PublishFailed:
+            return False
+        return True
+
+    async def _poison(
+        self, site_id: str, message: MeterReadingMessage | AssetStatusMessage, exc: Exception
+    ) -> bool:
+        self.stats.poison += 1
+        self.stats.site(site_id).rejected["poison"] += 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "Poison plant data message: its handling failed; answered rejected.",
+            extra={"site": site_id, "id": message.id, "error": error},
+            exc_info=exc,
+        )
+        kind = "reading" if isinstance(message, MeterReadingMessage) else "status"
+        with contextlib.suppress(StoreError):
+            await asyncio.to_thread(
+                self.plant.record, site_id, [message.id], kind, f"{REJECTED}:poison", None
+            )
+        try:
+            await self._answer(site_id, message, f"{REJECTED}:poison", error)
+        except PublishFailed:
+            return False
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def _started_ns(message: AssetStatusMessage) -> int:
+    try:
+        return wire_time_ns(message.started_at, "started_at")
+    except WireError:  # checked on the way in; the message's own time otherwise
+        return message.time_ns
