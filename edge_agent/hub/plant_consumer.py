@@ -195,16 +195,23 @@ class PlantConsumer:
             counters.readings_received += 1
         else:
             counters.statuses_received += 1
+        # One copy at a time (a resend may arrive while the first is being posted): the
+        # second finds the first's record.
+        lock = (
+            f"{site_id}\n{message.id}"
+            if isinstance(message, MeterReadingMessage)
+            else asset_order_key(site_id, message.asset.id)
+        )
         try:
-            action = await asyncio.to_thread(self.plant.action_of, site_id, message.id)
-            if action is not None:
-                counters.duplicates += 1
-                await self._answer(site_id, message, action)
-                return True
-            if isinstance(message, MeterReadingMessage):
-                await self._reading(site, message)
-            else:
-                async with self._lock(asset_order_key(site_id, message.asset.id)):
+            async with self._lock(lock):
+                action = await asyncio.to_thread(self.plant.action_of, site_id, message.id)
+                if action is not None:
+                    counters.duplicates += 1
+                    await self._answer(site_id, message, action)
+                    return True
+                if isinstance(message, MeterReadingMessage):
+                    await self._reading(site, message)
+                else:
                     await self._status(site, message)
         except StoreRejected as exc:
             return await self._poison(site_id, message, exc)
