@@ -44,6 +44,7 @@ from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.errors import EdgeAgentError
+from edge_agent.hub.asset_kpis import AssetKpiRow, asset_kpis
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
 from edge_agent.hub.drivers import MISSING_POSTGRES
@@ -145,6 +146,7 @@ class Hub:
         self.link: MqttLink | None = None
         self.pending_counts: dict[str, int] = {}
         self.kpi_rows: list[KpiRow] = []
+        self.asset_kpi_rows: list[AssetKpiRow] = []
         self.store_health = StoreHealth()
         self.refresh_s = REFRESH_S
         self.started_ns = time.time_ns()
@@ -456,6 +458,9 @@ class Hub:
             async with asyncio.timeout(STORE_PROBE_S):
                 self.pending_counts = await asyncio.to_thread(self.store.pending_counts)
                 self.kpi_rows = await asyncio.to_thread(self.store.kpis)
+                if self.plant is not None:
+                    statuses = await asyncio.to_thread(self.plant.asset_statuses)
+                    self.asset_kpi_rows = asset_kpis(statuses, time.time_ns())
         except (StoreError, TimeoutError) as exc:
             error = str(exc) or f"no answer within {STORE_PROBE_S:g} s"
             if self.store_health.error is None:

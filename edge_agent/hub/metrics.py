@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.hub.asset_kpis import plant_metrics
 from edge_agent.hub.presence import is_quiet
 
 if TYPE_CHECKING:
@@ -186,3 +187,4 @@ class HubCollector(Collector):
             if row.mttr_s is not None:
                 kpi_mttr.add_metric(labels, row.mttr_s)
         yield from (kpi_alerts, kpi_created, kpi_open, kpi_mttr)
+        yield from plant_metrics(hub)
