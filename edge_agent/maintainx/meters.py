@@ -330,7 +330,7 @@ def refused_index(body: Any) -> int | None:
 
 def asset_status_body(message: AssetStatusMessage) -> dict[str, Any]:
     """The ``POST /assets/{id}/status`` body for a status change."""
-    body: dict[str, Any] = {"status": message.status, "startedAt": message.started_at}
+    body: dict[str, Any] = {"status": message.status, "startedAt": iso_ms(message.time_ns)}
     if message.downtime_type is not None:
         body["downtimeType"] = message.downtime_type
     if message.description:

@@ -334,7 +334,9 @@ class Service:
                 "be raised again"
             )
         dead = _dead_letters(agent, outbox)
+        meters = agent.plant.health() if agent.plant is not None else None
         details: dict[str, Any] = {
+            "meters": meters,
             "ready": not reasons,
             "reasons": reasons,
             "degraded": ([dead["says"]] if dead else []) + certificate_warnings,

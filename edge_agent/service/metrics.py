@@ -428,4 +428,7 @@ def build_registry(agent: Agent, reloads: ReloadReport) -> CollectorRegistry:
     """A registry of this agent's metrics only."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(agent, reloads))
+    from edge_agent.service.meters_metrics import MetersCollector
+
+    registry.register(MetersCollector(agent))
     return registry

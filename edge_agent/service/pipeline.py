@@ -39,6 +39,7 @@ from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
 from edge_agent.service.config_changes import connection_changes, rule_and_asset_changes
 from edge_agent.service.handover import OutboxHandover, PipelineCounters
 from edge_agent.service.held_alerts import AlertHold
+from edge_agent.service.plant import PlantData, wants_plant_data
 from edge_agent.service.retired_counters import RetiredCounters
 from edge_agent.service.rules_loop import RulesLoop
 from edge_agent.service.supervisor import Supervisor
@@ -105,6 +106,8 @@ class Agent:
         self.outbox: Outbox | None = None
         self.engine: RuleEngine | None = None
         self.rule_store: RuleStateStore | None = None
+        # Meters and asset downtime with their own outbox (issue 14), when configured.
+        self.plant: PlantData | None = None
 
     # What health, metrics and the demo read: kept by the rules loop and the handover.
 
@@ -156,6 +159,7 @@ class Agent:
         if self.history is not None:
             self._history_task = self.supervisor.start(self.history.run(), "history")
         self._start_forwarder()
+        await self._start_plant(self.config)
         from edge_agent.sources import build_sources
 
         for source in build_sources(self.config, self.base_dir):
@@ -197,6 +201,8 @@ class Agent:
             if self.rule_store is not None and self.engine is not None and not self.engine.dirty:
                 log.info("Rule state saved.", extra={"path": str(self.rule_store.path)})
         await self._stop_forwarder()
+        if self.plant is not None:
+            await self.plant.stop()
         if self.outbox is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.outbox.close)
@@ -259,6 +265,30 @@ class Agent:
         self._forwarder = delivery.forwarder
         if self._forwarder is not None:
             self._forwarder_task = self.supervisor.start(self._forwarder.run(), "forwarder")
+
+    async def _start_plant(self, config: SiteConfig) -> None:
+        """The meters, their outbox and forwarder, once the site file has any."""
+        if self.plant is not None or not wants_plant_data(config):
+            return
+        plant = PlantData(
+            config, self.state_dir, self.base_dir, self.supervisor, self.rules.work_orders
+        )
+        try:
+            await plant.start()
+        except Exception as exc:  # the outbox could not open: alarms still run
+            log.error("Meters not started.", extra={"error": repr(exc)})
+            return
+        self.plant = plant
+        self.rules.plant = plant
+
+    async def _apply_plant(self, new: SiteConfig, reload_credentials: bool) -> list[str]:
+        if self.plant is None:
+            await self._start_plant(new)
+            return ["meters"] if self.plant is not None else []
+        changes = await self.plant.apply(new)
+        if reload_credentials and "plant forwarder" not in changes:
+            self.plant.reload_credentials()
+        return changes
 
     def _wake_forwarder(self) -> None:
         # The forwarder idles between outbox polls: a new alert goes out now.
@@ -331,6 +361,7 @@ class Agent:
                 changes.append("forwarder")
             elif reload_credentials and self._forwarder is not None:
                 self._forwarder.reload_credentials()
+            changes += await self._apply_plant(new, reload_credentials)
             restart_only = (
                 ("storage", old.storage != new.storage),
                 ("health", old.health != new.health),

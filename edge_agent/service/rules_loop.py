@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from edge_agent.alerts import AlertMessage
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.rules import AlarmEvent, RuleEngine
+    from edge_agent.service.plant import PlantData
 
 # The agent's logger name from before this module was split out of the pipeline: operators
 # and their log filters know it.
@@ -74,6 +75,8 @@ class RulesLoop:
         self.wall_clock: WallClockCheck | None = None
         # MQTT mode: which work order each rule has open (fed by the hub's answers).
         self.work_orders: WorkOrderTracker | None = None
+        # Meters and downtime (issue 14): fed the same readings, on the wall clock.
+        self.plant: PlantData | None = None
         self.queue: asyncio.Queue[Sequence[Reading] | None] = asyncio.Queue(
             maxsize=READINGS_QUEUE_BATCHES
         )
@@ -90,6 +93,8 @@ class RulesLoop:
             self.source_times.check(readings, wall_ns)
             if self.history is not None:
                 self.history.offer(readings, wall_ns)  # memory only: never waits
+            if self.plant is not None:
+                await self.plant.offer(readings, wall_ns)
             await self.queue.put([reading.received(received) for reading in readings])
 
     async def run(self) -> None:

@@ -19,7 +19,7 @@ from edge_agent.config.checks.durations import (
     check_positive_durations,
     check_stale_vs_poll,
 )
-from edge_agent.config.checks.meters import check_meters
+from edge_agent.config.checks.meters import check_downtime, check_meters
 from edge_agent.config.checks.references import (
     check_direct_asset_links,
     check_references,
@@ -66,5 +66,6 @@ SITE_CHECKS: Final[tuple[Check, ...]] = (
     check_direct_asset_links,
     check_rate_resolution,
     check_meters,
+    check_downtime,
 )
 """Every check of a site file, in the order they run."""

@@ -60,6 +60,7 @@ def check_meters(doc: Document) -> Iterator[Diagnostic]:
     """References, options that fit the kind, counters on whole-number registers, PM
     intervals in the meter's unit, limits that make a band, one MaintainX meter per meter."""
     claimed: dict[int, str] = {}
+    named: dict[tuple[object, str], str] = {}
     for name, meter in _meters(doc):
         here: tuple[str | int, ...] = ("meters", name)
         yield from _unknown(doc, (*here, "asset"), "asset", "assets")
@@ -89,6 +90,17 @@ def check_meters(doc: Document) -> Iterator[Diagnostic]:
                 "on no asset in MaintainX, and its PM work orders on none",
                 "warning",
             )
+        if meter_id is None:
+            # MaintainX is asked for a meter of this name on the asset before one is made:
+            # two meters of one name on one asset would become one.
+            shown = meter.get("name") if isinstance(meter.get("name"), str) else name
+            other = named.setdefault((asset_id, str(shown)), name)
+            if other != name:
+                yield doc.at(
+                    (*here, "name") if "name" in meter else here,
+                    f"meter `{other}` has the MaintainX name `{shown}` on asset `{asset_id}` "
+                    "too: a meter is found by its name, so both would send into one",
+                )
         if isinstance(meter_id, int) and not isinstance(meter_id, bool):
             if meter_id in claimed:
                 yield doc.at(
@@ -196,3 +208,26 @@ def _check_gap(
             f"max_gap {format_duration(gap)} is shorter than the sensor's poll "
             f"({format_duration(poll)}): no interval would ever count as run time",
         )
+
+
+def check_downtime(doc: Document) -> Iterator[Diagnostic]:
+    """``assets.<id>.downtime.running``: a known sensor, on an asset MaintainX knows."""
+    assets = doc.get("assets")
+    for asset_id, asset in assets.items() if isinstance(assets, dict) else ():
+        if not isinstance(asset, dict) or not isinstance(asset.get("downtime"), dict):
+            continue
+        here: tuple[str | int, ...] = ("assets", str(asset_id), "downtime")
+        yield from _unknown(doc, (*here, "running"), "sensor", "sensors")
+        sensor_id = doc.get(*here, "running")
+        if isinstance(sensor_id, str) and _register_type(doc, sensor_id) == "string":
+            yield doc.at(
+                (*here, "running"), f"sensor `{sensor_id}` holds text: running is a number"
+            )
+        if asset.get("maintainx_id") is None:
+            yield doc.at(
+                here,
+                f"asset `{asset_id}` has no `maintainx_id`: its downtime cannot reach "
+                "MaintainX (status changes are counted and set aside)",
+                "warning",
+                key=True,
+            )

@@ -149,3 +149,15 @@ class Meter(Model):
     def maintainx_unit(self, sensor_unit: str | None) -> str:
         """The unit MaintainX shows: the meter's own, else the kind's, else the sensor's."""
         return self.unit or DEFAULT_UNITS.get(self.kind) or sensor_unit or "Units"
+
+    def maintainx_name(self, key: str) -> str:
+        """The MaintainX meter's name (how it is found again): ``name``, else the meter's
+        key in the site file."""
+        return self.name or key
+
+
+class AssetDowntime(Model):
+    """``assets.<id>.downtime``: the asset's downtime in MaintainX from a running sensor
+    (non-zero = running): ``OFFLINE`` when it stops, ``ONLINE`` when it runs again."""
+
+    running: str

@@ -12,6 +12,7 @@ from edge_agent.config.models.base import (
     NODE_ID_RE,
     Model,
 )
+from edge_agent.config.models.meters import AssetDowntime
 from edge_agent.config.units import Duration
 
 
@@ -19,6 +20,7 @@ class Asset(Model):
     name: str
     maintainx_id: Annotated[int, Field(ge=1)] | None = None
     location_id: Annotated[int, Field(ge=1)] | None = None
+    downtime: AssetDowntime | None = None  # issue 14, docs/meters.md
 
 
 class RegisterTable(StrEnum):

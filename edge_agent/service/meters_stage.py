@@ -1,0 +1,407 @@
+"""The meters stage in the running agent (issue 14): readings in, plant data messages
+(``wire/plant.py``) into the plant-data outbox, the meters' state on disk.
+
+Beside the rules: the sources' readings reach it through the rules loop's sink, stamped with
+the **wall clock** at arrival. That is the meters' time axis, because it survives a restart
+(the agent's monotonic clock starts again at boot) and so run hours span one; a wall clock
+stepping backwards is refused reading by reading (``clock_backwards``), never counted.
+
+After each batch the new messages go into the plant-data outbox first, then the state of
+every meter and downtime tracker is written (one JSON file, replaced atomically). A crash
+between the two finds the messages queued and the state one batch older: the next reading
+counts from the saved one (run hours stay exact), and at worst one value is sent twice
+under another time. Nothing is lost. A meter whose saved state is damaged starts afresh
+(logged, counted in ``state_errors``); the others keep theirs.
+
+A reload keeps the state of every meter whose kind did not change, starts the meters it
+adds afresh and forgets the state of the ones it removes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from edge_agent.alerts import format_time_ns
+from edge_agent.common.atomic import write_atomic
+from edge_agent.config.models import SiteConfig
+from edge_agent.config.models.meters import Meter, MeterKind
+from edge_agent.meters import (
+    CounterMeter,
+    GaugeMeter,
+    MeterReading,
+    MeterStateError,
+    Refusal,
+    RunHours,
+    StartsMeter,
+)
+from edge_agent.meters.downtime import DowntimeTracker, StatusChange
+from edge_agent.readings import Reading
+from edge_agent.wire.plant import (
+    AssetRef,
+    AssetStatusMessage,
+    MeterReadingMessage,
+    MeterSpec,
+    PmSpec,
+    asset_status_id,
+    meter_reading_id,
+)
+
+if TYPE_CHECKING:
+    from edge_agent.outbox.store import Outbox
+
+log = logging.getLogger(__name__)
+
+STATE_FILE: Final = "meters.json"
+STATE_SCHEMA: Final = "edge-agent/meters-state@1"
+QUEUE_BATCHES: Final = 256
+"""Poll batches held between the sources and the meters before the sources wait."""
+
+
+class MeterLike(Protocol):
+    name: str
+    refused: Counter[Refusal]
+
+    def feed(self, reading: Reading) -> MeterReading | None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Any) -> None: ...
+
+
+@dataclass
+class MetersCounters:
+    """What the stage counts (health and metrics)."""
+
+    readings_used: int = 0
+    values_queued: int = 0
+    statuses_queued: int = 0
+    outbox_refused: int = 0
+    """Messages the plant-data outbox refused (full, or failing): logged, not sent."""
+    state_errors: int = 0
+    """Saved states that could not be restored (started afresh) or written."""
+    last_error: str | None = None
+
+
+def build_meter(key: str, meter: Meter, poll_ns: int) -> MeterLike:
+    """The arithmetic for one ``meters:`` entry."""
+    if meter.kind is MeterKind.RUN_HOURS:
+        return RunHours(key, max_gap_ns=meter.gap_bound(poll_ns), every_ns=meter.every)
+    if meter.kind is MeterKind.COUNTER:
+        return CounterMeter(key, every_ns=meter.every, bits=meter.bits, max_step=meter.max_step)
+    if meter.kind is MeterKind.STARTS:
+        return StartsMeter(key, every_ns=meter.every)
+    return GaugeMeter(key, every_ns=meter.every, deadband=meter.deadband)
+
+
+def sensor_poll_ns(config: SiteConfig, sensor_id: str) -> int:
+    """How often a sensor is read: its connection's ``poll``, else ``defaults.poll``."""
+    sensor = config.sensors.get(sensor_id)
+    connection = config.connections.get(sensor.connection) if sensor is not None else None
+    poll = getattr(connection, "poll", None)
+    return int(poll) if isinstance(poll, int) and poll > 0 else int(config.defaults.poll)
+
+
+def meter_spec(key: str, meter: Meter, config: SiteConfig) -> MeterSpec:
+    """What the MaintainX side needs to create the meter and its triggers once."""
+    sensor = config.sensors.get(meter.sensor)
+    pm = meter.pm
+    return MeterSpec(
+        name=meter.maintainx_name(key),
+        unit=meter.maintainx_unit(sensor.unit if sensor is not None else None),
+        kind=meter.kind.value,
+        pm=None if pm is None else PmSpec(pm.amount, pm.title, pm.procedure_template_id),
+        above=meter.above,
+        below=meter.below,
+    )
+
+
+def asset_ref(config: SiteConfig, asset_id: str) -> AssetRef:
+    asset = config.assets.get(asset_id)
+    if asset is None:
+        return AssetRef(asset_id, "", None)
+    return AssetRef(asset_id, asset.name, asset.maintainx_id)
+
+
+@dataclass
+class _Bound:
+    """One meter of the site file, built."""
+
+    key: str
+    definition: Meter
+    meter: MeterLike
+
+
+@dataclass
+class MetersStage:
+    """Feeds readings to the meters and downtime trackers; see the module doc.
+
+    ``planned(asset_id)`` says whether a maintenance work order of the asset is in
+    progress (downtime ``PLANNED``); None: not known in this mode (always ``UNPLANNED``).
+    ``wake`` tells the plant-data forwarder new messages are queued.
+    """
+
+    config: SiteConfig
+    state_dir: Path
+    outbox: Outbox | None
+    wake: Callable[[], None] = lambda: None
+    planned: Callable[[str], bool] | None = None
+    counters: MetersCounters = field(default_factory=MetersCounters)
+    meters: dict[str, _Bound] = field(default_factory=dict)
+    downtime: dict[str, DowntimeTracker] = field(default_factory=dict)
+    queue: asyncio.Queue[tuple[Sequence[Reading], int] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_BATCHES)
+    )
+
+    def __post_init__(self) -> None:
+        self._by_sensor: dict[str, list[str]] = {}
+        self._running_of: dict[str, list[str]] = {}
+        self._saved = self._read_state()
+        self.reconfigure(self.config)
+
+    @property
+    def path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    @property
+    def active(self) -> bool:
+        """Whether the site file has any meter or asset downtime."""
+        return bool(self.meters or self.downtime)
+
+    # ------------------------------------------------------------------ configuration
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Build the meters of ``config``: an unchanged meter keeps its object, a changed one
+        its state when its kind is the same, a new one starts afresh, a removed one is
+        forgotten (its state leaves the file at the next write)."""
+        current = {key: bound.meter.state() for key, bound in self.meters.items()}
+        current_downtime = {asset: t.state() for asset, t in self.downtime.items()}
+        self.config = config
+        meters: dict[str, _Bound] = {}
+        for key, definition in config.meters.items():
+            old = self.meters.get(key)
+            if old is not None and old.definition == definition:
+                meters[key] = old
+                continue
+            built = build_meter(key, definition, sensor_poll_ns(config, definition.sensor))
+            saved = current.get(key) if old is not None else self._saved["meters"].get(key)
+            if old is not None and old.definition.kind != definition.kind:
+                saved = None  # another kind of meter under the same name: a new meter
+            self._restore(built, saved, f"meter {key}")
+            meters[key] = _Bound(key, definition, built)
+        downtime: dict[str, DowntimeTracker] = {}
+        for asset_id, asset in config.assets.items():
+            if asset.downtime is None:
+                continue
+            tracker = self.downtime.get(asset_id)
+            if tracker is None:
+                tracker = DowntimeTracker(asset_id)
+                saved = current_downtime.get(asset_id) or self._saved["downtime"].get(asset_id)
+                self._restore(tracker, saved, f"downtime of {asset_id}")
+            downtime[asset_id] = tracker
+        self.meters, self.downtime = meters, downtime
+        # What a previous run saved applies to the first build only.
+        self._saved = {"meters": {}, "downtime": {}}
+        self._by_sensor = {}
+        for key, bound in meters.items():
+            self._by_sensor.setdefault(bound.definition.sensor, []).append(key)
+        self._running_of = {}
+        for asset_id in downtime:
+            running = config.assets[asset_id].downtime
+            if running is not None:
+                self._running_of.setdefault(running.running, []).append(asset_id)
+
+    def wants(self, sensor_id: str) -> bool:
+        return sensor_id in self._by_sensor or sensor_id in self._running_of
+
+    def _restore(self, target: MeterLike | DowntimeTracker, saved: Any, what: str) -> None:
+        if saved is None:
+            return
+        try:
+            target.restore(saved)
+        except MeterStateError as exc:
+            self.counters.state_errors += 1
+            self.counters.last_error = f"{what}: saved state refused ({exc}); started afresh"
+            log.error(
+                "A meter's saved state was refused; it starts afresh.",
+                extra={"meter": what, "error": str(exc)},
+            )
+
+    def _read_state(self) -> dict[str, dict[str, Any]]:
+        empty: dict[str, dict[str, Any]] = {"meters": {}, "downtime": {}}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return empty
+        except (OSError, ValueError) as exc:
+            self.counters.state_errors += 1
+            self.counters.last_error = f"{STATE_FILE} unreadable ({exc}); meters start afresh"
+            log.error("The meters' state file is unreadable; meters start afresh.")
+            return empty
+        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+            self.counters.state_errors += 1
+            self.counters.last_error = f"{STATE_FILE} is not a {STATE_SCHEMA} file"
+            log.error("The meters' state file has another schema; meters start afresh.")
+            return empty
+        meters, downtime = data.get("meters"), data.get("downtime")
+        return {
+            "meters": meters if isinstance(meters, dict) else {},
+            "downtime": downtime if isinstance(downtime, dict) else {},
+        }
+
+    # ------------------------------------------------------------------ running
+
+    async def offer(self, readings: Sequence[Reading], wall_ns: int) -> None:
+        """Where the rules loop's sink hands the readings (awaits a full queue)."""
+        if any(self.wants(reading.sensor_id) for reading in readings):
+            await self.queue.put((readings, wall_ns))
+
+    async def run(self) -> None:
+        """The meters task, until ``None`` comes through the queue (or a cancel)."""
+        while True:
+            item = await self.queue.get()
+            batches = [item]
+            # What queued meanwhile is committed together: one outbox write, one state write.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while len(batches) < QUEUE_BATCHES and batches[-1] is not None:
+                    batches.append(self.queue.get_nowait())
+            messages: list[dict[str, Any]] = []
+            for batch in batches:
+                if batch is not None:
+                    messages.extend(self.feed(*batch))
+            if any(batch is not None for batch in batches):
+                await asyncio.to_thread(self.commit, messages)
+            if messages:
+                self.wake()
+            if batches[-1] is None:
+                return
+
+    def feed(self, readings: Sequence[Reading], wall_ns: int) -> list[dict[str, Any]]:
+        """The plant data messages these readings make (on the wall-clock axis)."""
+        messages: list[dict[str, Any]] = []
+        for reading in readings:
+            keys = self._by_sensor.get(reading.sensor_id, ())
+            assets = self._running_of.get(reading.sensor_id, ())
+            if not keys and not assets:
+                continue
+            stamped = reading.received(wall_ns)
+            for key in keys:
+                bound = self.meters[key]
+                self.counters.readings_used += 1
+                value = bound.meter.feed(stamped)
+                if value is not None:
+                    messages.append(self._reading_message(bound, value).to_json())
+            for asset_id in assets:
+                planned = self.planned is not None and self.planned(asset_id)
+                change = self.downtime[asset_id].feed(stamped, planned=planned)
+                if change is not None:
+                    messages.append(self._status_message(change).to_json())
+        return messages
+
+    def _reading_message(self, bound: _Bound, value: MeterReading) -> MeterReadingMessage:
+        site = self.config.site.id
+        definition = bound.definition
+        return MeterReadingMessage(
+            site=site,
+            id=meter_reading_id(site, bound.key, value.time_ns),
+            meter=bound.key,
+            asset=asset_ref(self.config, definition.asset),
+            maintainx_meter_id=definition.maintainx_meter_id,
+            meter_spec=meter_spec(bound.key, definition, self.config),
+            value=float(value.value),
+            time=format_time_ns(value.time_ns),
+            time_ns=value.time_ns,
+            kind=definition.kind.value,
+        )
+
+    def _status_message(self, change: StatusChange) -> AssetStatusMessage:
+        site = self.config.site.id
+        running = self.config.assets[change.asset].downtime
+        sensor = running.running if running is not None else "?"
+        description = (
+            f"{sensor} says running (edge-agent)"
+            if change.status == "ONLINE"
+            else f"{sensor} says stopped (edge-agent)"
+        )
+        return AssetStatusMessage(
+            site=site,
+            id=asset_status_id(site, change.asset, change.status, change.time_ns),
+            asset=asset_ref(self.config, change.asset),
+            status=change.status,
+            downtime_type=change.downtime_type,
+            started_at=format_time_ns(change.time_ns),
+            time_ns=change.time_ns,
+            description=description,
+        )
+
+    def commit(self, messages: list[dict[str, Any]]) -> None:
+        """Messages into the outbox, then the state on disk (blocking: a worker thread)."""
+        if messages:
+            self._queue_messages(messages)
+        try:
+            write_atomic(self.path, json.dumps(self.state(), sort_keys=True).encode())
+        except OSError as exc:
+            self.counters.state_errors += 1
+            self.counters.last_error = f"{STATE_FILE} not written: {exc}"
+            log.error("The meters' state was not saved.", extra={"error": str(exc)})
+
+    def _queue_messages(self, messages: list[dict[str, Any]]) -> None:
+        if self.outbox is None:
+            return
+        from edge_agent.outbox.errors import OutboxError
+
+        try:
+            self.outbox.put_many(messages)
+        except OutboxError as exc:
+            self.counters.outbox_refused += len(messages)
+            self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
+            log.error(
+                "The plant-data outbox refused meter values; they are not sent.",
+                extra={"count": len(messages), "error": str(exc)},
+            )
+            return
+        for message in messages:
+            if message.get("schema", "").startswith("edge-agent/meter-reading"):
+                self.counters.values_queued += 1
+            else:
+                self.counters.statuses_queued += 1
+
+    def state(self) -> dict[str, Any]:
+        """Every meter's and tracker's state, as the file holds it."""
+        return {
+            "schema": STATE_SCHEMA,
+            "saved_ns": time.time_ns(),
+            "meters": {key: bound.meter.state() for key, bound in self.meters.items()},
+            "downtime": {asset: t.state() for asset, t in self.downtime.items()},
+        }
+
+    def refusals(self) -> dict[str, dict[str, int]]:
+        """meter (or ``downtime:ASSET``) → refusal reason → count."""
+        found = {key: dict(b.meter.refused) for key, b in self.meters.items() if b.meter.refused}
+        for asset_id, tracker in self.downtime.items():
+            if tracker.refused:
+                found[f"downtime:{asset_id}"] = dict(tracker.refused)
+        return {key: {str(r): n for r, n in counts.items()} for key, counts in found.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """What health shows."""
+        counters = self.counters
+        return {
+            "meters": len(self.meters),
+            "assets_with_downtime": len(self.downtime),
+            "readings_used": counters.readings_used,
+            "values_queued": counters.values_queued,
+            "statuses_queued": counters.statuses_queued,
+            "outbox_refused": counters.outbox_refused,
+            "state_errors": counters.state_errors,
+            "last_error": counters.last_error,
+            "refused": self.refusals(),
+        }
