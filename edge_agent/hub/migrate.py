@@ -3,9 +3,11 @@ moved into the configured PostgreSQL store, when the hub grows to several replic
 
 What moves: alerts (alert id → work order id: the dedup that keeps one work order per alert),
 the events already answered, the work orders and their statuses (the KPIs are computed from
-alerts and work orders, so they move with them), parked events and the webhook deliveries
-already applied. Each row is inserted with ``ON CONFLICT DO NOTHING`` (an alert's work order
-id is filled in where PostgreSQL has none): running it twice changes nothing, and a run that
+alerts and work orders, so they move with them), parked events, the webhook deliveries
+already applied, and the plant data tables (answered readings and statuses, the meter and
+trigger ids created per site, the asset status changes; absent from older stores). Each row
+is inserted with ``ON CONFLICT DO NOTHING`` (an alert's work order id is filled in where
+PostgreSQL has none): running it twice changes nothing, and a run that
 was interrupted is completed by running it again. Rows already in PostgreSQL win: a hub that
 ran on it meanwhile is not overwritten. The SQLite file is opened read-only.
 """
@@ -34,6 +36,8 @@ class Table:
     columns: tuple[str, ...]
     conflict: str
     """What a row already in PostgreSQL gets: the ON CONFLICT clause."""
+    optional: bool = False
+    """Absent from stores older than it (the plant data tables): skipped when missing."""
 
 
 TABLES: Final = (
@@ -65,6 +69,26 @@ TABLES: Final = (
         "DO NOTHING",
     ),
     Table("webhook_deliveries", ("delivery_key", "received_ns"), "DO NOTHING"),
+    # Plant data (issue 14): answered readings and statuses, created meter and trigger ids,
+    # the status changes the availability KPIs are computed from.
+    Table(
+        "plant_events",
+        ("site", "message_id", "kind", "action", "done_ns"),
+        "DO NOTHING",
+        optional=True,
+    ),
+    Table(
+        "plant_ids",
+        ("site", "kind", "key", "maintainx_id", "recorded_ns"),
+        "DO NOTHING",
+        optional=True,
+    ),
+    Table(
+        "asset_statuses",
+        ("site", "asset", "message_id", "status", "downtime_type", "started_ns"),
+        "DO NOTHING",
+        optional=True,
+    ),
 )
 
 
@@ -88,7 +112,7 @@ def open_source(path: Path) -> sqlite3.Connection:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
         raise MigrationError(f"{path}: not a readable SQLite file ({exc})") from exc
-    missing = [table.name for table in TABLES if table.name not in names]
+    missing = [t.name for t in TABLES if t.name not in names and not t.optional]
     if missing:
         db.close()
         raise MigrationError(f"{path}: not a hub store (no table {', '.join(missing)})")
@@ -107,11 +131,16 @@ def migrate_store(config: HubConfig, base_dir: Path, source: Path) -> list[Table
     except ImportError as exc:
         raise MigrationError(MISSING_POSTGRES) from exc
     from edge_agent.hub.app import open_store
+    from edge_agent.hub.plant_store import open_plant_store
 
     db = open_source(source)
     try:
         # Opening the store once creates its tables, exactly as the hub would.
-        open_store(config, base_dir).close()
+        store = open_store(config, base_dir)
+        try:
+            open_plant_store(store)
+        finally:
+            store.close()
         try:
             dsn = resolve(config.dedup.dsn, base_dir).reveal()
         except SecretError as exc:
@@ -119,7 +148,12 @@ def migrate_store(config: HubConfig, base_dir: Path, source: Path) -> list[Table
         register_secret(dsn)
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as target:
-                return [_copy(db, target, config.dedup.table_prefix, t) for t in TABLES]
+                names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+                return [
+                    _copy(db, target, config.dedup.table_prefix, t)
+                    for t in TABLES
+                    if t.name in names
+                ]
         except psycopg.Error as exc:
             # The DSN may hold a password: name the failure, never the DSN.
             raise MigrationError(
