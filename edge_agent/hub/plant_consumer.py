@@ -10,7 +10,8 @@ A message is one of:
 - **seen before** (a resend): answered again from the store, nothing posted;
 - **applied**: the reading posted in its site's next batch (:mod:`edge_agent.hub.plant_batches`;
   its meter and triggers created once per (site, meter) before, their ids in the store), or
-  the status change posted; recorded, then answered ``ok``;
+  the status change posted (unless MaintainX shows it already: an earlier post whose answer
+  was lost); recorded, then answered ``ok``;
 - **refused by MaintainX for good** (400): recorded and answered ``rejected``;
 - **deferred**: the site cannot be served now (its key refused, rate limited, MaintainX
   down): counted, acknowledged, *not answered*. The agent keeps it in its outbox and sends it
@@ -49,6 +50,7 @@ from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, Sta
 from edge_agent.hub.presence import UnknownSites
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import StoreError, StoreRejected
+from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
@@ -93,6 +95,8 @@ class PlantCounters:
     readings_posted: int = 0
     statuses_received: int = 0
     statuses_posted: int = 0
+    statuses_found: int = 0
+    """Status changes MaintainX had already (an earlier post whose answer was lost)."""
     duplicates: int = 0
     deferred: int = 0
     """Not served now (site blocked, MaintainX down): left to the agent's resend."""
@@ -327,7 +331,10 @@ class PlantConsumer:
             counters.deferred += 1
             return
         try:
-            await post_asset_status(client, asset_id, message)
+            if await status_applied(client, asset_id, message):
+                counters.statuses_found += 1
+            else:
+                await post_asset_status(client, asset_id, message)
         except BadRequest as exc:
             await self._refused(site, message, exc, status=row)
             return
@@ -484,6 +491,24 @@ class PlantConsumer:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+async def status_applied(
+    client: MaintainXClient, asset_id: int, message: AssetStatusMessage
+) -> bool:
+    """Whether the asset's current status in MaintainX is this change already: a post whose
+    answer was lost (a timeout, a hub stopped) is not made twice. The direct forwarder asks
+    the same (``forwarders/maintainx/plant.py``)."""
+    data = await client.request("GET", f"assets/{int(asset_id)}")
+    asset = data.get("asset") if isinstance(data, dict) else None
+    current = asset.get("status") if isinstance(asset, dict) else None
+    if not isinstance(current, dict) or current.get("status") != message.status:
+        return False
+    try:
+        started = wire_time_ns(current.get("startedAt"), "startedAt")
+    except WireError:
+        return False
+    return started // 1_000_000 == _started_ns(message) // 1_000_000
 
 
 def _started_ns(message: AssetStatusMessage) -> int:

@@ -61,3 +61,25 @@ def status(
         started_at=format_time_ns(at_ns),
         time_ns=at_ns,
     ).to_json()
+
+
+async def until_answered(
+    site: Any, topic: str, message: dict[str, Any], timeout_s: float = 20
+) -> None:
+    """Publish ``message`` until the hub's result for it arrives, as the agent's resend does
+    (a hub that just connected may not have its subscriptions granted yet)."""
+    import asyncio
+    import time
+
+    def answers() -> int:
+        return sum(r.get("event_id") == message["id"] for r in site.on("/results/plant"))
+
+    before = answers()  # a message answered before (a hub restarted) is answered again
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        site.publish(topic, message)
+        for _ in range(50):
+            if answers() > before:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"no result for {message['id']} within {timeout_s} s")

@@ -16,8 +16,8 @@ from edge_agent.hub.asset_kpis import asset_kpis, asset_kpis_table
 from edge_agent.hub.plant_store import StatusRow
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
-from tests.hub.conftest import Site, async_wait_until, hub_dict, start_hub
-from tests.hub.plant_messages import status
+from tests.hub.conftest import Site, hub_dict, start_hub
+from tests.hub.plant_messages import status, until_answered
 
 H = 3600 * 1_000_000_000
 
@@ -105,14 +105,7 @@ async def test_a_running_hub_shows_availability_in_metrics_and_kpis(
             status("site-a", "ONLINE", now - 1 * H, asset_mx=asset),
         ]
         for message in sent:  # one at a time, as the agent sends them
-            site.publish("edge/v1/site-a/assets", message)
-            await async_wait_until(
-                lambda m=message: any(
-                    r.get("event_id") == m["id"] for r in site.on("/results/plant")
-                ),
-                15,
-                "the status confirmed",
-            )
+            await until_answered(site, "edge/v1/site-a/assets", message)
         await hub.refresh()
         [kpi] = hub.asset_kpi_rows
         assert kpi.failures == 1 and kpi.asset == "P-101"

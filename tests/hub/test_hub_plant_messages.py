@@ -16,7 +16,7 @@ from edge_agent.hub.app import Hub
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
 from tests.hub.conftest import PG_DSN, Site, async_wait_until, hub_dict, start_hub
-from tests.hub.plant_messages import reading, status
+from tests.hub.plant_messages import reading, status, until_answered
 
 RESULTS = "edge/v1/site-a/results/plant"
 
@@ -45,6 +45,8 @@ async def test_bad_plant_messages_are_rejected_counted_and_the_next_is_served(
     site = Site(mosquitto)
     try:
         site.subscribe(RESULTS)
+        warm = reading("site-a", "m1", 0, time_ns=now, asset_mx=asset)
+        await until_answered(site, "edge/v1/site-a/meters", warm)  # subscriptions granted
         bad_value = reading("site-a", "m1", 1, time_ns=now, asset_mx=asset)
         bad_value["value"] = "lots"
         other_site = reading("site-b", "m1", 2, time_ns=now, asset_mx=asset)
@@ -81,9 +83,8 @@ async def test_bad_plant_messages_are_rejected_counted_and_the_next_is_served(
     assert hub.plant_consumer is not None
     assert hub.plant_consumer.stats.siteless_rejections == {"unknown_site": 1}
     assert hub.plant_consumer.stats.poison == 1
-    assert [
-        r["value"] for r in emulator.readings if r["meterId"] in _meter_ids(emulator, asset)
-    ] == [5.0]
+    meters = _meter_ids(emulator, asset)
+    assert [r["value"] for r in emulator.readings if r["meterId"] in meters] == [0.0, 5.0]
     assert hub.failure is None
 
 
@@ -121,12 +122,13 @@ async def test_resent_readings_are_posted_once_across_a_restart(
         for _ in range(2):  # a hub, then the same hub restarted on its store
             hub = await start_hub(data, tmp_path)
             try:
+                await until_answered(site, "edge/v1/site-a/meters", messages[0])
                 for _copy in range(2):  # each message twice: the agent resends
                     site.publish_many(
                         [("edge/v1/site-a/meters", json.dumps(m).encode()) for m in messages]
                     )
                 await async_wait_until(
-                    lambda: counters(hub).readings_received >= 40, 20, "every copy handled"
+                    lambda: counters(hub).readings_received >= 40, 30, "every copy handled"
                 )
             finally:
                 await hub.close()
