@@ -6,7 +6,8 @@ arrive together (every worker busy with one), posts them in one request (at most
 ``max_batch``), and tells each worker how its reading fared. The site's MaintainX client paces
 ``/meterreadings`` to its own bucket (100 / 60 s per key): a batch, however large, is one
 request of it. A batch MaintainX refuses because of one reading (400 naming ``[i]``) fails
-that reading only; the others go again in the next request.
+that reading only; the others go again in the next request. A batch refused without naming
+one (a 404: an unknown meter) is sent again reading by reading.
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ class ReadingBatcher:
         try:
             await self._post([reading for reading, _ in batch])
         except BadRequest as exc:
-            index = refused_index(exc.body)
-            if index is None or not 0 <= index < len(batch) or len(batch) == 1:
+            if len(batch) == 1:
                 _settle(batch, exc)
+                return
+            index = refused_index(exc.body)
+            if index is None or not 0 <= index < len(batch):
+                # Refused without saying which (a 404 for an unknown meter): each alone, so
+                # that one bad reading does not take its batch-mates with it.
+                for one in batch:
+                    await self._send([one])
                 return
             # One reading refused the whole batch: it alone fails, the rest go again.
             _settle([batch[index]], exc)
