@@ -55,6 +55,8 @@ from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
+    Misconfigured,
+    NotFound,
     RateLimited,
 )
 from edge_agent.maintainx.meters import (
@@ -65,7 +67,7 @@ from edge_agent.maintainx.meters import (
     post_readings,
 )
 from edge_agent.wire import topics
-from edge_agent.wire.alert import SITE_PATTERN, WireError, wire_time_ns
+from edge_agent.wire.alert import MAX_ID_CHARS, SITE_PATTERN, WireError, wire_time_ns
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
@@ -73,7 +75,7 @@ from edge_agent.wire.plant import (
     check_asset_status,
     check_meter_reading,
 )
-from edge_agent.wire.plant_keys import asset_order_key, plant_ids
+from edge_agent.wire.plant_keys import asset_order_key
 from edge_agent.wire.result import result_payload
 
 log = logging.getLogger(__name__)
@@ -239,8 +241,10 @@ class PlantConsumer:
             data = json.loads(payload)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _Rejected("not_json", f"not JSON: {type(exc).__name__}") from None
-        ids = plant_ids(data)
-        message_id = ids[0] if ids else None
+        # The id to answer, whatever else is wrong: the agent then moves the message to its
+        # dead letters instead of sending it again for ever.
+        given = data.get("id") if isinstance(data, dict) else None
+        message_id = given if isinstance(given, str) and 0 < len(given) <= MAX_ID_CHARS else None
         if site_id not in self.sites:
             raise _Rejected("unknown_site", "this hub does not serve this site", message_id)
         try:
@@ -306,7 +310,10 @@ class PlantConsumer:
                 client = site.client  # a reload may have replaced it
                 if client is None:
                     raise MaintainXError("the site has no usable API key")
-                return await post_readings(client, batch)
+                try:
+                    return await post_readings(client, batch)
+                except Misconfigured as exc:
+                    raise unknown_meter(exc) or exc from None
 
             batcher = self._batchers[site.site_id] = ReadingBatcher(post)  # type: ignore[arg-type]
         return batcher
@@ -491,6 +498,17 @@ class PlantConsumer:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+def unknown_meter(exc: Misconfigured) -> NotFound | None:
+    """A 404 on ``POST /meterreadings`` that names a meter: a reading of a meter MaintainX
+    does not have (a wrong ``maintainx_meter_id``), refused for good; the client takes a 404
+    on a collection for a wrong base URL, which every other request would show too."""
+    body = exc.body
+    text = body.get("error") if isinstance(body, dict) else None
+    if exc.status == 404 and isinstance(text, str) and "meter" in text.lower():
+        return NotFound(f"POST /meterreadings: {text}"[:300], status=404, body=body)
+    return None
 
 
 async def status_applied(
