@@ -115,6 +115,8 @@ async def test_a_running_hub_shows_availability_in_metrics_and_kpis(
         text = generate_latest(hub.registry).decode()
         assert 'edge_agent_hub_kpi_availability{asset="P-101",site="site-a"}' in text
         assert 'edge_agent_hub_plant_posted_total{kind="status",site="site-a"} 3.0' in text
+        ready, body = hub.readiness()
+        assert ready and body["sites"]["site-a"]["plant"]["statuses_posted"] == 3
     finally:
         site.close()
         await hub.close()
