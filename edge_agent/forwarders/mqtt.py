@@ -1,5 +1,10 @@
 """The MQTT forwarder: drains the outbox to ``{prefix}/{site}/alerts`` at QoS 1.
 
+What it publishes where, and how the hub's results name an item, is its
+:class:`~edge_agent.forwarders.routes.Route`: alert events by default; the plant-data outbox
+with :class:`~edge_agent.forwarders.plant_mqtt.PlantRoute` (``meters``/``assets``, answered
+on ``results/plant``). What follows says "alert" for any item.
+
 With ``confirm: hub`` (the default) the broker is transport, not the store of record: a
 PUBACK only moves the item to *sent, awaiting the hub* (still in the outbox, on disk), and
 the item leaves the outbox when the hub's result for its ``event_id`` arrives on
@@ -36,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.backoff import Backoff
@@ -62,7 +67,8 @@ from edge_agent.forwarders.delivery import (
     Words,
 )
 from edge_agent.forwarders.hub_confirm import HubPresence, Tracked
-from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload, ids_of
+from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload
+from edge_agent.forwarders.routes import AlertRoute, Route
 from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
@@ -106,51 +112,6 @@ class MqttStatus(ForwarderStatus):
     connect_attempts: int = 0
     tls_rotations: int | None = None
     """Rotated TLS files taken into use; None without TLS."""
-
-
-class Route(Protocol):
-    """What a forwarder publishes where, and how the hub's results name it: alert events
-    (:class:`AlertRoute`, the default) or plant data
-    (:mod:`edge_agent.forwarders.plant_mqtt`). One forwarder, one route."""
-
-    what: str
-    """What an item is, in log lines (``alert``)."""
-    results_topic: str
-    """Where the hub confirms them (``confirm: hub``)."""
-    client_suffix: str
-    """Added to the client id: a second connection of the same site must not take over the
-    first one's session."""
-    announces: bool
-    """Publish the site's birth and last will (one connection per site does)."""
-
-    def topic_for(self, payload: Any) -> str:
-        """Where ``payload`` is published."""
-        ...
-
-    def ids(self, item_id: int, payload: Any) -> tuple[str, str] | None:
-        """(event id, order key) as the hub's result names them: items of one order key
-        go one at a time. None: the hub could never confirm it (dead letter)."""
-        ...
-
-
-class AlertRoute:
-    """Alert events on ``{prefix}/{site}/alerts``; in order per alert."""
-
-    what = "alert"
-    client_suffix = ""
-    announces = True
-
-    def __init__(self, prefix: str, site_id: str) -> None:
-        self.topic = topics.alerts(prefix, site_id)
-        self.results_topic = topics.results(prefix, site_id)
-
-    def topic_for(self, payload: Any) -> str:
-        return self.topic
-
-    def ids(self, item_id: int, payload: Any) -> tuple[str, str] | None:
-        if not isinstance(payload.get("event_id"), str):
-            return None
-        return ids_of(item_id, payload)
 
 
 def status_payload(state: str, site_id: str) -> bytes:

@@ -39,24 +39,22 @@ import json
 import logging
 import re
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from edge_agent.hub.consumer import PublishFailed
 from edge_agent.hub.plant_batches import BatchAbandoned, ReadingBatcher
+from edge_agent.hub.plant_counters import PlantStats
+from edge_agent.hub.plant_maintainx import started_ns, status_applied, unknown_meter
 from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
 from edge_agent.hub.presence import UnknownSites
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import StoreError, StoreRejected
-from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import (
     BadRequest,
     CredentialsRejected,
     MaintainXError,
     Misconfigured,
-    NotFound,
     RateLimited,
 )
 from edge_agent.maintainx.meters import (
@@ -67,7 +65,7 @@ from edge_agent.maintainx.meters import (
     post_readings,
 )
 from edge_agent.wire import topics
-from edge_agent.wire.alert import MAX_ID_CHARS, SITE_PATTERN, WireError, wire_time_ns
+from edge_agent.wire.alert import MAX_ID_CHARS, SITE_PATTERN
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
@@ -87,35 +85,6 @@ Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 
 POSTED: Final = "posted"
 _SITE_RE: Final = re.compile(SITE_PATTERN)
-
-
-@dataclass
-class PlantCounters:
-    """One site's plant data, since the hub started."""
-
-    readings_received: int = 0
-    readings_posted: int = 0
-    statuses_received: int = 0
-    statuses_posted: int = 0
-    statuses_found: int = 0
-    """Status changes MaintainX had already (an earlier post whose answer was lost)."""
-    duplicates: int = 0
-    deferred: int = 0
-    """Not served now (site blocked, MaintainX down): left to the agent's resend."""
-    meters_ready: int = 0
-    """(Site, meter) pairs whose MaintainX meter and triggers this replica has seen ready."""
-    rejected: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class PlantStats:
-    by_site: dict[str, PlantCounters] = field(default_factory=dict)
-    siteless_rejections: Counter[str] = field(default_factory=Counter)
-    store_errors: int = 0
-    poison: int = 0
-
-    def site(self, site_id: str) -> PlantCounters:
-        return self.by_site.setdefault(site_id, PlantCounters())
 
 
 def parse_plant_topic(prefix: str, topic: str) -> tuple[str, PlantKind] | None:
@@ -326,7 +295,7 @@ class PlantConsumer:
             message.id,
             message.status,
             message.downtime_type,
-            _started_ns(message),
+            started_ns(message),
         )
         asset_id = message.asset.maintainx_id
         if asset_id is None:
@@ -498,39 +467,3 @@ class PlantConsumer:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
-
-
-def unknown_meter(exc: Misconfigured) -> NotFound | None:
-    """A 404 on ``POST /meterreadings`` that names a meter: a reading of a meter MaintainX
-    does not have (a wrong ``maintainx_meter_id``), refused for good; the client takes a 404
-    on a collection for a wrong base URL, which every other request would show too."""
-    body = exc.body
-    text = body.get("error") if isinstance(body, dict) else None
-    if exc.status == 404 and isinstance(text, str) and "meter" in text.lower():
-        return NotFound(f"POST /meterreadings: {text}"[:300], status=404, body=body)
-    return None
-
-
-async def status_applied(
-    client: MaintainXClient, asset_id: int, message: AssetStatusMessage
-) -> bool:
-    """Whether the asset's current status in MaintainX is this change already: a post whose
-    answer was lost (a timeout, a hub stopped) is not made twice. The direct forwarder asks
-    the same (``forwarders/maintainx/plant.py``)."""
-    data = await client.request("GET", f"assets/{int(asset_id)}")
-    asset = data.get("asset") if isinstance(data, dict) else None
-    current = asset.get("status") if isinstance(asset, dict) else None
-    if not isinstance(current, dict) or current.get("status") != message.status:
-        return False
-    try:
-        started = wire_time_ns(current.get("startedAt"), "startedAt")
-    except WireError:
-        return False
-    return started // 1_000_000 == _started_ns(message) // 1_000_000
-
-
-def _started_ns(message: AssetStatusMessage) -> int:
-    try:
-        return wire_time_ns(message.started_at, "started_at")
-    except WireError:  # checked on the way in; the message's own time otherwise
-        return message.time_ns
