@@ -202,6 +202,9 @@ class Hub:
             publish=self._publish,
             max_message=cfg.hub.max_message,
             unknown=self.consumer.unknown,
+            claims=self.store,
+            owner=self.owner,
+            claim_lease_ns=cfg.hub.claim_lease,
         )
         await self._start_listeners()
         self.link = self._make_link()

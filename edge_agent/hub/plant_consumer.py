@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final, Literal
+from typing import Final, Protocol
 
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.hub.consumer import PublishFailed
 from edge_agent.hub.plant_batches import BatchAbandoned, ReadingBatcher
+from edge_agent.hub.plant_checks import PlantKind, Refusal, check_plant, parse_plant_topic
 from edge_agent.hub.plant_counters import PlantStats
 from edge_agent.hub.plant_maintainx import started_ns, status_applied, unknown_meter
 from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
@@ -65,51 +65,33 @@ from edge_agent.maintainx.meters import (
     post_readings,
 )
 from edge_agent.wire import topics
-from edge_agent.wire.alert import MAX_ID_CHARS, SITE_PATTERN
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
-    PlantMessageError,
-    check_asset_status,
-    check_meter_reading,
 )
 from edge_agent.wire.plant_keys import asset_order_key
 from edge_agent.wire.result import result_payload
 
 log = logging.getLogger(__name__)
 
-PlantKind = Literal["meters", "assets"]
 Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 """Publish (topic, payload, qos, retain) and wait for the broker's acknowledgement; raises
 :class:`~edge_agent.hub.consumer.PublishFailed`."""
 
 POSTED: Final = "posted"
-_SITE_RE: Final = re.compile(SITE_PATTERN)
 
 
-def parse_plant_topic(prefix: str, topic: str) -> tuple[str, PlantKind] | None:
-    """``edge/v1/plant-a/meters`` → (``plant-a``, ``meters``); None if not a plant topic."""
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None
-    rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or not _SITE_RE.match(rest[0]):
-        return None
-    if rest[1] == "meters":
-        return rest[0], "meters"
-    if rest[1] == "assets":
-        return rest[0], "assets"
-    return None
+class _Busy(Exception):
+    """Another replica holds the claim on this meter's creation: try again later."""
 
 
-class _Rejected(Exception):
-    """A message refused before anything was applied (reason, detail, id if readable)."""
+class Claims(Protocol):
+    """The store's claims (:class:`~edge_agent.hub.store.HubStore`): in memory with SQLite
+    (one replica), a table with PostgreSQL (replicas keep off each other's work)."""
 
-    def __init__(self, reason: str, detail: str, message_id: str | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.message_id = message_id
+    def claim(self, alert_id: str, owner: str, lease_ns: int) -> bool: ...
+
+    def release(self, alert_id: str, owner: str) -> None: ...
 
 
 class PlantConsumer:
@@ -124,8 +106,14 @@ class PlantConsumer:
         publish: Publish,
         max_message: int,
         unknown: UnknownSites | None = None,
+        claims: Claims | None = None,
+        owner: str = "hub",
+        claim_lease_ns: int = 30 * NS_PER_S,
     ) -> None:
         self.prefix = prefix
+        self.claims = claims
+        self.owner = owner
+        self.claim_lease_ns = claim_lease_ns
         self.sites = sites
         self.plant = plant
         self._publish = publish
@@ -160,10 +148,11 @@ class PlantConsumer:
             log.warning("Plant data on a topic not ours.", extra={"topic": topic[:200]})
             return True
         site_id, kind = parts
-        try:
-            message = self._check(site_id, kind, payload)
-        except _Rejected as rejected:
-            return await self._reject(site_id, kind, rejected)
+        message = check_plant(
+            site_id, kind, payload, known=frozenset(self.sites), max_bytes=self.max_message
+        )
+        if isinstance(message, Refusal):
+            return await self._reject(site_id, kind, message)
         site = self.sites[site_id]
         counters = self.stats.site(site_id)
         if isinstance(message, MeterReadingMessage):
@@ -184,10 +173,13 @@ class PlantConsumer:
                     counters.duplicates += 1
                     await self._answer(site_id, message, action)
                     return True
-                if isinstance(message, MeterReadingMessage):
-                    await self._reading(site, message)
-                else:
-                    await self._status(site, message)
+                async with self._claim(f"plant:{lock}") as claimed:
+                    if not claimed:  # another replica has it: its answer comes, or a resend
+                        counters.deferred += 1
+                    elif isinstance(message, MeterReadingMessage):
+                        await self._reading(site, message)
+                    else:
+                        await self._status(site, message)
         except StoreRejected as exc:
             return await self._poison(site_id, message, exc)
         except (StoreError, PublishFailed) as exc:
@@ -201,31 +193,6 @@ class PlantConsumer:
             return await self._poison(site_id, message, exc)
         return True
 
-    def _check(
-        self, site_id: str, kind: PlantKind, payload: bytes
-    ) -> MeterReadingMessage | AssetStatusMessage:
-        if len(payload) > self.max_message:
-            raise _Rejected("too_large", f"{len(payload)} bytes, more than {self.max_message}")
-        try:
-            data = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise _Rejected("not_json", f"not JSON: {type(exc).__name__}") from None
-        # The id to answer, whatever else is wrong: the agent then moves the message to its
-        # dead letters instead of sending it again for ever.
-        given = data.get("id") if isinstance(data, dict) else None
-        message_id = given if isinstance(given, str) and 0 < len(given) <= MAX_ID_CHARS else None
-        if site_id not in self.sites:
-            raise _Rejected("unknown_site", "this hub does not serve this site", message_id)
-        try:
-            message: MeterReadingMessage | AssetStatusMessage = (
-                check_meter_reading(data) if kind == "meters" else check_asset_status(data)
-            )
-        except PlantMessageError as exc:
-            raise _Rejected("invalid", str(exc), message_id) from None
-        if message.site != site_id:
-            raise _Rejected("wrong_site", "the message names another site", message_id)
-        return message
-
     # ------------------------------------------------------------------ applying
 
     async def _reading(self, site: SiteRuntime, message: MeterReadingMessage) -> None:
@@ -237,6 +204,9 @@ class PlantConsumer:
         try:
             meter_id = message.maintainx_meter_id or await self._meter(site, message)
             await self._batcher(site).post(ReadingBody(meter_id, message.value, message.time_ns))
+        except _Busy:
+            counters.deferred += 1  # another replica is creating its meter
+            return
         except BadRequest as exc:
             await self._refused(site, message, exc)
             return
@@ -258,10 +228,13 @@ class PlantConsumer:
         if known is not None:
             return known
         assert site.client is not None
-        async with self._lock(f"{site.site_id}/meter/{message.meter}"):
+        name = f"{site.site_id}/meter/{message.meter}"
+        async with self._lock(name), self._claim(f"plant:{name}") as claimed:
             known = self._ready.get(key)
             if known is not None:
                 return known
+            if not claimed:
+                raise _Busy(name)
             ledger = HubMeterLedger(self.plant, site.site_id)
             meter_id = await ensure_meter(
                 site.client, ledger, message.meter, message.meter_spec, message.asset.maintainx_id
@@ -398,7 +371,7 @@ class PlantConsumer:
     async def _send(self, site_id: str, payload: bytes) -> None:
         await self._publish(topics.plant_results(self.prefix, site_id), payload, 1, False)
 
-    async def _reject(self, site_id: str, kind: PlantKind, rejected: _Rejected) -> bool:
+    async def _reject(self, site_id: str, kind: PlantKind, rejected: Refusal) -> bool:
         if site_id in self.sites:
             self.stats.site(site_id).rejected[rejected.reason] += 1
         else:
@@ -453,6 +426,21 @@ class PlantConsumer:
         except PublishFailed:
             return False
         return True
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, key: str) -> AsyncIterator[bool]:
+        """The store's claim on ``key`` while inside (True: ours; False: another replica's)."""
+        if self.claims is None:
+            yield True
+            return
+        claims = self.claims
+        taken = await asyncio.to_thread(claims.claim, key, self.owner, self.claim_lease_ns)
+        try:
+            yield taken
+        finally:
+            if taken:
+                with contextlib.suppress(StoreError):  # the lease runs out on its own
+                    await asyncio.to_thread(claims.release, key, self.owner)
 
     @contextlib.asynccontextmanager
     async def _lock(self, key: str) -> AsyncIterator[None]:
