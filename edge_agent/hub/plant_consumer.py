@@ -18,9 +18,13 @@ A message is one of:
   again when its result timeout runs out: the agent's disk is where it waits, and no hub
   worker is held by a site that cannot be served.
 
-Only the store or the broker failing returns False (the broker redelivers). A valid
-message whose handling raises anything else is a poison message: counted, recorded and
-answered ``rejected``, acknowledged.
+A reading is acknowledged as soon as it is taken (checked, handed to a task): it is applied
+in the background, so that a site's readings in flight (up to its agent's ``max_awaiting``)
+share one request instead of one per hub worker; a hub that stops meanwhile leaves it
+unanswered, and the agent sends it again. A status change is acknowledged once applied: only
+the store or the broker failing returns False (the broker redelivers). A valid message whose
+handling raises anything else is a poison message: counted, recorded and answered
+``rejected``, acknowledged.
 
 Each site's key serves that site only: the site comes from the topic, the message must name
 the same site, and its meters, triggers and records are keyed by it.
@@ -43,7 +47,13 @@ from typing import Final, Protocol
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.hub.consumer import PublishFailed
 from edge_agent.hub.plant_batches import BatchAbandoned, ReadingBatcher
-from edge_agent.hub.plant_checks import PlantKind, Refusal, check_plant, parse_plant_topic
+from edge_agent.hub.plant_checks import (
+    PlantKind,
+    PlantMessage,
+    Refusal,
+    check_plant,
+    parse_plant_topic,
+)
 from edge_agent.hub.plant_counters import PlantStats
 from edge_agent.hub.plant_maintainx import started_ns, status_applied, unknown_meter
 from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
@@ -79,6 +89,8 @@ Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 :class:`~edge_agent.hub.consumer.PublishFailed`."""
 
 POSTED: Final = "posted"
+MAX_TAKEN: Final = 20_000
+"""Readings being applied at once, every site together; beyond, deferred to a resend."""
 
 
 class _Busy(Exception):
@@ -123,6 +135,8 @@ class PlantConsumer:
         self._batchers: dict[str, ReadingBatcher] = {}
         self._ready: dict[tuple[str, str], int] = {}  # (site, meter) → meter id, triggers done
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._taken: set[tuple[str, str]] = set()  # (site, id) of readings being applied
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def handles(self, topic: str) -> bool:
         return parse_plant_topic(self.prefix, topic) is not None
@@ -134,9 +148,14 @@ class PlantConsumer:
         self._ready = {k: v for k, v in self._ready.items() if k[0] in self.sites}
 
     async def close(self) -> None:
+        """Stop: readings being applied are abandoned (unanswered: the agents resend)."""
         for batcher in list(self._batchers.values()):
             await batcher.close()
         self._batchers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ entry point
 
@@ -157,8 +176,42 @@ class PlantConsumer:
         counters = self.stats.site(site_id)
         if isinstance(message, MeterReadingMessage):
             counters.readings_received += 1
-        else:
-            counters.statuses_received += 1
+            return self._take(site, message)
+        counters.statuses_received += 1
+        return await self._apply(site, message)
+
+    def _take(self, site: SiteRuntime, message: MeterReadingMessage) -> bool:
+        """A reading is applied in the background, its message acknowledged now: the
+        worker and the broker's in-flight window are free for the next, so the site's
+        readings in flight (up to its agent's ``max_awaiting``) share one request. Nothing
+        is lost: unanswered, the agent sends it again."""
+        counters = self.stats.site(site.site_id)
+        key = (site.site_id, message.id)
+        if key in self._taken:
+            counters.duplicates += 1  # a copy is being applied: its answer comes
+            return True
+        if len(self._taken) >= MAX_TAKEN:
+            counters.deferred += 1
+            return True
+        self._taken.add(key)
+        task = asyncio.create_task(self._apply_taken(site, message, key), name="hub-reading")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _apply_taken(
+        self, site: SiteRuntime, message: MeterReadingMessage, key: tuple[str, str]
+    ) -> None:
+        try:
+            await self._apply(site, message)  # False: logged; the agent sends it again
+        finally:
+            self._taken.discard(key)
+
+    async def _apply(self, site: SiteRuntime, message: PlantMessage) -> bool:
+        """Apply one checked message: True when it may be acknowledged (see the module
+        doc)."""
+        site_id = site.site_id
+        counters = self.stats.site(site_id)
         # One copy at a time (a resend may arrive while the first is being posted): the
         # second finds the first's record.
         lock = (

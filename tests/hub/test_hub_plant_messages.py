@@ -123,12 +123,18 @@ async def test_resent_readings_are_posted_once_across_a_restart(
             hub = await start_hub(data, tmp_path)
             try:
                 await until_answered(site, "edge/v1/site-a/meters", messages[0])
+                answered = len(site.on("/results/plant"))
                 for _copy in range(2):  # each message twice: the agent resends
                     site.publish_many(
                         [("edge/v1/site-a/meters", json.dumps(m).encode()) for m in messages]
                     )
                 await async_wait_until(
-                    lambda: counters(hub).readings_received >= 40, 30, "every copy handled"
+                    lambda: (
+                        counters(hub).readings_received >= 40
+                        and len(site.on("/results/plant")) >= answered + 20
+                    ),
+                    30,
+                    "every copy handled, each message answered",
                 )
             finally:
                 await hub.close()
