@@ -136,6 +136,7 @@ class PlantConsumer:
         self._ready: dict[tuple[str, str], int] = {}  # (site, meter) → meter id, triggers done
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._taken: set[tuple[str, str]] = set()  # (site, id) of readings being applied
+        self._failures: dict[str, Exception] = {}  # site → the last failure backed off for
         self._tasks: set[asyncio.Task[None]] = set()
 
     def handles(self, topic: str) -> bool:
@@ -360,9 +361,14 @@ class PlantConsumer:
         message: MeterReadingMessage | AssetStatusMessage,
         exc: Exception,
     ) -> None:
-        """Not served now: the agent sends it again after its result timeout."""
+        """Not served now: the agent sends it again after its result timeout. One failed
+        request backs the site off once, however many readings its batch held."""
         self.stats.site(site.site_id).deferred += 1
-        if isinstance(exc, CredentialsRejected):
+        seen = self._failures.get(site.site_id)
+        self._failures[site.site_id] = exc
+        if exc is seen:
+            pass
+        elif isinstance(exc, CredentialsRejected):
             site.reject_credentials(str(exc))
         elif isinstance(exc, RateLimited):
             site.back_off("rate limited", str(exc), exc.reset_s)

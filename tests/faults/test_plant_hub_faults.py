@@ -32,7 +32,7 @@ from edge_agent.forwarders.plant_mqtt import plant_mqtt_forwarder
 from edge_agent.maintainx.meters import iso_ms
 from edge_agent.outbox import Outbox
 from edge_agent.redaction import redact
-from edge_agent.simulators.maintainx import Emulator
+from edge_agent.simulators.maintainx import Emulator, Faults
 from tests.conftest import Broker, free_port
 from tests.faults.test_hub_faults import RunningHub, _ready, json_values
 from tests.forwarders_mqtt.conftest import mqtt_config, running
@@ -200,20 +200,19 @@ async def test_maintainx_faults_lose_nothing_and_create_once(
 ) -> None:
     monkeypatch.setenv("HUB_TEST_KEY_A", KEY_A)
     monkeypatch.setenv("HUB_TEST_KEY_B", KEY_B)
-    with Emulator(keys={KEY_A: [101], KEY_B: [202]}, rate_limiting=False) as mx:
+    faults = Faults(seed=14)
+    with Emulator(keys={KEY_A: [101], KEY_B: [202]}, rate_limiting=False, faults=faults) as mx:
         assets = {
             "site-a": mx.add_asset("Pump A", organization_id=101),
             "site-b": mx.add_asset("Pump B", organization_id=202),
         }
-        mx.faults.seed = 14
         if after_store:
-            mx.faults.drop_after_store_rate = 0.1
+            # Few writes (readings go in large batches): a high rate, so that some are lost.
+            mx.faults.drop_after_store_rate = 0.3
         else:
-            # Every failure blocks the site for a growing backoff until a success (as for
-            # alerts): rates far above MaintainX's make the drain long, not wrong.
-            mx.faults.error_rate = 0.1
-            mx.faults.drop_rate = 0.05
-            mx.faults.burst_429_rate = 0.03
+            mx.faults.error_rate = 0.2
+            mx.faults.drop_rate = 0.1
+            mx.faults.burst_429_rate = 0.05
             mx.faults.burst_429_s = 0.3
         start = time.time_ns() - 3600 * 10**9
         outboxes = {s: Outbox.open(tmp_path / f"plant-{s}", 50_000_000) for s in assets}
@@ -238,7 +237,7 @@ async def test_maintainx_faults_lose_nothing_and_create_once(
                     lambda: all(
                         o.stats().depth == 0 and o.awaiting_count() == 0 for o in outboxes.values()
                     ),
-                    180,
+                    120,
                     "every item confirmed by the hub",
                 )
             # Nothing dead-lettered: every item was confirmed "ok".
