@@ -9,7 +9,10 @@ dead letters back to the end of the queue, with the site file's current asset ma
 (so a letter refused for a wrong asset is fixed in the site file, then retried);
 ``purge`` deletes the dead letters and asks for ``--yes``; ``recover`` salvages the events
 of damaged outboxes the agent set aside (``outbox.damaged-<time>``) into the live one and
-clears the readiness reason. ``--json`` prints
+clears the readiness reason. ``--plant`` does the same on the plant-data outbox
+(``<storage.path>/plant-outbox``: meter readings and asset status changes, docs/meters.md);
+a dead letter of an asset with no ``maintainx_id`` is retried once the site file has it.
+``--json`` prints
 machine-readable output. Safe while the agent runs: each change is one SQLite transaction,
 and the running agent counts the store itself at every ``/metrics`` and ``/readyz`` call.
 """
@@ -42,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--id", dest="ids", type=int, action="append", help="retry only this dead letter"
     )
     parser.add_argument("--limit", type=int, default=50, help="list at most this many events")
+    parser.add_argument(
+        "--plant",
+        action="store_true",
+        help="the plant-data outbox (meter readings, asset downtime) instead of the alarms'",
+    )
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="override storage.path of the site file"
     )
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             f"({state_dir}); {left_behind.absolute()} is not used",
             file=sys.stderr,
         )
-    directory = state_dir / "outbox"
+    directory = state_dir / ("plant-outbox" if args.plant else "outbox")
     if not directory.is_dir():
         print(f"edge-agent outbox: no outbox at {directory} (has the agent run?)", file=sys.stderr)
         return EXIT_ERROR
@@ -121,6 +129,9 @@ def _summary(payload: Any) -> str:
     """One line naming an alert event (falls back to the keys of an unknown payload)."""
     if not isinstance(payload, dict):
         return "-"
+    if "meter" in payload or "status" in payload:  # plant data (wire/plant.py)
+        keys: tuple[str, ...] = ("meter", "value", "time", "status", "started_at")
+        return " ".join(str(payload[key]) for key in keys if key in payload)
     parts = [str(payload[key]) for key in ("event", "rule", "alert_id") if key in payload]
     return " ".join(parts) if parts else ",".join(sorted(payload))[:60]
 

@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 from edge_agent.common.atomic import write_atomic
 from edge_agent.errors import EdgeAgentError
 from edge_agent.maintainx.client import MaintainXClient
-from edge_agent.maintainx.errors import MaintainXError, OutcomeUnknown
+from edge_agent.maintainx.errors import MaintainXError, Misconfigured, NotFound, OutcomeUnknown
 from edge_agent.maintainx.sync import GATEWAY_STATUSES
 from edge_agent.wire.plant import AssetStatusMessage, MeterSpec
 
@@ -302,14 +302,22 @@ class ReadingBody:
 async def post_readings(client: MaintainXClient, batch: Sequence[ReadingBody]) -> int:
     """Send one batch (at most :data:`MAX_BATCH`) on ``POST /meterreadings``; the number
     MaintainX accepted. One bad reading refuses the whole batch (``BadRequest`` whose body
-    names it, ``[i].readingDate``)."""
+    names it, ``[i].readingDate``); an unknown meter refuses it with ``NotFound``, naming
+    none (the caller asks ``GET /meters/{id}`` which)."""
     if not batch:
         return 0
     if len(batch) > MAX_BATCH:
         raise ValueError(f"a batch holds at most {MAX_BATCH} readings")
-    data = await client.request(
-        "POST", READINGS_PATH, json_body=[reading.to_json() for reading in batch]
-    )
+    try:
+        data = await client.request(
+            "POST", READINGS_PATH, json_body=[reading.to_json() for reading in batch]
+        )
+    except Misconfigured as exc:
+        # MaintainX answers an unknown meter with 404 on the collection's path: a meter of
+        # the batch is gone (the client alone would read it as a wrong base_url).
+        if exc.status == 404:
+            raise NotFound(str(exc), status=404, body=exc.body) from exc
+        raise
     return len(data) if isinstance(data, list) else len(batch)
 
 

@@ -339,7 +339,9 @@ class Service:
             "meters": meters,
             "ready": not reasons,
             "reasons": reasons,
-            "degraded": ([dead["says"]] if dead else []) + certificate_warnings,
+            "degraded": ([dead["says"]] if dead else [])
+            + certificate_warnings
+            + (agent.plant.degraded(meters) if agent.plant is not None and meters else []),
             "dead_letters": dead,
             "sources": sources,
             "forwarder": forwarder,

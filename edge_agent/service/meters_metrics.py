@@ -14,14 +14,30 @@ if TYPE_CHECKING:
     from edge_agent.service.pipeline import Agent
 
 _FORWARDER_COUNTERS = (
-    ("readings_sent", "Meter readings MaintainX accepted"),
-    ("batches", "POST /meterreadings batches accepted"),
-    ("statuses_sent", "Asset status changes posted"),
-    ("statuses_found", "Asset status changes MaintainX already had (not posted twice)"),
-    ("stale_gauges_dropped", "Gauge readings older than MaintainX's 3-day window, not sent"),
-    ("stale_superseded", "Cumulative readings beyond the 3-day window replaced by a later one"),
-    ("redated", "Cumulative readings re-dated inside the 3-day window"),
-    ("dead_lettered", "Plant data items moved to the dead letters"),
+    ("readings_sent", "edge_agent_plant_readings_sent", "Meter readings MaintainX accepted"),
+    ("batches", "edge_agent_plant_batches", "POST /meterreadings batches accepted"),
+    ("statuses_sent", "edge_agent_plant_statuses_sent", "Asset status changes posted"),
+    (
+        "statuses_found",
+        "edge_agent_plant_statuses_found",
+        "Asset status changes MaintainX already had (not posted twice)",
+    ),
+    (
+        "stale_gauges_dropped",
+        "edge_agent_plant_stale_gauges_dropped",
+        "Gauge readings older than MaintainX's 3-day window, not sent",
+    ),
+    (
+        "stale_superseded",
+        "edge_agent_plant_stale_superseded",
+        "Cumulative readings beyond the 3-day window replaced by a later one",
+    ),
+    ("redated", "edge_agent_plant_redated", "Cumulative readings re-dated inside the 3-day window"),
+    (
+        "dead_lettered",
+        "edge_agent_plant_dead_lettered",
+        "Plant data items moved to the dead letters",
+    ),
 )
 
 
@@ -51,6 +67,9 @@ class MetersCollector(Collector):
         state_errors = CounterMetricFamily(
             "edge_agent_meter_state_errors", "Meter states not restored or not written"
         )
+        errors = CounterMetricFamily(
+            "edge_agent_meter_errors", "Readings a meter failed on (a bug; the others go on)"
+        )
         if stage is not None:
             for meter, reasons in sorted(stage.refusals().items()):
                 for reason, count in sorted(reasons.items()):
@@ -60,10 +79,11 @@ class MetersCollector(Collector):
             statuses.add_metric([], counters.statuses_queued)
             lost.add_metric([], counters.outbox_refused)
             state_errors.add_metric([], counters.state_errors)
-        yield from (refused, queued, statuses, lost, state_errors)
+            errors.add_metric([], counters.meter_errors)
+        yield from (refused, queued, statuses, lost, state_errors, errors)
         status = plant.forwarder.status if plant is not None and plant.forwarder else None
-        for name, text in _FORWARDER_COUNTERS:
-            family = CounterMetricFamily(f"edge_agent_plant_{name}", text)
+        for name, metric, text in _FORWARDER_COUNTERS:
+            family = CounterMetricFamily(metric, text)
             if status is not None:
                 family.add_metric([], float(getattr(status, name, 0)))
             yield family

@@ -6,12 +6,14 @@ the **wall clock** at arrival. That is the meters' time axis, because it survive
 (the agent's monotonic clock starts again at boot) and so run hours span one; a wall clock
 stepping backwards is refused reading by reading (``clock_backwards``), never counted.
 
-After each batch the new messages go into the plant-data outbox first, then the state of
-every meter and downtime tracker is written (one JSON file, replaced atomically). A crash
-between the two finds the messages queued and the state one batch older: the next reading
-counts from the saved one (run hours stay exact), and at worst one value is sent twice
-under another time. Nothing is lost. A meter whose saved state is damaged starts afresh
-(logged, counted in ``state_errors``); the others keep theirs.
+After each batch the state of every meter and downtime tracker is written (one JSON file,
+replaced atomically) together with the batch's new messages as ``pending``, then the
+messages go into the plant-data outbox (one transaction). A crash between the two finds
+them pending at the next start (:meth:`MetersStage.recover`): the stage is the outbox's only
+writer, so the outbox's highest id says whether that put happened, and they are queued
+again only if not. Nothing is lost, nothing queued twice, and a value sent is never
+followed by a smaller one of the same meter. A meter whose saved state is damaged starts
+afresh (logged, counted in ``state_errors``); the others keep theirs.
 
 A reload keeps the state of every meter whose kind did not change, starts the meters it
 adds afresh and forgets the state of the ones it removes.
@@ -24,39 +26,37 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.atomic import write_atomic
+from edge_agent.common.schema_version import check
 from edge_agent.config.models import SiteConfig
-from edge_agent.config.models.meters import Meter, MeterKind
-from edge_agent.meters import (
-    CounterMeter,
-    GaugeMeter,
-    MeterReading,
-    MeterStateError,
-    Refusal,
-    RunHours,
-    StartsMeter,
-)
+from edge_agent.config.models.meters import Meter
+from edge_agent.meters import MeterReading, MeterStateError
 from edge_agent.meters.downtime import DowntimeTracker, StatusChange
-from edge_agent.readings import Reading
+from edge_agent.readings import Quality, Reading
+from edge_agent.service.meters_config import (
+    MeterLike,
+    asset_ref,
+    build_meter,
+    later_schema,
+    meter_spec,
+    sensor_poll_ns,
+)
 from edge_agent.wire.plant import (
-    AssetRef,
     AssetStatusMessage,
     MeterReadingMessage,
-    MeterSpec,
-    PmSpec,
     asset_status_id,
     meter_reading_id,
 )
 
 if TYPE_CHECKING:
     from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +64,6 @@ STATE_FILE: Final = "meters.json"
 STATE_SCHEMA: Final = "edge-agent/meters-state@1"
 QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the meters before the sources wait."""
-
-
-class MeterLike(Protocol):
-    name: str
-    refused: Counter[Refusal]
-
-    def feed(self, reading: Reading) -> MeterReading | None: ...
-
-    def state(self) -> dict[str, Any]: ...
-
-    def restore(self, state: Any) -> None: ...
 
 
 @dataclass
@@ -88,47 +77,9 @@ class MetersCounters:
     """Messages the plant-data outbox refused (full, or failing): logged, not sent."""
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
+    meter_errors: int = 0
+    """Readings a meter failed on (a bug): logged, the other meters go on."""
     last_error: str | None = None
-
-
-def build_meter(key: str, meter: Meter, poll_ns: int) -> MeterLike:
-    """The arithmetic for one ``meters:`` entry."""
-    if meter.kind is MeterKind.RUN_HOURS:
-        return RunHours(key, max_gap_ns=meter.gap_bound(poll_ns), every_ns=meter.every)
-    if meter.kind is MeterKind.COUNTER:
-        return CounterMeter(key, every_ns=meter.every, bits=meter.bits, max_step=meter.max_step)
-    if meter.kind is MeterKind.STARTS:
-        return StartsMeter(key, every_ns=meter.every)
-    return GaugeMeter(key, every_ns=meter.every, deadband=meter.deadband)
-
-
-def sensor_poll_ns(config: SiteConfig, sensor_id: str) -> int:
-    """How often a sensor is read: its connection's ``poll``, else ``defaults.poll``."""
-    sensor = config.sensors.get(sensor_id)
-    connection = config.connections.get(sensor.connection) if sensor is not None else None
-    poll = getattr(connection, "poll", None)
-    return int(poll) if isinstance(poll, int) and poll > 0 else int(config.defaults.poll)
-
-
-def meter_spec(key: str, meter: Meter, config: SiteConfig) -> MeterSpec:
-    """What the MaintainX side needs to create the meter and its triggers once."""
-    sensor = config.sensors.get(meter.sensor)
-    pm = meter.pm
-    return MeterSpec(
-        name=meter.maintainx_name(key),
-        unit=meter.maintainx_unit(sensor.unit if sensor is not None else None),
-        kind=meter.kind.value,
-        pm=None if pm is None else PmSpec(pm.amount, pm.title, pm.procedure_template_id),
-        above=meter.above,
-        below=meter.below,
-    )
-
-
-def asset_ref(config: SiteConfig, asset_id: str) -> AssetRef:
-    asset = config.assets.get(asset_id)
-    if asset is None:
-        return AssetRef(asset_id, "", None)
-    return AssetRef(asset_id, asset.name, asset.maintainx_id)
 
 
 @dataclass
@@ -164,6 +115,9 @@ class MetersStage:
     def __post_init__(self) -> None:
         self._by_sensor: dict[str, list[str]] = {}
         self._running_of: dict[str, list[str]] = {}
+        self.queued_through = 0  # the highest outbox id this stage knows it put
+        self._saved_pending: list[dict[str, Any]] = []
+        self._saved_through = 0
         self._saved = self._read_state()
         self.reconfigure(self.config)
 
@@ -217,7 +171,7 @@ class MetersStage:
         for asset_id in downtime:
             running = config.assets[asset_id].downtime
             if running is not None:
-                self._running_of.setdefault(running.running, []).append(asset_id)
+                self._running_of.setdefault(running.source, []).append(asset_id)
 
     def wants(self, sensor_id: str) -> bool:
         return sensor_id in self._by_sensor or sensor_id in self._running_of
@@ -246,12 +200,22 @@ class MetersStage:
             self.counters.last_error = f"{STATE_FILE} unreadable ({exc}); meters start afresh"
             log.error("The meters' state file is unreadable; meters start afresh.")
             return empty
+        later = later_schema(data.get("schema") if isinstance(data, dict) else None, "meters-state")
+        if later is not None:
+            # A rollback: a later release's state is never overwritten (NewerFormatError
+            # stops the meters; the alarms run on).
+            check("meter state", str(self.path), later, 1)
         if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
             self.counters.state_errors += 1
             self.counters.last_error = f"{STATE_FILE} is not a {STATE_SCHEMA} file"
             log.error("The meters' state file has another schema; meters start afresh.")
             return empty
         meters, downtime = data.get("meters"), data.get("downtime")
+        pending, through = data.get("pending"), data.get("queued_through")
+        if isinstance(pending, list) and all(isinstance(m, dict) for m in pending):
+            self._saved_pending = pending
+        if isinstance(through, int) and not isinstance(through, bool):
+            self._saved_through = through
         return {
             "meters": meters if isinstance(meters, dict) else {},
             "downtime": downtime if isinstance(downtime, dict) else {},
@@ -263,6 +227,17 @@ class MetersStage:
         """Where the rules loop's sink hands the readings (awaits a full queue)."""
         if any(self.wants(reading.sensor_id) for reading in readings):
             await self.queue.put((readings, wall_ns))
+
+    async def offer_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Where the rules loop hands its alarm events (on the wall clock): a rule that is
+        an asset's downtime (``downtime: {rule: ...}``) is read as a running sensor, 0 from
+        its activation, 1 from its clear."""
+        for event in events:
+            source = f"rule:{event.rule_id}"
+            if event.kind in ("activated", "cleared") and source in self._running_of:
+                running = 0 if event.kind == "activated" else 1
+                reading = Reading(source, running, Quality.GOOD, event.time_ns)
+                await self.queue.put(([reading], event.time_ns))
 
     async def run(self) -> None:
         """The meters task, until ``None`` comes through the queue (or a cancel)."""
@@ -296,15 +271,26 @@ class MetersStage:
             for key in keys:
                 bound = self.meters[key]
                 self.counters.readings_used += 1
-                value = bound.meter.feed(stamped)
-                if value is not None:
-                    messages.append(self._reading_message(bound, value).to_json())
+                try:
+                    value = bound.meter.feed(stamped)
+                    if value is not None:
+                        messages.append(self._reading_message(bound, value).to_json())
+                except Exception as exc:  # a bug in one meter must not stop the others
+                    self._failed(key, exc)
             for asset_id in assets:
-                planned = self.planned is not None and self.planned(asset_id)
-                change = self.downtime[asset_id].feed(stamped, planned=planned)
-                if change is not None:
-                    messages.append(self._status_message(change).to_json())
+                try:
+                    planned = self.planned is not None and self.planned(asset_id)
+                    change = self.downtime[asset_id].feed(stamped, planned=planned)
+                    if change is not None:
+                        messages.append(self._status_message(change).to_json())
+                except Exception as exc:
+                    self._failed(f"downtime:{asset_id}", exc)
         return messages
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.counters.meter_errors += 1
+        self.counters.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        log.exception("A meter failed on a reading.", extra={"meter": what})
 
     def _reading_message(self, bound: _Bound, value: MeterReading) -> MeterReadingMessage:
         site = self.config.site.id
@@ -324,13 +310,14 @@ class MetersStage:
 
     def _status_message(self, change: StatusChange) -> AssetStatusMessage:
         site = self.config.site.id
-        running = self.config.assets[change.asset].downtime
-        sensor = running.running if running is not None else "?"
-        description = (
-            f"{sensor} says running (edge-agent)"
-            if change.status == "ONLINE"
-            else f"{sensor} says stopped (edge-agent)"
-        )
+        downtime = self.config.assets[change.asset].downtime
+        if downtime is not None and downtime.rule is not None:
+            said = "cleared" if change.status == "ONLINE" else "active"
+            description = f"rule {downtime.rule} {said} (edge-agent)"
+        else:
+            sensor = downtime.running if downtime is not None else "?"
+            said = "running" if change.status == "ONLINE" else "stopped"
+            description = f"{sensor} says {said} (edge-agent)"
         return AssetStatusMessage(
             site=site,
             id=asset_status_id(site, change.asset, change.status, change.time_ns),
@@ -343,11 +330,32 @@ class MetersStage:
         )
 
     def commit(self, messages: list[dict[str, Any]]) -> None:
-        """Messages into the outbox, then the state on disk (blocking: a worker thread)."""
+        """The state on disk with these messages as pending, then the messages into the
+        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between."""
+        self._write_state(messages)
         if messages:
             self._queue_messages(messages)
+
+    def recover(self, highest_id: int) -> int:
+        """At start, before the first :meth:`commit`: the messages the last run saved as
+        pending are put in the outbox unless they reached it. The meters are the outbox's
+        only writer, so they did exactly when its highest id ever handed out
+        (``highest_id``) is above the last one the state knew. Returns how many were put."""
+        pending = self._saved_pending
+        self._saved_pending = []
+        if pending and highest_id <= self._saved_through:
+            self._queue_messages(pending)
+            log.info("Meter values of the last run queued again.", extra={"count": len(pending)})
+        else:
+            pending = []
+        self.queued_through = max(self.queued_through, highest_id)
+        self._write_state([])
+        return len(pending)
+
+    def _write_state(self, pending: list[dict[str, Any]]) -> None:
+        state = {**self.state(), "pending": pending, "queued_through": self.queued_through}
         try:
-            write_atomic(self.path, json.dumps(self.state(), sort_keys=True).encode())
+            write_atomic(self.path, json.dumps(state, sort_keys=True).encode())
         except OSError as exc:
             self.counters.state_errors += 1
             self.counters.last_error = f"{STATE_FILE} not written: {exc}"
@@ -359,7 +367,7 @@ class MetersStage:
         from edge_agent.outbox.errors import OutboxError
 
         try:
-            self.outbox.put_many(messages)
+            ids = self.outbox.put_many(messages)
         except OutboxError as exc:
             self.counters.outbox_refused += len(messages)
             self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
@@ -368,6 +376,7 @@ class MetersStage:
                 extra={"count": len(messages), "error": str(exc)},
             )
             return
+        self.queued_through = max(self.queued_through, ids[-1])
         for message in messages:
             if message.get("schema", "").startswith("edge-agent/meter-reading"):
                 self.counters.values_queued += 1
@@ -402,6 +411,7 @@ class MetersStage:
             "statuses_queued": counters.statuses_queued,
             "outbox_refused": counters.outbox_refused,
             "state_errors": counters.state_errors,
+            "meter_errors": counters.meter_errors,
             "last_error": counters.last_error,
             "refused": self.refusals(),
         }

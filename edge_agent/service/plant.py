@@ -32,6 +32,7 @@ from edge_agent.service.tasks import wait_done
 if TYPE_CHECKING:
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
     from edge_agent.outbox.store import Outbox
+    from edge_agent.rules import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,14 @@ class PlantData:
         self.outbox = await asyncio.to_thread(
             Outbox.open_or_replace, self.state_dir / OUTBOX_DIR, self.config.storage.max_bytes
         )
+        from edge_agent.outbox.integrity import DB_NAME, highest_id
+
         planned = planned_downtime(lambda: self.config, self.work_orders)
         self.stage = await asyncio.to_thread(
             MetersStage, self.config, self.state_dir, self.outbox, self._wake, planned
         )
+        highest = await asyncio.to_thread(highest_id, self.state_dir / OUTBOX_DIR / DB_NAME)
+        await asyncio.to_thread(self.stage.recover, highest)
         self._stage_task = self.supervisor.start(self.stage.run(), "meters")
         self._start_forwarder()
         log.info(
@@ -130,6 +135,10 @@ class PlantData:
     async def offer(self, readings: Sequence[Reading], wall_ns: int) -> None:
         if self.stage is not None:
             await self.stage.offer(readings, wall_ns)
+
+    async def offer_events(self, events: Sequence[AlarmEvent]) -> None:
+        if self.stage is not None:
+            await self.stage.offer_events(events)
 
     async def apply(self, new: SiteConfig) -> list[str]:
         """A reload: meters kept, added and removed; the forwarder rebuilt when the
@@ -180,6 +189,26 @@ class PlantData:
                 for key, value in vars(status).items()
                 if isinstance(value, int | str | bool | None)
             }
+        return found
+
+    def degraded(self, health: dict[str, Any]) -> list[str]:
+        """What an operator should look at while the agent runs on (``/readyz`` under
+        ``degraded``): plant data dead-lettered, a plant forwarder that cannot deliver."""
+        found: list[str] = []
+        dead = health.get("outbox", {}).get("dead")
+        if dead:
+            found.append(
+                f"plant data: {dead} dead letter(s); see 'edge-agent outbox SITE dead --plant'"
+            )
+        forwarder = health.get("forwarder", {})
+        if forwarder.get("credentials_rejected"):
+            found.append("plant data: MaintainX credentials rejected; kept until a reload")
+        elif forwarder.get("holding"):
+            found.append(f"plant data held: {forwarder['holding']}")
+        if health.get("outbox_refused"):
+            found.append(
+                f"plant data: {health['outbox_refused']} value(s) the plant-data outbox refused"
+            )
         return found
 
     # ------------------------------------------------------------------ internals

@@ -162,6 +162,8 @@ class RulesLoop:
         offset = agent_clock.wall_offset_ns()
         events = [agent_clock.on_wall_clock(event, offset) for event in events]
         self.recent_events.extend(events)
+        if self.plant is not None:  # a rule may be an asset's downtime (issue 14)
+            await self.plant.offer_events(events)
         messages: list[dict[str, Any]] = []  # as the rule state keeps them: JSON objects
         for event in events:
             if event.kind == "activated" and event.rule_id is not None:

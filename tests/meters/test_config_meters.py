@@ -201,3 +201,53 @@ def test_the_gap_bound_defaults_to_three_polls(tmp_path: Path) -> None:
     assert config is not None
     assert config.meters["p101-run-hours"].gap_bound(10**9) == 120 * 10**9  # its max_gap
     assert config.meters["p101-starts"].gap_bound(2 * 10**9) == 6 * 10**9
+
+
+def test_two_meters_of_one_maintainx_name_on_one_asset(tmp_path: Path) -> None:
+    """A meter is found again by its name on its asset: two of one name would be one."""
+    found = diagnose(
+        tmp_path,
+        "meters:\n"
+        "  a: {asset: P-101, kind: gauge, sensor: p101_temp, name: Temp}\n"
+        "  b: {asset: P-101, kind: gauge, sensor: p101_temp, name: Temp}\n"
+        "  c: {asset: F-2, kind: gauge, sensor: p101_temp, name: Temp}\n",
+    )
+    assert [line for line in found if "error" in line] == [
+        "site.yaml:28:59: error: meters.b.name: meter `a` has the MaintainX name `Temp` on "
+        "asset `P-101` too: a meter is found by its name, so both would send into one"
+    ]
+
+
+def _downtime(tmp_path: Path, asset_line: str) -> list[str]:
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        SITE.replace('  P-101: {name: "Pump P-101", maintainx_id: 1001}\n', asset_line),
+        encoding="utf-8",
+    )
+    _config, diagnostics = check_site_files(path)
+    lines = [format_diagnostic(d) for d in diagnostics if d.path[:1] == ("assets",)]
+    return [line.removeprefix(str(tmp_path) + "/") for line in lines]
+
+
+def test_asset_downtime_names_a_running_sensor(tmp_path: Path) -> None:
+    good = '  P-101: {name: "Pump P-101", maintainx_id: 1001, downtime: {running: p101_running}}\n'
+    assert _downtime(tmp_path, good) == []
+    typo = good.replace("p101_running}", "p101_runing}")
+    [line] = _downtime(tmp_path, typo)
+    assert ": error: assets.P-101.downtime.running: unknown sensor `p101_runing`" in line
+    assert "did you mean `p101_running`?" in line
+    unlinked = '  P-101: {name: "Pump P-101", downtime: {running: p101_running}}\n'
+    [line] = _downtime(tmp_path, unlinked)
+    assert ": warning: assets.P-101.downtime: asset `P-101` has no `maintainx_id`" in line
+    extra = good.replace("{running: p101_running}", "{running: p101_running, stopped: x}")
+    assert any("assets.P-101.downtime.stopped" in line for line in _downtime(tmp_path, extra))
+
+
+def test_asset_downtime_from_a_rule_of_the_asset(tmp_path: Path) -> None:
+    line = '  P-101: {name: "Pump P-101", maintainx_id: 1001, downtime: {rule: %s}}\n'
+    [warning] = _downtime(tmp_path, line % "p101-hot")
+    assert ": warning: assets.P-101.downtime.rule: rule `p101-hot` is not priority HIGH" in warning
+    [error] = _downtime(tmp_path, line % "p101-hott")
+    assert "unknown rule `p101-hott`; did you mean `p101-hot`?" in error
+    both = line.replace("{rule: %s}", "{rule: p101-hot, running: p101_running}")
+    assert any("one of `running`" in found for found in _downtime(tmp_path, both))

@@ -210,14 +210,47 @@ def _check_gap(
         )
 
 
+def _check_downtime_rule(
+    doc: Document, here: tuple[str | int, ...], asset_id: str
+) -> Iterator[Diagnostic]:
+    rule_id = doc.get(*here, "rule")
+    if not isinstance(rule_id, str):
+        return
+    rules = doc.get("rules")
+    found = {
+        str(rule.get("id")): rule
+        for rule in (rules if isinstance(rules, list) else [])
+        if isinstance(rule, dict)
+    }
+    rule = found.get(rule_id)
+    if rule is None:
+        hint = did_you_mean(rule_id, sorted(found))
+        yield doc.at((*here, "rule"), f"unknown rule `{rule_id}`{hint}")
+        return
+    if rule.get("asset") != asset_id:
+        yield doc.at(
+            (*here, "rule"),
+            f"rule `{rule_id}` is on asset `{rule.get('asset')}`, not `{asset_id}`: an "
+            "asset's downtime comes from a rule of its own",
+        )
+    elif rule.get("priority") != "HIGH":
+        yield doc.at(
+            (*here, "rule"),
+            f"rule `{rule_id}` is not priority HIGH: each of its episodes becomes downtime",
+            "warning",
+        )
+
+
 def check_downtime(doc: Document) -> Iterator[Diagnostic]:
-    """``assets.<id>.downtime.running``: a known sensor, on an asset MaintainX knows."""
+    """``assets.<id>.downtime``: a known sensor, or a HIGH rule of the asset; on an asset
+    MaintainX knows."""
     assets = doc.get("assets")
     for asset_id, asset in assets.items() if isinstance(assets, dict) else ():
         if not isinstance(asset, dict) or not isinstance(asset.get("downtime"), dict):
             continue
         here: tuple[str | int, ...] = ("assets", str(asset_id), "downtime")
         yield from _unknown(doc, (*here, "running"), "sensor", "sensors")
+        yield from _check_downtime_rule(doc, here, str(asset_id))
         sensor_id = doc.get(*here, "running")
         if isinstance(sensor_id, str) and _register_type(doc, sensor_id) == "string":
             yield doc.at(

@@ -27,7 +27,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_agent.config.models.base import Model
 from edge_agent.config.units import Duration, parse_duration
@@ -157,7 +157,21 @@ class Meter(Model):
 
 
 class AssetDowntime(Model):
-    """``assets.<id>.downtime``: the asset's downtime in MaintainX from a running sensor
-    (non-zero = running): ``OFFLINE`` when it stops, ``ONLINE`` when it runs again."""
+    """``assets.<id>.downtime``: the asset's downtime in MaintainX, from a running sensor
+    (``running``: non-zero = running; ``OFFLINE`` when it stops, ``ONLINE`` when it runs
+    again) or from a rule of the asset (``rule``, priority HIGH: ``OFFLINE`` while its
+    episode is active, ``ONLINE`` when it clears). One of the two."""
 
-    running: str
+    running: str | None = None
+    rule: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AssetDowntime:
+        if (self.running is None) == (self.rule is None):
+            raise ValueError("give one of `running` (a sensor) or `rule` (a HIGH rule)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What the stage listens to: the sensor's id, or ``rule:ID``."""
+        return self.running if self.running is not None else f"rule:{self.rule}"
