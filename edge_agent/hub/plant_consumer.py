@@ -46,7 +46,7 @@ from typing import Final, Protocol
 
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.hub.consumer import PublishFailed
-from edge_agent.hub.plant_batches import BatchAbandoned, ReadingBatcher
+from edge_agent.hub.plant_batches import POSTED, BatchAbandoned, ReadingBatcher
 from edge_agent.hub.plant_checks import (
     PlantKind,
     PlantMessage,
@@ -88,7 +88,6 @@ Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 """Publish (topic, payload, qos, retain) and wait for the broker's acknowledgement; raises
 :class:`~edge_agent.hub.consumer.PublishFailed`."""
 
-POSTED: Final = "posted"
 MAX_TAKEN: Final = 20_000
 """Readings being applied at once, every site together; beyond, deferred to a resend."""
 
@@ -257,7 +256,8 @@ class PlantConsumer:
             return
         try:
             meter_id = message.maintainx_meter_id or await self._meter(site, message)
-            await self._batcher(site).post(ReadingBody(meter_id, message.value, message.time_ns))
+            body = ReadingBody(meter_id, message.value, message.time_ns)
+            outcome = await self._batcher(site).post(body, message)
         except _Busy:
             counters.deferred += 1  # another replica is creating its meter
             return
@@ -267,12 +267,24 @@ class PlantConsumer:
         except (MaintainXError, BatchAbandoned) as exc:
             self._defer(site, message, exc)
             return
-        site.succeeded()
-        counters.readings_posted += 1
+        if outcome == POSTED:
+            site.succeeded()
+            counters.readings_posted += 1
+        else:  # the 3-day rule: superseded by a later value, or a gauge too old to matter
+            counters.not_sent[outcome] += 1
+            log.warning(
+                "Reading older than MaintainX's 3-day window: not sent.",
+                extra={
+                    "site": site.site_id,
+                    "id": message.id,
+                    "meter": message.meter,
+                    "outcome": outcome,
+                },
+            )
         await asyncio.to_thread(
-            self.plant.record, site.site_id, [message.id], "reading", POSTED, None
+            self.plant.record, site.site_id, [message.id], "reading", outcome, None
         )
-        await self._answer(site.site_id, message, POSTED)
+        await self._answer(site.site_id, message, outcome)
 
     async def _meter(self, site: SiteRuntime, message: MeterReadingMessage) -> int:
         """The MaintainX meter of (site, meter), and its triggers: from memory, else the

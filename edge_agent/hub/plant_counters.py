@@ -19,6 +19,8 @@ class PlantCounters:
     duplicates: int = 0
     deferred: int = 0
     """Not served now (site blocked, MaintainX down): left to the agent's resend."""
+    not_sent: Counter[str] = field(default_factory=Counter)
+    """Readings the 3-day rule kept from MaintainX: ``superseded``, ``stale_gauge``."""
     meters_ready: int = 0
     """(Site, meter) pairs whose MaintainX meter and triggers this replica has seen ready."""
     rejected: Counter[str] = field(default_factory=Counter)

@@ -147,3 +147,40 @@ async def test_resent_readings_are_posted_once_across_a_restart(
     assert all(r["status"] == "ok" for r in answers(site).values())
     triggers = [t for t in emulator.store.all_meter_triggers() if t["meterId"] in meters]
     assert len(triggers) == 1
+
+
+async def test_readings_older_than_three_days_are_reduced_not_refused(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """After a 4-day outage between a site and the hub: its run hours reach MaintainX
+    re-dated inside the window (no 400, nothing dead-lettered at the agent), its old gauge
+    values are answered and not sent."""
+    from edge_agent.wire.plant import MeterSpec
+
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "hub"), tmp_path)
+    running_hubs.append(hub)
+    asset = emulator.add_asset("Old pump", organization_id=101)
+    four_days_ago = time.time_ns() - 4 * 86_400 * 1_000_000_000
+    run_hours = [
+        reading("site-a", "old-rh", n, time_ns=four_days_ago, asset_mx=asset) for n in range(3)
+    ]
+    gauge = reading(
+        "site-a", "old-temp", 0, time_ns=four_days_ago, asset_mx=asset,
+        spec=MeterSpec("Old temp", "degC", "gauge"),
+    )  # fmt: skip
+    gauge["kind"] = "gauge"
+    site = Site(mosquitto)
+    site.subscribe(RESULTS)
+    try:
+        for message in [*run_hours, gauge]:
+            await until_answered(site, "edge/v1/site-a/meters", message)
+    finally:
+        site.close()
+    got = answers(site)
+    assert {got[m["id"]]["status"] for m in [*run_hours, gauge]} == {"ok"}
+    assert got[gauge["id"]]["action"] == "stale_gauge"
+    meters = {m["id"]: m["name"] for m in emulator.store.all_meters() if m["assetId"] == asset}
+    posted = [r for r in emulator.readings if r["meterId"] in meters]
+    assert [meters[r["meterId"]] for r in posted] == ["P-101 run hours"] * 3
+    assert [r["value"] for r in posted] == [0.0, 1.0, 2.0]
+    assert counters(hub).not_sent == {"stale_gauge": 1}
