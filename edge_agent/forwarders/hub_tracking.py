@@ -61,7 +61,8 @@ class HubTracking:
 
     ``status`` is the forwarder's (a rejection is its last error and a dead letter),
     ``hub_status`` the confirmation counters it reports; ``wake`` ends the drain's idle
-    wait (a result or a presence change has something to do).
+    wait (a result or a presence change has something to do); ``ids`` reads (event id,
+    order key) from a payload (:func:`ids_of` for alerts).
     """
 
     def __init__(
@@ -75,8 +76,10 @@ class HubTracking:
         clock: Callable[[], float],
         wake: Callable[[], None],
         mark_after_s: float = MARK_AWAITING_AFTER_S,
+        ids: Callable[[int, Any], tuple[str, str]] = ids_of,
     ) -> None:
         self.status = status
+        self._ids = ids
         self.hub_status = hub_status
         self.results_topic = results_topic
         self.presence = HubPresence()
@@ -257,7 +260,7 @@ class HubTracking:
         for item in items:
             if self._lookup(item.id) is not None:
                 continue
-            event_id, alert_id = ids_of(item.id, item.payload)
+            event_id, alert_id = self._ids(item.id, item.payload)
             self._marked.add(item.id)
             step = max(0, item.sends - 1)
             since_sent = max(0.0, wall - item.last_sent_at)

@@ -216,6 +216,11 @@ class PostgresHubStore:
                 (SCHEMA_VERSION,),
             )
 
+    @property
+    def pool(self) -> PgPool:
+        """The connections (the plant data tables share them)."""
+        return self._pool
+
     def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._pool.connection() as conn:
             row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()

@@ -223,6 +223,11 @@ class SqliteHubStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the hub store {path}: {exc}") from exc
 
+    @property
+    def writer(self) -> SqliteWriter:
+        """The writer every operation runs on (the plant data tables share it)."""
+        return self._w
+
     def ledger(
         self, alert: AlertRecord, start: EventStart | None = None, owner: str | None = None
     ) -> HubLedger:
