@@ -68,7 +68,11 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand with its help line; the arguments of ``command`` only, or of every
+    subcommand when None. Loading a command module imports what it stands on (the
+    simulators, the hub, rich...): ``edge-agent run`` loading them all kept about 10 MiB
+    of modules it never used resident for good (issue 16)."""
     parser = argparse.ArgumentParser(
         prog="edge-agent",
         description="SCADA edge agent: sensors in, alarm rules, work orders out.",
@@ -79,8 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        _load(name).add_arguments(command_parser)
+        if command is None or name == command:
+            _load(name).add_arguments(command_parser)
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is no option), if it is one; None
+    (every command's arguments) otherwise, so that argparse says what is wrong as ever."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 EXIT_BROKEN_PIPE = 141
@@ -88,8 +100,9 @@ EXIT_BROKEN_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_named(words))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return 2

@@ -87,6 +87,8 @@ were (``ValueError``, ``OSError``) as a second base, so existing ``except`` clau
     │   ├── StoreError                hub/store.py: retried, nothing acknowledged
     │   │   └── StoreRejected         these values never fit: a poison message
     │   ├── PublishFailed             hub/consumer.py
+    │   ├── BatchAbandoned            hub/plant_batches.py: the hub stopped before a reading
+    │   │                             was posted (the agent resends it)
     │   ├── SubscriptionError         hub/subscriptions.py: MaintainX webhooks
     │   ├── HubCommandError           hub/commands.py: an alarm command not published
     │   └── MigrationError            hub/migrate.py

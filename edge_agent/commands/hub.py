@@ -120,10 +120,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _kpis(config: object, base_dir: Path, *, as_json: bool, since: str | None) -> int:
+    import json
     import time
 
     from edge_agent.config.units import parse_duration
+    from edge_agent.hub.asset_kpis import asset_kpis, asset_kpis_json, asset_kpis_table
     from edge_agent.hub.kpis import kpis_json, kpis_table
+    from edge_agent.hub.plant_store import open_plant_store
     from edge_agent.hub.store import StoreError
 
     since_ns = 0
@@ -138,12 +141,20 @@ def _kpis(config: object, base_dir: Path, *, as_json: bool, since: str | None) -
         return 1
     try:
         rows = store.kpis(since_ns)
+        assets = asset_kpis(open_plant_store(store).asset_statuses(), time.time_ns(), since_ns)
     except StoreError as exc:
         print(f"edge-agent hub: cannot read the dedup store: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
-    print(kpis_json(rows) if as_json else kpis_table(rows))
+    if as_json:
+        document = json.loads(kpis_json(rows))
+        document["assets"] = asset_kpis_json(assets)
+        print(json.dumps(document, indent=2))
+    else:
+        print(kpis_table(rows))
+        print()
+        print(asset_kpis_table(assets))
     return 0
 
 

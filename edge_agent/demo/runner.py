@@ -157,6 +157,9 @@ async def _drain(service: Any, plant: DemoPlant, relay: Any) -> None:
     while time.monotonic() < deadline:
         stats = service.agent.outbox_stats()
         waiting = 0 if stats is None else stats.depth
+        plant_data = getattr(service.agent, "plant", None)
+        if plant_data is not None and plant_data.outbox is not None:
+            waiting += (await asyncio.to_thread(plant_data.outbox.stats)).depth
         if relay is not None:
             waiting += await relay.parked()
         if waiting == 0:

@@ -1,7 +1,8 @@
 """The demo's scenario: what happens to the plant and the network, and when.
 
 Times are seconds from the start (at the default pace). Within about 30 seconds a pump
-bearing overheats and a work order appears, a sensor goes bad, the network to MaintainX
+bearing overheats and a work order appears, a sensor goes bad, the pump trips and runs again
+(its downtime reaches MaintainX beside its run-hours meter), the network to MaintainX
 drops, a motor overheats while it is down (its work order waits in the outbox), and the
 network comes back and the buffered work order arrives.
 """
@@ -31,6 +32,14 @@ async def _bearing_heats_up(plant: DemoPlant) -> None:
 
 async def _sensor_goes_bad(plant: DemoPlant) -> None:
     await plant.opcua.set_status("Line1.M201.Vibration", "BadSensorFailure")
+
+
+async def _pump_trips(plant: DemoPlant) -> None:
+    plant.modbus.set_value("p101_running", False)
+
+
+async def _pump_restarts(plant: DemoPlant) -> None:
+    plant.modbus.set_value("p101_running", True)
 
 
 async def _network_drops(plant: DemoPlant) -> None:
@@ -73,6 +82,13 @@ SCRIPT: tuple[Step, ...] = (
         "M-201 vibration sensor fails (OPC UA BadSensorFailure); stale 10 s later",
         _sensor_goes_bad,
     ),
+    Step(
+        8.0,
+        "P-101 trips (running → off): its downtime starts, OFFLINE UNPLANNED at MaintainX; "
+        "its run hours stop counting",
+        _pump_trips,
+    ),
+    Step(11.0, "P-101 runs again: ONLINE at MaintainX", _pump_restarts),
     Step(13.0, "Network to MaintainX drops (its listener stops)", _network_drops),
     Step(
         14.0,

@@ -86,7 +86,46 @@ def snapshot(service: Any, emulator: Any, elapsed_s: float, steps: list[str]) ->
             for wo in emulator.work_orders
         ],
         "steps": steps[-6:],
+        **plant_view(agent, emulator),
     }
+
+
+def plant_view(agent: Any, emulator: Any) -> dict[str, Any]:
+    """Meters and downtime (issue 14): what MaintainX holds of each meter (its latest value,
+    its readings, its triggers) and of each asset's status, and what the agent still queues."""
+    readings: dict[int, list[dict[str, Any]]] = {}
+    for reading in emulator.readings:
+        readings.setdefault(reading["meterId"], []).append(reading)
+    triggers: dict[int, list[str]] = {}
+    for trigger in emulator.store.all_meter_triggers():
+        triggers.setdefault(trigger["meterId"], []).append(str(trigger["name"]))
+    meters = [
+        {
+            "name": meter["name"],
+            "unit": meter["unit"],
+            "value": readings[meter["id"]][-1]["value"] if readings.get(meter["id"]) else None,
+            "readings": len(readings.get(meter["id"], [])),
+            "triggers": triggers.get(meter["id"], []),
+        }
+        for meter in emulator.store.all_meters()
+    ]
+    names = {a.maintainx_id: a.name or key for key, a in agent.config.assets.items()}
+    downtime = [
+        {
+            "asset": names.get(asset_id, f"asset {asset_id}"),
+            "status": changes[-1]["status"],
+            "downtime_type": changes[-1].get("downtimeType"),
+            "changes": len(changes),
+        }
+        for asset_id, changes in sorted(emulator.store.all_asset_statuses().items())
+        if changes
+    ]
+    plant = getattr(agent, "plant", None)
+    depth = None
+    if plant is not None and plant.outbox is not None:
+        with contextlib.suppress(Exception):
+            depth = plant.outbox.stats().depth
+    return {"meters": meters, "downtime": downtime, "plant_outbox_depth": depth}
 
 
 def _destination(config: Any) -> str:
@@ -143,6 +182,35 @@ def _value(row: dict[str, Any]) -> str:
     return f"{value} {row['unit']}"
 
 
+def _plant_lines(view: dict[str, Any]) -> list[str]:
+    """Meters and downtime beside the work orders (absent: the site has none)."""
+    if "meters" not in view:
+        return []
+    lines = ["", f"{BOLD}meters at MaintainX{RESET}"]
+    if not view["meters"]:
+        lines.append(f"  {DIM}(none yet){RESET}")
+    for meter in view["meters"]:
+        value = "-" if meter["value"] is None else f"{meter['value']:.4g} {meter['unit']}"
+        pm = f"; triggers: {', '.join(meter['triggers'])}" if meter["triggers"] else ""
+        lines.append(
+            f"  {meter['name']:<22} {value:<14} {DIM}({meter['readings']} readings{pm}){RESET}"
+        )
+    lines.append(f"{BOLD}asset downtime at MaintainX{RESET}")
+    if not view["downtime"]:
+        lines.append(f"  {DIM}(no status change yet){RESET}")
+    for asset in view["downtime"]:
+        status = asset["status"]
+        shown = f"{GREEN}{status}{RESET}" if status == "ONLINE" else f"{RED}{status}{RESET}"
+        kind = f" {asset['downtime_type']}" if asset.get("downtime_type") else ""
+        lines.append(
+            f"  {asset['asset']:<26} {shown}{kind} {DIM}({asset['changes']} changes){RESET}"
+        )
+    depth = view.get("plant_outbox_depth")
+    if depth:
+        lines.append(f"  {DIM}{depth} plant data item(s) waiting in the agent{RESET}")
+    return lines
+
+
 def _hub_lines(view: dict[str, Any]) -> list[str]:
     """MQTT mode: what the hub holds because MaintainX did not take it yet."""
     if "hub_parked" not in view:
@@ -190,6 +258,7 @@ def render(view: dict[str, Any], colour: bool = True) -> str:
         lines.append(f"  {DIM}(none yet){RESET}")
     for wo in view["work_orders"]:
         lines.append(f"  #{wo['id']:<5} {wo['priority'] or '':<7} {wo['title']}")
+    lines += _plant_lines(view)
     lines += ["", f"{BOLD}alarm events{RESET}"]
     for event in view["events"]:
         who = event["rule"] or event["sensor"] or "site"
@@ -219,6 +288,28 @@ def command_name() -> str:
     return str(invoked)
 
 
+def _plant_summary(view: dict[str, Any]) -> list[str]:
+    if "meters" not in view:
+        return []
+    lines = [
+        f"  meters at MaintainX: {len(view['meters'])}",
+        *(
+            f"    {m['name']}: {m['readings']} readings, last "
+            + ("-" if m["value"] is None else f"{m['value']:.4g} {m['unit']}")
+            + (f" (triggers: {', '.join(m['triggers'])})" if m["triggers"] else "")
+            for m in view["meters"]
+        ),
+        "  asset status changes at MaintainX: "
+        + (
+            ", ".join(f"{a['asset']} {a['changes']} (now {a['status']})" for a in view["downtime"])
+            or "none"
+        ),
+    ]
+    if view.get("plant_outbox_depth") is not None:
+        lines.append(f"  plant data still in its outbox: {view['plant_outbox_depth']}")
+    return lines
+
+
 def summary(view: dict[str, Any], duration_s: float, log_path: str | None) -> str:
     """The closing summary (plain text)."""
     work_orders = view["work_orders"]
@@ -236,6 +327,7 @@ def summary(view: dict[str, Any], duration_s: float, log_path: str | None) -> st
             if "hub_parked" in view
             else []
         ),
+        *_plant_summary(view),
         "  final rule states: "
         + ", ".join(f"{rule}={state}" for rule, state in sorted(view["rules"].items())),
     ]

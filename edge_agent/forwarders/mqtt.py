@@ -1,5 +1,10 @@
 """The MQTT forwarder: drains the outbox to ``{prefix}/{site}/alerts`` at QoS 1.
 
+What it publishes where, and how the hub's results name an item, is its
+:class:`~edge_agent.forwarders.routes.Route`: alert events by default; the plant-data outbox
+with :class:`~edge_agent.forwarders.plant_mqtt.PlantRoute` (``meters``/``assets``, answered
+on ``results/plant``). What follows says "alert" for any item.
+
 With ``confirm: hub`` (the default) the broker is transport, not the store of record: a
 PUBACK only moves the item to *sent, awaiting the hub* (still in the outbox, on disk), and
 the item leaves the outbox when the hub's result for its ``event_id`` arrives on
@@ -36,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.common.backoff import Backoff
@@ -62,13 +67,21 @@ from edge_agent.forwarders.delivery import (
     Words,
 )
 from edge_agent.forwarders.hub_confirm import HubPresence, Tracked
-from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload, ids_of
+from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload
+from edge_agent.forwarders.routes import AlertRoute, Route
 from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.calls import outbox_call
 from edge_agent.outbox.store import AwaitingItem, Outbox, OutboxError
 from edge_agent.wire import topics
 
-__all__ = ["MqttForwarder", "MqttStatus", "encode_payload", "status_payload"]
+__all__ = [
+    "AlertRoute",
+    "MqttForwarder",
+    "MqttStatus",
+    "Route",
+    "encode_payload",
+    "status_payload",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +148,14 @@ class MqttForwarder:
         on_message: Callable[[Message], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         files_check_s: float = CHECK_INTERVAL_S,
+        route: Route | None = None,
     ) -> None:
         self.config = config
         self.site_id = site_id
         self.outbox = outbox
         self.base_dir = base_dir
-        self.client_id = config.client_id or f"edge-agent-{site_id}"
+        self.route: Route = route or AlertRoute(config.topic_prefix, site_id)
+        self.client_id = (config.client_id or f"edge-agent-{site_id}") + self.route.client_suffix
         self.alerts_topic = topics.alerts(config.topic_prefix, site_id)
         self.status_topic = topics.site_status(config.topic_prefix, site_id)
         self.window = config.inflight
@@ -176,7 +191,7 @@ class MqttForwarder:
         self._listeners: dict[str, Callable[[Message], None]] = {}
         # -- confirmation by the hub (confirm: hub) --
         self.confirm_by_hub = config.confirm == "hub"
-        self.results_topic = topics.results(config.topic_prefix, site_id)
+        self.results_topic = self.route.results_topic
         self.hub_status_prefix = topics.hub_status_under(config.topic_prefix)
         self.max_awaiting = config.max_awaiting
         self._clock = clock
@@ -193,6 +208,7 @@ class MqttForwarder:
             timeout_max_s=config.result_timeout_max / NS_PER_S,
             clock=clock,
             wake=self._wake.set,
+            ids=self._ids,
         )
         if self.confirm_by_hub:
             self.status.hub = self.hub_status
@@ -230,6 +246,11 @@ class MqttForwarder:
 
     def _will(self, state: str) -> Will:
         return Will(self.status_topic, status_payload(state, self.site_id), qos=1, retain=True)
+
+    def _ids(self, item_id: int, payload: Any) -> tuple[str, str]:
+        """The route's ids of a payload loaded from the outbox (a payload without one was
+        never published: its own ids)."""
+        return self.route.ids(item_id, payload) or (f"item-{item_id}", f"item-{item_id}")
 
     async def run(self) -> None:
         """Connect (and reconnect) and drain the outbox until cancelled. Settings that
@@ -285,8 +306,8 @@ class MqttForwarder:
                     self.config,
                     self.client_id,
                     self.base_dir,
-                    will=self._will("offline"),
-                    birth=partial(self._will, "online"),
+                    will=self._will("offline") if self.route.announces else None,
+                    birth=partial(self._will, "online") if self.route.announces else None,
                     subscriptions=self._subscriptions,
                     on_message=self._received,
                 )
@@ -348,7 +369,7 @@ class MqttForwarder:
     async def _close_link(self) -> None:
         link, self._link = self._link, None
         if link is not None:
-            await link.close(farewell=self._will("offline"))
+            await link.close(farewell=self._will("offline") if self.route.announces else None)
 
     # -- the drain loop --------------------------------------------------------------------
 
@@ -396,7 +417,8 @@ class MqttForwarder:
             return False  # its lease ran out while in flight: still ours
         # Not connected any more? publish() then fails at once and the item is nacked
         # like any other in flight.
-        future = link.publish(self.alerts_topic, encode_payload(item.payload), qos=1)
+        topic = self.route.topic_for(item.payload)
+        future = link.publish(topic, encode_payload(item.payload), qos=1)
         self._inflight[item.id] = item
         future.add_done_callback(partial(self._on_done, item.id))
         self.status.inflight = len(self._inflight)
@@ -446,13 +468,8 @@ class MqttForwarder:
             self.status.last_error = str(exc)
             report(Retry(item_id, str(exc), backoff=True))
             log.error(
-                "Broker refused an alert; it stays in the outbox.",
-                extra={
-                    "item_id": item_id,
-                    "reason": exc.reason,
-                    "code": exc.code,
-                    "topic": self.alerts_topic,
-                },
+                f"Broker refused an {self.route.what}; it stays in the outbox.",
+                extra={"item_id": item_id, "reason": exc.reason, "code": exc.code},
             )
         elif isinstance(exc, MqttDisconnected):
             report(Retry(item_id, f"disconnected: {exc}"))
@@ -469,6 +486,7 @@ class MqttForwarder:
         for item_id in stranded:
             self._loop.report(Retry(item_id, "disconnected"))
         self._loop.strand("disconnected")
+        self._hub.mark_all_now()
         self.status.inflight = 0
         # A refusal's pause is kept for the next connection.
         await self._loop.settle(pausing=False)
@@ -543,11 +561,12 @@ class MqttForwarder:
         """Publish a newly leased item, or hold it behind an earlier event of its alert."""
         if item.id in self._inflight or item.id in self._hub.held or self._hub.knows(item.id):
             return False  # its lease ran out while it was ours
-        if not isinstance(item.payload.get("event_id"), str):
+        ids = self.route.ids(item.id, item.payload)
+        if ids is None:
             # The hub can never confirm it (nor would it accept it).
-            self._loop.report(DeadLetter(item.id, "no event_id: the hub cannot confirm it"))
+            self._loop.report(DeadLetter(item.id, "no event id: the hub cannot confirm it"))
             return False
-        event_id, alert_id = ids_of(item.id, item.payload)
+        event_id, alert_id = ids
         if not self._hub.is_free(event_id, alert_id):
             self._hub.held[item.id] = item
             return False
@@ -562,7 +581,7 @@ class MqttForwarder:
         )
         self._hub.track(tracked)
         # Not connected any more? publish() then fails at once and the item is nacked.
-        future = link.publish(self.alerts_topic, tracked.body, qos=1)
+        future = link.publish(self.route.topic_for(item.payload), tracked.body, qos=1)
         self._inflight[item.id] = item
         future.add_done_callback(partial(self._on_done, item.id))
 
@@ -574,7 +593,7 @@ class MqttForwarder:
             if len(self._inflight) >= self.window:
                 break
             item = held[item_id]
-            event_id, alert_id = ids_of(item.id, item.payload)
+            event_id, alert_id = self._ids(item.id, item.payload)
             if not self._hub.is_free(event_id, alert_id):
                 continue
             del held[item_id]
@@ -589,7 +608,7 @@ class MqttForwarder:
             if len(self._inflight) >= self.window:
                 break
             tracked.phase = "resending"
-            future = link.publish(self.alerts_topic, tracked.body, qos=1)
+            future = link.publish(self._topic_of_body(tracked.body), tracked.body, qos=1)
             self._inflight[tracked.item_id] = OutboxItem(tracked.item_id, {})
             future.add_done_callback(partial(self._on_resend_done, tracked.item_id))
             published += 1
@@ -600,6 +619,16 @@ class MqttForwarder:
                 extra={"count": published, "hub_presence": self.presence.state},
             )
         return published
+
+    def _topic_of_body(self, body: bytes) -> str:
+        """Where a tracked item goes again (only its bytes are kept)."""
+        if isinstance(self.route, AlertRoute):
+            return self.route.topic
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = {}
+        return self.route.topic_for(payload if isinstance(payload, dict) else {})
 
     async def _save_presence(self) -> None:
         """Keep the presence in the outbox for ``edge-agent outbox status`` (on change)."""

@@ -44,6 +44,7 @@ from edge_agent.common.mqtt_link import Message, MqttError, MqttLink, Will, tls_
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.errors import EdgeAgentError
+from edge_agent.hub.asset_kpis import AssetKpiRow, asset_kpis
 from edge_agent.hub.commands import CommandResultRecorder
 from edge_agent.hub.config import HubConfig
 from edge_agent.hub.consumer import AlertConsumer, PublishFailed
@@ -51,6 +52,8 @@ from edge_agent.hub.drivers import MISSING_POSTGRES
 from edge_agent.hub.health import STORE_PROBE_S, StoreHealth, readiness
 from edge_agent.hub.key_check import KeyChecks
 from edge_agent.hub.metrics import HubCollector
+from edge_agent.hub.plant_consumer import PlantConsumer
+from edge_agent.hub.plant_store import PlantStore, open_plant_store
 from edge_agent.hub.presence import seen_at, status_state
 from edge_agent.hub.prune import prune_loop
 from edge_agent.hub.sites import SiteRuntime
@@ -138,11 +141,14 @@ class Hub:
         """Set by the command that knows the hub file's path (SIGHUP)."""
         self.store: HubStore | None = None
         self.consumer: AlertConsumer | None = None
+        self.plant: PlantStore | None = None
+        self.plant_consumer: PlantConsumer | None = None
         self.webhook_handler: WebhookHandler | None = None
         self.webhook_server: WebhookServer | None = None
         self.link: MqttLink | None = None
         self.pending_counts: dict[str, int] = {}
         self.kpi_rows: list[KpiRow] = []
+        self.asset_kpi_rows: list[AssetKpiRow] = []
         self.store_health = StoreHealth()
         self.refresh_s = REFRESH_S
         self.started_ns = time.time_ns()
@@ -175,6 +181,7 @@ class Hub:
                 register_secret(secret)
         try:
             self.store = await asyncio.to_thread(open_store, cfg, self.base_dir)
+            self.plant = await asyncio.to_thread(open_plant_store, self.store)
         except StoreError as exc:
             raise HubError(f"cannot open the dedup store: {exc}") from exc
         for site in self.sites.values():
@@ -190,6 +197,17 @@ class Hub:
             claim_lease_ns=cfg.hub.claim_lease,
             retry_interval_s=cfg.hub.retry_interval / NS_PER_S,
         )
+        self.plant_consumer = PlantConsumer(
+            prefix=self.prefix,
+            sites=self.sites,
+            plant=self.plant,
+            publish=self._publish,
+            max_message=cfg.hub.max_message,
+            unknown=self.consumer.unknown,
+            claims=self.store,
+            owner=self.owner,
+            claim_lease_ns=cfg.hub.claim_lease,
+        )
         await self._start_listeners()
         self.link = self._make_link()
         await self.link.start()
@@ -198,7 +216,7 @@ class Hub:
         self._spawn(self.consumer.retry_loop(), "hub-retry")
         self._spawn(self._refresh_loop(), "hub-refresh")
         self._spawn(self._watch_store(), "hub-store-watch")
-        self._spawn(prune_loop(self.store, cfg.dedup.retention), "hub-prune")
+        self._spawn(prune_loop(self.store, cfg.dedup.retention, self.plant), "hub-prune")
         log.info(
             "Hub started.",
             extra={"hub": self.replica_id, "group": cfg.hub.group, "sites": sorted(self.sites)},
@@ -268,6 +286,7 @@ class Hub:
                 (topics.shared_alerts_filter(self.prefix, group), 1),
                 (topics.site_status_filter(self.prefix), 1),
                 (topics.shared_command_results_filter(self.prefix, group), 1),
+                *((topic, 1) for topic in topics.shared_plant_filters(self.prefix, group)),
             ],
             on_message=self._on_message,
             max_inflight=100,
@@ -329,6 +348,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.plant_consumer is not None:
+            await self.plant_consumer.close()
         self._workers.clear()
         await self.key_checks.close()
         if self.reloader is not None:
@@ -397,14 +418,17 @@ class Hub:
 
     async def _worker(self) -> None:
         assert self.consumer is not None and self.link is not None
+        assert self.plant_consumer is not None
         backoff = Backoff(0.2, 10.0)
         while True:
             message = await self._queue.get()
             if message is None:
                 return  # the hub is stopping
+            plant = self.plant_consumer.handles(message.topic)
+            handle = self.plant_consumer.handle if plant else self.consumer.handle
             try:
                 while True:
-                    ok = await self.consumer.handle(message.topic, message.payload)
+                    ok = await handle(message.topic, message.payload)
                     if ok:
                         self.link.ack_message(message)
                         backoff.reset()
@@ -444,6 +468,9 @@ class Hub:
             async with asyncio.timeout(STORE_PROBE_S):
                 self.pending_counts = await asyncio.to_thread(self.store.pending_counts)
                 self.kpi_rows = await asyncio.to_thread(self.store.kpis)
+                if self.plant is not None:
+                    statuses = await asyncio.to_thread(self.plant.asset_statuses)
+                    self.asset_kpi_rows = asset_kpis(statuses, time.time_ns())
         except (StoreError, TimeoutError) as exc:
             error = str(exc) or f"no answer within {STORE_PROBE_S:g} s"
             if self.store_health.error is None:
@@ -458,6 +485,8 @@ class Hub:
         """A reload added or removed sites in :attr:`sites`: tell who keeps a copy."""
         if self.consumer is not None:
             self.consumer.sites_changed()
+        if self.plant_consumer is not None:
+            self.plant_consumer.sites_changed()
         if self.webhook_handler is not None:
             self.webhook_handler.sites_changed(
                 self._org_sites(),

@@ -172,9 +172,7 @@ class AlertConsumer:
         own (the agent derives them from its site id); one naming another site's ids
         would otherwise reach that site's work order, comment on it with its own key and
         read that site's answers."""
-        owners = await asyncio.to_thread(
-            self.store.sites_of, message["alert_id"], message["event_id"]
-        )
+        owners = await self.store.sites_of_async(message["alert_id"], message["event_id"])
         return bool(owners - {site.site_id})
 
     async def _poison(self, site: SiteRuntime, message: AlertMessage, exc: Exception) -> bool:

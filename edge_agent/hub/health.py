@@ -86,6 +86,13 @@ def readiness(hub: Hub) -> tuple[bool, dict[str, Any]]:
     }
     for site_id, view in sites.items():
         view["key_check"] = hub.key_checks.state(site_id)
+        plant = hub.plant_consumer.stats.by_site.get(site_id) if hub.plant_consumer else None
+        if plant is not None:  # meter readings and asset statuses (issue 14)
+            view["plant"] = {
+                **vars(plant),
+                "rejected": dict(plant.rejected),
+                "not_sent": dict(plant.not_sent),
+            }
     unknown = dict(hub.consumer.unknown.counts) if hub.consumer is not None else {}
     return not reasons, {
         "ready": not reasons,

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge_agent.common.time_units import NS_PER_S
+from edge_agent.hub.asset_kpis import plant_metrics
 from edge_agent.hub.presence import is_quiet
 
 if TYPE_CHECKING:
@@ -200,3 +201,4 @@ class HubCollector(Collector):
             if row.time_to_normal_s is not None:
                 kpi_normal.add_metric(labels, row.time_to_normal_s)
         yield from (kpi_alerts, kpi_created, kpi_open, kpi_mttr, kpi_ftf, kpi_normal)
+        yield from plant_metrics(hub)

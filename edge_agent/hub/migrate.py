@@ -3,9 +3,11 @@ moved into the configured PostgreSQL store, when the hub grows to several replic
 
 What moves: alerts (alert id → work order id: the dedup that keeps one work order per alert),
 the events already answered, the work orders and their statuses (the KPIs are computed from
-alerts and work orders, so they move with them), parked events and the webhook deliveries
-already applied. Each row is inserted with ``ON CONFLICT DO NOTHING`` (an alert's work order
-id is filled in where PostgreSQL has none): running it twice changes nothing, and a run that
+alerts and work orders, so they move with them), parked events, the webhook deliveries
+already applied, and the plant data tables (answered readings and statuses, the meter and
+trigger ids created per site, the asset status changes; absent from older stores). Each row
+is inserted with ``ON CONFLICT DO NOTHING`` (an alert's work order id is filled in where
+PostgreSQL has none): running it twice changes nothing, and a run that
 was interrupted is completed by running it again. Rows already in PostgreSQL win: a hub that
 ran on it meanwhile is not overwritten. The SQLite file is opened read-only.
 """
@@ -85,6 +87,26 @@ TABLES: Final = (
         "DO NOTHING",
         since="the alarm lifecycle (issue 13)",
     ),
+    # Plant data (issue 14): answered readings and statuses, created meter and trigger ids,
+    # the status changes the availability KPIs are computed from.
+    Table(
+        "plant_events",
+        ("site", "message_id", "kind", "action", "done_ns"),
+        "DO NOTHING",
+        since="plant data (issue 14)",
+    ),
+    Table(
+        "plant_ids",
+        ("site", "kind", "key", "maintainx_id", "recorded_ns"),
+        "DO NOTHING",
+        since="plant data (issue 14)",
+    ),
+    Table(
+        "asset_statuses",
+        ("site", "asset", "message_id", "status", "downtime_type", "started_ns"),
+        "DO NOTHING",
+        since="plant data (issue 14)",
+    ),
 )
 
 
@@ -127,11 +149,16 @@ def migrate_store(config: HubConfig, base_dir: Path, source: Path) -> list[Table
     except ImportError as exc:
         raise MigrationError(MISSING_POSTGRES) from exc
     from edge_agent.hub.app import open_store
+    from edge_agent.hub.plant_store import open_plant_store
 
     db = open_source(source)
     try:
         # Opening the store once creates its tables, exactly as the hub would.
-        open_store(config, base_dir).close()
+        store = open_store(config, base_dir)
+        try:
+            open_plant_store(store)
+        finally:
+            store.close()
         try:
             dsn = resolve(config.dedup.dsn, base_dir).reveal()
         except SecretError as exc:

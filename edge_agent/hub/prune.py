@@ -13,6 +13,7 @@ import logging
 import time
 
 from edge_agent.common.retention import PRUNE_INTERVAL_S
+from edge_agent.hub.plant_store import PlantStore
 from edge_agent.hub.store import HubStore
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,26 @@ async def prune_once(store: HubStore, retention_ns: int) -> int:
     return removed
 
 
-async def prune_loop(store: HubStore, retention_ns: int) -> None:
+async def prune_plant_once(plant: PlantStore, retention_ns: int) -> int:
+    """Forget the plant data messages answered before ``retention_ns`` (their status
+    changes stay, for the KPIs); 0 after an error, logged."""
+    try:
+        removed = await asyncio.to_thread(plant.prune, time.time_ns() - retention_ns)
+    except Exception as exc:
+        log.error(
+            "Pruning the hub's plant data table failed.",
+            extra={"error": str(exc), "error_type": type(exc).__name__},
+        )
+        return 0
+    if removed:
+        log.info("Hub plant data table pruned.", extra={"rows": removed})
+    return removed
+
+
+async def prune_loop(store: HubStore, retention_ns: int, plant: PlantStore | None = None) -> None:
     """Runs until cancelled."""
     while True:
         await prune_once(store, retention_ns)
+        if plant is not None:
+            await prune_plant_once(plant, retention_ns)
         await asyncio.sleep(PRUNE_INTERVAL_S)

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
-
 from edge_agent.common.backoff import Backoff
+from edge_agent.common.lean_httpx import httpx
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import Secret, SecretError, resolve
 from edge_agent.hub.config import HubConfig, HubSite

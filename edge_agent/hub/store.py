@@ -222,6 +222,11 @@ class HubStore(Protocol):
         another site naming them must not reach that site's work order or answers)."""
         ...
 
+    async def sites_of_async(self, alert_id: str, event_id: str) -> set[str]:
+        """:meth:`sites_of` for the event loop (SQLite hands it straight to its writer
+        thread, no helper thread between; PostgreSQL runs it in a worker thread)."""
+        ...
+
     def result_of(self, event_id: str) -> StoredResult | None:
         """The stored result of an event already applied."""
         ...

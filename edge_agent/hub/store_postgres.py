@@ -216,6 +216,11 @@ class PostgresHubStore:
                 (SCHEMA_VERSION,),
             )
 
+    @property
+    def pool(self) -> PgPool:
+        """The connections (the plant data tables share them)."""
+        return self._pool
+
     def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._pool.connection() as conn:
             row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()
@@ -324,6 +329,9 @@ class PostgresHubStore:
             (alert_id, event_id, event_id, alert_id),
         )
         return {str(row[0]) for row in rows}
+
+    async def sites_of_async(self, alert_id: str, event_id: str) -> set[str]:
+        return await asyncio.to_thread(self.sites_of, alert_id, event_id)
 
     def result_of(self, event_id: str) -> StoredResult | None:
         row = self._one(

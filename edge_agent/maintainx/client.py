@@ -13,9 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
-import httpx
-
 from edge_agent import __version__
+from edge_agent.common.lean_httpx import httpx
 from edge_agent.config.secrets import Secret
 from edge_agent.maintainx.errors import (
     BadRequest,

@@ -9,8 +9,8 @@ delays a work order, and each side has its own pace at MaintainX.
 Built only for a site file with ``meters:`` or an asset's ``downtime:``; a reload that adds
 the first one starts it. Forwarding: ``maintainx`` mode drains it with
 :class:`~edge_agent.forwarders.maintainx.plant.PlantForwarder`; ``mqtt`` mode with the
-plant-data MQTT sink (issue 14, the hub side: :func:`build_plant_forwarder` is where it
-plugs in; until then the data stays queued, nothing is lost).
+plant-data MQTT sink (:mod:`edge_agent.forwarders.plant_mqtt`: ``{prefix}/{site}/meters``
+and ``.../assets``, confirmed by the hub).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def build_plant_forwarder(
         from edge_agent.forwarders.maintainx.plant import PlantForwarder
 
         return PlantForwarder(forwarding.maintainx, config, outbox, state_dir, base_dir)
-    # TODO(issue 14, meters-hub): the MQTT plant-data sink (edge/v1/{site}/meters, .../assets).
+    if forwarding is not None and forwarding.mode == "mqtt" and forwarding.mqtt:
+        from edge_agent.forwarders.plant_mqtt import plant_mqtt_forwarder
+
+        return plant_mqtt_forwarder(forwarding.mqtt, config.site.id, outbox, base_dir)
     log.warning(
         "Plant data (meters, downtime) stays in its outbox: no forwarder for this mode yet.",
         extra={"mode": forwarding.mode if forwarding is not None else None},

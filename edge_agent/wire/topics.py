@@ -11,6 +11,7 @@ topic                                   direction    what
 ``{prefix}/{site}/meters``              site → hub   a meter reading (``meter-reading@1``)
 ``{prefix}/{site}/assets``              site → hub   an asset status (``asset-status@1``)
 ``{prefix}/{site}/results``             hub → site   what became of an alert
+``{prefix}/{site}/results/plant``       hub → site   what became of a reading or status
 ``{prefix}/{site}/workorders/{id}``     hub → site   a work order's status (retained)
 ``{prefix}/{site}/commands``            hub → site   an alarm command (``edge-agent/command@1``)
 ``{prefix}/{site}/command-results``     site → hub   what became of a command
@@ -57,6 +58,18 @@ def site_status(prefix: str, site: str) -> str:
 def results(prefix: str, site: str) -> str:
     """Where the hub tells a site what became of its alerts."""
     return f"{prefix}/{site}/results"
+
+
+def plant_results(prefix: str, site: str) -> str:
+    """Where the hub tells a site what became of its meter readings and asset statuses
+    (apart from :func:`results`: each forwarder reads only its own answers)."""
+    return f"{prefix}/{site}/results/plant"
+
+
+def shared_plant_filters(prefix: str, group: str) -> list[str]:
+    """The hub group's shared subscriptions to every site's :func:`meters` and
+    :func:`assets`."""
+    return [f"$share/{group}/{prefix}/+/meters", f"$share/{group}/{prefix}/+/assets"]
 
 
 def work_order(prefix: str, site: str, work_order_id: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,52 @@ async def test_link_subscribes_and_receives_with_manual_ack(
     # Publishing on a closed link fails at once, never hangs.
     with pytest.raises(Exception, match="not connected"):
         await producer.publish("x/y", b"z")
+
+
+async def test_a_burst_reaches_the_loop_in_order_once_each(
+    broker: TunedBroker, names: tuple[str, str]
+) -> None:
+    """paho's callbacks reach the loop in bursts (one wake-up per burst, issue 16): every
+    PUBACK and every message of a burst arrives, once, in order, and a callback that raises
+    drops none of those behind it."""
+    prefix, _ = names
+    received: list[bytes] = []
+
+    def on_message(message: Message) -> None:
+        received.append(message.payload)
+
+    consumer = MqttLink(
+        "127.0.0.1",
+        broker.port,
+        f"burst-c-{prefix.replace('/', '-')}",
+        subscriptions=[(f"{prefix}/+/alerts", 1)],
+        on_message=on_message,
+    )
+    producer = MqttLink(
+        "127.0.0.1", broker.port, f"burst-p-{prefix.replace('/', '-')}", max_inflight=100
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        await asyncio.wait_for(consumer.wait_subscribed(), 10)
+        await asyncio.wait_for(producer.wait_connected(), 10)
+        count = 2000
+        futures = [producer.publish(f"{prefix}/s1/alerts", b"%d" % n) for n in range(count)]
+        await asyncio.wait_for(asyncio.gather(*futures), 60)  # every PUBACK came back
+        await async_wait_until(lambda: len(received) >= count, 60, "the burst")
+        assert received == [b"%d" % n for n in range(count)]
+        # A callback queued for the loop that raises: logged, the next ones still run.
+        ran: list[int] = []
+
+        def boom() -> None:
+            raise RuntimeError("a bug in a callback")
+
+        for call in (partial(ran.append, 1), boom, partial(ran.append, 2)):
+            await asyncio.to_thread(consumer._call, call)  # from another thread, as paho
+        await async_wait_until(lambda: ran == [1, 2], 10, "both callbacks around the bug")
+    finally:
+        await consumer.close()
+        await producer.close()
 
 
 def site_config(tmp_path: Path, forwarding: dict[str, object] | None) -> SiteConfig:

@@ -202,3 +202,38 @@ def test_a_site_can_publish_only_under_its_own_prefix(
     finally:
         site_a.loop_stop()
         hub.loop_stop()
+
+
+@pytest.mark.parametrize("kind", ["meters", "assets"])
+def test_a_site_publishes_plant_data_only_under_its_own_prefix(
+    acl_broker: tuple[int, subprocess.Popen[bytes]], kind: str
+) -> None:
+    """Issue 14: the plant data topics follow the same rule, and the hub may answer on
+    ``results/plant``, which only the site reads."""
+    port, _ = acl_broker
+    got: list[str] = []
+    answers: list[str] = []
+    hub = _client(port, "hub", got)
+    site_a = _client(port, "site-a", answers)
+    subscribed = threading.Event()
+    hub.on_subscribe = lambda *args: subscribed.set()
+    hub.subscribe(f"$share/edge-agent-hub/edge/v1/+/{kind}", qos=1)
+    site_a.subscribe("edge/v1/site-a/results/plant", qos=1)
+    try:
+        deadline = time.monotonic() + 5
+        while not hub.is_connected() or not site_a.is_connected():
+            assert time.monotonic() < deadline, "clients did not connect"
+            time.sleep(0.02)
+        assert subscribed.wait(5), "no SUBACK"
+        time.sleep(0.2)  # the site's own SUBACK
+        for topic in (f"edge/v1/site-b/{kind}", f"edge/v1/site-a/{kind}"):
+            site_a.publish(topic, b"{}", qos=1).wait_for_publish(timeout=5)
+        hub.publish("edge/v1/site-a/results/plant", b"{}", qos=1).wait_for_publish(timeout=5)
+        deadline = time.monotonic() + 5
+        while (not got or not answers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [f"edge/v1/site-a/{kind}"]
+        assert answers == ["edge/v1/site-a/results/plant"]
+    finally:
+        site_a.loop_stop()
+        hub.loop_stop()

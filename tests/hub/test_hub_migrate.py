@@ -145,3 +145,61 @@ def _sites_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A", "key-a")
     monkeypatch.setenv("HUB_MIGRATE_PG_DSN", PG_DSN)
     monkeypatch.setenv("B", "key-b")
+
+
+def test_migrate_store_moves_the_plant_data(tmp_path: Path, pg_schema: str) -> None:
+    """Issue 14: the meters created per site, the readings answered and the asset status
+    changes move too; a store from before them (no plant tables) still migrates."""
+    from edge_agent.hub.asset_kpis import asset_kpis
+    from edge_agent.hub.plant_store import StatusRow, open_plant_store
+    from edge_agent.hub.store_postgres import PostgresHubStore
+
+    source = tmp_path / "hub.sqlite3"
+    _old_store(source)
+    old = SqliteHubStore(source)
+    try:
+        plant = open_plant_store(old)
+        plant.record_id("site-a", "meter", "p101-run-hours", 53)
+        plant.record_id("site-b", "meter", "p101-run-hours", 54)
+        plant.record("site-a", ["r1", "r2"], "reading", "posted", None)
+        for n, state in enumerate(["OFFLINE", "ONLINE"]):
+            kind = "UNPLANNED" if state == "OFFLINE" else None
+            row = StatusRow("site-a", "P-101", f"s{n}", state, kind, (n + 1) * 10**12)
+            plant.record("site-a", [f"s{n}"], "status", "posted", row)
+        expected = asset_kpis(plant.asset_statuses(), now_ns=10**13)
+    finally:
+        old.close()
+    prefix = f"{pg_schema}.hub_"
+    hub_file = tmp_path / "hub.yaml"
+    data = {
+        "hub": {"id": "hub-1"},
+        "broker": {"host": "127.0.0.1"},
+        "sites": {"site-a": {"api_key": "${A}"}, "site-b": {"api_key": "${B}"}},
+        "dedup": {"backend": "postgres", "dsn": "${HUB_MIGRATE_PG_DSN}", "table_prefix": prefix},
+        "state_dir": str(tmp_path / "state"),
+    }
+    with hub_file.open("w") as handle:
+        YAML().dump(data, handle)
+    done = _migrate(hub_file, source)
+    assert done.returncode == 0, done.stderr
+    assert "plant_ids: 2 rows read, 2 new" in done.stdout
+    assert "asset_statuses: 2 rows read, 2 new" in done.stdout
+    new = PostgresHubStore(PG_DSN, pool_size=1, table_prefix=prefix)
+    try:
+        moved = open_plant_store(new)
+        assert moved.maintainx_id("site-a", "meter", "p101-run-hours") == 53
+        assert moved.maintainx_id("site-b", "meter", "p101-run-hours") == 54
+        assert moved.action_of("site-a", "r2") == "posted"
+        assert moved.action_of("site-b", "r2") is None  # a site's ids are its own
+        assert asset_kpis(moved.asset_statuses(), now_ns=10**13) == expected
+    finally:
+        new.close()
+    # A store from before issue 14 has no plant tables: the rest still moves.
+    older = tmp_path / "older.sqlite3"
+    _old_store(older)
+    with sqlite3.connect(older) as db:
+        for table in ("plant_events", "plant_ids", "asset_statuses"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+    again = _migrate(hub_file, older)
+    assert again.returncode == 0, again.stderr
+    assert "plant_ids" not in again.stdout

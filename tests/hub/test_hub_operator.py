@@ -233,7 +233,9 @@ def test_parked_and_kpis_tables_print_an_empty_store(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[-1] == note, done.stdout
+        assert note in done.stdout.splitlines(), done.stdout
+        if args[0] == "kpis":  # and the assets' availability below (issue 14)
+            assert done.stdout.splitlines()[-1] == "(no asset status changes recorded yet)"
 
 
 async def test_sites_reaches_the_replica_despite_an_http_proxy_in_the_shell(

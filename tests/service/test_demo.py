@@ -53,6 +53,10 @@ def test_demo_runs_and_its_summary_shows_work_orders(tmp_path: Path, mode: str) 
     assert "Cooling-water pump P-101: bearing" in summary
     assert "Conveyor motor M-201: winding" in summary
     assert "alerts still in the outbox: 0" in summary
+    # Issue 14: the pump's run hours and its trip reach MaintainX, through the hub too.
+    assert "P-101 run hours: " in summary and "(triggers: P-101 500 h service)" in summary
+    assert "Cooling-water pump P-101 3 (now ONLINE)" in summary  # online, off, on again
+    assert "plant data still in its outbox: 0" in summary
     if mode == "mqtt":
         assert "alerts the hub still holds for MaintainX: 0" in summary
     assert "Network to MaintainX drops" in done.stderr

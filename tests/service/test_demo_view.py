@@ -111,3 +111,39 @@ def test_the_next_hint_names_the_command_as_it_was_run(
     assert command_name() == "edge-agent"
     monkeypatch.setattr(sys, "argv", ["-m", "demo"])  # python -m edge_agent
     assert command_name() == "edge-agent"
+
+
+def test_meters_and_downtime_show_beside_the_work_orders() -> None:
+    """Issue 14: the pump's run-hours meter (its value, readings, PM trigger) and its
+    downtime at MaintainX, and what the agent still queues; absent for a site without."""
+    view = _view("up") | {
+        "meters": [
+            {
+                "name": "P-101 run hours",
+                "unit": "Hours",
+                "value": 0.0069,
+                "readings": 4,
+                "triggers": ["P-101 500 h service"],
+            }
+        ],
+        "downtime": [
+            {
+                "asset": "Cooling-water pump P-101",
+                "status": "OFFLINE",
+                "downtime_type": "UNPLANNED",
+                "changes": 2,
+            }
+        ],
+        "plant_outbox_depth": 3,
+    }
+    text = render(view, colour=False)
+    assert text.index("work orders at MaintainX") < text.index("meters at MaintainX")
+    assert "P-101 run hours        0.0069 Hours" in text
+    assert "(4 readings; triggers: P-101 500 h service)" in text
+    assert "Cooling-water pump P-101   OFFLINE UNPLANNED (2 changes)" in text
+    assert "3 plant data item(s) waiting in the agent" in text
+    closing = summary(view, 30.0, None)
+    assert "P-101 run hours: 4 readings, last 0.0069 Hours" in closing
+    assert "Cooling-water pump P-101 2 (now OFFLINE)" in closing
+    assert "plant data still in its outbox: 3" in closing
+    assert "meters at MaintainX" not in render(_view("up"), colour=False)

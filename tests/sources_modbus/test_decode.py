@@ -227,3 +227,19 @@ def test_a_bool_without_a_bit_is_bit_zero() -> None:
     assert decode_registers(register, [0b01], None) is True
     assert compile_decoder(register, None)([0b10]) is False
     assert compile_decoder(register, None)([0b01]) is True
+
+
+def test_sensors_of_one_layout_and_scale_share_one_decoder() -> None:
+    """One decoder per layout and scale, not per sensor (issue 16: about 1 KiB each)."""
+    first = Register(table=RegisterTable.HOLDING, address=0, type=RegisterType.FLOAT32)
+    second = Register(table=RegisterTable.HOLDING, address=9, type=RegisterType.FLOAT32)
+    little = Register(
+        table=RegisterTable.HOLDING, address=9, type=RegisterType.FLOAT32, word_order="little"
+    )
+    assert compile_decoder(first, None) is compile_decoder(second, None)
+    assert compile_decoder(first, Scale(factor=2)) is compile_decoder(second, Scale(factor=2))
+    assert compile_decoder(first, None) is not compile_decoder(second, Scale(factor=2))
+    assert compile_decoder(first, None) is not compile_decoder(little, None)
+    words = wire_registers(RegisterType.FLOAT32, 1.5, "big", "big")
+    assert compile_decoder(second, Scale(factor=2, offset=1))(words) == 4.0
+    assert compile_decoder(little, None)(list(reversed(words))) == 1.5

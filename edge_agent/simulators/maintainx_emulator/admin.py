@@ -18,6 +18,7 @@ and, to count what arrived when the emulator runs in its own process (issue 14):
     POST /_emulator/clock {"advance_s": 345600}   run MaintainX's clock ahead (the 3-day
                                             rule after a long outage); answers {"now"}
     PUT /_emulator/limits/meterreadings {"limit": 100, "window_s": 60, "enabled": true}
+    PUT /_emulator/limits/manualreadings {"limit": 10, "window_s": 86400, "enabled": true}
 """
 
 from __future__ import annotations
@@ -54,14 +55,18 @@ def admin(
             raise validation_error("body needs `advance_s`, seconds >= 0", "advance_s")
         state.store.advance_clock(advance)
         return 200, {"now": state.store.now()}
-    if method == "PUT" and path == "/_emulator/limits/meterreadings":
+    if method == "PUT" and path in (
+        "/_emulator/limits/meterreadings",
+        "/_emulator/limits/manualreadings",
+    ):
         limit = body.get("limit") if isinstance(body, dict) else None
         window = body.get("window_s") if isinstance(body, dict) else None
         if not (isinstance(limit, int) and limit >= 1) or not (
             isinstance(window, int | float) and window > 0
         ):
             raise validation_error("body needs `limit` >= 1 and `window_s` > 0")
-        state.reading_limiter.configure(limit, window, enabled=body.get("enabled", True) is True)
+        limiter = state.reading_limiter if path.endswith("meterreadings") else state.manual_limiter
+        limiter.configure(limit, window, enabled=body.get("enabled", True) is True)
         return 200, {"limit": limit, "window_s": window}
     if method == "POST" and path == "/_emulator/keys":
         if not isinstance(body, dict) or not isinstance(body.get("key"), str) or not body["key"]:

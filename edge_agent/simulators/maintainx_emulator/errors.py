@@ -8,10 +8,12 @@ from typing import Any
 class ApiError(Exception):
     """An HTTP error answer: ``status`` and the JSON ``body`` (None: no body, as for 401)."""
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status}: {body}")
         self.status = status
         self.body = body
+        self.headers = headers or {}
+        """Headers of its own (a 429's rate limit), over the request's."""
 
 
 def validation_error(message: str, field_path: str | None = None, value: Any = None) -> ApiError:

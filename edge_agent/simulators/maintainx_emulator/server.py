@@ -22,7 +22,11 @@ from edge_agent.simulators.maintainx_emulator.admin import ADMIN_PREFIX, admin
 from edge_agent.simulators.maintainx_emulator.errors import ApiError, validation_error
 from edge_agent.simulators.maintainx_emulator.faults import Faults
 from edge_agent.simulators.maintainx_emulator.limits import RateDecision, WindowLimiter
-from edge_agent.simulators.maintainx_emulator.store import MaintainXStore, Query
+from edge_agent.simulators.maintainx_emulator.plant_webhooks import (
+    MANUAL_READINGS_LIMIT,
+    MANUAL_READINGS_WINDOW_S,
+)
+from edge_agent.simulators.maintainx_emulator.store import MaintainXStore, Query, WebhookEvent
 from edge_agent.simulators.maintainx_emulator.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,9 @@ class EmulatorState:
         self.reading_limiter = reading_limiter or WindowLimiter(
             READINGS_RATE_LIMIT, READINGS_RATE_WINDOW_S, enabled=limiter.enabled
         )
+        self.manual_limiter = WindowLimiter(
+            MANUAL_READINGS_LIMIT, MANUAL_READINGS_WINDOW_S, enabled=limiter.enabled
+        )
         self.faults = faults
         self.store = store
         self.stopping = stopping
@@ -148,7 +155,16 @@ def _routes(state: EmulatorState) -> list[tuple[str, re.Pattern[str], Handler]]:
         return 200, {"meter": store.get_meter(c.org_id, int(m[1]))}
 
     def add_readings(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
-        return 201, store.add_readings(c.org_id, b)
+        if store.has_manual_meter(c.org_id, b):
+            # Manual meters: 10 requests / 24 h per key, a batch counting as one.
+            decision = state.manual_limiter.check(f"{c.org_id}:{c.user_id}")
+            if not decision.allowed:
+                raise ApiError(429, {"error": "Too many requests"}, decision.headers())
+        events: list[WebhookEvent] = []
+        accepted = store.add_readings(c.org_id, b, events)
+        for event in events:
+            state.webhooks.submit(event)
+        return 201, accepted
 
     def create_meter_trigger(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
         return 201, {"id": store.create_meter_trigger(c.org_id, c.user_id, b)}
@@ -164,7 +180,11 @@ def _routes(state: EmulatorState) -> list[tuple[str, re.Pattern[str], Handler]]:
         return 204, None
 
     def set_asset_status(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
-        return 201, store.set_asset_status(c.org_id, int(m[1]), b)
+        events: list[WebhookEvent] = []
+        status = store.set_asset_status(c.org_id, int(m[1]), b, events)
+        for event in events:
+            state.webhooks.submit(event)
+        return 201, status
 
     def create_subscription(c: Context, m: re.Match[str], q: Query, b: Any) -> tuple[int, Any]:
         return 201, store.create_subscription(c.org_id, b)
@@ -313,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(413, {"error": "Payload too large"})
             status, body = self._route(state, context, path, query, record.body)
         except ApiError as exc:
-            return exc.status, exc.body, headers
+            return exc.status, exc.body, {**headers, **exc.headers}
         if plan.stall_after_store_s is not None:
             record.fault = "timeout_after_store"
             state.stopping.wait(plan.stall_after_store_s)

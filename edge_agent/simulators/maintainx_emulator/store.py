@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from edge_agent.simulators.maintainx_emulator import meter_triggers
+from edge_agent.simulators.maintainx_emulator import meter_triggers, plant_webhooks
 from edge_agent.simulators.maintainx_emulator.asset_status import checked_status
 from edge_agent.simulators.maintainx_emulator.errors import (
     ApiError,
@@ -717,7 +717,22 @@ class MaintainXStore:
             ]
         return paginate(items, query, path, "meters")
 
-    def add_readings(self, org_id: int, body: Any) -> list[dict[str, Any]]:
+    def has_manual_meter(self, org_id: int, body: Any) -> bool:
+        """Whether a readings batch names a ``MANUAL`` meter (their own daily limit)."""
+        with self._lock:
+            meters = self._org(org_id).meters
+            for reading in body if isinstance(body, list) else []:
+                meter_id = reading.get("meterId") if isinstance(reading, dict) else None
+                if isinstance(meter_id, int) and not isinstance(meter_id, bool):
+                    meter = meters.get(meter_id)
+                    if meter is not None and meter["measurementType"] == "MANUAL":
+                        return True
+        return False
+
+    def add_readings(
+        self, org_id: int, body: Any, events: list[WebhookEvent] | None = None
+    ) -> list[dict[str, Any]]:
+        """``POST /meterreadings``; the trigger state changes' webhooks go to ``events``."""
         if not isinstance(body, list) or not body:
             raise validation_error("Body must be a non-empty JSON array of readings")
         with self._lock:
@@ -767,13 +782,33 @@ class MaintainXStore:
                 )
             org.readings.extend(accepted)
             for meter_id, value in checked:
-                self._evaluate_triggers(org, meter_id, value)
+                self._evaluate_triggers(org, meter_id, value, events)
             return copy.deepcopy(accepted)
 
-    def _evaluate_triggers(self, org: Organization, meter_id: int, value: float) -> None:
+    def _evaluate_triggers(
+        self,
+        org: Organization,
+        meter_id: int,
+        value: float,
+        events: list[WebhookEvent] | None = None,
+    ) -> None:
         """MaintainX's own PM: a trigger that fires opens a preventive work order."""
         for trigger in org.meter_triggers.values():
-            if trigger["meterId"] != meter_id or not meter_triggers.fires(trigger, value):
+            if trigger["meterId"] != meter_id:
+                continue
+            was = trigger.get("state")
+            fired = meter_triggers.fires(trigger, value)
+            if events is not None and trigger.get("state") != was:
+                payload = plant_webhooks.trigger_state_payload(
+                    org.id, trigger, str(was), self._now()
+                )
+                events += [
+                    WebhookEvent(sub, dict(payload))
+                    for sub in plant_webhooks.subscribed(
+                        org.subscriptions.values(), plant_webhooks.METER_TRIGGER_STATE_CHANGE
+                    )
+                ]
+            if not fired:
                 continue
             template = trigger.get("workOrderTemplate") or {}
             data = template.get("data") or {}
@@ -836,7 +871,11 @@ class MaintainXStore:
 
     # ------------------------------------------------------------------ asset downtime
 
-    def set_asset_status(self, org_id: int, asset_id: int, body: Any) -> dict[str, Any]:
+    def set_asset_status(
+        self, org_id: int, asset_id: int, body: Any, events: list[WebhookEvent] | None = None
+    ) -> dict[str, Any]:
+        """``POST /assets/{id}/status``; its ``ASSET_STATUS_CHANGE`` webhooks go to
+        ``events``."""
         change = checked_status(body, parse_iso)
         with self._lock:
             org = self._org(org_id)
@@ -855,9 +894,18 @@ class MaintainXStore:
                 "updatedAt": stamp,
                 "deletedAt": None,
             }
+            before = history[-1] if history else None
             history.append(status)
             asset["status"] = copy.deepcopy(status)
             asset["updatedAt"] = stamp
+            if events is not None:
+                payload = plant_webhooks.asset_status_payload(org_id, asset_id, before, status)
+                events += [
+                    WebhookEvent(sub, dict(payload))
+                    for sub in plant_webhooks.subscribed(
+                        org.subscriptions.values(), plant_webhooks.ASSET_STATUS_CHANGE
+                    )
+                ]
             return copy.deepcopy(status)
 
     # ------------------------------------------------------------------ subscriptions
