@@ -2,7 +2,8 @@
 and repair verified (ISA-18.2 / OPC UA Part 9; the state diagram is in ``docs/rules.md``).
 
 A held activation (shelved, out of service, its asset under maintenance) is still an
-episode with its events and state; it carries ``notify=False`` and ``held``. Expiries
+episode with its events and state; it carries ``notify=False`` and ``held``, and is
+announced once if still ACTIVE when its last hold ends (``lifecycle_release.py``). Expiries
 (a timed shelve or out of service, an acknowledgement overdue, the end of a verification
 window) share the engine's deadline heap as one entry: the earliest of them.
 Pure: times come from the engine (readings, ticks, the caller's ``now``).
