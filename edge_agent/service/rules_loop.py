@@ -261,9 +261,7 @@ class RulesLoop:
             await self.plant.offer_events(events)
         messages: list[dict[str, Any]] = []  # as the rule state keeps them: JSON objects
         for event in events:
-            if event.kind == "activated" and event.rule_id is not None:
-                activations = self.counters.activations
-                activations[event.rule_id] = activations.get(event.rule_id, 0) + 1
+            count_activation(self.counters.activations, event)
             message = self._render(event)
             log.info(
                 "Alarm event.",
@@ -308,3 +306,10 @@ class RulesLoop:
         except Exception as exc:
             self.engine.faults.record(event.rule_id or "", RENDER, exc)
             return plain_alert_message(event, self.config, describe(exc))
+
+
+def count_activation(activations: dict[str, int], event: AlarmEvent) -> None:
+    """Count an episode's activation once per rule: a release (``released``) announces an
+    episode counted when its activation was held."""
+    if event.kind == "activated" and event.rule_id is not None and event.released is None:
+        activations[event.rule_id] = activations.get(event.rule_id, 0) + 1
