@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 # Re-exported: the schema and its check live in edge_agent.wire.alert, shared with the hub.
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.wire.alert import ALERT_SCHEMA as ALERT_SCHEMA
+from edge_agent.wire.alert import LifecycleEvent
 from edge_agent.wire.alert import alert_problem as alert_problem
 
 EventKind = Literal[
@@ -22,14 +23,7 @@ EventKind = Literal[
     "escalated",
     "cleared",
     "chattering",
-    # @2: the alarm lifecycle (see edge_agent.rules.lifecycle)
-    "shelved",
-    "unshelved",
-    "out_of_service",
-    "returned_to_service",
-    "acknowledged",
-    "verified",
-    "reopened",
+    LifecycleEvent,  # @2: the alarm lifecycle (see edge_agent.rules.lifecycle)
 ]
 HeldBy = Literal["shelved", "out_of_service", "maintenance"]
 Priority = Literal["NONE", "LOW", "MEDIUM", "HIGH"]

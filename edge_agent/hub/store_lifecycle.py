@@ -18,18 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-RECORDED_EVENTS: Final = frozenset(
-    {
-        "shelved",
-        "unshelved",
-        "out_of_service",
-        "returned_to_service",
-        "acknowledged",
-        "verified",
-        "reopened",
-        "cleared",
-    }
-)
+from edge_agent.wire.alert import LIFECYCLE_EVENTS
+
+RECORDED_EVENTS: Final = LIFECYCLE_EVENTS | {"cleared"}
 """The alert events the hub keeps in ``alarm_events``."""
 
 # ``{p}`` the backend's table prefix, ``{n}`` its index prefix, ``{big}`` its 64-bit

@@ -7,6 +7,7 @@ from typing import Any, Final, Literal
 
 from edge_agent.alerts import format_time_ns
 from edge_agent.readings import Value
+from edge_agent.wire.alert import LIFECYCLE_EVENTS, LifecycleEvent
 
 AlarmEventKind = Literal[
     "activated",
@@ -18,25 +19,9 @@ AlarmEventKind = Literal[
     "flood",
     # The alarm lifecycle (``lifecycle.py``): audit events of commands and work orders,
     # and the verdict on a repair.
-    "shelved",
-    "unshelved",
-    "out_of_service",
-    "returned_to_service",
-    "acknowledged",
-    "verified",
-    "reopened",
+    LifecycleEvent,
 ]
-LIFECYCLE_KINDS: Final = frozenset(
-    {
-        "shelved",
-        "unshelved",
-        "out_of_service",
-        "returned_to_service",
-        "acknowledged",
-        "verified",
-        "reopened",
-    }
-)
+LIFECYCLE_KINDS: Final = LIFECYCLE_EVENTS
 
 # Rule states (ISA-18.2 / OPC UA Part 9 words): the index is what the engine stores.
 NORMAL: Final = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.errors import EdgeAgentError
@@ -31,17 +31,18 @@ the previous release keep working while the hub is upgraded first (docs/operatio
 "Upgrade"). A change of the schema adds its reading of the previous one here."""
 _SCHEMA_RE: Final = re.compile(r"edge-agent/alert@(\d{1,6})")
 EVENTS_V1: Final = frozenset({"activated", "escalated", "cleared", "chattering"})
-LIFECYCLE_EVENTS: Final = frozenset(
-    {
-        "shelved",
-        "unshelved",
-        "out_of_service",
-        "returned_to_service",
-        "acknowledged",
-        "verified",
-        "reopened",
-    }
-)
+LifecycleEvent = Literal[
+    "shelved",
+    "unshelved",
+    "out_of_service",
+    "returned_to_service",
+    "acknowledged",
+    "verified",
+    "reopened",
+]
+"""The alarm lifecycle's events (@2), named once: the agent's event kinds, the message's
+``event`` and the hub's records take them from here."""
+LIFECYCLE_EVENTS: Final = frozenset(get_args(LifecycleEvent))
 """@2: the alarm lifecycle's audit events and a repair's verdict (docs/alert-schema.md)."""
 EVENTS: Final = EVENTS_V1 | LIFECYCLE_EVENTS
 HELD_STATES: Final = frozenset({"shelved", "out_of_service", "maintenance"})
