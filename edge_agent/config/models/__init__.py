@@ -77,6 +77,7 @@ from edge_agent.config.models.site import (
     Storage,
     dump_for_print,
     dump_site,
+    site_json,
 )
 
 __all__ = [
@@ -134,4 +135,5 @@ __all__ = [
     "condition_problem",
     "dump_for_print",
     "dump_site",
+    "site_json",
 ]

@@ -24,6 +24,7 @@ from edge_agent.config.models.forwarding import Forwarding
 from edge_agent.config.models.meters import Meter
 from edge_agent.config.models.rules import Rule
 from edge_agent.config.models.sensors import Asset, Sensor
+from edge_agent.config.secrets import KEEP_REFERENCES
 from edge_agent.config.units import Duration, Size, parse_duration
 
 
@@ -184,6 +185,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+def site_json(config: SiteConfig, indent: int | None = None) -> str:
+    """:func:`dump_site` as JSON text, serialized without building the Python data first:
+    at 10,000 sensors that data is ≈ 30 MiB the process would keep resident after it is
+    freed (CPython rarely returns its arenas), the text ≈ 1 MiB."""
+    return config.model_dump_json(
+        by_alias=True, exclude_unset=True, indent=indent, context={KEEP_REFERENCES: True}
+    )
 
 
 def dump_site(config: SiteConfig) -> dict[str, Any]:
