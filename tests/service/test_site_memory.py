@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edge_agent.config.loader import check_site_files
-from edge_agent.config.models import SiteConfig, site_json
+from edge_agent.config.models import SiteConfig, share_fields_sets, site_json
 from edge_agent.service import isolated_load
 from edge_agent.service.secret_scan import _references, environment_secrets, secret_references
 from tests.conftest import REPO_ROOT
@@ -72,3 +72,25 @@ def test_the_site_json_keeps_references_and_every_other_json_dump_masks_them() -
     assert "MAINTAINX_API_KEY" not in config.model_dump_json()
     assert config.model_dump(mode="json")["forwarding"]["maintainx"]["api_key"] == "***"
     assert SiteConfig.model_validate_json(site_json(config)) == config
+
+
+def test_models_with_the_same_options_set_share_one_set_and_copies_do_not_touch_it() -> None:
+    config, _ = check_site_files([REPO_ROOT / "configs" / "examples" / "modbus-tcp.yaml"])
+    assert config is not None
+    expected = fields_set(config)
+    dumped = site_json(config)
+    share_fields_sets(config)
+    assert fields_set(config) == expected and site_json(config) == dumped
+    registers = [s.register_ for s in config.sensors.values() if s.register_ is not None]
+    alike = [r for r in registers if r.model_fields_set == registers[0].model_fields_set]
+    assert len(alike) >= 2
+    assert all(r.model_fields_set is alike[0].model_fields_set for r in alike)
+    copied = alike[0].model_copy(update={"address": 7})
+    assert "address" in copied.model_fields_set
+    assert alike[1].model_fields_set == expected_set(alike[1])
+    with pytest.raises(ValidationError):
+        alike[1].address = 9  # type: ignore[misc]  # frozen: the shared set cannot grow
+
+
+def expected_set(model: BaseModel) -> set[str]:
+    return set(model.model_dump(exclude_unset=True))

@@ -77,6 +77,7 @@ from edge_agent.config.models.site import (
     Storage,
     dump_for_print,
     dump_site,
+    share_fields_sets,
     site_json,
 )
 
@@ -135,5 +136,6 @@ __all__ = [
     "condition_problem",
     "dump_for_print",
     "dump_site",
+    "share_fields_sets",
     "site_json",
 ]
