@@ -3,8 +3,9 @@
 Why: validating a big site file (10,000 sensors) builds line-marked YAML, every
 intermediate model and every diagnostic; the peak (≈ 140 MiB at 10,000 sensors) would stay
 in a long-running agent's resident memory because CPython rarely returns freed arenas to
-the system. The child does the work and exits; the agent re-validates the plain result
-(≈ 20 MiB). The child also keeps a loader bug from taking down a running agent.
+the system. The child does the work and exits; the agent validates the result's JSON text
+(the models only: ≈ 9 MiB at 10,000 sensors, docs/performance.md). The child also keeps a
+loader bug from taking down a running agent.
 
 The child prints on stdout the diagnostics and the files read (one JSON line), then the
 configuration as JSON (secret references kept as references, never resolved values). If the child
@@ -42,7 +43,7 @@ def check_here(site_path: Path) -> Checked:
 
     config, diagnostics = check_site_files([site_path])
     if config is not None:
-        share_fields_sets(config)  # kept for the agent's life: ≈ 200 bytes a sensor less
+        share_fields_sets(config)  # kept for the agent's life: ≈ 430 bytes a Modbus sensor
     return config, list(diagnostics), site_files(site_path)
 
 
