@@ -9,6 +9,7 @@ Measures, on this machine:
      emulator, p50 and p99 (goal p99 < poll interval + on_delay + 100 ms).
 
     .venv/bin/python bench/agent.py [--quick]
+    .venv/bin/python bench/agent.py --other-tree ../main --rounds 3   # RSS/CPU before/after
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def site(tags: int, modbus_port: int, health_port: int, mx_url: str, state: Path
 
 
 class Agent:
-    def __init__(self, document: dict[str, Any], workdir: Path) -> None:
+    def __init__(self, document: dict[str, Any], workdir: Path, tree: Path = REPO) -> None:
+        self.tree = tree  # the checkout whose agent runs (its own .venv when it has one)
         self.port = int(document["health"]["listen"].rsplit(":", 1)[1])
         self.site = workdir / "site.yaml"
         self.site.write_text(json.dumps(document))
@@ -118,11 +120,14 @@ class Agent:
     def start(self) -> float:
         """Start; returns seconds until /readyz said 200."""
         started = time.perf_counter()
+        python = self.tree / ".venv" / "bin" / "python"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent", "run", str(self.site)],
+            [str(python) if python.exists() else sys.executable, "-m", "edge_agent", "run"]
+            + [str(self.site)],
             stdout=self.log,
             stderr=self.log,
-            env={**os.environ, "BENCH_MX_KEY": API_KEY, "PYTHONPATH": str(REPO)},
+            cwd=self.tree,
+            env={**os.environ, "BENCH_MX_KEY": API_KEY, "PYTHONPATH": str(self.tree)},
         )
         deadline = started + 120
         while time.perf_counter() < deadline:
@@ -164,13 +169,13 @@ class Agent:
 
 
 def measure_load(
-    tags: int, seconds: float, loop: Loop, mx: Emulator, workdir: Path
+    tags: int, seconds: float, loop: Loop, mx: Emulator, workdir: Path, tree: Path = REPO
 ) -> dict[str, Any]:
     plant = ModbusPlant(port=0, registers=max(1024, tags), profiles=False)
     loop.call(plant.start())
     try:
         document = site(tags, plant.port, free_port(), mx.url, workdir / f"state-{tags}")
-        agent = Agent(document, workdir)
+        agent = Agent(document, workdir, tree)
         ready_s = agent.start()
         time.sleep(5)  # warm-up: first polls, imports settled
         reads0 = agent.metric('edge_agent_readings_total{quality="good"}')
@@ -263,9 +268,37 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
+def compare_trees(other: Path, rounds: int, seconds: float, loop: Loop, mx: Emulator) -> int:
+    """RSS and CPU at 1,000 and 10,000 tags of this checkout and ``other``, alternating
+    within each round so that both see the same machine load."""
+    print(f"edge-agent: load figures, this tree ({REPO.name}) and {other.name}, alternating")
+    tags_list = (1000,) if os.environ.get("BENCH_SKIP_10K") else (1000, 10000)
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        for round_no in range(1, rounds + 1):
+            for tags in tags_list:
+                for name, tree in ((REPO.name, REPO), (other.name, other)):
+                    workdir = Path(tmp) / f"{round_no}-{tags}-{name}"
+                    workdir.mkdir()
+                    r = measure_load(tags, seconds, loop, mx, workdir, tree)
+                    print(
+                        f"round {round_no} {name:>12} {tags:>6} tags @1s: RSS "
+                        f"{r['rss_mib']:6.1f} MiB, CPU {r['cpu_pct']:5.1f} %, "
+                        f"{r['readings_per_s']:8.0f} readings/s, ready in {r['ready_s']:.2f} s",
+                        flush=True,
+                    )
+    mx.stop()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
+    parser.add_argument(
+        "--other-tree",
+        type=Path,
+        help="also run this checkout's agent, alternating with this one (load figures only)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --other-tree: rounds")
     args = parser.parse_args()
     # The simulators run in this process: keep their per-request logging quiet so the
     # bench's own CPU use stays small (the agent is measured in its own process).
@@ -276,6 +309,8 @@ def main() -> int:
     loop = Loop()
     mx = Emulator(keys={API_KEY: 1}, rate_limiting=False).start()
     seed_demo_assets(mx)
+    if args.other_tree is not None:
+        return compare_trees(args.other_tree.resolve(), args.rounds, seconds, loop, mx)
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         workdir = Path(tmp)
         print("edge-agent: whole agent benchmark (Modbus plant, MaintainX emulator, loopback)")

@@ -11,13 +11,22 @@ import sys
 
 import pytest
 
+NAMES = [
+    "edge_agent.commands.hub",
+    "edge_agent.commands.demo",
+    "edge_agent.simulators",
+    "rich",
+    "click",
+    "pygments",
+    "httpx",
+]
 
-def modules_after(code: str) -> dict[str, bool]:
+
+def modules_after(code: str, names: list[str] = NAMES) -> dict[str, bool]:
     probe = (
         "import json, sys\n"
         f"{code}\n"
-        "names = ['edge_agent.commands.hub', 'edge_agent.commands.demo', 'edge_agent.simulators',"
-        " 'rich', 'click', 'pygments', 'httpx']\n"
+        f"names = {names!r}\n"
         "print(json.dumps({n: n in sys.modules for n in names}))\n"
     )
     done = subprocess.run(
@@ -73,3 +82,26 @@ def test_httpx_without_its_command_line_tool() -> None:
         return
     still = modules_after("import edge_agent.common.lean_httpx\nimport httpx._main")
     assert still["httpx"]
+
+
+def test_a_modbus_agent_forwarding_to_maintainx_loads_no_other_protocol() -> None:
+    """What ``run`` imports for a Modbus site with MaintainX forwarding: no OPC UA stack
+    (asyncua ≈ 20 MiB), no MQTT client, no cryptography (≈ 14 MiB), no hub. Each is
+    imported where a site that uses it builds its part."""
+    others = [
+        "asyncua",
+        "paho",
+        "cryptography",
+        "edge_agent.hub",
+        "edge_agent.sources.opcua.source",
+        "edge_agent.forwarders.mqtt",
+        "edge_agent.simulators",
+    ]
+    loaded = modules_after(
+        "import edge_agent.commands.run, edge_agent.service.app, edge_agent.service.wiring\n"
+        "import edge_agent.sources.modbus.source, edge_agent.forwarders.maintainx.forwarder\n"
+        "import edge_agent.config.loader, edge_agent.config.checks\n"
+        "import edge_agent.service.isolated_load, edge_agent.service.config_changes",
+        others,
+    )
+    assert [name for name in others if loaded[name]] == []

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, PlainSerializer, SerializationInfo
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import register_secret
@@ -63,10 +63,22 @@ def check_reference(value: str) -> str:
     )
 
 
+KEEP_REFERENCES: Final = "keep_secret_references"
+"""Serialization context key: JSON written for the agent's own use (the last good copy, the
+site check's result from its child process) keeps the references as written."""
+
+
+def _shown_reference(reference: str, info: SerializationInfo) -> str:
+    context = info.context
+    if isinstance(context, dict) and context.get(KEEP_REFERENCES) is True:
+        return reference
+    return "***"
+
+
 SecretRef = Annotated[
     str,
     AfterValidator(check_reference),
-    PlainSerializer(lambda _ref: "***", return_type=str, when_used="json"),
+    PlainSerializer(_shown_reference, return_type=str, when_used="json"),
 ]
 """A reference to a secret, checked on load, resolved on run."""
 

@@ -18,7 +18,6 @@ site file's ``version:`` (the first key we write); a later release's copy is ref
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Final
 from edge_agent.common.atomic import write_atomic
 from edge_agent.common.schema_version import SchemaVersionError, check
 from edge_agent.config.diagnostics import Diagnostic
-from edge_agent.config.models import SiteConfig, dump_site
+from edge_agent.config.models import SiteConfig, site_json
 
 LAST_GOOD_NAME: Final = "last-good-site.json"
 MAX_LAST_GOOD_BYTES: Final = 64 * 1024 * 1024
@@ -47,8 +46,8 @@ def save_last_good(state_dir: Path, config: SiteConfig) -> None:
     """Write ``config`` as the last good configuration: atomically (a crash leaves the old
     copy or the new one, never half of one), mode 0600, no temporary file left behind."""
     path = last_good_path(state_dir)
-    text = json.dumps(dump_site(config), indent=1, ensure_ascii=False) + "\n"
-    write_atomic(path, text.encode())
+    # Serialized straight to text: the Python data of a big site would stay resident.
+    write_atomic(path, (site_json(config, indent=1) + "\n").encode())
 
 
 def saved_at(state_dir: Path) -> str | None:

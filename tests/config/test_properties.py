@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ruamel.yaml import YAML
 
 from edge_agent.config.diagnostics import ConfigError
 from edge_agent.config.loader import load_model, load_site
-from edge_agent.config.models import SiteConfig, dump_site
+from edge_agent.config.models import SiteConfig, dump_site, site_json
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=24)
@@ -245,6 +246,29 @@ def test_a_valid_model_written_to_yaml_loads_back_equal(
     loaded, diagnostics = load_model(path, SiteConfig)
     assert [d for d in diagnostics if d.is_error] == []
     assert loaded == config
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=site_documents())
+def test_the_site_json_loads_back_equal_as_a_file_and_as_text(
+    document: dict[str, Any], scratch: Path
+) -> None:
+    """What the last good copy and the child's site check write (issue 16): the same
+    model read as a site file (JSON is YAML) and from the text, with the same options set."""
+    config = SiteConfig.model_validate(document)
+    text = site_json(config, indent=1)
+    assert json.loads(text) == json.loads(json.dumps(dump_site(config)))
+    path = scratch / f"site-{next(_counter)}.json"
+    path.write_text(text, encoding="utf-8")
+    loaded, diagnostics = load_model(path, SiteConfig)
+    assert [d for d in diagnostics if d.is_error] == []
+    assert loaded == config
+    again = SiteConfig.model_validate_json(text)
+    assert again == config
+    assert again.model_fields_set == config.model_fields_set
+    assert {k: s.model_fields_set for k, s in again.sensors.items()} == {
+        k: s.model_fields_set for k, s in config.sensors.items()
+    }
 
 
 YAMLISH = st.lists(

@@ -77,6 +77,8 @@ from edge_agent.config.models.site import (
     Storage,
     dump_for_print,
     dump_site,
+    share_fields_sets,
+    site_json,
 )
 
 __all__ = [
@@ -134,4 +136,6 @@ __all__ = [
     "condition_problem",
     "dump_for_print",
     "dump_site",
+    "share_fields_sets",
+    "site_json",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from edge_agent.common.listen import parse_listen
 from edge_agent.common.retention import (
@@ -24,6 +24,7 @@ from edge_agent.config.models.forwarding import Forwarding
 from edge_agent.config.models.meters import Meter
 from edge_agent.config.models.rules import Rule
 from edge_agent.config.models.sensors import Asset, Sensor
+from edge_agent.config.secrets import KEEP_REFERENCES
 from edge_agent.config.units import Duration, Size, parse_duration
 
 
@@ -184,6 +185,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+def share_fields_sets(config: SiteConfig) -> SiteConfig:
+    """Let the models of ``config`` with the same options set share one set of those names.
+
+    Every pydantic instance carries the set of its fields the file named (216 bytes for
+    two or three names); a 10,000-sensor site holds 20,000 of them, nearly all alike. The
+    models are frozen: pydantic changes the set of an instance only on assignment (refused)
+    and copies it for ``model_copy``, so a shared set is never changed through one model.
+    Returns ``config``."""
+    shared: dict[frozenset[str], set[str]] = {}
+    pending: list[Any] = [config]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, BaseModel):
+            names = node.__pydantic_fields_set__
+            object.__setattr__(
+                node, "__pydantic_fields_set__", shared.setdefault(frozenset(names), names)
+            )
+            pending.extend(node.__dict__.values())
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list | tuple):
+            pending.extend(node)
+    return config
+
+
+def site_json(config: SiteConfig, indent: int | None = None) -> str:
+    """:func:`dump_site` as JSON text, serialized without building the Python data first:
+    at 10,000 sensors that data is ≈ 30 MiB the process would keep resident after it is
+    freed (CPython rarely returns its arenas), the text ≈ 1 MiB."""
+    return config.model_dump_json(
+        by_alias=True, exclude_unset=True, indent=indent, context={KEEP_REFERENCES: True}
+    )
 
 
 def dump_site(config: SiteConfig) -> dict[str, Any]:
