@@ -6,13 +6,20 @@ that restarts counts from 0 again (a reset). Between two readings the counter mo
 - ``raw - last`` when it went up;
 - ``raw + 2**bits - last`` when it went down by more than it could wrap in one poll
   (a rollover: the wrapped step is at most ``max_step``);
-- ``raw`` otherwise (a reset: it counted ``raw`` since it restarted).
+- ``raw`` when it fell to less than half its last value (a reset: it counted ``raw`` since
+  it restarted);
+- nothing otherwise: a small fall (``1000`` then ``999``) is a misread or a noisy float
+  totaliser, not a reset (taking it for one would add ``raw``, the whole count, to the
+  total). It is refused and counted (``counter_backwards``) and the total holds; a device
+  that truly restarted and counted past half its last value within one poll is caught by
+  the confirmations below (those counts are lost, never added twice).
 
 A step larger than ``max_step`` (default: half the register) is absurd (a misread, a
 device swapped): it is refused and counted, and the total does not move. If the next
 readings confirm the new level (``JUMP_CONFIRMATIONS`` in a row, each a plausible step from
-the one before), the meter carries on from there without adding the jump. Without ``bits``
-(a counter read as a float, e.g. over OPC UA) any fall is a reset.
+the one before), the meter carries on from there without adding the jump; the same for a
+small fall that the next readings confirm. Without ``bits`` (a counter read as a float,
+e.g. over OPC UA) a fall is never a rollover.
 """
 
 from __future__ import annotations
@@ -99,10 +106,13 @@ class CounterMeter:
             step = raw - last
         elif self.modulus is not None and self._plausible(raw + self.modulus - last):
             step, event = raw + self.modulus - last, "rollover"
-        else:
+        elif raw < last - raw:
             step, event = raw, "reset"
+        else:
+            self._refuse_jump(raw, Refusal.COUNTER_BACKWARDS)
+            return
         if not self._plausible(step):
-            self._refuse_jump(raw)
+            self._refuse_jump(raw, Refusal.ABSURD_JUMP)
             return
         self.total += step
         self.last_raw = raw
@@ -115,8 +125,8 @@ class CounterMeter:
     def _plausible(self, step: float) -> bool:
         return self.max_step is None or step <= self.max_step
 
-    def _refuse_jump(self, raw: float) -> None:
-        self.refused[Refusal.ABSURD_JUMP] += 1
+    def _refuse_jump(self, raw: float, reason: Refusal) -> None:
+        self.refused[reason] += 1
         pending = self.pending_raw
         if pending is not None and raw - pending >= 0 and self._plausible(raw - pending):
             self.pending_count += 1

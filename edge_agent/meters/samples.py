@@ -24,6 +24,7 @@ class Refusal(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # negative, or beyond the register's bits
     CLOCK_BACKWARDS = "clock_backwards"
     ABSURD_JUMP = "absurd_jump"  # a counter's step beyond ``max_step``
+    COUNTER_BACKWARDS = "counter_backwards"  # a counter's small fall: noise, not a reset
 
 
 class MeterStateError(EdgeAgentError, ValueError):
