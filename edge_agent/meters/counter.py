@@ -69,14 +69,19 @@ class CounterMeter:
         self.rollovers = 0
         self.resets = 0
         self.rebased = 0  # confirmed jumps, carried on from without adding them
+        self.behind = 0  # readings in a row before last_ns (the clock set back?)
         self.refused: Counter[Refusal] = Counter()
         self.send = SendPolicy(every_ns, deadband=None, send_unchanged=False)
 
     def feed(self, reading: Reading) -> MeterReading | None:
         """Use one reading of the device's counter; the value to send, if one is due."""
         raw = self._raw(reading)
-        if raw is None or not in_order(reading.time_ns, self.last_ns, self.refused):
+        if raw is None:
             return None
+        if not in_order(reading.time_ns, self.last_ns, self.refused, self.behind):
+            self.behind += 1
+            return None
+        self.behind = 0
         self.last_ns = reading.time_ns
         if self.last_raw is None:
             self.last_raw = raw  # the first reading: a level to count from
@@ -151,6 +156,7 @@ class CounterMeter:
             "rollovers": self.rollovers,
             "resets": self.resets,
             "rebased": self.rebased,
+            "behind": self.behind,
             "refused": {str(k): v for k, v in self.refused.items()},
             "send": self.send.state(),
         }
@@ -158,6 +164,7 @@ class CounterMeter:
     def restore(self, state: Any) -> None:
         """Carry on from a saved :meth:`state` (raises MeterStateError, changing nothing)."""
         checked = saved.checked(state, self.kind)
+        behind = saved.optional_integer(checked, "behind") or 0
         total = saved.optional_number(checked, "total")
         if total is None:
             raise saved.MeterStateError("total: a number is needed")
@@ -185,3 +192,4 @@ class CounterMeter:
         ) = fields
         self.refused = refused
         self.send.restore(send)
+        self.behind = behind

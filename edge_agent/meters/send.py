@@ -35,6 +35,10 @@ class SendPolicy:
         """The reading to send for this value at this time, if any."""
         if self.last_value is None or self.last_ns is None:
             return self._sent(meter, value, time_ns)
+        if time_ns < self.last_ns:
+            # The clock was set back (the meter confirmed it): waiting for ``every`` from a
+            # time ahead of it would send nothing until the clock caught up.
+            return self._sent(meter, value, time_ns)
         changed = value != self.last_value
         if self.deadband is not None and abs(value - self.last_value) > self.deadband:
             return self._sent(meter, value, time_ns)

@@ -4,7 +4,8 @@
 Beside the rules: the sources' readings reach it through the rules loop's sink, stamped with
 the **wall clock** at arrival. That is the meters' time axis, because it survives a restart
 (the agent's monotonic clock starts again at boot) and so run hours span one; a wall clock
-stepping backwards is refused reading by reading (``clock_backwards``), never counted.
+stepping backwards is refused reading by reading (``clock_backwards``), never counted, until
+three readings in a row confirm it was set back (``meters/samples.py: in_order``).
 
 After each batch the state of every meter and downtime tracker is written (one JSON file,
 replaced atomically) together with the batch's new messages as ``pending``, then the
