@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -137,9 +138,8 @@ class MetersStage:
         """Build the meters of ``config``: an unchanged meter keeps its object, a changed one
         its state when its kind is the same, a new one starts afresh, a removed one is
         forgotten (its state leaves the file at the next write)."""
-        current = {key: bound.meter.state() for key, bound in self.meters.items()}
+        current = self.state()["meters"]  # with the sources they read until now
         current_downtime = {asset: t.state() for asset, t in self.downtime.items()}
-        self.config = config
         meters: dict[str, _Bound] = {}
         for key, definition in config.meters.items():
             old = self.meters.get(key)
@@ -150,8 +150,14 @@ class MetersStage:
             saved = current.get(key) if old is not None else self._saved["meters"].get(key)
             if old is not None and old.definition.kind != definition.kind:
                 saved = None  # another kind of meter under the same name: a new meter
+            elif isinstance(saved, dict) and saved.get("source") not in (
+                None,  # saved by a release that did not record it
+                source_of(definition, config),
+            ):
+                saved = _from_a_new_source(saved)  # another sensor or register since saved
             self._restore(built, saved, f"meter {key}")
             meters[key] = _Bound(key, definition, built)
+        self.config = config
         downtime: dict[str, DowntimeTracker] = {}
         for asset_id, asset in config.assets.items():
             if asset.downtime is None:
@@ -389,7 +395,10 @@ class MetersStage:
         return {
             "schema": STATE_SCHEMA,
             "saved_ns": time.time_ns(),
-            "meters": {key: bound.meter.state() for key, bound in self.meters.items()},
+            "meters": {
+                key: {**bound.meter.state(), "source": source_of(bound.definition, self.config)}
+                for key, bound in self.meters.items()
+            },
             "downtime": {asset: t.state() for asset, t in self.downtime.items()},
         }
 
@@ -416,3 +425,27 @@ class MetersStage:
             "last_error": counters.last_error,
             "refused": self.refusals(),
         }
+
+
+# What a meter's state knows of its sensor's last value: forgotten when a reload gives the
+# meter another sensor or register, whose first value is a level to count from (compared
+# with the old register's, it read as a jump or a reset that added its whole count).
+_SOURCE_FIELDS: Final = {"last_raw": None, "pending_raw": None, "pending_count": 0}
+_RUNNING_FIELDS: Final = {"last_running": None}
+
+
+def source_of(meter: Meter, config: SiteConfig) -> str:
+    """What a meter reads, as its saved state records it: the sensor, the register width
+    and a digest of the sensor's definition (its register, its scaling)."""
+    sensor = config.sensors.get(meter.sensor)
+    described = sensor.model_dump_json() if sensor is not None else ""
+    digest = hashlib.sha256(described.encode()).hexdigest()[:16]
+    return f"{meter.sensor}/{meter.bits}/{digest}"
+
+
+def _from_a_new_source(saved: Any) -> Any:
+    """A meter's saved state with its totals, without what it knew of its old sensor."""
+    if not isinstance(saved, dict):
+        return saved
+    forget = {**_SOURCE_FIELDS, **_RUNNING_FIELDS}
+    return {**saved, **{k: v for k, v in forget.items() if k in saved}}
