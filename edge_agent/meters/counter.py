@@ -31,6 +31,7 @@ from edge_agent.meters import state as saved
 from edge_agent.meters.samples import Refusal, in_order, number_of
 from edge_agent.meters.send import MeterReading, SendPolicy
 from edge_agent.readings import Reading
+from edge_agent.wire.plant import MAX_VALUE
 
 JUMP_CONFIRMATIONS = 3
 REGISTER_BITS = (16, 32, 64)
@@ -118,6 +119,9 @@ class CounterMeter:
             return
         if not self._plausible(step):
             self._refuse_jump(raw, Refusal.ABSURD_JUMP)
+            return
+        if self.total + step > MAX_VALUE:  # no plant data message could carry it
+            self.refused[Refusal.OUT_OF_RANGE] += 1
             return
         self.total += step
         self.last_raw = raw

@@ -10,6 +10,7 @@ from edge_agent.meters import state as saved
 from edge_agent.meters.samples import Refusal, in_order, number_of
 from edge_agent.meters.send import MeterReading, SendPolicy
 from edge_agent.readings import Reading
+from edge_agent.wire.plant import MAX_VALUE
 
 
 class GaugeMeter:
@@ -32,6 +33,9 @@ class GaugeMeter:
         """Use one reading of the sensor; the value to send, if one is due."""
         value = number_of(reading, self.refused)
         if value is None:
+            return None
+        if abs(value) > MAX_VALUE:  # no plant data message could carry it
+            self.refused[Refusal.OUT_OF_RANGE] += 1
             return None
         if not in_order(reading.time_ns, self.last_ns, self.refused, self.behind):
             self.behind += 1

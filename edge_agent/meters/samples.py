@@ -21,7 +21,7 @@ class Refusal(StrEnum):
     BAD_QUALITY = "bad_quality"
     NOT_A_NUMBER = "not_a_number"  # None, text, NaN or infinite
     NOT_AN_INTEGER = "not_an_integer"  # a register counter given a fraction
-    OUT_OF_RANGE = "out_of_range"  # negative, or beyond the register's bits
+    OUT_OF_RANGE = "out_of_range"  # negative, beyond the register, or a message's bound
     CLOCK_BACKWARDS = "clock_backwards"
     ABSURD_JUMP = "absurd_jump"  # a counter's step beyond ``max_step``
     COUNTER_BACKWARDS = "counter_backwards"  # a counter's small fall: noise, not a reset

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from edge_agent.meters import CounterMeter, MeterStateError, Refusal
 from edge_agent.meters.counter import JUMP_CONFIRMATIONS
 from edge_agent.readings import Quality
+from edge_agent.wire.plant import MAX_VALUE
 from tests.meters.conftest import SECOND, reading, through_json
 
 
@@ -226,3 +227,11 @@ def test_a_real_reset_and_a_rollover_beside_the_noise() -> None:
         20_543,
     ]
     assert (meter.rollovers, meter.resets) == (1, 1)
+
+
+def test_a_float_counter_whose_total_would_leave_the_wire_bound_is_refused() -> None:
+    """Absurd values (1e308, then a 'reset', then 1e308 again) made the total infinite."""
+    meter = counter(None)
+    totals = feed_all(meter, [1e308, 0, 1e308, 0, 1e308, 5])
+    assert all(t <= MAX_VALUE for t in totals) and meter.total == 5
+    assert meter.refused[Refusal.OUT_OF_RANGE] == 2
