@@ -64,6 +64,10 @@ log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "meters.json"
 STATE_SCHEMA: Final = "edge-agent/meters-state@1"
+HELD_LIMIT: Final = 10_000
+"""Messages the plant-data outbox refused that are held for the next batch (a full disk):
+an asset status change dropped would leave MaintainX showing the wrong status until the
+next change, so meter values (the next one carries the total) go first beyond this."""
 QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the meters before the sources wait."""
 
@@ -76,7 +80,10 @@ class MetersCounters:
     values_queued: int = 0
     statuses_queued: int = 0
     outbox_refused: int = 0
-    """Messages the plant-data outbox refused (full, or failing): logged, not sent."""
+    """Messages the plant-data outbox refused (full, or failing), each counted once: held
+    and put again with the next batch (in order), up to ``HELD_LIMIT``."""
+    outbox_dropped: int = 0
+    """Held messages given up beyond ``HELD_LIMIT`` (the oldest meter values first)."""
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
     meter_errors: int = 0
@@ -119,6 +126,8 @@ class MetersStage:
         self._running_of: dict[str, list[str]] = {}
         self.queued_through = 0  # the highest outbox id this stage knows it put
         self._saved_pending: list[dict[str, Any]] = []
+        self._held: list[dict[str, Any]] = []  # refused by the outbox, put again next time
+        self._held_before = 0  # of a commit's messages, how many were held before
         self._saved_through = 0
         self._saved = self._read_state()
         self.reconfigure(self.config)
@@ -338,7 +347,10 @@ class MetersStage:
 
     def commit(self, messages: list[dict[str, Any]]) -> None:
         """The state on disk with these messages as pending, then the messages into the
-        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between."""
+        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between.
+        Messages the outbox refused before go first, in order."""
+        self._held_before = len(self._held)
+        messages, self._held = [*self._held, *messages], []
         self._write_state(messages)
         if messages:
             self._queue_messages(messages)
@@ -371,17 +383,21 @@ class MetersStage:
     def _queue_messages(self, messages: list[dict[str, Any]]) -> None:
         if self.outbox is None:
             return
-        from edge_agent.outbox.errors import OutboxError
+        from edge_agent.outbox.errors import OutboxError, PayloadRejected
 
         try:
             ids = self.outbox.put_many(messages)
-        except OutboxError as exc:
-            self.counters.outbox_refused += len(messages)
-            self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
+        except PayloadRejected as exc:  # never storable: holding it would block the rest
+            self._held_before = 0
+            self.counters.outbox_dropped += len(messages)
+            self.counters.last_error = f"plant-data outbox rejected {len(messages)}: {exc}"
             log.error(
-                "The plant-data outbox refused meter values; they are not sent.",
+                "The plant-data outbox rejected plant data; it is not sent.",
                 extra={"count": len(messages), "error": str(exc)},
             )
+            return
+        except OutboxError as exc:  # full (cap or disk), failing: held for the next batch
+            self._hold(messages, exc)
             return
         self.queued_through = max(self.queued_through, ids[-1])
         for message in messages:
@@ -389,6 +405,29 @@ class MetersStage:
                 self.counters.values_queued += 1
             else:
                 self.counters.statuses_queued += 1
+
+    def _hold(self, messages: list[dict[str, Any]], exc: Exception) -> None:
+        """Keep what the outbox refused for the next batch; beyond HELD_LIMIT drop the
+        oldest meter values first (counted and logged), status changes last."""
+        new = len(messages) - self._held_before
+        self._held_before = 0
+        self.counters.outbox_refused += new
+        held = list(messages)
+        excess = len(held) - HELD_LIMIT
+        dropped = 0
+        if excess > 0:
+            readings = [i for i, m in enumerate(held) if "meter" in m][:excess]
+            gone = set(readings) if len(readings) == excess else set(range(excess))
+            held = [m for i, m in enumerate(held) if i not in gone]
+            dropped = len(gone)
+            self.counters.outbox_dropped += dropped
+        self._held = held
+        self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
+        if new or dropped:
+            log.error(
+                "The plant-data outbox refused plant data; held and put again with the next.",
+                extra={"held": len(held), "dropped": dropped, "error": str(exc)},
+            )
 
     def state(self) -> dict[str, Any]:
         """Every meter's and tracker's state, as the file holds it."""
@@ -420,6 +459,8 @@ class MetersStage:
             "values_queued": counters.values_queued,
             "statuses_queued": counters.statuses_queued,
             "outbox_refused": counters.outbox_refused,
+            "outbox_held": len(self._held),
+            "outbox_dropped": counters.outbox_dropped,
             "state_errors": counters.state_errors,
             "meter_errors": counters.meter_errors,
             "last_error": counters.last_error,
