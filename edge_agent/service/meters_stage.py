@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -45,10 +44,13 @@ from edge_agent.service.meters_config import (
     MeterLike,
     asset_ref,
     build_meter,
+    from_a_new_source,
     later_schema,
     meter_spec,
     sensor_poll_ns,
+    source_of,
 )
+from edge_agent.service.meters_held import trim_held
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
@@ -64,10 +66,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "meters.json"
 STATE_SCHEMA: Final = "edge-agent/meters-state@1"
-HELD_LIMIT: Final = 10_000
-"""Messages the plant-data outbox refused that are held for the next batch (a full disk):
-an asset status change dropped would leave MaintainX showing the wrong status until the
-next change, so meter values (the next one carries the total) go first beyond this."""
 QUEUE_BATCHES: Final = 256
 """Poll batches held between the sources and the meters before the sources wait."""
 
@@ -81,9 +79,9 @@ class MetersCounters:
     statuses_queued: int = 0
     outbox_refused: int = 0
     """Messages the plant-data outbox refused (full, or failing), each counted once: held
-    and put again with the next batch (in order), up to ``HELD_LIMIT``."""
+    and put again with the next batch (in order), up to ``meters_held.HELD_LIMIT``."""
     outbox_dropped: int = 0
-    """Held messages given up beyond ``HELD_LIMIT`` (the oldest meter values first)."""
+    """Held messages given up beyond ``meters_held.HELD_LIMIT`` (the oldest meter values first)."""
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
     meter_errors: int = 0
@@ -163,7 +161,7 @@ class MetersStage:
                 None,  # saved by a release that did not record it
                 source_of(definition, config),
             ):
-                saved = _from_a_new_source(saved)  # another sensor or register since saved
+                saved = from_a_new_source(saved)  # another sensor or register since saved
             self._restore(built, saved, f"meter {key}")
             meters[key] = _Bound(key, definition, built)
         self.config = config
@@ -412,15 +410,8 @@ class MetersStage:
         new = len(messages) - self._held_before
         self._held_before = 0
         self.counters.outbox_refused += new
-        held = list(messages)
-        excess = len(held) - HELD_LIMIT
-        dropped = 0
-        if excess > 0:
-            readings = [i for i, m in enumerate(held) if "meter" in m][:excess]
-            gone = set(readings) if len(readings) == excess else set(range(excess))
-            held = [m for i, m in enumerate(held) if i not in gone]
-            dropped = len(gone)
-            self.counters.outbox_dropped += dropped
+        held, dropped = trim_held(messages)
+        self.counters.outbox_dropped += dropped
         self._held = held
         self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
         if new or dropped:
@@ -466,27 +457,3 @@ class MetersStage:
             "last_error": counters.last_error,
             "refused": self.refusals(),
         }
-
-
-# What a meter's state knows of its sensor's last value: forgotten when a reload gives the
-# meter another sensor or register, whose first value is a level to count from (compared
-# with the old register's, it read as a jump or a reset that added its whole count).
-_SOURCE_FIELDS: Final = {"last_raw": None, "pending_raw": None, "pending_count": 0}
-_RUNNING_FIELDS: Final = {"last_running": None}
-
-
-def source_of(meter: Meter, config: SiteConfig) -> str:
-    """What a meter reads, as its saved state records it: the sensor, the register width
-    and a digest of the sensor's definition (its register, its scaling)."""
-    sensor = config.sensors.get(meter.sensor)
-    described = sensor.model_dump_json() if sensor is not None else ""
-    digest = hashlib.sha256(described.encode()).hexdigest()[:16]
-    return f"{meter.sensor}/{meter.bits}/{digest}"
-
-
-def _from_a_new_source(saved: Any) -> Any:
-    """A meter's saved state with its totals, without what it knew of its old sensor."""
-    if not isinstance(saved, dict):
-        return saved
-    forget = {**_SOURCE_FIELDS, **_RUNNING_FIELDS}
-    return {**saved, **{k: v for k, v in forget.items() if k in saved}}

@@ -11,6 +11,7 @@ from edge_agent.outbox.errors import OutboxFull
 from edge_agent.outbox.integrity import DB_NAME, highest_id
 from edge_agent.outbox.store import Outbox
 from edge_agent.readings import Quality, Reading
+from edge_agent.service.meters_held import trim_held
 from edge_agent.service.meters_stage import MetersStage
 from tests.meters.test_config_meters import SITE
 from tests.meters.test_meters_stage import METERS, T0, load, with_downtime
@@ -77,3 +78,14 @@ def test_a_restart_while_held_queues_them_once(tmp_path: Path) -> None:
     assert again.recover(highest_id(tmp_path / "plant-outbox" / DB_NAME)) == len(messages)
     assert [item.payload for item in outbox.lease(1000)] == messages
     outbox.close()
+
+
+def test_beyond_the_limit_meter_values_are_given_up_first() -> None:
+    messages = [
+        {"meter": "m", "value": n} if n % 2 else {"status": "OFFLINE", "n": n} for n in range(10)
+    ]
+    kept, dropped = trim_held(messages, limit=6)
+    assert dropped == 4 and len(kept) == 6
+    assert [m for m in kept if "status" in m] == [m for m in messages if "status" in m]
+    kept, dropped = trim_held([{"status": "ONLINE", "n": n} for n in range(5)], limit=3)
+    assert (dropped, [m["n"] for m in kept]) == (2, [2, 3, 4])
