@@ -157,6 +157,15 @@ class MetersStage:
             saved = current.get(key) if old is not None else self._saved["meters"].get(key)
             if old is not None and old.definition.kind != definition.kind:
                 saved = None  # another kind of meter under the same name: a new meter
+                log.warning(
+                    "A meter changed kind: it starts afresh, but its MaintainX meter (recorded"
+                    " and found by its name) is the same; give it a new name for a new one.",
+                    extra={
+                        "meter": key,
+                        "was": old.definition.kind.value,
+                        "now": definition.kind.value,
+                    },
+                )
             elif isinstance(saved, dict) and saved.get("source") not in (
                 None,  # saved by a release that did not record it
                 source_of(definition, config),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -265,7 +266,9 @@ def test_a_reload_moving_a_counter_to_another_register_adds_no_jump(tmp_path: Pa
     assert values(feed(again, "p101_strokes2", 507, T0 + 8 * S), "p101-strokes") == [17]
 
 
-def test_a_reload_changing_a_meters_kind_starts_it_afresh(tmp_path: Path) -> None:
+def test_a_reload_changing_a_meters_kind_starts_it_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = load(tmp_path, SITE + METERS)
     meters = stage(tmp_path, config)
     feed(meters, "p101_strokes", 1_000, T0)
@@ -275,6 +278,11 @@ def test_a_reload_changing_a_meters_kind_starts_it_afresh(tmp_path: Path) -> Non
     )
     meters.reconfigure(load(tmp_path, SITE + gauge))
     assert values(feed(meters, "p101_strokes", 1_150, T0 + 4 * S), "p101-strokes") == [1150]
+    # Its MaintainX meter is the same (found by name): the operator is told.
+    assert any(
+        "changed kind" in r.message and getattr(r, "meter", "") == "p101-strokes"
+        for r in caplog.records
+    )
 
 
 def test_a_restart_with_the_counter_on_another_register_adds_no_jump(tmp_path: Path) -> None:
