@@ -58,6 +58,7 @@ from edge_agent.hub.plant_counters import PlantStats
 from edge_agent.hub.plant_maintainx import started_ns, status_applied, unknown_meter
 from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
 from edge_agent.hub.presence import UnknownSites
+from edge_agent.hub.sites import CREDENTIALS_RETRY_S as KEY_HOLD_S
 from edge_agent.hub.sites import SiteRuntime
 from edge_agent.hub.store import StoreError, StoreRejected
 from edge_agent.maintainx.errors import (
@@ -251,7 +252,7 @@ class PlantConsumer:
     async def _reading(self, site: SiteRuntime, message: MeterReadingMessage) -> None:
         counters = self.stats.site(site.site_id)
         client = site.client
-        if client is None or not site.usable():
+        if client is None or not site.usable() or counters.key_held(time.monotonic()):
             counters.deferred += 1
             return
         try:
@@ -267,6 +268,7 @@ class PlantConsumer:
         except (MaintainXError, BatchAbandoned) as exc:
             self._defer(site, message, exc)
             return
+        counters.key_accepted()
         if outcome == POSTED:
             site.succeeded()
             counters.readings_posted += 1
@@ -342,7 +344,7 @@ class PlantConsumer:
             await self._refused(site, message, None, "asset_not_linked", row)
             return
         client = site.client
-        if client is None or not site.usable():
+        if client is None or not site.usable() or counters.key_held(time.monotonic()):
             counters.deferred += 1
             return
         try:
@@ -357,6 +359,7 @@ class PlantConsumer:
             self._defer(site, message, exc)
             return
         site.succeeded()
+        counters.key_accepted()
         counters.statuses_posted += 1
         await asyncio.to_thread(
             self.plant.record, site.site_id, [message.id], "status", POSTED, row
@@ -381,7 +384,13 @@ class PlantConsumer:
         if exc is seen:
             pass
         elif isinstance(exc, CredentialsRejected):
-            site.reject_credentials(str(exc))
+            # Plant data only: a key refused for meters must not park the site's alerts.
+            if self.stats.site(site.site_id).refuse_key(str(exc), time.monotonic(), KEY_HOLD_S):
+                log.error(
+                    "MaintainX refused this site's API key for plant data; it waits (alerts "
+                    "go on), tried again every minute.",
+                    extra={"site": site.site_id, "error": str(exc)},
+                )
         elif isinstance(exc, RateLimited):
             site.back_off("rate limited", str(exc), exc.reset_s)
         elif isinstance(exc, MaintainXError):

@@ -24,6 +24,23 @@ class PlantCounters:
     meters_ready: int = 0
     """(Site, meter) pairs whose MaintainX meter and triggers this replica has seen ready."""
     rejected: Counter[str] = field(default_factory=Counter)
+    key_refused_until: float = 0.0
+    """Monotonic time until which the site's plant data waits: MaintainX refused its key
+    (401/403) on a plant data request. The site itself is not blocked: a key refused for
+    meters only must not park its alerts (they block the site on their own refusal)."""
+    key_refused: str | None = None
+
+    def refuse_key(self, error: str, now: float, hold_s: float) -> bool:
+        """Hold this site's plant data for ``hold_s``; True when it was not held already."""
+        fresh = self.key_refused is None
+        self.key_refused, self.key_refused_until = error, now + hold_s
+        return fresh
+
+    def key_held(self, now: float) -> bool:
+        return self.key_refused is not None and now < self.key_refused_until
+
+    def key_accepted(self) -> None:
+        self.key_refused, self.key_refused_until = None, 0.0
 
 
 @dataclass

@@ -197,9 +197,22 @@ async def find_meter(client: MaintainXClient, name: str, asset_id: int | None) -
     if asset_id is not None:
         params.append(("assets", str(asset_id)))
     async for item in client.pages("meters", "meters", params, max_pages=LOOKUP_MAX_PAGES):
-        if item.get("name") == name and isinstance(item.get("id"), int):
-            return int(item["id"])
+        if item.get("name") != name or not isinstance(item.get("id"), int):
+            continue
+        # Without an asset the lookup spans the organization: another asset's meter of the
+        # same name (another site's "run-hours") must not be taken over. The list does not
+        # say a meter's asset; the meter itself does.
+        if asset_id is None and await _meter_asset(client, int(item["id"])) is not None:
+            continue
+        return int(item["id"])
     return None
+
+
+async def _meter_asset(client: MaintainXClient, meter_id: int) -> object:
+    """The asset of a meter as ``GET /meters/{id}`` says it (None: on no asset)."""
+    data = await client.request("GET", f"meters/{meter_id}")
+    meter = data.get("meter") if isinstance(data, dict) else None
+    return meter.get("assetId") if isinstance(meter, dict) else None
 
 
 async def ensure_meter(

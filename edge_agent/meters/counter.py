@@ -6,13 +6,20 @@ that restarts counts from 0 again (a reset). Between two readings the counter mo
 - ``raw - last`` when it went up;
 - ``raw + 2**bits - last`` when it went down by more than it could wrap in one poll
   (a rollover: the wrapped step is at most ``max_step``);
-- ``raw`` otherwise (a reset: it counted ``raw`` since it restarted).
+- ``raw`` when it fell to less than half its last value (a reset: it counted ``raw`` since
+  it restarted);
+- nothing otherwise: a small fall (``1000`` then ``999``) is a misread or a noisy float
+  totaliser, not a reset (taking it for one would add ``raw``, the whole count, to the
+  total). It is refused and counted (``counter_backwards``) and the total holds; a device
+  that truly restarted and counted past half its last value within one poll is caught by
+  the confirmations below (those counts are lost, never added twice).
 
 A step larger than ``max_step`` (default: half the register) is absurd (a misread, a
 device swapped): it is refused and counted, and the total does not move. If the next
 readings confirm the new level (``JUMP_CONFIRMATIONS`` in a row, each a plausible step from
-the one before), the meter carries on from there without adding the jump. Without ``bits``
-(a counter read as a float, e.g. over OPC UA) any fall is a reset.
+the one before), the meter carries on from there without adding the jump; the same for a
+small fall that the next readings confirm. Without ``bits`` (a counter read as a float,
+e.g. over OPC UA) a fall is never a rollover.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from edge_agent.meters import state as saved
 from edge_agent.meters.samples import Refusal, in_order, number_of
 from edge_agent.meters.send import MeterReading, SendPolicy
 from edge_agent.readings import Reading
+from edge_agent.wire.plant import MAX_VALUE
 
 JUMP_CONFIRMATIONS = 3
 REGISTER_BITS = (16, 32, 64)
@@ -62,14 +70,19 @@ class CounterMeter:
         self.rollovers = 0
         self.resets = 0
         self.rebased = 0  # confirmed jumps, carried on from without adding them
+        self.behind = 0  # readings in a row before last_ns (the clock set back?)
         self.refused: Counter[Refusal] = Counter()
         self.send = SendPolicy(every_ns, deadband=None, send_unchanged=False)
 
     def feed(self, reading: Reading) -> MeterReading | None:
         """Use one reading of the device's counter; the value to send, if one is due."""
         raw = self._raw(reading)
-        if raw is None or not in_order(reading.time_ns, self.last_ns, self.refused):
+        if raw is None:
             return None
+        if not in_order(reading.time_ns, self.last_ns, self.refused, self.behind):
+            self.behind += 1
+            return None
+        self.behind = 0
         self.last_ns = reading.time_ns
         if self.last_raw is None:
             self.last_raw = raw  # the first reading: a level to count from
@@ -99,10 +112,16 @@ class CounterMeter:
             step = raw - last
         elif self.modulus is not None and self._plausible(raw + self.modulus - last):
             step, event = raw + self.modulus - last, "rollover"
-        else:
+        elif raw < last - raw:
             step, event = raw, "reset"
+        else:
+            self._refuse_jump(raw, Refusal.COUNTER_BACKWARDS)
+            return
         if not self._plausible(step):
-            self._refuse_jump(raw)
+            self._refuse_jump(raw, Refusal.ABSURD_JUMP)
+            return
+        if self.total + step > MAX_VALUE:  # no plant data message could carry it
+            self.refused[Refusal.OUT_OF_RANGE] += 1
             return
         self.total += step
         self.last_raw = raw
@@ -115,8 +134,8 @@ class CounterMeter:
     def _plausible(self, step: float) -> bool:
         return self.max_step is None or step <= self.max_step
 
-    def _refuse_jump(self, raw: float) -> None:
-        self.refused[Refusal.ABSURD_JUMP] += 1
+    def _refuse_jump(self, raw: float, reason: Refusal) -> None:
+        self.refused[reason] += 1
         pending = self.pending_raw
         if pending is not None and raw - pending >= 0 and self._plausible(raw - pending):
             self.pending_count += 1
@@ -141,6 +160,7 @@ class CounterMeter:
             "rollovers": self.rollovers,
             "resets": self.resets,
             "rebased": self.rebased,
+            "behind": self.behind,
             "refused": {str(k): v for k, v in self.refused.items()},
             "send": self.send.state(),
         }
@@ -148,6 +168,7 @@ class CounterMeter:
     def restore(self, state: Any) -> None:
         """Carry on from a saved :meth:`state` (raises MeterStateError, changing nothing)."""
         checked = saved.checked(state, self.kind)
+        behind = saved.optional_integer(checked, "behind") or 0
         total = saved.optional_number(checked, "total")
         if total is None:
             raise saved.MeterStateError("total: a number is needed")
@@ -175,3 +196,4 @@ class CounterMeter:
         ) = fields
         self.refused = refused
         self.send.restore(send)
+        self.behind = behind

@@ -42,14 +42,19 @@ class DowntimeTracker:
         self.since_ns: int | None = None
         self.last_ns: int | None = None
         self.changes = 0
+        self.behind = 0  # readings in a row before last_ns (the clock set back?)
         self.refused: Counter[Refusal] = Counter()
 
     def feed(self, reading: Reading, *, planned: bool = False) -> StatusChange | None:
         """Use one reading of the running sensor; the change to report, if it is one.
         ``planned``: a maintenance work order of the asset is in progress now."""
         running = running_of(reading, self.refused)
-        if running is None or not in_order(reading.time_ns, self.last_ns, self.refused):
+        if running is None:
             return None
+        if not in_order(reading.time_ns, self.last_ns, self.refused, self.behind):
+            self.behind += 1
+            return None
+        self.behind = 0
         self.last_ns = reading.time_ns
         status: Literal["ONLINE", "OFFLINE"] = "ONLINE" if running else "OFFLINE"
         if status == self.status:
@@ -69,12 +74,14 @@ class DowntimeTracker:
             "since_ns": self.since_ns,
             "last_ns": self.last_ns,
             "changes": self.changes,
+            "behind": self.behind,
             "refused": {str(k): v for k, v in self.refused.items()},
         }
 
     def restore(self, state: Any) -> None:
         """Carry on from a saved :meth:`state` (raises MeterStateError, changing nothing)."""
         checked = saved.checked(state, DOWNTIME_KIND)
+        behind = saved.optional_integer(checked, "behind") or 0
         status = checked.get("status")
         if status not in (None, "ONLINE", "OFFLINE"):
             raise saved.MeterStateError(f"status: ONLINE, OFFLINE or null, not {status!r}")
@@ -84,3 +91,4 @@ class DowntimeTracker:
         refused = saved.refusals(saved.counts(checked))
         self.status, self.since_ns, self.last_ns = status, since_ns, last_ns
         self.changes, self.refused = changes, refused
+        self.behind = behind

@@ -39,6 +39,7 @@ class RunHours:
         self.last_ns: int | None = None  # the last reading used
         self.last_running: bool | None = None  # what it said
         self.gaps = 0  # intervals longer than max_gap_ns, not counted
+        self.behind = 0  # readings in a row before last_ns (the clock set back?)
         self.refused: Counter[Refusal] = Counter()
         self.send = SendPolicy(every_ns, deadband=None, send_unchanged=False)
 
@@ -50,11 +51,15 @@ class RunHours:
         """Use one reading of the running sensor; the value to send, if one is due."""
         running = running_of(reading, self.refused)
         time_ns = reading.time_ns
-        if running is None or not in_order(time_ns, self.last_ns, self.refused):
+        if running is None:
             return None
+        if not in_order(time_ns, self.last_ns, self.refused, self.behind):
+            self.behind += 1
+            return None
+        self.behind = 0
         if self.last_ns is not None and self.last_running:
             interval = time_ns - self.last_ns
-            if interval <= self.max_gap_ns:
+            if 0 <= interval <= self.max_gap_ns:  # negative: the clock was set back
                 self.running_ns += interval
             else:
                 self.gaps += 1
@@ -70,6 +75,7 @@ class RunHours:
             "last_ns": self.last_ns,
             "last_running": self.last_running,
             "gaps": self.gaps,
+            "behind": self.behind,
             "refused": {str(k): v for k, v in self.refused.items()},
             "send": self.send.state(),
         }
@@ -77,6 +83,7 @@ class RunHours:
     def restore(self, state: Any) -> None:
         """Carry on from a saved :meth:`state` (raises MeterStateError, changing nothing)."""
         checked = saved.checked(state, self.kind)
+        behind = saved.optional_integer(checked, "behind") or 0
         running_ns = saved.integer(checked, "running_ns")
         last_ns = saved.optional_integer(checked, "last_ns")
         last_running = saved.flag(checked, "last_running")
@@ -87,3 +94,4 @@ class RunHours:
         self.gaps = gaps
         self.refused = saved.refusals(refused)
         self.send.restore(send)
+        self.behind = behind

@@ -21,9 +21,10 @@ class Refusal(StrEnum):
     BAD_QUALITY = "bad_quality"
     NOT_A_NUMBER = "not_a_number"  # None, text, NaN or infinite
     NOT_AN_INTEGER = "not_an_integer"  # a register counter given a fraction
-    OUT_OF_RANGE = "out_of_range"  # negative, or beyond the register's bits
+    OUT_OF_RANGE = "out_of_range"  # negative, beyond the register, or a message's bound
     CLOCK_BACKWARDS = "clock_backwards"
     ABSURD_JUMP = "absurd_jump"  # a counter's step beyond ``max_step``
+    COUNTER_BACKWARDS = "counter_backwards"  # a counter's small fall: noise, not a reset
 
 
 class MeterStateError(EdgeAgentError, ValueError):
@@ -51,9 +52,21 @@ def running_of(reading: Reading, refusals: Counter[Refusal]) -> bool | None:
     return None if value is None else value != 0
 
 
-def in_order(time_ns: int, last_ns: int | None, refusals: Counter[Refusal]) -> bool:
-    """False (and counted) when ``time_ns`` is before the last reading the meter used."""
+# Readings in a row before the last one used after which the clock is taken as set back
+# (a wall clock stepped a year ahead, then corrected): refusing them all would stop the
+# meter until the clock caught up again, a year later.
+CLOCK_CONFIRMATIONS = 3
+
+
+def in_order(
+    time_ns: int, last_ns: int | None, refusals: Counter[Refusal], behind: int = 0
+) -> bool:
+    """False (and counted) when ``time_ns`` is before the last reading the meter used,
+    unless ``behind`` readings in a row already were: then the clock was set back, and the
+    meter carries on from this time (counting nothing over the step)."""
     if last_ns is not None and time_ns < last_ns:
+        if behind + 1 >= CLOCK_CONFIRMATIONS:
+            return True
         refusals[Refusal.CLOCK_BACKWARDS] += 1
         return False
     return True

@@ -3,6 +3,7 @@ change beyond ``deadband`` (gauges); cumulative meters send only a value that mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -35,6 +36,10 @@ class SendPolicy:
         """The reading to send for this value at this time, if any."""
         if self.last_value is None or self.last_ns is None:
             return self._sent(meter, value, time_ns)
+        if time_ns < self.last_ns:
+            # The clock was set back (the meter confirmed it): waiting for ``every`` from a
+            # time ahead of it would send nothing until the clock caught up.
+            return self._sent(meter, value, time_ns)
         changed = value != self.last_value
         if self.deadband is not None and abs(value - self.last_value) > self.deadband:
             return self._sent(meter, value, time_ns)
@@ -51,5 +56,12 @@ class SendPolicy:
 
     def restore(self, state: dict[str, object]) -> None:
         last_value, last_ns = state.get("last_value"), state.get("last_ns")
-        self.last_value = float(last_value) if isinstance(last_value, int | float) else None
-        self.last_ns = last_ns if isinstance(last_ns, int) else None
+        # A damaged value is forgotten (the next one is sent), never restored: NaN or an
+        # infinity would stop the deadband and period checks from ever sending again.
+        self.last_value = None
+        number = isinstance(last_value, int | float) and not isinstance(last_value, bool)
+        if number and isinstance(last_value, int | float) and math.isfinite(last_value):
+            self.last_value = float(last_value)
+        self.last_ns = None
+        if isinstance(last_ns, int) and 0 <= last_ns < 2**63:
+            self.last_ns = last_ns

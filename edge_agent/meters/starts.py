@@ -28,14 +28,19 @@ class StartsMeter:
         self.starts = start
         self.last_running: bool | None = None
         self.last_ns: int | None = None
+        self.behind = 0  # readings in a row before last_ns (the clock set back?)
         self.refused: Counter[Refusal] = Counter()
         self.send = SendPolicy(every_ns, deadband=None, send_unchanged=False)
 
     def feed(self, reading: Reading) -> MeterReading | None:
         """Use one reading of the running sensor; the value to send, if one is due."""
         running = running_of(reading, self.refused)
-        if running is None or not in_order(reading.time_ns, self.last_ns, self.refused):
+        if running is None:
             return None
+        if not in_order(reading.time_ns, self.last_ns, self.refused, self.behind):
+            self.behind += 1
+            return None
+        self.behind = 0
         if running and self.last_running is False:
             self.starts += 1
         self.last_running, self.last_ns = running, reading.time_ns
@@ -48,6 +53,7 @@ class StartsMeter:
             "starts": self.starts,
             "last_running": self.last_running,
             "last_ns": self.last_ns,
+            "behind": self.behind,
             "refused": {str(k): v for k, v in self.refused.items()},
             "send": self.send.state(),
         }
@@ -55,6 +61,7 @@ class StartsMeter:
     def restore(self, state: Any) -> None:
         """Carry on from a saved :meth:`state` (raises MeterStateError, changing nothing)."""
         checked = saved.checked(state, self.kind)
+        behind = saved.optional_integer(checked, "behind") or 0
         starts = saved.integer(checked, "starts")
         last_running = saved.flag(checked, "last_running")
         last_ns = saved.optional_integer(checked, "last_ns")
@@ -63,3 +70,4 @@ class StartsMeter:
         self.starts, self.last_running, self.last_ns = starts, last_running, last_ns
         self.refused = refused
         self.send.restore(send)
+        self.behind = behind

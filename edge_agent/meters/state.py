@@ -3,6 +3,7 @@ refused with the field it lacks (:class:`MeterStateError`) rather than half rest
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -32,10 +33,18 @@ def optional_integer(state: Mapping[str, Any], name: str) -> int | None:
     return integer(state, name)
 
 
+# Every integer of a meter's state is a count, a total in ns or a time in ns since 1970:
+# never negative, and within 64 bits (a larger one from a damaged file would overflow the
+# arithmetic at the next reading and stop the meter for good).
+INTEGER_LIMIT = 2**63
+
+
 def integer(state: Mapping[str, Any], name: str) -> int:
     value = state.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise MeterStateError(f"{name}: an integer is needed, not {value!r}")
+    if not 0 <= value < INTEGER_LIMIT:
+        raise MeterStateError(f"{name}: {value} is out of range (0 to 2**63 - 1)")
     return value
 
 
@@ -45,6 +54,9 @@ def optional_number(state: Mapping[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MeterStateError(f"{name}: a number is needed, not {value!r}")
+    if not (math.isfinite(value) and 0 <= value < INTEGER_LIMIT):
+        # NaN would stick to a total forever; a cumulative value is never negative
+        raise MeterStateError(f"{name}: {value!r} is not a finite number from 0 to 2**63")
     return value
 
 

@@ -4,8 +4,9 @@ meter's MaintainX spec, its asset)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from edge_agent.config.models import SiteConfig
 from edge_agent.config.models.meters import Meter, MeterKind
@@ -80,3 +81,27 @@ def asset_ref(config: SiteConfig, asset_id: str) -> AssetRef:
     if asset is None:
         return AssetRef(asset_id, "", None)
     return AssetRef(asset_id, asset.name, asset.maintainx_id)
+
+
+# What a meter's state knows of its sensor's last value: forgotten when a reload gives the
+# meter another sensor or register, whose first value is a level to count from (compared
+# with the old register's, it read as a jump or a reset that added its whole count).
+_SOURCE_FIELDS: Final = {"last_raw": None, "pending_raw": None, "pending_count": 0}
+_RUNNING_FIELDS: Final = {"last_running": None}
+
+
+def source_of(meter: Meter, config: SiteConfig) -> str:
+    """What a meter reads, as its saved state records it: the sensor, the register width
+    and a digest of the sensor's definition (its register, its scaling)."""
+    sensor = config.sensors.get(meter.sensor)
+    described = sensor.model_dump_json() if sensor is not None else ""
+    digest = hashlib.sha256(described.encode()).hexdigest()[:16]
+    return f"{meter.sensor}/{meter.bits}/{digest}"
+
+
+def from_a_new_source(saved: Any) -> Any:
+    """A meter's saved state with its totals, without what it knew of its old sensor."""
+    if not isinstance(saved, dict):
+        return saved
+    forget = {**_SOURCE_FIELDS, **_RUNNING_FIELDS}
+    return {**saved, **{k: v for k, v in forget.items() if k in saved}}

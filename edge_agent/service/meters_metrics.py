@@ -62,7 +62,15 @@ class MetersCollector(Collector):
             "edge_agent_asset_statuses_queued", "Asset status changes put in the plant-data outbox"
         )
         lost = CounterMetricFamily(
-            "edge_agent_meter_outbox_refused", "Plant data the plant-data outbox refused (not sent)"
+            "edge_agent_meter_outbox_refused",
+            "Plant data the plant-data outbox refused (full: held and put again), each once",
+        )
+        dropped = CounterMetricFamily(
+            "edge_agent_meter_outbox_dropped",
+            "Plant data given up: held beyond the limit, or never storable (not sent)",
+        )
+        held = GaugeMetricFamily(
+            "edge_agent_meter_outbox_held", "Plant data refused by the outbox, held for the next"
         )
         state_errors = CounterMetricFamily(
             "edge_agent_meter_state_errors", "Meter states not restored or not written"
@@ -78,9 +86,11 @@ class MetersCollector(Collector):
             queued.add_metric([], counters.values_queued)
             statuses.add_metric([], counters.statuses_queued)
             lost.add_metric([], counters.outbox_refused)
+            dropped.add_metric([], counters.outbox_dropped)
+            held.add_metric([], stage.summary()["outbox_held"])
             state_errors.add_metric([], counters.state_errors)
             errors.add_metric([], counters.meter_errors)
-        yield from (refused, queued, statuses, lost, state_errors, errors)
+        yield from (refused, queued, statuses, lost, dropped, held, state_errors, errors)
         status = plant.forwarder.status if plant is not None and plant.forwarder else None
         for name, metric, text in _FORWARDER_COUNTERS:
             family = CounterMetricFamily(metric, text)

@@ -4,7 +4,8 @@
 Beside the rules: the sources' readings reach it through the rules loop's sink, stamped with
 the **wall clock** at arrival. That is the meters' time axis, because it survives a restart
 (the agent's monotonic clock starts again at boot) and so run hours span one; a wall clock
-stepping backwards is refused reading by reading (``clock_backwards``), never counted.
+stepping backwards is refused reading by reading (``clock_backwards``), never counted, until
+three readings in a row confirm it was set back (``meters/samples.py: in_order``).
 
 After each batch the state of every meter and downtime tracker is written (one JSON file,
 replaced atomically) together with the batch's new messages as ``pending``, then the
@@ -43,10 +44,13 @@ from edge_agent.service.meters_config import (
     MeterLike,
     asset_ref,
     build_meter,
+    from_a_new_source,
     later_schema,
     meter_spec,
     sensor_poll_ns,
+    source_of,
 )
+from edge_agent.service.meters_held import trim_held
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
@@ -74,7 +78,10 @@ class MetersCounters:
     values_queued: int = 0
     statuses_queued: int = 0
     outbox_refused: int = 0
-    """Messages the plant-data outbox refused (full, or failing): logged, not sent."""
+    """Messages the plant-data outbox refused (full, or failing), each counted once: held
+    and put again with the next batch (in order), up to ``meters_held.HELD_LIMIT``."""
+    outbox_dropped: int = 0
+    """Held messages given up beyond ``meters_held.HELD_LIMIT`` (the oldest meter values first)."""
     state_errors: int = 0
     """Saved states that could not be restored (started afresh) or written."""
     meter_errors: int = 0
@@ -117,6 +124,8 @@ class MetersStage:
         self._running_of: dict[str, list[str]] = {}
         self.queued_through = 0  # the highest outbox id this stage knows it put
         self._saved_pending: list[dict[str, Any]] = []
+        self._held: list[dict[str, Any]] = []  # refused by the outbox, put again next time
+        self._held_before = 0  # of a commit's messages, how many were held before
         self._saved_through = 0
         self._saved = self._read_state()
         self.reconfigure(self.config)
@@ -136,9 +145,8 @@ class MetersStage:
         """Build the meters of ``config``: an unchanged meter keeps its object, a changed one
         its state when its kind is the same, a new one starts afresh, a removed one is
         forgotten (its state leaves the file at the next write)."""
-        current = {key: bound.meter.state() for key, bound in self.meters.items()}
+        current = self.state()["meters"]  # with the sources they read until now
         current_downtime = {asset: t.state() for asset, t in self.downtime.items()}
-        self.config = config
         meters: dict[str, _Bound] = {}
         for key, definition in config.meters.items():
             old = self.meters.get(key)
@@ -149,8 +157,23 @@ class MetersStage:
             saved = current.get(key) if old is not None else self._saved["meters"].get(key)
             if old is not None and old.definition.kind != definition.kind:
                 saved = None  # another kind of meter under the same name: a new meter
+                log.warning(
+                    "A meter changed kind: it starts afresh, but its MaintainX meter (recorded"
+                    " and found by its name) is the same; give it a new name for a new one.",
+                    extra={
+                        "meter": key,
+                        "was": old.definition.kind.value,
+                        "now": definition.kind.value,
+                    },
+                )
+            elif isinstance(saved, dict) and saved.get("source") not in (
+                None,  # saved by a release that did not record it
+                source_of(definition, config),
+            ):
+                saved = from_a_new_source(saved)  # another sensor or register since saved
             self._restore(built, saved, f"meter {key}")
             meters[key] = _Bound(key, definition, built)
+        self.config = config
         downtime: dict[str, DowntimeTracker] = {}
         for asset_id, asset in config.assets.items():
             if asset.downtime is None:
@@ -331,7 +354,10 @@ class MetersStage:
 
     def commit(self, messages: list[dict[str, Any]]) -> None:
         """The state on disk with these messages as pending, then the messages into the
-        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between."""
+        outbox (blocking: a worker thread). See :meth:`recover` for a crash in between.
+        Messages the outbox refused before go first, in order."""
+        self._held_before = len(self._held)
+        messages, self._held = [*self._held, *messages], []
         self._write_state(messages)
         if messages:
             self._queue_messages(messages)
@@ -364,17 +390,21 @@ class MetersStage:
     def _queue_messages(self, messages: list[dict[str, Any]]) -> None:
         if self.outbox is None:
             return
-        from edge_agent.outbox.errors import OutboxError
+        from edge_agent.outbox.errors import OutboxError, PayloadRejected
 
         try:
             ids = self.outbox.put_many(messages)
-        except OutboxError as exc:
-            self.counters.outbox_refused += len(messages)
-            self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
+        except PayloadRejected as exc:  # never storable: holding it would block the rest
+            self._held_before = 0
+            self.counters.outbox_dropped += len(messages)
+            self.counters.last_error = f"plant-data outbox rejected {len(messages)}: {exc}"
             log.error(
-                "The plant-data outbox refused meter values; they are not sent.",
+                "The plant-data outbox rejected plant data; it is not sent.",
                 extra={"count": len(messages), "error": str(exc)},
             )
+            return
+        except OutboxError as exc:  # full (cap or disk), failing: held for the next batch
+            self._hold(messages, exc)
             return
         self.queued_through = max(self.queued_through, ids[-1])
         for message in messages:
@@ -383,12 +413,31 @@ class MetersStage:
             else:
                 self.counters.statuses_queued += 1
 
+    def _hold(self, messages: list[dict[str, Any]], exc: Exception) -> None:
+        """Keep what the outbox refused for the next batch; beyond HELD_LIMIT drop the
+        oldest meter values first (counted and logged), status changes last."""
+        new = len(messages) - self._held_before
+        self._held_before = 0
+        self.counters.outbox_refused += new
+        held, dropped = trim_held(messages)
+        self.counters.outbox_dropped += dropped
+        self._held = held
+        self.counters.last_error = f"plant-data outbox refused {len(messages)}: {exc}"
+        if new or dropped:
+            log.error(
+                "The plant-data outbox refused plant data; held and put again with the next.",
+                extra={"held": len(held), "dropped": dropped, "error": str(exc)},
+            )
+
     def state(self) -> dict[str, Any]:
         """Every meter's and tracker's state, as the file holds it."""
         return {
             "schema": STATE_SCHEMA,
             "saved_ns": time.time_ns(),
-            "meters": {key: bound.meter.state() for key, bound in self.meters.items()},
+            "meters": {
+                key: {**bound.meter.state(), "source": source_of(bound.definition, self.config)}
+                for key, bound in self.meters.items()
+            },
             "downtime": {asset: t.state() for asset, t in self.downtime.items()},
         }
 
@@ -410,6 +459,8 @@ class MetersStage:
             "values_queued": counters.values_queued,
             "statuses_queued": counters.statuses_queued,
             "outbox_refused": counters.outbox_refused,
+            "outbox_held": len(self._held),
+            "outbox_dropped": counters.outbox_dropped,
             "state_errors": counters.state_errors,
             "meter_errors": counters.meter_errors,
             "last_error": counters.last_error,

@@ -205,9 +205,15 @@ class PlantData:
             found.append("plant data: MaintainX credentials rejected; kept until a reload")
         elif forwarder.get("holding"):
             found.append(f"plant data held: {forwarder['holding']}")
-        if health.get("outbox_refused"):
+        if health.get("outbox_held"):
             found.append(
-                f"plant data: {health['outbox_refused']} value(s) the plant-data outbox refused"
+                f"plant data: {health['outbox_held']} message(s) held, the plant-data outbox "
+                "refusing them (full?); put again with the next batch"
+            )
+        if health.get("outbox_dropped"):
+            found.append(
+                f"plant data: {health['outbox_dropped']} message(s) given up (not sent): "
+                "the plant-data outbox refused them"
             )
         return found
 

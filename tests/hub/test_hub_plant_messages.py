@@ -184,3 +184,36 @@ async def test_readings_older_than_three_days_are_reduced_not_refused(
     assert [meters[r["meterId"]] for r in posted] == ["P-101 run hours"] * 3
     assert [r["value"] for r in posted] == [0.0, 1.0, 2.0]
     assert counters(hub).not_sent == {"stale_gauge": 1}
+
+
+async def test_a_key_refused_for_plant_data_holds_plant_data_not_the_sites_alerts(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """MaintainX answering 401 on a meters request (a key without the meters scope): the
+    site's plant data waits, counted; the site itself stays usable for its alerts (before,
+    the site was blocked for a minute at each refused reading, its alerts parked)."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "hub"), tmp_path)
+    running_hubs.append(hub)
+    asset = emulator.add_asset("Pump 401", organization_id=101)
+    now = time.time_ns()
+    site = Site(mosquitto)
+    try:
+        site.subscribe(RESULTS)
+        warm = reading("site-a", "k1", 0, time_ns=now, asset_mx=asset)
+        await until_answered(site, "edge/v1/site-a/meters", warm)
+        emulator.faults.force_status(401, {"error": "Unauthorized"}, count=1)
+        refused = reading("site-a", "k2", 1, time_ns=now, asset_mx=asset)  # a new meter
+        site.publish("edge/v1/site-a/meters", refused)
+        await async_wait_until(
+            lambda: counters(hub).key_refused is not None, 15, "the key refused for plant data"
+        )
+        deferred = counters(hub).deferred
+        later = reading("site-a", "k1", 2, time_ns=now, asset_mx=asset)
+        site.publish("edge/v1/site-a/meters", later)
+        await async_wait_until(lambda: counters(hub).deferred > deferred, 15, "held")
+    finally:
+        site.close()
+    runtime = hub.sites["site-a"]
+    assert not runtime.credentials_rejected and runtime.usable()
+    assert refused["id"] not in answers(site) and later["id"] not in answers(site)
+    assert hub.failure is None

@@ -161,6 +161,20 @@ def test_each_mistake_is_reported_where_it_was_written(
             " pm: {every: 0, title: x}}\n",
             "more than 0",
         ),
+        # Beyond what a plant data message carries: every reading would be dead-lettered.
+        (
+            "meters:\n  m: {asset: P-101, kind: gauge, sensor: p101_temp, above: 1e308}\n",
+            "meters.m.above: 1e+308 is beyond what MaintainX is sent",
+        ),
+        (
+            "meters:\n  m: {asset: P-101, kind: gauge, sensor: p101_temp, below: -1e16}\n",
+            "meters.m.below: -1e+16 is beyond",
+        ),
+        (
+            "meters:\n  m: {asset: P-101, kind: starts, sensor: p101_running,"
+            " pm: {every: 1e308, title: x}}\n",
+            "meters.m.pm.every: 1e+308 is beyond",
+        ),
     ],
 )
 def test_single_values_are_checked_by_the_model(tmp_path: Path, meters: str, fragment: str) -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from edge_agent.meters import CounterMeter, MeterStateError, Refusal
 from edge_agent.meters.counter import JUMP_CONFIRMATIONS
 from edge_agent.readings import Quality
+from edge_agent.wire.plant import MAX_VALUE
 from tests.meters.conftest import SECOND, reading, through_json
 
 
@@ -145,6 +146,10 @@ def test_counts_are_exact_across_rollovers_and_monotonic_across_resets(
     meter.feed(reading(device, 0))
     totals = []
     for n, (event, amount) in enumerate(steps, start=1):
+        if event == "reset" and 2 * amount >= device:
+            # A fall to half or more of the last value reads as noise, not a reset
+            # (test_a_counter_falling_by_one_is_noise_not_a_reset): count it instead.
+            event = "count"
         device = amount if event == "reset" else (device + amount) % 2**bits
         true_total += amount
         meter.feed(reading(device, n * SECOND))
@@ -188,3 +193,45 @@ def test_a_jump_confirmed_by_a_register_that_holds_still() -> None:
     meter = counter(32, max_step=1000)
     feed_all(meter, [100, *[900_000] * JUMP_CONFIRMATIONS, 900_005])
     assert meter.rebased == 1 and meter.total == 5
+
+
+def test_a_counter_falling_by_one_is_noise_not_a_reset() -> None:
+    """A register that reads one less for a poll (a misread) must not add its whole count:
+    taking 99 999 after 100 000 for a reset added 99 999 to the total."""
+    meter = counter(32)
+    assert feed_all(meter, [100_000, 100_001, 100_000, 100_001, 100_002]) == [0, 1, 1, 1, 2]
+    assert meter.resets == 0 and meter.refused == {Refusal.COUNTER_BACKWARDS: 1}
+
+
+def test_a_noisy_float_totaliser_never_adds_its_whole_count() -> None:
+    meter = counter(None)
+    totals = feed_all(meter, [5000.0, 5000.5, 5000.4, 5000.6])
+    assert totals[-1] == pytest.approx(0.6) and meter.resets == 0
+
+
+def test_a_confirmed_small_fall_is_carried_on_from_without_adding() -> None:
+    meter = counter(16)
+    feed_all(meter, [30_000, *[29_000] * JUMP_CONFIRMATIONS, 29_010])
+    assert meter.total == 10 and meter.rebased == 1 and meter.resets == 0
+
+
+def test_a_real_reset_and_a_rollover_beside_the_noise() -> None:
+    meter = counter(16)
+    # noise (-1), a rollover (65 530 -> 4), a reset (20 000 -> 7)
+    assert feed_all(meter, [65_000, 64_999, 65_530, 4, 20_000, 7]) == [
+        0,
+        0,
+        530,
+        540,
+        20_536,
+        20_543,
+    ]
+    assert (meter.rollovers, meter.resets) == (1, 1)
+
+
+def test_a_float_counter_whose_total_would_leave_the_wire_bound_is_refused() -> None:
+    """Absurd values (1e308, then a 'reset', then 1e308 again) made the total infinite."""
+    meter = counter(None)
+    totals = feed_all(meter, [1e308, 0, 1e308, 0, 1e308, 5])
+    assert all(t <= MAX_VALUE for t in totals) and meter.total == 5
+    assert meter.refused[Refusal.OUT_OF_RANGE] == 2

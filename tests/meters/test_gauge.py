@@ -54,3 +54,13 @@ def test_a_change_of_exactly_the_deadband_waits_for_the_period() -> None:
     gauge.feed(reading(10.0, 0))
     assert gauge.feed(reading(10.5, SECOND)) is None
     assert gauge.feed(reading(10.75, 2 * SECOND)) is not None
+
+
+def test_a_value_no_message_could_carry_is_refused_not_dead_lettered() -> None:
+    """1e308 is a finite float, but beyond a plant data message's bound (wire MAX_VALUE):
+    refused and counted at the meter rather than queued and dead-lettered downstream."""
+    gauge = GaugeMeter("g", every_ns=SECOND)
+    assert gauge.feed(reading(1e308, SECOND)) is None
+    assert gauge.feed(reading(-1e16, 2 * SECOND)) is None
+    assert gauge.refused == {Refusal.OUT_OF_RANGE: 2}
+    assert gauge.feed(reading(1e15, 3 * SECOND)) is not None

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -244,3 +245,57 @@ async def test_a_rule_as_an_assets_downtime(tmp_path: Path) -> None:
         ("ONLINE", None, T0 + 60 * S),
     ]
     assert changes[0].description == "rule p101-hot active (edge-agent)"
+
+
+def test_a_reload_moving_a_counter_to_another_register_adds_no_jump(tmp_path: Path) -> None:
+    """The counter keeps its total when its sensor changes, not the old register's level:
+    the new register's first value is a level to count from, not a step (nor a reset)."""
+    register = "  p101_strokes: {connection: plc1, register: {table: holding, address: 10, "
+    register += "type: uint32}}\n"
+    two = SITE.replace(register, register + register.replace("strokes", "strokes2"))
+    config = load(tmp_path, two + METERS)
+    meters = stage(tmp_path, config)
+    feed(meters, "p101_strokes", 1_000_000, T0)
+    assert values(feed(meters, "p101_strokes", 1_000_010, T0 + 2 * S), "p101-strokes") == [10]
+    moved = load(tmp_path, two + METERS.replace("sensor: p101_strokes,", "sensor: p101_strokes2,"))
+    meters.reconfigure(moved)
+    feed(meters, "p101_strokes2", 500, T0 + 4 * S)  # far below the old register: no reset
+    out = feed(meters, "p101_strokes2", 505, T0 + 6 * S)
+    assert values(out, "p101-strokes") == [15]
+    again = stage(tmp_path, moved)  # and after a restart
+    assert values(feed(again, "p101_strokes2", 507, T0 + 8 * S), "p101-strokes") == [17]
+
+
+def test_a_reload_changing_a_meters_kind_starts_it_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, SITE + METERS)
+    meters = stage(tmp_path, config)
+    feed(meters, "p101_strokes", 1_000, T0)
+    feed(meters, "p101_strokes", 1_100, T0 + 2 * S)
+    gauge = METERS.replace(
+        "kind: counter, sensor: p101_strokes, bits: 32,", "kind: gauge, sensor: p101_strokes,"
+    )
+    meters.reconfigure(load(tmp_path, SITE + gauge))
+    assert values(feed(meters, "p101_strokes", 1_150, T0 + 4 * S), "p101-strokes") == [1150]
+    # Its MaintainX meter is the same (found by name): the operator is told.
+    assert any(
+        "changed kind" in r.message and getattr(r, "meter", "") == "p101-strokes"
+        for r in caplog.records
+    )
+
+
+def test_a_restart_with_the_counter_on_another_register_adds_no_jump(tmp_path: Path) -> None:
+    """The site file edited while the agent was stopped: the saved state says which
+    register it counted, so the new one's first value is a level, not a reset."""
+    config = load(tmp_path, SITE + METERS)
+    meters = stage(tmp_path, config)
+    feed(meters, "p101_strokes", 1_000_000, T0)
+    feed(meters, "p101_strokes", 1_000_010, T0 + 2 * S)
+    moved = SITE.replace("address: 10, type: uint32", "address: 12, type: uint32")
+    again = stage(tmp_path, load(tmp_path, moved + METERS))
+    feed(again, "p101_strokes", 500, T0 + 4 * S)
+    assert values(feed(again, "p101_strokes", 505, T0 + 6 * S), "p101-strokes") == [15]
+    # unchanged: the level carries on across a restart as before
+    same = stage(tmp_path, load(tmp_path, moved + METERS))
+    assert values(feed(same, "p101_strokes", 507, T0 + 8 * S), "p101-strokes") == [17]

@@ -15,6 +15,7 @@ from edge_agent.config.models.meters import (
     MeterKind,
 )
 from edge_agent.config.units import format_duration, parse_duration
+from edge_agent.wire.plant import MAX_VALUE
 
 
 def _meters(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -153,6 +154,7 @@ def _check_pm(
     if not isinstance(pm, dict) or kind is MeterKind.GAUGE or "every" not in pm:
         return
     every = pm.get("every")
+    yield from _within_wire(doc, (*here, "pm", "every"), every)
     if kind is MeterKind.RUN_HOURS and not isinstance(every, str):
         yield doc.at(
             (*here, "pm", "every"),
@@ -169,6 +171,8 @@ def _check_limits(
     doc: Document, here: tuple[str | int, ...], meter: dict[str, Any]
 ) -> Iterator[Diagnostic]:
     above, below = meter.get("above"), meter.get("below")
+    for option, value in (("above", above), ("below", below)):
+        yield from _within_wire(doc, (*here, option), value)
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (above, below))
     if numbers and float(above) <= float(below):  # type: ignore[arg-type]
         yield doc.at(
@@ -176,6 +180,13 @@ def _check_limits(
             f"`above: {above}` is not above `below: {below}`: one of the triggers would "
             "always hold",
         )
+
+
+def _within_wire(doc: Document, path: tuple[str | int, ...], value: Any) -> Iterator[Diagnostic]:
+    """A number no plant data message can carry (every message of the meter carries its
+    limits and PM: each would be dead-lettered) is refused here."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
+        yield doc.at(path, f"{value} is beyond what MaintainX is sent (at most {MAX_VALUE:.0e})")
 
 
 def _duration(value: Any) -> int | None:
