@@ -96,6 +96,9 @@ class AlertMessage(TypedDict):
     # text to put on it. (``work_order`` is the request for a new one, so the id has its
     # own name.)
     held: NotRequired[HeldBy]
+    # ``released``: on the ``activated`` that announces an episode held until now, the
+    # state whose end released it (docs/rules.md, "Release").
+    released: NotRequired[HeldBy]
     by: NotRequired[str]
     reason: NotRequired[str]
     work_order_id: NotRequired[int]

@@ -343,6 +343,8 @@ class RuleEngine:
             "held_flood": self.guards.held_flood,
             # Activations held by the alarm lifecycle (shelved, out of service, maintenance).
             **{f"held_{state}": n for state, n in self.lifecycle.held.items()},
+            # Held episodes announced when their last hold ended (notifying or not).
+            "released": self.lifecycle.released,
             "state_saves": self._writer.saves if self._writer is not None else 0,
             "state_save_errors": self._writer.errors if self._writer is not None else 0,
         }
@@ -361,10 +363,14 @@ class RuleEngine:
         now = self._lifecycle_now(now_ns)
         events = self._fire_due(now) if self._heap and self._heap[0][0] <= now else []
         outcome = apply_lifecycle_command(self.lifecycle, command, now, wall_offset_ns)
-        self._save_if_durable()
         if not outcome.ok:
+            self._save_if_durable()
             return CommandOutcome(False, outcome.message, events)
-        return CommandOutcome(True, outcome.message, events + outcome.events)
+        events += outcome.events
+        # An unshelve or a return to service may end the last hold of an open alarm.
+        self.lifecycle.releases(now, events)
+        self._save_if_durable()
+        return CommandOutcome(True, outcome.message, events)
 
     def work_order_status(
         self, rule: str, work_order_id: int, status: str, now_ns: int, *, assigned: bool = False
@@ -381,6 +387,9 @@ class RuleEngine:
             events += apply_work_order_status(
                 self.lifecycle, compiled, work_order_id, status, now, assigned
             )
+            # The end of a maintenance may end the last hold of its asset's open alarms
+            # (after a DONE has started its repair's verification, which then speaks).
+            self.lifecycle.releases(now, events)
         return self._finish(events)
 
     def alarms_view(self, now_ns: int, *, wall_offset_ns: int = 0) -> list[dict[str, Any]]:

@@ -63,7 +63,9 @@ class AlarmEvent:
     ``out_of_service``, ``maintenance``; ``notify`` is then False); ``by`` and ``reason``
     are a command's audit record; ``work_order_id`` is the work order concerned and
     ``comment`` the text to put on it; ``qualifier`` tells apart events of one kind in one
-    episode (it goes into the event id).
+    episode (it goes into the event id). ``released`` is set on the ``activated`` that
+    announces a held episode when its last hold ended (``shelved``, ``out_of_service``,
+    ``maintenance``: the hold that ended; docs/rules.md, "Release").
     """
 
     time_ns: int
@@ -84,6 +86,7 @@ class AlarmEvent:
     work_order_id: int | None = None
     comment: str | None = None
     qualifier: str = ""
+    released: str | None = None
 
     @property
     def is_rule_event(self) -> bool:
@@ -109,7 +112,7 @@ class AlarmEvent:
             "limit": self.limit,
         }
         # The lifecycle's fields only when set: replay lines of plain rules stay as they were.
-        for key in ("held", "by", "reason", "work_order_id", "comment"):
+        for key in ("held", "released", "by", "reason", "work_order_id", "comment"):
             value = getattr(self, key)
             if value is not None:
                 line[key] = value

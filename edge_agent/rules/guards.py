@@ -100,6 +100,21 @@ class ActivationGuards:
         rule.last_activation = t
         return notify, starts_chattering, starts_flood
 
+    def check_release(self, rule: CompiledRule, t: int) -> tuple[bool, bool]:
+        """A held episode of ``rule`` is announced at ``t`` because its last hold ended (a
+        release): (notify, starts a flood). Not a new activation: no cooldown (it would
+        swallow every release of a hold shorter than it, the held activation being the
+        previous one) and no place in the chattering history; but a rule chattering now
+        stays held, and the release counts toward the site's flood as an activation does."""
+        if is_chattering(rule, t):
+            self.held_chattering += 1
+            return False, False
+        held, starts_flood = self.flood.admit(t)
+        if held:
+            self.held_flood += 1
+            return False, starts_flood
+        return True, False
+
 
 def _chatter(rule: CompiledRule, policy: GuardPolicy, t: int, previous: int | None) -> bool:
     """Quiet for a whole window ends chattering; N activations within one start it. True if

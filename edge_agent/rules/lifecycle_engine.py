@@ -2,7 +2,8 @@
 and repair verified (ISA-18.2 / OPC UA Part 9; the state diagram is in ``docs/rules.md``).
 
 A held activation (shelved, out of service, its asset under maintenance) is still an
-episode with its events and state; it carries ``notify=False`` and ``held``. Expiries
+episode with its events and state; it carries ``notify=False`` and ``held``, and is
+announced once if still ACTIVE when its last hold ends (``lifecycle_release.py``). Expiries
 (a timed shelve or out of service, an acknowledgement overdue, the end of a verification
 window) share the engine's deadline heap as one entry: the earliest of them.
 Pure: times come from the engine (readings, ticks, the caller's ``now``).
@@ -17,6 +18,7 @@ from edge_agent.alerts import PRIORITY_ORDER, make_lifecycle_id
 from edge_agent.config.units import format_duration
 from edge_agent.rules.conditions import TRIP
 from edge_agent.rules.events import ACTIVE, CLEARING, NORMAL, PENDING, AlarmEvent
+from edge_agent.rules.lifecycle_release import is_releasable, release, release_all
 from edge_agent.rules.lifecycle_state import (
     HELD_MAINTENANCE,
     HELD_OOS,
@@ -57,6 +59,8 @@ class Lifecycle:
         self.due: int | None = None
         # Activations held, by the state that held them (the engine's counters).
         self.held = {HELD_SHELVED: 0, HELD_OOS: 0, HELD_MAINTENANCE: 0}
+        # Held episodes announced when their last hold ended (``lifecycle_release.py``).
+        self.released = 0
 
     # ------------------------------------------------------------------ setup, saving
 
@@ -103,6 +107,11 @@ class Lifecycle:
         times += [a.oos.until for a in self.assets.values() if a.oos and a.oos.until]
         self.due = None
         self.gen += 1
+        now = self.engine.now
+        if now is not None and any(is_releasable(self, rule) for rule in self.engine.rules):
+            # A hold ended without an event to announce it (a reload that changed an
+            # asset's ``maintenance.while``): the next tick does.
+            times.append(now)
         if times:
             self.want(min(times))
 
@@ -178,13 +187,16 @@ class Lifecycle:
     # ------------------------------------------------------------------ rule transitions
 
     def on_activated(self, rule: CompiledRule, t: int) -> None:
-        """A new episode: its acknowledgement starts over and, if it notifies, is watched."""
+        """A new episode: its acknowledgement starts over and, if it notifies, is watched;
+        held by a state, it is announced when its holds end (``lifecycle_release.py``)."""
         ack_within = rule.rule.ack_within
-        if rule.life is None and not ack_within:
+        held = self.hold_of(rule)
+        if rule.life is None and not ack_within and held is None:
             return
         life = self.life_of(rule)
         life.ack = None
         life.ack_due = None
+        life.unannounced = held
         if ack_within and rule.notify:
             life.ack_due = t + ack_within
             self.want(life.ack_due)
@@ -203,6 +215,7 @@ class Lifecycle:
             life.last_peak = rule.peak
         life.ack = None
         life.ack_due = None
+        life.unannounced = None  # the episode is over: nothing left to announce
         shelved = life.shelved
         if shelved is not None and shelved.until_clear:
             life.shelved = None
@@ -271,7 +284,17 @@ class Lifecycle:
             v = life.verifying
             if v is not None and v.until <= now:
                 self._verdict(rule, v, events)
+        self.releases(now, events)
         self.reschedule()
+
+    def releases(self, t: int, events: list[AlarmEvent]) -> None:
+        """After the holds changed: announce every held episode whose last hold ended."""
+        release_all(self, t, events)
+
+    def on_active_again(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
+        """``rule`` went from CLEARING back to ACTIVE: a release that waited is made now."""
+        if is_releasable(self, rule):
+            release(self, rule, t, events)
 
     def _overdue(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None:
         """Still unacknowledged after ``ack_within``: one ``escalated``, priority one up."""
@@ -333,6 +356,8 @@ class Lifecycle:
         life = self.life_of(rule)
         life.verifying = None
         life.reopened = v.work_order
+        # The reopened work order is the notification of an episode open now.
+        life.unannounced = None
         # Asked for: the status heard next (OPEN) is not news, and a DONE after it is.
         life.work_order_status = "OPEN"
         rule.refresh_fast()

@@ -14,6 +14,7 @@ from typing import Any, Final
 HELD_SHELVED: Final = "shelved"
 HELD_OOS: Final = "out_of_service"
 HELD_MAINTENANCE: Final = "maintenance"
+HELD_STATES: Final = frozenset({HELD_SHELVED, HELD_OOS, HELD_MAINTENANCE})
 WORK_ORDER_STATUSES: Final = frozenset({"OPEN", "IN_PROGRESS", "ON_HOLD", "DONE", "CANCELED"})
 # A saved state's texts are bounded as the commands that made them (lifecycle.py).
 _MAX_TEXT: Final = 1000
@@ -98,6 +99,10 @@ class RuleLife:
     commented: list[int] = field(default_factory=list)
     # Verifications started, ever (numbers them).
     verifications: int = 0
+    # The open episode's activation was held by this state and nothing announced it yet:
+    # announced once (a release) when every hold has ended while it is still ACTIVE. Kept
+    # as the state that held it last, which the release names (``released``).
+    unannounced: str | None = None
 
     def is_initial(self) -> bool:
         return self == RuleLife()
@@ -164,6 +169,7 @@ def load_rule(data: dict[str, Any]) -> RuleLife:
         reopened=_id_or_none(data.get("reopened")),
         commented=[_id(w) for w in data.get("commented", [])][:100],
         verifications=int(data.get("verifications", 0)),
+        unannounced=_held_or_none(data.get("unannounced")),
     )
 
 
@@ -212,6 +218,12 @@ def shift_lifecycle(data: dict[str, Any], delta: int) -> dict[str, Any]:
 def _status_or_none(value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or value not in WORK_ORDER_STATUSES):
         raise ValueError(f"unknown work order status {str(value)[:20]!r}")
+    return None if value is None else str(value)
+
+
+def _held_or_none(value: Any) -> str | None:
+    if value is not None and value not in HELD_STATES:
+        raise ValueError(f"unknown hold {str(value)[:20]!r}")
     return None if value is None else str(value)
 
 

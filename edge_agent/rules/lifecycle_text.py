@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_agent.alerts import format_time_ns
-from edge_agent.common.time_units import NS_PER_S
+from edge_agent.common.time_units import NS_PER_MS, NS_PER_S
 from edge_agent.common.value_text import number_text
 from edge_agent.config.models import SiteConfig
 from edge_agent.config.units import format_duration
@@ -17,8 +17,15 @@ from edge_agent.rules.lifecycle_state import Hold, Verification
 
 
 def about(ns: int) -> str:
-    """A duration as people say it, to the second: ``9m59s``, ``1h2m``, ``0s``."""
-    seconds = max(0, ns) // NS_PER_S
+    """A duration as people say it: to the second from a second on (``9m59s``, ``1h2m``),
+    to the millisecond below it (``14ms``, not ``14549671ns`` nor ``0s``)."""
+    if ns <= 0:
+        return "0s"
+    if ns < NS_PER_MS:
+        return "under 1ms"
+    if ns < NS_PER_S:
+        return f"{ns // NS_PER_MS}ms"
+    seconds = ns // NS_PER_S
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]

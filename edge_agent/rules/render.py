@@ -290,6 +290,8 @@ def _message(
     # The lifecycle's fields (@2), only when set.
     if event.held is not None:
         message["held"] = cast(HeldBy, event.held)
+    if event.released is not None:
+        message["released"] = cast(HeldBy, event.released)
     if event.by is not None:
         message["by"] = event.by[:200]
     if event.reason is not None:

@@ -37,6 +37,7 @@ class LifecycleHooks(Protocol):
     def decorate(self, rule: CompiledRule, event: AlarmEvent) -> AlarmEvent: ...
     def on_activated(self, rule: CompiledRule, t: int) -> None: ...
     def on_normal(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None: ...
+    def on_active_again(self, rule: CompiledRule, t: int, events: list[AlarmEvent]) -> None: ...
 
 
 class TransitionHost(Protocol):
@@ -114,6 +115,9 @@ class Transitions:
             rule.state = ACTIVE
             self.deadlines.cancel(rule)
             self._changed()
+            if rule.life is not None:
+                # A release that waited for the alarm to be active again (not clearing).
+                self.host.lifecycle.on_active_again(rule, t, events)
             self.escalate(rule, t, events)
         elif rule.deadline is None:
             # The off-delay was suspended while the sensor was stale: it restarts now.

@@ -240,13 +240,21 @@ def _problem(data: dict[str, Any]) -> str | None:
 
 
 def _lifecycle_problem(data: dict[str, Any]) -> str | None:
-    """@2's optional fields: ``held``, ``by``, ``reason``, ``work_order_id``, ``comment``."""
+    """@2's optional fields: ``held``, ``released``, ``by``, ``reason``, ``work_order_id``,
+    ``comment``."""
     held = data.get("held")
     if held is not None:
         if held not in HELD_STATES:
             return f"held: one of {', '.join(sorted(HELD_STATES))} or absent is required"
         if data.get("notify", True) is not False:
             return "held: a held message has notify: false"
+    released = data.get("released")
+    if released is not None:
+        # The announcement of an episode held until then: an activation, held no more.
+        if released not in HELD_STATES:
+            return f"released: one of {', '.join(sorted(HELD_STATES))} or absent is required"
+        if data.get("event") != "activated" or held is not None:
+            return "released: only on an activated message that is not held"
     for key, limit in (("by", MAX_BY_CHARS), ("reason", MAX_REASON_CHARS)):
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > limit):

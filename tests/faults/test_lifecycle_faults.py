@@ -110,3 +110,40 @@ def test_an_expiry_on_a_failing_disk_is_made_again_with_the_same_event_id(
     assert [e.kind for e in first + again] == [kinds[what]] * 2
     ids = {to_alert_message(e, config)["event_id"] for e in first + again}  # type: ignore[index]
     assert len(ids) == 1  # one event for every hop that deduplicates on its id
+
+
+def test_a_release_on_a_failing_disk_is_made_again_with_the_same_event_ids(
+    tmp_path: Path,
+) -> None:
+    """A shelved rule in alarm: the shelve expires, the release goes out, the save fails
+    and the agent restarts from the state before it. The unshelve and the release are made
+    again with the same event ids (and the release under the episode's alert id): one work
+    order, and nothing lost."""
+    path = tmp_path / "state" / "rules.json"
+    config = site([RULE], stale_after="1d")
+    engine = RuleEngine(config, RuleStateStore(path))
+    shelve = {"id": "c1", "action": "shelve", "rule": "hot", "by": "a", "reason": "b"}
+    command = parse_command({**shelve, "for": "1h"}, max_shelve_ns=DEFAULT_MAX_SHELVE_NS)
+    assert engine.apply_command(command, BASE_NS).ok
+    held = engine.feed(Reading("temp", 85.0, Quality.GOOD, BASE_NS + NS_PER_S))
+    assert [(e.kind, e.held) for e in held] == [("activated", "shelved")]
+    saved = path.read_bytes()
+    wall = json.loads(saved)["saved_wall_ns"]
+    path.unlink()
+    path.mkdir()  # the disk refuses the next save
+    first = engine.tick(BASE_NS + NS_PER_HOUR)
+    assert engine.counters["state_save_errors"] >= 1
+    path.rmdir()
+    path.write_bytes(saved)
+    restart_at = 7 * NS_PER_S
+    again = RuleEngine(
+        config, RuleStateStore(path), resume_at=restart_at, wall_now_ns=wall + 2 * NS_PER_HOUR
+    ).tick(restart_at)
+    for events in (first, again):
+        assert [(e.kind, e.released, e.notify) for e in events] == [
+            ("unshelved", None, False),
+            ("activated", "shelved", True),
+        ]
+        assert {e.alert_id for e in events} == {held[0].alert_id}
+    ids = [to_alert_message(e, config)["event_id"] for e in first + again]  # type: ignore[index]
+    assert ids[:2] == ids[2:] and len(set(ids)) == 2

@@ -57,6 +57,8 @@ def test_an_at_1_message_still_reads_and_has_no_lifecycle_events() -> None:
         ({"comment": "x" * 20_001}, "comment: a text of 1.."),
         ({"work_order_id": True}, "work_order_id: an id"),
         ({"work_order_id": 2**63}, "work_order_id: an id"),
+        ({"released": "lunch"}, "released: one of"),
+        ({"released": "shelved", "held": "maintenance", "notify": False}, "released: only on"),
     ],
 )
 def test_lifecycle_fields_are_bounded(overrides: dict[str, Any], fragment: str) -> None:
@@ -67,3 +69,10 @@ def test_lifecycle_fields_are_bounded(overrides: dict[str, Any], fragment: str) 
 def test_a_verdict_names_its_work_order() -> None:
     rejection = _validate(make_alert("site-a", 6, "verified", notify=True))
     assert isinstance(rejection, Rejection) and "work_order_id" in rejection.detail
+
+
+@pytest.mark.parametrize("state", ["shelved", "out_of_service", "maintenance"])
+def test_a_release_is_an_activation_that_names_the_hold_that_ended(state: str) -> None:
+    assert not isinstance(_validate(make_alert("site-a", 7, released=state)), Rejection)
+    cleared = _validate(make_alert("site-a", 8, "cleared", released=state))
+    assert isinstance(cleared, Rejection) and "released: only on" in cleared.detail

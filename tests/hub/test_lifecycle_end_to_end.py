@@ -5,8 +5,10 @@ A pump has two rules. Its work order goes IN_PROGRESS: the pump's other alarm is
 commented on that work order (no work order of its own). It goes DONE and the sensor stays
 normal: "verified". A second episode gets its own work order, which goes DONE while the
 sensor stays high: it is reopened (OPEN again, with a comment), and no new work order is
-made. The work orders and comments are counted at the emulator; the hub's KPIs say one
-first-time fix of two repairs judged.
+made. Then the reopened work order is worked on again: the pump's other alarm, held and
+commented meanwhile, is still active when the work order leaves IN_PROGRESS (back to
+OPEN): it is released and gets its own work order, once. The work orders and comments are
+counted at the emulator; the hub's KPIs say one first-time fix of two repairs judged.
 """
 
 from __future__ import annotations
@@ -177,16 +179,32 @@ async def test_held_verified_and_reopened_through_the_hub(
         )
         await asyncio.sleep(1.0)  # anything more would be a duplicate: give it the time
 
+        # 5. The reopened work order in progress again: the other alarm is held and
+        # commented; still active when the work order goes back to OPEN (maintenance
+        # over), it is released: its own work order, once.
+        await asyncio.to_thread(emulator.change_status, second, "IN_PROGRESS")
+        await _until(
+            "maintenance again", lambda: _maintenance(agent, "pump-shakes") == second, agent
+        )
+        await feed(agent, [good("vib", 80.0)])
+        await _until("the second held comment", lambda: texts(second)[1:], agent)
+        await asyncio.to_thread(emulator.change_status, second, "OPEN")
+        third = (await _until("the released work order", lambda: orders()[2:], agent))[0]["id"]
+        await asyncio.sleep(1.0)  # a duplicate would come within it
+
     # Counted at the emulator: two work orders (none for the held alarm, none for the
-    # reopen), and each comment once.
-    assert [wo["id"] for wo in orders()] == [first, second]
+    # reopen) and the released one, and each comment once.
+    assert [wo["id"] for wo in orders()] == [first, second, third]
+    assert order(third)["title"].startswith("Pump P-101: 80.0"), order(third)
     first_texts = texts(first)
     assert len(first_texts) == 3, first_texts
     assert first_texts[0].startswith("pump-shakes on Pump P-101 went into alarm"), first_texts
     assert first_texts[1].startswith("Returned to normal")
     assert first_texts[2].startswith("verified: ")
     second_texts = texts(second)
-    assert len(second_texts) == 1 and second_texts[0].startswith("reopened: "), second_texts
+    assert len(second_texts) == 2 and second_texts[0].startswith("reopened: "), second_texts
+    assert second_texts[1].startswith("pump-shakes on Pump P-101 went into alarm"), second_texts
+    assert texts(third) == []
     assert order(first)["status"] == "DONE" and order(second)["status"] == "OPEN"
 
     # The hub kept the verdicts: one first-time fix of two repairs judged; time to normal.

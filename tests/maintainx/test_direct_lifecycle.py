@@ -2,7 +2,9 @@
 MaintainX forwarder records each rule's work order and polls the open ones' statuses from
 the emulator over HTTP, handing each change to the rule engine. The same story as the hub's
 end-to-end test: held and commented during the repair, verified, then a repair that does not
-hold reopened without a new work order."""
+hold reopened without a new work order; then the other alarm, held while the reopened work
+order is in progress again and still active when it goes back to OPEN, released: its own
+work order, once."""
 
 from __future__ import annotations
 
@@ -147,13 +149,23 @@ async def test_direct_mode_polls_statuses_into_the_lifecycle(
             agent,
         )
         await asyncio.sleep(1.0)
+
+        await asyncio.to_thread(emulator.change_status, second, "IN_PROGRESS")
+        await _until("the poll again", lambda: _maintenance(agent, "pump-shakes") == second, agent)
+        await feed(agent, [good("vib", 80.0)])
+        await _until("the second held comment", lambda: texts(second)[1:], agent)
+        await asyncio.to_thread(emulator.change_status, second, "OPEN")
+        third = (await _until("the released work order", lambda: orders()[2:], agent))[0]["id"]
+        await asyncio.sleep(1.0)  # a duplicate would come within it
         forwarder = agent.forwarder
         assert forwarder is not None and isinstance(forwarder.status, MaintainXStatus)
         polls = forwarder.status.status_polls
         assert polls is not None and polls.polls >= 2 and polls.changes >= 2
 
-    assert [wo["id"] for wo in orders()] == [first, second]
+    assert [wo["id"] for wo in orders()] == [first, second, third]
     first_texts = texts(first)
     assert first_texts[0].startswith("pump-shakes on Pump P-101 went into alarm"), first_texts
     assert [t.split(" ", 1)[0] for t in first_texts[1:]] == ["Returned", "verified:"]
-    assert len(texts(second)) == 1 and texts(second)[0].startswith("reopened: ")
+    assert len(texts(second)) == 2 and texts(second)[0].startswith("reopened: ")
+    assert texts(second)[1].startswith("pump-shakes on Pump P-101 went into alarm")
+    assert texts(third) == []

@@ -96,3 +96,41 @@ async def test_a_verdict_without_a_work_order_calls_nothing(
     assert result.action == "no_work_order"
     assert [r for r in emulator.requests if not r.path.startswith("/_emulator/")] == []
     ledger.close()
+
+
+async def test_a_release_makes_the_held_episodes_work_order_once(
+    emulator: Emulator, asset_id: int, tmp_path: Path
+) -> None:
+    """An episode held for maintenance (commented on the maintenance work order), still
+    active when the maintenance ended: its release (``activated`` with ``released``, same
+    alert id) makes its own work order, once, however often it is delivered."""
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    threaded = ThreadedLedger(ledger)
+    async with make_client(emulator) as client:
+        maintenance = await apply_alert(client, threaded, alert(1), asset_id=asset_id)
+        assert maintenance.work_order_id is not None
+        held = {
+            **alert(2),
+            "notify": False,
+            "held": "maintenance",
+            "work_order_id": maintenance.work_order_id,
+            "comment": "p101-pressure low while work order is in progress",
+        }
+        assert (await apply_alert(client, threaded, held, asset_id=asset_id)).action == (
+            "commented"
+        )
+        release = {**alert(2), "released": "maintenance"}
+        release["event_id"] = f"{release['alert_id']}:activated:released"
+        results = [
+            await apply_alert(client, threaded, release, asset_id=asset_id) for _ in range(2)
+        ]
+        assert [r.action for r in results] == ["created", "duplicate"]
+        assert results[0].work_order_id not in (None, maintenance.work_order_id)
+        assert results[1].work_order_id == results[0].work_order_id
+        # The held activation delivered again (a redelivery after the release) adds nothing.
+        assert (await apply_alert(client, threaded, held, asset_id=asset_id)).action == (
+            "duplicate"
+        )
+    assert len(emulator.work_orders) == 2
+    assert len(emulator.comments(maintenance.work_order_id)) == 1
+    ledger.close()

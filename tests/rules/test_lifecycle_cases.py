@@ -25,7 +25,7 @@ CASES = sorted(p.name for p in CASES_DIR.iterdir() if p.is_dir())
 
 def test_there_are_cases_for_every_state() -> None:
     names = " ".join(CASES)
-    for state in ("shelve", "out_of_service", "maintenance", "ack", "verify"):
+    for state in ("shelve", "out_of_service", "maintenance", "ack", "verify", "release"):
         assert state in names
 
 
@@ -47,6 +47,8 @@ def test_lifecycle_case(case: str) -> None:
     assert compared == expected
 
     seen: set[str] = set()
+    held_episodes: set[str] = set()
+    notifying: set[str] = set()
     for event in events:
         message = to_alert_message(event, config)
         if message is None:
@@ -56,3 +58,11 @@ def test_lifecycle_case(case: str) -> None:
         seen.add(message["event_id"])
         if "held" in message:
             assert message["notify"] is False
+            held_episodes.add(message["alert_id"])
+        if message["event"] == "activated" and message["notify"]:
+            # One notifying activation per episode: its own, or the release of a held one.
+            assert message["alert_id"] not in notifying, message
+            notifying.add(message["alert_id"])
+        if "released" in message:
+            assert message["alert_id"] in held_episodes, message
+            assert message["event_id"] == f"{message['alert_id']}:activated:released"

@@ -7,6 +7,9 @@ order statuses (hypothesis).
   ``held`` and ``notify`` must agree, and no message with ``held`` notifies.
 - No expiry is missed across restarts: the same steps with the state saved and loaded
   into a new engine before every step give the same events as one run.
+- An episode still active when all its holds ended has exactly one notifying message: its
+  release (``released``), unless the verification of a repair speaks for it (``reopened``)
+  or the rule is chattering then; and no episode has more than one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 from edge_agent.readings import Quality, Reading
 from edge_agent.rules import AlarmEvent, RuleEngine, RuleStateStore, to_alert_message
+from edge_agent.rules.events import ACTIVE
 from edge_agent.rules.lifecycle import parse_command
 from edge_agent.rules.lifecycle_state import HELD_MAINTENANCE, HELD_OOS, HELD_SHELVED
 from tests.rules.conftest import BASE_NS, SECOND, site
@@ -43,7 +47,14 @@ RULES: list[dict[str, Any]] = [
         "chattering": {"activations": 3, "window": "20s"},
     },
     {"id": "cold", "asset": "p101", "sensor": "temp", "low": {"limit": 45}, "verify_for": "3s"},
-    {"id": "lvl", "asset": "p102", "sensor": "level", "high": {"limit": 55}, "off_delay": "1s"},
+    {
+        "id": "lvl",
+        "asset": "p102",
+        "sensor": "level",
+        "high": {"limit": 55},
+        "off_delay": "1s",
+        "verify_for": "0s",
+    },
 ]
 ASSET_OF = {"hot": "p101", "cold": "p101", "lvl": "p102"}
 MAINTENANCE = ("IN_PROGRESS", "ON_HOLD")
@@ -139,8 +150,9 @@ class HoldModel:
         elif action == "return":
             self._end(("oos", target), at)
 
-    def held(self, rule: str, e: int, k: int) -> str | None:
-        """What holds ``rule`` for an event at time ``e`` made in step ``k``."""
+    def held(self, rule: str, e: int, k: float) -> str | None:
+        """What holds ``rule`` for an event at time ``e`` made in step ``k`` (``k + 0.75``:
+        once that step's command or status has applied)."""
         point = (float(e), float(k))
 
         def active(key: tuple[str, str]) -> bool:
@@ -166,7 +178,9 @@ def test_a_held_activation_never_notifies(plan: list[tuple[int, Step]]) -> None:
     for index, (t, step) in enumerate(plan):
         events = apply_step(engine, index, t, step)
         for event in events:
-            if event.kind in NOTIFYING and event.rule_id is not None:
+            if event.released is not None:
+                assert event.rule_id is not None and event.held is None
+            elif event.kind in NOTIFYING and event.rule_id is not None:
                 expected = model.held(event.rule_id, event.time_ns, index)
                 assert event.held == expected, (event, expected)
                 if expected is not None:
@@ -175,6 +189,62 @@ def test_a_held_activation_never_notifies(plan: list[tuple[int, Step]]) -> None:
             if message is not None and "held" in message:
                 assert message["notify"] is False
         model.step(index, t, step)
+        for event in events:
+            if event.released is not None and event.rule_id is not None:
+                # A release follows the end of the last hold (the step's own command).
+                assert model.held(event.rule_id, event.time_ns, index + 0.75) is None, event
+
+
+@PROPERTY_SETTINGS
+@given(plan=plans())
+def test_an_episode_active_when_its_holds_end_notifies_once(plan: list[tuple[int, Step]]) -> None:
+    """After every step, each ACTIVE episode whose activation was held and which no state
+    holds any more (the independent model says) has had its one release; a release that
+    does not notify is counted as held by chattering (or the flood). Across the whole run,
+    no episode has two notifying activations nor two releases."""
+    config = site(RULES)
+    engine = RuleEngine(config)
+    model = HoldModel()
+    held_episodes: set[str] = set()
+    started: dict[str, int] = {}  # alert id → sequence number of its activation
+    reopened: dict[str, int] = {}  # rule → sequence number of its latest reopen
+    notifying: Counter[str] = Counter()
+    releases: Counter[str] = Counter()
+    sequence = 0
+    for index, (t, step) in enumerate(plan):
+        guarded = engine.guards.held_chattering + engine.guards.held_flood
+        events = apply_step(engine, index, t, step)
+        model.step(index, t, step)
+        for event in events:
+            sequence += 1
+            rule, alert = event.rule_id, event.alert_id
+            if event.kind == "reopened" and rule is not None:
+                reopened[rule] = sequence
+            if event.kind != "activated" or rule is None or alert is None:
+                continue
+            notifying[alert] += event.notify
+            if event.released is None:
+                started[alert] = sequence
+                if event.held is not None:
+                    held_episodes.add(alert)
+                continue
+            releases[alert] += 1
+            assert alert in held_episodes, event
+            if not event.notify:
+                assert engine.guards.held_chattering + engine.guards.held_flood > guarded
+        for compiled in engine.rules:
+            alert = compiled.alert_id
+            if compiled.state != ACTIVE or alert not in held_episodes:
+                continue
+            if model.held(compiled.id, t, index + 0.75) is not None:
+                continue
+            if compiled.life is not None and compiled.life.verifying is not None:
+                continue  # the verdict speaks for it (reopened)
+            if reopened.get(compiled.id, -1) > started[alert]:
+                continue  # a reopened work order is its notification
+            assert releases[alert] == 1, (compiled.id, alert, index)
+    assert all(n <= 1 for n in notifying.values()), notifying
+    assert all(n <= 1 for n in releases.values()), releases
 
 
 def _ids_by_episode(events: list[AlarmEvent]) -> list[AlarmEvent]:
@@ -226,6 +296,7 @@ def test_generated_plans_reach_every_state() -> None:
             seen[event.kind] += 1
             seen["expiry"] += event.by == "edge-agent"
             seen["overdue"] += event.qualifier == "unacknowledged"
+            seen[f"released {event.released}"] += event.released is not None
 
     sample()
     for key in (
@@ -239,5 +310,9 @@ def test_generated_plans_reach_every_state() -> None:
         "reopened",
         "expiry",
         "overdue",
+        "released shelved",
+        "released out_of_service",
     ):
         assert seen[key] >= 3, (key, seen)
+    # Rarer: a status that starts maintenance, an activation, then one that ends it.
+    assert seen["released maintenance"] >= 1, seen
