@@ -143,7 +143,7 @@ class RuleEngine:
                     if resume_at is not None:
                         down = 0
                         if wall_now_ns is not None and state.saved_wall_ns is not None:
-                            down = max(0, wall_now_ns - state.saved_wall_ns)
+                            down = max(0, wall_now_ns - state.wall_time_of(snapshot.get("now")))
                         snapshot = shift_snapshot(snapshot, resume_at, down_ns=down)
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
