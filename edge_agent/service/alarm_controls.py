@@ -36,6 +36,7 @@ from edge_agent.wire.commands import (
     BUSY,
     BadCommand,
     CommandResult,
+    command_age_error,
     command_id_of,
     decode_request,
     result_document,
@@ -52,10 +53,11 @@ AUDIT_FILE: Final = "alarm-audit.jsonl"
 APPLY_TIMEOUT_S: Final = 5.0
 """How long a request waits for the rules task (it turns every 0.2 s; longer is a stall or
 a stop, answered as such)."""
-OUTCOMES: Final = ("applied", "refused", "rejected", "repeated", "unanswered")
+OUTCOMES: Final = ("applied", "refused", "rejected", "repeated", "unanswered", "stale")
 """``applied``: the engine did it; ``refused``: the engine said no (unknown rule, nothing to
 ack); ``rejected``: malformed (never reached the engine); ``repeated``: an id applied before;
-``unanswered``: the rules task did not take it in time (stopping, stalled)."""
+``unanswered``: the rules task did not take it in time (stopping, stalled); ``stale``: its
+``time`` is too far from the agent's clock (queued while offline, or dated ahead)."""
 
 
 @dataclass
@@ -86,6 +88,7 @@ class _CommandJob:
         self.future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self.result: CommandResult | None = None
         self.applied = False
+        self.stale = False
 
     def apply(self, engine: RuleEngine, now_ns: int) -> Sequence[AlarmEvent]:
         from edge_agent.rules.lifecycle import CommandError, parse_command
@@ -106,8 +109,19 @@ class _CommandJob:
                 return []
             self.result = CommandResult(known.id, known.ok, known.message, repeat=True)
             return []
+        config = controls.config()
+        too_old = command_age_error(
+            self.request,
+            time.time_ns(),
+            config.alarms.max_command_age,
+            require=self.via == "mqtt",
+        )
+        if too_old is not None:
+            self.stale = True
+            self.result = CommandResult(command_id, False, too_old)
+            return []
         try:
-            command = parse_command(self.request, max_shelve_ns=controls.config().alarms.max_shelve)
+            command = parse_command(self.request, max_shelve_ns=config.alarms.max_shelve)
         except CommandError as exc:
             self.result = CommandResult(command_id, False, str(exc))
             return []
@@ -183,7 +197,10 @@ class AlarmControls:
             self.counters.count(via, "repeated")
             log.info("Alarm command seen before; answered again.", extra={"id": result.id})
             return
-        outcome = "rejected" if not job.applied else ("applied" if result.ok else "refused")
+        if job.stale:
+            outcome = "stale"
+        else:
+            outcome = "rejected" if not job.applied else ("applied" if result.ok else "refused")
         self.counters.count(via, outcome)
         if job.applied:
             try:
