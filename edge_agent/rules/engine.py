@@ -51,7 +51,7 @@ from edge_agent.rules.events import (
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
 from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
-from edge_agent.rules.lifecycle_commands import alarm_rows
+from edge_agent.rules.lifecycle_commands import alarm_rows, asset_rows
 from edge_agent.rules.lifecycle_commands import apply_command as apply_lifecycle_command
 from edge_agent.rules.lifecycle_engine import Lifecycle
 from edge_agent.rules.lifecycle_work_orders import work_order_status as apply_work_order_status
@@ -400,6 +400,11 @@ class RuleEngine:
         ({by, at, note} or None), ``verifying`` ({work_order, until} or None). Times are
         RFC 3339 text of the engine's clock plus ``wall_offset_ns``."""
         return alarm_rows(self.lifecycle, wall_offset_ns)
+
+    def assets_view(self, *, wall_offset_ns: int = 0) -> list[dict[str, Any]]:
+        """One row per asset out of service as a whole (see ``asset_rows``): also those
+        with no rule, which :meth:`alarms_view` cannot show."""
+        return asset_rows(self.lifecycle, wall_offset_ns)
 
     def _lifecycle_now(self, now_ns: int) -> int:
         """A command's time on the engine clock: never behind it (events stay in order)."""

@@ -277,9 +277,11 @@ class AlarmControls:
         return result_document(result, time.time_ns())
 
     def alarms_answer(self) -> dict[str, Any]:
-        """``{"ok": true, "alarms": rows}``."""
+        """``{"ok": true, "alarms": rows, "assets": rows}`` (``assets``: the assets out of
+        service as a whole)."""
         rows = self.alarms_rows()
-        return {**self._answer(CommandResult(None, True, f"{len(rows)} rules")), "alarms": rows}
+        answer = self._answer(CommandResult(None, True, f"{len(rows)} rules"))
+        return {**answer, "alarms": rows, "assets": self.asset_rows()}
 
     def alarms_rows(self) -> list[dict[str, Any]]:
         """The engine's alarms view with its times on the wall clock (none before start)."""
@@ -287,6 +289,13 @@ class AlarmControls:
         if engine is None:
             return []
         return engine.alarms_view(agent_clock.now_ns(), wall_offset_ns=agent_clock.wall_offset_ns())
+
+    def asset_rows(self) -> list[dict[str, Any]]:
+        """The assets out of service as a whole, times on the wall clock (none before start)."""
+        engine: RuleEngine | None = getattr(self.rules, "engine", None)
+        if engine is None:
+            return []
+        return engine.assets_view(wall_offset_ns=agent_clock.wall_offset_ns())
 
 
 def controls_health(
@@ -296,17 +305,21 @@ def controls_health(
     service, loudly (nothing may stay out of service by accident), and shelved ones."""
     try:
         rows = controls.alarms_rows()
+        assets = controls.asset_rows()
         error = None
     except Exception as exc:  # a health request answers even when the engine cannot
-        rows, error = [], str(exc) or type(exc).__name__
+        rows, assets, error = [], [], str(exc) or type(exc).__name__
     out_of_service = [row for row in rows if row.get("out_of_service")]
     shelved = [row for row in rows if row.get("shelved")]
     degraded = [_out_of_service_line(row) for row in out_of_service]
+    # An asset with no rule out of service shows in no rule's line: said on its own.
+    degraded += [_asset_line(row) for row in assets if not row.get("rules")]
     if socket_error is not None:
         degraded.append(f"control socket unavailable: {socket_error}")
     details = {
         "out_of_service": {row.get("rule"): row["out_of_service"] for row in out_of_service},
         "shelved": {row.get("rule"): row["shelved"] for row in shelved},
+        "assets_out_of_service": {row["asset"]: row for row in assets},
         "control_socket_error": socket_error,
         "error": error,
     }
@@ -319,6 +332,15 @@ def _out_of_service_line(row: Mapping[str, Any]) -> str:
     until = info.get("until")
     return (
         f"rule {row.get('rule')} is OUT OF SERVICE (by {info.get('by')}: {info.get('reason')}; "
+        + (f"until {until})" if until else "no expiry: return it to service when done)")
+    )
+
+
+def _asset_line(row: Mapping[str, Any]) -> str:
+    until = row.get("until")
+    return (
+        f"asset {row.get('asset')} is OUT OF SERVICE with no rule (by {row.get('by')}: "
+        f"{row.get('reason')}; "
         + (f"until {until})" if until else "no expiry: return it to service when done)")
     )
 
