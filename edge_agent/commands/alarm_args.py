@@ -178,6 +178,24 @@ def alarms_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def assets_lines(rows: Sequence[Any], only: str | None = None) -> list[str]:
+    """One line per asset out of service as a whole (``only``: that asset), after the
+    table: an asset with no rule would show nowhere else."""
+    lines = []
+    for row in rows:
+        if not isinstance(row, dict) or (only is not None and row.get("asset") != only):
+            continue
+        until = f" until {row['until']}" if row.get("until") else " (no expiry)"
+        count = row.get("rules")
+        lines.append(
+            printable(
+                f"asset {row.get('asset')} OUT OF SERVICE{until}{_who_why(row)}, "
+                f"{count if isinstance(count, int) else '?'} rules"
+            )
+        )
+    return lines
+
+
 def _lifecycle(row: dict[str, Any]) -> str:
     parts: list[str] = []
     oos = row.get("out_of_service")
@@ -209,6 +227,7 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "add_action_arguments",
     "alarms_table",
+    "assets_lines",
     "build_command",
     "print_answer",
     "printable",

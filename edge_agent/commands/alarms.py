@@ -24,6 +24,7 @@ from edge_agent.commands.alarm_args import (
     EXIT_USAGE,
     add_action_arguments,
     alarms_table,
+    assets_lines,
     build_command,
     print_answer,
     printable,
@@ -136,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE if message.startswith(BUSY) else EXIT_REFUSED
     rows = answer.get("alarms")
     rows = rows if isinstance(rows, list) else []
+    assets = answer.get("assets")
+    asset_lines = (
+        []
+        if args.rule is not None
+        else assets_lines(assets if isinstance(assets, list) else [], args.asset)
+    )
     if args.rule is not None or args.asset is not None:
         # `list RULE` / `list --asset A`: those rows only (the agent answers every rule).
         rows = [
@@ -145,9 +152,14 @@ def run(args: argparse.Namespace) -> int:
             and (args.rule is None or row.get("rule") == args.rule)
             and (args.asset is None or row.get("asset") == args.asset)
         ]
-        if not rows:
+        if not rows and not asset_lines:
             wanted = args.rule if args.rule is not None else f"--asset {args.asset}"
             print(f"edge-agent alarms: no rule matches {printable(wanted)}", file=sys.stderr)
             return EXIT_REFUSED
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else alarms_table(rows))
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(alarms_table(rows))
+    for line in asset_lines:
+        print(line)
     return EXIT_OK

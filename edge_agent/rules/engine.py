@@ -51,9 +51,10 @@ from edge_agent.rules.events import (
 from edge_agent.rules.faults import EVALUATE, RuleFaults
 from edge_agent.rules.guards import ActivationGuards, FloodGuard, is_chattering
 from edge_agent.rules.lifecycle import AlarmCommand, CommandOutcome
-from edge_agent.rules.lifecycle_commands import alarm_rows
+from edge_agent.rules.lifecycle_commands import alarm_rows, asset_rows
 from edge_agent.rules.lifecycle_commands import apply_command as apply_lifecycle_command
 from edge_agent.rules.lifecycle_engine import Lifecycle
+from edge_agent.rules.lifecycle_removed import held_rules, log_dropped, removal_events
 from edge_agent.rules.lifecycle_work_orders import work_order_status as apply_work_order_status
 from edge_agent.rules.saving import StateWriter
 from edge_agent.rules.series import Flatline
@@ -135,6 +136,8 @@ class RuleEngine:
         self.faults = RuleFaults()
         # Shelved, out of service, maintenance, acknowledged, verifying (per rule and asset).
         self.lifecycle = Lifecycle(self)
+        # Audit events of holds a reload ended (a held rule removed), out with the next call.
+        self.removed_events: list[AlarmEvent] = []
         self._build(config)
         if state is not None:
             snapshot = state.load()
@@ -143,8 +146,9 @@ class RuleEngine:
                     if resume_at is not None:
                         down = 0
                         if wall_now_ns is not None and state.saved_wall_ns is not None:
-                            down = max(0, wall_now_ns - state.saved_wall_ns)
+                            down = max(0, wall_now_ns - state.wall_time_of(snapshot.get("now")))
                         snapshot = shift_snapshot(snapshot, resume_at, down_ns=down)
+                    log_dropped(snapshot.get("lifecycle"), {r.id for r in self.rules})
                     restore_snapshot(self, snapshot)
                 except SnapshotError as exc:
                     state.set_aside(str(exc))
@@ -182,11 +186,13 @@ class RuleEngine:
         rest; removed rules are dropped. Sensors keep their last readings."""
         snapshot = take_snapshot(self)
         snapshot["site"] = config.site.id  # a renamed site keeps its rules' state
+        removed = held_rules(self.rules, {rule.id for rule in config.rules})
         self._build(config)
         if self._writer is not None:
             self._writer.sensor_base = None
         restore_snapshot(self, snapshot)
         self._rebuild_heap()
+        self.removed_events += removal_events(self.lifecycle, removed, self.now)
         self._changed()
         self._save_if_durable()
 
@@ -401,6 +407,11 @@ class RuleEngine:
         RFC 3339 text of the engine's clock plus ``wall_offset_ns``."""
         return alarm_rows(self.lifecycle, wall_offset_ns)
 
+    def assets_view(self, *, wall_offset_ns: int = 0) -> list[dict[str, Any]]:
+        """One row per asset out of service as a whole (see ``asset_rows``): also those
+        with no rule, which :meth:`alarms_view` cannot show."""
+        return asset_rows(self.lifecycle, wall_offset_ns)
+
     def _lifecycle_now(self, now_ns: int) -> int:
         """A command's time on the engine clock: never behind it (events stay in order)."""
         if self.now is None or now_ns > self.now:
@@ -417,6 +428,9 @@ class RuleEngine:
         self.dirty = True
 
     def _finish(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        if self.removed_events:
+            events = [*self.removed_events, *events]
+            self.removed_events = []
         if self.dirty and self._durable:
             self._save()
         return events

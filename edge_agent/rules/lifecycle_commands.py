@@ -197,3 +197,19 @@ def alarm_rows(lifecycle: Lifecycle, wall_offset_ns: int) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+def asset_rows(lifecycle: Lifecycle, wall_offset_ns: int) -> list[dict[str, Any]]:
+    """Every asset out of service as a whole: ``asset``, ``rules`` (how many of its rules
+    it holds: 0 is an asset nothing would show otherwise) and the hold (by, reason, at,
+    until), in asset order."""
+    counts: dict[str, int] = {}
+    for rule in lifecycle.engine.rules:
+        counts[rule.rule.asset] = counts.get(rule.rule.asset, 0) + 1
+    rows: list[dict[str, Any]] = []
+    for asset_id in sorted(lifecycle.assets):
+        hold = _hold_row(lifecycle.assets[asset_id].oos, wall_offset_ns)
+        if hold is not None:
+            hold.pop("until_clear", None)
+            rows.append({"asset": asset_id, "rules": counts.get(asset_id, 0), **hold})
+    return rows

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +32,13 @@ PENDING_KEY: Final = "pending_messages"
 SAVED_WALL_KEY: Final = "saved_wall_ns"
 """The wall-clock time of the save: only to tell an implausible clock at the next start
 (the rules' own times are on the agent's monotonic clock)."""
+SAVED_CLOCK_KEY: Final = "saved_clock_ns"
+"""The rules' clock at the same moment as ``saved_wall_ns`` (written when the store was given
+that clock): the state's ``now`` is the engine's last tick, earlier than the save, and
+without this the gap between them would be lost (an expiry later at every restart)."""
+
+MAX_SAVE_GAP_NS: Final = 24 * 3600 * 10**9
+"""A larger gap between the last tick and its save is not believed (another clock)."""
 
 
 class StateStoreError(EdgeAgentError, OSError):
@@ -46,17 +54,23 @@ class RuleStateStore:
     stays as it is until the caller changes it (e.g. empties it once the outbox has them).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], int] | None = None) -> None:
         self.path = Path(path)
+        # The rules' clock (the agent's monotonic clock), read with the wall clock at a save.
+        self.clock = clock
         self.discarded: Path | None = None
         self.pending_messages: list[dict[str, Any]] = []
         # The wall-clock time of the state that :meth:`load` read, if it said.
         self.saved_wall_ns: int | None = None
+        # The rules' clock at that same moment, if it said.
+        self.saved_clock_ns: int | None = None
 
     @classmethod
-    def in_directory(cls, storage_dir: Path) -> RuleStateStore:
+    def in_directory(
+        cls, storage_dir: Path, clock: Callable[[], int] | None = None
+    ) -> RuleStateStore:
         """The store at its usual place under the site's ``storage.path``."""
-        return cls(Path(storage_dir) / STATE_FILE_NAME)
+        return cls(Path(storage_dir) / STATE_FILE_NAME, clock)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None if there is none (StateStoreError if unreadable).
@@ -83,10 +97,25 @@ class RuleStateStore:
         saved_wall = data.pop(SAVED_WALL_KEY, None)
         if isinstance(saved_wall, int) and not isinstance(saved_wall, bool):
             self.saved_wall_ns = saved_wall
+        saved_clock = data.pop(SAVED_CLOCK_KEY, None)
+        if isinstance(saved_clock, int) and not isinstance(saved_clock, bool):
+            self.saved_clock_ns = saved_clock
         pending = data.pop(PENDING_KEY, None)
         if isinstance(pending, list):
             self.pending_messages = [m for m in pending if isinstance(m, dict)]
         return data
+
+    def wall_time_of(self, saved_now: object) -> int:
+        """The wall-clock time of the loaded state's ``now`` (its last tick): the save's
+        wall time less how long before the save that tick was, when the rules' clock was
+        saved with it (a gap that is negative or not an int, from another clock, is taken
+        as none). Call only when :attr:`saved_wall_ns` is set."""
+        wall = self.saved_wall_ns or 0
+        clock = self.saved_clock_ns
+        if clock is None or not isinstance(saved_now, int) or isinstance(saved_now, bool):
+            return wall
+        gap = clock - saved_now
+        return wall - gap if 0 <= gap <= MAX_SAVE_GAP_NS else wall
 
     def set_aside(self, why: str) -> None:
         """Keep a state file that cannot be used as ``<name>.corrupt`` (for whoever looks
@@ -112,6 +141,8 @@ class RuleStateStore:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
         data = {**data, SAVED_WALL_KEY: time.time_ns()}
+        if self.clock is not None:
+            data[SAVED_CLOCK_KEY] = self.clock()
         if self.pending_messages:
             data[PENDING_KEY] = self.pending_messages
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)

@@ -36,6 +36,7 @@ from edge_agent.wire.commands import (
     BUSY,
     BadCommand,
     CommandResult,
+    command_age_error,
     command_id_of,
     decode_request,
     result_document,
@@ -52,10 +53,11 @@ AUDIT_FILE: Final = "alarm-audit.jsonl"
 APPLY_TIMEOUT_S: Final = 5.0
 """How long a request waits for the rules task (it turns every 0.2 s; longer is a stall or
 a stop, answered as such)."""
-OUTCOMES: Final = ("applied", "refused", "rejected", "repeated", "unanswered")
+OUTCOMES: Final = ("applied", "refused", "rejected", "repeated", "unanswered", "stale")
 """``applied``: the engine did it; ``refused``: the engine said no (unknown rule, nothing to
 ack); ``rejected``: malformed (never reached the engine); ``repeated``: an id applied before;
-``unanswered``: the rules task did not take it in time (stopping, stalled)."""
+``unanswered``: the rules task did not take it in time (stopping, stalled); ``stale``: its
+``time`` is too far from the agent's clock (queued while offline, or dated ahead)."""
 
 
 @dataclass
@@ -86,6 +88,7 @@ class _CommandJob:
         self.future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self.result: CommandResult | None = None
         self.applied = False
+        self.stale = False
 
     def apply(self, engine: RuleEngine, now_ns: int) -> Sequence[AlarmEvent]:
         from edge_agent.rules.lifecycle import CommandError, parse_command
@@ -106,8 +109,19 @@ class _CommandJob:
                 return []
             self.result = CommandResult(known.id, known.ok, known.message, repeat=True)
             return []
+        config = controls.config()
+        too_old = command_age_error(
+            self.request,
+            time.time_ns(),
+            config.alarms.max_command_age,
+            require=self.via == "mqtt",
+        )
+        if too_old is not None:
+            self.stale = True
+            self.result = CommandResult(command_id, False, too_old)
+            return []
         try:
-            command = parse_command(self.request, max_shelve_ns=controls.config().alarms.max_shelve)
+            command = parse_command(self.request, max_shelve_ns=config.alarms.max_shelve)
         except CommandError as exc:
             self.result = CommandResult(command_id, False, str(exc))
             return []
@@ -183,7 +197,10 @@ class AlarmControls:
             self.counters.count(via, "repeated")
             log.info("Alarm command seen before; answered again.", extra={"id": result.id})
             return
-        outcome = "rejected" if not job.applied else ("applied" if result.ok else "refused")
+        if job.stale:
+            outcome = "stale"
+        else:
+            outcome = "rejected" if not job.applied else ("applied" if result.ok else "refused")
         self.counters.count(via, outcome)
         if job.applied:
             try:
@@ -260,9 +277,11 @@ class AlarmControls:
         return result_document(result, time.time_ns())
 
     def alarms_answer(self) -> dict[str, Any]:
-        """``{"ok": true, "alarms": rows}``."""
+        """``{"ok": true, "alarms": rows, "assets": rows}`` (``assets``: the assets out of
+        service as a whole)."""
         rows = self.alarms_rows()
-        return {**self._answer(CommandResult(None, True, f"{len(rows)} rules")), "alarms": rows}
+        answer = self._answer(CommandResult(None, True, f"{len(rows)} rules"))
+        return {**answer, "alarms": rows, "assets": self.asset_rows()}
 
     def alarms_rows(self) -> list[dict[str, Any]]:
         """The engine's alarms view with its times on the wall clock (none before start)."""
@@ -270,6 +289,13 @@ class AlarmControls:
         if engine is None:
             return []
         return engine.alarms_view(agent_clock.now_ns(), wall_offset_ns=agent_clock.wall_offset_ns())
+
+    def asset_rows(self) -> list[dict[str, Any]]:
+        """The assets out of service as a whole, times on the wall clock (none before start)."""
+        engine: RuleEngine | None = getattr(self.rules, "engine", None)
+        if engine is None:
+            return []
+        return engine.assets_view(wall_offset_ns=agent_clock.wall_offset_ns())
 
 
 def controls_health(
@@ -279,17 +305,21 @@ def controls_health(
     service, loudly (nothing may stay out of service by accident), and shelved ones."""
     try:
         rows = controls.alarms_rows()
+        assets = controls.asset_rows()
         error = None
     except Exception as exc:  # a health request answers even when the engine cannot
-        rows, error = [], str(exc) or type(exc).__name__
+        rows, assets, error = [], [], str(exc) or type(exc).__name__
     out_of_service = [row for row in rows if row.get("out_of_service")]
     shelved = [row for row in rows if row.get("shelved")]
     degraded = [_out_of_service_line(row) for row in out_of_service]
+    # An asset with no rule out of service shows in no rule's line: said on its own.
+    degraded += [_asset_line(row) for row in assets if not row.get("rules")]
     if socket_error is not None:
         degraded.append(f"control socket unavailable: {socket_error}")
     details = {
         "out_of_service": {row.get("rule"): row["out_of_service"] for row in out_of_service},
         "shelved": {row.get("rule"): row["shelved"] for row in shelved},
+        "assets_out_of_service": {row["asset"]: row for row in assets},
         "control_socket_error": socket_error,
         "error": error,
     }
@@ -302,6 +332,15 @@ def _out_of_service_line(row: Mapping[str, Any]) -> str:
     until = info.get("until")
     return (
         f"rule {row.get('rule')} is OUT OF SERVICE (by {info.get('by')}: {info.get('reason')}; "
+        + (f"until {until})" if until else "no expiry: return it to service when done)")
+    )
+
+
+def _asset_line(row: Mapping[str, Any]) -> str:
+    until = row.get("until")
+    return (
+        f"asset {row.get('asset')} is OUT OF SERVICE with no rule (by {row.get('by')}: "
+        f"{row.get('reason')}; "
         + (f"until {until})" if until else "no expiry: return it to service when done)")
     )
 

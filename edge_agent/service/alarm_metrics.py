@@ -18,7 +18,8 @@ def alarm_metrics(agent: Agent) -> Iterator[CounterMetricFamily | GaugeMetricFam
     commands = CounterMetricFamily(
         "edge_agent_alarm_commands",
         "Alarm commands (shelve, oos, ack...) by door (socket, mqtt) and outcome (applied, "
-        "refused by the engine, rejected as malformed, repeated id, unanswered)",
+        "refused by the engine, rejected as malformed, repeated id, unanswered, stale: too "
+        "old or dated ahead)",
         labels=["via", "outcome"],
     )
     # Lines the socket refused before they were read whole (too long) are rejections too.

@@ -71,7 +71,7 @@ async def open_state(config: SiteConfig, state_dir: Path) -> OpenState:
         outbox = await asyncio.to_thread(
             Outbox.open_or_replace, state_dir / "outbox", config.storage.max_bytes
         )
-        rule_store = RuleStateStore.in_directory(state_dir)
+        rule_store = RuleStateStore.in_directory(state_dir, agent_clock.now_ns)
         # Not durable on its own: the handover saves the state together with the alert
         # messages it produced, then puts them in the outbox.
         # The saved state continues on this run's monotonic clock (see RuleEngine); the

@@ -17,6 +17,12 @@ Every command gets one answer (``edge-agent/command-result@1``), on
 command had no usable id), ``ok``, ``message`` (one line for a person), ``time``. A command
 id is applied once: a resend is answered with the first result (``repeat: true``).
 
+A command is applied only near the time it says (``time``, by the agent's wall clock;
+``alarms.max_command_age``, 10 minutes by default, either way): one queued for an offline
+site for hours, or dated far ahead, is refused (:func:`command_age_error`), so a late
+``return`` cannot undo a later local ``oos``. The hub's commands must say their time; the
+socket's may leave it out (they come from the same machine, now).
+
 The socket also answers one query, ``{"query": "alarms"}``: ``{"ok": true, "alarms": [...]}``
 (one row per rule, see ``RuleEngine.alarms_view``).
 """
@@ -29,7 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from edge_agent.alerts import format_time_ns
+from edge_agent.alerts import format_time_ns, parse_time
+from edge_agent.common.time_units import NS_PER_S
 from edge_agent.errors import EdgeAgentError
 from edge_agent.redaction import redact_value
 
@@ -93,6 +100,39 @@ def decode_request(raw: bytes, *, require_schema: bool) -> dict[str, Any]:
     if "query" in document and document["query"] not in QUERIES:
         raise BadCommand(f"query: one of {', '.join(QUERIES)}")
     return document
+
+
+def command_age_error(
+    document: Mapping[str, Any], wall_now_ns: int, max_age_ns: int, *, require: bool
+) -> str | None:
+    """Why the command is too old (or too far ahead) to apply, or None. ``time`` must be
+    present when ``require`` (the hub's door) and RFC 3339 when present."""
+    value = document.get("time")
+    if value is None:
+        return "time: required (when the command was given)" if require else None
+    if not isinstance(value, str) or len(value) > 64:
+        return "time: an RFC 3339 time is required"
+    try:
+        given = parse_time(value)
+    except (ValueError, OverflowError):
+        return f"time: {value!r} is not an RFC 3339 time"
+    limit = _seconds(max_age_ns)
+    if given < wall_now_ns - max_age_ns:
+        return (
+            f"given {_seconds(wall_now_ns - given)} ago ({value}), more than {limit} by this "
+            "agent's clock: not applied (a command queued while the site was offline); "
+            "look at the alarm's state now and send it again if it is still meant"
+        )
+    if given > wall_now_ns + max_age_ns:
+        return (
+            f"dated {_seconds(given - wall_now_ns)} ahead ({value}), more than {limit} by "
+            "this agent's clock: not applied; check the sender's clock"
+        )
+    return None
+
+
+def _seconds(ns: int) -> str:
+    return f"{ns // NS_PER_S} s"
 
 
 def command_document(
@@ -171,6 +211,7 @@ __all__ = [
     "RESULT_SCHEMA",
     "BadCommand",
     "CommandResult",
+    "command_age_error",
     "command_document",
     "command_id_of",
     "decode_request",

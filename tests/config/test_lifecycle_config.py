@@ -26,6 +26,7 @@ def test_defaults(write: Write) -> None:
     config, diagnostics = check_site_files(write("site.yaml", VALID_SITE))
     assert diagnostics == [] and config is not None
     assert config.alarms.max_shelve == 8 * NS_PER_HOUR
+    assert config.alarms.max_command_age == 10 * NS_PER_MINUTE
     assert config.rules[0].ack_within is None
     assert config.rules[0].verify_for == 30 * NS_PER_MINUTE
     assert config.assets["P-101"].maintenance.while_ == ["IN_PROGRESS", "ON_HOLD"]
@@ -35,11 +36,12 @@ def test_every_field_set(write: Write) -> None:
     text = (
         VALID_SITE.replace("on_delay: 5s", "on_delay: 5s\n    ack_within: 15m\n    verify_for: 1h")
         .replace("maintainx_id: 1001}", "maintainx_id: 1001, maintenance: {while: [ON_HOLD]}}")
-        .replace("connections:", "alarms: {max_shelve: 4h}\nconnections:", 1)
+        .replace("connections:", "alarms: {max_shelve: 4h, max_command_age: 2m}\nconnections:", 1)
     )
     config, diagnostics = check_site_files(write("site.yaml", text))
     assert diagnostics == [] and config is not None
     assert config.alarms.max_shelve == 4 * NS_PER_HOUR
+    assert config.alarms.max_command_age == 2 * NS_PER_MINUTE
     assert config.rules[0].ack_within == 15 * NS_PER_MINUTE
     assert config.rules[0].verify_for == NS_PER_HOUR
     assert config.assets["P-101"].maintenance.while_ == ["ON_HOLD"]
@@ -90,6 +92,13 @@ def test_every_field_set(write: Write) -> None:
             "error",
             "use out of service",
         ),
+        (
+            "connections:",
+            "alarms: {max_command_age: 2d}\nconnections:",
+            ("alarms", "max_command_age"),
+            "error",
+            "no longer meets the plant",
+        ),
     ],
 )
 def test_lifecycle_settings_that_cannot_be_meant(
@@ -105,6 +114,7 @@ def test_lifecycle_settings_that_cannot_be_meant(
     [
         ("maintainx_id: 1001}", "maintainx_id: 1001, maintenance: {while: [FIXED]}}", "FIXED"),
         ("connections:", "alarms: {max_shelve: 0s}\nconnections:", "max_shelve"),
+        ("connections:", "alarms: {max_command_age: 0s}\nconnections:", "max_command_age"),
         ("connections:", "alarms: {max_shelf: 2h}\nconnections:", "max_shelf"),
         ("on_delay: 5s", "on_delay: 5s\n    verify_for: 30", "verify_for"),
     ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.common.schema_version import MAX_VERSION, NewerFormatError
 from edge_agent.service.command_ledger import CommandLedger
 from edge_agent.service.state_formats import check_state_folder
-from edge_agent.wire.commands import CommandResult
+from edge_agent.wire.commands import CommandResult, command_document, encode
 from tests.conftest import Broker, free_port
 from tests.forwarders_mqtt.conftest import Subscriber
 from tests.service.conftest import (
@@ -86,7 +87,7 @@ class Running:
     def metric_total(self, via: str) -> float:
         return sum(
             self.agent.metric("edge_agent_alarm_commands_total", via=via, outcome=outcome) or 0
-            for outcome in ("applied", "refused", "rejected", "repeated", "unanswered")
+            for outcome in ("applied", "refused", "rejected", "repeated", "unanswered", "stale")
         )
 
 
@@ -186,6 +187,43 @@ def test_after_the_garbage_nothing_was_applied_and_alarms_still_flow(
         background.run(lambda: plant.set_value("m201_current", 35.0))
         alerts.stop()
     assert agent.alive()
+
+
+def test_a_command_queued_too_long_or_dated_ahead_is_refused_and_counted(
+    running: Running,
+) -> None:
+    """Commands the hub queued while the site was offline (an hour, a week), or dated an
+    hour ahead: each answered once, ``ok: false`` saying why, counted ``stale``, never
+    applied; one of now passes the check (and is refused by the engine: not out of service)."""
+    hour = 3600 * 10**9
+    now = time.time_ns()
+    ages = {"hour": -hour, "week": -7 * 24 * hour, "ahead": hour, "fresh": 0}
+    payloads = [
+        encode(
+            command_document(
+                f"age-{name}",
+                "return",
+                by="hub",
+                time_ns=now + offset,
+                rule="m201-current-high",
+            )
+        )
+        for name, offset in ages.items()
+    ]
+    before = running.agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="stale")
+    publish_all(running.broker, f"edge/v1/{SITE}/commands", payloads)
+    running.published += len(payloads)
+    wait_until(lambda: len(running.answers.messages) >= running.published, 30, "every answer")
+    answers = {a["id"]: a for a in running.answers.payloads() if str(a["id"]).startswith("age-")}
+    assert sorted(answers) == sorted(f"age-{name}" for name in ages)
+    assert not [a for a in answers.values() if a["ok"]]
+    assert "ago" in answers["age-hour"]["message"]
+    assert "queued while the site was offline" in answers["age-week"]["message"]
+    assert "ahead" in answers["age-ahead"]["message"]
+    assert "ago" not in answers["age-fresh"]["message"]
+    stale = running.agent.metric("edge_agent_alarm_commands_total", via="mqtt", outcome="stale")
+    assert (stale or 0) - (before or 0) == 3
+    wait_until(lambda: running.metric_total("mqtt") == running.published, 10, "the counts")
 
 
 @settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -150,10 +150,12 @@ def test_a_reload_keeps_states_of_kept_rules_and_drops_removed_ones() -> None:
     assert [r["rule"] for r in rows] == ["hot"] and rows[0]["shelved"] is not None
     engine.reconfigure(site([changed, COLD]))  # back, but its state went with it
     assert engine.alarms_view(BASE_NS)[1]["out_of_service"] is None
-    # The shelve still expires at its time after both reloads.
+    # The shelve still expires at its time after both reloads; the removal of the rule
+    # out of service was said (with the next call), not dropped silently.
     events = engine.tick(BASE_NS + 2 * NS_PER_HOUR)
     assert [(e.kind, e.rule_id, e.time_ns) for e in events] == [
-        ("unshelved", "hot", BASE_NS + 2 * NS_PER_HOUR)
+        ("returned_to_service", "cold", BASE_NS),
+        ("unshelved", "hot", BASE_NS + 2 * NS_PER_HOUR),
     ]
 
 

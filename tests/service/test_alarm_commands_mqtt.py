@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.alerts import format_time_ns
 from tests.conftest import REPO_ROOT, Broker
 from tests.forwarders_mqtt.conftest import Subscriber
 from tests.service.conftest import (
@@ -60,6 +62,8 @@ def command(command_id: str, **fields: Any) -> bytes:
         "rule": "m201-current-high",
         "by": "test",
         "reason": "testing",
+        # A command on the topic says when it was given (a stale one is refused).
+        "time": format_time_ns(time.time_ns()),
         **fields,
     }
     if body["action"] == "shelve":

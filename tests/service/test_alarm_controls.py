@@ -188,6 +188,10 @@ def test_alarms_cli_against_a_running_agent(
 ) -> None:
     agent: AgentProcess = make_agent(direct_site(plant, emulator, health_port, tmp_path))
     site = agent.site
+    # An asset with no rule (a spare pump): out of service, it must still show.
+    document = json.loads(site.read_text())
+    document["assets"]["P-102"] = {"maintainx_id": 1003, "name": "Spare pump P-102"}
+    site.write_text(json.dumps(document))
     stopped = cli(site, "list")
     assert stopped.returncode == 3
     assert "not running" in stopped.stderr
@@ -242,6 +246,24 @@ def test_alarms_cli_against_a_running_agent(
         repeat = cli(site, "return", "p101-vibration-high", "--id", "return-1")
         assert repeat.returncode == 0 and "already applied" in repeat.stdout
         assert "p101-vibration-high" not in agent.json("/readyz")[1]["alarms"]["out_of_service"]
+
+        # An asset the site file does not have: refused. One with no rule: applied, and
+        # shown in `list`, `list --asset` and /readyz until it is returned to service.
+        unknown = cli(site, "oos", "--asset", "X-999", "--reason", "typo")
+        assert unknown.returncode == 1 and "no asset 'X-999'" in unknown.stderr
+        spare = cli(site, "oos", "--asset", "P-102", "--reason", "spare, disconnected")
+        assert spare.returncode == 0 and "(0 rules)" in spare.stdout, spare.stderr
+        listed = cli(site, "list").stdout
+        assert "asset P-102 OUT OF SERVICE (no expiry) (by " in listed, listed
+        only = cli(site, "list", "--asset", "P-102")
+        assert only.returncode == 0 and "asset P-102 OUT OF SERVICE" in only.stdout
+        ready = agent.json("/readyz")[1]
+        assert ready["alarms"]["assets_out_of_service"]["P-102"]["rules"] == 0
+        assert any("asset P-102 is OUT OF SERVICE" in line for line in ready["degraded"])
+        assert cli(site, "return", "--asset", "P-102").returncode == 0
+        ready = agent.json("/readyz")[1]
+        assert ready["alarms"]["assets_out_of_service"] == {}
+        assert not any("P-102" in line for line in ready["degraded"])
 
         refused = cli(site, "shelve", "p101-vibration-high", "--for", "99h", "--reason", "x")
         assert refused.returncode == 1

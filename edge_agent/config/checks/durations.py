@@ -141,6 +141,7 @@ def _duration_limits(doc: Document) -> Iterator[tuple[tuple[str | int, ...], int
         yield (*rule_at, "verify_for"), 7 * _DAY, "a repair's verdict would come a week late"
     # A shelve is for hours (a known fault during a shift); longer is out of service.
     yield ("alarms", "max_shelve"), 7 * _DAY, "a shelved alarm is forgotten; use out of service"
+    yield ("alarms", "max_command_age"), _DAY, "a command that old no longer meets the plant"
     yield ("forwarding", "mqtt", "keepalive"), _MQTT_KEEPALIVE_MAX, "MQTT counts it in 16 bits"
     yield ("forwarding", "maintainx", "timeout"), 5 * parse_duration("1m"), late
 

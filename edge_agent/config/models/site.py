@@ -73,6 +73,9 @@ class Alarms(Model):
 
     # A shelved alarm is forgotten easily: no shelve lasts longer (longer is out of service).
     max_shelve: Annotated[Duration, Field(gt=0)] = parse_duration("8h")
+    # A command whose time is further than this from the agent's clock (queued for an
+    # offline site, or dated ahead) is refused (wire/commands.py).
+    max_command_age: Annotated[Duration, Field(gt=0)] = parse_duration("10m")
 
 
 class Storage(Model):
