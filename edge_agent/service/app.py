@@ -344,7 +344,8 @@ class Service:
             "degraded": ([dead["says"]] if dead else [])
             + alarm_warnings
             + certificate_warnings
-            + (agent.plant.degraded(meters) if agent.plant is not None and meters else []),
+            + (agent.plant.degraded(meters) if agent.plant is not None and meters else [])
+            + ([agent.plant_failed] if agent.plant_failed else []),
             "alarms": alarms,
             "dead_letters": dead,
             "sources": sources,

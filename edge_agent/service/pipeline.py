@@ -117,6 +117,8 @@ class Agent:
         self.rule_store: RuleStateStore | None = None
         # Meters and asset downtime with their own outbox (issue 14), when configured.
         self.plant: PlantData | None = None
+        # Why the meters did not start (their outbox would not open), said in /readyz.
+        self.plant_failed: str | None = None
 
     # What health, metrics and the demo read: kept by the rules loop and the handover.
 
@@ -293,7 +295,9 @@ class Agent:
             await plant.start()
         except Exception as exc:  # the outbox could not open: alarms still run
             log.error("Meters not started.", extra={"error": repr(exc)})
+            self.plant_failed = f"meters and downtime not started: {exc}"
             return
+        self.plant_failed = None
         self.plant = plant
         self.rules.plant = plant
 
