@@ -214,7 +214,7 @@ class HubTracking:
             self.hub_status.rejected_by_hub += 1
             self.status.last_error = result.reason
             log.error(
-                "Hub rejected an alert; moved to the dead letters.",
+                "Hub rejected a message (an alert or plant data); moved to the dead letters.",
                 extra={
                     "item_id": tracked.item_id,
                     "event_id": result.event_id,
