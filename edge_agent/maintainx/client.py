@@ -83,7 +83,8 @@ class MaintainXClient:
 
     ``organization_id`` is sent as ``x-organization-id`` (needed by keys that belong to
     several organizations). ``rate_limit_per_min`` paces requests until the first response
-    tells the real limit.
+    tells the real limit. ``rate_share`` is the part of the key's general budget this client
+    may spend (the rest is left to the key's other clients; see :class:`RatePacer`).
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class MaintainXClient:
         rate_limit_per_min: int = 100,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_share: float = 1.0,
     ) -> None:
         headers = {
             "Authorization": f"Bearer {api_key.reveal()}",
@@ -105,7 +107,7 @@ class MaintainXClient:
             headers["x-organization-id"] = str(organization_id)
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self.pacer = RatePacer(rate_limit_per_min)
+        self.pacer = RatePacer(rate_limit_per_min, share=rate_share)
         # Paths with a bucket of their own (their responses carry that bucket's headers):
         # POST /meterreadings, 100 / 60 s for automated meters (issue 14).
         self.endpoint_pacers: dict[str, RatePacer] = {"meterreadings": RatePacer(100)}

@@ -5,6 +5,11 @@ current window) on every response and no ``Retry-After``. The pacer spends the f
 a window's budget freely (bursts stay fast), then spreads what is left evenly over the time
 left, and always keeps one request in reserve, so that once the limit is known the server
 never has to answer 429. Before the first response it paces at the configured rate.
+
+A pacer may be given a ``share`` of the budget: it then leaves the rest of every window to
+the other clients of the same key (the headers count the key's requests, not this
+client's). The plant-data forwarder's pacer takes 40 %, so a backlog of plant data never
+starves the alert forwarder that shares its key in direct mode.
 """
 
 from __future__ import annotations
@@ -44,10 +49,14 @@ class RatePacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[float, float], float] = random.uniform,
+        share: float = 1.0,
     ) -> None:
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"share must be in (0, 1], not {share!r}")
+        self.share = share
         self._clock = clock
         self._jitter = jitter
-        self._default_interval_s = 60.0 / max(1, default_per_min)
+        self._default_interval_s = 60.0 / max(1.0, default_per_min * share)
         self.limit: int | None = None
         self.remaining: int | None = None
         self._reset_at = 0.0
@@ -63,6 +72,10 @@ class RatePacer:
         """True once a response has told us the limit."""
         return self.limit is not None
 
+    def _others(self, limit: int) -> int:
+        """Requests of every window left to the key's other clients."""
+        return math.floor(limit * (1.0 - self.share))
+
     def _delay(self, now: float) -> float:
         if now < self._blocked_until:
             return self._blocked_until - now
@@ -73,11 +86,13 @@ class RatePacer:
             self.remaining = self.limit
             self._reset_at = now + (self._window_s or 60.0)
             return 0.0
-        if self.remaining <= RESERVE:
+        others = self._others(self.limit)
+        mine = self.remaining - others  # what is left of this pacer's share
+        if mine <= RESERVE:
             return self._reset_at - now
-        if self.remaining > self.limit // 2:
+        if mine > (self.limit - others) // 2:
             return 0.0
-        spread_s = (self._reset_at - now) / (self.remaining - RESERVE)
+        spread_s = (self._reset_at - now) / (mine - RESERVE)
         return self._last_send + spread_s - now
 
     async def acquire(self) -> None:

@@ -49,3 +49,27 @@ async def test_unpaced_client_would_be_refused() -> None:
     assert answers[2].headers["x-rate-limit-remaining"] == "0"
     assert int(answers[3].headers["x-rate-limit-reset"]) >= 1
     assert answers[3].json() == {"error": "Too many requests"}
+
+
+async def test_a_client_with_a_share_leaves_the_rest_of_the_window() -> None:
+    """``rate_share=0.4`` of 10 per window: the key never drops below 6 left (for the key's
+    other clients), whatever this client has to send."""
+    with Emulator(keys={SITE_KEY: [1]}, rate_limit=10, rate_window_s=1.0) as mx:
+        async with make_client(mx, rate_limit_per_min=10_000, rate_share=0.4) as client:
+            for n in range(9):
+                await client.create_work_order({"title": f"WO {n}"})
+            waits = client.pacer.waits
+        records = mx.requests
+    assert [r.status for r in records] == [200] * 9
+    assert waits > 0  # 9 requests at 4 a window: it waited for new windows
+    assert min(int(r.response_headers["X-Rate-Limit-Remaining"]) for r in records) >= 6
+
+
+def test_a_share_outside_0_1_is_refused() -> None:
+    import pytest
+
+    from edge_agent.maintainx.ratelimit import RatePacer
+
+    for share in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError):
+            RatePacer(100, share=share)
