@@ -8,6 +8,11 @@ and a change that happened while the agent was down is reported at the first rea
 it. Downtime is ``PLANNED`` when the caller says a maintenance work order of the asset is
 in progress at the time it stops, ``UNPLANNED`` otherwise. A refused reading (bad quality,
 no number, a clock going backwards) changes nothing.
+
+``min_duration_ns`` debounces a toggling sensor: a new state is reported only once a
+reading shows it held that long since it began, and reported with the time it began (so
+MaintainX's downtime stays exact); a return to the reported state before that forgets it.
+The pending change is saved with the rest, so a restart in the middle loses nothing.
 """
 
 from __future__ import annotations
@@ -36,10 +41,15 @@ class StatusChange:
 class DowntimeTracker:
     """One asset's running state, as MaintainX was last told it."""
 
-    def __init__(self, asset: str) -> None:
+    def __init__(self, asset: str, min_duration_ns: int = 0) -> None:
         self.asset = asset
+        self.min_duration_ns = max(0, min_duration_ns)
         self.status: Literal["ONLINE", "OFFLINE"] | None = None  # last reported
         self.since_ns: int | None = None
+        # A change seen and not reported yet (held less than min_duration_ns so far).
+        self.pending: Literal["ONLINE", "OFFLINE"] | None = None
+        self.pending_ns: int | None = None
+        self.pending_planned = False
         self.last_ns: int | None = None
         self.changes = 0
         self.behind = 0  # readings in a row before last_ns (the clock set back?)
@@ -58,13 +68,20 @@ class DowntimeTracker:
         self.last_ns = reading.time_ns
         status: Literal["ONLINE", "OFFLINE"] = "ONLINE" if running else "OFFLINE"
         if status == self.status:
+            self.pending, self.pending_ns = None, None  # back before it held: no change
             return None
-        self.status, self.since_ns = status, reading.time_ns
+        if self.pending != status or self.pending_ns is None:
+            self.pending, self.pending_ns, self.pending_planned = status, reading.time_ns, planned
+        began_ns = self.pending_ns
+        if reading.time_ns - began_ns < self.min_duration_ns:
+            return None
+        self.status, self.since_ns = status, began_ns
+        self.pending, self.pending_ns = None, None
         self.changes += 1
         downtime: Literal["PLANNED", "UNPLANNED"] | None = None
         if status == "OFFLINE":
-            downtime = "PLANNED" if planned else "UNPLANNED"
-        return StatusChange(self.asset, status, downtime, reading.time_ns)
+            downtime = "PLANNED" if self.pending_planned else "UNPLANNED"
+        return StatusChange(self.asset, status, downtime, began_ns)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -75,6 +92,9 @@ class DowntimeTracker:
             "last_ns": self.last_ns,
             "changes": self.changes,
             "behind": self.behind,
+            "pending": self.pending,
+            "pending_ns": self.pending_ns,
+            "pending_planned": self.pending_planned,
             "refused": {str(k): v for k, v in self.refused.items()},
         }
 
@@ -88,7 +108,18 @@ class DowntimeTracker:
         since_ns = saved.optional_integer(checked, "since_ns")
         last_ns = saved.optional_integer(checked, "last_ns")
         changes = saved.integer(checked, "changes")
+        # Saved by a release without the debounce: nothing pending.
+        pending = checked.get("pending")
+        if pending not in (None, "ONLINE", "OFFLINE"):
+            raise saved.MeterStateError(f"pending: ONLINE, OFFLINE or null, not {pending!r}")
+        pending_ns = saved.optional_integer(checked, "pending_ns")
+        if (pending is None) != (pending_ns is None):
+            raise saved.MeterStateError("pending and pending_ns: both or neither")
+        pending_planned = checked.get("pending_planned", False)
+        if not isinstance(pending_planned, bool):
+            raise saved.MeterStateError(f"pending_planned: true or false, not {pending_planned!r}")
         refused = saved.refusals(saved.counts(checked))
         self.status, self.since_ns, self.last_ns = status, since_ns, last_ns
         self.changes, self.refused = changes, refused
         self.behind = behind
+        self.pending, self.pending_ns, self.pending_planned = pending, pending_ns, pending_planned

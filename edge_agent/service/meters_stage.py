@@ -183,6 +183,7 @@ class MetersStage:
                 tracker = DowntimeTracker(asset_id)
                 saved = current_downtime.get(asset_id) or self._saved["downtime"].get(asset_id)
                 self._restore(tracker, saved, f"downtime of {asset_id}")
+            tracker.min_duration_ns = asset.downtime.min_duration  # a reload may change it
             downtime[asset_id] = tracker
         self.meters, self.downtime = meters, downtime
         # What a previous run saved applies to the first build only.

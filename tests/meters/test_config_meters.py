@@ -265,3 +265,17 @@ def test_asset_downtime_from_a_rule_of_the_asset(tmp_path: Path) -> None:
     assert "unknown rule `p101-hott`; did you mean `p101-hot`?" in error
     both = line.replace("{rule: %s}", "{rule: p101-hot, running: p101_running}")
     assert any("one of `running`" in found for found in _downtime(tmp_path, both))
+
+
+def test_downtime_min_duration_is_bounded_where_it_was_written(tmp_path: Path) -> None:
+    line = (
+        '  P-101: {name: "Pump P-101", maintainx_id: 1001,'
+        " downtime: {running: p101_running, min_duration: %s}}\n"
+    )
+    assert _downtime(tmp_path, line % "30s") == []
+    assert _downtime(tmp_path, line % "0s") == []
+    [long] = _downtime(tmp_path, line % "2h")
+    assert long.startswith("site.yaml:7:") and "longer than 1h" in long
+    assert ": error: assets.P-101.downtime.min_duration:" in long
+    [bad] = _downtime(tmp_path, line % "soon")
+    assert "assets.P-101.downtime.min_duration" in bad

@@ -139,6 +139,12 @@ def _duration_limits(doc: Document) -> Iterator[tuple[tuple[str | int, ...], int
         yield (*rule_at, "flatline", "for"), 30 * _DAY, "a frozen sensor would go unnoticed"
         yield (*rule_at, "ack_within"), _DAY, "an unanswered alarm would wait a day to escalate"
         yield (*rule_at, "verify_for"), 7 * _DAY, "a repair's verdict would come a week late"
+    for asset_id, _asset in items_of(doc.get("assets")):
+        yield (
+            ("assets", asset_id, "downtime", "min_duration"),
+            _HOUR,
+            "every stop and start of the asset would reach MaintainX that late",
+        )
     # A shelve is for hours (a known fault during a shift); longer is out of service.
     yield ("alarms", "max_shelve"), 7 * _DAY, "a shelved alarm is forgotten; use out of service"
     yield ("alarms", "max_command_age"), _DAY, "a command that old no longer meets the plant"

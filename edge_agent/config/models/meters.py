@@ -160,10 +160,15 @@ class AssetDowntime(Model):
     """``assets.<id>.downtime``: the asset's downtime in MaintainX, from a running sensor
     (``running``: non-zero = running; ``OFFLINE`` when it stops, ``ONLINE`` when it runs
     again) or from a rule of the asset (``rule``, priority HIGH: ``OFFLINE`` while its
-    episode is active, ``ONLINE`` when it clears). One of the two."""
+    episode is active, ``ONLINE`` when it clears). One of the two.
+
+    ``min_duration``: a change is posted only once the new state held that long (its
+    ``startedAt`` still the time it began), so a toggling sensor does not spend the key's
+    budget. Default ``0s``: every change, at once (docs/meters.md says why)."""
 
     running: str | None = None
     rule: str | None = None
+    min_duration: Duration = 0
 
     @model_validator(mode="after")
     def _one_source(self) -> AssetDowntime:
