@@ -78,7 +78,17 @@ class MetersCollector(Collector):
         errors = CounterMetricFamily(
             "edge_agent_meter_errors", "Readings a meter failed on (a bug; the others go on)"
         )
+        silent = GaugeMetricFamily(
+            "edge_agent_meter_silent",
+            "1 while a meter (or downtime:ASSET) has refused every reading past its max_gap "
+            "(else 5 minutes): a stale or bad-quality sensor",
+            labels=["meter"],
+        )
         if stage is not None:
+            now_silent = stage.summary()["silent"]
+            keys = [*stage.meters, *(f"downtime:{asset}" for asset in stage.downtime)]
+            for key in sorted(keys):
+                silent.add_metric([key], 1.0 if key in now_silent else 0.0)
             for meter, reasons in sorted(stage.refusals().items()):
                 for reason, count in sorted(reasons.items()):
                     refused.add_metric([meter, reason], count)
@@ -90,7 +100,7 @@ class MetersCollector(Collector):
             held.add_metric([], stage.summary()["outbox_held"])
             state_errors.add_metric([], counters.state_errors)
             errors.add_metric([], counters.meter_errors)
-        yield from (refused, queued, statuses, lost, dropped, held, state_errors, errors)
+        yield from (refused, queued, statuses, lost, dropped, held, state_errors, errors, silent)
         status = plant.forwarder.status if plant is not None and plant.forwarder else None
         for name, metric, text in _FORWARDER_COUNTERS:
             family = CounterMetricFamily(metric, text)

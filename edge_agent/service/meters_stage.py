@@ -51,6 +51,7 @@ from edge_agent.service.meters_config import (
     source_of,
 )
 from edge_agent.service.meters_held import trim_held
+from edge_agent.service.meters_silence import Silence
 from edge_agent.wire.plant import (
     AssetStatusMessage,
     MeterReadingMessage,
@@ -128,6 +129,7 @@ class MetersStage:
         self._held_before = 0  # of a commit's messages, how many were held before
         self._saved_through = 0
         self._saved = self._read_state()
+        self.silence = Silence()
         self.reconfigure(self.config)
 
     @property
@@ -186,6 +188,7 @@ class MetersStage:
             tracker.min_duration_ns = asset.downtime.min_duration  # a reload may change it
             downtime[asset_id] = tracker
         self.meters, self.downtime = meters, downtime
+        self.silence.keep([*meters, *(f"downtime:{asset}" for asset in downtime)])
         # What a previous run saved applies to the first build only.
         self._saved = {"meters": {}, "downtime": {}}
         self._by_sensor = {}
@@ -296,7 +299,9 @@ class MetersStage:
                 bound = self.meters[key]
                 self.counters.readings_used += 1
                 try:
+                    refused = bound.meter.refused.total()
                     value = bound.meter.feed(stamped)
+                    self.silence.note(key, bound.meter.refused.total() > refused)
                     if value is not None:
                         messages.append(self._reading_message(bound, value).to_json())
                 except Exception as exc:  # a bug in one meter must not stop the others
@@ -304,7 +309,10 @@ class MetersStage:
             for asset_id in assets:
                 try:
                     planned = self.planned is not None and self.planned(asset_id)
-                    change = self.downtime[asset_id].feed(stamped, planned=planned)
+                    tracker = self.downtime[asset_id]
+                    refused = tracker.refused.total()
+                    change = tracker.feed(stamped, planned=planned)
+                    self.silence.note(f"downtime:{asset_id}", tracker.refused.total() > refused)
                     if change is not None:
                         messages.append(self._status_message(change).to_json())
                 except Exception as exc:
@@ -466,4 +474,7 @@ class MetersStage:
             "meter_errors": counters.meter_errors,
             "last_error": counters.last_error,
             "refused": self.refusals(),
+            "silent": self.silence.silent(
+                {key: bound.definition.max_gap for key, bound in self.meters.items()}
+            ),
         }

@@ -205,6 +205,11 @@ class PlantData:
             found.append("plant data: MaintainX credentials rejected; kept until a reload")
         elif forwarder.get("holding"):
             found.append(f"plant data held: {forwarder['holding']}")
+        for meter, seconds in (health.get("silent") or {}).items():
+            found.append(
+                f"meter {meter}: every reading refused for {seconds:g} s "
+                "(a stale or bad-quality sensor?); see 'refused' under meters"
+            )
         if health.get("outbox_held"):
             found.append(
                 f"plant data: {health['outbox_held']} message(s) held, the plant-data outbox "
