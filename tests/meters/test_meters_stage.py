@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.alerts import format_time_ns
 from edge_agent.config.loader import check_site_files
 from edge_agent.config.models import SiteConfig
 from edge_agent.readings import Quality, Reading
@@ -299,3 +300,24 @@ def test_a_restart_with_the_counter_on_another_register_adds_no_jump(tmp_path: P
     # unchanged: the level carries on across a restart as before
     same = stage(tmp_path, load(tmp_path, moved + METERS))
     assert values(feed(same, "p101_strokes", 507, T0 + 8 * S), "p101-strokes") == [17]
+
+
+def test_downtime_min_duration_survives_a_restart_mid_debounce(tmp_path: Path) -> None:
+    """``min_duration: 30s``: a stop seen, the agent restarted before it held 30 s; after
+    the restart it is posted once, at the time it began."""
+    text = with_downtime(SITE + METERS).replace(
+        "downtime: {running: p101_running}", "downtime: {running: p101_running, min_duration: 30s}"
+    )
+    config = load(tmp_path, text)
+    first = stage(tmp_path, config)
+    out = feed(first, "p101_running", True, T0) + feed(first, "p101_running", True, T0 + 30 * S)
+    assert [(m["status"], m["started_at"]) for m in out if "status" in m] == [
+        ("ONLINE", format_time_ns(T0))
+    ]
+    assert [m for m in feed(first, "p101_running", False, T0 + 40 * S) if "status" in m] == []
+    again = stage(tmp_path, config)  # a restart: only the file carries the pending stop
+    assert [m for m in feed(again, "p101_running", False, T0 + 60 * S) if "status" in m] == []
+    out = feed(again, "p101_running", False, T0 + 70 * S)
+    assert [(m["status"], m["started_at"]) for m in out if "status" in m] == [
+        ("OFFLINE", format_time_ns(T0 + 40 * S))
+    ]
