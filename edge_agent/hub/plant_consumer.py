@@ -251,7 +251,7 @@ class PlantConsumer:
 
     async def _reading(self, site: SiteRuntime, message: MeterReadingMessage) -> None:
         counters = self.stats.site(site.site_id)
-        client = site.client
+        client = site.plant_client
         if client is None or not site.usable() or counters.key_held(time.monotonic()):
             counters.deferred += 1
             return
@@ -295,7 +295,7 @@ class PlantConsumer:
         known = self._ready.get(key)
         if known is not None:
             return known
-        assert site.client is not None
+        assert site.plant_client is not None
         name = f"{site.site_id}/meter/{message.meter}"
         async with self._lock(name), self._claim(f"plant:{name}") as claimed:
             known = self._ready.get(key)
@@ -305,9 +305,13 @@ class PlantConsumer:
                 raise _Busy(name)
             ledger = HubMeterLedger(self.plant, site.site_id)
             meter_id = await ensure_meter(
-                site.client, ledger, message.meter, message.meter_spec, message.asset.maintainx_id
+                site.plant_client,
+                ledger,
+                message.meter,
+                message.meter_spec,
+                message.asset.maintainx_id,
             )
-            await ensure_triggers(site.client, ledger, meter_id, message.meter_spec)
+            await ensure_triggers(site.plant_client, ledger, meter_id, message.meter_spec)
             self._ready[key] = meter_id
             self.stats.site(site.site_id).meters_ready += 1
             return meter_id
@@ -317,7 +321,7 @@ class PlantConsumer:
         if batcher is None:
 
             async def post(batch: list[ReadingBody]) -> int:
-                client = site.client  # a reload may have replaced it
+                client = site.plant_client  # a reload may have replaced it
                 if client is None:
                     raise MaintainXError("the site has no usable API key")
                 try:
@@ -343,7 +347,7 @@ class PlantConsumer:
             # Kept for the KPIs (the downtime happened); MaintainX has no asset to post to.
             await self._refused(site, message, None, "asset_not_linked", row)
             return
-        client = site.client
+        client = site.plant_client
         if client is None or not site.usable() or counters.key_held(time.monotonic()):
             counters.deferred += 1
             return

@@ -127,7 +127,8 @@ class HubReloader:
         checks: list[SiteRuntime] = []
         for site_id in sorted(set(hub.sites) - set(running.sites)):
             hub.key_checks.forget(site_id)
-            self._retire(hub.sites.pop(site_id).client)
+            for client in hub.sites.pop(site_id).clients():
+                self._retire(client)
             changes.append(f"site {site_id} removed")
         for site_id, site_config in running.sites.items():
             if site_id not in hub.sites:
@@ -139,7 +140,8 @@ class HubReloader:
                 continue
             site = hub.sites[site_id]
             if site_config != old.sites[site_id] or running.maintainx != old.maintainx:
-                self._retire(site.reconfigure(site_config, running))
+                for client in site.reconfigure(site_config, running):
+                    self._retire(client)
                 changes.append(f"site {site_id} changed")
             else:
                 rotated = await site.refresh_key()
@@ -154,10 +156,7 @@ class HubReloader:
         hub.key_checks.check(checks)
         return changes, restart
 
-    def _retire(self, client: MaintainXClient | None) -> None:
-        if client is None:
-            return
-
+    def _retire(self, client: MaintainXClient) -> None:
         async def close_later() -> None:
             try:
                 await asyncio.sleep(RETIRE_GRACE_S)

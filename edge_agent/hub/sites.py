@@ -20,6 +20,7 @@ from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.secrets import Secret, SecretError, resolve
 from edge_agent.hub.config import HubConfig, HubSite
 from edge_agent.maintainx.client import MaintainXClient
+from edge_agent.maintainx.meters import PLANT_RATE_SHARE
 from edge_agent.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ class SiteRuntime:
         self.location_id = config.location_id
         self._key: Secret | None = None
         self.client: MaintainXClient | None = None
+        # Plant data's own client on the same key: it spends at most PLANT_RATE_SHARE of the
+        # key's budget, so a backlog of meter data never makes an alert's work order wait.
+        self.plant_client: MaintainXClient | None = None
         self.credentials_rejected = False
         self.config_error: str | None = None
         self.blocked_until = 0.0
@@ -114,6 +118,17 @@ class SiteRuntime:
                 limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
             ),
         )
+        self.plant_client = MaintainXClient(
+            mx.base_url,
+            key,
+            self.config.organization_id,
+            mx.timeout / NS_PER_S,
+            self.config.rate_limit or mx.rate_limit,
+            transport=httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            ),
+            rate_share=PLANT_RATE_SHARE,
+        )
 
     async def refresh_key(self) -> bool:
         """Re-read the key reference; rebuild the client when the key changed (a rotated key
@@ -135,8 +150,8 @@ class SiteRuntime:
                 log.info("Site API key readable again.", extra={"site": self.site_id})
             self.config_error = None
             return False
-        if self.client is not None:
-            await self.client.aclose()
+        for client in self.clients():
+            await client.aclose()
         self.open()
         self._lift_key_block()
         return True
@@ -147,14 +162,14 @@ class SiteRuntime:
             raise SecretError("the key is empty (an empty key file or variable)")
         return key
 
-    def reconfigure(self, config: HubSite, hub: HubConfig) -> MaintainXClient | None:
-        """A reload changed this site's settings: a new client from them (counters and
-        presence stay). Returns the old client for the caller to close once the requests
-        it carries are done."""
-        old = self.client
+    def reconfigure(self, config: HubSite, hub: HubConfig) -> list[MaintainXClient]:
+        """A reload changed this site's settings: new clients from them (counters and
+        presence stay). Returns the old clients for the caller to close once the requests
+        they carry are done."""
+        old = self.clients()
         self.config, self._hub = config, hub
         self.location_id = config.location_id
-        self.client, self._key = None, None
+        self.client, self.plant_client, self._key = None, None, None
         self._lift_key_block()
         self.open()
         return old
@@ -167,9 +182,13 @@ class SiteRuntime:
             self.blocked_until, self.block_reason = 0.0, None
             self.last_error = None
 
+    def clients(self) -> list[MaintainXClient]:
+        """The site's open clients (alerts', plant data's)."""
+        return [c for c in (self.client, self.plant_client) if c is not None]
+
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
+        for client in self.clients():
+            await client.aclose()
 
     # ------------------------------------------------------------------ health
 

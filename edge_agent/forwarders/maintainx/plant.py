@@ -42,18 +42,18 @@ from edge_agent.config.secrets import SecretError, resolve
 from edge_agent.forwarders.delivery import DeliveryLoop, Words
 from edge_agent.forwarders.maintainx.plant_sink import PlantSink, PlantStatus
 from edge_agent.maintainx.client import MaintainXClient
-from edge_agent.maintainx.meters import MAX_BATCH, JsonMeterLedger, MeterLedgerError
+from edge_agent.maintainx.meters import (
+    MAX_BATCH,
+    PLANT_RATE_SHARE,
+    JsonMeterLedger,
+    MeterLedgerError,
+)
 from edge_agent.outbox.store import Outbox
 
 log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = "maintainx-meters.json"
-RATE_SHARE: Final = 0.4
-"""The part of the key's general budget (status changes, meter lookups and creates) the
-plant data may spend: the alert forwarder shares the key in direct mode, and a backlog of
-plant data must never make a work order wait: of MaintainX's 100 a minute the plant data
-takes 40 (20 status changes, each looked up then posted), and the alerts find 60 left, of
-which their pacer spends the first 10 at once. Readings have their own bucket."""
+RATE_SHARE: Final = PLANT_RATE_SHARE  # alerts keep the rest of the key's budget
 _WORDS: Final = Words(
     lease_failed="Cannot lease from the plant-data outbox.",
     ack_failed="Plant-data forwarder storage error.",
