@@ -440,3 +440,33 @@ def test_batches_of_any_values_come_back_as_each_value_would_alone(
             assert isinstance(read.value, float) and math.isnan(read.value)
         else:
             assert read.value == expected and type(read.value) is type(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.floats(), st.integers(), st.booleans(), st.none()), max_size=30),
+    steps=st.lists(st.integers(min_value=0, max_value=40 * S), min_size=30, max_size=30),
+    qualities=st.lists(st.sampled_from(Quality), min_size=30, max_size=30),
+)
+def test_the_recorder_keeps_exactly_what_changed_says(
+    tmp_path_factory: pytest.TempPathFactory,
+    values: list[Value],
+    steps: list[int],
+    qualities: list[Quality],
+) -> None:
+    """The recorder's inline fast paths keep the same readings as ``_changed`` alone."""
+    history = HistoryRecorder(tmp_path_factory.mktemp("history"), History())
+    expected: list[tuple[int, Value, Quality]] = []
+    last: tuple[Value, Quality, int] | None = None
+    at = 0
+    for value, step, quality in zip(values, steps, qualities, strict=False):
+        at += step
+        reading = Reading("temp", value, quality, 0)
+        if last is None or recorder_module._changed(last, reading, at):
+            last = (value, quality, at)
+            expected.append((at, value, quality))
+        history.offer([reading], at)
+    kept = [(r.time_ns, r.value, r.quality) for r in history._buffer]
+    assert len(kept) == len(expected)
+    for (t, v, q), (et, ev, eq) in zip(kept, expected, strict=True):
+        assert (t, q) == (et, eq) and (v is ev or v == ev)
