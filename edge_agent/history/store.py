@@ -97,7 +97,7 @@ class HistoryStore:
         try:
             with self._transaction():
                 ids, new_id, codes = self._ids, self._id, QUALITY_CODES
-                values = []
+                values: list[tuple[int, int, int, float | None, str | None, int]] = []
                 for row in rows:
                     sensor = ids.get(row.sensor)
                     if sensor is None:  # named in the same transaction as its first row
