@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,8 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from agent import (  # noqa: E402
     API_KEY,
+    CLK_TCK,
+    REPO,
     Agent,
     Loop,
     _activation_times,
@@ -112,28 +115,86 @@ def measure_latency(
         loop.call(simulator.close())
 
 
-def measure_load(seconds: float, mx: Emulator, workdir: Path) -> dict[str, float]:
-    """CPU and RSS of the agent subscribed to LOAD_ITEMS items that change every second."""
-    with simulator_process(LOAD_ITEMS, ["--bench-update", "1"]) as (endpoint, _build_s):
-        document = opcua_site(endpoint, LOAD_ITEMS, "1s", mx.url, workdir / "state-load")
-        # Half the values cross the limit and back every second: no rule may trip here.
-        document["rules"] = []
-        agent = Agent(document, workdir)
-        agent.start()
-        try:
-            time.sleep(10)  # subscription built, first notifications in
-            readings0 = agent.metric('edge_agent_readings_total{quality="good"}')
-            cpu0, wall0 = agent.cpu_s(), time.perf_counter()
-            time.sleep(seconds)
-            cpu1, wall1 = agent.cpu_s(), time.perf_counter()
-            readings1 = agent.metric('edge_agent_readings_total{quality="good"}')
-            return {
-                "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
-                "rss_mib": agent.rss_mib(),
-                "readings_per_s": (readings1 - readings0) / (wall1 - wall0),
-            }
-        finally:
-            agent.stop()
+def _load_window(process: Any, cpu_s: Any, seconds: float) -> float:
+    """% of a core ``cpu_s()`` used over ``seconds``."""
+    cpu0, wall0 = cpu_s(), time.perf_counter()
+    time.sleep(seconds)
+    return 100 * (cpu_s() - cpu0) / (time.perf_counter() - wall0)
+
+
+def measure_agent_load(
+    endpoint: str, seconds: float, mx: Emulator, workdir: Path, tree: Path = REPO
+) -> dict[str, float]:
+    """CPU and RSS of ``tree``'s agent subscribed to LOAD_ITEMS items that change every second."""
+    document = opcua_site(endpoint, LOAD_ITEMS, "1s", mx.url, workdir / "state-load")
+    # Half the values cross the limit and back every second: no rule may trip here.
+    document["rules"] = []
+    agent = Agent(document, workdir, tree)
+    agent.start()
+    try:
+        time.sleep(10)  # subscription built, first notifications in
+        readings0 = agent.metric('edge_agent_readings_total{quality="good"}')
+        wall0 = time.perf_counter()
+        cpu_pct = _load_window(agent.process, agent.cpu_s, seconds)
+        readings1 = agent.metric('edge_agent_readings_total{quality="good"}')
+        return {
+            "cpu_pct": cpu_pct,
+            "rss_mib": agent.rss_mib(),
+            "readings_per_s": (readings1 - readings0) / (time.perf_counter() - wall0),
+        }
+    finally:
+        agent.stop()
+
+
+def measure_bare_load(endpoint: str, seconds: float) -> float:
+    """CPU of asyncua alone on the same subscription (bench/bare_opcua_subscriber.py)."""
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH_DIR / "bare_opcua_subscriber.py"), endpoint, str(LOAD_ITEMS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # once its items are created
+        if not line.startswith("subscribed"):
+            raise RuntimeError(f"the bare subscriber did not subscribe: {line!r}")
+        time.sleep(5)  # the first (full) notification in
+
+        def cpu_s() -> float:
+            stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(stat[11]) + int(stat[12])) / CLK_TCK
+
+        cpu_pct = _load_window(process, cpu_s, seconds)
+        process.terminate()
+        print(f"    asyncua alone: {process.communicate(timeout=15)[0].strip()}")
+        return cpu_pct
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def measure_load(
+    seconds: float, mx: Emulator, workdir: Path, other_tree: Path | None, rounds: int
+) -> list[dict[str, float]]:
+    """Per round, on one simulator: this tree's agent, the other tree's (alternating which
+    goes first), and asyncua alone; CPU in % of a core."""
+    results = []
+    for number in range(rounds):
+        with simulator_process(LOAD_ITEMS, ["--bench-update", "1"]) as (endpoint, _build_s):
+            trees = [("this", REPO)] + ([("other", other_tree)] if other_tree else [])
+            if number % 2:
+                trees.reverse()
+            result: dict[str, float] = {}
+            for name, tree in trees:
+                run_dir = workdir / f"load-{number}-{name}"
+                run_dir.mkdir()
+                load = measure_agent_load(endpoint, seconds, mx, run_dir, tree)
+                result.update({f"{name}_{key}": value for key, value in load.items()})
+            result["bare_cpu_pct"] = measure_bare_load(endpoint, seconds)
+            results.append(result)
+            print(f"  round {number + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()))
+    return results
 
 
 def main() -> int:
@@ -141,6 +202,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--window", type=float, default=20.0, help="load: seconds measured")
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--other-tree", type=Path, help="load: also run this checkout's agent, alternating"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="load: rounds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("asyncua").setLevel(logging.ERROR)
@@ -150,8 +216,13 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-opcua-subscribe-") as tmp:
             workdir = Path(tmp)
-            to_work_order, to_alarm = measure_latency(args.trials, loop, mx, workdir)
-            load = None if args.skip_load else measure_load(args.window, mx, workdir)
+            to_work_order, to_alarm = (
+                ([], []) if args.skip_latency else measure_latency(args.trials, loop, mx, workdir)
+            )
+            other = args.other_tree.resolve() if args.other_tree else None
+            loads = (
+                [] if args.skip_load else measure_load(args.window, mx, workdir, other, args.rounds)
+            )
     finally:
         mx.stop()
     print("OPC UA subscribe mode, sampling interval 10 ms, on_delay 0:")
@@ -166,13 +237,20 @@ def main() -> int:
                 f"p99 {percentile(values, 99) * 1000:.0f} ms, "
                 f"max {max(values) * 1000:.0f} ms (goal p99 < {goal} ms)"
             )
-    if load is not None:
+    for load in loads:
         print(
             f"{LOAD_ITEMS:,}-item subscription, 1 s publishing, every item changing each second: "
-            f"CPU {load['cpu_pct']:.1f} % of a core (goal < 10 %), RSS {load['rss_mib']:.1f} MiB, "
-            f"{load['readings_per_s']:,.0f} readings/s"
+            f"CPU {load['this_cpu_pct']:.1f} % of a core (goal < 10 %), "
+            f"RSS {load['this_rss_mib']:.1f} MiB, {load['this_readings_per_s']:,.0f} readings/s; "
+            f"asyncua alone {load['bare_cpu_pct']:.1f} % "
+            f"(agent / asyncua alone: {load['this_cpu_pct'] / load['bare_cpu_pct']:.2f}×)"
         )
-        per_reading_us = load["cpu_pct"] / 100 / max(load["readings_per_s"], 1) * 1e6
+        if "other_cpu_pct" in load:
+            print(
+                f"  the other tree: CPU {load['other_cpu_pct']:.1f} %, "
+                f"RSS {load['other_rss_mib']:.1f} MiB"
+            )
+        per_reading_us = load["this_cpu_pct"] / 100 / max(load["this_readings_per_s"], 1) * 1e6
         print(
             f"  = {per_reading_us:.1f} µs of CPU per notification: "
             f"{per_reading_us / 100 * LOAD_ITEMS:.1f} % of a core if all {LOAD_ITEMS:,} "

@@ -65,7 +65,14 @@ class HistoryRecorder:
                     and wall_ns - last[2] < HEARTBEAT_NS
                 ):
                     continue
-                if not _changed(last, reading, wall_ns):
+                old, new = last[0], reading.value
+                # A float beyond the deadband is a change whatever else: ``_changed`` says
+                # so too, and is left for the rest (NaN, infinities, other types).
+                if not (
+                    type(old) is float
+                    and type(new) is float
+                    and abs(new - old) > RELATIVE_DEADBAND * max(1.0, abs(old))
+                ) and not _changed(last, reading, wall_ns):
                     continue
             self._last[reading.sensor_id] = (reading.value, reading.quality, wall_ns)
             if len(self._buffer) >= MAX_BUFFERED:

@@ -92,22 +92,28 @@ class HistoryStore:
     # ------------------------------------------------------------------ writing
 
     def append(self, rows: Sequence[Row]) -> None:
-        """One transaction for the batch."""
+        """One transaction and one prepared INSERT for the batch (row by row, ``execute``
+        was a quarter of the agent's CPU at 10,000 subscribed items)."""
         try:
             with self._transaction():
+                ids, new_id, codes = self._ids, self._id, QUALITY_CODES
+                values: list[tuple[int, int, int, float | None, str | None, int]] = []
                 for row in rows:
-                    kind, number, text = _stored(row.value)
-                    self._db.execute(
-                        "INSERT INTO readings (sensor, t, k, v, s, q) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            self._id(row.sensor),
-                            row.time_ns,
-                            kind,
-                            number,
-                            text,
-                            QUALITY_CODES[row.quality],
-                        ),
-                    )
+                    sensor = ids.get(row.sensor)
+                    if sensor is None:  # named in the same transaction as its first row
+                        sensor = new_id(row.sensor)
+                    value = row.value
+                    if type(value) is float:  # the common case, inline
+                        values.append(
+                            (sensor, row.time_ns, NUMBER, value, None, codes[row.quality])
+                        )
+                    else:
+                        kind, number, text = _stored(value)
+                        values.append((sensor, row.time_ns, kind, number, text, codes[row.quality]))
+                self._db.executemany(
+                    "INSERT INTO readings (sensor, t, k, v, s, q) VALUES (?, ?, ?, ?, ?, ?)",
+                    values,
+                )
         except sqlite3.Error as exc:
             raise HistoryError(f"history write failed: {exc}") from exc
 

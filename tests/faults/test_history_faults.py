@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sqlite3
 import subprocess
@@ -15,12 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.config.models import History
 from edge_agent.history import recorder as recorder_module
 from edge_agent.history.recorder import HistoryRecorder
-from edge_agent.history.store import FILE_NAME, HistoryStore, Row
-from edge_agent.readings import Quality, Reading
+from edge_agent.history.store import FILE_NAME, HistoryStore, Row, _stored, _value
+from edge_agent.readings import Quality, Reading, Value
 from tests.conftest import REPO_ROOT
 
 S = 1_000_000_000
@@ -237,7 +240,6 @@ async def test_the_recorder_writes_and_a_reader_sees_it_while_it_runs(
 def test_a_nan_reading_comes_back_as_nan_not_as_no_value(tmp_path: Path) -> None:
     """SQLite keeps a NaN as NULL: replayed as None it would be another reading than the
     rules saw."""
-    import math
 
     store = HistoryStore(tmp_path / FILE_NAME, 24 * HOUR, 10**8)
     now = time.time_ns()
@@ -286,7 +288,6 @@ async def test_a_history_file_deleted_while_the_agent_runs_is_made_again(
 
 def test_a_sensor_stuck_at_nan_is_kept_on_change_like_any_other(tmp_path: Path) -> None:
     """NaN != NaN: without care every poll of a broken transmitter would be a change."""
-    import math
 
     history = HistoryRecorder(tmp_path, History())
     for second in range(5):
@@ -394,3 +395,78 @@ async def test_an_integer_beyond_a_float_is_kept_not_fatal(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+_VALUES = st.one_of(
+    st.floats(),  # NaN and ±inf included
+    st.integers(min_value=-(2**80), max_value=2**80),  # beyond a float's range too
+    st.booleans(),
+    st.none(),
+    st.text(max_size=300),  # past MAX_TEXT_CHARS
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["a", "b", "c", "d"]), _VALUES, st.sampled_from(Quality)),
+            max_size=20,
+        ),
+        max_size=4,
+    )
+)
+def test_batches_of_any_values_come_back_as_each_value_would_alone(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[str, Value, Quality]]]
+) -> None:
+    """One INSERT for a batch (sensors named in it for the first time included) stores each
+    row as ``_stored`` says, in order."""
+    path = tmp_path_factory.mktemp("history") / FILE_NAME
+    store = HistoryStore(path, 24 * HOUR, 10**9)
+    written: list[Row] = []
+    at = time.time_ns()
+    for batch in batches:
+        rows_of_batch = [Row(s, at + i, v, q) for i, (s, v, q) in enumerate(batch, len(written))]
+        store.append(rows_of_batch)
+        written += rows_of_batch
+    back = list(store.rows(at))
+    store.close()
+    assert [(r.sensor, r.time_ns, r.quality) for r in back] == [
+        (r.sensor, r.time_ns, r.quality) for r in written
+    ]
+    for row, read in zip(written, back, strict=True):
+        expected = _value(*_stored(row.value))
+        if isinstance(expected, float) and math.isnan(expected):
+            assert isinstance(read.value, float) and math.isnan(read.value)
+        else:
+            assert read.value == expected and type(read.value) is type(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.floats(), st.integers(), st.booleans(), st.none()), max_size=30),
+    steps=st.lists(st.integers(min_value=0, max_value=40 * S), min_size=30, max_size=30),
+    qualities=st.lists(st.sampled_from(Quality), min_size=30, max_size=30),
+)
+def test_the_recorder_keeps_exactly_what_changed_says(
+    tmp_path_factory: pytest.TempPathFactory,
+    values: list[Value],
+    steps: list[int],
+    qualities: list[Quality],
+) -> None:
+    """The recorder's inline fast paths keep the same readings as ``_changed`` alone."""
+    history = HistoryRecorder(tmp_path_factory.mktemp("history"), History())
+    expected: list[tuple[int, Value, Quality]] = []
+    last: tuple[Value, Quality, int] | None = None
+    at = 0
+    for value, step, quality in zip(values, steps, qualities, strict=False):
+        at += step
+        reading = Reading("temp", value, quality, 0)
+        if last is None or recorder_module._changed(last, reading, at):
+            last = (value, quality, at)
+            expected.append((at, value, quality))
+        history.offer([reading], at)
+    kept = [(r.time_ns, r.value, r.quality) for r in history._buffer]
+    assert len(kept) == len(expected)
+    for (t, v, q), (et, ev, eq) in zip(kept, expected, strict=True):
+        assert (t, q) == (et, eq) and (v is ev or v == ev)
