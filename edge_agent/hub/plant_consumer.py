@@ -55,7 +55,7 @@ from edge_agent.hub.plant_checks import (
     parse_plant_topic,
 )
 from edge_agent.hub.plant_counters import PlantStats
-from edge_agent.hub.plant_maintainx import started_ns, status_applied, unknown_meter
+from edge_agent.hub.plant_maintainx import started_ns, unknown_meter
 from edge_agent.hub.plant_store import REJECTED, HubMeterLedger, PlantStore, StatusRow
 from edge_agent.hub.presence import UnknownSites
 from edge_agent.hub.sites import CREDENTIALS_RETRY_S as KEY_HOLD_S
@@ -74,6 +74,7 @@ from edge_agent.maintainx.meters import (
     ensure_triggers,
     post_asset_status,
     post_readings,
+    status_applied,
 )
 from edge_agent.wire import topics
 from edge_agent.wire.plant import (

@@ -3,7 +3,6 @@ there already, whether a 404 on readings names an unknown meter, and when a chan
 
 from __future__ import annotations
 
-from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import Misconfigured, NotFound
 from edge_agent.wire.alert import WireError, wire_time_ns
 from edge_agent.wire.plant import AssetStatusMessage
@@ -18,24 +17,6 @@ def unknown_meter(exc: Misconfigured) -> NotFound | None:
     if exc.status == 404 and isinstance(text, str) and "meter" in text.lower():
         return NotFound(f"POST /meterreadings: {text}"[:300], status=404, body=body)
     return None
-
-
-async def status_applied(
-    client: MaintainXClient, asset_id: int, message: AssetStatusMessage
-) -> bool:
-    """Whether the asset's current status in MaintainX is this change already: a post whose
-    answer was lost (a timeout, a hub stopped) is not made twice. The direct forwarder asks
-    the same (``forwarders/maintainx/plant.py``)."""
-    data = await client.request("GET", f"assets/{int(asset_id)}")
-    asset = data.get("asset") if isinstance(data, dict) else None
-    current = asset.get("status") if isinstance(asset, dict) else None
-    if not isinstance(current, dict) or current.get("status") != message.status:
-        return False
-    try:
-        started = wire_time_ns(current.get("startedAt"), "startedAt")
-    except WireError:
-        return False
-    return started // 1_000_000 == started_ns(message) // 1_000_000
 
 
 def started_ns(message: AssetStatusMessage) -> int:

@@ -30,6 +30,7 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.maintainx.errors import MaintainXError, Misconfigured, NotFound, OutcomeUnknown
 from edge_agent.maintainx.sync import GATEWAY_STATUSES
+from edge_agent.wire.alert import WireError, wire_time_ns
 from edge_agent.wire.plant import AssetStatusMessage, MeterSpec
 
 log = logging.getLogger(__name__)
@@ -353,6 +354,25 @@ def refused_index(body: Any) -> int | None:
 
 
 # ---------------------------------------------------------------------------- downtime
+
+
+async def status_applied(
+    client: MaintainXClient, asset_id: int, message: AssetStatusMessage
+) -> bool:
+    """Whether the asset's current status in MaintainX is this change already (the status
+    and the ``startedAt`` :func:`asset_status_body` sends, to the millisecond): a post whose
+    answer was lost (a timeout, a stop) is not made twice. The direct forwarder and the hub
+    both ask it."""
+    data = await client.request("GET", f"assets/{int(asset_id)}")
+    asset = data.get("asset") if isinstance(data, dict) else None
+    current = asset.get("status") if isinstance(asset, dict) else None
+    if not isinstance(current, dict) or current.get("status") != message.status:
+        return False
+    try:
+        started = wire_time_ns(current.get("startedAt"), "startedAt")
+    except WireError:
+        return False
+    return started // 1_000_000 == message.time_ns // 1_000_000
 
 
 def asset_status_body(message: AssetStatusMessage) -> dict[str, Any]:

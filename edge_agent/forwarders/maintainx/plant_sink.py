@@ -34,11 +34,11 @@ from edge_agent.maintainx.meters import (
     post_asset_status,
     post_readings,
     refused_index,
+    status_applied,
 )
 from edge_agent.maintainx.sync import settle_s
 from edge_agent.outbox.store import OutboxError
 from edge_agent.redaction import redact
-from edge_agent.wire.alert import WireError, wire_time_ns
 from edge_agent.wire.plant import (
     ASSET_STATUS_SCHEMA,
     AssetStatusMessage,
@@ -294,7 +294,8 @@ class PlantSink:
             self._dead_letter(item, f"asset {message.asset.id} has no maintainx_id")
             return True
         try:
-            if await self._status_applied(asset_id, message):
+            assert self.client is not None
+            if await status_applied(self.client, asset_id, message):
                 self.status.statuses_found += 1
             else:
                 await post_asset_status(self.client, asset_id, message)
@@ -310,20 +311,6 @@ class PlantSink:
         self._report(Delivered(item.id))
         self._delivered()
         return True
-
-    async def _status_applied(self, asset_id: int, message: AssetStatusMessage) -> bool:
-        """Whether the asset's current status in MaintainX is this change already."""
-        assert self.client is not None
-        data = await self.client.request("GET", f"assets/{int(asset_id)}")
-        asset = data.get("asset") if isinstance(data, dict) else None
-        current = asset.get("status") if isinstance(asset, dict) else None
-        if not isinstance(current, dict) or current.get("status") != message.status:
-            return False
-        try:
-            started = wire_time_ns(current.get("startedAt"), "startedAt")
-        except WireError:
-            return False
-        return started // 1_000_000 == message.time_ns // 1_000_000
 
     # ------------------------------------------------------------------ outcomes
 
