@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from edge_agent.hub.kpis import duration_cell
 from edge_agent.hub.plant_store import StatusRow
 
 if TYPE_CHECKING:
@@ -105,16 +106,6 @@ def asset_kpis_json(rows: Sequence[AssetKpiRow]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
 def asset_kpis_table(rows: Sequence[AssetKpiRow]) -> str:
     """A plain text table, one line per (site, asset)."""
     header = ("SITE", "ASSET", "STATUS", "AVAILABILITY", "MTBF", "FAILURES", "DOWN (PLANNED)")
@@ -124,9 +115,9 @@ def asset_kpis_table(rows: Sequence[AssetKpiRow]) -> str:
             row.asset,
             row.status,
             "-" if row.availability is None else f"{row.availability * 100:.2f}%",
-            _duration(row.mtbf_s),
+            duration_cell(row.mtbf_s),
             str(row.failures),
-            f"{_duration(row.unplanned_downtime_s)} ({_duration(row.planned_downtime_s)})",
+            f"{duration_cell(row.unplanned_downtime_s)} ({duration_cell(row.planned_downtime_s)})",
         )
         for row in rows
     ]

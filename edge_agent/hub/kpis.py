@@ -23,7 +23,8 @@ def kpis_json(rows: Sequence[KpiRow]) -> str:
     return json.dumps({"kpis": [asdict(row) for row in rows]}, indent=2)
 
 
-def _duration(seconds: float | None) -> str:
+def duration_cell(seconds: float | None) -> str:
+    """A KPI table's duration: ``90s``, ``12.5m``, ``3.2h``; ``-`` when there is none."""
     if seconds is None:
         return "-"
     if seconds < 120:
@@ -61,9 +62,9 @@ def kpis_table(rows: Sequence[KpiRow]) -> str:
             str(row.work_orders_created),
             str(row.open_backlog),
             str(row.work_orders_done),
-            _duration(row.mttr_s),
+            duration_cell(row.mttr_s),
             _rate(row.first_time_fixes, row.repairs_judged),
-            _duration(row.time_to_normal_s),
+            duration_cell(row.time_to_normal_s),
         )
         for row in rows
     ]

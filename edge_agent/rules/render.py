@@ -29,6 +29,7 @@ from edge_agent.alerts import (
     make_event_id,
 )
 from edge_agent.common.local_time import local_text
+from edge_agent.common.time_units import elapsed_text
 from edge_agent.common.value_text import number_text
 from edge_agent.config.models import TEMPLATE_FIELDS, Rule, SiteConfig
 from edge_agent.config.units import format_duration
@@ -135,9 +136,7 @@ def template_values(event: AlarmEvent, config: SiteConfig, rule: Rule | None) ->
         "alert_id": event.alert_id or "",
         # How long the episode has lasted at this event, e.g. "12m30s" (0s at activation).
         "duration": (
-            format_duration(event.time_ns - event.started_ns)
-            if event.started_ns is not None
-            else ""
+            elapsed_text(event.time_ns - event.started_ns) if event.started_ns is not None else ""
         ),
     }
 

@@ -144,3 +144,24 @@ def test_every_template_field_is_filled() -> None:
     values = template_values(event, config, config.rules[0])
     assert set(values) == TEMPLATE_FIELDS
     assert values["duration"] == "0s"
+
+
+def test_duration_is_written_for_people_to_the_second() -> None:
+    """An episode's ``{duration}`` reads ``12m30s``, never the exact nanoseconds of the clock."""
+    from edge_agent.rules.render import template_values
+
+    config = site([RULE])
+    engine = RuleEngine(config)
+    engine.feed(reading(0, 9.5))
+    [cleared] = [e for e in engine.feed(reading(750.123456789, 1.0)) if e.kind == "cleared"]
+    assert template_values(cleared, config, config.rules[0])["duration"] == "12m30s"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.5, "0s"), (59, "59s"), (3600, "1h"), (3605, "1h5s"), (93784, "1d2h3m4s"), (-5, "0s")],
+)
+def test_elapsed_text(seconds: float, text: str) -> None:
+    from edge_agent.common.time_units import NS_PER_S, elapsed_text
+
+    assert elapsed_text(round(seconds * NS_PER_S)) == text
