@@ -118,8 +118,11 @@ def test_the_inline_path_gives_the_general_paths_reading(
     assert fast.source_time_ns == (NOW_NS if picked is None else picked)
 
 
-def test_a_value_off_the_wire_takes_the_inline_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    stamp = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+@pytest.mark.parametrize("stamped", [True, False])  # a server's own, the simulator's bench
+def test_a_value_off_the_wire_takes_the_inline_path(
+    monkeypatch: pytest.MonkeyPatch, stamped: bool
+) -> None:
+    stamp = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC) if stamped else None
     sent = ua.DataValue(
         ua.Variant(61.5, ua.VariantType.Double), SourceTimestamp=stamp, ServerTimestamp=stamp
     )
@@ -132,4 +135,6 @@ def test_a_value_off_the_wire_takes_the_inline_path(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(converter, "reading_from_any", general_path)
     reading = converter.reading_from("s", received, NOW_NS)
     assert (reading.value, reading.reason, reading.raw) == (124.0, None, "Good")
-    assert reading.source_time_ns == int(stamp.timestamp()) * 1_000_000_000 + 123_456_000
+    assert reading.source_time_ns == (
+        int(stamp.timestamp()) * 1_000_000_000 + 123_456_000 if stamp else NOW_NS
+    )

@@ -59,34 +59,31 @@ class DataValues:
         """A DataValue as a ``Reading``: status → quality, SourceTimestamp kept."""
         if dv is None:
             return bad(sensor_id, "no value", now_ns)
-        # The common case inline (a subscription's ≈ 10,000 a second): Good, a float, a UTC
-        # SourceTimestamp as asyncua decodes it. The same reading as the general path
-        # (a property test holds them together); anything else takes that path.
+        # The common case inline (a subscription's ≈ 10,000 a second): Good and a float,
+        # most often with a UTC SourceTimestamp as asyncua decodes it. The same reading as
+        # the general path (a property test holds them together); anything else takes it.
         status, variant = dv.StatusCode, dv.Value
-        source: datetime | None = dv.SourceTimestamp
         if (
             (status is None or status.value == 0)
             and variant is not None
             and type(variant.Value) is float
-            and source is not None
-            and source.tzinfo is UTC
-            and source.year > 1601
         ):
             value = variant.Value
             scale = self._scales.get(sensor_id)
             if scale is not None:
                 value = value * scale[0] + scale[1]
             if value - value == 0.0:  # finite (NaN and ±inf give NaN)
-                delta = source - EPOCH
-                time_ns = delta.days * NS_PER_DAY + delta.seconds * NS_PER_S
-                return new_reading(
-                    sensor_id,
-                    value,
-                    Quality.GOOD,
-                    time_ns + delta.microseconds * NS_PER_US,
-                    None,
-                    GOOD_NAME,
-                )
+                source: datetime | None = dv.SourceTimestamp
+                if source is not None and source.tzinfo is UTC and source.year > 1601:
+                    delta = source - EPOCH
+                    time_ns = (
+                        delta.days * NS_PER_DAY
+                        + delta.seconds * NS_PER_S
+                        + delta.microseconds * NS_PER_US
+                    )
+                else:  # no source time, or not in UTC: server time, else ours
+                    time_ns = pick_time_ns(source, dv.ServerTimestamp, now_ns)
+                return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
         return self.reading_from_any(sensor_id, dv, now_ns)
 
     def reading_from_any(self, sensor_id: str, dv: ua.DataValue, now_ns: int) -> Reading:
