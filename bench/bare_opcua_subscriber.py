@@ -67,7 +67,14 @@ async def run(endpoint: str, items: int, sampling_ms: float, decode_only: bool) 
 
         def published(result: ua.PublishResult) -> None:
             nonlocal received
-            for notification in result.NotificationMessage.NotificationData or ():
+            message = result.NotificationMessage
+            if message.NotificationData is None:
+                return
+            # What asyncua's own callback keeps: its stale-subscription watchdog reads it
+            # (without it the subscription is recreated every few seconds).
+            subscription.last_publish_at = time.monotonic()
+            subscription.last_sequence_number = int(message.SequenceNumber)
+            for notification in message.NotificationData:
                 if isinstance(notification, ua.DataChangeNotification):
                     received += len(notification.MonitoredItems)
 

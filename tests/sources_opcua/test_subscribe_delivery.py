@@ -112,6 +112,16 @@ async def test_the_callback_swap_refuses_a_session_it_does_not_recognise(
         # asyncua's callback is no longer there to replace: a second swap must not guess.
         with pytest.raises(RuntimeError, match="subscription callback"):
             _DataChangeHandler(owner, no_readings, {}, maxsize=10).attach(client, subscription)
+        # asyncua's stale-subscription watchdog recreates a subscription (and gives it back
+        # its own callback) unless each response is noted as asyncua's callback notes it.
+        subscription.last_publish_at = 0.0
+        assert subscription.is_stale(1.5)
+        keep_alive = ua.PublishResult(SubscriptionId=subscription.subscription_id)
+        keep_alive.NotificationMessage.SequenceNumber = 7
+        keep_alive.NotificationMessage.NotificationData = []
+        handler.published(keep_alive)
+        assert not subscription.is_stale(1.5)
+        assert subscription.last_sequence_number == 7
         # A status asyncua makes up for its subscriptions (a dropped link) is noted.
         await client.uaclient.session.inform_subscriptions(
             ua.StatusCode(ua.StatusCodes.BadShutdown)
