@@ -4,7 +4,13 @@ throwing every notification away. Prints "subscribed N" when its items are in, t
 until terminated (SIGTERM), and prints how many notifications it received;
 ``bench/opcua_subscribe.py`` measures its CPU.
 
+``--decode-only``: the session hands each decoded publish response to a callback that only
+counts its items (what the agent's subscription does before its own work, since it takes
+the responses from the session itself): asyncua's publish loop and decoding, without its
+iterator mode's event objects and queue.
+
     .venv/bin/python bench/bare_opcua_subscriber.py ENDPOINT ITEMS [--sampling-ms 1000]
+        [--decode-only]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def item(handle: int, node: str, sampling_ms: float) -> ua.MonitoredItemCreateRe
     return request
 
 
-async def run(endpoint: str, items: int, sampling_ms: float) -> None:
+async def run(endpoint: str, items: int, sampling_ms: float, decode_only: bool) -> None:
     # The agent's client settings (sources/opcua/source.py): no reconnect, a lenient watchdog.
     client = Client(endpoint, timeout=10, watchdog_intervall=20, auto_reconnect=False)
     client.session_timeout = 120_000
@@ -58,7 +64,24 @@ async def run(endpoint: str, items: int, sampling_ms: float) -> None:
             await subscription.create_monitored_items(requests[start : start + PER_REQUEST])
         print(f"subscribed {items}", flush=True)
         started = time.monotonic()
+
+        def published(result: ua.PublishResult) -> None:
+            nonlocal received
+            message = result.NotificationMessage
+            if message.NotificationData is None:
+                return
+            # What asyncua's own callback keeps: its stale-subscription watchdog reads it
+            # (without it the subscription is recreated every few seconds).
+            subscription.last_publish_at = time.monotonic()
+            subscription.last_sequence_number = int(message.SequenceNumber)
+            for notification in message.NotificationData:
+                if isinstance(notification, ua.DataChangeNotification):
+                    received += len(notification.MonitoredItems)
+
         try:
+            if decode_only:  # as the agent does: the session's callback swapped
+                client.uaclient._subscription_callbacks[subscription.subscription_id] = published
+                await asyncio.Event().wait()  # until SIGTERM
             async for _event in subscription:  # the no-op handler
                 received += 1
         finally:
@@ -71,10 +94,11 @@ def main() -> int:
     parser.add_argument("endpoint")
     parser.add_argument("items", type=int)
     parser.add_argument("--sampling-ms", type=float, default=1000.0)
+    parser.add_argument("--decode-only", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     try:
-        asyncio.run(run(args.endpoint, args.items, args.sampling_ms))
+        asyncio.run(run(args.endpoint, args.items, args.sampling_ms, args.decode_only))
     except asyncio.CancelledError:
         pass
     return 0

@@ -146,10 +146,12 @@ def measure_agent_load(
         agent.stop()
 
 
-def measure_bare_load(endpoint: str, seconds: float) -> float:
-    """CPU of asyncua alone on the same subscription (bench/bare_opcua_subscriber.py)."""
+def measure_bare_load(endpoint: str, seconds: float, decode_only: bool = False) -> float:
+    """CPU of asyncua alone on the same subscription (bench/bare_opcua_subscriber.py); with
+    ``decode_only`` its publish loop and decoding alone (no per-item events or queue)."""
     process = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / "bare_opcua_subscriber.py"), endpoint, str(LOAD_ITEMS)],
+        [sys.executable, str(BENCH_DIR / "bare_opcua_subscriber.py"), endpoint, str(LOAD_ITEMS)]
+        + (["--decode-only"] if decode_only else []),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -166,7 +168,8 @@ def measure_bare_load(endpoint: str, seconds: float) -> float:
 
         cpu_pct = _load_window(process, cpu_s, seconds)
         process.terminate()
-        print(f"    asyncua alone: {process.communicate(timeout=15)[0].strip()}")
+        what = "decoding" if decode_only else "iterator mode"
+        print(f"    asyncua alone ({what}): {process.communicate(timeout=15)[0].strip()}")
         return cpu_pct
     finally:
         if process.poll() is None:
@@ -192,6 +195,7 @@ def measure_load(
                 load = measure_agent_load(endpoint, seconds, mx, run_dir, tree)
                 result.update({f"{name}_{key}": value for key, value in load.items()})
             result["bare_cpu_pct"] = measure_bare_load(endpoint, seconds)
+            result["decode_cpu_pct"] = measure_bare_load(endpoint, seconds, decode_only=True)
             results.append(result)
             print(f"  round {number + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()))
     return results
@@ -243,7 +247,8 @@ def main() -> int:
             f"CPU {load['this_cpu_pct']:.1f} % of a core (goal < 10 %), "
             f"RSS {load['this_rss_mib']:.1f} MiB, {load['this_readings_per_s']:,.0f} readings/s; "
             f"asyncua alone {load['bare_cpu_pct']:.1f} % "
-            f"(agent / asyncua alone: {load['this_cpu_pct'] / load['bare_cpu_pct']:.2f}×)"
+            f"(agent / asyncua alone: {load['this_cpu_pct'] / load['bare_cpu_pct']:.2f}×), "
+            f"its decoding alone {load['decode_cpu_pct']:.1f} %"
         )
         if "other_cpu_pct" in load:
             print(

@@ -50,35 +50,41 @@ class HistoryRecorder:
         self._buffer: list[Row] = []
         # Every store call runs in this one thread, in order (see run's ``finally``).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
-        self._last: dict[str, tuple[Value, Quality, int]] = {}
+        self._last: dict[str, Row] = {}  # each sensor's last row kept
 
     def offer(self, readings: Sequence[Reading], wall_ns: int) -> None:
         """Keep what changed (or is due for a heartbeat). Called on the event loop."""
+        # ≈ 10,000 readings a second from a big subscription: the attributes and methods
+        # are bound once per batch, and the row kept is a plain tuple that is also the
+        # sensor's last (a frozen dataclass and a second tuple cost half the time here).
+        last_of, buffer = self._last, self._buffer
+        keep = buffer.append
         for reading in readings:
-            last = self._last.get(reading.sensor_id)
+            sensor, value, quality = reading.sensor_id, reading.value, reading.quality
+            last = last_of.get(sensor)
             if last is not None:
+                old = last.value
                 # The common case first, inline: the same value and quality again within
                 # the heartbeat is no change (``_changed`` costs ≈ 1.2 µs, this ≈ 0.15).
                 if (
-                    last[0] == reading.value
-                    and last[1] is reading.quality
-                    and wall_ns - last[2] < HEARTBEAT_NS
+                    old == value
+                    and last.quality is quality
+                    and wall_ns - last.time_ns < HEARTBEAT_NS
                 ):
                     continue
-                old, new = last[0], reading.value
                 # A float beyond the deadband is a change whatever else: ``_changed`` says
                 # so too, and is left for the rest (NaN, infinities, other types).
                 if not (
                     type(old) is float
-                    and type(new) is float
-                    and abs(new - old) > RELATIVE_DEADBAND * max(1.0, abs(old))
-                ) and not _changed(last, reading, wall_ns):
+                    and type(value) is float
+                    and abs(value - old) > RELATIVE_DEADBAND * (abs(old) if abs(old) > 1.0 else 1.0)
+                ) and not _changed((old, last.quality, last.time_ns), reading, wall_ns):
                     continue
-            self._last[reading.sensor_id] = (reading.value, reading.quality, wall_ns)
-            if len(self._buffer) >= MAX_BUFFERED:
+            row = last_of[sensor] = Row(sensor, wall_ns, value, quality)
+            if len(buffer) >= MAX_BUFFERED:
                 self.dropped += 1
                 continue
-            self._buffer.append(Row(reading.sensor_id, wall_ns, reading.value, reading.quality))
+            keep(row)
 
     async def run(self) -> None:
         """Write and prune until cancelled; only a bug ends it (and then the agent)."""

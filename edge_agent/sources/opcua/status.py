@@ -7,7 +7,9 @@ uncertain, ``10``/``11`` bad.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Final
 
+from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S, NS_PER_US
 from edge_agent.readings import Quality
 
 _SEVERITY_SHIFT = 30
@@ -23,26 +25,26 @@ def quality_of(status_code: int) -> Quality:
     return Quality.BAD
 
 
+#: The Unix epoch, aware and naive: made once, not per timestamp (that was most of the cost).
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
+
+
 def datetime_to_ns(moment: datetime | None) -> int | None:
     """UTC nanoseconds since the epoch; ``None`` for a missing timestamp.
 
     OPC UA's "no timestamp" is 1601-01-01 (DateTime 0); that is treated as missing too.
     Naive datetimes are UTC (asyncua has returned both kinds across versions).
     """
-    if moment is None:
+    if moment is None or moment.year <= 1601:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if moment.year <= 1601:
-        return None
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else EPOCH)
+    return delta.days * NS_PER_DAY + delta.seconds * NS_PER_S + delta.microseconds * NS_PER_US
 
 
 def pick_time_ns(source: datetime | None, server: datetime | None, local_ns: int) -> int:
     """SourceTimestamp if the server sent one, else ServerTimestamp, else the local clock."""
-    for moment in (source, server):
-        ns = datetime_to_ns(moment)
-        if ns is not None:
-            return ns
-    return local_ns
+    ns = datetime_to_ns(source)
+    if ns is None:
+        ns = datetime_to_ns(server)
+    return local_ns if ns is None else ns

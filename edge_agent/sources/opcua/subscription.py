@@ -9,17 +9,16 @@ must be rebuilt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
-from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
+from asyncua.common.subscription import Subscription
 from asyncua.observer import Observer
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
@@ -38,6 +37,8 @@ from edge_agent.sources.opcua.values import ReadingFrom
 
 # More Republish requests than this within one watchdog window is asyncua's busy loop.
 MAX_REPUBLISH_PER_WINDOW = 50
+# Readings handed to the sink at once (whole responses; one response may be more).
+MAX_BATCH = 10_000
 
 
 class SubscriptionOwner(Protocol):
@@ -80,29 +81,78 @@ class _ActivityObserver(Observer):
         return sum(1 for moment in self.republish_times if moment >= since)
 
 
-class _Notifications(asyncio.Queue[Any]):
-    """The subscription's event queue (asyncua's iterator mode), bounded: when it is full
-    the oldest notification is dropped and counted, never the connection's latest news."""
+class _Notifications:
+    """The subscription's data changes, one list per publish response, bounded in items:
+    when full the oldest notifications are dropped and counted, never the connection's
+    latest news.
+
+    A list per response, not a queue entry per item: a put and a ``Queue.full`` for each
+    of 10,000 items a second were a tenth of the agent's CPU (docs/performance.md §4).
+    """
 
     def __init__(self, source: SubscriptionOwner, maxsize: int) -> None:
-        super().__init__(maxsize=maxsize)
         self._source = source
+        self.maxsize = maxsize
+        self._lists: deque[list[ua.MonitoredItemNotification]] = deque()
+        self._count = 0  # items in ``_lists``
+        self._ready = asyncio.Event()
 
-    def put_nowait(self, item: Any) -> None:
-        if self.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.get_nowait()
-            self._source.notifications_dropped += 1
-        super().put_nowait(item)
+    def __len__(self) -> int:
+        return self._count
+
+    def put(self, items: list[ua.MonitoredItemNotification]) -> None:
+        """Queue one response's items, dropping the oldest beyond ``maxsize``; never waits."""
+        if not items:
+            return
+        excess = self._count + len(items) - self.maxsize
+        if excess > 0:
+            self._drop_oldest(excess, items)
+            if len(items) > self.maxsize:  # one response larger than the whole bound
+                items = items[len(items) - self.maxsize :]
+        self._lists.append(items)
+        self._count += len(items)
+        self._ready.set()
+
+    def _drop_oldest(self, excess: int, incoming: list[ua.MonitoredItemNotification]) -> None:
+        self._source.notifications_dropped += excess
+        lists = self._lists
+        while excess > 0 and lists:
+            oldest = lists[0]
+            if len(oldest) <= excess:
+                lists.popleft()
+                self._count -= len(oldest)
+                excess -= len(oldest)
+            else:
+                lists[0] = oldest[excess:]
+                self._count -= excess
+                excess = 0
+        # What is left of the excess comes off the front of ``incoming`` (see put).
+
+    async def take(self, limit: int) -> list[list[ua.MonitoredItemNotification]]:
+        """Whole responses in arrival order, at least one, up to ``limit`` items unless the
+        first alone is more; waits while there is none."""
+        while not self._lists:
+            self._ready.clear()
+            await self._ready.wait()
+        lists = self._lists
+        taken = [lists.popleft()]
+        total = len(taken[0])
+        while lists and total + len(lists[0]) <= limit:
+            taken.append(lists.popleft())
+            total += len(taken[-1])
+        self._count -= total
+        return taken
 
 
 class _DataChangeHandler:
-    """Turns the subscription's events into readings, in batches, on the drain task.
+    """Takes the subscription's publish responses in place of asyncua's ``Subscription``
+    and turns their data changes into readings, in batches, on the drain task.
 
-    asyncua's iterator mode queues events without a task each (its handler mode spawns
-    a task per notification: ≈ 30 % of the agent's CPU at 10,000 items, measured). The
-    subscription's queue is replaced by :class:`_Notifications` so that drops are
-    counted (asyncua's own overflow policies drop silently).
+    asyncua's own callback makes two dataclasses and a queue entry per notification (its
+    iterator mode) or a task each (its handler mode: ≈ 30 % of the agent's CPU at 10,000
+    items, measured); this one queues each response's list of items as it came off the
+    wire (:class:`_Notifications`, which counts drops: asyncua's overflow policies drop
+    silently) and notes a bad subscription status for the watchdog.
     """
 
     def __init__(
@@ -116,29 +166,64 @@ class _DataChangeHandler:
         self._handles = handles
         self.events = _Notifications(source, maxsize)
         self.status_problem: str | None = None
+        self._subscription: Subscription | None = None
+        self._observer: Observer | None = None
 
-    def attach(self, subscription: Subscription) -> None:
-        """Make ``subscription`` (created in iterator mode) queue into :attr:`events`."""
-        # A private attribute of asyncua 2.x's Subscription: fail loudly if it moves.
-        if not isinstance(subscription._event_queue, asyncio.Queue):
-            raise RuntimeError("asyncua's Subscription has no _event_queue to replace")
-        subscription._event_queue = self.events
+    def attach(self, client: Client, subscription: Subscription) -> None:
+        """Make ``subscription``'s publish responses come here instead of to asyncua's
+        ``Subscription.publish_callback``."""
+        # Private to asyncua 2.x's session: fail loudly at start if it moves.
+        callbacks = getattr(client.uaclient, "_subscription_callbacks", None)
+        subscription_id = subscription.subscription_id
+        if (
+            not isinstance(callbacks, dict)
+            or subscription_id is None
+            or callbacks.get(subscription_id) != subscription.publish_callback
+        ):
+            raise RuntimeError("asyncua's session has no subscription callback to replace")
+        self._subscription = subscription
+        self._observer = client.uaclient.observer
+        callbacks[subscription_id] = self.published
 
-    def readings(self, events: list[Any]) -> list[Reading]:
-        """The readings in a batch of events; a bad subscription status is noted."""
+    def published(self, result: ua.PublishResult) -> None:
+        """One publish response (or a status asyncua makes up when the link drops): what
+        ``Subscription.publish_callback`` does, without an event object per item."""
+        message = result.NotificationMessage
+        if message.NotificationData is None:
+            return
+        subscription = self._subscription
+        if subscription is not None:  # kept as asyncua keeps them
+            subscription.last_publish_at = time.monotonic()
+            subscription.last_sequence_number = int(message.SequenceNumber)
+        produced = 0
+        for notification in message.NotificationData:
+            if isinstance(notification, ua.DataChangeNotification):
+                items = notification.MonitoredItems
+                self.events.put(items)
+                produced += len(items)
+            elif isinstance(notification, ua.StatusChangeNotification):
+                produced += 1
+                code = notification.Status
+                if code is not None and not code.is_good():
+                    self.status_problem = f"subscription status {code.name}"
+            else:  # no event items are made: nothing else is expected
+                log.warning(
+                    "OPC UA notification of an unexpected kind ignored.",
+                    extra={"kind": type(notification).__name__},
+                )
+        if self._observer is not None:
+            self._observer.on_notification(result.SubscriptionId, produced)
+
+    def readings(self, published: list[list[ua.MonitoredItemNotification]]) -> list[Reading]:
+        """The readings of a batch of responses' items (handles of no sensor are skipped)."""
         now_ns = time.time_ns()
         handles, reading_from = self._handles, self._reading_from
         out = []
-        for event in events:
-            if isinstance(event, DataChangeEvent):
-                item = event.data.monitored_item
-                sensor_id = handles.get(int(item.ClientHandle))
+        for items in published:
+            for item in items:
+                sensor_id = handles.get(item.ClientHandle)
                 if sensor_id is not None:
                     out.append(reading_from(sensor_id, item.Value, now_ns))
-            elif isinstance(event, StatusChangeEvent):
-                code = event.notification.Status
-                if code is not None and not code.is_good():
-                    self.status_problem = f"subscription status {code.name}"
         return out
 
 
@@ -209,7 +294,7 @@ class SubscriptionMode:
         failed: dict[str, str] = dict(unresolved)
         try:
             subscription = await client.create_subscription(self.parameters(), None)
-            handler.attach(subscription)
+            handler.attach(client, subscription)
             limit = await self._read_limit(client)
             items = [self.monitored_item(h, nodes[s]) for h, s in handles.items()]
             for start in range(0, len(items), limit):
@@ -239,15 +324,9 @@ class SubscriptionMode:
         events = handler.events
         stats = self._source.stats
         while True:
-            batch = [await events.get()]
-            while len(batch) < 10_000:
-                try:
-                    batch.append(events.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            readings = handler.readings(batch)
+            readings = handler.readings(await events.take(MAX_BATCH))
             if not readings:
-                continue  # a status change, or asyncua's end-of-subscription marker
+                continue  # only handles of no sensor
             stats.reads += 1
             stats.last_good_read_ns = time.time_ns()
             await sink(readings)
