@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     # Until the event loop takes SIGHUP over, a `systemctl reload` during the start must not
     # end the process (SIGHUP's default action); the file is read at the start anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    from edge_agent.service.heap import tune_heap
+
+    tune_heap()  # before any thread allocates: docs/performance.md §2c
     from edge_agent.common.logs import configure_logging
     from edge_agent.config.diagnostics import format_diagnostic
     from edge_agent.config.models import Storage

@@ -72,11 +72,6 @@ Check = Callable[[Document], Iterable[Diagnostic]]
 """A check over the whole merged document: yields errors and warnings."""
 
 
-def site_base_dir(path: Path) -> Path:
-    """The folder relative paths in a site file are taken from (secrets, certificates)."""
-    return Path(path).absolute().parent
-
-
 def file_error(file: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
     """An error about a file as a whole (no path inside it)."""
     return Diagnostic(file, line, col, "error", (), message)

@@ -24,11 +24,12 @@ from edge_agent.config.diagnostics import (
     Diagnostic,
     sort_diagnostics,
 )
-from edge_agent.config.document import Check, Document, file_error, site_base_dir
+from edge_agent.config.document import Check, Document, file_error
 from edge_agent.config.include import INCLUDE_KEY, Includer
 from edge_agent.config.messages import translate
 from edge_agent.config.models import SiteConfig
 from edge_agent.config.schema_paths import expects_bool
+from edge_agent.config.site_paths import site_base_dir
 from edge_agent.config.yaml_reader import collector_paused
 
 __all__ = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.config.document import site_base_dir
 from edge_agent.config.models import SiteConfig
+from edge_agent.config.site_paths import site_base_dir
 
 
 def state_dir_of(config: SiteConfig, site_file: Path) -> Path:

@@ -28,6 +28,7 @@ from edge_agent.config.models import SiteConfig
 from edge_agent.interfaces import ForwarderStatus
 from edge_agent.service.alarm_controls import controls_health
 from edge_agent.service.config_changes import credentials_fingerprint
+from edge_agent.service.heap import release_free_heap
 from edge_agent.service.last_good import NAG_INTERVAL_S, save_last_good
 from edge_agent.service.metrics import as_mapping, build_registry
 from edge_agent.service.pipeline import SHUTDOWN_BUDGET_S, Agent
@@ -115,6 +116,7 @@ class Service:
             )
         if self.reloader.report.fallback is None:
             await self._save_last_good(self.agent.config)
+        release_free_heap()  # start-up's temporaries are gone: give their pages back
         self.notifier.ready("running")
         self.ready_event.set()
         if self._reload_when_started:
@@ -220,6 +222,7 @@ class Service:
             self._credentials = credentials
             changes.append("credentials")
         await self._save_last_good(config)
+        release_free_heap()  # the previous configuration and the reload's temporaries
         return changes
 
     async def _save_last_good(self, config: SiteConfig) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from edge_agent.config.diagnostics import Diagnostic
 from edge_agent.config.models import SiteConfig, share_fields_sets, site_json
+from edge_agent.config.models.sharing import share_equal_models
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def check_here(site_path: Path) -> Checked:
     config, diagnostics = check_site_files([site_path])
     if config is not None:
         share_fields_sets(config)  # kept for the agent's life: ≈ 430 bytes a Modbus sensor
+        share_equal_models(config)  # repeated sections (rules' chattering, scales): one each
     return config, list(diagnostics), site_files(site_path)
 
 
@@ -78,6 +80,7 @@ def _decode(text: str) -> Checked:
     config = None if body.strip() == "null" else SiteConfig.model_validate_json(body)
     if config is not None:
         share_fields_sets(config)
+        share_equal_models(config)
     return config, diagnostics, [Path(f) for f in document["files"]]
 
 

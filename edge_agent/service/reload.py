@@ -63,7 +63,6 @@ def site_files(site_path: Path) -> list[Path]:
     Only the ``include:`` key is read here; a file that does not parse is still watched
     (its next save is the next reload attempt) and the loader reports its errors."""
     from edge_agent.config.diagnostics import ConfigError
-    from edge_agent.config.yaml_reader import parse_yaml
 
     found: list[Path] = []
     pending = [site_path]
@@ -77,7 +76,10 @@ def site_files(site_path: Path) -> list[Path]:
             # Parsing a big site file only to find it has no includes costs seconds.
             if not _INCLUDE_RE.search(text):
                 continue
-            # The loader's own reader: the C parser when it reads the text exactly.
+            # The loader's own reader: the C parser when it reads the text exactly. Imported
+            # only here: a big site checked in the child never needs ruamel in the agent.
+            from edge_agent.config.yaml_reader import parse_yaml
+
             document, _marks, _problems = parse_yaml(text, str(path))
         except (OSError, ConfigError, UnicodeDecodeError):
             continue

@@ -141,12 +141,14 @@ def hand_work_orders_to_rules(tracker: WorkOrderTracker, rules: RulesLoop) -> No
 
 def source_signature(config: SiteConfig, connection: str) -> Any:
     """Everything that defines one source: its connection and its sensors. Two configs
-    with the same signature for a connection can keep the running source."""
-    sensors = sorted(
-        (sensor_id, sensor.model_dump(mode="json", by_alias=True))
+    with the same signature for a connection can keep the running source. The sensors
+    compare as models (frozen, equal when every option is): a dump of each, twice a reload,
+    was ≈ 10 MiB of temporaries at 10,000 sensors that the process kept resident."""
+    sensors = {
+        sensor_id: sensor
         for sensor_id, sensor in config.sensors.items()
         if sensor.connection == connection
-    )
+    }
     return (
         config.connections[connection].model_dump(mode="json", by_alias=True),
         config.defaults.poll,
