@@ -39,9 +39,10 @@ class Reading:
 
     Two times: ``source_time_ns`` is what the source says (OPC UA's SourceTimestamp, the
     wall clock at a Modbus read): reported, never trusted for deadlines. ``received_ns`` is
-    the agent's own monotonic clock when the reading reached the rules (set by the running
-    agent, see :meth:`received`); the engine runs on it when set, else on the source time
-    (a recorded trace, which ``replay`` runs on its own times).
+    the agent's own monotonic clock when the reading reached the rules (see
+    :meth:`received`; the running agent's rules loop passes its batch's arrival stamp to
+    the engine beside the reading instead of making this copy); the engine runs on it when
+    set, else on the source time (a recorded trace, which ``replay`` runs on its own times).
     """
 
     sensor_id: str
