@@ -105,17 +105,11 @@ def measure_agent(
 ) -> tuple[float, float]:
     """The agent of this checkout, or of another one (``tree``: before/after figures)."""
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    agent = Agent(site(rate_ms, port, run_dir / "state"), run_dir)
-    own_tree, own_cwd = agent_bench.REPO, Path.cwd()
-    # Agent.start runs ``-m edge_agent`` with REPO on PYTHONPATH; ``-m`` puts the working
-    # directory first on sys.path, so the process starts from inside the tree too.
-    agent_bench.REPO = tree or own_tree
-    os.chdir(agent_bench.REPO)
-    try:
-        agent.start()
-    finally:
-        agent_bench.REPO = own_tree
-        os.chdir(own_cwd)
+    # The tree's own interpreter, from inside the tree (``-m`` puts the working directory
+    # first on sys.path). ``Agent``'s default tree is this checkout: without passing
+    # ``tree`` both columns measured this checkout.
+    agent = Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree or agent_bench.REPO)
+    agent.start()
     try:
         assert agent.process is not None
         return window(agent.process.pid, seconds)

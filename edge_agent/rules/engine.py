@@ -204,9 +204,13 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ public API
 
-    def feed(self, reading: Reading) -> list[AlarmEvent]:
-        """Apply one reading; deadlines due at or before its time fire first."""
-        received = reading.received_ns
+    def feed(self, reading: Reading, received_ns: int | None = None) -> list[AlarmEvent]:
+        """Apply one reading; deadlines due at or before its time fire first.
+
+        ``received_ns`` (the running agent's clock when the reading arrived) stands for
+        ``reading.received_ns``: the rules loop gives a batch's one stamp this way instead
+        of copying each reading."""
+        received = reading.received_ns if received_ns is None else received_ns
         t = reading.source_time_ns if received is None else received
         heap = self._heap
         events: list[AlarmEvent] = self._fire_due(t) if heap and heap[0][0] <= t else []

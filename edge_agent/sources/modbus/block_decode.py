@@ -54,6 +54,7 @@ class _Numeric:
     count: int
     is_float: bool
     scale: Scale | None
+    plain: bool  # neither scaled nor a float: the number is the value as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ def _compile_layouts(
                     planned.count,
                     planned.register.value_type in FLOAT_TYPES,
                     scales.get(planned.sensor_id),
+                    planned.register.value_type not in FLOAT_TYPES
+                    and scales.get(planned.sensor_id) is None,
                 )
                 for planned, _ in members
             )
@@ -151,6 +154,14 @@ class BlockDecoder:
     def decode(self, data: tuple[int, ...], time_ns: int) -> list[Reading]:
         """One reading per sensor of the block; ``data`` holds the block's registers."""
         out: dict[str, Reading] = {}
+        self.decode_into(data, time_ns, out)
+        if self._in_block_order:
+            return list(out.values())
+        return [out[sensor_id] for sensor_id in self._order]
+
+    def decode_into(self, data: tuple[int, ...], time_ns: int, out: dict[str, Reading]) -> None:
+        """Put one reading per sensor of the block into ``out`` (by sensor id): the poll
+        cycle's own map, with no list in between."""
         if self._layouts:
             words = data[: self._register_count]
             as_sent = self._as_sent(*words) if self._needs_as_sent else b""
@@ -160,7 +171,7 @@ class BlockDecoder:
                 for sensor, number in zip(layout.sensors, values, strict=True):
                     offset = sensor.offset
                     raw = data[offset : offset + sensor.count]
-                    value = _finish(number, sensor)
+                    value = number if sensor.plain else _finish(number, sensor)
                     if value is None:
                         out[sensor.sensor_id] = new_reading(
                             sensor.sensor_id, None, BAD, time_ns, NOT_A_NUMBER, raw
@@ -179,9 +190,6 @@ class BlockDecoder:
                 )
                 continue
             out[planned.sensor_id] = new_reading(planned.sensor_id, other, GOOD, time_ns, None, raw)
-        if self._in_block_order:
-            return list(out.values())
-        return [out[sensor_id] for sensor_id in self._order]
 
 
 def _finish(number: float | int, sensor: _Numeric) -> float | int | None:
@@ -222,11 +230,27 @@ class BlockDecoders:
                 bit = data[planned.offset : planned.offset + 1]
                 out.append(new_reading(planned.sensor_id, bool(bit[0]), GOOD, time_ns, None, bit))
             return out
+        return self._decoder(block).decode(data, time_ns)
+
+    def decode_into(
+        self, block: BlockRead, data: tuple[int, ...], time_ns: int, out: dict[str, Reading]
+    ) -> None:
+        """:meth:`decode`'s readings put into ``out`` by sensor id."""
+        if block.table.is_bits:
+            for planned in block.sensors:
+                bit = data[planned.offset : planned.offset + 1]
+                out[planned.sensor_id] = new_reading(
+                    planned.sensor_id, bool(bit[0]), GOOD, time_ns, None, bit
+                )
+            return
+        self._decoder(block).decode_into(data, time_ns, out)
+
+    def _decoder(self, block: BlockRead) -> BlockDecoder:
         cached = self._compiled.get(id(block))
         if cached is not None and cached[0] is block:
-            return cached[1].decode(data, time_ns)
+            return cached[1]
         decoder = BlockDecoder(block, self._decoders, self._scales)
         if len(self._compiled) > MAX_CACHED_DECODERS:
             self._compiled.clear()  # probes' one-off blocks must not pile up
         self._compiled[id(block)] = (block, decoder)
-        return decoder.decode(data, time_ns)
+        return decoder

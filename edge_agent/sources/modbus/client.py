@@ -53,6 +53,21 @@ class Answer:
     exception_code: int | None = None
 
 
+def connection_exception() -> type[Exception]:
+    """pymodbus's "no connection" error. A function, named in an ``except`` clause: the
+    clause runs it only when a request raised, so a request pays no import statement."""
+    from pymodbus.exceptions import ConnectionException
+
+    return ConnectionException
+
+
+def io_exception() -> type[Exception]:
+    """pymodbus's "no answer" error (a timeout, or the transport closed meanwhile)."""
+    from pymodbus.exceptions import ModbusIOException
+
+    return ModbusIOException
+
+
 def describe_target(connection: ModbusTcp | ModbusRtu) -> str:
     """Where the connection goes: ``host:port`` or the serial device."""
     if isinstance(connection, ModbusTcp):

@@ -41,7 +41,9 @@ from edge_agent.sources.modbus.client import (
     Answer,
     ConnectionLost,
     UnitSilent,
+    connection_exception,
     describe_target,
+    io_exception,
     make_client,
 )
 from edge_agent.sources.modbus.decode import Decoder, compile_decoder
@@ -113,6 +115,7 @@ class ModbusSource:
             unit_id = sensor.unit_id if sensor.unit_id is not None else connection.unit_id
             self._addresses[sensor_id] = SensorAddress(sensor_id, unit_id, sensor.register_)
             self._decoders[sensor_id] = compile_decoder(sensor.register_, sensor.scale)
+        self._sensor_ids = list(self._addresses)
         self._limits = Limits(connection.max_gap, connection.max_registers, connection.max_bits)
         self.interval_s = (connection.poll or defaults.poll) / NS_PER_S
         self._timeout_s = connection.timeout / NS_PER_S
@@ -208,11 +211,17 @@ class ModbusSource:
                 logger.exception("modbus poll cycle failed", extra={"connection": self.name})
                 self.stats.read_errors += 1
                 await self._drop_connection(f"internal error: {type(exc).__name__}: {exc}")
-            now_ns = time.time_ns()
-            out = [
-                cycle.readings.get(sid) or bad(sid, self._down_reason, now_ns)
-                for sid in self._addresses
-            ]
+            readings = cycle.readings
+            if len(readings) == len(self._sensor_ids) and list(readings) == self._sensor_ids:
+                # Every sensor read, collected in configuration order (one block, the usual
+                # case): the map's values are the answer as they are.
+                out = list(readings.values())
+            else:
+                now_ns = time.time_ns()
+                out = [
+                    readings.get(sid) or bad(sid, self._down_reason, now_ns)
+                    for sid in self._addresses
+                ]
             self.stats.last_latency_s = time.monotonic() - started
             return out
 
@@ -376,10 +385,12 @@ class ModbusSource:
         """
         answer = await self._request(block, cycle)
         if answer.exception_code is None:
-            for reading in self._block_decoders.decode(block, answer.data, answer.time_ns):
-                cycle.readings[reading.sensor_id] = reading
-                if self._refused and self._refused.pop(reading.sensor_id, None) is not None:
-                    self._replan()  # a re-probe succeeded: the sensor rejoins the plan
+            # Straight into the cycle's map: no list of the block's readings in between.
+            self._block_decoders.decode_into(block, answer.data, answer.time_ns, cycle.readings)
+            if self._refused:
+                for planned in block.sensors:
+                    if self._refused.pop(planned.sensor_id, None) is not None:
+                        self._replan()  # a re-probe succeeded: the sensor rejoins the plan
             return True
         code = answer.exception_code
         if code in GATEWAY_SILENT:
@@ -423,8 +434,6 @@ class ModbusSource:
         self._learnt = True
 
     async def _request(self, block: BlockRead, cycle: _Cycle) -> Answer:
-        from pymodbus.exceptions import ConnectionException, ModbusIOException
-
         client = self._client
         if client is None:
             raise ConnectionLost("not connected")
@@ -437,10 +446,10 @@ class ModbusSource:
         cycle.requests += 1
         try:
             response = await method(block.address, count=block.count, device_id=block.unit_id)
-        except ConnectionException as exc:
+        except connection_exception() as exc:
             self.stats.read_errors += 1
             raise ConnectionLost(str(exc)) from exc
-        except ModbusIOException as exc:
+        except io_exception() as exc:
             self.stats.read_errors += 1
             if not client.connected:
                 raise ConnectionLost("transport closed") from exc
