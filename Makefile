@@ -41,8 +41,16 @@ lint:
 typecheck:
 	$(BIN)/mypy --strict edge_agent
 
+## pytest: PYTEST_WORKERS processes (pytest-xdist), each given whole test files, so a file's
+## module fixtures (servers, brokers, agents) are still built once. Most of the suite waits on
+## subprocesses, sockets and timers rather than the CPU. Two workers, one per core of CI's
+## machine: with three, the CPU-bound OPC UA discover tests (10,000 nodes) timed out on a
+## loaded 2-core machine. PYTEST_WORKERS=0 runs in one process. Files go out in collection order
+## (--no-loadscope-reorder): xdist's default hands out the files with most tests first, which
+## left the one-test, four-minute fault campaign (tests/chaos, collected first) to the very end.
+PYTEST_WORKERS ?= 2
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## chaos-short: the fault campaign of `make test` alone (3 fixed seeds x 60 s of faults).
 chaos-short: dev-venv

@@ -4,6 +4,7 @@ a malformed Modbus frame: a bad reading and a clear reason, never asyncio's "Fat
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -51,8 +52,13 @@ class GarbageServer:
                 return
 
     def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux (each teardown
+        # waited out the join); shutdown() does, and accept() then raises OSError.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the garbage server's accept loop did not end"
 
 
 @pytest.fixture(params=sorted(GARBAGE))
