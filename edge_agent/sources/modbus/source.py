@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.common.backoff import Backoff, OutageLog, probe_cap_s
+from edge_agent.common.cancellation import stop_if_cancelled
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import (
     Defaults,
@@ -168,6 +169,9 @@ class ModbusSource:
         try:
             while True:
                 readings = await self.poll_once()
+                # pymodbus awaits its answers inside wait_for too: a cancellation it gave up
+                # during the cycle ends the loop here (see _ensure_connected).
+                stop_if_cancelled()
                 await sink(readings)
                 next_start += self.interval_s
                 now = time.monotonic()
@@ -247,10 +251,16 @@ class ModbusSource:
         self.stats.connect_attempts += 1
         client = make_client(self.name, self.connection, self._timeout_s)
         try:
-            ok = bool(await client.connect())
-        except Exception as exc:  # pyserial raises its own errors for bad device paths
-            logger.debug("connect raised", extra={"connection": self.name, "error": str(exc)})
-            ok = False
+            try:
+                ok = bool(await client.connect())
+            except Exception as exc:  # pyserial raises its own errors for bad device paths
+                logger.debug("connect raised", extra={"connection": self.name, "error": str(exc)})
+                ok = False
+            # pymodbus connects inside wait_for, which may give up a cancellation (3.11).
+            stop_if_cancelled()
+        except asyncio.CancelledError:
+            client.close()
+            raise
         if ok:
             self._client = client
             self.stats.connected = True

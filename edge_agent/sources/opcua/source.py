@@ -27,6 +27,7 @@ from asyncua.client.client import Client
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from edge_agent.common.backoff import PROBE_EVERY_S, Backoff, OutageLog
+from edge_agent.common.cancellation import stop_if_cancelled, stop_task
 from edge_agent.common.file_stamps import CHECK_INTERVAL_S, RotationWatch
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.config.models import Defaults, OpcUa, SecurityPolicy, Sensor
@@ -43,8 +44,6 @@ from edge_agent.sources.opcua.failures import (
     SessionLost,
     describe,
     status_name,
-    stop_if_cancelled,
-    stop_task,
 )
 from edge_agent.sources.opcua.files import security_files
 from edge_agent.sources.opcua.logger import log

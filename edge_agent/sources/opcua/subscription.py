@@ -23,6 +23,7 @@ from asyncua.observer import Observer
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from edge_agent.common.cancellation import stop_task
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Reading, bad
 from edge_agent.sources.opcua.failures import (
@@ -30,7 +31,6 @@ from edge_agent.sources.opcua.failures import (
     SessionLost,
     describe,
     status_name,
-    stop_task,
 )
 from edge_agent.sources.opcua.logger import log
 from edge_agent.sources.opcua.values import ReadingFrom
