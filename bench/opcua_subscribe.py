@@ -258,7 +258,7 @@ def main() -> int:
         per_reading_us = load["this_cpu_pct"] / 100 / max(load["this_readings_per_s"], 1) * 1e6
         print(
             f"  = {per_reading_us:.1f} µs of CPU per notification: "
-            f"{per_reading_us / 100 * LOAD_ITEMS:.1f} % of a core if all {LOAD_ITEMS:,} "
+            f"{per_reading_us * LOAD_ITEMS / 1e4:.1f} % of a core if all {LOAD_ITEMS:,} "
             "changed every second (the simulator cannot write that many: see readings/s)"
         )
     return 0
