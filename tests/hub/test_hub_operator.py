@@ -70,6 +70,8 @@ async def test_last_seen_quiet_unknown_sites_log_lines_and_alert_rules(
     hub = await start_hub(data, tmp_path)
     running_hubs.append(hub)
     await async_wait_until(lambda: hub.sites["site-a"].presence.state == "offline", 10, "status")
+    # The retained status may arrive before the hub counts its subscriptions as made.
+    await async_wait_until(lambda: hub.readiness()[0], 10, "ready")
     ready, body = hub.readiness()
     a, b = body["sites"]["site-a"], body["sites"]["site-b"]
     assert ready and a["last_seen_ns"] == two_hours_ago
