@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from edge_agent.common.cancellation import stop_task
 from edge_agent.simulators.control import (
     CONTROL_HOST,
     CannotListen,
@@ -265,13 +266,7 @@ class OpcUaSimulator:
         updaters = [task for task in (self._updater, self._bench_updater) if task is not None]
         self._updater = self._bench_updater = None
         for updater in updaters:
-            updater.cancel()
-            try:
-                await updater
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+            await stop_task(updater)
         if self._server is not None:
             if not self._listening:
                 # bserver is already closed; stop() would close it again.

@@ -11,22 +11,8 @@ from pydantic import BaseModel
 
 from edge_agent.config.models import SiteConfig, dump_site, site_json
 from edge_agent.config.models.sharing import share_equal_models
+from tests.config.model_tree import fields_set
 from tests.config.test_properties import site_documents
-
-
-def fields_set(node: Any) -> Any:
-    """Every model's set options, recursively (what ``exclude_unset`` dumps depend on)."""
-    if isinstance(node, BaseModel):
-        return (
-            type(node).__name__,
-            sorted(node.model_fields_set),
-            {name: fields_set(value) for name, value in node.__dict__.items()},
-        )
-    if isinstance(node, dict):
-        return {key: fields_set(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [fields_set(value) for value in node]
-    return None
 
 
 def rule(rule_id: str, sensor: str, **extra: Any) -> dict[str, Any]:

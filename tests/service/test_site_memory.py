@@ -5,7 +5,6 @@ walks the models in place, finding what a dump of them would show."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -14,6 +13,7 @@ from edge_agent.config.loader import check_site_files
 from edge_agent.config.models import SiteConfig, share_fields_sets, site_json
 from edge_agent.service import isolated_load
 from edge_agent.service.secret_scan import _references, environment_secrets, secret_references
+from tests.config.model_tree import fields_set
 from tests.conftest import REPO_ROOT
 
 SITES = [
@@ -21,21 +21,6 @@ SITES = [
     for path in sorted((REPO_ROOT / "configs").rglob("*.yaml"))
     if check_site_files([path])[0] is not None
 ]
-
-
-def fields_set(node: Any) -> Any:
-    """Every model's set options, recursively (what `exclude_unset` dumps depend on)."""
-    if isinstance(node, BaseModel):
-        return (
-            type(node).__name__,
-            sorted(node.model_fields_set),
-            {name: fields_set(value) for name, value in node.__dict__.items()},
-        )
-    if isinstance(node, dict):
-        return {key: fields_set(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [fields_set(value) for value in node]
-    return None
 
 
 def test_the_example_sites_are_found() -> None:
