@@ -9,7 +9,8 @@ leave holes the process keeps. One arena and a fixed threshold take ≈ 6 MiB of
 
 Everything here is a no-op off glibc (musl, macOS) and never fails the agent: a heap it
 cannot tune is only a larger one. glibc's own ``MALLOC_ARENA_MAX`` and
-``MALLOC_MMAP_THRESHOLD_`` variables, when set, win over these settings.
+``MALLOC_MMAP_THRESHOLD_`` variables, or the same tunables in ``GLIBC_TUNABLES``, when set,
+win over these settings.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ than an arena per thread costs memory (measured: no CPU difference at 10,000 tag
 MMAP_THRESHOLD_BYTES: Final = 128 * 1024
 """glibc's initial threshold; setting it explicitly also stops glibc from raising it."""
 
+# (glibc's variable, its tunable in GLIBC_TUNABLES, the mallopt option, our value)
 _SETTINGS: Final = (
-    ("MALLOC_ARENA_MAX", M_ARENA_MAX, ARENA_MAX),
-    ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+    ("MALLOC_ARENA_MAX", "glibc.malloc.arena_max", M_ARENA_MAX, ARENA_MAX),
+    (
+        "MALLOC_MMAP_THRESHOLD_",
+        "glibc.malloc.mmap_threshold",
+        M_MMAP_THRESHOLD,
+        MMAP_THRESHOLD_BYTES,
+    ),
 )
 
 
@@ -58,8 +65,9 @@ def tune_heap() -> list[str]:
     if libc is None:
         return []
     applied = []
-    for variable, option, value in _SETTINGS:
-        if variable in os.environ:
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    for variable, tunable, option, value in _SETTINGS:
+        if variable in os.environ or f"{tunable}=" in tunables:
             continue  # the operator's choice, already applied by glibc at start
         try:
             if libc.mallopt(option, value) == 1:

@@ -47,7 +47,9 @@ PROBE = textwrap.dedent(
 
 
 def probe(tune: bool, trim: bool, env: dict[str, str] | None = None) -> dict[str, object]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"
+    }
     clean.pop("PYTHONMALLOC", None)
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "tune" if tune else "-", "trim" if trim else "-"],
@@ -84,6 +86,15 @@ def test_the_operators_glibc_variables_win() -> None:
     result = probe(tune=True, trim=False, env={"MALLOC_MMAP_THRESHOLD_": "4194304"})
     assert result["tuned"] == ["MALLOC_ARENA_MAX=1"]
     # Their threshold (4 MiB) holds: the 200 kB blocks live in the heap, as untuned.
+    assert isinstance(result["freed_mib"], float) and result["freed_mib"] < 3
+
+
+@needs_glibc
+def test_the_operators_glibc_tunables_win() -> None:
+    result = probe(
+        tune=True, trim=False, env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4194304"}
+    )
+    assert result["tuned"] == ["MALLOC_ARENA_MAX=1"]
     assert isinstance(result["freed_mib"], float) and result["freed_mib"] < 3
 
 

@@ -129,3 +129,42 @@ async def test_the_callback_swap_refuses_a_session_it_does_not_recognise(
         assert handler.status_problem == "subscription status BadShutdown"
     finally:
         await client.disconnect()
+
+
+async def test_a_subscription_asyncua_recreates_still_delivers_here(sim: OpcUaSimulator) -> None:
+    """asyncua's own stale watchdog (or a transfer after a reconnect) recreates a
+    subscription and registers ``publish_callback`` for the new id: its data must still come
+    to the agent's queue, and a callback that is not the agent's is seen by the watchdog
+    (before: the data went to asyncua's unread queue while the keep-alives fed the agent's
+    watchdog — a connection that looked healthy and delivered nothing)."""
+    owner: Any = SimpleNamespace(notifications_dropped=0)
+    client = Client(sim.endpoint, timeout=5)
+    await client.connect()
+    try:
+        params = ua.CreateSubscriptionParameters(RequestedPublishingInterval=50)
+        subscription = await client.create_subscription(params, None)
+        handler = _DataChangeHandler(owner, no_readings, {}, maxsize=1000)
+        handler.attach(client, subscription)
+        await subscription.subscribe_data_change(client.get_node(sim.bench_node_ids[0]))
+        first_id = subscription.subscription_id
+        await subscription.recreate()
+        assert subscription.subscription_id != first_id
+        assert handler.still_attached()
+
+        async def arrives(value: float) -> None:
+            await sim.set_bench_value(0, value)
+            deadline = time.monotonic() + 10
+            while True:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"{value} never reached the agent's queue"
+                published = await asyncio.wait_for(handler.events.take(100), remaining)
+                if any(item.Value.Value.Value == value for items in published for item in items):
+                    return
+
+        await arrives(4242.0)
+        # A path of asyncua that gives the subscription its own callback back is noticed.
+        callbacks = client.uaclient._subscription_callbacks
+        callbacks[subscription.subscription_id] = lambda result: None
+        assert not handler.still_attached()
+    finally:
+        await client.disconnect()

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -168,6 +168,7 @@ class _DataChangeHandler:
         self.status_problem: str | None = None
         self._subscription: Subscription | None = None
         self._observer: Observer | None = None
+        self._callbacks: dict[int, Any] = {}
 
     def attach(self, client: Client, subscription: Subscription) -> None:
         """Make ``subscription``'s publish responses come here instead of to asyncua's
@@ -183,7 +184,27 @@ class _DataChangeHandler:
             raise RuntimeError("asyncua's session has no subscription callback to replace")
         self._subscription = subscription
         self._observer = client.uaclient.observer
+        self._callbacks = callbacks
         callbacks[subscription_id] = self.published
+        # asyncua registers ``subscription.publish_callback`` again when it recreates the
+        # subscription (its stale watchdog, a transfer after a reconnect) and awaits it when
+        # it republishes a gap: shadow the method so that each of those comes here too.
+        subscription.publish_callback = self._published_async  # type: ignore[method-assign, assignment]
+
+    async def _published_async(self, result: ua.PublishResult) -> None:
+        self.published(result)
+
+    def still_attached(self) -> bool:
+        """Whether the session still hands this subscription's responses here (a path of
+        asyncua that registers its own callback would leave the agent with no data and a
+        fed watchdog: the connection looks healthy and delivers nothing)."""
+        subscription = self._subscription
+        if subscription is None or subscription.subscription_id is None:
+            return True  # being recreated: asyncua registers the callback as it finishes
+        return self._callbacks.get(subscription.subscription_id) in (
+            self.published,
+            self._published_async,
+        )
 
     def published(self, result: ua.PublishResult) -> None:
         """One publish response (or a status asyncua makes up when the link drops): what
@@ -360,6 +381,8 @@ class SubscriptionMode:
                 reason = "client spinning on Republish"
             elif handler.status_problem is not None:
                 reason = handler.status_problem
+            elif not handler.still_attached():
+                reason = "asyncua took the subscription's responses back"
             if reason is not None:
                 self._source.subscription_rebuilds += 1
                 log.warning(
