@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from asyncua import ua
 
-from edge_agent.common.time_units import NS_PER_DAY, NS_PER_S, NS_PER_US
 from edge_agent.config.models import Sensor
 from edge_agent.interfaces import ConnectionStats
 from edge_agent.readings import Quality, Reading, Value, bad, new_reading
 from edge_agent.sources.opcua.logger import log
-from edge_agent.sources.opcua.status import EPOCH, pick_time_ns, quality_of
+from edge_agent.sources.opcua.status import pick_time_ns, quality_of
 
 #: A Good status code's name (``StatusCode.name`` looks it up each time).
 GOOD_NAME: Final = "Good"
@@ -59,9 +57,9 @@ class DataValues:
         """A DataValue as a ``Reading``: status → quality, SourceTimestamp kept."""
         if dv is None:
             return bad(sensor_id, "no value", now_ns)
-        # The common case inline (a subscription's ≈ 10,000 a second): Good and a float,
-        # most often with a UTC SourceTimestamp as asyncua decodes it. The same reading as
-        # the general path (a property test holds them together); anything else takes it.
+        # The common case inline (a subscription's ≈ 10,000 a second): Good and a float.
+        # The same reading as the general path (a property test holds them together);
+        # anything else takes it.
         status, variant = dv.StatusCode, dv.Value
         if (
             (status is None or status.value == 0)
@@ -73,16 +71,7 @@ class DataValues:
             if scale is not None:
                 value = value * scale[0] + scale[1]
             if value - value == 0.0:  # finite (NaN and ±inf give NaN)
-                source: datetime | None = dv.SourceTimestamp
-                if source is not None and source.tzinfo is UTC and source.year > 1601:
-                    delta = source - EPOCH
-                    time_ns = (
-                        delta.days * NS_PER_DAY
-                        + delta.seconds * NS_PER_S
-                        + delta.microseconds * NS_PER_US
-                    )
-                else:  # no source time, or not in UTC: server time, else ours
-                    time_ns = pick_time_ns(source, dv.ServerTimestamp, now_ns)
+                time_ns = pick_time_ns(dv.SourceTimestamp, dv.ServerTimestamp, now_ns)
                 return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
         return self.reading_from_any(sensor_id, dv, now_ns)
 
