@@ -113,6 +113,7 @@ class MaintainXClient:
         self.endpoint_pacers: dict[str, RatePacer] = {"meterreadings": RatePacer(100)}
         self.requests_sent = 0
         self.rate_limited = 0
+        self.transport_errors = 0  # the HTTP library raised something of its own
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers=headers,
@@ -297,9 +298,11 @@ class MaintainXClient:
         self, method: str, path: str, json_body: Any, params: list[tuple[str, str]] | None
     ) -> httpx.Response:
         self.requests_sent += 1
+        # Built first: a request that cannot be built is this process' error, not the link's.
+        query = httpx.QueryParams(tuple(params)) if params else None
+        request = self._http.build_request(method, path, json=json_body, params=query)
         try:
-            query = httpx.QueryParams(tuple(params)) if params else None
-            return await self._http.request(method, path, json=json_body, params=query)
+            return await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing left this machine: the request was certainly not applied.
             raise TransientError(
@@ -311,6 +314,19 @@ class MaintainXClient:
             ) from exc
         except httpx.HTTPError as exc:
             raise OutcomeUnknown(f"{method} /{path}: {type(exc).__name__}") from exc
+        except Exception as exc:
+            # The transport's own bugs on a connection torn down mid-way (anyio's
+            # ``getpeername`` on a closed socket raises AttributeError, found by the fault
+            # campaign with MaintainX restarting): a link fault, retried, never a poison
+            # message. Whether the request left is unknown, so it may have been applied.
+            self.transport_errors += 1
+            log.warning(
+                "The HTTP transport failed on its own; the request is retried as unanswered.",
+                extra={"method": method, "path": path, "error": type(exc).__name__},
+            )
+            raise OutcomeUnknown(
+                f"{method} /{path}: the transport failed ({type(exc).__name__})"
+            ) from exc
 
     @staticmethod
     def _result(method: str, path: str, response: httpx.Response) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.chaos import checker
 from tests.chaos.estate import Estate, wait
-from tests.chaos.nemesis import Fault, Nemesis
+from tests.chaos.nemesis import KINDS, Fault, Nemesis
 from tests.chaos.workload import Episode, Workload
 
 CONVERGE_S = 120.0
@@ -122,10 +122,11 @@ def run_phase(
     seconds: float,
     before: list[Episode],
     log: list[str],
+    only: tuple[str, ...] = (),
 ) -> Phase:
     phase = Phase(seed)
     workload = Workload(estate, seed, estate.used_values)
-    nemesis = Nemesis(estate, seed)
+    nemesis = Nemesis(estate, seed, only=only)
     workload.start()
     nemesis.run_for(seconds)
     nemesis.join()
@@ -244,13 +245,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", help="comma-separated seeds, one phase each, one estate")
     parser.add_argument("--seconds", type=float, default=60.0, help="faults per phase")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp folder)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated fault kinds to draw from (default all): " + ", ".join(KINDS),
+    )
     args = parser.parse_args(argv)
+    only = tuple(kind for kind in args.only.split(",") if kind)
+    unknown = [kind for kind in only if kind not in KINDS or not KINDS[kind]]
+    if unknown:
+        parser.error(f"--only: unknown or unavailable fault kind(s): {', '.join(unknown)}")
     if args.seeds:
         seeds = [int(s) for s in args.seeds.split(",")]
     else:
         seeds = [args.seed if args.seed is not None else random.randrange(1 << 31)]
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
-        return run(seeds, args.seconds, args.workdir or Path(tmp), keep=args.workdir is not None)
+        return run(
+            seeds, args.seconds, args.workdir or Path(tmp), keep=args.workdir is not None, only=only
+        )
 
 
 def run(
@@ -258,6 +270,7 @@ def run(
     seconds: float,
     workdir: Path,
     keep: bool = False,
+    only: tuple[str, ...] = (),
 ) -> int:
     print(f"chaos: seeds {seeds}, {seconds:.0f} s of faults each (reproduce: --seed S)", flush=True)
     started = time.monotonic()
@@ -277,7 +290,7 @@ def run(
         for seed in seeds:
             t0 = time.monotonic()
             before = [e for p in phases for e in p.episodes]
-            phase = run_phase(estate, seed, seconds, before, log)
+            phase = run_phase(estate, seed, seconds, before, log, only)
             phases.append(phase)
             verdict = phase.verdict
             assert verdict is not None

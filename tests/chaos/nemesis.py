@@ -54,6 +54,7 @@ class Nemesis:
     _thread: threading.Thread | None = None
     error: BaseException | None = None
     refused_keys: bool = False
+    only: tuple[str, ...] = ()  # fault kinds to draw from (all of KINDS when empty)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -73,7 +74,9 @@ class Nemesis:
                 time.sleep(self.rng.uniform(0.5, 3.0))
                 if time.monotonic() >= end:
                     break
-                kinds = [k for k, w in KINDS.items() for _ in range(w)]
+                kinds = [
+                    k for k, w in KINDS.items() for _ in range(w) if not self.only or k in self.only
+                ]
                 kind = self.rng.choice(kinds)
                 getattr(self, f"_{kind}")(
                     min(self.rng.uniform(2, 12), max(end - time.monotonic(), 1))
