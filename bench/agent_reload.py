@@ -3,9 +3,10 @@
 Starts the same agent as ``bench/agent.py``'s 10,000-tag case (Modbus plant, one rule per
 ten tags, 1 s poll), lets its RSS settle, then sends SIGHUP ``--reloads`` times (the site
 file unchanged; ``--change`` edits one rule's limit before the last one) and prints the RSS
-after each. ``--other-tree DIR`` runs that checkout's agent too, alternating, in the same
-run. ``--trace`` runs this tree's agent under tracemalloc instead and prints, after each
-reload, the lines whose traced memory grew since the settled start (Python objects still
+after each; ``--control`` sends no SIGHUP (the drift of the same waits alone).
+``--other-tree DIR`` runs that checkout's agent too, alternating, in the same run.
+``--trace`` runs this tree's agent under tracemalloc instead and prints, after each reload,
+the lines whose traced memory grew since the settled start (Python objects still
 held) next to the RSS (what tracemalloc does not see is C heap and fragmentation).
 
     .venv/bin/python bench/agent_reload.py [--reloads 2] [--other-tree ../before --rounds 2]
@@ -103,7 +104,8 @@ def run_one(
                         if args.change and step == args.reloads:
                             document["rules"][0]["high"]["limit"] += 1
                             site.write_text(json.dumps(document))
-                        process.send_signal(signal.SIGHUP)
+                        if not args.control:
+                            process.send_signal(signal.SIGHUP)
                     time.sleep(args.seconds)
                     figures.append(rss_mib(process.pid))
                     if args.trace:
@@ -149,6 +151,9 @@ def main() -> int:
     parser.add_argument("--reloads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=25.0, help="settling before a figure")
     parser.add_argument("--change", action="store_true", help="the last reload changes a rule")
+    parser.add_argument(
+        "--control", action="store_true", help="no SIGHUP: the same waits, the RSS drift alone"
+    )
     parser.add_argument("--other-tree", type=Path, help="also run this checkout, alternating")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--trace", action="store_true", help="tracemalloc in this tree's agent")
@@ -171,7 +176,8 @@ def main() -> int:
                 steps = " → ".join(f"{f:.1f}" for f in figures)
                 print(
                     f"round {round_no} {tree.name:>12} {args.tags} tags, {args.reloads} "
-                    f"reload(s){' (last changes a rule)' if args.change else ''}: "
+                    f"reload(s){' (last changes a rule)' if args.change else ''}"
+                    f"{' (control: no SIGHUP sent)' if args.control else ''}: "
                     f"RSS {steps} MiB",
                     flush=True,
                 )

@@ -27,6 +27,15 @@ RULES: list[dict[str, Any]] = [
     },
     {"id": "low-level", "asset": "p101", "sensor": "level", "low": {"limit": 10}},
     {"id": "flow-flat", "asset": "p101", "sensor": "flow", "flatline": {"for": "5s"}},
+    {"id": "level-rise", "asset": "p101", "sensor": "level", "rate": {"above": 20, "per": "1s"}},
+    {
+        "id": "temp-chatter",
+        "asset": "p101",
+        "sensor": "temp",
+        "high": {"limit": 50},
+        "chattering": {"activations": 2, "window": "10s"},
+        "cooldown": "2s",
+    },
 ]
 
 
