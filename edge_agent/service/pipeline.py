@@ -38,6 +38,7 @@ from edge_agent.readings import Reading
 from edge_agent.service.agent_clock import SourceTimeCheck, WallClockCheck
 from edge_agent.service.alarm_controls import AlarmControls
 from edge_agent.service.config_changes import connection_changes, rule_and_asset_changes
+from edge_agent.service.config_reuse import adopt_unchanged
 from edge_agent.service.control_socket import ControlSocket, socket_path
 from edge_agent.service.handover import OutboxHandover, PipelineCounters
 from edge_agent.service.held_alerts import AlertHold
@@ -363,6 +364,9 @@ class Agent:
             engine = self.engine
             if engine is None:
                 raise AgentError("a configuration is applied before the agent started")
+            # First: the new file's duplicates of unchanged sections go before anything
+            # else is allocated, and the stages below see "unchanged" by identity.
+            adopt_unchanged(old, new)
             engine.reconfigure(new)
             self.rules.config = new
             self.source_times.skew_ns = new.defaults.source_time_skew
@@ -384,7 +388,12 @@ class Agent:
             if missing:
                 from edge_agent.sources import build_sources
 
-                for source in build_sources(new, self.base_dir):
+                # Only the missing connections' sources: building every one to keep a few
+                # made a whole plan of each kept source (10,000 sensors) for nothing.
+                only = new.model_copy(
+                    update={"connections": {n: new.connections[n] for n in missing}}
+                )
+                for source in build_sources(only, self.base_dir):
                     if source.name in missing:
                         self._start_source(source)
             if reload_credentials:
