@@ -206,4 +206,3 @@ async def test_a_cancelled_rules_task_is_never_fed_by_the_sink() -> None:
         assert task.cancelled() and loop._task is None
         await loop.sink([_reading("healthy", 80.0)])  # no task at all: queued, not fed
         assert _counted(loop) == 0 and handover.admitted == []
-
