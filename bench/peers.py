@@ -183,9 +183,15 @@ def main() -> int:
                 + (" (goal <= 1.6x)" if rate_ms == 10 else "")
             )
             if args.other_tree:
+                # Each round's own pair: the bare poller's window sits between the two
+                # agents' windows, so a round's ratios share its load.
+                others = [
+                    o[0] / b[0] for o, b in zip(figures["other"], figures["bare"], strict=True)
+                ]
                 print(
                     f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
-                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller"
+                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller (per round: "
+                    f"{', '.join(f'{r:.2f}' for r in others)})"
                 )
             for name, runs in figures.items():
                 print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))
