@@ -150,10 +150,7 @@ def measure_together(
     """This checkout's agent, the other tree's and the bare poller polling at once: one
     window for the three, so that each sees the same load (the machine's load moves from
     one 15 s window to the next by more than the difference between two trees)."""
-    agents = []
-    for tree in (agent_bench.REPO, other_tree):
-        run_dir = Path(tempfile.mkdtemp(dir=workdir))
-        agents.append(Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree))
+    agents: list[Agent] = []
     bare = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / "bare_modbus_poller.py"), str(port), str(rate_ms)]
         + [str(REGISTERS)],
@@ -161,8 +158,11 @@ def measure_together(
         text=True,
     )
     try:
-        for agent in agents:
-            agent.start()
+        for tree in (agent_bench.REPO, other_tree):
+            # Each site picks its free ports once the agent before has bound its own.
+            run_dir = Path(tempfile.mkdtemp(dir=workdir))
+            agents.append(Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree))
+            agents[-1].start()
         assert bare.stdout is not None
         if bare.stdout.readline().strip() != "polling":
             raise RuntimeError("the bare poller did not start")
