@@ -247,9 +247,31 @@ class RulesLoop:
                     await handover.hand_over()
         finally:
             self._task = None
+            self._admit_fed_left()
             if self._tick_timer is not None:
                 self._tick_timer.cancel()
                 self._tick_timer = None
+
+    def _admit_fed_left(self) -> None:
+        """Events of batches the sink fed while this task was idle, still queued when the
+        task ends (a cancel, a bug): into the rule state now, which a stop saves. The engine
+        already has them: dropped, their alerts would be lost for good (a batch queued and
+        never fed is polled again). The plant's downtime misses them, as at any cancel."""
+        kept: list[Batch | Fed | tuple[()] | None] = []
+        fed: list[AlarmEvent] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, Fed):
+                fed.extend(item.events)
+            else:
+                kept.append(item)
+        for item in kept:  # the rest stays queued, as it was
+            self.queue.put_nowait(item)
+        if fed:
+            try:
+                self._admit(self._on_wall_clock(fed))
+            except Exception:
+                log.exception("Alarm events fed before the rules task ended were not kept.")
 
     def _tick_due(self) -> None:
         """The tick's timer: wake the rules task (a full queue means it comes soon anyway)."""
@@ -348,12 +370,21 @@ class RulesLoop:
     async def _accept(self, events: list[AlarmEvent]) -> None:
         """Make the events' alert messages durable together with the rule state, then put
         them in the outbox (see :mod:`edge_agent.service.handover`)."""
+        events = self._on_wall_clock(events)
+        if self.plant is not None:  # a rule may be an asset's downtime (issue 14)
+            await self.plant.offer_events(events)
+        self._admit(events)
+
+    def _on_wall_clock(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        """The events counted, on the wall clock, and kept among the recent ones."""
         self.counters.alarm_events += len(events)
         offset = agent_clock.wall_offset_ns()
         events = [agent_clock.on_wall_clock(event, offset) for event in events]
         self.recent_events.extend(events)
-        if self.plant is not None:  # a rule may be an asset's downtime (issue 14)
-            await self.plant.offer_events(events)
+        return events
+
+    def _admit(self, events: list[AlarmEvent]) -> None:
+        """The events' alert messages into the rule state (or the state saved without)."""
         messages: list[dict[str, Any]] = []  # as the rule state keeps them: JSON objects
         for event in events:
             count_activation(self.counters.activations, event)

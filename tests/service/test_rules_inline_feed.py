@@ -206,3 +206,18 @@ async def test_a_cancelled_rules_task_is_never_fed_by_the_sink() -> None:
         assert task.cancelled() and loop._task is None
         await loop.sink([_reading("healthy", 80.0)])  # no task at all: queued, not fed
         assert _counted(loop) == 0 and handover.admitted == []
+
+
+async def test_events_fed_just_before_the_rules_task_ends_still_reach_the_rule_state() -> None:
+    # The engine has them already: a cancel before the task's turn must not drop them.
+    loop, handover = _loop()
+    with _clock():
+        task = asyncio.create_task(loop.run())
+        await _settle()
+        await loop.sink([_reading("healthy", 80.0)])
+        loop.queue.put_nowait(())  # queued behind, stays queued
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert [m["rule"] for m in handover.admitted] == ["healthy-high"]
+        assert loop.counters.alarm_events == 1
+        assert loop.queue.qsize() == 1 and loop.queue.get_nowait() == ()
