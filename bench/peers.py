@@ -13,6 +13,11 @@ Each window starts the process, lets it warm up, then takes its CPU (user + syst
 the ratio agent / bare. Goal (issue 16): at 10 ms the agent's CPU ≤ 1.6× the bare poller's.
 
     .venv/bin/python bench/peers.py [--rates 10,100] [--rounds 3] [--window 15]
+
+``--other-tree DIR`` measures a second checkout's agent in the same rounds; with
+``--together`` the two agents and the bare poller run at once in each window instead of
+one after the other (pairs that share the machine's load second by second: on a shared
+machine the windows of one round differ by more than two trees do).
 """
 
 from __future__ import annotations
@@ -139,6 +144,66 @@ def measure_bare(rate_ms: int, port: int, seconds: float) -> tuple[float, float]
         process.wait(10)
 
 
+def measure_together(
+    rate_ms: int, port: int, seconds: float, workdir: Path, other_tree: Path
+) -> tuple[float, float, float]:
+    """This checkout's agent, the other tree's and the bare poller polling at once: one
+    window for the three, so that each sees the same load (the machine's load moves from
+    one 15 s window to the next by more than the difference between two trees)."""
+    agents: list[Agent] = []
+    bare = subprocess.Popen(
+        [sys.executable, str(BENCH_DIR / "bare_modbus_poller.py"), str(port), str(rate_ms)]
+        + [str(REGISTERS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for tree in (agent_bench.REPO, other_tree):
+            # Each site picks its free ports once the agent before has bound its own.
+            run_dir = Path(tempfile.mkdtemp(dir=workdir))
+            agents.append(Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree))
+            agents[-1].start()
+        assert bare.stdout is not None
+        if bare.stdout.readline().strip() != "polling":
+            raise RuntimeError("the bare poller did not start")
+        pids = [a.process.pid for a in agents if a.process is not None] + [bare.pid]
+        time.sleep(WARMUP_S)
+        cpu0, wall0 = [cpu_s(pid) for pid in pids], time.perf_counter()
+        time.sleep(seconds)
+        cpu1, wall1 = [cpu_s(pid) for pid in pids], time.perf_counter()
+        mine, other, alone = (100 * (b - a) / (wall1 - wall0) for a, b in zip(cpu0, cpu1))
+        return mine, other, alone
+    finally:
+        for agent in agents:
+            agent.stop()
+        bare.terminate()
+        bare.wait(10)
+
+
+def together(args: argparse.Namespace, rates: list[int]) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp,
+        modbus_simulator(REGISTERS) as port,
+    ):
+        for rate_ms in rates:
+            runs = [
+                measure_together(rate_ms, port, args.window, Path(tmp), args.other_tree)
+                for _ in range(args.rounds)
+            ]
+            print(f"every {rate_ms:>4} ms, all three at once (this / other / bare, % of a core):")
+            for mine, other, alone in runs:
+                print(
+                    f"    {mine:5.2f} / {other:5.2f} / {alone:5.2f} -> {mine / alone:.2f}x and "
+                    f"{other / alone:.2f}x the bare poller, this / other {mine / other:.3f}"
+                )
+            print(
+                "    median ratio this / other: "
+                f"{statistics.median(m / o for m, o, _ in runs):.3f}, to the bare poller: "
+                f"{statistics.median(m / b for m, _, b in runs):.2f}x (this), "
+                f"{statistics.median(o / b for _, o, b in runs):.2f}x (other)"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", default="10,100", help="poll intervals in ms")
@@ -149,9 +214,19 @@ def main() -> int:
         type=Path,
         help="another checkout of edge-agent (e.g. main) measured in the same rounds",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --other-tree: run both agents and the bare poller at once in each window",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     os.environ["BENCH_MX_KEY"] = "peers-bench-key"
+    if args.together:
+        if not args.other_tree:
+            parser.error("--together needs --other-tree")
+        together(args, rates)
+        return 0
     print(
         f"agent beside the bare pymodbus poller: {REGISTERS} holding registers, "
         f"{REGISTERS} rules that never trip, {args.rounds} alternating windows of "
@@ -183,9 +258,15 @@ def main() -> int:
                 + (" (goal <= 1.6x)" if rate_ms == 10 else "")
             )
             if args.other_tree:
+                # Each round's own pair: the bare poller's window sits between the two
+                # agents' windows, so a round's ratios share its load.
+                others = [
+                    o[0] / b[0] for o, b in zip(figures["other"], figures["bare"], strict=True)
+                ]
                 print(
                     f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
-                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller"
+                    f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller (per round: "
+                    f"{', '.join(f'{r:.2f}' for r in others)})"
                 )
             for name, runs in figures.items():
                 print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))

@@ -100,6 +100,12 @@ class _ReadingUnderConstruction:
         self.received_ns = received_ns
 
 
+# For a hot loop that builds many readings inline (the Modbus block decoder): an
+# ``object.__new__(UnfrozenReading)``, every one of the seven slots stored, then its
+# ``__class__`` set to ``Reading`` is exactly what :func:`new_reading` returns, without the
+# call (≈ 0.1 µs a reading at 10,000 a second).
+UnfrozenReading: Final = _ReadingUnderConstruction
+
 _new_object: Final = object.__new__
 
 

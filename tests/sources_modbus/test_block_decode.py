@@ -155,3 +155,65 @@ def test_the_fast_construction_has_every_field_of_reading_in_order() -> None:
     # The class swap of ``new_reading`` needs the same slots in the same order.
     assert READING_FIELDS == tuple(f.name for f in dataclasses.fields(Reading))
     assert Reading.__slots__ == READING_FIELDS
+
+
+INTEGERS = [t for t in NUMERIC if t not in (RegisterType.FLOAT32, RegisterType.FLOAT64)]
+
+
+@st.composite
+def plain_blocks(draw: Any) -> tuple[BlockRead, tuple[int, ...]]:
+    """Blocks of unscaled integers only (the usual register map): the short loop's case."""
+    sensors, offset = [], 0
+    for index in range(draw(st.integers(1, 12))):
+        register = Register.model_validate(
+            {
+                "table": "holding",
+                "address": 0,
+                "type": draw(st.sampled_from(INTEGERS)),
+                "word_order": draw(st.sampled_from(ORDERS)),
+                "byte_order": draw(st.sampled_from(ORDERS)),
+            }
+        )
+        offset = max(0, offset + draw(st.integers(-2, 3)))
+        sensors.append(PlannedSensor(f"s{index}", register, offset, register.count))
+        offset += register.count
+    sensors.sort(key=lambda planned: planned.offset)
+    count = max(planned.offset + planned.count for planned in sensors)
+    data = tuple(draw(st.lists(words, min_size=count, max_size=count)))
+    return BlockRead(1, RegisterTable.HOLDING, 0, count, tuple(sensors)), data
+
+
+@given(plain_blocks())
+def test_unscaled_integers_take_the_short_loop_and_decode_as_alone(
+    case: tuple[BlockRead, tuple[int, ...]],
+) -> None:
+    block, data = case
+    decoders = {p.sensor_id: compile_decoder(p.register, None) for p in block.sensors}
+    decoder = BlockDecoder(block, decoders, {})
+    assert all(layout.plain is not None for layout in decoder._layouts)
+    decoded = decoder.decode(data, 7)
+    wanted = [expected(p, None, data) for p in block.sensors]
+    assert [r.sensor_id for r in decoded] == [r.sensor_id for r in wanted]
+    for got, want in zip(decoded, wanted, strict=True):
+        assert type(got) is Reading
+        assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+        assert type(got.value) is int and type(got.raw) is tuple
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded[0].value = 1  # type: ignore[misc]
+
+
+def test_a_scaled_or_float_sensor_keeps_its_layout_off_the_short_loop() -> None:
+    def planned(sensor_id: str, kind: str, offset: int) -> PlannedSensor:
+        register = Register.model_validate({"table": "holding", "address": 0, "type": kind})
+        return PlannedSensor(sensor_id, register, offset, register.count)
+
+    sensors = (planned("a", "uint16", 0), planned("b", "uint16", 1), planned("c", "float32", 2))
+    block = BlockRead(1, RegisterTable.HOLDING, 0, 4, sensors)
+    scaled = BlockDecoder(block, {}, {"b": Scale(factor=2.0)})
+    assert [layout.plain for layout in scaled._layouts] == [None]
+    readings = scaled.decode((1, 2, 0x7FC0, 0), 3)
+    assert [(r.value, r.quality) for r in readings] == [
+        (1, Quality.GOOD),
+        (4.0, Quality.GOOD),
+        (None, Quality.BAD),
+    ]

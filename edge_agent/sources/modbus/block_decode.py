@@ -28,10 +28,10 @@ import math
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from edge_agent.config.models import Scale
-from edge_agent.readings import Quality, Reading, Value, new_reading
+from edge_agent.readings import Quality, Reading, UnfrozenReading, Value, new_reading
 from edge_agent.sources.modbus.decode import (
     FLOAT_TYPES,
     NOT_A_NUMBER,
@@ -43,6 +43,7 @@ from edge_agent.sources.modbus.plan import BlockRead, PlannedSensor
 
 GOOD: Final = Quality.GOOD
 BAD: Final = Quality.BAD
+_new_object: Final = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class _Layout:
     swapped: bool  # read from the buffer with each register's bytes swapped
     unpack_from: Callable[[bytes], tuple[float | int, ...]]
     sensors: tuple[_Numeric, ...]
+    # When every sensor is plain (an integer, unscaled: always a good reading, the number
+    # as it is): (sensor id, first register, end) each, for decode_into's short loop.
+    plain: tuple[tuple[str, int, int], ...] | None
 
 
 def _layout_key(word_order: str, byte_order: str, count: int) -> tuple[bool, str]:
@@ -112,7 +116,14 @@ def _compile_layouts(
                 )
                 for planned, _ in members
             )
-            layouts.append(_Layout(swapped, struct.Struct("".join(parts)).unpack_from, sensors))
+            plain = (
+                tuple((s.sensor_id, s.offset, s.offset + s.count) for s in sensors)
+                if all(s.plain for s in sensors)
+                else None
+            )
+            layouts.append(
+                _Layout(swapped, struct.Struct("".join(parts)).unpack_from, sensors, plain)
+            )
     return layouts
 
 
@@ -168,6 +179,22 @@ class BlockDecoder:
             swapped = self._swapped(*words) if self._needs_swapped else b""
             for layout in self._layouts:
                 values = layout.unpack_from(swapped if layout.swapped else as_sent)
+                plain = layout.plain
+                if plain is not None:
+                    # The usual register map (integers, no scale): every reading good, built
+                    # inline as ``new_reading`` builds it (≈ 0.6 → 0.4 µs a reading).
+                    for (sensor_id, start, end), number in zip(plain, values, strict=True):
+                        built: Any = _new_object(UnfrozenReading)
+                        built.sensor_id = sensor_id
+                        built.value = number
+                        built.quality = GOOD
+                        built.source_time_ns = time_ns
+                        built.reason = None
+                        built.raw = data[start:end]
+                        built.received_ns = None
+                        built.__class__ = Reading
+                        out[sensor_id] = built
+                    continue
                 for sensor, number in zip(layout.sensors, values, strict=True):
                     offset = sensor.offset
                     raw = data[offset : offset + sensor.count]
