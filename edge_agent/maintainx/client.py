@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 MAX_429_WAITS: Final = 5
 """How many 429s in a row one call waits out before it raises :class:`RateLimited`."""
+# The HTTP library's own failures in a row on one call (method and path) before they are
+# taken for what they then are, a bug, and raised as they came (see ``_send``).
+MAX_TRANSPORT_FAILURES_IN_ROW: Final = 3
 
 _ERROR_BODY_CHARS: Final = 2000
 
@@ -114,6 +117,9 @@ class MaintainXClient:
         self.requests_sent = 0
         self.rate_limited = 0
         self.transport_errors = 0  # the HTTP library raised something of its own
+        # Per (method, path): the transport's own failures since that call last got an
+        # answer. A teardown race passes on the next connection; a bug fails every time.
+        self._transport_failures: dict[tuple[str, str], int] = {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers=headers,
@@ -301,32 +307,41 @@ class MaintainXClient:
         # Built first: a request that cannot be built is this process' error, not the link's.
         query = httpx.QueryParams(tuple(params)) if params else None
         request = self._http.build_request(method, path, json=json_body, params=query)
+        if self._http.is_closed:
+            # This client was closed under its caller (a key rotation): nothing was sent.
+            raise TransientError(f"{method} /{path}: the client was closed; nothing was sent")
+        call = (method, path)
         try:
-            return await self._http.send(request)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing left this machine: the request was certainly not applied.
-            raise TransientError(
-                f"{method} /{path}: cannot connect ({type(exc).__name__})"
-            ) from exc
-        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise OutcomeUnknown(
-                f"{method} /{path}: no answer after sending ({type(exc).__name__})"
-            ) from exc
+            response = await self._http.send(request)
         except httpx.HTTPError as exc:
-            raise OutcomeUnknown(f"{method} /{path}: {type(exc).__name__}") from exc
+            # The library named what happened (the link, the peer): a streak ends.
+            self._transport_failures.pop(call, None)
+            raise _translated(method, path, exc) from exc
         except Exception as exc:
             # The transport's own bugs on a connection torn down mid-way (anyio's
             # ``getpeername`` on a closed socket raises AttributeError, found by the fault
             # campaign with MaintainX restarting): a link fault, retried, never a poison
             # message. Whether the request left is unknown, so it may have been applied.
+            # The same call failing so again and again, with no answer or named link
+            # failure in between, is no race but a bug: raised as it came, for the
+            # caller's policy on bugs (traceback, bounded attempts, dead letters).
             self.transport_errors += 1
+            failures = self._transport_failures.get(call, 0) + 1
+            self._transport_failures[call] = failures
+            extra = {"method": method, "path": path, "error": type(exc).__name__}
+            if failures > MAX_TRANSPORT_FAILURES_IN_ROW:
+                log.error("The HTTP transport fails this call every time.", extra=extra)
+                raise
             log.warning(
                 "The HTTP transport failed on its own; the request is retried as unanswered.",
-                extra={"method": method, "path": path, "error": type(exc).__name__},
+                extra=extra,
+                exc_info=True,
             )
             raise OutcomeUnknown(
                 f"{method} /{path}: the transport failed ({type(exc).__name__})"
             ) from exc
+        self._transport_failures.pop(call, None)
+        return response
 
     @staticmethod
     def _result(method: str, path: str, response: httpx.Response) -> Any:
@@ -358,3 +373,13 @@ class MaintainXClient:
         if 400 <= status < 500:
             raise Misconfigured(detail, status=status, body=body)
         raise MaintainXError(f"{where}: unexpected status", status=status, body=body)
+
+
+def _translated(method: str, path: str, exc: httpx.HTTPError) -> MaintainXError:
+    """An httpx failure as the kind of failure the callers decide on."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        # Nothing left this machine: the request was certainly not applied.
+        return TransientError(f"{method} /{path}: cannot connect ({type(exc).__name__})")
+    if isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError):
+        return OutcomeUnknown(f"{method} /{path}: no answer after sending ({type(exc).__name__})")
+    return OutcomeUnknown(f"{method} /{path}: {type(exc).__name__}")
