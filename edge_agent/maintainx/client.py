@@ -36,6 +36,7 @@ MAX_429_WAITS: Final = 5
 # The HTTP library's own failures in a row on one call (method and path) before they are
 # taken for what they then are, a bug, and raised as they came (see ``_send``).
 MAX_TRANSPORT_FAILURES_IN_ROW: Final = 3
+MAX_TRACKED_CALLS: Final = 1000
 
 _ERROR_BODY_CHARS: Final = 2000
 
@@ -327,6 +328,8 @@ class MaintainXClient:
             # caller's policy on bugs (traceback, bounded attempts, dead letters).
             self.transport_errors += 1
             failures = self._transport_failures.get(call, 0) + 1
+            if len(self._transport_failures) >= MAX_TRACKED_CALLS:
+                self._transport_failures.clear()  # bounded: paths carry ids
             self._transport_failures[call] = failures
             extra = {"method": method, "path": path, "error": type(exc).__name__}
             if failures > MAX_TRANSPORT_FAILURES_IN_ROW:
@@ -380,6 +383,13 @@ def _translated(method: str, path: str, exc: httpx.HTTPError) -> MaintainXError:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         # Nothing left this machine: the request was certainly not applied.
         return TransientError(f"{method} /{path}: cannot connect ({type(exc).__name__})")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Refused here before sending (h11): a header HTTP cannot carry, such as an API key
+        # ending in a carriage return from a CRLF environment file. No retry can succeed.
+        return Misconfigured(
+            f"{method} /{path}: the request cannot be sent as HTTP (a header, the API key "
+            "perhaps, holds a line break or another character HTTP forbids)"
+        )
     if isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError):
         return OutcomeUnknown(f"{method} /{path}: no answer after sending ({type(exc).__name__})")
     return OutcomeUnknown(f"{method} /{path}: {type(exc).__name__}")
