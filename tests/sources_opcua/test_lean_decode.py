@@ -9,8 +9,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from asyncua import ua
-from asyncua.common.utils import Buffer
+from asyncua.common.utils import Buffer, NotEnoughData
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 from hypothesis import HealthCheck, example, given, settings
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from edge_agent.config.models import Sensor
 from edge_agent.sources.opcua.lean_decode import (
     LeanDataChange,
+    StrictBuffer,
     as_data_value,
     decode_publish_response,
 )
@@ -160,7 +162,9 @@ def assert_same(lean: ua.PublishResponse, reference: ua.PublishResponse) -> None
 
 
 def asyncua_decode(data: bytes) -> ua.PublishResponse:
-    return struct_from_binary(ua.PublishResponse, Buffer(data))
+    """asyncua's decoder, on a buffer that refuses negative lengths as the agent's does
+    (asyncua's own reads them backwards: garbage could run it out of memory)."""
+    return struct_from_binary(ua.PublishResponse, StrictBuffer(data))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -191,10 +195,10 @@ def test_another_subscriptions_response_is_asyncuas_own(response: ua.PublishResp
     data = struct_to_binary(response)
     decoded, lean = decode_publish_response(data, lambda subscription_id: False)
     assert not lean
-    assert decoded == asyncua_decode(data)
+    assert repr(decoded) == repr(asyncua_decode(data))  # NaN: see assert_same
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     response=responses(),
     cut=st.integers(0, 10_000),
@@ -332,3 +336,19 @@ def test_one_odd_item_is_asyncuas_in_place_the_rest_lean() -> None:
     first, odd, last = decoded.Parameters.NotificationMessage.NotificationData[0].MonitoredItems
     assert first == (1, 1.0, None, None, 11) and last == (3, 1.0, None, None, 11)
     assert isinstance(odd, ua.MonitoredItemNotification) and odd.Value == bad
+
+
+def test_a_negative_length_is_an_error_never_a_read_backwards() -> None:
+    """asyncua's own buffer reads it backwards (a response that decodes on and on)."""
+    response = ua.PublishResponse()
+    response.Parameters.SubscriptionId = 1
+    text = ua.DataValue(ua.Variant("ab", VT.String))
+    response.Parameters.NotificationMessage.NotificationData = [
+        ua.DataChangeNotification([ua.MonitoredItemNotification(1, text)])
+    ]
+    data = bytearray(struct_to_binary(response))
+    at = data.index(b"\x02\x00\x00\x00ab")  # the String's length, then its bytes
+    data[at : at + 4] = (-5).to_bytes(4, "little", signed=True)
+    assert Buffer(bytes(data)).read(0) == b""  # (asyncua's Buffer: no check of its own)
+    with pytest.raises(NotEnoughData):
+        decode_publish_response(bytes(data), lambda subscription_id: True)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from asyncua import ua
-from asyncua.common.utils import Buffer
+from asyncua.common.utils import Buffer, NotEnoughData
 from asyncua.ua import ua_binary
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.ua_binary import Primitives, extensionobject_from_binary, struct_from_binary
@@ -126,6 +126,30 @@ _DIAGNOSTICS: Final = _field_decoder(ua.PublishResult, "DiagnosticInfos")
 _ITEM_DIAGNOSTICS: Final = _field_decoder(ua.DataChangeNotification, "DiagnosticInfos")
 
 
+class StrictBuffer(Buffer):
+    """asyncua's ``Buffer`` refusing a negative length. asyncua's reads a negative length
+    (a garbled or hostile String, ByteString or array length other than -1) backwards:
+    its position goes back, its size up, and a list of 2³¹ items decodes on and on until
+    memory runs out (seen here: 9 GiB in a fuzz test). Every length a well-formed
+    message has is ≥ 0 or the -1 asyncua checks for before reading: nothing else
+    differs."""
+
+    def read(self, size: int) -> bytes:
+        if size < 0:
+            raise NotEnoughData(f"negative length {size} in the message")
+        return super().read(size)
+
+    def skip(self, size: int) -> None:
+        if size < 0:
+            raise NotEnoughData(f"negative length {size} in the message")
+        super().skip(size)
+
+    def copy(self, size: int = -1) -> Buffer:
+        if size == -1 or size > len(self):
+            size = len(self)
+        return StrictBuffer(self._data, self.cur_pos, size)
+
+
 class _NotLean(Exception):
     """The response is not one this decoder takes: asyncua decodes all of it."""
 
@@ -140,13 +164,13 @@ def decode_publish_response(
     try:
         return _decode_lean(data, lean_for), True
     except Exception:  # any surprise: asyncua's decoder has the last word
-        return struct_from_binary(ua.PublishResponse, Buffer(data)), False
+        return struct_from_binary(ua.PublishResponse, StrictBuffer(data)), False
 
 
 def _decode_lean(data: bytes, lean_for: Callable[[int], bool]) -> ua.PublishResponse:
     if _FOUR_BYTE_NODE.unpack_from(data, 0) != (1, 0, _PUBLISH_RESPONSE_ID):
         raise _NotLean("not a PublishResponse")
-    buffer = Buffer(data, _FOUR_BYTE_NODE.size)
+    buffer = StrictBuffer(data, _FOUR_BYTE_NODE.size)
     header = struct_from_binary(ua.ResponseHeader, buffer)
     subscription_id = Primitives.UInt32.unpack(buffer)
     if not lean_for(subscription_id):
@@ -187,7 +211,7 @@ def _data_change(body: memoryview) -> LeanDataChange:
     if count > 0:
         at = _same_layout(body, count, items) or _one_by_one(body, count, items)
     notification = LeanDataChange(MonitoredItems=items)
-    notification.DiagnosticInfos = _ITEM_DIAGNOSTICS(Buffer(body.tobytes(), at))
+    notification.DiagnosticInfos = _ITEM_DIAGNOSTICS(StrictBuffer(body.tobytes(), at))
     return notification
 
 
@@ -231,7 +255,7 @@ def _one_by_one(body: memoryview, count: int, items: list[Any]) -> int:
                 append(item)
                 at += layout.size
                 continue
-        buffer = Buffer(raw, at)
+        buffer = StrictBuffer(raw, at)
         handle = Primitives.UInt32.unpack(buffer)
         value = struct_from_binary(ua.DataValue, buffer)
         append(ua.MonitoredItemNotification(ClientHandle=handle, Value=value))
