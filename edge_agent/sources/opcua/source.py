@@ -92,6 +92,11 @@ class OpcUaSource:
         self.subscription_rebuilds = 0
         #: Notifications dropped because the reading queue was full.
         self.notifications_dropped = 0
+        #: Publish responses neither decoder could read (asyncua's loop skips them).
+        self.publish_decode_errors = 0
+        #: Publish responses the lean decoder left to asyncua's (not a fault: counted to
+        #: see how often the fast path is missed).
+        self.publish_decoded_by_asyncua = 0
         self._config = connection
         self._base_dir = base_dir
         self._sensors = dict(sensors)
@@ -125,6 +130,7 @@ class OpcUaSource:
             ),
             self.reading_from,
             self._poll.read_limit,
+            self._values.reading_from_lean,
         )
         self._client: Client | None = None
         self._connected = asyncio.Event()

@@ -26,6 +26,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from edge_agent.common.cancellation import stop_task
 from edge_agent.interfaces import ConnectionStats, ReadingSink
 from edge_agent.readings import Reading, bad
+from edge_agent.sources.opcua import lean_publish
 from edge_agent.sources.opcua.failures import (
     TRANSPORT_ERRORS,
     SessionLost,
@@ -33,7 +34,7 @@ from edge_agent.sources.opcua.failures import (
     status_name,
 )
 from edge_agent.sources.opcua.logger import log
-from edge_agent.sources.opcua.values import ReadingFrom
+from edge_agent.sources.opcua.values import ReadingFrom, ReadingFromLean
 
 # More Republish requests than this within one watchdog window is asyncua's busy loop.
 MAX_REPUBLISH_PER_WINDOW = 50
@@ -50,6 +51,10 @@ class SubscriptionOwner(Protocol):
     notifications_dropped: int
     #: Sessions rebuilt by the watchdog (silence, spinning, subscription status).
     subscription_rebuilds: int
+    #: Publish responses neither decoder could read (asyncua's loop skips them).
+    publish_decode_errors: int
+    #: Publish responses the lean decoder left to asyncua's.
+    publish_decoded_by_asyncua: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +98,15 @@ class _Notifications:
     def __init__(self, source: SubscriptionOwner, maxsize: int) -> None:
         self._source = source
         self.maxsize = maxsize
-        self._lists: deque[list[ua.MonitoredItemNotification]] = deque()
+        # Items: asyncua's MonitoredItemNotification, or the lean decoder's tuples.
+        self._lists: deque[list[Any]] = deque()
         self._count = 0  # items in ``_lists``
         self._ready = asyncio.Event()
 
     def __len__(self) -> int:
         return self._count
 
-    def put(self, items: list[ua.MonitoredItemNotification]) -> None:
+    def put(self, items: list[Any]) -> None:
         """Queue one response's items, dropping the oldest beyond ``maxsize``; never waits."""
         if not items:
             return
@@ -113,7 +119,7 @@ class _Notifications:
         self._count += len(items)
         self._ready.set()
 
-    def _drop_oldest(self, excess: int, incoming: list[ua.MonitoredItemNotification]) -> None:
+    def _drop_oldest(self, excess: int, incoming: list[Any]) -> None:
         self._source.notifications_dropped += excess
         lists = self._lists
         while excess > 0 and lists:
@@ -128,7 +134,7 @@ class _Notifications:
                 excess = 0
         # What is left of the excess comes off the front of ``incoming`` (see put).
 
-    async def take(self, limit: int) -> list[list[ua.MonitoredItemNotification]]:
+    async def take(self, limit: int) -> list[list[Any]]:
         """Whole responses in arrival order, at least one, up to ``limit`` items unless the
         first alone is more; waits while there is none."""
         while not self._lists:
@@ -153,6 +159,10 @@ class _DataChangeHandler:
     items, measured); this one queues each response's list of items as it came off the
     wire (:class:`_Notifications`, which counts drops: asyncua's overflow policies drop
     silently) and notes a bad subscription status for the watchdog.
+
+    With ``reading_from_lean`` the session's responses are decoded by the lean decoder
+    (:mod:`.lean_publish`): a Good scalar data change arrives as a plain tuple, not as
+    five objects (docs/performance.md §4c).
     """
 
     def __init__(
@@ -161,8 +171,11 @@ class _DataChangeHandler:
         reading_from: ReadingFrom,
         handles: Mapping[int, str],
         maxsize: int,
+        reading_from_lean: ReadingFromLean | None = None,
     ) -> None:
+        self._source = source
         self._reading_from = reading_from
+        self._reading_from_lean = reading_from_lean
         self._handles = handles
         self.events = _Notifications(source, maxsize)
         self.status_problem: str | None = None
@@ -186,10 +199,17 @@ class _DataChangeHandler:
         self._observer = client.uaclient.observer
         self._callbacks = callbacks
         callbacks[subscription_id] = self.published
+        if self._reading_from_lean is not None:
+            lean_publish.install(client.uaclient.session, self._takes_lean, self._source)
         # asyncua registers ``subscription.publish_callback`` again when it recreates the
         # subscription (its stale watchdog, a transfer after a reconnect) and awaits it when
         # it republishes a gap: shadow the method so that each of those comes here too.
         subscription.publish_callback = self._published_async  # type: ignore[method-assign, assignment]
+
+    def _takes_lean(self, subscription_id: int) -> bool:
+        """Whether the session hands ``subscription_id``'s responses here (asyncua's own
+        callback, if it ever took them back, must get asyncua's objects)."""
+        return self._callbacks.get(subscription_id) in (self.published, self._published_async)
 
     async def _published_async(self, result: ua.PublishResult) -> None:
         self.published(result)
@@ -235,13 +255,19 @@ class _DataChangeHandler:
         if self._observer is not None:
             self._observer.on_notification(result.SubscriptionId, produced)
 
-    def readings(self, published: list[list[ua.MonitoredItemNotification]]) -> list[Reading]:
+    def readings(self, published: list[list[Any]]) -> list[Reading]:
         """The readings of a batch of responses' items (handles of no sensor are skipped)."""
         now_ns = time.time_ns()
         handles, reading_from = self._handles, self._reading_from
+        lean = self._reading_from_lean
         out = []
         for items in published:
             for item in items:
+                if type(item) is tuple:  # the lean decoder's (only with ``lean`` set)
+                    sensor_id = handles.get(item[0])
+                    if sensor_id is not None:
+                        out.append(lean(sensor_id, item, now_ns))  # type: ignore[misc]
+                    continue
                 sensor_id = handles.get(item.ClientHandle)
                 if sensor_id is not None:
                     out.append(reading_from(sensor_id, item.Value, now_ns))
@@ -257,10 +283,12 @@ class SubscriptionMode:
         settings: SubscriptionSettings,
         reading_from: ReadingFrom,
         read_limit: Callable[[Client], Awaitable[int]],
+        reading_from_lean: ReadingFromLean | None = None,
     ) -> None:
         self._source = source
         self._settings = settings
         self._reading_from = reading_from
+        self._reading_from_lean = reading_from_lean
         self._read_limit = read_limit
 
     def parameters(self) -> ua.CreateSubscriptionParameters:
@@ -310,7 +338,11 @@ class SubscriptionMode:
         assert isinstance(observer, _ActivityObserver)
         handles = {handle: sensor_id for handle, sensor_id in enumerate(nodes, start=1)}
         handler = _DataChangeHandler(
-            self._source, self._reading_from, handles, maxsize=max(1000, 4 * len(nodes))
+            self._source,
+            self._reading_from,
+            handles,
+            maxsize=max(1000, 4 * len(nodes)),
+            reading_from_lean=self._reading_from_lean,
         )
         failed: dict[str, str] = dict(unresolved)
         try:

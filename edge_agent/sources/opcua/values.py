@@ -16,14 +16,26 @@ from asyncua import ua
 from edge_agent.config.models import Sensor
 from edge_agent.interfaces import ConnectionStats
 from edge_agent.readings import Quality, Reading, Value, bad, new_reading
+from edge_agent.sources.opcua.lean_decode import LeanItem
 from edge_agent.sources.opcua.logger import log
-from edge_agent.sources.opcua.status import pick_time_ns, quality_of
+from edge_agent.sources.opcua.status import (
+    CEILING_TICKS,
+    FIRST_TICK_AFTER_1601,
+    pick_time_ns,
+    quality_of,
+    ticks_to_ns,
+)
 
 #: A Good status code's name (``StatusCode.name`` looks it up each time).
 GOOD_NAME: Final = "Good"
 
 #: ``DataValues.reading_from``: a sensor's DataValue (or none) at a time as a reading.
 ReadingFrom = Callable[[str, ua.DataValue | None, int], Reading]
+#: ``DataValues.reading_from_lean``: the same for a lean decoder's item.
+ReadingFromLean = Callable[[str, LeanItem, int], Reading]
+
+#: Unix epoch in DataTime ticks' microseconds (``status.ticks_to_ns`` inline).
+_EPOCH_US: Final = 11_644_473_600 * 1_000_000
 
 
 class DataValues:
@@ -74,6 +86,30 @@ class DataValues:
                 time_ns = pick_time_ns(dv.SourceTimestamp, dv.ServerTimestamp, now_ns)
                 return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
         return self.reading_from_any(sensor_id, dv, now_ns)
+
+    def reading_from_lean(self, sensor_id: str, item: LeanItem, now_ns: int) -> Reading:
+        """:meth:`reading_from` of the DataValue asyncua would have made of a lean item
+        (``lean_decode.as_data_value``; a property test holds them together): a Good
+        boolean or number, its timestamps as DateTime ticks."""
+        _, value, source, server, _ = item
+        if source is not None and FIRST_TICK_AFTER_1601 <= source < CEILING_TICKS:
+            time_ns = (source // 10 - _EPOCH_US) * 1000
+        else:  # no source time or an odd one: the general conversion, then the server's
+            picked = ticks_to_ns(source)
+            if picked is None:
+                picked = ticks_to_ns(server)
+            time_ns = now_ns if picked is None else picked
+        if type(value) is bool:
+            return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
+        scale = self._scales.get(sensor_id)
+        if scale is not None:
+            value = value * scale[0] + scale[1]
+        elif type(value) is int:
+            return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
+        if value - value == 0.0:  # finite (NaN and ±inf give NaN)
+            return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
+        why = f"not a finite number ({value})"
+        return Reading(sensor_id, None, Quality.BAD, time_ns, why, GOOD_NAME)
 
     def reading_from_any(self, sensor_id: str, dv: ua.DataValue, now_ns: int) -> Reading:
         """:meth:`reading_from` for every kind of DataValue (the general path)."""
