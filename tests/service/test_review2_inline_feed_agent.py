@@ -23,6 +23,7 @@ import pytest
 from edge_agent.readings import Reading
 from edge_agent.service import pipeline
 from edge_agent.service.pipeline import Agent
+from edge_agent.service.rules_loop import Fed
 from tests.service.rule_agent import (
     HEALTHY_RULE,
     activations,
@@ -144,3 +145,47 @@ async def test_an_engine_raising_in_the_sinks_feed_is_a_counted_error(tmp_path: 
         assert agent._rules_task is not None and not agent._rules_task.done()
     finally:
         await agent.stop()
+
+
+class _StalledPlant:
+    """The plant stage with a downtime rule whose meters queue is full (its task slow on
+    a commit): ``offer_events`` waits."""
+
+    async def offer(self, readings: Any, wall_ns: int) -> None:
+        pass
+
+    async def offer_events(self, events: Any) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_events_in_the_rules_tasks_hands_when_a_stop_cancels_it_are_kept(
+    tmp_path: Path,
+) -> None:
+    # Found (pre-existing for a queued batch, and the inline feed's Fed too): the rules
+    # task took the events and waits on the plant stage (a downtime rule, a full meters
+    # queue) when the stop's 3 s run out and cancel it. The engine has the activation and
+    # the stop saves its state; the alert, neither admitted nor queued any more, is lost:
+    # after the restart the rule is ACTIVE and nothing is ever sent.
+    state_dir = tmp_path / "state"
+    config = fault_site(state_dir, [HEALTHY_RULE])
+    agent = Agent(config, state_dir.parent, state_dir)
+    await agent.start()
+    agent.rules.plant = _StalledPlant()  # type: ignore[assignment]
+    await _idle(agent)
+    await feed(agent, [good("healthy", 80.0)])  # fed inline; the task takes the Fed
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # In the task's hands, waiting on the plant: no longer queued.
+    assert not any(isinstance(item, Fed) for item in agent.rules.queue._queue)  # type: ignore[attr-defined]
+    assert agent.rules.counters.alarm_events == 1
+    with mock.patch.object(pipeline, "wait_done", return_value=False):
+        await agent.stop()  # the rules task is cancelled
+    restarted = Agent(config, state_dir.parent, state_dir)
+    await restarted.start()
+    try:
+        await asyncio.sleep(0.5)
+        alerts = await queued(restarted)
+        states = restarted.engine.rule_states() if restarted.engine is not None else {}
+        assert len(activations(alerts, "healthy-high")) == 1, (alerts, states)
+    finally:
+        await restarted.stop()
