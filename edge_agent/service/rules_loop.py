@@ -64,9 +64,12 @@ class Batch(NamedTuple):
 
 class Fed(NamedTuple):
     """A batch the sink fed to the engine itself (the rules task was idle): the events it
-    gave, for the rules task to hand over in its turn (see :meth:`RulesLoop.sink`)."""
+    gave, for the rules task to hand over in its turn (see :meth:`RulesLoop.sink`), and
+    the configuration the engine ran them under (a reload may come before that turn:
+    its rules render them, not the new file's)."""
 
     events: list[AlarmEvent]
+    config: SiteConfig
 
 
 class RulesJob(Protocol):
@@ -164,7 +167,7 @@ class RulesLoop:
                 # events, if any, go to the task, which hands them over in its turn.
                 events = self._feed_batch(readings, received)
                 if events:
-                    self.queue.put_nowait(Fed(events))  # empty, so never full
+                    self.queue.put_nowait(Fed(events, self.config))  # empty: never full
                 return
             await self.queue.put(Batch(received, readings))
 
@@ -219,6 +222,11 @@ class RulesLoop:
                     return
                 if isinstance(batch, Fed):
                     events = batch.events
+                    if batch.config is not self.config:
+                        # A reload came between the feed and this turn: the events render
+                        # under the rules they fired from (the new file may lack them).
+                        await self._accept(events, batch.config)
+                        events = []
                 elif batch:
                     events = self._feed_batch(batch.readings, batch.received_ns)
                 else:
@@ -258,18 +266,18 @@ class RulesLoop:
         already has them: dropped, their alerts would be lost for good (a batch queued and
         never fed is polled again). The plant's downtime misses them, as at any cancel."""
         kept: list[Batch | Fed | tuple[()] | None] = []
-        fed: list[AlarmEvent] = []
+        fed: list[Fed] = []
         while not self.queue.empty():
             item = self.queue.get_nowait()
             if isinstance(item, Fed):
-                fed.extend(item.events)
+                fed.append(item)
             else:
                 kept.append(item)
         for item in kept:  # the rest stays queued, as it was
             self.queue.put_nowait(item)
-        if fed:
+        for item in fed:
             try:
-                self._admit(self._on_wall_clock(fed))
+                self._admit(self._on_wall_clock(item.events), item.config)
             except Exception:
                 log.exception("Alarm events fed before the rules task ended were not kept.")
 
@@ -367,13 +375,19 @@ class RulesLoop:
             log.exception("Rule clock tick failed.")
             return []
 
-    async def _accept(self, events: list[AlarmEvent]) -> None:
+    async def _accept(self, events: list[AlarmEvent], config: SiteConfig | None = None) -> None:
         """Make the events' alert messages durable together with the rule state, then put
-        them in the outbox (see :mod:`edge_agent.service.handover`)."""
+        them in the outbox (see :mod:`edge_agent.service.handover`). ``config``: the one
+        the engine made them under, when a reload has come since (the current one else)."""
         events = self._on_wall_clock(events)
+        if config is None:
+            config = self.config
+        # Durable first: the engine already has these events, and the plant's offer may
+        # wait (a full meters queue) when a stop cancels this task; admitted after it,
+        # they were lost for good (the stop saves the engine's state without them).
+        self._admit(events, config)
         if self.plant is not None:  # a rule may be an asset's downtime (issue 14)
             await self.plant.offer_events(events)
-        self._admit(events)
 
     def _on_wall_clock(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
         """The events counted, on the wall clock, and kept among the recent ones."""
@@ -383,12 +397,15 @@ class RulesLoop:
         self.recent_events.extend(events)
         return events
 
-    def _admit(self, events: list[AlarmEvent]) -> None:
-        """The events' alert messages into the rule state (or the state saved without)."""
+    def _admit(self, events: list[AlarmEvent], config: SiteConfig | None = None) -> None:
+        """The events' alert messages into the rule state (or the state saved without),
+        rendered under ``config`` (the current one by default)."""
+        if config is None:
+            config = self.config
         messages: list[dict[str, Any]] = []  # as the rule state keeps them: JSON objects
         for event in events:
             count_activation(self.counters.activations, event)
-            message = self._render(event)
+            message = self._render(event, config)
             log.info(
                 "Alarm event.",
                 extra={
@@ -419,7 +436,7 @@ class RulesLoop:
         text = None if latest is None else agent_clock.source_time_text(latest.source_time_ns)
         return message if text is None else {**message, "source_time": text}
 
-    def _render(self, event: AlarmEvent) -> AlertMessage | None:
+    def _render(self, event: AlarmEvent, config: SiteConfig) -> AlertMessage | None:
         """The event's alert message. A rule whose own rendering fails (a template or a
         ``due_in`` that cannot be rendered) is faulted, and its event still goes out, in
         plain words and without a due date, so that its episode gets its work order."""
@@ -428,10 +445,10 @@ class RulesLoop:
         from edge_agent.rules.render import plain_alert_message
 
         try:
-            return to_alert_message(event, self.config)
+            return to_alert_message(event, config)
         except Exception as exc:
             self.engine.faults.record(event.rule_id or "", RENDER, exc)
-            return plain_alert_message(event, self.config, describe(exc))
+            return plain_alert_message(event, config, describe(exc))
 
 
 def count_activation(activations: dict[str, int], event: AlarmEvent) -> None:
