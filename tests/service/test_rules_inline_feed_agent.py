@@ -1,4 +1,4 @@
-"""Review of the sink's inline feed with the real agent (state and outbox on disk): an
+"""The sink's inline feed with the real agent (state and outbox on disk): an
 activation the sink fed while the rules task was idle reaches the outbox exactly once
 across a stop (the task draining, or cancelled) and a restart; an engine that raises in
 the sink's feed is a counted rule error and the source's next batch goes on.

@@ -1,4 +1,4 @@
-"""Review: two sources (a Modbus poller and an OPC UA subscription, say) delivering to
+"""Two sources (a Modbus poller and an OPC UA subscription, say) delivering to
 the sink concurrently, with jobs and ticks between them: every trip and clear of each
 sensor's rule reaches the handover once and in order, whichever path (inline or queued)
 each batch took."""

@@ -1,4 +1,4 @@
-"""Review of the lean publish decoder against a real asyncua server: values a server
+"""The lean publish decoder against a real asyncua server: values a server
 really sends (picoseconds, integers, booleans, text, bad and uncertain statuses, the 1601
 and 9999 timestamp bounds) reach the agent as the general path reads asyncua's own
 DataValue; a secured channel (Sign, SignAndEncrypt) still publishes through the lean
@@ -38,7 +38,7 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root = tmp_path_factory.mktemp("pki-review2")
+    root = tmp_path_factory.mktemp("pki-lean")
     generate_self_signed(root / "server.pem", root / "server.key", SERVER_APPLICATION_URI)
     generate_self_signed(root / "client.pem", root / "client.key", CLIENT_URI)
     return Pki(root)
@@ -61,8 +61,8 @@ async def sim(pki: Pki) -> AsyncIterator[OpcUaSimulator]:
     server: Any = simulator._server
     objects = server.nodes.objects
     for index, (variant, *_rest) in enumerate(CASES):
-        node_id = ua.NodeId(f"review2.{index}", simulator.namespace_index)
-        await objects.add_variable(node_id, f"review2.{index}", _first(variant))
+        node_id = ua.NodeId(f"lean.{index}", simulator.namespace_index)
+        await objects.add_variable(node_id, f"lean.{index}", _first(variant))
     try:
         yield simulator
     finally:
@@ -72,7 +72,7 @@ async def sim(pki: Pki) -> AsyncIterator[OpcUaSimulator]:
 def _sensors(sim: OpcUaSimulator) -> dict[str, Sensor]:
     return {
         f"b{i:02d}": Sensor.model_validate(
-            {"connection": "ua1", "node": f"ns={sim.namespace_index};s=review2.{i}"}
+            {"connection": "ua1", "node": f"ns={sim.namespace_index};s=lean.{i}"}
         )
         for i in range(len(CASES))
     }
@@ -147,7 +147,7 @@ def _first(variant: ua.Variant) -> ua.Variant:
 async def _reset(sim: OpcUaSimulator) -> None:
     server: Any = sim._server
     for index, (variant, *_rest) in enumerate(CASES):
-        node_id = ua.NodeId(f"review2.{index}", sim.namespace_index)
+        node_id = ua.NodeId(f"lean.{index}", sim.namespace_index)
         await server.write_attribute_value(node_id, ua.DataValue(_first(variant)))
 
 
@@ -175,9 +175,7 @@ async def _run_cases(sim: OpcUaSimulator, source: OpcUaSource) -> None:
                 SourcePicoseconds=picos,
                 ServerTimestamp=server_time,  # type: ignore[arg-type]
             )
-            await server.write_attribute_value(
-                ua.NodeId(f"review2.{index}", sim.namespace_index), dv
-            )
+            await server.write_attribute_value(ua.NodeId(f"lean.{index}", sim.namespace_index), dv)
             expected[f"b{index:02d}"] = values.reading_from(f"b{index:02d}", dv, 0)
 
         def arrived() -> bool:
@@ -234,7 +232,7 @@ async def test_each_new_session_after_a_reconnect_publishes_lean(
         lean_before = watch.lean
         mark = sink.mark()
         await sim._server.write_attribute_value(  # type: ignore[attr-defined]
-            ua.NodeId("review2.0", sim.namespace_index),
+            ua.NodeId("lean.0", sim.namespace_index),
             ua.DataValue(ua.Variant(4242.0, ua.VariantType.Double)),
         )
         await wait_until(
