@@ -250,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated fault kinds to draw from (default all): " + ", ".join(KINDS),
     )
+    parser.add_argument(
+        "--opcua",
+        choices=["poll", "subscribe"],
+        default="poll",
+        help="site-b's OPC UA connection mode (default poll)",
+    )
     args = parser.parse_args(argv)
     only = tuple(kind for kind in args.only.split(",") if kind)
     unknown = [kind for kind in only if kind not in KINDS or not KINDS[kind]]
@@ -261,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [args.seed if args.seed is not None else random.randrange(1 << 31)]
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         return run(
-            seeds, args.seconds, args.workdir or Path(tmp), keep=args.workdir is not None, only=only
+            seeds,
+            args.seconds,
+            args.workdir or Path(tmp),
+            keep=args.workdir is not None,
+            only=only,
+            opcua_mode=args.opcua,
         )
 
 
@@ -271,10 +282,11 @@ def run(
     workdir: Path,
     keep: bool = False,
     only: tuple[str, ...] = (),
+    opcua_mode: str = "poll",
 ) -> int:
     print(f"chaos: seeds {seeds}, {seconds:.0f} s of faults each (reproduce: --seed S)", flush=True)
     started = time.monotonic()
-    estate = Estate(workdir)
+    estate = Estate(workdir, opcua_mode=opcua_mode)
     phases: list[Phase] = []
     log: list[str] = []
     sampler: DepthSampler | None = None

@@ -176,6 +176,7 @@ class Estate:
     emulator: Any = None
     broker: Broker | None = None
     plants: dict[str, Any] = field(default_factory=dict)
+    opcua_mode: str = "poll"  # site-b's OPC UA connection: poll, or subscribe
     used_values: set[str] = field(default_factory=set)  # "site value" of every episode
     exits: list[str] = field(default_factory=list)  # processes that exited by themselves
 
@@ -298,8 +299,12 @@ class Estate:
             connection: dict[str, Any] = {
                 "protocol": "opcua",
                 "endpoint": f"opc.tcp://127.0.0.1:{plc}/edge-agent/demo/",
-                "mode": "poll",
-                "poll": "250ms",
+                "mode": self.opcua_mode,
+                **(
+                    {"poll": "250ms"}
+                    if self.opcua_mode == "poll"
+                    else {"sampling_interval": "250ms"}
+                ),
                 "timeout": "2s",
                 "security": {"policy": "None", "mode": "None"},
                 "backoff": {"initial": "100ms", "max": "1s"},
