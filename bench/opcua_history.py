@@ -1,10 +1,11 @@
 """The history's writes for a 10,000-item subscription, alone (``HistoryStore.append``):
 CPU a row for batches of 7,000 changes (one a second, as ``HistoryRecorder.run`` writes
 them; ``--sizes`` for other batch sizes), on a fresh file and on one that already holds
-``--rows-per-sensor`` rows of each sensor (a file minutes old: each sensor's end of the
-``(sensor, t)`` index on a page of its own), with SQLite's page cache as the store sets
-it and larger. ``--other-tree ../before`` runs the same in both checkouts, alternating,
-``--rounds`` times (each in its own process), and gives each tree's medians and their spread.
+``--rows-per-sensor`` rows of each sensor (a file minutes old: where a ``(sensor, t)``
+index put each sensor's end on a page of its own, docs/performance.md §4c–4d), with
+SQLite's page cache as the store sets it and larger. ``--other-tree ../before`` runs the
+same in both checkouts, alternating, ``--rounds`` times (each in its own process), and
+gives each tree's medians and their spread.
 
     .venv/bin/python bench/opcua_history.py [--rows-per-sensor 300] [--batches 20]
         [--sizes 7000,35000] [--caches 0,65536] [--other-tree ../before --rounds 3]
