@@ -26,15 +26,41 @@ PRUNE_SHARE: Final = 0.1
 QUALITY_CODES: Final = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 QUALITY_OF: Final = {code: quality for quality, code in QUALITY_CODES.items()}
 NONE, NUMBER, BOOLEAN, TEXT = 0, 1, 2, 3  # the kinds of value in column k
-_SCHEMA: Final = """
+BUCKET_NS: Final = 10 * 1_000_000_000
+"""Per-sensor reads go through an index on (t / BUCKET_NS, sensor), which grows at its end:
+a second's batch lands on a few pages there, where a (sensor, t) index put it on one page a
+sensor (5x the CPU once the file was minutes old, docs/performance.md section 4d). 10 s:
+60 s wrote more pages a batch, 1 s made a day's read of one sensor seek 86,400 times."""
+BUCKET: Final = f"t / {BUCKET_NS}"  # queries must spell it as the index does to use it
+# One transaction: a cut during the change from the old (sensor, t) index leaves either.
+_SCHEMA: Final = f"""
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS sensors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS readings (
     sensor INTEGER NOT NULL, t INTEGER NOT NULL, k INTEGER NOT NULL, v REAL, s TEXT,
     q INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS readings_by_sensor ON readings (sensor, t);
+DROP INDEX IF EXISTS readings_by_sensor;
+CREATE INDEX IF NOT EXISTS readings_by_bucket ON readings ({BUCKET}, sensor);
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (t);
+COMMIT;
 """
+_ALL_SENSORS: Final = (
+    "SELECT sensor, t, k, v, s, q FROM readings WHERE t >= ? AND t <= ? ORDER BY t, rowid"
+)
+_ONE_SENSOR: Final = f"""
+WITH RECURSIVE buckets(n) AS (
+    SELECT max(?2, (SELECT min(t) FROM readings)) / {BUCKET_NS}
+    UNION ALL
+    SELECT n + 1 FROM buckets WHERE n < min(?3, (SELECT max(t) FROM readings)) / {BUCKET_NS}
+)
+SELECT sensor, t, k, v, s, q FROM readings
+WHERE {BUCKET} IN buckets AND sensor = ?1 AND t >= ?2 AND t <= ?3 ORDER BY t, rowid
+"""  # noqa: S608 (constants only)
+"""One seek a bucket (a range on the bucket would scan every sensor's rows in it); the
+buckets run between the file's first and last rows, not to the end of time. t / BUCKET_NS
+never decreases as t grows, so every row in [since, until] has its bucket in the list. On a
+file of before (read beside an older agent), SQLite takes its (sensor, t) index instead."""
 
 
 class HistoryError(EdgeAgentError):
@@ -77,7 +103,12 @@ class HistoryStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # history: a cut loses a second
             self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            self._db.executescript(_SCHEMA)
+            try:
+                self._db.executescript(_SCHEMA)
+            except sqlite3.Error:  # not left half-done for this connection's next statement
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
             self._ids = {}
             self._load_ids()
         except sqlite3.Error as exc:
@@ -167,18 +198,11 @@ class HistoryStore:
         if sensor is not None:
             if sensor not in self._ids:
                 return
-            query = (
-                "SELECT sensor, t, k, v, s, q FROM readings WHERE sensor = ? AND t >= ? "
-                "AND t <= ? ORDER BY t, rowid"
-            )
             args: tuple[int, ...] = (self._ids[sensor], since_ns, until)
         else:
-            query = (
-                "SELECT sensor, t, k, v, s, q FROM readings WHERE t >= ? AND t <= ? "
-                "ORDER BY t, rowid"
-            )
             args = (since_ns, until)
         try:
+            query = _ALL_SENSORS if sensor is None else _ONE_SENSOR
             for number, t, kind, v, text, q in self._db.execute(query, args):
                 yield Row(
                     names.get(number, "?"), t, _value(kind, v, text), QUALITY_OF.get(q, Quality.BAD)
