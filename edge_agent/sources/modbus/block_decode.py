@@ -65,9 +65,9 @@ class _Layout:
     swapped: bool  # read from the buffer with each register's bytes swapped
     unpack_from: Callable[[bytes], tuple[float | int, ...]]
     sensors: tuple[_Numeric, ...]
-    # When every sensor is plain (an integer, unscaled: always a good reading, the number
-    # as it is): (sensor id, first register, end) each, for decode_into's short loop.
-    plain: tuple[tuple[str, int, int], ...] | None
+    # ``sensors`` itself when every one is plain (an integer, unscaled: always a good
+    # reading, the number as it is), for decode_into's short loop; else None.
+    plain: tuple[_Numeric, ...] | None
 
 
 def _layout_key(word_order: str, byte_order: str, count: int) -> tuple[bool, str]:
@@ -116,11 +116,7 @@ def _compile_layouts(
                 )
                 for planned, _ in members
             )
-            plain = (
-                tuple((s.sensor_id, s.offset, s.offset + s.count) for s in sensors)
-                if all(s.plain for s in sensors)
-                else None
-            )
+            plain = sensors if all(s.plain for s in sensors) else None
             layouts.append(
                 _Layout(swapped, struct.Struct("".join(parts)).unpack_from, sensors, plain)
             )
@@ -183,14 +179,15 @@ class BlockDecoder:
                 if plain is not None:
                     # The usual register map (integers, no scale): every reading good, built
                     # inline as ``new_reading`` builds it (≈ 0.6 → 0.4 µs a reading).
-                    for (sensor_id, start, end), number in zip(plain, values, strict=True):
+                    for sensor, number in zip(plain, values, strict=True):
                         built: Any = _new_object(UnfrozenReading)
-                        built.sensor_id = sensor_id
+                        built.sensor_id = sensor_id = sensor.sensor_id
                         built.value = number
                         built.quality = GOOD
                         built.source_time_ns = time_ns
                         built.reason = None
-                        built.raw = data[start:end]
+                        offset = sensor.offset
+                        built.raw = data[offset : offset + sensor.count]
                         built.received_ns = None
                         built.__class__ = Reading
                         out[sensor_id] = built
