@@ -54,19 +54,19 @@ def pick_time_ns(source: datetime | None, server: datetime | None, local_ns: int
 #: past 1601 (earlier is "no timestamp", as above), and the first that asyncua takes for
 #: 9999-12-31 23:59:59 (its ceiling).
 _EPOCH_TICKS_US: Final = 11_644_473_600 * 1_000_000
-FIRST_TICK_AFTER_1601: Final = 365 * 86_400 * 10_000_000
-CEILING_TICKS: Final = (
+_FIRST_TICK_AFTER_1601: Final = 365 * 86_400 * 10_000_000
+_CEILING_TICKS: Final = (
     int((datetime(9999, 12, 31, 23, 59, 59) - datetime(1601, 1, 1)).total_seconds()) * 10_000_000
 )
-_CEILING_NS: Final = (CEILING_TICKS // 10 - _EPOCH_TICKS_US) * NS_PER_US
+_CEILING_NS: Final = (_CEILING_TICKS // 10 - _EPOCH_TICKS_US) * NS_PER_US
 
 
 def ticks_to_ns(ticks: int | None) -> int | None:
     """:func:`datetime_to_ns` of the datetime asyncua makes of an OPC UA DateTime (its
     ``win_epoch_to_datetime``: microseconds, a ceiling at 9999, 1601 for anything before),
     without making it; ``None`` for a missing timestamp."""
-    if ticks is None or ticks < FIRST_TICK_AFTER_1601:
+    if ticks is None or ticks < _FIRST_TICK_AFTER_1601:
         return None
-    if ticks >= CEILING_TICKS:
+    if ticks >= _CEILING_TICKS:
         return _CEILING_NS
     return (ticks // 10 - _EPOCH_TICKS_US) * NS_PER_US

@@ -18,13 +18,7 @@ from edge_agent.interfaces import ConnectionStats
 from edge_agent.readings import Quality, Reading, Value, bad, new_reading
 from edge_agent.sources.opcua.lean_decode import LeanItem
 from edge_agent.sources.opcua.logger import log
-from edge_agent.sources.opcua.status import (
-    CEILING_TICKS,
-    FIRST_TICK_AFTER_1601,
-    pick_time_ns,
-    quality_of,
-    ticks_to_ns,
-)
+from edge_agent.sources.opcua.status import pick_time_ns, quality_of, ticks_to_ns
 
 #: A Good status code's name (``StatusCode.name`` looks it up each time).
 GOOD_NAME: Final = "Good"
@@ -33,9 +27,6 @@ GOOD_NAME: Final = "Good"
 ReadingFrom = Callable[[str, ua.DataValue | None, int], Reading]
 #: ``DataValues.reading_from_lean``: the same for a lean decoder's item.
 ReadingFromLean = Callable[[str, LeanItem, int], Reading]
-
-#: Unix epoch in DataTime ticks' microseconds (``status.ticks_to_ns`` inline).
-_EPOCH_US: Final = 11_644_473_600 * 1_000_000
 
 
 class DataValues:
@@ -92,13 +83,10 @@ class DataValues:
         (``lean_decode.as_data_value``; a property test holds them together): a Good
         boolean or number, its timestamps as DateTime ticks."""
         _, value, source, server, _ = item
-        if source is not None and FIRST_TICK_AFTER_1601 <= source < CEILING_TICKS:
-            time_ns = (source // 10 - _EPOCH_US) * 1000
-        else:  # no source time or an odd one: the general conversion, then the server's
-            picked = ticks_to_ns(source)
-            if picked is None:
-                picked = ticks_to_ns(server)
-            time_ns = now_ns if picked is None else picked
+        picked = ticks_to_ns(source)  # the source time, else the server's, else ours
+        if picked is None:
+            picked = ticks_to_ns(server)
+        time_ns = now_ns if picked is None else picked
         if type(value) is bool:
             return new_reading(sensor_id, value, Quality.GOOD, time_ns, None, GOOD_NAME)
         scale = self._scales.get(sensor_id)
