@@ -394,8 +394,7 @@ class Agent:
                     update={"connections": {n: new.connections[n] for n in missing}}
                 )
                 for source in build_sources(only, self.base_dir):
-                    if source.name in missing:
-                        self._start_source(source)
+                    self._start_source(source)
             if reload_credentials:
                 # Sources with certificate files look at them now (rotation on SIGHUP).
                 for source in self._sources.values():

@@ -380,8 +380,6 @@ class RulesLoop:
         them in the outbox (see :mod:`edge_agent.service.handover`). ``config``: the one
         the engine made them under, when a reload has come since (the current one else)."""
         events = self._on_wall_clock(events)
-        if config is None:
-            config = self.config
         # Durable first: the engine already has these events, and the plant's offer may
         # wait (a full meters queue) when a stop cancels this task; admitted after it,
         # they were lost for good (the stop saves the engine's state without them).
