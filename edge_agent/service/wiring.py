@@ -19,6 +19,7 @@ from edge_agent.config.models import SiteConfig
 from edge_agent.errors import EdgeAgentError
 from edge_agent.interfaces import Forwarder
 from edge_agent.service import agent_clock
+from edge_agent.sources import numeric_sensors_of
 
 if TYPE_CHECKING:
     from edge_agent.forwarders.workorder_status import WorkOrderTracker
@@ -140,7 +141,8 @@ def hand_work_orders_to_rules(tracker: WorkOrderTracker, rules: RulesLoop) -> No
 
 
 def source_signature(config: SiteConfig, connection: str) -> Any:
-    """Everything that defines one source: its connection and its sensors. Two configs
+    """Everything that defines one source: its connection, its sensors and (OPC UA) which
+    of them a rule compares as numbers. Two configs
     with the same signature for a connection can keep the running source. The sensors
     compare as models (frozen, equal when every option is): a dump of each, twice a reload,
     was ≈ 10 MiB of temporaries at 10,000 sensors that the process kept resident."""
@@ -153,4 +155,5 @@ def source_signature(config: SiteConfig, connection: str) -> Any:
         config.connections[connection].model_dump(mode="json", by_alias=True),
         config.defaults.poll,
         sensors,
+        numeric_sensors_of(config, connection),
     )

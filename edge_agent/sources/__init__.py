@@ -18,6 +18,21 @@ def sensors_of(config: SiteConfig, connection: str) -> dict[str, Sensor]:
     return {sid: s for sid, s in config.sensors.items() if s.connection == connection}
 
 
+def numeric_sensors_of(config: SiteConfig, connection: str) -> frozenset[str]:
+    """The sensors of one OPC UA connection that a rule compares as numbers: its source
+    reads a text value of theirs as bad (a limit never trips on text), so this set is part
+    of what defines that source."""
+    if not isinstance(config.connections.get(connection), OpcUa):
+        return frozenset()
+    return frozenset(
+        rule.sensor
+        for rule in config.rules
+        if (rule.high or rule.low or rule.rate or rule.flatline)
+        and rule.sensor in config.sensors
+        and config.sensors[rule.sensor].connection == connection
+    )
+
+
 def build_sources(config: SiteConfig, base_dir: Path) -> list[Source]:
     """One source per connection that has sensors (no I/O happens here).
 
@@ -36,11 +51,7 @@ def build_sources(config: SiteConfig, base_dir: Path) -> list[Source]:
         elif isinstance(connection, OpcUa):
             from edge_agent.sources.opcua.source import OpcUaSource
 
-            numeric = frozenset(
-                rule.sensor
-                for rule in config.rules
-                if rule.high or rule.low or rule.rate or rule.flatline
-            )
+            numeric = numeric_sensors_of(config, name)
             sources.append(
                 OpcUaSource(name, connection, sensors, config.defaults, base_dir, numeric)
             )

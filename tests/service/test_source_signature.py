@@ -69,3 +69,29 @@ def test_any_change_of_its_sensors_or_connection_restarts_the_source() -> None:
     ]
     for edit in edits:
         assert not same_source(old, edited(edit))
+
+
+def with_opcua(document: dict[str, Any]) -> None:
+    document["connections"]["ua1"] = {"protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840"}
+    document["sensors"]["t"] = {"connection": "ua1", "node": "ns=2;s=Line1.Text"}
+    document["assets"]["P-102"] = {"maintainx_id": 2, "name": "Pump 2"}
+
+
+def test_a_first_numeric_rule_on_an_opcua_sensor_restarts_its_source() -> None:
+    """The OPC UA source reads a text value as bad for a sensor a rule compares as a
+    number: the source that ran without that rule would pass the text on."""
+    old = edited(with_opcua)
+
+    def numeric_rule(document: dict[str, Any]) -> None:
+        with_opcua(document)
+        document["rules"].append(
+            {"id": "t-high", "asset": "P-102", "sensor": "t", "high": {"limit": 5}}
+        )
+
+    new = edited(numeric_rule)
+    assert not same_source(old, new, "ua1")
+    # Modbus values are numbers whatever the rules say: its sources stay.
+    assert same_source(old, new, "plc1") and same_source(old, new, "plc2")
+    # Another limit on the same rule is not a new numeric sensor.
+    newer = edited(lambda d: (numeric_rule(d), d["rules"][-1]["high"].update(limit=6)))
+    assert same_source(new, newer, "ua1")
