@@ -18,17 +18,27 @@ the ratio agent / bare. Goal (issue 16): at 10 ms the agent's CPU ≤ 1.6× the 
 ``--together`` the two agents and the bare poller run at once in each window instead of
 one after the other (pairs that share the machine's load second by second: on a shared
 machine the windows of one round differ by more than two trees do).
+
+``--stages`` prices each stage of the agent live: the agent as it is and one agent per
+stage with that stage taken out (see ``STAGES``) poll at once beside the bare poller, and
+each stage's price is the whole agent's CPU minus that agent's, round by round. The
+variants are scratch folders that borrow this checkout's package and virtualenv and add a
+``sitecustomize`` that replaces the stage (the checkout itself is not changed). A variant
+does less than the agent must: it prices a stage, it is not a candidate.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +52,107 @@ from sources_modbus import modbus_simulator  # noqa: E402
 
 REGISTERS = 100
 WARMUP_S = 5.0
+
+START_TIMEOUT_S = 120.0
+
+
+class PollingAgent(Agent):
+    """An ``Agent`` taken as started once its Modbus connection is up.
+
+    ``/readyz`` also wants the forwarder connected, and this bench points MaintainX at a
+    closed port (nothing trips, nothing is sent): once the forwarder's first attempt has
+    failed, ``/readyz`` says 503 for good. ``Agent.start`` waits for a 200, which an agent
+    slow to start on a loaded machine never gave (rounds lost to "the agent did not become
+    ready"). Here any answer of ``/readyz`` whose sources are all connected will do."""
+
+    def start(self) -> float:
+        started = time.perf_counter()
+        python = self.tree / ".venv" / "bin" / "python"
+        self.process = subprocess.Popen(
+            [str(python) if python.exists() else sys.executable, "-m", "edge_agent", "run"]
+            + [str(self.site)],
+            stdout=self.log,
+            stderr=self.log,
+            cwd=self.tree,
+            env={**os.environ, "BENCH_MX_KEY": agent_bench.API_KEY, "PYTHONPATH": str(self.tree)},
+        )
+        deadline = started + START_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the agent exited; see {self.log.name}")
+            if self._polling():
+                return time.perf_counter() - started
+            time.sleep(0.05)
+        raise RuntimeError(f"the agent's Modbus connection did not come up; see {self.log.name}")
+
+    def _polling(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                body = r.read()
+        except urllib.error.HTTPError as exc:  # 503 (not ready) still reports the sources
+            body = exc.read()
+        except (urllib.error.URLError, OSError):
+            return False  # not listening yet
+        try:
+            sources = json.loads(body).get("sources") or {}
+        except ValueError:
+            return False
+        return bool(sources) and all(state.get("connected") for state in sources.values())
+
+
+# --stages: the agent with one stage taken out, as the ``sitecustomize`` of a scratch folder.
+STAGES: dict[str, tuple[str, str]] = {
+    "whole agent": ("nothing taken out", ""),
+    "after the source": (
+        "the sink returns at once: source-time check, history filter, rules loop, engine",
+        "from edge_agent.service import rules_loop\n"
+        "async def sink(self, readings):\n"
+        "    return None\n"
+        "rules_loop.RulesLoop.sink = sink\n",
+    ),
+    "rule engine": (
+        "RuleEngine.feed returns no events at once",
+        "from edge_agent.rules import engine\n"
+        "engine.RuleEngine.feed = lambda self, reading, received_ns=None: []\n",
+    ),
+    "history filter": (
+        "HistoryRecorder.offer returns at once",
+        "from edge_agent.history import recorder\n"
+        "recorder.HistoryRecorder.offer = lambda self, readings, wall_ns: None\n",
+    ),
+    "source time": (
+        "SourceTimeCheck.check returns at once",
+        "from edge_agent.service import agent_clock\n"
+        "agent_clock.SourceTimeCheck.check = lambda self, readings, wall_ns: None\n",
+    ),
+    "decode": (
+        "a block's first readings put in the map again (no unpacking, no new readings)",
+        "from edge_agent.sources.modbus import block_decode\n"
+        "decode_into = block_decode.BlockDecoder.decode_into\n"
+        "first = {}\n"
+        "def again(self, data, time_ns, out):\n"
+        "    if id(self) not in first:\n"
+        "        first[id(self)] = {}\n"
+        "        decode_into(self, data, time_ns, first[id(self)])\n"
+        "    out.update(first[id(self)])\n"
+        "block_decode.BlockDecoder.decode_into = again\n",
+    ),
+    "source cycle and decode": (
+        "poll_once sends the one request itself and returns the first good cycle's list",
+        "from edge_agent.sources.modbus import source\n"
+        "poll_once = source.ModbusSource.poll_once\n"
+        "async def bare(self):\n"
+        "    kept = getattr(self, 'kept', None)\n"
+        "    if kept is None or self._client is None:\n"
+        "        out = await poll_once(self)\n"
+        "        if all(r.is_good for r in out):\n"
+        "            self.kept = out\n"
+        "        return out\n"
+        f"    await self._client.read_holding_registers(0, count={REGISTERS}, device_id=1)\n"
+        "    return kept\n"
+        "source.ModbusSource.poll_once = bare\n",
+    ),
+}
 
 
 def site(rate_ms: int, modbus_port: int, state: Path) -> dict[str, Any]:
@@ -113,7 +224,7 @@ def measure_agent(
     # The tree's own interpreter, from inside the tree (``-m`` puts the working directory
     # first on sys.path). ``Agent``'s default tree is this checkout: without passing
     # ``tree`` both columns measured this checkout.
-    agent = Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree or agent_bench.REPO)
+    agent = PollingAgent(site(rate_ms, port, run_dir / "state"), run_dir, tree or agent_bench.REPO)
     agent.start()
     try:
         assert agent.process is not None
@@ -161,7 +272,7 @@ def measure_together(
         for tree in (agent_bench.REPO, other_tree):
             # Each site picks its free ports once the agent before has bound its own.
             run_dir = Path(tempfile.mkdtemp(dir=workdir))
-            agents.append(Agent(site(rate_ms, port, run_dir / "state"), run_dir, tree))
+            agents.append(PollingAgent(site(rate_ms, port, run_dir / "state"), run_dir, tree))
             agents[-1].start()
         assert bare.stdout is not None
         if bare.stdout.readline().strip() != "polling":
@@ -204,6 +315,101 @@ def together(args: argparse.Namespace, rates: list[int]) -> None:
             )
 
 
+def stage_trees(workdir: Path) -> dict[str, Path]:
+    """One scratch folder per stage: this checkout's package and virtualenv, and the
+    ``sitecustomize`` that takes the stage out (``-m edge_agent`` runs from the folder,
+    which ``Agent`` also puts on PYTHONPATH)."""
+    trees: dict[str, Path] = {}
+    for index, (name, (_, patch)) in enumerate(STAGES.items()):
+        tree = workdir / f"stage-{index}"
+        tree.mkdir()
+        (tree / "edge_agent").symlink_to(agent_bench.REPO / "edge_agent")
+        if (agent_bench.REPO / ".venv").exists():
+            (tree / ".venv").symlink_to(agent_bench.REPO / ".venv")
+        (tree / "sitecustomize.py").write_text(patch)
+        # Python reports a failing sitecustomize and starts anyway: the variant would be the
+        # whole agent under another name (a stage renamed since). Import it here, loudly.
+        python = tree / ".venv" / "bin" / "python"
+        subprocess.run(
+            [str(python) if python.exists() else sys.executable, "-c", "import sitecustomize"],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            check=True,
+        )
+        trees[name] = tree
+    return trees
+
+
+def stages(args: argparse.Namespace, rate_ms: int) -> None:
+    """Every variant of ``STAGES`` and the bare poller at once, ``args.rounds`` windows."""
+    cpu: dict[str, list[float]] = {name: [] for name in [*STAGES, "bare pymodbus"]}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp,
+        modbus_simulator(REGISTERS) as port,
+    ):
+        trees = stage_trees(Path(tmp))
+        for round_index in range(args.rounds):
+            # Each round starts the variants in another order (start-up is not measured,
+            # but the first one started has warmed up longest).
+            names = list(trees)
+            names = names[round_index % len(names) :] + names[: round_index % len(names)]
+            bare = subprocess.Popen(
+                [sys.executable, str(BENCH_DIR / "bare_modbus_poller.py"), str(port)]
+                + [str(rate_ms), str(REGISTERS)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            agents: dict[str, Agent] = {}
+            try:
+                for name in names:
+                    run_dir = Path(tempfile.mkdtemp(dir=tmp))
+                    agents[name] = PollingAgent(
+                        site(rate_ms, port, run_dir / "state"), run_dir, trees[name]
+                    )
+                    agents[name].start()
+                assert bare.stdout is not None
+                if bare.stdout.readline().strip() != "polling":
+                    raise RuntimeError("the bare poller did not start")
+                pids = {n: a.process.pid for n, a in agents.items() if a.process is not None}
+                pids["bare pymodbus"] = bare.pid
+                time.sleep(WARMUP_S)
+                cpu0, wall0 = {n: cpu_s(p) for n, p in pids.items()}, time.perf_counter()
+                time.sleep(args.window)
+                cpu1, wall1 = {n: cpu_s(p) for n, p in pids.items()}, time.perf_counter()
+            except RuntimeError as exc:  # a variant that never became ready: round lost
+                print(f"round {round_index + 1} not measured: {exc}", flush=True)
+                continue
+            finally:
+                for agent in agents.values():
+                    agent.stop()
+                bare.terminate()
+                bare.wait(10)
+            for name, pid in pids.items():
+                cpu[name].append(100 * (cpu1[name] - cpu0[name]) / (wall1 - wall0))
+            print(
+                f"round {round_index + 1}: "
+                + ", ".join(f"{name} {figures[-1]:.2f}" for name, figures in cpu.items()),
+                flush=True,
+            )
+    whole = cpu["whole agent"]
+    if not whole:
+        return
+    print(
+        f"every {rate_ms} ms, {len(whole)} rounds, all at once: % of a core (median); a "
+        "stage's price is the whole agent's CPU minus the variant's, per round (median; "
+        "share of the whole agent)"
+    )
+    for name, figures in cpu.items():
+        prices = [w - f for w, f in zip(whole, figures, strict=True)]
+        shares = [p / w for p, w in zip(prices, whole, strict=True)]
+        what = STAGES[name][0] if name in STAGES else "the same request, nothing else"
+        print(
+            f"  {name:24s} {statistics.median(figures):5.2f} %   price "
+            f"{', '.join(f'{p:+.2f}' for p in prices)} (median {statistics.median(prices):+.2f}"
+            f" point, {100 * statistics.median(shares):.1f} %)   [{what}]"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", default="10,100", help="poll intervals in ms")
@@ -219,9 +425,18 @@ def main() -> int:
         action="store_true",
         help="with --other-tree: run both agents and the bare poller at once in each window",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="price each stage live: the agent with one stage out per variant, all at once",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     os.environ["BENCH_MX_KEY"] = "peers-bench-key"
+    if args.stages:
+        for rate_ms in rates:
+            stages(args, rate_ms)
+        return 0
     if args.together:
         if not args.other_tree:
             parser.error("--together needs --other-tree")
