@@ -108,6 +108,9 @@ def site(tags: int, modbus_port: int, health_port: int, mx_url: str, state: Path
     }
 
 
+START_TIMEOUT_S = 120.0
+
+
 class Agent:
     def __init__(self, document: dict[str, Any], workdir: Path, tree: Path = REPO) -> None:
         self.tree = tree  # the checkout whose agent runs (its own .venv when it has one)
@@ -118,7 +121,7 @@ class Agent:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
-        """Start; returns seconds until /readyz said 200."""
+        """Start; returns seconds until :meth:`started` says so (on the monotonic clock)."""
         started = time.perf_counter()
         python = self.tree / ".venv" / "bin" / "python"
         self.process = subprocess.Popen(
@@ -129,20 +132,29 @@ class Agent:
             cwd=self.tree,
             env={**os.environ, "BENCH_MX_KEY": API_KEY, "PYTHONPATH": str(self.tree)},
         )
-        deadline = started + 120
+        deadline = started + START_TIMEOUT_S
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the agent exited; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/readyz", timeout=1
-                ) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except (urllib.error.URLError, OSError):
-                pass
+            if self.started():
+                return time.perf_counter() - started
             time.sleep(0.005)
-        raise RuntimeError("the agent did not become ready")
+        raise RuntimeError(f"the agent did not become ready; see {self.log.name}")
+
+    def readyz(self) -> tuple[int, bytes] | None:
+        """``/readyz``'s status and body; None while nothing listens yet."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:  # 503 (not ready) still has its body
+            return exc.code, exc.read()
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def started(self) -> bool:
+        """Ready: ``/readyz`` said 200 (sources and forwarder connected)."""
+        answer = self.readyz()
+        return answer is not None and answer[0] == 200
 
     def cpu_s(self) -> float:
         assert self.process is not None
