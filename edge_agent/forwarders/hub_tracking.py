@@ -45,6 +45,12 @@ def encode_payload(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def wire_body(item: OutboxItem) -> bytes:
+    """What to publish for a leased item: the bytes the outbox stored when it handed them
+    out (the same JSON :func:`encode_payload` would make, without making it again)."""
+    return item.body if item.body is not None else encode_payload(item.payload)
+
+
 def ids_of(item_id: int, payload: Any) -> tuple[str, str]:
     """(event id, alert id) of an outbox payload; an item without an alert id is its own
     alert (nothing to keep in order with)."""

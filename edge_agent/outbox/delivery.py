@@ -36,14 +36,14 @@ class Delivery(StoreCore):
                     held = self._leases.get(item_id)
                     if held is not None and held.deadline > now:
                         continue
-                    record = self._read_queue_record(item_id)
-                    if record is None:
+                    row = self._read_queue_row(item_id)
+                    if row is None:
                         continue
+                    record, body = row
                     self._leases[item_id] = Lease(now + self.lease_s, record)
                     self._highest_id = max(self._highest_id, item_id)
-                    leased.append(
-                        OutboxItem(id=item_id, payload=record["p"], attempts=int(record["a"]))
-                    )
+                    # The stored bytes go out as they are: no second encoding per send.
+                    leased.append(OutboxItem(item_id, record["p"], int(record["a"]), body=body))
                     if len(leased) >= n:
                         break
             return leased

@@ -15,6 +15,7 @@ This is the on-disk format: an outbox written by an earlier release must open in
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,6 +57,21 @@ def is_queue_record(record: Any) -> bool:
         and record["a"] >= 0
         and (record.get("e") is None or isinstance(record.get("e"), str))
     )
+
+
+def stored_value(cache: Cache, key: int | str) -> tuple[Any, Any, Any] | None:
+    """``(mode, filename, value)`` of a row as stored, not decoded; None if it is gone.
+    The row ``Cache.get`` reads (same query, an expired row counts as gone), for a caller
+    that wants the stored bytes as well as the value (:func:`.jsondisk.decode_queue_row`)."""
+    rows = cache._sql(  # no public call returns a row undecoded
+        "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+        " AND (expire_time IS NULL OR expire_time > ?)",
+        (key, time.time()),
+    ).fetchall()
+    if not rows:
+        return None
+    ((mode, filename, value),) = rows
+    return mode, filename, value
 
 
 def raw_row(cache: Cache, key: int | str) -> dict[str, Any] | None:
