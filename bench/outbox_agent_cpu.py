@@ -1,6 +1,7 @@
 """The agent's own cost of a hub-confirmed drain, two checkouts alternating (issue 16).
 
     .venv/bin/python bench/outbox_agent_cpu.py --other-tree ../before --rounds 3
+    .venv/bin/python bench/outbox_agent_cpu.py --echo --other-tree ../before --rounds 4
     .venv/bin/python bench/outbox_agent_cpu.py --spy DIR   # py-spy raw profiles of the drains
 
 One mosquitto, one ``edge-agent hub`` (SQLite) and the MaintainX emulator for the whole run;
@@ -10,6 +11,10 @@ a child process of that checkout's interpreter and code (its own ``edge_agent``)
 reports its wall time and the CPU seconds of the agent's process (the forwarder, the outbox,
 paho's thread) and of the hub's process over the same drain: the CPU figures are what a
 change of the agent's side moves, the wall time is bound by the hub as well.
+
+``--echo``: instead of the hub, a paho client in its own process answers each alert with a
+valid ``ok`` result at once (the least a hub does): the agent's figures then move less
+with the hub's share of the two cores.
 """
 
 from __future__ import annotations
@@ -192,6 +197,60 @@ def start_peers(work: Path) -> tuple[list[subprocess.Popen[bytes]], int]:
     return procs, mqtt_port
 
 
+def echo_hub(port: int, ready: Any) -> None:
+    """Answer every alert at once with a valid ``ok`` result (own process)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="bench-echo-hub", protocol=mqtt.MQTTv5
+    )
+    client.max_inflight_messages_set(100)
+
+    def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        event = json.loads(message.payload)
+        answer = {
+            "site": "site-a",
+            "status": "ok",
+            "event_id": event["event_id"],
+            "alert_id": event["alert_id"],
+            "time": "2026-12-05T00:00:00.000Z",
+        }
+        client.publish("edge/v1/site-a/results", json.dumps(answer).encode(), qos=1)
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: ready.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe("edge/v1/site-a/alerts", qos=1)
+    client.loop_forever()
+
+
+def start_echo(work: Path) -> tuple[list[Any], int]:
+    """mosquitto and the echo hub; returns them (echo last) and the MQTT port."""
+    import multiprocessing
+
+    sys.path.insert(0, str(BENCH_DIR))
+    from ports import free_port, wait_for_port
+
+    port = free_port()
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
+    )
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    if not wait_for_port(port, timeout_s=10):
+        broker.kill()
+        raise RuntimeError("mosquitto did not start")
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    echo = context.Process(target=echo_hub, args=(port, ready), daemon=True)
+    echo.start()
+    if not ready.wait(30):
+        raise RuntimeError("the echo hub did not subscribe")
+    return [broker, echo], port
+
+
 def run_child(
     tree: Path, work: Path, name: str, common: list[str], spy: Path | None
 ) -> dict[str, Any]:
@@ -218,6 +277,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-awaiting", type=int, default=100)
     parser.add_argument("--spy", type=Path, help="write py-spy raw profiles here")
+    parser.add_argument("--echo", action="store_true", help="a paho echo instead of the hub")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -237,13 +297,14 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bench-agent-cpu-") as tmp:
         work = Path(tmp)
-        procs, port = start_peers(work)
+        procs, port = start_echo(work) if args.echo else start_peers(work)
         try:
             # Random alert times (new ids every run): the hub creates them once, in the prime.
             base = time.time_ns() + random.randrange(1 << 20) * 1_000_000
             common = ["--port", str(port), "--base", str(base), "--hub-pid", str(procs[-1].pid)]
-            prime = run_child(ROOT, work, "prime", [*common, "--limit", "900"], None)
-            print(f"first delivery (the hub creates {BACKLOG:,}): {prime['wall_s']:.2f} s")
+            if not args.echo:
+                prime = run_child(ROOT, work, "prime", [*common, "--limit", "900"], None)
+                print(f"first delivery (the hub creates {BACKLOG:,}): {prime['wall_s']:.2f} s")
             common += ["--max-awaiting", str(args.max_awaiting)]
             for round_no in range(1, args.rounds + 1):
                 order = list(trees.items())
@@ -262,11 +323,14 @@ def main() -> int:
         finally:
             for proc in reversed(procs):
                 proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                if isinstance(proc, subprocess.Popen):
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                else:
+                    proc.join(10)
     for name, runs in results.items():
         cpu = [r["agent_cpu_s"] for r in runs]
         wall = [r["wall_s"] for r in runs]

@@ -15,7 +15,7 @@ from edge_agent.outbox.counts import any_queued
 from edge_agent.outbox.errors import store_errors
 from edge_agent.outbox.jsondisk import UnsafeRowError
 from edge_agent.outbox.logger import log
-from edge_agent.outbox.records import dead_key, is_queue_record
+from edge_agent.outbox.records import dead_key, delete_rows, is_queue_record
 from edge_agent.redaction import redact
 
 
@@ -78,8 +78,7 @@ class Delivery(StoreCore):
         with self._lock:
             self._check_open()
             with store_errors("ack failed"), self._cache.transact():
-                for item_id in wanted:
-                    self._cache.delete(item_id)
+                delete_rows(self._cache, wanted)
             for item_id in wanted:
                 self._leases.pop(item_id, None)
             self._refresh_bytes()

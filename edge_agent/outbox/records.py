@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -72,6 +72,32 @@ def stored_value(cache: Cache, key: int | str) -> tuple[Any, Any, Any] | None:
         return None
     ((mode, filename, value),) = rows
     return mode, filename, value
+
+
+DELETE_CHUNK: Final = 500
+"""Keys per DELETE statement (SQLite builds before 3.32 allow 999 parameters)."""
+
+
+def delete_rows(cache: Cache, keys: Sequence[int | str]) -> int:
+    """Delete the rows of ``keys`` inside the caller's transaction; returns how many were
+    there. What ``Cache.delete`` does key by key (a SELECT and a DELETE each; an expired row
+    counts as gone and stays), one statement per :data:`DELETE_CHUNK` keys. diskcache's
+    triggers keep its count and size; our disk writes no side files to remove."""
+    for key in keys:
+        if type(key) not in (int, str):
+            raise TypeError(f"outbox keys are int or str, not {type(key).__name__}")
+    deleted = 0
+    now = time.time()
+    for start in range(0, len(keys), DELETE_CHUNK):
+        chunk = keys[start : start + DELETE_CHUNK]
+        marks = ",".join("?" * len(chunk))  # placeholders only: the keys are parameters
+        cursor = cache._sql(
+            f"DELETE FROM Cache WHERE raw = 1 AND key IN ({marks})"  # noqa: S608
+            " AND (expire_time IS NULL OR expire_time > ?)",
+            (*chunk, now),
+        )
+        deleted += cursor.rowcount
+    return deleted
 
 
 def raw_row(cache: Cache, key: int | str) -> dict[str, Any] | None:
