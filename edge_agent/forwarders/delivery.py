@@ -248,7 +248,12 @@ class DeliveryLoop:
     """Lease → sink → outcome → ack/nack/dead letter → backoff/wake (see the module doc).
 
     ``prefetch``: lease at least this many at once (handed to the sink as it has room);
-    ``ordered``: a retry (or a failed ack) puts back everything leased after the item.
+    ``ordered``: a retry (or a failed ack) puts back everything leased after the item;
+    ``lease_with_writes``: the sink's :meth:`Sink.pump` does not wait on a delivery and
+    needs none of the outcomes written (MQTT: resends, held items): it runs first, then
+    one worker-thread call writes the outcomes and leases (two calls otherwise: write,
+    pump, lease — a pump that delivers, as MaintainX's plant sink does, keeps its acks
+    on disk before the next request).
     """
 
     def __init__(
@@ -263,7 +268,10 @@ class DeliveryLoop:
         lease_retry_s: Callable[[], float],
         prefetch: int = 0,
         ordered: bool = False,
+        lease_with_writes: bool = False,
     ) -> None:
+        if ordered and lease_with_writes:
+            raise ValueError("an ordered loop writes before it leases: a failed ack puts back")
         self.sink = sink
         self.outbox = outbox
         self.status = status
@@ -274,6 +282,7 @@ class DeliveryLoop:
         self._lease_retry_s = lease_retry_s
         self._prefetch = prefetch
         self._ordered = ordered
+        self._lease_with_writes = lease_with_writes
         self._queue: deque[OutboxItem] = deque()
         self._submitting: OutboxItem | None = None
         self._outcomes: list[Outcome] = []
@@ -294,7 +303,7 @@ class DeliveryLoop:
         to do (idle until :attr:`wake`)."""
         # Armed before looking: a wake() or report from now on ends the idle wait at once.
         self.wake.arm()
-        if self._ordered:
+        if not self._lease_with_writes:
             pause = await self.settle()
             if pause is not None:
                 return pause
@@ -307,7 +316,7 @@ class DeliveryLoop:
                 return await self._settle_batch(batch, pausing=True)
             started = await self.sink.pump()
             # The outcomes' writes and the lease of what is free now in one worker-thread
-            # call (a window's sink: nothing it does next depends on the writes).
+            # call (the pump needed none of the writes).
             if not await self._settle_and_lease(batch, self._lease_count()):
                 return self._lease_retry_s()
         while self._queue and self.sink.free() > 0:

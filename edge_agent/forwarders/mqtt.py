@@ -173,6 +173,8 @@ class MqttForwarder:
             _WORDS,
             backoff=Backoff.from_config(config.backoff),
             lease_retry_s=lambda: LEASE_RETRY_S,
+            # Its pump only publishes (resends, held items): one worker call a cycle.
+            lease_with_writes=True,
         )
         self._wake = self._loop.wake
         self._reload = asyncio.Event()

@@ -14,12 +14,31 @@ from typing import Any
 
 import pytest
 
-from edge_agent.forwarders.delivery import Delivered, Retry
+from edge_agent.common.backoff import Backoff
+from edge_agent.forwarders.delivery import Delivered, DeliveryLoop, Retry, Sink
 from edge_agent.interfaces import ForwarderStatus
 from edge_agent.outbox import Outbox
 from edge_agent.outbox.store import OutboxError
 
-from .test_delivery_loop import OneAtATime, Window, make_loop, remaining
+from .test_delivery_loop import WORDS, OneAtATime, Window, log, remaining
+from .test_delivery_loop import make_loop as make_two_call_loop
+
+
+def make_loop(sink: Sink, outbox: Outbox, status: ForwarderStatus, **options: Any) -> DeliveryLoop:
+    """The loop as the MQTT forwarder builds it (``lease_with_writes``), unless told."""
+    if options.get("ordered"):
+        return make_two_call_loop(sink, outbox, status, **options)
+    return DeliveryLoop(
+        sink,
+        outbox,
+        status,
+        log,
+        WORDS,
+        backoff=Backoff(initial_s=1.0, max_s=60.0),
+        lease_retry_s=lambda: 3.0,
+        lease_with_writes=True,
+        **options,
+    )
 
 
 @pytest.fixture
@@ -156,6 +175,41 @@ async def test_a_failed_lease_after_the_writes_asks_for_the_lease_pause(
         assert len(calls) == 1
         assert status.sent == 1 and "disk I/O error" in (status.last_error or "")
         assert remaining(outbox) == [1]
+
+
+async def test_a_loop_without_the_option_keeps_its_two_calls(
+    tmp_path: Path, calls: list[str]
+) -> None:
+    """MaintainX's plant sink delivers in its pump: its acks are written before the next
+    request, as before."""
+    status = ForwarderStatus()
+    sink = Window(1)
+    with Outbox.open(tmp_path / "outbox", 10_000_000) as outbox:
+        for n in range(2):
+            outbox.put({"n": n})
+        loop = make_two_call_loop(sink, outbox, status)
+        await loop.cycle()
+        [item_id] = list(sink.inflight)
+        del sink.inflight[item_id]
+        loop.report(Delivered(item_id))
+        calls.clear()
+        assert await loop.cycle() == 0.0
+        assert calls == ["_write", "lease"]
+
+
+def test_an_ordered_loop_cannot_lease_with_its_writes(tmp_path: Path) -> None:
+    with Outbox.open(tmp_path / "outbox", 10_000_000) as outbox, pytest.raises(ValueError):
+        DeliveryLoop(
+            Window(1),
+            outbox,
+            ForwarderStatus(),
+            log,
+            WORDS,
+            backoff=Backoff(initial_s=1.0, max_s=60.0),
+            lease_retry_s=lambda: 3.0,
+            ordered=True,
+            lease_with_writes=True,
+        )
 
 
 async def test_an_ordered_loop_still_writes_before_it_leases(
