@@ -71,6 +71,9 @@ class OutboxItem:
     id: int
     payload: Mapping[str, Any]
     attempts: int = 0
+    body: bytes | None = field(default=None, compare=False, repr=False)
+    """``payload`` as the outbox stores it (compact UTF-8 JSON), to be sent as it is; None
+    when the outbox did not hand it out (encode ``payload``)."""
 
 
 @dataclass

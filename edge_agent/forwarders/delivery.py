@@ -219,6 +219,25 @@ class Sink(Protocol):
 
 
 @dataclass(slots=True)
+class _Batch:
+    """What one settle writes (see :meth:`DeliveryLoop._take_batch`)."""
+
+    extra: Callable[[], int] | None
+    acks: list[Delivered] = field(default_factory=list)
+    nacks: list[tuple[int, str]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    rest: list[int] = field(default_factory=list)
+    delay: float | None = None
+    back_off: bool = False
+    writes: bool = False
+
+    @property
+    def pause(self) -> float | None:
+        """Known before writing: a retry's delay, or the backoff (its length is not)."""
+        return 0.0 if self.back_off and self.delay is None else self.delay
+
+
+@dataclass(slots=True)
 class _Written:
     acked: int = 0
     ack_error: OutboxError | None = None
@@ -229,7 +248,12 @@ class DeliveryLoop:
     """Lease → sink → outcome → ack/nack/dead letter → backoff/wake (see the module doc).
 
     ``prefetch``: lease at least this many at once (handed to the sink as it has room);
-    ``ordered``: a retry (or a failed ack) puts back everything leased after the item.
+    ``ordered``: a retry (or a failed ack) puts back everything leased after the item;
+    ``lease_with_writes``: the sink's :meth:`Sink.pump` does not wait on a delivery and
+    needs none of the outcomes written (MQTT: resends, held items): it runs first, then
+    one worker-thread call writes the outcomes and leases (two calls otherwise: write,
+    pump, lease — a pump that delivers, as MaintainX's plant sink does, keeps its acks
+    on disk before the next request).
     """
 
     def __init__(
@@ -244,7 +268,10 @@ class DeliveryLoop:
         lease_retry_s: Callable[[], float],
         prefetch: int = 0,
         ordered: bool = False,
+        lease_with_writes: bool = False,
     ) -> None:
+        if ordered and lease_with_writes:
+            raise ValueError("an ordered loop writes before it leases: a failed ack puts back")
         self.sink = sink
         self.outbox = outbox
         self.status = status
@@ -255,6 +282,7 @@ class DeliveryLoop:
         self._lease_retry_s = lease_retry_s
         self._prefetch = prefetch
         self._ordered = ordered
+        self._lease_with_writes = lease_with_writes
         self._queue: deque[OutboxItem] = deque()
         self._submitting: OutboxItem | None = None
         self._outcomes: list[Outcome] = []
@@ -275,23 +303,22 @@ class DeliveryLoop:
         to do (idle until :attr:`wake`)."""
         # Armed before looking: a wake() or report from now on ends the idle wait at once.
         self.wake.arm()
-        pause = await self.settle()
-        if pause is not None:
-            return pause
-        started = await self.sink.pump()
-        if not self._queue:
-            free = self.sink.free()
-            if free > 0:
-                items = await lease_or_report(
-                    self.outbox,
-                    max(free, self._prefetch),
-                    self.status,
-                    self._log,
-                    self._words.lease_failed,
-                )
-                if items is None:
-                    return self._lease_retry_s()
-                self._queue.extend(items)
+        if not self._lease_with_writes:
+            pause = await self.settle()
+            if pause is not None:
+                return pause
+            started = await self.sink.pump()
+            if not await self._lease(self._lease_count()):
+                return self._lease_retry_s()
+        else:
+            batch = self._take_batch()
+            if batch.pause is not None:
+                return await self._settle_batch(batch, pausing=True)
+            started = await self.sink.pump()
+            # The outcomes' writes and the lease of what is free now in one worker-thread
+            # call (the pump needed none of the writes).
+            if not await self._settle_and_lease(batch, self._lease_count()):
+                return self._lease_retry_s()
         while self._queue and self.sink.free() > 0:
             item = self._queue.popleft()
             self._submitting = item
@@ -307,6 +334,60 @@ class DeliveryLoop:
             return None
         return 0.0
 
+    def _lease_count(self) -> int:
+        """How many to lease now: none while leased items wait for the sink."""
+        if self._queue:
+            return 0
+        free = self.sink.free()
+        return max(free, self._prefetch) if free > 0 else 0
+
+    async def _lease(self, count: int) -> bool:
+        """Lease ``count`` items into the queue; False when the outbox failed (logged)."""
+        if count <= 0:
+            return True
+        items = await lease_or_report(
+            self.outbox, count, self.status, self._log, self._words.lease_failed
+        )
+        if items is None:
+            return False
+        self._queue.extend(items)
+        return True
+
+    async def _settle_and_lease(self, batch: _Batch, count: int) -> bool:
+        """Write ``batch`` and lease ``count`` items in one worker-thread call (a cancel
+        lets it finish: the writes count, the lease is given back). False when the lease
+        failed (logged, shown in the status)."""
+        if not batch.writes:
+            return await self._lease(count)
+        if count <= 0:
+            await self._settle_batch(batch, pausing=True)  # no pause: none was asked
+            return True
+
+        def undo(done: tuple[_Written, list[OutboxItem] | OutboxError]) -> None:
+            self._after_write(done[0])
+            if isinstance(done[1], list):
+                self.outbox.release(i.id for i in done[1])
+
+        written, leased = await outbox_call(self._write_then_lease, batch, count, undo=undo)
+        self._after_write(written)
+        if isinstance(leased, OutboxError):
+            self._log.error(self._words.lease_failed, extra={"error": str(leased)})
+            self.status.last_error = str(leased)
+            return False
+        self._queue.extend(leased)
+        return True
+
+    def _write_then_lease(
+        self, batch: _Batch, count: int
+    ) -> tuple[_Written, list[OutboxItem] | OutboxError]:
+        """:meth:`_write`, then the lease (after the nacks: a nacked item may come back at
+        once, in its place, as it did with two calls). Runs in a worker thread."""
+        written = self._write(batch.acks, batch.nacks, batch.dead, batch.extra, batch.rest)
+        try:
+            return written, self.outbox.lease(count)
+        except OutboxError as exc:
+            return written, exc
+
     def strand(self, reason: str) -> None:
         """Leased items not handed to the sink yet go back at the next settle."""
         while self._queue:
@@ -316,37 +397,50 @@ class DeliveryLoop:
         """Write the outcomes reported so far and the sink's own writes (one worker-thread
         call, which a cancel lets finish). Returns the pause they ask for, if any; with
         ``pausing`` False (a link going down) a backoff they ask for waits for the next."""
-        extra = self.sink.take_writes()
+        return await self._settle_batch(self._take_batch(), pausing=pausing)
+
+    def _take_batch(self) -> _Batch:
+        """The outcomes reported so far and the sink's own writes, sorted for writing, and
+        the pause they ask for (known before writing, but for an ordered sink's failed ack)."""
+        batch = _Batch(extra=self.sink.take_writes())
         outcomes, self._outcomes = self._outcomes, []
-        back_off, self._back_off = self._back_off, False
-        pause: float | None = None
-        if outcomes or extra is not None:
-            acks: list[Delivered] = []
-            nacks: list[tuple[int, str]] = []
-            dead: list[DeadLetter] = []
-            for outcome in outcomes:
-                if isinstance(outcome, Delivered):
-                    acks.append(outcome)
-                elif isinstance(outcome, DeadLetter):
-                    dead.append(outcome)
-                else:
-                    nacks.append((outcome.item_id, outcome.reason))
-                    if self._ordered:
-                        nacks.extend((i.id, outcome.reason) for i in self._queue)
-                        self._queue.clear()
-                    if outcome.delay is not None:
-                        pause = max(pause or 0.0, outcome.delay)
-                    back_off = back_off or outcome.backoff
-            rest = [i.id for i in self._queue] if self._ordered and acks else []
+        batch.back_off, self._back_off = self._back_off, False
+        for outcome in outcomes:
+            if isinstance(outcome, Delivered):
+                batch.acks.append(outcome)
+            elif isinstance(outcome, DeadLetter):
+                batch.dead.append(outcome)
+            else:
+                batch.nacks.append((outcome.item_id, outcome.reason))
+                if self._ordered:
+                    batch.nacks.extend((i.id, outcome.reason) for i in self._queue)
+                    self._queue.clear()
+                if outcome.delay is not None:
+                    batch.delay = max(batch.delay or 0.0, outcome.delay)
+                batch.back_off = batch.back_off or outcome.backoff
+        batch.writes = bool(outcomes) or batch.extra is not None
+        if self._ordered and batch.acks:
+            batch.rest = [i.id for i in self._queue]
+        return batch
+
+    async def _settle_batch(self, batch: _Batch, *, pausing: bool) -> float | None:
+        pause = batch.delay
+        if batch.writes:
             written = await outbox_call(
-                self._write, acks, nacks, dead, extra, rest, undo=self._after_write
+                self._write,
+                batch.acks,
+                batch.nacks,
+                batch.dead,
+                batch.extra,
+                batch.rest,
+                undo=self._after_write,
             )
             self._after_write(written)
             if written.ack_error is not None and self._ordered:
                 pause = max(pause or 0.0, self.sink.ack_failed(written.ack_error))
-        if back_off and not pausing:
+        if batch.back_off and not pausing:
             self._back_off = True
-        elif back_off:
+        elif batch.back_off:
             pause = max(pause or 0.0, self.backoff.next_delay())
         return pause
 

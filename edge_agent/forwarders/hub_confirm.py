@@ -33,14 +33,20 @@ class HubPresence:
 
     def __init__(self) -> None:
         self.replicas: dict[str, str] = {}
+        # Asked for every item the drain hands to the window: kept, not recomputed.
+        self._state: Presence = "unknown"
 
     @property
     def state(self) -> Presence:
+        return self._state
+
+    def _recompute(self) -> None:
         if not self.replicas:
-            return "unknown"
-        if any(state == "online" for state in self.replicas.values()):
-            return "online"
-        return "offline"
+            self._state = "unknown"
+        elif any(state == "online" for state in self.replicas.values()):
+            self._state = "online"
+        else:
+            self._state = "offline"
 
     def update(self, replica: str, payload: bytes) -> None:
         """Apply one message of ``{prefix}/hub/status/{replica}``; an empty payload (a
@@ -49,12 +55,14 @@ class HubPresence:
             raise BadMessage("the topic does not end in a valid replica id")
         if not payload:
             self.replicas.pop(replica, None)
+            self._recompute()
             return
         data = loads_object(payload)
         state = data.get("state")
         if state not in ("online", "offline"):
             raise BadMessage("state is not online or offline")
         self.replicas[replica] = str(state)
+        self._recompute()
 
 
 @dataclass

@@ -45,6 +45,12 @@ def encode_payload(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def wire_body(item: OutboxItem) -> bytes:
+    """What to publish for a leased item: the bytes the outbox stored when it handed them
+    out (the same JSON :func:`encode_payload` would make, without making it again)."""
+    return item.body if item.body is not None else encode_payload(item.payload)
+
+
 def ids_of(item_id: int, payload: Any) -> tuple[str, str]:
     """(event id, alert id) of an outbox payload; an item without an alert id is its own
     alert (nothing to keep in order with)."""
@@ -96,6 +102,9 @@ class HubTracking:
         self._unmarked: dict[int, float] = {}
         self._marked: set[int] = set()  # handed to a write as awaiting (or loaded so)
         self._mark_after_s = mark_after_s
+        # No awaiting event is due before this (on the injected clock): due() is asked every
+        # cycle and need not look at every tracked event before then.
+        self._earliest_due = float("inf")
         self._resent: list[int] = []  # PUBACKed resends: their new send time to be stored
         self._finals: list[tuple[int, HubResult, bool]] = []  # results to write
 
@@ -113,6 +122,8 @@ class HubTracking:
         return not (self._busy_alerts[alert_id] or event_id in self._tracked)
 
     def track(self, tracked: Tracked) -> None:
+        if tracked.phase == "awaiting":  # loaded from the outbox: due on its schedule
+            self._earliest_due = min(self._earliest_due, tracked.due)
         self._tracked[tracked.event_id] = tracked
         self._event_of[tracked.item_id] = tracked.event_id
         self._busy_alerts[tracked.alert_id] += 1
@@ -131,10 +142,23 @@ class HubTracking:
     def _timeout(self, step: int) -> float:
         return result_timeout_s(step, self._timeout_s, self._timeout_max_s)
 
+    def _set_due(self, tracked: Tracked, when: float) -> None:
+        tracked.due = when
+        self._earliest_due = min(self._earliest_due, when)
+
     def due(self) -> list[Tracked]:
         """What awaits the hub past its timeout, oldest first."""
         now = self._clock()
-        due = [t for t in self._tracked.values() if t.phase == "awaiting" and t.due <= now]
+        if now < self._earliest_due:
+            return []
+        due: list[Tracked] = []
+        earliest = float("inf")
+        for tracked in self._tracked.values():
+            if tracked.phase == "awaiting":
+                earliest = min(earliest, tracked.due)
+                if tracked.due <= now:
+                    due.append(tracked)
+        self._earliest_due = earliest  # due ones not resent now (a full window) included
         return sorted(due, key=lambda t: t.item_id)
 
     # -- the publishes' outcomes -------------------------------------------------------------
@@ -144,7 +168,7 @@ class HubTracking:
         if tracked is None or tracked.phase != "sending":
             return  # the hub's result came first: it is confirmed already
         tracked.phase = "awaiting"
-        tracked.due = self._clock() + self._timeout(0)
+        self._set_due(tracked, self._clock() + self._timeout(0))
         self._unmarked[item_id] = time.monotonic()
 
     def untrack_sending(self, item_id: int) -> None:
@@ -163,7 +187,7 @@ class HubTracking:
             self._untrack(tracked)
             return True
         tracked.phase = "awaiting"
-        tracked.due = self._clock()
+        self._set_due(tracked, self._clock())
         return False
 
     def on_resend_done(self, item_id: int, failed: bool) -> bool:
@@ -174,10 +198,10 @@ class HubTracking:
             return False
         tracked.phase = "awaiting"
         if failed:
-            tracked.due = self._clock() + self._timeout(0)
+            self._set_due(tracked, self._clock() + self._timeout(0))
             return True
         tracked.step += 1
-        tracked.due = self._clock() + self._timeout(tracked.step)
+        self._set_due(tracked, self._clock() + self._timeout(tracked.step))
         self._resent.append(item_id)
         return True
 
@@ -248,7 +272,7 @@ class HubTracking:
             for tracked in self._tracked.values():
                 tracked.step = 0
                 if tracked.phase == "awaiting":
-                    tracked.due = now
+                    self._set_due(tracked, now)
         self._wake()
 
     # -- after a (re)start, and reporting ----------------------------------------------------

@@ -67,7 +67,7 @@ from edge_agent.forwarders.delivery import (
     Words,
 )
 from edge_agent.forwarders.hub_confirm import HubPresence, Tracked
-from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload
+from edge_agent.forwarders.hub_tracking import HubTracking, encode_payload, wire_body
 from edge_agent.forwarders.routes import AlertRoute, Route
 from edge_agent.interfaces import ForwarderStatus, HubConfirmation, OutboxItem
 from edge_agent.outbox.calls import outbox_call
@@ -173,6 +173,8 @@ class MqttForwarder:
             _WORDS,
             backoff=Backoff.from_config(config.backoff),
             lease_retry_s=lambda: LEASE_RETRY_S,
+            # Its pump only publishes (resends, held items): one worker call a cycle.
+            lease_with_writes=True,
         )
         self._wake = self._loop.wake
         self._reload = asyncio.Event()
@@ -418,7 +420,7 @@ class MqttForwarder:
         # Not connected any more? publish() then fails at once and the item is nacked
         # like any other in flight.
         topic = self.route.topic_for(item.payload)
-        future = link.publish(topic, encode_payload(item.payload), qos=1)
+        future = link.publish(topic, wire_body(item), qos=1)
         self._inflight[item.id] = item
         future.add_done_callback(partial(self._on_done, item.id))
         self.status.inflight = len(self._inflight)
@@ -576,9 +578,7 @@ class MqttForwarder:
     def _publish_first(
         self, link: MqttLink, item: OutboxItem, event_id: str, alert_id: str
     ) -> None:
-        tracked = Tracked(
-            item.id, event_id, alert_id, "sending", encode_payload(item.payload), self._clock()
-        )
+        tracked = Tracked(item.id, event_id, alert_id, "sending", wire_body(item), self._clock())
         self._hub.track(tracked)
         # Not connected any more? publish() then fails at once and the item is nacked.
         future = link.publish(self.route.topic_for(item.payload), tracked.body, qos=1)

@@ -23,6 +23,7 @@ from edge_agent.outbox.records import (
     AwaitingStats,
     await_key,
     dead_key,
+    delete_rows,
 )
 from edge_agent.redaction import redact
 
@@ -79,7 +80,7 @@ class AwaitingHub(StoreCore):
         with self._lock:
             self._check_open()
             with store_errors("confirming sent items failed"), self._cache.transact():
-                removed = sum(1 for i in wanted if self._cache.delete(await_key(i)))
+                removed = delete_rows(self._cache, [await_key(i) for i in wanted])
             self._refresh_bytes()
             return removed
 

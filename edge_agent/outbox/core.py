@@ -28,7 +28,7 @@ from edge_agent.outbox.errors import (
     stored_int,
 )
 from edge_agent.outbox.integrity import DB_NAME, highest_id
-from edge_agent.outbox.jsondisk import UnsafeRowError
+from edge_agent.outbox.jsondisk import UnsafeRowError, decode_queue_row
 from edge_agent.outbox.logger import log
 from edge_agent.outbox.opening import open_cache, set_aside_logged
 from edge_agent.outbox.records import (
@@ -37,6 +37,7 @@ from edge_agent.outbox.records import (
     dead_key,
     is_queue_record,
     raw_row,
+    stored_value,
 )
 from edge_agent.redaction import redact
 
@@ -45,7 +46,7 @@ REPLACE_AT_MOST_EVERY_S: Final = 60.0
 disk would otherwise make a new directory per call): the call fails, callers retry."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Lease:
     """Who holds a queue item until when (monotonic), and the record it was handed out as."""
 
@@ -157,6 +158,23 @@ class StoreCore:
             return None
         if record is MISSING:
             return None
+        return self._checked_record(item_id, record)
+
+    def _read_queue_row(self, item_id: int) -> tuple[dict[str, Any], bytes | None] | None:
+        """:meth:`_read_queue_record` and the stored JSON bytes of its payload (None when
+        the row is not laid out as the outbox writes it: encode the payload then)."""
+        try:
+            row = stored_value(self._cache, item_id)
+            if row is None:
+                return None
+            value, body = decode_queue_row(*row)
+        except UnsafeRowError as exc:
+            self._quarantine(item_id, exc)
+            return None
+        record = self._checked_record(item_id, value)
+        return None if record is None else (record, body)
+
+    def _checked_record(self, item_id: int, record: Any) -> dict[str, Any] | None:
         if not is_queue_record(record):  # a stored JSON null too
             self._quarantine(item_id, UnsafeRowError("row is not an outbox record"))
             return None

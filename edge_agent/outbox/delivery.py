@@ -15,7 +15,7 @@ from edge_agent.outbox.counts import any_queued
 from edge_agent.outbox.errors import store_errors
 from edge_agent.outbox.jsondisk import UnsafeRowError
 from edge_agent.outbox.logger import log
-from edge_agent.outbox.records import dead_key, is_queue_record
+from edge_agent.outbox.records import dead_key, delete_rows, is_queue_record
 from edge_agent.redaction import redact
 
 
@@ -36,14 +36,14 @@ class Delivery(StoreCore):
                     held = self._leases.get(item_id)
                     if held is not None and held.deadline > now:
                         continue
-                    record = self._read_queue_record(item_id)
-                    if record is None:
+                    row = self._read_queue_row(item_id)
+                    if row is None:
                         continue
+                    record, body = row
                     self._leases[item_id] = Lease(now + self.lease_s, record)
                     self._highest_id = max(self._highest_id, item_id)
-                    leased.append(
-                        OutboxItem(id=item_id, payload=record["p"], attempts=int(record["a"]))
-                    )
+                    # The stored bytes go out as they are: no second encoding per send.
+                    leased.append(OutboxItem(item_id, record["p"], int(record["a"]), body=body))
                     if len(leased) >= n:
                         break
             return leased
@@ -78,8 +78,7 @@ class Delivery(StoreCore):
         with self._lock:
             self._check_open()
             with store_errors("ack failed"), self._cache.transact():
-                for item_id in wanted:
-                    self._cache.delete(item_id)
+                delete_rows(self._cache, wanted)
             for item_id in wanted:
                 self._leases.pop(item_id, None)
             self._refresh_bytes()

@@ -98,6 +98,16 @@ class JsonOnlyDisk(Disk):  # type: ignore[misc]  # diskcache ships no type hints
         return None
 
 
+def _check_nesting(value: bytes, decoded: Any) -> None:
+    # Every list or object decoded from JSON text opens with a "[" or "{" in it: if the
+    # text holds no more of those than the bound, the value cannot nest deeper (brackets
+    # inside strings only make the count higher). Counting is C speed; the walk is not.
+    if value.count(b"{") + value.count(b"[") <= MAX_NESTING:
+        return
+    if nesting_depth(decoded) > MAX_NESTING:
+        raise UnsafeRowError(f"refused a stored row nested deeper than {MAX_NESTING} levels")
+
+
 def decode_row(mode: Any, filename: Any, value: Any) -> Any:
     """A stored value, decoded only if it is a plain JSON row; else :class:`UnsafeRowError`.
     Also used by ``recover`` on the rows of a set-aside outbox."""
@@ -114,6 +124,40 @@ def decode_row(mode: Any, filename: Any, value: Any) -> Any:
         # RecursionError: nesting too deep for the decoder; UnicodeDecodeError is a
         # ValueError.
         raise UnsafeRowError("refused a stored row that is not valid JSON") from exc
-    if nesting_depth(decoded) > MAX_NESTING:
-        raise UnsafeRowError(f"refused a stored row nested deeper than {MAX_NESTING} levels")
+    _check_nesting(value, decoded)
     return decoded
+
+
+_QUEUE_HEAD: Final = '{"p":'
+"""How a queue row written by the outbox starts (:func:`encode_json` of ``{"p": ...}``)."""
+_DECODER: Final = json.JSONDecoder()
+
+
+def decode_queue_row(mode: Any, filename: Any, value: Any) -> tuple[Any, bytes | None]:
+    """:func:`decode_row` of a queue row, and the stored JSON bytes of its payload (``"p"``)
+    so that a forwarder publishes them as they are instead of encoding the decoded payload
+    again. The row is refused exactly as :func:`decode_row` refuses it; the bytes are None
+    (encode the payload) for a row not laid out as the outbox writes it: not starting with
+    ``{"p":``, a second ``"p"``, not UTF-8 (json also reads UTF-16 and -32)."""
+    if mode != MODE_RAW or filename is not None or type(value) is not bytes:
+        return decode_row(mode, filename, value), None
+    try:
+        text = value.decode("utf-8")
+        if not text.startswith(_QUEUE_HEAD):
+            return decode_row(mode, filename, value), None
+        # The payload alone (its end is where its bytes end), then the rest of the record.
+        payload, end = _DECODER.raw_decode(text, len(_QUEUE_HEAD))
+        if text[end : end + 1] != ",":
+            return decode_row(mode, filename, value), None
+        rest = json.loads("{" + text[end + 1 :])
+    except (ValueError, RecursionError):
+        # decode_row refuses it (or reads what json reads and this does not).
+        return decode_row(mode, filename, value), None
+    if not rest or "p" in rest:
+        # ``{"p":…,}`` is not JSON (decode_row refuses it); json keeps the last "p".
+        return decode_row(mode, filename, value), None
+    record = {"p": payload, **rest}
+    _check_nesting(value, record)
+    ascii_only = len(text) == len(value)
+    body = value[len(_QUEUE_HEAD) : end] if ascii_only else text[len(_QUEUE_HEAD) : end].encode()
+    return record, body

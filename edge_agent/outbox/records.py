@@ -15,7 +15,8 @@ This is the on-disk format: an outbox written by an earlier release must open in
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,6 +57,47 @@ def is_queue_record(record: Any) -> bool:
         and record["a"] >= 0
         and (record.get("e") is None or isinstance(record.get("e"), str))
     )
+
+
+def stored_value(cache: Cache, key: int | str) -> tuple[Any, Any, Any] | None:
+    """``(mode, filename, value)`` of a row as stored, not decoded; None if it is gone.
+    The row ``Cache.get`` reads (same query, an expired row counts as gone), for a caller
+    that wants the stored bytes as well as the value (:func:`.jsondisk.decode_queue_row`)."""
+    rows = cache._sql(  # no public call returns a row undecoded
+        "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+        " AND (expire_time IS NULL OR expire_time > ?)",
+        (key, time.time()),
+    ).fetchall()
+    if not rows:
+        return None
+    ((mode, filename, value),) = rows
+    return mode, filename, value
+
+
+DELETE_CHUNK: Final = 500
+"""Keys per DELETE statement (SQLite builds before 3.32 allow 999 parameters)."""
+
+
+def delete_rows(cache: Cache, keys: Sequence[int | str]) -> int:
+    """Delete the rows of ``keys`` inside the caller's transaction; returns how many were
+    there. What ``Cache.delete`` does key by key (a SELECT and a DELETE each; an expired row
+    counts as gone and stays), one statement per :data:`DELETE_CHUNK` keys. diskcache's
+    triggers keep its count and size; our disk writes no side files to remove."""
+    for key in keys:
+        if type(key) not in (int, str):
+            raise TypeError(f"outbox keys are int or str, not {type(key).__name__}")
+    deleted = 0
+    now = time.time()
+    for start in range(0, len(keys), DELETE_CHUNK):
+        chunk = keys[start : start + DELETE_CHUNK]
+        marks = ",".join("?" * len(chunk))  # placeholders only: the keys are parameters
+        cursor = cache._sql(
+            f"DELETE FROM Cache WHERE raw = 1 AND key IN ({marks})"  # noqa: S608
+            " AND (expire_time IS NULL OR expire_time > ?)",
+            (*chunk, now),
+        )
+        deleted += cursor.rowcount
+    return deleted
 
 
 def raw_row(cache: Cache, key: int | str) -> dict[str, Any] | None:
