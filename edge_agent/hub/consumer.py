@@ -31,6 +31,7 @@ from typing import Final
 from edge_agent.alerts import AlertMessage, parse_time
 from edge_agent.common.time_units import NS_PER_S
 from edge_agent.errors import EdgeAgentError
+from edge_agent.hub.alert_locks import AlertLocks
 from edge_agent.hub.messages import (
     Rejection,
     validate_alert,
@@ -114,7 +115,7 @@ class AlertConsumer:
         self.claim_lease_ns = claim_lease_ns
         self.retry_interval_s = retry_interval_s
         self._known = frozenset(sites)
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = AlertLocks()
         self.stats = ConsumerStats()
         self.unknown = UnknownSites()
 
@@ -137,12 +138,17 @@ class AlertConsumer:
             return await self._reject(checked)
         site = self.sites[parts.site]
         site.counters.alerts_received += 1
-        now_ns = time.time_ns()
-        site.presence.seen(seen_at(parse_time(checked["time"]), now_ns, retained=False))
+        raised_ns = parse_time(checked["time"])
+        site.presence.seen(seen_at(raised_ns, time.time_ns(), retained=False))
         self.stats.handled += 1
         try:
-            async with self._alert_lock(checked["alert_id"]):
-                if await self._foreign_ids(site, checked):
+            async with self._locks.hold(checked["alert_id"]):
+                # The foreign-id check is the store's first step (begin_event's ``site``):
+                # one hand-off to it instead of two.
+                outcome = await self._process(
+                    site, checked, payload.decode(), from_pending=False, raised_ns=raised_ns
+                )
+                if outcome == "foreign":
                     return await self._reject(
                         Rejection(
                             "foreign_id",
@@ -151,7 +157,6 @@ class AlertConsumer:
                             checked["event_id"],
                         )
                     )
-                await self._process(site, checked, payload.decode(), from_pending=False)
         except StoreRejected as exc:
             return await self._poison(site, checked, exc)
         except (StoreError, PublishFailed) as exc:
@@ -248,11 +253,23 @@ class AlertConsumer:
     # ------------------------------------------------------------------ processing
 
     async def _process(
-        self, site: SiteRuntime, message: AlertMessage, raw: str, *, from_pending: bool
+        self,
+        site: SiteRuntime,
+        message: AlertMessage,
+        raw: str,
+        *,
+        from_pending: bool,
+        raised_ns: int | None = None,
     ) -> str:
-        """Apply one valid event; returns ``done``, ``parked`` or ``busy``."""
+        """Apply one valid event; returns ``done``, ``parked`` or ``busy``, or ``foreign``
+        (a new message naming another site's ids: nothing done, the caller rejects it).
+        ``raised_ns``: the message's time, when the caller parsed it already."""
         event_id = message["event_id"]
+        # A parked event was checked when it arrived; a new one is checked here.
+        check_site = None if from_pending else site.site_id
         if not from_pending and not site.usable():
+            if await self._foreign_ids(site, message):
+                return "foreign"
             stored = await asyncio.to_thread(self.store.result_of, event_id)
             if stored is not None:
                 await self._duplicate(site, message, stored)
@@ -264,7 +281,7 @@ class AlertConsumer:
             alert_id=message["alert_id"],
             asset=str(message["asset"].get("id") or ""),
             rule=message["rule"],
-            raised_ns=parse_time(message["time"]),
+            raised_ns=parse_time(message["time"]) if raised_ns is None else raised_ns,
         )
         # An activation creates the work order unless the alert has one (or notify is off).
         creates = message["event"] == "activated" and message.get("notify", True) is True
@@ -276,7 +293,10 @@ class AlertConsumer:
                 self.claim_lease_ns,
                 check_pending=not from_pending,
                 begin_create=creates,
+                site=check_site,
             )
+            if start.foreign:
+                return "foreign"
             if start.result is not None:
                 await self._duplicate(site, message, start.result)
                 return "done"
@@ -542,7 +562,7 @@ class AlertConsumer:
                     await asyncio.to_thread(self.store.unpark, item.event_id)
                     continue
                 try:
-                    async with self._alert_lock(item.alert_id):
+                    async with self._locks.hold(item.alert_id):
                         outcome = await self._process(
                             site, message, item.payload, from_pending=True
                         )
@@ -611,17 +631,3 @@ class AlertConsumer:
                 "Alert seen before; result re-published.",
                 extra={"site": site.site_id, "event_id": message["event_id"]},
             )
-
-    @contextlib.asynccontextmanager
-    async def _alert_lock(self, alert_id: str):  # type: ignore[no-untyped-def]
-        lock, users = self._locks.get(alert_id, (asyncio.Lock(), 0))
-        self._locks[alert_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[alert_id]
-            if users <= 1:
-                del self._locks[alert_id]
-            else:
-                self._locks[alert_id] = (lock, users - 1)

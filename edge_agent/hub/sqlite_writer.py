@@ -2,6 +2,10 @@
 of the store runs on this thread; the operations that arrived together commit in one
 transaction (one fsync), each inside its own savepoint so that one failure stays with its
 caller. A thread that dies fails every waiting caller at once and marks the store failed.
+
+The event loop's calls made in one pass of the loop (the alerts of one burst from the
+broker) reach the thread as one queued operation and come back with one wake-up of the
+loop: per call, a hand-off each way cost more than its query (issue 16).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,9 @@ class SqliteWriter:
         self._queue: list[tuple[Op, concurrent.futures.Future[Any]]] = []
         self._closed = False
         self.failure: str | None = None
+        # Each loop's calls of its current pass, sent together (see call). By loop: a loop
+        # that stopped before sending its own must not hold back another's.
+        self._gathered: dict[asyncio.AbstractEventLoop, list[tuple[Op, asyncio.Future[Any]]]] = {}
         self._thread = threading.Thread(target=self._loop, name="hub-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -61,10 +69,35 @@ class SqliteWriter:
         return future
 
     async def call(self, op: Op) -> Any:
-        """:meth:`run` for the event loop: awaits the commit with no helper thread between.
-        Shielded: a cancelled caller must not cancel the queued future, which the writer
-        would then fail to resolve (and die of); the operation runs either way."""
-        return await asyncio.shield(asyncio.wrap_future(self.submit(op)))
+        """:meth:`run` for the event loop; resolves once ``op`` is committed. The calls made
+        in one pass of the loop go to the thread as one operation (each still in its own
+        savepoint: one failure stays with its caller) and come back with one wake-up.
+        Shielded: a cancelled caller leaves its operation queued; it runs either way."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = []
+            loop.call_soon(self._send_gathered, loop)  # after the rest of this pass
+        gathered.append((op, future))
+        return await asyncio.shield(future)
+
+    def _send_gathered(self, loop: asyncio.AbstractEventLoop) -> None:
+        gathered = self._gathered.pop(loop)
+        try:
+            done = self.submit(partial(_run_each, [op for op, _ in gathered]))
+        except StoreError as exc:
+            _settle(gathered, exc)
+            return
+
+        def wake(_: concurrent.futures.Future[Any]) -> None:  # on the writer's thread
+            try:
+                loop.call_soon_threadsafe(_deliver, gathered, done)
+            except RuntimeError:
+                # The loop is closed: nobody is left to await these calls.
+                log.warning("Hub store results for a closed event loop dropped.")
+
+        done.add_done_callback(wake)
 
     def close(self) -> None:
         with self._cond:
@@ -126,6 +159,46 @@ class SqliteWriter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+def _run_each(ops: list[Op], db: sqlite3.Connection) -> list[tuple[bool, Any]]:
+    """The loop's gathered calls inside the writer's batch, each in a savepoint of its own:
+    one call's failure is rolled back and handed to that call alone."""
+    outcomes: list[tuple[bool, Any]] = []
+    for op in ops:
+        db.execute("SAVEPOINT call")
+        try:
+            outcomes.append((True, op(db)))
+            db.execute("RELEASE call")
+        except Exception as exc:
+            db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+            outcomes.append((False, _translate(exc)))
+    return outcomes
+
+
+def _deliver(
+    gathered: list[tuple[Op, asyncio.Future[Any]]], done: concurrent.futures.Future[Any]
+) -> None:
+    """On the loop: each gathered call gets its own outcome, or all the batch's failure."""
+    error = done.exception()
+    if error is not None:
+        _settle(gathered, error)
+        return
+    outcomes: list[tuple[bool, Any]] = done.result()
+    for (ok, value), (_, future) in zip(outcomes, gathered, strict=True):
+        if future.done():  # never, as call shields it; a resolved future must stay so
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _settle(gathered: list[tuple[Op, asyncio.Future[Any]]], error: BaseException) -> None:
+    for _, future in gathered:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _translate(exc: Exception) -> StoreError:

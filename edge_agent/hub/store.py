@@ -109,6 +109,9 @@ class EventStart:
     create_begun: bool | None = None
     """Set when ``begin_event(..., begin_create=True)`` also began the create (committed):
     what :meth:`WorkOrderLedger.begin_create` would have answered."""
+    foreign: bool = False
+    """``begin_event(..., site=...)`` found the alert or event id used first by another
+    site: nothing else was read or written (the message is rejected)."""
 
 
 @dataclass(frozen=True)
@@ -186,11 +189,14 @@ class HubStore(Protocol):
         *,
         check_pending: bool,
         begin_create: bool = False,
+        site: str | None = None,
     ) -> EventStart:
         """``result_of``, then (``check_pending``) ``has_pending``, then ``claim`` and
         ``record_alert``, stopping at the first that decides: one call instead of four. With
         ``begin_create`` (an event that will create the work order if the alert has none), a
-        store may also begin the create in the same transaction (``create_begun``)."""
+        store may also begin the create in the same transaction (``create_begun``). With
+        ``site``, first :meth:`sites_of`: ids another site used first answer ``foreign``
+        and nothing else is done (one hand-off to the store for both, issue 16)."""
         ...
 
     async def begin_event_async(
@@ -202,6 +208,7 @@ class HubStore(Protocol):
         *,
         check_pending: bool,
         begin_create: bool = False,
+        site: str | None = None,
     ) -> EventStart:
         """:meth:`begin_event` for the event loop (SQLite hands it straight to its writer
         thread; PostgreSQL runs it in a worker thread)."""
@@ -373,6 +380,16 @@ class HubLedger(abc.ABC):
     @abc.abstractmethod
     async def _commit_created(self, created: tuple[str, int, int]) -> None:
         """Write a recorded work order (its alert's id and its status row), committed."""
+
+
+FOREIGN_START: Final = EventStart(None, False, False, foreign=True)
+"""What ``begin_event(..., site=...)`` answers for another site's ids."""
+
+
+def foreign_sites(rows: Sequence[Any], site: str) -> bool:
+    """From the rows of the ids' sites (one column): True when a site other than ``site``
+    used them first."""
+    return any(str(row[0]) != site for row in rows)
 
 
 def earlier_create_unconfirmed(row: Sequence[Any] | None) -> bool:

@@ -22,6 +22,7 @@ import psycopg
 from edge_agent.common.schema_version import check
 from edge_agent.hub.pg_pool import PgPool
 from edge_agent.hub.store import (
+    FOREIGN_START,
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
     PARKED_COLUMNS,
@@ -38,6 +39,7 @@ from edge_agent.hub.store import (
     StoreError,
     WorkOrderRef,
     earlier_create_unconfirmed,
+    foreign_sites,
     merge_kpis,
     opt_int,
     parked_events,
@@ -248,9 +250,16 @@ class PostgresHubStore:
         *,
         check_pending: bool,
         begin_create: bool = False,
+        site: str | None = None,
     ) -> EventStart:
         return await asyncio.to_thread(
-            self.begin_event, alert, event_id, owner, lease_ns, check_pending=check_pending
+            self.begin_event,
+            alert,
+            event_id,
+            owner,
+            lease_ns,
+            check_pending=check_pending,
+            site=site,
         )
 
     def begin_event(
@@ -262,9 +271,14 @@ class PostgresHubStore:
         *,
         check_pending: bool,
         begin_create: bool = False,  # not folded in here: the ledger begins the create itself
+        site: str | None = None,
     ) -> EventStart:
         p = self.p
         with self._pool.connection() as conn:
+            if site is not None:
+                ids = (alert.alert_id, event_id, event_id, alert.alert_id)
+                if foreign_sites(conn.execute(self._sites_sql, ids).fetchall(), site):
+                    return FOREIGN_START
             row = conn.execute(
                 f"SELECT e.action, a.work_order_id FROM {p}events e LEFT JOIN {p}alerts a "
                 "ON a.alert_id = e.alert_id WHERE e.event_id = %s",
@@ -319,15 +333,19 @@ class PostgresHubStore:
             f"DELETE FROM {self.p}claims WHERE alert_id = %s AND owner = %s", (alert_id, owner)
         )
 
-    def sites_of(self, alert_id: str, event_id: str) -> set[str]:
+    @property
+    def _sites_sql(self) -> str:
+        """:meth:`sites_of`'s query: (alert_id, event_id, event_id, alert_id)."""
         p = self.p
-        rows = self._all(
+        return (
             f"SELECT site FROM {p}alerts WHERE alert_id = %s "
             f"UNION SELECT a.site FROM {p}events e JOIN {p}alerts a ON a.alert_id = e.alert_id "
             "WHERE e.event_id = %s "
-            f"UNION SELECT site FROM {p}pending WHERE event_id = %s OR alert_id = %s",
-            (alert_id, event_id, event_id, alert_id),
+            f"UNION SELECT site FROM {p}pending WHERE event_id = %s OR alert_id = %s"
         )
+
+    def sites_of(self, alert_id: str, event_id: str) -> set[str]:
+        rows = self._all(self._sites_sql, (alert_id, event_id, event_id, alert_id))
         return {str(row[0]) for row in rows}
 
     async def sites_of_async(self, alert_id: str, event_id: str) -> set[str]:

@@ -20,6 +20,7 @@ from edge_agent.common.schema_version import check_sqlite, stamp_sqlite
 from edge_agent.common.sqlite_wal import JOURNAL_SIZE_LIMIT, truncate_wal
 from edge_agent.hub.sqlite_writer import Op, SqliteWriter
 from edge_agent.hub.store import (
+    FOREIGN_START,
     KPI_ALERTS_SQL,
     KPI_ORDERS_SQL,
     PARKED_COLUMNS,
@@ -36,6 +37,7 @@ from edge_agent.hub.store import (
     StoreError,
     WorkOrderRef,
     earlier_create_unconfirmed,
+    foreign_sites,
     merge_kpis,
     opt_int,
     parked_events,
@@ -99,7 +101,11 @@ def _prepare(path: Path) -> Op:
 
 def _sites_op(alert_id: str, event_id: str) -> Op:
     """The sites that used ``alert_id`` or ``event_id`` before (rows of one column)."""
-    return lambda db: db.execute(
+    return lambda db: _sites(db, alert_id, event_id)
+
+
+def _sites(db: sqlite3.Connection, alert_id: str, event_id: str) -> list[Any]:
+    return db.execute(
         "SELECT site FROM alerts WHERE alert_id = ? "
         "UNION SELECT a.site FROM events e JOIN alerts a ON a.alert_id = e.alert_id "
         "WHERE e.event_id = ? "
@@ -242,8 +248,9 @@ class SqliteHubStore:
         *,
         check_pending: bool,
         begin_create: bool = False,
+        site: str | None = None,
     ) -> EventStart:
-        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
+        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create, site)
         start: EventStart = self._w.run(op)
         return start
 
@@ -256,8 +263,9 @@ class SqliteHubStore:
         *,
         check_pending: bool,
         begin_create: bool = False,
+        site: str | None = None,
     ) -> EventStart:
-        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create)
+        op = self._begin_op(alert, event_id, owner, lease_ns, check_pending, begin_create, site)
         start: EventStart = await self._w.call(op)
         return start
 
@@ -269,8 +277,11 @@ class SqliteHubStore:
         lease_ns: int,
         check_pending: bool,
         begin_create: bool,
+        site: str | None,
     ) -> Callable[[sqlite3.Connection], EventStart]:
         def op(db: sqlite3.Connection) -> EventStart:
+            if site is not None and foreign_sites(_sites(db, alert.alert_id, event_id), site):
+                return FOREIGN_START
             row = db.execute(
                 "SELECT e.action, a.work_order_id FROM events e LEFT JOIN alerts a "
                 "ON a.alert_id = e.alert_id WHERE e.event_id = ?",

@@ -129,13 +129,23 @@ def schema_problem(schema: object) -> str | None:
     return f"schema {str(shown)[:64]!r}, expected {accepted}"
 
 
-def alert_problem(data: dict[str, Any]) -> str | None:
+def alert_problem(data: dict[str, Any], *, texts_storable: bool = False) -> str | None:
     """The first field of an alert message that breaks the schema, or None when it is
-    valid. Never raises (a check that raised would itself be a poison message)."""
+    valid. Never raises (a check that raised would itself be a poison message).
+    ``texts_storable``: the caller knows that no text in ``data`` holds a NUL or a lone
+    surrogate (see :func:`json_texts_storable`), and the walk over every text is skipped."""
     try:
-        return _unstorable_text(data) or _problem(data)
+        return (None if texts_storable else _unstorable_text(data)) or _problem(data)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         return f"unreadable message: {type(exc).__name__}"
+
+
+def json_texts_storable(payload: bytes) -> bool:
+    """True when no text that ``json.loads(payload.decode("utf-8"))`` returns can hold a NUL
+    or a lone surrogate: strict UTF-8 decoding refuses encoded surrogates, the strict JSON
+    parser refuses raw control characters in strings, so only a ``\\u`` escape can make
+    either. False (check every text) whenever the payload has one."""
+    return b"\\u" not in payload
 
 
 def _unstorable_text(value: Any, where: str = "") -> str | None:

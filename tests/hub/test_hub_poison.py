@@ -258,6 +258,36 @@ async def test_one_site_never_reaches_another_sites_work_order_or_answers(
     await _healthy_alarm_still_served(hub, mosquitto, emulator)
 
 
+async def test_a_blocked_site_naming_another_sites_ids_is_rejected_not_parked(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """The foreign-id check is the store's first step of an event (issue 16); a site that
+    cannot be served right now never gets that far (its events are parked), so it is
+    checked on that path too: another site's ids are rejected, never parked."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    running_hubs.append(hub)
+    site_a, site_b = Site(mosquitto), Site(mosquitto)
+    site_a.subscribe("edge/v1/site-a/results")
+    site_b.subscribe("edge/v1/site-b/results")
+    try:
+        first = make_alert("site-a", random.randrange(1 << 40))
+        site_a.publish("edge/v1/site-a/alerts", first)
+        await async_wait_until(lambda: len(site_a.results()) == 1, 15, "site-a's answer")
+        hub.sites["site-b"].block("rate limited", 60)
+        stolen = make_alert("site-b", 1, alert_id=first["alert_id"])
+        stolen["event_id"] = f"{first['alert_id']}:cleared"
+        stolen["event"] = "cleared"
+        site_b.publish("edge/v1/site-b/alerts", stolen)
+        await async_wait_until(lambda: len(site_b.results()) == 1, 15, "site-b's answer")
+        [answer] = site_b.results()
+        assert answer["status"] == "rejected" and answer["reason"] == "foreign_id"
+        assert hub.store is not None
+        assert await asyncio.to_thread(hub.store.pending_counts) == {}
+    finally:
+        site_a.close()
+        site_b.close()
+
+
 async def test_a_number_python_refuses_is_not_json_answered_and_counted(
     mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
 ) -> None:

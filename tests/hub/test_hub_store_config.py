@@ -147,3 +147,37 @@ async def test_an_unconfirmed_create_is_never_forgotten(store: HubStore) -> None
     await ledger.mark_done(event, "found")
     result = store.result_of(event)
     assert result is not None and (result.action, result.work_order_id) == ("found", 77)
+
+
+async def test_begin_event_checks_the_ids_site_first(store: HubStore) -> None:
+    """Issue 16: the foreign-id check is begin_event's first step (one hand-off to the store
+    per alert, not two). Another site's alert or event id is answered ``foreign`` with
+    nothing read, claimed or written for it; the owning site's event goes on as before."""
+    alert = AlertRecord("site-a", "alert-f", "pump-1", "rule-1", 1)
+    event = "alert-f:activated"
+    start = store.begin_event(alert, event, "hub-1", 60 * 10**9, check_pending=True, site="site-a")
+    assert start.claimed and not start.foreign  # first use: site-a's from now on
+    ledger = store.ledger(alert, start, "hub-1")
+    await ledger.mark_done(event, "created")
+
+    stolen = AlertRecord("site-b", "alert-f", "pump-9", "rule-9", 2)
+    for event_id in ("alert-f:cleared", event):  # its alert id, then its event id
+        start = await store.begin_event_async(
+            stolen, event_id, "hub-2", 60 * 10**9, check_pending=True, site="site-b"
+        )
+        assert start.foreign and start.result is None and not start.claimed
+    other = AlertRecord("site-b", "alert-g", "pump-9", "rule-9", 2)
+    start = await store.begin_event_async(
+        other, event, "hub-2", 60 * 10**9, check_pending=True, site="site-b"
+    )
+    assert start.foreign  # site-a's event id under a new alert id
+    assert store.claim("alert-g", "hub-3", 60 * 10**9)  # no claim was taken for it
+    assert store.sites_of("alert-g", "alert-g:activated") == set()  # nothing recorded
+
+    # The owner's redelivery is answered from its record; without ``site``, no check.
+    again = await store.begin_event_async(
+        alert, event, "hub-1", 60 * 10**9, check_pending=True, site="site-a"
+    )
+    assert not again.foreign and again.result is not None
+    unchecked = store.begin_event(stolen, event, "hub-2", 60 * 10**9, check_pending=False)
+    assert not unchecked.foreign and unchecked.result is not None

@@ -179,3 +179,44 @@ def test_text_no_store_can_hold_is_refused_by_the_shared_check() -> None:
     assert problem == "alert_id: text that is not valid Unicode"
     problem = alert_problem({"asset": {"\ud800": 1}})
     assert problem is not None and problem.encode("utf-8")
+
+
+def _answer(payload: bytes) -> str | None:
+    checked = validate_alert("site-a", payload, known_sites={"site-a"}, max_bytes=1 << 20)
+    return checked.reason if not isinstance(checked, dict) else None
+
+
+def test_a_nul_or_a_lone_surrogate_anywhere_is_still_refused() -> None:
+    """The hub skips the walk over every text when the payload has no ``\\u`` escape (issue
+    16): the only ways to a NUL or a lone surrogate are escapes, and these are refused."""
+    for text in ("\x00", "a\x00b", "\ud800", "x\udfffy"):
+        for where in ("description", "key"):
+            message = make_alert("site-a", 1)
+            if where == "key":
+                message["work_order"][text] = 1
+            else:
+                message["work_order"]["description"] = text
+            payload = json.dumps(message).encode()  # ensure_ascii: \u escapes
+            assert b"\\u" in payload
+            assert _answer(payload) == "invalid_fields", (text, where)
+    # Raw bytes cannot carry them: strict UTF-8 and strict JSON refuse them first.
+    good = json.dumps(make_alert("site-a", 1))
+    assert _answer(good.replace("Pump", "Pu\x00mp").encode()) == "not_json"
+    raw_surrogate = good.encode().replace(b"Pump", b"Pu\xed\xa0\x80mp")
+    assert _answer(raw_surrogate) == "not_json"
+    assert _answer(json.dumps(make_alert("site-a", 1, sensor="caf\u00e9")).encode()) is None
+
+
+@given(st.text(max_size=40), st.booleans())
+def test_skipping_the_text_walk_never_changes_the_answer(text: str, ascii_only: bool) -> None:
+    message = make_alert("site-a", 1)
+    message["work_order"]["description"] = text
+    message["asset"]["name"] = text[:20]
+    try:
+        payload = json.dumps(message, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:
+        assume(False)  # a lone surrogate has no UTF-8 bytes: only an escape carries it
+        return
+    data = json.loads(payload)
+    expected = "invalid_fields" if alert_problem(data) is not None else None
+    assert _answer(payload) == expected
