@@ -241,14 +241,14 @@ async def drain_confirmed(
     return elapsed, {"left": left, "resends": hub.resends, "sent": forwarder.status.sent}
 
 
-def bench_hub_confirmed(work: Path, backlog: int = 10_000) -> dict[str, Any]:
-    """The 10,000-event backlog confirmed by the hub's results (see the module doc)."""
+def start_hub_peers(work: Path, procs: list[subprocess.Popen[bytes]]) -> int:
+    """mosquitto, the MaintainX emulator and ``edge-agent hub`` (site-a) as processes,
+    appended to ``procs`` as they start (the hub last; the caller stops them, even when one
+    fails to start); returns the MQTT port."""
     import os
-    import random
 
     from ruamel.yaml import YAML
 
-    results: dict[str, Any] = {}
     mqtt_port, mx_port, health_port = free_port(), free_port(), free_port()
     conf = work / "hub-mosquitto.conf"
     conf.write_text(
@@ -275,45 +275,32 @@ def bench_hub_confirmed(work: Path, backlog: int = 10_000) -> dict[str, Any]:
             handle,
         )
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    procs = [subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)]
+    procs.append(subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL))
+    simulate = [sys.executable, "-m", "edge_agent", "simulate", "maintainx"]
+    simulate += ["--port", str(mx_port), "--api-key", "bench-a", "--org", "101"]
+    simulate += ["--no-rate-limit", "--rate-limit", "100000000"]
+    procs.append(
+        subprocess.Popen(simulate, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+    for port in (mqtt_port, mx_port):
+        if not wait_for_port(port, timeout_s=15):
+            raise RuntimeError(f"nothing listens on port {port}")
+    with (work / "hub.log").open("wb") as log:
+        hub = [sys.executable, "-m", "edge_agent", "hub", str(hub_file)]
+        procs.append(subprocess.Popen(hub, env=env, stdout=log, stderr=subprocess.STDOUT))
+    if not wait_for_port(health_port, timeout_s=30):
+        raise RuntimeError("the hub did not start")
+    return mqtt_port
+
+
+def bench_hub_confirmed(work: Path, backlog: int = 10_000) -> dict[str, Any]:
+    """The 10,000-event backlog confirmed by the hub's results (see the module doc)."""
+    import random
+
+    results: dict[str, Any] = {}
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "edge_agent",
-                    "simulate",
-                    "maintainx",
-                    "--port",
-                    str(mx_port),
-                    "--api-key",
-                    "bench-a",
-                    "--org",
-                    "101",
-                    "--no-rate-limit",
-                    "--rate-limit",
-                    "100000000",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        for port in (mqtt_port, mx_port):
-            if not wait_for_port(port, timeout_s=15):
-                raise RuntimeError(f"nothing listens on port {port}")
-        with (work / "hub.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "edge_agent", "hub", str(hub_file)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        if not wait_for_port(health_port, timeout_s=30):
-            raise RuntimeError("the hub did not start")
+        mqtt_port = start_hub_peers(work, procs)
         # Now plus a random offset (new alert ids every run): the hub refuses an alert
         # time outside 2000..2100, and a random time since 1970 mostly was.
         base = time.time_ns() + random.randrange(1 << 20) * 1_000_000

@@ -149,52 +149,18 @@ def child(args: argparse.Namespace) -> int:
 
 
 def start_peers(work: Path) -> tuple[list[subprocess.Popen[bytes]], int]:
-    """mosquitto, the emulator and the hub; returns them (hub last) and the MQTT port."""
+    """mosquitto, the emulator and the hub (``bench/outbox.py``'s); returns them (hub last)
+    and the MQTT port."""
     sys.path.insert(0, str(BENCH_DIR))
-    from ports import free_port, wait_for_port
-    from ruamel.yaml import YAML
+    from outbox import start_hub_peers
 
-    mqtt_port, mx_port, health_port = free_port(), free_port(), free_port()
-    conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_KEY_A": "bench-a"}
-    hub_file = work / "hub.yaml"
-    with hub_file.open("w") as handle:
-        YAML().dump(
-            {
-                "hub": {"id": "bench-hub", "group": "bench"},
-                "broker": {"host": "127.0.0.1", "port": mqtt_port},
-                "sites": {"site-a": {"api_key": "${BENCH_KEY_A}", "organization_id": 101}},
-                "maintainx": {
-                    "base_url": f"http://127.0.0.1:{mx_port}/v1",
-                    "rate_limit": 100_000_000,
-                },
-                "dedup": {"backend": "sqlite"},
-                "state_dir": str(work / "hub-state"),
-                "health": {"listen": f"127.0.0.1:{health_port}"},
-                "logging": {"level": "warning"},
-            },
-            handle,
-        )
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    procs = [subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)]
-    simulate = [sys.executable, "-m", "edge_agent", "simulate", "maintainx"]
-    simulate += ["--port", str(mx_port), "--api-key", "bench-a", "--org", "101"]
-    simulate += ["--no-rate-limit", "--rate-limit", "100000000"]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs.append(subprocess.Popen(simulate, env=env, **quiet))  # type: ignore[call-overload]
-    for port in (mqtt_port, mx_port):
-        if not wait_for_port(port, timeout_s=15):
-            raise RuntimeError(f"nothing listens on port {port}")
-    hub = [sys.executable, "-m", "edge_agent", "hub", str(hub_file)]
-    with (work / "hub.log").open("wb") as log:
-        procs.append(subprocess.Popen(hub, env=env, stdout=log, stderr=subprocess.STDOUT))
-    if not wait_for_port(health_port, timeout_s=30):
-        raise RuntimeError("the hub did not start")
-    return procs, mqtt_port
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        return procs, start_hub_peers(work, procs)
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
 
 
 def echo_hub(port: int, ready: Any) -> None:
