@@ -18,7 +18,7 @@ from edge_agent.hub.app import Hub
 from edge_agent.maintainx.client import MaintainXClient
 from edge_agent.simulators.maintainx import Emulator
 from tests.conftest import Broker
-from tests.hub.conftest import Site, async_wait_until, hub_dict, make_alert, start_hub
+from tests.hub.conftest import PG_DSN, Site, async_wait_until, hub_dict, make_alert, start_hub
 
 
 def _ours(mx: Emulator, alert_id: str) -> list[dict[str, Any]]:
@@ -32,20 +32,28 @@ def _statuses(site: Site, event_id: str) -> list[str]:
 
 
 async def _hub(
-    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running: list[Hub], retry: str
+    mosquitto: Broker,
+    emulator: Emulator,
+    tmp_path: Path,
+    running: list[Hub],
+    retry: str,
+    dedup: dict[str, Any] | None = None,
 ) -> Hub:
-    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", retry_interval=retry)
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", retry_interval=retry, dedup=dedup)
     hub = await start_hub(data, tmp_path)
     running.append(hub)
     return hub
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_surprise_once_after_the_create_landed_is_one_work_order(
+    backend: str,
     mosquitto: Broker,
     emulator: Emulator,
     tmp_path: Path,
     running_hubs: list[Hub],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The create reached MaintainX, then the client raised (its answer lost to a library's
     bug): parked with ``unexpected_error``, not rejected; the one more try finds the work
@@ -61,7 +69,16 @@ async def test_a_surprise_once_after_the_create_landed_is_one_work_order(
         return work_order_id
 
     monkeypatch.setattr(MaintainXClient, "create_work_order", create_then_raise)
-    hub = await _hub(mosquitto, emulator, tmp_path, running_hubs, "200ms")
+    dedup: dict[str, Any] = {"backend": "sqlite"}
+    if backend == "postgres":
+        schema = request.getfixturevalue("pg_schema")
+        monkeypatch.setenv("HUB_TEST_PG_DSN", PG_DSN)
+        dedup = {
+            "backend": "postgres",
+            "dsn": "${HUB_TEST_PG_DSN}",
+            "table_prefix": f"{schema}.hub_",
+        }
+    hub = await _hub(mosquitto, emulator, tmp_path, running_hubs, "200ms", dedup)
     site = Site(mosquitto)
     site.subscribe("edge/v1/site-a/results")
     try:
