@@ -13,8 +13,9 @@ published, and the result is published before the message is acknowledged.
 A valid message whose handling raises anything else gets one more try first: the first
 unexpected exception of a live alert (not a store outage, a failed publish or a MaintainX
 error, which have their own paths) may be a library's transient surprise, so the event is
-parked (reason ``unexpected_error``, held for the retry interval), logged with its traceback
-and counted, and :meth:`AlertConsumer.drain_site` applies it again. A parked event whose
+parked (reason ``unexpected_error``, held for the retry interval, not answered: the agent
+awaits the final answer), logged with its traceback and counted, and
+:meth:`AlertConsumer.drain_site` applies it again. A parked event whose
 handling raises, and a value the store refuses for good (``StoreRejected``), is a *poison
 message*: counted, logged with its event id, recorded as ``rejected`` (a redelivery is
 answered from that record), answered ``rejected`` with the reason, and acknowledged. One
@@ -202,7 +203,13 @@ class AlertConsumer:
         """The first unexpected exception of a live alert: parked durably, held for the
         retry interval, for one more try (a library's transient surprise, e.g. an anyio
         AttributeError out of httpx, must not lose the alarm). A store error here leaves
-        the message unacknowledged (the caller's path)."""
+        the message unacknowledged (the caller's path).
+
+        Not answered ``parked``: that answer ends the agent's wait, and a second failure
+        would then be a rejection the agent no longer awaits (not in its dead letters). The
+        try comes within a retry interval or two, long before the agent's result timeout
+        (60 s by default), so the agent gets the final answer, ``ok`` or ``rejected``; a
+        resend before it is answered ``parked`` from the parked record."""
         self.stats.unexpected += 1
         site.counters.unexpected_errors += 1
         log.error(
@@ -216,7 +223,16 @@ class AlertConsumer:
             exc_info=exc,
         )
         hold_ns = int(self.retry_interval_s * NS_PER_S)
-        await self._park(site, message, raw, UNEXPECTED_ERROR, hold_ns)
+        await asyncio.to_thread(
+            self.store.park,
+            site.site_id,
+            message["event_id"],
+            message["alert_id"],
+            raw,
+            UNEXPECTED_ERROR,
+            hold_ns,
+        )
+        site.counters.parked += 1
 
     async def _poison(self, site: SiteRuntime, message: AlertMessage, exc: Exception) -> bool:
         """Answer a message whose handling raised: record, answer ``rejected``, acknowledge.

@@ -151,7 +151,7 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Handling that raises (here: a bug injected into the MaintainX call for some titles) is
-    parked for one more try (answered ``parked``, reason ``unexpected_error``), then, raising
+    parked for one more try (reason ``unexpected_error``, not answered yet), then, raising
     again, answered ``rejected``/``poison`` with a redacted reason, acknowledged (25 of them,
     more than the broker's in-flight window) and recorded: a redelivery is answered from the
     record and the failing code is not run a third time."""
@@ -177,20 +177,14 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
         message["work_order"]["title"] = f"POISON {n}"
         poison.append(message)
     site.publish_many([("edge/v1/site-a/alerts", json.dumps(m).encode()) for m in poison])
-    await async_wait_until(lambda: len(site.results()) >= 50, 30, "50 answers")
+    await async_wait_until(lambda: len(site.results()) >= 25, 30, "25 answers")
     site.publish("edge/v1/site-a/alerts", poison[0])  # redelivered
-    await async_wait_until(lambda: len(site.results()) >= 51, 10, "the redelivery's answer")
+    await async_wait_until(lambda: len(site.results()) >= 26, 10, "the redelivery's answer")
 
     assert len(calls) == 50, "a redelivered poison message must be answered from the record"
-    for message in poison:
-        answers = [r for r in site.results() if r["event_id"] == message["event_id"]]
-        assert [r["status"] for r in answers[:2]] == ["parked", "rejected"]
-        assert answers[0]["detail"] == "unexpected_error"
-    rejected = [r for r in site.results() if r["status"] == "rejected"]
-    assert len(rejected) == 26
-    for answer in rejected:
-        assert answer["reason"] == "poison"
-    assert "RuntimeError" in rejected[0]["detail"]
+    for answer in site.results():
+        assert answer["status"] == "rejected" and answer["reason"] == "poison"
+    assert "RuntimeError" in site.results()[0]["detail"]
     everything = json.dumps(site.received)
     assert KEY_A not in everything and KEY_B not in everything
     assert redact(f"x {KEY_A} {KEY_B} x") == "x *** *** x"

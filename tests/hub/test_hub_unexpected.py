@@ -56,8 +56,9 @@ async def test_a_surprise_once_after_the_create_landed_is_one_work_order(
     request: pytest.FixtureRequest,
 ) -> None:
     """The create reached MaintainX, then the client raised (its answer lost to a library's
-    bug): parked with ``unexpected_error``, not rejected; the one more try finds the work
-    order instead of creating another. Exactly one work order, answered ``ok``."""
+    bug): parked with ``unexpected_error``, not rejected, and not answered yet (the agent
+    awaits the final answer); the one more try finds the work order instead of creating
+    another. Exactly one work order, answered ``ok`` once."""
     real_create = MaintainXClient.create_work_order
     surprised: list[str] = []
 
@@ -88,9 +89,8 @@ async def test_a_surprise_once_after_the_create_landed_is_one_work_order(
             lambda: "ok" in _statuses(site, alarm["event_id"]), 20, "the alarm applied"
         )
         await asyncio.sleep(0.5)  # a second create or answer would show now
-        assert _statuses(site, alarm["event_id"]) == ["parked", "ok"]
-        parked, done = [r for r in site.results() if r["event_id"] == alarm["event_id"]]
-        assert parked["detail"] == "unexpected_error"
+        assert _statuses(site, alarm["event_id"]) == ["ok"]
+        [done] = site.results()
         assert done["action"] == "found"  # the lost create's work order, not a new one
         assert len(_ours(emulator, alarm["alert_id"])) == 1
         assert hub.consumer is not None
@@ -109,8 +109,9 @@ async def test_a_surprise_every_time_is_poison_after_the_second_try(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Raised on the live try and again on the parked one: rejected ``poison`` after the
-    second try, answered rejected once, never a work order; a later resend is answered from
-    the record without running the failing code a third time."""
+    second try, answered once (``rejected``, which the agent still awaits: its dead letters
+    keep the alarm), never a work order; a later resend is answered from the record without
+    running the failing code a third time."""
     calls: list[str] = []
 
     async def apply_alert(client: Any, ledger: Any, message: Any, **kwargs: Any) -> Any:
@@ -129,14 +130,14 @@ async def test_a_surprise_every_time_is_poison_after_the_second_try(
         )
         await asyncio.sleep(1.0)  # several retry intervals: no third try, no second answer
         assert calls == [alarm["event_id"]] * 2
-        assert _statuses(site, alarm["event_id"]) == ["parked", "rejected"]
+        assert _statuses(site, alarm["event_id"]) == ["rejected"]
         rejected = site.results()[-1]
         assert rejected["reason"] == "poison" and "RuntimeError" in rejected["detail"]
         assert hub.store is not None and hub.store.pending_counts() == {}
 
         site.publish("edge/v1/site-a/alerts", alarm)  # the agent resends it
         await async_wait_until(
-            lambda: len(_statuses(site, alarm["event_id"])) == 3, 10, "the resend's answer"
+            lambda: len(_statuses(site, alarm["event_id"])) == 2, 10, "the resend's answer"
         )
         assert _statuses(site, alarm["event_id"])[-1] == "rejected"
         assert calls == [alarm["event_id"]] * 2  # answered from the record
@@ -154,9 +155,9 @@ async def test_a_resend_while_parked_is_answered_parked_and_applied_once(
     running_hubs: list[Hub],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The same message again while its one more try is held: answered ``parked`` from the
-    parked record (the handling does not run, no second unexpected error is counted, the
-    park keeps its reason), then applied once: one work order."""
+    """The same message again while its one more try is held (the agent's resend): answered
+    ``parked`` from the parked record (the handling does not run, no second unexpected error
+    is counted, the park keeps its reason), then applied once: one work order."""
     calls: list[str] = []
     real_apply = consumer_module.apply_alert
 
@@ -174,13 +175,16 @@ async def test_a_resend_while_parked_is_answered_parked_and_applied_once(
         alarm = make_alert("site-a", random.randrange(1 << 40))
         site.publish("edge/v1/site-a/alerts", alarm)
         await async_wait_until(
-            lambda: _statuses(site, alarm["event_id"]) == ["parked"], 10, "the park"
+            lambda: hub.consumer is not None and hub.consumer.stats.unexpected == 1,
+            10,
+            "the park",
         )
+        assert _statuses(site, alarm["event_id"]) == []  # the agent awaits the final answer
         site.publish("edge/v1/site-a/alerts", json.dumps(alarm))  # resent while held
         await async_wait_until(
-            lambda: len(_statuses(site, alarm["event_id"])) >= 2, 10, "the resend's answer"
+            lambda: len(_statuses(site, alarm["event_id"])) >= 1, 10, "the resend's answer"
         )
-        assert _statuses(site, alarm["event_id"])[:2] == ["parked", "parked"]
+        assert _statuses(site, alarm["event_id"])[:1] == ["parked"]
         assert calls == [alarm["event_id"]]  # the resend did not run the handling
         assert hub.store is not None
         [held] = await asyncio.to_thread(hub.store.parked, "site-a", 10)
@@ -189,7 +193,7 @@ async def test_a_resend_while_parked_is_answered_parked_and_applied_once(
             lambda: "ok" in _statuses(site, alarm["event_id"]), 20, "the alarm applied"
         )
         await asyncio.sleep(0.5)
-        assert _statuses(site, alarm["event_id"]) == ["parked", "parked", "ok"]
+        assert _statuses(site, alarm["event_id"]) == ["parked", "ok"]
         assert len(_ours(emulator, alarm["alert_id"])) == 1
         assert calls == [alarm["event_id"]] * 2
         assert hub.consumer is not None and hub.consumer.stats.unexpected == 1
