@@ -28,7 +28,7 @@ async def test_a_burst_under_a_locked_store_is_answered_only_once_committed(
     """Another process holds the hub's SQLite file (SQLITE_BUSY past the busy timeout) while
     a burst arrives: every gathered call of the burst fails, none is answered ``ok`` or
     ``parked`` (nothing was committed), nothing is acknowledged; once the file is free, the
-    broker's redeliveries make each alert exactly one work order."""
+    tries again of the unacknowledged messages make each alert exactly one work order."""
     data = hub_dict(mosquitto, emulator.url, tmp_path / "s")
     hub = await start_hub(data, tmp_path)
     running_hubs.append(hub)
