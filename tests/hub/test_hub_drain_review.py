@@ -66,3 +66,48 @@ async def test_a_burst_under_a_locked_store_is_answered_only_once_committed(
     finally:
         blocker.close()
         site.close()
+
+
+async def test_two_sites_racing_for_one_alert_id_in_one_burst_make_one_work_order(
+    mosquitto: Broker, emulator: Emulator, tmp_path: Path, running_hubs: list[Hub]
+) -> None:
+    """Two sites publish the same alert and event ids at once (site-b copying site-a's), 20
+    pairs in one burst: both sites' calls meet in the same gathered batches (the two of a
+    pair one after the other, under their alert's lock). The first use wins, the other is
+    rejected ``foreign_id``; one work order per alert id, and nothing answered to the loser
+    but the rejection."""
+    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    running_hubs.append(hub)
+    site_a, site_b = Site(mosquitto), Site(mosquitto)
+    site_a.subscribe("edge/v1/site-a/results")
+    site_b.subscribe("edge/v1/site-b/results")
+    try:
+        base = random.randrange(1 << 40)
+        pairs = []
+        for n in range(20):
+            original = make_alert("site-a", base + n)
+            copy = dict(original, site="site-b")
+            pairs.append((original, copy))
+        infos = []
+        for original, copy in pairs:
+            infos.append(site_a.client.publish("edge/v1/site-a/alerts", json.dumps(original), 1))
+            infos.append(site_b.client.publish("edge/v1/site-b/alerts", json.dumps(copy), 1))
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+        await async_wait_until(
+            lambda: len(site_a.results()) + len(site_b.results()) >= 40, 30, "40 answers"
+        )
+        await asyncio.sleep(0.5)
+        answers = site_a.results() + site_b.results()
+        assert len(answers) == 40
+        for original, _ in pairs:
+            mine = [r for r in answers if r["event_id"] == original["event_id"]]
+            assert sorted(r["status"] for r in mine) == ["ok", "rejected"], mine
+            [lost] = [r for r in mine if r["status"] == "rejected"]
+            assert lost["reason"] == "foreign_id" and lost.get("work_order_id") is None
+        ids = {original["alert_id"] for original, _ in pairs}
+        orders = _ours(emulator, ids)
+        assert len(orders) == len(ids)  # one each, never two
+    finally:
+        site_a.close()
+        site_b.close()
