@@ -10,9 +10,15 @@ The order of the durable steps is what makes redelivery harmless: the store reco
 work order before the event is marked done, the event is marked done before its result is
 published, and the result is published before the message is acknowledged.
 
-A valid message whose handling raises anything else (a bug, a value the store refuses) is a
-*poison message*: counted, logged with its event id, recorded as ``rejected`` (a redelivery
-is answered from that record), answered ``rejected`` with the reason, and acknowledged. One
+A valid message whose handling raises anything else gets one more try first: the first
+unexpected exception of a live alert (not a store outage, a failed publish or a MaintainX
+error, which have their own paths) may be a library's transient surprise, so the event is
+parked (reason ``unexpected_error``, held for the retry interval, not answered: the agent
+awaits the final answer), logged with its traceback and counted, and
+:meth:`AlertConsumer.drain_site` applies it again. A parked event whose
+handling raises, and a value the store refuses for good (``StoreRejected``), is a *poison
+message*: counted, logged with its event id, recorded as ``rejected`` (a redelivery is
+answered from that record), answered ``rejected`` with the reason, and acknowledged. One
 message never holds a worker, the broker's in-flight window or the hub.
 """
 
@@ -72,6 +78,8 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 """Publish (topic, payload, qos, retain) and wait for the broker's acknowledgement."""
 
+UNEXPECTED_ERROR: Final = "unexpected_error"
+"""The park reason of a live alert whose handling raised unexpectedly (its one more try)."""
 CLAIM_WAIT_S: Final = 0.05
 CLAIM_TRIES: Final = 40
 PENDING_BATCH: Final = 50
@@ -89,6 +97,7 @@ class ConsumerStats:
     siteless_rejections: Counter[str] = field(default_factory=Counter)
     store_errors: int = 0
     poison: int = 0  # valid messages whose handling raised: answered rejected, acknowledged
+    unexpected: int = 0  # live alerts whose handling raised: parked for one more try
 
 
 class AlertConsumer:
@@ -141,13 +150,21 @@ class AlertConsumer:
         raised_ns = parse_time(checked["time"])
         site.presence.seen(seen_at(raised_ns, time.time_ns(), retained=False))
         self.stats.handled += 1
+        raw = payload.decode()
         try:
             async with self._locks.hold(checked["alert_id"]):
-                # The foreign-id check is the store's first step (begin_event's ``site``):
-                # one hand-off to it instead of two.
-                outcome = await self._process(
-                    site, checked, payload.decode(), from_pending=False, raised_ns=raised_ns
-                )
+                try:
+                    # The foreign-id check is the store's first step (begin_event's
+                    # ``site``): one hand-off to it instead of two.
+                    outcome = await self._process(
+                        site, checked, raw, from_pending=False, raised_ns=raised_ns
+                    )
+                except (StoreError, PublishFailed):
+                    raise  # their own paths below (a StoreRejected: poison at once)
+                except Exception as exc:
+                    # Under the alert's lock: a redelivery finds it parked, not half done.
+                    await self._park_unexpected(site, checked, raw, exc)
+                    return True
                 if outcome == "foreign":
                     return await self._reject(
                         Rejection(
@@ -179,6 +196,43 @@ class AlertConsumer:
         read that site's answers."""
         owners = await self.store.sites_of_async(message["alert_id"], message["event_id"])
         return bool(owners - {site.site_id})
+
+    async def _park_unexpected(
+        self, site: SiteRuntime, message: AlertMessage, raw: str, exc: Exception
+    ) -> None:
+        """The first unexpected exception of a live alert: parked durably, held for the
+        retry interval, for one more try (a library's transient surprise, e.g. an anyio
+        AttributeError out of httpx, must not lose the alarm). A store error here leaves
+        the message unacknowledged (the caller's path).
+
+        Not answered ``parked``: that answer ends the agent's wait, and a second failure
+        would then be a rejection the agent no longer awaits (not in its dead letters). The
+        try comes within a retry interval or two, long before the agent's result timeout
+        (60 s by default), so the agent gets the final answer, ``ok`` or ``rejected``; a
+        resend before it is answered ``parked`` from the parked record."""
+        self.stats.unexpected += 1
+        site.counters.unexpected_errors += 1
+        log.error(
+            "Alert handling raised unexpectedly; parked for one more try.",
+            extra={
+                "site": site.site_id,
+                "event_id": message["event_id"],
+                "alert_id": message["alert_id"],
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+            exc_info=exc,
+        )
+        hold_ns = int(self.retry_interval_s * NS_PER_S)
+        await asyncio.to_thread(
+            self.store.park,
+            site.site_id,
+            message["event_id"],
+            message["alert_id"],
+            raw,
+            UNEXPECTED_ERROR,
+            hold_ns,
+        )
+        site.counters.parked += 1
 
     async def _poison(self, site: SiteRuntime, message: AlertMessage, exc: Exception) -> bool:
         """Answer a message whose handling raised: record, answer ``rejected``, acknowledge.
@@ -571,7 +625,8 @@ class AlertConsumer:
                         raise
                     outcome = "done" if await self._poison(site, message, exc) else "busy"
                 except Exception as exc:
-                    # A parked poison message must not stop the drain of its site for good.
+                    # A parked event already had its one more try (an unexpected error's
+                    # park included): poison now, and the drain of its site goes on.
                     outcome = "done" if await self._poison(site, message, exc) else "busy"
                 if outcome == "done":
                     await asyncio.to_thread(self.store.unpark, item.event_id)

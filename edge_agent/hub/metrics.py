@@ -75,6 +75,11 @@ class HubCollector(Collector):
         parked = CounterMetricFamily(
             "edge_agent_hub_alerts_parked", "events parked for later", labels=["site"]
         )
+        unexpected = CounterMetricFamily(
+            "edge_agent_hub_alerts_unexpected_errors",
+            "live alerts whose handling raised unexpectedly (parked for one more try)",
+            labels=["site"],
+        )
         failed = CounterMetricFamily(
             "edge_agent_hub_alerts_failed", "events MaintainX refused for good", labels=["site"]
         )
@@ -126,6 +131,7 @@ class HubCollector(Collector):
             created.add_metric([site_id], c.work_orders_created)
             duplicates.add_metric([site_id], c.duplicates)
             parked.add_metric([site_id], c.parked)
+            unexpected.add_metric([site_id], c.unexpected_errors)
             failed.add_metric([site_id], c.failed)
             for reason, n in sorted(c.rejected.items()):
                 rejected.add_metric([site_id, reason], n)
@@ -150,7 +156,8 @@ class HubCollector(Collector):
         if hub.consumer is not None:
             for reason, count in sorted(hub.consumer.stats.siteless_rejections.items()):
                 rejected.add_metric(["", reason], count)
-        yield from (received, rejected, created, duplicates, parked, failed, actions, pending)
+        yield from (received, rejected, created, duplicates, parked, unexpected, failed)
+        yield from (actions, pending)
         yield from (creds, blocked, limit, remaining, limited, online, seen, quiet)
 
         hooks = CounterMetricFamily(

@@ -50,6 +50,7 @@ class SiteCounters:
     alerts_received: int = 0
     duplicates: int = 0
     parked: int = 0
+    unexpected_errors: int = 0  # live alerts whose handling raised: parked for one more try
     work_orders_created: int = 0
     failed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)

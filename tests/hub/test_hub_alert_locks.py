@@ -72,3 +72,38 @@ async def test_a_failure_inside_releases_the_lock() -> None:
     async with asyncio.timeout(5):
         async with locks.hold("a"):
             pass
+
+
+async def test_100k_distinct_alerts_and_cancelled_waiters_leave_nothing_behind() -> None:
+    """Review (issue 16): memory stays bounded by the alerts held now, not by every alert
+    seen; waiters cancelled at any point (queued, or just handed the lock) leak nothing."""
+    locks = AlertLocks()
+    for n in range(100_000):
+        async with locks.hold(f"alert-{n}"):
+            pass
+    assert len(locks) == 0
+
+    gate = asyncio.Event()
+
+    async def holder(alert_id: str) -> None:
+        async with locks.hold(alert_id):
+            await gate.wait()
+
+    async def waiter(alert_id: str) -> None:
+        async with locks.hold(alert_id):
+            await asyncio.sleep(0)
+
+    held = [asyncio.create_task(holder(f"a{n}")) for n in range(100)]
+    waiting = [asyncio.create_task(waiter(f"a{n % 100}")) for n in range(1000)]
+    await asyncio.sleep(0)
+    for task in waiting[::2]:
+        task.cancel()  # queued behind the holder
+    gate.set()
+    await asyncio.sleep(0)  # holders release: the first waiters are handed the lock...
+    for task in waiting[1::4]:
+        task.cancel()  # ...and some are cancelled before they run
+    await asyncio.wait_for(asyncio.gather(*held, *waiting, return_exceptions=True), 10)
+    assert len(locks) == 0
+    async with asyncio.timeout(5):
+        async with locks.hold("a0"):
+            pass

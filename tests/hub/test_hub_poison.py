@@ -151,9 +151,10 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Handling that raises (here: a bug injected into the MaintainX call for some titles) is
-    answered ``rejected``/``poison`` with a redacted reason, acknowledged (25 of them, more
-    than the broker's in-flight window) and recorded: a redelivery is answered from the record
-    and the failing code is not run again."""
+    parked for one more try (reason ``unexpected_error``, not answered yet), then, raising
+    again, answered ``rejected``/``poison`` with a redacted reason, acknowledged (25 of them,
+    more than the broker's in-flight window) and recorded: a redelivery is answered from the
+    record and the failing code is not run a third time."""
     calls: list[str] = []
     real_apply = consumer_module.apply_alert
 
@@ -164,7 +165,8 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
         return await real_apply(client, ledger, message, **kwargs)
 
     monkeypatch.setattr(consumer_module, "apply_alert", apply_alert)
-    hub = await start_hub(hub_dict(mosquitto, emulator.url, tmp_path / "s"), tmp_path)
+    data = hub_dict(mosquitto, emulator.url, tmp_path / "s", retry_interval="200ms")
+    hub = await start_hub(data, tmp_path)
     running_hubs.append(hub)
     site = Site(mosquitto)
     site.subscribe("edge/v1/site-a/results")
@@ -175,11 +177,11 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
         message["work_order"]["title"] = f"POISON {n}"
         poison.append(message)
     site.publish_many([("edge/v1/site-a/alerts", json.dumps(m).encode()) for m in poison])
-    await async_wait_until(lambda: len(site.results()) >= 25, 20, "25 answers")
+    await async_wait_until(lambda: len(site.results()) >= 25, 30, "25 answers")
     site.publish("edge/v1/site-a/alerts", poison[0])  # redelivered
     await async_wait_until(lambda: len(site.results()) >= 26, 10, "the redelivery's answer")
 
-    assert len(calls) == 25, "a redelivered poison message must be answered from the record"
+    assert len(calls) == 50, "a redelivered poison message must be answered from the record"
     for answer in site.results():
         assert answer["status"] == "rejected" and answer["reason"] == "poison"
     assert "RuntimeError" in site.results()[0]["detail"]
@@ -187,6 +189,7 @@ async def test_a_poison_message_is_answered_recorded_and_acknowledged(
     assert KEY_A not in everything and KEY_B not in everything
     assert redact(f"x {KEY_A} {KEY_B} x") == "x *** *** x"
     assert hub.consumer is not None and hub.consumer.stats.poison == 25
+    assert hub.consumer.stats.unexpected == 25
     status, text = await asyncio.to_thread(_get, hub.health_port, "/metrics")
     assert 'edge_agent_hub_alerts_rejected_total{reason="poison",site="site-a"} 25.0' in text
     site.close()

@@ -109,3 +109,95 @@ async def test_gathered_calls_all_fail_when_the_writer_dies(tmp_path: Path) -> N
             await asyncio.wait_for(writer.call(lambda db: None), 5)
     finally:
         writer.close()
+
+
+def _deferred_fk(db: sqlite3.Connection) -> None:
+    """A table whose foreign key is checked only at COMMIT: a real commit-time failure."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("CREATE TABLE IF NOT EXISTS p (id INTEGER PRIMARY KEY)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS t (x INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS big (b BLOB)")
+    db.execute("INSERT INTO p VALUES (1)")
+
+
+def _insert(x: int) -> Op:
+    return lambda db: db.execute("INSERT INTO t VALUES (?)", (x,)).rowcount
+
+
+async def _count(writer: SqliteWriter) -> int:
+    count: int = await writer.call(lambda db: db.execute("SELECT count(*) FROM t").fetchone()[0])
+    return count
+
+
+async def test_a_commit_that_fails_fails_every_gathered_call(tmp_path: Path) -> None:
+    """Review of the gathered calls (issue 16): the commit of the batch fails (here a
+    deferred foreign key, checked only at COMMIT): every call of the batch is told so, none
+    is answered as committed, nothing of the batch is in the file, the writer lives on."""
+    writer = SqliteWriter(tmp_path / "w.sqlite", _deferred_fk)
+    try:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                writer.call(_insert(1)),
+                writer.call(_insert(7)),  # no p row 7: the COMMIT fails
+                writer.call(_insert(1)),
+                return_exceptions=True,
+            ),
+            5,
+        )
+        assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+        assert not any(isinstance(o, StoreRejected) for o in outcomes)  # retried, not poison
+        assert await _count(writer) == 0
+        assert writer.failure is None
+        assert await writer.call(_insert(1)) == 1  # the next batch commits
+    finally:
+        writer.close()
+
+
+async def test_a_full_disk_in_one_call_fails_the_whole_batch(tmp_path: Path) -> None:
+    """SQLite rolls the whole transaction back on a full disk (SQLITE_FULL), not only the
+    statement: the failing call's savepoint is gone with the others' writes. Every call of
+    the batch must then fail (a retry), none answered as committed."""
+    writer = SqliteWriter(tmp_path / "w.sqlite", _deferred_fk)
+    try:
+        await writer.call(lambda db: db.execute("PRAGMA max_page_count=50"))
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                writer.call(_insert(1)),
+                writer.call(lambda db: db.execute("INSERT INTO big VALUES (zeroblob(1000000))")),
+                writer.call(_insert(1)),
+                return_exceptions=True,
+            ),
+            5,
+        )
+        assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+        assert not any(isinstance(o, StoreRejected) for o in outcomes)
+        assert await _count(writer) == 0
+        assert writer.failure is None
+    finally:
+        writer.close()
+
+
+async def test_a_caller_cancelled_before_its_batch_is_sent_still_runs_alone(
+    tmp_path: Path,
+) -> None:
+    """A caller cancelled while its call is gathered (not yet handed to the thread): its
+    operation still runs once, the other calls of the pass get their own answers, and no
+    call is left pending."""
+    writer = SqliteWriter(tmp_path / "w.sqlite", _deferred_fk)
+    try:
+        first = asyncio.ensure_future(writer.call(_insert(1)))
+        cancelled = asyncio.ensure_future(writer.call(_insert(1)))
+        third = asyncio.ensure_future(writer.call(_insert(1)))
+        await asyncio.sleep(0)  # the three are gathered; the batch is not sent yet
+        cancelled.cancel()
+        assert await asyncio.wait_for(first, 5) == 1
+        assert await asyncio.wait_for(third, 5) == 1
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert await _count(writer) == 3
+        assert writer._gathered == {}  # noqa: SLF001 - nothing held back for the loop
+    finally:
+        writer.close()

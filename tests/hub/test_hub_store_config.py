@@ -181,3 +181,47 @@ async def test_begin_event_checks_the_ids_site_first(store: HubStore) -> None:
     assert not again.foreign and again.result is not None
     unchecked = store.begin_event(stolen, event, "hub-2", 60 * 10**9, check_pending=False)
     assert not unchecked.foreign and unchecked.result is not None
+
+
+async def test_two_postgres_replicas_see_each_others_ids_as_foreign(pg_schema: str) -> None:
+    """Review of issue 16's foreign-id step on PostgreSQL with two replicas (two stores on
+    one database): an alert id one replica has begun (claimed, not yet done), an event it
+    parked and an event it finished are each another site's on the other replica; nothing
+    is claimed there for them, and the owning replica goes on."""
+    from edge_agent.hub.store_postgres import PostgresHubStore
+
+    prefix = f"{pg_schema}.hub_"
+    one = PostgresHubStore(PG_DSN, pool_size=2, table_prefix=prefix)
+    two = PostgresHubStore(PG_DSN, pool_size=2, table_prefix=prefix)
+    try:
+        lease = 60 * 10**9
+        begun = AlertRecord("site-a", "alert-p", "pump-1", "rule-1", 1)
+        start = await one.begin_event_async(
+            begun, "alert-p:activated", "hub-1", lease, check_pending=True, site="site-a"
+        )
+        assert start.claimed and not start.foreign  # in flight on replica one
+        one.park("site-a", "alert-q:activated", "alert-q", "{}", "credentials")
+        done = AlertRecord("site-a", "alert-r", "pump-1", "rule-1", 1)
+        start = one.begin_event(done, "alert-r:activated", "hub-1", lease, check_pending=True)
+        await one.ledger(done, start, "hub-1").mark_done("alert-r:activated", "created")
+
+        for alert_id, event_id in (
+            ("alert-p", "alert-p:cleared"),  # the begun alert's id
+            ("alert-x", "alert-q:activated"),  # the parked event's id
+            ("alert-q", "alert-q:cleared"),  # the parked event's alert id
+            ("alert-y", "alert-r:activated"),  # the finished event's id
+        ):
+            stolen = AlertRecord("site-b", alert_id, "pump-9", "rule-9", 2)
+            start = await two.begin_event_async(
+                stolen, event_id, "hub-2", lease, check_pending=True, site="site-b"
+            )
+            assert start.foreign and not start.claimed and start.result is None, event_id
+        assert two.claim("alert-x", "hub-3", lease)  # nothing was claimed for site-b
+        assert two.sites_of("alert-x", "alert-x:activated") == set()
+        again = await one.begin_event_async(
+            begun, "alert-p:activated", "hub-1", lease, check_pending=True, site="site-a"
+        )
+        assert again.claimed and not again.foreign  # its owner renews its own claim
+    finally:
+        one.close()
+        two.close()

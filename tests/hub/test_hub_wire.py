@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -226,3 +227,31 @@ def test_skipping_the_text_walk_never_changes_the_answer(text: str, ascii_only: 
     data = json.loads(payload)
     expected = "invalid_fields" if alert_problem(data) is not None else None
     assert _answer(payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("splice", "expected"),
+    [
+        (b"Pu\xc0\x80mp", "not_json"),  # an overlong NUL: strict UTF-8 refuses it
+        (b"Pu\xe0\x80\x80mp", "not_json"),  # an overlong NUL in three bytes
+        (b"Pu\xf4\x90\x80\x80mp", "not_json"),  # beyond U+10FFFF
+        (b"Pu\\\\u0000mp", None),  # an escaped backslash, then "u0000": storable text
+        (b"Pu\\\\\\u0000mp", "invalid_fields"),  # an escaped backslash, then a real NUL
+        (b"Pu\\\\\\ud800mp", "invalid_fields"),  # ... then a lone surrogate
+    ],
+)
+def test_payloads_aimed_at_the_escape_shortcut(splice: bytes, expected: str | None) -> None:
+    """Review of issue 16's shortcut: bytes that are no UTF-8 at all, and a ``\\\\u`` that is
+    an escaped backslash followed by ``u`` (the walk runs, and finds only what is there)."""
+    payload = json.dumps(make_alert("site-a", 1)).encode().replace(b"Pump", splice, 1)
+    assert _answer(payload) == expected
+
+
+def test_deep_nesting_is_answered_the_same_with_or_without_an_escape() -> None:
+    """Review: with no ``\\u`` escape the walk (which could hit the recursion limit) is
+    skipped; the answer for deeply nested extra fields must not depend on that."""
+    for depth in (50, 500, 900, 5000):
+        body = json.dumps(make_alert("site-a", 1))[:-1]
+        plain = f'{body}, "extra": {"[" * depth}{"]" * depth}}}'.encode()
+        escaped = plain[:-1] + b', "x": "\\u0041"}'
+        assert _answer(plain) == _answer(escaped), depth
