@@ -314,7 +314,14 @@ class DeliveryLoop:
             batch = self._take_batch()
             if batch.pause is not None:
                 return await self._settle_batch(batch, pausing=True)
-            started = await self.sink.pump()
+            try:
+                started = await self.sink.pump()
+            except BaseException:
+                # A cancel (stop, reload) or an error while the pump waits: what this cycle
+                # took is written now, or it would be lost with it (acks; nacks, whose items
+                # nobody would hold; the sink's own writes).
+                await self._settle_batch(batch, pausing=False)
+                raise
             # The outcomes' writes and the lease of what is free now in one worker-thread
             # call (the pump needed none of the writes).
             if not await self._settle_and_lease(batch, self._lease_count()):

@@ -13,6 +13,7 @@ metadata (kept by SQL triggers) is the total payload bytes: the outbox's cap use
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from typing import Any, Final
 
@@ -128,36 +129,70 @@ def decode_row(mode: Any, filename: Any, value: Any) -> Any:
     return decoded
 
 
+class _NotWritable(ValueError):
+    """A number the outbox's encoder refuses (NaN, Infinity, past a double's range): the
+    fast decoding stops and the row goes the slow way, where :func:`_writable` refuses it."""
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # "1e400": json reads it as inf
+        raise _NotWritable(text)
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise _NotWritable(text)  # NaN, Infinity, -Infinity
+
+
+def _writable(record: Any) -> Any:
+    """``record`` if the outbox can write it back (a nack, awaiting the hub) and the wire
+    can carry it; else :class:`UnsafeRowError`: such a row was never written by the outbox,
+    and every write of it would fail while it stayed leased at the head of the queue."""
+    try:
+        encode_json(record)
+    except ValueError as exc:  # NaN/Infinity; UnicodeEncodeError (a lone surrogate)
+        raise UnsafeRowError(
+            f"refused a stored row the outbox cannot write back: {type(exc).__name__}"
+        ) from exc
+    return record
+
+
 _QUEUE_HEAD: Final = '{"p":'
 """How a queue row written by the outbox starts (:func:`encode_json` of ``{"p": ...}``)."""
-_DECODER: Final = json.JSONDecoder()
+_DECODER: Final = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+"""json's own decoder (its C scanner), but a value the outbox could not write back stops it."""
 
 
 def decode_queue_row(mode: Any, filename: Any, value: Any) -> tuple[Any, bytes | None]:
     """:func:`decode_row` of a queue row, and the stored JSON bytes of its payload (``"p"``)
     so that a forwarder publishes them as they are instead of encoding the decoded payload
-    again. The row is refused exactly as :func:`decode_row` refuses it; the bytes are None
-    (encode the payload) for a row not laid out as the outbox writes it: not starting with
-    ``{"p":``, a second ``"p"``, not UTF-8 (json also reads UTF-16 and -32)."""
+    again. The row is refused as :func:`decode_row` refuses it, and also when the outbox
+    could not write it back (:func:`_writable`: a leased row is nacked or moved). The bytes
+    are None (encode the payload) for a row not laid out as the outbox writes it: not
+    starting with ``{"p":``, a second ``"p"``, not UTF-8 (json also reads UTF-16 and -32)."""
     if mode != MODE_RAW or filename is not None or type(value) is not bytes:
-        return decode_row(mode, filename, value), None
+        return _writable(decode_row(mode, filename, value)), None
     try:
         text = value.decode("utf-8")
         if not text.startswith(_QUEUE_HEAD):
-            return decode_row(mode, filename, value), None
+            return _writable(decode_row(mode, filename, value)), None
         # The payload alone (its end is where its bytes end), then the rest of the record.
         payload, end = _DECODER.raw_decode(text, len(_QUEUE_HEAD))
         if text[end : end + 1] != ",":
-            return decode_row(mode, filename, value), None
-        rest = json.loads("{" + text[end + 1 :])
+            return _writable(decode_row(mode, filename, value)), None
+        rest = _DECODER.decode("{" + text[end + 1 :])
     except (ValueError, RecursionError):
-        # decode_row refuses it (or reads what json reads and this does not).
-        return decode_row(mode, filename, value), None
+        # decode_row refuses it (or reads what json reads and this does not, or what the
+        # outbox could not write back: _writable refuses that).
+        return _writable(decode_row(mode, filename, value)), None
     if not rest or "p" in rest:
         # ``{"p":…,}`` is not JSON (decode_row refuses it); json keeps the last "p".
-        return decode_row(mode, filename, value), None
+        return _writable(decode_row(mode, filename, value)), None
     record = {"p": payload, **rest}
     _check_nesting(value, record)
+    if b"\\u" in value:  # an escape: maybe a lone surrogate, which json reads
+        _writable(record)
     ascii_only = len(text) == len(value)
     body = value[len(_QUEUE_HEAD) : end] if ascii_only else text[len(_QUEUE_HEAD) : end].encode()
     return record, body
