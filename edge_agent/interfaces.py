@@ -96,6 +96,9 @@ class HubConfirmation:
     resends: int = 0
     results: int = 0
     results_unknown: int = 0
+    rejected_unawaited: int = 0
+    """Of ``results_unknown``, the rejections (a hub that answered ``parked`` first, then
+    found the event poison; or a second copy's answer): the hub's record holds them."""
     results_invalid: int = 0
     hub_status_invalid: int = 0
     rejected_by_hub: int = 0

@@ -222,6 +222,19 @@ class HubTracking:
         if tracked is None or result.alert_id not in (None, tracked.alert_id):
             # Usual after a resend (the hub answers each copy) or a restart.
             self.hub_status.results_unknown += 1
+            if result.status == "rejected":
+                # Not usual, and maybe the only word of it: an event the hub answered
+                # ``parked`` (final here) and later found poison is in no dead letters here.
+                self.hub_status.rejected_unawaited += 1
+                log.warning(
+                    "Hub rejected an event this agent no longer awaits (answered parked "
+                    "before, or a copy already dead-lettered); the hub's record holds it.",
+                    extra={
+                        "event_id": result.event_id[:100],
+                        "reason": result.reason,
+                    },
+                )
+                return
             log.debug(
                 "Hub result for an event not awaited.",
                 extra={"event_id": result.event_id[:100], "status": result.status},

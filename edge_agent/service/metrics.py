@@ -359,6 +359,12 @@ class AgentCollector(Collector):
                 results.add_metric([outcome], retired.forwarder(key, live.get(key)))
         yield results
         yield CounterMetricFamily(
+            "edge_agent_hub_rejected_unawaited",
+            "Rejections of events no longer awaited (also counted as unknown_event results):"
+            " only the hub's record holds them",
+            retired.forwarder("rejected_unawaited", live.get("rejected_unawaited")),
+        )
+        yield CounterMetricFamily(
             "edge_agent_hub_resends",
             "Alerts published again because no hub result came in time",
             retired.forwarder("resends", live.get("resends")),

@@ -34,6 +34,7 @@ def forwarder_counts(status: ForwarderStatus) -> dict[str, int]:
             results=hub.results,
             rejected_by_hub=hub.rejected_by_hub,
             results_unknown=hub.results_unknown,
+            rejected_unawaited=hub.rejected_unawaited,
             results_invalid=hub.results_invalid,
             hub_status_invalid=hub.hub_status_invalid,
             resends=hub.resends,

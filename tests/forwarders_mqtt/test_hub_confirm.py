@@ -182,6 +182,36 @@ async def test_an_event_leaves_the_outbox_only_on_the_hubs_result(
         assert forwarder.status.hub.rejected_by_hub == 1
 
 
+async def test_a_rejection_after_parked_is_counted_and_logged_not_silent(
+    broker: TunedBroker,
+    names: tuple[str, str],
+    outbox: Outbox,
+    hub: ScriptedHub,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``parked`` is final for the agent; a hub that later finds the event poison answers
+    ``rejected`` to nobody waiting. The agent cannot dead-letter it (the event left its
+    outbox), but says so: counted and logged, with the hub's reason."""
+    prefix, site = names
+    sent = alarms(site, 1)
+    outbox.put_many(sent)
+    forwarder = hub_forwarder(broker.port, prefix, site, outbox, tmp_path)
+    async with running(forwarder):
+        await async_wait_until(lambda: outbox.awaiting_count() == 1, what="awaiting")
+        hub.answer(sent[0], "parked")
+        await async_wait_until(lambda: forwarder.status.sent == 1, what="parked is final")
+        hub.answer(sent[0], "ok")  # a copy's answer: usual, quiet
+        hub.answer(sent[0], "rejected", reason="poison", detail="RuntimeError: boom")
+        status = forwarder.status.hub
+        await async_wait_until(lambda: status.results_unknown == 2, what="both unawaited")
+        assert status.rejected_unawaited == 1 and status.rejected_by_hub == 0
+    warnings = [r for r in caplog.records if "no longer awaits" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].reason == "rejected by the hub: poison: RuntimeError: boom"  # type: ignore[attr-defined]
+    assert outbox.dead_letters() == []
+
+
 async def test_no_resend_storm_while_the_hub_is_away_ten_minutes(
     broker: TunedBroker, names: tuple[str, str], outbox: Outbox, hub: ScriptedHub, tmp_path: Path
 ) -> None:
