@@ -157,6 +157,8 @@ def test_downtime_changes_reach_maintainx_once_each_in_order(
     agent.start()
     wait_until(lambda: statuses() == [online], 30, "ONLINE")
     emulator.faults.error_rate = 0.5
+    # And surely some: with only a few requests, the rate alone may inject none.
+    emulator.faults.force_status(500, {"message": "injected"}, count=2)
     background.run(lambda: plant.set_value("p101_running", False))
     wait_until(lambda: statuses() == [online, offline], 30, "OFFLINE")
     agent.kill()
@@ -167,4 +169,4 @@ def test_downtime_changes_reach_maintainx_once_each_in_order(
     time.sleep(1.0)  # a few more polls: nothing new to say
     assert agent.stop() == 0
     assert statuses() == [online, offline, online]
-    assert emulator.faults.injected["500"] > 0
+    assert emulator.faults.injected["forced_500"] == 2
