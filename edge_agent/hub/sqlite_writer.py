@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from edge_agent.hub.store import StoreError, StoreRejected
 
@@ -201,11 +201,24 @@ def _settle(gathered: list[tuple[Op, asyncio.Future[Any]]], error: BaseException
             future.set_exception(error)
 
 
+VALUES_REFUSED: Final = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    sqlite3.NotSupportedError,
+)
+"""SQLite's errors about what was asked, not about the database (as PostgreSQL's are read
+in ``pg_pool``): a constraint, a value out of range, a value SQLite cannot bind."""
+
+
 def _translate(exc: Exception) -> StoreError:
-    """An operation's error as the hub reads it: a busy or broken database may recover (retry),
-    anything else (a value out of range, a constraint) never will for these values."""
-    if isinstance(exc, sqlite3.OperationalError):
-        error = StoreError(f"hub store: {exc}")
+    """An operation's error as the hub reads it. The database failing (busy, locked, I/O,
+    full, a malformed page: any other SQLite error) may recover and must not cost the
+    alert: retried. Values it refuses (``VALUES_REFUSED``, or a value Python cannot hand
+    it) never will: a poison message."""
+    if isinstance(exc, sqlite3.Error) and not isinstance(exc, VALUES_REFUSED):
+        error = StoreError(f"hub store: {type(exc).__name__}: {exc}")
     else:
         error = StoreRejected(f"hub store refused the values: {type(exc).__name__}: {exc}")
     error.__cause__ = exc

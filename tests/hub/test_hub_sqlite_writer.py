@@ -201,3 +201,76 @@ async def test_a_caller_cancelled_before_its_batch_is_sent_still_runs_alone(
         assert writer._gathered == {}  # noqa: SLF001 - nothing held back for the loop
     finally:
         writer.close()
+
+
+def _rows(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE IF NOT EXISTS r (x INTEGER PRIMARY KEY, b BLOB)")
+
+
+async def test_a_malformed_database_is_retried_not_poison(tmp_path: Path) -> None:
+    """A database page gone bad (a power loss on a disk that lies, a bad sector): SQLite's
+    ``DatabaseError`` on a real file. Here it also breaks the call's savepoint, so the
+    whole batch fails: retried, never poison (the broker keeps the alerts until the file is
+    repaired). The next test holds the case where the batch survives the error."""
+    path = tmp_path / "w.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    _rows(db)
+    db.executemany("INSERT INTO r VALUES (?, randomblob(500))", [(x,) for x in range(200)])
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows in the file, not the WAL
+    db.close()
+    with path.open("r+b") as file:  # the table's pages; the schema's page stays readable
+        file.seek(3 * 4096)
+        file.write(b"\xa5" * 4 * 4096)
+    writer = SqliteWriter(path, _rows)
+    try:
+        # A site's alert looked up on a bad page.
+        outcome = await asyncio.gather(
+            writer.call(lambda db: db.execute("SELECT sum(length(b)) FROM r").fetchone()),
+            return_exceptions=True,
+        )
+        assert isinstance(outcome[0], StoreError), outcome
+        assert not isinstance(outcome[0], StoreRejected)  # retried, not poison
+        assert "malformed" in str(outcome[0])
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "poison"),
+    [
+        (sqlite3.DatabaseError("database disk image is malformed"), False),
+        (sqlite3.DatabaseError("file is not a database"), False),
+        (sqlite3.InternalError("internal error"), False),
+        (sqlite3.OperationalError("disk I/O error"), False),
+        (sqlite3.IntegrityError("UNIQUE constraint failed: r.x"), True),
+        (sqlite3.DataError("string or blob too big"), True),
+        (sqlite3.ProgrammingError("Error binding parameter 1: type 'dict' is not supported"), True),
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), True),
+    ],
+)
+async def test_what_sqlite_raises_in_one_call_is_read_as_a_failing_database_or_refused_values(
+    tmp_path: Path, error: Exception, poison: bool
+) -> None:
+    """When the transaction survives one call's error (the batch commits), the error alone
+    decides: the database failing is retried, values refused are poison (as ``pg_pool``
+    reads PostgreSQL's). Before, only ``OperationalError`` was retried: a ``DatabaseError``
+    (a malformed page SQLite saw while the rest of the batch could still commit) made every
+    alert it touched poison."""
+
+    def fail(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (1)")
+        raise error
+
+    writer = SqliteWriter(tmp_path / "w.sqlite", _table)
+    try:
+        outcomes = await asyncio.gather(
+            writer.call(fail), writer.call(_insert(2)), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], StoreError), outcomes
+        assert isinstance(outcomes[0], StoreRejected) is poison
+        assert outcomes[0].__cause__ is error
+        assert outcomes[1] == 1  # the batch committed: the other call's row is in
+        assert await _count(writer) == 1
+    finally:
+        writer.close()
