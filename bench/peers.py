@@ -19,6 +19,11 @@ the ratio agent / bare. Goal (issue 16): at 10 ms the agent's CPU ≤ 1.6× the 
 one after the other (pairs that share the machine's load second by second: on a shared
 machine the windows of one round differ by more than two trees do).
 
+``--floor`` adds a third poller to each round: the bare poller plus the least work that
+any agent with these rules must do with a poll (``bench/floor_modbus_poller.py``: a reading
+record per register, kept as the latest, compared with its limit), and prints the floor
+against the bare poller and the agent against the floor.
+
 ``--stages`` prices each stage of the agent live: the agent as it is and one agent per
 stage with that stage taken out (see ``STAGES``) poll at once beside the bare poller, and
 each stage's price is the whole agent's CPU minus that agent's, round by round. The
@@ -205,11 +210,14 @@ def measure_agent(
         agent.stop()
 
 
-def measure_bare(rate_ms: int, port: int, seconds: float) -> tuple[float, float]:
+def measure_bare(
+    rate_ms: int, port: int, seconds: float, script: str = "bare_modbus_poller.py"
+) -> tuple[float, float]:
+    """The bare poller, or (``script``) the floor poller of ``--floor``."""
     process = subprocess.Popen(
         [
             sys.executable,
-            str(BENCH_DIR / "bare_modbus_poller.py"),
+            str(BENCH_DIR / script),
             str(port),
             str(rate_ms),
             str(REGISTERS),
@@ -220,7 +228,7 @@ def measure_bare(rate_ms: int, port: int, seconds: float) -> tuple[float, float]
     try:
         assert process.stdout is not None
         if process.stdout.readline().strip() != "polling":
-            raise RuntimeError("the bare poller did not start")
+            raise RuntimeError(f"{script} did not start")
         return window(process.pid, seconds)
     finally:
         process.terminate()
@@ -398,6 +406,11 @@ def main() -> int:
         help="with --other-tree: run both agents and the bare poller at once in each window",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor poller (the bare poller plus the least work of the job)",
+    )
+    parser.add_argument(
         "--stages",
         action="store_true",
         help="price each stage live: the agent with one stage out per variant, all at once",
@@ -427,9 +440,15 @@ def main() -> int:
             figures: dict[str, list[tuple[float, float]]] = {"agent": [], "bare": []}
             if args.other_tree:
                 figures["other"] = []
+            if args.floor:
+                figures["floor"] = []
             for _ in range(args.rounds):
                 figures["agent"].append(measure_agent(rate_ms, port, args.window, Path(tmp)))
                 figures["bare"].append(measure_bare(rate_ms, port, args.window))
+                if args.floor:
+                    figures["floor"].append(
+                        measure_bare(rate_ms, port, args.window, "floor_modbus_poller.py")
+                    )
                 if args.other_tree:
                     figures["other"].append(
                         measure_agent(rate_ms, port, args.window, Path(tmp), args.other_tree)
@@ -454,6 +473,21 @@ def main() -> int:
                     f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
                     f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller (per round: "
                     f"{', '.join(f'{r:.2f}' for r in others)})"
+                )
+            if args.floor:
+                # The floor's window follows the bare poller's in each round: per-round pairs.
+                floors = [
+                    f[0] / b[0] for f, b in zip(figures["floor"], figures["bare"], strict=True)
+                ]
+                over = [
+                    a[0] / f[0] for a, f in zip(figures["agent"], figures["floor"], strict=True)
+                ]
+                print(
+                    f"    floor (bare + the job's least work): {cpu['floor']:5.2f} % / "
+                    f"{rss['floor']:5.1f} MiB -> {cpu['floor'] / cpu['bare']:.2f}x the bare poller "
+                    f"(per round: {', '.join(f'{r:.2f}' for r in floors)}); the agent "
+                    f"{cpu['agent'] / cpu['floor']:.2f}x the floor (per round: "
+                    f"{', '.join(f'{r:.2f}' for r in over)})"
                 )
             for name, runs in figures.items():
                 print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))
