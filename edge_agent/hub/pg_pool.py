@@ -8,11 +8,16 @@ from __future__ import annotations
 import contextlib
 import queue
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
 from edge_agent.hub.store import StoreError, StoreRejected
+
+DATABASE_NOT_AS_BUILT: Final = frozenset({"42501", "42P01", "42703", "3F000"})
+"""SQLSTATEs of a database not as the hub built it: a privilege revoked, a table, a column
+or the schema missing. psycopg raises them as ``ProgrammingError``, but they are about the
+database, not the values, and every alert would fail alike: retried, never poison."""
 
 
 class PgPool:
@@ -43,6 +48,9 @@ class PgPool:
                 conn = self._connect()
             yield conn
         except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            if exc.sqlstate in DATABASE_NOT_AS_BUILT:
+                # A grant revoked, a table missing: the database failing, not the values.
+                raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
             # These values can never be written (out of range, a constraint): not an outage.
             raise StoreRejected(f"PostgreSQL: {type(exc).__name__}: {exc.sqlstate}") from exc
         except psycopg.Error as exc:

@@ -207,19 +207,28 @@ VALUES_REFUSED: Final = (
     sqlite3.ProgrammingError,
     sqlite3.InterfaceError,
     sqlite3.NotSupportedError,
+    OverflowError,
+    TypeError,
+    ValueError,
 )
-"""SQLite's errors about what was asked, not about the database (as PostgreSQL's are read
-in ``pg_pool``): a constraint, a value out of range, a value SQLite cannot bind."""
+"""Errors about what was asked, not about the database (as ``pg_pool`` reads PostgreSQL's):
+a constraint, a value too big or out of range, a value SQLite cannot bind or encode."""
 
 
-def _translate(exc: Exception) -> StoreError:
-    """An operation's error as the hub reads it. The database failing (busy, locked, I/O,
-    full, a malformed page: any other SQLite error) may recover and must not cost the
-    alert: retried. Values it refuses (``VALUES_REFUSED``, or a value Python cannot hand
-    it) never will: a poison message."""
-    if isinstance(exc, sqlite3.Error) and not isinstance(exc, VALUES_REFUSED):
+def _translate(exc: Exception) -> Exception:
+    """An operation's error as the hub reads it. Values refused (``VALUES_REFUSED``) never
+    fit: a poison message. The database failing (busy, locked, I/O, full, a malformed page,
+    out of memory: any other SQLite error, and ``MemoryError``, which is how SQLITE_NOMEM
+    reaches Python) may recover and must not cost the alert: retried. Anything else is a
+    bug in the operation, handed on as it is to the caller's path for surprises (as
+    ``pg_pool`` does), not read as the values' fault."""
+    if isinstance(exc, VALUES_REFUSED):
+        error: StoreError = StoreRejected(
+            f"hub store refused the values: {type(exc).__name__}: {exc}"
+        )
+    elif isinstance(exc, sqlite3.Error | MemoryError):
         error = StoreError(f"hub store: {type(exc).__name__}: {exc}")
     else:
-        error = StoreRejected(f"hub store refused the values: {type(exc).__name__}: {exc}")
+        return exc
     error.__cause__ = exc
     return error

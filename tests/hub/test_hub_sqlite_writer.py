@@ -247,6 +247,8 @@ async def test_a_malformed_database_is_retried_not_poison(tmp_path: Path) -> Non
         (sqlite3.DataError("string or blob too big"), True),
         (sqlite3.ProgrammingError("Error binding parameter 1: type 'dict' is not supported"), True),
         (OverflowError("Python int too large to convert to SQLite INTEGER"), True),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
+        (MemoryError(), False),  # how SQLITE_NOMEM reaches Python
     ],
 )
 async def test_what_sqlite_raises_in_one_call_is_read_as_a_failing_database_or_refused_values(
@@ -272,5 +274,26 @@ async def test_what_sqlite_raises_in_one_call_is_read_as_a_failing_database_or_r
         assert outcomes[0].__cause__ is error
         assert outcomes[1] == 1  # the batch committed: the other call's row is in
         assert await _count(writer) == 1
+    finally:
+        writer.close()
+
+
+async def test_a_bug_in_one_call_is_handed_on_as_it_is(tmp_path: Path) -> None:
+    """An operation's own bug is neither the database failing nor values refused: the caller
+    gets it as raised (the consumer's path for surprises: one more try, then poison), as
+    from PostgreSQL; the batch's other calls commit."""
+
+    def buggy(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (1)")
+        raise KeyError("a field the operation expected")
+
+    writer = SqliteWriter(tmp_path / "w.sqlite", _table)
+    try:
+        outcomes = await asyncio.gather(
+            writer.call(buggy), writer.call(_insert(2)), return_exceptions=True
+        )
+        assert type(outcomes[0]) is KeyError, outcomes
+        assert outcomes[1] == 1
+        assert await _count(writer) == 1  # the buggy call's row was rolled back
     finally:
         writer.close()
