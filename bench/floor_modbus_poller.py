@@ -44,7 +44,7 @@ async def poll(port: int, rate_ms: int, count: int) -> None:
         if response.isError():
             raise SystemExit(f"read failed: {response}")
         now_ns = time.time_ns()
-        for sensor, value, limit in zip(sensors, response.registers, limits):
+        for sensor, value, limit in zip(sensors, response.registers, limits, strict=True):
             reading = (sensor, value, now_ns)
             latest[sensor] = reading
             if value > limit:

@@ -1,7 +1,8 @@
 """The agent beside the bare library: CPU and memory of polling the same Modbus registers.
 
-One Modbus simulator (`edge-agent simulate modbus`, its own process) serves two pollers that
-take turns, window after window in one run, so that both see the same machine load:
+One Modbus simulator (`edge-agent simulate modbus`, its own process) serves two pollers (three
+with ``--floor``) that take turns, window after window in one run, so that all see the same
+machine load:
 
 - the agent (`edge-agent run`): 100 holding registers as 100 uint16 sensors, 100 threshold
   rules that never trip, MaintainX forwarding (nothing to send);
@@ -22,7 +23,9 @@ machine the windows of one round differ by more than two trees do).
 ``--floor`` adds a third poller to each round: the bare poller plus the least work that
 any agent with these rules must do with a poll (``bench/floor_modbus_poller.py``: a reading
 record per register, kept as the latest, compared with its limit), and prints the floor
-against the bare poller and the agent against the floor.
+against the bare poller and the agent against the floor. The order of the windows turns by
+one each round (a load that drifts over a round favours no poller). Not with ``--together``
+or ``--stages``.
 
 ``--stages`` prices each stage of the agent live: the agent as it is and one agent per
 stage with that stage taken out (see ``STAGES``) poll at once beside the bare poller, and
@@ -42,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +188,30 @@ def rss_mib(pid: int) -> float:
     return pages * PAGE / 2**20
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a process that exited stays a zombie until it is waited for,
+    and its /proc figures stay readable: a window over it would measure nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def window(pid: int, seconds: float) -> tuple[float, float]:
     """CPU % of one core over ``seconds`` after the warm-up, and the RSS at the end."""
     time.sleep(WARMUP_S)
     cpu0, wall0 = cpu_s(pid), time.perf_counter()
     time.sleep(seconds)
     cpu1, wall1 = cpu_s(pid), time.perf_counter()
-    return 100 * (cpu1 - cpu0) / (wall1 - wall0), rss_mib(pid)
+    if not alive(pid):
+        raise RuntimeError(f"process {pid} exited during its window: its figures are not a poll")
+    cpu = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+    if cpu <= 0:
+        raise RuntimeError(
+            f"process {pid} used no CPU tick in {seconds:.0f} s: the window is too short"
+        )
+    return cpu, rss_mib(pid)
 
 
 def measure_agent(
@@ -418,6 +439,8 @@ def main() -> int:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     os.environ["BENCH_MX_KEY"] = "peers-bench-key"
+    if args.floor and (args.stages or args.together):
+        parser.error("--floor runs in the alternating windows: not with --stages or --together")
     if args.stages:
         for rate_ms in rates:
             stages(args, rate_ms)
@@ -442,17 +465,24 @@ def main() -> int:
                 figures["other"] = []
             if args.floor:
                 figures["floor"] = []
-            for _ in range(args.rounds):
-                figures["agent"].append(measure_agent(rate_ms, port, args.window, Path(tmp)))
-                figures["bare"].append(measure_bare(rate_ms, port, args.window))
-                if args.floor:
-                    figures["floor"].append(
-                        measure_bare(rate_ms, port, args.window, "floor_modbus_poller.py")
-                    )
-                if args.other_tree:
-                    figures["other"].append(
-                        measure_agent(rate_ms, port, args.window, Path(tmp), args.other_tree)
-                    )
+            measures: dict[str, Callable[[], tuple[float, float]]] = {
+                "agent": lambda: measure_agent(rate_ms, port, args.window, Path(tmp)),
+                "bare": lambda: measure_bare(rate_ms, port, args.window),
+            }
+            if args.floor:
+                measures["floor"] = lambda: measure_bare(
+                    rate_ms, port, args.window, "floor_modbus_poller.py"
+                )
+            if args.other_tree:
+                measures["other"] = lambda: measure_agent(
+                    rate_ms, port, args.window, Path(tmp), args.other_tree
+                )
+            order = list(measures)
+            for round_index in range(args.rounds):
+                # With --floor the order turns each round; without, it is as it always was.
+                turn = round_index % len(order) if args.floor else 0
+                for name in order[turn:] + order[:turn]:
+                    figures[name].append(measures[name]())
             cpu = {k: statistics.median(c for c, _ in v) for k, v in figures.items()}
             rss = {k: statistics.median(r for _, r in v) for k, v in figures.items()}
             ratios = [a[0] / b[0] for a, b in zip(figures["agent"], figures["bare"], strict=True)]
@@ -465,7 +495,7 @@ def main() -> int:
             )
             if args.other_tree:
                 # Each round's own pair: the bare poller's window sits between the two
-                # agents' windows, so a round's ratios share its load.
+                # agents' windows (without --floor), so a round's ratios share its load.
                 others = [
                     o[0] / b[0] for o, b in zip(figures["other"], figures["bare"], strict=True)
                 ]
@@ -475,7 +505,7 @@ def main() -> int:
                     f"{', '.join(f'{r:.2f}' for r in others)})"
                 )
             if args.floor:
-                # The floor's window follows the bare poller's in each round: per-round pairs.
+                # Per-round pairs; the windows' order turned each round (above).
                 floors = [
                     f[0] / b[0] for f, b in zip(figures["floor"], figures["bare"], strict=True)
                 ]
