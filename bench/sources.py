@@ -147,6 +147,8 @@ def run_load_test(duration_s: float) -> dict[str, float]:
             str(opcua_port),
             "--nodes",
             str(OPCUA_NODES),
+            "--control-port",
+            "0",  # not the port after the simulator's, which may be taken
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -47,6 +47,10 @@ def modbus_simulator(registers: int = REGISTERS) -> Iterator[int]:
             "--registers",
             str(registers + 16),
             "--no-profiles",
+            # Any free port for its control endpoint: the default, the port after the
+            # simulator's, may be taken (a run lost to "Address already in use").
+            "--control-port",
+            "0",
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -53,6 +53,8 @@ def simulator_process(
             str(port),
             "--nodes",
             str(nodes),
+            "--control-port",
+            "0",  # not the port after the simulator's, which may be taken
             *extra_args,
         ],
         cwd=REPO_ROOT,
