@@ -14,6 +14,7 @@ import asyncio
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,34 +34,41 @@ PATTERN: list[dict[str, Any]] = (
 
 @contextmanager
 def modbus_simulator(registers: int = REGISTERS) -> Iterator[int]:
-    """`edge-agent simulate modbus` in another process; yields its port."""
+    """`edge-agent simulate modbus` in another process; yields its port. Its stderr goes to a
+    file shown only if it does not start: pymodbus logs an error with its last frames in hex
+    each time a poller the benchmarks stop leaves mid-request."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge_agent",
-            "simulate",
-            "modbus",
-            "--port",
-            str(port),
-            "--registers",
-            str(registers + 16),
-            "--no-profiles",
-            # Any free port for its control endpoint: the default, the port after the
-            # simulator's, may be taken (a run lost to "Address already in use").
-            "--control-port",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port(port):
-            raise RuntimeError(f"the simulator did not listen on {port}")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "simulate",
+                "modbus",
+                "--port",
+                str(port),
+                "--registers",
+                str(registers + 16),
+                "--no-profiles",
+                # Any free port for its control endpoint: the default, the port after the
+                # simulator's, may be taken (a run lost to "Address already in use").
+                "--control-port",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            if not wait_for_port(port):
+                errors.seek(0)
+                raise RuntimeError(
+                    f"the simulator did not listen on {port}: {errors.read()[-2000:]}"
+                )
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def bench_sensors(connection: str = "plc", count: int = 2500) -> dict[str, Any]:
