@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 
-async def poll(port: int, rate_ms: int, count: int) -> None:
-    """Read the registers every ``rate_ms`` until killed, skipping missed boundaries."""
+async def poll(
+    port: int, rate_ms: int, count: int, job: Callable[[Any], None] | None = None
+) -> None:
+    """Read the registers every ``rate_ms`` until killed, skipping missed boundaries.
+    ``job`` (``floor_modbus_poller.py``'s) is given each response, when there is one."""
     from pymodbus.client import AsyncModbusTcpClient
 
     client = AsyncModbusTcpClient("127.0.0.1", port=port)
@@ -26,6 +31,8 @@ async def poll(port: int, rate_ms: int, count: int) -> None:
         response = await client.read_holding_registers(0, count=count, device_id=1)
         if response.isError():
             raise SystemExit(f"read failed: {response}")
+        if job is not None:
+            job(response)
         next_start += interval
         now = time.monotonic()
         if now > next_start:

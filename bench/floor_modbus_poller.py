@@ -1,6 +1,6 @@
 """The floor of the agent's Modbus job, for ``bench/peers.py --floor``: the bare poller
-(``bare_modbus_poller.py``) plus the least that any agent with threshold rules must do with
-each poll, written as plainly as Python allows, and nothing else:
+(``bare_modbus_poller.py``, its very loop) plus the least that any agent with threshold
+rules must do with each poll, written as plainly as Python allows, and nothing else:
 
 - one time stamp for the poll;
 - per register: one reading record (sensor id, value, time), kept as that sensor's latest
@@ -19,44 +19,32 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
+
+from bare_modbus_poller import poll
 
 LIMIT = 70000
 """Above any uint16: the rules never trip (the agent's rules in ``bench/peers.py``)."""
 
 
-async def poll(port: int, rate_ms: int, count: int) -> None:
-    """Read the registers every ``rate_ms`` until killed, skipping missed boundaries, and
-    do the floor's job with each poll."""
-    from pymodbus.client import AsyncModbusTcpClient
-
+def least_work(count: int) -> Callable[[Any], None]:
+    """The job's least work on one poll's response, for ``count`` sensors and rules."""
     sensors = [f"r{i}" for i in range(count)]
     limits = [LIMIT] * count
     latest: dict[str, tuple[str, int, int]] = {}
-    fired: list[tuple[str, int, int]] = []
-    client = AsyncModbusTcpClient("127.0.0.1", port=port)
-    if not await client.connect():
-        raise SystemExit(f"cannot connect to 127.0.0.1:{port}")
-    interval = rate_ms / 1000
-    next_start = time.monotonic()
-    print("polling", flush=True)
-    while True:
-        response = await client.read_holding_registers(0, count=count, device_id=1)
-        if response.isError():
-            raise SystemExit(f"read failed: {response}")
+
+    def job(response: Any) -> None:
         now_ns = time.time_ns()
         for sensor, value, limit in zip(sensors, response.registers, limits, strict=True):
             reading = (sensor, value, now_ns)
             latest[sensor] = reading
             if value > limit:
-                fired.append(reading)
-        if fired:
-            raise SystemExit(f"a rule tripped: {fired[0]}")
-        next_start += interval
-        now = time.monotonic()
-        if now > next_start:
-            next_start = now
-        await asyncio.sleep(next_start - now)
+                raise SystemExit(f"a rule tripped: {reading}")
+
+    return job
 
 
 if __name__ == "__main__":
-    asyncio.run(poll(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
+    count = int(sys.argv[3])
+    asyncio.run(poll(int(sys.argv[1]), int(sys.argv[2]), count, least_work(count)))

@@ -411,6 +411,12 @@ def stages(args: argparse.Namespace, rate_ms: int) -> None:
         )
 
 
+def per_round(figures: dict[str, list[tuple[float, float]]], top: str, bottom: str) -> str:
+    """One poller's CPU over another's, round by round (a round's windows share its load)."""
+    pairs = zip(figures[top], figures[bottom], strict=True)
+    return ", ".join(f"{t[0] / b[0]:.2f}" for t, b in pairs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", default="10,100", help="poll intervals in ms")
@@ -485,39 +491,29 @@ def main() -> int:
                     figures[name].append(measures[name]())
             cpu = {k: statistics.median(c for c, _ in v) for k, v in figures.items()}
             rss = {k: statistics.median(r for _, r in v) for k, v in figures.items()}
-            ratios = [a[0] / b[0] for a, b in zip(figures["agent"], figures["bare"], strict=True)]
             print(
                 f"every {rate_ms:>4} ms: agent {cpu['agent']:5.2f} % / {rss['agent']:5.1f} MiB, "
                 f"bare pymodbus {cpu['bare']:5.2f} % / {rss['bare']:5.1f} MiB -> CPU ratio "
                 f"{cpu['agent'] / cpu['bare']:.2f}x (per round: "
-                f"{', '.join(f'{r:.2f}' for r in ratios)})"
+                f"{per_round(figures, 'agent', 'bare')})"
                 + (" (goal <= 1.6x)" if rate_ms == 10 else "")
             )
             if args.other_tree:
                 # Each round's own pair: the bare poller's window sits between the two
                 # agents' windows (without --floor), so a round's ratios share its load.
-                others = [
-                    o[0] / b[0] for o, b in zip(figures["other"], figures["bare"], strict=True)
-                ]
                 print(
                     f"    other tree: agent {cpu['other']:5.2f} % / {rss['other']:5.1f} MiB "
                     f"-> CPU ratio {cpu['other'] / cpu['bare']:.2f}x the bare poller (per round: "
-                    f"{', '.join(f'{r:.2f}' for r in others)})"
+                    f"{per_round(figures, 'other', 'bare')})"
                 )
             if args.floor:
                 # Per-round pairs; the windows' order turned each round (above).
-                floors = [
-                    f[0] / b[0] for f, b in zip(figures["floor"], figures["bare"], strict=True)
-                ]
-                over = [
-                    a[0] / f[0] for a, f in zip(figures["agent"], figures["floor"], strict=True)
-                ]
                 print(
                     f"    floor (bare + the job's least work): {cpu['floor']:5.2f} % / "
                     f"{rss['floor']:5.1f} MiB -> {cpu['floor'] / cpu['bare']:.2f}x the bare poller "
-                    f"(per round: {', '.join(f'{r:.2f}' for r in floors)}); the agent "
+                    f"(per round: {per_round(figures, 'floor', 'bare')}); the agent "
                     f"{cpu['agent'] / cpu['floor']:.2f}x the floor (per round: "
-                    f"{', '.join(f'{r:.2f}' for r in over)})"
+                    f"{per_round(figures, 'agent', 'floor')})"
                 )
             for name, runs in figures.items():
                 print(f"    {name:5s} windows: " + ", ".join(f"{c:.2f} %" for c, _ in runs))
